@@ -1,0 +1,99 @@
+# iolab top-level Makefile.
+#
+#   make             configure (when needed) and build everything
+#   make check       all test layers: unit, iolab qtests, upstream qtests, guest
+#   make run         boot the embedded guest with our devices and print a report
+#   make bench       benchmarks; figures go to docs/benchmarks.md by hand
+#   make check-slow  longer suites (the whole upstream x86_64 qtest suite)
+#   make clean       remove build/ (the tarball cache in ~/.cache stays)
+#
+# One test:  make check-unit T=test-fault-ring
+#            make check-qtest T=iolab/iolab-build-test
+# SPDX-License-Identifier: GPL-2.0-or-later
+
+SRC := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+BUILD := $(SRC)/build
+OBJ := $(BUILD)/obj
+UNIT := $(BUILD)/unit
+EMULATOR := $(BUILD)/qemu-system-x86_64
+NINJA ?= ninja
+MESON ?= meson
+
+# Upstream qtests that cover what our patches and devices touch: the vIOMMU,
+# q35, virtio-net/blk through qos-test's qgraph, and migration.
+UPSTREAM_QTESTS := intel-iommu-test q35-test qos-test migration-test
+# The migration smoke: one plain precopy over a unix socket.
+MIGRATION_SMOKE := /x86_64/migration/precopy/unix/plain
+
+IOLAB_QTEST_TARGETS := $(shell sed -n "s/^ *'\([a-z0-9-]*\)': *\[.*/\1/p" \
+	$(SRC)/tests/qtest/meson.build)
+
+NINJA_TARGETS := qemu-system-x86_64 qemu-img \
+	$(addprefix tests/qtest/,$(UPSTREAM_QTESTS)) \
+	$(addprefix tests/qtest/iolab/,$(IOLAB_QTEST_TARGETS))
+
+.PHONY: all build configure unit check check-unit check-qtest \
+	check-upstream check-upstream-qtests check-migration-smoke \
+	check-guest check-slow run bench clean guest
+
+all: build unit
+
+# configure is re-run when it or a patch changes; it is cheap when nothing
+# did, and it starts build/obj afresh when the upstream source changed.
+$(OBJ)/build.ninja: $(SRC)/configure $(wildcard $(SRC)/patches/*.patch)
+	cd $(SRC) && ./configure
+	touch $@
+
+configure: $(OBJ)/build.ninja
+
+build: $(OBJ)/build.ninja
+	$(NINJA) -C $(OBJ) $(NINJA_TARGETS)
+	$(MAKE) -C $(OBJ) pc-bios/optionrom/all
+	ln -sfn obj/qemu-system-x86_64 $(EMULATOR)
+
+$(UNIT)/build.ninja: $(SRC)/meson.build
+	$(MESON) setup --reconfigure $(UNIT) $(SRC) >/dev/null || \
+		{ rm -rf $(UNIT) && $(MESON) setup $(UNIT) $(SRC); }
+
+unit: $(UNIT)/build.ninja
+	$(NINJA) -C $(UNIT)
+
+guest:
+	$(SRC)/scripts/build-guest
+
+check: all
+	@$(SRC)/scripts/check-all
+
+check-unit: unit
+	$(MESON) test -C $(UNIT) --no-rebuild --print-errorlogs $(T)
+
+check-qtest: build
+	$(MESON) test -C $(OBJ) --no-rebuild --print-errorlogs \
+		$(if $(T),$(T),--suite iolab)
+
+check-upstream: check-upstream-qtests check-migration-smoke
+
+check-upstream-qtests: build
+	$(MESON) test -C $(OBJ) --no-rebuild --print-errorlogs \
+		$(addprefix qtest-x86_64/,$(filter-out migration-test,$(UPSTREAM_QTESTS)))
+
+check-migration-smoke: build
+	cd $(OBJ) && QTEST_QEMU_BINARY=./qemu-system-x86_64 \
+		QTEST_QEMU_IMG=./qemu-img \
+		./tests/qtest/migration-test --tap -k -p $(MIGRATION_SMOKE)
+
+check-guest: build guest
+	@$(SRC)/tests/guest/run-all
+
+check-slow: all
+	$(NINJA) -C $(OBJ)
+	$(MESON) test -C $(OBJ) --no-rebuild --print-errorlogs --suite qtest-x86_64
+
+run: all guest
+	@$(SRC)/scripts/run-demo
+
+bench: all
+	@$(SRC)/scripts/bench
+
+clean:
+	rm -rf $(BUILD)
