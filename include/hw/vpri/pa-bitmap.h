@@ -1,0 +1,160 @@
+/*
+ * VPRI core: PA-BITMAP, the on-device page attribute bitmap
+ *
+ * One 2-bit page attribute entry (PAE) per 4 KiB page of a device's DMA
+ * address space.  The device consults it on every DMA instead of asking
+ * an IOMMU (no ATS); a DMA the bitmap does not permit is an I/O page
+ * fault, which the device reports over the fault ring (no PRI).
+ *
+ * The SOSP'24 VPRI talk says only "2 bits per PAE, 4 KB per PAE"; the
+ * meaning of the bits below is our own design:
+ *
+ *   00  not present   every DMA faults
+ *   01  read-only     DMA reads pass, DMA writes fault
+ *   11  read-write    every DMA passes
+ *   10  reserved      never written by a correct host; treated as not
+ *                     present and counted as an error when a DMA hits it
+ *
+ * Bit 0 is therefore "readable" and bit 1 "writable too"; 10 would be a
+ * write-only page, which nothing needs.
+ *
+ * Lookups are lock-free.  Updates are lock-free too and never tear an
+ * entry.  Before the host reuses a page whose rights it lowered, it must
+ * call pab_fence(): see the fence rule in pa-bitmap.c.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef HW_VPRI_PA_BITMAP_H
+#define HW_VPRI_PA_BITMAP_H
+
+#include <stdint.h>
+
+#define PAB_PAGE_SHIFT 12
+#define PAB_PAGE_SIZE ((uint64_t)1 << PAB_PAGE_SHIFT)
+#define PAB_PAGE_MASK (~(PAB_PAGE_SIZE - 1))
+
+/* Largest size accepted by pab_new(): keeps every byte address in 64 bits */
+#define PAB_MAX_PAGES ((uint64_t)1 << (64 - PAB_PAGE_SHIFT))
+
+typedef enum PabState {
+    PAB_NOT_PRESENT = 0,
+    PAB_READ_ONLY = 1,
+    PAB_RESERVED = 2,
+    PAB_READ_WRITE = 3,
+} PabState;
+
+#define PAB_NR_STATES 4
+
+typedef enum PabAccess {
+    PAB_ACCESS_READ = 0,
+    PAB_ACCESS_WRITE = 1,
+} PabAccess;
+
+typedef enum PabResult {
+    PAB_OK = 0,
+    /* Some page lacks the right; the host can fix this. */
+    PAB_FAULT = 1,
+    /* Outside the address space; no host action can fix this. */
+    PAB_OUT_OF_RANGE = 2,
+} PabResult;
+
+typedef struct PaBitmap PaBitmap;
+
+/* Returned by pab_dma_begin(); hand it back to pab_dma_end(). */
+typedef struct PabDmaToken {
+    unsigned int slot;
+} PabDmaToken;
+
+typedef struct PabStats {
+    uint64_t npages;
+    /* Entries in each state, indexed by PabState; sum is npages. */
+    uint64_t entries[PAB_NR_STATES];
+    /* Lookups whose first faulting entry held the reserved pattern. */
+    uint64_t reserved_hits;
+    uint64_t faults;
+    uint64_t out_of_range;
+    /* Calls to pab_set/raise/lower, whether or not they changed much. */
+    uint64_t host_updates;
+    /* Words actually rewritten: the cost of the updates on a real device */
+    uint64_t word_writes;
+    uint64_t entries_raised;
+    uint64_t entries_lowered;
+    uint64_t fences;
+    /* DMAs now between pab_dma_begin() and pab_dma_end(). */
+    uint64_t dma_inflight;
+} PabStats;
+
+/* Returns NULL if @npages is 0 or above PAB_MAX_PAGES, or out of memory. */
+PaBitmap *pab_new(uint64_t npages);
+void pab_free(PaBitmap *pab);
+uint64_t pab_npages(const PaBitmap *pab);
+
+/* The raw entry of page @pfn; PAB_NOT_PRESENT if @pfn is out of range. */
+PabState pab_get(PaBitmap *pab, uint64_t pfn);
+
+/*
+ * Is an @access of @len bytes at DMA address @addr permitted?  On
+ * PAB_FAULT, *@fault_page (if not NULL) receives the page-aligned
+ * address of the lowest page that lacks the right.  A zero @len checks
+ * nothing but @addr must still lie inside the address space.  Each
+ * entry is read atomically, but a multi-page lookup is not a snapshot
+ * of the whole range; use pab_dma_begin() when the fence rule matters.
+ */
+PabResult pab_lookup(PaBitmap *pab, uint64_t addr, uint64_t len,
+                     PabAccess access, uint64_t *fault_page);
+
+/*
+ * Host updates of @npages entries from page @pfn.  Each entry changes
+ * atomically with respect to lookups.  They return the number of
+ * entries changed, -ERANGE if the range leaves the address space, or
+ * -EINVAL for a @state the operation does not accept.
+ *
+ * pab_set_range: every entry becomes @state.  Any state, reserved
+ *     included, is accepted, as a raw register write would be.
+ * pab_raise_range: grant at least @state (READ_ONLY or READ_WRITE);
+ *     never removes a right.  Reserved entries become @state.
+ * pab_lower_range: keep at most @state (NOT_PRESENT, READ_ONLY or
+ *     READ_WRITE); never grants a right.  Reserved entries become
+ *     NOT_PRESENT, so lowering always leaves valid entries.
+ *
+ * After any call that may have removed a right, call pab_fence() before
+ * reclaiming or changing the pages.
+ */
+int64_t pab_set_range(PaBitmap *pab, uint64_t pfn, uint64_t npages,
+                      PabState state);
+int64_t pab_raise_range(PaBitmap *pab, uint64_t pfn, uint64_t npages,
+                        PabState state);
+int64_t pab_lower_range(PaBitmap *pab, uint64_t pfn, uint64_t npages,
+                        PabState state);
+
+/*
+ * Device side of the fence rule.  Enters the current epoch, then does
+ * pab_lookup() into *@result and *@fault_page.  The caller must call
+ * pab_dma_end() with the token whatever the result, and must do so as
+ * soon as the data transfer is done.  It must not hold the token while
+ * waiting for a fault to be serviced: that would deadlock the host's
+ * pab_fence().
+ */
+PabDmaToken pab_dma_begin(PaBitmap *pab, uint64_t addr, uint64_t len,
+                          PabAccess access, PabResult *result,
+                          uint64_t *fault_page);
+void pab_dma_end(PaBitmap *pab, PabDmaToken token);
+
+/*
+ * Host side of the fence rule: returns once every DMA that began before
+ * the call has ended.  Afterwards, every DMA sees the bitmap as it was
+ * when pab_fence() was called, or newer.  Fences are serialized.
+ */
+void pab_fence(PaBitmap *pab);
+
+void pab_get_stats(PaBitmap *pab, PabStats *stats);
+
+/*
+ * Recount entries[] by scanning the bitmap.  Meant for tests and
+ * debugging: with no update running it must equal the counts kept by
+ * pab_get_stats().
+ */
+void pab_count_entries(PaBitmap *pab, uint64_t entries[PAB_NR_STATES]);
+
+#endif
