@@ -49,6 +49,9 @@ configure: $(OBJ)/build.ninja
 build: $(OBJ)/build.ninja
 	$(NINJA) -C $(OBJ) $(NINJA_TARGETS)
 	$(MAKE) -C $(OBJ) pc-bios/optionrom/all
+	@# Run from the build tree, QEMU looks for data under qemu-bundle/<path>.
+	mkdir -p $(OBJ)/qemu-bundle$(dir $(BUILD)/firmware)
+	ln -sfn $(BUILD)/firmware $(OBJ)/qemu-bundle$(BUILD)/firmware
 	ln -sfn obj/qemu-system-x86_64 $(EMULATOR)
 
 $(UNIT)/build.ninja: $(SRC)/meson.build
