@@ -1,0 +1,534 @@
+/*
+ * vpri-blk: a virtio-blk compatible PCI device that takes I/O page faults
+ *
+ * The unmodified Linux virtio_blk driver sees a modern virtio block device.
+ * Every access to rings and buffers goes through the PA-BITMAP check; a
+ * request whose DMA faults is held at the stage it reached, its queue is
+ * blocked, and it continues from that stage once the host has paged the
+ * memory in.  Other queues keep going.
+ *
+ * Data moves through a bounce buffer: the device gathers guest data before
+ * the backend write and scatters it after the backend read, so the backend
+ * never touches guest memory behind the PA-BITMAP's back.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/log.h"
+#include "qemu/units.h"
+#include "qapi/error.h"
+#include "hw/block/block.h"
+#include "hw/qdev-properties.h"
+#include "hw/qdev-properties-system.h"
+#include "system/block-backend.h"
+#include "standard-headers/linux/virtio_blk.h"
+#include "standard-headers/linux/virtio_ring.h"
+#include "hw/vpri/vpri-virtio-pci.h"
+
+#define TYPE_VPRI_BLK "vpri-blk"
+OBJECT_DECLARE_SIMPLE_TYPE(VpriBlk, VPRI_BLK)
+
+#define VPRI_BLK_SECTOR_SIZE 512
+#define VPRI_BLK_SEG_MAX     126
+#define VPRI_BLK_HDR_SIZE    16
+
+/* Where a request is: a fault holds it there, a retry resumes there. */
+typedef enum VpriBlkStage {
+    STAGE_HEADER,       /* read the request header */
+    STAGE_GATHER,       /* copy write data from the guest */
+    STAGE_BACKEND,      /* backend I/O in flight */
+    STAGE_SCATTER,      /* copy read data to the guest */
+    STAGE_STATUS,       /* write the status byte */
+    STAGE_PUSH,         /* put it in the used ring */
+} VpriBlkStage;
+
+typedef struct VpriBlkReq {
+    struct VpriBlk *s;
+    uint16_t queue;
+    VpriBlkStage stage;
+    uint32_t type;
+    uint64_t sector;
+    uint8_t status;
+    uint32_t data_len;
+    uint32_t written;
+    void *bounce;
+    QEMUIOVector qiov;
+    QTAILQ_ENTRY(VpriBlkReq) next;
+    VirtqElem elem;             /* last: it is large */
+} VpriBlkReq;
+
+typedef QTAILQ_HEAD(, VpriBlkReq) VpriBlkReqList;
+
+struct VpriBlk {
+    VpriVirtioPCI parent_obj;
+
+    BlockConf conf;
+    char *serial;
+    uint16_t num_queues;
+    uint16_t queue_size;
+
+    /* Per queue: requests waiting for their queue to run again, in order. */
+    VpriBlkReqList *held;
+    uint64_t inflight;
+};
+
+static uint64_t vpri_blk_capacity(VpriBlk *s)
+{
+    int64_t len = blk_getlength(s->conf.blk);
+
+    return len < 0 ? 0 : len / VPRI_BLK_SECTOR_SIZE;
+}
+
+static void vpri_blk_req_free(VpriBlkReq *req)
+{
+    if (req->bounce) {
+        qemu_vfree(req->bounce);
+    }
+    qemu_iovec_destroy(&req->qiov);
+    g_free(req);
+}
+
+static void vpri_blk_run_req(VpriBlkReq *req);
+
+/*
+ * The request's DMA hit a non-present page: keep it at this stage and stop
+ * the queue until the host resolves the fault.
+ */
+static void vpri_blk_hold(VpriBlkReq *req, uint64_t fault_addr, bool write)
+{
+    VpriBlk *s = req->s;
+
+    /* It was the oldest runnable request of its queue: it stays first. */
+    QTAILQ_INSERT_HEAD(&s->held[req->queue], req, next);
+    vpri_virtio_pci_queue_fault(VPRI_VIRTIO_PCI(s), req->queue, fault_addr,
+                                write);
+}
+
+/* Returns false if the request stopped (held, or the device is broken). */
+static bool vpri_blk_dma_result(VpriBlkReq *req, int ret, uint64_t fault_addr,
+                                bool write, const char *what)
+{
+    VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(req->s);
+
+    if (ret == 0) {
+        return true;
+    }
+    if (ret == VIRTQ_FAULT) {
+        vpri_blk_hold(req, fault_addr, write);
+        return false;
+    }
+    vpri_virtio_pci_guest_error(vp, "queue %u: DMA error on %s", req->queue,
+                                what);
+    vpri_blk_req_free(req);
+    return false;
+}
+
+static void vpri_blk_backend_done(void *opaque, int ret)
+{
+    VpriBlkReq *req = opaque;
+    VpriBlk *s = req->s;
+    VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(s);
+
+    s->inflight--;
+    if (ret < 0) {
+        req->status = VIRTIO_BLK_S_IOERR;
+        block_acct_failed(blk_get_stats(s->conf.blk), NULL);
+    }
+    req->stage = req->type == VIRTIO_BLK_T_IN && ret >= 0 ?
+                 STAGE_SCATTER : STAGE_STATUS;
+    if (vpri_virtio_pci_broken(vp)) {
+        vpri_blk_req_free(req);
+        return;
+    }
+    /* While the queue is blocked, nothing of it touches guest memory. */
+    if (vp->queues[req->queue].blocked ||
+        !QTAILQ_EMPTY(&s->held[req->queue])) {
+        QTAILQ_INSERT_TAIL(&s->held[req->queue], req, next);
+        return;
+    }
+    vpri_blk_run_req(req);
+}
+
+static void vpri_blk_submit(VpriBlkReq *req)
+{
+    VpriBlk *s = req->s;
+    BlockBackend *blk = s->conf.blk;
+    uint64_t capacity = vpri_blk_capacity(s);
+    uint64_t nsec = req->data_len / VPRI_BLK_SECTOR_SIZE;
+
+    switch (req->type) {
+    case VIRTIO_BLK_T_IN:
+    case VIRTIO_BLK_T_OUT:
+        if (req->data_len % VPRI_BLK_SECTOR_SIZE ||
+            req->sector > capacity || nsec > capacity - req->sector) {
+            qemu_log_mask(LOG_GUEST_ERROR,
+                          "vpri-blk: request sector %" PRIu64 " + %" PRIu64
+                          " beyond capacity %" PRIu64 " or misaligned\n",
+                          req->sector, nsec, capacity);
+            req->status = VIRTIO_BLK_S_IOERR;
+            req->stage = STAGE_STATUS;
+            vpri_blk_run_req(req);
+            return;
+        }
+        qemu_iovec_init(&req->qiov, 1);
+        qemu_iovec_add(&req->qiov, req->bounce, req->data_len);
+        req->stage = STAGE_BACKEND;
+        s->inflight++;
+        if (req->type == VIRTIO_BLK_T_IN) {
+            blk_aio_preadv(blk, req->sector * VPRI_BLK_SECTOR_SIZE,
+                           &req->qiov, 0, vpri_blk_backend_done, req);
+        } else {
+            blk_aio_pwritev(blk, req->sector * VPRI_BLK_SECTOR_SIZE,
+                            &req->qiov, 0, vpri_blk_backend_done, req);
+        }
+        return;
+    case VIRTIO_BLK_T_FLUSH:
+        req->stage = STAGE_BACKEND;
+        s->inflight++;
+        blk_aio_flush(blk, vpri_blk_backend_done, req);
+        return;
+    case VIRTIO_BLK_T_GET_ID: {
+        uint8_t id[VIRTIO_BLK_ID_BYTES] = { 0 };
+        uint64_t fault;
+        uint32_t len = MIN(req->elem.in_len - 1, VIRTIO_BLK_ID_BYTES);
+        int ret;
+
+        if (s->serial) {
+            memcpy(id, s->serial, MIN(strlen(s->serial), sizeof(id)));
+        }
+        ret = virtq_elem_write(&req->elem, &VPRI_VIRTIO_PCI(s)->dma_ops,
+                               VPRI_VIRTIO_PCI(s), 0, id, len, &fault);
+        if (!vpri_blk_dma_result(req, ret, fault, true, "GET_ID data")) {
+            return;
+        }
+        req->written = len;
+        req->stage = STAGE_STATUS;
+        vpri_blk_run_req(req);
+        return;
+    }
+    default:
+        req->status = VIRTIO_BLK_S_UNSUPP;
+        req->stage = STAGE_STATUS;
+        vpri_blk_run_req(req);
+        return;
+    }
+}
+
+/* Drive a request from its current stage as far as it can go. */
+static void vpri_blk_run_req(VpriBlkReq *req)
+{
+    VpriBlk *s = req->s;
+    VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(s);
+    VpriQueue *q = &vp->queues[req->queue];
+    uint64_t fault;
+    int ret;
+
+    switch (req->stage) {
+    case STAGE_HEADER: {
+        uint8_t hdr[VPRI_BLK_HDR_SIZE];
+
+        ret = virtq_elem_read(&req->elem, &vp->dma_ops, vp, 0, hdr,
+                              sizeof(hdr), &fault);
+        if (!vpri_blk_dma_result(req, ret, fault, false, "request header")) {
+            return;
+        }
+        req->type = ldl_le_p(hdr);
+        req->sector = ldq_le_p(hdr + 8);
+        req->status = VIRTIO_BLK_S_OK;
+        if (req->type == VIRTIO_BLK_T_OUT) {
+            req->data_len = req->elem.out_len - VPRI_BLK_HDR_SIZE;
+        } else if (req->type == VIRTIO_BLK_T_IN) {
+            req->data_len = req->elem.in_len - 1;
+        }
+        if (req->data_len) {
+            req->bounce = qemu_try_blockalign(blk_bs(s->conf.blk),
+                                              req->data_len);
+            if (!req->bounce) {
+                req->status = VIRTIO_BLK_S_IOERR;
+                req->stage = STAGE_STATUS;
+                vpri_blk_run_req(req);
+                return;
+            }
+        }
+        req->stage = STAGE_GATHER;
+    }
+        /* fall through */
+    case STAGE_GATHER:
+        if (req->type == VIRTIO_BLK_T_OUT && req->data_len) {
+            ret = virtq_elem_read(&req->elem, &vp->dma_ops, vp,
+                                  VPRI_BLK_HDR_SIZE, req->bounce,
+                                  req->data_len, &fault);
+            if (!vpri_blk_dma_result(req, ret, fault, false, "write data")) {
+                return;
+            }
+        }
+        vpri_blk_submit(req);
+        return;
+    case STAGE_BACKEND:
+        g_assert_not_reached();
+    case STAGE_SCATTER:
+        ret = virtq_elem_write(&req->elem, &vp->dma_ops, vp, 0, req->bounce,
+                               req->data_len, &fault);
+        if (!vpri_blk_dma_result(req, ret, fault, true, "read data")) {
+            return;
+        }
+        req->written = req->data_len;
+        req->stage = STAGE_STATUS;
+        /* fall through */
+    case STAGE_STATUS:
+        ret = virtq_elem_write(&req->elem, &vp->dma_ops, vp,
+                               req->elem.in_len - 1, &req->status, 1, &fault);
+        if (!vpri_blk_dma_result(req, ret, fault, true, "status")) {
+            return;
+        }
+        req->stage = STAGE_PUSH;
+        /* fall through */
+    case STAGE_PUSH:
+        ret = virtq_push(&q->vq, &vp->dma_ops, vp, req->elem.head,
+                         req->written + 1, &fault);
+        if (!vpri_blk_dma_result(req, ret, fault, true, "used ring")) {
+            return;
+        }
+        vpri_virtio_pci_notify_queue(vp, req->queue);
+        vpri_blk_req_free(req);
+        return;
+    }
+}
+
+/* A failed fault completes the request that raised it with an I/O error. */
+static void vpri_blk_fail_held(VpriBlkReq *req)
+{
+    req->status = VIRTIO_BLK_S_IOERR;
+    if (req->stage < STAGE_STATUS) {
+        req->written = 0;
+        req->stage = STAGE_STATUS;
+    }
+}
+
+static void vpri_blk_queue_notify(VpriVirtioPCI *vp, uint16_t index)
+{
+    VpriBlk *s = VPRI_BLK(vp);
+    VpriQueue *q = &vp->queues[index];
+
+    if (q->fault_failed && QTAILQ_EMPTY(&s->held[index])) {
+        /* The ring itself cannot be paged in: nothing can be completed. */
+        q->fault_failed = false;
+        vpri_virtio_pci_guest_error(vp, "queue %u: ring page at 0x%" PRIx64
+                                    " cannot be paged in", index,
+                                    q->fault_addr);
+        return;
+    }
+    /* Held requests first, in order: each may block the queue again. */
+    while (!q->blocked && !vpri_virtio_pci_broken(vp)) {
+        VpriBlkReq *req = QTAILQ_FIRST(&s->held[index]);
+
+        if (!req) {
+            break;
+        }
+        QTAILQ_REMOVE(&s->held[index], req, next);
+        if (q->fault_failed) {
+            q->fault_failed = false;
+            vpri_blk_fail_held(req);
+        }
+        vpri_blk_run_req(req);
+    }
+
+    while (!q->blocked && !vpri_virtio_pci_broken(vp)) {
+        VpriBlkReq *req = g_malloc0(sizeof(*req));
+        uint64_t fault;
+        bool fault_write;
+        const char *err = NULL;
+        VirtqStatus st;
+        uint16_t avail;
+        int ret;
+
+        st = virtq_pop(&q->vq, &vp->dma_ops, vp, &req->elem, &fault,
+                       &fault_write, &err);
+        if (st == VIRTQ_EMPTY) {
+            g_free(req);
+            /*
+             * Ask for the next kick, then look once more: the driver may
+             * have added a request before it saw the new setting.
+             */
+            ret = virtq_set_notification(&q->vq, &vp->dma_ops, vp, true,
+                                         &fault);
+            if (ret == VIRTQ_FAULT) {
+                vpri_virtio_pci_queue_fault(vp, index, fault, true);
+                break;
+            }
+            ret = virtq_avail_count(&q->vq, &vp->dma_ops, vp, &avail,
+                                    &fault);
+            if (ret == VIRTQ_FAULT) {
+                vpri_virtio_pci_queue_fault(vp, index, fault, false);
+                break;
+            }
+            if (ret == 0 && avail) {
+                continue;
+            }
+            if (ret == VIRTQ_ERROR) {
+                vpri_virtio_pci_guest_error(vp, "queue %u: %s", index,
+                                            virtq_error_reason(&q->vq));
+            }
+            break;
+        }
+        if (st == VIRTQ_FAULT) {
+            /* Nothing was consumed: the pop is simply redone later. */
+            g_free(req);
+            vpri_virtio_pci_queue_fault(vp, index, fault, fault_write);
+            break;
+        }
+        if (st == VIRTQ_ERROR) {
+            g_free(req);
+            vpri_virtio_pci_guest_error(vp, "queue %u: %s", index,
+                                        err ? err : "bad descriptor chain");
+            break;
+        }
+        if (req->elem.out_len < VPRI_BLK_HDR_SIZE || req->elem.in_len < 1) {
+            g_free(req);
+            vpri_virtio_pci_guest_error(vp, "queue %u: request without "
+                                        "header or status byte", index);
+            break;
+        }
+        req->s = s;
+        req->queue = index;
+        req->stage = STAGE_HEADER;
+        vpri_blk_run_req(req);
+    }
+}
+
+static uint64_t vpri_blk_get_features(VpriVirtioPCI *vp)
+{
+    VpriBlk *s = VPRI_BLK(vp);
+    uint64_t f = (1ULL << VIRTIO_BLK_F_SEG_MAX) |
+                 (1ULL << VIRTIO_BLK_F_BLK_SIZE) |
+                 (1ULL << VIRTIO_BLK_F_FLUSH) |
+                 (1ULL << VIRTIO_RING_F_EVENT_IDX) |
+                 (1ULL << VIRTIO_RING_F_INDIRECT_DESC) |
+                 (1ULL << VIRTIO_F_ACCESS_PLATFORM);
+
+    if (s->num_queues > 1) {
+        f |= 1ULL << VIRTIO_BLK_F_MQ;
+    }
+    if (!blk_is_writable(s->conf.blk)) {
+        f |= 1ULL << VIRTIO_BLK_F_RO;
+    }
+    return f;
+}
+
+static void vpri_blk_get_config(VpriVirtioPCI *vp, uint8_t *config)
+{
+    VpriBlk *s = VPRI_BLK(vp);
+    struct virtio_blk_config *c = (struct virtio_blk_config *)config;
+
+    stq_le_p(&c->capacity, vpri_blk_capacity(s));
+    stl_le_p(&c->seg_max, VPRI_BLK_SEG_MAX);
+    stl_le_p(&c->blk_size, s->conf.logical_block_size);
+    stw_le_p(&c->num_queues, s->num_queues);
+    c->wce = 1;
+}
+
+static void vpri_blk_reset(VpriVirtioPCI *vp)
+{
+    VpriBlk *s = VPRI_BLK(vp);
+
+    /* Requests in the backend finish on their own: wait for them. */
+    blk_drain(s->conf.blk);
+    for (uint16_t i = 0; i < s->num_queues; i++) {
+        VpriBlkReq *req, *tmp;
+
+        QTAILQ_FOREACH_SAFE(req, &s->held[i], next, tmp) {
+            QTAILQ_REMOVE(&s->held[i], req, next);
+            vpri_blk_req_free(req);
+        }
+    }
+}
+
+static void vpri_blk_realize(PCIDevice *pci, Error **errp)
+{
+    VpriBlk *s = VPRI_BLK(pci);
+    VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(pci);
+
+    if (!s->conf.blk) {
+        error_setg(errp, "vpri-blk: drive property not set");
+        return;
+    }
+    if (!blk_is_inserted(s->conf.blk)) {
+        error_setg(errp, "vpri-blk: device needs media, but drive is empty");
+        return;
+    }
+    if (!blkconf_apply_backend_options(&s->conf,
+                                       !blk_supports_write_perm(s->conf.blk),
+                                       true, errp)) {
+        return;
+    }
+    if (!blkconf_blocksizes(&s->conf, errp)) {
+        return;
+    }
+    if (s->conf.logical_block_size != VPRI_BLK_SECTOR_SIZE) {
+        error_setg(errp, "vpri-blk: logical_block_size must be 512");
+        return;
+    }
+    if (s->serial && strlen(s->serial) > VIRTIO_BLK_ID_BYTES) {
+        error_setg(errp, "vpri-blk: serial is longer than %d characters",
+                   VIRTIO_BLK_ID_BYTES);
+        return;
+    }
+    if (!vpri_virtio_pci_realize(vp, s->num_queues, s->queue_size, errp)) {
+        return;
+    }
+    s->held = g_new0(VpriBlkReqList, s->num_queues);
+    for (uint16_t i = 0; i < s->num_queues; i++) {
+        QTAILQ_INIT(&s->held[i]);
+    }
+}
+
+static void vpri_blk_exit(PCIDevice *pci)
+{
+    VpriBlk *s = VPRI_BLK(pci);
+
+    vpri_blk_reset(VPRI_VIRTIO_PCI(s));
+    vpri_virtio_pci_unrealize(VPRI_VIRTIO_PCI(s));
+    g_free(s->held);
+}
+
+static const Property vpri_blk_properties[] = {
+    DEFINE_BLOCK_PROPERTIES(VpriBlk, conf),
+    DEFINE_PROP_STRING("serial", VpriBlk, serial),
+    DEFINE_PROP_UINT16("num-queues", VpriBlk, num_queues, 1),
+    DEFINE_PROP_UINT16("queue-size", VpriBlk, queue_size, 256),
+};
+
+static void vpri_blk_class_init(ObjectClass *klass, void *data)
+{
+    DeviceClass *dc = DEVICE_CLASS(klass);
+    PCIDeviceClass *pc = PCI_DEVICE_CLASS(klass);
+    VpriVirtioPCIClass *vc = VPRI_VIRTIO_PCI_CLASS(klass);
+
+    pc->realize = vpri_blk_realize;
+    pc->exit = vpri_blk_exit;
+    vc->virtio_device_id = 2;
+    vc->pci_class = PCI_CLASS_STORAGE_SCSI;
+    vc->config_size = sizeof(struct virtio_blk_config);
+    vc->get_features = vpri_blk_get_features;
+    vc->get_config = vpri_blk_get_config;
+    vc->queue_notify = vpri_blk_queue_notify;
+    vc->reset = vpri_blk_reset;
+    dc->desc = "VPRI virtio-blk compatible disk (I/O page faults)";
+    set_bit(DEVICE_CATEGORY_STORAGE, dc->categories);
+    device_class_set_props(dc, vpri_blk_properties);
+}
+
+static const TypeInfo vpri_blk_info = {
+    .name = TYPE_VPRI_BLK,
+    .parent = TYPE_VPRI_VIRTIO_PCI,
+    .instance_size = sizeof(VpriBlk),
+    .class_init = vpri_blk_class_init,
+};
+
+static void vpri_blk_register_types(void)
+{
+    type_register_static(&vpri_blk_info);
+}
+
+type_init(vpri_blk_register_types)

@@ -1,0 +1,544 @@
+/*
+ * vpri-host: guest RAM residency, eviction and page-in
+ *
+ * Eviction is real: the page's content goes to the swap store and the
+ * memory is discarded from the QEMU process (MADV_DONTNEED), so the
+ * process's RSS drops.  Guest RAM is registered with userfaultfd, so
+ * whoever touches an evicted page next (a vCPU under TCG or KVM, QEMU's
+ * own device code, the kernel on QEMU's behalf) blocks in a fault that a
+ * handler thread serves from the swap store: the unmodified guest keeps
+ * running.  vpri devices never get that far: their PA-BITMAP says the page
+ * is not present, so they raise a sideband fault instead of touching it.
+ *
+ * Evicting one page, in this order (docs/vpri-host.rst):
+ *   1. mark it EVICTING: page-ins of it wait;
+ *   2. lower its PA-BITMAP entry in every device to not-present, then fence
+ *      each device: no DMA that began under the old entry is in flight;
+ *   3. write-protect it with userfaultfd: a CPU write now blocks, so the
+ *      copy taken next cannot go stale;
+ *   4. copy it to the swap store, then discard it;
+ *   5. mark it EVICTED and wake the waiters, which page it back in.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/error-report.h"
+#include "qemu/madvise.h"
+#include "qemu/memalign.h"
+#include "qemu/main-loop.h"
+#include "qemu/userfaultfd.h"
+#include "qapi/error.h"
+#include "exec/memory.h"
+#include "exec/cpu-common.h"
+#include "exec/address-spaces.h"
+#include "hw/boards.h"
+#include "system/system.h"
+#include "hw/vpri/vpri-host-internal.h"
+#include "trace.h"
+
+#include <linux/userfaultfd.h>
+#include <sys/eventfd.h>
+
+#define VPRI_PAGE_SIZE (1ULL << PAB_PAGE_SHIFT)
+
+/* Pages evicted per fence round. */
+#define VPRI_EVICT_BATCH 256
+
+/* ------------------------------------------------------------------ */
+/* Guest-physical <-> RAM page                                        */
+
+static bool vpri_mem_gpa_to_page(VpriHost *h, uint64_t gpa, uint64_t *page)
+{
+    for (unsigned i = 0; i < h->nsegs; i++) {
+        VpriRamSegment *s = &h->segs[i];
+
+        if (gpa >= s->gpa && gpa - s->gpa < s->len) {
+            *page = (s->ram_offset + (gpa - s->gpa)) >> PAB_PAGE_SHIFT;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool vpri_mem_page_to_gpa(VpriHost *h, uint64_t page, uint64_t *gpa)
+{
+    uint64_t off = page << PAB_PAGE_SHIFT;
+
+    for (unsigned i = 0; i < h->nsegs; i++) {
+        VpriRamSegment *s = &h->segs[i];
+
+        if (off >= s->ram_offset && off - s->ram_offset < s->len) {
+            *gpa = s->gpa + (off - s->ram_offset);
+            return true;
+        }
+    }
+    return false;
+}
+
+static void *vpri_mem_hva(VpriHost *h, uint64_t page)
+{
+    return h->ram_host + (page << PAB_PAGE_SHIFT);
+}
+
+/* Set the PA-BITMAP entry of @page in every attached device. */
+static void vpri_mem_set_entries(VpriHost *h, uint64_t page, bool present)
+{
+    uint64_t gpa;
+
+    if (!vpri_mem_page_to_gpa(h, page, &gpa)) {
+        return;
+    }
+    for (unsigned id = 0; id < VPRI_HOST_MAX_DEVICES; id++) {
+        VpriHostDevice *d = &h->devs[id];
+
+        if (!d->dev || (gpa >> PAB_PAGE_SHIFT) >= pab_npages(d->pab)) {
+            continue;
+        }
+        if (present) {
+            pab_raise_range(d->pab, gpa >> PAB_PAGE_SHIFT, 1, PAB_READ_WRITE);
+        } else {
+            pab_lower_range(d->pab, gpa >> PAB_PAGE_SHIFT, 1,
+                            PAB_NOT_PRESENT);
+        }
+    }
+}
+
+void vpri_host_sync_device_bitmap(VpriHost *h, VpriHostDevice *d)
+{
+    /* Everything outside RAM stays readable and writable (MMIO, holes). */
+    pab_set_range(d->pab, 0, pab_npages(d->pab), PAB_READ_WRITE);
+    if (!h->mem_ready) {
+        return;
+    }
+    for (uint64_t p = 0; p < h->ram_pages; p++) {
+        uint64_t gpa;
+
+        if (qatomic_read(&h->page_state[p]) != VPRI_PAGE_RESIDENT &&
+            vpri_mem_page_to_gpa(h, p, &gpa) &&
+            (gpa >> PAB_PAGE_SHIFT) < pab_npages(d->pab)) {
+            pab_set_range(d->pab, gpa >> PAB_PAGE_SHIFT, 1, PAB_NOT_PRESENT);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Page-in                                                            */
+
+/*
+ * Make RAM page @page resident.  Runs in handler threads (and in tests in
+ * the main loop); never takes the BQL, since the thread that faulted may
+ * hold it.
+ */
+static bool vpri_mem_page_in_page(VpriHost *h, uint64_t page)
+{
+    uint8_t *buf;
+    void *hva = vpri_mem_hva(h, page);
+    int64_t t0;
+    int r;
+
+    qemu_mutex_lock(&h->mem_lock);
+    for (;;) {
+        uint8_t st = h->page_state[page];
+
+        if (st == VPRI_PAGE_RESIDENT) {
+            qemu_mutex_unlock(&h->mem_lock);
+            return true;
+        }
+        if (st == VPRI_PAGE_EVICTED) {
+            break;
+        }
+        /* EVICTING or PAGING_IN: someone else will settle it. */
+        qemu_cond_wait(&h->mem_cond, &h->mem_lock);
+    }
+    qatomic_set(&h->page_state[page], VPRI_PAGE_PAGING_IN);
+    qemu_mutex_unlock(&h->mem_lock);
+
+    t0 = get_clock_realtime();
+    buf = qemu_memalign(VPRI_PAGE_SIZE, VPRI_PAGE_SIZE);
+    r = swap_store_get(h->swap, page, buf);
+    if (r == 0) {
+        /* Installs the page and wakes every thread blocked on it. */
+        r = uffd_copy_page(h->uffd, hva, buf, VPRI_PAGE_SIZE, false);
+        if (r == -EEXIST) {
+            /* Only we install pages; be safe and just wake the waiters. */
+            uffd_wakeup(h->uffd, hva, VPRI_PAGE_SIZE);
+            r = 0;
+        }
+    }
+
+    qemu_mutex_lock(&h->mem_lock);
+    if (r == 0) {
+        swap_store_drop(h->swap, page);
+        qatomic_set(&h->page_state[page], VPRI_PAGE_RESIDENT);
+        h->evicted_pages--;
+        h->pageins++;
+        vpri_mem_set_entries(h, page, true);
+    } else {
+        qatomic_set(&h->page_state[page], VPRI_PAGE_EVICTED);
+        error_report("vpri-host: cannot page in RAM page 0x%" PRIx64 ": %s",
+                     page, strerror(-r));
+    }
+    qemu_cond_broadcast(&h->mem_cond);
+    qemu_mutex_unlock(&h->mem_lock);
+    qemu_vfree(buf);
+    latency_histogram_record(h->pagein_latency, get_clock_realtime() - t0);
+    trace_vpri_page_in(page, r);
+    return r == 0;
+}
+
+bool vpri_host_page_in(VpriHost *h, uint64_t gpa)
+{
+    uint64_t page;
+
+    if (!h->mem_ready) {
+        return true;
+    }
+    if (!vpri_mem_gpa_to_page(h, gpa, &page)) {
+        /* Not RAM: nothing to page in, the entry is simply raised. */
+        return true;
+    }
+    return vpri_mem_page_in_page(h, page);
+}
+
+/* A thread touched @addr in guest RAM through the MMU: serve it. */
+static void vpri_mem_cpu_fault(VpriHost *h, uint64_t addr, bool wp)
+{
+    uint64_t page = (addr - (uint64_t)(uintptr_t)h->ram_host) >>
+                    PAB_PAGE_SHIFT;
+    void *hva = vpri_mem_hva(h, page);
+    int64_t t0 = get_clock_realtime();
+
+    if (page >= h->ram_pages) {
+        error_report("vpri-host: fault at 0x%" PRIx64 " outside guest RAM",
+                     addr);
+        return;
+    }
+    qatomic_inc(&h->cpu_faults);
+    qemu_mutex_lock(&h->mem_lock);
+    while (h->page_state[page] == VPRI_PAGE_EVICTING) {
+        qemu_cond_wait(&h->mem_cond, &h->mem_lock);
+    }
+    if (h->page_state[page] == VPRI_PAGE_RESIDENT) {
+        qemu_mutex_unlock(&h->mem_lock);
+        if (wp) {
+            /* The eviction backed off: lift the protection. */
+            uffd_change_protection(h->uffd, hva, VPRI_PAGE_SIZE, false, false);
+        } else if (uffd_zero_page(h->uffd, hva, VPRI_PAGE_SIZE, false)) {
+            /* Never touched, and populated by someone else meanwhile. */
+            uffd_wakeup(h->uffd, hva, VPRI_PAGE_SIZE);
+        }
+    } else {
+        qemu_mutex_unlock(&h->mem_lock);
+        vpri_mem_page_in_page(h, page);
+    }
+    latency_histogram_record(h->cpu_fault_latency,
+                             get_clock_realtime() - t0);
+    trace_vpri_cpu_fault(page, wp);
+}
+
+/* Handler threads call this when the userfaultfd is readable. */
+void vpri_host_serve_uffd(VpriHost *h)
+{
+    struct uffd_msg msg[16];
+    int n;
+
+    if (h->uffd < 0) {
+        return;
+    }
+    n = uffd_read_events(h->uffd, msg, ARRAY_SIZE(msg));
+    for (int i = 0; i < n; i++) {
+        if (msg[i].event != UFFD_EVENT_PAGEFAULT) {
+            continue;
+        }
+        vpri_mem_cpu_fault(h, msg[i].arg.pagefault.address,
+                           msg[i].arg.pagefault.flags &
+                           UFFD_PAGEFAULT_FLAG_WP);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Eviction                                                           */
+
+/* Evict the pages in @batch (all marked EVICTING by the caller). */
+static uint64_t vpri_mem_evict_batch(VpriHost *h, const uint64_t *batch,
+                                     unsigned n)
+{
+    uint64_t evicted = 0;
+
+    /* 2. Lower the entries, then one fence per device covers them all. */
+    for (unsigned i = 0; i < n; i++) {
+        vpri_mem_set_entries(h, batch[i], false);
+    }
+    for (unsigned id = 0; id < VPRI_HOST_MAX_DEVICES; id++) {
+        if (h->devs[id].dev) {
+            pab_fence(h->devs[id].pab);
+        }
+    }
+
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t page = batch[i];
+        void *hva = vpri_mem_hva(h, page);
+        bool ok;
+
+        /* 3. From here a CPU write waits for us. */
+        ok = uffd_change_protection(h->uffd, hva, VPRI_PAGE_SIZE, true,
+                                    true) == 0;
+        /* 4. The content is now stable: save it, then drop it. */
+        ok = ok && swap_store_put(h->swap, page, hva) == 0;
+        ok = ok && qemu_madvise(hva, VPRI_PAGE_SIZE, QEMU_MADV_DONTNEED) == 0;
+
+        qemu_mutex_lock(&h->mem_lock);
+        if (ok) {
+            qatomic_set(&h->page_state[page], VPRI_PAGE_EVICTED);
+            h->evicted_pages++;
+            h->evictions++;
+            evicted++;
+        } else {
+            /* Back off: the page stays, and so does its content. */
+            uffd_change_protection(h->uffd, hva, VPRI_PAGE_SIZE, false,
+                                   false);
+            swap_store_drop(h->swap, page);
+            qatomic_set(&h->page_state[page], VPRI_PAGE_RESIDENT);
+            vpri_mem_set_entries(h, page, true);
+        }
+        /* 5. Writers blocked on the protection now page it back in. */
+        qemu_cond_broadcast(&h->mem_cond);
+        qemu_mutex_unlock(&h->mem_lock);
+        trace_vpri_evict(page, ok);
+    }
+    return evicted;
+}
+
+uint64_t vpri_host_reclaim(VpriHost *h, uint64_t npages, Error **errp)
+{
+    uint64_t batch[VPRI_EVICT_BATCH];
+    uint64_t evicted = 0;
+    uint64_t scanned = 0;
+
+    if (!h->mem_ready) {
+        error_setg(errp, "vpri-host '%s' has no guest RAM to reclaim%s%s",
+                   object_get_canonical_path_component(OBJECT(h)),
+                   h->mem_error ? ": " : "",
+                   h->mem_error ? h->mem_error : "");
+        return 0;
+    }
+    qemu_mutex_lock(&h->reclaim_lock);
+    while (evicted < npages && scanned < h->ram_pages) {
+        unsigned n = 0;
+
+        /* 1. Pick resident, unpinned RAM pages round-robin. */
+        qemu_mutex_lock(&h->mem_lock);
+        while (n < VPRI_EVICT_BATCH && evicted + n < npages &&
+               scanned < h->ram_pages) {
+            uint64_t p = h->clock_hand;
+            uint64_t gpa;
+
+            h->clock_hand = (h->clock_hand + 1) % h->ram_pages;
+            scanned++;
+            if (h->page_state[p] != VPRI_PAGE_RESIDENT || h->pin_count[p] ||
+                !vpri_mem_page_to_gpa(h, p, &gpa)) {
+                continue;
+            }
+            qatomic_set(&h->page_state[p], VPRI_PAGE_EVICTING);
+            batch[n++] = p;
+        }
+        qemu_mutex_unlock(&h->mem_lock);
+        if (n) {
+            evicted += vpri_mem_evict_batch(h, batch, n);
+        }
+    }
+    qemu_mutex_unlock(&h->reclaim_lock);
+    return evicted;
+}
+
+/* ------------------------------------------------------------------ */
+/* Pinning                                                            */
+
+static int vpri_mem_pin_range(VpriHost *h, uint64_t gpa, uint64_t len,
+                              bool pin, Error **errp)
+{
+    uint64_t first, last;
+
+    if (!h->mem_ready) {
+        error_setg(errp, "vpri-host '%s' has no guest RAM",
+                   object_get_canonical_path_component(OBJECT(h)));
+        return -ENODEV;
+    }
+    if (!len || !vpri_mem_gpa_to_page(h, gpa, &first) ||
+        !vpri_mem_gpa_to_page(h, gpa + len - 1, &last) || last < first) {
+        error_setg(errp, "range 0x%" PRIx64 "+0x%" PRIx64
+                   " is not guest RAM", gpa, len);
+        return -EINVAL;
+    }
+    for (uint64_t p = first; p <= last; p++) {
+        if (pin) {
+            /* A pinned page must be resident: bring it in first. */
+            if (!vpri_mem_page_in_page(h, p)) {
+                error_setg(errp, "cannot page in 0x%" PRIx64, p);
+                return -EIO;
+            }
+        }
+        qemu_mutex_lock(&h->mem_lock);
+        if (pin) {
+            if (h->pin_count[p]++ == 0) {
+                h->pinned_pages++;
+            }
+        } else if (h->pin_count[p] && --h->pin_count[p] == 0) {
+            h->pinned_pages--;
+        }
+        qemu_mutex_unlock(&h->mem_lock);
+    }
+    return 0;
+}
+
+int vpri_host_pin(VpriHost *h, uint64_t gpa, uint64_t len, Error **errp)
+{
+    return vpri_mem_pin_range(h, gpa, len, true, errp);
+}
+
+int vpri_host_unpin(VpriHost *h, uint64_t gpa, uint64_t len, Error **errp)
+{
+    return vpri_mem_pin_range(h, gpa, len, false, errp);
+}
+
+/* ------------------------------------------------------------------ */
+/* Set-up, once the machine's RAM exists                              */
+
+static bool vpri_mem_add_segment(Int128 start, Int128 len,
+                                 const MemoryRegion *mr,
+                                 hwaddr offset_in_region, void *opaque)
+{
+    VpriHost *h = opaque;
+
+    if (mr != current_machine->ram || h->nsegs == VPRI_HOST_MAX_SEGS) {
+        return false;
+    }
+    /* Pages wholly inside RAM only: the rest is never evicted. */
+    h->segs[h->nsegs++] = (VpriRamSegment) {
+        .gpa = int128_get64(start),
+        .ram_offset = offset_in_region,
+        .len = int128_get64(len),
+    };
+    return false;
+}
+
+static bool vpri_mem_setup(VpriHost *h, Error **errp)
+{
+    MemoryRegion *ram = current_machine ? current_machine->ram : NULL;
+    uint64_t features = 0;
+    int r;
+
+    if (!ram || !memory_region_is_ram(ram)) {
+        error_setg(errp, "the machine has no guest RAM");
+        return false;
+    }
+    if (memory_region_get_fd(ram) >= 0 ||
+        qemu_ram_is_shared(ram->ram_block)) {
+        error_setg(errp, "guest RAM is file-backed or shared; only "
+                   "anonymous private RAM can be evicted");
+        return false;
+    }
+    if (uffd_query_features(&features) ||
+        !(features & UFFD_FEATURE_PAGEFAULT_FLAG_WP)) {
+        error_setg(errp, "userfaultfd with write-protection is unavailable");
+        return false;
+    }
+    h->ram_host = memory_region_get_ram_ptr(ram);
+    h->ram_pages = memory_region_size(ram) >> PAB_PAGE_SHIFT;
+
+    WITH_RCU_READ_LOCK_GUARD() {
+        flatview_for_each_range(address_space_to_flatview(
+                                    &address_space_memory),
+                                vpri_mem_add_segment, h);
+    }
+
+    /*
+     * The default is an unlinked file in the temporary directory, not in
+     * XDG_RUNTIME_DIR: that is usually tmpfs, where evicted pages would
+     * still take memory.
+     */
+    r = swap_store_open(h->swap_file, h->swap_file ? NULL : g_get_tmp_dir(),
+                        h->ram_pages, &h->swap);
+    if (r < 0) {
+        error_setg_errno(errp, -r, "cannot open swap store %s",
+                         h->swap_file ? h->swap_file : "(unlinked temp file)");
+        return false;
+    }
+
+    /*
+     * Populate all of RAM first: a guest with a pass-through device has all
+     * of its memory resident until the host reclaims some, and it spares
+     * the handlers a zero-page fault on every first touch.
+     */
+    qemu_madvise(h->ram_host, h->ram_pages << PAB_PAGE_SHIFT,
+                 QEMU_MADV_POPULATE_WRITE);
+
+    h->uffd = uffd_create_fd(UFFD_FEATURE_PAGEFAULT_FLAG_WP, true);
+    if (h->uffd < 0) {
+        error_setg(errp, "cannot create a userfaultfd");
+        return false;
+    }
+    if (uffd_register_memory(h->uffd, h->ram_host,
+                             h->ram_pages << PAB_PAGE_SHIFT,
+                             UFFDIO_REGISTER_MODE_MISSING |
+                             UFFDIO_REGISTER_MODE_WP, NULL)) {
+        error_setg(errp, "cannot register guest RAM with userfaultfd");
+        uffd_close_fd(h->uffd);
+        h->uffd = -1;
+        return false;
+    }
+    h->page_state = g_new0(uint8_t, h->ram_pages);
+    h->pin_count = g_new0(uint16_t, h->ram_pages);
+    return true;
+}
+
+static void vpri_mem_machine_done(Notifier *n, void *data)
+{
+    VpriHost *h = container_of(n, VpriHost, machine_done);
+    Error *err = NULL;
+
+    if (!vpri_mem_setup(h, &err)) {
+        h->mem_error = g_strdup(error_get_pretty(err));
+        warn_report("vpri-host '%s': eviction disabled: %s",
+                    object_get_canonical_path_component(OBJECT(h)),
+                    h->mem_error);
+        error_free(err);
+        return;
+    }
+    qatomic_set(&h->mem_ready, true);
+    /* Wake the handlers so they start watching the userfaultfd. */
+    vpri_host_kick_handlers(h);
+}
+
+void vpri_host_memory_init(VpriHost *h)
+{
+    h->uffd = -1;
+    qemu_mutex_init(&h->mem_lock);
+    qemu_mutex_init(&h->reclaim_lock);
+    qemu_cond_init(&h->mem_cond);
+    h->cpu_fault_latency = latency_histogram_new();
+    h->pagein_latency = latency_histogram_new();
+    h->machine_done.notify = vpri_mem_machine_done;
+    qemu_add_machine_init_done_notifier(&h->machine_done);
+}
+
+void vpri_host_memory_cleanup(VpriHost *h)
+{
+    if (h->machine_done.notify) {
+        qemu_remove_machine_init_done_notifier(&h->machine_done);
+    }
+    if (h->uffd >= 0) {
+        uffd_unregister_memory(h->uffd, h->ram_host,
+                               h->ram_pages << PAB_PAGE_SHIFT);
+        uffd_close_fd(h->uffd);
+    }
+    if (h->swap) {
+        swap_store_close(h->swap);
+    }
+    latency_histogram_free(h->cpu_fault_latency);
+    latency_histogram_free(h->pagein_latency);
+    g_free(h->page_state);
+    g_free(h->pin_count);
+    g_free(h->mem_error);
+}

@@ -1,0 +1,182 @@
+/*
+ * VPRI monitor interface: query-vpri, vpri-reclaim and 'info vpri'
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qapi/qapi-commands-vpri.h"
+#include "qobject/qdict.h"
+#include "monitor/hmp.h"
+#include "monitor/monitor.h"
+#include "hw/qdev-core.h"
+#include "hw/vpri/vpri-host-internal.h"
+
+static VpriLatency *vpri_latency(const LatencyHistogram *hist)
+{
+    VpriLatency *l = g_new0(VpriLatency, 1);
+    LatencySummary s;
+
+    latency_histogram_summary(hist, &s);
+    l->p50 = s.p50;
+    l->p99 = s.p99;
+    l->p999 = s.p999;
+    l->max = s.max;
+    return l;
+}
+
+static VpriDeviceInfo *vpri_device_info(VpriHost *h, VpriHostDevice *d)
+{
+    VpriDeviceInfo *info = g_new0(VpriDeviceInfo, 1);
+    uint64_t entries[PAB_NR_STATES];
+    FaultRingStats fs;
+
+    info->id = d->dev->id ? g_strdup(d->dev->id) :
+                            object_get_canonical_path(OBJECT(d->dev));
+    info->type = g_strdup(object_get_typename(OBJECT(d->dev)));
+    info->host = g_strdup(object_get_canonical_path_component(OBJECT(h)));
+
+    pab_count_entries(d->pab, entries);
+    info->pae = g_new0(VpriPaeCounts, 1);
+    info->pae->not_present = entries[PAB_NOT_PRESENT];
+    info->pae->read_only = entries[PAB_READ_ONLY];
+    info->pae->read_write = entries[PAB_READ_WRITE];
+    info->pae->reserved = entries[PAB_RESERVED];
+
+    fault_ring_get_stats(d->ring, &fs);
+    info->faults = g_new0(VpriFaultCounts, 1);
+    info->faults->raised = fs.raised;
+    info->faults->coalesced = fs.coalesced;
+    info->faults->resolved = fs.resolved;
+    info->faults->failed = fs.failed;
+    info->faults->pending = fs.pending;
+    info->faults->ring_full_stalls = fs.full_stalls;
+    info->fault_latency_ns = vpri_latency(fault_ring_latency(d->ring));
+    info->stall_ns = qatomic_read(&d->stall_ns);
+    return info;
+}
+
+typedef struct VpriQueryState {
+    VpriHostInfoList **hosts;
+    VpriDeviceInfoList **devices;
+} VpriQueryState;
+
+static int vpri_query_one(Object *obj, void *opaque)
+{
+    VpriQueryState *qs = opaque;
+    VpriHost *h;
+    VpriHostInfo *hi;
+
+    if (!object_dynamic_cast(obj, TYPE_VPRI_HOST)) {
+        return 0;
+    }
+    h = VPRI_HOST(obj);
+    hi = g_new0(VpriHostInfo, 1);
+    hi->id = g_strdup(object_get_canonical_path_component(obj));
+    if (qatomic_read(&h->mem_ready)) {
+        qemu_mutex_lock(&h->mem_lock);
+        hi->guest_pages = h->ram_pages;
+        hi->evicted_pages = h->evicted_pages;
+        hi->resident_pages = h->ram_pages - h->evicted_pages;
+        hi->pinned_pages = h->pinned_pages;
+        qemu_mutex_unlock(&h->mem_lock);
+        hi->cpu_fault_latency_ns = vpri_latency(h->cpu_fault_latency);
+    } else {
+        hi->cpu_fault_latency_ns = g_new0(VpriLatency, 1);
+    }
+    hi->cpu_faults = qatomic_read(&h->cpu_faults);
+    hi->device_faults = qatomic_read(&h->device_faults);
+    QAPI_LIST_APPEND(qs->hosts, hi);
+
+    for (unsigned id = 0; id < VPRI_HOST_MAX_DEVICES; id++) {
+        if (h->devs[id].dev) {
+            QAPI_LIST_APPEND(qs->devices, vpri_device_info(h, &h->devs[id]));
+        }
+    }
+    return 0;
+}
+
+VpriInfo *qmp_query_vpri(Error **errp)
+{
+    VpriInfo *info = g_new0(VpriInfo, 1);
+    VpriQueryState qs = { .hosts = &info->hosts,
+                          .devices = &info->devices };
+
+    object_child_foreach(object_get_objects_root(), vpri_query_one, &qs);
+    return info;
+}
+
+VpriReclaimResult *qmp_vpri_reclaim(const char *host, bool has_percent,
+                                    int64_t percent, bool has_pages,
+                                    int64_t pages, Error **errp)
+{
+    VpriHost *h = vpri_host_find(host, errp);
+    VpriReclaimResult *r;
+    uint64_t n;
+
+    if (!h) {
+        return NULL;
+    }
+    if (has_percent == has_pages) {
+        error_setg(errp, "give exactly one of 'percent' and 'pages'");
+        return NULL;
+    }
+    if (has_percent && (percent < 0 || percent > 100)) {
+        error_setg(errp, "'percent' must be 0..100, not %" PRId64, percent);
+        return NULL;
+    }
+    if (has_pages && pages < 0) {
+        error_setg(errp, "'pages' must not be negative (%" PRId64 ")",
+                   pages);
+        return NULL;
+    }
+    if (!qatomic_read(&h->mem_ready)) {
+        vpri_host_reclaim(h, 0, errp);
+        return NULL;
+    }
+    n = has_pages ? pages : h->ram_pages * percent / 100;
+    r = g_new0(VpriReclaimResult, 1);
+    r->evicted = vpri_host_reclaim(h, n, errp);
+    return r;
+}
+
+void hmp_info_vpri(Monitor *mon, const QDict *qdict)
+{
+    g_autoptr(VpriInfo) info = qmp_query_vpri(NULL);
+
+    for (VpriHostInfoList *l = info->hosts; l; l = l->next) {
+        VpriHostInfo *h = l->value;
+
+        monitor_printf(mon, "host %s: %" PRIu64 " guest pages, %" PRIu64
+                       " resident, %" PRIu64 " evicted, %" PRIu64
+                       " pinned; faults: %" PRIu64 " cpu (p50 %" PRIu64
+                       " ns), %" PRIu64 " device\n",
+                       h->id, h->guest_pages, h->resident_pages,
+                       h->evicted_pages, h->pinned_pages, h->cpu_faults,
+                       h->cpu_fault_latency_ns->p50, h->device_faults);
+    }
+    for (VpriDeviceInfoList *l = info->devices; l; l = l->next) {
+        VpriDeviceInfo *d = l->value;
+
+        monitor_printf(mon, "device %s (%s) on %s\n", d->id, d->type,
+                       d->host);
+        monitor_printf(mon, "  pae: %" PRIu64 " not-present, %" PRIu64
+                       " read-only, %" PRIu64 " read-write, %" PRIu64
+                       " reserved\n", d->pae->not_present,
+                       d->pae->read_only, d->pae->read_write,
+                       d->pae->reserved);
+        monitor_printf(mon, "  faults: %" PRIu64 " raised, %" PRIu64
+                       " coalesced, %" PRIu64 " resolved, %" PRIu64
+                       " failed, %" PRIu64 " pending, %" PRIu64
+                       " ring-full stalls\n", d->faults->raised,
+                       d->faults->coalesced, d->faults->resolved,
+                       d->faults->failed, d->faults->pending,
+                       d->faults->ring_full_stalls);
+        monitor_printf(mon, "  latency: p50 %" PRIu64 " p99 %" PRIu64
+                       " p999 %" PRIu64 " max %" PRIu64 " ns; stalled %"
+                       PRIu64 " ns\n", d->fault_latency_ns->p50,
+                       d->fault_latency_ns->p99, d->fault_latency_ns->p999,
+                       d->fault_latency_ns->max, d->stall_ns);
+    }
+}

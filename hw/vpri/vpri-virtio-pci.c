@@ -1,0 +1,774 @@
+/*
+ * VPRI modern virtio-pci transport (virtio 1.2, section 4.1)
+ *
+ * An abstract PCI device: the common, ISR, device and notify structures in
+ * one memory BAR, MSI-X in another, and the virtqueues run by the shared
+ * fault-aware engine.  Every ring and buffer access of a subclass goes
+ * through vp->dma_ops, which checks the PA-BITMAP before touching memory.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/log.h"
+#include "qemu/main-loop.h"
+#include "qapi/error.h"
+#include "hw/pci/msi.h"
+#include "hw/pci/msix.h"
+#include "hw/pci/pci.h"
+#include "hw/qdev-properties.h"
+#include "hw/core/cpu.h"
+#include "standard-headers/linux/virtio_config.h"
+#include "standard-headers/linux/virtio_pci.h"
+#include "standard-headers/linux/virtio_ring.h"
+#include "hw/vpri/vpri-virtio-pci.h"
+#include "hw/vpri/vpri-host-internal.h"
+
+#define VIRTIO_NO_VECTOR 0xffff
+
+/* ISR status bits (virtio 1.2, 4.1.4.5) */
+#define VPRI_VPCI_ISR_QUEUE  0x1
+#define VPRI_VPCI_ISR_CONFIG 0x2
+
+/* Offsets in the common configuration structure (virtio 1.2, 4.1.4.3). */
+enum {
+    COMMON_DFSELECT = 0x00,
+    COMMON_DF = 0x04,
+    COMMON_GFSELECT = 0x08,
+    COMMON_GF = 0x0c,
+    COMMON_MSIX = 0x10,
+    COMMON_NUMQ = 0x12,
+    COMMON_STATUS = 0x14,
+    COMMON_CFGGENERATION = 0x15,
+    COMMON_Q_SELECT = 0x16,
+    COMMON_Q_SIZE = 0x18,
+    COMMON_Q_MSIX = 0x1a,
+    COMMON_Q_ENABLE = 0x1c,
+    COMMON_Q_NOFF = 0x1e,
+    COMMON_Q_DESCLO = 0x20,
+    COMMON_Q_DESCHI = 0x24,
+    COMMON_Q_AVAILLO = 0x28,
+    COMMON_Q_AVAILHI = 0x2c,
+    COMMON_Q_USEDLO = 0x30,
+    COMMON_Q_USEDHI = 0x34,
+    COMMON_Q_NDATA = 0x38,
+    COMMON_Q_RESET = 0x3a,
+    COMMON_SIZE = 0x3c,
+};
+
+/* ------------------------------------------------------------------ */
+/* DMA: the one path to guest memory                                  */
+
+/*
+ * With a host, the PA-BITMAP decides first, and the access stays in the
+ * fence's in-flight set until the copy is done: a host that lowers the
+ * entry meanwhile waits for us before it touches the page.
+ */
+static int vpri_dma_rw(VpriVirtioPCI *vp, uint64_t addr, void *buf,
+                       uint32_t len, bool write, uint64_t *fault_addr)
+{
+    PCIDevice *pci = PCI_DEVICE(vp);
+    DMADirection dir = write ? DMA_DIRECTION_FROM_DEVICE :
+                               DMA_DIRECTION_TO_DEVICE;
+    PabDmaToken token;
+    MemTxResult res;
+
+    if (!vp->host) {
+        res = pci_dma_rw(pci, addr, buf, len, dir, MEMTXATTRS_UNSPECIFIED);
+        return res == MEMTX_OK ? 0 : VIRTQ_ERROR;
+    }
+    switch (vpri_host_dma_begin(vp->host, vp->fault_device_id, addr, len,
+                                write, &token, fault_addr)) {
+    case PAB_OK:
+        res = pci_dma_rw(pci, addr, buf, len, dir, MEMTXATTRS_UNSPECIFIED);
+        vpri_host_dma_end(vp->host, vp->fault_device_id, token);
+        return res == MEMTX_OK ? 0 : VIRTQ_ERROR;
+    case PAB_FAULT:
+        vpri_host_dma_end(vp->host, vp->fault_device_id, token);
+        return VIRTQ_FAULT;
+    default:
+        vpri_host_dma_end(vp->host, vp->fault_device_id, token);
+        return VIRTQ_ERROR;
+    }
+}
+
+static int vpri_dma_read(void *opaque, uint64_t addr, void *buf,
+                         uint32_t len, uint64_t *fault_addr)
+{
+    return vpri_dma_rw(opaque, addr, buf, len, false, fault_addr);
+}
+
+static int vpri_dma_write(void *opaque, uint64_t addr, const void *buf,
+                          uint32_t len, uint64_t *fault_addr)
+{
+    return vpri_dma_rw(opaque, addr, (void *)buf, len, true, fault_addr);
+}
+
+/* ------------------------------------------------------------------ */
+/* Interrupts                                                         */
+
+static void vpri_vpci_raise(VpriVirtioPCI *vp, uint16_t vector, uint8_t isr)
+{
+    PCIDevice *pci = PCI_DEVICE(vp);
+
+    if (msix_enabled(pci)) {
+        if (vector != VIRTIO_NO_VECTOR) {
+            msix_notify(pci, vector);
+        }
+        return;
+    }
+    vp->isr_status |= isr;
+    pci_set_irq(pci, 1);
+}
+
+void vpri_virtio_pci_notify_queue(VpriVirtioPCI *vp, uint16_t index)
+{
+    VpriQueue *q = &vp->queues[index];
+
+    if (!virtq_should_notify(&q->vq, &vp->dma_ops, vp)) {
+        return;
+    }
+    vpri_vpci_raise(vp, q->msix_vector, VPRI_VPCI_ISR_QUEUE);
+}
+
+static void vpri_vpci_notify_config(VpriVirtioPCI *vp)
+{
+    vp->config_generation++;
+    vpri_vpci_raise(vp, vp->config_vector, VPRI_VPCI_ISR_CONFIG);
+}
+
+void vpri_virtio_pci_guest_error(VpriVirtioPCI *vp, const char *fmt, ...)
+{
+    g_autofree char *msg = NULL;
+    va_list ap;
+
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    qemu_log_mask(LOG_GUEST_ERROR, "%s: %s\n",
+                  object_get_typename(OBJECT(vp)), msg);
+    if (vp->status & VIRTIO_CONFIG_S_DRIVER_OK &&
+        !vpri_virtio_pci_broken(vp)) {
+        vp->status |= VIRTIO_CONFIG_S_NEEDS_RESET;
+        vpri_vpci_notify_config(vp);
+    }
+    vp->status |= VIRTIO_CONFIG_S_NEEDS_RESET;
+}
+
+/* ------------------------------------------------------------------ */
+/* Faults                                                             */
+
+static void vpri_vpci_fault_resolved(void *opaque, uint16_t index, bool ok)
+{
+    VpriVirtioPCI *vp = opaque;
+    VpriQueue *q = &vp->queues[index];
+
+    q->blocked = false;
+    q->fault_failed = !ok;
+    vpri_host_account_stall(vp->host, vp->fault_device_id,
+                            get_clock_realtime() - q->stall_start_ns);
+    qemu_bh_schedule(vp->resume_bh);
+}
+
+/*
+ * The vCPU that takes @q's interrupt: x86 MSI messages carry the
+ * destination APIC ID in address bits 19:12.  -1 if unknown.
+ */
+static int vpri_vpci_queue_cpu(VpriVirtioPCI *vp, VpriQueue *q)
+{
+    PCIDevice *pci = PCI_DEVICE(vp);
+    MSIMessage msg;
+    CPUState *cs;
+
+    if (!msix_enabled(pci) || q->msix_vector == VIRTIO_NO_VECTOR) {
+        return -1;
+    }
+    msg = msix_get_message(pci, q->msix_vector);
+    cs = cpu_by_arch_id(extract64(msg.address, 12, 8));
+    return cs ? cs->cpu_index : -1;
+}
+
+void vpri_virtio_pci_queue_fault(VpriVirtioPCI *vp, uint16_t index,
+                                 uint64_t addr, bool write)
+{
+    VpriQueue *q = &vp->queues[index];
+
+    if (q->blocked) {
+        return;
+    }
+    q->blocked = true;
+    q->fault_addr = addr;
+    q->fault_write = write;
+    q->stall_start_ns = get_clock_realtime();
+    if (!vp->host) {
+        /* Only a host's PA-BITMAP makes faults; nothing can resolve one. */
+        vpri_virtio_pci_guest_error(vp, "queue %u: fault without a host",
+                                    index);
+        return;
+    }
+    vpri_host_raise_fault(vp->host, vp->fault_device_id, index, addr, write,
+                          vpri_vpci_queue_cpu(vp, q));
+}
+
+/* Run every queue that is enabled and not blocked: after a fault resolves. */
+static void vpri_vpci_resume_bh(void *opaque)
+{
+    VpriVirtioPCI *vp = opaque;
+    VpriVirtioPCIClass *k = VPRI_VIRTIO_PCI_GET_CLASS(vp);
+
+    if (!(vp->status & VIRTIO_CONFIG_S_DRIVER_OK) ||
+        vpri_virtio_pci_broken(vp)) {
+        return;
+    }
+    for (uint16_t i = 0; i < vp->num_queues; i++) {
+        VpriQueue *q = &vp->queues[i];
+        if (q->enabled && !q->blocked) {
+            k->queue_notify(vp, i);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Reset                                                              */
+
+static void vpri_vpci_reset_queues(VpriVirtioPCI *vp)
+{
+    PCIDevice *pci = PCI_DEVICE(vp);
+
+    for (uint16_t i = 0; i < vp->num_queues; i++) {
+        VpriQueue *q = &vp->queues[i];
+
+        if (q->msix_vector != VIRTIO_NO_VECTOR) {
+            msix_vector_unuse(pci, q->msix_vector);
+        }
+        virtq_init(&q->vq);
+        q->size = q->max_size;
+        q->msix_vector = VIRTIO_NO_VECTOR;
+        q->desc = q->driver = q->device = 0;
+        q->enabled = false;
+        q->blocked = false;
+        q->fault_failed = false;
+    }
+}
+
+static void vpri_vpci_device_reset(VpriVirtioPCI *vp)
+{
+    VpriVirtioPCIClass *k = VPRI_VIRTIO_PCI_GET_CLASS(vp);
+
+    if (k->reset) {
+        k->reset(vp);
+    }
+    vpri_vpci_reset_queues(vp);
+    if (vp->config_vector != VIRTIO_NO_VECTOR) {
+        msix_vector_unuse(PCI_DEVICE(vp), vp->config_vector);
+    }
+    vp->config_vector = VIRTIO_NO_VECTOR;
+    vp->guest_features = 0;
+    vp->dfselect = vp->gfselect = 0;
+    vp->queue_sel = 0;
+    vp->status = 0;
+    vp->isr_status = 0;
+    pci_set_irq(PCI_DEVICE(vp), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Common configuration                                               */
+
+static uint16_t vpri_vpci_set_vector(VpriVirtioPCI *vp, uint16_t old,
+                                     uint16_t new)
+{
+    PCIDevice *pci = PCI_DEVICE(vp);
+
+    if (old != VIRTIO_NO_VECTOR) {
+        msix_vector_unuse(pci, old);
+    }
+    /* An invalid vector reads back as NO_VECTOR, as the spec requires. */
+    if (new >= pci->msix_entries_nr) {
+        return VIRTIO_NO_VECTOR;
+    }
+    msix_vector_use(pci, new);
+    return new;
+}
+
+static void vpri_vpci_enable_queue(VpriVirtioPCI *vp, VpriQueue *q)
+{
+    const char *err = NULL;
+
+    if (q->size == 0 || (q->size & (q->size - 1)) || q->size > q->max_size) {
+        vpri_virtio_pci_guest_error(vp, "queue size %u invalid (max %u)",
+                                    q->size, q->max_size);
+        return;
+    }
+    virtq_configure(&q->vq, q->size, q->desc, q->driver, q->device,
+                    vpri_virtio_pci_has_feature(vp, VIRTIO_RING_F_EVENT_IDX),
+                    vpri_virtio_pci_has_feature(vp,
+                                                VIRTIO_RING_F_INDIRECT_DESC));
+    err = virtq_error_reason(&q->vq);
+    if (err) {
+        vpri_virtio_pci_guest_error(vp, "queue %td: %s",
+                                    q - vp->queues, err);
+        return;
+    }
+    virtq_set_enabled(&q->vq, true);
+    q->enabled = true;
+}
+
+static uint64_t vpri_vpci_common_read(void *opaque, hwaddr addr,
+                                      unsigned size)
+{
+    VpriVirtioPCI *vp = opaque;
+    VpriQueue *q = vp->queue_sel < vp->num_queues ?
+                   &vp->queues[vp->queue_sel] : NULL;
+
+    switch (addr) {
+    case COMMON_DFSELECT:
+        return vp->dfselect;
+    case COMMON_DF:
+        return vp->dfselect < 2 ? vp->host_features >> (32 * vp->dfselect) : 0;
+    case COMMON_GFSELECT:
+        return vp->gfselect;
+    case COMMON_GF:
+        return vp->gfselect < 2 ?
+               vp->guest_features >> (32 * vp->gfselect) : 0;
+    case COMMON_MSIX:
+        return vp->config_vector;
+    case COMMON_NUMQ:
+        return vp->num_queues;
+    case COMMON_STATUS:
+        return vp->status;
+    case COMMON_CFGGENERATION:
+        return vp->config_generation;
+    case COMMON_Q_SELECT:
+        return vp->queue_sel;
+    }
+    if (!q) {
+        /* queue_size reads 0 for a queue that does not exist */
+        return 0;
+    }
+    switch (addr) {
+    case COMMON_Q_SIZE:
+        return q->size;
+    case COMMON_Q_MSIX:
+        return q->msix_vector;
+    case COMMON_Q_ENABLE:
+        return q->enabled;
+    case COMMON_Q_NOFF:
+        return vp->queue_sel;
+    case COMMON_Q_DESCLO:
+        return (uint32_t)q->desc;
+    case COMMON_Q_DESCHI:
+        return q->desc >> 32;
+    case COMMON_Q_AVAILLO:
+        return (uint32_t)q->driver;
+    case COMMON_Q_AVAILHI:
+        return q->driver >> 32;
+    case COMMON_Q_USEDLO:
+        return (uint32_t)q->device;
+    case COMMON_Q_USEDHI:
+        return q->device >> 32;
+    case COMMON_Q_NDATA:
+        return vp->queue_sel;
+    case COMMON_Q_RESET:
+        return 0;
+    }
+    return 0;
+}
+
+static void vpri_vpci_set_status(VpriVirtioPCI *vp, uint8_t val)
+{
+    VpriVirtioPCIClass *k = VPRI_VIRTIO_PCI_GET_CLASS(vp);
+    uint8_t old = vp->status;
+
+    if (val == 0) {
+        vpri_vpci_device_reset(vp);
+        return;
+    }
+    if ((val & VIRTIO_CONFIG_S_FEATURES_OK) &&
+        !(old & VIRTIO_CONFIG_S_FEATURES_OK)) {
+        /* The driver may only accept what we offered, and must take 1.0. */
+        if ((vp->guest_features & ~vp->host_features) ||
+            !(vp->guest_features & (1ULL << VIRTIO_F_VERSION_1))) {
+            val &= ~VIRTIO_CONFIG_S_FEATURES_OK;
+        }
+    }
+    /* NEEDS_RESET is ours to set, never the driver's to clear. */
+    vp->status = val | (old & VIRTIO_CONFIG_S_NEEDS_RESET);
+    if ((val & VIRTIO_CONFIG_S_DRIVER_OK) &&
+        !(old & VIRTIO_CONFIG_S_DRIVER_OK) && k->driver_ok) {
+        k->driver_ok(vp);
+    }
+}
+
+static void vpri_vpci_common_write(void *opaque, hwaddr addr, uint64_t val,
+                                   unsigned size)
+{
+    VpriVirtioPCI *vp = opaque;
+    VpriQueue *q = vp->queue_sel < vp->num_queues ?
+                   &vp->queues[vp->queue_sel] : NULL;
+    bool features_locked = vp->status & VIRTIO_CONFIG_S_FEATURES_OK;
+
+    switch (addr) {
+    case COMMON_DFSELECT:
+        vp->dfselect = val;
+        return;
+    case COMMON_GFSELECT:
+        vp->gfselect = val;
+        return;
+    case COMMON_GF:
+        if (features_locked || vp->gfselect > 1) {
+            qemu_log_mask(LOG_GUEST_ERROR,
+                          "%s: driver_feature write ignored (select %u%s)\n",
+                          object_get_typename(OBJECT(vp)), vp->gfselect,
+                          features_locked ? ", FEATURES_OK set" : "");
+            return;
+        }
+        vp->guest_features = deposit64(vp->guest_features,
+                                       32 * vp->gfselect, 32, val);
+        return;
+    case COMMON_MSIX:
+        vp->config_vector = vpri_vpci_set_vector(vp, vp->config_vector, val);
+        return;
+    case COMMON_STATUS:
+        vpri_vpci_set_status(vp, val);
+        return;
+    case COMMON_Q_SELECT:
+        vp->queue_sel = val;
+        return;
+    }
+    if (!q) {
+        qemu_log_mask(LOG_GUEST_ERROR,
+                      "%s: write to common config 0x%" HWADDR_PRIx
+                      " with queue_select %u out of range\n",
+                      object_get_typename(OBJECT(vp)), addr, vp->queue_sel);
+        return;
+    }
+    if (q->enabled && addr != COMMON_Q_MSIX && addr != COMMON_Q_RESET) {
+        qemu_log_mask(LOG_GUEST_ERROR,
+                      "%s: queue %u is enabled; write to 0x%" HWADDR_PRIx
+                      " ignored\n",
+                      object_get_typename(OBJECT(vp)), vp->queue_sel, addr);
+        return;
+    }
+    switch (addr) {
+    case COMMON_Q_SIZE:
+        q->size = val;
+        break;
+    case COMMON_Q_MSIX:
+        q->msix_vector = vpri_vpci_set_vector(vp, q->msix_vector, val);
+        break;
+    case COMMON_Q_ENABLE:
+        if (val == 1) {
+            vpri_vpci_enable_queue(vp, q);
+        }
+        break;
+    case COMMON_Q_DESCLO:
+        q->desc = deposit64(q->desc, 0, 32, val);
+        break;
+    case COMMON_Q_DESCHI:
+        q->desc = deposit64(q->desc, 32, 32, val);
+        break;
+    case COMMON_Q_AVAILLO:
+        q->driver = deposit64(q->driver, 0, 32, val);
+        break;
+    case COMMON_Q_AVAILHI:
+        q->driver = deposit64(q->driver, 32, 32, val);
+        break;
+    case COMMON_Q_USEDLO:
+        q->device = deposit64(q->device, 0, 32, val);
+        break;
+    case COMMON_Q_USEDHI:
+        q->device = deposit64(q->device, 32, 32, val);
+        break;
+    default:
+        qemu_log_mask(LOG_GUEST_ERROR,
+                      "%s: write to read-only common config 0x%" HWADDR_PRIx
+                      "\n", object_get_typename(OBJECT(vp)), addr);
+        break;
+    }
+}
+
+static const MemoryRegionOps vpri_vpci_common_ops = {
+    .read = vpri_vpci_common_read,
+    .write = vpri_vpci_common_write,
+    .endianness = DEVICE_LITTLE_ENDIAN,
+    .impl = {
+        .min_access_size = 1,
+        .max_access_size = 4,
+    },
+};
+
+/* ------------------------------------------------------------------ */
+/* ISR, device config, notify                                         */
+
+static uint64_t vpri_vpci_isr_read(void *opaque, hwaddr addr, unsigned size)
+{
+    VpriVirtioPCI *vp = opaque;
+    uint8_t val = vp->isr_status;
+
+    /* Reading the ISR acknowledges the INTx interrupt. */
+    vp->isr_status = 0;
+    pci_set_irq(PCI_DEVICE(vp), 0);
+    return val;
+}
+
+static void vpri_vpci_isr_write(void *opaque, hwaddr addr, uint64_t val,
+                                unsigned size)
+{
+    qemu_log_mask(LOG_GUEST_ERROR, "vpri-virtio-pci: ISR is read-only\n");
+}
+
+static const MemoryRegionOps vpri_vpci_isr_ops = {
+    .read = vpri_vpci_isr_read,
+    .write = vpri_vpci_isr_write,
+    .endianness = DEVICE_LITTLE_ENDIAN,
+    .impl = {
+        .min_access_size = 1,
+        .max_access_size = 4,
+    },
+};
+
+static uint64_t vpri_vpci_device_read(void *opaque, hwaddr addr,
+                                      unsigned size)
+{
+    VpriVirtioPCI *vp = opaque;
+    VpriVirtioPCIClass *k = VPRI_VIRTIO_PCI_GET_CLASS(vp);
+    g_autofree uint8_t *config = g_malloc0(k->config_size);
+
+    if (addr + size > k->config_size) {
+        return 0;
+    }
+    k->get_config(vp, config);
+    return ldn_le_p(config + addr, size);
+}
+
+static void vpri_vpci_device_write(void *opaque, hwaddr addr, uint64_t val,
+                                   unsigned size)
+{
+    VpriVirtioPCI *vp = opaque;
+    VpriVirtioPCIClass *k = VPRI_VIRTIO_PCI_GET_CLASS(vp);
+    g_autofree uint8_t *config = g_malloc0(k->config_size);
+
+    if (addr + size > k->config_size || !k->set_config) {
+        qemu_log_mask(LOG_GUEST_ERROR,
+                      "%s: device config write at 0x%" HWADDR_PRIx
+                      " ignored\n", object_get_typename(OBJECT(vp)), addr);
+        return;
+    }
+    k->get_config(vp, config);
+    stn_le_p(config + addr, size, val);
+    k->set_config(vp, config);
+}
+
+static const MemoryRegionOps vpri_vpci_device_ops = {
+    .read = vpri_vpci_device_read,
+    .write = vpri_vpci_device_write,
+    .endianness = DEVICE_LITTLE_ENDIAN,
+    .impl = {
+        .min_access_size = 1,
+        .max_access_size = 4,
+    },
+};
+
+static uint64_t vpri_vpci_notify_read(void *opaque, hwaddr addr,
+                                      unsigned size)
+{
+    return 0;
+}
+
+static void vpri_vpci_notify_write(void *opaque, hwaddr addr, uint64_t val,
+                                   unsigned size)
+{
+    VpriVirtioPCI *vp = opaque;
+    VpriVirtioPCIClass *k = VPRI_VIRTIO_PCI_GET_CLASS(vp);
+    uint16_t index = addr / VPRI_VPCI_NOTIFY_MULT;
+    VpriQueue *q;
+
+    if (index >= vp->num_queues) {
+        qemu_log_mask(LOG_GUEST_ERROR,
+                      "%s: notify for queue %u, device has %u\n",
+                      object_get_typename(OBJECT(vp)), index, vp->num_queues);
+        return;
+    }
+    q = &vp->queues[index];
+    if (!(vp->status & VIRTIO_CONFIG_S_DRIVER_OK) ||
+        vpri_virtio_pci_broken(vp) || !q->enabled) {
+        return;
+    }
+    /* A blocked queue runs again when its fault resolves. */
+    if (!q->blocked) {
+        k->queue_notify(vp, index);
+    }
+}
+
+static const MemoryRegionOps vpri_vpci_notify_ops = {
+    .read = vpri_vpci_notify_read,
+    .write = vpri_vpci_notify_write,
+    .endianness = DEVICE_LITTLE_ENDIAN,
+    .impl = {
+        .min_access_size = 1,
+        .max_access_size = 4,
+    },
+};
+
+/* ------------------------------------------------------------------ */
+/* Realize                                                            */
+
+static void vpri_vpci_add_cap(PCIDevice *pci, uint8_t cfg_type,
+                              uint32_t offset, uint32_t length,
+                              uint32_t notify_mult)
+{
+    uint8_t caplen = notify_mult ? sizeof(struct virtio_pci_notify_cap) :
+                                   sizeof(struct virtio_pci_cap);
+    int pos = pci_add_capability(pci, PCI_CAP_ID_VNDR, 0, caplen,
+                                 &error_abort);
+    uint8_t *cap = pci->config + pos;
+
+    cap[VIRTIO_PCI_CAP_LEN] = caplen;
+    cap[VIRTIO_PCI_CAP_CFG_TYPE] = cfg_type;
+    cap[VIRTIO_PCI_CAP_BAR] = VPRI_VPCI_MODERN_BAR;
+    pci_set_long(cap + VIRTIO_PCI_CAP_OFFSET, offset);
+    pci_set_long(cap + VIRTIO_PCI_CAP_LENGTH, length);
+    if (notify_mult) {
+        pci_set_long(cap + sizeof(struct virtio_pci_cap), notify_mult);
+    }
+}
+
+bool vpri_virtio_pci_realize(VpriVirtioPCI *vp, uint16_t num_queues,
+                             uint16_t queue_size, Error **errp)
+{
+    VpriVirtioPCIClass *k = VPRI_VIRTIO_PCI_GET_CLASS(vp);
+    PCIDevice *pci = PCI_DEVICE(vp);
+    Object *obj = OBJECT(vp);
+
+    if (num_queues == 0 || num_queues > VPRI_VPCI_MAX_QUEUES) {
+        error_setg(errp, "number of queues must be 1..%u, not %u",
+                   VPRI_VPCI_MAX_QUEUES, num_queues);
+        return false;
+    }
+    if (queue_size < 2 || queue_size > VPRI_VPCI_QUEUE_MAX_SIZE ||
+        (queue_size & (queue_size - 1))) {
+        error_setg(errp, "queue-size must be a power of 2 in 2..%u, not %u",
+                   VPRI_VPCI_QUEUE_MAX_SIZE, queue_size);
+        return false;
+    }
+    if (vp->host_id) {
+        vp->host = vpri_host_find(vp->host_id, errp);
+        if (!vp->host || !vpri_host_can_attach(vp->host, errp)) {
+            return false;
+        }
+    }
+
+    pci_config_set_vendor_id(pci->config, PCI_VENDOR_ID_REDHAT_QUMRANET);
+    pci_config_set_device_id(pci->config, 0x1040 + k->virtio_device_id);
+    pci_config_set_class(pci->config, k->pci_class);
+    pci_config_set_revision(pci->config, 1);   /* modern-only device */
+    pci_set_word(pci->config + PCI_SUBSYSTEM_VENDOR_ID,
+                 PCI_VENDOR_ID_REDHAT_QUMRANET);
+    pci_set_word(pci->config + PCI_SUBSYSTEM_ID, 0x40);
+    pci->config[PCI_INTERRUPT_PIN] = 1;
+
+    vp->num_queues = num_queues;
+    vp->queues = g_new0(VpriQueue, num_queues);
+    for (uint16_t i = 0; i < num_queues; i++) {
+        vp->queues[i].max_size = queue_size;
+        vp->queues[i].msix_vector = VIRTIO_NO_VECTOR;
+    }
+    vp->config_vector = VIRTIO_NO_VECTOR;
+    vp->dma_ops.read = vpri_dma_read;
+    vp->dma_ops.write = vpri_dma_write;
+    vp->host_features = k->get_features(vp) | (1ULL << VIRTIO_F_VERSION_1);
+    vpri_vpci_reset_queues(vp);
+
+    memory_region_init(&vp->bar, obj, "vpri-virtio-pci-modern",
+                       VPRI_VPCI_BAR_SIZE);
+    memory_region_init_io(&vp->common, obj, &vpri_vpci_common_ops, vp,
+                          "vpri-common", VPRI_VPCI_REGION_SIZE);
+    memory_region_init_io(&vp->isr, obj, &vpri_vpci_isr_ops, vp,
+                          "vpri-isr", VPRI_VPCI_REGION_SIZE);
+    memory_region_init_io(&vp->device, obj, &vpri_vpci_device_ops, vp,
+                          "vpri-device", VPRI_VPCI_REGION_SIZE);
+    memory_region_init_io(&vp->notify, obj, &vpri_vpci_notify_ops, vp,
+                          "vpri-notify", VPRI_VPCI_REGION_SIZE);
+    memory_region_add_subregion(&vp->bar, VPRI_VPCI_COMMON_OFFSET,
+                                &vp->common);
+    memory_region_add_subregion(&vp->bar, VPRI_VPCI_ISR_OFFSET, &vp->isr);
+    memory_region_add_subregion(&vp->bar, VPRI_VPCI_DEVICE_OFFSET,
+                                &vp->device);
+    memory_region_add_subregion(&vp->bar, VPRI_VPCI_NOTIFY_OFFSET,
+                                &vp->notify);
+    pci_register_bar(pci, VPRI_VPCI_MODERN_BAR,
+                     PCI_BASE_ADDRESS_SPACE_MEMORY |
+                     PCI_BASE_ADDRESS_MEM_PREFETCH |
+                     PCI_BASE_ADDRESS_MEM_TYPE_64, &vp->bar);
+
+    vpri_vpci_add_cap(pci, VIRTIO_PCI_CAP_COMMON_CFG,
+                      VPRI_VPCI_COMMON_OFFSET, COMMON_SIZE, 0);
+    vpri_vpci_add_cap(pci, VIRTIO_PCI_CAP_ISR_CFG,
+                      VPRI_VPCI_ISR_OFFSET, 1, 0);
+    vpri_vpci_add_cap(pci, VIRTIO_PCI_CAP_DEVICE_CFG,
+                      VPRI_VPCI_DEVICE_OFFSET, k->config_size, 0);
+    vpri_vpci_add_cap(pci, VIRTIO_PCI_CAP_NOTIFY_CFG,
+                      VPRI_VPCI_NOTIFY_OFFSET,
+                      num_queues * VPRI_VPCI_NOTIFY_MULT,
+                      VPRI_VPCI_NOTIFY_MULT);
+
+    if (msix_init_exclusive_bar(pci, num_queues + 1, VPRI_VPCI_MSIX_BAR,
+                                errp)) {
+        return false;
+    }
+    vp->resume_bh = qemu_bh_new_guarded(vpri_vpci_resume_bh, vp,
+                                        &DEVICE(vp)->mem_reentrancy_guard);
+    if (vp->host) {
+        vp->fault_device_id = vpri_host_attach(vp->host, DEVICE(vp),
+                                               num_queues,
+                                               vpri_vpci_fault_resolved, vp);
+    }
+    return true;
+}
+
+void vpri_virtio_pci_unrealize(VpriVirtioPCI *vp)
+{
+    if (vp->host) {
+        vpri_host_detach(vp->host, vp->fault_device_id);
+    }
+    qemu_bh_delete(vp->resume_bh);
+    msix_uninit_exclusive_bar(PCI_DEVICE(vp));
+    g_free(vp->queues);
+}
+
+static void vpri_vpci_qdev_reset(DeviceState *dev)
+{
+    vpri_vpci_device_reset(VPRI_VIRTIO_PCI(dev));
+}
+
+static const Property vpri_vpci_properties[] = {
+    DEFINE_PROP_STRING("host", VpriVirtioPCI, host_id),
+};
+
+static void vpri_vpci_class_init(ObjectClass *klass, void *data)
+{
+    DeviceClass *dc = DEVICE_CLASS(klass);
+
+    device_class_set_legacy_reset(dc, vpri_vpci_qdev_reset);
+    device_class_set_props(dc, vpri_vpci_properties);
+}
+
+static const TypeInfo vpri_vpci_info = {
+    .name = TYPE_VPRI_VIRTIO_PCI,
+    .parent = TYPE_PCI_DEVICE,
+    .instance_size = sizeof(VpriVirtioPCI),
+    .class_size = sizeof(VpriVirtioPCIClass),
+    .class_init = vpri_vpci_class_init,
+    .abstract = true,
+    .interfaces = (InterfaceInfo[]) {
+        { INTERFACE_CONVENTIONAL_PCI_DEVICE },
+        { }
+    },
+};
+
+static void vpri_vpci_register_types(void)
+{
+    type_register_static(&vpri_vpci_info);
+}
+
+type_init(vpri_vpci_register_types)

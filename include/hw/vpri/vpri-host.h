@@ -1,0 +1,57 @@
+/*
+ * vpri-host: the host side of VPRI, the I/O page fault service
+ *
+ * One object serves any number of vpri devices.  For each device it keeps
+ * the device's PA-BITMAP, its DMA access tracker and its sideband fault
+ * ring; handler threads take fault records off the rings, page the memory
+ * in and complete the faults.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef HW_VPRI_HOST_H
+#define HW_VPRI_HOST_H
+
+#include "qom/object.h"
+#include "hw/vpri/pa-bitmap.h"
+
+#define TYPE_VPRI_HOST "vpri-host"
+OBJECT_DECLARE_SIMPLE_TYPE(VpriHost, VPRI_HOST)
+
+/* Runs in the main loop once the host has answered a device fault. */
+typedef void VpriFaultDoneFn(void *opaque, uint16_t queue, bool resolved);
+
+VpriHost *vpri_host_find(const char *id, Error **errp);
+
+/* Returns the device id used in fault records. */
+uint32_t vpri_host_attach(VpriHost *h, DeviceState *dev, uint16_t nqueues,
+                          VpriFaultDoneFn *done, void *opaque);
+void vpri_host_detach(VpriHost *h, uint32_t dev_id);
+
+/*
+ * Start a DMA of @len bytes at @addr: look the pages up in the device's
+ * PA-BITMAP and, if the access is allowed, enter the fence's in-flight
+ * set until vpri_host_dma_end().  Returns PAB_OK, PAB_FAULT (first
+ * faulting page in *@fault_page) or PAB_OUT_OF_RANGE.
+ */
+PabResult vpri_host_dma_begin(VpriHost *h, uint32_t dev_id, uint64_t addr,
+                              uint64_t len, bool write, PabDmaToken *token,
+                              uint64_t *fault_page);
+void vpri_host_dma_end(VpriHost *h, uint32_t dev_id, PabDmaToken token);
+
+/*
+ * Report a fault on the sideband channel; the device's done callback runs
+ * in the main loop when it is answered.  @cpu is the index of the vCPU
+ * that takes the queue's interrupt, or -1: its handler is woken first.
+ */
+void vpri_host_raise_fault(VpriHost *h, uint32_t dev_id, uint16_t queue,
+                           uint64_t page, bool write, int cpu);
+
+/* The device's queues were blocked @ns nanoseconds on one fault. */
+void vpri_host_account_stall(VpriHost *h, uint32_t dev_id, uint64_t ns);
+
+/* Pin or unpin guest pages (never evicted while pinned). */
+int vpri_host_pin(VpriHost *h, uint64_t gpa, uint64_t len, Error **errp);
+int vpri_host_unpin(VpriHost *h, uint64_t gpa, uint64_t len, Error **errp);
+
+#endif

@@ -1,0 +1,146 @@
+/*
+ * VPRI modern virtio-pci transport
+ *
+ * vpri-blk and vpri-nic carry their own virtio 1.x PCI transport on top of
+ * the shared fault-aware virtqueue engine (hw/vpri/virtq.c), so that every
+ * descriptor, ring and buffer access goes through one DMA path that checks
+ * the PA-BITMAP.  QEMU's VirtIODevice would put a second data path beside
+ * ours.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef HW_VPRI_VIRTIO_PCI_H
+#define HW_VPRI_VIRTIO_PCI_H
+
+#include "hw/pci/pci_device.h"
+#include "hw/vpri/virtq.h"
+#include "qom/object.h"
+
+#define TYPE_VPRI_VIRTIO_PCI "vpri-virtio-pci"
+OBJECT_DECLARE_TYPE(VpriVirtioPCI, VpriVirtioPCIClass, VPRI_VIRTIO_PCI)
+
+typedef struct VpriHost VpriHost;
+
+/* Layout of the modern BAR (BAR 4); one page per structure. */
+#define VPRI_VPCI_COMMON_OFFSET  0x0000
+#define VPRI_VPCI_ISR_OFFSET     0x1000
+#define VPRI_VPCI_DEVICE_OFFSET  0x2000
+#define VPRI_VPCI_NOTIFY_OFFSET  0x3000
+#define VPRI_VPCI_REGION_SIZE    0x1000
+#define VPRI_VPCI_BAR_SIZE       0x4000
+#define VPRI_VPCI_MODERN_BAR     4
+#define VPRI_VPCI_MSIX_BAR       1
+/* Each queue notifies at its own 4-byte slot: queue_notify_off = index. */
+#define VPRI_VPCI_NOTIFY_MULT    4
+
+#define VPRI_VPCI_MAX_QUEUES     64
+#define VPRI_VPCI_QUEUE_MAX_SIZE 1024
+
+typedef struct VpriQueue {
+    Virtq vq;
+    uint16_t max_size;          /* offered to the driver */
+    uint16_t size;              /* chosen by the driver */
+    uint16_t msix_vector;
+    uint64_t desc, driver, device;
+    bool enabled;
+    /* A DMA of this queue hit a non-present page; nothing runs until resolved. */
+    bool blocked;
+    uint64_t fault_addr;
+    bool fault_write;
+    /* The host could not resolve it: the held request gets an error. */
+    bool fault_failed;
+    uint64_t stall_start_ns;
+} VpriQueue;
+
+struct VpriVirtioPCI {
+    PCIDevice parent_obj;
+
+    MemoryRegion bar;
+    MemoryRegion common;
+    MemoryRegion isr;
+    MemoryRegion device;
+    MemoryRegion notify;
+
+    uint64_t host_features;
+    uint64_t guest_features;
+    uint32_t dfselect;
+    uint32_t gfselect;
+    uint16_t config_vector;
+    uint16_t queue_sel;
+    uint8_t status;
+    uint8_t config_generation;
+    uint8_t isr_status;
+
+    uint16_t num_queues;
+    VpriQueue *queues;
+    VirtqDmaOps dma_ops;
+
+    /* The host service, or NULL: then every page is present. */
+    VpriHost *host;
+    char *host_id;
+    uint32_t fault_device_id;
+    QEMUBH *resume_bh;
+};
+
+struct VpriVirtioPCIClass {
+    PCIDeviceClass parent_class;
+
+    uint16_t virtio_device_id;  /* 2 for blk, 1 for net */
+    uint16_t pci_class;
+    uint32_t config_size;
+
+    /* Features offered (device-specific bits and the ring features). */
+    uint64_t (*get_features)(VpriVirtioPCI *vp);
+    /* Device config space access. */
+    void (*get_config)(VpriVirtioPCI *vp, uint8_t *config);
+    void (*set_config)(VpriVirtioPCI *vp, const uint8_t *config);
+    /* Driver kicked queue @index, or a blocked queue was resumed. */
+    void (*queue_notify)(VpriVirtioPCI *vp, uint16_t index);
+    /* Driver set DRIVER_OK. */
+    void (*driver_ok)(VpriVirtioPCI *vp);
+    /* Device reset: drop device-specific in-flight state. */
+    void (*reset)(VpriVirtioPCI *vp);
+};
+
+/*
+ * Called by subclasses in realize before anything else.  @num_queues
+ * queues, each offering @queue_size entries.
+ */
+bool vpri_virtio_pci_realize(VpriVirtioPCI *vp, uint16_t num_queues,
+                             uint16_t queue_size, Error **errp);
+void vpri_virtio_pci_unrealize(VpriVirtioPCI *vp);
+
+/* Interrupt the driver for queue @index if the ring asks for it. */
+void vpri_virtio_pci_notify_queue(VpriVirtioPCI *vp, uint16_t index);
+
+/*
+ * A DMA of queue @index faulted at @addr.  The queue is blocked and the
+ * fault goes to the host's sideband channel; when the host resolves it the
+ * queue's queue_notify hook runs again.  Returns false when the fault cannot
+ * be resolved (no host, or the host failed it): the caller completes the
+ * request with an I/O error.
+ */
+void vpri_virtio_pci_queue_fault(VpriVirtioPCI *vp, uint16_t index,
+                                 uint64_t addr, bool write);
+
+/*
+ * The guest broke the virtio rules: log it, set DEVICE_NEEDS_RESET and tell
+ * the driver through a config-change interrupt.  The device stops
+ * processing until it is reset.
+ */
+void G_GNUC_PRINTF(2, 3)
+vpri_virtio_pci_guest_error(VpriVirtioPCI *vp, const char *fmt, ...);
+
+static inline bool vpri_virtio_pci_broken(VpriVirtioPCI *vp)
+{
+    return vp->status & 0x40;  /* VIRTIO_CONFIG_S_NEEDS_RESET */
+}
+
+static inline bool vpri_virtio_pci_has_feature(VpriVirtioPCI *vp,
+                                               unsigned bit)
+{
+    return vp->guest_features & (1ULL << bit);
+}
+
+#endif
