@@ -1,0 +1,82 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# iolab guest helper library (busybox ash).  Installed as /lib/iolab.sh in the
+# guest initramfs; sourced by /init and by every workload script.
+#
+# Marker protocol on the serial console (one marker per line):
+#   IOLAB-BEGIN <name>
+#   IOLAB-RESULT <name> key=value [key=value ...]
+#   IOLAB-LOG <name> free text           (diagnostics, ignored by parsers)
+#   IOLAB-END <name> status=ok|fail [rc=N]
+#   IOLAB-DONE
+# See docs/guest.rst.
+
+IOLAB_PARAMS=/run/iolab/params
+
+# iolab_param NAME [DEFAULT]: value of iolab.NAME= from the kernel command
+# line (last one wins), or DEFAULT.
+iolab_param() {
+    _v=
+    if [ -f "$IOLAB_PARAMS" ]; then
+        _v=$(sed -n "s/^$1=//p" "$IOLAB_PARAMS" | tail -n 1)
+    fi
+    if [ -n "$_v" ]; then
+        echo "$_v"
+    else
+        echo "${2:-}"
+    fi
+}
+
+# iolab_result key=value ...: emit a result line for the current workload.
+iolab_result() {
+    echo "IOLAB-RESULT ${IOLAB_NAME:-unknown} $*"
+}
+
+# iolab_log text...: human-readable diagnostics for the current workload.
+iolab_log() {
+    echo "IOLAB-LOG ${IOLAB_NAME:-unknown} $*"
+}
+
+# iolab_fail text...: log and return 1 (use as `iolab_fail "msg"; exit 1`).
+iolab_fail() {
+    echo "IOLAB-LOG ${IOLAB_NAME:-unknown} FAIL: $*"
+    return 1
+}
+
+# iolab_now_us: monotonic-ish microsecond timestamp.
+iolab_now_us() {
+    if [ -n "${EPOCHREALTIME:-}" ]; then
+        _t=$EPOCHREALTIME
+        echo "${_t%.*}${_t#*.}"
+    else
+        awk '{ printf "%d\n", $1 * 1000000 }' /proc/uptime
+    fi
+}
+
+# iolab_elapsed START_US [END_US]: seconds (3 decimals) between two stamps.
+iolab_elapsed() {
+    _end=${2:-$(iolab_now_us)}
+    awk -v s="$1" -v e="$_end" 'BEGIN { printf "%.3f\n", (e - s) / 1000000 }'
+}
+
+# iolab_mibps BYTES SECONDS: throughput in MiB/s (2 decimals).
+iolab_mibps() {
+    awk -v b="$1" -v s="$2" 'BEGIN { if (s <= 0) s = 0.001; printf "%.2f\n", b / 1048576 / s }'
+}
+
+# iolab_wait_for PATH SECONDS: wait until PATH exists (block device etc.).
+iolab_wait_for() {
+    _n=0
+    _lim=$(( ${2:-5} * 10 ))
+    while [ ! -e "$1" ]; do
+        [ "$_n" -ge "$_lim" ] && return 1
+        usleep 100000
+        _n=$((_n + 1))
+    done
+    return 0
+}
+
+# iolab_sum FILE: sha256 of FILE (just the hex digest).
+iolab_sum() {
+    sha256sum "$1" | awk '{ print $1 }'
+}
