@@ -16,6 +16,7 @@
 
 #include "qemu/osdep.h"
 #include "qemu/log.h"
+#include "qemu/memalign.h"
 #include "qemu/units.h"
 #include "qapi/error.h"
 #include "hw/block/block.h"
@@ -32,6 +33,12 @@ OBJECT_DECLARE_SIMPLE_TYPE(VpriBlk, VPRI_BLK)
 #define VPRI_BLK_SECTOR_SIZE 512
 #define VPRI_BLK_SEG_MAX     126
 #define VPRI_BLK_HDR_SIZE    16
+/*
+ * Largest data transfer of one request.  Linux never sends more than a few
+ * MiB; the bound keeps a guest from making QEMU allocate huge bounce
+ * buffers with chains that repeat the same memory.
+ */
+#define VPRI_BLK_MAX_DATA    (32 * MiB)
 
 /* Where a request is: a fault holds it there, a retry resumes there. */
 typedef enum VpriBlkStage {
@@ -54,6 +61,7 @@ typedef struct VpriBlkReq {
     uint32_t written;
     void *bounce;
     QEMUIOVector qiov;
+    BlockAcctCookie acct;
     QTAILQ_ENTRY(VpriBlkReq) next;
     VirtqElem elem;             /* last: it is large */
 } VpriBlkReq;
@@ -133,7 +141,9 @@ static void vpri_blk_backend_done(void *opaque, int ret)
     s->inflight--;
     if (ret < 0) {
         req->status = VIRTIO_BLK_S_IOERR;
-        block_acct_failed(blk_get_stats(s->conf.blk), NULL);
+        block_acct_failed(blk_get_stats(s->conf.blk), &req->acct);
+    } else {
+        block_acct_done(blk_get_stats(s->conf.blk), &req->acct);
     }
     req->stage = req->type == VIRTIO_BLK_T_IN && ret >= 0 ?
                  STAGE_SCATTER : STAGE_STATUS;
@@ -150,31 +160,39 @@ static void vpri_blk_backend_done(void *opaque, int ret)
     vpri_blk_run_req(req);
 }
 
+/* Is a read or write inside the disk, whole sectors, not too large? */
+static bool vpri_blk_rw_valid(VpriBlk *s, VpriBlkReq *req)
+{
+    uint64_t capacity = vpri_blk_capacity(s);
+    uint64_t nsec = req->data_len / VPRI_BLK_SECTOR_SIZE;
+
+    if (req->data_len % VPRI_BLK_SECTOR_SIZE ||
+        req->data_len > VPRI_BLK_MAX_DATA ||
+        req->sector > capacity || nsec > capacity - req->sector) {
+        qemu_log_mask(LOG_GUEST_ERROR,
+                      "vpri-blk: request of %u bytes at sector %" PRIu64
+                      " beyond capacity %" PRIu64 ", misaligned or too "
+                      "large\n", req->data_len, req->sector, capacity);
+        return false;
+    }
+    return true;
+}
+
 static void vpri_blk_submit(VpriBlkReq *req)
 {
     VpriBlk *s = req->s;
     BlockBackend *blk = s->conf.blk;
-    uint64_t capacity = vpri_blk_capacity(s);
-    uint64_t nsec = req->data_len / VPRI_BLK_SECTOR_SIZE;
 
     switch (req->type) {
     case VIRTIO_BLK_T_IN:
     case VIRTIO_BLK_T_OUT:
-        if (req->data_len % VPRI_BLK_SECTOR_SIZE ||
-            req->sector > capacity || nsec > capacity - req->sector) {
-            qemu_log_mask(LOG_GUEST_ERROR,
-                          "vpri-blk: request sector %" PRIu64 " + %" PRIu64
-                          " beyond capacity %" PRIu64 " or misaligned\n",
-                          req->sector, nsec, capacity);
-            req->status = VIRTIO_BLK_S_IOERR;
-            req->stage = STAGE_STATUS;
-            vpri_blk_run_req(req);
-            return;
-        }
         qemu_iovec_init(&req->qiov, 1);
         qemu_iovec_add(&req->qiov, req->bounce, req->data_len);
         req->stage = STAGE_BACKEND;
         s->inflight++;
+        block_acct_start(blk_get_stats(blk), &req->acct, req->data_len,
+                         req->type == VIRTIO_BLK_T_IN ? BLOCK_ACCT_READ :
+                                                        BLOCK_ACCT_WRITE);
         if (req->type == VIRTIO_BLK_T_IN) {
             blk_aio_preadv(blk, req->sector * VPRI_BLK_SECTOR_SIZE,
                            &req->qiov, 0, vpri_blk_backend_done, req);
@@ -186,6 +204,7 @@ static void vpri_blk_submit(VpriBlkReq *req)
     case VIRTIO_BLK_T_FLUSH:
         req->stage = STAGE_BACKEND;
         s->inflight++;
+        block_acct_start(blk_get_stats(blk), &req->acct, 0, BLOCK_ACCT_FLUSH);
         blk_aio_flush(blk, vpri_blk_backend_done, req);
         return;
     case VIRTIO_BLK_T_GET_ID: {
@@ -240,6 +259,13 @@ static void vpri_blk_run_req(VpriBlkReq *req)
             req->data_len = req->elem.out_len - VPRI_BLK_HDR_SIZE;
         } else if (req->type == VIRTIO_BLK_T_IN) {
             req->data_len = req->elem.in_len - 1;
+        }
+        if ((req->type == VIRTIO_BLK_T_IN || req->type == VIRTIO_BLK_T_OUT) &&
+            !vpri_blk_rw_valid(s, req)) {
+            req->status = VIRTIO_BLK_S_IOERR;
+            req->stage = STAGE_STATUS;
+            vpri_blk_run_req(req);
+            return;
         }
         if (req->data_len) {
             req->bounce = qemu_try_blockalign(blk_bs(s->conf.blk),

@@ -111,6 +111,13 @@ static void vpri_vpci_raise(VpriVirtioPCI *vp, uint16_t vector, uint8_t isr)
 {
     PCIDevice *pci = PCI_DEVICE(vp);
 
+    /*
+     * The config bit is set whatever the interrupt mechanism (virtio 1.2,
+     * 4.1.4.5.1); the queue bit only matters for INTx.
+     */
+    if (isr & VPRI_VPCI_ISR_CONFIG) {
+        vp->isr_status |= VPRI_VPCI_ISR_CONFIG;
+    }
     if (msix_enabled(pci)) {
         if (vector != VIRTIO_NO_VECTOR) {
             msix_notify(pci, vector);

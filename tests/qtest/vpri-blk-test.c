@@ -1,0 +1,1170 @@
+/*
+ * qtest for vpri-blk: the modern virtio-blk PCI device of VPRI.
+ *
+ * Drives the device through our own virtio-pci helper (vpri-virtio.c):
+ * identity and configuration, I/O of several sizes and layouts, the
+ * request types, multiqueue, with and without a vpri-host, and a set of
+ * malformed rings, each of which must leave QEMU running and, where the
+ * virtio specification calls it a device error, set DEVICE_NEEDS_RESET.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/bswap.h"
+#include "qemu/units.h"
+#include "libqtest.h"
+#include "libqos/pci-pc.h"
+#include "libqos/malloc-pc.h"
+#include "qobject/qdict.h"
+#include "hw/pci/pci_regs.h"
+#include "vpri-virtio.h"
+
+#define VIRTIO_VENDOR       0x1af4
+#define VIRTIO_BLK_MODERN   0x1042
+
+#define IMG_SIZE            (8 * MiB)
+#define SECTOR              512
+#define SERIAL              "iolab-vpri-0001"
+
+/* virtio-blk (virtio 1.2, 5.2) */
+#define BLK_F_RO            5
+#define BLK_F_SEG_MAX       2
+#define BLK_F_BLK_SIZE      6
+#define BLK_F_FLUSH         9
+#define BLK_F_MQ            12
+
+#define BLK_T_IN            0
+#define BLK_T_OUT           1
+#define BLK_T_FLUSH         4
+#define BLK_T_GET_ID        8
+
+#define BLK_S_OK            0
+#define BLK_S_IOERR         1
+#define BLK_S_UNSUPP        2
+
+#define BLK_ID_BYTES        20
+
+/* struct virtio_blk_config offsets */
+#define CFG_CAPACITY        0
+#define CFG_SEG_MAX         12
+#define CFG_BLK_SIZE        20
+#define CFG_NUM_QUEUES      34
+
+/* MSI-X messages: vector v writes MSI_DATA(v) to msi_base + 4 * v */
+#define MSI_DATA(v)         (0x4000u + (v))
+
+#define DRIVER_FEATURES \
+    ((1ULL << BLK_F_SEG_MAX) | (1ULL << BLK_F_BLK_SIZE) | \
+     (1ULL << BLK_F_FLUSH) | (1ULL << BLK_F_MQ) | (1ULL << BLK_F_RO) | \
+     (1ULL << VV_F_INDIRECT_DESC) | (1ULL << VV_F_EVENT_IDX) | \
+     (1ULL << VV_F_VERSION_1) | (1ULL << VV_F_ACCESS_PLATFORM))
+
+typedef struct Ctx {
+    QTestState *qts;
+    QGuestAllocator alloc;
+    QPCIBus *bus;
+    VVDev *d;
+    char *img;
+    int img_fd;
+    char *log;              /* QEMU's -d guest_errors log */
+    int log_fd;
+    uint16_t nq;
+    uint64_t msi_base;      /* 0 without MSI-X */
+} Ctx;
+
+/* ------------------------------------------------------------------ */
+/* Set-up                                                             */
+
+/*
+ * Start QEMU with one vpri-blk on an 8 MiB raw image.  @devopts are
+ * appended to the -device option, @extra to the command line.
+ */
+static Ctx *ctx_start_full(const char *devopts, const char *extra, bool ro,
+                           const char *blockdev_fmt)
+{
+    Ctx *c = g_new0(Ctx, 1);
+    g_autoptr(GError) err = NULL;
+
+    c->img_fd = g_file_open_tmp("vpri-blk-XXXXXX.img", &c->img, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(ftruncate(c->img_fd, IMG_SIZE), ==, 0);
+    c->log_fd = g_file_open_tmp("vpri-blk-XXXXXX.log", &c->log, &err);
+    g_assert_no_error(err);
+
+    if (blockdev_fmt) {
+        g_autofree char *bd = g_strdup_printf(blockdev_fmt, c->img);
+
+        c->qts = qtest_initf("-M q35 -nodefaults -d guest_errors -D %s "
+                             "%s -blockdev %s "
+                             "-device vpri-blk,drive=d0,serial=" SERIAL "%s",
+                             c->log, extra ? extra : "", bd,
+                             devopts ? devopts : "");
+    } else {
+        c->qts = qtest_initf("-M q35 -nodefaults -d guest_errors -D %s %s "
+                             "-blockdev driver=file,node-name=d0,filename=%s%s "
+                             "-device vpri-blk,drive=d0,serial=" SERIAL "%s",
+                             c->log, extra ? extra : "", c->img,
+                             ro ? ",read-only=on" : "",
+                             devopts ? devopts : "");
+    }
+    /*
+     * QEMU has both files open now: unlink them, so that nothing is left
+     * behind if the test aborts.  We keep our own descriptors.
+     */
+    unlink(c->img);
+    unlink(c->log);
+    pc_alloc_init(&c->alloc, c->qts, 0);
+    c->bus = qpci_new_pc(c->qts, &c->alloc);
+    c->d = vv_dev_find(c->qts, c->bus, &c->alloc, VIRTIO_VENDOR,
+                       VIRTIO_BLK_MODERN);
+    g_assert(c->d);
+    return c;
+}
+
+static Ctx *ctx_start(const char *devopts, const char *extra, bool ro)
+{
+    return ctx_start_full(devopts, extra, ro, NULL);
+}
+
+/* Enable MSI-X and point every vector at its own word of guest memory. */
+static void ctx_msix(Ctx *c, uint16_t nvectors)
+{
+    vv_msix_enable(c->d);
+    c->msi_base = guest_alloc(&c->alloc, 4096);
+    qtest_memset(c->qts, c->msi_base, 0, 4096);
+    for (uint16_t v = 0; v < nvectors; v++) {
+        vv_msix_set_entry(c->d, v, c->msi_base + 4 * v, MSI_DATA(v));
+    }
+}
+
+static void ctx_init(Ctx *c, uint16_t nq)
+{
+    c->nq = nq;
+    vv_init(c->d, DRIVER_FEATURES, nq, 0);
+}
+
+static void assert_running(Ctx *c)
+{
+    QDict *rsp = qtest_qmp(c->qts, "{ 'execute': 'query-status' }");
+    QDict *ret;
+
+    g_assert(rsp);
+    g_assert(qdict_haskey(rsp, "return"));
+    ret = qdict_get_qdict(rsp, "return");
+    g_assert_cmpstr(qdict_get_str(ret, "status"), ==, "running");
+    qobject_unref(rsp);
+}
+
+/* QEMU logged a guest error containing @needle */
+static void assert_logged(Ctx *c, const char *needle)
+{
+    g_autoptr(GString) text = g_string_new(NULL);
+    char chunk[4096];
+    ssize_t n;
+    off_t off = 0;
+
+    while ((n = pread(c->log_fd, chunk, sizeof(chunk), off)) > 0) {
+        g_string_append_len(text, chunk, n);
+        off += n;
+    }
+    if (!strstr(text->str, needle)) {
+        g_test_message("guest error log:\n%s", text->str);
+        g_error("no guest error mentioning '%s' was logged", needle);
+    }
+}
+
+static void ctx_stop(Ctx *c)
+{
+    vv_dev_free(c->d);
+    qpci_free_pc(c->bus);
+    alloc_destroy(&c->alloc);
+    qtest_quit(c->qts);
+    close(c->img_fd);
+    close(c->log_fd);
+    g_free(c->img);
+    g_free(c->log);
+    g_free(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Requests                                                           */
+
+typedef struct Req {
+    uint32_t type;
+    uint64_t sector;
+    uint8_t *buf;           /* OUT: data to write; IN/GET_ID: filled in */
+    uint32_t len;           /* data bytes (0: none) */
+    int nsegs;              /* data descriptors */
+    bool indirect;
+    /* results */
+    uint8_t status;
+    uint32_t used_len;
+} Req;
+
+typedef struct ReqMem {
+    uint64_t hdr, status;
+    uint64_t seg[128];
+    uint32_t seg_len;
+    int nsegs;
+    uint16_t head;
+} ReqMem;
+
+static bool type_reads_data(uint32_t type)
+{
+    return type != BLK_T_OUT;   /* the device writes the data buffers */
+}
+
+/* Build a request in guest memory, publish and kick it. */
+static void req_submit(Ctx *c, VVQueue *q, Req *r, ReqMem *m)
+{
+    VVBuf bufs[130];
+    uint8_t hdr[16];
+    int n = 0;
+
+    memset(m, 0, sizeof(*m));
+    m->hdr = guest_alloc(&c->alloc, sizeof(hdr));
+    stl_le_p(hdr, r->type);
+    stl_le_p(hdr + 4, 0);
+    stq_le_p(hdr + 8, r->sector);
+    qtest_memwrite(c->qts, m->hdr, hdr, sizeof(hdr));
+    bufs[n++] = (VVBuf){ m->hdr, sizeof(hdr), false };
+
+    if (r->len) {
+        g_assert_cmpint(r->nsegs, >, 0);
+        g_assert_cmpint(r->nsegs, <=, 128);
+        g_assert_cmpint(r->len % r->nsegs, ==, 0);
+        m->nsegs = r->nsegs;
+        m->seg_len = r->len / r->nsegs;
+        for (int i = 0; i < m->nsegs; i++) {
+            m->seg[i] = guest_alloc(&c->alloc, m->seg_len);
+            if (type_reads_data(r->type)) {
+                qtest_memset(c->qts, m->seg[i], 0xaa, m->seg_len);
+            } else {
+                qtest_memwrite(c->qts, m->seg[i],
+                               r->buf + i * m->seg_len, m->seg_len);
+            }
+            bufs[n++] = (VVBuf){ m->seg[i], m->seg_len,
+                                 type_reads_data(r->type) };
+        }
+    }
+    m->status = guest_alloc(&c->alloc, 1);
+    qtest_writeb(c->qts, m->status, 0xff);
+    bufs[n++] = (VVBuf){ m->status, 1, true };
+
+    m->head = vv_queue_add_chain(q, bufs, n, r->indirect);
+    vv_queue_publish(q, m->head);
+    vv_queue_kick(q);
+}
+
+/* Collect the result of a submitted request and free its buffers. */
+static void req_complete(Ctx *c, VVQueue *q, Req *r, ReqMem *m,
+                         uint32_t id, uint32_t len)
+{
+    g_assert_cmpuint(id, ==, m->head);
+    r->used_len = len;
+    r->status = qtest_readb(c->qts, m->status);
+    for (int i = 0; i < m->nsegs; i++) {
+        if (type_reads_data(r->type)) {
+            qtest_memread(c->qts, m->seg[i], r->buf + i * m->seg_len,
+                          m->seg_len);
+        }
+        guest_free(&c->alloc, m->seg[i]);
+    }
+    guest_free(&c->alloc, m->hdr);
+    guest_free(&c->alloc, m->status);
+    if (c->msi_base && q->msix_vector != VV_NO_VECTOR) {
+        /* Every completion interrupts: used_event follows last_used */
+        g_assert(vv_wait_msi(c->d, c->msi_base + 4 * q->msix_vector,
+                             MSI_DATA(q->msix_vector), VV_TIMEOUT_US));
+    }
+}
+
+/* Submit @r on @q and wait for it; asserts that it completes. */
+static void req_run(Ctx *c, VVQueue *q, Req *r)
+{
+    ReqMem m;
+    uint32_t id, len;
+
+    req_submit(c, q, r, &m);
+    g_assert(vv_queue_wait_used(q, &id, &len, VV_TIMEOUT_US));
+    req_complete(c, q, r, &m, id, len);
+}
+
+static uint8_t do_io(Ctx *c, VVQueue *q, uint32_t type, uint64_t sector,
+                     uint8_t *buf, uint32_t len, int nsegs, bool indirect,
+                     uint32_t *used_len)
+{
+    Req r = {
+        .type = type, .sector = sector, .buf = buf, .len = len,
+        .nsegs = nsegs, .indirect = indirect,
+    };
+
+    req_run(c, q, &r);
+    if (used_len) {
+        *used_len = r.used_len;
+    }
+    return r.status;
+}
+
+static void fill_pattern(uint8_t *buf, size_t len, uint32_t seed)
+{
+    for (size_t i = 0; i < len; i++) {
+        buf[i] = (uint8_t)(seed * 31 + i * 7 + (i >> 9));
+    }
+}
+
+/* Write @len bytes at @sector, read them back and compare. */
+static void write_read_check(Ctx *c, VVQueue *q, uint64_t sector,
+                             uint32_t len, int nsegs, bool indirect,
+                             uint32_t seed)
+{
+    g_autofree uint8_t *out = g_malloc(len);
+    g_autofree uint8_t *in = g_malloc0(len);
+    uint32_t used_len = 0;
+
+    fill_pattern(out, len, seed);
+    g_assert_cmpint(do_io(c, q, BLK_T_OUT, sector, out, len, nsegs, indirect,
+                          &used_len), ==, BLK_S_OK);
+    /* Only the status byte was written by the device */
+    g_assert_cmpuint(used_len, ==, 1);
+
+    g_assert_cmpint(do_io(c, q, BLK_T_IN, sector, in, len, nsegs, indirect,
+                          &used_len), ==, BLK_S_OK);
+    g_assert_cmpuint(used_len, ==, len + 1);
+    g_assert(memcmp(in, out, len) == 0);
+}
+
+/* The image file holds @len bytes of pattern @seed at @sector. */
+static void check_image(Ctx *c, uint64_t sector, uint32_t len, uint32_t seed)
+{
+    g_autofree uint8_t *want = g_malloc(len);
+    g_autofree uint8_t *got = g_malloc0(len);
+
+    fill_pattern(want, len, seed);
+    g_assert_cmpint(pread(c->img_fd, got, len, sector * SECTOR), ==, len);
+    g_assert(memcmp(want, got, len) == 0);
+}
+
+static void flush_ok(Ctx *c, VVQueue *q)
+{
+    uint32_t used_len = 0;
+
+    g_assert_cmpint(do_io(c, q, BLK_T_FLUSH, 0, NULL, 0, 0, false,
+                          &used_len), ==, BLK_S_OK);
+    g_assert_cmpuint(used_len, ==, 1);
+}
+
+/* The usual mix of sizes and layouts on one queue. */
+static void io_suite(Ctx *c, VVQueue *q, uint64_t base, uint32_t seed)
+{
+    /* 512 B, one segment */
+    write_read_check(c, q, base + 0, 512, 1, false, seed + 1);
+    /* 4 KiB, one segment, and as 8 x 512 B in an indirect table */
+    write_read_check(c, q, base + 8, 4096, 1, false, seed + 2);
+    write_read_check(c, q, base + 16, 4096, 8, true, seed + 3);
+    /* 64 KiB: 16 direct segments, and 16 segments in an indirect table */
+    write_read_check(c, q, base + 128, 64 * KiB, 16, false, seed + 4);
+    write_read_check(c, q, base + 256, 64 * KiB, 16, true, seed + 5);
+    flush_ok(c, q);
+    check_image(c, base + 0, 512, seed + 1);
+    check_image(c, base + 16, 4096, seed + 3);
+    check_image(c, base + 128, 64 * KiB, seed + 4);
+    check_image(c, base + 256, 64 * KiB, seed + 5);
+}
+
+static VVQueue *queue(Ctx *c, uint16_t i)
+{
+    return &c->d->queues[i];
+}
+
+/* Wait until device_status has NEEDS_RESET, or time out. */
+static bool wait_needs_reset(Ctx *c)
+{
+    gint64 deadline = g_get_monotonic_time() + VV_TIMEOUT_US;
+
+    while (!(vv_get_status(c->d) & VV_S_NEEDS_RESET)) {
+        if (g_get_monotonic_time() > deadline) {
+            return false;
+        }
+        vv_poll_step(c->d);
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* Identity                                                           */
+
+static void test_identity(void)
+{
+    Ctx *c = ctx_start(NULL, NULL, false);
+    QPCIDevice *p = c->d->pdev;
+    uint64_t features, want;
+    uint8_t msix;
+
+    g_assert_cmphex(qpci_config_readw(p, PCI_VENDOR_ID), ==, VIRTIO_VENDOR);
+    g_assert_cmphex(qpci_config_readw(p, PCI_DEVICE_ID), ==,
+                    VIRTIO_BLK_MODERN);
+    g_assert_cmphex(qpci_config_readb(p, PCI_REVISION_ID), ==, 1);
+    g_assert_cmphex(qpci_config_readw(p, PCI_SUBSYSTEM_VENDOR_ID), ==,
+                    VIRTIO_VENDOR);
+    g_assert(qpci_config_readw(p, PCI_STATUS) & PCI_STATUS_CAP_LIST);
+
+    /* The four virtio structures, where the device documents them */
+    g_assert(c->d->common.present);
+    g_assert(c->d->isr.present);
+    g_assert(c->d->device.present);
+    g_assert(c->d->notify.present);
+    g_assert_cmpint(c->d->common.bar, ==, 4);
+    g_assert_cmphex(c->d->common.offset, ==, 0x0);
+    g_assert_cmpint(c->d->common.length, >=, 0x38);
+    g_assert_cmpint(c->d->isr.bar, ==, 4);
+    g_assert_cmphex(c->d->isr.offset, ==, 0x1000);
+    g_assert_cmpint(c->d->isr.length, >=, 1);
+    g_assert_cmpint(c->d->device.bar, ==, 4);
+    g_assert_cmphex(c->d->device.offset, ==, 0x2000);
+    g_assert_cmpint(c->d->device.length, >=, CFG_NUM_QUEUES + 2);
+    g_assert_cmpint(c->d->notify.bar, ==, 4);
+    g_assert_cmphex(c->d->notify.offset, ==, 0x3000);
+    g_assert_cmpint(c->d->notify_mult, ==, 4);
+
+    /* MSI-X: num_queues + 1 vectors, table in BAR 1 */
+    msix = qpci_find_capability(p, PCI_CAP_ID_MSIX, 0);
+    g_assert_cmpint(msix, !=, 0);
+    g_assert_cmpint((qpci_config_readw(p, msix + PCI_MSIX_FLAGS) &
+                     PCI_MSIX_FLAGS_QSIZE) + 1, ==, 2);
+    g_assert_cmpint(qpci_config_readl(p, msix + PCI_MSIX_TABLE) &
+                    PCI_MSIX_TABLE_BIR, ==, 1);
+
+    /* Device configuration */
+    g_assert_cmpuint(vv_config_readq(c->d, CFG_CAPACITY), ==,
+                     IMG_SIZE / SECTOR);
+    g_assert_cmpuint(vv_config_readl(c->d, CFG_BLK_SIZE), ==, 512);
+    g_assert_cmpuint(vv_config_readl(c->d, CFG_SEG_MAX), >, 16);
+    g_assert_cmpuint(vv_config_readw(c->d, CFG_NUM_QUEUES), ==, 1);
+    g_assert_cmpuint(vv_common_readw(c->d, VV_COMMON_NUMQ), ==, 1);
+
+    /* Features: exactly the documented set for a writable 1-queue disk */
+    features = vv_get_device_features(c->d);
+    want = (1ULL << BLK_F_SEG_MAX) | (1ULL << BLK_F_BLK_SIZE) |
+           (1ULL << BLK_F_FLUSH) | (1ULL << VV_F_EVENT_IDX) |
+           (1ULL << VV_F_INDIRECT_DESC) | (1ULL << VV_F_VERSION_1) |
+           (1ULL << VV_F_ACCESS_PLATFORM);
+    g_assert_cmphex(features, ==, want);
+
+    /* Queue 0 offers 256 entries by default; a missing queue reads 0 */
+    vv_common_writew(c->d, VV_COMMON_Q_SELECT, 0);
+    g_assert_cmpuint(vv_common_readw(c->d, VV_COMMON_Q_SIZE), ==, 256);
+    g_assert_cmpuint(vv_common_readw(c->d, VV_COMMON_Q_ENABLE), ==, 0);
+    vv_common_writew(c->d, VV_COMMON_Q_SELECT, 1);
+    g_assert_cmpuint(vv_common_readw(c->d, VV_COMMON_Q_SIZE), ==, 0);
+
+    g_assert_cmphex(vv_get_status(c->d), ==, 0);
+    assert_running(c);
+    ctx_stop(c);
+}
+
+static void test_identity_ro(void)
+{
+    Ctx *c = ctx_start(",num-queues=2,queue-size=64", NULL, true);
+    uint64_t features = vv_get_device_features(c->d);
+
+    g_assert(features & (1ULL << BLK_F_RO));
+    g_assert(features & (1ULL << BLK_F_MQ));
+    g_assert_cmpuint(vv_config_readw(c->d, CFG_NUM_QUEUES), ==, 2);
+    vv_common_writew(c->d, VV_COMMON_Q_SELECT, 1);
+    g_assert_cmpuint(vv_common_readw(c->d, VV_COMMON_Q_SIZE), ==, 64);
+    ctx_stop(c);
+}
+
+/* FEATURES_OK is refused for unoffered bits or without VERSION_1 */
+static void test_features(void)
+{
+    Ctx *c = ctx_start(NULL, NULL, false);
+    uint64_t offered = vv_get_device_features(c->d);
+
+    vv_reset(c->d);
+    vv_set_status(c->d, VV_S_ACKNOWLEDGE | VV_S_DRIVER);
+    g_assert(!vv_negotiate(c->d, offered | (1ULL << BLK_F_MQ)));
+    vv_reset(c->d);
+    vv_set_status(c->d, VV_S_ACKNOWLEDGE | VV_S_DRIVER);
+    g_assert(!vv_negotiate(c->d, offered & ~(1ULL << VV_F_VERSION_1)));
+    vv_reset(c->d);
+    vv_set_status(c->d, VV_S_ACKNOWLEDGE | VV_S_DRIVER);
+    g_assert(vv_negotiate(c->d, 1ULL << VV_F_VERSION_1));
+    /* The driver features read back */
+    vv_common_writel(c->d, VV_COMMON_GFSELECT, 1);
+    g_assert_cmphex(vv_common_readl(c->d, VV_COMMON_GF), ==, 1);
+    /* Once FEATURES_OK is set, feature writes are ignored */
+    vv_write_driver_features(c->d, offered);
+    vv_common_writel(c->d, VV_COMMON_GFSELECT, 0);
+    g_assert_cmphex(vv_common_readl(c->d, VV_COMMON_GF), ==, 0);
+    assert_running(c);
+    ctx_stop(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* I/O                                                                */
+
+static void test_rw(void)
+{
+    Ctx *c = ctx_start(NULL, NULL, false);
+
+    ctx_msix(c, 2);
+    ctx_init(c, 1);
+    io_suite(c, queue(c, 0), 0, 10);
+    assert_running(c);
+    ctx_stop(c);
+}
+
+/* Without MSI-X: INTx and the ISR's queue bit, which a read clears */
+static void test_rw_intx(void)
+{
+    Ctx *c = ctx_start(NULL, NULL, false);
+
+    ctx_init(c, 1);
+    g_assert_cmphex(vv_read_isr(c->d), ==, 0);
+    write_read_check(c, queue(c, 0), 100, 4096, 2, false, 77);
+    g_assert_cmphex(vv_read_isr(c->d) & VV_ISR_QUEUE, ==, VV_ISR_QUEUE);
+    g_assert_cmphex(vv_read_isr(c->d), ==, 0);
+    ctx_stop(c);
+}
+
+static void test_get_id(void)
+{
+    Ctx *c = ctx_start(NULL, NULL, false);
+    uint8_t id[BLK_ID_BYTES];
+    uint8_t want[BLK_ID_BYTES] = { 0 };
+    uint32_t used_len = 0;
+
+    ctx_msix(c, 2);
+    ctx_init(c, 1);
+    memcpy(want, SERIAL, strlen(SERIAL));
+    g_assert_cmpint(do_io(c, queue(c, 0), BLK_T_GET_ID, 0, id, sizeof(id),
+                          1, false, &used_len), ==, BLK_S_OK);
+    g_assert(memcmp(id, want, sizeof(id)) == 0);
+    g_assert_cmpuint(used_len, ==, BLK_ID_BYTES + 1);
+    ctx_stop(c);
+}
+
+static void test_unsupported(void)
+{
+    Ctx *c = ctx_start(NULL, NULL, false);
+    uint8_t buf[512];
+    uint32_t used_len = 0;
+
+    ctx_msix(c, 2);
+    ctx_init(c, 1);
+    /* Type 0x1234 is no request type at all */
+    g_assert_cmpint(do_io(c, queue(c, 0), 0x1234, 0, buf, sizeof(buf), 1,
+                          false, &used_len), ==, BLK_S_UNSUPP);
+    g_assert_cmpuint(used_len, >=, 1);
+    /* Neither is DISCARD (11), which is not offered */
+    g_assert_cmpint(do_io(c, queue(c, 0), 11, 0, NULL, 0, 0, false,
+                          &used_len), ==, BLK_S_UNSUPP);
+    /* The device goes on */
+    g_assert_cmphex(vv_get_status(c->d) & VV_S_NEEDS_RESET, ==, 0);
+    write_read_check(c, queue(c, 0), 0, 512, 1, false, 5);
+    assert_running(c);
+    ctx_stop(c);
+}
+
+static void test_beyond_capacity(void)
+{
+    Ctx *c = ctx_start(NULL, NULL, false);
+    uint64_t cap = IMG_SIZE / SECTOR;
+    uint8_t buf[4096] = { 0 };
+    uint32_t used_len = 0;
+
+    ctx_msix(c, 2);
+    ctx_init(c, 1);
+    /* Entirely beyond the end */
+    g_assert_cmpint(do_io(c, queue(c, 0), BLK_T_IN, cap, buf, 512, 1,
+                          false, &used_len), ==, BLK_S_IOERR);
+    /* Straddling the end */
+    g_assert_cmpint(do_io(c, queue(c, 0), BLK_T_IN, cap - 2, buf,
+                          sizeof(buf), 1, false, NULL), ==, BLK_S_IOERR);
+    g_assert_cmpint(do_io(c, queue(c, 0), BLK_T_OUT, cap - 1, buf,
+                          sizeof(buf), 2, false, NULL), ==, BLK_S_IOERR);
+    /* Far beyond: sector * 512 would overflow 64 bits */
+    g_assert_cmpint(do_io(c, queue(c, 0), BLK_T_IN, UINT64_MAX / 8, buf,
+                          512, 1, false, NULL), ==, BLK_S_IOERR);
+    /* The last sector is fine */
+    write_read_check(c, queue(c, 0), cap - 1, 512, 1, false, 9);
+    g_assert_cmphex(vv_get_status(c->d) & VV_S_NEEDS_RESET, ==, 0);
+    assert_running(c);
+    ctx_stop(c);
+}
+
+/*
+ * Can the user create an object of @type?  -object and object-add go
+ * through the same QAPI ObjectOptions, so ask a scratch QEMU through QMP:
+ * a failed -object would abort the whole test program in qtest_init().
+ */
+static bool object_creatable(const char *type, char **why)
+{
+    QTestState *qts = qtest_init("-M none");
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'object-add', 'arguments': "
+                           "{ 'qom-type': %s, 'id': 'probe0' } }", type);
+    bool ok = qdict_haskey(rsp, "return");
+
+    if (!ok) {
+        QDict *err = qdict_get_qdict(rsp, "error");
+
+        *why = g_strdup(err ? qdict_get_try_str(err, "desc") : "?");
+    }
+    qobject_unref(rsp);
+    qtest_quit(qts);
+    return ok;
+}
+
+static void test_rw_host(void)
+{
+    g_autofree char *why = NULL;
+    Ctx *c;
+
+    if (!object_creatable("vpri-host", &why)) {
+        g_test_message("-object vpri-host cannot be created: %s", why);
+        g_test_fail();
+        return;
+    }
+    c = ctx_start(",host=vh0", "-object vpri-host,id=vh0", false);
+
+    ctx_msix(c, 2);
+    ctx_init(c, 1);
+    io_suite(c, queue(c, 0), 1000, 20);
+    assert_running(c);
+    ctx_stop(c);
+}
+
+static void test_multiqueue(void)
+{
+    Ctx *c = ctx_start(",num-queues=4", NULL, false);
+    QPCIDevice *p = c->d->pdev;
+    uint8_t msix = qpci_find_capability(p, PCI_CAP_ID_MSIX, 0);
+
+    g_assert(vv_get_device_features(c->d) & (1ULL << BLK_F_MQ));
+    g_assert_cmpuint(vv_config_readw(c->d, CFG_NUM_QUEUES), ==, 4);
+    g_assert_cmpuint(vv_common_readw(c->d, VV_COMMON_NUMQ), ==, 4);
+    g_assert_cmpint((qpci_config_readw(p, msix + PCI_MSIX_FLAGS) &
+                     PCI_MSIX_FLAGS_QSIZE) + 1, ==, 5);
+
+    ctx_msix(c, 5);
+    ctx_init(c, 4);
+    for (uint16_t i = 0; i < 4; i++) {
+        g_assert_cmpuint(queue(c, i)->notify_off, ==, 0x3000 + 4 * i);
+        write_read_check(c, queue(c, i), 2000 + 200 * i, 4096, 1, false,
+                         30 + i);
+        write_read_check(c, queue(c, i), 2100 + 200 * i, 16 * KiB, 4, true,
+                         40 + i);
+    }
+    /* Requests outstanding on all queues at once, completed in any order */
+    {
+        Req r[4];
+        ReqMem m[4];
+        uint8_t bufs[4][4096];
+
+        for (uint16_t i = 0; i < 4; i++) {
+            fill_pattern(bufs[i], sizeof(bufs[i]), 50 + i);
+            r[i] = (Req){ .type = BLK_T_OUT, .sector = 3000 + 8 * i,
+                          .buf = bufs[i], .len = 4096, .nsegs = 1 };
+            req_submit(c, queue(c, i), &r[i], &m[i]);
+        }
+        for (uint16_t i = 0; i < 4; i++) {
+            uint32_t id, len;
+
+            g_assert(vv_queue_wait_used(queue(c, i), &id, &len,
+                                        VV_TIMEOUT_US));
+            req_complete(c, queue(c, i), &r[i], &m[i], id, len);
+            g_assert_cmpint(r[i].status, ==, BLK_S_OK);
+        }
+        flush_ok(c, queue(c, 3));
+        for (uint16_t i = 0; i < 4; i++) {
+            check_image(c, 3000 + 8 * i, 4096, 50 + i);
+        }
+    }
+    assert_running(c);
+    ctx_stop(c);
+}
+
+/*
+ * The backend fails every write with EIO (blkdebug): the request
+ * completes with IOERR, the device stays usable.
+ */
+static void test_backend_error(void)
+{
+    Ctx *c = ctx_start_full(NULL, NULL, false,
+                            "driver=blkdebug,node-name=d0,"
+                            "image.driver=file,image.filename=%s,"
+                            "inject-error.0.event=none,"
+                            "inject-error.0.iotype=write,"
+                            "inject-error.0.errno=5,"
+                            "inject-error.0.immediately=on");
+    uint8_t buf[4096];
+    uint32_t used_len = 0;
+
+    ctx_msix(c, 2);
+    ctx_init(c, 1);
+    fill_pattern(buf, sizeof(buf), 3);
+    g_assert_cmpint(do_io(c, queue(c, 0), BLK_T_OUT, 8, buf, sizeof(buf), 1,
+                          false, &used_len), ==, BLK_S_IOERR);
+    g_assert_cmpuint(used_len, ==, 1);
+    assert_running(c);
+    g_assert_cmphex(vv_get_status(c->d) & VV_S_NEEDS_RESET, ==, 0);
+    /* Reads still work: the image is all zeroes */
+    memset(buf, 0x55, sizeof(buf));
+    g_assert_cmpint(do_io(c, queue(c, 0), BLK_T_IN, 8, buf, sizeof(buf), 1,
+                          false, &used_len), ==, BLK_S_OK);
+    g_assert_cmpuint(used_len, ==, sizeof(buf) + 1);
+    for (size_t i = 0; i < sizeof(buf); i++) {
+        g_assert_cmpint(buf[i], ==, 0);
+    }
+    ctx_stop(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Bad input                                                          */
+
+static Ctx *bad_start(void)
+{
+    Ctx *c = ctx_start(NULL, NULL, false);
+
+    ctx_msix(c, 2);
+    ctx_init(c, 1);
+    /* One good request first: the queue works */
+    write_read_check(c, queue(c, 0), 0, 512, 1, false, 1);
+    return c;
+}
+
+/*
+ * After a device error: NEEDS_RESET is set, the driver was told through
+ * the configuration vector, QEMU runs, and after a reset and a new
+ * initialisation the device works again.
+ */
+static void expect_device_error_and_recover(Ctx *c, const char *reason)
+{
+    g_assert(wait_needs_reset(c));
+    if (reason) {
+        assert_logged(c, reason);
+    }
+    g_assert(vv_wait_msi(c->d, c->msi_base, MSI_DATA(0), VV_TIMEOUT_US));
+    assert_running(c);
+    /* NEEDS_RESET stays until reset: I/O is not processed meanwhile */
+    g_assert(vv_get_status(c->d) & VV_S_NEEDS_RESET);
+
+    vv_reset(c->d);
+    g_assert_cmphex(vv_get_status(c->d), ==, 0);
+    for (uint16_t v = 0; v <= c->nq; v++) {
+        vv_msix_set_entry(c->d, v, c->msi_base + 4 * v, MSI_DATA(v));
+    }
+    ctx_init(c, c->nq);
+    write_read_check(c, queue(c, 0), 64, 4096, 2, true, 99);
+    check_image(c, 0, 512, 1);
+    assert_running(c);
+}
+
+/* next points back: 0 -> 1 -> 0 -> ... */
+static void test_bad_loop(void)
+{
+    Ctx *c = bad_start();
+    VVQueue *q = queue(c, 0);
+    uint64_t hdr = guest_alloc(&c->alloc, 16);
+
+    qtest_memset(c->qts, hdr, 0, 16);
+    vv_queue_write_desc(q, 10, hdr, 16, VV_DESC_F_NEXT, 11);
+    vv_queue_write_desc(q, 11, hdr, 16, VV_DESC_F_NEXT, 10);
+    vv_queue_write_avail_ring(q, q->avail_idx % q->size, 10);
+    vv_queue_write_avail_idx(q, ++q->avail_idx);
+    vv_queue_kick(q);
+    expect_device_error_and_recover(c, "descriptor chain longer than "
+                                    "queue size (loop)");
+    ctx_stop(c);
+}
+
+/* A loop inside an indirect table */
+static void test_bad_indirect_loop(void)
+{
+    Ctx *c = bad_start();
+    VVQueue *q = queue(c, 0);
+    uint64_t hdr = guest_alloc(&c->alloc, 16);
+    uint64_t table = guest_alloc(&c->alloc, 64);
+    uint8_t d[32] = { 0 };
+
+    qtest_memset(c->qts, hdr, 0, 16);
+    stq_le_p(d, hdr);
+    stl_le_p(d + 8, 16);
+    stw_le_p(d + 12, VV_DESC_F_NEXT);
+    stw_le_p(d + 14, 1);
+    stq_le_p(d + 16, hdr);
+    stl_le_p(d + 24, 16);
+    stw_le_p(d + 28, VV_DESC_F_NEXT);
+    stw_le_p(d + 30, 0);
+    qtest_memwrite(c->qts, table, d, sizeof(d));
+    vv_queue_write_desc(q, 20, table, 32, VV_DESC_F_INDIRECT, 0);
+    vv_queue_write_avail_ring(q, q->avail_idx % q->size, 20);
+    vv_queue_write_avail_idx(q, ++q->avail_idx);
+    vv_queue_kick(q);
+    expect_device_error_and_recover(c,
+                                    "indirect chain longer than table (loop)");
+    ctx_stop(c);
+}
+
+/* The avail ring names descriptor 300 of a 256-entry queue */
+static void test_bad_head_index(void)
+{
+    Ctx *c = bad_start();
+    VVQueue *q = queue(c, 0);
+
+    vv_queue_write_avail_ring(q, q->avail_idx % q->size, q->size + 44);
+    vv_queue_write_avail_idx(q, ++q->avail_idx);
+    vv_queue_kick(q);
+    expect_device_error_and_recover(c,
+                                    "avail ring head index out of range");
+    ctx_stop(c);
+}
+
+/* A descriptor's next is beyond the table */
+static void test_bad_next_index(void)
+{
+    Ctx *c = bad_start();
+    VVQueue *q = queue(c, 0);
+    uint64_t hdr = guest_alloc(&c->alloc, 16);
+
+    qtest_memset(c->qts, hdr, 0, 16);
+    vv_queue_write_desc(q, 30, hdr, 16, VV_DESC_F_NEXT, 0xffff);
+    vv_queue_write_avail_ring(q, q->avail_idx % q->size, 30);
+    vv_queue_write_avail_idx(q, ++q->avail_idx);
+    vv_queue_kick(q);
+    expect_device_error_and_recover(c,
+                                    "descriptor next index out of range");
+    ctx_stop(c);
+}
+
+/* Only a device-readable header: no status byte to answer in */
+static void test_bad_no_status(void)
+{
+    Ctx *c = bad_start();
+    VVQueue *q = queue(c, 0);
+    uint64_t hdr = guest_alloc(&c->alloc, 16);
+    uint8_t h[16] = { 0 };
+
+    stl_le_p(h, BLK_T_IN);
+    qtest_memwrite(c->qts, hdr, h, sizeof(h));
+    vv_queue_write_desc(q, 40, hdr, 16, 0, 0);
+    vv_queue_write_avail_ring(q, q->avail_idx % q->size, 40);
+    vv_queue_write_avail_idx(q, ++q->avail_idx);
+    vv_queue_kick(q);
+    expect_device_error_and_recover(c, "status byte");
+    ctx_stop(c);
+}
+
+/*
+ * A data buffer outside guest RAM.  The device may fail the request with
+ * IOERR or declare a device error (NEEDS_RESET); it must not crash, and
+ * must not report success.
+ */
+static void bad_addr_one(Ctx *c, uint32_t type)
+{
+    VVQueue *q = queue(c, 0);
+    uint64_t hdr = guest_alloc(&c->alloc, 16);
+    uint64_t status = guest_alloc(&c->alloc, 1);
+    uint8_t h[16] = { 0 };
+    VVBuf bufs[3];
+    uint16_t head;
+    gint64 deadline = g_get_monotonic_time() + VV_TIMEOUT_US;
+
+    stl_le_p(h, type);
+    stq_le_p(h + 8, 8);
+    qtest_memwrite(c->qts, hdr, h, sizeof(h));
+    qtest_writeb(c->qts, status, 0xff);
+    bufs[0] = (VVBuf){ hdr, 16, false };
+    bufs[1] = (VVBuf){ 0xfffffffff000ULL, 4096, type == BLK_T_IN };
+    bufs[2] = (VVBuf){ status, 1, true };
+    head = vv_queue_add_chain(q, bufs, 3, false);
+    vv_queue_publish(q, head);
+    vv_queue_kick(q);
+
+    for (;;) {
+        if (vv_get_status(c->d) & VV_S_NEEDS_RESET) {
+            g_test_message("type %u: device set NEEDS_RESET", type);
+            assert_running(c);
+            expect_device_error_and_recover(c, "DMA");
+            return;
+        }
+        if (vv_queue_used_idx(q) != q->last_used) {
+            uint32_t id, len;
+
+            g_assert(vv_queue_wait_used(q, &id, &len, VV_TIMEOUT_US));
+            g_assert_cmpuint(id, ==, head);
+            g_assert_cmpint(qtest_readb(c->qts, status), ==, BLK_S_IOERR);
+            g_test_message("type %u: device answered IOERR", type);
+            assert_running(c);
+            write_read_check(c, q, 64, 4096, 1, false, 98);
+            return;
+        }
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        vv_poll_step(c->d);
+    }
+}
+
+static void test_bad_addr_write(void)
+{
+    Ctx *c = bad_start();
+
+    bad_addr_one(c, BLK_T_OUT);
+    ctx_stop(c);
+}
+
+static void test_bad_addr_read(void)
+{
+    Ctx *c = bad_start();
+
+    bad_addr_one(c, BLK_T_IN);
+    ctx_stop(c);
+}
+
+/* An indirect descriptor table outside guest RAM */
+static void test_bad_addr_table(void)
+{
+    Ctx *c = bad_start();
+    VVQueue *q = queue(c, 0);
+
+    vv_queue_write_desc(q, 50, 0xfffffffff000ULL, 64, VV_DESC_F_INDIRECT, 0);
+    vv_queue_write_avail_ring(q, q->avail_idx % q->size, 50);
+    vv_queue_write_avail_idx(q, ++q->avail_idx);
+    vv_queue_kick(q);
+    expect_device_error_and_recover(c, "DMA");
+    ctx_stop(c);
+}
+
+/* avail->idx runs more than queue size ahead of what the device used */
+static void test_bad_avail_idx(void)
+{
+    Ctx *c = bad_start();
+    VVQueue *q = queue(c, 0);
+
+    vv_queue_write_avail_idx(q, q->avail_idx + q->size + 1);
+    vv_queue_kick(q);
+    expect_device_error_and_recover(c,
+                                    "avail idx more than queue size ahead");
+    ctx_stop(c);
+}
+
+/*
+ * 4.1.4.5.1: "The device MUST set the Device Configuration Interrupt bit
+ * in ISR status before sending a device configuration change notification
+ * to the driver" -- with or without MSI-X (only the queue bit depends on
+ * MSI-X being disabled).
+ */
+static void test_bad_config_isr(void)
+{
+    Ctx *c = bad_start();
+    VVQueue *q = queue(c, 0);
+
+    g_assert_cmphex(vv_read_isr(c->d), ==, 0);
+    vv_queue_write_avail_ring(q, q->avail_idx % q->size, q->size);
+    vv_queue_write_avail_idx(q, ++q->avail_idx);
+    vv_queue_kick(q);
+    g_assert(wait_needs_reset(c));
+    g_assert(vv_wait_msi(c->d, c->msi_base, MSI_DATA(0), VV_TIMEOUT_US));
+    g_assert_cmphex(vv_read_isr(c->d) & VV_ISR_CONFIG, ==, VV_ISR_CONFIG);
+    ctx_stop(c);
+}
+
+/* The same without MSI-X: INTx and the ISR's configuration bit */
+static void test_bad_config_isr_intx(void)
+{
+    Ctx *c = ctx_start(NULL, NULL, false);
+    VVQueue *q;
+
+    ctx_init(c, 1);
+    q = queue(c, 0);
+    write_read_check(c, q, 0, 512, 1, false, 1);
+    g_assert_cmphex(vv_read_isr(c->d), ==, VV_ISR_QUEUE);
+    vv_queue_write_avail_ring(q, q->avail_idx % q->size, q->size);
+    vv_queue_write_avail_idx(q, ++q->avail_idx);
+    vv_queue_kick(q);
+    g_assert(wait_needs_reset(c));
+    g_assert_cmphex(vv_read_isr(c->d) & VV_ISR_CONFIG, ==, VV_ISR_CONFIG);
+    g_assert_cmphex(vv_read_isr(c->d), ==, 0);
+    assert_running(c);
+    ctx_stop(c);
+}
+
+/* A doorbell for a queue that does not exist is ignored */
+static void test_bad_notify_index(void)
+{
+    Ctx *c = bad_start();
+
+    vv_notify_raw(c->d, 1);
+    vv_notify_raw(c->d, 63);
+    vv_notify_raw(c->d, 0x3ff);     /* last slot of the notify region */
+    for (int i = 0; i < 100; i++) {
+        vv_poll_step(c->d);
+    }
+    assert_running(c);
+    assert_logged(c, "notify for queue 1,");
+    assert_logged(c, "notify for queue 1023,");
+    g_assert_cmphex(vv_get_status(c->d) & VV_S_NEEDS_RESET, ==, 0);
+    write_read_check(c, queue(c, 0), 80, 4096, 1, false, 97);
+    ctx_stop(c);
+}
+
+/* queue_size not a power of two, or above the maximum, at queue_enable */
+static void bad_queue_size_one(Ctx *c, uint16_t size)
+{
+    VVDev *d = c->d;
+    VVQueue *q;
+
+    vv_reset(d);
+    vv_set_status(d, VV_S_ACKNOWLEDGE | VV_S_DRIVER);
+    g_assert(vv_negotiate(d, DRIVER_FEATURES & vv_get_device_features(d)));
+    g_assert_cmpint(vv_set_config_vector(d, 0), ==, 0);
+    q = vv_queue_setup(d, 0, size, 1);
+    g_assert(!q->enabled);
+    g_assert_cmpuint(vv_common_readw(d, VV_COMMON_Q_ENABLE), ==, 0);
+    g_assert(wait_needs_reset(c));
+    assert_logged(c, "queue size");
+    assert_running(c);
+
+    /* A reset and a correct initialisation bring it back */
+    vv_reset(d);
+    g_assert_cmphex(vv_get_status(d), ==, 0);
+    ctx_init(c, 1);
+    write_read_check(c, queue(c, 0), 88 + size % 8, 512, 1, false, size);
+}
+
+static void test_bad_queue_size(void)
+{
+    Ctx *c = ctx_start(NULL, NULL, false);
+
+    ctx_msix(c, 2);
+    c->nq = 1;
+    bad_queue_size_one(c, 3);
+    bad_queue_size_one(c, 100);
+    bad_queue_size_one(c, 512);     /* above the offered 256 */
+    assert_running(c);
+    ctx_stop(c);
+}
+
+/* A reset in the middle of operation, then initialisation and I/O again */
+static void test_reset(void)
+{
+    Ctx *c = ctx_start(NULL, NULL, false);
+    g_autofree uint8_t *buf = g_malloc(4096);
+
+    ctx_msix(c, 2);
+    ctx_init(c, 1);
+    write_read_check(c, queue(c, 0), 500, 4096, 1, false, 61);
+
+    vv_reset(c->d);
+    g_assert_cmphex(vv_get_status(c->d), ==, 0);
+    /* Reset forgets the driver features, vectors and queues */
+    vv_common_writel(c->d, VV_COMMON_GFSELECT, 0);
+    g_assert_cmphex(vv_common_readl(c->d, VV_COMMON_GF), ==, 0);
+    vv_common_writel(c->d, VV_COMMON_GFSELECT, 1);
+    g_assert_cmphex(vv_common_readl(c->d, VV_COMMON_GF), ==, 0);
+    g_assert_cmphex(vv_common_readw(c->d, VV_COMMON_MSIX), ==, VV_NO_VECTOR);
+    vv_common_writew(c->d, VV_COMMON_Q_SELECT, 0);
+    g_assert_cmpuint(vv_common_readw(c->d, VV_COMMON_Q_ENABLE), ==, 0);
+    g_assert_cmphex(vv_common_readw(c->d, VV_COMMON_Q_MSIX), ==,
+                    VV_NO_VECTOR);
+    g_assert_cmpuint(vv_common_readw(c->d, VV_COMMON_Q_SIZE), ==, 256);
+    g_assert_cmphex(vv_common_readl(c->d, VV_COMMON_Q_DESCLO), ==, 0);
+
+    ctx_init(c, 1);
+    /* The data written before the reset is on the disk */
+    fill_pattern(buf, 4096, 0);
+    g_assert_cmpint(do_io(c, queue(c, 0), BLK_T_IN, 500, buf, 4096, 1,
+                          false, NULL), ==, BLK_S_OK);
+    {
+        g_autofree uint8_t *want = g_malloc(4096);
+
+        fill_pattern(want, 4096, 61);
+        g_assert(memcmp(buf, want, 4096) == 0);
+    }
+    io_suite(c, queue(c, 0), 4000, 70);
+
+    /* Once more, with a smaller queue this time */
+    vv_reset(c->d);
+    vv_set_status(c->d, VV_S_ACKNOWLEDGE | VV_S_DRIVER);
+    g_assert(vv_negotiate(c->d, DRIVER_FEATURES &
+                          vv_get_device_features(c->d)));
+    g_assert_cmpint(vv_set_config_vector(c->d, 0), ==, 0);
+    g_assert(vv_queue_setup(c->d, 0, 16, 1)->enabled);
+    vv_set_status(c->d, vv_get_status(c->d) | VV_S_DRIVER_OK);
+    for (int i = 0; i < 40; i++) {      /* wraps the 16-entry rings */
+        write_read_check(c, queue(c, 0), 6000 + i, 512, 1, i & 1, 200 + i);
+    }
+    assert_running(c);
+    ctx_stop(c);
+}
+
+/*
+ * Each case runs in a child process of its own, so that a QEMU crash or
+ * a failed assertion in one of them does not stop the others.
+ */
+static void run_isolated(const void *data)
+{
+    void (*fn)(void) = (void (*)(void))data;
+
+    if (g_test_subprocess()) {
+        fn();
+        return;
+    }
+    g_test_trap_subprocess(NULL, 60 * G_USEC_PER_SEC,
+                           G_TEST_SUBPROCESS_INHERIT_STDERR);
+    if (!g_test_trap_has_passed()) {
+        g_test_message("the case failed in its child process "
+                       "(messages above)");
+        g_test_fail();
+    }
+}
+
+static void add_test(const char *path, void (*fn)(void))
+{
+    qtest_add_data_func(path, (const void *)fn, run_isolated);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+
+    if (!qtest_has_device("vpri-blk")) {
+        g_test_skip("vpri-blk not built into this emulator");
+        return g_test_run();
+    }
+
+    add_test("/iolab/vpri-blk/identity", test_identity);
+    add_test("/iolab/vpri-blk/identity-ro-mq", test_identity_ro);
+    add_test("/iolab/vpri-blk/features", test_features);
+    add_test("/iolab/vpri-blk/rw", test_rw);
+    add_test("/iolab/vpri-blk/rw-intx", test_rw_intx);
+    add_test("/iolab/vpri-blk/get-id", test_get_id);
+    add_test("/iolab/vpri-blk/unsupported", test_unsupported);
+    add_test("/iolab/vpri-blk/beyond-capacity", test_beyond_capacity);
+    add_test("/iolab/vpri-blk/rw-host", test_rw_host);
+    add_test("/iolab/vpri-blk/multiqueue", test_multiqueue);
+    add_test("/iolab/vpri-blk/bad/loop", test_bad_loop);
+    add_test("/iolab/vpri-blk/bad/indirect-loop",
+                   test_bad_indirect_loop);
+    add_test("/iolab/vpri-blk/bad/head-index", test_bad_head_index);
+    add_test("/iolab/vpri-blk/bad/next-index", test_bad_next_index);
+    add_test("/iolab/vpri-blk/bad/no-status", test_bad_no_status);
+    add_test("/iolab/vpri-blk/bad/addr-write", test_bad_addr_write);
+    add_test("/iolab/vpri-blk/bad/addr-read", test_bad_addr_read);
+    add_test("/iolab/vpri-blk/bad/addr-table", test_bad_addr_table);
+    add_test("/iolab/vpri-blk/bad/avail-idx", test_bad_avail_idx);
+    add_test("/iolab/vpri-blk/bad/notify-index",
+                   test_bad_notify_index);
+    add_test("/iolab/vpri-blk/bad/queue-size", test_bad_queue_size);
+    add_test("/iolab/vpri-blk/bad/config-isr-intx",
+                   test_bad_config_isr_intx);
+    add_test("/iolab/vpri-blk/bad/config-isr-msix",
+                   test_bad_config_isr);
+    add_test("/iolab/vpri-blk/reset", test_reset);
+    /* Last (suites run in creation order): a crash here stops no other */
+    add_test("/iolab/vpri-blk/backend/write-error", test_backend_error);
+
+    return g_test_run();
+}
