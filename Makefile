@@ -32,7 +32,7 @@ NINJA_TARGETS := qemu-system-x86_64 qemu-img \
 	$(addprefix tests/qtest/,$(UPSTREAM_QTESTS)) \
 	$(addprefix tests/qtest/iolab/,$(IOLAB_QTEST_TARGETS))
 
-.PHONY: all build configure unit check check-unit check-qtest \
+.PHONY: all build configure unit check check-build check-unit check-qtest \
 	check-upstream check-upstream-qtests check-migration-smoke \
 	check-guest check-slow run bench clean guest
 
@@ -66,6 +66,9 @@ guest:
 
 check: all
 	@$(SRC)/scripts/check-all
+
+check-build: build
+	@$(SRC)/tests/build/run
 
 check-unit: unit
 	$(MESON) test -C $(UNIT) --no-rebuild --print-errorlogs $(T)
