@@ -3,7 +3,8 @@
 #   make             configure (when needed) and build everything
 #   make check       all test layers: unit, iolab qtests, upstream qtests, guest
 #   make run         boot the embedded guest with our devices and print a report
-#   make bench       benchmarks; figures go to docs/benchmarks.md by hand
+#   make bench       benchmarks (scripts/bench); summary in build/bench/results.json,
+#                    figures recorded in docs/benchmarks.md
 #   make check-slow  longer suites (the whole upstream x86_64 qtest suite)
 #   make clean       remove build/ (the tarball cache in ~/.cache stays)
 #
@@ -19,13 +20,20 @@ EMULATOR := $(BUILD)/qemu-system-x86_64
 NINJA ?= ninja
 MESON ?= meson
 
+# Let clones at other paths (CI's fresh clone) share the ccache: hash paths
+# relative to the checkout, and not the build directory.
+export CCACHE_BASEDIR := $(SRC)
+export CCACHE_NOHASHDIR := 1
+
 # Upstream qtests that cover what our patches and devices touch: the vIOMMU,
 # q35, virtio-net/blk through qos-test's qgraph, and migration.
 UPSTREAM_QTESTS := intel-iommu-test q35-test qos-test migration-test
 # The migration smoke: one plain precopy over a unix socket.
 MIGRATION_SMOKE := /x86_64/migration/precopy/unix/plain
 
-IOLAB_QTEST_TARGETS := $(shell sed -n "s/^ *'\([a-z0-9-]*\)': *\[.*/\1/p" \
+# Every entry of the dictionaries in tests/qtest/meson.build (the qtests
+# and the benchmarks), whether its sources are a list or files(...).
+IOLAB_QTEST_TARGETS := $(shell sed -n "s/^ *'\([a-z0-9-]*\)': *\(\[\|files\).*/\1/p" \
 	$(SRC)/tests/qtest/meson.build)
 
 NINJA_TARGETS := qemu-system-x86_64 qemu-img \
@@ -98,7 +106,7 @@ check-slow: all
 run: all guest
 	@$(SRC)/scripts/run-demo
 
-bench: all
+bench: all guest
 	@$(SRC)/scripts/bench
 
 clean:

@@ -180,3 +180,23 @@ void hmp_info_vpri(Monitor *mon, const QDict *qdict)
                        d->fault_latency_ns->max, d->stall_ns);
     }
 }
+
+void qmp_vpri_pin(const char *host, uint64_t addr, uint64_t size,
+                  Error **errp)
+{
+    VpriHost *h = vpri_host_find(host, errp);
+
+    if (h) {
+        vpri_host_pin(h, addr, size, errp);
+    }
+}
+
+void qmp_vpri_unpin(const char *host, uint64_t addr, uint64_t size,
+                    Error **errp)
+{
+    VpriHost *h = vpri_host_find(host, errp);
+
+    if (h) {
+        vpri_host_unpin(h, addr, size, errp);
+    }
+}

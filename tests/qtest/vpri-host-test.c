@@ -1,0 +1,255 @@
+/*
+ * vpri-host qtests: real eviction (the process's RSS drops, content comes
+ * back intact), pinning, and monitor errors.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/units.h"
+#include "libqtest.h"
+#include "qobject/qdict.h"
+#include "qobject/qlist.h"
+
+#define GUEST_MIB 128
+#define PAGE 4096
+
+/* Resident set of the QEMU process, in KiB. */
+static long qemu_rss_kib(QTestState *qts)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%d/status",
+                                            qtest_pid(qts));
+    g_autofree char *text = NULL;
+    char *line;
+
+    g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    line = strstr(text, "VmRSS:");
+    g_assert_nonnull(line);
+    return strtol(line + strlen("VmRSS:"), NULL, 10);
+}
+
+static QDict *host_info(QTestState *qts)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-vpri' }");
+    QList *hosts = qdict_get_qlist(qdict_get_qdict(rsp, "return"), "hosts");
+    QDict *h = qobject_to(QDict, qlist_peek(hosts));
+
+    qobject_ref(h);
+    qobject_unref(rsp);
+    return h;
+}
+
+/* Evict @n percent of guest RAM, or @n pages. */
+static int64_t reclaim(QTestState *qts, bool percent, int64_t n)
+{
+    QDict *rsp = percent ?
+        qtest_qmp(qts, "{ 'execute': 'vpri-reclaim', 'arguments':"
+                  " { 'host': 'vh0', 'percent': %" PRId64 " } }", n) :
+        qtest_qmp(qts, "{ 'execute': 'vpri-reclaim', 'arguments':"
+                  " { 'host': 'vh0', 'pages': %" PRId64 " } }", n);
+
+    g_assert_true(qdict_haskey(rsp, "return"));
+    n = qdict_get_int(qdict_get_qdict(rsp, "return"), "evicted");
+    qobject_unref(rsp);
+    return n;
+}
+
+/*
+ * qtest parses each command line by rescanning its input buffer, so large
+ * transfers go in pieces.
+ */
+#define CHUNK (128 * KiB)
+
+static uint8_t pattern(uint64_t a)
+{
+    return a * 7 + a / PAGE;
+}
+
+static void fill_pattern(QTestState *qts, uint64_t addr, size_t len)
+{
+    g_autofree uint8_t *buf = g_malloc(CHUNK);
+
+    for (size_t off = 0; off < len; off += CHUNK) {
+        size_t n = MIN(CHUNK, len - off);
+
+        for (size_t i = 0; i < n; i++) {
+            buf[i] = pattern(addr + off + i);
+        }
+        qtest_bufwrite(qts, addr + off, buf, n);
+    }
+}
+
+static void check_pattern(QTestState *qts, uint64_t addr, size_t len)
+{
+    g_autofree uint8_t *buf = g_malloc(CHUNK);
+
+    for (size_t off = 0; off < len; off += CHUNK) {
+        size_t n = MIN(CHUNK, len - off);
+
+        qtest_bufread(qts, addr + off, buf, n);
+        for (size_t i = 0; i < n; i++) {
+            g_assert_cmpuint(buf[i], ==, pattern(addr + off + i));
+        }
+    }
+}
+
+/* Evicting all of RAM frees it from the process; touching it restores it. */
+static void test_evict_rss(void)
+{
+    QTestState *qts = qtest_initf("-M q35 -m %d -nodefaults "
+                                  "-object vpri-host,id=vh0", GUEST_MIB);
+    const uint64_t base = 16 * MiB, len = 16 * MiB;
+    long before, after;
+    QDict *h;
+    int64_t n;
+
+    fill_pattern(qts, base, len);
+    before = qemu_rss_kib(qts);
+    n = reclaim(qts, true, 100);
+    after = qemu_rss_kib(qts);
+    g_test_message("evicted %" PRId64 " pages, RSS %ld -> %ld KiB", n,
+                   before, after);
+    g_assert_cmpint(n, ==, GUEST_MIB * MiB / PAGE);
+    /* Nearly all of guest RAM must have left the process. */
+    g_assert_cmpint(before - after, >, GUEST_MIB * 1024 * 3 / 4);
+
+    h = host_info(qts);
+    g_assert_cmpint(qdict_get_int(h, "evicted-pages"), ==, n);
+    g_assert_cmpint(qdict_get_int(h, "resident-pages"), ==, 0);
+    qobject_unref(h);
+
+    /* Reading it back goes through userfaultfd and the swap store. */
+    check_pattern(qts, base, len);
+    h = host_info(qts);
+    g_assert_cmpint(qdict_get_int(h, "cpu-faults"), >=, len / PAGE);
+    g_assert_cmpint(qdict_get_int(h, "resident-pages"), >=, len / PAGE);
+    qobject_unref(h);
+
+    /* And again, with writes while pages are evicted. */
+    reclaim(qts, false, 4096);
+    fill_pattern(qts, base, len);
+    reclaim(qts, true, 100);
+    check_pattern(qts, base, len);
+    qtest_quit(qts);
+}
+
+static void test_pin(void)
+{
+    QTestState *qts = qtest_initf("-M q35 -m %d -nodefaults "
+                                  "-object vpri-host,id=vh0", GUEST_MIB);
+    const uint64_t addr = 8 * MiB, size = 64 * PAGE;
+    QDict *h;
+
+    qtest_qmp_assert_success(qts, "{ 'execute': 'vpri-pin', 'arguments':"
+                             " { 'host': 'vh0', 'addr': %" PRIu64 ","
+                             "   'size': %" PRIu64 " } }", addr, size);
+    /* Pins nest: pinned twice, unpinned once, still pinned. */
+    qtest_qmp_assert_success(qts, "{ 'execute': 'vpri-pin', 'arguments':"
+                             " { 'host': 'vh0', 'addr': %" PRIu64 ","
+                             "   'size': %" PRIu64 " } }", addr, size);
+    qtest_qmp_assert_success(qts, "{ 'execute': 'vpri-unpin', 'arguments':"
+                             " { 'host': 'vh0', 'addr': %" PRIu64 ","
+                             "   'size': %" PRIu64 " } }", addr, size);
+    h = host_info(qts);
+    g_assert_cmpint(qdict_get_int(h, "pinned-pages"), ==, size / PAGE);
+    qobject_unref(h);
+
+    g_assert_cmpint(reclaim(qts, true, 100), ==,
+                    GUEST_MIB * MiB / PAGE - size / PAGE);
+    h = host_info(qts);
+    g_assert_cmpint(qdict_get_int(h, "resident-pages"), ==, size / PAGE);
+    qobject_unref(h);
+
+    /* Touching pinned pages needs no fault. */
+    fill_pattern(qts, addr, size);
+    h = host_info(qts);
+    g_assert_cmpint(qdict_get_int(h, "cpu-faults"), ==, 0);
+    qobject_unref(h);
+
+    qtest_qmp_assert_success(qts, "{ 'execute': 'vpri-unpin', 'arguments':"
+                             " { 'host': 'vh0', 'addr': %" PRIu64 ","
+                             "   'size': %" PRIu64 " } }", addr, size);
+    g_assert_cmpint(reclaim(qts, true, 100), ==, size / PAGE);
+    check_pattern(qts, addr, size);
+    qtest_quit(qts);
+}
+
+static void G_GNUC_PRINTF(3, 4)
+assert_error(QTestState *qts, const char *needle, const char *fmt, ...)
+{
+    va_list ap;
+    QDict *rsp, *err;
+
+    va_start(ap, fmt);
+    rsp = qtest_vqmp(qts, fmt, ap);
+    va_end(ap);
+    err = qdict_get_qdict(rsp, "error");
+    g_assert_nonnull(err);
+    g_test_message("error: %s", qdict_get_str(err, "desc"));
+    g_assert_nonnull(strstr(qdict_get_str(err, "desc"), needle));
+    qobject_unref(rsp);
+}
+
+static void test_errors(void)
+{
+    QTestState *qts = qtest_initf("-M q35 -m %d -nodefaults "
+                                  "-object vpri-host,id=vh0 "
+                                  "-object memory-backend-ram,id=m0,size=1M",
+                                  GUEST_MIB);
+
+    assert_error(qts, "'nope' not found", "{ 'execute': 'vpri-pin',"
+                 " 'arguments': { 'host': 'nope', 'addr': 0, 'size': 1 } }");
+    assert_error(qts, "not a vpri-host", "{ 'execute': 'vpri-reclaim',"
+                 " 'arguments': { 'host': 'm0', 'pages': 1 } }");
+    assert_error(qts, "not guest RAM", "{ 'execute': 'vpri-pin',"
+                 " 'arguments': { 'host': 'vh0', 'addr': %" PRIu64 ","
+                 " 'size': 4096 } }", (uint64_t)1 << 40);
+    assert_error(qts, "not guest RAM", "{ 'execute': 'vpri-pin',"
+                 " 'arguments': { 'host': 'vh0', 'addr': 0, 'size': 0 } }");
+    qtest_quit(qts);
+
+    /* A machine without RAM: the host has nothing to evict. */
+    qts = qtest_init("-M none -object vpri-host,id=vh0");
+    assert_error(qts, "has no guest RAM", "{ 'execute': 'vpri-reclaim',"
+                 " 'arguments': { 'host': 'vh0', 'percent': 10 } }");
+    qtest_quit(qts);
+}
+
+static void test_bad_properties(void)
+{
+    const char *cases[][2] = {
+        { "-object vpri-host,id=vh0,handlers=0", "handlers must be" },
+        { "-object vpri-host,id=vh0,ring-size=0", "ring-size must be" },
+        { "-object vpri-host,id=vh0,handlers=x", "handlers" },
+        { "-device vpri-blk,host=vh0", "drive property not set" },
+        { "-blockdev driver=null-co,node-name=n0 "
+          "-device vpri-blk,drive=n0,host=vh9", "vpri-host 'vh9' not found" },
+        { "-blockdev driver=null-co,node-name=n0 "
+          "-device vpri-blk,drive=n0,queue-size=100",
+          "queue-size must be a power of 2" },
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *cmd = g_strdup_printf(
+            "sh -c '%s -M q35 -nodefaults -display none -accel qtest %s 2>&1'",
+            getenv("QTEST_QEMU_BINARY"), cases[i][0]);
+        g_autofree char *out = NULL;
+        int status;
+
+        g_assert_true(g_spawn_command_line_sync(cmd, &out, NULL, &status,
+                                                NULL));
+        g_test_message("%s: %s", cases[i][0], out);
+        g_assert_true(WIFEXITED(status) && WEXITSTATUS(status) != 0);
+        g_assert_nonnull(strstr(out, cases[i][1]));
+    }
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    qtest_add_func("/iolab/vpri-host/evict-rss", test_evict_rss);
+    qtest_add_func("/iolab/vpri-host/pin", test_pin);
+    qtest_add_func("/iolab/vpri-host/errors", test_errors);
+    qtest_add_func("/iolab/vpri-host/bad-properties", test_bad_properties);
+    return g_test_run();
+}
