@@ -136,6 +136,12 @@ void vpri_host_detach(VpriHost *h, uint32_t dev_id)
 
     qemu_mutex_lock(&h->lock);
     d->dev = NULL;
+    /* A handler may be paging in for a record it popped: let it finish. */
+    while (d->serving) {
+        qemu_mutex_unlock(&h->lock);
+        g_usleep(100);
+        qemu_mutex_lock(&h->lock);
+    }
     qemu_mutex_unlock(&h->lock);
     /* Handlers look devices up under the lock, so none uses it now. */
     qemu_bh_delete(d->done_bh);
