@@ -7,9 +7,11 @@
  * blocked, and it continues from that stage once the host has paged the
  * memory in.  Other queues keep going.
  *
- * Data moves through a bounce buffer: the device gathers guest data before
- * the backend write and scatters it after the backend read, so the backend
- * never touches guest memory behind the PA-BITMAP's back.
+ * Data goes straight between the backend and guest memory, like a real
+ * device's DMA: the data pages are checked against the PA-BITMAP and held
+ * against eviction for the whole backend I/O.  Ranges that are not plain
+ * RAM in one piece go through a bounce buffer instead, copied with the
+ * short-DMA path.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -50,6 +52,13 @@ typedef enum VpriBlkStage {
     STAGE_PUSH,         /* put it in the used ring */
 } VpriBlkStage;
 
+/* A piece of the request's data mapped for the backend. */
+typedef struct VpriBlkMap {
+    uint64_t addr;
+    void *host;
+    uint32_t len;
+} VpriBlkMap;
+
 typedef struct VpriBlkReq {
     struct VpriBlk *s;
     uint16_t queue;
@@ -60,6 +69,8 @@ typedef struct VpriBlkReq {
     uint32_t data_len;
     uint32_t written;
     void *bounce;
+    VpriBlkMap *maps;           /* when the data is mapped, not bounced */
+    unsigned nmaps;
     QEMUIOVector qiov;
     BlockAcctCookie acct;
     QTAILQ_ENTRY(VpriBlkReq) next;
@@ -88,8 +99,73 @@ static uint64_t vpri_blk_capacity(VpriBlk *s)
     return len < 0 ? 0 : len / VPRI_BLK_SECTOR_SIZE;
 }
 
+static void vpri_blk_unmap_data(VpriBlkReq *req, bool transferred)
+{
+    VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(req->s);
+    bool write = req->type == VIRTIO_BLK_T_IN;
+
+    for (unsigned i = 0; i < req->nmaps; i++) {
+        VpriBlkMap *m = &req->maps[i];
+
+        vpri_virtio_pci_unmap(vp, m->addr, m->host, m->len, write,
+                              transferred ? m->len : 0);
+    }
+    req->nmaps = 0;
+    g_free(req->maps);
+    req->maps = NULL;
+}
+
+/*
+ * Map the request's data: for a write, the device-readable bytes after the
+ * header; for a read, the device-writable bytes before the status byte.
+ */
+static int vpri_blk_map_data(VpriBlkReq *req, uint64_t *fault_addr)
+{
+    VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(req->s);
+    bool write = req->type == VIRTIO_BLK_T_IN;
+    uint32_t skip = write ? 0 : VPRI_BLK_HDR_SIZE;
+    uint32_t left = req->data_len;
+
+    req->maps = g_new(VpriBlkMap, req->elem.nseg);
+    qemu_iovec_init(&req->qiov, req->elem.nseg);
+    for (unsigned i = 0; i < req->elem.nseg && left; i++) {
+        const VirtqSeg *seg = &req->elem.seg[i];
+        uint32_t off, take;
+        void *host;
+        int ret;
+
+        if (seg->write != write) {
+            continue;
+        }
+        if (skip >= seg->len) {
+            skip -= seg->len;
+            continue;
+        }
+        off = skip;
+        skip = 0;
+        take = MIN(seg->len - off, left);
+        ret = vpri_virtio_pci_map(vp, seg->addr + off, take, write, &host,
+                                  fault_addr);
+        if (ret) {
+            vpri_blk_unmap_data(req, false);
+            qemu_iovec_destroy(&req->qiov);
+            return ret;
+        }
+        req->maps[req->nmaps++] = (VpriBlkMap) {
+            .addr = seg->addr + off, .host = host, .len = take,
+        };
+        qemu_iovec_add(&req->qiov, host, take);
+        left -= take;
+    }
+    assert(left == 0);
+    return 0;
+}
+
 static void vpri_blk_req_free(VpriBlkReq *req)
 {
+    if (req->maps) {
+        vpri_blk_unmap_data(req, false);
+    }
     if (req->bounce) {
         qemu_vfree(req->bounce);
     }
@@ -145,8 +221,15 @@ static void vpri_blk_backend_done(void *opaque, int ret)
     } else {
         block_acct_done(blk_get_stats(s->conf.blk), &req->acct);
     }
-    req->stage = req->type == VIRTIO_BLK_T_IN && ret >= 0 ?
-                 STAGE_SCATTER : STAGE_STATUS;
+    if (req->maps) {
+        vpri_blk_unmap_data(req, ret >= 0);
+        req->written = req->type == VIRTIO_BLK_T_IN && ret >= 0 ?
+                       req->data_len : 0;
+        req->stage = STAGE_STATUS;
+    } else {
+        req->stage = req->type == VIRTIO_BLK_T_IN && ret >= 0 ?
+                     STAGE_SCATTER : STAGE_STATUS;
+    }
     if (vpri_virtio_pci_broken(vp)) {
         vpri_blk_req_free(req);
         return;
@@ -186,8 +269,10 @@ static void vpri_blk_submit(VpriBlkReq *req)
     switch (req->type) {
     case VIRTIO_BLK_T_IN:
     case VIRTIO_BLK_T_OUT:
-        qemu_iovec_init(&req->qiov, 1);
-        qemu_iovec_add(&req->qiov, req->bounce, req->data_len);
+        if (!req->maps) {
+            qemu_iovec_init(&req->qiov, 1);
+            qemu_iovec_add(&req->qiov, req->bounce, req->data_len);
+        }
         req->stage = STAGE_BACKEND;
         s->inflight++;
         block_acct_start(blk_get_stats(blk), &req->acct, req->data_len,
@@ -267,7 +352,23 @@ static void vpri_blk_run_req(VpriBlkReq *req)
             vpri_blk_run_req(req);
             return;
         }
-        if (req->data_len) {
+        req->stage = STAGE_GATHER;
+    }
+        /* fall through */
+    case STAGE_GATHER:
+        if ((req->type == VIRTIO_BLK_T_IN || req->type == VIRTIO_BLK_T_OUT) &&
+            req->data_len && !req->bounce) {
+            ret = vpri_blk_map_data(req, &fault);
+            if (ret == 0) {
+                vpri_blk_submit(req);
+                return;
+            }
+            if (ret != VPRI_MAP_COPY &&
+                !vpri_blk_dma_result(req, ret, fault,
+                                     req->type == VIRTIO_BLK_T_IN,
+                                     "request data")) {
+                return;
+            }
             req->bounce = qemu_try_blockalign(blk_bs(s->conf.blk),
                                               req->data_len);
             if (!req->bounce) {
@@ -277,10 +378,6 @@ static void vpri_blk_run_req(VpriBlkReq *req)
                 return;
             }
         }
-        req->stage = STAGE_GATHER;
-    }
-        /* fall through */
-    case STAGE_GATHER:
         if (req->type == VIRTIO_BLK_T_OUT && req->data_len) {
             ret = virtq_elem_read(&req->elem, &vp->dma_ops, vp,
                                   VPRI_BLK_HDR_SIZE, req->bounce,

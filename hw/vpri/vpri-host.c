@@ -180,6 +180,29 @@ PabResult vpri_host_dma_begin(VpriHost *h, uint32_t dev_id, uint64_t addr,
     return r;
 }
 
+PabResult vpri_host_dma_hold(VpriHost *h, uint32_t dev_id, uint64_t addr,
+                             uint64_t len, bool write, uint64_t *fault_page)
+{
+    PabDmaToken token;
+    PabResult r;
+
+    /*
+     * Inside the fence's in-flight window, so an eviction that lowered the
+     * entry after our lookup waits for us, and then finds the pages held.
+     */
+    r = vpri_host_dma_begin(h, dev_id, addr, len, write, &token, fault_page);
+    if (r == PAB_OK && !vpri_host_hold_range(h, addr, len, fault_page)) {
+        r = PAB_FAULT;
+    }
+    vpri_host_dma_end(h, dev_id, token);
+    return r;
+}
+
+void vpri_host_dma_release(VpriHost *h, uint64_t addr, uint64_t len)
+{
+    vpri_host_release_range(h, addr, len);
+}
+
 void vpri_host_dma_end(VpriHost *h, uint32_t dev_id, PabDmaToken token)
 {
     pab_dma_end(vpri_host_dev(h, dev_id)->pab, token);

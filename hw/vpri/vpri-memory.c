@@ -337,6 +337,7 @@ uint64_t vpri_host_reclaim(VpriHost *h, uint64_t npages, Error **errp)
             h->clock_hand = (h->clock_hand + 1) % h->ram_pages;
             scanned++;
             if (h->page_state[p] != VPRI_PAGE_RESIDENT || h->pin_count[p] ||
+                h->hold_count[p] ||
                 !vpri_mem_page_to_gpa(h, p, &gpa)) {
                 continue;
             }
@@ -390,6 +391,61 @@ static int vpri_mem_pin_range(VpriHost *h, uint64_t gpa, uint64_t len,
         qemu_mutex_unlock(&h->mem_lock);
     }
     return 0;
+}
+
+/*
+ * Hold the RAM pages of [@gpa, @gpa + @len) for a DMA that outlives one
+ * call (a device handing guest memory straight to the block layer).  All
+ * or nothing: if a page is not resident, nothing is held and *@fault_page
+ * names it.  Pages outside RAM need no hold.
+ */
+bool vpri_host_hold_range(VpriHost *h, uint64_t gpa, uint64_t len,
+                          uint64_t *fault_page)
+{
+    uint64_t end = gpa + len;
+
+    if (!qatomic_read(&h->mem_ready) || !len) {
+        return true;
+    }
+    qemu_mutex_lock(&h->mem_lock);
+    for (uint64_t a = gpa & PAB_PAGE_MASK; a < end; a += VPRI_PAGE_SIZE) {
+        uint64_t p;
+
+        if (vpri_mem_gpa_to_page(h, a, &p) &&
+            h->page_state[p] != VPRI_PAGE_RESIDENT) {
+            qemu_mutex_unlock(&h->mem_lock);
+            *fault_page = a;
+            return false;
+        }
+    }
+    for (uint64_t a = gpa & PAB_PAGE_MASK; a < end; a += VPRI_PAGE_SIZE) {
+        uint64_t p;
+
+        if (vpri_mem_gpa_to_page(h, a, &p)) {
+            h->hold_count[p]++;
+        }
+    }
+    qemu_mutex_unlock(&h->mem_lock);
+    return true;
+}
+
+void vpri_host_release_range(VpriHost *h, uint64_t gpa, uint64_t len)
+{
+    uint64_t end = gpa + len;
+
+    if (!qatomic_read(&h->mem_ready) || !len) {
+        return;
+    }
+    qemu_mutex_lock(&h->mem_lock);
+    for (uint64_t a = gpa & PAB_PAGE_MASK; a < end; a += VPRI_PAGE_SIZE) {
+        uint64_t p;
+
+        if (vpri_mem_gpa_to_page(h, a, &p)) {
+            assert(h->hold_count[p]);
+            h->hold_count[p]--;
+        }
+    }
+    qemu_mutex_unlock(&h->mem_lock);
 }
 
 int vpri_host_pin(VpriHost *h, uint64_t gpa, uint64_t len, Error **errp)
@@ -490,6 +546,7 @@ static bool vpri_mem_setup(VpriHost *h, Error **errp)
     }
     h->page_state = g_new0(uint8_t, h->ram_pages);
     h->pin_count = g_new0(uint16_t, h->ram_pages);
+    h->hold_count = g_new0(uint16_t, h->ram_pages);
     return true;
 }
 
@@ -540,5 +597,6 @@ void vpri_host_memory_cleanup(VpriHost *h)
     latency_histogram_free(h->pagein_latency);
     g_free(h->page_state);
     g_free(h->pin_count);
+    g_free(h->hold_count);
     g_free(h->mem_error);
 }

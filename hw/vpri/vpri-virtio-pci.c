@@ -92,6 +92,54 @@ static int vpri_dma_rw(VpriVirtioPCI *vp, uint64_t addr, void *buf,
     }
 }
 
+int vpri_virtio_pci_map(VpriVirtioPCI *vp, uint64_t addr, uint32_t len,
+                        bool write, void **host, uint64_t *fault_addr)
+{
+    DMADirection dir = write ? DMA_DIRECTION_FROM_DEVICE :
+                               DMA_DIRECTION_TO_DEVICE;
+    dma_addr_t mlen = len;
+    void *p;
+
+    if (vp->host) {
+        switch (vpri_host_dma_hold(vp->host, vp->fault_device_id, addr, len,
+                                   write, fault_addr)) {
+        case PAB_OK:
+            break;
+        case PAB_FAULT:
+            return VIRTQ_FAULT;
+        default:
+            return VIRTQ_ERROR;
+        }
+    }
+    p = pci_dma_map(PCI_DEVICE(vp), addr, &mlen, dir);
+    /*
+     * Only guest RAM is mapped directly: anything else comes back in
+     * QEMU's bounce buffer, which hides access errors.
+     */
+    if (!p || mlen < len || !memory_region_from_host(p, &(ram_addr_t){0})) {
+        if (p) {
+            pci_dma_unmap(PCI_DEVICE(vp), p, mlen, dir, 0);
+        }
+        if (vp->host) {
+            vpri_host_dma_release(vp->host, addr, len);
+        }
+        return VPRI_MAP_COPY;
+    }
+    *host = p;
+    return 0;
+}
+
+void vpri_virtio_pci_unmap(VpriVirtioPCI *vp, uint64_t addr, void *host,
+                           uint32_t len, bool write, uint32_t access_len)
+{
+    pci_dma_unmap(PCI_DEVICE(vp), host, len,
+                  write ? DMA_DIRECTION_FROM_DEVICE : DMA_DIRECTION_TO_DEVICE,
+                  access_len);
+    if (vp->host) {
+        vpri_host_dma_release(vp->host, addr, len);
+    }
+}
+
 static int vpri_dma_read(void *opaque, uint64_t addr, void *buf,
                          uint32_t len, uint64_t *fault_addr)
 {

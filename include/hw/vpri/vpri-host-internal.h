@@ -93,7 +93,8 @@ struct VpriHost {
     QemuCond mem_cond;          /* a page left EVICTING or PAGING_IN */
     QemuMutex reclaim_lock;     /* one reclaim at a time */
     uint8_t *page_state;
-    uint16_t *pin_count;
+    uint16_t *pin_count;        /* explicit pins (vpri_host_pin) */
+    uint16_t *hold_count;       /* in-flight long DMAs (vpri_host_dma_hold) */
     uint64_t clock_hand;
     uint64_t evicted_pages;
     uint64_t pinned_pages;
@@ -111,6 +112,9 @@ void vpri_host_kick_handlers(VpriHost *h);
 /* vpri-memory.c */
 void vpri_host_serve_uffd(VpriHost *h);
 uint64_t vpri_host_reclaim(VpriHost *h, uint64_t npages, Error **errp);
+bool vpri_host_hold_range(VpriHost *h, uint64_t gpa, uint64_t len,
+                          uint64_t *fault_page);
+void vpri_host_release_range(VpriHost *h, uint64_t gpa, uint64_t len);
 void vpri_host_memory_init(VpriHost *h);
 void vpri_host_memory_cleanup(VpriHost *h);
 /* Make the page at guest-physical @gpa resident.  false: it cannot be. */

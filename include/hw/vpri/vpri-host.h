@@ -40,6 +40,17 @@ PabResult vpri_host_dma_begin(VpriHost *h, uint32_t dev_id, uint64_t addr,
 void vpri_host_dma_end(VpriHost *h, uint32_t dev_id, PabDmaToken token);
 
 /*
+ * A DMA that lasts longer than one call, such as block I/O straight into
+ * guest memory: check the PA-BITMAP as vpri_host_dma_begin() does, then
+ * hold the pages so that the host does not evict them until
+ * vpri_host_dma_release().  Short copies use dma_begin/end and the fence;
+ * a fence cannot wait for I/O that completes in the main loop it runs in.
+ */
+PabResult vpri_host_dma_hold(VpriHost *h, uint32_t dev_id, uint64_t addr,
+                             uint64_t len, bool write, uint64_t *fault_page);
+void vpri_host_dma_release(VpriHost *h, uint64_t addr, uint64_t len);
+
+/*
  * Report a fault on the sideband channel; the device's done callback runs
  * in the main loop when it is answered.  @cpu is the index of the vCPU
  * that takes the queue's interrupt, or -1: its handler is woken first.

@@ -111,6 +111,23 @@ bool vpri_virtio_pci_realize(VpriVirtioPCI *vp, uint16_t num_queues,
                              uint16_t queue_size, Error **errp);
 void vpri_virtio_pci_unrealize(VpriVirtioPCI *vp);
 
+/* vpri_virtio_pci_map(): the range cannot be mapped in one piece. */
+#define VPRI_MAP_COPY 3
+
+/*
+ * Map @len bytes of guest memory at DMA address @addr for a transfer that
+ * outlives this call (block I/O straight into guest memory).  The
+ * PA-BITMAP is checked and the pages are held against eviction until
+ * vpri_virtio_pci_unmap().  Returns 0 with *@host set, VIRTQ_FAULT with
+ * *@fault_addr, VIRTQ_ERROR for an address the platform refuses, or
+ * VPRI_MAP_COPY when the range is not plain RAM in one piece: the caller
+ * then copies through the short-DMA path.
+ */
+int vpri_virtio_pci_map(VpriVirtioPCI *vp, uint64_t addr, uint32_t len,
+                        bool write, void **host, uint64_t *fault_addr);
+void vpri_virtio_pci_unmap(VpriVirtioPCI *vp, uint64_t addr, void *host,
+                           uint32_t len, bool write, uint32_t access_len);
+
 /* Interrupt the driver for queue @index if the ring asks for it. */
 void vpri_virtio_pci_notify_queue(VpriVirtioPCI *vp, uint16_t index);
 
