@@ -68,6 +68,7 @@ typedef struct VpriBlkReq {
     uint8_t status;
     uint32_t data_len;
     uint32_t written;
+    bool faulted;               /* held because its own DMA faulted */
     void *bounce;
     VpriBlkMap *maps;           /* when the data is mapped, not bounced */
     unsigned nmaps;
@@ -184,6 +185,7 @@ static void vpri_blk_hold(VpriBlkReq *req, uint64_t fault_addr, bool write)
     VpriBlk *s = req->s;
 
     /* It was the oldest runnable request of its queue: it stays first. */
+    req->faulted = true;
     QTAILQ_INSERT_HEAD(&s->held[req->queue], req, next);
     vpri_virtio_pci_queue_fault(VPRI_VIRTIO_PCI(s), req->queue, fault_addr,
                                 write);
@@ -301,8 +303,11 @@ static void vpri_blk_submit(VpriBlkReq *req)
         if (s->serial) {
             memcpy(id, s->serial, MIN(strlen(s->serial), sizeof(id)));
         }
-        ret = virtq_elem_write(&req->elem, &VPRI_VIRTIO_PCI(s)->dma_ops,
-                               VPRI_VIRTIO_PCI(s), 0, id, len, &fault);
+        VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(s);
+
+        ret = virtq_elem_write(&req->elem, &vp->dma_ops,
+                               &vp->queues[req->queue].dma, 0, id, len,
+                               &fault);
         if (!vpri_blk_dma_result(req, ret, fault, true, "GET_ID data")) {
             return;
         }
@@ -332,7 +337,7 @@ static void vpri_blk_run_req(VpriBlkReq *req)
     case STAGE_HEADER: {
         uint8_t hdr[VPRI_BLK_HDR_SIZE];
 
-        ret = virtq_elem_read(&req->elem, &vp->dma_ops, vp, 0, hdr,
+        ret = virtq_elem_read(&req->elem, &vp->dma_ops, &q->dma, 0, hdr,
                               sizeof(hdr), &fault);
         if (!vpri_blk_dma_result(req, ret, fault, false, "request header")) {
             return;
@@ -379,7 +384,7 @@ static void vpri_blk_run_req(VpriBlkReq *req)
             }
         }
         if (req->type == VIRTIO_BLK_T_OUT && req->data_len) {
-            ret = virtq_elem_read(&req->elem, &vp->dma_ops, vp,
+            ret = virtq_elem_read(&req->elem, &vp->dma_ops, &q->dma,
                                   VPRI_BLK_HDR_SIZE, req->bounce,
                                   req->data_len, &fault);
             if (!vpri_blk_dma_result(req, ret, fault, false, "write data")) {
@@ -391,7 +396,7 @@ static void vpri_blk_run_req(VpriBlkReq *req)
     case STAGE_BACKEND:
         g_assert_not_reached();
     case STAGE_SCATTER:
-        ret = virtq_elem_write(&req->elem, &vp->dma_ops, vp, 0, req->bounce,
+        ret = virtq_elem_write(&req->elem, &vp->dma_ops, &q->dma, 0, req->bounce,
                                req->data_len, &fault);
         if (!vpri_blk_dma_result(req, ret, fault, true, "read data")) {
             return;
@@ -400,7 +405,7 @@ static void vpri_blk_run_req(VpriBlkReq *req)
         req->stage = STAGE_STATUS;
         /* fall through */
     case STAGE_STATUS:
-        ret = virtq_elem_write(&req->elem, &vp->dma_ops, vp,
+        ret = virtq_elem_write(&req->elem, &vp->dma_ops, &q->dma,
                                req->elem.in_len - 1, &req->status, 1, &fault);
         if (!vpri_blk_dma_result(req, ret, fault, true, "status")) {
             return;
@@ -408,7 +413,7 @@ static void vpri_blk_run_req(VpriBlkReq *req)
         req->stage = STAGE_PUSH;
         /* fall through */
     case STAGE_PUSH:
-        ret = virtq_push(&q->vq, &vp->dma_ops, vp, req->elem.head,
+        ret = virtq_push(&q->vq, &vp->dma_ops, &q->dma, req->elem.head,
                          req->written + 1, &fault);
         if (!vpri_blk_dma_result(req, ret, fault, true, "used ring")) {
             return;
@@ -434,8 +439,12 @@ static void vpri_blk_queue_notify(VpriVirtioPCI *vp, uint16_t index)
     VpriBlk *s = VPRI_BLK(vp);
     VpriQueue *q = &vp->queues[index];
 
-    if (q->fault_failed && QTAILQ_EMPTY(&s->held[index])) {
-        /* The ring itself cannot be paged in: nothing can be completed. */
+    if (q->fault_failed && (QTAILQ_EMPTY(&s->held[index]) ||
+                            !QTAILQ_FIRST(&s->held[index])->faulted)) {
+        /*
+         * The fault was on the ring itself: it cannot be paged in, so
+         * nothing can be completed.  Held requests are dropped by reset.
+         */
         q->fault_failed = false;
         vpri_virtio_pci_guest_error(vp, "queue %u: ring page at 0x%" PRIx64
                                     " cannot be paged in", index,
@@ -450,10 +459,11 @@ static void vpri_blk_queue_notify(VpriVirtioPCI *vp, uint16_t index)
             break;
         }
         QTAILQ_REMOVE(&s->held[index], req, next);
-        if (q->fault_failed) {
+        if (req->faulted && q->fault_failed) {
             q->fault_failed = false;
             vpri_blk_fail_held(req);
         }
+        req->faulted = false;
         vpri_blk_run_req(req);
     }
 
@@ -466,7 +476,7 @@ static void vpri_blk_queue_notify(VpriVirtioPCI *vp, uint16_t index)
         uint16_t avail;
         int ret;
 
-        st = virtq_pop(&q->vq, &vp->dma_ops, vp, &req->elem, &fault,
+        st = virtq_pop(&q->vq, &vp->dma_ops, &q->dma, &req->elem, &fault,
                        &fault_write, &err);
         if (st == VIRTQ_EMPTY) {
             g_free(req);
@@ -474,13 +484,13 @@ static void vpri_blk_queue_notify(VpriVirtioPCI *vp, uint16_t index)
              * Ask for the next kick, then look once more: the driver may
              * have added a request before it saw the new setting.
              */
-            ret = virtq_set_notification(&q->vq, &vp->dma_ops, vp, true,
+            ret = virtq_set_notification(&q->vq, &vp->dma_ops, &q->dma, true,
                                          &fault);
             if (ret == VIRTQ_FAULT) {
                 vpri_virtio_pci_queue_fault(vp, index, fault, true);
                 break;
             }
-            ret = virtq_avail_count(&q->vq, &vp->dma_ops, vp, &avail,
+            ret = virtq_avail_count(&q->vq, &vp->dma_ops, &q->dma, &avail,
                                     &fault);
             if (ret == VIRTQ_FAULT) {
                 vpri_virtio_pci_queue_fault(vp, index, fault, false);

@@ -85,14 +85,21 @@ static void vpri_host_done_bh(void *opaque)
     }
 }
 
-/* Called with h->lock held. */
+/*
+ * Called with h->lock held.  Queues that stalled on a full ring raised no
+ * record: they retry, whatever became of the record that freed the slot.
+ */
 static void vpri_host_wake(VpriHostDevice *d, const uint64_t *waiters,
                            bool resolved)
 {
     uint64_t *dst = resolved ? d->wake_resolved : d->wake_failed;
 
     for (size_t i = 0; i < VPRI_HOST_QUEUE_WORDS; i++) {
-        dst[i] |= waiters[i];
+        uint64_t stalled = waiters[i] & d->full_stalled[i];
+
+        d->full_stalled[i] &= ~stalled;
+        d->wake_resolved[i] |= stalled;
+        dst[i] |= waiters[i] & ~stalled;
     }
     qemu_bh_schedule(d->done_bh);
 }
@@ -220,9 +227,18 @@ void vpri_host_raise_fault(VpriHost *h, uint32_t dev_id, uint16_t queue,
     uint64_t seq;
     int r;
 
+    /*
+     * Under the lock, so that a completion reporting this queue as
+     * stalled already sees it in full_stalled.
+     */
+    qemu_mutex_lock(&h->lock);
     r = fault_ring_raise(d->ring, queue,
                          write ? FAULT_ACCESS_WRITE : FAULT_ACCESS_READ,
                          page, get_clock_realtime(), &seq);
+    if (r == FAULT_RING_FULL) {
+        d->full_stalled[queue / 64] |= 1ULL << (queue % 64);
+    }
+    qemu_mutex_unlock(&h->lock);
     trace_vpri_fault_raise(dev_id, queue, page, write, r);
     /*
      * FAULT_RING_FULL: the ring remembers the stalled queue and names it

@@ -158,12 +158,13 @@ static bool vpri_mem_page_in_page(VpriHost *h, uint64_t page)
     buf = qemu_memalign(VPRI_PAGE_SIZE, VPRI_PAGE_SIZE);
     r = swap_store_get(h->swap, page, buf);
     if (r == 0) {
-        /* Installs the page and wakes every thread blocked on it. */
-        r = uffd_copy_page(h->uffd, hva, buf, VPRI_PAGE_SIZE, false);
+        /*
+         * Install the page but wake nobody yet: the bookkeeping below must
+         * be done before a woken thread can look at it.
+         */
+        r = uffd_copy_page(h->uffd, hva, buf, VPRI_PAGE_SIZE, true);
         if (r == -EEXIST) {
-            /* Only we install pages; be safe and just wake the waiters. */
-            uffd_wakeup(h->uffd, hva, VPRI_PAGE_SIZE);
-            r = 0;
+            r = 0;      /* only we install pages; be safe anyway */
         }
     }
 
@@ -181,6 +182,9 @@ static bool vpri_mem_page_in_page(VpriHost *h, uint64_t page)
     }
     qemu_cond_broadcast(&h->mem_cond);
     qemu_mutex_unlock(&h->mem_lock);
+    if (r == 0) {
+        uffd_wakeup(h->uffd, hva, VPRI_PAGE_SIZE);
+    }
     qemu_vfree(buf);
     latency_histogram_record(h->pagein_latency, get_clock_realtime() - t0);
     trace_vpri_page_in(page, r);

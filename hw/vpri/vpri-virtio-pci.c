@@ -64,23 +64,100 @@ enum {
  * fence's in-flight set until the copy is done: a host that lowers the
  * entry meanwhile waits for us before it touches the page.
  */
-static int vpri_dma_rw(VpriVirtioPCI *vp, uint64_t addr, void *buf,
+static void vpri_vpci_drop_ring_caches(VpriQueue *q)
+{
+    for (int i = 0; i < VPRI_NR_RINGS; i++) {
+        if (q->ring[i].valid) {
+            address_space_cache_destroy(&q->ring[i].mrc);
+            q->ring[i].valid = false;
+        }
+    }
+    q->rings_cached = false;
+}
+
+/*
+ * Map the three ring areas once, as QEMU's own virtio does: ring accesses
+ * are many and small, and a full address-space lookup for each dominates
+ * the cost of a request.  Areas that do not map as RAM in one piece stay
+ * on the slow path.
+ */
+static void vpri_vpci_cache_rings(VpriVirtioPCI *vp, VpriQueue *q)
+{
+    const uint64_t base[VPRI_NR_RINGS] = { q->desc, q->driver, q->device };
+    const uint64_t len[VPRI_NR_RINGS] = {
+        VIRTQ_DESC_BYTES(q->size), VIRTQ_AVAIL_BYTES(q->size),
+        VIRTQ_USED_BYTES(q->size),
+    };
+
+    for (int i = 0; i < VPRI_NR_RINGS; i++) {
+        VpriRingCache *rc = &q->ring[i];
+        int64_t got = address_space_cache_init(&rc->mrc,
+                                               pci_get_address_space(
+                                                   PCI_DEVICE(vp)),
+                                               base[i], len[i],
+                                               i == VPRI_RING_DEVICE);
+
+        rc->base = base[i];
+        rc->len = len[i];
+        rc->valid = got >= 0 && (uint64_t)got >= len[i];
+        if (!rc->valid) {
+            address_space_cache_destroy(&rc->mrc);
+        }
+    }
+    q->rings_cached = true;
+}
+
+static MemTxResult vpri_dma_access(VpriVirtioPCI *vp, VpriQueue *q,
+                                   uint64_t addr, void *buf, uint32_t len,
+                                   bool write)
+{
+    if (q && q->enabled) {
+        if (!q->rings_cached) {
+            vpri_vpci_cache_rings(vp, q);
+        }
+        for (int i = 0; i < VPRI_NR_RINGS; i++) {
+            VpriRingCache *rc = &q->ring[i];
+            uint64_t off = addr - rc->base;
+
+            if (!rc->valid || addr < rc->base || off + len > rc->len) {
+                continue;
+            }
+            if (!write) {
+                return address_space_read_cached(&rc->mrc, off, buf, len);
+            }
+            if (address_space_write_cached(&rc->mrc, off, buf, len)) {
+                return MEMTX_ERROR;
+            }
+            address_space_cache_invalidate(&rc->mrc, off, len);
+            return MEMTX_OK;
+        }
+    }
+    return pci_dma_rw(PCI_DEVICE(vp), addr, buf, len,
+                      write ? DMA_DIRECTION_FROM_DEVICE :
+                              DMA_DIRECTION_TO_DEVICE,
+                      MEMTXATTRS_UNSPECIFIED);
+}
+
+/*
+ * With a host, the PA-BITMAP decides first, and the access stays in the
+ * fence's in-flight set until the copy is done: a host that lowers the
+ * entry meanwhile waits for us before it touches the page.
+ */
+static int vpri_dma_rw(VpriDmaCtx *ctx, uint64_t addr, void *buf,
                        uint32_t len, bool write, uint64_t *fault_addr)
 {
-    PCIDevice *pci = PCI_DEVICE(vp);
-    DMADirection dir = write ? DMA_DIRECTION_FROM_DEVICE :
-                               DMA_DIRECTION_TO_DEVICE;
+    VpriVirtioPCI *vp = ctx->vp;
     PabDmaToken token;
     MemTxResult res;
 
     if (!vp->host) {
-        res = pci_dma_rw(pci, addr, buf, len, dir, MEMTXATTRS_UNSPECIFIED);
+        res = vpri_dma_access(vp, ctx->q, addr, buf, len, write);
         return res == MEMTX_OK ? 0 : VIRTQ_ERROR;
     }
     switch (vpri_host_dma_begin(vp->host, vp->fault_device_id, addr, len,
                                 write, &token, fault_addr)) {
     case PAB_OK:
-        res = pci_dma_rw(pci, addr, buf, len, dir, MEMTXATTRS_UNSPECIFIED);
+        res = vpri_dma_access(vp, ctx->q, addr, buf, len, write);
         vpri_host_dma_end(vp->host, vp->fault_device_id, token);
         return res == MEMTX_OK ? 0 : VIRTQ_ERROR;
     case PAB_FAULT:
@@ -89,6 +166,16 @@ static int vpri_dma_rw(VpriVirtioPCI *vp, uint64_t addr, void *buf,
     default:
         vpri_host_dma_end(vp->host, vp->fault_device_id, token);
         return VIRTQ_ERROR;
+    }
+}
+
+/* The memory map changed (a BAR moved, bus mastering toggled...). */
+static void vpri_vpci_listener_commit(MemoryListener *listener)
+{
+    VpriVirtioPCI *vp = container_of(listener, VpriVirtioPCI, listener);
+
+    for (uint16_t i = 0; i < vp->num_queues; i++) {
+        vpri_vpci_drop_ring_caches(&vp->queues[i]);
     }
 }
 
@@ -180,7 +267,7 @@ void vpri_virtio_pci_notify_queue(VpriVirtioPCI *vp, uint16_t index)
 {
     VpriQueue *q = &vp->queues[index];
 
-    if (!virtq_should_notify(&q->vq, &vp->dma_ops, vp)) {
+    if (!virtq_should_notify(&q->vq, &vp->dma_ops, &q->dma)) {
         return;
     }
     vpri_vpci_raise(vp, q->msix_vector, VPRI_VPCI_ISR_QUEUE);
@@ -296,6 +383,7 @@ static void vpri_vpci_reset_queues(VpriVirtioPCI *vp)
         if (q->msix_vector != VIRTIO_NO_VECTOR) {
             msix_vector_unuse(pci, q->msix_vector);
         }
+        vpri_vpci_drop_ring_caches(q);
         virtq_init(&q->vq);
         q->size = q->max_size;
         q->msix_vector = VIRTIO_NO_VECTOR;
@@ -727,6 +815,7 @@ bool vpri_virtio_pci_realize(VpriVirtioPCI *vp, uint16_t num_queues,
     for (uint16_t i = 0; i < num_queues; i++) {
         vp->queues[i].max_size = queue_size;
         vp->queues[i].msix_vector = VIRTIO_NO_VECTOR;
+        vp->queues[i].dma = (VpriDmaCtx) { .vp = vp, .q = &vp->queues[i] };
     }
     vp->config_vector = VIRTIO_NO_VECTOR;
     vp->dma_ops.read = vpri_dma_read;
@@ -771,6 +860,9 @@ bool vpri_virtio_pci_realize(VpriVirtioPCI *vp, uint16_t num_queues,
                                 errp)) {
         return false;
     }
+    vp->listener.commit = vpri_vpci_listener_commit;
+    vp->listener.name = "vpri-virtio-pci";
+    memory_listener_register(&vp->listener, pci_get_address_space(pci));
     vp->resume_bh = qemu_bh_new_guarded(vpri_vpci_resume_bh, vp,
                                         &DEVICE(vp)->mem_reentrancy_guard);
     if (vp->host) {
@@ -783,6 +875,8 @@ bool vpri_virtio_pci_realize(VpriVirtioPCI *vp, uint16_t num_queues,
 
 void vpri_virtio_pci_unrealize(VpriVirtioPCI *vp)
 {
+    memory_listener_unregister(&vp->listener);
+    vpri_vpci_reset_queues(vp);
     if (vp->host) {
         vpri_host_detach(vp->host, vp->fault_device_id);
     }

@@ -56,6 +56,8 @@ typedef struct VpriHostDevice {
     /* Queues to resume in the main loop, by outcome; under host->lock. */
     uint64_t wake_resolved[VPRI_HOST_QUEUE_WORDS];
     uint64_t wake_failed[VPRI_HOST_QUEUE_WORDS];
+    /* Queues whose raise found the ring full; under host->lock. */
+    uint64_t full_stalled[VPRI_HOST_QUEUE_WORDS];
     QEMUBH *done_bh;
     VpriFaultDoneFn *done;
     void *done_opaque;

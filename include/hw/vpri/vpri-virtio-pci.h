@@ -13,6 +13,7 @@
 #ifndef HW_VPRI_VIRTIO_PCI_H
 #define HW_VPRI_VIRTIO_PCI_H
 
+#include "exec/memory.h"
 #include "hw/pci/pci_device.h"
 #include "hw/vpri/virtq.h"
 #include "qom/object.h"
@@ -37,8 +38,33 @@ typedef struct VpriHost VpriHost;
 #define VPRI_VPCI_MAX_QUEUES     64
 #define VPRI_VPCI_QUEUE_MAX_SIZE 1024
 
-typedef struct VpriQueue {
+typedef struct VpriQueue VpriQueue;
+
+/*
+ * The opaque of every engine call on a queue: its DMA goes through the
+ * queue's ring caches when it targets the rings.
+ */
+typedef struct VpriDmaCtx {
+    struct VpriVirtioPCI *vp;
+    VpriQueue *q;
+} VpriDmaCtx;
+
+/* A mapping of one ring area (descriptor table, driver or device area). */
+typedef struct VpriRingCache {
+    MemoryRegionCache mrc;
+    uint64_t base;
+    uint64_t len;
+    bool valid;
+} VpriRingCache;
+
+enum { VPRI_RING_DESC, VPRI_RING_DRIVER, VPRI_RING_DEVICE, VPRI_NR_RINGS };
+
+struct VpriQueue {
     Virtq vq;
+    VpriDmaCtx dma;
+    /* Rebuilt lazily after a memory map change (see the listener). */
+    VpriRingCache ring[VPRI_NR_RINGS];
+    bool rings_cached;
     uint16_t max_size;          /* offered to the driver */
     uint16_t size;              /* chosen by the driver */
     uint16_t msix_vector;
@@ -51,7 +77,7 @@ typedef struct VpriQueue {
     /* The host could not resolve it: the held request gets an error. */
     bool fault_failed;
     uint64_t stall_start_ns;
-} VpriQueue;
+};
 
 struct VpriVirtioPCI {
     PCIDevice parent_obj;
@@ -75,6 +101,7 @@ struct VpriVirtioPCI {
     uint16_t num_queues;
     VpriQueue *queues;
     VirtqDmaOps dma_ops;
+    MemoryListener listener;    /* drops ring caches on map changes */
 
     /* The host service, or NULL: then every page is present. */
     VpriHost *host;
