@@ -41,6 +41,7 @@ OBJECT_DECLARE_SIMPLE_TYPE(VpriBlk, VPRI_BLK)
  * buffers with chains that repeat the same memory.
  */
 #define VPRI_BLK_MAX_DATA    (32 * MiB)
+#define VPRI_BLK_SPARE_REQS  64
 
 /* Where a request is: a fault holds it there, a retry resumes there. */
 typedef enum VpriBlkStage {
@@ -90,6 +91,9 @@ struct VpriBlk {
 
     /* Per queue: requests waiting for their queue to run again, in order. */
     VpriBlkReqList *held;
+    /* Spare requests: each carries a 16 KiB element, worth reusing. */
+    VpriBlkReq *spare[VPRI_BLK_SPARE_REQS];
+    unsigned nspare;
     uint64_t inflight;
 };
 
@@ -162,6 +166,27 @@ static int vpri_blk_map_data(VpriBlkReq *req, uint64_t *fault_addr)
     return 0;
 }
 
+/* Only the fields before the element are cleared: the pop fills it. */
+static VpriBlkReq *vpri_blk_req_new(VpriBlk *s, uint16_t queue)
+{
+    VpriBlkReq *req = s->nspare ? s->spare[--s->nspare] :
+                                  g_malloc(sizeof(*req));
+
+    memset(req, 0, offsetof(VpriBlkReq, elem));
+    req->s = s;
+    req->queue = queue;
+    return req;
+}
+
+static void vpri_blk_req_put(VpriBlk *s, VpriBlkReq *req)
+{
+    if (s->nspare < VPRI_BLK_SPARE_REQS) {
+        s->spare[s->nspare++] = req;
+    } else {
+        g_free(req);
+    }
+}
+
 static void vpri_blk_req_free(VpriBlkReq *req)
 {
     if (req->maps) {
@@ -171,7 +196,7 @@ static void vpri_blk_req_free(VpriBlkReq *req)
         qemu_vfree(req->bounce);
     }
     qemu_iovec_destroy(&req->qiov);
-    g_free(req);
+    vpri_blk_req_put(req->s, req);
 }
 
 static void vpri_blk_run_req(VpriBlkReq *req);
@@ -468,7 +493,7 @@ static void vpri_blk_queue_notify(VpriVirtioPCI *vp, uint16_t index)
     }
 
     while (!q->blocked && !vpri_virtio_pci_broken(vp)) {
-        VpriBlkReq *req = g_malloc0(sizeof(*req));
+        VpriBlkReq *req = vpri_blk_req_new(s, index);
         uint64_t fault;
         bool fault_write;
         const char *err = NULL;
@@ -479,7 +504,7 @@ static void vpri_blk_queue_notify(VpriVirtioPCI *vp, uint16_t index)
         st = virtq_pop(&q->vq, &vp->dma_ops, &q->dma, &req->elem, &fault,
                        &fault_write, &err);
         if (st == VIRTQ_EMPTY) {
-            g_free(req);
+            vpri_blk_req_put(s, req);
             /*
              * Ask for the next kick, then look once more: the driver may
              * have added a request before it saw the new setting.
@@ -507,24 +532,22 @@ static void vpri_blk_queue_notify(VpriVirtioPCI *vp, uint16_t index)
         }
         if (st == VIRTQ_FAULT) {
             /* Nothing was consumed: the pop is simply redone later. */
-            g_free(req);
+            vpri_blk_req_put(s, req);
             vpri_virtio_pci_queue_fault(vp, index, fault, fault_write);
             break;
         }
         if (st == VIRTQ_ERROR) {
-            g_free(req);
+            vpri_blk_req_put(s, req);
             vpri_virtio_pci_guest_error(vp, "queue %u: %s", index,
                                         err ? err : "bad descriptor chain");
             break;
         }
         if (req->elem.out_len < VPRI_BLK_HDR_SIZE || req->elem.in_len < 1) {
-            g_free(req);
+            vpri_blk_req_put(s, req);
             vpri_virtio_pci_guest_error(vp, "queue %u: request without "
                                         "header or status byte", index);
             break;
         }
-        req->s = s;
-        req->queue = index;
         req->stage = STAGE_HEADER;
         vpri_blk_run_req(req);
     }
@@ -622,6 +645,9 @@ static void vpri_blk_exit(PCIDevice *pci)
 
     vpri_blk_reset(VPRI_VIRTIO_PCI(s));
     vpri_virtio_pci_unrealize(VPRI_VIRTIO_PCI(s));
+    while (s->nspare) {
+        g_free(s->spare[--s->nspare]);
+    }
     g_free(s->held);
 }
 
