@@ -61,6 +61,28 @@ static bool vpri_mem_gpa_to_page(VpriHost *h, uint64_t gpa, uint64_t *page)
     return false;
 }
 
+/*
+ * The RAM pages of [@gpa, @gpa + @len) if the range lies in one segment,
+ * which is nearly always: one lookup instead of one per page.
+ */
+static bool vpri_mem_range_to_pages(VpriHost *h, uint64_t gpa, uint64_t len,
+                                    uint64_t *first, uint64_t *npages)
+{
+    for (unsigned i = 0; i < h->nsegs; i++) {
+        VpriRamSegment *s = &h->segs[i];
+
+        if (gpa >= s->gpa && gpa - s->gpa < s->len &&
+            len <= s->len - (gpa - s->gpa)) {
+            uint64_t off = s->ram_offset + (gpa - s->gpa);
+
+            *first = off >> PAB_PAGE_SHIFT;
+            *npages = ((off + len - 1) >> PAB_PAGE_SHIFT) - *first + 1;
+            return true;
+        }
+    }
+    return false;
+}
+
 static bool vpri_mem_page_to_gpa(VpriHost *h, uint64_t page, uint64_t *gpa)
 {
     uint64_t off = page << PAB_PAGE_SHIFT;
@@ -407,11 +429,27 @@ bool vpri_host_hold_range(VpriHost *h, uint64_t gpa, uint64_t len,
                           uint64_t *fault_page)
 {
     uint64_t end = gpa + len;
+    uint64_t first, n;
 
     if (!qatomic_read(&h->mem_ready) || !len) {
         return true;
     }
     qemu_mutex_lock(&h->mem_lock);
+    if (vpri_mem_range_to_pages(h, gpa, len, &first, &n)) {
+        for (uint64_t p = first; p < first + n; p++) {
+            if (h->page_state[p] != VPRI_PAGE_RESIDENT) {
+                qemu_mutex_unlock(&h->mem_lock);
+                *fault_page = (gpa & PAB_PAGE_MASK) +
+                              ((p - first) << PAB_PAGE_SHIFT);
+                return false;
+            }
+        }
+        for (uint64_t p = first; p < first + n; p++) {
+            h->hold_count[p]++;
+        }
+        qemu_mutex_unlock(&h->mem_lock);
+        return true;
+    }
     for (uint64_t a = gpa & PAB_PAGE_MASK; a < end; a += VPRI_PAGE_SIZE) {
         uint64_t p;
 
@@ -436,11 +474,20 @@ bool vpri_host_hold_range(VpriHost *h, uint64_t gpa, uint64_t len,
 void vpri_host_release_range(VpriHost *h, uint64_t gpa, uint64_t len)
 {
     uint64_t end = gpa + len;
+    uint64_t first, n;
 
     if (!qatomic_read(&h->mem_ready) || !len) {
         return;
     }
     qemu_mutex_lock(&h->mem_lock);
+    if (vpri_mem_range_to_pages(h, gpa, len, &first, &n)) {
+        for (uint64_t p = first; p < first + n; p++) {
+            assert(h->hold_count[p]);
+            h->hold_count[p]--;
+        }
+        qemu_mutex_unlock(&h->mem_lock);
+        return;
+    }
     for (uint64_t a = gpa & PAB_PAGE_MASK; a < end; a += VPRI_PAGE_SIZE) {
         uint64_t p;
 
@@ -469,24 +516,31 @@ static bool vpri_mem_add_segment(Int128 start, Int128 len,
                                  const MemoryRegion *mr,
                                  hwaddr offset_in_region, void *opaque)
 {
-    VpriHost *h = opaque;
-
-    if (mr != current_machine->ram || h->nsegs == VPRI_HOST_MAX_SEGS) {
-        return false;
-    }
-    /* Pages wholly inside RAM only: the rest is never evicted. */
-    h->segs[h->nsegs++] = (VpriRamSegment) {
+    GArray *segs = opaque;
+    VpriRamSegment seg = {
         .gpa = int128_get64(start),
         .ram_offset = offset_in_region,
         .len = int128_get64(len),
     };
+
+    if (mr == current_machine->ram) {
+        g_array_append_val(segs, seg);
+    }
     return false;
+}
+
+static gint vpri_mem_segment_cmp(gconstpointer a, gconstpointer b)
+{
+    const VpriRamSegment *x = a, *y = b;
+
+    return x->len < y->len ? 1 : x->len > y->len ? -1 : 0;
 }
 
 static bool vpri_mem_setup(VpriHost *h, Error **errp)
 {
     MemoryRegion *ram = current_machine ? current_machine->ram : NULL;
     uint64_t features = 0;
+    GArray *segs;
     int r;
 
     if (!ram || !memory_region_is_ram(ram)) {
@@ -507,11 +561,19 @@ static bool vpri_mem_setup(VpriHost *h, Error **errp)
     h->ram_host = memory_region_get_ram_ptr(ram);
     h->ram_pages = memory_region_size(ram) >> PAB_PAGE_SHIFT;
 
+    /*
+     * The low megabyte splits into many small pieces (PAM, SMRAM): sort
+     * the big pieces first, where nearly every lookup lands.
+     */
+    segs = g_array_new(false, false, sizeof(VpriRamSegment));
     WITH_RCU_READ_LOCK_GUARD() {
         flatview_for_each_range(address_space_to_flatview(
                                     &address_space_memory),
-                                vpri_mem_add_segment, h);
+                                vpri_mem_add_segment, segs);
     }
+    g_array_sort(segs, vpri_mem_segment_cmp);
+    h->nsegs = segs->len;
+    h->segs = (VpriRamSegment *)g_array_free(segs, false);
 
     /*
      * The default is an unlinked file in the temporary directory, not in
@@ -602,5 +664,6 @@ void vpri_host_memory_cleanup(VpriHost *h)
     g_free(h->page_state);
     g_free(h->pin_count);
     g_free(h->hold_count);
+    g_free(h->segs);
     g_free(h->mem_error);
 }

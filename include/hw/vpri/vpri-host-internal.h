@@ -21,7 +21,6 @@
 #define VPRI_HOST_MAX_HANDLERS 16
 #define VPRI_HOST_MAX_QUEUES 64
 #define VPRI_HOST_QUEUE_WORDS (VPRI_HOST_MAX_QUEUES / 64)
-#define VPRI_HOST_MAX_SEGS 16
 
 /* Residency of one guest RAM page. */
 enum {
@@ -87,7 +86,7 @@ struct VpriHost {
     char *mem_error;            /* why eviction is off, if it is */
     uint8_t *ram_host;
     uint64_t ram_pages;
-    VpriRamSegment segs[VPRI_HOST_MAX_SEGS];
+    VpriRamSegment *segs;       /* largest first: lookups hit early */
     unsigned nsegs;
     int uffd;
     SwapStore *swap;
