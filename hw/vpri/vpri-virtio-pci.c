@@ -411,6 +411,7 @@ static void vpri_vpci_device_reset(VpriVirtioPCI *vp)
     vp->queue_sel = 0;
     vp->status = 0;
     vp->isr_status = 0;
+    vp->kick_pending = 0;
     pci_set_irq(PCI_DEVICE(vp), 0);
 }
 
@@ -722,7 +723,6 @@ static void vpri_vpci_notify_write(void *opaque, hwaddr addr, uint64_t val,
                                    unsigned size)
 {
     VpriVirtioPCI *vp = opaque;
-    VpriVirtioPCIClass *k = VPRI_VIRTIO_PCI_GET_CLASS(vp);
     uint16_t index = addr / VPRI_VPCI_NOTIFY_MULT;
     VpriQueue *q;
 
@@ -737,9 +737,34 @@ static void vpri_vpci_notify_write(void *opaque, hwaddr addr, uint64_t val,
         vpri_virtio_pci_broken(vp) || !q->enabled) {
         return;
     }
-    /* A blocked queue runs again when its fault resolves. */
-    if (!q->blocked) {
-        k->queue_notify(vp, index);
+    /*
+     * Like an ioeventfd: the vCPU goes on at once and the queue runs in the
+     * main loop, as it would on a device with its own engine.
+     */
+    vp->kick_pending |= 1ULL << index;
+    qemu_bh_schedule(vp->kick_bh);
+}
+
+static void vpri_vpci_kick_bh(void *opaque)
+{
+    VpriVirtioPCI *vp = opaque;
+    VpriVirtioPCIClass *k = VPRI_VIRTIO_PCI_GET_CLASS(vp);
+    uint64_t pending = vp->kick_pending;
+
+    vp->kick_pending = 0;
+    while (pending) {
+        uint16_t index = ctz64(pending);
+        VpriQueue *q = &vp->queues[index];
+
+        pending &= pending - 1;
+        if (!(vp->status & VIRTIO_CONFIG_S_DRIVER_OK) ||
+            vpri_virtio_pci_broken(vp) || !q->enabled) {
+            continue;
+        }
+        /* A blocked queue runs again when its fault resolves. */
+        if (!q->blocked) {
+            k->queue_notify(vp, index);
+        }
     }
 }
 
@@ -865,6 +890,8 @@ bool vpri_virtio_pci_realize(VpriVirtioPCI *vp, uint16_t num_queues,
     memory_listener_register(&vp->listener, pci_get_address_space(pci));
     vp->resume_bh = qemu_bh_new_guarded(vpri_vpci_resume_bh, vp,
                                         &DEVICE(vp)->mem_reentrancy_guard);
+    vp->kick_bh = qemu_bh_new_guarded(vpri_vpci_kick_bh, vp,
+                                      &DEVICE(vp)->mem_reentrancy_guard);
     if (vp->host) {
         vp->fault_device_id = vpri_host_attach(vp->host, DEVICE(vp),
                                                num_queues,
@@ -881,6 +908,7 @@ void vpri_virtio_pci_unrealize(VpriVirtioPCI *vp)
         vpri_host_detach(vp->host, vp->fault_device_id);
     }
     qemu_bh_delete(vp->resume_bh);
+    qemu_bh_delete(vp->kick_bh);
     msix_uninit_exclusive_bar(PCI_DEVICE(vp));
     g_free(vp->queues);
 }

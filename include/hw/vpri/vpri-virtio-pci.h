@@ -108,6 +108,9 @@ struct VpriVirtioPCI {
     char *host_id;
     uint32_t fault_device_id;
     QEMUBH *resume_bh;
+    /* Kicked queues, run from the main loop rather than the vCPU. */
+    uint64_t kick_pending;
+    QEMUBH *kick_bh;
 };
 
 struct VpriVirtioPCIClass {
