@@ -32,21 +32,7 @@
 
 #include "qemu/osdep.h"
 #include "qemu/bswap.h"
-#include "qemu/units.h"
-#include "libqtest.h"
-#include "libqos/pci-pc.h"
-#include "libqos/malloc-pc.h"
-#include "vpri-virtio.h"
-
-#define VIRTIO_VENDOR       0x1af4
-#define VIRTIO_BLK_MODERN   0x1042
-
-#define BLK_F_SEG_MAX       2
-#define BLK_F_BLK_SIZE      6
-#define BLK_F_FLUSH         9
-#define BLK_T_IN            0
-#define BLK_T_OUT           1
-#define BLK_S_OK            0
+#include "vpri-blk-harness.h"
 
 #define MAX_DEPTH           64
 #define MAX_LEN             (64 * KiB)
@@ -104,11 +90,7 @@ static Bench *bench_start(const Device *dev, int depth)
     b->qts = qtest_initf("-M q35 -nodefaults "
                          "-blockdev driver=null-co,node-name=d0,size="
                          NULL_SIZE ",read-zeroes=on %s", dev->args);
-    pc_alloc_init(&b->alloc, b->qts, 0);
-    b->bus = qpci_new_pc(b->qts, &b->alloc);
-    b->d = vv_dev_find(b->qts, b->bus, &b->alloc, VIRTIO_VENDOR,
-                       VIRTIO_BLK_MODERN);
-    g_assert(b->d);
+    b->d = vblk_attach(b->qts, &b->alloc, &b->bus);
     vv_init(b->d, DRIVER_FEATURES, 1, 0);
     b->q = &b->d->queues[0];
     g_assert_cmpint(b->q->size, >=, 3 * depth);
@@ -125,10 +107,7 @@ static Bench *bench_start(const Device *dev, int depth)
 
 static void bench_stop(Bench *b)
 {
-    vv_dev_free(b->d);
-    qpci_free_pc(b->bus);
-    alloc_destroy(&b->alloc);
-    qtest_quit(b->qts);
+    vblk_quit(b->qts, &b->alloc, b->bus, b->d);
     g_free(b);
 }
 

@@ -12,66 +12,17 @@
 
 #include "qemu/osdep.h"
 #include "qemu/bswap.h"
-#include "qemu/units.h"
-#include "libqtest.h"
-#include "libqos/pci-pc.h"
-#include "libqos/malloc-pc.h"
 #include "qobject/qdict.h"
 #include "hw/pci/pci_regs.h"
-#include "vpri-virtio.h"
+#include "vpri-blk-harness.h"
 
-#define VIRTIO_VENDOR       0x1af4
-#define VIRTIO_BLK_MODERN   0x1042
-
-#define IMG_SIZE            (8 * MiB)
-#define SECTOR              512
 #define SERIAL              "iolab-vpri-0001"
-
-/* virtio-blk (virtio 1.2, 5.2) */
-#define BLK_F_RO            5
-#define BLK_F_SEG_MAX       2
-#define BLK_F_BLK_SIZE      6
-#define BLK_F_FLUSH         9
-#define BLK_F_MQ            12
-
-#define BLK_T_IN            0
-#define BLK_T_OUT           1
-#define BLK_T_FLUSH         4
-#define BLK_T_GET_ID        8
-
-#define BLK_S_OK            0
-#define BLK_S_IOERR         1
-#define BLK_S_UNSUPP        2
-
-#define BLK_ID_BYTES        20
-
-/* struct virtio_blk_config offsets */
-#define CFG_CAPACITY        0
-#define CFG_SEG_MAX         12
-#define CFG_BLK_SIZE        20
-#define CFG_NUM_QUEUES      34
-
-/* MSI-X messages: vector v writes MSI_DATA(v) to msi_base + 4 * v */
-#define MSI_DATA(v)         (0x4000u + (v))
 
 #define DRIVER_FEATURES \
     ((1ULL << BLK_F_SEG_MAX) | (1ULL << BLK_F_BLK_SIZE) | \
      (1ULL << BLK_F_FLUSH) | (1ULL << BLK_F_MQ) | (1ULL << BLK_F_RO) | \
      (1ULL << VV_F_INDIRECT_DESC) | (1ULL << VV_F_EVENT_IDX) | \
      (1ULL << VV_F_VERSION_1) | (1ULL << VV_F_ACCESS_PLATFORM))
-
-typedef struct Ctx {
-    QTestState *qts;
-    QGuestAllocator alloc;
-    QPCIBus *bus;
-    VVDev *d;
-    char *img;
-    int img_fd;
-    char *log;              /* QEMU's -d guest_errors log */
-    int log_fd;
-    uint16_t nq;
-    uint64_t msi_base;      /* 0 without MSI-X */
-} Ctx;
 
 /* ------------------------------------------------------------------ */
 /* Set-up                                                             */
@@ -83,42 +34,27 @@ typedef struct Ctx {
 static Ctx *ctx_start_full(const char *devopts, const char *extra, bool ro,
                            const char *blockdev_fmt)
 {
-    Ctx *c = g_new0(Ctx, 1);
-    g_autoptr(GError) err = NULL;
-
-    c->img_fd = g_file_open_tmp("vpri-blk-XXXXXX.img", &c->img, &err);
-    g_assert_no_error(err);
-    g_assert_cmpint(ftruncate(c->img_fd, IMG_SIZE), ==, 0);
-    c->log_fd = g_file_open_tmp("vpri-blk-XXXXXX.log", &c->log, &err);
-    g_assert_no_error(err);
+    Ctx *c = ctx_new("vpri-blk");
+    g_autofree char *args = NULL;
 
     if (blockdev_fmt) {
         g_autofree char *bd = g_strdup_printf(blockdev_fmt, c->img);
 
-        c->qts = qtest_initf("-M q35 -nodefaults -d guest_errors -D %s "
-                             "%s -blockdev %s "
-                             "-device vpri-blk,drive=d0,serial=" SERIAL "%s",
-                             c->log, extra ? extra : "", bd,
-                             devopts ? devopts : "");
+        args = g_strdup_printf("-M q35 -nodefaults -d guest_errors -D %s "
+                               "%s -blockdev %s "
+                               "-device vpri-blk,drive=d0,serial=" SERIAL "%s",
+                               c->log, extra ? extra : "", bd,
+                               devopts ? devopts : "");
     } else {
-        c->qts = qtest_initf("-M q35 -nodefaults -d guest_errors -D %s %s "
-                             "-blockdev driver=file,node-name=d0,filename=%s%s "
-                             "-device vpri-blk,drive=d0,serial=" SERIAL "%s",
-                             c->log, extra ? extra : "", c->img,
-                             ro ? ",read-only=on" : "",
-                             devopts ? devopts : "");
+        args = g_strdup_printf("-M q35 -nodefaults -d guest_errors -D %s %s "
+                               "-blockdev driver=file,node-name=d0,"
+                               "filename=%s%s "
+                               "-device vpri-blk,drive=d0,serial=" SERIAL "%s",
+                               c->log, extra ? extra : "", c->img,
+                               ro ? ",read-only=on" : "",
+                               devopts ? devopts : "");
     }
-    /*
-     * QEMU has both files open now: unlink them, so that nothing is left
-     * behind if the test aborts.  We keep our own descriptors.
-     */
-    unlink(c->img);
-    unlink(c->log);
-    pc_alloc_init(&c->alloc, c->qts, 0);
-    c->bus = qpci_new_pc(c->qts, &c->alloc);
-    c->d = vv_dev_find(c->qts, c->bus, &c->alloc, VIRTIO_VENDOR,
-                       VIRTIO_BLK_MODERN);
-    g_assert(c->d);
+    ctx_connect(c, args);
     return c;
 }
 
@@ -127,64 +63,9 @@ static Ctx *ctx_start(const char *devopts, const char *extra, bool ro)
     return ctx_start_full(devopts, extra, ro, NULL);
 }
 
-/* Enable MSI-X and point every vector at its own word of guest memory. */
-static void ctx_msix(Ctx *c, uint16_t nvectors)
-{
-    vv_msix_enable(c->d);
-    c->msi_base = guest_alloc(&c->alloc, 4096);
-    qtest_memset(c->qts, c->msi_base, 0, 4096);
-    for (uint16_t v = 0; v < nvectors; v++) {
-        vv_msix_set_entry(c->d, v, c->msi_base + 4 * v, MSI_DATA(v));
-    }
-}
-
 static void ctx_init(Ctx *c, uint16_t nq)
 {
-    c->nq = nq;
-    vv_init(c->d, DRIVER_FEATURES, nq, 0);
-}
-
-static void assert_running(Ctx *c)
-{
-    QDict *rsp = qtest_qmp(c->qts, "{ 'execute': 'query-status' }");
-    QDict *ret;
-
-    g_assert(rsp);
-    g_assert(qdict_haskey(rsp, "return"));
-    ret = qdict_get_qdict(rsp, "return");
-    g_assert_cmpstr(qdict_get_str(ret, "status"), ==, "running");
-    qobject_unref(rsp);
-}
-
-/* QEMU logged a guest error containing @needle */
-static void assert_logged(Ctx *c, const char *needle)
-{
-    g_autoptr(GString) text = g_string_new(NULL);
-    char chunk[4096];
-    ssize_t n;
-    off_t off = 0;
-
-    while ((n = pread(c->log_fd, chunk, sizeof(chunk), off)) > 0) {
-        g_string_append_len(text, chunk, n);
-        off += n;
-    }
-    if (!strstr(text->str, needle)) {
-        g_test_message("guest error log:\n%s", text->str);
-        g_error("no guest error mentioning '%s' was logged", needle);
-    }
-}
-
-static void ctx_stop(Ctx *c)
-{
-    vv_dev_free(c->d);
-    qpci_free_pc(c->bus);
-    alloc_destroy(&c->alloc);
-    qtest_quit(c->qts);
-    close(c->img_fd);
-    close(c->log_fd);
-    g_free(c->img);
-    g_free(c->log);
-    g_free(c);
+    ctx_init_features(c, nq, DRIVER_FEATURES);
 }
 
 /* ------------------------------------------------------------------ */
@@ -275,8 +156,7 @@ static void req_complete(Ctx *c, VVQueue *q, Req *r, ReqMem *m,
     guest_free(&c->alloc, m->status);
     if (c->msi_base && q->msix_vector != VV_NO_VECTOR) {
         /* Every completion interrupts: used_event follows last_used */
-        g_assert(vv_wait_msi(c->d, c->msi_base + 4 * q->msix_vector,
-                             MSI_DATA(q->msix_vector), VV_TIMEOUT_US));
+        g_assert(ctx_wait_msi(c, q->msix_vector, VV_TIMEOUT_US));
     }
 }
 
@@ -371,25 +251,6 @@ static void io_suite(Ctx *c, VVQueue *q, uint64_t base, uint32_t seed)
     check_image(c, base + 16, 4096, seed + 3);
     check_image(c, base + 128, 64 * KiB, seed + 4);
     check_image(c, base + 256, 64 * KiB, seed + 5);
-}
-
-static VVQueue *queue(Ctx *c, uint16_t i)
-{
-    return &c->d->queues[i];
-}
-
-/* Wait until device_status has NEEDS_RESET, or time out. */
-static bool wait_needs_reset(Ctx *c)
-{
-    gint64 deadline = g_get_monotonic_time() + VV_TIMEOUT_US;
-
-    while (!(vv_get_status(c->d) & VV_S_NEEDS_RESET)) {
-        if (g_get_monotonic_time() > deadline) {
-            return false;
-        }
-        vv_poll_step(c->d);
-    }
-    return true;
 }
 
 /* ------------------------------------------------------------------ */
@@ -743,20 +604,18 @@ static Ctx *bad_start(void)
  */
 static void expect_device_error_and_recover(Ctx *c, const char *reason)
 {
-    g_assert(wait_needs_reset(c));
+    g_assert(wait_needs_reset(c, VV_TIMEOUT_US));
     if (reason) {
         assert_logged(c, reason);
     }
-    g_assert(vv_wait_msi(c->d, c->msi_base, MSI_DATA(0), VV_TIMEOUT_US));
+    g_assert(ctx_wait_msi(c, 0, VV_TIMEOUT_US));
     assert_running(c);
     /* NEEDS_RESET stays until reset: I/O is not processed meanwhile */
     g_assert(vv_get_status(c->d) & VV_S_NEEDS_RESET);
 
     vv_reset(c->d);
     g_assert_cmphex(vv_get_status(c->d), ==, 0);
-    for (uint16_t v = 0; v <= c->nq; v++) {
-        vv_msix_set_entry(c->d, v, c->msi_base + 4 * v, MSI_DATA(v));
-    }
+    ctx_msix_program(c, c->nq + 1);
     ctx_init(c, c->nq);
     write_read_check(c, queue(c, 0), 64, 4096, 2, true, 99);
     check_image(c, 0, 512, 1);
@@ -965,8 +824,8 @@ static void test_bad_config_isr(void)
     vv_queue_write_avail_ring(q, q->avail_idx % q->size, q->size);
     vv_queue_write_avail_idx(q, ++q->avail_idx);
     vv_queue_kick(q);
-    g_assert(wait_needs_reset(c));
-    g_assert(vv_wait_msi(c->d, c->msi_base, MSI_DATA(0), VV_TIMEOUT_US));
+    g_assert(wait_needs_reset(c, VV_TIMEOUT_US));
+    g_assert(ctx_wait_msi(c, 0, VV_TIMEOUT_US));
     g_assert_cmphex(vv_read_isr(c->d) & VV_ISR_CONFIG, ==, VV_ISR_CONFIG);
     ctx_stop(c);
 }
@@ -984,7 +843,7 @@ static void test_bad_config_isr_intx(void)
     vv_queue_write_avail_ring(q, q->avail_idx % q->size, q->size);
     vv_queue_write_avail_idx(q, ++q->avail_idx);
     vv_queue_kick(q);
-    g_assert(wait_needs_reset(c));
+    g_assert(wait_needs_reset(c, VV_TIMEOUT_US));
     g_assert_cmphex(vv_read_isr(c->d) & VV_ISR_CONFIG, ==, VV_ISR_CONFIG);
     g_assert_cmphex(vv_read_isr(c->d), ==, 0);
     assert_running(c);
@@ -1023,7 +882,7 @@ static void bad_queue_size_one(Ctx *c, uint16_t size)
     q = vv_queue_setup(d, 0, size, 1);
     g_assert(!q->enabled);
     g_assert_cmpuint(vv_common_readw(d, VV_COMMON_Q_ENABLE), ==, 0);
-    g_assert(wait_needs_reset(c));
+    g_assert(wait_needs_reset(c, VV_TIMEOUT_US));
     assert_logged(c, "queue size");
     assert_running(c);
 
@@ -1100,38 +959,12 @@ static void test_reset(void)
     ctx_stop(c);
 }
 
-/*
- * Each case runs in a child process of its own, so that a QEMU crash or
- * a failed assertion in one of them does not stop the others.
- */
-static void run_isolated(const void *data)
-{
-    void (*fn)(void) = (void (*)(void))data;
-
-    if (g_test_subprocess()) {
-        fn();
-        return;
-    }
-    g_test_trap_subprocess(NULL, 60 * G_USEC_PER_SEC,
-                           G_TEST_SUBPROCESS_INHERIT_STDERR);
-    if (!g_test_trap_has_passed()) {
-        g_test_message("the case failed in its child process "
-                       "(messages above)");
-        g_test_fail();
-    }
-}
-
-static void add_test(const char *path, void (*fn)(void))
-{
-    qtest_add_data_func(path, (const void *)fn, run_isolated);
-}
+/* Each case runs in a child process with this bound */
+#define CASE_TIMEOUT_US     (60 * G_USEC_PER_SEC)
 
 int main(int argc, char **argv)
 {
-    g_test_init(&argc, &argv, NULL);
-
-    if (!qtest_has_device("vpri-blk")) {
-        g_test_skip("vpri-blk not built into this emulator");
+    if (!vblk_tests_init(&argc, &argv, CASE_TIMEOUT_US)) {
         return g_test_run();
     }
 

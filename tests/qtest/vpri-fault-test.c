@@ -20,38 +20,16 @@
 
 #include "qemu/osdep.h"
 #include "qemu/bswap.h"
-#include "qemu/units.h"
-#include "libqtest.h"
-#include "libqos/pci-pc.h"
-#include "libqos/malloc-pc.h"
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
 #include "qobject/qnum.h"
-#include "vpri-virtio.h"
-
-#define VIRTIO_VENDOR       0x1af4
-#define VIRTIO_BLK_MODERN   0x1042
+#include "vpri-blk-harness.h"
 
 #define RAM_MB              256
 #define GUEST_PAGES         ((uint64_t)RAM_MB * MiB / 4096)
 /* The device's DMA space: 4 GiB plus guest RAM, one PAE per 4 KiB */
 #define DMA_PAGES           ((4 * GiB + (uint64_t)RAM_MB * MiB) / 4096)
-#define IMG_SIZE            (8 * MiB)
-#define SECTOR              512
 #define PAGE                4096
-
-/* virtio-blk (virtio 1.2, 5.2) */
-#define BLK_F_SEG_MAX       2
-#define BLK_F_BLK_SIZE      6
-#define BLK_F_FLUSH         9
-#define BLK_F_MQ            12
-
-#define BLK_T_IN            0
-#define BLK_T_OUT           1
-#define BLK_T_FLUSH         4
-
-#define BLK_S_OK            0
-#define BLK_S_IOERR         1
 
 /* Without EVENT_IDX every used entry interrupts (avail->flags is 0). */
 #define FEATURES \
@@ -60,27 +38,11 @@
      (1ULL << VV_F_INDIRECT_DESC) | (1ULL << VV_F_VERSION_1) | \
      (1ULL << VV_F_ACCESS_PLATFORM))
 
-/* MSI-X messages: vector v writes MSI_DATA(v) to msi_base + 4 * v */
-#define MSI_DATA(v)         (0x4000u + (v))
-
 /* Waits for completions in the fault tests */
 #define WAIT_US             (15 * G_USEC_PER_SEC)
 
 /* Each case runs in a child process with this bound (deadlock = fail) */
 #define CASE_TIMEOUT_US     (40 * G_USEC_PER_SEC)
-
-typedef struct Ctx {
-    QTestState *qts;
-    QGuestAllocator alloc;
-    QPCIBus *bus;
-    VVDev *d;
-    char *img;
-    int img_fd;
-    char *log;
-    int log_fd;
-    uint16_t nq;
-    uint64_t msi_base;
-} Ctx;
 
 /* ------------------------------------------------------------------ */
 /* Set-up                                                             */
@@ -91,28 +53,16 @@ typedef struct Ctx {
  */
 static Ctx *ctx_start(const char *hostopts, const char *devopts)
 {
-    Ctx *c = g_new0(Ctx, 1);
-    g_autoptr(GError) err = NULL;
+    Ctx *c = ctx_new("vpri-fault");
+    g_autofree char *args =
+        g_strdup_printf("-M q35 -m %d -nodefaults -d guest_errors -D %s "
+                        "-object vpri-host,id=vh0%s "
+                        "-blockdev driver=file,node-name=d0,filename=%s "
+                        "-device vpri-blk,drive=d0,host=vh0,id=vblk0%s",
+                        RAM_MB, c->log, hostopts ? hostopts : "", c->img,
+                        devopts ? devopts : "");
 
-    c->img_fd = g_file_open_tmp("vpri-fault-XXXXXX.img", &c->img, &err);
-    g_assert_no_error(err);
-    g_assert_cmpint(ftruncate(c->img_fd, IMG_SIZE), ==, 0);
-    c->log_fd = g_file_open_tmp("vpri-fault-XXXXXX.log", &c->log, &err);
-    g_assert_no_error(err);
-
-    c->qts = qtest_initf("-M q35 -m %d -nodefaults -d guest_errors -D %s "
-                         "-object vpri-host,id=vh0%s "
-                         "-blockdev driver=file,node-name=d0,filename=%s "
-                         "-device vpri-blk,drive=d0,host=vh0,id=vblk0%s",
-                         RAM_MB, c->log, hostopts ? hostopts : "", c->img,
-                         devopts ? devopts : "");
-    unlink(c->img);
-    unlink(c->log);
-    pc_alloc_init(&c->alloc, c->qts, 0);
-    c->bus = qpci_new_pc(c->qts, &c->alloc);
-    c->d = vv_dev_find(c->qts, c->bus, &c->alloc, VIRTIO_VENDOR,
-                       VIRTIO_BLK_MODERN);
-    g_assert(c->d);
+    ctx_connect(c, args);
     return c;
 }
 
@@ -122,83 +72,8 @@ static Ctx *ctx_start(const char *hostopts, const char *devopts)
  */
 static void ctx_init(Ctx *c, uint16_t nq, uint64_t extra_features)
 {
-    vv_msix_enable(c->d);
-    c->msi_base = guest_alloc(&c->alloc, PAGE);
-    qtest_memset(c->qts, c->msi_base, 0, PAGE);
-    for (uint16_t v = 0; v <= nq; v++) {
-        vv_msix_set_entry(c->d, v, c->msi_base + 4 * v, MSI_DATA(v));
-    }
-    c->nq = nq;
-    vv_init(c->d, FEATURES | extra_features, nq, 0);
-}
-
-static void ctx_stop(Ctx *c)
-{
-    vv_dev_free(c->d);
-    qpci_free_pc(c->bus);
-    alloc_destroy(&c->alloc);
-    qtest_quit(c->qts);
-    close(c->img_fd);
-    close(c->log_fd);
-    g_free(c->img);
-    g_free(c->log);
-    g_free(c);
-}
-
-static VVQueue *queue(Ctx *c, uint16_t i)
-{
-    return &c->d->queues[i];
-}
-
-static void msi_clear(Ctx *c)
-{
-    qtest_memset(c->qts, c->msi_base, 0, PAGE);
-}
-
-static bool wait_msi(Ctx *c, uint16_t vector)
-{
-    return vv_wait_msi(c->d, c->msi_base + 4 * vector, MSI_DATA(vector),
-                       WAIT_US);
-}
-
-static void assert_running(Ctx *c)
-{
-    QDict *rsp = qtest_qmp(c->qts, "{ 'execute': 'query-status' }");
-
-    g_assert(qdict_haskey(rsp, "return"));
-    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(rsp, "return"), "status"),
-                    ==, "running");
-    qobject_unref(rsp);
-}
-
-static void assert_logged(Ctx *c, const char *needle)
-{
-    g_autoptr(GString) text = g_string_new(NULL);
-    char chunk[4096];
-    ssize_t n;
-    off_t off = 0;
-
-    while ((n = pread(c->log_fd, chunk, sizeof(chunk), off)) > 0) {
-        g_string_append_len(text, chunk, n);
-        off += n;
-    }
-    if (!strstr(text->str, needle)) {
-        g_test_message("guest error log:\n%s", text->str);
-        g_error("nothing mentioning '%s' was logged", needle);
-    }
-}
-
-static bool wait_needs_reset(Ctx *c)
-{
-    gint64 deadline = g_get_monotonic_time() + WAIT_US;
-
-    while (!(vv_get_status(c->d) & VV_S_NEEDS_RESET)) {
-        if (g_get_monotonic_time() > deadline) {
-            return false;
-        }
-        vv_poll_step(c->d);
-    }
-    return true;
+    ctx_msix(c, nq + 1);
+    ctx_init_features(c, nq, FEATURES | extra_features);
 }
 
 /* ------------------------------------------------------------------ */
@@ -796,7 +671,7 @@ static void test_reclaim_then_io(void)
     req_publish(&r[1]);
     vv_queue_kick(q);
     /* The interrupt, not a poll of the used ring, says something is done */
-    g_assert(wait_msi(c, 1));
+    g_assert(ctx_wait_msi(c, 1, WAIT_US));
     g_assert(collect(c, r, 2, 0, NULL));
     snap_settled(c, &s2);
     snap_print("after I/O", &s2);
@@ -877,7 +752,7 @@ static void test_evict_rings(void)
     g_assert_cmpuint(s2.raised, ==, 0);
 
     vv_queue_kick(q);
-    g_assert(wait_msi(c, 1));
+    g_assert(ctx_wait_msi(c, 1, WAIT_US));
     g_assert(collect(c, r, 2, 0, NULL));
     snap_settled(c, &s3);
     snap_print("after I/O", &s3);
@@ -1185,7 +1060,7 @@ static void test_fail_data(void)
 
     set_fail_faults(c, true);
     vv_queue_kick(q);
-    g_assert(wait_msi(c, 1));
+    g_assert(ctx_wait_msi(c, 1, WAIT_US));
     g_assert(collect(c, r, 2, 0, NULL));
     snap_settled(c, &s2);
     snap_print("after failed faults", &s2);
@@ -1259,9 +1134,9 @@ static void test_fail_ring(void)
     reclaim_all(c, &s1);
     vv_queue_kick(q);
 
-    g_assert(wait_needs_reset(c));
+    g_assert(wait_needs_reset(c, WAIT_US));
     /* The driver is told through the configuration vector */
-    g_assert(vv_wait_msi(c->d, c->msi_base, MSI_DATA(0), WAIT_US));
+    g_assert(ctx_wait_msi(c, 0, WAIT_US));
     assert_logged(c, "cannot be paged in");
     snap_settled(c, &s2);
     snap_print("after ring fault", &s2);
@@ -1279,9 +1154,7 @@ static void test_fail_ring(void)
     set_fail_faults(c, false);
     vv_reset(c->d);
     g_assert_cmphex(vv_get_status(c->d), ==, 0);
-    for (uint16_t v = 0; v <= 1; v++) {
-        vv_msix_set_entry(c->d, v, c->msi_base + 4 * v, MSI_DATA(v));
-    }
+    ctx_msix_program(c, 2);
     vv_init(c->d, FEATURES, 1, 0);
     reclaim_percent(c, 100);
     read_check(c, queue(c, 0), 3000, 4 * KiB, 41);
@@ -1424,40 +1297,9 @@ static void test_cpu_faults(void)
     ctx_stop(c);
 }
 
-/* ------------------------------------------------------------------ */
-
-static void run_isolated(const void *data)
-{
-    void (*fn)(void) = (void (*)(void))data;
-    gint64 t0;
-
-    if (g_test_subprocess()) {
-        fn();
-        return;
-    }
-    t0 = g_get_monotonic_time();
-    g_test_trap_subprocess(NULL, CASE_TIMEOUT_US,
-                           G_TEST_SUBPROCESS_INHERIT_STDERR);
-    g_test_message("took %.2f s",
-                   (g_get_monotonic_time() - t0) / (double)G_USEC_PER_SEC);
-    if (!g_test_trap_has_passed()) {
-        g_test_message("the case failed in its child process "
-                       "(messages above)");
-        g_test_fail();
-    }
-}
-
-static void add_test(const char *path, void (*fn)(void))
-{
-    qtest_add_data_func(path, (const void *)fn, run_isolated);
-}
-
 int main(int argc, char **argv)
 {
-    g_test_init(&argc, &argv, NULL);
-
-    if (!qtest_has_device("vpri-blk")) {
-        g_test_skip("vpri-blk not built into this emulator");
+    if (!vblk_tests_init(&argc, &argv, CASE_TIMEOUT_US)) {
         return g_test_run();
     }
 
