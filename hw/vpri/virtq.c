@@ -252,19 +252,60 @@ static bool virtq_broken(const Virtq *vq, const char **err)
     return true;
 }
 
-static int read_desc(const VirtqDmaOps *ops, void *opaque, uint64_t addr,
+/* Descriptors fetched per DMA when a chain is laid out in order. */
+#define VIRTQ_DESC_WINDOW 4
+
+/*
+ * Descriptors read ahead of need.  Drivers usually lay a chain out in
+ * consecutive entries, so one DMA serves several descriptors.  A window
+ * never crosses a page: the next page may be absent, and the chain may
+ * not need it.
+ */
+typedef struct DescWindow {
+    uint64_t table;             /* table the window was read from */
+    uint32_t first;             /* index of raw[0] */
+    uint32_t n;                 /* descriptors held; 0: empty */
+    uint8_t raw[VIRTQ_DESC_WINDOW * VIRTQ_DESC_SIZE];
+} DescWindow;
+
+#define VIRTQ_PAGE_SIZE 4096u
+
+/* Descriptor @i of the @table_n-entry table at @table. */
+static int read_desc(const VirtqDmaOps *ops, void *opaque, DescWindow *w,
+                     uint64_t table, uint32_t table_n, uint32_t i,
                      VirtqDesc *d, uint64_t *fault_addr)
 {
-    uint8_t raw[VIRTQ_DESC_SIZE];
-    int r = dma_read(ops, opaque, addr, raw, sizeof(raw), fault_addr);
+    const uint8_t *raw;
 
-    if (r == 0) {
-        d->addr = ld64(raw);
-        d->len = ld32(raw + 8);
-        d->flags = ld16(raw + 12);
-        d->next = ld16(raw + 14);
+    if (w->n == 0 || w->table != table || i < w->first ||
+        i >= w->first + w->n) {
+        uint64_t addr = table + (uint64_t)i * VIRTQ_DESC_SIZE;
+        uint32_t room = (VIRTQ_PAGE_SIZE - (addr % VIRTQ_PAGE_SIZE)) /
+                        VIRTQ_DESC_SIZE;
+        uint32_t n = table_n - i;
+        int r;
+
+        n = n < VIRTQ_DESC_WINDOW ? n : VIRTQ_DESC_WINDOW;
+        n = n < room ? n : room;
+        if (n == 0) {
+            n = 1;              /* one descriptor straddles the page end */
+        }
+        w->n = 0;
+        r = dma_read(ops, opaque, addr, w->raw, n * VIRTQ_DESC_SIZE,
+                     fault_addr);
+        if (r) {
+            return r;
+        }
+        w->table = table;
+        w->first = i;
+        w->n = n;
     }
-    return r;
+    raw = w->raw + (i - w->first) * VIRTQ_DESC_SIZE;
+    d->addr = ld64(raw);
+    d->len = ld32(raw + 8);
+    d->flags = ld16(raw + 12);
+    d->next = ld16(raw + 14);
+    return 0;
 }
 
 /*
@@ -317,6 +358,7 @@ static int walk_indirect(const Virtq *vq, const VirtqDmaOps *ops,
                          bool *seen_write, uint64_t *fault_addr, VirtqErr *why)
 {
     uint32_t n, i = 0, steps = 0;
+    DescWindow w = { .n = 0 };
     VirtqDesc d;
     int r;
 
@@ -342,8 +384,7 @@ static int walk_indirect(const Virtq *vq, const VirtqDmaOps *ops,
             *why = VIRTQ_ERR_INDIRECT_LOOP;
             return VIRTQ_ERROR;
         }
-        r = read_desc(ops, opaque, ind->addr + (uint64_t)i * VIRTQ_DESC_SIZE,
-                      &d, fault_addr);
+        r = read_desc(ops, opaque, &w, ind->addr, n, i, &d, fault_addr);
         if (r) {
             *why = VIRTQ_ERR_DMA_REFUSED;
             return r;
@@ -375,6 +416,7 @@ VirtqStatus virtq_read_chain(Virtq *vq, const VirtqDmaOps *ops, void *opaque,
     bool seen_write = false;
     uint32_t steps = 0;
     uint16_t i = head;
+    DescWindow w = { .n = 0 };
     VirtqDesc d;
     int r;
 
@@ -399,8 +441,8 @@ VirtqStatus virtq_read_chain(Virtq *vq, const VirtqDmaOps *ops, void *opaque,
         if (++steps > vq->size) {
             return virtq_fail(vq, VIRTQ_ERR_LOOP, err);
         }
-        r = read_desc(ops, opaque, vq->desc + (uint64_t)i * VIRTQ_DESC_SIZE,
-                      &d, fault_addr);
+        r = read_desc(ops, opaque, &w, vq->desc, vq->size, i, &d,
+                      fault_addr);
         if (r == VIRTQ_FAULT) {
             return VIRTQ_FAULT;
         } else if (r) {

@@ -490,8 +490,12 @@ static void test_full_length_chain(void **state)
     assert_int_equal(virtq_pop(&vq, &ops, fm, e, &fa, NULL, &err),
                      VIRTQ_ERROR);
     assert_non_null(strstr(err, "loop"));
-    /* Caught before a ninth descriptor is read: idx, slot, 8 descs */
-    assert_int_equal(fm->reads, 2 + 8);
+    /*
+     * Caught before a ninth descriptor is read: idx, slot, then the 8
+     * descriptors in windows of up to 4 that follow the chain from 3:
+     * [3..6], [7], [0..3].
+     */
+    assert_int_equal(fm->reads, 2 + 3);
     free(e);
 }
 
@@ -527,6 +531,44 @@ static void check_pop_faults_on(Virtq *vq, uint64_t page, const VirtqElem *ref)
     pop_ok(vq, e);
     assert_elem_equal(e, ref);
     assert_int_equal(vq->last_avail_idx, (uint16_t)(before.last_avail_idx + 1));
+    free(e);
+}
+
+/*
+ * Descriptors are read several at a time, but never across a page: a
+ * chain that ends on the last entries of a page must pop even when the
+ * next page of the table is absent, and one that goes on must fault on
+ * that page.
+ */
+static void test_desc_window_page(void **state)
+{
+    VirtqElem *e = new_elem();
+    const uint16_t per_page = PAGE / 16;
+    uint64_t fa = 0;
+    const char *err = NULL;
+    Virtq vq;
+
+    (void)state;
+    virtq_init(&vq);
+    virtq_configure(&vq, 1024, DESC, AVAIL, USED, false, false);
+    virtq_set_enabled(&vq, true);
+    drv_init(1024, DESC, AVAIL, USED, 0);
+    put_desc(DESC, per_page - 2, BUF, 16, VIRTQ_DESC_F_NEXT, per_page - 1);
+    put_desc(DESC, per_page - 1, BUF + 16, 16, VIRTQ_DESC_F_WRITE, 0);
+    put_desc(DESC, per_page - 3, BUF, 16, VIRTQ_DESC_F_NEXT, per_page);
+    put_desc(DESC, per_page, BUF + 16, 16, VIRTQ_DESC_F_WRITE, 0);
+    drv_add(per_page - 2);
+    drv_add(per_page - 3);
+    set_present(DESC + PAGE, false);
+
+    pop_ok(&vq, e);
+    assert_int_equal(e->nseg, 2);
+    assert_int_equal(virtq_pop(&vq, &ops, fm, e, &fa, NULL, &err),
+                     VIRTQ_FAULT);
+    assert_int_equal(fa, DESC + PAGE);
+    set_present(DESC + PAGE, true);
+    pop_ok(&vq, e);
+    assert_int_equal(e->head, per_page - 3);
     free(e);
 }
 
@@ -1447,6 +1489,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pop_push_basic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_zero_length, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_length_chain, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_desc_window_page, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pop_fault, setup, teardown),
         cmocka_unit_test_setup_teardown(test_push_fault, setup, teardown),
