@@ -165,29 +165,17 @@ static void fault_set_bit(uint64_t *mask, uint16_t queue)
     mask[queue / 64] |= 1ULL << (queue % 64);
 }
 
-static FaultSlot *fault_find_page(FaultRing *ring, uint64_t page,
-                                  uint32_t *idx)
+/* The busy slot whose record has @page (by_seq false) or @seq (true). */
+static FaultSlot *fault_find(FaultRing *ring, bool by_seq, uint64_t key,
+                             uint32_t *idx)
 {
     uint32_t i;
 
     for (i = 0; i < ring->capacity; i++) {
-        if (ring->slots[i].state != FAULT_SLOT_FREE &&
-            ring->slots[i].rec.page_addr == page) {
-            *idx = i;
-            return &ring->slots[i];
-        }
-    }
-    return NULL;
-}
+        const FaultSlot *s = &ring->slots[i];
 
-static FaultSlot *fault_find_seq(FaultRing *ring, uint64_t seq,
-                                 uint32_t *idx)
-{
-    uint32_t i;
-
-    for (i = 0; i < ring->capacity; i++) {
-        if (ring->slots[i].state != FAULT_SLOT_FREE &&
-            ring->slots[i].rec.seq == seq) {
+        if (s->state != FAULT_SLOT_FREE &&
+            (by_seq ? s->rec.seq : s->rec.page_addr) == key) {
             *idx = i;
             return &ring->slots[i];
         }
@@ -208,7 +196,7 @@ int fault_ring_raise(FaultRing *ring, uint16_t queue, FaultAccess access,
     }
 
     pthread_mutex_lock(&ring->lock);
-    slot = fault_find_page(ring, page, &idx);
+    slot = fault_find(ring, false, page, &idx);
     if (slot) {
         fault_set_bit(fault_slot_waiters(ring, idx), queue);
         if (access == FAULT_ACCESS_WRITE &&
@@ -328,7 +316,7 @@ int fault_ring_complete(FaultRing *ring, const FaultCompletion *c,
     }
 
     pthread_mutex_lock(&ring->lock);
-    slot = fault_find_seq(ring, c->seq, &idx);
+    slot = fault_find(ring, true, c->seq, &idx);
     if (!slot) {
         pthread_mutex_unlock(&ring->lock);
         return -ENOENT;

@@ -128,38 +128,17 @@ static off_t ss_offset(uint32_t slot)
 }
 
 /* Full-page transfers; a short count is retried, EOF is -EIO. */
-static int ss_pwrite(int fd, const void *buf, off_t off)
-{
-    const char *p = buf;
-    size_t done = 0;
-    ssize_t n;
-
-    while (done < SWAP_STORE_PAGE_SIZE) {
-        n = pwrite(fd, p + done, SWAP_STORE_PAGE_SIZE - done,
-                   off + (off_t)done);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return -errno;
-        }
-        if (n == 0) {
-            return -EIO;
-        }
-        done += (size_t)n;
-    }
-    return 0;
-}
-
-static int ss_pread(int fd, void *buf, off_t off)
+static int ss_transfer(int fd, void *buf, off_t off, bool write)
 {
     char *p = buf;
     size_t done = 0;
     ssize_t n;
 
     while (done < SWAP_STORE_PAGE_SIZE) {
-        n = pread(fd, p + done, SWAP_STORE_PAGE_SIZE - done,
-                  off + (off_t)done);
+        n = write ? pwrite(fd, p + done, SWAP_STORE_PAGE_SIZE - done,
+                           off + (off_t)done)
+                  : pread(fd, p + done, SWAP_STORE_PAGE_SIZE - done,
+                          off + (off_t)done);
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
@@ -230,7 +209,7 @@ int swap_store_put(SwapStore *ss, uint64_t pfn, const void *data)
         ss->slot_of[pfn] = slot + 1;
         ss->stats.stored++;
     }
-    ret = ss_pwrite(ss->fd, data, ss_offset(slot));
+    ret = ss_transfer(ss->fd, (void *)data, ss_offset(slot), true);
     if (ret < 0) {
         ss_unmap(ss, pfn);
         ss->stats.io_errors++;
@@ -252,7 +231,8 @@ int swap_store_get(SwapStore *ss, uint64_t pfn, void *buf)
     if (!ss->slot_of[pfn]) {
         ret = -ENOENT;
     } else {
-        ret = ss_pread(ss->fd, buf, ss_offset(ss->slot_of[pfn] - 1));
+        ret = ss_transfer(ss->fd, buf, ss_offset(ss->slot_of[pfn] - 1),
+                          false);
         if (ret < 0) {
             ss->stats.io_errors++;
         } else {
