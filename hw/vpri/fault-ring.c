@@ -54,6 +54,18 @@ struct FaultRing {
     LatencyHistogram *latency;
 };
 
+/* Free the ring's memory; its lock and condition are the caller's. */
+static void fault_ring_release(FaultRing *ring)
+{
+    latency_histogram_free(ring->latency);
+    free(ring->fifo);
+    free(ring->free_slots);
+    free(ring->full_waiters);
+    free(ring->waiters);
+    free(ring->slots);
+    free(ring);
+}
+
 FaultRing *fault_ring_new(uint32_t device_id, uint32_t capacity,
                           uint32_t nqueues)
 {
@@ -109,13 +121,7 @@ FaultRing *fault_ring_new(uint32_t device_id, uint32_t capacity,
 fail_mutex:
     pthread_mutex_destroy(&ring->lock);
 fail:
-    latency_histogram_free(ring->latency);
-    free(ring->fifo);
-    free(ring->free_slots);
-    free(ring->full_waiters);
-    free(ring->waiters);
-    free(ring->slots);
-    free(ring);
+    fault_ring_release(ring);
     return NULL;
 }
 
@@ -126,13 +132,7 @@ void fault_ring_free(FaultRing *ring)
     }
     pthread_cond_destroy(&ring->queued_cond);
     pthread_mutex_destroy(&ring->lock);
-    latency_histogram_free(ring->latency);
-    free(ring->fifo);
-    free(ring->free_slots);
-    free(ring->full_waiters);
-    free(ring->waiters);
-    free(ring->slots);
-    free(ring);
+    fault_ring_release(ring);
 }
 
 uint32_t fault_ring_capacity(const FaultRing *ring)

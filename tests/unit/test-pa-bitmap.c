@@ -113,16 +113,22 @@ static void test_set_all_transitions(void **state)
     pab_free(pab);
 }
 
+/* Entries 0-3 hold NP, RO, reserved and RW, in that order. */
+static void set_one_of_each(PaBitmap *pab)
+{
+    pab_set_range(pab, 0, 1, PAB_NOT_PRESENT);
+    pab_set_range(pab, 1, 1, PAB_READ_ONLY);
+    pab_set_range(pab, 2, 1, PAB_RESERVED);
+    pab_set_range(pab, 3, 1, PAB_READ_WRITE);
+}
+
 static void test_raise(void **state)
 {
     PaBitmap *pab = pab_new(8);
     PabStats st;
 
     (void)state;
-    pab_set_range(pab, 0, 1, PAB_NOT_PRESENT);
-    pab_set_range(pab, 1, 1, PAB_READ_ONLY);
-    pab_set_range(pab, 2, 1, PAB_RESERVED);
-    pab_set_range(pab, 3, 1, PAB_READ_WRITE);
+    set_one_of_each(pab);
 
     /* Raise to RO: NP and reserved gain read, RO and RW keep theirs */
     assert_int_equal(pab_raise_range(pab, 0, 4, PAB_READ_ONLY), 2);
@@ -159,10 +165,7 @@ static void test_lower(void **state)
     PabStats st;
 
     (void)state;
-    pab_set_range(pab, 0, 1, PAB_NOT_PRESENT);
-    pab_set_range(pab, 1, 1, PAB_READ_ONLY);
-    pab_set_range(pab, 2, 1, PAB_RESERVED);
-    pab_set_range(pab, 3, 1, PAB_READ_WRITE);
+    set_one_of_each(pab);
 
     /* Lower to RO: RW loses write; reserved is cleaned to NP */
     assert_int_equal(pab_lower_range(pab, 0, 4, PAB_READ_ONLY), 2);
