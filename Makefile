@@ -18,6 +18,9 @@ OBJ := $(BUILD)/obj
 UNIT := $(BUILD)/unit
 EMULATOR := $(BUILD)/qemu-system-x86_64
 NINJA ?= ninja
+# Builds of several checkouts on one machine take turns: two QEMU builds at
+# once on a small machine only thrash.  Set BUILD_LOCK= to build unlocked.
+BUILD_LOCK ?= flock $(HOME)/.cache/qemu-iolab/build.lock
 MESON ?= meson
 
 # Let clones at other paths (CI's fresh clone) share the ccache: hash paths
@@ -55,7 +58,8 @@ $(OBJ)/build.ninja: $(SRC)/configure $(wildcard $(SRC)/patches/*.patch)
 configure: $(OBJ)/build.ninja
 
 build: $(OBJ)/build.ninja
-	$(NINJA) -C $(OBJ) $(NINJA_TARGETS)
+	mkdir -p $(HOME)/.cache/qemu-iolab
+	$(BUILD_LOCK) $(NINJA) -C $(OBJ) $(NINJA_TARGETS)
 	$(MAKE) -C $(OBJ) pc-bios/optionrom/all
 	@# Run from the build tree, QEMU looks for data under qemu-bundle/<path>.
 	mkdir -p $(OBJ)/qemu-bundle$(dir $(BUILD)/firmware)

@@ -1,0 +1,1 @@
+#include "trace/trace-hw_vdpa_mgmt.h"
