@@ -151,6 +151,7 @@ void vpri_host_detach(VpriHost *h, uint32_t dev_id)
     }
     qemu_mutex_unlock(&h->lock);
     /* Handlers look devices up under the lock, so none uses it now. */
+    vpri_iommu_detach(h, d);
     qemu_bh_delete(d->done_bh);
     fault_ring_free(d->ring);
     access_tracker_free(d->tracker);
@@ -183,14 +184,19 @@ PabResult vpri_host_dma_begin(VpriHost *h, uint32_t dev_id, uint64_t addr,
                            &r, fault_page);
     if (r == PAB_OK) {
         access_tracker_mark(d->tracker, addr, len);
+    } else if (r == PAB_OUT_OF_RANGE && d->xlat) {
+        /* An IOVA beyond the bitmap: untracked (see vpri-iommu.c). */
+        r = PAB_OK;
     }
     return r;
 }
 
 PabResult vpri_host_dma_hold(VpriHost *h, uint32_t dev_id, uint64_t addr,
-                             uint64_t len, bool write, uint64_t *fault_page)
+                             uint64_t len, bool write, void *hva,
+                             uint64_t *fault_page)
 {
     PabDmaToken token;
+    uint64_t offset;
     PabResult r;
 
     /*
@@ -198,16 +204,17 @@ PabResult vpri_host_dma_hold(VpriHost *h, uint32_t dev_id, uint64_t addr,
      * entry after our lookup waits for us, and then finds the pages held.
      */
     r = vpri_host_dma_begin(h, dev_id, addr, len, write, &token, fault_page);
-    if (r == PAB_OK && !vpri_host_hold_range(h, addr, len, fault_page)) {
+    if (r == PAB_OK && !vpri_host_hold_hva(h, hva, len, &offset)) {
+        *fault_page = (addr + offset) & PAB_PAGE_MASK;
         r = PAB_FAULT;
     }
     vpri_host_dma_end(h, dev_id, token);
     return r;
 }
 
-void vpri_host_dma_release(VpriHost *h, uint64_t addr, uint64_t len)
+void vpri_host_dma_release(VpriHost *h, void *hva, uint64_t len)
 {
-    vpri_host_release_range(h, addr, len);
+    vpri_host_release_hva(h, hva, len);
 }
 
 void vpri_host_dma_end(VpriHost *h, uint32_t dev_id, PabDmaToken token)
@@ -231,6 +238,10 @@ void vpri_host_raise_fault(VpriHost *h, uint32_t dev_id, uint16_t queue,
      * Under the lock, so that a completion reporting this queue as
      * stalled already sees it in full_stalled.
      */
+    if (d->xlat) {
+        /* Translate now, in the main loop: see vpri-iommu.c. */
+        vpri_iommu_translate_fault(h, d, page, write);
+    }
     qemu_mutex_lock(&h->lock);
     r = fault_ring_raise(d->ring, queue,
                          write ? FAULT_ACCESS_WRITE : FAULT_ACCESS_READ,
@@ -265,6 +276,9 @@ static FaultStatus vpri_host_serve(VpriHost *h, VpriHostDevice *d,
 {
     if (qatomic_read(&h->fail_faults)) {
         return FAULT_STATUS_FAILED;
+    }
+    if (d->xlat) {
+        return vpri_iommu_serve(h, d, rec);
     }
     if (!vpri_host_page_in(h, rec->page_addr)) {
         return FAULT_STATUS_FAILED;
@@ -385,6 +399,9 @@ static void vpri_host_init(Object *obj)
     VpriHost *h = VPRI_HOST(obj);
 
     qemu_mutex_init(&h->lock);
+    qemu_mutex_init(&h->xlat_lock);
+    h->xlat_rmap = g_hash_table_new_full(g_direct_hash, g_direct_equal,
+                                         NULL, (GDestroyNotify)g_slist_free);
     h->nhandlers = 2;
     h->ring_size = 64;
     object_property_add_uint32_ptr(obj, "handlers", &h->nhandlers,
@@ -421,6 +438,8 @@ static void vpri_host_finalize(Object *obj)
         vpri_host_memory_cleanup(h);
     }
     qemu_mutex_destroy(&h->lock);
+    qemu_mutex_destroy(&h->xlat_lock);
+    g_hash_table_destroy(h->xlat_rmap);
     g_free(h->swap_file);
 }
 

@@ -61,28 +61,6 @@ static bool vpri_mem_gpa_to_page(VpriHost *h, uint64_t gpa, uint64_t *page)
     return false;
 }
 
-/*
- * The RAM pages of [@gpa, @gpa + @len) if the range lies in one segment,
- * which is nearly always: one lookup instead of one per page.
- */
-static bool vpri_mem_range_to_pages(VpriHost *h, uint64_t gpa, uint64_t len,
-                                    uint64_t *first, uint64_t *npages)
-{
-    for (unsigned i = 0; i < h->nsegs; i++) {
-        VpriRamSegment *s = &h->segs[i];
-
-        if (gpa >= s->gpa && gpa - s->gpa < s->len &&
-            len <= s->len - (gpa - s->gpa)) {
-            uint64_t off = s->ram_offset + (gpa - s->gpa);
-
-            *first = off >> PAB_PAGE_SHIFT;
-            *npages = ((off + len - 1) >> PAB_PAGE_SHIFT) - *first + 1;
-            return true;
-        }
-    }
-    return false;
-}
-
 static bool vpri_mem_page_to_gpa(VpriHost *h, uint64_t page, uint64_t *gpa)
 {
     uint64_t off = page << PAB_PAGE_SHIFT;
@@ -108,13 +86,19 @@ static void vpri_mem_set_entries(VpriHost *h, uint64_t page, bool present)
 {
     uint64_t gpa;
 
+    if (!present) {
+        /* Devices behind a vIOMMU: their IOVA aliases of the page. */
+        vpri_iommu_lower_page(h, page);
+    }
     if (!vpri_mem_page_to_gpa(h, page, &gpa)) {
         return;
     }
     for (unsigned id = 0; id < VPRI_HOST_MAX_DEVICES; id++) {
         VpriHostDevice *d = &h->devs[id];
 
-        if (!d->dev || (gpa >> PAB_PAGE_SHIFT) >= pab_npages(d->pab)) {
+        /* Translated devices fault the page back in through their ATC. */
+        if (!d->dev || d->xlat ||
+            (gpa >> PAB_PAGE_SHIFT) >= pab_npages(d->pab)) {
             continue;
         }
         if (present) {
@@ -211,6 +195,17 @@ static bool vpri_mem_page_in_page(VpriHost *h, uint64_t page)
     latency_histogram_record(h->pagein_latency, get_clock_realtime() - t0);
     trace_vpri_page_in(page, r);
     return r == 0;
+}
+
+bool vpri_host_page_in_ram(VpriHost *h, uint64_t page)
+{
+    return !h->mem_ready || vpri_mem_page_in_page(h, page);
+}
+
+bool vpri_host_page_resident(VpriHost *h, uint64_t page)
+{
+    return !h->mem_ready ||
+           qatomic_read(&h->page_state[page]) == VPRI_PAGE_RESIDENT;
 }
 
 bool vpri_host_page_in(VpriHost *h, uint64_t gpa)
@@ -419,82 +414,77 @@ static int vpri_mem_pin_range(VpriHost *h, uint64_t gpa, uint64_t len,
     return 0;
 }
 
-/*
- * Hold the RAM pages of [@gpa, @gpa + @len) for a DMA that outlives one
- * call (a device handing guest memory straight to the block layer).  All
- * or nothing: if a page is not resident, nothing is held and *@fault_page
- * names it.  Pages outside RAM need no hold.
- */
-bool vpri_host_hold_range(VpriHost *h, uint64_t gpa, uint64_t len,
-                          uint64_t *fault_page)
+bool vpri_host_hva_to_page(VpriHost *h, const void *hva, uint64_t *page)
 {
-    uint64_t end = gpa + len;
+    const uint8_t *p = hva;
+
+    if (!qatomic_read(&h->mem_ready) || p < h->ram_host ||
+        (uint64_t)(p - h->ram_host) >= h->ram_pages << PAB_PAGE_SHIFT) {
+        return false;
+    }
+    *page = (p - h->ram_host) >> PAB_PAGE_SHIFT;
+    return true;
+}
+
+/* The RAM pages of [@hva, @hva + @len), clipped to managed RAM. */
+static bool vpri_mem_hva_to_pages(VpriHost *h, void *hva, uint64_t len,
+                                  uint64_t *first, uint64_t *npages)
+{
+    uint64_t last;
+
+    if (!len || !vpri_host_hva_to_page(h, hva, first)) {
+        return false;
+    }
+    if (!vpri_host_hva_to_page(h, (uint8_t *)hva + len - 1, &last)) {
+        last = h->ram_pages - 1;
+    }
+    *npages = last - *first + 1;
+    return true;
+}
+
+/*
+ * Hold the RAM pages behind [@hva, @hva + @len) for a DMA that outlives
+ * one call (a device handing guest memory straight to the block layer).
+ * All or nothing: if a page is not resident, nothing is held and
+ * *@fault_offset is the offset from @hva of its first byte in range.
+ * Memory other than managed guest RAM needs no hold.
+ */
+bool vpri_host_hold_hva(VpriHost *h, void *hva, uint64_t len,
+                        uint64_t *fault_offset)
+{
     uint64_t first, n;
 
-    if (!qatomic_read(&h->mem_ready) || !len) {
-        return true;
+    if (!vpri_mem_hva_to_pages(h, hva, len, &first, &n)) {
+        return true;        /* not managed RAM: nothing to hold */
     }
     qemu_mutex_lock(&h->mem_lock);
-    if (vpri_mem_range_to_pages(h, gpa, len, &first, &n)) {
-        for (uint64_t p = first; p < first + n; p++) {
-            if (h->page_state[p] != VPRI_PAGE_RESIDENT) {
-                qemu_mutex_unlock(&h->mem_lock);
-                *fault_page = (gpa & PAB_PAGE_MASK) +
-                              ((p - first) << PAB_PAGE_SHIFT);
-                return false;
-            }
-        }
-        for (uint64_t p = first; p < first + n; p++) {
-            h->hold_count[p]++;
-        }
-        qemu_mutex_unlock(&h->mem_lock);
-        return true;
-    }
-    for (uint64_t a = gpa & PAB_PAGE_MASK; a < end; a += VPRI_PAGE_SIZE) {
-        uint64_t p;
-
-        if (vpri_mem_gpa_to_page(h, a, &p) &&
-            h->page_state[p] != VPRI_PAGE_RESIDENT) {
+    for (uint64_t p = first; p < first + n; p++) {
+        if (h->page_state[p] != VPRI_PAGE_RESIDENT) {
             qemu_mutex_unlock(&h->mem_lock);
-            *fault_page = a;
+            *fault_offset = p == first ? 0 :
+                            ((p - first) << PAB_PAGE_SHIFT) -
+                            ((uintptr_t)hva & ~PAB_PAGE_MASK);
             return false;
         }
     }
-    for (uint64_t a = gpa & PAB_PAGE_MASK; a < end; a += VPRI_PAGE_SIZE) {
-        uint64_t p;
-
-        if (vpri_mem_gpa_to_page(h, a, &p)) {
-            h->hold_count[p]++;
-        }
+    for (uint64_t p = first; p < first + n; p++) {
+        h->hold_count[p]++;
     }
     qemu_mutex_unlock(&h->mem_lock);
     return true;
 }
 
-void vpri_host_release_range(VpriHost *h, uint64_t gpa, uint64_t len)
+void vpri_host_release_hva(VpriHost *h, void *hva, uint64_t len)
 {
-    uint64_t end = gpa + len;
     uint64_t first, n;
 
-    if (!qatomic_read(&h->mem_ready) || !len) {
+    if (!vpri_mem_hva_to_pages(h, hva, len, &first, &n)) {
         return;
     }
     qemu_mutex_lock(&h->mem_lock);
-    if (vpri_mem_range_to_pages(h, gpa, len, &first, &n)) {
-        for (uint64_t p = first; p < first + n; p++) {
-            assert(h->hold_count[p]);
-            h->hold_count[p]--;
-        }
-        qemu_mutex_unlock(&h->mem_lock);
-        return;
-    }
-    for (uint64_t a = gpa & PAB_PAGE_MASK; a < end; a += VPRI_PAGE_SIZE) {
-        uint64_t p;
-
-        if (vpri_mem_gpa_to_page(h, a, &p)) {
-            assert(h->hold_count[p]);
-            h->hold_count[p]--;
-        }
+    for (uint64_t p = first; p < first + n; p++) {
+        assert(h->hold_count[p]);
+        h->hold_count[p]--;
     }
     qemu_mutex_unlock(&h->mem_lock);
 }

@@ -54,6 +54,11 @@ static VpriDeviceInfo *vpri_device_info(VpriHost *h, VpriHostDevice *d)
     info->faults->ring_full_stalls = fs.full_stalls;
     info->fault_latency_ns = vpri_latency(fault_ring_latency(d->ring));
     info->stall_ns = qatomic_read(&d->stall_ns);
+    if (d->xlat) {
+        info->iova = g_new0(VpriIovaInfo, 1);
+        vpri_iommu_stats(h, d, &info->iova->translations,
+                         &info->iova->unmapped, &info->iova->refused);
+    }
     return info;
 }
 
@@ -178,6 +183,12 @@ void hmp_info_vpri(Monitor *mon, const QDict *qdict)
                        PRIu64 " ns\n", d->fault_latency_ns->p50,
                        d->fault_latency_ns->p99, d->fault_latency_ns->p999,
                        d->fault_latency_ns->max, d->stall_ns);
+        if (d->iova) {
+            monitor_printf(mon, "  iova: %" PRIu64 " translations, %" PRIu64
+                           " unmapped, %" PRIu64 " refused\n",
+                           d->iova->translations, d->iova->unmapped,
+                           d->iova->refused);
+        }
     }
 }
 

@@ -187,17 +187,12 @@ int vpri_virtio_pci_map(VpriVirtioPCI *vp, uint64_t addr, uint32_t len,
     dma_addr_t mlen = len;
     void *p;
 
-    if (vp->host) {
-        switch (vpri_host_dma_hold(vp->host, vp->fault_device_id, addr, len,
-                                   write, fault_addr)) {
-        case PAB_OK:
-            break;
-        case PAB_FAULT:
-            return VIRTQ_FAULT;
-        default:
-            return VIRTQ_ERROR;
-        }
-    }
+    /*
+     * Map first, then check and hold what was really mapped: behind a
+     * vIOMMU @addr is an IOVA, and only the mapping knows its RAM.
+     * Mapping touches no memory, so a fault found afterwards is still
+     * raised before any data moves.
+     */
     p = pci_dma_map(PCI_DEVICE(vp), addr, &mlen, dir);
     /*
      * Only guest RAM is mapped directly: anything else comes back in
@@ -207,10 +202,16 @@ int vpri_virtio_pci_map(VpriVirtioPCI *vp, uint64_t addr, uint32_t len,
         if (p) {
             pci_dma_unmap(PCI_DEVICE(vp), p, mlen, dir, 0);
         }
-        if (vp->host) {
-            vpri_host_dma_release(vp->host, addr, len);
-        }
         return VPRI_MAP_COPY;
+    }
+    if (vp->host) {
+        PabResult r = vpri_host_dma_hold(vp->host, vp->fault_device_id,
+                                         addr, len, write, p, fault_addr);
+
+        if (r != PAB_OK) {
+            pci_dma_unmap(PCI_DEVICE(vp), p, mlen, dir, 0);
+            return r == PAB_FAULT ? VIRTQ_FAULT : VIRTQ_ERROR;
+        }
     }
     *host = p;
     return 0;
@@ -219,12 +220,13 @@ int vpri_virtio_pci_map(VpriVirtioPCI *vp, uint64_t addr, uint32_t len,
 void vpri_virtio_pci_unmap(VpriVirtioPCI *vp, uint64_t addr, void *host,
                            uint32_t len, bool write, uint32_t access_len)
 {
+    /* Release before the unmap: the pointer names the held pages. */
+    if (vp->host) {
+        vpri_host_dma_release(vp->host, host, len);
+    }
     pci_dma_unmap(PCI_DEVICE(vp), host, len,
                   write ? DMA_DIRECTION_FROM_DEVICE : DMA_DIRECTION_TO_DEVICE,
                   access_len);
-    if (vp->host) {
-        vpri_host_dma_release(vp->host, addr, len);
-    }
 }
 
 static int vpri_dma_read(void *opaque, uint64_t addr, void *buf,
@@ -896,6 +898,8 @@ bool vpri_virtio_pci_realize(VpriVirtioPCI *vp, uint16_t num_queues,
         vp->fault_device_id = vpri_host_attach(vp->host, DEVICE(vp),
                                                num_queues,
                                                vpri_vpci_fault_resolved, vp);
+        vpri_host_set_dma_space(vp->host, vp->fault_device_id,
+                                pci_device_iommu_address_space(pci));
     }
     return true;
 }

@@ -419,12 +419,16 @@ VVQueue *vv_queue_setup(VVDev *d, uint16_t index, uint16_t size,
     q->num_free = size;
 
     vv_common_writew(d, VV_COMMON_Q_SIZE, size);
-    vv_common_writel(d, VV_COMMON_Q_DESCLO, (uint32_t)q->desc);
-    vv_common_writel(d, VV_COMMON_Q_DESCHI, q->desc >> 32);
-    vv_common_writel(d, VV_COMMON_Q_AVAILLO, (uint32_t)q->avail);
-    vv_common_writel(d, VV_COMMON_Q_AVAILHI, q->avail >> 32);
-    vv_common_writel(d, VV_COMMON_Q_USEDLO, (uint32_t)q->used);
-    vv_common_writel(d, VV_COMMON_Q_USEDHI, q->used >> 32);
+    vv_common_writel(d, VV_COMMON_Q_DESCLO,
+                     (uint32_t)(q->desc + d->dma_offset));
+    vv_common_writel(d, VV_COMMON_Q_DESCHI, (q->desc + d->dma_offset) >> 32);
+    vv_common_writel(d, VV_COMMON_Q_AVAILLO,
+                     (uint32_t)(q->avail + d->dma_offset));
+    vv_common_writel(d, VV_COMMON_Q_AVAILHI,
+                     (q->avail + d->dma_offset) >> 32);
+    vv_common_writel(d, VV_COMMON_Q_USEDLO,
+                     (uint32_t)(q->used + d->dma_offset));
+    vv_common_writel(d, VV_COMMON_Q_USEDHI, (q->used + d->dma_offset) >> 32);
     if (vector != VV_NO_VECTOR) {
         vv_common_writew(d, VV_COMMON_Q_MSIX, vector);
     }
@@ -512,13 +516,15 @@ uint16_t vv_queue_add_chain(VVQueue *q, const VVBuf *bufs, int n,
 
         g_assert(table);
         for (int i = 0; i < n; i++) {
-            write_desc_at(qts, table, i, bufs[i].addr, bufs[i].len,
+            write_desc_at(qts, table, i, bufs[i].addr + q->dev->dma_offset,
+                          bufs[i].len,
                           (bufs[i].write ? VV_DESC_F_WRITE : 0) |
                           (i + 1 < n ? VV_DESC_F_NEXT : 0),
                           i + 1 < n ? i + 1 : 0);
         }
         head = take_desc(q);
-        vv_queue_write_desc(q, head, table, n * DESC_SIZE,
+        vv_queue_write_desc(q, head, table + q->dev->dma_offset,
+                            n * DESC_SIZE,
                             VV_DESC_F_INDIRECT, 0);
         q->chain_len[head] = 1;
         q->indirect[head] = table;
@@ -535,7 +541,8 @@ uint16_t vv_queue_add_chain(VVQueue *q, const VVBuf *bufs, int n,
 
             g_assert_cmpint(cur, ==, i);
             /* take_desc advanced free_head to the next free one */
-            vv_queue_write_desc(q, cur, bufs[k].addr, bufs[k].len,
+            vv_queue_write_desc(q, cur, bufs[k].addr + q->dev->dma_offset,
+                                bufs[k].len,
                                 (bufs[k].write ? VV_DESC_F_WRITE : 0) |
                                 (k + 1 < n ? VV_DESC_F_NEXT : 0),
                                 k + 1 < n ? q->free_head : 0);

@@ -97,6 +97,13 @@ struct VVDev {
     uint32_t notify_mult;
     uint8_t cap_pos[5];      /* config-space offset of each cap, by cfg_type */
 
+    /*
+     * Added to every address the driver hands the device (rings,
+     * descriptors): behind a vIOMMU whose tables map IOVA = GPA + offset.
+     * Raw accessors (vv_queue_write_desc...) take device addresses as is.
+     */
+    uint64_t dma_offset;
+
     uint64_t features;       /* negotiated */
     uint16_t num_queues;     /* as read from the common cfg */
     VVQueue *queues;         /* num_queues entries; set up on demand */

@@ -37,6 +37,9 @@ typedef struct VpriRamSegment {
     uint64_t len;
 } VpriRamSegment;
 
+/* Translation state of a device behind a vIOMMU (vpri-iommu.c). */
+typedef struct VpriDeviceXlat VpriDeviceXlat;
+
 typedef struct VpriHandlerArg {
     VpriHost *host;
     uint32_t index;
@@ -49,6 +52,7 @@ typedef struct VpriHostDevice {
     PaBitmap *pab;
     AccessTracker *tracker;
     FaultRing *ring;
+    VpriDeviceXlat *xlat;       /* NULL: DMA addresses are guest-physical */
     unsigned serving;           /* records popped and not yet completed */
     uint64_t stall_ns;          /* its queues' time blocked on faults */
 
@@ -79,6 +83,10 @@ struct VpriHost {
     bool stopping;
     VpriHostDevice devs[VPRI_HOST_MAX_DEVICES];
     uint64_t device_faults;     /* records served */
+
+    /* IOVA translations of devices behind a vIOMMU (vpri-iommu.c). */
+    QemuMutex xlat_lock;
+    GHashTable *xlat_rmap;      /* RAM page -> GSList of (device, IOVA) */
 
     /* Guest RAM (vpri-memory.c), set up once the machine exists. */
     Notifier machine_done;
@@ -113,14 +121,29 @@ void vpri_host_kick_handlers(VpriHost *h);
 /* vpri-memory.c */
 void vpri_host_serve_uffd(VpriHost *h);
 uint64_t vpri_host_reclaim(VpriHost *h, uint64_t npages, Error **errp);
-bool vpri_host_hold_range(VpriHost *h, uint64_t gpa, uint64_t len,
-                          uint64_t *fault_page);
-void vpri_host_release_range(VpriHost *h, uint64_t gpa, uint64_t len);
+bool vpri_host_hold_hva(VpriHost *h, void *hva, uint64_t len,
+                        uint64_t *fault_offset);
+void vpri_host_release_hva(VpriHost *h, void *hva, uint64_t len);
 void vpri_host_memory_init(VpriHost *h);
 void vpri_host_memory_cleanup(VpriHost *h);
 /* Make the page at guest-physical @gpa resident.  false: it cannot be. */
 bool vpri_host_page_in(VpriHost *h, uint64_t gpa);
 /* Set a newly attached device's PA-BITMAP from the residency of RAM. */
 void vpri_host_sync_device_bitmap(VpriHost *h, VpriHostDevice *d);
+/* The managed RAM page at host address @hva, if it is one. */
+bool vpri_host_hva_to_page(VpriHost *h, const void *hva, uint64_t *page);
+/* Make RAM page @page resident.  false: it cannot be. */
+bool vpri_host_page_in_ram(VpriHost *h, uint64_t page);
+bool vpri_host_page_resident(VpriHost *h, uint64_t page);
+
+/* vpri-iommu.c: devices whose DMA addresses are IOVAs */
+void vpri_iommu_translate_fault(VpriHost *h, VpriHostDevice *d,
+                                uint64_t iova, bool write);
+FaultStatus vpri_iommu_serve(VpriHost *h, VpriHostDevice *d,
+                             const FaultRecord *rec);
+void vpri_iommu_lower_page(VpriHost *h, uint64_t page);
+void vpri_iommu_detach(VpriHost *h, VpriHostDevice *d);
+void vpri_iommu_stats(VpriHost *h, VpriHostDevice *d, uint64_t *translations,
+                      uint64_t *unmapped, uint64_t *refused);
 
 #endif

@@ -29,6 +29,13 @@ uint32_t vpri_host_attach(VpriHost *h, DeviceState *dev, uint16_t nqueues,
 void vpri_host_detach(VpriHost *h, uint32_t dev_id);
 
 /*
+ * The address space the device's DMA goes through.  Behind a vIOMMU its
+ * DMA addresses are IOVAs and its PA-BITMAP is indexed by IOVA; see
+ * vpri-iommu.c.  Devices that never call this are guest-physical.
+ */
+void vpri_host_set_dma_space(VpriHost *h, uint32_t dev_id, AddressSpace *as);
+
+/*
  * Start a DMA of @len bytes at @addr: look the pages up in the device's
  * PA-BITMAP and, if the access is allowed, enter the fence's in-flight
  * set until vpri_host_dma_end().  Returns PAB_OK, PAB_FAULT (first
@@ -41,14 +48,18 @@ void vpri_host_dma_end(VpriHost *h, uint32_t dev_id, PabDmaToken token);
 
 /*
  * A DMA that lasts longer than one call, such as block I/O straight into
- * guest memory: check the PA-BITMAP as vpri_host_dma_begin() does, then
- * hold the pages so that the host does not evict them until
- * vpri_host_dma_release().  Short copies use dma_begin/end and the fence;
- * a fence cannot wait for I/O that completes in the main loop it runs in.
+ * guest memory, already mapped at host address @hva (what
+ * address_space_map() returned for @addr): check the PA-BITMAP as
+ * vpri_host_dma_begin() does, then hold the pages really mapped, whether
+ * @addr is guest-physical or an IOVA, so that the host does not evict
+ * them until vpri_host_dma_release().  Short copies use dma_begin/end and
+ * the fence; a fence cannot wait for I/O that completes in the main loop
+ * it runs in.
  */
 PabResult vpri_host_dma_hold(VpriHost *h, uint32_t dev_id, uint64_t addr,
-                             uint64_t len, bool write, uint64_t *fault_page);
-void vpri_host_dma_release(VpriHost *h, uint64_t addr, uint64_t len);
+                             uint64_t len, bool write, void *hva,
+                             uint64_t *fault_page);
+void vpri_host_dma_release(VpriHost *h, void *hva, uint64_t len);
 
 /*
  * Report a fault on the sideband channel; the device's done callback runs
