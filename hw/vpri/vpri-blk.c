@@ -13,6 +13,12 @@
  * RAM in one piece go through a bounce buffer instead, copied with the
  * short-DMA path.
  *
+ * Reads and writes that one notification brings in are submitted together
+ * at its end, and those that continue one another on the disk go to the
+ * backend as one request, as virtio-blk-pci does: a driver that splits a
+ * sequential stream into many requests pays the backend's per-request
+ * cost once per run.
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
@@ -95,7 +101,16 @@ struct VpriBlk {
     VpriBlkReq *spare[VPRI_BLK_SPARE_REQS];
     unsigned nspare;
     uint64_t inflight;
+    /* Reads and writes to submit when the notification is processed. */
+    GPtrArray *batch;
+    bool batching;
 };
+
+/* Adjacent reads or writes that go to the backend as one. */
+typedef struct VpriBlkMerged {
+    QEMUIOVector qiov;
+    GPtrArray *reqs;
+} VpriBlkMerged;
 
 static uint64_t vpri_blk_capacity(VpriBlk *s)
 {
@@ -288,6 +303,96 @@ static bool vpri_blk_rw_valid(VpriBlk *s, VpriBlkReq *req)
     return true;
 }
 
+static void vpri_blk_submit_rw(VpriBlk *s, uint32_t type, uint64_t sector,
+                               QEMUIOVector *qiov, BlockCompletionFunc *cb,
+                               void *opaque)
+{
+    if (type == VIRTIO_BLK_T_IN) {
+        blk_aio_preadv(s->conf.blk, sector * VPRI_BLK_SECTOR_SIZE, qiov, 0,
+                       cb, opaque);
+    } else {
+        blk_aio_pwritev(s->conf.blk, sector * VPRI_BLK_SECTOR_SIZE, qiov, 0,
+                        cb, opaque);
+    }
+}
+
+static void vpri_blk_merged_done(void *opaque, int ret)
+{
+    VpriBlkMerged *m = opaque;
+
+    for (guint i = 0; i < m->reqs->len; i++) {
+        vpri_blk_backend_done(g_ptr_array_index(m->reqs, i), ret);
+    }
+    qemu_iovec_destroy(&m->qiov);
+    g_ptr_array_free(m->reqs, true);
+    g_free(m);
+}
+
+static int vpri_blk_req_cmp(gconstpointer a, gconstpointer b)
+{
+    const VpriBlkReq *x = *(VpriBlkReq * const *)a;
+    const VpriBlkReq *y = *(VpriBlkReq * const *)b;
+
+    if (x->type != y->type) {
+        return x->type < y->type ? -1 : 1;
+    }
+    return x->sector < y->sector ? -1 : x->sector > y->sector;
+}
+
+/* Submit s->batch, as one backend request per run of adjacent requests. */
+static void vpri_blk_flush_batch(VpriBlk *s)
+{
+    GPtrArray *batch = s->batch;
+    uint64_t max_bytes = MIN_NON_ZERO(blk_get_max_transfer(s->conf.blk),
+                                      VPRI_BLK_MAX_DATA);
+    int max_iov = blk_get_max_iov(s->conf.blk);
+    guint i = 0;
+
+    if (batch->len > 1) {
+        g_ptr_array_sort(batch, vpri_blk_req_cmp);
+    }
+    while (i < batch->len) {
+        VpriBlkReq *first = g_ptr_array_index(batch, i);
+        uint64_t bytes = first->data_len;
+        int niov = first->qiov.niov;
+        guint j = i + 1;
+
+        for (; j < batch->len; j++) {
+            VpriBlkReq *prev = g_ptr_array_index(batch, j - 1);
+            VpriBlkReq *next = g_ptr_array_index(batch, j);
+
+            if (next->type != first->type ||
+                next->sector * VPRI_BLK_SECTOR_SIZE !=
+                    prev->sector * VPRI_BLK_SECTOR_SIZE + prev->data_len ||
+                bytes + next->data_len > max_bytes ||
+                niov + next->qiov.niov > max_iov) {
+                break;
+            }
+            bytes += next->data_len;
+            niov += next->qiov.niov;
+        }
+        if (j == i + 1) {
+            vpri_blk_submit_rw(s, first->type, first->sector, &first->qiov,
+                               vpri_blk_backend_done, first);
+        } else {
+            VpriBlkMerged *m = g_new(VpriBlkMerged, 1);
+
+            m->reqs = g_ptr_array_sized_new(j - i);
+            qemu_iovec_init(&m->qiov, niov);
+            for (guint k = i; k < j; k++) {
+                VpriBlkReq *req = g_ptr_array_index(batch, k);
+
+                g_ptr_array_add(m->reqs, req);
+                qemu_iovec_concat(&m->qiov, &req->qiov, 0, req->qiov.size);
+            }
+            vpri_blk_submit_rw(s, first->type, first->sector, &m->qiov,
+                               vpri_blk_merged_done, m);
+        }
+        i = j;
+    }
+    g_ptr_array_set_size(batch, 0);
+}
+
 static void vpri_blk_submit(VpriBlkReq *req)
 {
     VpriBlk *s = req->s;
@@ -305,12 +410,11 @@ static void vpri_blk_submit(VpriBlkReq *req)
         block_acct_start(blk_get_stats(blk), &req->acct, req->data_len,
                          req->type == VIRTIO_BLK_T_IN ? BLOCK_ACCT_READ :
                                                         BLOCK_ACCT_WRITE);
-        if (req->type == VIRTIO_BLK_T_IN) {
-            blk_aio_preadv(blk, req->sector * VPRI_BLK_SECTOR_SIZE,
-                           &req->qiov, 0, vpri_blk_backend_done, req);
+        if (s->batching) {
+            g_ptr_array_add(s->batch, req);
         } else {
-            blk_aio_pwritev(blk, req->sector * VPRI_BLK_SECTOR_SIZE,
-                            &req->qiov, 0, vpri_blk_backend_done, req);
+            vpri_blk_submit_rw(s, req->type, req->sector, &req->qiov,
+                               vpri_blk_backend_done, req);
         }
         return;
     case VIRTIO_BLK_T_FLUSH:
@@ -459,7 +563,7 @@ static void vpri_blk_fail_held(VpriBlkReq *req)
     }
 }
 
-static void vpri_blk_queue_notify(VpriVirtioPCI *vp, uint16_t index)
+static void vpri_blk_process_queue(VpriVirtioPCI *vp, uint16_t index)
 {
     VpriBlk *s = VPRI_BLK(vp);
     VpriQueue *q = &vp->queues[index];
@@ -553,6 +657,16 @@ static void vpri_blk_queue_notify(VpriVirtioPCI *vp, uint16_t index)
     }
 }
 
+static void vpri_blk_queue_notify(VpriVirtioPCI *vp, uint16_t index)
+{
+    VpriBlk *s = VPRI_BLK(vp);
+
+    s->batching = true;
+    vpri_blk_process_queue(vp, index);
+    s->batching = false;
+    vpri_blk_flush_batch(s);
+}
+
 static uint64_t vpri_blk_get_features(VpriVirtioPCI *vp)
 {
     VpriBlk *s = VPRI_BLK(vp);
@@ -633,6 +747,7 @@ static void vpri_blk_realize(PCIDevice *pci, Error **errp)
     if (!vpri_virtio_pci_realize(vp, s->num_queues, s->queue_size, errp)) {
         return;
     }
+    s->batch = g_ptr_array_new();
     s->held = g_new0(VpriBlkReqList, s->num_queues);
     for (uint16_t i = 0; i < s->num_queues; i++) {
         QTAILQ_INIT(&s->held[i]);
@@ -649,6 +764,7 @@ static void vpri_blk_exit(PCIDevice *pci)
         g_free(s->spare[--s->nspare]);
     }
     g_free(s->held);
+    g_ptr_array_free(s->batch, true);
 }
 
 static const Property vpri_blk_properties[] = {
