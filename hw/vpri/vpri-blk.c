@@ -385,6 +385,11 @@ static void vpri_blk_flush_batch(VpriBlk *s)
                 g_ptr_array_add(m->reqs, req);
                 qemu_iovec_concat(&m->qiov, &req->qiov, 0, req->qiov.size);
             }
+            /* Shown as rd_merged / wr_merged by query-blockstats */
+            block_acct_merge_done(blk_get_stats(s->conf.blk),
+                                  first->type == VIRTIO_BLK_T_IN ?
+                                  BLOCK_ACCT_READ : BLOCK_ACCT_WRITE,
+                                  j - i - 1);
             vpri_blk_submit_rw(s, first->type, first->sector, &m->qiov,
                                vpri_blk_merged_done, m);
         }
