@@ -5,6 +5,7 @@
  */
 
 #include "qemu/osdep.h"
+#include "qemu/bswap.h"
 #include "nvme-export-driver.h"
 
 typedef struct FindCtx {

@@ -10,6 +10,9 @@
 #include "qemu/osdep.h"
 #include "libqtest.h"
 #include "libqos/pci-pc.h"
+#include "libqos/malloc-pc.h"
+#include "qemu/bswap.h"
+#include "qemu/cutils.h"
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
 #include "nvme-export-driver.h"
@@ -55,7 +58,7 @@ static T *t_start_args(uint16_t vid, uint16_t did, const char *devs)
     t->log = tmp_file("log", NULL);
     args = g_strdup_printf("-machine pc -m 256 -nodefaults "
                            "-d guest_errors -D %s "
-                           "-drive if=none,id=d0,file=%s,format=raw %s",
+                           "-drive if=none,id=d0,file=%s,format=raw,discard=unmap %s",
                            t->log, t->img, devs);
     t->qts = qtest_init(args);
     pc_alloc_init(&t->alloc, t->qts, 0);
@@ -188,11 +191,11 @@ static void test_identify_template(void)
         "-drive if=none,id=d1,file=null-co://,driver=null-co,"
         "size=33554432 "
         "-device nvme-export,id=nx0,drive=d0,template-id=tpl-a,"
-        "vid=0x144d,did=0xa80a,ssvid=0x1234,sn=SN-TEST-1,mn=Model T,"
+        "vid=0x144d,did=0xa80a,ssvid=0x1234,sn=SN-TEST-1,'mn=Model T',"
         "fr=FW12,oui=0x38b19e,mdts=5,mqes=256,max-ioqs=4,"
         "subnqn=nqn.2026-01.org.iolab:test "
         "-device nvme-export-ns,bus=nx0,drive=d1,nsid=3,"
-        "lba-formats=512,4096,flbas=1,size=16777216,"
+        "lba-formats=512,,4096,flbas=1,size=16777216,"
         "uuid=00112233-4455-6677-8899-aabbccddeeff");
     uint8_t id[4096];
     uint32_t dw0;
