@@ -44,12 +44,16 @@ void nvmex_ns_template_default(NvmexNsTemplate *n, uint32_t nsid)
 {
     memset(n, 0, sizeof(*n));
     n->nsid = nsid;
-    n->nlbaf = 2;
-    n->lbaf[0].lbads = 9;
-    n->lbaf[1].lbads = 12;
+    /*
+     * One 4 KiB format: every backing honours it, including O_DIRECT
+     * files on 4K-sector disks, where 512-byte blocks would need
+     * read-modify-write and lose single-block write atomicity.
+     */
+    n->nlbaf = 1;
+    n->lbaf[0].lbads = 12;
     n->flbas = 0;
-    /* 1 MiB of 512-byte blocks: what a migration pass copies at a time */
-    n->tlbaag = 2048;
+    /* 1 MiB: what a migration pass copies at a time */
+    n->tlbaag = 256;
 }
 
 void nvmex_template_default(NvmexTemplate *t)

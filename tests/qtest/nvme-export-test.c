@@ -18,7 +18,7 @@
 #include "nvme-export-driver.h"
 
 #define IMG_SIZE    (64 * 1024 * 1024)
-#define NSZE        (IMG_SIZE / 512)
+#define NSZE        (IMG_SIZE / 4096)   /* default template: 4 KiB */
 #define DEF_VID     0x1b36
 #define DEF_DID     0x0115
 
@@ -222,7 +222,7 @@ static void test_identify_template(void)
     g_assert_cmpint(nx_set_features(t->d, 0x07, 0x00070007, &dw0), ==, 0);
     g_assert_cmphex(dw0, ==, 0x00030003);
 
-    /* Namespace 1: the whole raw image in 512-byte blocks */
+    /* Namespace 1: the whole raw image in 4 KiB blocks */
     g_assert_cmpint(nx_identify(t->d, 0, 1, 0, id), ==, 0);
     g_assert_cmpint(ldq_le_p(id), ==, NSZE);
     g_assert_cmpint(id[26] & 0xf, ==, 0);
@@ -252,7 +252,7 @@ static void test_identify_template(void)
     g_assert_cmpint(nx_identify(t->d, 6, 0, 0, id), ==, 0);
     g_assert_cmpint(lduw_le_p(id + 18) & 1, ==, 1);     /* RALBAS */
     g_assert_cmpint(nx_identify(t->d, 5, 3, 0, id), ==, 0);
-    g_assert_cmpint(ldl_le_p(id + 292), ==, 2048);      /* TLBAAG */
+    g_assert_cmpint(ldl_le_p(id + 292), ==, 256);      /* TLBAAG */
     g_assert_cmphex(nx_identify(t->d, 5, 3, 1, id), ==, 0x02);
     g_assert_cmpint(nx_identify(t->d, 8, 1, 0, id), ==, 0);
 
@@ -299,8 +299,8 @@ static void test_rw_prp(void)
         stq_le_p(prps + 8 * i, buf + 4096 * (i + 1));
     }
     nx_memwrite(t->d, list, prps, 32);
-    g_assert_cmpint(rw(t->d, 0x01, 1, 100, 40, buf, list), ==, 0);
-    g_assert_cmpint(pread(t->img_fd, file, len, 100 * 512), ==, len);
+    g_assert_cmpint(rw(t->d, 0x01, 1, 100, 5, buf, list), ==, 0);
+    g_assert_cmpint(pread(t->img_fd, file, len, 100 * 4096), ==, len);
     g_assert_cmpmem(file, len, data, len);
 
     /* Read back with PRP1 at an offset: 6 pages, out of order */
@@ -308,7 +308,7 @@ static void test_rw_prp(void)
         stq_le_p(prps + 8 * i, rbuf + 4096 * (6 - i));
     }
     nx_memwrite(t->d, list, prps, 40);
-    g_assert_cmpint(rw(t->d, 0x02, 1, 100, 40, rbuf + 512, list), ==, 0);
+    g_assert_cmpint(rw(t->d, 0x02, 1, 100, 5, rbuf + 512, list), ==, 0);
     nx_memread(t->d, rbuf + 512, back, 4096 - 512);
     for (int i = 0; i < 5; i++) {
         nx_memread(t->d, rbuf + 4096 * (6 - i),
@@ -318,9 +318,9 @@ static void test_rw_prp(void)
     g_assert_cmpmem(back, len, data, len);
 
     /* Two pages through PRP2 as a plain pointer */
-    g_assert_cmpint(rw(t->d, 0x02, 1, 108, 16, rbuf, rbuf + 3 * 4096), ==, 0);
+    g_assert_cmpint(rw(t->d, 0x02, 1, 101, 2, rbuf, rbuf + 3 * 4096), ==, 0);
     nx_memread(t->d, rbuf + 3 * 4096, back, 4096);
-    g_assert_cmpmem(back, 4096, data + 8 * 512 + 4096, 4096);
+    g_assert_cmpmem(back, 4096, data + 2 * 4096, 4096);
 
     /* Flush and Write Zeroes */
     {
@@ -332,7 +332,7 @@ static void test_rw_prp(void)
         nx_cmd_dw(&c, 10, 100);
         nx_cmd_dw(&c, 12, 7);
         g_assert_cmpint(nx_exec(t->d, 1, &c, NULL), ==, 0);
-        g_assert_cmpint(pread(t->img_fd, file, 4096, 100 * 512), ==, 4096);
+        g_assert_cmpint(pread(t->img_fd, file, 4096, 100 * 4096), ==, 4096);
         g_assert_true(buffer_is_zero(file, 4096));
     }
     t_stop(t);
@@ -370,14 +370,14 @@ static void test_rw_sgl(void)
     nx_cmd(&c, 0x01, 1);
     nx_cmd_sgl(&c, seg, 48, 2);
     nx_cmd_dw(&c, 10, 2000);
-    nx_cmd_dw(&c, 12, 7);
+    nx_cmd_dw(&c, 12, 0);
     g_assert_cmpint(nx_exec(t->d, 1, &c, NULL), ==, 0);
 
     /* Read back through one data block descriptor */
     nx_cmd(&c, 0x02, 1);
     nx_cmd_sgl(&c, b + 8, 4096 - 8, 0);
     nx_cmd_dw(&c, 10, 2000);
-    nx_cmd_dw(&c, 12, 7);
+    nx_cmd_dw(&c, 12, 0);
     g_assert_cmphex(nx_exec(t->d, 1, &c, NULL), ==, 0x0f);  /* short SGL */
     nx_cmd_sgl(&c, b, 4096, 0);
     g_assert_cmpint(nx_exec(t->d, 1, &c, NULL), ==, 0);
@@ -419,19 +419,19 @@ static void test_dealloc_lba_status(void)
     g_assert_cmpint(ldl_le_p(st), ==, 0);
     g_assert_cmpint(st[4], ==, 2);                      /* complete */
 
-    /* Writes inside granules [8192, 10240) and [38912, 40960) */
-    g_assert_cmpint(rw(t->d, 0x01, 1, 10000, 8, buf, 0), ==, 0);
-    g_assert_cmpint(rw(t->d, 0x01, 1, 40000, 8, buf, 0), ==, 0);
+    /* Writes inside granules [1024, 1280) and [4864, 5120) */
+    g_assert_cmpint(rw(t->d, 0x01, 1, 1250, 1, buf, 0), ==, 0);
+    g_assert_cmpint(rw(t->d, 0x01, 1, 5000, 1, buf, 0), ==, 0);
     g_assert_cmpint(lba_status(t->d, 1, 0, st, sizeof(st)), ==, 0);
     g_assert_cmpint(ldl_le_p(st), ==, 2);
-    g_assert_cmpint(ldq_le_p(st + 8), ==, 8192);
-    g_assert_cmpint(ldl_le_p(st + 16), ==, 2048);
-    g_assert_cmpint(ldq_le_p(st + 24), ==, 38912);
-    g_assert_cmpint(ldl_le_p(st + 32), ==, 2048);
+    g_assert_cmpint(ldq_le_p(st + 8), ==, 1024);
+    g_assert_cmpint(ldl_le_p(st + 16), ==, 256);
+    g_assert_cmpint(ldq_le_p(st + 24), ==, 4864);
+    g_assert_cmpint(ldl_le_p(st + 32), ==, 256);
     /* Starting past the first: only the second */
-    g_assert_cmpint(lba_status(t->d, 1, 20000, st, sizeof(st)), ==, 0);
+    g_assert_cmpint(lba_status(t->d, 1, 2500, st, sizeof(st)), ==, 0);
     g_assert_cmpint(ldl_le_p(st), ==, 1);
-    g_assert_cmpint(ldq_le_p(st + 8), ==, 38912);
+    g_assert_cmpint(ldq_le_p(st + 8), ==, 4864);
     /* Room for one descriptor only: incomplete */
     g_assert_cmpint(lba_status(t->d, 1, 0, st, 24), ==, 0);
     g_assert_cmpint(ldl_le_p(st), ==, 1);
@@ -439,20 +439,20 @@ static void test_dealloc_lba_status(void)
 
     /* Deallocate the first granule: it reads zero and is not tracked */
     memset(r, 0, sizeof(r));
-    stl_le_p(r + 4, 2048);
-    stq_le_p(r + 8, 8192);
+    stl_le_p(r + 4, 256);
+    stq_le_p(r + 8, 1024);
     nx_memwrite(t->d, rng, r, 16);
     nx_cmd(&c, 0x09, 1);
     nx_cmd_prp(&c, rng, 0);
     nx_cmd_dw(&c, 10, 0);
     nx_cmd_dw(&c, 11, 4);                               /* AD */
     g_assert_cmpint(nx_exec(t->d, 1, &c, NULL), ==, 0);
-    g_assert_cmpint(rw(t->d, 0x02, 1, 10000, 8, buf, 0), ==, 0);
+    g_assert_cmpint(rw(t->d, 0x02, 1, 1250, 1, buf, 0), ==, 0);
     nx_memread(t->d, buf, data, 4096);
     g_assert_true(buffer_is_zero(data, 4096));
     g_assert_cmpint(lba_status(t->d, 1, 0, st, sizeof(st)), ==, 0);
     g_assert_cmpint(ldl_le_p(st), ==, 1);
-    g_assert_cmpint(ldq_le_p(st + 8), ==, 38912);
+    g_assert_cmpint(ldq_le_p(st + 8), ==, 4864);
 
     /* A range past the end is refused before anything is done */
     stq_le_p(r + 8, NSZE - 1);
@@ -576,15 +576,15 @@ static void test_bad_input(void)
 
     /* PRP errors */
     g_assert_cmphex(rw(t->d, 0x02, 1, 0, 1, buf + 2, 0), ==, 0x13);
-    g_assert_cmphex(rw(t->d, 0x02, 1, 0, 8, buf + 512, buf + 4096 + 8),
+    g_assert_cmphex(rw(t->d, 0x02, 1, 0, 1, buf + 512, buf + 4096 + 8),
                     ==, 0x13);
     stq_le_p(page, buf + 4096 + 512);   /* list entry with an offset */
     nx_memwrite(t->d, buf + 8192, page, 8);
-    g_assert_cmphex(rw(t->d, 0x02, 1, 0, 16, buf + 512, buf + 8192), ==,
+    g_assert_cmphex(rw(t->d, 0x02, 1, 0, 3, buf + 512, buf + 8192), ==,
                     0x13);
     /* Data outside guest memory; a PRP list outside guest memory */
     g_assert_cmphex(rw(t->d, 0x02, 1, 0, 1, 0x10000000000ull, 0), ==, 0x04);
-    g_assert_cmphex(rw(t->d, 0x02, 1, 0, 24, buf, 0x10000000000ull), ==,
+    g_assert_cmphex(rw(t->d, 0x02, 1, 0, 3, buf, 0x10000000000ull), ==,
                     0x04);
     g_assert_true(logged(t, "is not guest memory"));
 
@@ -612,7 +612,7 @@ static void test_bad_input(void)
 
         nx_cmd(&big, 0x02, 1);
         nx_cmd_prp(&big, buf, 0);
-        nx_cmd_dw(&big, 12, 65535);         /* 32 MiB > MDTS */
+        nx_cmd_dw(&big, 12, 1023);          /* 4 MiB > MDTS */
         g_assert_cmphex(nx_exec(t->d, 1, &big, NULL), ==, 0x02);
     }
 

@@ -175,6 +175,10 @@ static void test_id_ns_and_descs(void **state)
     (void)state;
     nvmex_template_default(&t);
     n = nvmex_template_ns(&t, 1, true);
+    assert_int_equal(n->nlbaf, 1);
+    assert_int_equal(n->lbaf[0].lbads, 12);
+    assert_int_equal(nvmex_ns_template_set(n, "lba-formats", "512,4096",
+                                           err, sizeof(err)), 0);
     n->flbas = 1;
     n->uuid[3] = 7;
     nvmex_id_ns(&t, n, 1000, b);
