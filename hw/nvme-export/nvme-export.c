@@ -208,7 +208,9 @@ static void nvmex_post(NvmexReq *r)
         return;
     }
     req_put(r);
-    if (c->inflight < NVMEX_MAX_REQS - 1) {
+    if (c->starved) {
+        /* Fetching stopped for want of requests: resume it */
+        c->starved = false;
         nvmex_kick(c);
     }
 }
@@ -223,6 +225,10 @@ static void cq_drain_waiters(NvmexCtrl *c, uint16_t cqid)
         }
         QTAILQ_REMOVE(&c->cq_wait[cqid], r, entry);
         req_put(r);
+        if (c->starved) {
+            c->starved = false;
+            nvmex_kick(c);
+        }
     }
 }
 
@@ -1255,8 +1261,12 @@ static void process_sq(NvmexCtrl *c, uint16_t sqid)
     NvmexSQ *sq = &c->st.sq[sqid];
     uint8_t sqes[SQ_BATCH * 64];
 
+    if (c->inflight >= NVMEX_MAX_REQS) {
+        c->starved = true;
+        return;
+    }
     while (sq->valid && sq->head != sq->tail &&
-           c->inflight < NVMEX_MAX_REQS && !(c->st.csts & NVMEX_CSTS_CFS)) {
+           !(c->st.csts & NVMEX_CSTS_CFS)) {
         uint32_t n = sq->tail > sq->head ? sq->tail - sq->head
                                          : sq->size - sq->head;
 
@@ -1295,9 +1305,12 @@ static void process_sq(NvmexCtrl *c, uint16_t sqid)
                 r->status = st;
                 nvmex_post(r);
             }
-            if (!sq->valid || c->inflight >= NVMEX_MAX_REQS) {
-                /* deleted by this very batch, or out of requests */
+            if (c->inflight >= NVMEX_MAX_REQS) {
+                c->starved = true;
                 return;
+            }
+            if (!sq->valid) {
+                return;         /* deleted by this very batch */
             }
         }
     }
@@ -1442,7 +1455,6 @@ static void doorbell(NvmexCtrl *c, hwaddr off, uint32_t val)
         cq->head = val;
         cq_drain_waiters(c, qid);
         update_intx(c);
-        nvmex_kick(c);
     } else {
         NvmexSQ *sq = &s->sq[qid];
 

@@ -297,13 +297,19 @@ int nx_get_log(NxDev *d, uint8_t lid, uint32_t nsid, void *buf,
 
 int nx_create_ioq(NxDev *d, uint16_t qid, uint16_t size)
 {
+    return nx_create_ioq_sizes(d, qid, size, size);
+}
+
+int nx_create_ioq_sizes(NxDev *d, uint16_t qid, uint16_t size,
+                        uint16_t cq_size)
+{
     NxCmd c;
     int st;
 
-    queue_init(d, &d->cq[qid], size, 16);
+    queue_init(d, &d->cq[qid], cq_size, 16);
     nx_cmd(&c, 0x05, 0);
     nx_cmd_prp(&c, d->cq[qid].base, 0);
-    nx_cmd_dw(&c, 10, qid | (uint32_t)(size - 1) << 16);
+    nx_cmd_dw(&c, 10, qid | (uint32_t)(cq_size - 1) << 16);
     nx_cmd_dw(&c, 11, 1 | 2 | (uint32_t)qid << 16);
     st = nx_exec(d, 0, &c, NULL);
     if (st) {

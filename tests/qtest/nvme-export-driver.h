@@ -100,6 +100,9 @@ int nx_get_log(NxDev *d, uint8_t lid, uint32_t nsid, void *buf,
                uint32_t len);
 /* I/O queue pair @qid (SQ @qid on CQ @qid) of @size entries */
 int nx_create_ioq(NxDev *d, uint16_t qid, uint16_t size);
+/* The same with a CQ of another size */
+int nx_create_ioq_sizes(NxDev *d, uint16_t qid, uint16_t size,
+                        uint16_t cq_size);
 int nx_delete_ioq(NxDev *d, uint16_t qid);
 
 /* Guest memory helpers: chunked writes (qtest rescans its buffer) */

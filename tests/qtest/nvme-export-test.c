@@ -649,6 +649,41 @@ static void test_bad_input(void)
     t_stop(t);
 }
 
+/* More commands in flight than the CQ holds: completions wait for room */
+static void test_cq_full(void)
+{
+    T *t = t_start("");
+    uint64_t buf = nx_alloc(t->d, 4096, 4096);
+    NxCmd c;
+    NxCqe e;
+
+    g_assert_true(nx_enable(t->d, 16));
+    /* SQ 1 of 16 entries on a CQ of 4 (3 usable) */
+    g_assert_cmpint(nx_create_ioq_sizes(t->d, 1, 16, 4), ==, 0);
+    for (int round = 0; round < 6; round++) {
+        uint32_t seen = 0, want = 0;
+
+        for (int i = 0; i < 12; i++) {
+            nx_cmd(&c, 0x02, 1);
+            nx_cmd_prp(&c, buf, 0);
+            nx_cmd_dw(&c, 10, i);
+            want |= 1u << (nx_queue(t->d, 1, &c) % 32);
+        }
+        nx_ring(t->d, 1);
+        if (round == 0) {
+            /* All twelve finish at the backend before any is reaped */
+            g_usleep(200 * 1000);
+        }
+        for (int i = 0; i < 12; i++) {
+            g_assert_true(nx_reap(t->d, 1, &e, NX_TIMEOUT_US));
+            g_assert_cmpint(e.status, ==, 0);
+            seen |= 1u << (e.cid % 32);
+        }
+        g_assert_cmphex(seen, ==, want);
+    }
+    t_stop(t);
+}
+
 static void set_rate_limit(T *t, bool on, uint32_t tiops)
 {
     uint64_t buf = nx_alloc(t->d, 4096, 4096);
@@ -935,6 +970,7 @@ int main(int argc, char **argv)
                    test_dealloc_lba_status);
     qtest_add_func("/nvme-export/aer", test_aer);
     qtest_add_func("/nvme-export/bad-input", test_bad_input);
+    qtest_add_func("/nvme-export/cq-full", test_cq_full);
     qtest_add_func("/nvme-export/rate-limit", test_rate_limit);
     qtest_add_func("/nvme-export/two-backings", test_two_backings);
     qtest_add_func("/nvme-export/bad-templates", test_bad_templates);

@@ -139,6 +139,7 @@ struct NvmexCtrl {
     QTAILQ_HEAD(, NvmexReq) cq_wait[NVMEX_NQUEUES];
     QTAILQ_HEAD(, NvmexReq) free_reqs;
     unsigned nreqs, inflight;
+    bool starved;               /* fetching waits for a free request */
     uint64_t commands, errors, throttled;
     int64_t throttled_ns;
 };
