@@ -277,6 +277,12 @@ static void test_identify_template(void)
     g_assert_true(qdict_get_bool(ctrl, "enabled"));
     g_assert_cmpint(qlist_size(qdict_get_qlist(ctrl, "namespaces")), ==, 2);
     qobject_unref(rsp);
+    {
+        g_autofree char *hmp = qtest_hmp(t->qts, "info nvme-export");
+
+        g_assert_nonnull(strstr(hmp, "nx0: template tpl-a, 'Model T'"));
+        g_assert_nonnull(strstr(hmp, "nsid 3 on d1: 4096 x 4096 bytes"));
+    }
     t_stop(t);
 }
 
