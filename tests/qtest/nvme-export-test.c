@@ -286,6 +286,81 @@ static void test_identify_template(void)
     t_stop(t);
 }
 
+static int get_feature_sel(NxDev *d, uint8_t fid, uint8_t sel, uint32_t dw11,
+                           uint32_t *dw0)
+{
+    NxCmd c;
+    NxCqe e;
+    int st;
+
+    nx_cmd(&c, 0x0a, 0);
+    nx_cmd_dw(&c, 10, fid | sel << 8);
+    nx_cmd_dw(&c, 11, dw11);
+    st = nx_exec(d, 0, &c, &e);
+    *dw0 = e.dw0;
+    return st;
+}
+
+static void test_features(void)
+{
+    T *t = t_start(",vwc=on");
+    static const struct { uint8_t fid; uint32_t val; } rw[] = {
+        { 0x01, 0x03020107 }, { 0x02, 0 }, { 0x05, 0x10 }, { 0x06, 0 },
+        { 0x08, 0x0a04 }, { 0x0a, 1 }, { 0x0b, 0x102 },
+    };
+    uint32_t dw0;
+    NxCmd c;
+
+    g_assert_true(nx_enable(t->d, 16));
+    for (size_t i = 0; i < G_N_ELEMENTS(rw); i++) {
+        g_assert_cmpint(nx_set_features(t->d, rw[i].fid, rw[i].val, NULL),
+                        ==, 0);
+        g_assert_cmpint(nx_get_features(t->d, rw[i].fid, 0, &dw0), ==, 0);
+        g_assert_cmphex(dw0, ==, rw[i].val);
+        /* Supported capabilities: changeable, not saveable */
+        g_assert_cmpint(get_feature_sel(t->d, rw[i].fid, 3, 0, &dw0), ==, 0);
+        g_assert_cmphex(dw0 & 3, ==, 2);
+    }
+    /* Default values: the write cache is on in the template */
+    g_assert_cmpint(get_feature_sel(t->d, 0x06, 1, 0, &dw0), ==, 0);
+    g_assert_cmphex(dw0, ==, 1);
+    /* Temperature thresholds: over = WCTEMP by default, under settable */
+    g_assert_cmpint(nx_get_features(t->d, 0x04, 0, &dw0), ==, 0);
+    g_assert_cmpint(dw0, ==, 343);
+    g_assert_cmpint(nx_set_features(t->d, 0x04, 1 << 20 | 273, NULL), ==, 0);
+    g_assert_cmpint(nx_get_features(t->d, 0x04, 1 << 20, &dw0), ==, 0);
+    g_assert_cmpint(dw0, ==, 273);
+    g_assert_cmphex(nx_set_features(t->d, 0x04, 9 << 16 | 300, NULL), ==,
+                    0x02);
+    /* Interrupt vector configuration */
+    g_assert_cmpint(nx_set_features(t->d, 0x09, 1 << 16 | 2, NULL), ==, 0);
+    g_assert_cmpint(nx_get_features(t->d, 0x09, 2, &dw0), ==, 0);
+    g_assert_cmphex(dw0, ==, 1 << 16 | 2);
+    g_assert_cmphex(nx_get_features(t->d, 0x09, 500, &dw0), ==, 0x02);
+    /* Power states other than 0 and DULBE are not offered */
+    g_assert_cmphex(nx_set_features(t->d, 0x02, 1, NULL), ==, 0x02);
+    g_assert_cmphex(nx_set_features(t->d, 0x05, 1 << 16, NULL), ==, 0x02);
+    /* Nothing is saveable */
+    nx_cmd(&c, 0x09, 0);
+    nx_cmd_dw(&c, 10, 0x01 | 1u << 31);
+    g_assert_cmphex(nx_exec(t->d, 0, &c, NULL), ==, 0x10d);
+    /* Number of queues: before creation, and what was allocated */
+    g_assert_cmpint(nx_set_features(t->d, 0x07, 0x00010002, &dw0), ==, 0);
+    g_assert_cmphex(dw0, ==, 0x00010002);
+    g_assert_cmpint(nx_get_features(t->d, 0x07, 0, &dw0), ==, 0);
+    g_assert_cmphex(dw0, ==, 0x00010002);
+    g_assert_cmphex(nx_set_features(t->d, 0x07, 0xffff, NULL), ==, 0x02);
+    /* Only 2 CQs were allocated: CQ 3 does not exist */
+    g_assert_cmphex(nx_create_ioq(t->d, 3, 8), ==, 0x101);
+    t_stop(t);
+
+    /* Without a write cache in the template, feature 06h is refused */
+    t = t_start(",vwc=off");
+    g_assert_true(nx_enable(t->d, 16));
+    g_assert_cmphex(nx_set_features(t->d, 0x06, 1, NULL), ==, 0x02);
+    t_stop(t);
+}
+
 static void test_rw_prp(void)
 {
     T *t = t_ready("", 32);
@@ -970,6 +1045,7 @@ int main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     qtest_add_func("/nvme-export/registers", test_registers);
     qtest_add_func("/nvme-export/identify-template", test_identify_template);
+    qtest_add_func("/nvme-export/features", test_features);
     qtest_add_func("/nvme-export/rw-prp", test_rw_prp);
     qtest_add_func("/nvme-export/rw-sgl", test_rw_sgl);
     qtest_add_func("/nvme-export/dealloc-lba-status",
