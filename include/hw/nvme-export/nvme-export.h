@@ -113,6 +113,12 @@ typedef struct NvmexReq {
     QTAILQ_ENTRY(NvmexReq) entry;
 } NvmexReq;
 
+/* A completion waiting for room in its CQ, as migrated */
+typedef struct NvmexParked {
+    uint16_t cqid, sqid, cid, status;
+    uint32_t dw0;
+} NvmexParked;
+
 typedef struct NvmexBus {
     BusState parent_obj;
 } NvmexBus;
@@ -134,6 +140,7 @@ struct NvmexCtrl {
     /* runtime */
     QEMUBH *sq_bh, *irq_bh;
     QEMUTimer *rl_timer;
+    VMChangeStateEntry *vmstate_change;
     NvmexLimiter limiter;
     bool irq_pending[NVMEX_NQUEUES];
     QTAILQ_HEAD(, NvmexReq) cq_wait[NVMEX_NQUEUES];
@@ -142,6 +149,11 @@ struct NvmexCtrl {
     bool starved;               /* fetching waits for a free request */
     uint64_t commands, errors, throttled;
     int64_t throttled_ns;
+
+    /* migration scratch */
+    NvmexParked *parked;
+    int32_t nparked;
+    uint64_t identity_hash;
 };
 
 struct NvmexNsDev {
