@@ -13,6 +13,7 @@
 #include "libqos/malloc-pc.h"
 #include "qemu/bswap.h"
 #include "qemu/cutils.h"
+#include "hw/pci/pci_regs.h"
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
 #include "nvme-export-driver.h"
@@ -877,6 +878,137 @@ static void test_rate_limit(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* Migration                                                           */
+
+static QTestState *start_dst(T *t, const char *devextra, const char *uri)
+{
+    g_autofree char *args = g_strdup_printf(
+        "-machine pc -m 256 -nodefaults -d guest_errors -D %s "
+        "-drive if=none,id=d0,file=%s,format=raw,discard=unmap "
+        "-device nvme-export,id=nx0,drive=d0%s -incoming %s",
+        t->log, t->img, devextra, uri);
+
+    return qtest_init(args);
+}
+
+static const char *migrate(QTestState *src, const char *uri)
+{
+    static char status[32];
+
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate',"
+                             "  'arguments': { 'uri': %s } }", uri);
+    for (int i = 0; i < 2000; i++) {
+        QDict *rsp = qtest_qmp(src, "{ 'execute': 'query-migrate' }");
+        QDict *ret = qdict_get_qdict(rsp, "return");
+        const char *st = qdict_haskey(ret, "status")
+                         ? qdict_get_str(ret, "status") : "none";
+
+        g_strlcpy(status, st, sizeof(status));
+        qobject_unref(rsp);
+        if (!strcmp(status, "completed") || !strcmp(status, "failed")) {
+            break;
+        }
+        g_usleep(10 * 1000);
+    }
+    return status;
+}
+
+/* Point the driver at the destination's copy of the same function */
+static void switch_to(T *t, QTestState *dst)
+{
+    int devfn = t->d->pdev->devfn;
+    QPCIDevice *pdev;
+    QPCIBus *bus;
+
+    bus = qpci_new_pc(dst, &t->alloc);
+    pdev = qpci_device_find(bus, devfn);
+    g_assert(pdev);
+    /* The BAR was assigned on the source and migrated with config space */
+    t->d->bar0.addr = qpci_config_readl(pdev, PCI_BASE_ADDRESS_0) & ~0xfull;
+    t->d->bar0.addr |= (uint64_t)qpci_config_readl(pdev,
+                                                  PCI_BASE_ADDRESS_1) << 32;
+    g_free(t->d->pdev);
+    qpci_free_pc(t->bus);
+    qtest_quit(t->qts);
+    t->d->pdev = pdev;
+    t->d->bus = t->bus = bus;
+    t->d->qts = t->qts = dst;
+}
+
+static void test_migrate(void)
+{
+    T *t = t_ready("", 16);
+    g_autofree char *sock = g_strdup_printf("%s.mig", t->log);
+    g_autofree char *uri = g_strdup_printf("unix:%s", sock);
+    uint64_t buf = nx_alloc(t->d, 4096, 4096);
+    uint8_t data[4096], back[4096];
+    QTestState *dst;
+    uint16_t aer_cid;
+    uint32_t dw0;
+    NxCqe e;
+
+    fill(data, sizeof(data), 5);
+    nx_memwrite(t->d, buf, data, sizeof(data));
+    g_assert_cmpint(rw(t->d, 0x01, 1, 5, 1, buf, 0), ==, 0);
+    g_assert_cmpint(nx_set_features(t->d, 0x01, 0x03020107, NULL), ==, 0);
+    aer_cid = submit_aer(t->d);
+    /*
+     * Queue pair 2 with a 2-entry CQ (one usable): of four reads, three
+     * complete into the controller's waiting list and migrate from there.
+     */
+    g_assert_cmpint(nx_create_ioq_sizes(t->d, 2, 8, 2), ==, 0);
+    for (int i = 0; i < 4; i++) {
+        NxCmd c;
+
+        nx_cmd(&c, 0x02, 1);
+        nx_cmd_prp(&c, buf, 0);
+        nx_queue(t->d, 2, &c);
+    }
+    nx_ring(t->d, 2);
+    g_usleep(200 * 1000);
+
+    /*
+     * A destination with another serial number must refuse the state:
+     * it exits with an error (the source only learns that it sent all),
+     * and the source can go on.
+     */
+    dst = start_dst(t, ",sn=OTHER", uri);
+    qtest_set_expected_status(dst, 1);
+    g_assert_cmpstr(migrate(t->qts, uri), ==, "completed");
+    qtest_wait_qemu(dst);
+    qtest_quit(dst);
+    qtest_qmp_assert_success(t->qts, "{ 'execute': 'cont' }");
+    g_assert_cmpint(nx_identify(t->d, 1, 0, 0, NULL), ==, 0);
+
+    /* The same device: queues, features and the AER carry over */
+    dst = start_dst(t, "", uri);
+    g_assert_cmpstr(migrate(t->qts, uri), ==, "completed");
+    switch_to(t, dst);
+    unlink(sock);
+    g_assert_cmphex(nx_rd32(t->d, NX_CSTS) & 3, ==, 1);
+    g_assert_cmpint(nx_get_features(t->d, 0x01, 0, &dw0), ==, 0);
+    g_assert_cmphex(dw0, ==, 0x03020107);
+    qtest_memset(t->qts, buf, 0, 4096);
+    g_assert_cmpint(rw(t->d, 0x02, 1, 5, 1, buf, 0), ==, 0);
+    nx_memread(t->d, buf, back, sizeof(back));
+    g_assert_cmpmem(back, sizeof(back), data, sizeof(data));
+    /* Many more commands: the queues wrap with the migrated phase tags */
+    for (int i = 0; i < 40; i++) {
+        g_assert_cmpint(rw(t->d, 0x02, 1, i, 1, buf, 0), ==, 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        g_assert_true(nx_reap(t->d, 2, &e, NX_TIMEOUT_US));
+        g_assert_cmpint(e.status, ==, 0);
+        g_assert_cmpint(e.sqid, ==, 2);
+    }
+    nx_doorbell(t->d, 9, false, 1);
+    g_assert_true(nx_reap(t->d, 0, &e, NX_TIMEOUT_US));
+    g_assert_cmpint(e.cid, ==, aer_cid);
+    g_assert_cmphex(e.dw0, ==, 0x010000);
+    t_stop(t);
+}
+
+/* ------------------------------------------------------------------ */
 /* Same template, two backings                                         */
 
 static const char template_json[] =
@@ -1054,6 +1186,7 @@ int main(int argc, char **argv)
     qtest_add_func("/nvme-export/bad-input", test_bad_input);
     qtest_add_func("/nvme-export/cq-full", test_cq_full);
     qtest_add_func("/nvme-export/rate-limit", test_rate_limit);
+    qtest_add_func("/nvme-export/migrate", test_migrate);
     qtest_add_func("/nvme-export/two-backings", test_two_backings);
     qtest_add_func("/nvme-export/bad-templates", test_bad_templates);
     return g_test_run();
