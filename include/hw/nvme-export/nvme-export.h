@@ -3,9 +3,9 @@
  * made from a template (docs/nvme-export.rst)
  *
  * Guest-visible controller state lives in NvmexCtrlState and its plain
- * members (queues, features, logs, events, rate limits), so that a later
- * change can describe it all with VMState; runtime-only things (timers,
- * request lists, block backends) stay outside it.
+ * members (queues, features, logs, events, rate limits), which VMState
+ * describes field by field; runtime-only things (timers, request lists,
+ * block backends) stay outside it.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
