@@ -834,7 +834,7 @@ static void test_rate_limit(void)
     g_assert_cmpint(at_200ms, >=, 17);
     g_assert_cmpint(at_200ms, <=, 23);
     g_assert_cmpint(ms, >=, 380);
-    g_assert_cmpint(ms, <=, 430);
+    g_assert_cmpint(ms, <=, 450);
 
     /* Get Features returns what was set */
     nx_cmd(&c, 0x0a, 0);
