@@ -7,7 +7,7 @@
 #
 # Parameters: iolab.nvme_wait=SEC (default 10)
 # Results: model= serial= firmware= subnqn= cntlid= nsid= size_bytes=
-#          lba_bytes= queues=
+#          lba_bytes= queues= namespaces= (block devices of controller 0)
 . /lib/iolab.sh
 
 wait_s=$(iolab_param nvme_wait 10)
@@ -25,9 +25,11 @@ word() {
 sectors=$(cat /sys/block/nvme0n1/size)
 lba=$(cat /sys/block/nvme0n1/queue/logical_block_size)
 queues=$(ls -d /sys/block/nvme0n1/mq/* 2>/dev/null | wc -l)
+nss=$(ls -d /sys/block/nvme0n* 2>/dev/null | wc -l)
 iolab_result model="$(word $c/model)" serial="$(word $c/serial)" \
     firmware="$(word $c/firmware_rev)" subnqn="$(word $c/subsysnqn)" \
     cntlid="$(cat $c/cntlid 2>/dev/null)" \
     nsid="$(cat /sys/block/nvme0n1/nsid 2>/dev/null)" \
-    size_bytes=$((sectors * 512)) lba_bytes="$lba" queues="$queues"
+    size_bytes=$((sectors * 512)) lba_bytes="$lba" queues="$queues" \
+    namespaces="$nss"
 exit 0
