@@ -1,0 +1,108 @@
+/*
+ * nvme-export monitor interface: query-nvme-export and 'info nvme-export'
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qapi/qapi-commands-nvme-export.h"
+#include "monitor/hmp.h"
+#include "monitor/monitor.h"
+#include "hw/nvme-export/nvme-export.h"
+#include "hw/nvme-export/nvmex-spec.h"
+
+static NvmeExportNamespaceInfo *ns_info(NvmexNs *ns)
+{
+    NvmeExportNamespaceInfo *i = g_new0(NvmeExportNamespaceInfo, 1);
+
+    i->nsid = ns->nsid;
+    i->drive = g_strdup(blk_name(ns->conf.blk));
+    i->lba_size = ns->geo.lba_size;
+    i->blocks = ns->geo.nsze;
+    i->allocated_blocks = nvmex_ns_allocated_blocks(ns);
+    i->reads = ns->reads;
+    i->writes = ns->writes;
+    i->bytes_read = ns->bytes_read;
+    i->bytes_written = ns->bytes_written;
+    i->deallocated_blocks = ns->deallocated;
+    return i;
+}
+
+static void one_ctrl(NvmexCtrl *c, void *opaque)
+{
+    NvmeExportInfoList ***tail = opaque;
+    NvmeExportInfo *i = g_new0(NvmeExportInfo, 1);
+    NvmeExportNamespaceInfoList **nt = &i->namespaces;
+    const NvmexRateLimit *rl = &c->st.rate_limit;
+    uint64_t unit = nvmex_rl_bw_unit(rl->bwsf);
+
+    i->id = DEVICE(c)->id ? g_strdup(DEVICE(c)->id)
+                          : object_get_canonical_path(OBJECT(c));
+    i->template_id = g_strdup(c->tmpl.id);
+    i->serial = g_strdup(c->tmpl.sn);
+    i->model = g_strdup(c->tmpl.mn);
+    i->firmware = g_strdup(c->tmpl.fr);
+    i->subnqn = g_strdup(c->tmpl.subnqn);
+    i->enabled = !!(c->st.csts & NVMEX_CSTS_RDY);
+    i->fatal = !!(c->st.csts & NVMEX_CSTS_CFS);
+    for (int q = 1; q < NVMEX_NQUEUES; q++) {
+        i->io_queues += c->st.sq[q].valid;
+    }
+    i->commands = c->commands;
+    i->errors = c->errors;
+    i->rate_limit = g_new0(NvmeExportRateLimit, 1);
+    i->rate_limit->enabled = rl->enabled;
+    i->rate_limit->iops = rl->tiops;
+    i->rate_limit->write_iops = rl->wiops;
+    i->rate_limit->bandwidth = rl->tbwv * unit;
+    i->rate_limit->write_bandwidth = rl->wbwv * unit;
+    i->rate_limit->throttled = c->throttled;
+    i->rate_limit->throttled_ns = c->throttled_ns;
+    for (int n = 1; n <= NVMEX_MAX_NSID; n++) {
+        if (c->ns[n]) {
+            QAPI_LIST_APPEND(nt, ns_info(c->ns[n]));
+        }
+    }
+    QAPI_LIST_APPEND(*tail, i);
+}
+
+NvmeExportInfoList *qmp_query_nvme_export(Error **errp)
+{
+    NvmeExportInfoList *head = NULL, **tail = &head;
+
+    nvmex_foreach(one_ctrl, &tail);
+    return head;
+}
+
+void hmp_info_nvme_export(Monitor *mon, const QDict *qdict)
+{
+    g_autoptr(NvmeExportInfoList) list = qmp_query_nvme_export(NULL);
+
+    for (NvmeExportInfoList *l = list; l; l = l->next) {
+        NvmeExportInfo *i = l->value;
+        NvmeExportRateLimit *rl = i->rate_limit;
+
+        monitor_printf(mon, "%s: template %s, '%s' sn '%s' fr '%s'\n",
+                       i->id, i->template_id, i->model, i->serial,
+                       i->firmware);
+        monitor_printf(mon, "  subnqn %s; %s%s, %u I/O queues, %" PRIu64
+                       " commands, %" PRIu64 " errors\n", i->subnqn,
+                       i->enabled ? "enabled" : "disabled",
+                       i->fatal ? " (fatal)" : "", i->io_queues,
+                       i->commands, i->errors);
+        monitor_printf(mon, "  rate limit: %s, %u IOPS (%u write), %" PRIu64
+                       " B/s (%" PRIu64 " write); %" PRIu64 " waits\n",
+                       rl->enabled ? "on" : "off", rl->iops, rl->write_iops,
+                       rl->bandwidth, rl->write_bandwidth, rl->throttled);
+        for (NvmeExportNamespaceInfoList *n = i->namespaces; n; n = n->next) {
+            NvmeExportNamespaceInfo *ns = n->value;
+
+            monitor_printf(mon, "  nsid %u on %s: %" PRIu64 " x %u bytes, %"
+                           PRIu64 " allocated; %" PRIu64 " reads, %" PRIu64
+                           " writes\n", ns->nsid, ns->drive, ns->blocks,
+                           ns->lba_size, ns->allocated_blocks, ns->reads,
+                           ns->writes);
+        }
+    }
+}
