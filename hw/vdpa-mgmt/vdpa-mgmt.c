@@ -1,0 +1,1209 @@
+/*
+ * vdpa-mgmt: a management PCIe function that provisions managed vDPA
+ * instances on demand
+ *
+ * One PCI function with an admin queue in guest memory.  Through it the
+ * driver creates lightweight virtio instances that own no PCI resources:
+ * each has its own DMA context, its own MSI message per queue stored in
+ * the device, and is kicked through one shared doorbell page.  The data
+ * path of every instance is the shared split-virtqueue engine
+ * (hw/vpri/virtq.c).  The guest-visible interface is in
+ * docs/vdpa-mgmt.rst and include/hw/vdpa-mgmt/vdpa-proto.h.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/log.h"
+#include "qemu/main-loop.h"
+#include "qemu/memalign.h"
+#include "qemu/units.h"
+#include "qapi/error.h"
+#include "hw/pci/msix.h"
+#include "hw/pci/pcie.h"
+#include "hw/qdev-properties.h"
+#include "block/block.h"
+#include "block/block-global-state.h"
+#include "system/block-backend.h"
+#include "system/dma.h"
+#include "standard-headers/linux/virtio_blk.h"
+#include "standard-headers/linux/virtio_config.h"
+#include "standard-headers/linux/virtio_ring.h"
+#include "hw/vdpa-mgmt/vdpa-mgmt.h"
+#include "trace.h"
+
+#define VDPA_BLK_SECTOR     512
+#define VDPA_BLK_HDR        16
+#define VDPA_BLK_SEG_MAX    126
+#define VDPA_BLK_MAX_DATA   (4 * MiB)
+#define VDPA_SPARE_REQS     64
+/* DMA addresses the function generates: x86-64's 48-bit IOVA space */
+#define VDPA_DMA_BITS       48
+
+struct VdpaBlkReq {
+    VdpaInst *inst;
+    uint16_t queue;
+    uint8_t status;
+    uint32_t type;
+    uint64_t sector;
+    uint32_t len;
+    void *bounce;
+    QEMUIOVector qiov;
+    VdpaBlkReq *next_spare;
+    VirtqElem elem;             /* last: 16 KiB */
+};
+
+static const char *const vdpa_state_names[] = {
+    [0] = "created", [1] = "configuring", [2] = "running",
+    [3] = "suspended", [4] = "needs-reset",
+};
+
+const char *vdpa_inst_state(const VdpaInst *inst)
+{
+    if (inst->status & VDPA_ST_NEEDS_RESET) {
+        return vdpa_state_names[4];
+    }
+    if (inst->suspended) {
+        return vdpa_state_names[3];
+    }
+    if (inst->status & VDPA_ST_DRIVER_OK) {
+        return vdpa_state_names[2];
+    }
+    return vdpa_state_names[inst->status ? 1 : 0];
+}
+
+static MemTxAttrs vdpa_attrs(VdpaMgmt *s)
+{
+    return (MemTxAttrs) { .requester_id = pci_requester_id(PCI_DEVICE(s)) };
+}
+
+/* Function-level DMA (admin rings and buffers, MSI writes) */
+static bool vdpa_fn_dma(VdpaMgmt *s, uint64_t addr, void *buf, uint32_t len,
+                        bool write)
+{
+    return address_space_rw(pci_get_address_space(PCI_DEVICE(s)), addr,
+                            vdpa_attrs(s), buf, len, write) == MEMTX_OK;
+}
+
+/* Engine callbacks: an instance's DMA goes to its own address space */
+static int vdpa_inst_dma_read(void *opaque, uint64_t addr, void *buf,
+                              uint32_t len, uint64_t *fault_addr)
+{
+    VdpaInst *inst = opaque;
+
+    if (address_space_read(inst->as, addr, vdpa_attrs(inst->s), buf, len)) {
+        inst->stats.dma_faults++;
+        return VIRTQ_ERROR;
+    }
+    return 0;
+}
+
+static int vdpa_inst_dma_write(void *opaque, uint64_t addr, const void *buf,
+                               uint32_t len, uint64_t *fault_addr)
+{
+    VdpaInst *inst = opaque;
+
+    if (address_space_write(inst->as, addr, vdpa_attrs(inst->s), buf, len)) {
+        inst->stats.dma_faults++;
+        return VIRTQ_ERROR;
+    }
+    return 0;
+}
+
+static const VirtqDmaOps vdpa_dma_ops = {
+    .read = vdpa_inst_dma_read,
+    .write = vdpa_inst_dma_write,
+};
+
+/* ---- Interrupts ---- */
+
+static void vdpa_send_msi(VdpaInst *inst, const VdpaMsiMsg *m)
+{
+    VdpaMgmt *s = inst->s;
+
+    /*
+     * The stored message, written with the function's requester id, as
+     * msi_send_message() does for a vector of the function's own table.
+     */
+    address_space_stl_le(pci_get_address_space(PCI_DEVICE(s)), m->addr,
+                         m->data, vdpa_attrs(s), NULL);
+    inst->stats.interrupts++;
+    trace_vdpa_mgmt_msi(inst->id, m->addr, m->data);
+}
+
+static void vdpa_queue_interrupt(VdpaInst *inst, uint16_t qi)
+{
+    VdpaQueue *q = &inst->q[qi];
+
+    if (!virtq_should_notify(&q->vq, &vdpa_dma_ops, inst)) {
+        return;
+    }
+    if (vdpa_msi_fire(&q->msi)) {
+        vdpa_send_msi(inst, &q->msi);
+    } else {
+        inst->stats.suppressed++;
+    }
+}
+
+static void G_GNUC_PRINTF(2, 3)
+vdpa_inst_error(VdpaInst *inst, const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *msg = NULL;
+
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    qemu_log_mask(LOG_GUEST_ERROR, "vdpa-mgmt: instance %u: %s\n",
+                  inst->id, msg);
+    inst->stats.errors++;
+    inst->status |= VDPA_ST_NEEDS_RESET;
+}
+
+static bool vdpa_inst_runnable(VdpaInst *inst)
+{
+    return (inst->status & VDPA_ST_DRIVER_OK) &&
+           !(inst->status & VDPA_ST_NEEDS_RESET) && !inst->suspended;
+}
+
+/* ---- Block instances ---- */
+
+static VdpaBlkBackend *vdpa_inst_blk(VdpaInst *inst)
+{
+    return &inst->s->blk[inst->backend];
+}
+
+static VdpaBlkReq *vdpa_req_get(VdpaMgmt *s, VdpaInst *inst, uint16_t qi)
+{
+    VdpaBlkReq *req = s->spare;
+
+    if (req) {
+        s->spare = req->next_spare;
+        s->nspare--;
+    } else {
+        req = g_malloc(sizeof(*req));
+    }
+    memset(req, 0, offsetof(VdpaBlkReq, elem));
+    req->inst = inst;
+    req->queue = qi;
+    return req;
+}
+
+static void vdpa_req_put(VdpaMgmt *s, VdpaBlkReq *req)
+{
+    if (req->bounce) {
+        qemu_vfree(req->bounce);
+        qemu_iovec_destroy(&req->qiov);
+    }
+    if (s->nspare < VDPA_SPARE_REQS) {
+        req->next_spare = s->spare;
+        s->spare = req;
+        s->nspare++;
+    } else {
+        g_free(req);
+    }
+}
+
+static void vdpa_blk_complete(VdpaBlkReq *req, uint32_t written)
+{
+    VdpaInst *inst = req->inst;
+    VdpaQueue *q = &inst->q[req->queue];
+    uint64_t fault;
+
+    if (virtq_elem_write(&req->elem, &vdpa_dma_ops, inst,
+                         req->elem.in_len - 1, &req->status, 1, &fault) ||
+        virtq_push(&q->vq, &vdpa_dma_ops, inst, req->elem.head,
+                   written + 1, &fault)) {
+        vdpa_inst_error(inst, "queue %u: cannot complete request: %s",
+                        req->queue, virtq_error_reason(&q->vq) ?:
+                        "DMA refused");
+        return;
+    }
+    inst->stats.requests++;
+    vdpa_queue_interrupt(inst, req->queue);
+}
+
+static void vdpa_blk_io_done(void *opaque, int ret)
+{
+    VdpaBlkReq *req = opaque;
+    VdpaInst *inst = req->inst;
+    uint32_t written = 0;
+    uint64_t fault;
+
+    inst->inflight--;
+    if (ret < 0) {
+        req->status = VIRTIO_BLK_S_IOERR;
+    } else if (req->type == VIRTIO_BLK_T_IN) {
+        if (virtq_elem_write(&req->elem, &vdpa_dma_ops, inst, 0, req->bounce,
+                             req->len, &fault)) {
+            vdpa_inst_error(inst, "queue %u: read data not writable",
+                            req->queue);
+            vdpa_req_put(inst->s, req);
+            return;
+        }
+        written = req->len;
+        inst->stats.bytes_read += req->len;
+    } else if (req->type == VIRTIO_BLK_T_OUT) {
+        inst->stats.bytes_written += req->len;
+    }
+    if (!(inst->status & VDPA_ST_NEEDS_RESET)) {
+        vdpa_blk_complete(req, written);
+    }
+    vdpa_req_put(inst->s, req);
+}
+
+static bool vdpa_blk_rw_ok(VdpaInst *inst, VdpaBlkReq *req)
+{
+    uint64_t cap = vdpa_inst_blk(inst)->sectors;
+    uint64_t nsec = req->len / VDPA_BLK_SECTOR;
+
+    return !(req->len % VDPA_BLK_SECTOR) && req->len <= VDPA_BLK_MAX_DATA &&
+           req->sector <= cap && nsec <= cap - req->sector;
+}
+
+/* Start one popped request; it completes now or from the backend */
+static void vdpa_blk_start(VdpaBlkReq *req)
+{
+    VdpaInst *inst = req->inst;
+    VdpaBlkBackend *be = vdpa_inst_blk(inst);
+    uint8_t hdr[VDPA_BLK_HDR];
+    uint64_t fault;
+
+    if (req->elem.out_len < VDPA_BLK_HDR || req->elem.in_len < 1) {
+        vdpa_inst_error(inst, "queue %u: request without header or status",
+                        req->queue);
+        vdpa_req_put(inst->s, req);
+        return;
+    }
+    if (virtq_elem_read(&req->elem, &vdpa_dma_ops, inst, 0, hdr, sizeof(hdr),
+                        &fault)) {
+        vdpa_inst_error(inst, "queue %u: header not readable", req->queue);
+        vdpa_req_put(inst->s, req);
+        return;
+    }
+    req->type = ldl_le_p(hdr);
+    req->sector = ldq_le_p(hdr + 8);
+    req->status = VIRTIO_BLK_S_OK;
+
+    switch (req->type) {
+    case VIRTIO_BLK_T_IN:
+    case VIRTIO_BLK_T_OUT:
+        req->len = req->type == VIRTIO_BLK_T_IN ? req->elem.in_len - 1 :
+                   req->elem.out_len - VDPA_BLK_HDR;
+        if (!vdpa_blk_rw_ok(inst, req) ||
+            (req->type == VIRTIO_BLK_T_OUT && be->read_only)) {
+            qemu_log_mask(LOG_GUEST_ERROR, "vdpa-mgmt: instance %u: bad "
+                          "request of %u bytes at sector %" PRIu64 "\n",
+                          inst->id, req->len, req->sector);
+            req->status = VIRTIO_BLK_S_IOERR;
+            break;
+        }
+        req->bounce = qemu_try_blockalign(blk_bs(be->blk), MAX(req->len, 1));
+        if (!req->bounce) {
+            req->status = VIRTIO_BLK_S_IOERR;
+            break;
+        }
+        qemu_iovec_init(&req->qiov, 1);
+        qemu_iovec_add(&req->qiov, req->bounce, req->len);
+        if (req->type == VIRTIO_BLK_T_OUT &&
+            virtq_elem_read(&req->elem, &vdpa_dma_ops, inst, VDPA_BLK_HDR,
+                            req->bounce, req->len, &fault)) {
+            vdpa_inst_error(inst, "queue %u: write data not readable",
+                            req->queue);
+            vdpa_req_put(inst->s, req);
+            return;
+        }
+        inst->inflight++;
+        if (req->type == VIRTIO_BLK_T_IN) {
+            blk_aio_preadv(be->blk, req->sector * VDPA_BLK_SECTOR, &req->qiov,
+                           0, vdpa_blk_io_done, req);
+        } else {
+            blk_aio_pwritev(be->blk, req->sector * VDPA_BLK_SECTOR,
+                            &req->qiov, 0, vdpa_blk_io_done, req);
+        }
+        return;
+    case VIRTIO_BLK_T_FLUSH:
+        inst->inflight++;
+        blk_aio_flush(be->blk, vdpa_blk_io_done, req);
+        return;
+    case VIRTIO_BLK_T_GET_ID: {
+        char id[VIRTIO_BLK_ID_BYTES] = { 0 };
+        uint32_t len = MIN(req->elem.in_len - 1, VIRTIO_BLK_ID_BYTES);
+
+        snprintf(id, sizeof(id), "vdpa%u", inst->id);
+        if (virtq_elem_write(&req->elem, &vdpa_dma_ops, inst, 0, id, len,
+                             &fault)) {
+            vdpa_inst_error(inst, "queue %u: id not writable", req->queue);
+            vdpa_req_put(inst->s, req);
+            return;
+        }
+        vdpa_blk_complete(req, len);
+        vdpa_req_put(inst->s, req);
+        return;
+    }
+    default:
+        req->status = VIRTIO_BLK_S_UNSUPP;
+        break;
+    }
+    vdpa_blk_complete(req, 0);
+    vdpa_req_put(inst->s, req);
+}
+
+static void vdpa_run_queue(VdpaInst *inst, uint16_t qi)
+{
+    VdpaMgmt *s = inst->s;
+    VdpaQueue *q = &inst->q[qi];
+
+    while (vdpa_inst_runnable(inst) && q->vq.enabled) {
+        VdpaBlkReq *req = vdpa_req_get(s, inst, qi);
+        const char *err = NULL;
+        uint64_t fault;
+        bool fw;
+        uint16_t avail;
+        VirtqStatus st;
+
+        st = virtq_pop(&q->vq, &vdpa_dma_ops, inst, &req->elem, &fault, &fw,
+                       &err);
+        if (st == VIRTQ_OK) {
+            vdpa_blk_start(req);
+            continue;
+        }
+        vdpa_req_put(s, req);
+        if (st == VIRTQ_EMPTY) {
+            if (virtq_set_notification(&q->vq, &vdpa_dma_ops, inst, true,
+                                       &fault) == 0 &&
+                virtq_avail_count(&q->vq, &vdpa_dma_ops, inst, &avail,
+                                  &fault) == 0 && avail) {
+                continue;
+            }
+            if (virtq_error_reason(&q->vq)) {
+                vdpa_inst_error(inst, "queue %u: %s", qi,
+                                virtq_error_reason(&q->vq));
+            }
+            return;
+        }
+        vdpa_inst_error(inst, "queue %u: %s", qi, err ?: "bad chain");
+        return;
+    }
+}
+
+/* ---- Kicks through the shared doorbell ---- */
+
+static void vdpa_kick_bh(void *opaque)
+{
+    VdpaMgmt *s = opaque;
+    g_autoptr(GArray) kicks = s->kicks;
+
+    s->kicks = g_array_new(false, false, sizeof(uint32_t));
+    for (guint i = 0; i < kicks->len; i++) {
+        uint32_t v = g_array_index(kicks, uint32_t, i);
+        VdpaInst *inst = vdpa_table_get(&s->table, v & VDPA_DB_INST_MASK);
+        uint16_t qi = v >> VDPA_DB_QUEUE_SHIFT;
+
+        /* Destroyed since, or a new instance under a reused id: harmless */
+        if (inst && qi < inst->nqueues) {
+            inst->q[qi].kick_pending = 0;
+            vdpa_run_queue(inst, qi);
+        }
+    }
+}
+
+static void vdpa_queue_kick(VdpaMgmt *s, VdpaInst *inst, uint16_t qi)
+{
+    uint32_t v = VDPA_DB_VALUE(inst->id, qi);
+
+    if (inst->q[qi].kick_pending) {
+        return;
+    }
+    inst->q[qi].kick_pending = 1;
+    g_array_append_val(s->kicks, v);
+    qemu_bh_schedule(s->kick_bh);
+}
+
+static uint64_t vdpa_doorbell_read(void *opaque, hwaddr addr, unsigned size)
+{
+    return 0;
+}
+
+static void vdpa_doorbell_write(void *opaque, hwaddr addr, uint64_t val,
+                                unsigned size)
+{
+    VdpaMgmt *s = opaque;
+    uint32_t id = val & VDPA_DB_INST_MASK;
+    uint32_t qi = (uint32_t)val >> VDPA_DB_QUEUE_SHIFT;
+    VdpaInst *inst = vdpa_table_get(&s->table, id);
+
+    trace_vdpa_mgmt_doorbell(id, qi);
+    if (!inst || qi >= inst->nqueues) {
+        qemu_log_mask(LOG_GUEST_ERROR, "vdpa-mgmt: doorbell 0x%08" PRIx64
+                      " names no instance queue\n", val);
+        s->bad_doorbells++;
+        return;
+    }
+    inst->stats.kicks++;
+    vdpa_queue_kick(s, inst, qi);
+}
+
+static const MemoryRegionOps vdpa_doorbell_ops = {
+    .read = vdpa_doorbell_read,
+    .write = vdpa_doorbell_write,
+    .endianness = DEVICE_LITTLE_ENDIAN,
+    .valid = { .min_access_size = 4, .max_access_size = 4 },
+    .impl = { .min_access_size = 4, .max_access_size = 4 },
+};
+
+/* ---- Instances ---- */
+
+static void vdpa_inst_quiesce(VdpaInst *inst)
+{
+    /* Requests in the backend finish on their own: wait for them. */
+    if (inst->inflight && inst->type == VDPA_TYPE_BLK) {
+        blk_drain(vdpa_inst_blk(inst)->blk);
+    }
+}
+
+static void vdpa_inst_reset(VdpaInst *inst)
+{
+    vdpa_inst_quiesce(inst);
+    inst->status = 0;
+    inst->suspended = false;
+    inst->drv_features = 0;
+    inst->wce = 1;
+    for (uint16_t i = 0; i < inst->nqueues; i++) {
+        virtq_init(&inst->q[i].vq);
+        vdpa_msi_clear(&inst->q[i].msi);
+    }
+}
+
+static uint64_t vdpa_blk_features(VdpaMgmt *s, uint32_t backend,
+                                  uint16_t nqueues)
+{
+    uint64_t f = s->limits.features[VDPA_TYPE_BLK];
+
+    if (nqueues < 2) {
+        f &= ~(1ULL << VIRTIO_BLK_F_MQ);
+    }
+    if (!s->blk[backend].read_only) {
+        f &= ~(1ULL << VIRTIO_BLK_F_RO);
+    }
+    return f;
+}
+
+static VdpaStatus vdpa_cmd_create(VdpaMgmt *s, const VdpaCmd *cmd,
+                                  uint64_t *result)
+{
+    uint16_t nq = cmd->u.create.nqueues;
+    VdpaInst *inst;
+    uint32_t id;
+
+    if (s->table.count >= s->table.max) {
+        return vdpa_status(VDPA_S_ENOSPC, VDPA_Q_NORESOURCE);
+    }
+    inst = g_try_malloc0(sizeof(*inst) + nq * sizeof(VdpaQueue));
+    if (!inst) {
+        return vdpa_status(VDPA_S_ENOMEM, VDPA_Q_NORESOURCE);
+    }
+    inst->s = s;
+    inst->type = cmd->u.create.type;
+    inst->nqueues = nq;
+    inst->backend = cmd->u.create.backend;
+    inst->pasid = VDPA_NO_PASID;
+    inst->as = pci_get_address_space(PCI_DEVICE(s));
+    memcpy(inst->mac, cmd->u.create.mac, sizeof(inst->mac));
+    inst->dev_features = vdpa_blk_features(s, inst->backend, nq);
+    if (cmd->u.create.features) {
+        inst->dev_features &= cmd->u.create.features;
+    }
+    vdpa_inst_reset(inst);
+    id = vdpa_table_alloc(&s->table, inst);
+    inst->id = id;
+    s->created++;
+    *result = id;
+    trace_vdpa_mgmt_create(id, inst->type, nq, inst->backend);
+    return vdpa_status(VDPA_S_OK, VDPA_Q_OK);
+}
+
+static void vdpa_inst_free(VdpaMgmt *s, VdpaInst *inst)
+{
+    vdpa_inst_quiesce(inst);
+    vdpa_table_remove(&s->table, inst->id);
+    s->destroyed++;
+    trace_vdpa_mgmt_destroy(inst->id);
+    g_free(inst);
+}
+
+static VdpaStatus vdpa_cmd_set_status(VdpaInst *inst, const VdpaCmd *cmd)
+{
+    uint8_t new = cmd->u.status.status;
+    uint8_t added = new & ~inst->status;
+
+    if (new == 0) {
+        vdpa_inst_reset(inst);
+        return vdpa_status(VDPA_S_OK, VDPA_Q_OK);
+    }
+    /* Bits only go away through a reset */
+    if ((inst->status & ~VDPA_ST_NEEDS_RESET) & ~new) {
+        return vdpa_status(VDPA_S_EINVAL, VDPA_Q_BAD_STATE);
+    }
+    if (added & VDPA_ST_FEATURES_OK) {
+        uint64_t f = cmd->u.status.features;
+
+        if ((f & ~inst->dev_features) ||
+            !(f & (1ULL << VIRTIO_F_VERSION_1))) {
+            return vdpa_status(VDPA_S_EINVAL, VDPA_Q_INVALID_FIELD);
+        }
+        inst->drv_features = f;
+    }
+    if ((added & VDPA_ST_DRIVER_OK) && !(new & VDPA_ST_FEATURES_OK)) {
+        return vdpa_status(VDPA_S_EINVAL, VDPA_Q_BAD_STATE);
+    }
+    inst->status = new | (inst->status & VDPA_ST_NEEDS_RESET);
+    if (added & VDPA_ST_DRIVER_OK) {
+        for (uint16_t i = 0; i < inst->nqueues; i++) {
+            if (inst->q[i].vq.enabled) {
+                vdpa_queue_kick(inst->s, inst, i);
+            }
+        }
+    }
+    return vdpa_status(VDPA_S_OK, VDPA_Q_OK);
+}
+
+static bool vdpa_ring_reachable(VdpaInst *inst, uint64_t addr, uint64_t len,
+                                bool write)
+{
+    return address_space_access_valid(inst->as, addr, len, write,
+                                      vdpa_attrs(inst->s));
+}
+
+static VdpaStatus vdpa_cmd_queue_setup(VdpaInst *inst, const VdpaCmd *cmd)
+{
+    uint16_t qi = cmd->u.queue.index;
+    uint16_t size = cmd->u.queue.size;
+    VdpaQueue *q;
+
+    if (qi >= inst->nqueues) {
+        return vdpa_status(VDPA_S_EINVAL, VDPA_Q_BAD_QUEUE);
+    }
+    if (!(inst->status & VDPA_ST_FEATURES_OK) ||
+        ((inst->status & VDPA_ST_DRIVER_OK) && !inst->suspended)) {
+        return vdpa_status(VDPA_S_EBUSY, VDPA_Q_BAD_STATE);
+    }
+    q = &inst->q[qi];
+    if (!cmd->u.queue.enable) {
+        virtq_init(&q->vq);
+        return vdpa_status(VDPA_S_OK, VDPA_Q_OK);
+    }
+    if (!vdpa_ring_reachable(inst, cmd->u.queue.desc, VIRTQ_DESC_BYTES(size),
+                             false) ||
+        !vdpa_ring_reachable(inst, cmd->u.queue.driver,
+                             VIRTQ_AVAIL_BYTES(size), false) ||
+        !vdpa_ring_reachable(inst, cmd->u.queue.device,
+                             VIRTQ_USED_BYTES(size), true)) {
+        return vdpa_status(VDPA_S_EINVAL, VDPA_Q_RING_RANGE);
+    }
+    virtq_configure(&q->vq, size, cmd->u.queue.desc, cmd->u.queue.driver,
+                    cmd->u.queue.device,
+                    inst->drv_features & (1ULL << VIRTIO_RING_F_EVENT_IDX),
+                    inst->drv_features & (1ULL << VIRTIO_RING_F_INDIRECT_DESC));
+    virtq_set_enabled(&q->vq, true);
+    return vdpa_status(VDPA_S_OK, VDPA_Q_OK);
+}
+
+static void vdpa_blk_config(VdpaInst *inst, uint8_t *cfg)
+{
+    struct virtio_blk_config *c = (struct virtio_blk_config *)cfg;
+
+    memset(cfg, 0, sizeof(*c));
+    stq_le_p(&c->capacity, vdpa_inst_blk(inst)->sectors);
+    stl_le_p(&c->seg_max, VDPA_BLK_SEG_MAX);
+    stl_le_p(&c->blk_size, VDPA_BLK_SECTOR);
+    stw_le_p(&c->num_queues, inst->nqueues);
+    c->wce = inst->wce;
+}
+
+static VdpaStatus vdpa_cmd_config(VdpaMgmt *s, VdpaInst *inst,
+                                  const VdpaCmd *cmd)
+{
+    uint8_t cfg[VDPA_CFG_MAX] = { 0 };
+    uint8_t in[VDPA_CFG_MAX];
+    uint32_t off = cmd->u.cfg.offset, len = cmd->u.cfg.length;
+    VdpaStatus st = vdpa_cmd_check_config(cmd, s->limits.config_size[inst->type]);
+
+    if (!vdpa_ok(st)) {
+        return st;
+    }
+    vdpa_blk_config(inst, cfg);
+    if (cmd->opcode == VDPA_OP_CONFIG_READ) {
+        if (!vdpa_fn_dma(s, cmd->buf_addr, cfg + off, len, true)) {
+            return vdpa_status(VDPA_S_EINVAL, VDPA_Q_BUF_RANGE);
+        }
+        return st;
+    }
+    if (!vdpa_fn_dma(s, cmd->buf_addr, in, len, false)) {
+        return vdpa_status(VDPA_S_EINVAL, VDPA_Q_BUF_RANGE);
+    }
+    /* Only the write-cache byte is writable; other writes are ignored */
+    if (off <= offsetof(struct virtio_blk_config, wce) &&
+        off + len > offsetof(struct virtio_blk_config, wce)) {
+        inst->wce = !!in[offsetof(struct virtio_blk_config, wce) - off];
+    }
+    return st;
+}
+
+static VdpaStatus vdpa_cmd_msi(VdpaInst *inst, const VdpaCmd *cmd)
+{
+    VdpaQueue *q;
+    bool now;
+
+    if (cmd->u.msi.queue >= inst->nqueues) {
+        return vdpa_status(VDPA_S_EINVAL, VDPA_Q_BAD_QUEUE);
+    }
+    q = &inst->q[cmd->u.msi.queue];
+    if (!vdpa_msi_set(&q->msi, cmd->u.msi.addr, cmd->u.msi.data,
+                      cmd->u.msi.flags & VDPA_MSI_F_MASKED,
+                      inst->s->limits.dma_bits, &now)) {
+        return vdpa_status(VDPA_S_EINVAL, VDPA_Q_INVALID_FIELD);
+    }
+    if (now) {
+        vdpa_send_msi(inst, &q->msi);
+    }
+    return vdpa_status(VDPA_S_OK, VDPA_Q_OK);
+}
+
+static VdpaStatus vdpa_cmd_query(VdpaMgmt *s, VdpaInst *inst,
+                                 const VdpaCmd *cmd)
+{
+    uint8_t out[VDPA_QUERY_SIZE] = { 0 };
+    uint32_t qen = 0;
+
+    for (uint16_t i = 0; i < inst->nqueues && i < 32; i++) {
+        qen |= inst->q[i].vq.enabled ? 1u << i : 0;
+    }
+    vdpa_st32(out + VDPA_QR_ID, inst->id);
+    out[VDPA_QR_TYPE] = inst->type;
+    out[VDPA_QR_STATUS] = inst->status;
+    vdpa_st16(out + VDPA_QR_NQUEUES, inst->nqueues);
+    vdpa_st32(out + VDPA_QR_PASID, inst->pasid);
+    vdpa_st32(out + VDPA_QR_BACKEND, inst->backend);
+    vdpa_st64(out + VDPA_QR_DEV_FEAT, inst->dev_features);
+    vdpa_st64(out + VDPA_QR_DRV_FEAT, inst->drv_features);
+    vdpa_st32(out + VDPA_QR_FLAGS, inst->suspended ? VDPA_QR_F_SUSPENDED : 0);
+    vdpa_st32(out + VDPA_QR_QENABLED, qen);
+    if (!vdpa_fn_dma(s, cmd->buf_addr, out, sizeof(out), true)) {
+        return vdpa_status(VDPA_S_EINVAL, VDPA_Q_BUF_RANGE);
+    }
+    return vdpa_status(VDPA_S_OK, VDPA_Q_OK);
+}
+
+static VdpaStatus vdpa_cmd_stats(VdpaMgmt *s, VdpaInst *inst,
+                                 const VdpaCmd *cmd)
+{
+    const VdpaInstStats *st = &inst->stats;
+    uint8_t out[VDPA_STATS_SIZE];
+
+    vdpa_st64(out + VDPA_SR_KICKS, st->kicks);
+    vdpa_st64(out + VDPA_SR_REQUESTS, st->requests);
+    vdpa_st64(out + VDPA_SR_BYTES_RD, st->bytes_read);
+    vdpa_st64(out + VDPA_SR_BYTES_WR, st->bytes_written);
+    vdpa_st64(out + VDPA_SR_INTERRUPTS, st->interrupts);
+    vdpa_st64(out + VDPA_SR_ERRORS, st->errors);
+    vdpa_st64(out + VDPA_SR_DMA_FAULTS, st->dma_faults);
+    vdpa_st64(out + VDPA_SR_SUPPRESSED, st->suppressed);
+    if (!vdpa_fn_dma(s, cmd->buf_addr, out, sizeof(out), true)) {
+        return vdpa_status(VDPA_S_EINVAL, VDPA_Q_BUF_RANGE);
+    }
+    return vdpa_status(VDPA_S_OK, VDPA_Q_OK);
+}
+
+/* LIST: ids >= start as le32; result = count | next id to ask << 32 */
+static VdpaStatus vdpa_cmd_list(VdpaMgmt *s, const VdpaCmd *cmd,
+                                uint64_t *result)
+{
+    uint32_t room = cmd->buf_len / 4, n = 0;
+    g_autofree uint8_t *out = g_malloc(MIN(room, s->table.count + 1) * 4);
+    uint32_t id = vdpa_table_next(&s->table, cmd->u.list.start);
+
+    while (id && n < room && n <= s->table.count) {
+        vdpa_st32(out + 4 * n++, id);
+        id = vdpa_table_next(&s->table, (uint64_t)id + 1);
+    }
+    if (n && !vdpa_fn_dma(s, cmd->buf_addr, out, n * 4, true)) {
+        return vdpa_status(VDPA_S_EINVAL, VDPA_Q_BUF_RANGE);
+    }
+    *result = n | (uint64_t)id << 32;
+    return vdpa_status(VDPA_S_OK, VDPA_Q_OK);
+}
+
+static VdpaStatus vdpa_cmd_bind_pasid(VdpaInst *inst, const VdpaCmd *cmd)
+{
+    /*
+     * Reached only when limits.pasid_bits is non-zero, which needs a
+     * PASID-capable vIOMMU (docs/vdpa-mgmt.rst); none is wired yet, so
+     * limits.pasid_bits stays 0 and vdpa_cmd_check() refuses the bind.
+     */
+    if (cmd->u.pasid.pasid == VDPA_NO_PASID && inst->pasid == VDPA_NO_PASID) {
+        return vdpa_status(VDPA_S_EINVAL, VDPA_Q_PASID_UNBOUND);
+    }
+    return vdpa_status(VDPA_S_ENXIO, VDPA_Q_PASID_UNSUPP);
+}
+
+static VdpaStatus vdpa_execute(VdpaMgmt *s, const VdpaCmd *cmd,
+                               uint64_t *result)
+{
+    VdpaStatus st = vdpa_cmd_check(cmd, &s->limits);
+    VdpaInst *inst = NULL;
+
+    *result = 0;
+    if (!vdpa_ok(st)) {
+        return st;
+    }
+    if (vdpa_cmd_has_member(cmd->opcode)) {
+        inst = vdpa_table_get(&s->table, cmd->member);
+        if (!inst) {
+            return vdpa_status(VDPA_S_ENXIO, VDPA_Q_INVALID_MEMBER);
+        }
+    }
+
+    switch (cmd->opcode) {
+    case VDPA_OP_DISCOVER: {
+        uint8_t out[VDPA_DISCOVER_SIZE];
+
+        vdpa_discover_encode(&s->limits, s->table.count, out);
+        if (!vdpa_fn_dma(s, cmd->buf_addr, out, sizeof(out), true)) {
+            return vdpa_status(VDPA_S_EINVAL, VDPA_Q_BUF_RANGE);
+        }
+        return st;
+    }
+    case VDPA_OP_CREATE:
+        return vdpa_cmd_create(s, cmd, result);
+    case VDPA_OP_DESTROY:
+        vdpa_inst_free(s, inst);
+        return st;
+    case VDPA_OP_QUERY:
+        return vdpa_cmd_query(s, inst, cmd);
+    case VDPA_OP_LIST:
+        return vdpa_cmd_list(s, cmd, result);
+    case VDPA_OP_CONFIG_READ:
+    case VDPA_OP_CONFIG_WRITE:
+        return vdpa_cmd_config(s, inst, cmd);
+    case VDPA_OP_QUEUE_SETUP:
+        return vdpa_cmd_queue_setup(inst, cmd);
+    case VDPA_OP_SET_STATUS:
+        return vdpa_cmd_set_status(inst, cmd);
+    case VDPA_OP_BIND_PASID:
+        return vdpa_cmd_bind_pasid(inst, cmd);
+    case VDPA_OP_SET_QUEUE_MSI:
+        return vdpa_cmd_msi(inst, cmd);
+    case VDPA_OP_SUSPEND:
+        vdpa_inst_quiesce(inst);
+        inst->suspended = true;
+        return st;
+    case VDPA_OP_RESUME:
+        if (inst->suspended) {
+            inst->suspended = false;
+            for (uint16_t i = 0; i < inst->nqueues; i++) {
+                if (inst->q[i].vq.enabled) {
+                    vdpa_queue_kick(s, inst, i);
+                }
+            }
+        }
+        return st;
+    case VDPA_OP_STATS:
+        return vdpa_cmd_stats(s, inst, cmd);
+    }
+    return vdpa_status(VDPA_S_EINVAL, VDPA_Q_INVALID_OPCODE);
+}
+
+/* ---- Admin queue ---- */
+
+static void vdpa_admin_fatal(VdpaMgmt *s, uint32_t code)
+{
+    qemu_log_mask(LOG_GUEST_ERROR, "vdpa-mgmt: admin queue unusable (%u)\n",
+                  code);
+    s->status = VDPA_STATUS_FATAL;
+    s->fatal = code;
+}
+
+static void vdpa_admin_bh(void *opaque)
+{
+    VdpaMgmt *s = opaque;
+    bool completed = false;
+
+    while (s->status == VDPA_STATUS_READY && s->sq_head != s->sq_tail &&
+           (s->cq_tail + 1) % s->aq_size != s->cq_head) {
+        uint8_t sqe[VDPA_SQE_SIZE], cqe[VDPA_CQE_SIZE];
+        uint64_t result;
+        VdpaStatus st;
+        VdpaCmd cmd;
+
+        if (!vdpa_fn_dma(s, s->sq_base + (uint64_t)s->sq_head * VDPA_SQE_SIZE,
+                         sqe, sizeof(sqe), false)) {
+            vdpa_admin_fatal(s, VDPA_FATAL_DMA);
+            break;
+        }
+        s->sq_head = (s->sq_head + 1) % s->aq_size;
+        vdpa_cmd_decode(sqe, &cmd);
+        st = vdpa_execute(s, &cmd, &result);
+        s->admin_cmds++;
+        if (!vdpa_ok(st)) {
+            s->admin_errors++;
+            qemu_log_mask(LOG_GUEST_ERROR, "vdpa-mgmt: %s (0x%x) on %" PRIu64
+                          ": status %u qualifier 0x%x\n",
+                          vdpa_op_name(cmd.opcode), cmd.opcode, cmd.member,
+                          st.status, st.qual);
+        }
+        trace_vdpa_mgmt_admin(vdpa_op_name(cmd.opcode), cmd.member,
+                              st.status, st.qual, result);
+        vdpa_cqe_encode(cqe, cmd.cid, st, s->cq_phase, result);
+        if (!vdpa_fn_dma(s, s->cq_base + (uint64_t)s->cq_tail * VDPA_CQE_SIZE,
+                         cqe, sizeof(cqe), true)) {
+            vdpa_admin_fatal(s, VDPA_FATAL_DMA);
+            break;
+        }
+        s->cq_tail = (s->cq_tail + 1) % s->aq_size;
+        if (s->cq_tail == 0) {
+            s->cq_phase = !s->cq_phase;
+        }
+        completed = true;
+    }
+    if (completed && s->aq_vector < 1 && msix_enabled(PCI_DEVICE(s))) {
+        msix_notify(PCI_DEVICE(s), s->aq_vector);
+    }
+}
+
+static void vdpa_admin_enable(VdpaMgmt *s, bool on)
+{
+    s->sq_head = s->sq_tail = s->cq_head = s->cq_tail = 0;
+    s->cq_phase = true;
+    s->fatal = VDPA_FATAL_NONE;
+    s->status = 0;
+    if (!on) {
+        return;
+    }
+    if (s->aq_size < VDPA_AQ_MIN_SIZE || s->aq_size > VDPA_AQ_MAX_SIZE ||
+        (s->aq_size & (s->aq_size - 1)) || s->sq_base % VDPA_SQE_SIZE ||
+        s->cq_base % VDPA_CQE_SIZE) {
+        vdpa_admin_fatal(s, VDPA_FATAL_BAD_RING);
+        return;
+    }
+    s->status = VDPA_STATUS_READY;
+}
+
+static uint64_t vdpa_reg_read(void *opaque, hwaddr addr, unsigned size)
+{
+    VdpaMgmt *s = opaque;
+
+    switch (addr) {
+    case VDPA_REG_MAGIC:
+        return VDPA_MGMT_MAGIC;
+    case VDPA_REG_VERSION:
+        return VDPA_MGMT_VERSION;
+    case VDPA_REG_MAX_INST:
+        return s->max_instances;
+    case VDPA_REG_NUM_INST:
+        return s->table.count;
+    case VDPA_REG_CTRL:
+        return s->ctrl;
+    case VDPA_REG_STATUS:
+        return s->status;
+    case VDPA_REG_AQ_SIZE:
+        return s->aq_size;
+    case VDPA_REG_AQ_VECTOR:
+        return s->aq_vector;
+    case VDPA_REG_AQ_SQ_LO:
+        return (uint32_t)s->sq_base;
+    case VDPA_REG_AQ_SQ_HI:
+        return s->sq_base >> 32;
+    case VDPA_REG_AQ_CQ_LO:
+        return (uint32_t)s->cq_base;
+    case VDPA_REG_AQ_CQ_HI:
+        return s->cq_base >> 32;
+    case VDPA_REG_AQ_SQ_TAIL:
+        return s->sq_tail;
+    case VDPA_REG_AQ_SQ_HEAD:
+        return s->sq_head;
+    case VDPA_REG_AQ_CQ_HEAD:
+        return s->cq_head;
+    case VDPA_REG_AQ_CQ_TAIL:
+        return s->cq_tail;
+    case VDPA_REG_FATAL_CODE:
+        return s->fatal;
+    }
+    return 0;
+}
+
+static void vdpa_reg_write(void *opaque, hwaddr addr, uint64_t val,
+                           unsigned size)
+{
+    VdpaMgmt *s = opaque;
+    bool enabled = s->ctrl & VDPA_CTRL_ENABLE;
+
+    /* Ring geometry is fixed while the admin queue is enabled */
+    if (enabled && addr >= VDPA_REG_AQ_SIZE && addr <= VDPA_REG_AQ_CQ_HI) {
+        qemu_log_mask(LOG_GUEST_ERROR, "vdpa-mgmt: admin queue register "
+                      "0x%" HWADDR_PRIx " written while enabled\n", addr);
+        return;
+    }
+    switch (addr) {
+    case VDPA_REG_CTRL:
+        s->ctrl = val & VDPA_CTRL_ENABLE;
+        vdpa_admin_enable(s, s->ctrl);
+        break;
+    case VDPA_REG_AQ_SIZE:
+        s->aq_size = val;
+        break;
+    case VDPA_REG_AQ_VECTOR:
+        s->aq_vector = val & 0xffff;
+        break;
+    case VDPA_REG_AQ_SQ_LO:
+        s->sq_base = deposit64(s->sq_base, 0, 32, val);
+        break;
+    case VDPA_REG_AQ_SQ_HI:
+        s->sq_base = deposit64(s->sq_base, 32, 32, val);
+        break;
+    case VDPA_REG_AQ_CQ_LO:
+        s->cq_base = deposit64(s->cq_base, 0, 32, val);
+        break;
+    case VDPA_REG_AQ_CQ_HI:
+        s->cq_base = deposit64(s->cq_base, 32, 32, val);
+        break;
+    case VDPA_REG_AQ_SQ_TAIL:
+    case VDPA_REG_AQ_CQ_HEAD:
+        if (s->status != VDPA_STATUS_READY || val >= s->aq_size) {
+            qemu_log_mask(LOG_GUEST_ERROR, "vdpa-mgmt: admin queue index "
+                          "%" PRIu64 " out of range or queue not ready\n",
+                          val);
+            return;
+        }
+        if (addr == VDPA_REG_AQ_SQ_TAIL) {
+            s->sq_tail = val;
+        } else {
+            s->cq_head = val;
+        }
+        qemu_bh_schedule(s->admin_bh);
+        break;
+    default:
+        qemu_log_mask(LOG_GUEST_ERROR, "vdpa-mgmt: write to read-only "
+                      "register 0x%" HWADDR_PRIx "\n", addr);
+        break;
+    }
+}
+
+static const MemoryRegionOps vdpa_reg_ops = {
+    .read = vdpa_reg_read,
+    .write = vdpa_reg_write,
+    .endianness = DEVICE_LITTLE_ENDIAN,
+    .valid = { .min_access_size = 4, .max_access_size = 4 },
+    .impl = { .min_access_size = 4, .max_access_size = 4 },
+};
+
+/* ---- Life cycle ---- */
+
+static void vdpa_destroy_all(VdpaMgmt *s)
+{
+    for (uint32_t id = vdpa_table_next(&s->table, 1); id;
+         id = vdpa_table_next(&s->table, id + 1)) {
+        vdpa_inst_free(s, vdpa_table_get(&s->table, id));
+    }
+}
+
+static void vdpa_mgmt_reset(DeviceState *dev)
+{
+    VdpaMgmt *s = VDPA_MGMT(dev);
+
+    /* A function reset reclaims every instance */
+    vdpa_destroy_all(s);
+    g_array_set_size(s->kicks, 0);
+    s->ctrl = 0;
+    s->aq_size = 0;
+    s->aq_vector = VDPA_AQ_NO_VECTOR;
+    s->sq_base = s->cq_base = 0;
+    vdpa_admin_enable(s, false);
+}
+
+static void vdpa_free_backends(VdpaMgmt *s)
+{
+    for (uint32_t i = 0; i < s->nblk; i++) {
+        if (s->blk[i].blk) {
+            blk_unref(s->blk[i].blk);
+        }
+        g_free(s->blk[i].name);
+    }
+    g_free(s->blk);
+    s->blk = NULL;
+    s->nblk = 0;
+}
+
+/* blk-nodes=a:b:c; each a -blockdev node name or a -drive id */
+static bool vdpa_open_backends(VdpaMgmt *s, Error **errp)
+{
+    g_auto(GStrv) names = NULL;
+
+    if (!s->blk_nodes || !*s->blk_nodes) {
+        return true;
+    }
+    names = g_strsplit(s->blk_nodes, ":", 0);
+    s->nblk = g_strv_length(names);
+    s->blk = g_new0(VdpaBlkBackend, s->nblk);
+    for (uint32_t i = 0; i < s->nblk; i++) {
+        VdpaBlkBackend *be = &s->blk[i];
+        BlockDriverState *bs = bdrv_lookup_bs(names[i], names[i], NULL);
+        int64_t len;
+
+        be->name = g_strdup(names[i]);
+        if (!bs) {
+            error_setg(errp, "vdpa-mgmt: blk-nodes: no block node or drive "
+                       "named '%s'", names[i]);
+            return false;
+        }
+        be->read_only = bdrv_is_read_only(bs);
+        be->blk = blk_new(qemu_get_aio_context(),
+                          BLK_PERM_CONSISTENT_READ |
+                          (be->read_only ? 0 : BLK_PERM_WRITE),
+                          BLK_PERM_ALL);
+        if (blk_insert_bs(be->blk, bs, errp) < 0) {
+            error_prepend(errp, "vdpa-mgmt: blk-nodes: '%s': ", names[i]);
+            return false;
+        }
+        len = blk_getlength(be->blk);
+        if (len < 0) {
+            error_setg_errno(errp, -len, "vdpa-mgmt: blk-nodes: '%s'",
+                             names[i]);
+            return false;
+        }
+        be->sectors = len / VDPA_BLK_SECTOR;
+    }
+    return true;
+}
+
+static void vdpa_mgmt_realize(PCIDevice *pdev, Error **errp)
+{
+    VdpaMgmt *s = VDPA_MGMT(pdev);
+    VdpaLimits *lim = &s->limits;
+
+    if (s->max_instances == 0 || s->max_instances > VDPA_TABLE_MAX) {
+        error_setg(errp, "vdpa-mgmt: max-instances must be 1..%u",
+                   VDPA_TABLE_MAX);
+        return;
+    }
+    if (!vdpa_open_backends(s, errp)) {
+        vdpa_free_backends(s);
+        return;
+    }
+    if (vdpa_table_init(&s->table, s->max_instances) < 0) {
+        error_setg(errp, "vdpa-mgmt: cannot allocate the instance table");
+        vdpa_free_backends(s);
+        return;
+    }
+
+    *lim = (VdpaLimits) {
+        .max_instances = s->max_instances,
+        .max_queues = VDPA_MGMT_MAX_QUEUES,
+        .max_queue_size = VDPA_MGMT_MAX_QSIZE,
+        .dma_bits = VDPA_DMA_BITS,
+        .pasid_bits = 0,
+    };
+    lim->num_backends[VDPA_TYPE_BLK] = s->nblk;
+    lim->config_size[VDPA_TYPE_BLK] = sizeof(struct virtio_blk_config);
+    lim->features[VDPA_TYPE_BLK] =
+        (1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_F_ACCESS_PLATFORM) |
+        (1ULL << VIRTIO_RING_F_EVENT_IDX) |
+        (1ULL << VIRTIO_RING_F_INDIRECT_DESC) |
+        (1ULL << VIRTIO_BLK_F_SEG_MAX) | (1ULL << VIRTIO_BLK_F_BLK_SIZE) |
+        (1ULL << VIRTIO_BLK_F_FLUSH) | (1ULL << VIRTIO_BLK_F_MQ) |
+        (1ULL << VIRTIO_BLK_F_RO);
+
+    pci_config_set_interrupt_pin(pdev->config, 1);
+    memory_region_init(&s->bar, OBJECT(s), "vdpa-mgmt-bar",
+                       VDPA_MGMT_BAR_SIZE);
+    memory_region_init_io(&s->regs, OBJECT(s), &vdpa_reg_ops, s,
+                          "vdpa-mgmt-regs", VDPA_MGMT_DOORBELL_OFF);
+    memory_region_init_io(&s->doorbell, OBJECT(s), &vdpa_doorbell_ops, s,
+                          "vdpa-mgmt-doorbell", VDPA_MGMT_DOORBELL_SIZE);
+    memory_region_add_subregion(&s->bar, 0, &s->regs);
+    memory_region_add_subregion(&s->bar, VDPA_MGMT_DOORBELL_OFF,
+                                &s->doorbell);
+    pci_register_bar(pdev, VDPA_MGMT_REG_BAR,
+                     PCI_BASE_ADDRESS_SPACE_MEMORY |
+                     PCI_BASE_ADDRESS_MEM_TYPE_64, &s->bar);
+    if (pci_is_express(pdev) && pcie_endpoint_cap_init(pdev, 0x80) < 0) {
+        error_setg(errp, "vdpa-mgmt: cannot add the PCIe capability");
+        goto fail;
+    }
+    if (msix_init_exclusive_bar(pdev, 1, VDPA_MGMT_MSIX_BAR, errp)) {
+        goto fail;
+    }
+    msix_vector_use(pdev, 0);
+
+    s->kicks = g_array_new(false, false, sizeof(uint32_t));
+    s->kick_bh = qemu_bh_new_guarded(vdpa_kick_bh, s,
+                                     &DEVICE(s)->mem_reentrancy_guard);
+    s->admin_bh = qemu_bh_new_guarded(vdpa_admin_bh, s,
+                                      &DEVICE(s)->mem_reentrancy_guard);
+    s->aq_vector = VDPA_AQ_NO_VECTOR;
+    return;
+
+fail:
+    vdpa_table_destroy(&s->table);
+    vdpa_free_backends(s);
+}
+
+static void vdpa_mgmt_exit(PCIDevice *pdev)
+{
+    VdpaMgmt *s = VDPA_MGMT(pdev);
+
+    vdpa_destroy_all(s);
+    qemu_bh_delete(s->kick_bh);
+    qemu_bh_delete(s->admin_bh);
+    g_array_free(s->kicks, true);
+    while (s->spare) {
+        VdpaBlkReq *r = s->spare;
+
+        s->spare = r->next_spare;
+        g_free(r);
+    }
+    s->nspare = 0;
+    msix_uninit_exclusive_bar(pdev);
+    vdpa_table_destroy(&s->table);
+    vdpa_free_backends(s);
+}
+
+static const Property vdpa_mgmt_properties[] = {
+    DEFINE_PROP_UINT32("max-instances", VdpaMgmt, max_instances, 65536),
+    DEFINE_PROP_STRING("blk-nodes", VdpaMgmt, blk_nodes),
+};
+
+static void vdpa_mgmt_class_init(ObjectClass *klass, void *data)
+{
+    DeviceClass *dc = DEVICE_CLASS(klass);
+    PCIDeviceClass *pc = PCI_DEVICE_CLASS(klass);
+
+    pc->realize = vdpa_mgmt_realize;
+    pc->exit = vdpa_mgmt_exit;
+    pc->vendor_id = VDPA_MGMT_PCI_VENDOR_ID;
+    pc->device_id = VDPA_MGMT_PCI_DEVICE_ID;
+    pc->revision = VDPA_MGMT_PCI_REVISION;
+    pc->class_id = PCI_CLASS_SYSTEM_OTHER;
+    dc->desc = "vDPA management function (managed virtio instances)";
+    device_class_set_legacy_reset(dc, vdpa_mgmt_reset);
+    set_bit(DEVICE_CATEGORY_MISC, dc->categories);
+    device_class_set_props(dc, vdpa_mgmt_properties);
+}
+
+static const TypeInfo vdpa_mgmt_info = {
+    .name = TYPE_VDPA_MGMT,
+    .parent = TYPE_PCI_DEVICE,
+    .instance_size = sizeof(VdpaMgmt),
+    .class_init = vdpa_mgmt_class_init,
+    .interfaces = (InterfaceInfo[]) {
+        { INTERFACE_PCIE_DEVICE },
+        { }
+    },
+};
+
+static void vdpa_mgmt_register_types(void)
+{
+    type_register_static(&vdpa_mgmt_info);
+}
+
+type_init(vdpa_mgmt_register_types)

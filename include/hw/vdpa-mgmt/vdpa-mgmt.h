@@ -1,0 +1,122 @@
+/*
+ * vdpa-mgmt: the management PCI function and its managed instances
+ *
+ * Shared between the device (hw/vdpa-mgmt/vdpa-mgmt.c) and its monitor
+ * commands (hw/vdpa-mgmt/vdpa-mgmt-qmp.c).  See docs/vdpa-mgmt.rst.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef HW_VDPA_MGMT_VDPA_MGMT_H
+#define HW_VDPA_MGMT_VDPA_MGMT_H
+
+#include "exec/memory.h"
+#include "hw/pci/pci_device.h"
+#include "qom/object.h"
+#include "hw/vpri/virtq.h"
+#include "hw/vdpa-mgmt/vdpa-cmd.h"
+#include "hw/vdpa-mgmt/vdpa-msi.h"
+#include "hw/vdpa-mgmt/vdpa-table.h"
+
+#define TYPE_VDPA_MGMT "vdpa-mgmt"
+OBJECT_DECLARE_SIMPLE_TYPE(VdpaMgmt, VDPA_MGMT)
+
+#define VDPA_MGMT_MAX_QUEUES  16
+#define VDPA_MGMT_MAX_QSIZE   1024
+
+typedef struct VdpaInstStats {
+    uint64_t kicks;
+    uint64_t requests;
+    uint64_t bytes_read;        /* by the guest: device to memory */
+    uint64_t bytes_written;     /* by the guest: memory to device */
+    uint64_t interrupts;
+    uint64_t errors;
+    uint64_t dma_faults;
+    uint64_t suppressed;
+} VdpaInstStats;
+
+/* One queue of an instance: engine state and its MSI message */
+typedef struct VdpaQueue {
+    Virtq vq;
+    VdpaMsiMsg msi;
+    uint8_t kick_pending;
+} VdpaQueue;
+
+typedef struct VdpaInst {
+    struct VdpaMgmt *s;
+    uint32_t id;
+    uint8_t type;
+    uint8_t status;
+    bool suspended;
+    uint16_t nqueues;
+    uint32_t backend;
+    uint32_t pasid;             /* VDPA_NO_PASID: the function's space */
+    AddressSpace *as;           /* where its DMA goes */
+    uint32_t inflight;
+    uint64_t dev_features;
+    uint64_t drv_features;
+    uint8_t mac[6];
+    uint8_t wce;
+    VdpaInstStats stats;
+    VdpaQueue q[];
+} VdpaInst;
+
+/* A block backend an instance can select at create time */
+typedef struct VdpaBlkBackend {
+    char *name;
+    BlockBackend *blk;
+    uint64_t sectors;
+    bool read_only;
+} VdpaBlkBackend;
+
+typedef struct VdpaBlkReq VdpaBlkReq;
+
+struct VdpaMgmt {
+    PCIDevice parent_obj;
+
+    MemoryRegion bar;
+    MemoryRegion regs;
+    MemoryRegion doorbell;
+
+    /* Properties */
+    uint32_t max_instances;
+    char *blk_nodes;
+
+    VdpaLimits limits;
+    VdpaTable table;
+    VdpaBlkBackend *blk;
+    uint32_t nblk;
+
+    /* Admin queue */
+    uint32_t ctrl;
+    uint32_t status;
+    uint32_t fatal;
+    uint32_t aq_size;
+    uint32_t aq_vector;
+    uint64_t sq_base;
+    uint64_t cq_base;
+    uint32_t sq_tail;
+    uint32_t sq_head;
+    uint32_t cq_head;
+    uint32_t cq_tail;
+    bool cq_phase;
+    QEMUBH *admin_bh;
+
+    /* Kicked (instance, queue) pairs, run from the main loop */
+    GArray *kicks;
+    QEMUBH *kick_bh;
+
+    VdpaBlkReq *spare;
+    uint32_t nspare;
+
+    /* Function-wide counters */
+    uint64_t admin_cmds;
+    uint64_t admin_errors;
+    uint64_t bad_doorbells;
+    uint64_t created;
+    uint64_t destroyed;
+};
+
+const char *vdpa_inst_state(const VdpaInst *inst);
+
+#endif

@@ -1,0 +1,611 @@
+/*
+ * qtests for vdpa-mgmt: the admin queue, blk instances on the shared
+ * virtqueue engine, per-queue MSI messages, scale and bad input
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/bswap.h"
+#include "qobject/qdict.h"
+#include "qobject/qlist.h"
+#include "libqos/pci-pc.h"
+#include "libqos/malloc-pc.h"
+#include "vdpa-mgmt-aq.h"
+
+#define IMG_SIZE (1 * 1024 * 1024)
+#define BLK_T_IN 0
+#define BLK_T_OUT 1
+#define BLK_T_GET_ID 8
+#define BLK_S_OK 0
+#define BLK_S_IOERR 1
+#define BLK_S_UNSUPP 2
+
+#define FEATURES_OK_STATUS (VDPA_ST_ACKNOWLEDGE | VDPA_ST_DRIVER | \
+                            VDPA_ST_FEATURES_OK)
+#define RUNNING_STATUS (FEATURES_OK_STATUS | VDPA_ST_DRIVER_OK)
+
+typedef struct T {
+    QTestState *qts;
+    QGuestAllocator alloc;
+    QPCIBus *bus;
+    VMAdmin *a;
+    char *img[2];
+} T;
+
+static T *t_start(const char *extra, uint32_t aq_size)
+{
+    T *t = g_new0(T, 1);
+    g_autofree char *args = NULL;
+
+    for (int i = 0; i < 2; i++) {
+        g_autoptr(GError) err = NULL;
+        int fd = g_file_open_tmp("vdpa-mgmt-XXXXXX.img", &t->img[i], &err);
+
+        g_assert_no_error(err);
+        g_assert_cmpint(ftruncate(fd, IMG_SIZE), ==, 0);
+        close(fd);
+    }
+    args = g_strdup_printf("-M q35 -m 512M -nodefaults "
+                           "-blockdev driver=file,node-name=d0,filename=%s "
+                           "-blockdev driver=file,node-name=d1,filename=%s "
+                           "-device vdpa-mgmt,id=vm0,blk-nodes=d0:d1%s",
+                           t->img[0], t->img[1], extra);
+    t->qts = qtest_init(args);
+    for (int i = 0; i < 2; i++) {
+        unlink(t->img[i]);
+    }
+    pc_alloc_init(&t->alloc, t->qts, 0);
+    t->bus = qpci_new_pc(t->qts, &t->alloc);
+    t->a = vm_open(t->qts, &t->alloc, t->bus, aq_size);
+    return t;
+}
+
+static void t_stop(T *t)
+{
+    vm_close(t->a);
+    qpci_free_pc(t->bus);
+    alloc_destroy(&t->alloc);
+    qtest_quit(t->qts);
+    for (int i = 0; i < 2; i++) {
+        g_free(t->img[i]);
+    }
+    g_free(t);
+}
+
+static void expect_at(VMCqe c, uint16_t status, uint16_t qual, int line)
+{
+    if (c.status != status || c.qual != qual) {
+        g_test_message("line %d: status %u qualifier 0x%x", line, c.status,
+                       c.qual);
+    }
+    g_assert_cmpuint(c.status, ==, status);
+    g_assert_cmphex(c.qual, ==, qual);
+}
+
+#define expect(c, status, qual) expect_at(c, status, qual, __LINE__)
+
+/* The function's entry of query-vdpa-mgmt (caller unrefs the reply) */
+static QDict *query(QTestState *qts, bool brief, QDict **reply)
+{
+    QList *list;
+
+    *reply = qtest_qmp(qts, "{'execute': 'query-vdpa-mgmt', "
+                       "'arguments': {'brief': %i}}", brief);
+    g_assert(qdict_haskey(*reply, "return"));
+    list = qdict_get_qlist(*reply, "return");
+    g_assert_cmpuint(qlist_size(list), ==, 1);
+    return qobject_to(QDict, qlist_peek(list));
+}
+
+/* Create a blk instance and bring it to DRIVER_OK with queue rings */
+static uint32_t bring_up(VMAdmin *a, VMRing *rings, uint16_t nq,
+                         uint32_t backend)
+{
+    uint32_t id = vm_create_blk(a, nq, backend);
+
+    vm_set_status(a, id, FEATURES_OK_STATUS, VM_F_VERSION_1);
+    for (uint16_t q = 0; q < nq; q++) {
+        VdpaCmd c;
+
+        vm_ring_init(&rings[q], guest_alloc(a->alloc, VM_RING_BYTES));
+        c = vm_ring_setup_cmd(a, &rings[q], id, q);
+        expect(vm_exec(a, &c), VDPA_S_OK, VDPA_Q_OK);
+    }
+    vm_set_status(a, id, RUNNING_STATUS, VM_F_VERSION_1);
+    return id;
+}
+
+static void test_discover(void)
+{
+    T *t = t_start(",max-instances=100", 16);
+    VdpaCmd c = vm_cmd_new(t->a, VDPA_OP_DISCOVER, 0);
+    uint8_t d[VDPA_DISCOVER_SIZE];
+    QDict *reply, *info;
+
+    g_assert_cmpuint(vm_reg_read(t->a, VDPA_REG_MAX_INST), ==, 100);
+    c.buf_addr = t->a->buf;
+    c.buf_len = VDPA_DISCOVER_SIZE;
+    expect(vm_exec(t->a, &c), VDPA_S_OK, VDPA_Q_OK);
+    qtest_memread(t->qts, t->a->buf, d, sizeof(d));
+    g_assert_cmpuint(ldl_le_p(d + VDPA_DISC_MAX_INST), ==, 100);
+    g_assert_cmpuint(ldl_le_p(d + VDPA_DISC_NUM_INST), ==, 0);
+    g_assert_cmpuint(lduw_le_p(d + VDPA_DISC_MAX_QUEUES), ==, 16);
+    g_assert_cmpuint(ldl_le_p(d + VDPA_DISC_TYPES), ==, 1u << VDPA_TYPE_BLK);
+    g_assert_cmpuint(ldl_le_p(d + VDPA_DISC_NUM_BLK), ==, 2);
+    g_assert_cmpuint(d[VDPA_DISC_PASID_BITS], ==, 0);
+    g_assert_true(ldq_le_p(d + VDPA_DISC_BLK_FEAT) & VM_F_VERSION_1);
+
+    info = query(t->qts, true, &reply);
+    g_assert_cmpstr(qdict_get_str(info, "id"), ==, "vm0");
+    g_assert_cmpint(qdict_get_int(info, "max-instances"), ==, 100);
+    g_assert_true(qdict_get_bool(info, "admin-queue-ready"));
+    g_assert_false(qdict_haskey(info, "instances"));
+    qobject_unref(reply);
+    t_stop(t);
+}
+
+static void fill(uint8_t *buf, size_t len, uint8_t seed)
+{
+    for (size_t i = 0; i < len; i++) {
+        buf[i] = (uint8_t)(seed + i * 7);
+    }
+}
+
+static void test_blk_lifecycle(void)
+{
+    T *t = t_start("", 16);
+    VMAdmin *a = t->a;
+    VMRing r, r1;
+    uint64_t data = guest_alloc(&t->alloc, 4096);
+    uint64_t msi = guest_alloc(&t->alloc, 16);
+    uint8_t out[4096], in[4096], buf[VDPA_QUERY_SIZE];
+    uint32_t id, id1;
+    VdpaCmd c;
+    QDict *reply, *info, *inst;
+    g_autofree char *hmp = NULL;
+
+    id = bring_up(a, &r, 1, 0);
+    vm_set_msi(a, id, 0, msi, 0xc0de0001, false);
+    qtest_writel(t->qts, msi, 0);
+
+    /* Write a pattern, read it back into another buffer */
+    fill(out, sizeof(out), 3);
+    qtest_memwrite(t->qts, data, out, sizeof(out));
+    g_assert_cmpint(vm_blk_io(a, &r, id, 0, BLK_T_OUT, 8, data, 4096), ==,
+                    BLK_S_OK);
+    g_assert_cmphex(qtest_readl(t->qts, msi), ==, 0xc0de0001);
+    qtest_memset(t->qts, data, 0, 4096);
+    qtest_writel(t->qts, msi, 0);
+    g_assert_cmpint(vm_blk_io(a, &r, id, 0, BLK_T_IN, 8, data, 4096), ==,
+                    BLK_S_OK);
+    qtest_memread(t->qts, data, in, sizeof(in));
+    g_assert_cmpmem(in, sizeof(in), out, sizeof(out));
+    g_assert_cmphex(qtest_readl(t->qts, msi), ==, 0xc0de0001);
+    /* Beyond the disk: I/O error, not a crash */
+    g_assert_cmpint(vm_blk_io(a, &r, id, 0, BLK_T_IN, IMG_SIZE / 512, data,
+                              512), ==, BLK_S_IOERR);
+    g_assert_cmpint(vm_blk_io(a, &r, id, 0, 77, 0, data, 0), ==,
+                    BLK_S_UNSUPP);
+
+    /* Another instance on the other backend sees the other disk */
+    id1 = bring_up(a, &r1, 1, 1);
+    g_assert_cmpuint(id1, !=, id);
+    g_assert_cmpint(vm_blk_io(a, &r1, id1, 0, BLK_T_IN, 8, data, 4096), ==,
+                    BLK_S_OK);
+    qtest_memread(t->qts, data, in, sizeof(in));
+    for (int i = 0; i < 4096; i++) {
+        g_assert_cmpuint(in[i], ==, 0);
+    }
+
+    /* Config: capacity in sectors */
+    c = vm_cmd_new(a, VDPA_OP_CONFIG_READ, id);
+    c.buf_addr = a->buf;
+    c.buf_len = 8;
+    c.u.cfg.offset = 0;
+    c.u.cfg.length = 8;
+    expect(vm_exec(a, &c), VDPA_S_OK, VDPA_Q_OK);
+    g_assert_cmpuint(qtest_readq(t->qts, a->buf), ==, IMG_SIZE / 512);
+
+    /* Query and stats */
+    c = vm_cmd_new(a, VDPA_OP_QUERY, id);
+    c.buf_addr = a->buf;
+    c.buf_len = VDPA_QUERY_SIZE;
+    expect(vm_exec(a, &c), VDPA_S_OK, VDPA_Q_OK);
+    qtest_memread(t->qts, a->buf, buf, sizeof(buf));
+    g_assert_cmpuint(ldl_le_p(buf + VDPA_QR_ID), ==, id);
+    g_assert_cmpuint(buf[VDPA_QR_TYPE], ==, VDPA_TYPE_BLK);
+    g_assert_cmpuint(buf[VDPA_QR_STATUS], ==, RUNNING_STATUS);
+    g_assert_cmphex((uint32_t)ldl_le_p(buf + VDPA_QR_PASID), ==, VDPA_NO_PASID);
+    g_assert_cmpuint(ldl_le_p(buf + VDPA_QR_QENABLED), ==, 1);
+    c = vm_cmd_new(a, VDPA_OP_STATS, id);
+    c.buf_addr = a->buf;
+    c.buf_len = VDPA_STATS_SIZE;
+    expect(vm_exec(a, &c), VDPA_S_OK, VDPA_Q_OK);
+    qtest_memread(t->qts, a->buf, buf, VDPA_STATS_SIZE);
+    g_assert_cmpuint(ldq_le_p(buf + VDPA_SR_REQUESTS), ==, 4);
+    g_assert_cmpuint(ldq_le_p(buf + VDPA_SR_KICKS), ==, 4);
+    g_assert_cmpuint(ldq_le_p(buf + VDPA_SR_BYTES_WR), ==, 4096);
+    g_assert_cmpuint(ldq_le_p(buf + VDPA_SR_BYTES_RD), ==, 4096);
+    g_assert_cmpuint(ldq_le_p(buf + VDPA_SR_INTERRUPTS), ==, 4);
+
+    /* List: both ids, in order */
+    c = vm_cmd_new(a, VDPA_OP_LIST, 0);
+    c.buf_addr = a->buf;
+    c.buf_len = 64;
+    {
+        VMCqe lr = vm_exec(a, &c);
+
+        expect(lr, VDPA_S_OK, VDPA_Q_OK);
+        g_assert_cmpuint(lr.result & 0xffffffff, ==, 2);
+        g_assert_cmpuint(lr.result >> 32, ==, 0);
+        g_assert_cmpuint(qtest_readl(t->qts, a->buf), ==, MIN(id, id1));
+        g_assert_cmpuint(qtest_readl(t->qts, a->buf + 4), ==, MAX(id, id1));
+    }
+
+    info = query(t->qts, false, &reply);
+    g_assert_cmpint(qdict_get_int(info, "num-instances"), ==, 2);
+    inst = qobject_to(QDict, qlist_peek(qdict_get_qlist(info, "instances")));
+    g_assert_cmpint(qdict_get_int(inst, "id"), ==, id);
+    g_assert_cmpstr(qdict_get_str(inst, "type"), ==, "blk");
+    g_assert_cmpstr(qdict_get_str(inst, "state"), ==, "running");
+    g_assert_false(qdict_haskey(inst, "pasid"));
+    g_assert_cmpint(qdict_get_int(qdict_get_qdict(inst, "counters"),
+                                  "requests"), ==, 4);
+    qobject_unref(reply);
+    hmp = qtest_hmp(t->qts, "info vdpa-mgmt");
+    g_assert_nonnull(strstr(hmp, "vm0: 2/65536 instances"));
+    g_assert_nonnull(strstr(hmp, "blk running queues 1/1"));
+
+    vm_destroy(a, id);
+    vm_destroy(a, id1);
+    g_assert_cmpuint(vm_reg_read(a, VDPA_REG_NUM_INST), ==, 0);
+    t_stop(t);
+}
+
+/* Each queue of each instance interrupts with its own stored message */
+static void test_msi_per_queue(void)
+{
+    T *t = t_start("", 16);
+    VMAdmin *a = t->a;
+    VMRing r[2][2];
+    uint32_t id[2];
+    uint64_t msi = guest_alloc(&t->alloc, 64);
+    uint64_t data = guest_alloc(&t->alloc, 512);
+    VdpaCmd c;
+
+    qtest_memset(t->qts, msi, 0, 64);
+    for (int i = 0; i < 2; i++) {
+        id[i] = bring_up(a, r[i], 2, 0);
+        for (int q = 0; q < 2; q++) {
+            vm_set_msi(a, id[i], q, msi + 16 * i + 4 * q,
+                       0x1000 * (i + 1) + q, false);
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        for (int q = 0; q < 2; q++) {
+            g_assert_cmpint(vm_blk_io(a, &r[i][q], id[i], q, BLK_T_IN, q,
+                                      data, 512), ==, BLK_S_OK);
+            /* This message arrived, the ones not used yet did not */
+            for (int j = 0; j < 2; j++) {
+                for (int p = 0; p < 2; p++) {
+                    uint32_t v = qtest_readl(t->qts, msi + 16 * j + 4 * p);
+                    bool done = j < i || (j == i && p <= q);
+
+                    g_assert_cmphex(v, ==, done ? 0x1000 * (j + 1) + p : 0);
+                }
+            }
+        }
+    }
+
+    /* Masked: the interrupt is held, and delivered on unmask */
+    qtest_writel(t->qts, msi, 0);
+    vm_set_msi(a, id[0], 0, msi, 0xabcd, true);
+    g_assert_cmpint(vm_blk_io(a, &r[0][0], id[0], 0, BLK_T_IN, 0, data, 512),
+                    ==, BLK_S_OK);
+    g_assert_cmphex(qtest_readl(t->qts, msi), ==, 0);
+    vm_set_msi(a, id[0], 0, msi + 32, 0xabce, false);
+    g_assert_cmphex(qtest_readl(t->qts, msi + 32), ==, 0xabce);
+    g_assert_cmphex(qtest_readl(t->qts, msi), ==, 0);
+
+    /* A queue the instance does not have */
+    c = vm_cmd_new(a, VDPA_OP_SET_QUEUE_MSI, id[0]);
+    c.u.msi.queue = 2;
+    c.u.msi.addr = msi;
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_BAD_QUEUE);
+    t_stop(t);
+}
+
+static void test_suspend_resume(void)
+{
+    T *t = t_start("", 16);
+    VMAdmin *a = t->a;
+    VMRing r;
+    uint64_t data = guest_alloc(&t->alloc, 512);
+    uint32_t id = bring_up(a, &r, 1, 0);
+    VdpaCmd c = vm_cmd_new(a, VDPA_OP_SUSPEND, id);
+
+    expect(vm_exec(a, &c), VDPA_S_OK, VDPA_Q_OK);
+    vm_blk_post(a, &r, id, 0, BLK_T_IN, 0, data, 512);
+    /* Let the main loop run a while: nothing may complete */
+    for (int i = 0; i < 50; i++) {
+        vm_reg_read(a, VDPA_REG_STATUS);
+        g_usleep(1000);
+    }
+    g_assert_cmpuint(qtest_readw(t->qts, r.used + 2), ==, 0);
+    c = vm_cmd_new(a, VDPA_OP_RESUME, id);
+    expect(vm_exec(a, &c), VDPA_S_OK, VDPA_Q_OK);
+    g_assert_cmpint(vm_blk_wait(a, &r), ==, BLK_S_OK);
+    t_stop(t);
+}
+
+static void test_bad_input(void)
+{
+    T *t = t_start(",max-instances=4", 16);
+    VMAdmin *a = t->a;
+    VMRing r, bad;
+    uint32_t ids[4];
+    VdpaCmd c;
+    QDict *reply, *info;
+
+    /* Unknown commands, wrong group type, reserved fields */
+    c = vm_cmd_new(a, 0x0fff, 0);
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_INVALID_OPCODE);
+    c = vm_cmd_new(a, 0x7fff, 1);
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_INVALID_OPCODE);
+    c = vm_cmd_new(a, VDPA_OP_DESTROY, 1);
+    c.group_type = 1;
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_INVALID_GROUP);
+    c = vm_cmd_new(a, VDPA_OP_DESTROY, 1);
+    c.rsvd1 = 5;
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_INVALID_COMMAND);
+
+    /* Bad instance ids */
+    c = vm_cmd_new(a, VDPA_OP_DESTROY, 0);
+    expect(vm_exec(a, &c), VDPA_S_ENXIO, VDPA_Q_INVALID_MEMBER);
+    c = vm_cmd_new(a, VDPA_OP_SUSPEND, 5);
+    expect(vm_exec(a, &c), VDPA_S_ENXIO, VDPA_Q_INVALID_MEMBER);
+    c = vm_cmd_new(a, VDPA_OP_SUSPEND, 3);
+    expect(vm_exec(a, &c), VDPA_S_ENXIO, VDPA_Q_INVALID_MEMBER);
+
+    /* More instances than the limit */
+    for (int i = 0; i < 4; i++) {
+        ids[i] = vm_create_blk(a, 1, 0);
+    }
+    c = vm_cmd_new(a, VDPA_OP_CREATE, 0);
+    c.u.create.type = VDPA_TYPE_BLK;
+    c.u.create.nqueues = 1;
+    expect(vm_exec(a, &c), VDPA_S_ENOSPC, VDPA_Q_NORESOURCE);
+    /* Bad create fields: type, backend, queues, features */
+    c.u.create.backend = 2;
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_BAD_BACKEND);
+    c.u.create.backend = 0;
+    c.u.create.type = VDPA_TYPE_NET;
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_INVALID_FIELD);
+    c.u.create.type = VDPA_TYPE_BLK;
+    c.u.create.nqueues = 17;
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_INVALID_FIELD);
+
+    /* Double destroy */
+    vm_destroy(a, ids[3]);
+    c = vm_cmd_new(a, VDPA_OP_DESTROY, ids[3]);
+    expect(vm_exec(a, &c), VDPA_S_ENXIO, VDPA_Q_INVALID_MEMBER);
+
+    /* PASID without a vIOMMU */
+    c = vm_cmd_new(a, VDPA_OP_BIND_PASID, ids[0]);
+    c.u.pasid.pasid = 5;
+    expect(vm_exec(a, &c), VDPA_S_ENXIO, VDPA_Q_PASID_UNSUPP);
+
+    /* Order: queues need FEATURES_OK, DRIVER_OK needs FEATURES_OK */
+    vm_ring_init(&r, guest_alloc(&t->alloc, VM_RING_BYTES));
+    c = vm_ring_setup_cmd(a, &r, ids[0], 0);
+    expect(vm_exec(a, &c), VDPA_S_EBUSY, VDPA_Q_BAD_STATE);
+    c = vm_cmd_new(a, VDPA_OP_SET_STATUS, ids[0]);
+    c.u.status.status = VDPA_ST_DRIVER_OK;
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_BAD_STATE);
+    /* Features not offered, or without VERSION_1 */
+    c.u.status.status = FEATURES_OK_STATUS;
+    c.u.status.features = 1ULL << 60;
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_INVALID_FIELD);
+    c.u.status.features = 0;
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_INVALID_FIELD);
+    vm_set_status(a, ids[0], FEATURES_OK_STATUS, VM_F_VERSION_1);
+
+    /* Ring pointers out of range: unbacked, past the DMA space, unaligned */
+    bad = r;
+    bad.desc = 0x7f0000000000ULL;
+    c = vm_ring_setup_cmd(a, &bad, ids[0], 0);
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_RING_RANGE);
+    bad = r;
+    bad.used = 1ULL << 50;
+    c = vm_ring_setup_cmd(a, &bad, ids[0], 0);
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_RING_RANGE);
+    bad = r;
+    bad.desc += 8;
+    c = vm_ring_setup_cmd(a, &bad, ids[0], 0);
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_INVALID_FIELD);
+    c = vm_ring_setup_cmd(a, &r, ids[0], 1);
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_BAD_QUEUE);
+    c = vm_ring_setup_cmd(a, &r, ids[0], 0);
+    expect(vm_exec(a, &c), VDPA_S_OK, VDPA_Q_OK);
+    vm_set_status(a, ids[0], RUNNING_STATUS, VM_F_VERSION_1);
+    /* Clearing bits other than through reset */
+    c = vm_cmd_new(a, VDPA_OP_SET_STATUS, ids[0]);
+    c.u.status.status = VDPA_ST_ACKNOWLEDGE;
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_BAD_STATE);
+    /* Queue setup while running */
+    c = vm_ring_setup_cmd(a, &r, ids[0], 0);
+    expect(vm_exec(a, &c), VDPA_S_EBUSY, VDPA_Q_BAD_STATE);
+
+    /* Result buffers: missing, too small */
+    c = vm_cmd_new(a, VDPA_OP_STATS, ids[0]);
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_BUF_RANGE);
+    c.buf_addr = a->buf;
+    c.buf_len = 8;
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_BUF_RANGE);
+    /* Config past the blk config space */
+    c = vm_cmd_new(a, VDPA_OP_CONFIG_READ, ids[0]);
+    c.buf_addr = a->buf;
+    c.buf_len = 64;
+    c.u.cfg.offset = 88;
+    c.u.cfg.length = 16;
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_INVALID_FIELD);
+
+    /* Doorbells naming nothing are counted and dropped */
+    vm_doorbell(a, ids[3], 0);
+    vm_doorbell(a, ids[0], 9);
+    vm_doorbell(a, 0xfffff, 0);
+
+    /* A malformed ring breaks only its instance */
+    qtest_writew(t->qts, r.avail + 2, 100);     /* idx far ahead of size 4 */
+    vm_doorbell(a, ids[0], 0);
+    {
+        VdpaCmd q = vm_cmd_new(a, VDPA_OP_QUERY, ids[0]);
+
+        q.buf_addr = a->buf;
+        q.buf_len = VDPA_QUERY_SIZE;
+        expect(vm_exec(a, &q), VDPA_S_OK, VDPA_Q_OK);
+        g_assert_true(qtest_readb(t->qts, a->buf + VDPA_QR_STATUS) &
+                      VDPA_ST_NEEDS_RESET);
+    }
+    /* Reset recovers it */
+    vm_set_status(a, ids[0], 0, 0);
+
+    info = query(t->qts, true, &reply);
+    g_assert_cmpint(qdict_get_int(info, "bad-doorbells"), ==, 3);
+    g_assert_cmpint(qdict_get_int(info, "num-instances"), ==, 3);
+    g_assert_cmpint(qdict_get_int(info, "admin-errors"), >=, 25);
+    qobject_unref(reply);
+
+    /* A bad admin ring geometry: FATAL, and re-enabling recovers */
+    vm_reg_write(a, VDPA_REG_CTRL, 0);
+    vm_reg_write(a, VDPA_REG_AQ_SIZE, 3);
+    vm_reg_write(a, VDPA_REG_CTRL, VDPA_CTRL_ENABLE);
+    g_assert_cmpuint(vm_reg_read(a, VDPA_REG_STATUS), ==, VDPA_STATUS_FATAL);
+    g_assert_cmpuint(vm_reg_read(a, VDPA_REG_FATAL_CODE), ==,
+                     VDPA_FATAL_BAD_RING);
+    t_stop(t);
+}
+
+static void test_bad_properties(void)
+{
+    QTestState *qts = qtest_init("-M pc -nodefaults");
+    QDict *resp;
+
+    resp = qtest_qmp(qts, "{'execute': 'device_add', 'arguments': "
+                     "{'driver': 'vdpa-mgmt', 'blk-nodes': 'nope'}}");
+    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(resp, "error"),
+                                          "desc"), "'nope'"));
+    qobject_unref(resp);
+    resp = qtest_qmp(qts, "{'execute': 'device_add', 'arguments': "
+                     "{'driver': 'vdpa-mgmt', 'max-instances': 0}}");
+    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(resp, "error"),
+                                          "desc"), "max-instances"));
+    qobject_unref(resp);
+    qtest_quit(qts);
+}
+
+/* 10,000 instances at once, one I/O each, then all destroyed */
+static void test_scale(void)
+{
+    enum { N = 10000, AQ = 256, BATCH = AQ - 1 };
+    T *t = t_start("", AQ);
+    VMAdmin *a = t->a;
+    g_autofree VMRing *r = g_new(VMRing, N);
+    g_autofree uint32_t *ids = g_new(uint32_t, N);
+    g_autofree VdpaCmd *cmds = g_new(VdpaCmd, BATCH);
+    g_autofree VMCqe *res = g_new(VMCqe, BATCH);
+    uint64_t rings = guest_alloc(&t->alloc, (uint64_t)N * VM_RING_BYTES);
+    uint64_t data = guest_alloc(&t->alloc, 512);
+    QDict *reply, *info;
+
+    /* One batched pass per step: create, features, queue, driver ok */
+    for (int step = 0; step < 4; step++) {
+        for (int base = 0; base < N; base += BATCH) {
+            int n = MIN(BATCH, N - base);
+
+            for (int i = 0; i < n; i++) {
+                int k = base + i;
+
+                switch (step) {
+                case 0:
+                    cmds[i] = vm_cmd_new(a, VDPA_OP_CREATE, 0);
+                    cmds[i].u.create.type = VDPA_TYPE_BLK;
+                    cmds[i].u.create.nqueues = 1;
+                    cmds[i].u.create.backend = k % 2;
+                    break;
+                case 1:
+                case 3:
+                    cmds[i] = vm_cmd_new(a, VDPA_OP_SET_STATUS, ids[k]);
+                    cmds[i].u.status.status = step == 1 ? FEATURES_OK_STATUS :
+                                                          RUNNING_STATUS;
+                    cmds[i].u.status.features = VM_F_VERSION_1;
+                    break;
+                case 2:
+                    vm_ring_init(&r[k], rings + (uint64_t)k * VM_RING_BYTES);
+                    cmds[i] = vm_ring_setup_cmd(a, &r[k], ids[k], 0);
+                    break;
+                }
+            }
+            vm_submit(a, cmds, n, res);
+            for (int i = 0; i < n; i++) {
+                expect(res[i], VDPA_S_OK, VDPA_Q_OK);
+                if (step == 0) {
+                    ids[base + i] = res[i].result;
+                }
+            }
+        }
+    }
+    g_assert_cmpuint(vm_reg_read(a, VDPA_REG_NUM_INST), ==, N);
+
+    /* Rings were never written: zero them once, in page-sized chunks */
+    for (uint64_t off = 0; off < (uint64_t)N * VM_RING_BYTES; off += 4096) {
+        qtest_memset(t->qts, rings + off, 0, 4096);
+    }
+    for (int base = 0; base < N; base += 256) {
+        int n = MIN(256, N - base);
+
+        for (int i = 0; i < n; i++) {
+            vm_blk_post(a, &r[base + i], ids[base + i], 0, BLK_T_IN, i, data,
+                        512);
+        }
+        for (int i = 0; i < n; i++) {
+            g_assert_cmpint(vm_blk_wait(a, &r[base + i]), ==, BLK_S_OK);
+        }
+    }
+
+    info = query(t->qts, true, &reply);
+    g_assert_cmpint(qdict_get_int(info, "num-instances"), ==, N);
+    qobject_unref(reply);
+
+    for (int base = 0; base < N; base += BATCH) {
+        int n = MIN(BATCH, N - base);
+
+        for (int i = 0; i < n; i++) {
+            cmds[i] = vm_cmd_new(a, VDPA_OP_DESTROY, ids[base + i]);
+        }
+        vm_submit(a, cmds, n, res);
+        for (int i = 0; i < n; i++) {
+            expect(res[i], VDPA_S_OK, VDPA_Q_OK);
+        }
+    }
+    g_assert_cmpuint(vm_reg_read(a, VDPA_REG_NUM_INST), ==, 0);
+    info = query(t->qts, true, &reply);
+    g_assert_cmpint(qdict_get_int(info, "created"), ==, N);
+    g_assert_cmpint(qdict_get_int(info, "destroyed"), ==, N);
+    qobject_unref(reply);
+    t_stop(t);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    qtest_add_func("/vdpa-mgmt/discover", test_discover);
+    qtest_add_func("/vdpa-mgmt/blk-lifecycle", test_blk_lifecycle);
+    qtest_add_func("/vdpa-mgmt/msi-per-queue", test_msi_per_queue);
+    qtest_add_func("/vdpa-mgmt/suspend-resume", test_suspend_resume);
+    qtest_add_func("/vdpa-mgmt/bad-input", test_bad_input);
+    qtest_add_func("/vdpa-mgmt/bad-properties", test_bad_properties);
+    qtest_add_func("/vdpa-mgmt/scale-10k", test_scale);
+    return g_test_run();
+}
