@@ -736,15 +736,37 @@ static VdpaStatus vdpa_cmd_list(VdpaMgmt *s, const VdpaCmd *cmd,
 
 static VdpaStatus vdpa_cmd_bind_pasid(VdpaInst *inst, const VdpaCmd *cmd)
 {
-    /*
-     * Reached only when limits.pasid_bits is non-zero, which needs a
-     * PASID-capable vIOMMU (docs/vdpa-mgmt.rst); none is wired yet, so
-     * limits.pasid_bits stays 0 and vdpa_cmd_check() refuses the bind.
-     */
-    if (cmd->u.pasid.pasid == VDPA_NO_PASID && inst->pasid == VDPA_NO_PASID) {
-        return vdpa_status(VDPA_S_EINVAL, VDPA_Q_PASID_UNBOUND);
+    PCIDevice *pdev = PCI_DEVICE(inst->s);
+    uint32_t pasid = cmd->u.pasid.pasid;
+    AddressSpace *as;
+
+    /* The DMA space does not change under running queues */
+    if ((inst->status & VDPA_ST_DRIVER_OK) && !inst->suspended) {
+        return vdpa_status(VDPA_S_EBUSY, VDPA_Q_BAD_STATE);
     }
-    return vdpa_status(VDPA_S_ENXIO, VDPA_Q_PASID_UNSUPP);
+    if (pasid == VDPA_NO_PASID) {
+        if (inst->pasid == VDPA_NO_PASID) {
+            return vdpa_status(VDPA_S_EINVAL, VDPA_Q_PASID_UNBOUND);
+        }
+        vdpa_inst_quiesce(inst);
+        inst->pasid = VDPA_NO_PASID;
+        inst->as = pci_get_address_space(pdev);
+        return vdpa_status(VDPA_S_OK, VDPA_Q_OK);
+    }
+    /*
+     * intel-iommu in scalable mode with x-pasid-mode=on keeps one address
+     * space per (requester id, PASID); DMA through it is translated with
+     * that PASID's entry of the guest's PASID table (patches/0009).
+     */
+    as = pci_device_iommu_address_space_pasid(pdev, pasid);
+    if (!as) {
+        return vdpa_status(VDPA_S_ENXIO, VDPA_Q_PASID_UNSUPP);
+    }
+    vdpa_inst_quiesce(inst);
+    inst->pasid = pasid;
+    inst->as = as;
+    trace_vdpa_mgmt_bind_pasid(inst->id, pasid);
+    return vdpa_status(VDPA_S_OK, VDPA_Q_OK);
 }
 
 static VdpaStatus vdpa_execute(VdpaMgmt *s, const VdpaCmd *cmd,
@@ -1101,7 +1123,7 @@ static void vdpa_mgmt_realize(PCIDevice *pdev, Error **errp)
         .max_queues = VDPA_MGMT_MAX_QUEUES,
         .max_queue_size = VDPA_MGMT_MAX_QSIZE,
         .dma_bits = VDPA_DMA_BITS,
-        .pasid_bits = 0,
+        .pasid_bits = MIN(pci_device_iommu_pasid_bits(pdev), 20),
     };
     lim->num_backends[VDPA_TYPE_BLK] = s->nblk;
     lim->config_size[VDPA_TYPE_BLK] = sizeof(struct virtio_blk_config);
