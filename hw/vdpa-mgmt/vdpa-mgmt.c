@@ -22,6 +22,8 @@
 #include "hw/pci/msix.h"
 #include "hw/pci/pcie.h"
 #include "hw/qdev-properties.h"
+#include "migration/vmstate.h"
+#include "qemu/error-report.h"
 #include "block/block.h"
 #include "block/block-global-state.h"
 #include "system/block-backend.h"
@@ -1047,6 +1049,7 @@ static void vdpa_free_backends(VdpaMgmt *s)
 {
     for (uint32_t i = 0; i < s->nblk; i++) {
         if (s->blk[i].blk) {
+            blk_detach_dev(s->blk[i].blk, DEVICE(s));
             blk_unref(s->blk[i].blk);
         }
         g_free(s->blk[i].name);
@@ -1083,6 +1086,11 @@ static bool vdpa_open_backends(VdpaMgmt *s, Error **errp)
                           BLK_PERM_CONSISTENT_READ |
                           (be->read_only ? 0 : BLK_PERM_WRITE),
                           BLK_PERM_ALL);
+        /*
+         * Owned by this device: lets the node go inactive for migration
+         * and come up inactive on an incoming one.
+         */
+        blk_attach_dev(be->blk, DEVICE(s));
         if (blk_insert_bs(be->blk, bs, errp) < 0) {
             error_prepend(errp, "vdpa-mgmt: blk-nodes: '%s': ", names[i]);
             return false;
@@ -1190,6 +1198,226 @@ static void vdpa_mgmt_exit(PCIDevice *pdev)
     vdpa_free_backends(s);
 }
 
+/* ---- Migration ---- */
+
+/*
+ * The instances travel as one buffer: first the list (what the
+ * destination must create: id, type, queues, backend), then each
+ * instance's state in the same order.  Little-endian, fixed layouts.
+ */
+#define MIG_MAGIC       0x4749444d      /* "MDIG" */
+#define MIG_LIST_REC    12
+#define MIG_STATE_REC   (4 + 4 + 8 + 8 + 8 + 8 * 8)
+#define MIG_QUEUE_REC   (VIRTQ_SAVED_SIZE + 16)
+
+static int vdpa_pre_save(void *opaque)
+{
+    VdpaMgmt *s = opaque;
+    uint64_t len = 8;
+    uint8_t *p;
+
+    for (uint32_t id = vdpa_table_next(&s->table, 1); id;
+         id = vdpa_table_next(&s->table, (uint64_t)id + 1)) {
+        VdpaInst *inst = vdpa_table_get(&s->table, id);
+
+        vdpa_inst_quiesce(inst);
+        len += MIG_LIST_REC + MIG_STATE_REC +
+               (uint64_t)inst->nqueues * MIG_QUEUE_REC;
+    }
+    g_free(s->mig_buf);
+    s->mig_len = len;
+    s->mig_buf = p = g_malloc0(len);
+    vdpa_st32(p, MIG_MAGIC);
+    vdpa_st32(p + 4, s->table.count);
+    p += 8;
+    for (uint32_t id = vdpa_table_next(&s->table, 1); id;
+         id = vdpa_table_next(&s->table, (uint64_t)id + 1)) {
+        VdpaInst *inst = vdpa_table_get(&s->table, id);
+
+        vdpa_st32(p, id);
+        p[4] = inst->type;
+        vdpa_st16(p + 6, inst->nqueues);
+        vdpa_st32(p + 8, inst->backend);
+        p += MIG_LIST_REC;
+    }
+    for (uint32_t id = vdpa_table_next(&s->table, 1); id;
+         id = vdpa_table_next(&s->table, (uint64_t)id + 1)) {
+        VdpaInst *inst = vdpa_table_get(&s->table, id);
+        const uint64_t *st = &inst->stats.kicks;
+
+        p[0] = inst->status;
+        p[1] = inst->suspended;
+        p[2] = inst->wce;
+        vdpa_st32(p + 4, inst->pasid);
+        vdpa_st64(p + 8, inst->dev_features);
+        vdpa_st64(p + 16, inst->drv_features);
+        memcpy(p + 24, inst->mac, 6);
+        for (int i = 0; i < 8; i++) {
+            vdpa_st64(p + 32 + 8 * i, st[i]);
+        }
+        p += MIG_STATE_REC;
+        for (uint16_t q = 0; q < inst->nqueues; q++) {
+            virtq_save(&inst->q[q].vq, p);
+            vdpa_st64(p + VIRTQ_SAVED_SIZE, inst->q[q].msi.addr);
+            vdpa_st32(p + VIRTQ_SAVED_SIZE + 8, inst->q[q].msi.data);
+            vdpa_st32(p + VIRTQ_SAVED_SIZE + 12, inst->q[q].msi.flags);
+            p += MIG_QUEUE_REC;
+        }
+    }
+    return 0;
+}
+
+static int vdpa_post_save(void *opaque)
+{
+    VdpaMgmt *s = opaque;
+
+    g_free(s->mig_buf);
+    s->mig_buf = NULL;
+    s->mig_len = 0;
+    return 0;
+}
+
+/* Recreate the instances of the list, then give them their state */
+static int vdpa_post_load(void *opaque, int version_id)
+{
+    VdpaMgmt *s = opaque;
+    const uint8_t *p = s->mig_buf, *end = p + s->mig_len;
+    g_autofree VdpaInst **insts = NULL;
+    uint32_t count;
+    int ret = -EINVAL;
+
+    vdpa_destroy_all(s);
+    if (s->mig_len < 8 || vdpa_ld32(p) != MIG_MAGIC) {
+        error_report("vdpa-mgmt: bad instance stream");
+        goto out;
+    }
+    count = vdpa_ld32(p + 4);
+    p += 8;
+    if (count > s->table.max || (uint64_t)count * MIG_LIST_REC > end - p) {
+        error_report("vdpa-mgmt: %u instances do not fit (max-instances "
+                     "%u)", count, s->table.max);
+        goto out;
+    }
+    insts = g_new0(VdpaInst *, count);
+    for (uint32_t i = 0; i < count; i++, p += MIG_LIST_REC) {
+        uint32_t id = vdpa_ld32(p);
+        uint16_t nq = vdpa_ld16(p + 6);
+        uint32_t backend = vdpa_ld32(p + 8);
+        VdpaInst *inst;
+
+        if (p[4] != VDPA_TYPE_BLK || !nq || nq > VDPA_MGMT_MAX_QUEUES ||
+            backend >= s->nblk) {
+            error_report("vdpa-mgmt: instance %u: type %u, %u queues or "
+                         "backend %u not available here", id, p[4], nq,
+                         backend);
+            goto out;
+        }
+        inst = g_malloc0(sizeof(*inst) + nq * sizeof(VdpaQueue));
+        inst->s = s;
+        inst->id = id;
+        inst->type = p[4];
+        inst->nqueues = nq;
+        inst->backend = backend;
+        inst->as = pci_get_address_space(PCI_DEVICE(s));
+        if (vdpa_table_insert_at(&s->table, id, inst) < 0) {
+            error_report("vdpa-mgmt: instance id %u invalid or repeated", id);
+            g_free(inst);
+            goto out;
+        }
+        insts[i] = inst;
+    }
+    vdpa_table_rebuild_free(&s->table);
+    for (uint32_t i = 0; i < count; i++) {
+        VdpaInst *inst = insts[i];
+        uint64_t *st = &inst->stats.kicks;
+
+        if (MIG_STATE_REC + (uint64_t)inst->nqueues * MIG_QUEUE_REC >
+            end - p) {
+            error_report("vdpa-mgmt: instance stream truncated");
+            goto out;
+        }
+        inst->status = p[0];
+        inst->suspended = p[1];
+        inst->wce = p[2];
+        inst->pasid = vdpa_ld32(p + 4);
+        inst->dev_features = vdpa_ld64(p + 8);
+        inst->drv_features = vdpa_ld64(p + 16);
+        memcpy(inst->mac, p + 24, 6);
+        for (int k = 0; k < 8; k++) {
+            st[k] = vdpa_ld64(p + 32 + 8 * k);
+        }
+        p += MIG_STATE_REC;
+        for (uint16_t q = 0; q < inst->nqueues; q++, p += MIG_QUEUE_REC) {
+            if (virtq_load(&inst->q[q].vq, p) < 0) {
+                error_report("vdpa-mgmt: instance %u queue %u: bad queue "
+                             "record", inst->id, q);
+                goto out;
+            }
+            inst->q[q].msi.addr = vdpa_ld64(p + VIRTQ_SAVED_SIZE);
+            inst->q[q].msi.data = vdpa_ld32(p + VIRTQ_SAVED_SIZE + 8);
+            inst->q[q].msi.flags = vdpa_ld32(p + VIRTQ_SAVED_SIZE + 12);
+        }
+        if (inst->pasid != VDPA_NO_PASID) {
+            inst->as = pci_device_iommu_address_space_pasid(PCI_DEVICE(s),
+                                                            inst->pasid);
+            if (!inst->as) {
+                error_report("vdpa-mgmt: instance %u: PASID %u cannot be "
+                             "translated here", inst->id, inst->pasid);
+                goto out;
+            }
+        }
+        /* Buffers published before the switch-over: look again */
+        for (uint16_t q = 0; q < inst->nqueues; q++) {
+            if (inst->q[q].vq.enabled) {
+                vdpa_queue_kick(s, inst, q);
+            }
+        }
+    }
+    if (s->status == VDPA_STATUS_READY) {
+        qemu_bh_schedule(s->admin_bh);
+    }
+    ret = 0;
+out:
+    if (ret) {
+        vdpa_destroy_all(s);
+    }
+    vdpa_post_save(s);
+    return ret;
+}
+
+static const VMStateDescription vmstate_vdpa_mgmt = {
+    .name = TYPE_VDPA_MGMT,
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .pre_save = vdpa_pre_save,
+    .post_save = vdpa_post_save,
+    .post_load = vdpa_post_load,
+    .fields = (const VMStateField[]) {
+        VMSTATE_PCI_DEVICE(parent_obj, VdpaMgmt),
+        VMSTATE_MSIX(parent_obj, VdpaMgmt),
+        VMSTATE_UINT32(ctrl, VdpaMgmt),
+        VMSTATE_UINT32(status, VdpaMgmt),
+        VMSTATE_UINT32(fatal, VdpaMgmt),
+        VMSTATE_UINT32(aq_size, VdpaMgmt),
+        VMSTATE_UINT32(aq_vector, VdpaMgmt),
+        VMSTATE_UINT64(sq_base, VdpaMgmt),
+        VMSTATE_UINT64(cq_base, VdpaMgmt),
+        VMSTATE_UINT32(sq_tail, VdpaMgmt),
+        VMSTATE_UINT32(sq_head, VdpaMgmt),
+        VMSTATE_UINT32(cq_head, VdpaMgmt),
+        VMSTATE_UINT32(cq_tail, VdpaMgmt),
+        VMSTATE_BOOL(cq_phase, VdpaMgmt),
+        VMSTATE_UINT64(admin_cmds, VdpaMgmt),
+        VMSTATE_UINT64(admin_errors, VdpaMgmt),
+        VMSTATE_UINT64(bad_doorbells, VdpaMgmt),
+        VMSTATE_UINT64(created, VdpaMgmt),
+        VMSTATE_UINT64(destroyed, VdpaMgmt),
+        VMSTATE_UINT32(mig_len, VdpaMgmt),
+        VMSTATE_VBUFFER_ALLOC_UINT32(mig_buf, VdpaMgmt, 0, NULL, mig_len),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
 static const Property vdpa_mgmt_properties[] = {
     DEFINE_PROP_UINT32("max-instances", VdpaMgmt, max_instances, 65536),
     DEFINE_PROP_STRING("blk-nodes", VdpaMgmt, blk_nodes),
@@ -1208,6 +1436,7 @@ static void vdpa_mgmt_class_init(ObjectClass *klass, void *data)
     pc->class_id = PCI_CLASS_SYSTEM_OTHER;
     dc->desc = "vDPA management function (managed virtio instances)";
     device_class_set_legacy_reset(dc, vdpa_mgmt_reset);
+    dc->vmsd = &vmstate_vdpa_mgmt;
     set_bit(DEVICE_CATEGORY_MISC, dc->categories);
     device_class_set_props(dc, vdpa_mgmt_properties);
 }

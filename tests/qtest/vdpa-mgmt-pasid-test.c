@@ -67,7 +67,7 @@ static void p_stop(P *p)
     g_free(p);
 }
 
-static VMCqe bind(VMAdmin *a, uint32_t inst, uint32_t pasid)
+static VMCqe bind_pasid(VMAdmin *a, uint32_t inst, uint32_t pasid)
 {
     VdpaCmd c = vm_cmd_new(a, VDPA_OP_BIND_PASID, inst);
 
@@ -155,7 +155,7 @@ static void test_no_pasid_mode(void)
 {
     P *p = p_start("-device intel-iommu,intremap=off,x-scalable-mode=on");
     uint32_t id = vm_create_blk(p->a, 1, 0);
-    VMCqe r = bind(p->a, id, 1);
+    VMCqe r = bind_pasid(p->a, id, 1);
 
     g_assert_cmpuint(r.status, ==, VDPA_S_ENXIO);
     g_assert_cmphex(r.qual, ==, VDPA_Q_PASID_UNSUPP);
@@ -172,6 +172,7 @@ static void test_isolation_and_invalidation(void)
     uint64_t sl_a, sl_b;
     uint32_t ia, ib, ic;
     VMRing ra, rb, bad;
+    VtdFault f;
     VdpaCmd c;
     VMCqe r;
     QDict *reply, *inst;
@@ -190,9 +191,9 @@ static void test_isolation_and_invalidation(void)
     /* The function's own DMA (admin queue) is pass-through: still works */
     ia = vm_create_blk(a, 1, 0);
     ib = vm_create_blk(a, 1, 0);
-    g_assert_cmpuint(bind(a, ia, PASID_A).status, ==, VDPA_S_OK);
-    g_assert_cmpuint(bind(a, ib, PASID_B).status, ==, VDPA_S_OK);
-    r = bind(a, ia, 1u << 20);
+    g_assert_cmpuint(bind_pasid(a, ia, PASID_A).status, ==, VDPA_S_OK);
+    g_assert_cmpuint(bind_pasid(a, ib, PASID_B).status, ==, VDPA_S_OK);
+    r = bind_pasid(a, ia, 1u << 20);
     g_assert_cmpuint(r.status, ==, VDPA_S_EINVAL);
     g_assert_cmphex(r.qual, ==, VDPA_Q_INVALID_FIELD);
 
@@ -208,7 +209,7 @@ static void test_isolation_and_invalidation(void)
     start_queue(a, ia, &ra, ring_a);
     start_queue(a, ib, &rb, ring_b);
     /* Rebinding under running queues is refused */
-    r = bind(a, ia, PASID_B);
+    r = bind_pasid(a, ia, PASID_B);
     g_assert_cmpuint(r.status, ==, VDPA_S_EBUSY);
     g_assert_cmphex(r.qual, ==, VDPA_Q_BAD_STATE);
 
@@ -222,14 +223,20 @@ static void test_isolation_and_invalidation(void)
 
     /* A aims at B's IOVA: the DMA faults, nothing lands in B's page */
     qtest_memset(p->qts, data_b, 0xcc, 4096);
-    g_assert_cmphex(qtest_readl(p->qts, VTD_BASE + VTD_REG_FSTS) &
-                    VTD_FSTS_PPF, ==, 0);
+    vtd_clear_fault(v);
     vm_blk_post(a, &ra, ia, 0, BLK_T_IN, 0, IOVA_B, 4096);
     g_assert_true(wait_needs_reset(a, ia));
     assert_page(p->qts, data_b, 0xcc);
     g_assert_cmpuint(inst_dma_faults(a, ia), >=, 1);
+    /* Recorded by the IOMMU: A's requester id and PASID, B's IOVA */
     g_assert_cmphex(qtest_readl(p->qts, VTD_BASE + VTD_REG_FSTS) &
                     VTD_FSTS_PPF, ==, VTD_FSTS_PPF);
+    g_assert_true(vtd_fault(v, &f));
+    g_assert_cmphex(f.addr, ==, IOVA_B);
+    g_assert_cmphex(f.sid, ==, DEVFN);
+    g_assert_true(f.pasid_present);
+    g_assert_cmpuint(f.pasid, ==, PASID_A);
+    vtd_clear_fault(v);
     /* And A's write from B's IOVA reads nothing of B into the disk */
     vm_set_status(a, ia, 0, 0);
     start_queue(a, ia, &ra, ring_a);
@@ -242,12 +249,16 @@ static void test_isolation_and_invalidation(void)
     g_assert_cmphex(inst_status(a, ib) & VDPA_ST_NEEDS_RESET, ==, 0);
 
     /* Invalidation: B's page unmapped and flushed is no longer reachable */
+    vtd_clear_fault(v);
     qtest_memset(p->qts, data_b, 0xdd, 4096);
     vtd_unmap(v, sl_b, IOVA_B);
     vtd_inv_piotlb_pasid(v, DID_B, PASID_B);
     vm_blk_post(a, &rb, ib, 0, BLK_T_IN, 0, IOVA_B, 4096);
     g_assert_true(wait_needs_reset(a, ib));
     assert_page(p->qts, data_b, 0xdd);
+    g_assert_true(vtd_fault(v, &f));
+    g_assert_cmphex(f.addr, ==, IOVA_B);
+    g_assert_cmpuint(f.pasid, ==, PASID_B);
 
     /* QMP shows the binding; unbinding what is not bound is refused */
     reply = qtest_qmp(p->qts, "{'execute': 'query-vdpa-mgmt'}");
@@ -257,11 +268,11 @@ static void test_isolation_and_invalidation(void)
     g_assert_cmpint(qdict_get_int(inst, "pasid"), ==, PASID_A);
     qobject_unref(reply);
     ic = vm_create_blk(a, 1, 0);
-    r = bind(a, ic, VDPA_NO_PASID);
+    r = bind_pasid(a, ic, VDPA_NO_PASID);
     g_assert_cmpuint(r.status, ==, VDPA_S_EINVAL);
     g_assert_cmphex(r.qual, ==, VDPA_Q_PASID_UNBOUND);
-    g_assert_cmpuint(bind(a, ic, 9).status, ==, VDPA_S_OK);
-    g_assert_cmpuint(bind(a, ic, VDPA_NO_PASID).status, ==, VDPA_S_OK);
+    g_assert_cmpuint(bind_pasid(a, ic, 9).status, ==, VDPA_S_OK);
+    g_assert_cmpuint(bind_pasid(a, ic, VDPA_NO_PASID).status, ==, VDPA_S_OK);
 
     vtd_free(v);
     p_stop(p);

@@ -47,14 +47,13 @@ static T *t_start(const char *extra, uint32_t aq_size)
         close(fd);
     }
     args = g_strdup_printf("-M q35 -m 512M -nodefaults "
-                           "-blockdev driver=file,node-name=d0,filename=%s "
-                           "-blockdev driver=file,node-name=d1,filename=%s "
+                           "-blockdev driver=file,node-name=d0,filename=%s,"
+                           "locking=off "
+                           "-blockdev driver=file,node-name=d1,filename=%s,"
+                           "locking=off "
                            "-device vdpa-mgmt,id=vm0,blk-nodes=d0:d1%s",
                            t->img[0], t->img[1], extra);
     t->qts = qtest_init(args);
-    for (int i = 0; i < 2; i++) {
-        unlink(t->img[i]);
-    }
     pc_alloc_init(&t->alloc, t->qts, 0);
     t->bus = qpci_new_pc(t->qts, &t->alloc);
     t->a = vm_open(t->qts, &t->alloc, t->bus, aq_size);
@@ -68,6 +67,7 @@ static void t_stop(T *t)
     alloc_destroy(&t->alloc);
     qtest_quit(t->qts);
     for (int i = 0; i < 2; i++) {
+        unlink(t->img[i]);
         g_free(t->img[i]);
     }
     g_free(t);
@@ -597,6 +597,121 @@ static void test_scale(void)
     t_stop(t);
 }
 
+/*
+ * Migration between two QEMU processes: instances (list first, then
+ * state), their queues with a request published but not yet run, MSI
+ * messages and the admin queue all carry over.
+ */
+static void test_migration(void)
+{
+    T *t = t_start(",max-instances=64", 16);
+    VMAdmin *a = t->a;
+    VMRing r1, r2;
+    uint64_t data1 = guest_alloc(&t->alloc, 4096);
+    uint64_t data2 = guest_alloc(&t->alloc, 4096);
+    uint64_t msi = guest_alloc(&t->alloc, 16);
+    g_autofree char *uri = g_strdup_printf("unix:%s/vdpa-mig-%d.sock",
+                                           g_get_tmp_dir(), getpid());
+    g_autofree char *args = NULL;
+    uint8_t out[4096], in[4096];
+    uint32_t i1, i2, i3;
+    QTestState *dst;
+    int devfn;
+    VdpaCmd c;
+    QDict *rsp, *reply, *info;
+    gint64 deadline;
+
+    i1 = bring_up(a, &r1, 1, 0);
+    i2 = bring_up(a, &r2, 1, 0);
+    i3 = vm_create_blk(a, 2, 1);
+    vm_set_status(a, i3, FEATURES_OK_STATUS, VM_F_VERSION_1);
+    vm_set_msi(a, i1, 0, msi, 0x5151, false);
+    fill(out, sizeof(out), 9);
+    qtest_memwrite(t->qts, data1, out, sizeof(out));
+    g_assert_cmpint(vm_blk_io(a, &r1, i1, 0, BLK_T_OUT, 0, data1, 4096), ==,
+                    BLK_S_OK);
+    /* In flight across the switch-over: published, instance suspended */
+    c = vm_cmd_new(a, VDPA_OP_SUSPEND, i2);
+    expect(vm_exec(a, &c), VDPA_S_OK, VDPA_Q_OK);
+    qtest_memset(t->qts, data2, 0xee, 4096);
+    vm_blk_post(a, &r2, i2, 0, BLK_T_IN, 0, data2, 4096);
+
+    /* The destination opens the same images */
+    args = g_strdup_printf("-M q35 -m 512M -nodefaults "
+                           "-blockdev driver=file,node-name=d0,filename=%s,"
+                           "locking=off "
+                           "-blockdev driver=file,node-name=d1,filename=%s,"
+                           "locking=off "
+                           "-device vdpa-mgmt,id=vm0,blk-nodes=d0:d1,"
+                           "max-instances=64 -incoming %s",
+                           t->img[0], t->img[1], uri);
+    dst = qtest_init(args);
+    rsp = qtest_qmp(t->qts, "{'execute': 'migrate', 'arguments': "
+                    "{'uri': %s}}", uri);
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+    deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+    for (;;) {
+        const char *st;
+
+        rsp = qtest_qmp(t->qts, "{'execute': 'query-migrate'}");
+        st = qdict_get_try_str(qdict_get_qdict(rsp, "return"), "status");
+        if (st && !strcmp(st, "completed")) {
+            qobject_unref(rsp);
+            break;
+        }
+        g_assert(!st || strcmp(st, "failed"));
+        qobject_unref(rsp);
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(10000);
+    }
+    qtest_qmp_eventwait(dst, "RESUME");
+
+    /* Continue on the destination with the same driver state */
+    qtest_quit(t->qts);
+    t->qts = dst;
+    qpci_free_pc(t->bus);
+    t->bus = qpci_new_pc(dst, &t->alloc);
+    a->qts = dst;
+    a->bus = t->bus;
+    devfn = a->pdev->devfn;
+    g_free(a->pdev);
+    a->pdev = qpci_device_find(t->bus, devfn);
+    g_assert(a->pdev);
+
+    g_assert_cmpuint(vm_reg_read(a, VDPA_REG_NUM_INST), ==, 3);
+    info = query(dst, false, &reply);
+    g_assert_cmpint(qdict_get_int(info, "num-instances"), ==, 3);
+    qobject_unref(reply);
+    /* The request held by the suspension runs after RESUME */
+    g_assert_cmpuint(qtest_readw(dst, r2.used + 2), ==, 0);
+    c = vm_cmd_new(a, VDPA_OP_RESUME, i2);
+    expect(vm_exec(a, &c), VDPA_S_OK, VDPA_Q_OK);
+    g_assert_cmpint(vm_blk_wait(a, &r2), ==, BLK_S_OK);
+    qtest_memread(dst, data2, in, sizeof(in));
+    g_assert_cmpmem(in, sizeof(in), out, sizeof(out));
+    /* Instance 1 keeps its queue position and its MSI message */
+    qtest_writel(dst, msi, 0);
+    qtest_memset(dst, data1, 0, 4096);
+    g_assert_cmpint(vm_blk_io(a, &r1, i1, 0, BLK_T_IN, 0, data1, 4096), ==,
+                    BLK_S_OK);
+    qtest_memread(dst, data1, in, sizeof(in));
+    g_assert_cmpmem(in, sizeof(in), out, sizeof(out));
+    g_assert_cmphex(qtest_readl(dst, msi), ==, 0x5151);
+    /* Instance 3 is where it was: configuring, 2 queues, backend 1 */
+    c = vm_cmd_new(a, VDPA_OP_QUERY, i3);
+    c.buf_addr = a->buf;
+    c.buf_len = VDPA_QUERY_SIZE;
+    expect(vm_exec(a, &c), VDPA_S_OK, VDPA_Q_OK);
+    g_assert_cmpuint(qtest_readb(dst, a->buf + VDPA_QR_STATUS), ==,
+                     FEATURES_OK_STATUS);
+    g_assert_cmpuint(qtest_readw(dst, a->buf + VDPA_QR_NQUEUES), ==, 2);
+    g_assert_cmpuint(qtest_readl(dst, a->buf + VDPA_QR_BACKEND), ==, 1);
+    /* New instances do not collide with migrated ids */
+    g_assert_cmpuint(vm_create_blk(a, 1, 0), >, MAX(i1, MAX(i2, i3)));
+    t_stop(t);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -607,5 +722,6 @@ int main(int argc, char **argv)
     qtest_add_func("/vdpa-mgmt/bad-input", test_bad_input);
     qtest_add_func("/vdpa-mgmt/bad-properties", test_bad_properties);
     qtest_add_func("/vdpa-mgmt/scale-10k", test_scale);
+    qtest_add_func("/vdpa-mgmt/migration", test_migration);
     return g_test_run();
 }

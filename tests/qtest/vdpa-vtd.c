@@ -7,6 +7,7 @@
 #include "qemu/osdep.h"
 #include "libqtest.h"
 #include "libqos/libqos-malloc.h"
+#include "qemu/bswap.h"
 #include "vdpa-vtd.h"
 
 #define GCMD_TE     (1u << 31)
@@ -179,4 +180,27 @@ void vtd_inv_piotlb_pasid(Vtd *v, uint16_t did, uint32_t pasid)
     /* PASID-based IOTLB: type 6, granularity 10 (all in PASID) */
     submit(v, 0x6 | (2ULL << 4) | ((uint64_t)did << 16) |
            ((uint64_t)pasid << 32), 0);
+}
+
+#define FRCD 0x220                  /* the one fault recording register */
+
+bool vtd_fault(Vtd *v, VtdFault *f)
+{
+    uint64_t lo = vtd_readq(v, FRCD), hi = vtd_readq(v, FRCD + 8);
+
+    if (!(hi & (1ULL << 63))) {
+        return false;
+    }
+    f->addr = lo & ~0xfffULL;
+    f->sid = hi & 0xffff;
+    f->reason = (hi >> 32) & 0xff;
+    f->pasid_present = hi & (1ULL << 31);
+    f->pasid = (hi >> 40) & 0xffff;
+    return true;
+}
+
+void vtd_clear_fault(Vtd *v)
+{
+    qtest_writeq(v->qts, VTD_BASE + FRCD + 8, 1ULL << 63);
+    g_assert_cmphex(vtd_readl(v, VTD_REG_FSTS) & VTD_FSTS_PPF, ==, 0);
 }

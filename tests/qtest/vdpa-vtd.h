@@ -64,6 +64,20 @@ void vtd_inv_context_global(Vtd *v);
 void vtd_inv_pasid_cache(Vtd *v, uint16_t did, uint32_t pasid);
 void vtd_inv_piotlb_pasid(Vtd *v, uint16_t did, uint32_t pasid);
 
+/* The fault record (QEMU has one), as the IOMMU reported it */
+typedef struct VtdFault {
+    uint64_t addr;
+    uint16_t sid;
+    uint8_t reason;
+    bool pasid_present;
+    uint32_t pasid;
+} VtdFault;
+
+/* False if no fault is recorded */
+bool vtd_fault(Vtd *v, VtdFault *f);
+/* Free the record (write 1 to F); PPF clears */
+void vtd_clear_fault(Vtd *v);
+
 uint32_t vtd_readl(Vtd *v, uint32_t reg);
 uint64_t vtd_readq(Vtd *v, uint32_t reg);
 

@@ -109,6 +109,10 @@ struct VdpaMgmt {
     VdpaBlkReq *spare;
     uint32_t nspare;
 
+    /* Migration: the instances, serialised (docs/vdpa-mgmt.rst) */
+    uint8_t *mig_buf;
+    uint32_t mig_len;
+
     /* Function-wide counters */
     uint64_t admin_cmds;
     uint64_t admin_errors;
