@@ -332,11 +332,11 @@ static double commit_us(Q *q, QPCIDevice *dev)
 
 static void bench_pasid(FILE *json)
 {
-    static const int steps[] = { 0, 1024, 4096, 16384 };
+    static const int steps[] = { 0, 128, 256, 512, 1024 };
     Q q;
     VMAdmin *a;
     int bound = 0;
-    g_autofree uint32_t *ids = g_new(uint32_t, 16384);
+    g_autofree uint32_t *ids = g_new(uint32_t, 1024);
     g_autofree VdpaCmd *cmds = g_new(VdpaCmd, AQ - 1);
     g_autofree VMCqe *res = g_new(VMCqe, AQ - 1);
 
@@ -345,11 +345,11 @@ static void bench_pasid(FILE *json)
             "x-pasid-mode=on,aw-bits=48 " NULL_BLK
             "-device vdpa-mgmt,blk-nodes=d0");
     a = vm_open(q.qts, &q.alloc, q.bus, AQ);
-    batched(a, VDPA_OP_CREATE, ids, 16384);
+    batched(a, VDPA_OP_CREATE, ids, 1024);
     if (json) {
         fprintf(json, "  \"pasid_commit_us\": {");
     }
-    for (int s = 0; s < 4; s++) {
+    for (int s = 0; s < (int)ARRAY_SIZE(steps); s++) {
         gint64 t0 = g_get_monotonic_time();
         int from = bound;
         double us;
