@@ -87,29 +87,72 @@ static bool vdpa_fn_dma(VdpaMgmt *s, uint64_t addr, void *buf, uint32_t len,
                             vdpa_attrs(s), buf, len, write) == MEMTX_OK;
 }
 
-/* Engine callbacks: an instance's DMA goes to its own address space */
-static int vdpa_inst_dma_read(void *opaque, uint64_t addr, void *buf,
-                              uint32_t len, uint64_t *fault_addr)
+/*
+ * An instance bound to a PASID: translate page by page through the
+ * vIOMMU with that PASID (patches/0009), then access guest memory.  No
+ * translation is cached here; the vIOMMU's IOTLB does that, and its
+ * invalidations apply to the next access.
+ */
+static bool vdpa_pasid_rw(VdpaInst *inst, uint64_t addr, void *buf,
+                          uint64_t len, bool write)
 {
-    VdpaInst *inst = opaque;
+    PCIDevice *pdev = PCI_DEVICE(inst->s);
+    uint8_t *p = buf;
 
-    if (address_space_read(inst->as, addr, vdpa_attrs(inst->s), buf, len)) {
+    while (len) {
+        IOMMUTLBEntry e;
+        uint64_t off, chunk;
+
+        if (!pci_device_iommu_translate_pasid(pdev, inst->pasid, addr, write,
+                                              &e) ||
+            !(e.perm & (write ? IOMMU_WO : IOMMU_RO))) {
+            return false;
+        }
+        off = addr & e.addr_mask;
+        chunk = MIN(len, e.addr_mask - off + 1);
+        if (p && address_space_rw(e.target_as,
+                                  (e.translated_addr & ~e.addr_mask) + off,
+                                  vdpa_attrs(inst->s), p, chunk, write)) {
+            return false;
+        }
+        addr += chunk;
+        len -= chunk;
+        if (p) {
+            p += chunk;
+        }
+    }
+    return true;
+}
+
+/* Engine callbacks: an instance's DMA goes to its own DMA context */
+static int vdpa_inst_dma(VdpaInst *inst, uint64_t addr, void *buf,
+                         uint32_t len, bool write)
+{
+    bool ok;
+
+    if (inst->pasid != VDPA_NO_PASID) {
+        ok = vdpa_pasid_rw(inst, addr, buf, len, write);
+    } else {
+        ok = address_space_rw(inst->as, addr, vdpa_attrs(inst->s), buf, len,
+                              write) == MEMTX_OK;
+    }
+    if (!ok) {
         inst->stats.dma_faults++;
         return VIRTQ_ERROR;
     }
     return 0;
 }
 
+static int vdpa_inst_dma_read(void *opaque, uint64_t addr, void *buf,
+                              uint32_t len, uint64_t *fault_addr)
+{
+    return vdpa_inst_dma(opaque, addr, buf, len, false);
+}
+
 static int vdpa_inst_dma_write(void *opaque, uint64_t addr, const void *buf,
                                uint32_t len, uint64_t *fault_addr)
 {
-    VdpaInst *inst = opaque;
-
-    if (address_space_write(inst->as, addr, vdpa_attrs(inst->s), buf, len)) {
-        inst->stats.dma_faults++;
-        return VIRTQ_ERROR;
-    }
-    return 0;
+    return vdpa_inst_dma(opaque, addr, (void *)buf, len, true);
 }
 
 static const VirtqDmaOps vdpa_dma_ops = {
@@ -573,6 +616,9 @@ static VdpaStatus vdpa_cmd_set_status(VdpaInst *inst, const VdpaCmd *cmd)
 static bool vdpa_ring_reachable(VdpaInst *inst, uint64_t addr, uint64_t len,
                                 bool write)
 {
+    if (inst->pasid != VDPA_NO_PASID) {
+        return vdpa_pasid_rw(inst, addr, NULL, len, write);
+    }
     return address_space_access_valid(inst->as, addr, len, write,
                                       vdpa_attrs(inst->s));
 }
@@ -738,35 +784,22 @@ static VdpaStatus vdpa_cmd_list(VdpaMgmt *s, const VdpaCmd *cmd,
 
 static VdpaStatus vdpa_cmd_bind_pasid(VdpaInst *inst, const VdpaCmd *cmd)
 {
-    PCIDevice *pdev = PCI_DEVICE(inst->s);
     uint32_t pasid = cmd->u.pasid.pasid;
-    AddressSpace *as;
 
-    /* The DMA space does not change under running queues */
+    /* The DMA context does not change under running queues */
     if ((inst->status & VDPA_ST_DRIVER_OK) && !inst->suspended) {
         return vdpa_status(VDPA_S_EBUSY, VDPA_Q_BAD_STATE);
     }
-    if (pasid == VDPA_NO_PASID) {
-        if (inst->pasid == VDPA_NO_PASID) {
-            return vdpa_status(VDPA_S_EINVAL, VDPA_Q_PASID_UNBOUND);
-        }
-        vdpa_inst_quiesce(inst);
-        inst->pasid = VDPA_NO_PASID;
-        inst->as = pci_get_address_space(pdev);
-        return vdpa_status(VDPA_S_OK, VDPA_Q_OK);
+    if (pasid == VDPA_NO_PASID && inst->pasid == VDPA_NO_PASID) {
+        return vdpa_status(VDPA_S_EINVAL, VDPA_Q_PASID_UNBOUND);
     }
     /*
-     * intel-iommu in scalable mode with x-pasid-mode=on keeps one address
-     * space per (requester id, PASID); DMA through it is translated with
-     * that PASID's entry of the guest's PASID table (patches/0009).
+     * vdpa_cmd_check() refused PASIDs beyond limits.pasid_bits, which is
+     * 0 without a vIOMMU that translates PASID-tagged DMA: nothing else
+     * to check, and nothing to allocate per PASID.
      */
-    as = pci_device_iommu_address_space_pasid(pdev, pasid);
-    if (!as) {
-        return vdpa_status(VDPA_S_ENXIO, VDPA_Q_PASID_UNSUPP);
-    }
     vdpa_inst_quiesce(inst);
     inst->pasid = pasid;
-    inst->as = as;
     trace_vdpa_mgmt_bind_pasid(inst->id, pasid);
     return vdpa_status(VDPA_S_OK, VDPA_Q_OK);
 }
@@ -1357,14 +1390,12 @@ static int vdpa_post_load(void *opaque, int version_id)
             inst->q[q].msi.data = vdpa_ld32(p + VIRTQ_SAVED_SIZE + 8);
             inst->q[q].msi.flags = vdpa_ld32(p + VIRTQ_SAVED_SIZE + 12);
         }
-        if (inst->pasid != VDPA_NO_PASID) {
-            inst->as = pci_device_iommu_address_space_pasid(PCI_DEVICE(s),
-                                                            inst->pasid);
-            if (!inst->as) {
-                error_report("vdpa-mgmt: instance %u: PASID %u cannot be "
-                             "translated here", inst->id, inst->pasid);
-                goto out;
-            }
+        if (inst->pasid != VDPA_NO_PASID &&
+            (!s->limits.pasid_bits ||
+             inst->pasid >= (1u << s->limits.pasid_bits))) {
+            error_report("vdpa-mgmt: instance %u: PASID %u cannot be "
+                         "translated here", inst->id, inst->pasid);
+            goto out;
         }
         /* Buffers published before the switch-over: look again */
         for (uint16_t q = 0; q < inst->nqueues; q++) {

@@ -51,7 +51,7 @@ typedef struct VdpaInst {
     uint16_t nqueues;
     uint32_t backend;
     uint32_t pasid;             /* VDPA_NO_PASID: the function's space */
-    AddressSpace *as;           /* where its DMA goes */
+    AddressSpace *as;           /* the function's, when no PASID is bound */
     uint32_t inflight;
     uint64_t dev_features;
     uint64_t drv_features;
