@@ -16,9 +16,11 @@
  *           used->idx and reads the status.  Alternate runs (ABBA),
  *           medians, ratio.
  *   pasid   intel-iommu in scalable mode with x-pasid-mode=on: bind N
- *           instances to N distinct PASIDs (one QEMU AddressSpace each)
- *           and time a memory-map commit (toggling the function's memory
- *           decoding in PCI COMMAND), for growing N.
+ *           instances to N distinct PASIDs (up to 65,536) and time the
+ *           binds and a memory-map commit (toggling the function's memory
+ *           decoding in PCI COMMAND), for growing N, with QEMU's RSS.
+ *           A commit that grew with N would mean per-PASID state in the
+ *           memory API (the first design: one AddressSpace per PASID).
  *
  *   vdpa-mgmt-bench [--reps N] [--seconds S] [--json FILE]
  *
@@ -332,11 +334,11 @@ static double commit_us(Q *q, QPCIDevice *dev)
 
 static void bench_pasid(FILE *json)
 {
-    static const int steps[] = { 0, 128, 256, 512, 1024 };
+    static const int steps[] = { 0, 1024, 16384, 65536 };
     Q q;
     VMAdmin *a;
     int bound = 0;
-    g_autofree uint32_t *ids = g_new(uint32_t, 1024);
+    g_autofree uint32_t *ids = g_new(uint32_t, 65536);
     g_autofree VdpaCmd *cmds = g_new(VdpaCmd, AQ - 1);
     g_autofree VMCqe *res = g_new(VMCqe, AQ - 1);
 
@@ -345,7 +347,7 @@ static void bench_pasid(FILE *json)
             "x-pasid-mode=on,aw-bits=48 " NULL_BLK
             "-device vdpa-mgmt,blk-nodes=d0");
     a = vm_open(q.qts, &q.alloc, q.bus, AQ);
-    batched(a, VDPA_OP_CREATE, ids, 1024);
+    batched(a, VDPA_OP_CREATE, ids, 65536);
     if (json) {
         fprintf(json, "  \"pasid_commit_us\": {");
     }
