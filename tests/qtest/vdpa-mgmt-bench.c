@@ -370,7 +370,7 @@ static void bench_pasid(FILE *json)
             bound += k;
         }
         us = commit_us(&q, a->pdev);
-        printf("pasid: %5d PASID address spaces (bind %.1f us each): "
+        printf("pasid: %5d bound PASIDs (bind %.1f us each): "
                "memory commit %.0f us, RSS %ld KiB\n", bound,
                bound > from ? (g_get_monotonic_time() - t0) /
                (double)(bound - from) : 0.0, us, rss_kib(q.qts));
