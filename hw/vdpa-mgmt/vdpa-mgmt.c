@@ -22,6 +22,7 @@
 #include "hw/pci/msix.h"
 #include "hw/pci/pcie.h"
 #include "hw/qdev-properties.h"
+#include "hw/qdev-properties-system.h"
 #include "migration/vmstate.h"
 #include "qemu/error-report.h"
 #include "block/block.h"
@@ -29,6 +30,7 @@
 #include "system/block-backend.h"
 #include "system/dma.h"
 #include "standard-headers/linux/virtio_blk.h"
+#include "standard-headers/linux/virtio_net.h"
 #include "standard-headers/linux/virtio_config.h"
 #include "standard-headers/linux/virtio_ring.h"
 #include "hw/vdpa-mgmt/vdpa-mgmt.h"
@@ -432,6 +434,185 @@ static void vdpa_run_queue(VdpaInst *inst, uint16_t qi)
     }
 }
 
+/* ---- Net instances ---- */
+
+/* struct virtio_net_hdr_v1: what precedes every frame with VERSION_1 */
+#define VDPA_NET_HDR        12
+#define VDPA_NET_CFG_SIZE   12
+#define VDPA_NET_MAX_FRAME  65536
+
+static uint64_t vdpa_mac_key(const uint8_t *mac)
+{
+    uint64_t k = 0;
+
+    for (int i = 0; i < 6; i++) {
+        k = k << 8 | mac[i];
+    }
+    return k;
+}
+
+/* Odd queues transmit: send each chain's frame to the shared netdev */
+static void vdpa_net_tx(VdpaInst *inst, uint16_t qi)
+{
+    VdpaMgmt *s = inst->s;
+    VdpaQueue *q = &inst->q[qi];
+    g_autofree uint8_t *frame = NULL;
+    VdpaBlkReq *req = vdpa_req_get(s, inst, qi);
+
+    while (vdpa_inst_runnable(inst) && q->vq.enabled) {
+        const char *err = NULL;
+        uint64_t fault;
+        uint32_t len;
+        uint16_t avail;
+        bool fw;
+        VirtqStatus st = virtq_pop(&q->vq, &vdpa_dma_ops, inst, &req->elem,
+                                   &fault, &fw, &err);
+
+        if (st == VIRTQ_EMPTY) {
+            if (virtq_set_notification(&q->vq, &vdpa_dma_ops, inst, true,
+                                       &fault) == 0 &&
+                virtq_avail_count(&q->vq, &vdpa_dma_ops, inst, &avail,
+                                  &fault) == 0 && avail) {
+                continue;
+            }
+            break;
+        }
+        if (st != VIRTQ_OK) {
+            vdpa_inst_error(inst, "queue %u: %s", qi, err ?: "bad chain");
+            break;
+        }
+        if (req->elem.out_len < VDPA_NET_HDR ||
+            req->elem.out_len > VDPA_NET_HDR + VDPA_NET_MAX_FRAME) {
+            vdpa_inst_error(inst, "queue %u: tx chain of %u bytes", qi,
+                            req->elem.out_len);
+            break;
+        }
+        len = req->elem.out_len - VDPA_NET_HDR;
+        frame = g_realloc(frame, MAX(len, 1));
+        if (virtq_elem_read(&req->elem, &vdpa_dma_ops, inst, VDPA_NET_HDR,
+                            frame, len, &fault)) {
+            vdpa_inst_error(inst, "queue %u: tx frame not readable", qi);
+            break;
+        }
+        qemu_send_packet(qemu_get_queue(s->nic), frame, len);
+        inst->stats.bytes_written += len;
+        if (virtq_push(&q->vq, &vdpa_dma_ops, inst, req->elem.head, 0,
+                       &fault)) {
+            vdpa_inst_error(inst, "queue %u: used ring refused", qi);
+            break;
+        }
+        inst->stats.requests++;
+        vdpa_queue_interrupt(inst, qi);
+    }
+    vdpa_req_put(s, req);
+}
+
+/* Put one received frame in the instance's receive queue 0, or drop it */
+static void vdpa_net_rx_one(VdpaInst *inst, const uint8_t *buf, size_t size)
+{
+    VdpaMgmt *s = inst->s;
+    VdpaQueue *q = &inst->q[0];
+    uint8_t hdr[VDPA_NET_HDR] = { 0 };
+    VdpaBlkReq *req;
+    const char *err = NULL;
+    uint64_t fault;
+    bool fw;
+    VirtqStatus st;
+
+    if (!vdpa_inst_runnable(inst) || !q->vq.enabled) {
+        s->rx_dropped++;
+        return;
+    }
+    req = vdpa_req_get(s, inst, 0);
+    st = virtq_pop(&q->vq, &vdpa_dma_ops, inst, &req->elem, &fault, &fw,
+                   &err);
+    if (st != VIRTQ_OK) {
+        if (st != VIRTQ_EMPTY) {
+            vdpa_inst_error(inst, "queue 0: %s", err ?: "bad chain");
+        }
+        s->rx_dropped++;
+        vdpa_req_put(s, req);
+        return;
+    }
+    /* num_buffers: always one buffer per frame (no MRG_RXBUF) */
+    hdr[10] = 1;
+    if (req->elem.in_len < VDPA_NET_HDR + size) {
+        s->rx_dropped++;
+        size = 0;
+    } else if (virtq_elem_write(&req->elem, &vdpa_dma_ops, inst, 0, hdr,
+                                sizeof(hdr), &fault) ||
+               virtq_elem_write(&req->elem, &vdpa_dma_ops, inst,
+                                VDPA_NET_HDR, buf, size, &fault)) {
+        vdpa_inst_error(inst, "queue 0: rx buffer not writable");
+        vdpa_req_put(s, req);
+        return;
+    }
+    if (virtq_push(&q->vq, &vdpa_dma_ops, inst, req->elem.head,
+                   size ? VDPA_NET_HDR + size : 0, &fault)) {
+        vdpa_inst_error(inst, "queue 0: used ring refused");
+    } else {
+        inst->stats.requests++;
+        inst->stats.bytes_read += size;
+        vdpa_queue_interrupt(inst, 0);
+    }
+    vdpa_req_put(s, req);
+}
+
+static bool vdpa_net_can_receive(NetClientState *nc)
+{
+    return true;
+}
+
+/*
+ * The shared netdev's receive path: a unicast frame goes to the instance
+ * with that MAC, a multicast or broadcast one to every net instance; a
+ * frame nobody takes is dropped (counted), never queued, so one idle
+ * instance cannot stall the others.
+ */
+static ssize_t vdpa_net_receive(NetClientState *nc, const uint8_t *buf,
+                                size_t size)
+{
+    VdpaMgmt *s = qemu_get_nic_opaque(nc);
+
+    if (size < 6) {
+        return size;
+    }
+    if (buf[0] & 1) {
+        GHashTableIter it;
+        gpointer inst;
+
+        g_hash_table_iter_init(&it, s->macs);
+        while (g_hash_table_iter_next(&it, NULL, &inst)) {
+            vdpa_net_rx_one(inst, buf, size);
+        }
+    } else {
+        VdpaInst *inst = g_hash_table_lookup(s->macs, &(uint64_t) {
+                                                 vdpa_mac_key(buf) });
+
+        if (inst) {
+            vdpa_net_rx_one(inst, buf, size);
+        } else {
+            s->rx_dropped++;
+        }
+    }
+    return size;
+}
+
+static NetClientInfo vdpa_net_info = {
+    .type = NET_CLIENT_DRIVER_NIC,
+    .size = sizeof(NICState),
+    .can_receive = vdpa_net_can_receive,
+    .receive = vdpa_net_receive,
+};
+
+static void vdpa_net_config(VdpaInst *inst, uint8_t *cfg)
+{
+    memcpy(cfg, inst->mac, 6);
+    vdpa_st16(cfg + 6, 1);                      /* VIRTIO_NET_S_LINK_UP */
+    vdpa_st16(cfg + 8, inst->nqueues / 2);      /* max_virtqueue_pairs */
+    vdpa_st16(cfg + 10, 1500);                  /* mtu */
+}
+
 /* ---- Kicks through the shared doorbell ---- */
 
 static void vdpa_kick_bh(void *opaque)
@@ -448,7 +629,11 @@ static void vdpa_kick_bh(void *opaque)
         /* Destroyed since, or a new instance under a reused id: harmless */
         if (inst && qi < inst->nqueues) {
             inst->q[qi].kick_pending = 0;
-            vdpa_run_queue(inst, qi);
+            if (inst->type == VDPA_TYPE_BLK) {
+                vdpa_run_queue(inst, qi);
+            } else if (qi % 2) {
+                vdpa_net_tx(inst, qi);
+            }
         }
     }
 }
@@ -555,13 +740,29 @@ static VdpaStatus vdpa_cmd_create(VdpaMgmt *s, const VdpaCmd *cmd,
     inst->pasid = VDPA_NO_PASID;
     inst->as = pci_get_address_space(PCI_DEVICE(s));
     memcpy(inst->mac, cmd->u.create.mac, sizeof(inst->mac));
-    inst->dev_features = vdpa_blk_features(s, inst->backend, nq);
+    if (inst->type == VDPA_TYPE_NET) {
+        uint64_t key = vdpa_mac_key(inst->mac);
+
+        /* A MAC is how frames find their instance: unique, unicast */
+        if (!key || (inst->mac[0] & 1) ||
+            g_hash_table_contains(s->macs, &key)) {
+            g_free(inst);
+            return vdpa_status(VDPA_S_EINVAL, VDPA_Q_INVALID_FIELD);
+        }
+        inst->dev_features = s->limits.features[VDPA_TYPE_NET];
+    } else {
+        inst->dev_features = vdpa_blk_features(s, inst->backend, nq);
+    }
     if (cmd->u.create.features) {
         inst->dev_features &= cmd->u.create.features;
     }
     vdpa_inst_reset(inst);
     id = vdpa_table_alloc(&s->table, inst);
     inst->id = id;
+    if (inst->type == VDPA_TYPE_NET) {
+        g_hash_table_insert(s->macs, g_memdup2(&(uint64_t) {
+                                vdpa_mac_key(inst->mac) }, 8), inst);
+    }
     s->created++;
     *result = id;
     trace_vdpa_mgmt_create(id, inst->type, nq, inst->backend);
@@ -571,6 +772,9 @@ static VdpaStatus vdpa_cmd_create(VdpaMgmt *s, const VdpaCmd *cmd,
 static void vdpa_inst_free(VdpaMgmt *s, VdpaInst *inst)
 {
     vdpa_inst_quiesce(inst);
+    if (inst->type == VDPA_TYPE_NET) {
+        g_hash_table_remove(s->macs, &(uint64_t) { vdpa_mac_key(inst->mac) });
+    }
     vdpa_table_remove(&s->table, inst->id);
     s->destroyed++;
     trace_vdpa_mgmt_destroy(inst->id);
@@ -680,7 +884,11 @@ static VdpaStatus vdpa_cmd_config(VdpaMgmt *s, VdpaInst *inst,
     if (!vdpa_ok(st)) {
         return st;
     }
-    vdpa_blk_config(inst, cfg);
+    if (inst->type == VDPA_TYPE_NET) {
+        vdpa_net_config(inst, cfg);
+    } else {
+        vdpa_blk_config(inst, cfg);
+    }
     if (cmd->opcode == VDPA_OP_CONFIG_READ) {
         if (!vdpa_fn_dma(s, cmd->buf_addr, cfg + off, len, true)) {
             return vdpa_status(VDPA_S_EINVAL, VDPA_Q_BUF_RANGE);
@@ -690,8 +898,9 @@ static VdpaStatus vdpa_cmd_config(VdpaMgmt *s, VdpaInst *inst,
     if (!vdpa_fn_dma(s, cmd->buf_addr, in, len, false)) {
         return vdpa_status(VDPA_S_EINVAL, VDPA_Q_BUF_RANGE);
     }
-    /* Only the write-cache byte is writable; other writes are ignored */
-    if (off <= offsetof(struct virtio_blk_config, wce) &&
+    /* Only blk's write-cache byte is writable; other writes are ignored */
+    if (inst->type == VDPA_TYPE_BLK &&
+        off <= offsetof(struct virtio_blk_config, wce) &&
         off + len > offsetof(struct virtio_blk_config, wce)) {
         inst->wce = !!in[offsetof(struct virtio_blk_config, wce) - off];
     }
@@ -1176,6 +1385,22 @@ static void vdpa_mgmt_realize(PCIDevice *pdev, Error **errp)
         (1ULL << VIRTIO_BLK_F_FLUSH) | (1ULL << VIRTIO_BLK_F_MQ) |
         (1ULL << VIRTIO_BLK_F_RO);
 
+    s->macs = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free,
+                                    NULL);
+    if (s->nic_conf.peers.ncs[0]) {
+        s->nic = qemu_new_nic(&vdpa_net_info, &s->nic_conf,
+                              object_get_typename(OBJECT(s)), DEVICE(s)->id,
+                              &DEVICE(s)->mem_reentrancy_guard, s);
+        lim->num_backends[VDPA_TYPE_NET] = 1;
+        lim->config_size[VDPA_TYPE_NET] = VDPA_NET_CFG_SIZE;
+        lim->features[VDPA_TYPE_NET] =
+            (1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_F_ACCESS_PLATFORM) |
+            (1ULL << VIRTIO_RING_F_EVENT_IDX) |
+            (1ULL << VIRTIO_RING_F_INDIRECT_DESC) |
+            (1ULL << VIRTIO_NET_F_MAC) | (1ULL << VIRTIO_NET_F_STATUS) |
+            (1ULL << VIRTIO_NET_F_MQ);
+    }
+
     pci_config_set_interrupt_pin(pdev->config, 1);
     memory_region_init(&s->bar, OBJECT(s), "vdpa-mgmt-bar",
                        VDPA_MGMT_BAR_SIZE);
@@ -1227,6 +1452,10 @@ static void vdpa_mgmt_exit(PCIDevice *pdev)
     }
     s->nspare = 0;
     msix_uninit_exclusive_bar(pdev);
+    if (s->nic) {
+        qemu_del_nic(s->nic);
+    }
+    g_hash_table_destroy(s->macs);
     vdpa_table_destroy(&s->table);
     vdpa_free_backends(s);
 }
@@ -1338,8 +1567,9 @@ static int vdpa_post_load(void *opaque, int version_id)
         uint32_t backend = vdpa_ld32(p + 8);
         VdpaInst *inst;
 
-        if (p[4] != VDPA_TYPE_BLK || !nq || nq > VDPA_MGMT_MAX_QUEUES ||
-            backend >= s->nblk) {
+        if ((p[4] != VDPA_TYPE_BLK && p[4] != VDPA_TYPE_NET) || !nq ||
+            nq > VDPA_MGMT_MAX_QUEUES ||
+            backend >= s->limits.num_backends[p[4]]) {
             error_report("vdpa-mgmt: instance %u: type %u, %u queues or "
                          "backend %u not available here", id, p[4], nq,
                          backend);
@@ -1376,6 +1606,10 @@ static int vdpa_post_load(void *opaque, int version_id)
         inst->dev_features = vdpa_ld64(p + 8);
         inst->drv_features = vdpa_ld64(p + 16);
         memcpy(inst->mac, p + 24, 6);
+        if (inst->type == VDPA_TYPE_NET) {
+            g_hash_table_insert(s->macs, g_memdup2(&(uint64_t) {
+                                    vdpa_mac_key(inst->mac) }, 8), inst);
+        }
         for (int k = 0; k < 8; k++) {
             st[k] = vdpa_ld64(p + 32 + 8 * k);
         }
@@ -1452,6 +1686,7 @@ static const VMStateDescription vmstate_vdpa_mgmt = {
 static const Property vdpa_mgmt_properties[] = {
     DEFINE_PROP_UINT32("max-instances", VdpaMgmt, max_instances, 65536),
     DEFINE_PROP_STRING("blk-nodes", VdpaMgmt, blk_nodes),
+    DEFINE_NIC_PROPERTIES(VdpaMgmt, nic_conf),
 };
 
 static void vdpa_mgmt_class_init(ObjectClass *klass, void *data)

@@ -286,3 +286,62 @@ int vm_blk_io(VMAdmin *a, VMRing *r, uint32_t inst, uint16_t queue,
     vm_blk_post(a, r, inst, queue, type, sector, data, len);
     return vm_blk_wait(a, r);
 }
+
+void vm_ring_post(VMAdmin *a, VMRing *r, uint32_t inst, uint16_t queue,
+                  uint64_t addr, uint32_t len, bool write)
+{
+    uint8_t desc[16];
+    uint16_t slot = r->avail_idx % r->size;
+
+    /* Descriptor i serves avail slot i: one buffer per slot in flight */
+    put_desc(desc, addr, len, write ? 2 : 0, 0);
+    qtest_memwrite(a->qts, r->desc + 16 * slot, desc, sizeof(desc));
+    qtest_writew(a->qts, r->avail + 4 + 2 * slot, slot);
+    r->avail_idx++;
+    qtest_writew(a->qts, r->avail + 2, r->avail_idx);
+    vm_doorbell(a, inst, queue);
+}
+
+int vm_ring_wait(VMAdmin *a, VMRing *r, gint64 timeout_us)
+{
+    gint64 deadline = g_get_monotonic_time() + timeout_us;
+    uint32_t len;
+
+    while (qtest_readw(a->qts, r->used + 2) == r->last_used) {
+        if (g_get_monotonic_time() > deadline) {
+            return -1;
+        }
+        g_usleep(20);
+    }
+    len = qtest_readl(a->qts, r->used + 4 + 8 * (r->last_used % r->size) + 4);
+    r->last_used++;
+    return len;
+}
+
+uint32_t vm_bring_up(VMAdmin *a, VMRing *rings, uint8_t type, uint16_t nq,
+                     uint32_t backend, const uint8_t *mac)
+{
+    VdpaCmd c = vm_cmd_new(a, VDPA_OP_CREATE, 0);
+    uint8_t ok = VDPA_ST_ACKNOWLEDGE | VDPA_ST_DRIVER | VDPA_ST_FEATURES_OK;
+    VMCqe r;
+    uint32_t id;
+
+    c.u.create.type = type;
+    c.u.create.nqueues = nq;
+    c.u.create.backend = backend;
+    if (mac) {
+        memcpy(c.u.create.mac, mac, 6);
+    }
+    r = vm_exec(a, &c);
+    assert_ok(r);
+    id = r.result;
+    vm_set_status(a, id, ok, VM_F_VERSION_1);
+    for (uint16_t q = 0; q < nq; q++) {
+        vm_ring_init(&rings[q], guest_alloc(a->alloc, VM_RING_BYTES));
+        qtest_memset(a->qts, rings[q].mem, 0, VM_RING_BYTES);
+        c = vm_ring_setup_cmd(a, &rings[q], id, q);
+        assert_ok(vm_exec(a, &c));
+    }
+    vm_set_status(a, id, ok | VDPA_ST_DRIVER_OK, VM_F_VERSION_1);
+    return id;
+}

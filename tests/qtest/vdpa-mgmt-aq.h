@@ -97,4 +97,17 @@ int vm_blk_wait(VMAdmin *a, VMRing *r);
 int vm_blk_io(VMAdmin *a, VMRing *r, uint32_t inst, uint16_t queue,
               uint32_t type, uint64_t sector, uint64_t data, uint32_t len);
 
+/*
+ * Post one single-descriptor buffer (device-writable if @write) and
+ * kick; vm_ring_wait() waits for it, returns the used length, or -1 if
+ * nothing completed in time.
+ */
+void vm_ring_post(VMAdmin *a, VMRing *r, uint32_t inst, uint16_t queue,
+                  uint64_t addr, uint32_t len, bool write);
+int vm_ring_wait(VMAdmin *a, VMRing *r, gint64 timeout_us);
+
+/* A created instance of @type, brought to DRIVER_OK with @nq rings */
+uint32_t vm_bring_up(VMAdmin *a, VMRing *rings, uint8_t type, uint16_t nq,
+                     uint32_t backend, const uint8_t *mac);
+
 #endif

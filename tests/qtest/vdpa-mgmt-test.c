@@ -33,7 +33,8 @@ typedef struct T {
     char *img[2];
 } T;
 
-static T *t_start(const char *extra, uint32_t aq_size)
+static T *t_start_with(const char *prefix, const char *extra,
+                       uint32_t aq_size)
 {
     T *t = g_new0(T, 1);
     g_autofree char *args = NULL;
@@ -46,18 +47,23 @@ static T *t_start(const char *extra, uint32_t aq_size)
         g_assert_cmpint(ftruncate(fd, IMG_SIZE), ==, 0);
         close(fd);
     }
-    args = g_strdup_printf("-M q35 -m 512M -nodefaults "
+    args = g_strdup_printf("-M q35 -m 512M -nodefaults %s "
                            "-blockdev driver=file,node-name=d0,filename=%s,"
                            "locking=off "
                            "-blockdev driver=file,node-name=d1,filename=%s,"
                            "locking=off "
                            "-device vdpa-mgmt,id=vm0,blk-nodes=d0:d1%s",
-                           t->img[0], t->img[1], extra);
+                           prefix, t->img[0], t->img[1], extra);
     t->qts = qtest_init(args);
     pc_alloc_init(&t->alloc, t->qts, 0);
     t->bus = qpci_new_pc(t->qts, &t->alloc);
     t->a = vm_open(t->qts, &t->alloc, t->bus, aq_size);
     return t;
+}
+
+static T *t_start(const char *extra, uint32_t aq_size)
+{
+    return t_start_with("", extra, aq_size);
 }
 
 static void t_stop(T *t)
@@ -712,6 +718,148 @@ static void test_migration(void)
     t_stop(t);
 }
 
+/* Frames on the socket netdev: a 4-byte big-endian length, then the frame */
+static void sock_send(int fd, const uint8_t *frame, uint32_t len)
+{
+    uint32_t be = cpu_to_be32(len);
+
+    g_assert_cmpint(write(fd, &be, 4), ==, 4);
+    g_assert_cmpint(write(fd, frame, len), ==, len);
+}
+
+static uint32_t sock_recv(int fd, uint8_t *frame, uint32_t max)
+{
+    uint32_t be, len;
+
+    g_assert_cmpint(read(fd, &be, 4), ==, 4);
+    len = be32_to_cpu(be);
+    g_assert_cmpuint(len, <=, max);
+    for (uint32_t got = 0; got < len;) {
+        ssize_t n = read(fd, frame + got, len - got);
+
+        g_assert_cmpint(n, >, 0);
+        got += n;
+    }
+    return len;
+}
+
+static void make_frame(uint8_t *f, const uint8_t *dst, const uint8_t *src,
+                       uint32_t len, uint8_t seed)
+{
+    memcpy(f, dst, 6);
+    memcpy(f + 6, src, 6);
+    f[12] = 0x88;
+    f[13] = 0xb5;                           /* local experimental ethertype */
+    for (uint32_t i = 14; i < len; i++) {
+        f[i] = (uint8_t)(seed + i);
+    }
+}
+
+/* Net instances on one shared netdev, told apart by MAC */
+static void test_net(void)
+{
+    static const uint8_t mac_a[6] = { 0x52, 0x54, 0, 0, 0, 0xa };
+    static const uint8_t mac_b[6] = { 0x52, 0x54, 0, 0, 0, 0xb };
+    static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+    static const uint8_t peer[6] = { 0x52, 0x54, 0, 0, 0, 0x1 };
+    int sv[2];
+    g_autofree char *prefix = NULL;
+    T *t;
+    VMAdmin *a;
+    VMRing ra[2], rb[2];
+    uint32_t ia, ib;
+    uint64_t buf_a, buf_b, tx, msi;
+    uint8_t frame[256], got[2048];
+    VdpaCmd c;
+    VMCqe r;
+    QDict *reply, *info, *inst;
+
+    g_assert_cmpint(socketpair(PF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    prefix = g_strdup_printf("-netdev socket,id=n0,fd=%d", sv[1]);
+    t = t_start_with(prefix, ",netdev=n0", 16);
+    close(sv[1]);
+    a = t->a;
+    buf_a = guest_alloc(&t->alloc, 2048);
+    buf_b = guest_alloc(&t->alloc, 2048);
+    tx = guest_alloc(&t->alloc, 2048);
+    msi = guest_alloc(&t->alloc, 16);
+    qtest_memset(t->qts, msi, 0, 16);
+
+    ia = vm_bring_up(a, ra, VDPA_TYPE_NET, 2, 0, mac_a);
+    ib = vm_bring_up(a, rb, VDPA_TYPE_NET, 2, 0, mac_b);
+    vm_set_msi(a, ib, 0, msi, 0xbbbb, false);
+
+    /* A MAC already taken, a multicast MAC, an odd queue count */
+    c = vm_cmd_new(a, VDPA_OP_CREATE, 0);
+    c.u.create.type = VDPA_TYPE_NET;
+    c.u.create.nqueues = 2;
+    memcpy(c.u.create.mac, mac_a, 6);
+    r = vm_exec(a, &c);
+    expect(r, VDPA_S_EINVAL, VDPA_Q_INVALID_FIELD);
+    c.u.create.mac[0] = 1;
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_INVALID_FIELD);
+    c.u.create.mac[0] = 0x52;
+    c.u.create.mac[5] = 0xc;
+    c.u.create.nqueues = 3;
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_INVALID_FIELD);
+
+    /* Config: the MAC, link up, one queue pair */
+    c = vm_cmd_new(a, VDPA_OP_CONFIG_READ, ib);
+    c.buf_addr = a->buf;
+    c.buf_len = 12;
+    c.u.cfg.length = 12;
+    expect(vm_exec(a, &c), VDPA_S_OK, VDPA_Q_OK);
+    qtest_memread(t->qts, a->buf, got, 12);
+    g_assert_cmpmem(got, 6, mac_b, 6);
+    g_assert_cmpuint(lduw_le_p(got + 6), ==, 1);
+    g_assert_cmpuint(lduw_le_p(got + 8), ==, 1);
+
+    /* Receive: a frame for B lands in B's buffer only, with B's MSI */
+    vm_ring_post(a, &ra[0], ia, 0, buf_a, 2048, true);
+    vm_ring_post(a, &rb[0], ib, 0, buf_b, 2048, true);
+    make_frame(frame, mac_b, peer, 100, 1);
+    sock_send(sv[0], frame, 100);
+    g_assert_cmpint(vm_ring_wait(a, &rb[0], 5 * G_USEC_PER_SEC), ==, 12 + 100);
+    qtest_memread(t->qts, buf_b, got, 112);
+    g_assert_cmpuint(got[10], ==, 1);           /* num_buffers */
+    g_assert_cmpmem(got + 12, 100, frame, 100);
+    g_assert_cmphex(qtest_readl(t->qts, msi), ==, 0xbbbb);
+    g_assert_cmpuint(qtest_readw(t->qts, ra[0].used + 2), ==, 0);
+
+    /* Broadcast reaches A (and B, which has no buffer: dropped) */
+    make_frame(frame, bcast, peer, 80, 2);
+    sock_send(sv[0], frame, 80);
+    g_assert_cmpint(vm_ring_wait(a, &ra[0], 5 * G_USEC_PER_SEC), ==, 12 + 80);
+    qtest_memread(t->qts, buf_a + 12, got, 80);
+    g_assert_cmpmem(got, 80, frame, 80);
+
+    /* Transmit: A's frame comes out of the netdev unchanged */
+    qtest_memset(t->qts, tx, 0, 12);
+    make_frame(frame, peer, mac_a, 120, 3);
+    qtest_memwrite(t->qts, tx + 12, frame, 120);
+    vm_ring_post(a, &ra[1], ia, 1, tx, 12 + 120, false);
+    g_assert_cmpint(vm_ring_wait(a, &ra[1], 5 * G_USEC_PER_SEC), ==, 0);
+    g_assert_cmpuint(sock_recv(sv[0], got, sizeof(got)), ==, 120);
+    g_assert_cmpmem(got, 120, frame, 120);
+
+    info = query(t->qts, false, &reply);
+    inst = qobject_to(QDict, qlist_peek(qdict_get_qlist(info, "instances")));
+    g_assert_cmpstr(qdict_get_str(inst, "type"), ==, "net");
+    g_assert_cmpint(qdict_get_int(qdict_get_qdict(inst, "counters"),
+                                  "bytes-written"), ==, 120);
+    qobject_unref(reply);
+
+    /* Destroyed: its MAC is free again */
+    vm_destroy(a, ib);
+    c = vm_cmd_new(a, VDPA_OP_CREATE, 0);
+    c.u.create.type = VDPA_TYPE_NET;
+    c.u.create.nqueues = 2;
+    memcpy(c.u.create.mac, mac_b, 6);
+    expect(vm_exec(a, &c), VDPA_S_OK, VDPA_Q_OK);
+    close(sv[0]);
+    t_stop(t);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -723,5 +871,6 @@ int main(int argc, char **argv)
     qtest_add_func("/vdpa-mgmt/bad-properties", test_bad_properties);
     qtest_add_func("/vdpa-mgmt/scale-10k", test_scale);
     qtest_add_func("/vdpa-mgmt/migration", test_migration);
+    qtest_add_func("/vdpa-mgmt/net", test_net);
     return g_test_run();
 }

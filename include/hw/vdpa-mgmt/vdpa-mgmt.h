@@ -11,6 +11,7 @@
 #define HW_VDPA_MGMT_VDPA_MGMT_H
 
 #include "exec/memory.h"
+#include "net/net.h"
 #include "hw/pci/pci_device.h"
 #include "qom/object.h"
 #include "hw/vpri/virtq.h"
@@ -81,6 +82,12 @@ struct VdpaMgmt {
     /* Properties */
     uint32_t max_instances;
     char *blk_nodes;
+
+    /* One shared netdev; net instances are told apart by MAC */
+    NICConf nic_conf;
+    NICState *nic;
+    GHashTable *macs;           /* MAC (as uint64) -> VdpaInst */
+    uint64_t rx_dropped;
 
     VdpaLimits limits;
     VdpaTable table;
