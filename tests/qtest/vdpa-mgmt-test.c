@@ -860,6 +860,51 @@ static void test_net(void)
     t_stop(t);
 }
 
+/* Admin completions signal the MSI-X vector; none without a vector */
+static void test_admin_msix(void)
+{
+    T *t = t_start("", 16);
+    VMAdmin *a = t->a;
+    QPCIDevice *dev = a->pdev;
+    uint64_t msi = guest_alloc(&t->alloc, 16);
+    g_autofree uint8_t *zero = g_malloc0(16 * VDPA_CQE_SIZE);
+    VdpaCmd c;
+
+    qtest_writel(t->qts, msi, 0);
+    qpci_msix_enable(dev);
+    qpci_io_writel(dev, dev->msix_table_bar, dev->msix_table_off + 0,
+                   (uint32_t)msi);
+    qpci_io_writel(dev, dev->msix_table_bar, dev->msix_table_off + 4,
+                   msi >> 32);
+    qpci_io_writel(dev, dev->msix_table_bar, dev->msix_table_off + 8,
+                   0xa0a0);
+    qpci_io_writel(dev, dev->msix_table_bar, dev->msix_table_off + 12, 0);
+
+    /* No vector yet: a completion writes nothing */
+    c = vm_cmd_new(a, VDPA_OP_LIST, 0);
+    c.buf_addr = a->buf;
+    c.buf_len = 64;
+    expect(vm_exec(a, &c), VDPA_S_OK, VDPA_Q_OK);
+    g_assert_cmphex(qtest_readl(t->qts, msi), ==, 0);
+
+    /* The vector is fixed while enabled: disable, set, enable again */
+    vm_reg_write(a, VDPA_REG_AQ_VECTOR, 0);
+    g_assert_cmphex(vm_reg_read(a, VDPA_REG_AQ_VECTOR), ==,
+                    VDPA_AQ_NO_VECTOR);
+    vm_reg_write(a, VDPA_REG_CTRL, 0);
+    vm_reg_write(a, VDPA_REG_AQ_VECTOR, 0);
+    qtest_memwrite(t->qts, a->cq, zero, 16 * VDPA_CQE_SIZE);
+    vm_reg_write(a, VDPA_REG_CTRL, VDPA_CTRL_ENABLE);
+    a->sq_tail = a->cq_head = 0;
+    a->phase = true;
+    c = vm_cmd_new(a, VDPA_OP_LIST, 0);
+    c.buf_addr = a->buf;
+    c.buf_len = 64;
+    expect(vm_exec(a, &c), VDPA_S_OK, VDPA_Q_OK);
+    g_assert_cmphex(qtest_readl(t->qts, msi), ==, 0xa0a0);
+    t_stop(t);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -872,5 +917,6 @@ int main(int argc, char **argv)
     qtest_add_func("/vdpa-mgmt/scale-10k", test_scale);
     qtest_add_func("/vdpa-mgmt/migration", test_migration);
     qtest_add_func("/vdpa-mgmt/net", test_net);
+    qtest_add_func("/vdpa-mgmt/admin-msix", test_admin_msix);
     return g_test_run();
 }
