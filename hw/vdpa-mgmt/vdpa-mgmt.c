@@ -952,20 +952,41 @@ static VdpaStatus vdpa_cmd_query(VdpaMgmt *s, VdpaInst *inst,
     return vdpa_status(VDPA_S_OK, VDPA_Q_OK);
 }
 
+/* The counters in STATS order (docs/vdpa-mgmt.rst), also the migration's */
+static const size_t vdpa_stat_offsets[VDPA_STATS_SIZE / 8] = {
+    offsetof(VdpaInstStats, kicks),
+    offsetof(VdpaInstStats, requests),
+    offsetof(VdpaInstStats, bytes_read),
+    offsetof(VdpaInstStats, bytes_written),
+    offsetof(VdpaInstStats, interrupts),
+    offsetof(VdpaInstStats, errors),
+    offsetof(VdpaInstStats, dma_faults),
+    offsetof(VdpaInstStats, suppressed),
+};
+
+static void vdpa_stats_save(const VdpaInstStats *st, uint8_t *out)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(vdpa_stat_offsets); i++) {
+        vdpa_st64(out + 8 * i,
+                  *(const uint64_t *)((const char *)st +
+                                      vdpa_stat_offsets[i]));
+    }
+}
+
+static void vdpa_stats_load(VdpaInstStats *st, const uint8_t *in)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(vdpa_stat_offsets); i++) {
+        *(uint64_t *)((char *)st + vdpa_stat_offsets[i]) =
+            vdpa_ld64(in + 8 * i);
+    }
+}
+
 static VdpaStatus vdpa_cmd_stats(VdpaMgmt *s, VdpaInst *inst,
                                  const VdpaCmd *cmd)
 {
-    const VdpaInstStats *st = &inst->stats;
     uint8_t out[VDPA_STATS_SIZE];
 
-    vdpa_st64(out + VDPA_SR_KICKS, st->kicks);
-    vdpa_st64(out + VDPA_SR_REQUESTS, st->requests);
-    vdpa_st64(out + VDPA_SR_BYTES_RD, st->bytes_read);
-    vdpa_st64(out + VDPA_SR_BYTES_WR, st->bytes_written);
-    vdpa_st64(out + VDPA_SR_INTERRUPTS, st->interrupts);
-    vdpa_st64(out + VDPA_SR_ERRORS, st->errors);
-    vdpa_st64(out + VDPA_SR_DMA_FAULTS, st->dma_faults);
-    vdpa_st64(out + VDPA_SR_SUPPRESSED, st->suppressed);
+    vdpa_stats_save(&inst->stats, out);
     if (!vdpa_fn_dma(s, cmd->buf_addr, out, sizeof(out), true)) {
         return vdpa_status(VDPA_S_EINVAL, VDPA_Q_BUF_RANGE);
     }
@@ -1505,7 +1526,6 @@ static int vdpa_pre_save(void *opaque)
     for (uint32_t id = vdpa_table_next(&s->table, 1); id;
          id = vdpa_table_next(&s->table, (uint64_t)id + 1)) {
         VdpaInst *inst = vdpa_table_get(&s->table, id);
-        const uint64_t *st = &inst->stats.kicks;
 
         p[0] = inst->status;
         p[1] = inst->suspended;
@@ -1514,9 +1534,7 @@ static int vdpa_pre_save(void *opaque)
         vdpa_st64(p + 8, inst->dev_features);
         vdpa_st64(p + 16, inst->drv_features);
         memcpy(p + 24, inst->mac, 6);
-        for (int i = 0; i < 8; i++) {
-            vdpa_st64(p + 32 + 8 * i, st[i]);
-        }
+        vdpa_stats_save(&inst->stats, p + 32);
         p += MIG_STATE_REC;
         for (uint16_t q = 0; q < inst->nqueues; q++) {
             virtq_save(&inst->q[q].vq, p);
@@ -1592,7 +1610,6 @@ static int vdpa_post_load(void *opaque, int version_id)
     vdpa_table_rebuild_free(&s->table);
     for (uint32_t i = 0; i < count; i++) {
         VdpaInst *inst = insts[i];
-        uint64_t *st = &inst->stats.kicks;
 
         if (MIG_STATE_REC + (uint64_t)inst->nqueues * MIG_QUEUE_REC >
             end - p) {
@@ -1610,9 +1627,7 @@ static int vdpa_post_load(void *opaque, int version_id)
             g_hash_table_insert(s->macs, g_memdup2(&(uint64_t) {
                                     vdpa_mac_key(inst->mac) }, 8), inst);
         }
-        for (int k = 0; k < 8; k++) {
-            st[k] = vdpa_ld64(p + 32 + 8 * k);
-        }
+        vdpa_stats_load(&inst->stats, p + 32);
         p += MIG_STATE_REC;
         for (uint16_t q = 0; q < inst->nqueues; q++, p += MIG_QUEUE_REC) {
             if (virtq_load(&inst->q[q].vq, p) < 0) {
