@@ -260,6 +260,15 @@ static void test_isolation_and_invalidation(void)
     g_assert_cmphex(f.addr, ==, IOVA_B);
     g_assert_cmpuint(f.pasid, ==, PASID_B);
 
+    /*
+     * A buffer in the interrupt range is never DMA-translated: refused,
+     * not an abort (intel-iommu asserts if asked to translate it).
+     */
+    vm_set_status(a, ia, 0, 0);
+    start_queue(a, ia, &ra, ring_a);
+    vm_blk_post(a, &ra, ia, 0, BLK_T_IN, 0, 0xfee00000ULL, 4096);
+    g_assert_true(wait_needs_reset(a, ia));
+
     /* QMP shows the binding; unbinding what is not bound is refused */
     reply = qtest_qmp(p->qts, "{'execute': 'query-vdpa-mgmt'}");
     inst = qobject_to(QDict, qlist_peek(qdict_get_qlist(
