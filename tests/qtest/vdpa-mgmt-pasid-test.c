@@ -46,10 +46,10 @@ static P *p_start(const char *iommu)
     g_assert_cmpint(ftruncate(fd, IMG_SIZE), ==, 0);
     close(fd);
     p->qts = qtest_initf("-M q35 -m 512M -nodefaults %s "
-                         "-blockdev driver=file,node-name=d0,filename=%s "
+                         "-blockdev driver=file,node-name=d0,filename=%s,"
+                         "locking=off "
                          "-device vdpa-mgmt,id=vm0,addr=04.0,blk-nodes=d0",
                          iommu, p->img);
-    unlink(p->img);
     pc_alloc_init(&p->alloc, p->qts, 0);
     p->bus = qpci_new_pc(p->qts, &p->alloc);
     p->a = vm_open(p->qts, &p->alloc, p->bus, 16);
@@ -63,6 +63,7 @@ static void p_stop(P *p)
     qpci_free_pc(p->bus);
     alloc_destroy(&p->alloc);
     qtest_quit(p->qts);
+    unlink(p->img);
     g_free(p->img);
     g_free(p);
 }
@@ -287,6 +288,72 @@ static void test_isolation_and_invalidation(void)
     p_stop(p);
 }
 
+/* A PASID-bound instance keeps translating through it after migration */
+static void test_migration(void)
+{
+    P *p = p_start(IOMMU);
+    VMAdmin *a = p->a;
+    Vtd *v = vtd_new(p->qts, &p->alloc);
+    uint64_t ring = vtd_page(v), data = vtd_page(v), other = vtd_page(v);
+    g_autofree char *uri = g_strdup_printf("unix:%s/vdpa-pmig-%d.sock",
+                                           g_get_tmp_dir(), getpid());
+    g_autofree char *args = NULL;
+    uint64_t sl;
+    uint32_t id;
+    VMRing r;
+    QTestState *dst;
+    QDict *rsp;
+    int devfn;
+
+    vtd_add_device(v, DEVFN);
+    sl = vtd_add_pasid(v, PASID_A, DID_A);
+    vtd_map(v, sl, ring, ring);
+    vtd_map(v, sl, IOVA_A, data);
+    vtd_enable(v);
+    vtd_inv_context_global(v);
+    id = vm_create_blk(a, 1, 0);
+    g_assert_cmpuint(bind_pasid(a, id, PASID_A).status, ==, VDPA_S_OK);
+    start_queue(a, id, &r, ring);
+    qtest_memset(p->qts, data, 0x77, 4096);
+    g_assert_cmpint(vm_blk_io(a, &r, id, 0, BLK_T_OUT, 0, IOVA_A, 4096), ==,
+                    0);
+
+    args = g_strdup_printf("-M q35 -m 512M -nodefaults %s "
+                           "-blockdev driver=file,node-name=d0,filename=%s,"
+                           "locking=off "
+                           "-device vdpa-mgmt,id=vm0,addr=04.0,blk-nodes=d0 "
+                           "-incoming %s", IOMMU, p->img, uri);
+    dst = qtest_init(args);
+    rsp = qtest_qmp(p->qts, "{'execute': 'migrate', 'arguments': "
+                    "{'uri': %s}}", uri);
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+    qtest_qmp_eventwait(dst, "RESUME");
+
+    qtest_quit(p->qts);
+    p->qts = dst;
+    qpci_free_pc(p->bus);
+    p->bus = qpci_new_pc(dst, &p->alloc);
+    a->qts = dst;
+    a->bus = p->bus;
+    devfn = a->pdev->devfn;
+    g_free(a->pdev);
+    a->pdev = qpci_device_find(p->bus, devfn);
+    v->qts = dst;
+
+    /* Same PASID, same IOVA, same data; the unmapped page still faults */
+    qtest_memset(dst, data, 0, 4096);
+    g_assert_cmpint(vm_blk_io(a, &r, id, 0, BLK_T_IN, 0, IOVA_A, 4096), ==,
+                    0);
+    assert_page(dst, data, 0x77);
+    qtest_memset(dst, other, 0x11, 4096);
+    vm_blk_post(a, &r, id, 0, BLK_T_IN, 0, other, 4096);
+    g_assert_true(wait_needs_reset(a, id));
+    assert_page(dst, other, 0x11);
+    vtd_free(v);
+    p_stop(p);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -294,5 +361,6 @@ int main(int argc, char **argv)
     qtest_add_func("/vdpa-mgmt/pasid/no-pasid-mode", test_no_pasid_mode);
     qtest_add_func("/vdpa-mgmt/pasid/isolation-invalidation",
                    test_isolation_and_invalidation);
+    qtest_add_func("/vdpa-mgmt/pasid/migration", test_migration);
     return g_test_run();
 }
