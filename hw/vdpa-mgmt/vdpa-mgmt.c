@@ -34,6 +34,8 @@
 #include "standard-headers/linux/virtio_config.h"
 #include "standard-headers/linux/virtio_ring.h"
 #include "hw/vdpa-mgmt/vdpa-mgmt.h"
+#include "hw/vpri/vpri-host.h"
+#include "hw/vpri/vpri-host-internal.h"
 #include "trace.h"
 
 #define VDPA_BLK_SECTOR     512
@@ -43,9 +45,12 @@
 #define VDPA_SPARE_REQS     64
 /* DMA addresses the function generates: x86-64's 48-bit IOVA space */
 #define VDPA_DMA_BITS       48
+/* Queues of one function that can wait for a page fault at once */
+#define VDPA_FAULT_SLOTS    1024
 
 struct VdpaBlkReq {
     VdpaInst *inst;
+    VdpaBlkReq *next_held;
     uint16_t queue;
     uint8_t status;
     uint32_t type;
@@ -126,13 +131,32 @@ static bool vdpa_pasid_rw(VdpaInst *inst, uint64_t addr, void *buf,
     return true;
 }
 
-/* Engine callbacks: an instance's DMA goes to its own DMA context */
+/*
+ * Engine callbacks: an instance's DMA goes to its own DMA context.  With
+ * a vpri-host, DMA in the function's space (guest-physical addresses)
+ * is checked against the PA-BITMAP first, and stays in the host's fence
+ * until the copy is done; a page that is not present is a fault.
+ */
 static int vdpa_inst_dma(VdpaInst *inst, uint64_t addr, void *buf,
-                         uint32_t len, bool write)
+                         uint32_t len, bool write, uint64_t *fault_addr)
 {
+    VdpaMgmt *s = inst->s;
     bool ok;
 
-    if (inst->pasid != VDPA_NO_PASID) {
+    if (s->host && inst->pasid == VDPA_NO_PASID &&
+        inst->type == VDPA_TYPE_BLK) {
+        PabDmaToken token;
+        PabResult r = vpri_host_dma_begin(s->host, s->fault_dev, addr, len,
+                                          write, &token, fault_addr);
+
+        ok = r == PAB_OK &&
+             address_space_rw(inst->as, addr, vdpa_attrs(s), buf, len,
+                              write) == MEMTX_OK;
+        vpri_host_dma_end(s->host, s->fault_dev, token);
+        if (r == PAB_FAULT) {
+            return VIRTQ_FAULT;
+        }
+    } else if (inst->pasid != VDPA_NO_PASID) {
         ok = vdpa_pasid_rw(inst, addr, buf, len, write);
     } else {
         ok = address_space_rw(inst->as, addr, vdpa_attrs(inst->s), buf, len,
@@ -148,13 +172,13 @@ static int vdpa_inst_dma(VdpaInst *inst, uint64_t addr, void *buf,
 static int vdpa_inst_dma_read(void *opaque, uint64_t addr, void *buf,
                               uint32_t len, uint64_t *fault_addr)
 {
-    return vdpa_inst_dma(opaque, addr, buf, len, false);
+    return vdpa_inst_dma(opaque, addr, buf, len, false, fault_addr);
 }
 
 static int vdpa_inst_dma_write(void *opaque, uint64_t addr, const void *buf,
                                uint32_t len, uint64_t *fault_addr)
 {
-    return vdpa_inst_dma(opaque, addr, (void *)buf, len, true);
+    return vdpa_inst_dma(opaque, addr, (void *)buf, len, true, fault_addr);
 }
 
 static const VirtqDmaOps vdpa_dma_ops = {
@@ -251,23 +275,102 @@ static void vdpa_req_put(VdpaMgmt *s, VdpaBlkReq *req)
     }
 }
 
+/* ---- VPRI page faults ---- */
+
+/*
+ * Stop queue @qi of @inst until the host has paged in @addr.  One fault
+ * slot per stalled queue; the host calls back with the slot.
+ */
+static void vdpa_queue_fault(VdpaInst *inst, uint16_t qi, uint64_t addr,
+                             bool write)
+{
+    VdpaMgmt *s = inst->s;
+    VdpaQueue *q = &inst->q[qi];
+    uint16_t slot;
+
+    if (q->fault_slot != VDPA_NO_FAULT_SLOT) {
+        return;
+    }
+    if (!s->nfree_slots) {
+        vdpa_inst_error(inst, "queue %u: more than %u queues of the function "
+                        "wait for page faults", qi, VDPA_FAULT_SLOTS);
+        return;
+    }
+    slot = s->free_slots[--s->nfree_slots];
+    s->slot_owner[slot] = VDPA_DB_VALUE(inst->id, qi) + 1;
+    q->fault_slot = slot;
+    trace_vdpa_mgmt_fault(inst->id, qi, addr, write);
+    vpri_host_raise_fault(s->host, s->fault_dev, slot, addr, write, -1);
+}
+
+static bool vdpa_queue_blocked(VdpaInst *inst, uint16_t qi)
+{
+    return inst->q[qi].fault_slot != VDPA_NO_FAULT_SLOT;
+}
+
+/*
+ * A fault stopped @req after it was popped: keep it, in order, and
+ * restart it from its header once the page is in.  Every blk request is
+ * idempotent from the start (a read reads again, a write writes the same
+ * data again), so nothing of its progress needs keeping.
+ */
+static void vdpa_blk_hold(VdpaBlkReq *req, uint64_t addr, bool write)
+{
+    VdpaInst *inst = req->inst;
+    VdpaQueue *q = &inst->q[req->queue];
+    VdpaBlkReq **tail = &q->held;
+
+    if (req->bounce) {
+        qemu_vfree(req->bounce);
+        qemu_iovec_destroy(&req->qiov);
+        req->bounce = NULL;
+    }
+    while (*tail) {
+        tail = &(*tail)->next_held;
+    }
+    req->next_held = NULL;
+    *tail = req;
+    vdpa_queue_fault(inst, req->queue, addr, write);
+}
+
+/* A DMA step of @req returned @ret: true to go on */
+/* @fault is read only after @ret was computed: pass it by address */
+static bool vdpa_blk_dma_ok(VdpaBlkReq *req, int ret, const uint64_t *fault,
+                            bool write, const char *what)
+{
+    if (ret == 0) {
+        return true;
+    }
+    if (ret == VIRTQ_FAULT) {
+        vdpa_blk_hold(req, *fault, write);
+        return false;
+    }
+    vdpa_inst_error(req->inst, "queue %u: %s: %s", req->queue, what,
+                    virtq_error_reason(&req->inst->q[req->queue].vq) ?:
+                    "DMA refused");
+    vdpa_req_put(req->inst->s, req);
+    return false;
+}
+
+/* Status byte, used ring, interrupt; consumes @req */
 static void vdpa_blk_complete(VdpaBlkReq *req, uint32_t written)
 {
     VdpaInst *inst = req->inst;
     VdpaQueue *q = &inst->q[req->queue];
     uint64_t fault;
 
-    if (virtq_elem_write(&req->elem, &vdpa_dma_ops, inst,
-                         req->elem.in_len - 1, &req->status, 1, &fault) ||
-        virtq_push(&q->vq, &vdpa_dma_ops, inst, req->elem.head,
-                   written + 1, &fault)) {
-        vdpa_inst_error(inst, "queue %u: cannot complete request: %s",
-                        req->queue, virtq_error_reason(&q->vq) ?:
-                        "DMA refused");
+    if (!vdpa_blk_dma_ok(req, virtq_elem_write(&req->elem, &vdpa_dma_ops,
+                                               inst, req->elem.in_len - 1,
+                                               &req->status, 1, &fault),
+                         &fault, true, "status") ||
+        !vdpa_blk_dma_ok(req, virtq_push(&q->vq, &vdpa_dma_ops, inst,
+                                         req->elem.head, written + 1, &fault),
+                         &fault, true, "used ring")) {
         return;
     }
     inst->stats.requests++;
     vdpa_queue_interrupt(inst, req->queue);
+    vdpa_req_put(inst->s, req);
 }
 
 static void vdpa_blk_io_done(void *opaque, int ret)
@@ -278,14 +381,22 @@ static void vdpa_blk_io_done(void *opaque, int ret)
     uint64_t fault;
 
     inst->inflight--;
+    if (inst->status & VDPA_ST_NEEDS_RESET) {
+        vdpa_req_put(inst->s, req);
+        return;
+    }
+    /* While its queue waits for a fault, nothing of it touches memory */
+    if (vdpa_queue_blocked(inst, req->queue)) {
+        vdpa_blk_hold(req, 0, false);
+        return;
+    }
     if (ret < 0) {
         req->status = VIRTIO_BLK_S_IOERR;
     } else if (req->type == VIRTIO_BLK_T_IN) {
-        if (virtq_elem_write(&req->elem, &vdpa_dma_ops, inst, 0, req->bounce,
-                             req->len, &fault)) {
-            vdpa_inst_error(inst, "queue %u: read data not writable",
-                            req->queue);
-            vdpa_req_put(inst->s, req);
+        if (!vdpa_blk_dma_ok(req, virtq_elem_write(&req->elem, &vdpa_dma_ops,
+                                                   inst, 0, req->bounce,
+                                                   req->len, &fault),
+                             &fault, true, "read data")) {
             return;
         }
         written = req->len;
@@ -293,10 +404,7 @@ static void vdpa_blk_io_done(void *opaque, int ret)
     } else if (req->type == VIRTIO_BLK_T_OUT) {
         inst->stats.bytes_written += req->len;
     }
-    if (!(inst->status & VDPA_ST_NEEDS_RESET)) {
-        vdpa_blk_complete(req, written);
-    }
-    vdpa_req_put(inst->s, req);
+    vdpa_blk_complete(req, written);
 }
 
 static bool vdpa_blk_rw_ok(VdpaInst *inst, VdpaBlkReq *req)
@@ -308,7 +416,7 @@ static bool vdpa_blk_rw_ok(VdpaInst *inst, VdpaBlkReq *req)
            req->sector <= cap && nsec <= cap - req->sector;
 }
 
-/* Start one popped request; it completes now or from the backend */
+/* Start (or restart) one popped request; it completes now or later */
 static void vdpa_blk_start(VdpaBlkReq *req)
 {
     VdpaInst *inst = req->inst;
@@ -322,10 +430,10 @@ static void vdpa_blk_start(VdpaBlkReq *req)
         vdpa_req_put(inst->s, req);
         return;
     }
-    if (virtq_elem_read(&req->elem, &vdpa_dma_ops, inst, 0, hdr, sizeof(hdr),
-                        &fault)) {
-        vdpa_inst_error(inst, "queue %u: header not readable", req->queue);
-        vdpa_req_put(inst->s, req);
+    if (!vdpa_blk_dma_ok(req, virtq_elem_read(&req->elem, &vdpa_dma_ops,
+                                              inst, 0, hdr, sizeof(hdr),
+                                              &fault),
+                         &fault, false, "header")) {
         return;
     }
     req->type = ldl_le_p(hdr);
@@ -353,11 +461,11 @@ static void vdpa_blk_start(VdpaBlkReq *req)
         qemu_iovec_init(&req->qiov, 1);
         qemu_iovec_add(&req->qiov, req->bounce, req->len);
         if (req->type == VIRTIO_BLK_T_OUT &&
-            virtq_elem_read(&req->elem, &vdpa_dma_ops, inst, VDPA_BLK_HDR,
-                            req->bounce, req->len, &fault)) {
-            vdpa_inst_error(inst, "queue %u: write data not readable",
-                            req->queue);
-            vdpa_req_put(inst->s, req);
+            !vdpa_blk_dma_ok(req, virtq_elem_read(&req->elem, &vdpa_dma_ops,
+                                                  inst, VDPA_BLK_HDR,
+                                                  req->bounce, req->len,
+                                                  &fault),
+                             &fault, false, "write data")) {
             return;
         }
         inst->inflight++;
@@ -378,14 +486,12 @@ static void vdpa_blk_start(VdpaBlkReq *req)
         uint32_t len = MIN(req->elem.in_len - 1, VIRTIO_BLK_ID_BYTES);
 
         snprintf(id, sizeof(id), "vdpa%u", inst->id);
-        if (virtq_elem_write(&req->elem, &vdpa_dma_ops, inst, 0, id, len,
-                             &fault)) {
-            vdpa_inst_error(inst, "queue %u: id not writable", req->queue);
-            vdpa_req_put(inst->s, req);
+        if (!vdpa_blk_dma_ok(req, virtq_elem_write(&req->elem, &vdpa_dma_ops,
+                                                   inst, 0, id, len, &fault),
+                             &fault, true, "id")) {
             return;
         }
         vdpa_blk_complete(req, len);
-        vdpa_req_put(inst->s, req);
         return;
     }
     default:
@@ -393,7 +499,6 @@ static void vdpa_blk_start(VdpaBlkReq *req)
         break;
     }
     vdpa_blk_complete(req, 0);
-    vdpa_req_put(inst->s, req);
 }
 
 static void vdpa_run_queue(VdpaInst *inst, uint16_t qi)
@@ -401,13 +506,22 @@ static void vdpa_run_queue(VdpaInst *inst, uint16_t qi)
     VdpaMgmt *s = inst->s;
     VdpaQueue *q = &inst->q[qi];
 
-    while (vdpa_inst_runnable(inst) && q->vq.enabled) {
+    /* Requests a fault stopped go first, in order */
+    while (q->held && vdpa_inst_runnable(inst) && !vdpa_queue_blocked(inst, qi)) {
+        VdpaBlkReq *req = q->held;
+
+        q->held = req->next_held;
+        vdpa_blk_start(req);
+    }
+    while (vdpa_inst_runnable(inst) && q->vq.enabled &&
+           !vdpa_queue_blocked(inst, qi)) {
         VdpaBlkReq *req = vdpa_req_get(s, inst, qi);
         const char *err = NULL;
         uint64_t fault;
         bool fw;
         uint16_t avail;
         VirtqStatus st;
+        int ret;
 
         st = virtq_pop(&q->vq, &vdpa_dma_ops, inst, &req->elem, &fault, &fw,
                        &err);
@@ -416,14 +530,24 @@ static void vdpa_run_queue(VdpaInst *inst, uint16_t qi)
             continue;
         }
         vdpa_req_put(s, req);
+        if (st == VIRTQ_FAULT) {
+            /* Nothing was consumed: the pop is simply redone later */
+            vdpa_queue_fault(inst, qi, fault, false);
+            return;
+        }
         if (st == VIRTQ_EMPTY) {
-            if (virtq_set_notification(&q->vq, &vdpa_dma_ops, inst, true,
-                                       &fault) == 0 &&
-                virtq_avail_count(&q->vq, &vdpa_dma_ops, inst, &avail,
-                                  &fault) == 0 && avail) {
-                continue;
+            ret = virtq_set_notification(&q->vq, &vdpa_dma_ops, inst, true,
+                                         &fault);
+            if (ret == 0) {
+                ret = virtq_avail_count(&q->vq, &vdpa_dma_ops, inst, &avail,
+                                        &fault);
+                if (ret == 0 && avail) {
+                    continue;
+                }
             }
-            if (virtq_error_reason(&q->vq)) {
+            if (ret == VIRTQ_FAULT) {
+                vdpa_queue_fault(inst, qi, fault, false);
+            } else if (virtq_error_reason(&q->vq)) {
                 vdpa_inst_error(inst, "queue %u: %s", qi,
                                 virtq_error_reason(&q->vq));
             }
@@ -432,6 +556,49 @@ static void vdpa_run_queue(VdpaInst *inst, uint16_t qi)
         vdpa_inst_error(inst, "queue %u: %s", qi, err ?: "bad chain");
         return;
     }
+}
+
+/* The host resolved (or failed) the fault of slot @slot */
+static void vdpa_fault_done(void *opaque, uint16_t slot, bool resolved)
+{
+    VdpaMgmt *s = opaque;
+    uint32_t owner = slot < VDPA_FAULT_SLOTS ? s->slot_owner[slot] : 0;
+    VdpaInst *inst;
+    uint16_t qi;
+
+    if (!owner) {
+        return;
+    }
+    s->slot_owner[slot] = 0;
+    s->free_slots[s->nfree_slots++] = slot;
+    inst = vdpa_table_get(&s->table, (owner - 1) & VDPA_DB_INST_MASK);
+    qi = (owner - 1) >> VDPA_DB_QUEUE_SHIFT;
+    /* Destroyed or reset meanwhile: the slot was all that was left */
+    if (!inst || qi >= inst->nqueues || inst->q[qi].fault_slot != slot) {
+        return;
+    }
+    inst->q[qi].fault_slot = VDPA_NO_FAULT_SLOT;
+    if (!resolved) {
+        vdpa_inst_error(inst, "queue %u: page fault could not be resolved",
+                        qi);
+        return;
+    }
+    vdpa_run_queue(inst, qi);
+}
+
+/* Drop what a queue holds (reset, destroy) */
+static void vdpa_queue_drop_held(VdpaInst *inst, uint16_t qi)
+{
+    VdpaQueue *q = &inst->q[qi];
+
+    while (q->held) {
+        VdpaBlkReq *req = q->held;
+
+        q->held = req->next_held;
+        vdpa_req_put(inst->s, req);
+    }
+    /* A pending slot is released when the host answers */
+    q->fault_slot = VDPA_NO_FAULT_SLOT;
 }
 
 /* ---- Net instances ---- */
@@ -700,6 +867,7 @@ static void vdpa_inst_reset(VdpaInst *inst)
     inst->drv_features = 0;
     inst->wce = 1;
     for (uint16_t i = 0; i < inst->nqueues; i++) {
+        vdpa_queue_drop_held(inst, i);
         virtq_init(&inst->q[i].vq);
         vdpa_msi_clear(&inst->q[i].msi);
     }
@@ -772,6 +940,9 @@ static VdpaStatus vdpa_cmd_create(VdpaMgmt *s, const VdpaCmd *cmd,
 static void vdpa_inst_free(VdpaMgmt *s, VdpaInst *inst)
 {
     vdpa_inst_quiesce(inst);
+    for (uint16_t i = 0; i < inst->nqueues; i++) {
+        vdpa_queue_drop_held(inst, i);
+    }
     if (inst->type == VDPA_TYPE_NET) {
         g_hash_table_remove(s->macs, &(uint64_t) { vdpa_mac_key(inst->mac) });
     }
@@ -1379,6 +1550,12 @@ static void vdpa_mgmt_realize(PCIDevice *pdev, Error **errp)
                    VDPA_TABLE_MAX);
         return;
     }
+    if (s->host_id) {
+        s->host = vpri_host_find(s->host_id, errp);
+        if (!s->host || !vpri_host_can_attach(s->host, errp)) {
+            return;
+        }
+    }
     if (!vdpa_open_backends(s, errp)) {
         vdpa_free_backends(s);
         return;
@@ -1450,6 +1627,16 @@ static void vdpa_mgmt_realize(PCIDevice *pdev, Error **errp)
     s->admin_bh = qemu_bh_new_guarded(vdpa_admin_bh, s,
                                       &DEVICE(s)->mem_reentrancy_guard);
     s->aq_vector = VDPA_AQ_NO_VECTOR;
+    if (s->host) {
+        s->slot_owner = g_new0(uint32_t, VDPA_FAULT_SLOTS);
+        s->free_slots = g_new(uint16_t, VDPA_FAULT_SLOTS);
+        for (uint16_t i = 0; i < VDPA_FAULT_SLOTS; i++) {
+            s->free_slots[i] = VDPA_FAULT_SLOTS - 1 - i;
+        }
+        s->nfree_slots = VDPA_FAULT_SLOTS;
+        s->fault_dev = vpri_host_attach(s->host, DEVICE(s), VDPA_FAULT_SLOTS,
+                                        vdpa_fault_done, s);
+    }
     return;
 
 fail:
@@ -1462,6 +1649,11 @@ static void vdpa_mgmt_exit(PCIDevice *pdev)
     VdpaMgmt *s = VDPA_MGMT(pdev);
 
     vdpa_destroy_all(s);
+    if (s->host) {
+        vpri_host_detach(s->host, s->fault_dev);
+        g_free(s->slot_owner);
+        g_free(s->free_slots);
+    }
     qemu_bh_delete(s->kick_bh);
     qemu_bh_delete(s->admin_bh);
     g_array_free(s->kicks, true);
@@ -1491,7 +1683,8 @@ static void vdpa_mgmt_exit(PCIDevice *pdev)
 #define MIG_MAGIC       0x4749444d      /* "MDIG" */
 #define MIG_LIST_REC    12
 #define MIG_STATE_REC   (4 + 4 + 8 + 8 + 8 + 8 * 8)
-#define MIG_QUEUE_REC   (VIRTQ_SAVED_SIZE + 16)
+/* virtq record, MSI message, le16 count of held heads (then the heads) */
+#define MIG_QUEUE_REC   (VIRTQ_SAVED_SIZE + 16 + 2)
 
 static int vdpa_pre_save(void *opaque)
 {
@@ -1506,6 +1699,11 @@ static int vdpa_pre_save(void *opaque)
         vdpa_inst_quiesce(inst);
         len += MIG_LIST_REC + MIG_STATE_REC +
                (uint64_t)inst->nqueues * MIG_QUEUE_REC;
+        for (uint16_t q = 0; q < inst->nqueues; q++) {
+            for (VdpaBlkReq *r = inst->q[q].held; r; r = r->next_held) {
+                len += 2;
+            }
+        }
     }
     g_free(s->mig_buf);
     s->mig_len = len;
@@ -1541,7 +1739,14 @@ static int vdpa_pre_save(void *opaque)
             vdpa_st64(p + VIRTQ_SAVED_SIZE, inst->q[q].msi.addr);
             vdpa_st32(p + VIRTQ_SAVED_SIZE + 8, inst->q[q].msi.data);
             vdpa_st32(p + VIRTQ_SAVED_SIZE + 12, inst->q[q].msi.flags);
-            p += MIG_QUEUE_REC;
+            p += MIG_QUEUE_REC - 2;
+            /* Popped, stopped by a fault, not done: the heads to rebuild */
+            for (VdpaBlkReq *r = inst->q[q].held; r; r = r->next_held) {
+                vdpa_st16(p + 2, r->elem.head);
+                vdpa_st16(p, vdpa_ld16(p) + 1);
+                p += 2;
+            }
+            p += 2;
         }
     }
     return 0;
@@ -1629,15 +1834,45 @@ static int vdpa_post_load(void *opaque, int version_id)
         }
         vdpa_stats_load(&inst->stats, p + 32);
         p += MIG_STATE_REC;
-        for (uint16_t q = 0; q < inst->nqueues; q++, p += MIG_QUEUE_REC) {
-            if (virtq_load(&inst->q[q].vq, p) < 0) {
+        for (uint16_t q = 0; q < inst->nqueues; q++) {
+            VdpaQueue *vq = &inst->q[q];
+            VdpaBlkReq **tail = &vq->held;
+            uint16_t nheld;
+
+            vq->fault_slot = VDPA_NO_FAULT_SLOT;
+            if (MIG_QUEUE_REC > end - p ||
+                virtq_load(&vq->vq, p) < 0) {
                 error_report("vdpa-mgmt: instance %u queue %u: bad queue "
                              "record", inst->id, q);
                 goto out;
             }
-            inst->q[q].msi.addr = vdpa_ld64(p + VIRTQ_SAVED_SIZE);
-            inst->q[q].msi.data = vdpa_ld32(p + VIRTQ_SAVED_SIZE + 8);
-            inst->q[q].msi.flags = vdpa_ld32(p + VIRTQ_SAVED_SIZE + 12);
+            vq->msi.addr = vdpa_ld64(p + VIRTQ_SAVED_SIZE);
+            vq->msi.data = vdpa_ld32(p + VIRTQ_SAVED_SIZE + 8);
+            vq->msi.flags = vdpa_ld32(p + VIRTQ_SAVED_SIZE + 12);
+            nheld = vdpa_ld16(p + MIG_QUEUE_REC - 2);
+            p += MIG_QUEUE_REC;
+            if (2ULL * nheld > end - p) {
+                error_report("vdpa-mgmt: instance stream truncated");
+                goto out;
+            }
+            /* Rebuild the held requests from their heads, in order */
+            for (uint16_t k = 0; k < nheld; k++, p += 2) {
+                VdpaBlkReq *req = vdpa_req_get(s, inst, q);
+                const char *err = NULL;
+                uint64_t fault;
+
+                if (virtq_read_chain(&vq->vq, &vdpa_dma_ops, inst,
+                                     vdpa_ld16(p), &req->elem, &fault,
+                                     &err) != VIRTQ_OK) {
+                    vdpa_req_put(s, req);
+                    error_report("vdpa-mgmt: instance %u queue %u: held "
+                                 "request %u cannot be rebuilt: %s",
+                                 inst->id, q, vdpa_ld16(p), err ?: "fault");
+                    goto out;
+                }
+                *tail = req;
+                tail = &req->next_held;
+            }
         }
         if (inst->pasid != VDPA_NO_PASID &&
             (!s->limits.pasid_bits ||
@@ -1702,6 +1937,7 @@ static const Property vdpa_mgmt_properties[] = {
     DEFINE_PROP_UINT32("max-instances", VdpaMgmt, max_instances, 65536),
     DEFINE_PROP_STRING("blk-nodes", VdpaMgmt, blk_nodes),
     DEFINE_NIC_PROPERTIES(VdpaMgmt, nic_conf),
+    DEFINE_PROP_STRING("host", VdpaMgmt, host_id),
 };
 
 static void vdpa_mgmt_class_init(ObjectClass *klass, void *data)

@@ -36,11 +36,19 @@ typedef struct VdpaInstStats {
     uint64_t suppressed;
 } VdpaInstStats;
 
+typedef struct VdpaBlkReq VdpaBlkReq;
+
+#define VDPA_NO_FAULT_SLOT 0xffff
+
 /* One queue of an instance: engine state and its MSI message */
 typedef struct VdpaQueue {
     Virtq vq;
     VdpaMsiMsg msi;
     uint8_t kick_pending;
+    /* Waiting for a VPRI page fault (its slot), or VDPA_NO_FAULT_SLOT */
+    uint16_t fault_slot;
+    /* Requests a fault stopped, to be restarted in order */
+    VdpaBlkReq *held;
 } VdpaQueue;
 
 typedef struct VdpaInst {
@@ -70,7 +78,7 @@ typedef struct VdpaBlkBackend {
     bool read_only;
 } VdpaBlkBackend;
 
-typedef struct VdpaBlkReq VdpaBlkReq;
+typedef struct VpriHost VpriHost;
 
 struct VdpaMgmt {
     PCIDevice parent_obj;
@@ -82,6 +90,18 @@ struct VdpaMgmt {
     /* Properties */
     uint32_t max_instances;
     char *blk_nodes;
+    char *host_id;
+
+    /*
+     * VPRI: the vpri-host whose PA-BITMAP checks the DMA of instances
+     * without a PASID.  A stalled queue takes one of the fault slots
+     * (the host's queue index); slot_owner maps it back.
+     */
+    VpriHost *host;
+    uint32_t fault_dev;
+    uint32_t *slot_owner;       /* VDPA_DB_VALUE(id, queue) + 1, 0 free */
+    uint16_t *free_slots;
+    uint32_t nfree_slots;
 
     /* One shared netdev; net instances are told apart by MAC */
     NICConf nic_conf;
