@@ -45,8 +45,19 @@
 #define VDPA_SPARE_REQS     64
 /* DMA addresses the function generates: x86-64's 48-bit IOVA space */
 #define VDPA_DMA_BITS       48
-/* Queues of one function that can wait for a page fault at once */
-#define VDPA_FAULT_SLOTS    1024
+/*
+ * Faults a function has out at once: the vpri-host's queue limit per
+ * device.  More stalled queues wait for a slot (slot_waiters).
+ */
+#define VDPA_FAULT_SLOTS    VPRI_HOST_MAX_QUEUES
+/* fault_slot of a queue stalled and waiting for a free slot */
+#define VDPA_WAIT_SLOT      0xfffe
+
+typedef struct VdpaSlotWaiter {
+    uint32_t owner;             /* VDPA_DB_VALUE(id, queue) + 1 */
+    uint64_t addr;
+    bool write;
+} VdpaSlotWaiter;
 
 struct VdpaBlkReq {
     VdpaInst *inst;
@@ -292,8 +303,14 @@ static void vdpa_queue_fault(VdpaInst *inst, uint16_t qi, uint64_t addr,
         return;
     }
     if (!s->nfree_slots) {
-        vdpa_inst_error(inst, "queue %u: more than %u queues of the function "
-                        "wait for page faults", qi, VDPA_FAULT_SLOTS);
+        VdpaSlotWaiter *w = g_new(VdpaSlotWaiter, 1);
+
+        *w = (VdpaSlotWaiter) {
+            .owner = VDPA_DB_VALUE(inst->id, qi) + 1,
+            .addr = addr, .write = write,
+        };
+        g_queue_push_tail(s->slot_waiters, w);
+        q->fault_slot = VDPA_WAIT_SLOT;
         return;
     }
     slot = s->free_slots[--s->nfree_slots];
@@ -558,6 +575,32 @@ static void vdpa_run_queue(VdpaInst *inst, uint16_t qi)
     }
 }
 
+static VdpaInst *vdpa_owner_inst(VdpaMgmt *s, uint32_t owner, uint16_t *qi)
+{
+    VdpaInst *inst = vdpa_table_get(&s->table,
+                                    (owner - 1) & VDPA_DB_INST_MASK);
+
+    *qi = (owner - 1) >> VDPA_DB_QUEUE_SHIFT;
+    return inst && *qi < inst->nqueues ? inst : NULL;
+}
+
+/* A slot is free: give it to the oldest queue still waiting for one */
+static void vdpa_slot_freed(VdpaMgmt *s)
+{
+    VdpaSlotWaiter *w;
+
+    while (s->nfree_slots && (w = g_queue_pop_head(s->slot_waiters))) {
+        uint16_t qi;
+        VdpaInst *inst = vdpa_owner_inst(s, w->owner, &qi);
+
+        if (inst && inst->q[qi].fault_slot == VDPA_WAIT_SLOT) {
+            inst->q[qi].fault_slot = VDPA_NO_FAULT_SLOT;
+            vdpa_queue_fault(inst, qi, w->addr, w->write);
+        }
+        g_free(w);
+    }
+}
+
 /* The host resolved (or failed) the fault of slot @slot */
 static void vdpa_fault_done(void *opaque, uint16_t slot, bool resolved)
 {
@@ -571,10 +614,10 @@ static void vdpa_fault_done(void *opaque, uint16_t slot, bool resolved)
     }
     s->slot_owner[slot] = 0;
     s->free_slots[s->nfree_slots++] = slot;
-    inst = vdpa_table_get(&s->table, (owner - 1) & VDPA_DB_INST_MASK);
-    qi = (owner - 1) >> VDPA_DB_QUEUE_SHIFT;
+    inst = vdpa_owner_inst(s, owner, &qi);
+    vdpa_slot_freed(s);
     /* Destroyed or reset meanwhile: the slot was all that was left */
-    if (!inst || qi >= inst->nqueues || inst->q[qi].fault_slot != slot) {
+    if (!inst || inst->q[qi].fault_slot != slot) {
         return;
     }
     inst->q[qi].fault_slot = VDPA_NO_FAULT_SLOT;
@@ -1634,6 +1677,7 @@ static void vdpa_mgmt_realize(PCIDevice *pdev, Error **errp)
             s->free_slots[i] = VDPA_FAULT_SLOTS - 1 - i;
         }
         s->nfree_slots = VDPA_FAULT_SLOTS;
+        s->slot_waiters = g_queue_new();
         s->fault_dev = vpri_host_attach(s->host, DEVICE(s), VDPA_FAULT_SLOTS,
                                         vdpa_fault_done, s);
     }
@@ -1653,6 +1697,7 @@ static void vdpa_mgmt_exit(PCIDevice *pdev)
         vpri_host_detach(s->host, s->fault_dev);
         g_free(s->slot_owner);
         g_free(s->free_slots);
+        g_queue_free_full(s->slot_waiters, g_free);
     }
     qemu_bh_delete(s->kick_bh);
     qemu_bh_delete(s->admin_bh);

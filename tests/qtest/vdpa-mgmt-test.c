@@ -905,6 +905,75 @@ static void test_admin_msix(void)
     t_stop(t);
 }
 
+/*
+ * VPRI: with a vpri-host, blk instance DMA takes I/O page faults.  The
+ * requests are published while the instances are suspended, then all of
+ * guest RAM is evicted; on RESUME every ring and buffer access faults,
+ * only the faulting queue waits, and the requests complete with the
+ * right data once the host has paged the memory in.  80 instances stall
+ * at once, more than the function's 64 fault slots: the others wait for
+ * a slot.
+ */
+static void test_vpri_faults(void)
+{
+    T *t = t_start_with("-object vpri-host,id=vh0", ",host=vh0", 16);
+    VMAdmin *a = t->a;
+    enum { N = 80 };                        /* more than the 64 fault slots */
+    VMRing r[N];
+    uint32_t id[N];
+    uint64_t data[N], msi = guest_alloc(&t->alloc, 16);
+    g_autofree uint8_t *out = g_malloc(N * 4096);
+    uint8_t in[4096];
+    VdpaCmd c;
+    QDict *rsp, *dev;
+    QList *devs;
+    uint64_t raised;
+
+    for (int i = 0; i < N; i++) {
+        data[i] = guest_alloc(&t->alloc, 4096);
+        id[i] = bring_up(a, &r[i], 1, i % 2);
+        fill(out + 4096 * i, 4096, 17 * (i + 1));
+        qtest_memwrite(t->qts, data[i], out + 4096 * i, 4096);
+        g_assert_cmpint(vm_blk_io(a, &r[i], id[i], 0, BLK_T_OUT, 8 + 8 * i,
+                                  data[i], 4096), ==, BLK_S_OK);
+        qtest_memset(t->qts, data[i], 0, 4096);
+        c = vm_cmd_new(a, VDPA_OP_SUSPEND, id[i]);
+        expect(vm_exec(a, &c), VDPA_S_OK, VDPA_Q_OK);
+        vm_blk_post(a, &r[i], id[i], 0, BLK_T_IN, 8 + 8 * i, data[i],
+                    4096);
+    }
+    vm_set_msi(a, id[0], 0, msi, 0x77, false);
+    qtest_writel(t->qts, msi, 0);
+
+    rsp = qtest_qmp(t->qts, "{ 'execute': 'vpri-reclaim', "
+                    "'arguments': { 'host': 'vh0', 'percent': 100 } }");
+    g_assert_cmpint(qdict_get_int(qdict_get_qdict(rsp, "return"), "evicted"),
+                    >, 0);
+    qobject_unref(rsp);
+
+    for (int i = 0; i < N; i++) {
+        c = vm_cmd_new(a, VDPA_OP_RESUME, id[i]);
+        expect(vm_exec(a, &c), VDPA_S_OK, VDPA_Q_OK);
+    }
+    for (int i = 0; i < N; i++) {
+        g_assert_cmpint(vm_blk_wait(a, &r[i]), ==, BLK_S_OK);
+        qtest_memread(t->qts, data[i], in, sizeof(in));
+        g_assert_cmpmem(in, sizeof(in), out + 4096 * i, 4096);
+    }
+    g_assert_cmphex(qtest_readl(t->qts, msi), ==, 0x77);
+
+    rsp = qtest_qmp(t->qts, "{ 'execute': 'query-vpri' }");
+    devs = qdict_get_qlist(qdict_get_qdict(rsp, "return"), "devices");
+    g_assert_cmpuint(qlist_size(devs), ==, 1);
+    dev = qobject_to(QDict, qlist_peek(devs));
+    g_assert_cmpstr(qdict_get_str(dev, "id"), ==, "vm0");
+    raised = qdict_get_int(qdict_get_qdict(dev, "faults"), "raised");
+    g_test_message("device faults raised: %" PRIu64, raised);
+    g_assert_cmpuint(raised, >=, N);
+    qobject_unref(rsp);
+    t_stop(t);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -918,5 +987,6 @@ int main(int argc, char **argv)
     qtest_add_func("/vdpa-mgmt/migration", test_migration);
     qtest_add_func("/vdpa-mgmt/net", test_net);
     qtest_add_func("/vdpa-mgmt/admin-msix", test_admin_msix);
+    qtest_add_func("/vdpa-mgmt/vpri-faults", test_vpri_faults);
     return g_test_run();
 }

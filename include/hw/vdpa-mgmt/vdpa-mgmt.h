@@ -102,6 +102,7 @@ struct VdpaMgmt {
     uint32_t *slot_owner;       /* VDPA_DB_VALUE(id, queue) + 1, 0 free */
     uint16_t *free_slots;
     uint32_t nfree_slots;
+    GQueue *slot_waiters;
 
     /* One shared netdev; net instances are told apart by MAC */
     NICConf nic_conf;
