@@ -1,0 +1,154 @@
+/*
+ * vdpa-mgmt: the management PCI function and its managed instances
+ *
+ * Shared between the device (hw/vdpa-mgmt/vdpa-mgmt.c) and its monitor
+ * commands (hw/vdpa-mgmt/vdpa-mgmt-qmp.c).  See docs/vdpa-mgmt.rst.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef HW_VDPA_MGMT_VDPA_MGMT_H
+#define HW_VDPA_MGMT_VDPA_MGMT_H
+
+#include "exec/memory.h"
+#include "net/net.h"
+#include "hw/pci/pci_device.h"
+#include "qom/object.h"
+#include "hw/vpri/virtq.h"
+#include "hw/vdpa-mgmt/vdpa-cmd.h"
+#include "hw/vdpa-mgmt/vdpa-msi.h"
+#include "hw/vdpa-mgmt/vdpa-table.h"
+
+#define TYPE_VDPA_MGMT "vdpa-mgmt"
+OBJECT_DECLARE_SIMPLE_TYPE(VdpaMgmt, VDPA_MGMT)
+
+#define VDPA_MGMT_MAX_QUEUES  16
+#define VDPA_MGMT_MAX_QSIZE   1024
+
+typedef struct VdpaInstStats {
+    uint64_t kicks;
+    uint64_t requests;
+    uint64_t bytes_read;        /* by the guest: device to memory */
+    uint64_t bytes_written;     /* by the guest: memory to device */
+    uint64_t interrupts;
+    uint64_t errors;
+    uint64_t dma_faults;
+    uint64_t suppressed;
+} VdpaInstStats;
+
+typedef struct VdpaBlkReq VdpaBlkReq;
+
+#define VDPA_NO_FAULT_SLOT 0xffff
+
+/* One queue of an instance: engine state and its MSI message */
+typedef struct VdpaQueue {
+    Virtq vq;
+    VdpaMsiMsg msi;
+    uint8_t kick_pending;
+    /* Waiting for a VPRI page fault (its slot), or VDPA_NO_FAULT_SLOT */
+    uint16_t fault_slot;
+    /* Requests a fault stopped, to be restarted in order */
+    VdpaBlkReq *held;
+} VdpaQueue;
+
+typedef struct VdpaInst {
+    struct VdpaMgmt *s;
+    uint32_t id;
+    uint8_t type;
+    uint8_t status;
+    bool suspended;
+    uint16_t nqueues;
+    uint32_t backend;
+    uint32_t pasid;             /* VDPA_NO_PASID: the function's space */
+    AddressSpace *as;           /* the function's, when no PASID is bound */
+    uint32_t inflight;
+    uint64_t dev_features;
+    uint64_t drv_features;
+    uint8_t mac[6];
+    uint8_t wce;
+    VdpaInstStats stats;
+    VdpaQueue q[];
+} VdpaInst;
+
+/* A block backend an instance can select at create time */
+typedef struct VdpaBlkBackend {
+    char *name;
+    BlockBackend *blk;
+    uint64_t sectors;
+    bool read_only;
+} VdpaBlkBackend;
+
+typedef struct VpriHost VpriHost;
+
+struct VdpaMgmt {
+    PCIDevice parent_obj;
+
+    MemoryRegion bar;
+    MemoryRegion regs;
+    MemoryRegion doorbell;
+
+    /* Properties */
+    uint32_t max_instances;
+    char *blk_nodes;
+    char *host_id;
+
+    /*
+     * VPRI: the vpri-host whose PA-BITMAP checks the DMA of instances
+     * without a PASID.  A stalled queue takes one of the fault slots
+     * (the host's queue index); slot_owner maps it back.
+     */
+    VpriHost *host;
+    uint32_t fault_dev;
+    uint32_t *slot_owner;       /* VDPA_DB_VALUE(id, queue) + 1, 0 free */
+    uint16_t *free_slots;
+    uint32_t nfree_slots;
+    GQueue *slot_waiters;
+
+    /* One shared netdev; net instances are told apart by MAC */
+    NICConf nic_conf;
+    NICState *nic;
+    GHashTable *macs;           /* MAC (as uint64) -> VdpaInst */
+    uint64_t rx_dropped;
+
+    VdpaLimits limits;
+    VdpaTable table;
+    VdpaBlkBackend *blk;
+    uint32_t nblk;
+
+    /* Admin queue */
+    uint32_t ctrl;
+    uint32_t status;
+    uint32_t fatal;
+    uint32_t aq_size;
+    uint32_t aq_vector;
+    uint64_t sq_base;
+    uint64_t cq_base;
+    uint32_t sq_tail;
+    uint32_t sq_head;
+    uint32_t cq_head;
+    uint32_t cq_tail;
+    bool cq_phase;
+    QEMUBH *admin_bh;
+
+    /* Kicked (instance, queue) pairs, run from the main loop */
+    GArray *kicks;
+    QEMUBH *kick_bh;
+
+    VdpaBlkReq *spare;
+    uint32_t nspare;
+
+    /* Migration: the instances, serialised (docs/vdpa-mgmt.rst) */
+    uint8_t *mig_buf;
+    uint32_t mig_len;
+
+    /* Function-wide counters */
+    uint64_t admin_cmds;
+    uint64_t admin_errors;
+    uint64_t bad_doorbells;
+    uint64_t created;
+    uint64_t destroyed;
+};
+
+const char *vdpa_inst_state(const VdpaInst *inst);
+
+#endif

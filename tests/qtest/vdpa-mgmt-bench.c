@@ -1,0 +1,431 @@
+/*
+ * vdpa-mgmt benchmark, under qtest
+ *
+ *   scale   create 65,536 blk instances and destroy them, through the
+ *           admin queue in batches of 4095 commands per doorbell: wall
+ *           time per instance, including the qtest driver's work
+ *           (encoding, memwrite of the entries, reading completions), so
+ *           an upper bound of the device's cost.  QEMU's RSS before,
+ *           with all instances, and after destroying them: host memory
+ *           per instance.
+ *   tput    one instance against stock virtio-blk-pci (disable-legacy=on),
+ *           same null-co backend (read-zeroes=on), one request in flight,
+ *           4 KiB and 64 KiB reads.  Both driven the same way: the chain
+ *           is built once; per request the driver resets the status byte,
+ *           writes the avail entry and index, writes the doorbell, polls
+ *           used->idx and reads the status.  Alternate runs (ABBA),
+ *           medians, ratio.
+ *   pasid   intel-iommu in scalable mode with x-pasid-mode=on: bind N
+ *           instances to N distinct PASIDs (up to 65,536) and time the
+ *           binds and a memory-map commit (toggling the function's memory
+ *           decoding in PCI COMMAND), for growing N, with QEMU's RSS.
+ *           A commit that grew with N would mean per-PASID state in the
+ *           memory API (the first design: one AddressSpace per PASID).
+ *
+ *   vdpa-mgmt-bench [--reps N] [--seconds S] [--json FILE]
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/bswap.h"
+#include "hw/pci/pci_regs.h"
+#include "libqos/pci-pc.h"
+#include "libqos/malloc-pc.h"
+#include "vdpa-mgmt-aq.h"
+#include "vpri-blk-harness.h"
+
+#define NULL_BLK "-blockdev driver=null-co,node-name=d0,size=1073741824," \
+                 "read-zeroes=on "
+#define SCALE_N 65536
+#define AQ 4096
+
+static int reps = 3;
+static double seconds = 2.0;
+
+typedef struct Q {
+    QTestState *qts;
+    QGuestAllocator alloc;
+    QPCIBus *bus;
+} Q;
+
+static void q_start(Q *q, const char *args)
+{
+    q->qts = qtest_init(args);
+    pc_alloc_init(&q->alloc, q->qts, 0);
+    q->bus = qpci_new_pc(q->qts, &q->alloc);
+}
+
+static void q_stop(Q *q)
+{
+    qpci_free_pc(q->bus);
+    alloc_destroy(&q->alloc);
+    qtest_quit(q->qts);
+}
+
+static long rss_kib(QTestState *qts)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%d/status",
+                                            (int)qtest_pid(qts));
+    g_autofree char *text = NULL;
+    char *p;
+
+    if (!g_file_get_contents(path, &text, NULL, NULL)) {
+        return -1;
+    }
+    p = strstr(text, "VmRSS:");
+    return p ? strtol(p + 6, NULL, 10) : -1;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    double tmp[64];
+
+    memcpy(tmp, v, n * sizeof(double));
+    qsort(tmp, n, sizeof(double), cmp_double);
+    return n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
+}
+
+/* Run @n commands of kind @op over @ids in batches; returns seconds */
+static double batched(VMAdmin *a, uint16_t op, uint32_t *ids, int n)
+{
+    g_autofree VdpaCmd *cmds = g_new(VdpaCmd, AQ - 1);
+    g_autofree VMCqe *res = g_new(VMCqe, AQ - 1);
+    gint64 t0 = g_get_monotonic_time();
+
+    for (int base = 0; base < n; base += AQ - 1) {
+        int k = MIN(AQ - 1, n - base);
+
+        for (int i = 0; i < k; i++) {
+            cmds[i] = vm_cmd_new(a, op, op == VDPA_OP_CREATE ? 0 :
+                                 ids[base + i]);
+            cmds[i].u.create.type = VDPA_TYPE_BLK;
+            cmds[i].u.create.nqueues = 1;
+        }
+        vm_submit(a, cmds, k, res);
+        for (int i = 0; i < k; i++) {
+            g_assert_cmpuint(res[i].status, ==, VDPA_S_OK);
+            if (op == VDPA_OP_CREATE) {
+                ids[base + i] = res[i].result;
+            }
+        }
+    }
+    return (g_get_monotonic_time() - t0) / 1e6;
+}
+
+static void bench_scale(FILE *json)
+{
+    Q q;
+    VMAdmin *a;
+    g_autofree uint32_t *ids = g_new(uint32_t, SCALE_N);
+    double tc[64], td[64], mem[64];
+    long rss0, rss1, rss2 = 0;
+
+    for (int r = 0; r < reps; r++) {
+        q_start(&q, "-M q35 -m 256M -nodefaults " NULL_BLK
+                "-device vdpa-mgmt,blk-nodes=d0");
+        a = vm_open(q.qts, &q.alloc, q.bus, AQ);
+        rss0 = rss_kib(q.qts);
+        tc[r] = batched(a, VDPA_OP_CREATE, ids, SCALE_N) * 1e6 / SCALE_N;
+        g_assert_cmpuint(vm_reg_read(a, VDPA_REG_NUM_INST), ==, SCALE_N);
+        rss1 = rss_kib(q.qts);
+        td[r] = batched(a, VDPA_OP_DESTROY, ids, SCALE_N) * 1e6 / SCALE_N;
+        g_assert_cmpuint(vm_reg_read(a, VDPA_REG_NUM_INST), ==, 0);
+        rss2 = rss_kib(q.qts);
+        mem[r] = (rss1 - rss0) * 1024.0 / SCALE_N;
+        printf("rep %d: create %.2f us/instance, destroy %.2f us/instance, "
+               "RSS %ld -> %ld -> %ld KiB (%.0f bytes/instance)\n", r + 1,
+               tc[r], td[r], rss0, rss1, rss2, mem[r]);
+        vm_close(a);
+        q_stop(&q);
+    }
+    printf("scale: %d instances, median create %.2f us, destroy %.2f us, "
+           "host memory %.0f bytes per instance\n", SCALE_N,
+           median(tc, reps), median(td, reps), median(mem, reps));
+    if (json) {
+        fprintf(json, "  \"scale\": {\"instances\": %d, \"create_us\": %.3f, "
+                "\"destroy_us\": %.3f, \"bytes_per_instance\": %.0f},\n",
+                SCALE_N, median(tc, reps), median(td, reps),
+                median(mem, reps));
+    }
+}
+
+/* The per-request part both devices share */
+typedef struct Loop {
+    QTestState *qts;
+    uint64_t avail, used, status;
+    uint16_t size;
+    uint16_t idx;
+    void (*kick)(void *opaque);
+    void *opaque;
+} Loop;
+
+static double run_loop(Loop *l)
+{
+    gint64 t0 = g_get_monotonic_time(), end = t0 + seconds * 1e6;
+    uint64_t n = 0;
+
+    do {
+        qtest_writeb(l->qts, l->status, 0xff);
+        qtest_writew(l->qts, l->avail + 4 + 2 * (l->idx % l->size), 0);
+        l->idx++;
+        qtest_writew(l->qts, l->avail + 2, l->idx);
+        l->kick(l->opaque);
+        while (qtest_readw(l->qts, l->used + 2) != l->idx) {
+            /* spin: each read lets QEMU's main loop run */
+        }
+        g_assert_cmpuint(qtest_readb(l->qts, l->status), ==, 0);
+        n++;
+    } while (g_get_monotonic_time() < end);
+    return n / ((g_get_monotonic_time() - t0) / 1e6);
+}
+
+static void put_chain(QTestState *qts, uint64_t desc, uint64_t hdr,
+                      uint64_t data, uint32_t len, uint64_t status)
+{
+    uint8_t d[48], h[16] = { 0 };
+
+    stq_le_p(d, hdr);
+    stl_le_p(d + 8, 16);
+    stw_le_p(d + 12, 1);
+    stw_le_p(d + 14, 1);
+    stq_le_p(d + 16, data);
+    stl_le_p(d + 24, len);
+    stw_le_p(d + 28, 3);
+    stw_le_p(d + 30, 2);
+    stq_le_p(d + 32, status);
+    stl_le_p(d + 40, 1);
+    stw_le_p(d + 44, 2);
+    stw_le_p(d + 46, 0);
+    qtest_memwrite(qts, desc, d, sizeof(d));
+    qtest_memwrite(qts, hdr, h, sizeof(h));     /* VIRTIO_BLK_T_IN, sector 0 */
+}
+
+typedef struct VdpaKick {
+    VMAdmin *a;
+    uint32_t id;
+} VdpaKick;
+
+static void vdpa_kick(void *opaque)
+{
+    VdpaKick *k = opaque;
+
+    vm_doorbell(k->a, k->id, 0);
+}
+
+static void vv_kick(void *opaque)
+{
+    vv_queue_kick(opaque);
+}
+
+static double tput_vdpa(uint32_t len)
+{
+    Q q;
+    VMAdmin *a;
+    VMRing r;
+    VdpaKick k;
+    Loop l;
+    uint64_t data;
+    VdpaCmd c;
+    double rate;
+
+    q_start(&q, "-M q35 -m 256M -nodefaults " NULL_BLK
+            "-device vdpa-mgmt,blk-nodes=d0");
+    a = vm_open(q.qts, &q.alloc, q.bus, 16);
+    data = guest_alloc(&q.alloc, len);
+    k.a = a;
+    k.id = vm_create_blk(a, 1, 0);
+    vm_set_status(a, k.id, VDPA_ST_ACKNOWLEDGE | VDPA_ST_DRIVER |
+                  VDPA_ST_FEATURES_OK, VM_F_VERSION_1);
+    vm_ring_init(&r, ROUND_UP(guest_alloc(&q.alloc, VM_RING_BYTES + 16), 16));
+    qtest_memset(q.qts, r.mem, 0, VM_RING_BYTES);
+    c = vm_ring_setup_cmd(a, &r, k.id, 0);
+    g_assert_cmpuint(vm_exec(a, &c).status, ==, VDPA_S_OK);
+    vm_set_status(a, k.id, VDPA_ST_ACKNOWLEDGE | VDPA_ST_DRIVER |
+                  VDPA_ST_FEATURES_OK | VDPA_ST_DRIVER_OK, VM_F_VERSION_1);
+    put_chain(q.qts, r.desc, r.hdr, data, len, r.status);
+    l = (Loop) { .qts = q.qts, .avail = r.avail, .used = r.used,
+                 .status = r.status, .size = r.size, .kick = vdpa_kick,
+                 .opaque = &k };
+    rate = run_loop(&l);
+    vm_close(a);
+    q_stop(&q);
+    return rate;
+}
+
+static double tput_virtio(uint32_t len)
+{
+    Q q;
+    VVDev *d;
+    VVQueue *vq;
+    Loop l;
+    uint64_t data, hdr, status;
+    double rate;
+
+    q.qts = qtest_init("-M q35 -m 256M -nodefaults " NULL_BLK
+                       "-device virtio-blk-pci,drive=d0,disable-legacy=on");
+    d = vblk_attach(q.qts, &q.alloc, &q.bus);
+    vv_init(d, 1ULL << VV_F_VERSION_1, 1, 4);
+    vq = &d->queues[0];
+    data = guest_alloc(&q.alloc, len);
+    hdr = guest_alloc(&q.alloc, 16);
+    status = guest_alloc(&q.alloc, 1);
+    put_chain(q.qts, vq->desc, hdr, data, len, status);
+    l = (Loop) { .qts = q.qts, .avail = vq->avail, .used = vq->used,
+                 .status = status, .size = vq->size, .kick = vv_kick,
+                 .opaque = vq };
+    rate = run_loop(&l);
+    vblk_quit(q.qts, &q.alloc, q.bus, d);
+    return rate;
+}
+
+static void bench_tput(FILE *json)
+{
+    static const uint32_t lens[] = { 4096, 65536 };
+
+    for (int i = 0; i < 2; i++) {
+        double v[64], b[64], ratio[64];
+
+        for (int r = 0; r < reps; r++) {
+            if (r % 2) {
+                b[r] = tput_virtio(lens[i]);
+                v[r] = tput_vdpa(lens[i]);
+            } else {
+                v[r] = tput_vdpa(lens[i]);
+                b[r] = tput_virtio(lens[i]);
+            }
+            ratio[r] = v[r] / b[r];
+            printf("rep %d: %u-byte reads: vdpa instance %.0f/s, "
+                   "virtio-blk-pci %.0f/s\n", r + 1, lens[i], v[r], b[r]);
+        }
+        printf("tput %u: median vdpa %.0f/s, virtio-blk-pci %.0f/s, "
+               "ratio %.3f\n", lens[i], median(v, reps), median(b, reps),
+               median(ratio, reps));
+        if (json) {
+            fprintf(json, "  \"tput_%u\": {\"vdpa\": %.0f, \"virtio_blk_pci\":"
+                    " %.0f, \"ratio\": %.3f},\n", lens[i], median(v, reps),
+                    median(b, reps), median(ratio, reps));
+        }
+    }
+}
+
+/* Time toggling memory decoding: one memory transaction commit each */
+static double commit_us(Q *q, QPCIDevice *dev)
+{
+    double t[32];
+    uint16_t cmd = qpci_config_readw(dev, PCI_COMMAND);
+
+    for (int i = 0; i < 11; i++) {
+        gint64 t0 = g_get_monotonic_time();
+
+        qpci_config_writew(dev, PCI_COMMAND, cmd & ~PCI_COMMAND_MEMORY);
+        qpci_config_writew(dev, PCI_COMMAND, cmd);
+        t[i] = (g_get_monotonic_time() - t0) / 2.0;
+    }
+    return median(t, 11);
+}
+
+static void bench_pasid(FILE *json)
+{
+    static const int steps[] = { 0, 1024, 16384, 65536 };
+    Q q;
+    VMAdmin *a;
+    int bound = 0;
+    g_autofree uint32_t *ids = g_new(uint32_t, 65536);
+    g_autofree VdpaCmd *cmds = g_new(VdpaCmd, AQ - 1);
+    g_autofree VMCqe *res = g_new(VMCqe, AQ - 1);
+
+    q_start(&q, "-M q35 -m 256M -nodefaults "
+            "-device intel-iommu,intremap=off,x-scalable-mode=on,"
+            "x-pasid-mode=on,aw-bits=48 " NULL_BLK
+            "-device vdpa-mgmt,blk-nodes=d0");
+    a = vm_open(q.qts, &q.alloc, q.bus, AQ);
+    batched(a, VDPA_OP_CREATE, ids, 65536);
+    if (json) {
+        fprintf(json, "  \"pasid_commit_us\": {");
+    }
+    for (int s = 0; s < (int)ARRAY_SIZE(steps); s++) {
+        gint64 t0 = g_get_monotonic_time();
+        int from = bound;
+        double us;
+
+        while (bound < steps[s]) {
+            int k = MIN(AQ - 1, steps[s] - bound);
+
+            for (int i = 0; i < k; i++) {
+                cmds[i] = vm_cmd_new(a, VDPA_OP_BIND_PASID, ids[bound + i]);
+                cmds[i].u.pasid.pasid = bound + i + 1;
+            }
+            vm_submit(a, cmds, k, res);
+            for (int i = 0; i < k; i++) {
+                g_assert_cmpuint(res[i].status, ==, VDPA_S_OK);
+            }
+            bound += k;
+        }
+        us = commit_us(&q, a->pdev);
+        printf("pasid: %5d bound PASIDs (bind %.1f us each): "
+               "memory commit %.0f us, RSS %ld KiB\n", bound,
+               bound > from ? (g_get_monotonic_time() - t0) /
+               (double)(bound - from) : 0.0, us, rss_kib(q.qts));
+        if (json) {
+            fprintf(json, "%s\"%d\": %.0f", s ? ", " : "", bound, us);
+        }
+    }
+    if (json) {
+        fprintf(json, "},\n");
+    }
+    vm_close(a);
+    q_stop(&q);
+}
+
+int main(int argc, char **argv)
+{
+    const char *json_path = NULL, *only = NULL;
+    FILE *json = NULL;
+
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--reps") && i + 1 < argc) {
+            reps = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
+            seconds = atof(argv[++i]);
+        } else if (!strcmp(argv[i], "--json") && i + 1 < argc) {
+            json_path = argv[++i];
+        } else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
+            only = argv[++i];
+        } else {
+            fprintf(stderr, "usage: %s [--reps N] [--seconds S] "
+                    "[--json FILE] [--only scale|tput|pasid]\n", argv[0]);
+            return 1;
+        }
+    }
+    if (reps < 1 || reps > 64 || seconds <= 0) {
+        fprintf(stderr, "vdpa-mgmt-bench: bad --reps (1-64) or --seconds\n");
+        return 1;
+    }
+    if (json_path) {
+        json = fopen(json_path, "w");
+        g_assert(json);
+        fprintf(json, "{\n");
+    }
+    if (!only || !strcmp(only, "scale")) {
+        bench_scale(json);
+    }
+    if (!only || !strcmp(only, "tput")) {
+        bench_tput(json);
+    }
+    if (!only || !strcmp(only, "pasid")) {
+        bench_pasid(json);
+    }
+    if (json) {
+        fprintf(json, "  \"reps\": %d\n}\n", reps);
+        fclose(json);
+    }
+    return 0;
+}

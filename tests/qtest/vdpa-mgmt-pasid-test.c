@@ -1,0 +1,366 @@
+/*
+ * qtests for vdpa-mgmt PASID binding through intel-iommu in scalable
+ * mode: what an instance reaches is exactly what the guest mapped for
+ * its PASID, faults are recorded, and unmap + invalidation revokes.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/bswap.h"
+#include "qobject/qdict.h"
+#include "qobject/qlist.h"
+#include "libqos/pci-pc.h"
+#include "libqos/malloc-pc.h"
+#include "vdpa-mgmt-aq.h"
+#include "vdpa-vtd.h"
+
+#define IMG_SIZE (1 * 1024 * 1024)
+#define DEVFN 0x20                      /* addr=04.0 */
+#define PASID_A 5
+#define PASID_B 6
+#define DID_A 2
+#define DID_B 3
+#define IOVA_A 0x100000000ULL
+#define IOVA_B 0x200000000ULL
+#define BLK_T_IN 0
+#define BLK_T_OUT 1
+#define FEATURES_OK_STATUS (VDPA_ST_ACKNOWLEDGE | VDPA_ST_DRIVER | \
+                            VDPA_ST_FEATURES_OK)
+
+typedef struct P {
+    QTestState *qts;
+    QGuestAllocator alloc;
+    QPCIBus *bus;
+    VMAdmin *a;
+    char *img;
+} P;
+
+static P *p_start(const char *iommu)
+{
+    P *p = g_new0(P, 1);
+    g_autoptr(GError) err = NULL;
+    int fd = g_file_open_tmp("vdpa-pasid-XXXXXX.img", &p->img, &err);
+
+    g_assert_no_error(err);
+    g_assert_cmpint(ftruncate(fd, IMG_SIZE), ==, 0);
+    close(fd);
+    p->qts = qtest_initf("-M q35 -m 512M -nodefaults %s "
+                         "-blockdev driver=file,node-name=d0,filename=%s,"
+                         "locking=off "
+                         "-device vdpa-mgmt,id=vm0,addr=04.0,blk-nodes=d0",
+                         iommu, p->img);
+    pc_alloc_init(&p->alloc, p->qts, 0);
+    p->bus = qpci_new_pc(p->qts, &p->alloc);
+    p->a = vm_open(p->qts, &p->alloc, p->bus, 16);
+    g_assert_cmpint(p->a->pdev->devfn, ==, DEVFN);
+    return p;
+}
+
+static void p_stop(P *p)
+{
+    vm_close(p->a);
+    qpci_free_pc(p->bus);
+    alloc_destroy(&p->alloc);
+    qtest_quit(p->qts);
+    unlink(p->img);
+    g_free(p->img);
+    g_free(p);
+}
+
+static VMCqe bind_pasid(VMAdmin *a, uint32_t inst, uint32_t pasid)
+{
+    VdpaCmd c = vm_cmd_new(a, VDPA_OP_BIND_PASID, inst);
+
+    c.u.pasid.pasid = pasid;
+    return vm_exec(a, &c);
+}
+
+static uint8_t inst_status(VMAdmin *a, uint32_t inst)
+{
+    VdpaCmd c = vm_cmd_new(a, VDPA_OP_QUERY, inst);
+
+    c.buf_addr = a->buf;
+    c.buf_len = VDPA_QUERY_SIZE;
+    g_assert_cmpuint(vm_exec(a, &c).status, ==, VDPA_S_OK);
+    return qtest_readb(a->qts, a->buf + VDPA_QR_STATUS);
+}
+
+static uint64_t inst_dma_faults(VMAdmin *a, uint32_t inst)
+{
+    VdpaCmd c = vm_cmd_new(a, VDPA_OP_STATS, inst);
+
+    c.buf_addr = a->buf;
+    c.buf_len = VDPA_STATS_SIZE;
+    g_assert_cmpuint(vm_exec(a, &c).status, ==, VDPA_S_OK);
+    return qtest_readq(a->qts, a->buf + VDPA_SR_DMA_FAULTS);
+}
+
+/* Wait until the instance reports NEEDS_RESET */
+static bool wait_needs_reset(VMAdmin *a, uint32_t inst)
+{
+    for (int i = 0; i < 2000; i++) {
+        if (inst_status(a, inst) & VDPA_ST_NEEDS_RESET) {
+            return true;
+        }
+        g_usleep(1000);
+    }
+    return false;
+}
+
+static void assert_page(QTestState *qts, uint64_t addr, uint8_t val)
+{
+    uint8_t buf[4096];
+
+    qtest_memread(qts, addr, buf, sizeof(buf));
+    for (int i = 0; i < 4096; i++) {
+        g_assert_cmphex(buf[i], ==, val);
+    }
+}
+
+/* Bring an instance up with its ring at @ring (an IOVA of its PASID) */
+static void start_queue(VMAdmin *a, uint32_t inst, VMRing *r, uint64_t ring)
+{
+    VdpaCmd c;
+
+    vm_ring_init(r, ring);
+    vm_set_status(a, inst, FEATURES_OK_STATUS, VM_F_VERSION_1);
+    c = vm_ring_setup_cmd(a, r, inst, 0);
+    g_assert_cmpuint(vm_exec(a, &c).status, ==, VDPA_S_OK);
+    vm_set_status(a, inst, FEATURES_OK_STATUS | VDPA_ST_DRIVER_OK,
+                  VM_F_VERSION_1);
+}
+
+#define IOMMU "-device intel-iommu,intremap=off,x-scalable-mode=on," \
+              "x-pasid-mode=on,aw-bits=48"
+
+static void test_caps(void)
+{
+    P *p = p_start(IOMMU);
+    VdpaCmd c = vm_cmd_new(p->a, VDPA_OP_DISCOVER, 0);
+    uint64_t ecap = qtest_readq(p->qts, VTD_BASE + VTD_REG_ECAP);
+
+    /* PASID supported, 20 bits (PSS = bits - 1), so Linux allows > 2 */
+    g_assert_true(ecap & (1ULL << 40));
+    g_assert_cmpuint((ecap >> 35) & 0x1f, ==, 19);
+    c.buf_addr = p->a->buf;
+    c.buf_len = VDPA_DISCOVER_SIZE;
+    g_assert_cmpuint(vm_exec(p->a, &c).status, ==, VDPA_S_OK);
+    g_assert_cmpuint(qtest_readb(p->qts, p->a->buf + VDPA_DISC_PASID_BITS),
+                     ==, 20);
+    p_stop(p);
+}
+
+/* Without x-pasid-mode the vIOMMU translates no PASID: bind refused */
+static void test_no_pasid_mode(void)
+{
+    P *p = p_start("-device intel-iommu,intremap=off,x-scalable-mode=on");
+    uint32_t id = vm_create_blk(p->a, 1, 0);
+    VMCqe r = bind_pasid(p->a, id, 1);
+
+    g_assert_cmpuint(r.status, ==, VDPA_S_ENXIO);
+    g_assert_cmphex(r.qual, ==, VDPA_Q_PASID_UNSUPP);
+    p_stop(p);
+}
+
+static void test_isolation_and_invalidation(void)
+{
+    P *p = p_start(IOMMU);
+    VMAdmin *a = p->a;
+    Vtd *v = vtd_new(p->qts, &p->alloc);
+    uint64_t ring_a = vtd_page(v), ring_b = vtd_page(v);
+    uint64_t data_a = vtd_page(v), data_b = vtd_page(v);
+    uint64_t sl_a, sl_b;
+    uint32_t ia, ib, ic;
+    VMRing ra, rb, bad;
+    VtdFault f;
+    VdpaCmd c;
+    VMCqe r;
+    QDict *reply, *inst;
+
+    vtd_add_device(v, DEVFN);
+    sl_a = vtd_add_pasid(v, PASID_A, DID_A);
+    sl_b = vtd_add_pasid(v, PASID_B, DID_B);
+    /* Each PASID sees its own ring page (at its GPA) and its data page */
+    vtd_map(v, sl_a, ring_a, ring_a);
+    vtd_map(v, sl_a, IOVA_A, data_a);
+    vtd_map(v, sl_b, ring_b, ring_b);
+    vtd_map(v, sl_b, IOVA_B, data_b);
+    vtd_enable(v);
+    vtd_inv_context_global(v);
+
+    /* The function's own DMA (admin queue) is pass-through: still works */
+    ia = vm_create_blk(a, 1, 0);
+    ib = vm_create_blk(a, 1, 0);
+    g_assert_cmpuint(bind_pasid(a, ia, PASID_A).status, ==, VDPA_S_OK);
+    g_assert_cmpuint(bind_pasid(a, ib, PASID_B).status, ==, VDPA_S_OK);
+    r = bind_pasid(a, ia, 1u << 20);
+    g_assert_cmpuint(r.status, ==, VDPA_S_EINVAL);
+    g_assert_cmphex(r.qual, ==, VDPA_Q_INVALID_FIELD);
+
+    /* A's ring where only PASID B has a mapping: out of its range */
+    vm_set_status(a, ia, FEATURES_OK_STATUS, VM_F_VERSION_1);
+    vm_ring_init(&bad, ring_b);
+    c = vm_ring_setup_cmd(a, &bad, ia, 0);
+    r = vm_exec(a, &c);
+    g_assert_cmpuint(r.status, ==, VDPA_S_EINVAL);
+    g_assert_cmphex(r.qual, ==, VDPA_Q_RING_RANGE);
+    vm_set_status(a, ia, 0, 0);
+
+    start_queue(a, ia, &ra, ring_a);
+    start_queue(a, ib, &rb, ring_b);
+    /* Rebinding under running queues is refused */
+    r = bind_pasid(a, ia, PASID_B);
+    g_assert_cmpuint(r.status, ==, VDPA_S_EBUSY);
+    g_assert_cmphex(r.qual, ==, VDPA_Q_BAD_STATE);
+
+    /* B writes its page to the disk, A reads it back through its own IOVA */
+    qtest_memset(p->qts, data_b, 0xbb, 4096);
+    g_assert_cmpint(vm_blk_io(a, &rb, ib, 0, BLK_T_OUT, 0, IOVA_B, 4096), ==,
+                    0);
+    g_assert_cmpint(vm_blk_io(a, &ra, ia, 0, BLK_T_IN, 0, IOVA_A, 4096), ==,
+                    0);
+    assert_page(p->qts, data_a, 0xbb);
+
+    /* A aims at B's IOVA: the DMA faults, nothing lands in B's page */
+    qtest_memset(p->qts, data_b, 0xcc, 4096);
+    vtd_clear_fault(v);
+    vm_blk_post(a, &ra, ia, 0, BLK_T_IN, 0, IOVA_B, 4096);
+    g_assert_true(wait_needs_reset(a, ia));
+    assert_page(p->qts, data_b, 0xcc);
+    g_assert_cmpuint(inst_dma_faults(a, ia), >=, 1);
+    /* Recorded by the IOMMU: A's requester id and PASID, B's IOVA */
+    g_assert_cmphex(qtest_readl(p->qts, VTD_BASE + VTD_REG_FSTS) &
+                    VTD_FSTS_PPF, ==, VTD_FSTS_PPF);
+    g_assert_true(vtd_fault(v, &f));
+    g_assert_cmphex(f.addr, ==, IOVA_B);
+    g_assert_cmphex(f.sid, ==, DEVFN);
+    g_assert_true(f.pasid_present);
+    g_assert_cmpuint(f.pasid, ==, PASID_A);
+    vtd_clear_fault(v);
+    /* And A's write from B's IOVA reads nothing of B into the disk */
+    vm_set_status(a, ia, 0, 0);
+    start_queue(a, ia, &ra, ring_a);
+    vm_blk_post(a, &ra, ia, 0, BLK_T_OUT, 8, IOVA_B, 4096);
+    g_assert_true(wait_needs_reset(a, ia));
+    g_assert_cmpint(vm_blk_io(a, &rb, ib, 0, BLK_T_IN, 8, IOVA_B, 4096), ==,
+                    0);
+    assert_page(p->qts, data_b, 0x00);
+    /* B is unaffected by A's faults */
+    g_assert_cmphex(inst_status(a, ib) & VDPA_ST_NEEDS_RESET, ==, 0);
+
+    /* Invalidation: B's page unmapped and flushed is no longer reachable */
+    vtd_clear_fault(v);
+    qtest_memset(p->qts, data_b, 0xdd, 4096);
+    vtd_unmap(v, sl_b, IOVA_B);
+    vtd_inv_piotlb_pasid(v, DID_B, PASID_B);
+    vm_blk_post(a, &rb, ib, 0, BLK_T_IN, 0, IOVA_B, 4096);
+    g_assert_true(wait_needs_reset(a, ib));
+    assert_page(p->qts, data_b, 0xdd);
+    g_assert_true(vtd_fault(v, &f));
+    g_assert_cmphex(f.addr, ==, IOVA_B);
+    g_assert_cmpuint(f.pasid, ==, PASID_B);
+
+    /*
+     * A buffer in the interrupt range is never DMA-translated: refused,
+     * not an abort (intel-iommu asserts if asked to translate it).
+     */
+    vm_set_status(a, ia, 0, 0);
+    start_queue(a, ia, &ra, ring_a);
+    vm_blk_post(a, &ra, ia, 0, BLK_T_IN, 0, 0xfee00000ULL, 4096);
+    g_assert_true(wait_needs_reset(a, ia));
+
+    /* QMP shows the binding; unbinding what is not bound is refused */
+    reply = qtest_qmp(p->qts, "{'execute': 'query-vdpa-mgmt'}");
+    inst = qobject_to(QDict, qlist_peek(qdict_get_qlist(
+        qobject_to(QDict, qlist_peek(qdict_get_qlist(reply, "return"))),
+        "instances")));
+    g_assert_cmpint(qdict_get_int(inst, "pasid"), ==, PASID_A);
+    qobject_unref(reply);
+    ic = vm_create_blk(a, 1, 0);
+    r = bind_pasid(a, ic, VDPA_NO_PASID);
+    g_assert_cmpuint(r.status, ==, VDPA_S_EINVAL);
+    g_assert_cmphex(r.qual, ==, VDPA_Q_PASID_UNBOUND);
+    g_assert_cmpuint(bind_pasid(a, ic, 9).status, ==, VDPA_S_OK);
+    g_assert_cmpuint(bind_pasid(a, ic, VDPA_NO_PASID).status, ==, VDPA_S_OK);
+
+    vtd_free(v);
+    p_stop(p);
+}
+
+/* A PASID-bound instance keeps translating through it after migration */
+static void test_migration(void)
+{
+    P *p = p_start(IOMMU);
+    VMAdmin *a = p->a;
+    Vtd *v = vtd_new(p->qts, &p->alloc);
+    uint64_t ring = vtd_page(v), data = vtd_page(v), other = vtd_page(v);
+    g_autofree char *uri = g_strdup_printf("unix:%s/vdpa-pmig-%d.sock",
+                                           g_get_tmp_dir(), getpid());
+    g_autofree char *args = NULL;
+    uint64_t sl;
+    uint32_t id;
+    VMRing r;
+    QTestState *dst;
+    QDict *rsp;
+    int devfn;
+
+    vtd_add_device(v, DEVFN);
+    sl = vtd_add_pasid(v, PASID_A, DID_A);
+    vtd_map(v, sl, ring, ring);
+    vtd_map(v, sl, IOVA_A, data);
+    vtd_enable(v);
+    vtd_inv_context_global(v);
+    id = vm_create_blk(a, 1, 0);
+    g_assert_cmpuint(bind_pasid(a, id, PASID_A).status, ==, VDPA_S_OK);
+    start_queue(a, id, &r, ring);
+    qtest_memset(p->qts, data, 0x77, 4096);
+    g_assert_cmpint(vm_blk_io(a, &r, id, 0, BLK_T_OUT, 0, IOVA_A, 4096), ==,
+                    0);
+
+    args = g_strdup_printf("-M q35 -m 512M -nodefaults %s "
+                           "-blockdev driver=file,node-name=d0,filename=%s,"
+                           "locking=off "
+                           "-device vdpa-mgmt,id=vm0,addr=04.0,blk-nodes=d0 "
+                           "-incoming %s", IOMMU, p->img, uri);
+    dst = qtest_init(args);
+    rsp = qtest_qmp(p->qts, "{'execute': 'migrate', 'arguments': "
+                    "{'uri': %s}}", uri);
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+    qtest_qmp_eventwait(dst, "RESUME");
+
+    qtest_quit(p->qts);
+    p->qts = dst;
+    qpci_free_pc(p->bus);
+    p->bus = qpci_new_pc(dst, &p->alloc);
+    a->qts = dst;
+    a->bus = p->bus;
+    devfn = a->pdev->devfn;
+    g_free(a->pdev);
+    a->pdev = qpci_device_find(p->bus, devfn);
+    v->qts = dst;
+
+    /* Same PASID, same IOVA, same data; the unmapped page still faults */
+    qtest_memset(dst, data, 0, 4096);
+    g_assert_cmpint(vm_blk_io(a, &r, id, 0, BLK_T_IN, 0, IOVA_A, 4096), ==,
+                    0);
+    assert_page(dst, data, 0x77);
+    qtest_memset(dst, other, 0x11, 4096);
+    vm_blk_post(a, &r, id, 0, BLK_T_IN, 0, other, 4096);
+    g_assert_true(wait_needs_reset(a, id));
+    assert_page(dst, other, 0x11);
+    vtd_free(v);
+    p_stop(p);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    qtest_add_func("/vdpa-mgmt/pasid/caps", test_caps);
+    qtest_add_func("/vdpa-mgmt/pasid/no-pasid-mode", test_no_pasid_mode);
+    qtest_add_func("/vdpa-mgmt/pasid/isolation-invalidation",
+                   test_isolation_and_invalidation);
+    qtest_add_func("/vdpa-mgmt/pasid/migration", test_migration);
+    return g_test_run();
+}

@@ -1,0 +1,992 @@
+/*
+ * qtests for vdpa-mgmt: the admin queue, blk instances on the shared
+ * virtqueue engine, per-queue MSI messages, scale and bad input
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/bswap.h"
+#include "qobject/qdict.h"
+#include "qobject/qlist.h"
+#include "libqos/pci-pc.h"
+#include "libqos/malloc-pc.h"
+#include "vdpa-mgmt-aq.h"
+
+#define IMG_SIZE (1 * 1024 * 1024)
+#define BLK_T_IN 0
+#define BLK_T_OUT 1
+#define BLK_T_GET_ID 8
+#define BLK_S_OK 0
+#define BLK_S_IOERR 1
+#define BLK_S_UNSUPP 2
+
+#define FEATURES_OK_STATUS (VDPA_ST_ACKNOWLEDGE | VDPA_ST_DRIVER | \
+                            VDPA_ST_FEATURES_OK)
+#define RUNNING_STATUS (FEATURES_OK_STATUS | VDPA_ST_DRIVER_OK)
+
+typedef struct T {
+    QTestState *qts;
+    QGuestAllocator alloc;
+    QPCIBus *bus;
+    VMAdmin *a;
+    char *img[2];
+} T;
+
+static T *t_start_with(const char *prefix, const char *extra,
+                       uint32_t aq_size)
+{
+    T *t = g_new0(T, 1);
+    g_autofree char *args = NULL;
+
+    for (int i = 0; i < 2; i++) {
+        g_autoptr(GError) err = NULL;
+        int fd = g_file_open_tmp("vdpa-mgmt-XXXXXX.img", &t->img[i], &err);
+
+        g_assert_no_error(err);
+        g_assert_cmpint(ftruncate(fd, IMG_SIZE), ==, 0);
+        close(fd);
+    }
+    args = g_strdup_printf("-M q35 -m 512M -nodefaults %s "
+                           "-blockdev driver=file,node-name=d0,filename=%s,"
+                           "locking=off "
+                           "-blockdev driver=file,node-name=d1,filename=%s,"
+                           "locking=off "
+                           "-device vdpa-mgmt,id=vm0,blk-nodes=d0:d1%s",
+                           prefix, t->img[0], t->img[1], extra);
+    t->qts = qtest_init(args);
+    pc_alloc_init(&t->alloc, t->qts, 0);
+    t->bus = qpci_new_pc(t->qts, &t->alloc);
+    t->a = vm_open(t->qts, &t->alloc, t->bus, aq_size);
+    return t;
+}
+
+static T *t_start(const char *extra, uint32_t aq_size)
+{
+    return t_start_with("", extra, aq_size);
+}
+
+static void t_stop(T *t)
+{
+    vm_close(t->a);
+    qpci_free_pc(t->bus);
+    alloc_destroy(&t->alloc);
+    qtest_quit(t->qts);
+    for (int i = 0; i < 2; i++) {
+        unlink(t->img[i]);
+        g_free(t->img[i]);
+    }
+    g_free(t);
+}
+
+static void expect_at(VMCqe c, uint16_t status, uint16_t qual, int line)
+{
+    if (c.status != status || c.qual != qual) {
+        g_test_message("line %d: status %u qualifier 0x%x", line, c.status,
+                       c.qual);
+    }
+    g_assert_cmpuint(c.status, ==, status);
+    g_assert_cmphex(c.qual, ==, qual);
+}
+
+#define expect(c, status, qual) expect_at(c, status, qual, __LINE__)
+
+/* The function's entry of query-vdpa-mgmt (caller unrefs the reply) */
+static QDict *query(QTestState *qts, bool brief, QDict **reply)
+{
+    QList *list;
+
+    *reply = qtest_qmp(qts, "{'execute': 'query-vdpa-mgmt', "
+                       "'arguments': {'brief': %i}}", brief);
+    g_assert(qdict_haskey(*reply, "return"));
+    list = qdict_get_qlist(*reply, "return");
+    g_assert_cmpuint(qlist_size(list), ==, 1);
+    return qobject_to(QDict, qlist_peek(list));
+}
+
+/* Create a blk instance and bring it to DRIVER_OK with queue rings */
+static uint32_t bring_up(VMAdmin *a, VMRing *rings, uint16_t nq,
+                         uint32_t backend)
+{
+    uint32_t id = vm_create_blk(a, nq, backend);
+
+    vm_set_status(a, id, FEATURES_OK_STATUS, VM_F_VERSION_1);
+    for (uint16_t q = 0; q < nq; q++) {
+        VdpaCmd c;
+
+        vm_ring_init(&rings[q], guest_alloc(a->alloc, VM_RING_BYTES));
+        c = vm_ring_setup_cmd(a, &rings[q], id, q);
+        expect(vm_exec(a, &c), VDPA_S_OK, VDPA_Q_OK);
+    }
+    vm_set_status(a, id, RUNNING_STATUS, VM_F_VERSION_1);
+    return id;
+}
+
+static void test_discover(void)
+{
+    T *t = t_start(",max-instances=100", 16);
+    VdpaCmd c = vm_cmd_new(t->a, VDPA_OP_DISCOVER, 0);
+    uint8_t d[VDPA_DISCOVER_SIZE];
+    QDict *reply, *info;
+
+    g_assert_cmpuint(vm_reg_read(t->a, VDPA_REG_MAX_INST), ==, 100);
+    c.buf_addr = t->a->buf;
+    c.buf_len = VDPA_DISCOVER_SIZE;
+    expect(vm_exec(t->a, &c), VDPA_S_OK, VDPA_Q_OK);
+    qtest_memread(t->qts, t->a->buf, d, sizeof(d));
+    g_assert_cmpuint(ldl_le_p(d + VDPA_DISC_MAX_INST), ==, 100);
+    g_assert_cmpuint(ldl_le_p(d + VDPA_DISC_NUM_INST), ==, 0);
+    g_assert_cmpuint(lduw_le_p(d + VDPA_DISC_MAX_QUEUES), ==, 16);
+    g_assert_cmpuint(ldl_le_p(d + VDPA_DISC_TYPES), ==, 1u << VDPA_TYPE_BLK);
+    g_assert_cmpuint(ldl_le_p(d + VDPA_DISC_NUM_BLK), ==, 2);
+    g_assert_cmpuint(d[VDPA_DISC_PASID_BITS], ==, 0);
+    g_assert_true(ldq_le_p(d + VDPA_DISC_BLK_FEAT) & VM_F_VERSION_1);
+
+    info = query(t->qts, true, &reply);
+    g_assert_cmpstr(qdict_get_str(info, "id"), ==, "vm0");
+    g_assert_cmpint(qdict_get_int(info, "max-instances"), ==, 100);
+    g_assert_true(qdict_get_bool(info, "admin-queue-ready"));
+    g_assert_false(qdict_haskey(info, "instances"));
+    qobject_unref(reply);
+    t_stop(t);
+}
+
+static void fill(uint8_t *buf, size_t len, uint8_t seed)
+{
+    for (size_t i = 0; i < len; i++) {
+        buf[i] = (uint8_t)(seed + i * 7);
+    }
+}
+
+static void test_blk_lifecycle(void)
+{
+    T *t = t_start("", 16);
+    VMAdmin *a = t->a;
+    VMRing r, r1;
+    uint64_t data = guest_alloc(&t->alloc, 4096);
+    uint64_t msi = guest_alloc(&t->alloc, 16);
+    uint8_t out[4096], in[4096], buf[VDPA_QUERY_SIZE];
+    uint32_t id, id1;
+    VdpaCmd c;
+    QDict *reply, *info, *inst;
+    g_autofree char *hmp = NULL;
+
+    id = bring_up(a, &r, 1, 0);
+    vm_set_msi(a, id, 0, msi, 0xc0de0001, false);
+    qtest_writel(t->qts, msi, 0);
+
+    /* Write a pattern, read it back into another buffer */
+    fill(out, sizeof(out), 3);
+    qtest_memwrite(t->qts, data, out, sizeof(out));
+    g_assert_cmpint(vm_blk_io(a, &r, id, 0, BLK_T_OUT, 8, data, 4096), ==,
+                    BLK_S_OK);
+    g_assert_cmphex(qtest_readl(t->qts, msi), ==, 0xc0de0001);
+    qtest_memset(t->qts, data, 0, 4096);
+    qtest_writel(t->qts, msi, 0);
+    g_assert_cmpint(vm_blk_io(a, &r, id, 0, BLK_T_IN, 8, data, 4096), ==,
+                    BLK_S_OK);
+    qtest_memread(t->qts, data, in, sizeof(in));
+    g_assert_cmpmem(in, sizeof(in), out, sizeof(out));
+    g_assert_cmphex(qtest_readl(t->qts, msi), ==, 0xc0de0001);
+    /* Beyond the disk: I/O error, not a crash */
+    g_assert_cmpint(vm_blk_io(a, &r, id, 0, BLK_T_IN, IMG_SIZE / 512, data,
+                              512), ==, BLK_S_IOERR);
+    g_assert_cmpint(vm_blk_io(a, &r, id, 0, 77, 0, data, 0), ==,
+                    BLK_S_UNSUPP);
+
+    /* Another instance on the other backend sees the other disk */
+    id1 = bring_up(a, &r1, 1, 1);
+    g_assert_cmpuint(id1, !=, id);
+    g_assert_cmpint(vm_blk_io(a, &r1, id1, 0, BLK_T_IN, 8, data, 4096), ==,
+                    BLK_S_OK);
+    qtest_memread(t->qts, data, in, sizeof(in));
+    for (int i = 0; i < 4096; i++) {
+        g_assert_cmpuint(in[i], ==, 0);
+    }
+
+    /* Config: capacity in sectors */
+    c = vm_cmd_new(a, VDPA_OP_CONFIG_READ, id);
+    c.buf_addr = a->buf;
+    c.buf_len = 8;
+    c.u.cfg.offset = 0;
+    c.u.cfg.length = 8;
+    expect(vm_exec(a, &c), VDPA_S_OK, VDPA_Q_OK);
+    g_assert_cmpuint(qtest_readq(t->qts, a->buf), ==, IMG_SIZE / 512);
+
+    /* Query and stats */
+    c = vm_cmd_new(a, VDPA_OP_QUERY, id);
+    c.buf_addr = a->buf;
+    c.buf_len = VDPA_QUERY_SIZE;
+    expect(vm_exec(a, &c), VDPA_S_OK, VDPA_Q_OK);
+    qtest_memread(t->qts, a->buf, buf, sizeof(buf));
+    g_assert_cmpuint(ldl_le_p(buf + VDPA_QR_ID), ==, id);
+    g_assert_cmpuint(buf[VDPA_QR_TYPE], ==, VDPA_TYPE_BLK);
+    g_assert_cmpuint(buf[VDPA_QR_STATUS], ==, RUNNING_STATUS);
+    g_assert_cmphex((uint32_t)ldl_le_p(buf + VDPA_QR_PASID), ==, VDPA_NO_PASID);
+    g_assert_cmpuint(ldl_le_p(buf + VDPA_QR_QENABLED), ==, 1);
+    c = vm_cmd_new(a, VDPA_OP_STATS, id);
+    c.buf_addr = a->buf;
+    c.buf_len = VDPA_STATS_SIZE;
+    expect(vm_exec(a, &c), VDPA_S_OK, VDPA_Q_OK);
+    qtest_memread(t->qts, a->buf, buf, VDPA_STATS_SIZE);
+    g_assert_cmpuint(ldq_le_p(buf + VDPA_SR_REQUESTS), ==, 4);
+    g_assert_cmpuint(ldq_le_p(buf + VDPA_SR_KICKS), ==, 4);
+    g_assert_cmpuint(ldq_le_p(buf + VDPA_SR_BYTES_WR), ==, 4096);
+    g_assert_cmpuint(ldq_le_p(buf + VDPA_SR_BYTES_RD), ==, 4096);
+    g_assert_cmpuint(ldq_le_p(buf + VDPA_SR_INTERRUPTS), ==, 4);
+
+    /* List: both ids, in order */
+    c = vm_cmd_new(a, VDPA_OP_LIST, 0);
+    c.buf_addr = a->buf;
+    c.buf_len = 64;
+    {
+        VMCqe lr = vm_exec(a, &c);
+
+        expect(lr, VDPA_S_OK, VDPA_Q_OK);
+        g_assert_cmpuint(lr.result & 0xffffffff, ==, 2);
+        g_assert_cmpuint(lr.result >> 32, ==, 0);
+        g_assert_cmpuint(qtest_readl(t->qts, a->buf), ==, MIN(id, id1));
+        g_assert_cmpuint(qtest_readl(t->qts, a->buf + 4), ==, MAX(id, id1));
+    }
+
+    info = query(t->qts, false, &reply);
+    g_assert_cmpint(qdict_get_int(info, "num-instances"), ==, 2);
+    inst = qobject_to(QDict, qlist_peek(qdict_get_qlist(info, "instances")));
+    g_assert_cmpint(qdict_get_int(inst, "id"), ==, id);
+    g_assert_cmpstr(qdict_get_str(inst, "type"), ==, "blk");
+    g_assert_cmpstr(qdict_get_str(inst, "state"), ==, "running");
+    g_assert_false(qdict_haskey(inst, "pasid"));
+    g_assert_cmpint(qdict_get_int(qdict_get_qdict(inst, "counters"),
+                                  "requests"), ==, 4);
+    qobject_unref(reply);
+    hmp = qtest_hmp(t->qts, "info vdpa-mgmt");
+    g_assert_nonnull(strstr(hmp, "vm0: 2/65536 instances"));
+    g_assert_nonnull(strstr(hmp, "blk running queues 1/1"));
+
+    vm_destroy(a, id);
+    vm_destroy(a, id1);
+    g_assert_cmpuint(vm_reg_read(a, VDPA_REG_NUM_INST), ==, 0);
+    t_stop(t);
+}
+
+/* Each queue of each instance interrupts with its own stored message */
+static void test_msi_per_queue(void)
+{
+    T *t = t_start("", 16);
+    VMAdmin *a = t->a;
+    VMRing r[2][2];
+    uint32_t id[2];
+    uint64_t msi = guest_alloc(&t->alloc, 64);
+    uint64_t data = guest_alloc(&t->alloc, 512);
+    VdpaCmd c;
+
+    qtest_memset(t->qts, msi, 0, 64);
+    for (int i = 0; i < 2; i++) {
+        id[i] = bring_up(a, r[i], 2, 0);
+        for (int q = 0; q < 2; q++) {
+            vm_set_msi(a, id[i], q, msi + 16 * i + 4 * q,
+                       0x1000 * (i + 1) + q, false);
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        for (int q = 0; q < 2; q++) {
+            g_assert_cmpint(vm_blk_io(a, &r[i][q], id[i], q, BLK_T_IN, q,
+                                      data, 512), ==, BLK_S_OK);
+            /* This message arrived, the ones not used yet did not */
+            for (int j = 0; j < 2; j++) {
+                for (int p = 0; p < 2; p++) {
+                    uint32_t v = qtest_readl(t->qts, msi + 16 * j + 4 * p);
+                    bool done = j < i || (j == i && p <= q);
+
+                    g_assert_cmphex(v, ==, done ? 0x1000 * (j + 1) + p : 0);
+                }
+            }
+        }
+    }
+
+    /* Masked: the interrupt is held, and delivered on unmask */
+    qtest_writel(t->qts, msi, 0);
+    vm_set_msi(a, id[0], 0, msi, 0xabcd, true);
+    g_assert_cmpint(vm_blk_io(a, &r[0][0], id[0], 0, BLK_T_IN, 0, data, 512),
+                    ==, BLK_S_OK);
+    g_assert_cmphex(qtest_readl(t->qts, msi), ==, 0);
+    vm_set_msi(a, id[0], 0, msi + 32, 0xabce, false);
+    g_assert_cmphex(qtest_readl(t->qts, msi + 32), ==, 0xabce);
+    g_assert_cmphex(qtest_readl(t->qts, msi), ==, 0);
+
+    /* A queue the instance does not have */
+    c = vm_cmd_new(a, VDPA_OP_SET_QUEUE_MSI, id[0]);
+    c.u.msi.queue = 2;
+    c.u.msi.addr = msi;
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_BAD_QUEUE);
+    t_stop(t);
+}
+
+static void test_suspend_resume(void)
+{
+    T *t = t_start("", 16);
+    VMAdmin *a = t->a;
+    VMRing r;
+    uint64_t data = guest_alloc(&t->alloc, 512);
+    uint32_t id = bring_up(a, &r, 1, 0);
+    VdpaCmd c = vm_cmd_new(a, VDPA_OP_SUSPEND, id);
+
+    expect(vm_exec(a, &c), VDPA_S_OK, VDPA_Q_OK);
+    vm_blk_post(a, &r, id, 0, BLK_T_IN, 0, data, 512);
+    /* Let the main loop run a while: nothing may complete */
+    for (int i = 0; i < 50; i++) {
+        vm_reg_read(a, VDPA_REG_STATUS);
+        g_usleep(1000);
+    }
+    g_assert_cmpuint(qtest_readw(t->qts, r.used + 2), ==, 0);
+    c = vm_cmd_new(a, VDPA_OP_RESUME, id);
+    expect(vm_exec(a, &c), VDPA_S_OK, VDPA_Q_OK);
+    g_assert_cmpint(vm_blk_wait(a, &r), ==, BLK_S_OK);
+    t_stop(t);
+}
+
+static void test_bad_input(void)
+{
+    T *t = t_start(",max-instances=4", 16);
+    VMAdmin *a = t->a;
+    VMRing r, bad;
+    uint32_t ids[4];
+    VdpaCmd c;
+    QDict *reply, *info;
+
+    /* Unknown commands, wrong group type, reserved fields */
+    c = vm_cmd_new(a, 0x0fff, 0);
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_INVALID_OPCODE);
+    c = vm_cmd_new(a, 0x7fff, 1);
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_INVALID_OPCODE);
+    c = vm_cmd_new(a, VDPA_OP_DESTROY, 1);
+    c.group_type = 1;
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_INVALID_GROUP);
+    c = vm_cmd_new(a, VDPA_OP_DESTROY, 1);
+    c.rsvd1 = 5;
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_INVALID_COMMAND);
+
+    /* Bad instance ids */
+    c = vm_cmd_new(a, VDPA_OP_DESTROY, 0);
+    expect(vm_exec(a, &c), VDPA_S_ENXIO, VDPA_Q_INVALID_MEMBER);
+    c = vm_cmd_new(a, VDPA_OP_SUSPEND, 5);
+    expect(vm_exec(a, &c), VDPA_S_ENXIO, VDPA_Q_INVALID_MEMBER);
+    c = vm_cmd_new(a, VDPA_OP_SUSPEND, 3);
+    expect(vm_exec(a, &c), VDPA_S_ENXIO, VDPA_Q_INVALID_MEMBER);
+
+    /* More instances than the limit */
+    for (int i = 0; i < 4; i++) {
+        ids[i] = vm_create_blk(a, 1, 0);
+    }
+    c = vm_cmd_new(a, VDPA_OP_CREATE, 0);
+    c.u.create.type = VDPA_TYPE_BLK;
+    c.u.create.nqueues = 1;
+    expect(vm_exec(a, &c), VDPA_S_ENOSPC, VDPA_Q_NORESOURCE);
+    /* Bad create fields: type, backend, queues, features */
+    c.u.create.backend = 2;
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_BAD_BACKEND);
+    c.u.create.backend = 0;
+    c.u.create.type = VDPA_TYPE_NET;
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_INVALID_FIELD);
+    c.u.create.type = VDPA_TYPE_BLK;
+    c.u.create.nqueues = 17;
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_INVALID_FIELD);
+
+    /* Double destroy */
+    vm_destroy(a, ids[3]);
+    c = vm_cmd_new(a, VDPA_OP_DESTROY, ids[3]);
+    expect(vm_exec(a, &c), VDPA_S_ENXIO, VDPA_Q_INVALID_MEMBER);
+
+    /* PASID without a vIOMMU */
+    c = vm_cmd_new(a, VDPA_OP_BIND_PASID, ids[0]);
+    c.u.pasid.pasid = 5;
+    expect(vm_exec(a, &c), VDPA_S_ENXIO, VDPA_Q_PASID_UNSUPP);
+
+    /* Order: queues need FEATURES_OK, DRIVER_OK needs FEATURES_OK */
+    vm_ring_init(&r, guest_alloc(&t->alloc, VM_RING_BYTES));
+    c = vm_ring_setup_cmd(a, &r, ids[0], 0);
+    expect(vm_exec(a, &c), VDPA_S_EBUSY, VDPA_Q_BAD_STATE);
+    c = vm_cmd_new(a, VDPA_OP_SET_STATUS, ids[0]);
+    c.u.status.status = VDPA_ST_DRIVER_OK;
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_BAD_STATE);
+    /* Features not offered, or without VERSION_1 */
+    c.u.status.status = FEATURES_OK_STATUS;
+    c.u.status.features = 1ULL << 60;
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_INVALID_FIELD);
+    c.u.status.features = 0;
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_INVALID_FIELD);
+    vm_set_status(a, ids[0], FEATURES_OK_STATUS, VM_F_VERSION_1);
+
+    /* Ring pointers out of range: unbacked, past the DMA space, unaligned */
+    bad = r;
+    bad.desc = 0x7f0000000000ULL;
+    c = vm_ring_setup_cmd(a, &bad, ids[0], 0);
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_RING_RANGE);
+    bad = r;
+    bad.used = 1ULL << 50;
+    c = vm_ring_setup_cmd(a, &bad, ids[0], 0);
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_RING_RANGE);
+    bad = r;
+    bad.desc += 8;
+    c = vm_ring_setup_cmd(a, &bad, ids[0], 0);
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_INVALID_FIELD);
+    c = vm_ring_setup_cmd(a, &r, ids[0], 1);
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_BAD_QUEUE);
+    c = vm_ring_setup_cmd(a, &r, ids[0], 0);
+    expect(vm_exec(a, &c), VDPA_S_OK, VDPA_Q_OK);
+    vm_set_status(a, ids[0], RUNNING_STATUS, VM_F_VERSION_1);
+    /* Clearing bits other than through reset */
+    c = vm_cmd_new(a, VDPA_OP_SET_STATUS, ids[0]);
+    c.u.status.status = VDPA_ST_ACKNOWLEDGE;
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_BAD_STATE);
+    /* Queue setup while running */
+    c = vm_ring_setup_cmd(a, &r, ids[0], 0);
+    expect(vm_exec(a, &c), VDPA_S_EBUSY, VDPA_Q_BAD_STATE);
+
+    /* Result buffers: missing, too small */
+    c = vm_cmd_new(a, VDPA_OP_STATS, ids[0]);
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_BUF_RANGE);
+    c.buf_addr = a->buf;
+    c.buf_len = 8;
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_BUF_RANGE);
+    /* Config past the blk config space */
+    c = vm_cmd_new(a, VDPA_OP_CONFIG_READ, ids[0]);
+    c.buf_addr = a->buf;
+    c.buf_len = 64;
+    c.u.cfg.offset = 88;
+    c.u.cfg.length = 16;
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_INVALID_FIELD);
+
+    /* Doorbells naming nothing are counted and dropped */
+    vm_doorbell(a, ids[3], 0);
+    vm_doorbell(a, ids[0], 9);
+    vm_doorbell(a, 0xfffff, 0);
+
+    /* A malformed ring breaks only its instance */
+    qtest_writew(t->qts, r.avail + 2, 100);     /* idx far ahead of size 4 */
+    vm_doorbell(a, ids[0], 0);
+    {
+        VdpaCmd q = vm_cmd_new(a, VDPA_OP_QUERY, ids[0]);
+
+        q.buf_addr = a->buf;
+        q.buf_len = VDPA_QUERY_SIZE;
+        expect(vm_exec(a, &q), VDPA_S_OK, VDPA_Q_OK);
+        g_assert_true(qtest_readb(t->qts, a->buf + VDPA_QR_STATUS) &
+                      VDPA_ST_NEEDS_RESET);
+    }
+    /* Reset recovers it */
+    vm_set_status(a, ids[0], 0, 0);
+
+    info = query(t->qts, true, &reply);
+    g_assert_cmpint(qdict_get_int(info, "bad-doorbells"), ==, 3);
+    g_assert_cmpint(qdict_get_int(info, "num-instances"), ==, 3);
+    g_assert_cmpint(qdict_get_int(info, "admin-errors"), >=, 25);
+    qobject_unref(reply);
+
+    /* A bad admin ring geometry: FATAL, and re-enabling recovers */
+    vm_reg_write(a, VDPA_REG_CTRL, 0);
+    vm_reg_write(a, VDPA_REG_AQ_SIZE, 3);
+    vm_reg_write(a, VDPA_REG_CTRL, VDPA_CTRL_ENABLE);
+    g_assert_cmpuint(vm_reg_read(a, VDPA_REG_STATUS), ==, VDPA_STATUS_FATAL);
+    g_assert_cmpuint(vm_reg_read(a, VDPA_REG_FATAL_CODE), ==,
+                     VDPA_FATAL_BAD_RING);
+    t_stop(t);
+}
+
+static void test_bad_properties(void)
+{
+    QTestState *qts = qtest_init("-M pc -nodefaults");
+    QDict *resp;
+
+    resp = qtest_qmp(qts, "{'execute': 'device_add', 'arguments': "
+                     "{'driver': 'vdpa-mgmt', 'blk-nodes': 'nope'}}");
+    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(resp, "error"),
+                                          "desc"), "'nope'"));
+    qobject_unref(resp);
+    resp = qtest_qmp(qts, "{'execute': 'device_add', 'arguments': "
+                     "{'driver': 'vdpa-mgmt', 'max-instances': 0}}");
+    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(resp, "error"),
+                                          "desc"), "max-instances"));
+    qobject_unref(resp);
+    qtest_quit(qts);
+}
+
+/* 10,000 instances at once, one I/O each, then all destroyed */
+static void test_scale(void)
+{
+    enum { N = 10000, AQ = 256, BATCH = AQ - 1 };
+    T *t = t_start("", AQ);
+    VMAdmin *a = t->a;
+    g_autofree VMRing *r = g_new(VMRing, N);
+    g_autofree uint32_t *ids = g_new(uint32_t, N);
+    g_autofree VdpaCmd *cmds = g_new(VdpaCmd, BATCH);
+    g_autofree VMCqe *res = g_new(VMCqe, BATCH);
+    uint64_t rings = guest_alloc(&t->alloc, (uint64_t)N * VM_RING_BYTES);
+    uint64_t data = guest_alloc(&t->alloc, 512);
+    QDict *reply, *info;
+
+    /* One batched pass per step: create, features, queue, driver ok */
+    for (int step = 0; step < 4; step++) {
+        for (int base = 0; base < N; base += BATCH) {
+            int n = MIN(BATCH, N - base);
+
+            for (int i = 0; i < n; i++) {
+                int k = base + i;
+
+                switch (step) {
+                case 0:
+                    cmds[i] = vm_cmd_new(a, VDPA_OP_CREATE, 0);
+                    cmds[i].u.create.type = VDPA_TYPE_BLK;
+                    cmds[i].u.create.nqueues = 1;
+                    cmds[i].u.create.backend = k % 2;
+                    break;
+                case 1:
+                case 3:
+                    cmds[i] = vm_cmd_new(a, VDPA_OP_SET_STATUS, ids[k]);
+                    cmds[i].u.status.status = step == 1 ? FEATURES_OK_STATUS :
+                                                          RUNNING_STATUS;
+                    cmds[i].u.status.features = VM_F_VERSION_1;
+                    break;
+                case 2:
+                    vm_ring_init(&r[k], rings + (uint64_t)k * VM_RING_BYTES);
+                    cmds[i] = vm_ring_setup_cmd(a, &r[k], ids[k], 0);
+                    break;
+                }
+            }
+            vm_submit(a, cmds, n, res);
+            for (int i = 0; i < n; i++) {
+                expect(res[i], VDPA_S_OK, VDPA_Q_OK);
+                if (step == 0) {
+                    ids[base + i] = res[i].result;
+                }
+            }
+        }
+    }
+    g_assert_cmpuint(vm_reg_read(a, VDPA_REG_NUM_INST), ==, N);
+
+    /* Rings were never written: zero them once, in page-sized chunks */
+    for (uint64_t off = 0; off < (uint64_t)N * VM_RING_BYTES; off += 4096) {
+        qtest_memset(t->qts, rings + off, 0, 4096);
+    }
+    for (int base = 0; base < N; base += 256) {
+        int n = MIN(256, N - base);
+
+        for (int i = 0; i < n; i++) {
+            vm_blk_post(a, &r[base + i], ids[base + i], 0, BLK_T_IN, i, data,
+                        512);
+        }
+        for (int i = 0; i < n; i++) {
+            g_assert_cmpint(vm_blk_wait(a, &r[base + i]), ==, BLK_S_OK);
+        }
+    }
+
+    info = query(t->qts, true, &reply);
+    g_assert_cmpint(qdict_get_int(info, "num-instances"), ==, N);
+    qobject_unref(reply);
+
+    for (int base = 0; base < N; base += BATCH) {
+        int n = MIN(BATCH, N - base);
+
+        for (int i = 0; i < n; i++) {
+            cmds[i] = vm_cmd_new(a, VDPA_OP_DESTROY, ids[base + i]);
+        }
+        vm_submit(a, cmds, n, res);
+        for (int i = 0; i < n; i++) {
+            expect(res[i], VDPA_S_OK, VDPA_Q_OK);
+        }
+    }
+    g_assert_cmpuint(vm_reg_read(a, VDPA_REG_NUM_INST), ==, 0);
+    info = query(t->qts, true, &reply);
+    g_assert_cmpint(qdict_get_int(info, "created"), ==, N);
+    g_assert_cmpint(qdict_get_int(info, "destroyed"), ==, N);
+    qobject_unref(reply);
+    t_stop(t);
+}
+
+/*
+ * Migration between two QEMU processes: instances (list first, then
+ * state), their queues with a request published but not yet run, MSI
+ * messages and the admin queue all carry over.
+ */
+static void test_migration(void)
+{
+    T *t = t_start(",max-instances=64", 16);
+    VMAdmin *a = t->a;
+    VMRing r1, r2;
+    uint64_t data1 = guest_alloc(&t->alloc, 4096);
+    uint64_t data2 = guest_alloc(&t->alloc, 4096);
+    uint64_t msi = guest_alloc(&t->alloc, 16);
+    g_autofree char *uri = g_strdup_printf("unix:%s/vdpa-mig-%d.sock",
+                                           g_get_tmp_dir(), getpid());
+    g_autofree char *args = NULL;
+    uint8_t out[4096], in[4096];
+    uint32_t i1, i2, i3;
+    QTestState *dst;
+    int devfn;
+    VdpaCmd c;
+    QDict *rsp, *reply, *info;
+    gint64 deadline;
+
+    i1 = bring_up(a, &r1, 1, 0);
+    i2 = bring_up(a, &r2, 1, 0);
+    i3 = vm_create_blk(a, 2, 1);
+    vm_set_status(a, i3, FEATURES_OK_STATUS, VM_F_VERSION_1);
+    vm_set_msi(a, i1, 0, msi, 0x5151, false);
+    fill(out, sizeof(out), 9);
+    qtest_memwrite(t->qts, data1, out, sizeof(out));
+    g_assert_cmpint(vm_blk_io(a, &r1, i1, 0, BLK_T_OUT, 0, data1, 4096), ==,
+                    BLK_S_OK);
+    /* In flight across the switch-over: published, instance suspended */
+    c = vm_cmd_new(a, VDPA_OP_SUSPEND, i2);
+    expect(vm_exec(a, &c), VDPA_S_OK, VDPA_Q_OK);
+    qtest_memset(t->qts, data2, 0xee, 4096);
+    vm_blk_post(a, &r2, i2, 0, BLK_T_IN, 0, data2, 4096);
+
+    /* The destination opens the same images */
+    args = g_strdup_printf("-M q35 -m 512M -nodefaults "
+                           "-blockdev driver=file,node-name=d0,filename=%s,"
+                           "locking=off "
+                           "-blockdev driver=file,node-name=d1,filename=%s,"
+                           "locking=off "
+                           "-device vdpa-mgmt,id=vm0,blk-nodes=d0:d1,"
+                           "max-instances=64 -incoming %s",
+                           t->img[0], t->img[1], uri);
+    dst = qtest_init(args);
+    rsp = qtest_qmp(t->qts, "{'execute': 'migrate', 'arguments': "
+                    "{'uri': %s}}", uri);
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+    deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+    for (;;) {
+        const char *st;
+
+        rsp = qtest_qmp(t->qts, "{'execute': 'query-migrate'}");
+        st = qdict_get_try_str(qdict_get_qdict(rsp, "return"), "status");
+        if (st && !strcmp(st, "completed")) {
+            qobject_unref(rsp);
+            break;
+        }
+        g_assert(!st || strcmp(st, "failed"));
+        qobject_unref(rsp);
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(10000);
+    }
+    qtest_qmp_eventwait(dst, "RESUME");
+
+    /* Continue on the destination with the same driver state */
+    qtest_quit(t->qts);
+    t->qts = dst;
+    qpci_free_pc(t->bus);
+    t->bus = qpci_new_pc(dst, &t->alloc);
+    a->qts = dst;
+    a->bus = t->bus;
+    devfn = a->pdev->devfn;
+    g_free(a->pdev);
+    a->pdev = qpci_device_find(t->bus, devfn);
+    g_assert(a->pdev);
+
+    g_assert_cmpuint(vm_reg_read(a, VDPA_REG_NUM_INST), ==, 3);
+    info = query(dst, false, &reply);
+    g_assert_cmpint(qdict_get_int(info, "num-instances"), ==, 3);
+    qobject_unref(reply);
+    /* The request held by the suspension runs after RESUME */
+    g_assert_cmpuint(qtest_readw(dst, r2.used + 2), ==, 0);
+    c = vm_cmd_new(a, VDPA_OP_RESUME, i2);
+    expect(vm_exec(a, &c), VDPA_S_OK, VDPA_Q_OK);
+    g_assert_cmpint(vm_blk_wait(a, &r2), ==, BLK_S_OK);
+    qtest_memread(dst, data2, in, sizeof(in));
+    g_assert_cmpmem(in, sizeof(in), out, sizeof(out));
+    /* Instance 1 keeps its queue position and its MSI message */
+    qtest_writel(dst, msi, 0);
+    qtest_memset(dst, data1, 0, 4096);
+    g_assert_cmpint(vm_blk_io(a, &r1, i1, 0, BLK_T_IN, 0, data1, 4096), ==,
+                    BLK_S_OK);
+    qtest_memread(dst, data1, in, sizeof(in));
+    g_assert_cmpmem(in, sizeof(in), out, sizeof(out));
+    g_assert_cmphex(qtest_readl(dst, msi), ==, 0x5151);
+    /* Instance 3 is where it was: configuring, 2 queues, backend 1 */
+    c = vm_cmd_new(a, VDPA_OP_QUERY, i3);
+    c.buf_addr = a->buf;
+    c.buf_len = VDPA_QUERY_SIZE;
+    expect(vm_exec(a, &c), VDPA_S_OK, VDPA_Q_OK);
+    g_assert_cmpuint(qtest_readb(dst, a->buf + VDPA_QR_STATUS), ==,
+                     FEATURES_OK_STATUS);
+    g_assert_cmpuint(qtest_readw(dst, a->buf + VDPA_QR_NQUEUES), ==, 2);
+    g_assert_cmpuint(qtest_readl(dst, a->buf + VDPA_QR_BACKEND), ==, 1);
+    /* New instances do not collide with migrated ids */
+    g_assert_cmpuint(vm_create_blk(a, 1, 0), >, MAX(i1, MAX(i2, i3)));
+    t_stop(t);
+}
+
+/* Frames on the socket netdev: a 4-byte big-endian length, then the frame */
+static void sock_send(int fd, const uint8_t *frame, uint32_t len)
+{
+    uint32_t be = cpu_to_be32(len);
+
+    g_assert_cmpint(write(fd, &be, 4), ==, 4);
+    g_assert_cmpint(write(fd, frame, len), ==, len);
+}
+
+static uint32_t sock_recv(int fd, uint8_t *frame, uint32_t max)
+{
+    uint32_t be, len;
+
+    g_assert_cmpint(read(fd, &be, 4), ==, 4);
+    len = be32_to_cpu(be);
+    g_assert_cmpuint(len, <=, max);
+    for (uint32_t got = 0; got < len;) {
+        ssize_t n = read(fd, frame + got, len - got);
+
+        g_assert_cmpint(n, >, 0);
+        got += n;
+    }
+    return len;
+}
+
+static void make_frame(uint8_t *f, const uint8_t *dst, const uint8_t *src,
+                       uint32_t len, uint8_t seed)
+{
+    memcpy(f, dst, 6);
+    memcpy(f + 6, src, 6);
+    f[12] = 0x88;
+    f[13] = 0xb5;                           /* local experimental ethertype */
+    for (uint32_t i = 14; i < len; i++) {
+        f[i] = (uint8_t)(seed + i);
+    }
+}
+
+/* Net instances on one shared netdev, told apart by MAC */
+static void test_net(void)
+{
+    static const uint8_t mac_a[6] = { 0x52, 0x54, 0, 0, 0, 0xa };
+    static const uint8_t mac_b[6] = { 0x52, 0x54, 0, 0, 0, 0xb };
+    static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+    static const uint8_t peer[6] = { 0x52, 0x54, 0, 0, 0, 0x1 };
+    int sv[2];
+    g_autofree char *prefix = NULL;
+    T *t;
+    VMAdmin *a;
+    VMRing ra[2], rb[2];
+    uint32_t ia, ib;
+    uint64_t buf_a, buf_b, tx, msi;
+    uint8_t frame[256], got[2048];
+    VdpaCmd c;
+    VMCqe r;
+    QDict *reply, *info, *inst;
+
+    g_assert_cmpint(socketpair(PF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    prefix = g_strdup_printf("-netdev socket,id=n0,fd=%d", sv[1]);
+    t = t_start_with(prefix, ",netdev=n0", 16);
+    close(sv[1]);
+    a = t->a;
+    buf_a = guest_alloc(&t->alloc, 2048);
+    buf_b = guest_alloc(&t->alloc, 2048);
+    tx = guest_alloc(&t->alloc, 2048);
+    msi = guest_alloc(&t->alloc, 16);
+    qtest_memset(t->qts, msi, 0, 16);
+
+    ia = vm_bring_up(a, ra, VDPA_TYPE_NET, 2, 0, mac_a);
+    ib = vm_bring_up(a, rb, VDPA_TYPE_NET, 2, 0, mac_b);
+    vm_set_msi(a, ib, 0, msi, 0xbbbb, false);
+
+    /* A MAC already taken, a multicast MAC, an odd queue count */
+    c = vm_cmd_new(a, VDPA_OP_CREATE, 0);
+    c.u.create.type = VDPA_TYPE_NET;
+    c.u.create.nqueues = 2;
+    memcpy(c.u.create.mac, mac_a, 6);
+    r = vm_exec(a, &c);
+    expect(r, VDPA_S_EINVAL, VDPA_Q_INVALID_FIELD);
+    c.u.create.mac[0] = 1;
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_INVALID_FIELD);
+    c.u.create.mac[0] = 0x52;
+    c.u.create.mac[5] = 0xc;
+    c.u.create.nqueues = 3;
+    expect(vm_exec(a, &c), VDPA_S_EINVAL, VDPA_Q_INVALID_FIELD);
+
+    /* Config: the MAC, link up, one queue pair */
+    c = vm_cmd_new(a, VDPA_OP_CONFIG_READ, ib);
+    c.buf_addr = a->buf;
+    c.buf_len = 12;
+    c.u.cfg.length = 12;
+    expect(vm_exec(a, &c), VDPA_S_OK, VDPA_Q_OK);
+    qtest_memread(t->qts, a->buf, got, 12);
+    g_assert_cmpmem(got, 6, mac_b, 6);
+    g_assert_cmpuint(lduw_le_p(got + 6), ==, 1);
+    g_assert_cmpuint(lduw_le_p(got + 8), ==, 1);
+
+    /* Receive: a frame for B lands in B's buffer only, with B's MSI */
+    vm_ring_post(a, &ra[0], ia, 0, buf_a, 2048, true);
+    vm_ring_post(a, &rb[0], ib, 0, buf_b, 2048, true);
+    make_frame(frame, mac_b, peer, 100, 1);
+    sock_send(sv[0], frame, 100);
+    g_assert_cmpint(vm_ring_wait(a, &rb[0], 5 * G_USEC_PER_SEC), ==, 12 + 100);
+    qtest_memread(t->qts, buf_b, got, 112);
+    g_assert_cmpuint(got[10], ==, 1);           /* num_buffers */
+    g_assert_cmpmem(got + 12, 100, frame, 100);
+    g_assert_cmphex(qtest_readl(t->qts, msi), ==, 0xbbbb);
+    g_assert_cmpuint(qtest_readw(t->qts, ra[0].used + 2), ==, 0);
+
+    /* Broadcast reaches A (and B, which has no buffer: dropped) */
+    make_frame(frame, bcast, peer, 80, 2);
+    sock_send(sv[0], frame, 80);
+    g_assert_cmpint(vm_ring_wait(a, &ra[0], 5 * G_USEC_PER_SEC), ==, 12 + 80);
+    qtest_memread(t->qts, buf_a + 12, got, 80);
+    g_assert_cmpmem(got, 80, frame, 80);
+
+    /* Transmit: A's frame comes out of the netdev unchanged */
+    qtest_memset(t->qts, tx, 0, 12);
+    make_frame(frame, peer, mac_a, 120, 3);
+    qtest_memwrite(t->qts, tx + 12, frame, 120);
+    vm_ring_post(a, &ra[1], ia, 1, tx, 12 + 120, false);
+    g_assert_cmpint(vm_ring_wait(a, &ra[1], 5 * G_USEC_PER_SEC), ==, 0);
+    g_assert_cmpuint(sock_recv(sv[0], got, sizeof(got)), ==, 120);
+    g_assert_cmpmem(got, 120, frame, 120);
+
+    info = query(t->qts, false, &reply);
+    inst = qobject_to(QDict, qlist_peek(qdict_get_qlist(info, "instances")));
+    g_assert_cmpstr(qdict_get_str(inst, "type"), ==, "net");
+    g_assert_cmpint(qdict_get_int(qdict_get_qdict(inst, "counters"),
+                                  "bytes-written"), ==, 120);
+    qobject_unref(reply);
+
+    /* Destroyed: its MAC is free again */
+    vm_destroy(a, ib);
+    c = vm_cmd_new(a, VDPA_OP_CREATE, 0);
+    c.u.create.type = VDPA_TYPE_NET;
+    c.u.create.nqueues = 2;
+    memcpy(c.u.create.mac, mac_b, 6);
+    expect(vm_exec(a, &c), VDPA_S_OK, VDPA_Q_OK);
+    close(sv[0]);
+    t_stop(t);
+}
+
+/* Admin completions signal the MSI-X vector; none without a vector */
+static void test_admin_msix(void)
+{
+    T *t = t_start("", 16);
+    VMAdmin *a = t->a;
+    QPCIDevice *dev = a->pdev;
+    uint64_t msi = guest_alloc(&t->alloc, 16);
+    g_autofree uint8_t *zero = g_malloc0(16 * VDPA_CQE_SIZE);
+    VdpaCmd c;
+
+    qtest_writel(t->qts, msi, 0);
+    qpci_msix_enable(dev);
+    qpci_io_writel(dev, dev->msix_table_bar, dev->msix_table_off + 0,
+                   (uint32_t)msi);
+    qpci_io_writel(dev, dev->msix_table_bar, dev->msix_table_off + 4,
+                   msi >> 32);
+    qpci_io_writel(dev, dev->msix_table_bar, dev->msix_table_off + 8,
+                   0xa0a0);
+    qpci_io_writel(dev, dev->msix_table_bar, dev->msix_table_off + 12, 0);
+
+    /* No vector yet: a completion writes nothing */
+    c = vm_cmd_new(a, VDPA_OP_LIST, 0);
+    c.buf_addr = a->buf;
+    c.buf_len = 64;
+    expect(vm_exec(a, &c), VDPA_S_OK, VDPA_Q_OK);
+    g_assert_cmphex(qtest_readl(t->qts, msi), ==, 0);
+
+    /* The vector is fixed while enabled: disable, set, enable again */
+    vm_reg_write(a, VDPA_REG_AQ_VECTOR, 0);
+    g_assert_cmphex(vm_reg_read(a, VDPA_REG_AQ_VECTOR), ==,
+                    VDPA_AQ_NO_VECTOR);
+    vm_reg_write(a, VDPA_REG_CTRL, 0);
+    vm_reg_write(a, VDPA_REG_AQ_VECTOR, 0);
+    qtest_memwrite(t->qts, a->cq, zero, 16 * VDPA_CQE_SIZE);
+    vm_reg_write(a, VDPA_REG_CTRL, VDPA_CTRL_ENABLE);
+    a->sq_tail = a->cq_head = 0;
+    a->phase = true;
+    c = vm_cmd_new(a, VDPA_OP_LIST, 0);
+    c.buf_addr = a->buf;
+    c.buf_len = 64;
+    expect(vm_exec(a, &c), VDPA_S_OK, VDPA_Q_OK);
+    g_assert_cmphex(qtest_readl(t->qts, msi), ==, 0xa0a0);
+    t_stop(t);
+}
+
+/*
+ * VPRI: with a vpri-host, blk instance DMA takes I/O page faults.  The
+ * requests are published while the instances are suspended, then all of
+ * guest RAM is evicted; on RESUME every ring and buffer access faults,
+ * only the faulting queue waits, and the requests complete with the
+ * right data once the host has paged the memory in.  80 instances stall
+ * at once, more than the function's 64 fault slots: the others wait for
+ * a slot.
+ */
+static void test_vpri_faults(void)
+{
+    T *t = t_start_with("-object vpri-host,id=vh0", ",host=vh0", 16);
+    VMAdmin *a = t->a;
+    enum { N = 80 };                        /* more than the 64 fault slots */
+    VMRing r[N];
+    uint32_t id[N];
+    uint64_t data[N], msi = guest_alloc(&t->alloc, 16);
+    g_autofree uint8_t *out = g_malloc(N * 4096);
+    uint8_t in[4096];
+    VdpaCmd c;
+    QDict *rsp, *dev;
+    QList *devs;
+    uint64_t raised;
+
+    for (int i = 0; i < N; i++) {
+        data[i] = guest_alloc(&t->alloc, 4096);
+        id[i] = bring_up(a, &r[i], 1, i % 2);
+        fill(out + 4096 * i, 4096, 17 * (i + 1));
+        qtest_memwrite(t->qts, data[i], out + 4096 * i, 4096);
+        g_assert_cmpint(vm_blk_io(a, &r[i], id[i], 0, BLK_T_OUT, 8 + 8 * i,
+                                  data[i], 4096), ==, BLK_S_OK);
+        qtest_memset(t->qts, data[i], 0, 4096);
+        c = vm_cmd_new(a, VDPA_OP_SUSPEND, id[i]);
+        expect(vm_exec(a, &c), VDPA_S_OK, VDPA_Q_OK);
+        vm_blk_post(a, &r[i], id[i], 0, BLK_T_IN, 8 + 8 * i, data[i],
+                    4096);
+    }
+    vm_set_msi(a, id[0], 0, msi, 0x77, false);
+    qtest_writel(t->qts, msi, 0);
+
+    rsp = qtest_qmp(t->qts, "{ 'execute': 'vpri-reclaim', "
+                    "'arguments': { 'host': 'vh0', 'percent': 100 } }");
+    g_assert_cmpint(qdict_get_int(qdict_get_qdict(rsp, "return"), "evicted"),
+                    >, 0);
+    qobject_unref(rsp);
+
+    for (int i = 0; i < N; i++) {
+        c = vm_cmd_new(a, VDPA_OP_RESUME, id[i]);
+        expect(vm_exec(a, &c), VDPA_S_OK, VDPA_Q_OK);
+    }
+    for (int i = 0; i < N; i++) {
+        g_assert_cmpint(vm_blk_wait(a, &r[i]), ==, BLK_S_OK);
+        qtest_memread(t->qts, data[i], in, sizeof(in));
+        g_assert_cmpmem(in, sizeof(in), out + 4096 * i, 4096);
+    }
+    g_assert_cmphex(qtest_readl(t->qts, msi), ==, 0x77);
+
+    rsp = qtest_qmp(t->qts, "{ 'execute': 'query-vpri' }");
+    devs = qdict_get_qlist(qdict_get_qdict(rsp, "return"), "devices");
+    g_assert_cmpuint(qlist_size(devs), ==, 1);
+    dev = qobject_to(QDict, qlist_peek(devs));
+    g_assert_cmpstr(qdict_get_str(dev, "id"), ==, "vm0");
+    raised = qdict_get_int(qdict_get_qdict(dev, "faults"), "raised");
+    g_test_message("device faults raised: %" PRIu64, raised);
+    g_assert_cmpuint(raised, >=, N);
+    qobject_unref(rsp);
+    t_stop(t);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    qtest_add_func("/vdpa-mgmt/discover", test_discover);
+    qtest_add_func("/vdpa-mgmt/blk-lifecycle", test_blk_lifecycle);
+    qtest_add_func("/vdpa-mgmt/msi-per-queue", test_msi_per_queue);
+    qtest_add_func("/vdpa-mgmt/suspend-resume", test_suspend_resume);
+    qtest_add_func("/vdpa-mgmt/bad-input", test_bad_input);
+    qtest_add_func("/vdpa-mgmt/bad-properties", test_bad_properties);
+    qtest_add_func("/vdpa-mgmt/scale-10k", test_scale);
+    qtest_add_func("/vdpa-mgmt/migration", test_migration);
+    qtest_add_func("/vdpa-mgmt/net", test_net);
+    qtest_add_func("/vdpa-mgmt/admin-msix", test_admin_msix);
+    qtest_add_func("/vdpa-mgmt/vpri-faults", test_vpri_faults);
+    return g_test_run();
+}
