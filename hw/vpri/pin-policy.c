@@ -24,7 +24,7 @@
 #define PH_TOUCHED  0x02    /* touched in the current epoch */
 #define PH_PINNED   0x04    /* in the part's selection */
 #define PH_NEWPIN   0x08    /* in the selection being computed */
-#define PH_GHOST    0x10    /* ranked just beyond the share */
+#define PH_GHOST    0x10    /* ranked beyond the share, within reach */
 #define PH_MARGIN   0x20    /* ranked among the last pins of the share */
 
 /* A quiet part's share starts to decay after this many quiet epochs, or
@@ -70,6 +70,7 @@ typedef struct Part {
     /* Benefit per epoch, scaled by 256 and averaged over ~RATE_DIV epochs */
     uint64_t ghost_rate, margin_rate;
     uint64_t ghost_now, margin_now;     /* this epoch */
+    uint64_t ghost_size, margin_size;   /* pages flagged at the last rank */
     uint64_t observed, faults, ghost_hits, margin_hits;
     uint64_t quiet_epochs;
     uint64_t longest_quiet;     /* loses 1/8 at the end of each stretch */
@@ -508,6 +509,7 @@ static void clear_flag_list(Part *pt, PageList *l, uint8_t flag)
 /* Rank the candidates; flag the new selection, the margin and the ghosts. */
 static void part_rank(PinPolicy *p, Part *pt, uint64_t step)
 {
+    uint64_t ghost = p->budget / 4 > step ? p->budget / 4 : step;
     size_t n = 0, k, nsel;
 
     clear_flag_list(pt, &pt->ghost, PH_GHOST);
@@ -532,11 +534,19 @@ static void part_rank(PinPolicy *p, Part *pt, uint64_t step)
         }
     }
 
+    /*
+     * Ghosts reach a quarter of the budget beyond the share, not just the
+     * next step: a device cycling over more pages than its share faults on
+     * its oldest pages, far down the ranking (the loop that defeats LRU),
+     * and must still see what more budget would buy.
+     */
     nsel = pt->share < n ? pt->share : n;
-    k = nsel + step < n ? nsel + step : n;
+    k = nsel + ghost < n ? nsel + ghost : n;
     select_smallest(p->rank, n, k);
     select_smallest(p->rank, k, nsel);
     select_smallest(p->rank, nsel, nsel > step ? nsel - step : 0);
+    pt->ghost_size = k - nsel;
+    pt->margin_size = nsel > step ? step : nsel;
 
     /*
      * Candidates outside the top k: a recency page only falls further
@@ -583,9 +593,12 @@ static void adp_rebalance(PinPolicy *p, uint64_t step)
         if (!pt->used) {
             continue;
         }
-        pt->ghost_rate += (pt->ghost_now * 256) / RATE_DIV -
+        /* Hits per step of pages, so ghosts and margins compare. */
+        pt->ghost_rate += (pt->ghost_size ? pt->ghost_now * 256 * step /
+                           pt->ghost_size : 0) / RATE_DIV -
                           pt->ghost_rate / RATE_DIV;
-        pt->margin_rate += (pt->margin_now * 256) / RATE_DIV -
+        pt->margin_rate += (pt->margin_size ? pt->margin_now * 256 * step /
+                            pt->margin_size : 0) / RATE_DIV -
                            pt->margin_rate / RATE_DIV;
         pt->ghost_now = pt->margin_now = 0;
 
@@ -610,6 +623,19 @@ static void adp_rebalance(PinPolicy *p, uint64_t step)
         want->share += give_now;
         p->pool -= give_now;
         return;
+    }
+    /* Share a part has no candidates for costs nothing to give. */
+    for (unsigned i = 0; i < PIN_POLICY_MAX_DEVICES; i++) {
+        Part *pt = &p->parts[i];
+
+        if (pt->used && pt != want && pt->share > pt->sel.n) {
+            uint64_t m = pt->share - pt->sel.n;
+
+            m = m < step ? m : step;
+            pt->share -= m;
+            want->share += m;
+            return;
+        }
     }
     for (unsigned i = 0; i < PIN_POLICY_MAX_DEVICES; i++) {
         Part *pt = &p->parts[i];
