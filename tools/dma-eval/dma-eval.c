@@ -29,6 +29,7 @@ static void usage(FILE *f)
 "  --seed N            generator seed (1)\n"
 "  --duration-s S      generated trace length (60)\n"
 "  --no-nic, --no-block  leave a device out of the generated trace\n"
+"  --set NAME=VALUE    set a generator parameter (see --stats)\n"
 "  --write-trace FILE  write the trace (generated or read) and go on\n"
 "  --overcommit LIST   percent of guest RAM not resident (10,20,30)\n"
 "  --budgets LIST      pin budgets, percent of guest RAM (1,2,5.2)\n"
@@ -110,6 +111,21 @@ int main(int argc, char **argv)
             trace = v;
         } else if (!strcmp(a, "--write-trace")) {
             write_to = v;
+        } else if (!strcmp(a, "--set")) {
+            char name[64];
+            const char *eq = strchr(v, '=');
+
+            if (!eq || eq - v >= (long)sizeof(name)) {
+                fprintf(stderr, "dma-eval: --set wants NAME=VALUE\n");
+                return 2;
+            }
+            memcpy(name, v, (size_t)(eq - v));
+            name[eq - v] = '\0';
+            if (dma_gen_set(&gp, name, eq + 1)) {
+                fprintf(stderr, "dma-eval: bad generator parameter '%s'\n",
+                        v);
+                return 2;
+            }
         } else if (!strcmp(a, "--seed")) {
             gp.seed = strtoull(v, NULL, 0);
         } else if (!strcmp(a, "--duration-s")) {
@@ -189,6 +205,9 @@ int main(int argc, char **argv)
     if (stats) {
         printf("# trace: %s, %zu records, %" PRIu64 " guest pages\n",
                trace ? trace : "generated", t.n, t.hdr.guest_pages);
+        if (!trace) {
+            dma_gen_print(&gp, stdout);
+        }
         print_stats(&t);
     }
 

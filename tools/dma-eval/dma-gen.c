@@ -22,6 +22,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,6 +59,91 @@ void dma_gen_default(DmaGenParams *p)
     p->blk_interval_ns = 250000;
     p->blk_write_prob = 0.2;
     p->blk_flush_ns = 5000000000ULL;
+}
+
+typedef struct ParamDesc {
+    const char *name;
+    size_t off;
+    char type;                  /* u: uint64_t, d: double, U: unsigned */
+} ParamDesc;
+
+#define P(f, t) { #f, offsetof(DmaGenParams, f), t }
+static const ParamDesc params[] = {
+    P(seed, 'u'), P(guest_pages, 'u'), P(duration_ns, 'u'),
+    P(anon_frac, 'd'), P(cpu_hot_frac, 'd'), P(cpu_hot_prob, 'd'),
+    P(cpu_interval_ns, 'u'),
+    P(nic_rx_ring, 'U'), P(nic_tx_ring, 'U'), P(nic_pool, 'U'),
+    P(nic_refill_new, 'd'), P(nic_pkt_interval_ns, 'u'), P(nic_on_ns, 'u'),
+    P(nic_off_ns, 'u'), P(nic_tx_prob, 'd'),
+    P(cache_frac, 'd'), P(file_mult, 'd'), P(zipf_s, 'd'),
+    P(blk_interval_ns, 'u'), P(blk_write_prob, 'd'), P(blk_flush_ns, 'u'),
+};
+#undef P
+
+int dma_gen_set(DmaGenParams *p, const char *name, const char *value)
+{
+    for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++) {
+        char *field = (char *)p + params[i].off, *end;
+
+        if (strcmp(name, params[i].name)) {
+            continue;
+        }
+        errno = 0;
+        if (params[i].type == 'd') {
+            double v = strtod(value, &end);
+
+            if (*end || end == value || errno || v < 0) {
+                return -EINVAL;
+            }
+            memcpy(field, &v, sizeof(v));
+        } else {
+            unsigned long long v = strtoull(value, &end, 0);
+
+            if (*end || end == value || errno || value[0] == '-') {
+                return -EINVAL;
+            }
+            if (params[i].type == 'U') {
+                unsigned u = (unsigned)v;
+
+                if (u != v) {
+                    return -EINVAL;
+                }
+                memcpy(field, &u, sizeof(u));
+            } else {
+                uint64_t u = v;
+
+                memcpy(field, &u, sizeof(u));
+            }
+        }
+        return 0;
+    }
+    return -EINVAL;
+}
+
+void dma_gen_print(const DmaGenParams *p, FILE *f)
+{
+    for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++) {
+        const char *field = (const char *)p + params[i].off;
+
+        if (params[i].type == 'd') {
+            double v;
+
+            memcpy(&v, field, sizeof(v));
+            fprintf(f, "# %s %g\n", params[i].name, v);
+        } else if (params[i].type == 'U') {
+            unsigned v;
+
+            memcpy(&v, field, sizeof(v));
+            fprintf(f, "# %s %u\n", params[i].name, v);
+        } else {
+            uint64_t v;
+
+            memcpy(&v, field, sizeof(v));
+            fprintf(f, "# %s %llu\n", params[i].name, (unsigned long long)v);
+        }
+    }
+    fprintf(f, "# devices%s%s\n", p->nic ? " nic" : "",
+            p->block ? " block" : "");
 }
 
 /* splitmix64 */

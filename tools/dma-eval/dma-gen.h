@@ -52,6 +52,11 @@ typedef struct DmaTraceStats {
 } DmaTraceStats;
 
 void dma_gen_default(DmaGenParams *p);
+/* Set the parameter named like its field ("nic_refill_new") from @value.
+ * 0, or -EINVAL for an unknown name or a bad value. */
+int dma_gen_set(DmaGenParams *p, const char *name, const char *value);
+/* Print every parameter as "# name value" lines. */
+void dma_gen_print(const DmaGenParams *p, FILE *f);
 /* Generate into @t (initialized here).  0, -EINVAL or -ENOMEM. */
 int dma_gen_mixed(const DmaGenParams *p, DmaTrace *t);
 /* 0 or -ENOMEM. */
