@@ -100,6 +100,8 @@ struct VpriHost {
     uint64_t evicted_pages;
     uint64_t pinned_pages;
     uint64_t evictions;
+    uint64_t evict_fences;      /* PA-BITMAP fences the evictions made */
+    uint64_t evict_deferred;    /* read-only entries lowered lazily */
     uint64_t pageins;
     uint64_t cpu_faults;        /* userfaultfd faults served */
     LatencyHistogram *cpu_fault_latency;
