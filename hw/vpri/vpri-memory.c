@@ -436,6 +436,28 @@ uint64_t vpri_host_reclaim(VpriHost *h, uint64_t npages, Error **errp)
 /* ------------------------------------------------------------------ */
 /* Pinning                                                            */
 
+bool vpri_host_gpa_to_ram_page(VpriHost *h, uint64_t gpa, uint64_t *page)
+{
+    return qatomic_read(&h->mem_ready) && vpri_mem_gpa_to_page(h, gpa, page);
+}
+
+bool vpri_host_pin_ram_page(VpriHost *h, uint64_t page, bool pin)
+{
+    if (page >= h->ram_pages || (pin && !vpri_mem_page_in_page(h, page))) {
+        return false;
+    }
+    qemu_mutex_lock(&h->mem_lock);
+    if (pin) {
+        if (h->pin_count[page]++ == 0) {
+            h->pinned_pages++;
+        }
+    } else if (h->pin_count[page] && --h->pin_count[page] == 0) {
+        h->pinned_pages--;
+    }
+    qemu_mutex_unlock(&h->mem_lock);
+    return true;
+}
+
 static int vpri_mem_pin_range(VpriHost *h, uint64_t gpa, uint64_t len,
                               bool pin, Error **errp)
 {
@@ -686,6 +708,7 @@ static void vpri_mem_machine_done(Notifier *n, void *data)
     qatomic_set(&h->mem_ready, true);
     /* Wake the handlers so they start watching the userfaultfd. */
     vpri_host_kick_handlers(h);
+    vpri_pin_start(h);
 }
 
 void vpri_host_memory_init(VpriHost *h)
