@@ -45,6 +45,20 @@ static void two_devices(DmaTraceHeader *h, uint64_t pages)
     h->devs[1].kind = DMA_TRACE_BLOCK;
 }
 
+/* Records compare by field: their padding bytes are undefined. */
+static bool recs_equal(const DmaTraceRecord *a, const DmaTraceRecord *b,
+                       size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (a[i].time_ns != b[i].time_ns || a[i].page != b[i].page ||
+            a[i].dev != b[i].dev || a[i].kind != b[i].kind ||
+            a[i].write != b[i].write) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* ------------------------------------------------------------------ */
 /* Trace format                                                       */
 
@@ -70,7 +84,7 @@ static void test_trace_round_trip(void **state)
     assert_int_equal(u.hdr.devs[1].kind, DMA_TRACE_BLOCK);
     assert_string_equal(u.hdr.devs[1].name, "");
     assert_int_equal(u.n, 3);
-    assert_memory_equal(u.recs, t.recs, 3 * sizeof(DmaTraceRecord));
+    assert_true(recs_equal(u.recs, t.recs, 3));
     dma_trace_clear(&t);
     dma_trace_clear(&u);
 }
@@ -342,12 +356,11 @@ static void test_gen_characterization(void **state)
     /* Deterministic for a seed, different for another. */
     assert_int_equal(dma_gen_mixed(&p, &u), 0);
     assert_int_equal(u.n, t.n);
-    assert_memory_equal(u.recs, t.recs, t.n * sizeof(*t.recs));
+    assert_true(recs_equal(u.recs, t.recs, t.n));
     dma_trace_clear(&u);
     p.seed = 2;
     assert_int_equal(dma_gen_mixed(&p, &u), 0);
-    assert_true(u.n != t.n ||
-                memcmp(u.recs, t.recs, t.n * sizeof(*t.recs)) != 0);
+    assert_true(u.n != t.n || !recs_equal(u.recs, t.recs, t.n));
     dma_trace_clear(&u);
 
     p.nic = false;
