@@ -16,7 +16,7 @@
 #include "qemu/error-report.h"
 #include "qemu/main-loop.h"
 #include "qapi/error.h"
-#include "qapi/visitor.h"
+#include "qemu/cutils.h"
 #include "hw/qdev-core.h"
 #include "hw/vpri/vpri-host-internal.h"
 #include "hw/vpri/dma-trace.h"
@@ -56,26 +56,23 @@ static void vpri_pin_set_policy(Object *obj, const char *value, Error **errp)
     }
 }
 
-static void vpri_pin_get_budget(Object *obj, Visitor *v, const char *name,
-                                void *opaque, Error **errp)
+/*
+ * A string, not a number: -object's command-line form goes through the
+ * options visitor, which has no floating-point type.
+ */
+static char *vpri_pin_get_budget(Object *obj, Error **errp)
 {
-    double pct = VPRI_HOST(obj)->pin_budget_pct;
-
-    visit_type_number(v, name, &pct, errp);
+    return g_strdup_printf("%g", VPRI_HOST(obj)->pin_budget_pct);
 }
 
-static void vpri_pin_set_budget(Object *obj, Visitor *v, const char *name,
-                                void *opaque, Error **errp)
+static void vpri_pin_set_budget(Object *obj, const char *value, Error **errp)
 {
     VpriHost *h = VPRI_HOST(obj);
     double pct;
 
-    if (!visit_type_number(v, name, &pct, errp)) {
-        return;
-    }
-    if (!(pct >= 0 && pct <= 50)) {
-        error_setg(errp, "pin-budget must be 0..50 (percent of guest RAM), "
-                   "not %g", pct);
+    if (qemu_strtod_finite(value, NULL, &pct) || !(pct >= 0 && pct <= 50)) {
+        error_setg(errp, "pin-budget must be a percentage of guest RAM, "
+                   "0..50, not '%s'", value);
         return;
     }
     qemu_mutex_lock(&h->pin_lock);
@@ -99,8 +96,8 @@ void vpri_pin_init(VpriHost *h)
                             vpri_pin_set_policy);
     object_property_set_description(obj, "pin-policy",
         "DMA pinning policy: none, lru or adp (docs/vpri-adp.rst)");
-    object_property_add(obj, "pin-budget", "number", vpri_pin_get_budget,
-                        vpri_pin_set_budget, NULL, NULL);
+    object_property_add_str(obj, "pin-budget", vpri_pin_get_budget,
+                            vpri_pin_set_budget);
     object_property_set_description(obj, "pin-budget",
         "most guest RAM the pinning policy pins, in percent (default 5.2)");
 }

@@ -281,7 +281,10 @@ static void test_bad_properties(void)
                            "'pin-policy': 'mru' } }"), "none, lru or adp");
     expect_error(qtest_qmp(qts, "{ 'execute': 'object-add', 'arguments': "
                            "{ 'qom-type': 'vpri-host', 'id': 'v2', "
-                           "'pin-budget': 75 } }"), "0..50");
+                           "'pin-budget': '75' } }"), "0..50");
+    expect_error(qtest_qmp(qts, "{ 'execute': 'object-add', 'arguments': "
+                           "{ 'qom-type': 'vpri-host', 'id': 'v3', "
+                           "'pin-budget': 'lots' } }"), "0..50");
     qtest_quit(qts);
 }
 
