@@ -73,6 +73,12 @@ typedef struct Part {
     uint64_t ghost_size, margin_size;   /* pages flagged at the last rank */
     uint64_t observed, faults, ghost_hits, margin_hits;
     uint64_t quiet_epochs;
+    /*
+     * The part's own clock: epochs in which its device touched anything.
+     * Ages and reuse gaps count in it, so a pause of the device does not
+     * make its pages look late or dead; pauses are the share's business.
+     */
+    uint32_t clock;
     uint64_t longest_quiet;     /* loses 1/8 at the end of each stretch */
 } Part;
 
@@ -429,8 +435,13 @@ void pin_policy_fault(PinPolicy *p, unsigned dev, uint64_t page)
 /* Epoch end                                                          */
 
 /* Fold this epoch's touches into the histories and the candidates. */
-static void part_absorb(Part *pt, uint32_t epoch)
+static void part_absorb(Part *pt)
 {
+    uint32_t epoch = pt->clock;
+
+    if (pt->touched.n) {
+        pt->clock++;
+    }
     for (size_t i = 0; i < pt->touched.n; i++) {
         uint64_t page = pt->touched.v[i];
         PageHist *h = &pt->h[page];
@@ -475,11 +486,10 @@ static void part_absorb(Part *pt, uint32_t epoch)
  * Predicted next use: epochs from last + gap, then more touches first; a
  * page overdue by more than two gaps is taken as dead.
  */
-static bool part_key(const Part *pt, uint32_t epoch, uint64_t page,
-                     uint64_t *key)
+static bool part_key(const Part *pt, uint64_t page, uint64_t *key)
 {
     const PageHist *h = &pt->h[page];
-    uint64_t age = (uint64_t)epoch + 1 - h->last;
+    uint64_t age = (uint64_t)pt->clock + 1 - h->last;
     uint64_t tie = UINT16_MAX - h->count;
 
     if (pt->recency) {
@@ -527,7 +537,7 @@ static void part_rank(PinPolicy *p, Part *pt, uint64_t step)
         uint64_t page = pt->cand.v[i], key;
 
         pt->h[page].flags &= ~PH_CAND;
-        if (part_key(pt, p->epoch, page, &key)) {
+        if (part_key(pt, page, &key)) {
             p->rank[n].key = key;
             p->rank[n].page = page;
             n++;
@@ -728,7 +738,7 @@ void pin_policy_epoch(PinPolicy *p, PinChangeFn *fn, void *opaque)
     uint64_t step = p->budget / MOVE_DIV ? p->budget / MOVE_DIV : 1;
 
     for (unsigned i = 0; i < n; i++) {
-        part_absorb(parts[i], p->epoch);
+        part_absorb(parts[i]);
     }
     if (p->kind == PIN_POLICY_ADP) {
         adp_rebalance(p, step);

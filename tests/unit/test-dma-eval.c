@@ -324,6 +324,41 @@ static void test_sim_pin_pages_in(void **state)
     dma_trace_clear(&t);
 }
 
+/*
+ * Periodic reclaim (vpri-reclaim every 10 ms) with no capacity pressure:
+ * a device reusing 4 pages faults after each reclaim unless they are
+ * pinned.
+ */
+static void test_sim_periodic_reclaim(void **state)
+{
+    DmaTrace t = { 0 };
+    DmaSimResult none, lru, adp;
+    DmaSimConfig c = cfg(0, PIN_POLICY_NONE, 8);
+
+    (void)state;
+    two_devices(&t.hdr, 100);
+    for (uint64_t ms = 0; ms < 200; ms++) {
+        for (uint64_t p = 0; p < 4; p++) {
+            add(&t, ms * MS + p, 9, DMA_TRACE_BLOCK, 50 + p, true);
+        }
+    }
+    c.reclaim_every_ns = 10 * MS;
+    c.reclaim_pct = 100;
+    c.count_from_ns = 20 * MS;
+    assert_int_equal(dma_sim_run(&c, &t, &none), 0);
+    c.policy = PIN_POLICY_LRU;
+    assert_int_equal(dma_sim_run(&c, &t, &lru), 0);
+    c.policy = PIN_POLICY_ADP;
+    assert_int_equal(dma_sim_run(&c, &t, &adp), 0);
+    /* 18 reclaims after the warm-up, each costing the 4 pages */
+    assert_true(none.faults[DMA_TRACE_BLOCK] >= 4 * 17);
+    assert_int_equal(none.first_faults[DMA_TRACE_BLOCK], 0);
+    assert_int_equal(lru.faults[DMA_TRACE_BLOCK], 0);
+    assert_int_equal(adp.faults[DMA_TRACE_BLOCK], 0);
+    assert_true(none.evictions >= lru.evictions + 4 * 17);
+    dma_trace_clear(&t);
+}
+
 /* ------------------------------------------------------------------ */
 /* Generators                                                         */
 
@@ -383,6 +418,7 @@ int main(void)
         cmocka_unit_test(test_sim_dma_is_invisible_to_reclaim),
         cmocka_unit_test(test_sim_pins_save_ring_faults),
         cmocka_unit_test(test_sim_pin_pages_in),
+        cmocka_unit_test(test_sim_periodic_reclaim),
         cmocka_unit_test(test_gen_characterization),
     };
 

@@ -36,6 +36,9 @@ static void usage(FILE *f)
 "  --policies LIST     none,lru,adp\n"
 "  --epoch-ms MS       access-tracker collection period (10)\n"
 "  --warmup F          fraction of the trace not counted (0.2)\n"
+"  --reclaim-every-ms MS --reclaim-percent P\n"
+"                      also evict P%% of guest RAM every MS ms, as\n"
+"                      vpri-reclaim does (default: never)\n"
 "  --stats             print the trace characterization first (as #)\n");
 }
 
@@ -79,7 +82,8 @@ int main(int argc, char **argv)
     int noc = 3, nbud = 3;
     bool pols[PIN_POLICY_NR_KINDS] = { true, true, true };
     bool stats = false;
-    double epoch_ms = 10, warmup = 0.2;
+    double epoch_ms = 10, warmup = 0.2, reclaim_ms = 0;
+    unsigned reclaim_pct = 0;
     uint64_t t0, t1;
     int r;
 
@@ -138,6 +142,10 @@ int main(int argc, char **argv)
             epoch_ms = atof(v);
         } else if (!strcmp(a, "--warmup")) {
             warmup = atof(v);
+        } else if (!strcmp(a, "--reclaim-every-ms")) {
+            reclaim_ms = atof(v);
+        } else if (!strcmp(a, "--reclaim-percent")) {
+            reclaim_pct = (unsigned)atoi(v);
         } else if (!strcmp(a, "--policies")) {
             char buf[64], *tok, *save = NULL;
 
@@ -162,7 +170,7 @@ int main(int argc, char **argv)
         i += takes;
     }
     if (noc <= 0 || nbud <= 0 || epoch_ms <= 0 || warmup < 0 ||
-        warmup >= 1) {
+        warmup >= 1 || reclaim_ms < 0 || reclaim_pct > 100) {
         fprintf(stderr, "dma-eval: bad --overcommit, --budgets, --epoch-ms "
                 "or --warmup\n");
         return 2;
@@ -228,6 +236,8 @@ int main(int argc, char **argv)
                     .epoch_ns = (uint64_t)(epoch_ms * 1e6),
                     .count_from_ns = t0 + (uint64_t)(warmup *
                                                      (double)(t1 - t0)),
+                    .reclaim_every_ns = (uint64_t)(reclaim_ms * 1e6),
+                    .reclaim_pct = reclaim_pct,
                 };
                 DmaSimResult res;
 

@@ -44,6 +44,7 @@ struct DmaSim {
     AccessTracker *tracker[DMA_TRACE_MAX_DEVICES];
     bool started;
     uint64_t epoch_end;
+    uint64_t next_reclaim;
     uint64_t now;
     DmaSimResult res;
     double pinned_sum;
@@ -79,6 +80,17 @@ static void evict_to_capacity(DmaSim *s)
             s->res.evictions++;
         }
     }
+}
+
+/* vpri-reclaim: evict @n more pages with the same clock. */
+static void reclaim_pages(DmaSim *s, uint64_t n)
+{
+    uint64_t target = s->resident_count > n ? s->resident_count - n : 0;
+    uint64_t saved = s->capacity;
+
+    s->capacity = target;
+    evict_to_capacity(s);
+    s->capacity = saved;
 }
 
 static void page_in(DmaSim *s, uint64_t page)
@@ -214,11 +226,24 @@ int dma_sim_step(DmaSim *s, const DmaTraceRecord *r)
     if (!s->started) {
         s->started = true;
         s->epoch_end = r->time_ns + s->cfg.epoch_ns;
+        s->next_reclaim = r->time_ns + s->cfg.reclaim_every_ns;
     }
-    while (r->time_ns >= s->epoch_end) {
-        s->now = s->epoch_end;
-        end_epoch(s);
-        s->epoch_end += s->cfg.epoch_ns;
+    for (;;) {
+        bool reclaim = s->cfg.reclaim_every_ns &&
+                       s->next_reclaim <= s->epoch_end;
+        uint64_t t = reclaim ? s->next_reclaim : s->epoch_end;
+
+        if (r->time_ns < t) {
+            break;
+        }
+        s->now = t;
+        if (reclaim) {
+            reclaim_pages(s, s->npages * s->cfg.reclaim_pct / 100);
+            s->next_reclaim += s->cfg.reclaim_every_ns;
+        } else {
+            end_epoch(s);
+            s->epoch_end += s->cfg.epoch_ns;
+        }
     }
     s->now = r->time_ns;
 

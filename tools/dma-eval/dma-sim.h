@@ -24,6 +24,14 @@ typedef struct DmaSimConfig {
     uint64_t epoch_ns;
     /* Faults and accesses before this time are warm-up, not counted. */
     uint64_t count_from_ns;
+    /*
+     * Periodic reclaim, as 'vpri-reclaim percent=P' every so often: every
+     * @reclaim_every_ns (0: never) the clock evicts @reclaim_pct percent of
+     * the guest's pages (fewer if not enough are evictable), on top of the
+     * capacity.
+     */
+    uint64_t reclaim_every_ns;
+    unsigned reclaim_pct;
 } DmaSimConfig;
 
 typedef struct DmaSimResult {
