@@ -624,6 +624,33 @@ static void adp_rebalance(PinPolicy *p, uint64_t step)
             want = pt;
         }
     }
+    if (!want && p->pool) {
+        /*
+         * Budget nobody holds costs nothing to hand out: give it to the
+         * active part with the most candidates beyond its share.  This is
+         * how a device that was quiet (or not yet started) gets its pins
+         * back before it faults enough to show ghost hits.
+         */
+        uint64_t best = 0;
+
+        for (unsigned i = 0; i < PIN_POLICY_MAX_DEVICES; i++) {
+            Part *pt = &p->parts[i];
+
+            if (pt->used && pt->quiet_epochs == 0 &&
+                pt->cand.n > pt->share && pt->cand.n - pt->share > best) {
+                best = pt->cand.n - pt->share;
+                want = pt;
+            }
+        }
+        if (want) {
+            uint64_t m = p->pool < step ? p->pool : step;
+
+            m = m < best ? m : best;
+            want->share += m;
+            p->pool -= m;
+        }
+        return;
+    }
     if (!want) {
         return;
     }

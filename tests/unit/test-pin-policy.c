@@ -282,6 +282,33 @@ static void test_adp_quiet_device_decays(void **state)
 }
 
 /*
+ * A device quiet from the start (a guest still booting) loses its share
+ * to the pool; when it starts, the unheld budget comes back to it even
+ * before it faults.
+ */
+static void test_adp_late_start_gets_budget(void **state)
+{
+    PinPolicy *p = pin_policy_new(PIN_POLICY_ADP, 1000, 64);
+    PinPolicyDevStats st;
+    int d = pin_policy_add_device(p, PIN_DEV_NIC);
+
+    (void)state;
+    for (int e = 0; e < 200; e++) {
+        pin_policy_epoch(p, NULL, NULL);
+    }
+    assert_int_equal(pin_policy_dev_stats(p, (unsigned)d, &st), 0);
+    assert_int_equal(st.share, 0);
+    for (int e = 0; e < 20; e++) {
+        touch_range(p, (unsigned)d, 100, 40);
+        pin_policy_epoch(p, NULL, NULL);
+    }
+    assert_int_equal(pin_policy_pinned(p), 40);
+    assert_int_equal(pin_policy_dev_stats(p, (unsigned)d, &st), 0);
+    assert_int_equal(st.faults, 0);
+    pin_policy_free(p);
+}
+
+/*
  * Budget goes where it saves faults: device 0 cycles over 60 pages and
  * faults on those it lacks pins for; device 1 uses 4 pages, all pinned.
  */
@@ -365,6 +392,7 @@ int main(void)
         cmocka_unit_test(test_adp_block_pins_next_due),
         cmocka_unit_test(test_adp_block_ignores_one_shot_pages),
         cmocka_unit_test(test_adp_quiet_device_decays),
+        cmocka_unit_test(test_adp_late_start_gets_budget),
         cmocka_unit_test(test_adp_budget_follows_benefit),
         cmocka_unit_test(test_remove_device_drops_pins),
         cmocka_unit_test(test_shared_page_counted_once),
