@@ -503,3 +503,150 @@ void pab_count_entries(PaBitmap *pab, uint64_t entries[PAB_NR_STATES])
         }
     }
 }
+
+
+/* ------------------------------------------------------------------ */
+/* Eviction batches: lazy invalidation of read-only entries           */
+
+struct PabBatch {
+    PaBitmap *pab;
+    bool lazy;
+    bool need_sync;             /* read-write entries lowered, not fenced */
+    unsigned n, capacity;
+    uint64_t *pending;          /* deferred pages, in arrival order */
+    PabBatchStats st;
+};
+
+PabBatch *pab_batch_new(PaBitmap *pab, unsigned capacity, bool lazy)
+{
+    PabBatch *b = calloc(1, sizeof(*b));
+
+    if (!b || !capacity) {
+        free(b);
+        return NULL;
+    }
+    b->pending = calloc(capacity, sizeof(*b->pending));
+    if (!b->pending) {
+        free(b);
+        return NULL;
+    }
+    b->pab = pab;
+    b->lazy = lazy;
+    b->capacity = capacity;
+    return b;
+}
+
+void pab_batch_free(PabBatch *b)
+{
+    if (b) {
+        pab_batch_flush(b);
+        free(b->pending);
+        free(b);
+    }
+}
+
+static void pab_batch_fence(PabBatch *b)
+{
+    pab_fence(b->pab);
+    b->st.fences++;
+}
+
+int pab_batch_lower(PabBatch *b, uint64_t pfn)
+{
+    PabState st;
+
+    if (pfn >= b->pab->npages) {
+        return -ERANGE;
+    }
+    b->st.pages++;
+    st = pab_get(b->pab, pfn);
+    if (!b->lazy || st == PAB_READ_WRITE || st == PAB_RESERVED) {
+        /* Writable: lowered now, fenced before anyone reads the content */
+        pab_lower_range(b->pab, pfn, 1, PAB_NOT_PRESENT);
+        b->st.host_updates++;
+        b->st.immediate++;
+        if (b->lazy) {
+            b->need_sync = true;
+        } else {
+            pab_batch_fence(b);
+        }
+        return 0;
+    }
+    if (b->n == b->capacity) {
+        pab_batch_flush(b);
+    }
+    b->pending[b->n++] = pfn;
+    b->st.deferred++;
+    return 1;
+}
+
+void pab_batch_sync(PabBatch *b)
+{
+    if (b->need_sync) {
+        pab_batch_fence(b);
+        b->need_sync = false;
+    }
+}
+
+static int pab_cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+void pab_batch_flush(PabBatch *b)
+{
+    unsigned i = 0;
+
+    if (!b->n) {
+        /* Read-write entries still need their fence before a discard. */
+        pab_batch_sync(b);
+        return;
+    }
+    qsort(b->pending, b->n, sizeof(*b->pending), pab_cmp_u64);
+    while (i < b->n) {
+        unsigned j = i + 1;
+
+        while (j < b->n && b->pending[j] <= b->pending[j - 1] + 1) {
+            j++;
+        }
+        pab_lower_range(b->pab, b->pending[i],
+                        b->pending[j - 1] - b->pending[i] + 1,
+                        PAB_NOT_PRESENT);
+        b->st.host_updates++;
+        i = j;
+    }
+    /* One fence covers the deferred lowerings and any read-write ones. */
+    pab_batch_fence(b);
+    b->need_sync = false;
+    b->n = 0;
+    b->st.flushes++;
+}
+
+bool pab_batch_pending(const PabBatch *b, uint64_t pfn)
+{
+    for (unsigned i = 0; i < b->n; i++) {
+        if (b->pending[i] == pfn) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int64_t pab_batch_raise(PabBatch *b, uint64_t pfn, uint64_t npages,
+                        PabState state)
+{
+    for (unsigned i = 0; i < b->n; i++) {
+        if (b->pending[i] >= pfn && b->pending[i] - pfn < npages) {
+            pab_batch_flush(b);
+            break;
+        }
+    }
+    return pab_raise_range(b->pab, pfn, npages, state);
+}
+
+void pab_batch_get_stats(const PabBatch *b, PabBatchStats *st)
+{
+    *st = b->st;
+}

@@ -133,7 +133,9 @@ uint32_t vpri_host_attach(VpriHost *h, DeviceState *dev, uint16_t nqueues,
     d->done_bh = qemu_bh_new(vpri_host_done_bh, d);
     /* Everything is resident until the host evicts something. */
     vpri_host_sync_device_bitmap(h, d);
+    d->pin_dev = -1;
     qemu_mutex_unlock(&h->lock);
+    vpri_pin_attach(h, d);
     return id;
 }
 
@@ -141,6 +143,7 @@ void vpri_host_detach(VpriHost *h, uint32_t dev_id)
 {
     VpriHostDevice *d = vpri_host_dev(h, dev_id);
 
+    vpri_pin_detach(h, d);
     qemu_mutex_lock(&h->lock);
     d->dev = NULL;
     /* A handler may be paging in for a record it popped: let it finish. */
@@ -184,6 +187,9 @@ PabResult vpri_host_dma_begin(VpriHost *h, uint32_t dev_id, uint64_t addr,
                            &r, fault_page);
     if (r == PAB_OK) {
         access_tracker_mark(d->tracker, addr, len);
+        if (qatomic_read(&h->trace_file)) {
+            vpri_pin_record(h, d, addr, len, write);
+        }
     } else if (r == PAB_OUT_OF_RANGE && d->xlat) {
         /* An IOVA beyond the bitmap: untracked (see vpri-iommu.c). */
         r = PAB_OK;
@@ -280,6 +286,7 @@ static FaultStatus vpri_host_serve(VpriHost *h, VpriHostDevice *d,
     if (d->xlat) {
         return vpri_iommu_serve(h, d, rec);
     }
+    vpri_pin_fault(h, d, rec->page_addr);
     if (!vpri_host_page_in(h, rec->page_addr)) {
         return FAULT_STATUS_FAILED;
     }
@@ -380,6 +387,9 @@ static void vpri_host_complete(UserCreatable *uc, Error **errp)
                    FAULT_RING_MAX_CAPACITY, h->ring_size);
         return;
     }
+    if (!vpri_pin_check(h, errp)) {
+        return;
+    }
     vpri_host_memory_init(h);
     h->threads = g_new0(QemuThread, h->nhandlers);
     h->handler_wake = g_new0(EventNotifier, h->nhandlers);
@@ -408,6 +418,7 @@ static void vpri_host_init(Object *obj)
                                    OBJ_PROP_FLAG_READWRITE);
     object_property_add_uint32_ptr(obj, "ring-size", &h->ring_size,
                                    OBJ_PROP_FLAG_READWRITE);
+    vpri_pin_init(h);
 }
 
 static bool vpri_host_get_fail_faults(Object *obj, Error **errp)
@@ -435,7 +446,10 @@ static void vpri_host_finalize(Object *obj)
         g_free(h->threads);
         g_free(h->handler_wake);
         g_free(h->handler_args);
+        vpri_pin_cleanup(h);
         vpri_host_memory_cleanup(h);
+    } else {
+        vpri_pin_cleanup(h);
     }
     qemu_mutex_destroy(&h->lock);
     qemu_mutex_destroy(&h->xlat_lock);

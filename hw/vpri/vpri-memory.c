@@ -13,7 +13,9 @@
  * Evicting one page, in this order (docs/vpri-host.rst):
  *   1. mark it EVICTING: page-ins of it wait;
  *   2. lower its PA-BITMAP entry in every device to not-present, then fence
- *      each device: no DMA that began under the old entry is in flight;
+ *      each device: no DMA that began under the old entry is in flight
+ *      (read-only entries: lowered and fenced lazily, before step 4's
+ *      discard, see vpri_mem_evict_batch());
  *   3. write-protect it with userfaultfd: a CPU write now blocks, so the
  *      copy taken next cannot go stale;
  *   4. copy it to the swap store, then discard it;
@@ -281,36 +283,88 @@ void vpri_host_serve_uffd(VpriHost *h)
 /* ------------------------------------------------------------------ */
 /* Eviction                                                           */
 
+/*
+ * Lower the entries of @page in every device through the devices' eviction
+ * batches: read-write entries at once, read-only ones lazily (pa-bitmap.h).
+ */
+static void vpri_mem_batch_lower(VpriHost *h, PabBatch **pb, uint64_t page)
+{
+    uint64_t gpa;
+
+    if (!vpri_mem_page_to_gpa(h, page, &gpa)) {
+        return;
+    }
+    for (unsigned id = 0; id < VPRI_HOST_MAX_DEVICES; id++) {
+        if (pb[id] && (gpa >> PAB_PAGE_SHIFT) < pab_npages(h->devs[id].pab)) {
+            pab_batch_lower(pb[id], gpa >> PAB_PAGE_SHIFT);
+        }
+    }
+}
+
 /* Evict the pages in @batch (all marked EVICTING by the caller). */
 static uint64_t vpri_mem_evict_batch(VpriHost *h, const uint64_t *batch,
                                      unsigned n)
 {
+    PabBatch *pb[VPRI_HOST_MAX_DEVICES] = { NULL };
+    bool ok[VPRI_EVICT_BATCH];
     uint64_t evicted = 0;
 
-    /* 2. Lower the entries, then one fence per device covers them all. */
-    for (unsigned i = 0; i < n; i++) {
-        vpri_mem_set_entries(h, batch[i], false);
-    }
+    /*
+     * 2. Lower the entries.  Read-write ones are lowered now and fenced
+     * once for the batch before any content is copied; read-only ones (a
+     * DMA still using one can only read, and the content stays until the
+     * discard) are lowered and fenced at the flush, after the copies and
+     * before the discards.  Lazy invalidation: docs/vpri-core.rst.
+     */
     for (unsigned id = 0; id < VPRI_HOST_MAX_DEVICES; id++) {
         if (h->devs[id].dev) {
-            pab_fence(h->devs[id].pab);
+            pb[id] = pab_batch_new(h->devs[id].pab, VPRI_EVICT_BATCH, true);
+            if (!pb[id]) {
+                error_report("vpri-host: out of memory for an eviction "
+                             "batch");
+                abort();
+            }
+        }
+    }
+    for (unsigned i = 0; i < n; i++) {
+        vpri_mem_batch_lower(h, pb, batch[i]);
+    }
+    for (unsigned id = 0; id < VPRI_HOST_MAX_DEVICES; id++) {
+        if (pb[id]) {
+            pab_batch_sync(pb[id]);
+        }
+    }
+
+    for (unsigned i = 0; i < n; i++) {
+        void *hva = vpri_mem_hva(h, batch[i]);
+
+        /* 3. From here a CPU write waits for us. */
+        ok[i] = uffd_change_protection(h->uffd, hva, VPRI_PAGE_SIZE, true,
+                                       true) == 0;
+        /* 4. The content is now stable: save it... */
+        ok[i] = ok[i] && swap_store_put(h->swap, batch[i], hva) == 0;
+    }
+    /* ... and once no DMA can see the pages any more, drop them. */
+    for (unsigned id = 0; id < VPRI_HOST_MAX_DEVICES; id++) {
+        if (pb[id]) {
+            PabBatchStats st;
+
+            pab_batch_flush(pb[id]);
+            pab_batch_get_stats(pb[id], &st);
+            h->evict_fences += st.fences;
+            h->evict_deferred += st.deferred;
+            pab_batch_free(pb[id]);
         }
     }
 
     for (unsigned i = 0; i < n; i++) {
         uint64_t page = batch[i];
         void *hva = vpri_mem_hva(h, page);
-        bool ok;
 
-        /* 3. From here a CPU write waits for us. */
-        ok = uffd_change_protection(h->uffd, hva, VPRI_PAGE_SIZE, true,
-                                    true) == 0;
-        /* 4. The content is now stable: save it, then drop it. */
-        ok = ok && swap_store_put(h->swap, page, hva) == 0;
-        ok = ok && qemu_madvise(hva, VPRI_PAGE_SIZE, QEMU_MADV_DONTNEED) == 0;
-
+        ok[i] = ok[i] &&
+                qemu_madvise(hva, VPRI_PAGE_SIZE, QEMU_MADV_DONTNEED) == 0;
         qemu_mutex_lock(&h->mem_lock);
-        if (ok) {
+        if (ok[i]) {
             qatomic_set(&h->page_state[page], VPRI_PAGE_EVICTED);
             h->evicted_pages++;
             h->evictions++;
@@ -326,7 +380,7 @@ static uint64_t vpri_mem_evict_batch(VpriHost *h, const uint64_t *batch,
         /* 5. Writers blocked on the protection now page it back in. */
         qemu_cond_broadcast(&h->mem_cond);
         qemu_mutex_unlock(&h->mem_lock);
-        trace_vpri_evict(page, ok);
+        trace_vpri_evict(page, ok[i]);
     }
     return evicted;
 }
@@ -376,6 +430,28 @@ uint64_t vpri_host_reclaim(VpriHost *h, uint64_t npages, Error **errp)
 
 /* ------------------------------------------------------------------ */
 /* Pinning                                                            */
+
+bool vpri_host_gpa_to_ram_page(VpriHost *h, uint64_t gpa, uint64_t *page)
+{
+    return qatomic_read(&h->mem_ready) && vpri_mem_gpa_to_page(h, gpa, page);
+}
+
+bool vpri_host_pin_ram_page(VpriHost *h, uint64_t page, bool pin)
+{
+    if (page >= h->ram_pages || (pin && !vpri_mem_page_in_page(h, page))) {
+        return false;
+    }
+    qemu_mutex_lock(&h->mem_lock);
+    if (pin) {
+        if (h->pin_count[page]++ == 0) {
+            h->pinned_pages++;
+        }
+    } else if (h->pin_count[page] && --h->pin_count[page] == 0) {
+        h->pinned_pages--;
+    }
+    qemu_mutex_unlock(&h->mem_lock);
+    return true;
+}
 
 static int vpri_mem_pin_range(VpriHost *h, uint64_t gpa, uint64_t len,
                               bool pin, Error **errp)
@@ -622,6 +698,7 @@ static void vpri_mem_machine_done(Notifier *n, void *data)
     qatomic_set(&h->mem_ready, true);
     /* Wake the handlers so they start watching the userfaultfd. */
     vpri_host_kick_handlers(h);
+    vpri_pin_start(h);
 }
 
 void vpri_host_memory_init(VpriHost *h)

@@ -26,6 +26,8 @@ static VpriLatency *vpri_latency(const LatencyHistogram *hist)
     return l;
 }
 
+static VpriDevicePins *vpri_device_pins(VpriHost *h, VpriHostDevice *d);
+
 static VpriDeviceInfo *vpri_device_info(VpriHost *h, VpriHostDevice *d)
 {
     VpriDeviceInfo *info = g_new0(VpriDeviceInfo, 1);
@@ -59,8 +61,11 @@ static VpriDeviceInfo *vpri_device_info(VpriHost *h, VpriHostDevice *d)
         vpri_iommu_stats(h, d, &info->iova->translations,
                          &info->iova->unmapped, &info->iova->refused);
     }
+    info->pins = vpri_device_pins(h, d);
     return info;
 }
+
+static VpriPinInfo *vpri_pin_info(VpriHost *h);
 
 typedef struct VpriQueryState {
     VpriHostInfoList **hosts;
@@ -92,6 +97,7 @@ static int vpri_query_one(Object *obj, void *opaque)
     }
     hi->cpu_faults = qatomic_read(&h->cpu_faults);
     hi->device_faults = qatomic_read(&h->device_faults);
+    hi->pinning = vpri_pin_info(h);
     QAPI_LIST_APPEND(qs->hosts, hi);
 
     for (unsigned id = 0; id < VPRI_HOST_MAX_DEVICES; id++) {
@@ -146,6 +152,8 @@ VpriReclaimResult *qmp_vpri_reclaim(const char *host, bool has_percent,
     return r;
 }
 
+static void hmp_info_vpri_pins(Monitor *mon, VpriInfo *info);
+
 void hmp_info_vpri(Monitor *mon, const QDict *qdict)
 {
     g_autoptr(VpriInfo) info = qmp_query_vpri(NULL);
@@ -190,6 +198,7 @@ void hmp_info_vpri(Monitor *mon, const QDict *qdict)
                            d->iova->refused);
         }
     }
+    hmp_info_vpri_pins(mon, info);
 }
 
 void qmp_vpri_pin(const char *host, uint64_t addr, uint64_t size,
@@ -210,4 +219,93 @@ void qmp_vpri_unpin(const char *host, uint64_t addr, uint64_t size,
     if (h) {
         vpri_host_unpin(h, addr, size, errp);
     }
+}
+
+/* ------------------------------------------------------------------ */
+/* Pinning policy and DMA traces                                      */
+
+static VpriPinInfo *vpri_pin_info(VpriHost *h)
+{
+    VpriPinInfo *pi = NULL;
+
+    qemu_mutex_lock(&h->pin_lock);
+    if (h->pin_policy) {
+        pi = g_new0(VpriPinInfo, 1);
+        pi->policy = g_strdup(pin_policy_kind_name(h->pin_kind));
+        pi->budget_percent = h->pin_budget_pct;
+        pi->budget_pages = pin_policy_budget(h->pin_policy);
+        pi->pinned_pages = pin_policy_pinned(h->pin_policy);
+        pi->epochs = h->pin_epochs;
+    }
+    qemu_mutex_unlock(&h->pin_lock);
+    return pi;
+}
+
+static VpriDevicePins *vpri_device_pins(VpriHost *h, VpriHostDevice *d)
+{
+    VpriDevicePins *dp = NULL;
+    PinPolicyDevStats st;
+
+    qemu_mutex_lock(&h->pin_lock);
+    if (h->pin_policy && d->pin_dev >= 0 &&
+        pin_policy_dev_stats(h->pin_policy, (unsigned)d->pin_dev,
+                             &st) == 0) {
+        dp = g_new0(VpriDevicePins, 1);
+        dp->kind = g_strdup(pin_dev_kind_name(st.kind));
+        dp->pinned_pages = st.pinned;
+        dp->share_pages = st.share;
+        dp->observed = st.observed;
+        dp->faults = st.faults;
+    }
+    qemu_mutex_unlock(&h->pin_lock);
+    return dp;
+}
+
+static void hmp_info_vpri_pins(Monitor *mon, VpriInfo *info)
+{
+    for (VpriHostInfoList *l = info->hosts; l; l = l->next) {
+        VpriPinInfo *p = l->value->pinning;
+
+        if (p) {
+            monitor_printf(mon, "host %s pinning: %s, budget %g%% (%" PRIu64
+                           " pages), %" PRIu64 " pinned, %" PRIu64
+                           " epochs\n", l->value->id, p->policy,
+                           p->budget_percent, p->budget_pages,
+                           p->pinned_pages, p->epochs);
+        }
+    }
+    for (VpriDeviceInfoList *l = info->devices; l; l = l->next) {
+        VpriDevicePins *p = l->value->pins;
+
+        if (p) {
+            monitor_printf(mon, "device %s pins (%s): %" PRIu64 " pinned, "
+                           "share %" PRIu64 ", %" PRIu64 " touches, %"
+                           PRIu64 " faults\n", l->value->id, p->kind,
+                           p->pinned_pages, p->share_pages, p->observed,
+                           p->faults);
+        }
+    }
+}
+
+void qmp_vpri_trace_start(const char *host, const char *file, Error **errp)
+{
+    VpriHost *h = vpri_host_find(host, errp);
+
+    if (h) {
+        vpri_pin_trace_start(h, file, errp);
+    }
+}
+
+VpriTraceResult *qmp_vpri_trace_stop(const char *host, Error **errp)
+{
+    VpriHost *h = vpri_host_find(host, errp);
+    VpriTraceResult *r;
+    uint64_t n;
+
+    if (!h || !vpri_pin_trace_stop(h, &n, errp)) {
+        return NULL;
+    }
+    r = g_new0(VpriTraceResult, 1);
+    r->records = n;
+    return r;
 }

@@ -388,6 +388,92 @@ static void *dma_thread(void *opaque)
 }
 
 /* ------------------------------------------------------------------ */
+/* Eviction batches: lazy invalidation                                */
+
+#define EVICT_PAGES 1000
+#define EVICT_REPS 11
+
+typedef struct EvictRow {
+    const char *key;
+    const char *what;
+    bool lazy;
+    int ro_every;       /* page i is read-only if i % ro_every == 0; 0: none */
+    PabBatchStats st;   /* of one run of EVICT_PAGES */
+    uint64_t ns_per_page;       /* median over the repetitions */
+} EvictRow;
+
+static EvictRow evict_rows[] = {
+    { "one_by_one", "lower + fence per page (read-only pages)", false, 1, { 0 }, 0 },
+    { "lazy_ro", "batch of 256, all read-only", true, 1, { 0 }, 0 },
+    { "lazy_mixed", "batch of 256, every other page read-only", true, 2, { 0 }, 0 },
+    { "lazy_rw", "batch of 256, all read-write (never deferred)", true, 0, { 0 }, 0 },
+};
+#define N_EVICT_ROWS (sizeof(evict_rows) / sizeof(evict_rows[0]))
+
+/*
+ * Evict EVICT_PAGES contiguous pages the way vpri-host does (lower, sync,
+ * copy, flush, discard) with a DMA thread busy on the same bitmap; the
+ * copy and discard are not modelled, only the bitmap's part.
+ */
+static void bench_evict_batches(void)
+{
+    PaBitmap *pab = new_bitmap(PAB_READ_WRITE);
+    DmaThread dt = { .pab = pab };
+    pthread_t th;
+    uint64_t t[EVICT_REPS];
+
+    if (pthread_create(&th, NULL, dma_thread, &dt) != 0) {
+        fprintf(stderr, "bench-pa-bitmap: pthread_create failed\n");
+        exit(1);
+    }
+    for (size_t k = 0; k < N_EVICT_ROWS; k++) {
+        EvictRow *er = &evict_rows[k];
+
+        for (int rep = 0; rep < EVICT_REPS; rep++) {
+            PabBatch *b = pab_batch_new(pab, 256, er->lazy);
+            uint64_t t0;
+
+            for (uint64_t i = 0; i < EVICT_PAGES; i++) {
+                bool ro = er->ro_every && i % er->ro_every == 0;
+
+                pab_set_range(pab, 4096 + i, 1,
+                              ro ? PAB_READ_ONLY : PAB_READ_WRITE);
+            }
+            t0 = now_ns();
+            for (uint64_t i = 0; i < EVICT_PAGES; i++) {
+                pab_batch_lower(b, 4096 + i);
+                if ((i + 1) % 256 == 0) {
+                    pab_batch_sync(b);
+                    pab_batch_flush(b);
+                }
+            }
+            pab_batch_sync(b);
+            pab_batch_flush(b);
+            t[rep] = now_ns() - t0;
+            pab_batch_get_stats(b, &er->st);
+            pab_batch_free(b);
+        }
+        qsort(t, EVICT_REPS, sizeof(*t), cmp_u64);
+        er->ns_per_page = t[EVICT_REPS / 2] / EVICT_PAGES;
+    }
+    atomic_store(&dt.stop, 1);
+    pthread_join(th, NULL);
+    pab_free(pab);
+
+    printf("\nEviction batches, per %d evicted pages, a DMA thread busy "
+           "(lazy invalidation):\n", EVICT_PAGES);
+    printf("%-12s %8s %13s %9s %9s  %s\n", "mode", "fences", "host-updates",
+           "deferred", "ns/page", "what");
+    for (size_t k = 0; k < N_EVICT_ROWS; k++) {
+        const EvictRow *er = &evict_rows[k];
+
+        printf("%-12s %8" PRIu64 " %13" PRIu64 " %9" PRIu64 " %9" PRIu64
+               "  %s\n", er->key, er->st.fences, er->st.host_updates,
+               er->st.deferred, er->ns_per_page, er->what);
+    }
+}
+
+/* ------------------------------------------------------------------ */
 /* Output                                                             */
 
 static const char *talk_str(const Row *r, char *buf, size_t len)
@@ -454,6 +540,16 @@ static int write_json(const char *path)
             fprintf(f, ", \"batch_mean\": %.2f", r->batch_mean);
         }
         fprintf(f, "}%s\n", i + 1 < nrows ? "," : "");
+    }
+    fprintf(f, "  },\n  \"evict_per_%d_pages\": {\n", EVICT_PAGES);
+    for (size_t k = 0; k < N_EVICT_ROWS; k++) {
+        const EvictRow *er = &evict_rows[k];
+
+        fprintf(f, "    \"%s\": {\"what\": \"%s\", \"fences\": %" PRIu64
+                ", \"host_updates\": %" PRIu64 ", \"deferred\": %" PRIu64
+                ", \"ns_per_page\": %" PRIu64 "}%s\n", er->key, er->what,
+                er->st.fences, er->st.host_updates, er->st.deferred,
+                er->ns_per_page, k + 1 < N_EVICT_ROWS ? "," : "");
     }
     fprintf(f, "  }\n}\n");
     return fclose(f);
@@ -540,6 +636,7 @@ int main(int argc, char **argv)
     pab_free(pab);
 
     print_table();
+    bench_evict_batches();
     printf("\nbatch-mean: median over batches of %d back-to-back ops of "
            "(batch time / %d); for lower_fence_1 each op also re-raises the "
            "entry.\n", BATCH, BATCH);

@@ -570,7 +570,10 @@ static void test_query_initial(void)
 
     h = qobject_to(QDict, qlist_peek(hosts));
     g_assert(h);
-    g_assert_cmpint(qdict_size(h), ==, 8);
+    /* ... and the pinning policy, none by default (vpri-pin-test) */
+    g_assert_cmpint(qdict_size(h), ==, 9);
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(h, "pinning"), "policy"),
+                    ==, "none");
     g_assert_cmpstr(qdict_get_str(h, "id"), ==, "vh0");
     g_assert_cmpuint(get_u64(h, "guest-pages"), ==, GUEST_PAGES);
     g_assert_cmpuint(get_u64(h, "resident-pages"), ==, GUEST_PAGES);
@@ -588,7 +591,8 @@ static void test_query_initial(void)
 
     dev = qobject_to(QDict, qlist_peek(devs));
     g_assert(dev);
-    g_assert_cmpint(qdict_size(dev), ==, 7);
+    g_assert_cmpint(qdict_size(dev), ==, 8);
+    g_assert(qdict_haskey(dev, "pins"));
     g_assert_cmpstr(qdict_get_str(dev, "id"), ==, "vblk0");
     g_assert_cmpstr(qdict_get_str(dev, "type"), ==, "vpri-blk");
     g_assert_cmpstr(qdict_get_str(dev, "host"), ==, "vh0");

@@ -28,6 +28,7 @@
 #ifndef HW_VPRI_PA_BITMAP_H
 #define HW_VPRI_PA_BITMAP_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define PAB_PAGE_SHIFT 12
@@ -149,6 +150,57 @@ void pab_dma_end(PaBitmap *pab, PabDmaToken token);
 void pab_fence(PaBitmap *pab);
 
 void pab_get_stats(PaBitmap *pab, PabStats *stats);
+
+/*
+ * Eviction batches: lazy invalidation (the LUF idea, docs/vpri-core.rst,
+ * "Lazy invalidation").
+ *
+ * The host evicts pages in three steps per batch:
+ *
+ *   pab_batch_lower(b, pfn)  for each page;
+ *   pab_batch_sync(b)        now the pages' contents are stable: copy them;
+ *   pab_batch_flush(b)       now no DMA can see them: discard them.
+ *
+ * A read-write entry is lowered to not-present at once, and sync fences
+ * before the caller copies the page (a DMA in flight may still write it):
+ * writable entries are never deferred.  A read-only (or not-present) entry
+ * is left as it is until flush, which lowers all of them, coalescing
+ * neighbours into one update, and fences once: a DMA that still sees it
+ * can only read, and the content it reads stays valid until the discard,
+ * which comes after that fence.
+ *
+ * Without @lazy, every pab_batch_lower() lowers and fences its page at
+ * once (the one-by-one baseline the counters are compared with).
+ *
+ * The host must not raise or write a page between lower and flush, except
+ * through pab_batch_raise(), which flushes first if the range holds a page
+ * of the batch.  A batch belongs to one host thread.
+ */
+typedef struct PabBatch PabBatch;
+
+typedef struct PabBatchStats {
+    uint64_t pages;             /* pab_batch_lower() calls */
+    uint64_t deferred;          /* read-only entries whose lowering waited */
+    uint64_t immediate;         /* read-write entries lowered at once */
+    uint64_t host_updates;      /* bitmap update calls the batch made */
+    uint64_t fences;
+    uint64_t flushes;
+} PabBatchStats;
+
+/* At most @capacity deferred pages; lower flushes when full.  NULL: ENOMEM */
+PabBatch *pab_batch_new(PaBitmap *pab, unsigned capacity, bool lazy);
+/* Flushes what is pending, then frees. */
+void pab_batch_free(PabBatch *b);
+/* 0, -ERANGE.  Returns 1 if the page's lowering was deferred. */
+int pab_batch_lower(PabBatch *b, uint64_t pfn);
+void pab_batch_sync(PabBatch *b);
+void pab_batch_flush(PabBatch *b);
+/* Is @pfn lowered lazily and not flushed yet? */
+bool pab_batch_pending(const PabBatch *b, uint64_t pfn);
+/* pab_raise_range(), after a flush if the range holds a pending page. */
+int64_t pab_batch_raise(PabBatch *b, uint64_t pfn, uint64_t npages,
+                        PabState state);
+void pab_batch_get_stats(const PabBatch *b, PabBatchStats *st);
 
 /*
  * Recount entries[] by scanning the bitmap.  Meant for tests and

@@ -16,6 +16,8 @@
 #include "hw/vpri/fault-ring.h"
 #include "hw/vpri/latency-histogram.h"
 #include "hw/vpri/swap-store.h"
+#include "hw/vpri/pin-policy.h"
+#include "qemu/timer.h"
 
 #define VPRI_HOST_MAX_DEVICES 64
 #define VPRI_HOST_MAX_HANDLERS 16
@@ -64,6 +66,7 @@ typedef struct VpriHostDevice {
     QEMUBH *done_bh;
     VpriFaultDoneFn *done;
     void *done_opaque;
+    int pin_dev;                /* its index in the pin policy, or -1 */
 } VpriHostDevice;
 
 struct VpriHost {
@@ -108,10 +111,28 @@ struct VpriHost {
     uint64_t evicted_pages;
     uint64_t pinned_pages;
     uint64_t evictions;
+    uint64_t evict_fences;      /* PA-BITMAP fences the evictions made */
+    uint64_t evict_deferred;    /* read-only entries lowered lazily */
     uint64_t pageins;
     uint64_t cpu_faults;        /* userfaultfd faults served */
     LatencyHistogram *cpu_fault_latency;
     LatencyHistogram *pagein_latency;
+
+    /* DMA pinning policy and trace recording (vpri-pin.c) */
+    char *pin_policy_name;      /* property pin-policy */
+    double pin_budget_pct;      /* property pin-budget */
+    PinPolicyKind pin_kind;
+    QemuMutex pin_lock;         /* the policy; pin_by_policy */
+    PinPolicy *pin_policy;
+    QEMUTimer *pin_timer;
+    uint8_t *pin_by_policy;     /* RAM pages the policy holds a pin on */
+    uint64_t pin_epochs;
+    QemuMutex trace_lock;
+    FILE *trace_file;
+    char *trace_path;
+    uint64_t trace_records;
+    uint64_t trace_last_ns;
+    uint64_t trace_devs;        /* device slots in the trace's header */
 };
 
 bool vpri_host_can_attach(VpriHost *h, Error **errp);
@@ -145,5 +166,22 @@ void vpri_iommu_lower_page(VpriHost *h, uint64_t page);
 void vpri_iommu_detach(VpriHost *h, VpriHostDevice *d);
 void vpri_iommu_stats(VpriHost *h, VpriHostDevice *d, uint64_t *translations,
                       uint64_t *unmapped, uint64_t *refused);
+/* The RAM page of guest-physical @gpa; false if it is not RAM. */
+bool vpri_host_gpa_to_ram_page(VpriHost *h, uint64_t gpa, uint64_t *page);
+/* Pin (paging it in) or unpin one RAM page; false if it cannot be paged in */
+bool vpri_host_pin_ram_page(VpriHost *h, uint64_t page, bool pin);
+
+/* vpri-pin.c: the pinning policy and DMA trace recording */
+void vpri_pin_init(VpriHost *h);
+bool vpri_pin_check(VpriHost *h, Error **errp);
+void vpri_pin_start(VpriHost *h);
+void vpri_pin_attach(VpriHost *h, VpriHostDevice *d);
+void vpri_pin_detach(VpriHost *h, VpriHostDevice *d);
+void vpri_pin_fault(VpriHost *h, VpriHostDevice *d, uint64_t gpa);
+void vpri_pin_record(VpriHost *h, VpriHostDevice *d, uint64_t addr,
+                     uint64_t len, bool write);
+void vpri_pin_cleanup(VpriHost *h);
+bool vpri_pin_trace_start(VpriHost *h, const char *file, Error **errp);
+bool vpri_pin_trace_stop(VpriHost *h, uint64_t *records, Error **errp);
 
 #endif
