@@ -447,8 +447,11 @@ FaultStatus vpri_iommu_serve(VpriHost *h, VpriHostDevice *d,
     return FAULT_STATUS_RESOLVED;
 }
 
-/* Eviction: lower every IOVA entry that stands for RAM page @page. */
-void vpri_iommu_lower_page(VpriHost *h, uint64_t page)
+/*
+ * Eviction: lower every IOVA entry that stands for RAM page @page, through
+ * the device's eviction batch in @pb when there is one (NULL: at once).
+ */
+void vpri_iommu_lower_page(VpriHost *h, uint64_t page, PabBatch **pb)
 {
     GSList *l, *it;
 
@@ -457,12 +460,17 @@ void vpri_iommu_lower_page(VpriHost *h, uint64_t page)
     if (l) {
         g_hash_table_steal(h->xlat_rmap, GSIZE_TO_POINTER(page));
         for (it = l; it; it = it->next) {
-            VpriHostDevice *d = &h->devs[vpri_rmap_dev(it->data)];
+            uint32_t id = vpri_rmap_dev(it->data);
+            VpriHostDevice *d = &h->devs[id];
             uint64_t iova_page = vpri_rmap_iova_page(it->data);
 
-            if (d->xlat) {
-                g_hash_table_remove(d->xlat->atc,
-                                    GSIZE_TO_POINTER(iova_page));
+            if (!d->xlat) {
+                continue;
+            }
+            g_hash_table_remove(d->xlat->atc, GSIZE_TO_POINTER(iova_page));
+            if (pb && pb[id]) {
+                pab_batch_lower(pb[id], iova_page);
+            } else {
                 pab_lower_range(d->pab, iova_page, 1, PAB_NOT_PRESENT);
             }
         }

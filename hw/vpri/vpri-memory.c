@@ -90,7 +90,7 @@ static void vpri_mem_set_entries(VpriHost *h, uint64_t page, bool present)
 
     if (!present) {
         /* Devices behind a vIOMMU: their IOVA aliases of the page. */
-        vpri_iommu_lower_page(h, page);
+        vpri_iommu_lower_page(h, page, NULL);
     }
     if (!vpri_mem_page_to_gpa(h, page, &gpa)) {
         return;
@@ -291,11 +291,14 @@ static void vpri_mem_batch_lower(VpriHost *h, PabBatch **pb, uint64_t page)
 {
     uint64_t gpa;
 
+    /* Devices behind a vIOMMU: their IOVA aliases of the page. */
+    vpri_iommu_lower_page(h, page, pb);
     if (!vpri_mem_page_to_gpa(h, page, &gpa)) {
         return;
     }
     for (unsigned id = 0; id < VPRI_HOST_MAX_DEVICES; id++) {
-        if (pb[id] && (gpa >> PAB_PAGE_SHIFT) < pab_npages(h->devs[id].pab)) {
+        if (pb[id] && !h->devs[id].xlat &&
+            (gpa >> PAB_PAGE_SHIFT) < pab_npages(h->devs[id].pab)) {
             pab_batch_lower(pb[id], gpa >> PAB_PAGE_SHIFT);
         }
     }

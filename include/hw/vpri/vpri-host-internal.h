@@ -162,7 +162,7 @@ void vpri_iommu_translate_fault(VpriHost *h, VpriHostDevice *d,
                                 uint64_t iova, bool write);
 FaultStatus vpri_iommu_serve(VpriHost *h, VpriHostDevice *d,
                              const FaultRecord *rec);
-void vpri_iommu_lower_page(VpriHost *h, uint64_t page);
+void vpri_iommu_lower_page(VpriHost *h, uint64_t page, PabBatch **pb);
 void vpri_iommu_detach(VpriHost *h, VpriHostDevice *d);
 void vpri_iommu_stats(VpriHost *h, VpriHostDevice *d, uint64_t *translations,
                       uint64_t *unmapped, uint64_t *refused);
