@@ -12,6 +12,7 @@
 #include "monitor/monitor.h"
 #include "hw/qdev-core.h"
 #include "hw/vpri/vpri-host-internal.h"
+#include "hw/vpri/vpri-nic.h"
 
 static VpriLatency *vpri_latency(const LatencyHistogram *hist)
 {
@@ -54,6 +55,7 @@ static VpriDeviceInfo *vpri_device_info(VpriHost *h, VpriHostDevice *d)
     info->faults->ring_full_stalls = fs.full_stalls;
     info->fault_latency_ns = vpri_latency(fault_ring_latency(d->ring));
     info->stall_ns = qatomic_read(&d->stall_ns);
+    vpri_nic_query_stats(d->dev, info);
     return info;
 }
 
@@ -178,6 +180,19 @@ void hmp_info_vpri(Monitor *mon, const QDict *qdict)
                        PRIu64 " ns\n", d->fault_latency_ns->p50,
                        d->fault_latency_ns->p99, d->fault_latency_ns->p999,
                        d->fault_latency_ns->max, d->stall_ns);
+        if (d->has_rx_dropped_on_fault) {
+            monitor_printf(mon, "  nic: rx %" PRIu64 " tx %" PRIu64
+                           " packets; rx dropped-on-fault %" PRIu64
+                           " held %" PRIu64 " dropped-other %" PRIu64
+                           "; tx stalls %" PRIu64 "\n", d->rx_packets,
+                           d->tx_packets, d->rx_dropped_on_fault,
+                           d->rx_held, d->rx_dropped_other, d->tx_stalls);
+            monitor_printf(mon, "  queue faults:");
+            for (uint64List *q = d->queue_faults; q; q = q->next) {
+                monitor_printf(mon, " %" PRIu64, q->value);
+            }
+            monitor_printf(mon, "\n");
+        }
     }
 }
 

@@ -279,6 +279,13 @@ static void vpri_vpci_notify_config(VpriVirtioPCI *vp)
     vpri_vpci_raise(vp, vp->config_vector, VPRI_VPCI_ISR_CONFIG);
 }
 
+void vpri_virtio_pci_config_changed(VpriVirtioPCI *vp)
+{
+    if (vp->status & VIRTIO_CONFIG_S_DRIVER_OK) {
+        vpri_vpci_notify_config(vp);
+    }
+}
+
 void vpri_virtio_pci_guest_error(VpriVirtioPCI *vp, const char *fmt, ...)
 {
     g_autofree char *msg = NULL;

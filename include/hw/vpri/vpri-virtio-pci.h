@@ -161,6 +161,9 @@ void vpri_virtio_pci_unmap(VpriVirtioPCI *vp, uint64_t addr, void *host,
 /* Interrupt the driver for queue @index if the ring asks for it. */
 void vpri_virtio_pci_notify_queue(VpriVirtioPCI *vp, uint16_t index);
 
+/* The device configuration changed: tell a running driver. */
+void vpri_virtio_pci_config_changed(VpriVirtioPCI *vp);
+
 /*
  * A DMA of queue @index faulted at @addr.  The queue is blocked and the
  * fault goes to the host's sideband channel; when the host resolves it the
