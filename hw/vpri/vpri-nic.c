@@ -364,10 +364,47 @@ static ssize_t vpri_nic_receive(NetClientState *nc, const uint8_t *buf,
     return size;
 }
 
+/*
+ * Get the next receive buffer ready before a packet needs it: pop it and
+ * write its header, so that the pages of its ring entry, descriptor and
+ * first buffer page are faulted in now, one after the other as each fault
+ * is answered, rather than one per arriving packet.  Under drop this is
+ * what lets sparse traffic (ARP, a TCP handshake) through a queue whose
+ * pages keep being evicted.  Returns false if a fault is pending.
+ */
+static bool vpri_nic_rx_prepare(VpriNic *s, uint16_t pair)
+{
+    VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(s);
+    uint16_t index = rxq(pair);
+    VpriQueue *q = &vp->queues[index];
+    VpriNicSlot *slot = &s->rx[pair];
+    uint8_t hdr[VPRI_NIC_HDR_LEN] = { 0 };
+    uint64_t fault;
+    int ret;
+
+    if (!vpri_nic_rx_ready(s, pair) || q->blocked) {
+        return !q->blocked;
+    }
+    ret = vpri_nic_fill_slot(s, index, slot);
+    if (ret) {
+        return ret != VIRTQ_FAULT;
+    }
+    if (slot->elem->out_len || slot->elem->in_len < VPRI_NIC_HDR_LEN) {
+        return true;            /* receive reports it */
+    }
+    ret = virtq_elem_write(slot->elem, &vp->dma_ops, &q->dma, 0, hdr,
+                           sizeof(hdr), &fault);
+    if (ret == VIRTQ_FAULT) {
+        vpri_nic_fault(s, index, fault, true);
+        return false;
+    }
+    return true;
+}
+
 /* New buffers, or the fault that blocked the queue was resolved. */
 static void vpri_nic_rx_run(VpriNic *s, uint16_t pair)
 {
-    if (vpri_nic_fault_failed(s, rxq(pair))) {
+    if (vpri_nic_fault_failed(s, rxq(pair)) || !vpri_nic_rx_prepare(s, pair)) {
         return;
     }
     if (pair < s->nic_queues) {
@@ -802,6 +839,7 @@ static void vpri_nic_class_init(ObjectClass *klass, void *data)
     vc->queue_notify = vpri_nic_queue_notify;
     vc->driver_ok = vpri_nic_driver_ok;
     vc->reset = vpri_nic_reset;
+    vc->resume_faulted_only = true;
     dc->desc = "VPRI virtio-net compatible NIC (I/O page faults)";
     set_bit(DEVICE_CATEGORY_NETWORK, dc->categories);
     device_class_set_props(dc, vpri_nic_properties);
