@@ -278,6 +278,44 @@ static ssize_t vpri_nic_rx_fault(VpriNic *s, uint16_t pair, size_t size)
     return size;
 }
 
+/*
+ * Get the next receive buffer ready before a packet needs it: pop it and
+ * write its header, so that the pages of its ring entry, descriptor and
+ * first buffer page are faulted in now, one after the other as each fault
+ * is answered, rather than one per arriving packet.  Under drop this is
+ * what lets sparse traffic (ARP, a TCP handshake, retransmissions) through
+ * a queue whose pages keep being evicted.  Returns false if a fault is
+ * pending.
+ */
+static bool vpri_nic_rx_prepare(VpriNic *s, uint16_t pair)
+{
+    VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(s);
+    uint16_t index = rxq(pair);
+    VpriQueue *q = &vp->queues[index];
+    VpriNicSlot *slot = &s->rx[pair];
+    uint8_t hdr[VPRI_NIC_HDR_LEN] = { 0 };
+    uint64_t fault;
+    int ret;
+
+    if (!vpri_nic_rx_ready(s, pair) || q->blocked) {
+        return !q->blocked;
+    }
+    ret = vpri_nic_fill_slot(s, index, slot);
+    if (ret) {
+        return ret != VIRTQ_FAULT;
+    }
+    if (slot->elem->out_len || slot->elem->in_len < VPRI_NIC_HDR_LEN) {
+        return true;            /* receive reports it */
+    }
+    ret = virtq_elem_write(slot->elem, &vp->dma_ops, &q->dma, 0, hdr,
+                           sizeof(hdr), &fault);
+    if (ret == VIRTQ_FAULT) {
+        vpri_nic_fault(s, index, fault, true);
+        return false;
+    }
+    return true;
+}
+
 static ssize_t vpri_nic_receive(NetClientState *nc, const uint8_t *buf,
                                 size_t size)
 {
@@ -361,44 +399,13 @@ static ssize_t vpri_nic_receive(NetClientState *nc, const uint8_t *buf,
     }
     s->rx_packets++;
     vpri_virtio_pci_notify_queue(vp, index);
+    /*
+     * Ready the next buffer now: if its page is gone, the fault is served
+     * before the next packet comes, rather than costing that packet (under
+     * drop, a retransmission and its backoff).
+     */
+    vpri_nic_rx_prepare(s, pair);
     return size;
-}
-
-/*
- * Get the next receive buffer ready before a packet needs it: pop it and
- * write its header, so that the pages of its ring entry, descriptor and
- * first buffer page are faulted in now, one after the other as each fault
- * is answered, rather than one per arriving packet.  Under drop this is
- * what lets sparse traffic (ARP, a TCP handshake) through a queue whose
- * pages keep being evicted.  Returns false if a fault is pending.
- */
-static bool vpri_nic_rx_prepare(VpriNic *s, uint16_t pair)
-{
-    VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(s);
-    uint16_t index = rxq(pair);
-    VpriQueue *q = &vp->queues[index];
-    VpriNicSlot *slot = &s->rx[pair];
-    uint8_t hdr[VPRI_NIC_HDR_LEN] = { 0 };
-    uint64_t fault;
-    int ret;
-
-    if (!vpri_nic_rx_ready(s, pair) || q->blocked) {
-        return !q->blocked;
-    }
-    ret = vpri_nic_fill_slot(s, index, slot);
-    if (ret) {
-        return ret != VIRTQ_FAULT;
-    }
-    if (slot->elem->out_len || slot->elem->in_len < VPRI_NIC_HDR_LEN) {
-        return true;            /* receive reports it */
-    }
-    ret = virtq_elem_write(slot->elem, &vp->dma_ops, &q->dma, 0, hdr,
-                           sizeof(hdr), &fault);
-    if (ret == VIRTQ_FAULT) {
-        vpri_nic_fault(s, index, fault, true);
-        return false;
-    }
-    return true;
 }
 
 /* New buffers, or the fault that blocked the queue was resolved. */
