@@ -37,10 +37,10 @@ BLOB_MIB = 32
 # until the connection dies.  That collapse is real (scripts/bench measures
 # goodput against fault rate), but this test is about recovering from
 # loss, so the evictions stop and TCP must catch up with the blob intact.
-TARGET_PERCENT = 50
+TARGET_PERCENT = 25
 CHURN = 1024
 PERIOD = 0.25
-ROUNDS = 12
+ROUNDS = 8
 
 
 def reclaim(run, srv, stop, rounds, last):
