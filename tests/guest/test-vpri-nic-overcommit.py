@@ -67,7 +67,7 @@ def run_policy(policy, blob, qemu, kernel, initrd, accel, tmp):
             params={"http_port": srv.port, "http_sha256": srv.sha256,
                     "net_wait": 30, "http_tries": 5},
             qemu=qemu, accel=accel, qmp=True, echo=False,
-            timeout=int(os.environ.get("IOLAB_TEST_TIMEOUT", "240")),
+            timeout=int(os.environ.get("IOLAB_TEST_TIMEOUT", "400")),
             extra_args=[
                 "-object", "vpri-host,id=vh0,swap-file=%s/swap-%s"
                 % (tmp, policy),
