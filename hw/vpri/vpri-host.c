@@ -297,6 +297,9 @@ static FaultStatus vpri_host_serve(VpriHost *h, VpriHostDevice *d,
 
 static bool vpri_host_serve_one(VpriHost *h)
 {
+    if (qatomic_read(&h->hold_faults)) {
+        return false;
+    }
     for (uint32_t id = 0; id < VPRI_HOST_MAX_DEVICES; id++) {
         VpriHostDevice *d = &h->devs[id];
         uint64_t waiters[VPRI_HOST_QUEUE_WORDS] = { 0 };
@@ -432,6 +435,26 @@ static void vpri_host_set_fail_faults(Object *obj, bool value, Error **errp)
     qatomic_set(&VPRI_HOST(obj)->fail_faults, value);
 }
 
+static bool vpri_host_get_hold_faults(Object *obj, Error **errp)
+{
+    return qatomic_read(&VPRI_HOST(obj)->hold_faults);
+}
+
+/*
+ * For tests: leave device faults pending in their rings until this is
+ * cleared, so that a test can look at a device while one of its queues
+ * waits (CPU faults are still served).
+ */
+static void vpri_host_set_hold_faults(Object *obj, bool value, Error **errp)
+{
+    VpriHost *h = VPRI_HOST(obj);
+
+    qatomic_set(&h->hold_faults, value);
+    if (!value && h->threads) {
+        vpri_host_kick_handlers(h);
+    }
+}
+
 static void vpri_host_finalize(Object *obj)
 {
     VpriHost *h = VPRI_HOST(obj);
@@ -494,6 +517,9 @@ static void vpri_host_class_init(ObjectClass *oc, void *data)
     object_class_property_add_bool(oc, "x-fail-faults",
                                    vpri_host_get_fail_faults,
                                    vpri_host_set_fail_faults);
+    object_class_property_add_bool(oc, "x-hold-faults",
+                                   vpri_host_get_hold_faults,
+                                   vpri_host_set_hold_faults);
 }
 
 static const TypeInfo vpri_host_info = {

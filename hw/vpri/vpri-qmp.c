@@ -12,6 +12,7 @@
 #include "monitor/monitor.h"
 #include "hw/qdev-core.h"
 #include "hw/vpri/vpri-host-internal.h"
+#include "hw/vpri/vpri-nic.h"
 
 static VpriLatency *vpri_latency(const LatencyHistogram *hist)
 {
@@ -62,6 +63,7 @@ static VpriDeviceInfo *vpri_device_info(VpriHost *h, VpriHostDevice *d)
                          &info->iova->unmapped, &info->iova->refused);
     }
     info->pins = vpri_device_pins(h, d);
+    vpri_nic_query_stats(d->dev, info);
     return info;
 }
 
@@ -196,6 +198,19 @@ void hmp_info_vpri(Monitor *mon, const QDict *qdict)
                            " unmapped, %" PRIu64 " refused\n",
                            d->iova->translations, d->iova->unmapped,
                            d->iova->refused);
+        }
+        if (d->has_rx_dropped_on_fault) {
+            monitor_printf(mon, "  nic: rx %" PRIu64 " tx %" PRIu64
+                           " packets; rx dropped-on-fault %" PRIu64
+                           " held %" PRIu64 " dropped-other %" PRIu64
+                           "; tx stalls %" PRIu64 "\n", d->rx_packets,
+                           d->tx_packets, d->rx_dropped_on_fault,
+                           d->rx_held, d->rx_dropped_other, d->tx_stalls);
+            monitor_printf(mon, "  queue faults:");
+            for (uint64List *q = d->queue_faults; q; q = q->next) {
+                monitor_printf(mon, " %" PRIu64, q->value);
+            }
+            monitor_printf(mon, "\n");
         }
     }
     hmp_info_vpri_pins(mon, info);

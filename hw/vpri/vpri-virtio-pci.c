@@ -281,6 +281,13 @@ static void vpri_vpci_notify_config(VpriVirtioPCI *vp)
     vpri_vpci_raise(vp, vp->config_vector, VPRI_VPCI_ISR_CONFIG);
 }
 
+void vpri_virtio_pci_config_changed(VpriVirtioPCI *vp)
+{
+    if (vp->status & VIRTIO_CONFIG_S_DRIVER_OK) {
+        vpri_vpci_notify_config(vp);
+    }
+}
+
 void vpri_virtio_pci_guest_error(VpriVirtioPCI *vp, const char *fmt, ...)
 {
     g_autofree char *msg = NULL;
@@ -309,6 +316,7 @@ static void vpri_vpci_fault_resolved(void *opaque, uint16_t index, bool ok)
 
     q->blocked = false;
     q->fault_failed = !ok;
+    vp->resume_pending |= 1ULL << index;
     vpri_host_account_stall(vp->host, vp->fault_device_id,
                             get_clock_realtime() - q->stall_start_ns);
     qemu_bh_schedule(vp->resume_bh);
@@ -359,13 +367,19 @@ static void vpri_vpci_resume_bh(void *opaque)
 {
     VpriVirtioPCI *vp = opaque;
     VpriVirtioPCIClass *k = VPRI_VIRTIO_PCI_GET_CLASS(vp);
+    uint64_t pending = vp->resume_pending;
 
+    vp->resume_pending = 0;
     if (!(vp->status & VIRTIO_CONFIG_S_DRIVER_OK) ||
         vpri_virtio_pci_broken(vp)) {
         return;
     }
     for (uint16_t i = 0; i < vp->num_queues; i++) {
         VpriQueue *q = &vp->queues[i];
+
+        if (k->resume_faulted_only && !(pending & (1ULL << i))) {
+            continue;
+        }
         if (q->enabled && !q->blocked) {
             k->queue_notify(vp, i);
         }
@@ -414,6 +428,7 @@ static void vpri_vpci_device_reset(VpriVirtioPCI *vp)
     vp->status = 0;
     vp->isr_status = 0;
     vp->kick_pending = 0;
+    vp->resume_pending = 0;
     pci_set_irq(PCI_DEVICE(vp), 0);
 }
 

@@ -11,15 +11,21 @@
 /* The page of guest memory that MSI-X messages are written to */
 #define MSI_PAGE            4096
 
-VVDev *vblk_attach(QTestState *qts, QGuestAllocator *alloc, QPCIBus **bus)
+VVDev *vpri_attach(QTestState *qts, QGuestAllocator *alloc, QPCIBus **bus,
+                   uint16_t pci_device)
 {
     VVDev *d;
 
     pc_alloc_init(alloc, qts, 0);
     *bus = qpci_new_pc(qts, alloc);
-    d = vv_dev_find(qts, *bus, alloc, VIRTIO_VENDOR, VIRTIO_BLK_MODERN);
+    d = vv_dev_find(qts, *bus, alloc, VIRTIO_VENDOR, pci_device);
     g_assert(d);
     return d;
+}
+
+VVDev *vblk_attach(QTestState *qts, QGuestAllocator *alloc, QPCIBus **bus)
+{
+    return vpri_attach(qts, alloc, bus, VIRTIO_BLK_MODERN);
 }
 
 void vblk_quit(QTestState *qts, QGuestAllocator *alloc, QPCIBus *bus,
@@ -48,6 +54,11 @@ Ctx *ctx_new(const char *tag)
 
 void ctx_connect(Ctx *c, const char *args)
 {
+    ctx_connect_device(c, args, VIRTIO_BLK_MODERN);
+}
+
+void ctx_connect_device(Ctx *c, const char *args, uint16_t pci_device)
+{
     c->qts = qtest_init(args);
     /*
      * QEMU has both files open now: unlink them, so that nothing is left
@@ -55,7 +66,7 @@ void ctx_connect(Ctx *c, const char *args)
      */
     unlink(c->img);
     unlink(c->log);
-    c->d = vblk_attach(c->qts, &c->alloc, &c->bus);
+    c->d = vpri_attach(c->qts, &c->alloc, &c->bus, pci_device);
 }
 
 void ctx_stop(Ctx *c)
@@ -149,16 +160,22 @@ bool wait_needs_reset(Ctx *c, gint64 timeout_us)
 /* Set once by vblk_tests_init(): the bound of every isolated case */
 static gint64 case_timeout_us;
 
-bool vblk_tests_init(int *argc, char ***argv, gint64 timeout_us)
+bool vpri_tests_init(int *argc, char ***argv, gint64 timeout_us,
+                     const char *type)
 {
     g_test_init(argc, argv, NULL);
     case_timeout_us = timeout_us;
 
-    if (!qtest_has_device("vpri-blk")) {
-        g_test_skip("vpri-blk not built into this emulator");
+    if (!qtest_has_device(type)) {
+        g_test_skip("device not built into this emulator");
         return false;
     }
     return true;
+}
+
+bool vblk_tests_init(int *argc, char ***argv, gint64 timeout_us)
+{
+    return vpri_tests_init(argc, argv, timeout_us, "vpri-blk");
 }
 
 static void run_isolated(const void *data)

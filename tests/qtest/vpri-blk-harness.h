@@ -73,6 +73,9 @@ typedef struct Ctx {
  * modern virtio-blk function on it (asserts there is one).
  */
 VVDev *vblk_attach(QTestState *qts, QGuestAllocator *alloc, QPCIBus **bus);
+/* The same for any modern virtio function @pci_device (vpri-nic: 0x1041). */
+VVDev *vpri_attach(QTestState *qts, QGuestAllocator *alloc, QPCIBus **bus,
+                   uint16_t pci_device);
 
 /* Undo vblk_attach() and quit QEMU. */
 void vblk_quit(QTestState *qts, QGuestAllocator *alloc, QPCIBus *bus,
@@ -88,6 +91,8 @@ Ctx *ctx_new(const char *tag);
 
 /* Start QEMU with @args and find the virtio-blk device in it. */
 void ctx_connect(Ctx *c, const char *args);
+/* The same for another device than virtio-blk. */
+void ctx_connect_device(Ctx *c, const char *args, uint16_t pci_device);
 
 void ctx_stop(Ctx *c);
 
@@ -133,6 +138,9 @@ bool wait_needs_reset(Ctx *c, gint64 timeout_us);
  * add_test() registers.
  */
 bool vblk_tests_init(int *argc, char ***argv, gint64 case_timeout_us);
+/* The same for the device type @type. */
+bool vpri_tests_init(int *argc, char ***argv, gint64 case_timeout_us,
+                     const char *type);
 
 /*
  * Register @fn as test case @path, run in a child process of its own, so

@@ -77,6 +77,7 @@ struct VpriHost {
     uint32_t nhandlers;
     uint32_t ring_size;
     bool fail_faults;           /* x-fail-faults: answer every fault FAILED */
+    bool hold_faults;           /* x-hold-faults: leave device faults pending */
 
     /* Devices and their rings; handlers. */
     QemuMutex lock;

@@ -111,6 +111,8 @@ struct VpriVirtioPCI {
     /* Kicked queues, run from the main loop rather than the vCPU. */
     uint64_t kick_pending;
     QEMUBH *kick_bh;
+    /* Queues whose fault was answered, run again by resume_bh. */
+    uint64_t resume_pending;
 };
 
 struct VpriVirtioPCIClass {
@@ -131,6 +133,12 @@ struct VpriVirtioPCIClass {
     void (*driver_ok)(VpriVirtioPCI *vp);
     /* Device reset: drop device-specific in-flight state. */
     void (*reset)(VpriVirtioPCI *vp);
+    /*
+     * When a fault is answered, run only the queue that took it rather than
+     * every queue: for a device whose idle queues would otherwise read
+     * their (possibly evicted) rings and fault for nothing.
+     */
+    bool resume_faulted_only;
 };
 
 /*
@@ -160,6 +168,9 @@ void vpri_virtio_pci_unmap(VpriVirtioPCI *vp, uint64_t addr, void *host,
 
 /* Interrupt the driver for queue @index if the ring asks for it. */
 void vpri_virtio_pci_notify_queue(VpriVirtioPCI *vp, uint16_t index);
+
+/* The device configuration changed: tell a running driver. */
+void vpri_virtio_pci_config_changed(VpriVirtioPCI *vp);
 
 /*
  * A DMA of queue @index faulted at @addr.  The queue is blocked and the

@@ -12,9 +12,30 @@
 #   iolab.net_if=IF          interface (default eth0)
 #   iolab.net_mode=dhcp|static  (default dhcp, falling back to static)
 #   iolab.net_wait=SEC       how long to wait for the interface (default 10)
+#   iolab.http_tries=N       attempts at the fetch (default 1): a NIC that
+#                            drops packets can lose the connection set-up
 #
 # Results: if= mode= ip= bytes= seconds= mibps= sha256= match=yes|no|unknown
+#          tries= retrans= (TCP segments the guest retransmitted during the fetch,
+#          from /proc/net/snmp RetransSegs) insegs= (TCP segments received)
+#          ofo= (segments that arrived out of order, TcpExt TCPOFOQueue:
+#          the receiver's view of a segment lost and sent again)
 . /lib/iolab.sh
+
+# One counter of the Tcp: lines of /proc/net/snmp (a header line of names,
+# then a line of values).
+tcp_counter() {
+    awk -v name="$1" '/^Tcp:/ {
+        if (!col) { for (i = 2; i <= NF; i++) if ($i == name) col = i; next }
+        print $col; exit }' /proc/net/snmp
+}
+
+# The same for the TcpExt: lines of /proc/net/netstat (0 if absent).
+tcpext_counter() {
+    awk -v name="$1" '/^TcpExt:/ {
+        if (!col) { for (i = 2; i <= NF; i++) if ($i == name) col = i; next }
+        print col ? $col : 0; exit }' /proc/net/netstat
+}
 
 ifc=$(iolab_param net_if eth0)
 mode=$(iolab_param net_mode dhcp)
@@ -23,6 +44,7 @@ port=$(iolab_param http_port "")
 path=$(iolab_param http_path /blob)
 want=$(iolab_param http_sha256 "")
 wait_s=$(iolab_param net_wait 10)
+tries=$(iolab_param http_tries 1)
 
 if [ -z "$port" ]; then
     iolab_result error=no-http-port
@@ -52,10 +74,23 @@ iolab_log "if=$ifc mode=$used addr=$addr"
 
 out=/tmp/net-fetch.blob
 url="http://$host:$port$path"
+retrans0=$(tcp_counter RetransSegs)
+ofo0=$(tcpext_counter TCPOFOQueue)
+insegs0=$(tcp_counter InSegs)
 t0=$(iolab_now_us)
-wget -q -O "$out" "$url" 2>/tmp/wget.err
-rc=$?
+try=1
+while :; do
+    wget -q -O "$out" "$url" 2>/tmp/wget.err
+    rc=$?
+    [ "$rc" = 0 ] || [ "$try" -ge "$tries" ] && break
+    iolab_log "fetch attempt $try failed: $(head -n 1 /tmp/wget.err)"
+    try=$((try + 1))
+    sleep 1
+done
 t1=$(iolab_now_us)
+retrans=$(( $(tcp_counter RetransSegs) - retrans0 ))
+insegs=$(( $(tcp_counter InSegs) - insegs0 ))
+ofo=$(( $(tcpext_counter TCPOFOQueue) - ofo0 ))
 if [ "$rc" != 0 ]; then
     iolab_result if="$ifc" mode="$used" ip="$addr" error=fetch-failed url="$url" \
         reason="$(head -n 1 /tmp/wget.err | tr ' =' '_:')"
@@ -74,5 +109,6 @@ else
     match=no
 fi
 iolab_result if="$ifc" mode="$used" ip="$addr" url="$url" bytes="$bytes" \
-    seconds="$secs" mibps="$(iolab_mibps "$bytes" "$secs")" sha256="$got" match="$match"
+    seconds="$secs" mibps="$(iolab_mibps "$bytes" "$secs")" sha256="$got" match="$match" \
+    retrans="$retrans" insegs="$insegs" ofo="$ofo" tries="$try"
 [ "$match" != no ]
