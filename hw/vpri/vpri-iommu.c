@@ -439,9 +439,7 @@ FaultStatus vpri_iommu_serve(VpriHost *h, VpriHostDevice *d,
     resident = p.ram_page == VPRI_ATC_NOT_RAM ||
                vpri_host_page_resident(h, p.ram_page);
     if (!resident) {
-        vpri_atc_drop(x, iova_page,
-                      GPOINTER_TO_SIZE(g_hash_table_lookup(
-                          x->atc, GSIZE_TO_POINTER(iova_page))));
+        vpri_atc_drop(x, iova_page, p.ram_page + 1);
     }
     qemu_mutex_unlock(&h->xlat_lock);
     return FAULT_STATUS_RESOLVED;
@@ -449,7 +447,8 @@ FaultStatus vpri_iommu_serve(VpriHost *h, VpriHostDevice *d,
 
 /*
  * Eviction: lower every IOVA entry that stands for RAM page @page, through
- * the device's eviction batch in @pb when there is one (NULL: at once).
+ * the device's eviction batch in @pb (at once for a device attached after
+ * the batch began).
  */
 void vpri_iommu_lower_page(VpriHost *h, uint64_t page, PabBatch **pb)
 {
@@ -468,7 +467,7 @@ void vpri_iommu_lower_page(VpriHost *h, uint64_t page, PabBatch **pb)
                 continue;
             }
             g_hash_table_remove(d->xlat->atc, GSIZE_TO_POINTER(iova_page));
-            if (pb && pb[id]) {
+            if (pb[id]) {
                 pab_batch_lower(pb[id], iova_page);
             } else {
                 pab_lower_range(d->pab, iova_page, 1, PAB_NOT_PRESENT);

@@ -83,32 +83,27 @@ static void *vpri_mem_hva(VpriHost *h, uint64_t page)
     return h->ram_host + (page << PAB_PAGE_SHIFT);
 }
 
-/* Set the PA-BITMAP entry of @page in every attached device. */
-static void vpri_mem_set_entries(VpriHost *h, uint64_t page, bool present)
+/*
+ * Raise the PA-BITMAP entry of @page in every attached device indexed by
+ * guest-physical address.  Lowering goes through eviction batches
+ * (vpri_mem_batch_lower); translated devices fault the page back in
+ * through their ATC.
+ */
+static void vpri_mem_raise_entries(VpriHost *h, uint64_t page)
 {
     uint64_t gpa;
 
-    if (!present) {
-        /* Devices behind a vIOMMU: their IOVA aliases of the page. */
-        vpri_iommu_lower_page(h, page, NULL);
-    }
     if (!vpri_mem_page_to_gpa(h, page, &gpa)) {
         return;
     }
     for (unsigned id = 0; id < VPRI_HOST_MAX_DEVICES; id++) {
         VpriHostDevice *d = &h->devs[id];
 
-        /* Translated devices fault the page back in through their ATC. */
         if (!d->dev || d->xlat ||
             (gpa >> PAB_PAGE_SHIFT) >= pab_npages(d->pab)) {
             continue;
         }
-        if (present) {
-            pab_raise_range(d->pab, gpa >> PAB_PAGE_SHIFT, 1, PAB_READ_WRITE);
-        } else {
-            pab_lower_range(d->pab, gpa >> PAB_PAGE_SHIFT, 1,
-                            PAB_NOT_PRESENT);
-        }
+        pab_raise_range(d->pab, gpa >> PAB_PAGE_SHIFT, 1, PAB_READ_WRITE);
     }
 }
 
@@ -182,7 +177,7 @@ static bool vpri_mem_page_in_page(VpriHost *h, uint64_t page)
         qatomic_set(&h->page_state[page], VPRI_PAGE_RESIDENT);
         h->evicted_pages--;
         h->pageins++;
-        vpri_mem_set_entries(h, page, true);
+        vpri_mem_raise_entries(h, page);
     } else {
         qatomic_set(&h->page_state[page], VPRI_PAGE_EVICTED);
         error_report("vpri-host: cannot page in RAM page 0x%" PRIx64 ": %s",
@@ -378,7 +373,7 @@ static uint64_t vpri_mem_evict_batch(VpriHost *h, const uint64_t *batch,
                                    false);
             swap_store_drop(h->swap, page);
             qatomic_set(&h->page_state[page], VPRI_PAGE_RESIDENT);
-            vpri_mem_set_entries(h, page, true);
+            vpri_mem_raise_entries(h, page);
         }
         /* 5. Writers blocked on the protection now page it back in. */
         qemu_cond_broadcast(&h->mem_cond);
