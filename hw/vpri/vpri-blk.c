@@ -76,12 +76,18 @@ typedef struct VpriBlkReq {
     uint32_t data_len;
     uint32_t written;
     bool faulted;               /* held because its own DMA faulted */
+    bool mapped;                /* data mapped in maps[], not bounced */
     void *bounce;
-    VpriBlkMap *maps;           /* when the data is mapped, not bounced */
     unsigned nmaps;
-    QEMUIOVector qiov;
     BlockAcctCookie acct;
     QTAILQ_ENTRY(VpriBlkReq) next;
+    /*
+     * From here on, fields survive the reuse of a spare request: the map
+     * array and the iovec would otherwise be allocated for every request.
+     */
+    VpriBlkMap *maps;
+    unsigned maps_cap;
+    QEMUIOVector qiov;
     VirtqElem elem;             /* last: it is large */
 } VpriBlkReq;
 
@@ -119,9 +125,19 @@ static uint64_t vpri_blk_capacity(VpriBlk *s)
     return len < 0 ? 0 : len / VPRI_BLK_SECTOR_SIZE;
 }
 
+static inline VpriVirtioPCI *vpri_blk_vp(VpriBlk *s)
+{
+    return &s->parent_obj;      /* no checked cast on the data path */
+}
+
+static inline VpriBlk *vpri_blk_of(VpriVirtioPCI *vp)
+{
+    return container_of(vp, VpriBlk, parent_obj);
+}
+
 static void vpri_blk_unmap_data(VpriBlkReq *req, bool transferred)
 {
-    VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(req->s);
+    VpriVirtioPCI *vp = vpri_blk_vp(req->s);
     bool write = req->type == VIRTIO_BLK_T_IN;
 
     for (unsigned i = 0; i < req->nmaps; i++) {
@@ -131,8 +147,7 @@ static void vpri_blk_unmap_data(VpriBlkReq *req, bool transferred)
                               transferred ? m->len : 0);
     }
     req->nmaps = 0;
-    g_free(req->maps);
-    req->maps = NULL;
+    req->mapped = false;
 }
 
 /*
@@ -141,13 +156,17 @@ static void vpri_blk_unmap_data(VpriBlkReq *req, bool transferred)
  */
 static int vpri_blk_map_data(VpriBlkReq *req, uint64_t *fault_addr)
 {
-    VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(req->s);
+    VpriVirtioPCI *vp = vpri_blk_vp(req->s);
     bool write = req->type == VIRTIO_BLK_T_IN;
     uint32_t skip = write ? 0 : VPRI_BLK_HDR_SIZE;
     uint32_t left = req->data_len;
 
-    req->maps = g_new(VpriBlkMap, req->elem.nseg);
-    qemu_iovec_init(&req->qiov, req->elem.nseg);
+    if (req->maps_cap < req->elem.nseg) {
+        req->maps_cap = req->elem.nseg;
+        req->maps = g_renew(VpriBlkMap, req->maps, req->maps_cap);
+    }
+    qemu_iovec_reset(&req->qiov);
+    req->mapped = true;
     for (unsigned i = 0; i < req->elem.nseg && left; i++) {
         const VirtqSeg *seg = &req->elem.seg[i];
         uint32_t off, take;
@@ -168,7 +187,7 @@ static int vpri_blk_map_data(VpriBlkReq *req, uint64_t *fault_addr)
                                   fault_addr);
         if (ret) {
             vpri_blk_unmap_data(req, false);
-            qemu_iovec_destroy(&req->qiov);
+            qemu_iovec_reset(&req->qiov);
             return ret;
         }
         req->maps[req->nmaps++] = (VpriBlkMap) {
@@ -181,36 +200,53 @@ static int vpri_blk_map_data(VpriBlkReq *req, uint64_t *fault_addr)
     return 0;
 }
 
-/* Only the fields before the element are cleared: the pop fills it. */
+/*
+ * Only the per-request fields are cleared: the pop fills the element, and
+ * the map array and iovec of a spare request are reused.
+ */
 static VpriBlkReq *vpri_blk_req_new(VpriBlk *s, uint16_t queue)
 {
-    VpriBlkReq *req = s->nspare ? s->spare[--s->nspare] :
-                                  g_malloc(sizeof(*req));
+    VpriBlkReq *req;
 
-    memset(req, 0, offsetof(VpriBlkReq, elem));
+    if (s->nspare) {
+        req = s->spare[--s->nspare];
+    } else {
+        req = g_malloc(sizeof(*req));
+        req->maps = NULL;
+        req->maps_cap = 0;
+        qemu_iovec_init(&req->qiov, 1);
+    }
+    memset(req, 0, offsetof(VpriBlkReq, maps));
     req->s = s;
     req->queue = queue;
     return req;
 }
 
+static void vpri_blk_req_destroy(VpriBlkReq *req)
+{
+    qemu_iovec_destroy(&req->qiov);
+    g_free(req->maps);
+    g_free(req);
+}
+
 static void vpri_blk_req_put(VpriBlk *s, VpriBlkReq *req)
 {
     if (s->nspare < VPRI_BLK_SPARE_REQS) {
+        qemu_iovec_reset(&req->qiov);
         s->spare[s->nspare++] = req;
     } else {
-        g_free(req);
+        vpri_blk_req_destroy(req);
     }
 }
 
 static void vpri_blk_req_free(VpriBlkReq *req)
 {
-    if (req->maps) {
+    if (req->mapped) {
         vpri_blk_unmap_data(req, false);
     }
     if (req->bounce) {
         qemu_vfree(req->bounce);
     }
-    qemu_iovec_destroy(&req->qiov);
     vpri_blk_req_put(req->s, req);
 }
 
@@ -227,7 +263,7 @@ static void vpri_blk_hold(VpriBlkReq *req, uint64_t fault_addr, bool write)
     /* It was the oldest runnable request of its queue: it stays first. */
     req->faulted = true;
     QTAILQ_INSERT_HEAD(&s->held[req->queue], req, next);
-    vpri_virtio_pci_queue_fault(VPRI_VIRTIO_PCI(s), req->queue, fault_addr,
+    vpri_virtio_pci_queue_fault(vpri_blk_vp(s), req->queue, fault_addr,
                                 write);
 }
 
@@ -235,7 +271,7 @@ static void vpri_blk_hold(VpriBlkReq *req, uint64_t fault_addr, bool write)
 static bool vpri_blk_dma_result(VpriBlkReq *req, int ret, uint64_t fault_addr,
                                 bool write, const char *what)
 {
-    VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(req->s);
+    VpriVirtioPCI *vp = vpri_blk_vp(req->s);
 
     if (ret == 0) {
         return true;
@@ -254,7 +290,7 @@ static void vpri_blk_backend_done(void *opaque, int ret)
 {
     VpriBlkReq *req = opaque;
     VpriBlk *s = req->s;
-    VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(s);
+    VpriVirtioPCI *vp = vpri_blk_vp(s);
 
     s->inflight--;
     if (ret < 0) {
@@ -263,7 +299,7 @@ static void vpri_blk_backend_done(void *opaque, int ret)
     } else {
         block_acct_done(blk_get_stats(s->conf.blk), &req->acct);
     }
-    if (req->maps) {
+    if (req->mapped) {
         vpri_blk_unmap_data(req, ret >= 0);
         req->written = req->type == VIRTIO_BLK_T_IN && ret >= 0 ?
                        req->data_len : 0;
@@ -406,8 +442,8 @@ static void vpri_blk_submit(VpriBlkReq *req)
     switch (req->type) {
     case VIRTIO_BLK_T_IN:
     case VIRTIO_BLK_T_OUT:
-        if (!req->maps) {
-            qemu_iovec_init(&req->qiov, 1);
+        if (!req->mapped) {
+            qemu_iovec_reset(&req->qiov);
             qemu_iovec_add(&req->qiov, req->bounce, req->data_len);
         }
         req->stage = STAGE_BACKEND;
@@ -437,7 +473,7 @@ static void vpri_blk_submit(VpriBlkReq *req)
         if (s->serial) {
             memcpy(id, s->serial, MIN(strlen(s->serial), sizeof(id)));
         }
-        VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(s);
+        VpriVirtioPCI *vp = vpri_blk_vp(s);
 
         ret = virtq_elem_write(&req->elem, &vp->dma_ops,
                                &vp->queues[req->queue].dma, 0, id, len,
@@ -462,7 +498,7 @@ static void vpri_blk_submit(VpriBlkReq *req)
 static void vpri_blk_run_req(VpriBlkReq *req)
 {
     VpriBlk *s = req->s;
-    VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(s);
+    VpriVirtioPCI *vp = vpri_blk_vp(s);
     VpriQueue *q = &vp->queues[req->queue];
     uint64_t fault;
     int ret;
@@ -570,7 +606,7 @@ static void vpri_blk_fail_held(VpriBlkReq *req)
 
 static void vpri_blk_process_queue(VpriVirtioPCI *vp, uint16_t index)
 {
-    VpriBlk *s = VPRI_BLK(vp);
+    VpriBlk *s = vpri_blk_of(vp);
     VpriQueue *q = &vp->queues[index];
 
     if (q->fault_failed && (QTAILQ_EMPTY(&s->held[index]) ||
@@ -664,7 +700,7 @@ static void vpri_blk_process_queue(VpriVirtioPCI *vp, uint16_t index)
 
 static void vpri_blk_queue_notify(VpriVirtioPCI *vp, uint16_t index)
 {
-    VpriBlk *s = VPRI_BLK(vp);
+    VpriBlk *s = vpri_blk_of(vp);
 
     s->batching = true;
     vpri_blk_process_queue(vp, index);
@@ -766,7 +802,7 @@ static void vpri_blk_exit(PCIDevice *pci)
     vpri_blk_reset(VPRI_VIRTIO_PCI(s));
     vpri_virtio_pci_unrealize(VPRI_VIRTIO_PCI(s));
     while (s->nspare) {
-        g_free(s->spare[--s->nspare]);
+        vpri_blk_req_destroy(s->spare[--s->nspare]);
     }
     g_free(s->held);
     g_ptr_array_free(s->batch, true);

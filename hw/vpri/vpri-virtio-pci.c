@@ -56,6 +56,12 @@ enum {
     COMMON_SIZE = 0x3c,
 };
 
+/* The data path runs per DMA: it takes the parent without a checked cast. */
+static inline PCIDevice *vpri_vpci_pci(VpriVirtioPCI *vp)
+{
+    return &vp->parent_obj;
+}
+
 /* ------------------------------------------------------------------ */
 /* DMA: the one path to guest memory                                  */
 
@@ -93,7 +99,7 @@ static void vpri_vpci_cache_rings(VpriVirtioPCI *vp, VpriQueue *q)
         VpriRingCache *rc = &q->ring[i];
         int64_t got = address_space_cache_init(&rc->mrc,
                                                pci_get_address_space(
-                                                   PCI_DEVICE(vp)),
+                                                   vpri_vpci_pci(vp)),
                                                base[i], len[i],
                                                i == VPRI_RING_DEVICE);
 
@@ -132,7 +138,7 @@ static MemTxResult vpri_dma_access(VpriVirtioPCI *vp, VpriQueue *q,
             return MEMTX_OK;
         }
     }
-    return pci_dma_rw(PCI_DEVICE(vp), addr, buf, len,
+    return pci_dma_rw(vpri_vpci_pci(vp), addr, buf, len,
                       write ? DMA_DIRECTION_FROM_DEVICE :
                               DMA_DIRECTION_TO_DEVICE,
                       MEMTXATTRS_UNSPECIFIED);
@@ -193,14 +199,14 @@ int vpri_virtio_pci_map(VpriVirtioPCI *vp, uint64_t addr, uint32_t len,
      * Mapping touches no memory, so a fault found afterwards is still
      * raised before any data moves.
      */
-    p = pci_dma_map(PCI_DEVICE(vp), addr, &mlen, dir);
+    p = pci_dma_map(vpri_vpci_pci(vp), addr, &mlen, dir);
     /*
      * Only guest RAM is mapped directly: anything else comes back in
      * QEMU's bounce buffer, which hides access errors.
      */
     if (!p || mlen < len || !memory_region_from_host(p, &(ram_addr_t){0})) {
         if (p) {
-            pci_dma_unmap(PCI_DEVICE(vp), p, mlen, dir, 0);
+            pci_dma_unmap(vpri_vpci_pci(vp), p, mlen, dir, 0);
         }
         return VPRI_MAP_COPY;
     }
@@ -209,7 +215,7 @@ int vpri_virtio_pci_map(VpriVirtioPCI *vp, uint64_t addr, uint32_t len,
                                          addr, len, write, p, fault_addr);
 
         if (r != PAB_OK) {
-            pci_dma_unmap(PCI_DEVICE(vp), p, mlen, dir, 0);
+            pci_dma_unmap(vpri_vpci_pci(vp), p, mlen, dir, 0);
             return r == PAB_FAULT ? VIRTQ_FAULT : VIRTQ_ERROR;
         }
     }
@@ -224,7 +230,7 @@ void vpri_virtio_pci_unmap(VpriVirtioPCI *vp, uint64_t addr, void *host,
     if (vp->host) {
         vpri_host_dma_release(vp->host, host, len);
     }
-    pci_dma_unmap(PCI_DEVICE(vp), host, len,
+    pci_dma_unmap(vpri_vpci_pci(vp), host, len,
                   write ? DMA_DIRECTION_FROM_DEVICE : DMA_DIRECTION_TO_DEVICE,
                   access_len);
 }
@@ -246,7 +252,7 @@ static int vpri_dma_write(void *opaque, uint64_t addr, const void *buf,
 
 static void vpri_vpci_raise(VpriVirtioPCI *vp, uint16_t vector, uint8_t isr)
 {
-    PCIDevice *pci = PCI_DEVICE(vp);
+    PCIDevice *pci = vpri_vpci_pci(vp);
 
     /*
      * The config bit is set whatever the interrupt mechanism (virtio 1.2,
@@ -328,7 +334,7 @@ static void vpri_vpci_fault_resolved(void *opaque, uint16_t index, bool ok)
  */
 static int vpri_vpci_queue_cpu(VpriVirtioPCI *vp, VpriQueue *q)
 {
-    PCIDevice *pci = PCI_DEVICE(vp);
+    PCIDevice *pci = vpri_vpci_pci(vp);
     MSIMessage msg;
     CPUState *cs;
 
