@@ -24,6 +24,7 @@
 
 #include "qemu/osdep.h"
 #include "qemu/log.h"
+#include "qemu/error-report.h"
 #include "qemu/memalign.h"
 #include "qemu/units.h"
 #include "qapi/error.h"
@@ -110,6 +111,9 @@ struct VpriBlk {
     /* Reads and writes to submit when the notification is processed. */
     GPtrArray *batch;
     bool batching;
+    /* Requests in flight, serialized for migration (see vpri_blk_pre_save) */
+    uint8_t *mig_buf;
+    uint32_t mig_len;
 };
 
 /* Adjacent reads or writes that go to the backend as one. */
@@ -745,6 +749,10 @@ static void vpri_blk_reset(VpriVirtioPCI *vp)
 
     /* Requests in the backend finish on their own: wait for them. */
     blk_drain(s->conf.blk);
+    /* Migrated requests not restarted yet are dropped like held ones. */
+    g_free(s->mig_buf);
+    s->mig_buf = NULL;
+    s->mig_len = 0;
     for (uint16_t i = 0; i < s->num_queues; i++) {
         VpriBlkReq *req, *tmp;
 
@@ -754,6 +762,161 @@ static void vpri_blk_reset(VpriVirtioPCI *vp)
         }
     }
 }
+
+/* ------------------------------------------------------------------ */
+/* Migration                                                          */
+
+/*
+ * What is in flight when the VM stops for the switch-over: the backend
+ * has been drained, so every request popped and not yet pushed is on its
+ * queue's held list, at whatever stage a fault or a blocked queue left it.
+ * Each goes to the destination as its descriptor chain (queue, head and
+ * segments, little-endian), and starts there again from its header once
+ * the VM runs, as virtio-blk restarts its in-flight requests: reads and
+ * writes are idempotent until the driver sees them complete.
+ *
+ *   u16 queue, u16 head, u16 nseg, u16 0, u32 in_len, u32 out_len,
+ *   nseg x { u64 addr, u32 len, u8 device-writable, u8[3] 0 }
+ */
+#define VPRI_BLK_MIG_HDR    16
+#define VPRI_BLK_MIG_SEG    16
+
+static int vpri_blk_pre_save(void *opaque)
+{
+    VpriBlk *s = opaque;
+    GByteArray *buf = g_byte_array_new();
+
+    if (s->inflight) {
+        error_report("vpri-blk: %" PRIu64 " requests still in the backend "
+                     "at migration", s->inflight);
+        g_byte_array_free(buf, true);
+        return -EBUSY;
+    }
+    for (uint16_t i = 0; i < s->num_queues; i++) {
+        VpriBlkReq *req;
+
+        QTAILQ_FOREACH(req, &s->held[i], next) {
+            const VirtqElem *e = &req->elem;
+            uint8_t hdr[VPRI_BLK_MIG_HDR] = { 0 };
+
+            stw_le_p(hdr, i);
+            stw_le_p(hdr + 2, e->head);
+            stw_le_p(hdr + 4, e->nseg);
+            stl_le_p(hdr + 8, e->in_len);
+            stl_le_p(hdr + 12, e->out_len);
+            g_byte_array_append(buf, hdr, sizeof(hdr));
+            for (uint16_t k = 0; k < e->nseg; k++) {
+                uint8_t seg[VPRI_BLK_MIG_SEG] = { 0 };
+
+                stq_le_p(seg, e->seg[k].addr);
+                stl_le_p(seg + 8, e->seg[k].len);
+                seg[12] = e->seg[k].write;
+                g_byte_array_append(buf, seg, sizeof(seg));
+            }
+        }
+    }
+    s->mig_len = buf->len;
+    s->mig_buf = g_byte_array_free(buf, false);
+    return 0;
+}
+
+static int vpri_blk_post_save(void *opaque)
+{
+    VpriBlk *s = opaque;
+
+    g_free(s->mig_buf);
+    s->mig_buf = NULL;
+    s->mig_len = 0;
+    return 0;
+}
+
+/* Walk the serialized requests; with @s->held filled when @build. */
+static bool vpri_blk_mig_walk(VpriBlk *s, bool build)
+{
+    VpriVirtioPCI *vp = vpri_blk_vp(s);
+    uint32_t off = 0;
+
+    while (off < s->mig_len) {
+        const uint8_t *p = s->mig_buf + off;
+        uint16_t queue, head, nseg;
+        VpriBlkReq *req;
+
+        if (s->mig_len - off < VPRI_BLK_MIG_HDR) {
+            return false;
+        }
+        queue = lduw_le_p(p);
+        head = lduw_le_p(p + 2);
+        nseg = lduw_le_p(p + 4);
+        off += VPRI_BLK_MIG_HDR;
+        if (queue >= s->num_queues || head >= vp->queues[queue].vq.size ||
+            nseg > VIRTQ_ELEM_MAX_SEG ||
+            (s->mig_len - off) / VPRI_BLK_MIG_SEG < nseg) {
+            return false;
+        }
+        if (build) {
+            req = vpri_blk_req_new(s, queue);
+            req->elem.head = head;
+            req->elem.nseg = nseg;
+            req->elem.in_len = ldl_le_p(p + 8);
+            req->elem.out_len = ldl_le_p(p + 12);
+            for (uint16_t k = 0; k < nseg; k++) {
+                const uint8_t *q = s->mig_buf + off + k * VPRI_BLK_MIG_SEG;
+
+                req->elem.seg[k] = (VirtqSeg) {
+                    .addr = ldq_le_p(q), .len = ldl_le_p(q + 8),
+                    .write = q[12],
+                };
+            }
+            req->stage = STAGE_HEADER;
+            QTAILQ_INSERT_TAIL(&s->held[queue], req, next);
+        }
+        off += nseg * VPRI_BLK_MIG_SEG;
+    }
+    return true;
+}
+
+static int vpri_blk_post_load(void *opaque, int version_id)
+{
+    VpriBlk *s = opaque;
+
+    if (!vpri_blk_mig_walk(s, false)) {
+        error_report("vpri-blk: malformed in-flight requests in the "
+                     "migration stream");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* The VM runs on the destination: the migrated requests start again. */
+static void vpri_blk_restart(VpriVirtioPCI *vp)
+{
+    VpriBlk *s = vpri_blk_of(vp);
+
+    if (!s->mig_buf) {
+        return;
+    }
+    vpri_blk_mig_walk(s, true);
+    g_free(s->mig_buf);
+    s->mig_buf = NULL;
+    s->mig_len = 0;
+}
+
+static const VMStateDescription vmstate_vpri_blk = {
+    .name = "vpri-blk",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .pre_save = vpri_blk_pre_save,
+    .post_save = vpri_blk_post_save,
+    .post_load = vpri_blk_post_load,
+    .fields = (const VMStateField[]) {
+        VMSTATE_STRUCT(parent_obj, VpriBlk, 1, vmstate_vpri_virtio_pci,
+                       VpriVirtioPCI),
+        VMSTATE_UINT16_EQUAL(num_queues, VpriBlk, NULL),
+        VMSTATE_UINT32(mig_len, VpriBlk),
+        VMSTATE_VBUFFER_ALLOC_UINT32(mig_buf, VpriBlk, 0, NULL, mig_len),
+        VMSTATE_END_OF_LIST()
+    },
+};
 
 static void vpri_blk_realize(PCIDevice *pci, Error **errp)
 {
@@ -805,6 +968,7 @@ static void vpri_blk_exit(PCIDevice *pci)
         vpri_blk_req_destroy(s->spare[--s->nspare]);
     }
     g_free(s->held);
+    g_free(s->mig_buf);
     g_ptr_array_free(s->batch, true);
 }
 
@@ -830,6 +994,8 @@ static void vpri_blk_class_init(ObjectClass *klass, void *data)
     vc->get_config = vpri_blk_get_config;
     vc->queue_notify = vpri_blk_queue_notify;
     vc->reset = vpri_blk_reset;
+    vc->restart = vpri_blk_restart;
+    dc->vmsd = &vmstate_vpri_blk;
     dc->desc = "VPRI virtio-blk compatible disk (I/O page faults)";
     set_bit(DEVICE_CATEGORY_STORAGE, dc->categories);
     device_class_set_props(dc, vpri_blk_properties);

@@ -18,6 +18,9 @@
 #include "hw/pci/pci.h"
 #include "hw/qdev-properties.h"
 #include "hw/core/cpu.h"
+#include "qemu/error-report.h"
+#include "migration/vmstate.h"
+#include "system/runstate.h"
 #include "standard-headers/linux/virtio_config.h"
 #include "standard-headers/linux/virtio_pci.h"
 #include "standard-headers/linux/virtio_ring.h"
@@ -375,6 +378,9 @@ static void vpri_vpci_resume_bh(void *opaque)
     VpriVirtioPCIClass *k = VPRI_VIRTIO_PCI_GET_CLASS(vp);
     uint64_t pending = vp->resume_pending;
 
+    if (vp->vm_stopped) {
+        return;     /* the VM state handler reschedules us */
+    }
     vp->resume_pending = 0;
     if (!(vp->status & VIRTIO_CONFIG_S_DRIVER_OK) ||
         vpri_virtio_pci_broken(vp)) {
@@ -774,6 +780,9 @@ static void vpri_vpci_kick_bh(void *opaque)
     VpriVirtioPCIClass *k = VPRI_VIRTIO_PCI_GET_CLASS(vp);
     uint64_t pending = vp->kick_pending;
 
+    if (vp->vm_stopped) {
+        return;     /* the VM state handler reschedules us */
+    }
     vp->kick_pending = 0;
     while (pending) {
         uint16_t index = ctz64(pending);
@@ -798,6 +807,129 @@ static const MemoryRegionOps vpri_vpci_notify_ops = {
     .impl = {
         .min_access_size = 1,
         .max_access_size = 4,
+    },
+};
+
+/* ------------------------------------------------------------------ */
+/* VM run state and migration                                         */
+
+static void vpri_vpci_vm_state_change(void *opaque, bool running,
+                                      RunState state)
+{
+    VpriVirtioPCI *vp = opaque;
+    VpriVirtioPCIClass *k = VPRI_VIRTIO_PCI_GET_CLASS(vp);
+
+    vp->vm_stopped = !running;
+    if (!running) {
+        return;
+    }
+    if (k->restart) {
+        k->restart(vp);
+    }
+    if (vp->kick_pending) {
+        qemu_bh_schedule(vp->kick_bh);
+    }
+    if (vp->resume_pending) {
+        qemu_bh_schedule(vp->resume_bh);
+    }
+}
+
+static bool vpri_vpci_vector_ok(PCIDevice *pci, uint16_t vector)
+{
+    return vector == VIRTIO_NO_VECTOR || vector < pci->msix_entries_nr;
+}
+
+static int vpri_vpci_post_load(void *opaque, int version_id)
+{
+    VpriVirtioPCI *vp = opaque;
+    PCIDevice *pci = vpri_vpci_pci(vp);
+
+    if (!vpri_vpci_vector_ok(pci, vp->config_vector)) {
+        error_report("vpri-virtio-pci: migrated config vector %u out of "
+                     "range", vp->config_vector);
+        return -EINVAL;
+    }
+    if (vp->config_vector != VIRTIO_NO_VECTOR) {
+        msix_vector_use(pci, vp->config_vector);
+    }
+    for (uint16_t i = 0; i < vp->num_queues; i++) {
+        VpriQueue *q = &vp->queues[i];
+
+        if (!vpri_vpci_vector_ok(pci, q->msix_vector) ||
+            q->size > q->max_size || q->vq.size > q->max_size) {
+            error_report("vpri-virtio-pci: migrated queue %u has vector %u, "
+                         "size %u of at most %u", i, q->msix_vector, q->size,
+                         q->max_size);
+            return -EINVAL;
+        }
+        if (q->msix_vector != VIRTIO_NO_VECTOR) {
+            msix_vector_use(pci, q->msix_vector);
+        }
+        q->rings_cached = false;
+        /*
+         * Every page is present here: whatever the queue waited for on
+         * the source is simply tried again once the VM runs.
+         */
+        q->blocked = false;
+        q->fault_failed = false;
+        if (q->enabled) {
+            vp->kick_pending |= 1ULL << i;
+        }
+    }
+    return 0;
+}
+
+static const VMStateDescription vmstate_vpri_queue = {
+    .name = "vpri-virtio-pci/queue",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT64(vq.desc, VpriQueue),
+        VMSTATE_UINT64(vq.avail, VpriQueue),
+        VMSTATE_UINT64(vq.used, VpriQueue),
+        VMSTATE_UINT16(vq.size, VpriQueue),
+        VMSTATE_UINT16(vq.last_avail_idx, VpriQueue),
+        VMSTATE_UINT16(vq.shadow_avail_idx, VpriQueue),
+        VMSTATE_UINT16(vq.used_idx, VpriQueue),
+        VMSTATE_UINT16(vq.signalled_used, VpriQueue),
+        VMSTATE_UINT8(vq.signalled_used_valid, VpriQueue),
+        VMSTATE_UINT8(vq.enabled, VpriQueue),
+        VMSTATE_UINT8(vq.event_idx, VpriQueue),
+        VMSTATE_UINT8(vq.indirect, VpriQueue),
+        VMSTATE_UINT8(vq.error, VpriQueue),
+        VMSTATE_UINT16(size, VpriQueue),
+        VMSTATE_UINT16(msix_vector, VpriQueue),
+        VMSTATE_UINT64(desc, VpriQueue),
+        VMSTATE_UINT64(driver, VpriQueue),
+        VMSTATE_UINT64(device, VpriQueue),
+        VMSTATE_BOOL(enabled, VpriQueue),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+const VMStateDescription vmstate_vpri_virtio_pci = {
+    .name = "vpri-virtio-pci",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .post_load = vpri_vpci_post_load,
+    .fields = (const VMStateField[]) {
+        VMSTATE_PCI_DEVICE(parent_obj, VpriVirtioPCI),
+        VMSTATE_MSIX(parent_obj, VpriVirtioPCI),
+        VMSTATE_UINT64_EQUAL(host_features, VpriVirtioPCI, NULL),
+        VMSTATE_UINT64(guest_features, VpriVirtioPCI),
+        VMSTATE_UINT32(dfselect, VpriVirtioPCI),
+        VMSTATE_UINT32(gfselect, VpriVirtioPCI),
+        VMSTATE_UINT16(config_vector, VpriVirtioPCI),
+        VMSTATE_UINT16(queue_sel, VpriVirtioPCI),
+        VMSTATE_UINT8(status, VpriVirtioPCI),
+        VMSTATE_UINT8(config_generation, VpriVirtioPCI),
+        VMSTATE_UINT8(isr_status, VpriVirtioPCI),
+        VMSTATE_UINT64(kick_pending, VpriVirtioPCI),
+        VMSTATE_UINT16_EQUAL(num_queues, VpriVirtioPCI, NULL),
+        VMSTATE_STRUCT_VARRAY_POINTER_UINT16(queues, VpriVirtioPCI,
+                                             num_queues, vmstate_vpri_queue,
+                                             VpriQueue),
+        VMSTATE_END_OF_LIST()
     },
 };
 
@@ -915,6 +1047,9 @@ bool vpri_virtio_pci_realize(VpriVirtioPCI *vp, uint16_t num_queues,
                                         &DEVICE(vp)->mem_reentrancy_guard);
     vp->kick_bh = qemu_bh_new_guarded(vpri_vpci_kick_bh, vp,
                                       &DEVICE(vp)->mem_reentrancy_guard);
+    vp->vm_stopped = !runstate_is_running();
+    vp->vm_state_entry = qdev_add_vm_change_state_handler(
+        DEVICE(vp), vpri_vpci_vm_state_change, vp);
     if (vp->host) {
         vp->fault_device_id = vpri_host_attach(vp->host, DEVICE(vp),
                                                num_queues,
@@ -934,6 +1069,7 @@ void vpri_virtio_pci_unrealize(VpriVirtioPCI *vp)
     }
     qemu_bh_delete(vp->resume_bh);
     qemu_bh_delete(vp->kick_bh);
+    qemu_del_vm_change_state_handler(vp->vm_state_entry);
     msix_uninit_exclusive_bar(PCI_DEVICE(vp));
     g_free(vp->queues);
 }

@@ -1301,6 +1301,141 @@ static void test_cpu_faults(void)
     ctx_stop(c);
 }
 
+/* ------------------------------------------------------------------ */
+/* 10. migration with a request held on an unresolved fault           */
+
+static void set_hold_faults(QTestState *qts, bool on)
+{
+    qtest_qmp_assert_success(qts, "{ 'execute': 'qom-set', 'arguments': "
+                             "{ 'path': '/objects/vh0', "
+                             "'property': 'x-hold-faults', 'value': %i } }",
+                             on);
+}
+
+static void wait_migrated(QTestState *src, QTestState *dst)
+{
+    gint64 deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
+
+    for (;;) {
+        QDict *rsp = qtest_qmp(src, "{ 'execute': 'query-migrate' }");
+        const char *st = qdict_get_try_str(qdict_get_qdict(rsp, "return"),
+                                           "status");
+        bool done = st && !strcmp(st, "completed");
+
+        g_assert(!st || strcmp(st, "failed"));
+        qobject_unref(rsp);
+        if (done) {
+            break;
+        }
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(10000);
+    }
+    qtest_qmp_eventwait(dst, "RESUME");
+}
+
+/*
+ * Two QEMU processes on the same image.  On the source, queue 0 has one
+ * request held on a fault the host does not answer (x-hold-faults) and a
+ * second one published behind it; queue 1 has done I/O (its indices and
+ * vector must carry over).  After the switch-over the destination, where
+ * every page is present, completes both with the right data, and both
+ * queues go on working.
+ */
+static void test_migration(void)
+{
+    Ctx *c = ctx_start(NULL, ",num-queues=2");
+    g_autofree char *uri = g_strdup_printf("unix:%s/vpri-mig-%d.sock",
+                                           g_get_tmp_dir(), getpid());
+    g_autofree char *dlog = g_strdup_printf("%s/vpri-mig-%d.log",
+                                            g_get_tmp_dir(), getpid());
+    g_autofree char *args = NULL;
+    VVQueue *q0, *q1;
+    QTestState *dst;
+    Req r[2];
+    Snap s;
+    gint64 deadline;
+
+    ctx_init(c, 2, 0);
+    q0 = queue(c, 0);
+    q1 = queue(c, 1);
+    write_ok(c, q0, 1024, 8 * KiB, 51);
+    write_ok(c, q1, 3072, 4 * KiB, 53);
+
+    req_prepare(c, &r[0], q0, BLK_T_IN, 1024, 8 * KiB, 2, false, 0);
+    req_prepare(c, &r[1], q0, BLK_T_OUT, 2048, 4 * KiB, 1, true, 52);
+    req_publish(&r[0]);
+    req_publish(&r[1]);
+    msi_clear(c);
+    reclaim_all(c, &s);
+    /* Bring back all but the data pages of the first request */
+    for (int qi = 0; qi < 2; qi++) {
+        VVQueue *q = queue(c, qi);
+
+        for (uint64_t a = q->ring_mem; a < q->used + PAGE; a += PAGE) {
+            qtest_readb(c->qts, a);
+        }
+    }
+    req_touch_buffers(c, &r[1]);
+    qtest_readb(c->qts, r[1].table);
+    qtest_readb(c->qts, r[0].hdr);
+    qtest_readb(c->qts, r[0].status);
+    qtest_readl(c->qts, c->msi_base);
+
+    set_hold_faults(c->qts, true);
+    vv_queue_kick(q0);
+    deadline = g_get_monotonic_time() + WAIT_US;
+    do {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(1000);
+        snap(c, &s);
+    } while (s.pending == 0);
+    g_assert_cmpuint(s.pending, ==, 1);
+    g_assert_cmpuint(vv_queue_used_idx(q0), ==, q0->last_used);
+
+    args = g_strdup_printf("-M q35 -m %d -nodefaults -d guest_errors -D %s "
+                           "-object vpri-host,id=vh0 "
+                           "-blockdev driver=file,node-name=d0,"
+                           "filename=/proc/%d/fd/%d,locking=off "
+                           "-device vpri-blk,drive=d0,host=vh0,id=vblk0,"
+                           "num-queues=2 -incoming %s",
+                           RAM_MB, dlog, getpid(), c->img_fd, uri);
+    dst = qtest_init(args);
+    unlink(dlog);
+    qtest_qmp_assert_success(c->qts, "{ 'execute': 'migrate', "
+                             "'arguments': { 'uri': %s } }", uri);
+    wait_migrated(c->qts, dst);
+
+    /* The driver goes on with the destination */
+    qtest_quit(c->qts);
+    c->qts = dst;
+    c->bus->qts = dst;
+    c->d->qts = dst;
+
+    g_assert(collect(c, r, 2, 0, NULL));
+    req_finish(c, &r[0]);
+    req_finish(c, &r[1]);
+    req_check_ok(&r[0], 51);
+    req_check_ok(&r[1], 52);
+    req_free(&r[0]);
+    req_free(&r[1]);
+    flush_ok(c, q0);
+    check_image(c, 2048, 4 * KiB, 52);
+    /* Both queues keep their place in the rings, and their vectors */
+    msi_clear(c);
+    read_check(c, q1, 3072, 4 * KiB, 53);
+    g_assert(ctx_wait_msi(c, 2, WAIT_US));
+    write_ok(c, q0, 4096, 4 * KiB, 54);
+    read_check(c, q0, 4096, 4 * KiB, 54);
+
+    /* Nothing faulted here: every page of the destination is present */
+    snap_settled(c, &s);
+    g_assert_cmpuint(s.raised, ==, 0);
+    g_assert_cmpuint(s.evicted, ==, 0);
+    g_assert_cmphex(vv_get_status(c->d) & VV_S_NEEDS_RESET, ==, 0);
+    assert_running(c);
+    ctx_stop(c);
+}
+
 int main(int argc, char **argv)
 {
     if (!vblk_tests_init(&argc, &argv, CASE_TIMEOUT_US)) {
@@ -1317,6 +1452,7 @@ int main(int argc, char **argv)
     add_test("/iolab/vpri-fault/fail-ring", test_fail_ring);
     add_test("/iolab/vpri-fault/qmp-errors", test_qmp_errors);
     add_test("/iolab/vpri-fault/cpu-faults", test_cpu_faults);
+    add_test("/iolab/vpri-fault/migration", test_migration);
 
     return g_test_run();
 }

@@ -17,6 +17,8 @@
 #include "hw/pci/pci_device.h"
 #include "hw/vpri/virtq.h"
 #include "qom/object.h"
+#include "system/runstate.h"
+#include "migration/vmstate.h"
 
 #define TYPE_VPRI_VIRTIO_PCI "vpri-virtio-pci"
 OBJECT_DECLARE_TYPE(VpriVirtioPCI, VpriVirtioPCIClass, VPRI_VIRTIO_PCI)
@@ -113,6 +115,13 @@ struct VpriVirtioPCI {
     QEMUBH *kick_bh;
     /* Queues whose fault was answered, run again by resume_bh. */
     uint64_t resume_pending;
+    /*
+     * The VM is stopped: no queue runs, kicks and resumes wait in their
+     * pending masks.  On the source of a migration this keeps the device
+     * from touching guest memory or the backend after the final drain.
+     */
+    bool vm_stopped;
+    VMChangeStateEntry *vm_state_entry;
 };
 
 struct VpriVirtioPCIClass {
@@ -139,7 +148,21 @@ struct VpriVirtioPCIClass {
      * their (possibly evicted) rings and fault for nothing.
      */
     bool resume_faulted_only;
+    /*
+     * The VM runs again after loading migrated state: rebuild the requests
+     * that were in flight on the source.  Runs before the queues are
+     * kicked; guest memory is readable and the backend is active.
+     */
+    void (*restart)(VpriVirtioPCI *vp);
 };
+
+/*
+ * The transport's migration state (PCI config, MSI-X, features, status,
+ * every queue's ring state).  A subclass puts it first in its own
+ * VMStateDescription with VMSTATE_STRUCT(parent_obj, ..., 1,
+ * vmstate_vpri_virtio_pci, VpriVirtioPCI), then adds what is in flight.
+ */
+extern const VMStateDescription vmstate_vpri_virtio_pci;
 
 /*
  * Called by subclasses in realize before anything else.  @num_queues
