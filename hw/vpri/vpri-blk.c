@@ -770,49 +770,27 @@ static void vpri_blk_reset(VpriVirtioPCI *vp)
  * What is in flight when the VM stops for the switch-over: the backend
  * has been drained, so every request popped and not yet pushed is on its
  * queue's held list, at whatever stage a fault or a blocked queue left it.
- * Each goes to the destination as its descriptor chain (queue, head and
- * segments, little-endian), and starts there again from its header once
- * the VM runs, as virtio-blk restarts its in-flight requests: reads and
- * writes are idempotent until the driver sees them complete.
- *
- *   u16 queue, u16 head, u16 nseg, u16 0, u32 in_len, u32 out_len,
- *   nseg x { u64 addr, u32 len, u8 device-writable, u8[3] 0 }
+ * Each goes to the destination as its descriptor chain, and starts there
+ * again from its header once the VM runs, as virtio-blk restarts its
+ * in-flight requests: reads and writes are idempotent until the driver
+ * sees them complete.
  */
-#define VPRI_BLK_MIG_HDR    16
-#define VPRI_BLK_MIG_SEG    16
-
 static int vpri_blk_pre_save(void *opaque)
 {
     VpriBlk *s = opaque;
-    GByteArray *buf = g_byte_array_new();
+    GByteArray *buf;
 
     if (s->inflight) {
         error_report("vpri-blk: %" PRIu64 " requests still in the backend "
                      "at migration", s->inflight);
-        g_byte_array_free(buf, true);
         return -EBUSY;
     }
+    buf = g_byte_array_new();
     for (uint16_t i = 0; i < s->num_queues; i++) {
         VpriBlkReq *req;
 
         QTAILQ_FOREACH(req, &s->held[i], next) {
-            const VirtqElem *e = &req->elem;
-            uint8_t hdr[VPRI_BLK_MIG_HDR] = { 0 };
-
-            stw_le_p(hdr, i);
-            stw_le_p(hdr + 2, e->head);
-            stw_le_p(hdr + 4, e->nseg);
-            stl_le_p(hdr + 8, e->in_len);
-            stl_le_p(hdr + 12, e->out_len);
-            g_byte_array_append(buf, hdr, sizeof(hdr));
-            for (uint16_t k = 0; k < e->nseg; k++) {
-                uint8_t seg[VPRI_BLK_MIG_SEG] = { 0 };
-
-                stq_le_p(seg, e->seg[k].addr);
-                stl_le_p(seg + 8, e->seg[k].len);
-                seg[12] = e->seg[k].write;
-                g_byte_array_append(buf, seg, sizeof(seg));
-            }
+            vpri_virtio_pci_put_elem(buf, i, &req->elem);
         }
     }
     s->mig_len = buf->len;
@@ -837,40 +815,22 @@ static bool vpri_blk_mig_walk(VpriBlk *s, bool build)
     uint32_t off = 0;
 
     while (off < s->mig_len) {
-        const uint8_t *p = s->mig_buf + off;
-        uint16_t queue, head, nseg;
-        VpriBlkReq *req;
+        VpriBlkReq *req = build ? vpri_blk_req_new(s, 0) : NULL;
+        VirtqElem *elem = req ? &req->elem : NULL;
+        uint16_t queue;
 
-        if (s->mig_len - off < VPRI_BLK_MIG_HDR) {
-            return false;
-        }
-        queue = lduw_le_p(p);
-        head = lduw_le_p(p + 2);
-        nseg = lduw_le_p(p + 4);
-        off += VPRI_BLK_MIG_HDR;
-        if (queue >= s->num_queues || head >= vp->queues[queue].vq.size ||
-            nseg > VIRTQ_ELEM_MAX_SEG ||
-            (s->mig_len - off) / VPRI_BLK_MIG_SEG < nseg) {
-            return false;
-        }
-        if (build) {
-            req = vpri_blk_req_new(s, queue);
-            req->elem.head = head;
-            req->elem.nseg = nseg;
-            req->elem.in_len = ldl_le_p(p + 8);
-            req->elem.out_len = ldl_le_p(p + 12);
-            for (uint16_t k = 0; k < nseg; k++) {
-                const uint8_t *q = s->mig_buf + off + k * VPRI_BLK_MIG_SEG;
-
-                req->elem.seg[k] = (VirtqSeg) {
-                    .addr = ldq_le_p(q), .len = ldl_le_p(q + 8),
-                    .write = q[12],
-                };
+        if (!vpri_virtio_pci_get_elem(vp, s->mig_buf, s->mig_len, &off,
+                                      &queue, elem)) {
+            if (req) {
+                vpri_blk_req_put(s, req);
             }
+            return false;
+        }
+        if (req) {
+            req->queue = queue;
             req->stage = STAGE_HEADER;
             QTAILQ_INSERT_TAIL(&s->held[queue], req, next);
         }
-        off += nseg * VPRI_BLK_MIG_SEG;
     }
     return true;
 }

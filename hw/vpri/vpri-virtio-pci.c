@@ -879,6 +879,72 @@ static int vpri_vpci_post_load(void *opaque, int version_id)
     return 0;
 }
 
+/*
+ * One popped chain, as it travels in a device's migration section
+ * (little-endian; docs/vpri-blk.rst):
+ *
+ *   u16 queue, u16 head, u16 nseg, u16 0, u32 in_len, u32 out_len,
+ *   nseg x { u64 addr, u32 len, u8 device-writable, u8[3] 0 }
+ */
+#define VPRI_MIG_ELEM_HDR   16
+#define VPRI_MIG_ELEM_SEG   16
+
+void vpri_virtio_pci_put_elem(GByteArray *buf, uint16_t queue,
+                              const VirtqElem *e)
+{
+    uint8_t hdr[VPRI_MIG_ELEM_HDR] = { 0 };
+
+    stw_le_p(hdr, queue);
+    stw_le_p(hdr + 2, e->head);
+    stw_le_p(hdr + 4, e->nseg);
+    stl_le_p(hdr + 8, e->in_len);
+    stl_le_p(hdr + 12, e->out_len);
+    g_byte_array_append(buf, hdr, sizeof(hdr));
+    for (uint16_t k = 0; k < e->nseg; k++) {
+        uint8_t seg[VPRI_MIG_ELEM_SEG] = { 0 };
+
+        stq_le_p(seg, e->seg[k].addr);
+        stl_le_p(seg + 8, e->seg[k].len);
+        seg[12] = e->seg[k].write;
+        g_byte_array_append(buf, seg, sizeof(seg));
+    }
+}
+
+bool vpri_virtio_pci_get_elem(VpriVirtioPCI *vp, const uint8_t *buf,
+                              uint32_t len, uint32_t *off, uint16_t *queue,
+                              VirtqElem *e)
+{
+    const uint8_t *p = buf + *off;
+    uint16_t q, head, nseg;
+
+    if (len - *off < VPRI_MIG_ELEM_HDR) {
+        return false;
+    }
+    q = lduw_le_p(p);
+    head = lduw_le_p(p + 2);
+    nseg = lduw_le_p(p + 4);
+    p += VPRI_MIG_ELEM_HDR;
+    if (q >= vp->num_queues || head >= vp->queues[q].vq.size ||
+        nseg > VIRTQ_ELEM_MAX_SEG ||
+        (len - *off - VPRI_MIG_ELEM_HDR) / VPRI_MIG_ELEM_SEG < nseg) {
+        return false;
+    }
+    if (e) {
+        e->head = head;
+        e->nseg = nseg;
+        e->in_len = ldl_le_p(p - VPRI_MIG_ELEM_HDR + 8);
+        e->out_len = ldl_le_p(p - VPRI_MIG_ELEM_HDR + 12);
+        for (uint16_t k = 0; k < nseg; k++, p += VPRI_MIG_ELEM_SEG) {
+            e->seg[k] = (VirtqSeg) {
+                .addr = ldq_le_p(p), .len = ldl_le_p(p + 8), .write = p[12],
+            };
+        }
+    }
+    *queue = q;
+    *off += VPRI_MIG_ELEM_HDR + nseg * VPRI_MIG_ELEM_SEG;
+    return true;
+}
+
 static const VMStateDescription vmstate_vpri_queue = {
     .name = "vpri-virtio-pci/queue",
     .version_id = 1,

@@ -165,6 +165,18 @@ struct VpriVirtioPCIClass {
 extern const VMStateDescription vmstate_vpri_virtio_pci;
 
 /*
+ * Append the popped chain @e of queue @queue to a device's migration
+ * buffer, and read one back at *@off (advanced past it).  Reading checks
+ * the queue, head and segment count against @vp's queues and returns
+ * false for a malformed buffer; with @e NULL it only checks.
+ */
+void vpri_virtio_pci_put_elem(GByteArray *buf, uint16_t queue,
+                              const VirtqElem *e);
+bool vpri_virtio_pci_get_elem(VpriVirtioPCI *vp, const uint8_t *buf,
+                              uint32_t len, uint32_t *off, uint16_t *queue,
+                              VirtqElem *e);
+
+/*
  * Called by subclasses in realize before anything else.  @num_queues
  * queues, each offering @queue_size entries.
  */
