@@ -24,6 +24,7 @@
 
 #include "qemu/osdep.h"
 #include "qemu/log.h"
+#include "qemu/error-report.h"
 #include "qemu/units.h"
 #include "qapi/error.h"
 #include "hw/qdev-properties.h"
@@ -95,6 +96,10 @@ struct VpriNic {
     uint64_t tx_stalls;
     uint64_t tx_errors;
     uint64_t *queue_faults;     /* per virtqueue */
+
+    /* Busy slots' chains, serialized for migration (vpri_nic_pre_save) */
+    uint8_t *mig_buf;
+    uint32_t mig_len;
 };
 
 /* Queue layout: rx0, tx0, rx1, tx1, ..., then the control queue. */
@@ -122,7 +127,7 @@ static bool vpri_nic_running(VpriNic *s)
     VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(s);
 
     return (vp->status & VIRTIO_CONFIG_S_DRIVER_OK) &&
-           !vpri_virtio_pci_broken(vp);
+           !vpri_virtio_pci_broken(vp) && !vp->vm_stopped;
 }
 
 /* Raise a fault for queue @index, counting it once per stall. */
@@ -706,7 +711,142 @@ static void vpri_nic_reset(VpriVirtioPCI *vp)
     }
     s->ctrl.busy = false;
     s->curr_pairs = 1;
+    g_free(s->mig_buf);
+    s->mig_buf = NULL;
+    s->mig_len = 0;
 }
+
+/* ------------------------------------------------------------------ */
+/* Migration                                                          */
+
+/* The slot a queue's current element lives in, or NULL. */
+static VpriNicSlot *vpri_nic_slot(VpriNic *s, uint16_t index)
+{
+    if (index == vpri_nic_ctrl_index(s)) {
+        return &s->ctrl;
+    }
+    if (index >= 2 * s->max_pairs) {
+        return NULL;
+    }
+    return index & 1 ? &s->tx[index / 2].slot : &s->rx[index / 2];
+}
+
+/*
+ * Each queue's current element goes as its chain, in the transport's
+ * format.  On the destination it is the slot's element again, and the
+ * queue picks it up from the start: a receive buffer is still empty (a
+ * packet is written and pushed in one go), a transmit chain has not been
+ * pushed, so not sent either, and control commands are idempotent.
+ * Packets queued in the net layer, and a transmission waiting for the
+ * peer, are lost like packets on a wire.
+ */
+static int vpri_nic_pre_save(void *opaque)
+{
+    VpriNic *s = opaque;
+    VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(s);
+    GByteArray *buf = g_byte_array_new();
+
+    for (uint16_t i = 0; i < vp->num_queues; i++) {
+        VpriNicSlot *slot = vpri_nic_slot(s, i);
+
+        if (slot && slot->busy) {
+            vpri_virtio_pci_put_elem(buf, i, slot->elem);
+        }
+    }
+    s->mig_len = buf->len;
+    s->mig_buf = g_byte_array_free(buf, false);
+    return 0;
+}
+
+static int vpri_nic_post_save(void *opaque)
+{
+    VpriNic *s = opaque;
+
+    g_free(s->mig_buf);
+    s->mig_buf = NULL;
+    s->mig_len = 0;
+    return 0;
+}
+
+/* Check the migrated slots; put them in place when @fill. */
+static bool vpri_nic_mig_walk(VpriNic *s, bool fill)
+{
+    VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(s);
+    g_autofree bool *seen = g_new0(bool, vp->num_queues);
+    uint32_t off = 0;
+
+    while (off < s->mig_len) {
+        uint32_t at = off;
+        VpriNicSlot *slot;
+        uint16_t index;
+
+        if (!vpri_virtio_pci_get_elem(vp, s->mig_buf, s->mig_len, &off,
+                                      &index, NULL)) {
+            return false;
+        }
+        slot = vpri_nic_slot(s, index);
+        if (!slot || seen[index]) {
+            return false;
+        }
+        seen[index] = true;
+        if (fill) {
+            vpri_virtio_pci_get_elem(vp, s->mig_buf, s->mig_len, &at, &index,
+                                     slot->elem);
+            slot->busy = true;
+        }
+    }
+    return true;
+}
+
+static int vpri_nic_post_load(void *opaque, int version_id)
+{
+    VpriNic *s = opaque;
+
+    if (s->curr_pairs < 1 || s->curr_pairs > s->max_pairs ||
+        !vpri_nic_mig_walk(s, false)) {
+        error_report("vpri-nic: malformed state in the migration stream "
+                     "(%u queue pairs of %u, or bad slots)", s->curr_pairs,
+                     s->max_pairs);
+        return -EINVAL;
+    }
+    /* The link is the destination's own */
+    s->status = qemu_get_queue(s->nic)->link_down ? 0 : VIRTIO_NET_S_LINK_UP;
+    return 0;
+}
+
+/* The VM runs (again): migrated slots back, packets held meanwhile in. */
+static void vpri_nic_restart(VpriVirtioPCI *vp)
+{
+    VpriNic *s = VPRI_NIC(vp);
+
+    if (s->mig_buf) {
+        vpri_nic_mig_walk(s, true);
+        g_free(s->mig_buf);
+        s->mig_buf = NULL;
+        s->mig_len = 0;
+    }
+    for (uint16_t i = 0; i < s->nic_queues; i++) {
+        qemu_flush_queued_packets(qemu_get_subqueue(s->nic, i));
+    }
+}
+
+static const VMStateDescription vmstate_vpri_nic = {
+    .name = "vpri-nic",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .pre_save = vpri_nic_pre_save,
+    .post_save = vpri_nic_post_save,
+    .post_load = vpri_nic_post_load,
+    .fields = (const VMStateField[]) {
+        VMSTATE_STRUCT(parent_obj, VpriNic, 1, vmstate_vpri_virtio_pci,
+                       VpriVirtioPCI),
+        VMSTATE_UINT16_EQUAL(max_pairs, VpriNic, NULL),
+        VMSTATE_UINT16(curr_pairs, VpriNic),
+        VMSTATE_UINT32(mig_len, VpriNic),
+        VMSTATE_VBUFFER_ALLOC_UINT32(mig_buf, VpriNic, 0, NULL, mig_len),
+        VMSTATE_END_OF_LIST()
+    },
+};
 
 static NetClientInfo vpri_nic_info = {
     .type = NET_CLIENT_DRIVER_NIC,
@@ -786,6 +926,7 @@ static void vpri_nic_exit(PCIDevice *pci)
     g_free(s->rx);
     g_free(s->tx);
     g_free(s->queue_faults);
+    g_free(s->mig_buf);
 }
 
 void vpri_nic_query_stats(DeviceState *dev, VpriDeviceInfo *info)
@@ -847,6 +988,8 @@ static void vpri_nic_class_init(ObjectClass *klass, void *data)
     vc->driver_ok = vpri_nic_driver_ok;
     vc->reset = vpri_nic_reset;
     vc->resume_faulted_only = true;
+    vc->restart = vpri_nic_restart;
+    dc->vmsd = &vmstate_vpri_nic;
     dc->desc = "VPRI virtio-net compatible NIC (I/O page faults)";
     set_bit(DEVICE_CATEGORY_NETWORK, dc->categories);
     device_class_set_props(dc, vpri_nic_properties);

@@ -268,11 +268,26 @@ static void tx_add(Nic *n, uint16_t pair, int slot, uint32_t seq, size_t len)
                                                       false));
 }
 
+/*
+ * The next frame the guest transmitted, skipping the RARP frames QEMU
+ * sends by itself after a migration (self-announce, EtherType 0x8035).
+ */
+static int sock_recv_guest(Nic *n, uint8_t *buf, size_t size,
+                           gint64 timeout_us)
+{
+    int r;
+
+    do {
+        r = sock_recv(n, buf, size, timeout_us);
+    } while (r >= 14 && lduw_be_p(buf + 12) == 0x8035);
+    return r;
+}
+
 /* The next transmitted frame must be @seq with @len bytes. */
 static void tx_expect(Nic *n, uint32_t seq, size_t len)
 {
     uint8_t got[2048], want[1514];
-    int r = sock_recv(n, got, sizeof(got), WAIT_US);
+    int r = sock_recv_guest(n, got, sizeof(got), WAIT_US);
 
     g_assert_cmpint(r, ==, len);
     make_frame(want, len, seq);
@@ -825,6 +840,107 @@ static void test_malformed(void)
     nic_stop(n);
 }
 
+/*
+ * Live migration to a second QEMU whose netdev is another socketpair.  On
+ * the source, pair 0's RX slot holds a buffer whose page is evicted and
+ * whose fault the host does not answer, and TX waits on an evicted frame.
+ * On the destination the frame goes out exactly once, the migrated RX
+ * buffer takes the next frame, and both queues carry on where they were.
+ * The frame held in the source's net queue is lost, like one on a wire.
+ */
+static void test_migration(void)
+{
+    Nic *n = nic_start(NULL, false);
+    g_autofree char *uri = g_strdup_printf("unix:%s/vpri-nic-mig-%d.sock",
+                                           g_get_tmp_dir(), getpid());
+    g_autofree char *dlog = g_strdup_printf("%s/vpri-nic-mig-%d.log",
+                                            g_get_tmp_dir(), getpid());
+    g_autofree char *args = NULL;
+    uint64_t pages[NRX + 1];
+    gint64 deadline;
+    QTestState *dst;
+    NicStats s;
+    int sv[2];
+
+    nic_init(n, 0);
+    send_seq(n, 1, 200);
+    g_assert_cmpint(rx_collect(n, 0, 200, WAIT_US), ==, 1);
+    tx_add(n, 0, 0, 100, 300);
+    vv_queue_kick(txq(n, 0));
+    tx_expect(n, 100, 300);
+    tx_reap(n, 0, 1);
+
+    for (int i = 0; i < NRX; i++) {
+        pages[i] = n->rx_buf[0][i];
+    }
+    pages[NRX] = n->tx_mem + PAGE;
+    tx_add(n, 0, 1, 101, 400);
+    evict_only(n, pages, NRX + 1);
+    hold_faults(n, true);
+    vv_queue_kick(txq(n, 0));
+    send_seq(n, 2, 200);
+    wait_pending(n, 2);
+
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    args = g_strdup_printf("-M q35 -m %d -nodefaults -d guest_errors,unimp "
+                           "-D %s -object vpri-host,id=vh0 "
+                           "-netdev socket,fd=%d,id=n0 "
+                           "-device vpri-nic,netdev=n0,host=vh0,id=nic0,"
+                           "mac=52:54:00:12:34:56 -incoming %s",
+                           RAM_MB, dlog, sv[1], uri);
+    dst = qtest_init(args);
+    close(sv[1]);
+    unlink(dlog);
+    qtest_qmp_assert_success(n->c->qts, "{ 'execute': 'migrate', "
+                             "'arguments': { 'uri': %s } }", uri);
+    deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+    for (;;) {
+        QDict *rsp = qtest_qmp(n->c->qts, "{ 'execute': 'query-migrate' }");
+        const char *st = qdict_get_try_str(qdict_get_qdict(rsp, "return"),
+                                           "status");
+        bool done = st && !strcmp(st, "completed");
+
+        g_assert(!st || strcmp(st, "failed"));
+        qobject_unref(rsp);
+        if (done) {
+            break;
+        }
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(10000);
+    }
+    qtest_qmp_eventwait(dst, "RESUME");
+
+    /* The driver goes on with the destination and its wire */
+    qtest_quit(n->c->qts);
+    n->c->qts = dst;
+    n->c->bus->qts = dst;
+    n->c->d->qts = dst;
+    close(n->sock);
+    n->sock = sv[0];
+
+    tx_expect(n, 101, 400);
+    tx_reap(n, 0, 1);
+    send_seq(n, 3, 200);
+    g_assert_cmpint(rx_collect(n, 0, 200, WAIT_US), ==, 3);
+    send_seq(n, 4, 1514);
+    g_assert_cmpint(rx_collect(n, 0, 1514, WAIT_US), ==, 4);
+    tx_add(n, 0, 2, 102, 1514);
+    vv_queue_kick(txq(n, 0));
+    tx_expect(n, 102, 1514);
+    tx_reap(n, 0, 1);
+    /* Exactly once: nothing else went out */
+    g_assert_cmpint(sock_recv_guest(n, (uint8_t[2048]){ 0 }, 2048,
+                                    G_USEC_PER_SEC / 2), ==, -1);
+
+    nic_stats(n, &s);
+    g_assert_cmpuint(s.tx_packets, ==, 2);
+    g_assert_cmpuint(s.rx_packets, ==, 2);
+    g_assert_cmpuint(s.raised, ==, 0);
+    g_assert_cmpuint(s.dropped + s.dropped_other, ==, 0);
+    assert_running(n->c);
+    nic_stop(n);
+}
+
 int main(int argc, char **argv)
 {
     if (!vpri_tests_init(&argc, &argv, CASE_TIMEOUT_US, "vpri-nic")) {
@@ -838,5 +954,6 @@ int main(int argc, char **argv)
     add_test("/vpri-nic/tx-evict", test_tx_evict);
     add_test("/vpri-nic/multiqueue", test_multiqueue);
     add_test("/vpri-nic/malformed", test_malformed);
+    add_test("/vpri-nic/migration", test_migration);
     return g_test_run();
 }

@@ -149,8 +149,9 @@ struct VpriVirtioPCIClass {
      */
     bool resume_faulted_only;
     /*
-     * The VM runs again after loading migrated state: rebuild the requests
-     * that were in flight on the source.  Runs before the queues are
+     * The VM starts running (after a stop, or on the destination of a
+     * migration): put back what was in flight on the source, and pick up
+     * what waited while the VM was stopped.  Runs before the queues are
      * kicked; guest memory is readable and the backend is active.
      */
     void (*restart)(VpriVirtioPCI *vp);
