@@ -1432,6 +1432,19 @@ static void test_migration(void)
     g_assert_cmpuint(s.raised, ==, 0);
     g_assert_cmpuint(s.evicted, ==, 0);
     g_assert_cmphex(vv_get_status(c->d) & VV_S_NEEDS_RESET, ==, 0);
+
+    /* The destination's host evicts and serves faults in its turn */
+    req_prepare(c, &r[0], q0, BLK_T_IN, 4096, 4 * KiB, 1, false, 0);
+    req_publish(&r[0]);
+    reclaim_all(c, &s);
+    vv_queue_kick(q0);
+    g_assert(collect(c, r, 1, 0, NULL));
+    req_finish(c, &r[0]);
+    req_check_ok(&r[0], 54);
+    req_free(&r[0]);
+    snap_settled(c, &s);
+    g_assert_cmpuint(s.raised, >, 0);
+    g_assert_cmpuint(s.resolved, ==, s.raised);
     assert_running(c);
     ctx_stop(c);
 }
