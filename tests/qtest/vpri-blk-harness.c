@@ -205,3 +205,30 @@ void add_test(const char *path, void (*fn)(void))
     g_assert(case_timeout_us > 0);
     qtest_add_data_func(path, (const void *)fn, run_isolated);
 }
+
+void ctx_migrate(Ctx *c, QTestState *dst, const char *uri)
+{
+    gint64 deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
+
+    qtest_qmp_assert_success(c->qts, "{ 'execute': 'migrate', "
+                             "'arguments': { 'uri': %s } }", uri);
+    for (;;) {
+        QDict *rsp = qtest_qmp(c->qts, "{ 'execute': 'query-migrate' }");
+        const char *st = qdict_get_try_str(qdict_get_qdict(rsp, "return"),
+                                           "status");
+        bool done = st && !strcmp(st, "completed");
+
+        g_assert(!st || strcmp(st, "failed"));
+        qobject_unref(rsp);
+        if (done) {
+            break;
+        }
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(10000);
+    }
+    qtest_qmp_eventwait(dst, "RESUME");
+    qtest_quit(c->qts);
+    c->qts = dst;
+    c->bus->qts = dst;
+    c->d->qts = dst;
+}

@@ -122,6 +122,13 @@ static inline VVQueue *queue(Ctx *c, uint16_t i)
     return &c->d->queues[i];
 }
 
+/*
+ * Migrate @src to @dst (started with -incoming @uri), wait until it has
+ * completed and the destination runs, then point @c's driver at @dst and
+ * quit @src.
+ */
+void ctx_migrate(Ctx *c, QTestState *dst, const char *uri);
+
 /* QEMU is up and the guest is running (nothing stopped or crashed it). */
 void assert_running(Ctx *c);
 

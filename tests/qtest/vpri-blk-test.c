@@ -560,7 +560,7 @@ static int64_t merged(Ctx *c, const char *key)
     QList *list = qdict_get_qlist(rsp, "return");
     int64_t n = -1;
 
-    for (QListEntry *e = qlist_first(list); e; e = qlist_next(e)) {
+    for (const QListEntry *e = qlist_first(list); e; e = qlist_next(e)) {
         QDict *entry = qobject_to(QDict, qlist_entry_obj(e));
 
         if (qdict_haskey(entry, "qdev")) {

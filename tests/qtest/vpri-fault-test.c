@@ -1312,27 +1312,6 @@ static void set_hold_faults(QTestState *qts, bool on)
                              on);
 }
 
-static void wait_migrated(QTestState *src, QTestState *dst)
-{
-    gint64 deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
-
-    for (;;) {
-        QDict *rsp = qtest_qmp(src, "{ 'execute': 'query-migrate' }");
-        const char *st = qdict_get_try_str(qdict_get_qdict(rsp, "return"),
-                                           "status");
-        bool done = st && !strcmp(st, "completed");
-
-        g_assert(!st || strcmp(st, "failed"));
-        qobject_unref(rsp);
-        if (done) {
-            break;
-        }
-        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
-        g_usleep(10000);
-    }
-    qtest_qmp_eventwait(dst, "RESUME");
-}
-
 /*
  * Two QEMU processes on the same image.  On the source, queue 0 has one
  * request held on a fault the host does not answer (x-hold-faults) and a
@@ -1401,15 +1380,8 @@ static void test_migration(void)
                            RAM_MB, dlog, getpid(), c->img_fd, uri);
     dst = qtest_init(args);
     unlink(dlog);
-    qtest_qmp_assert_success(c->qts, "{ 'execute': 'migrate', "
-                             "'arguments': { 'uri': %s } }", uri);
-    wait_migrated(c->qts, dst);
-
     /* The driver goes on with the destination */
-    qtest_quit(c->qts);
-    c->qts = dst;
-    c->bus->qts = dst;
-    c->d->qts = dst;
+    ctx_migrate(c, dst, uri);
 
     g_assert(collect(c, r, 2, 0, NULL));
     req_finish(c, &r[0]);

@@ -857,7 +857,6 @@ static void test_migration(void)
                                             g_get_tmp_dir(), getpid());
     g_autofree char *args = NULL;
     uint64_t pages[NRX + 1];
-    gint64 deadline;
     QTestState *dst;
     NicStats s;
     int sv[2];
@@ -891,30 +890,8 @@ static void test_migration(void)
     dst = qtest_init(args);
     close(sv[1]);
     unlink(dlog);
-    qtest_qmp_assert_success(n->c->qts, "{ 'execute': 'migrate', "
-                             "'arguments': { 'uri': %s } }", uri);
-    deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
-    for (;;) {
-        QDict *rsp = qtest_qmp(n->c->qts, "{ 'execute': 'query-migrate' }");
-        const char *st = qdict_get_try_str(qdict_get_qdict(rsp, "return"),
-                                           "status");
-        bool done = st && !strcmp(st, "completed");
-
-        g_assert(!st || strcmp(st, "failed"));
-        qobject_unref(rsp);
-        if (done) {
-            break;
-        }
-        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
-        g_usleep(10000);
-    }
-    qtest_qmp_eventwait(dst, "RESUME");
-
     /* The driver goes on with the destination and its wire */
-    qtest_quit(n->c->qts);
-    n->c->qts = dst;
-    n->c->bus->qts = dst;
-    n->c->d->qts = dst;
+    ctx_migrate(n->c, dst, uri);
     close(n->sock);
     n->sock = sv[0];
 
