@@ -111,9 +111,6 @@ struct VpriBlk {
     /* Reads and writes to submit when the notification is processed. */
     GPtrArray *batch;
     bool batching;
-    /* Requests in flight, serialized for migration (see vpri_blk_pre_save) */
-    uint8_t *mig_buf;
-    uint32_t mig_len;
 };
 
 /* Adjacent reads or writes that go to the backend as one. */
@@ -749,10 +746,6 @@ static void vpri_blk_reset(VpriVirtioPCI *vp)
 
     /* Requests in the backend finish on their own: wait for them. */
     blk_drain(s->conf.blk);
-    /* Migrated requests not restarted yet are dropped like held ones. */
-    g_free(s->mig_buf);
-    s->mig_buf = NULL;
-    s->mig_len = 0;
     for (uint16_t i = 0; i < s->num_queues; i++) {
         VpriBlkReq *req, *tmp;
 
@@ -778,87 +771,55 @@ static void vpri_blk_reset(VpriVirtioPCI *vp)
 static int vpri_blk_pre_save(void *opaque)
 {
     VpriBlk *s = opaque;
-    GByteArray *buf;
 
     if (s->inflight) {
         error_report("vpri-blk: %" PRIu64 " requests still in the backend "
                      "at migration", s->inflight);
         return -EBUSY;
     }
-    buf = g_byte_array_new();
     for (uint16_t i = 0; i < s->num_queues; i++) {
         VpriBlkReq *req;
 
         QTAILQ_FOREACH(req, &s->held[i], next) {
-            vpri_virtio_pci_put_elem(buf, i, &req->elem);
+            vpri_virtio_pci_save_elem(vpri_blk_vp(s), i, &req->elem);
         }
     }
-    s->mig_len = buf->len;
-    s->mig_buf = g_byte_array_free(buf, false);
     return 0;
-}
-
-static int vpri_blk_post_save(void *opaque)
-{
-    VpriBlk *s = opaque;
-
-    g_free(s->mig_buf);
-    s->mig_buf = NULL;
-    s->mig_len = 0;
-    return 0;
-}
-
-/* Walk the serialized requests; with @s->held filled when @build. */
-static bool vpri_blk_mig_walk(VpriBlk *s, bool build)
-{
-    VpriVirtioPCI *vp = vpri_blk_vp(s);
-    uint32_t off = 0;
-
-    while (off < s->mig_len) {
-        VpriBlkReq *req = build ? vpri_blk_req_new(s, 0) : NULL;
-        VirtqElem *elem = req ? &req->elem : NULL;
-        uint16_t queue;
-
-        if (!vpri_virtio_pci_get_elem(vp, s->mig_buf, s->mig_len, &off,
-                                      &queue, elem)) {
-            if (req) {
-                vpri_blk_req_put(s, req);
-            }
-            return false;
-        }
-        if (req) {
-            req->queue = queue;
-            req->stage = STAGE_HEADER;
-            QTAILQ_INSERT_TAIL(&s->held[queue], req, next);
-        }
-    }
-    return true;
 }
 
 static int vpri_blk_post_load(void *opaque, int version_id)
 {
     VpriBlk *s = opaque;
+    VpriVirtioPCI *vp = vpri_blk_vp(s);
+    uint16_t queue;
 
-    if (!vpri_blk_mig_walk(s, false)) {
-        error_report("vpri-blk: malformed in-flight requests in the "
-                     "migration stream");
-        return -EINVAL;
+    for (uint32_t off = 0; off < vp->inflight_len;) {
+        if (!vpri_virtio_pci_load_elem(vp, &off, &queue, NULL)) {
+            error_report("vpri-blk: malformed in-flight requests in the "
+                         "migration stream");
+            return -EINVAL;
+        }
     }
     return 0;
 }
 
-/* The VM runs on the destination: the migrated requests start again. */
+/* The VM runs: requests migrated from the source start again, in order. */
 static void vpri_blk_restart(VpriVirtioPCI *vp)
 {
     VpriBlk *s = vpri_blk_of(vp);
+    uint16_t queue;
 
-    if (!s->mig_buf) {
-        return;
+    for (uint32_t off = 0; off < vp->inflight_len;) {
+        VpriBlkReq *req = vpri_blk_req_new(s, 0);
+
+        if (!vpri_virtio_pci_load_elem(vp, &off, &queue, &req->elem)) {
+            vpri_blk_req_put(s, req);   /* checked on load: cannot happen */
+            return;
+        }
+        req->queue = queue;
+        req->stage = STAGE_HEADER;
+        QTAILQ_INSERT_TAIL(&s->held[queue], req, next);
     }
-    vpri_blk_mig_walk(s, true);
-    g_free(s->mig_buf);
-    s->mig_buf = NULL;
-    s->mig_len = 0;
 }
 
 static const VMStateDescription vmstate_vpri_blk = {
@@ -866,14 +827,11 @@ static const VMStateDescription vmstate_vpri_blk = {
     .version_id = 1,
     .minimum_version_id = 1,
     .pre_save = vpri_blk_pre_save,
-    .post_save = vpri_blk_post_save,
     .post_load = vpri_blk_post_load,
     .fields = (const VMStateField[]) {
         VMSTATE_STRUCT(parent_obj, VpriBlk, 1, vmstate_vpri_virtio_pci,
                        VpriVirtioPCI),
         VMSTATE_UINT16_EQUAL(num_queues, VpriBlk, NULL),
-        VMSTATE_UINT32(mig_len, VpriBlk),
-        VMSTATE_VBUFFER_ALLOC_UINT32(mig_buf, VpriBlk, 0, NULL, mig_len),
         VMSTATE_END_OF_LIST()
     },
 };
@@ -928,7 +886,6 @@ static void vpri_blk_exit(PCIDevice *pci)
         vpri_blk_req_destroy(s->spare[--s->nspare]);
     }
     g_free(s->held);
-    g_free(s->mig_buf);
     g_ptr_array_free(s->batch, true);
 }
 

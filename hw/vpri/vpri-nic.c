@@ -96,10 +96,6 @@ struct VpriNic {
     uint64_t tx_stalls;
     uint64_t tx_errors;
     uint64_t *queue_faults;     /* per virtqueue */
-
-    /* Busy slots' chains, serialized for migration (vpri_nic_pre_save) */
-    uint8_t *mig_buf;
-    uint32_t mig_len;
 };
 
 /* Queue layout: rx0, tx0, rx1, tx1, ..., then the control queue. */
@@ -711,9 +707,6 @@ static void vpri_nic_reset(VpriVirtioPCI *vp)
     }
     s->ctrl.busy = false;
     s->curr_pairs = 1;
-    g_free(s->mig_buf);
-    s->mig_buf = NULL;
-    s->mig_len = 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -744,56 +737,30 @@ static int vpri_nic_pre_save(void *opaque)
 {
     VpriNic *s = opaque;
     VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(s);
-    GByteArray *buf = g_byte_array_new();
 
     for (uint16_t i = 0; i < vp->num_queues; i++) {
         VpriNicSlot *slot = vpri_nic_slot(s, i);
 
         if (slot && slot->busy) {
-            vpri_virtio_pci_put_elem(buf, i, slot->elem);
+            vpri_virtio_pci_save_elem(vp, i, slot->elem);
         }
     }
-    s->mig_len = buf->len;
-    s->mig_buf = g_byte_array_free(buf, false);
     return 0;
 }
 
-static int vpri_nic_post_save(void *opaque)
-{
-    VpriNic *s = opaque;
-
-    g_free(s->mig_buf);
-    s->mig_buf = NULL;
-    s->mig_len = 0;
-    return 0;
-}
-
-/* Check the migrated slots; put them in place when @fill. */
-static bool vpri_nic_mig_walk(VpriNic *s, bool fill)
+/* Check the migrated slots: one element per queue that has a slot. */
+static bool vpri_nic_migrated_slots_ok(VpriNic *s)
 {
     VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(s);
     g_autofree bool *seen = g_new0(bool, vp->num_queues);
-    uint32_t off = 0;
+    uint16_t index;
 
-    while (off < s->mig_len) {
-        uint32_t at = off;
-        VpriNicSlot *slot;
-        uint16_t index;
-
-        if (!vpri_virtio_pci_get_elem(vp, s->mig_buf, s->mig_len, &off,
-                                      &index, NULL)) {
-            return false;
-        }
-        slot = vpri_nic_slot(s, index);
-        if (!slot || seen[index]) {
+    for (uint32_t off = 0; off < vp->inflight_len;) {
+        if (!vpri_virtio_pci_load_elem(vp, &off, &index, NULL) ||
+            !vpri_nic_slot(s, index) || seen[index]) {
             return false;
         }
         seen[index] = true;
-        if (fill) {
-            vpri_virtio_pci_get_elem(vp, s->mig_buf, s->mig_len, &at, &index,
-                                     slot->elem);
-            slot->busy = true;
-        }
     }
     return true;
 }
@@ -803,7 +770,7 @@ static int vpri_nic_post_load(void *opaque, int version_id)
     VpriNic *s = opaque;
 
     if (s->curr_pairs < 1 || s->curr_pairs > s->max_pairs ||
-        !vpri_nic_mig_walk(s, false)) {
+        !vpri_nic_migrated_slots_ok(s)) {
         error_report("vpri-nic: malformed state in the migration stream "
                      "(%u queue pairs of %u, or bad slots)", s->curr_pairs,
                      s->max_pairs);
@@ -818,13 +785,20 @@ static int vpri_nic_post_load(void *opaque, int version_id)
 static void vpri_nic_restart(VpriVirtioPCI *vp)
 {
     VpriNic *s = VPRI_NIC(vp);
+    VirtqElem *elem = g_new(VirtqElem, 1);
+    uint16_t index;
 
-    if (s->mig_buf) {
-        vpri_nic_mig_walk(s, true);
-        g_free(s->mig_buf);
-        s->mig_buf = NULL;
-        s->mig_len = 0;
+    for (uint32_t off = 0; off < vp->inflight_len;) {
+        VpriNicSlot *slot;
+
+        if (!vpri_virtio_pci_load_elem(vp, &off, &index, elem)) {
+            break;                      /* checked on load: cannot happen */
+        }
+        slot = vpri_nic_slot(s, index);
+        *slot->elem = *elem;
+        slot->busy = true;
     }
+    g_free(elem);
     for (uint16_t i = 0; i < s->nic_queues; i++) {
         qemu_flush_queued_packets(qemu_get_subqueue(s->nic, i));
     }
@@ -835,15 +809,12 @@ static const VMStateDescription vmstate_vpri_nic = {
     .version_id = 1,
     .minimum_version_id = 1,
     .pre_save = vpri_nic_pre_save,
-    .post_save = vpri_nic_post_save,
     .post_load = vpri_nic_post_load,
     .fields = (const VMStateField[]) {
         VMSTATE_STRUCT(parent_obj, VpriNic, 1, vmstate_vpri_virtio_pci,
                        VpriVirtioPCI),
         VMSTATE_UINT16_EQUAL(max_pairs, VpriNic, NULL),
         VMSTATE_UINT16(curr_pairs, VpriNic),
-        VMSTATE_UINT32(mig_len, VpriNic),
-        VMSTATE_VBUFFER_ALLOC_UINT32(mig_buf, VpriNic, 0, NULL, mig_len),
         VMSTATE_END_OF_LIST()
     },
 };
@@ -926,7 +897,6 @@ static void vpri_nic_exit(PCIDevice *pci)
     g_free(s->rx);
     g_free(s->tx);
     g_free(s->queue_faults);
-    g_free(s->mig_buf);
 }
 
 void vpri_nic_query_stats(DeviceState *dev, VpriDeviceInfo *info)

@@ -59,6 +59,14 @@ enum {
     COMMON_SIZE = 0x3c,
 };
 
+/* Migrated chains: see vpri_virtio_pci_save_elem() */
+static void vpri_vpci_drop_inflight(VpriVirtioPCI *vp)
+{
+    g_free(vp->inflight);
+    vp->inflight = NULL;
+    vp->inflight_len = 0;
+}
+
 /* The data path runs per DMA: it takes the parent without a checked cast. */
 static inline PCIDevice *vpri_vpci_pci(VpriVirtioPCI *vp)
 {
@@ -441,6 +449,8 @@ static void vpri_vpci_device_reset(VpriVirtioPCI *vp)
     vp->isr_status = 0;
     vp->kick_pending = 0;
     vp->resume_pending = 0;
+    /* Migrated chains not restarted yet belong to the old driver. */
+    vpri_vpci_drop_inflight(vp);
     pci_set_irq(PCI_DEVICE(vp), 0);
 }
 
@@ -826,6 +836,7 @@ static void vpri_vpci_vm_state_change(void *opaque, bool running,
     if (k->restart) {
         k->restart(vp);
     }
+    vpri_vpci_drop_inflight(vp);
     if (vp->kick_pending) {
         qemu_bh_schedule(vp->kick_bh);
     }
@@ -889,51 +900,53 @@ static int vpri_vpci_post_load(void *opaque, int version_id)
 #define VPRI_MIG_ELEM_HDR   16
 #define VPRI_MIG_ELEM_SEG   16
 
-void vpri_virtio_pci_put_elem(GByteArray *buf, uint16_t queue,
-                              const VirtqElem *e)
+void vpri_virtio_pci_save_elem(VpriVirtioPCI *vp, uint16_t queue,
+                               const VirtqElem *e)
 {
-    uint8_t hdr[VPRI_MIG_ELEM_HDR] = { 0 };
+    uint32_t len = VPRI_MIG_ELEM_HDR + e->nseg * VPRI_MIG_ELEM_SEG;
+    uint8_t *p;
 
-    stw_le_p(hdr, queue);
-    stw_le_p(hdr + 2, e->head);
-    stw_le_p(hdr + 4, e->nseg);
-    stl_le_p(hdr + 8, e->in_len);
-    stl_le_p(hdr + 12, e->out_len);
-    g_byte_array_append(buf, hdr, sizeof(hdr));
-    for (uint16_t k = 0; k < e->nseg; k++) {
-        uint8_t seg[VPRI_MIG_ELEM_SEG] = { 0 };
-
-        stq_le_p(seg, e->seg[k].addr);
-        stl_le_p(seg + 8, e->seg[k].len);
-        seg[12] = e->seg[k].write;
-        g_byte_array_append(buf, seg, sizeof(seg));
+    vp->inflight = g_realloc(vp->inflight, vp->inflight_len + len);
+    p = vp->inflight + vp->inflight_len;
+    vp->inflight_len += len;
+    memset(p, 0, len);
+    stw_le_p(p, queue);
+    stw_le_p(p + 2, e->head);
+    stw_le_p(p + 4, e->nseg);
+    stl_le_p(p + 8, e->in_len);
+    stl_le_p(p + 12, e->out_len);
+    p += VPRI_MIG_ELEM_HDR;
+    for (uint16_t k = 0; k < e->nseg; k++, p += VPRI_MIG_ELEM_SEG) {
+        stq_le_p(p, e->seg[k].addr);
+        stl_le_p(p + 8, e->seg[k].len);
+        p[12] = e->seg[k].write;
     }
 }
 
-bool vpri_virtio_pci_get_elem(VpriVirtioPCI *vp, const uint8_t *buf,
-                              uint32_t len, uint32_t *off, uint16_t *queue,
-                              VirtqElem *e)
+bool vpri_virtio_pci_load_elem(VpriVirtioPCI *vp, uint32_t *off,
+                               uint16_t *queue, VirtqElem *e)
 {
-    const uint8_t *p = buf + *off;
+    const uint8_t *p = vp->inflight + *off;
+    uint32_t left = vp->inflight_len - *off;
     uint16_t q, head, nseg;
 
-    if (len - *off < VPRI_MIG_ELEM_HDR) {
+    if (*off > vp->inflight_len || left < VPRI_MIG_ELEM_HDR) {
         return false;
     }
     q = lduw_le_p(p);
     head = lduw_le_p(p + 2);
     nseg = lduw_le_p(p + 4);
-    p += VPRI_MIG_ELEM_HDR;
     if (q >= vp->num_queues || head >= vp->queues[q].vq.size ||
         nseg > VIRTQ_ELEM_MAX_SEG ||
-        (len - *off - VPRI_MIG_ELEM_HDR) / VPRI_MIG_ELEM_SEG < nseg) {
+        (left - VPRI_MIG_ELEM_HDR) / VPRI_MIG_ELEM_SEG < nseg) {
         return false;
     }
     if (e) {
         e->head = head;
         e->nseg = nseg;
-        e->in_len = ldl_le_p(p - VPRI_MIG_ELEM_HDR + 8);
-        e->out_len = ldl_le_p(p - VPRI_MIG_ELEM_HDR + 12);
+        e->in_len = ldl_le_p(p + 8);
+        e->out_len = ldl_le_p(p + 12);
+        p += VPRI_MIG_ELEM_HDR;
         for (uint16_t k = 0; k < nseg; k++, p += VPRI_MIG_ELEM_SEG) {
             e->seg[k] = (VirtqSeg) {
                 .addr = ldq_le_p(p), .len = ldl_le_p(p + 8), .write = p[12],
@@ -943,6 +956,12 @@ bool vpri_virtio_pci_get_elem(VpriVirtioPCI *vp, const uint8_t *buf,
     *queue = q;
     *off += VPRI_MIG_ELEM_HDR + nseg * VPRI_MIG_ELEM_SEG;
     return true;
+}
+
+static int vpri_vpci_post_save(void *opaque)
+{
+    vpri_vpci_drop_inflight(opaque);
+    return 0;
 }
 
 static const VMStateDescription vmstate_vpri_queue = {
@@ -978,6 +997,7 @@ const VMStateDescription vmstate_vpri_virtio_pci = {
     .version_id = 1,
     .minimum_version_id = 1,
     .post_load = vpri_vpci_post_load,
+    .post_save = vpri_vpci_post_save,
     .fields = (const VMStateField[]) {
         VMSTATE_PCI_DEVICE(parent_obj, VpriVirtioPCI),
         VMSTATE_MSIX(parent_obj, VpriVirtioPCI),
@@ -995,6 +1015,9 @@ const VMStateDescription vmstate_vpri_virtio_pci = {
         VMSTATE_STRUCT_VARRAY_POINTER_UINT16(queues, VpriVirtioPCI,
                                              num_queues, vmstate_vpri_queue,
                                              VpriQueue),
+        VMSTATE_UINT32(inflight_len, VpriVirtioPCI),
+        VMSTATE_VBUFFER_ALLOC_UINT32(inflight, VpriVirtioPCI, 0, NULL,
+                                     inflight_len),
         VMSTATE_END_OF_LIST()
     },
 };
@@ -1136,6 +1159,7 @@ void vpri_virtio_pci_unrealize(VpriVirtioPCI *vp)
     qemu_bh_delete(vp->resume_bh);
     qemu_bh_delete(vp->kick_bh);
     qemu_del_vm_change_state_handler(vp->vm_state_entry);
+    vpri_vpci_drop_inflight(vp);
     msix_uninit_exclusive_bar(PCI_DEVICE(vp));
     g_free(vp->queues);
 }

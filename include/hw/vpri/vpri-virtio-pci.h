@@ -122,6 +122,13 @@ struct VpriVirtioPCI {
      */
     bool vm_stopped;
     VMChangeStateEntry *vm_state_entry;
+    /*
+     * Popped chains in flight, serialized for a migration: filled by the
+     * subclass's pre_save, sent in the transport's section, and on the
+     * destination handed to the subclass's restart hook, then freed.
+     */
+    uint8_t *inflight;
+    uint32_t inflight_len;
 };
 
 struct VpriVirtioPCIClass {
@@ -150,9 +157,10 @@ struct VpriVirtioPCIClass {
     bool resume_faulted_only;
     /*
      * The VM starts running (after a stop, or on the destination of a
-     * migration): put back what was in flight on the source, and pick up
-     * what waited while the VM was stopped.  Runs before the queues are
-     * kicked; guest memory is readable and the backend is active.
+     * migration): put back what was in flight on the source (the chains
+     * in vp->inflight, freed afterwards), and pick up what waited while
+     * the VM was stopped.  Runs before the queues are kicked; guest
+     * memory is readable and the backend is active.
      */
     void (*restart)(VpriVirtioPCI *vp);
 };
@@ -166,16 +174,19 @@ struct VpriVirtioPCIClass {
 extern const VMStateDescription vmstate_vpri_virtio_pci;
 
 /*
- * Append the popped chain @e of queue @queue to a device's migration
- * buffer, and read one back at *@off (advanced past it).  Reading checks
- * the queue, head and segment count against @vp's queues and returns
- * false for a malformed buffer; with @e NULL it only checks.
+ * In a subclass's pre_save: add the popped chain @e of queue @queue to
+ * what the migration sends as in flight.
  */
-void vpri_virtio_pci_put_elem(GByteArray *buf, uint16_t queue,
-                              const VirtqElem *e);
-bool vpri_virtio_pci_get_elem(VpriVirtioPCI *vp, const uint8_t *buf,
-                              uint32_t len, uint32_t *off, uint16_t *queue,
-                              VirtqElem *e);
+void vpri_virtio_pci_save_elem(VpriVirtioPCI *vp, uint16_t queue,
+                               const VirtqElem *e);
+/*
+ * Read the migrated chain at *@off of vp->inflight (advancing *@off past
+ * it) into @e, or only check it when @e is NULL.  The queue, head and
+ * segment count are checked against @vp's queues: false for a malformed
+ * entry.  Loop while *@off < vp->inflight_len.
+ */
+bool vpri_virtio_pci_load_elem(VpriVirtioPCI *vp, uint32_t *off,
+                               uint16_t *queue, VirtqElem *e);
 
 /*
  * Called by subclasses in realize before anything else.  @num_queues
