@@ -38,6 +38,11 @@ static VdpaMgmtInstanceInfo *vdpa_instance_info(VdpaInst *inst)
     c->errors = inst->stats.errors;
     c->dma_faults = inst->stats.dma_faults;
     i->counters = c;
+    for (uint16_t q = 0; q < inst->nqueues; q++) {
+        i->fault_blocked_queues +=
+            inst->q[q].fault_slot != VDPA_NO_FAULT_SLOT;
+        i->held_requests += vdpa_queue_held(&inst->q[q]);
+    }
     return i;
 }
 
@@ -56,6 +61,14 @@ static VdpaMgmtInfo *vdpa_mgmt_info(VdpaMgmt *s, bool brief)
     info->admin_errors = s->admin_errors;
     info->bad_doorbells = s->bad_doorbells;
     info->admin_queue_ready = s->status == VDPA_STATUS_READY;
+    info->rx_dropped = s->rx_dropped;
+    info->rx_dropped_on_fault = s->rx_fault_dropped;
+    info->iotlb_entries = vdpa_iotlb_capacity(&s->iotlb);
+    info->iotlb_hits = s->iotlb.stats.hits;
+    info->iotlb_misses = s->iotlb.stats.misses;
+    info->iotlb_invalidations = s->iotlb.stats.invalidations;
+    info->iotlb_dropped = s->iotlb.stats.dropped;
+    info->pasid_translations = s->pasid_translations;
     if (brief) {
         return info;
     }
