@@ -516,6 +516,11 @@ static void test_bad_properties(void)
     g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(resp, "error"),
                                           "desc"), "max-instances"));
     qobject_unref(resp);
+    resp = qtest_qmp(qts, "{'execute': 'device_add', 'arguments': "
+                     "{'driver': 'vdpa-mgmt', 'iotlb-entries': 2}}");
+    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(resp, "error"),
+                                          "desc"), "iotlb-entries"));
+    qobject_unref(resp);
     qtest_quit(qts);
 }
 
