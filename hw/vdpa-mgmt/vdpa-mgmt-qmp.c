@@ -69,6 +69,7 @@ static VdpaMgmtInfo *vdpa_mgmt_info(VdpaMgmt *s, bool brief)
     info->iotlb_invalidations = s->iotlb.stats.invalidations;
     info->iotlb_dropped = s->iotlb.stats.dropped;
     info->pasid_translations = s->pasid_translations;
+    info->blk_mapped_requests = s->blk_mapped;
     if (brief) {
         return info;
     }

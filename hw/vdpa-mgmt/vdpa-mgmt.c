@@ -74,6 +74,7 @@ struct VdpaBlkReq {
     uint64_t sector;
     uint32_t len;
     bool tx_sent;               /* net TX: frame sent, only the push left */
+    bool mapped;                /* qiov maps guest memory (no bounce) */
     void *bounce;
     QEMUIOVector qiov;
     VdpaBlkReq *next_spare;
@@ -313,8 +314,78 @@ static VdpaBlkReq *vdpa_req_get(VdpaMgmt *s, VdpaInst *inst, uint16_t qi)
     return req;
 }
 
+/* Give back the guest memory a request's qiov maps; @done: it was moved */
+static void vdpa_blk_unmap(VdpaBlkReq *req, bool done)
+{
+    bool to_guest = req->type == VIRTIO_BLK_T_IN;
+
+    for (int i = 0; i < req->qiov.niov; i++) {
+        size_t len = req->qiov.iov[i].iov_len;
+
+        address_space_unmap(req->inst->as, req->qiov.iov[i].iov_base, len,
+                            to_guest, done && to_guest ? len : 0);
+    }
+    qemu_iovec_destroy(&req->qiov);
+    req->mapped = false;
+}
+
+/*
+ * Map the data of a read or write straight into the qiov: the writable
+ * bytes 0..len of an IN, the readable bytes after the header of an OUT.
+ * Only for instances in the function's own DMA space without VPRI (a
+ * PA-BITMAP check or a PASID translation would have to stay valid for the
+ * whole I/O).  False, with nothing mapped, if some part is not directly
+ * accessible RAM: the caller then uses a bounce buffer.
+ */
+static bool vdpa_blk_map(VdpaBlkReq *req)
+{
+    VdpaInst *inst = req->inst;
+    bool to_guest = req->type == VIRTIO_BLK_T_IN;
+    uint64_t skip = to_guest ? 0 : VDPA_BLK_HDR, left = req->len;
+
+    if (inst->s->host || inst->pasid != VDPA_NO_PASID) {
+        return false;
+    }
+    qemu_iovec_init(&req->qiov, 4);
+    req->mapped = true;
+    for (uint16_t i = 0; i < req->elem.nseg && left; i++) {
+        const VirtqSeg *sg = &req->elem.seg[i];
+        uint64_t addr, n;
+
+        if (sg->write != to_guest) {
+            continue;
+        }
+        if (skip >= sg->len) {
+            skip -= sg->len;
+            continue;
+        }
+        addr = sg->addr + skip;
+        n = MIN(sg->len - skip, left);
+        skip = 0;
+        while (n) {
+            hwaddr plen = n;
+            void *p = address_space_map(inst->as, addr, &plen, to_guest,
+                                        vdpa_attrs(inst->s));
+
+            if (!p) {
+                vdpa_blk_unmap(req, false);
+                return false;
+            }
+            qemu_iovec_add(&req->qiov, p, plen);
+            addr += plen;
+            n -= plen;
+            left -= plen;
+        }
+    }
+    inst->s->blk_mapped++;
+    return true;
+}
+
 static void vdpa_req_put(VdpaMgmt *s, VdpaBlkReq *req)
 {
+    if (req->mapped) {
+        vdpa_blk_unmap(req, false);
+    }
     if (req->bounce) {
         qemu_vfree(req->bounce);
         qemu_iovec_destroy(&req->qiov);
@@ -390,6 +461,9 @@ static void vdpa_req_hold(VdpaBlkReq *req, uint64_t addr, bool write)
     VdpaQueue *q = &inst->q[req->queue];
     VdpaBlkReq **tail = &q->held;
 
+    if (req->mapped) {
+        vdpa_blk_unmap(req, false);
+    }
     if (req->bounce) {
         qemu_vfree(req->bounce);
         qemu_iovec_destroy(&req->qiov);
@@ -451,6 +525,10 @@ static void vdpa_blk_io_done(void *opaque, int ret)
     uint64_t fault;
 
     inst->inflight--;
+    if (req->mapped) {
+        /* The data is in guest memory (IN) or on the disk (OUT) already */
+        vdpa_blk_unmap(req, ret >= 0);
+    }
     if (inst->status & VDPA_ST_NEEDS_RESET) {
         vdpa_req_put(inst->s, req);
         return;
@@ -463,7 +541,8 @@ static void vdpa_blk_io_done(void *opaque, int ret)
     if (ret < 0) {
         req->status = VIRTIO_BLK_S_IOERR;
     } else if (req->type == VIRTIO_BLK_T_IN) {
-        if (!vdpa_blk_dma_ok(req, virtq_elem_write(&req->elem, &vdpa_dma_ops,
+        if (req->bounce &&
+            !vdpa_blk_dma_ok(req, virtq_elem_write(&req->elem, &vdpa_dma_ops,
                                                    inst, 0, req->bounce,
                                                    req->len, &fault),
                              &fault, true, "read data")) {
@@ -523,6 +602,9 @@ static void vdpa_blk_start(VdpaBlkReq *req)
             req->status = VIRTIO_BLK_S_IOERR;
             break;
         }
+        if (vdpa_blk_map(req)) {
+            goto submit;
+        }
         req->bounce = qemu_try_blockalign(blk_bs(be->blk), MAX(req->len, 1));
         if (!req->bounce) {
             req->status = VIRTIO_BLK_S_IOERR;
@@ -538,6 +620,7 @@ static void vdpa_blk_start(VdpaBlkReq *req)
                              &fault, false, "write data")) {
             return;
         }
+    submit:
         inst->inflight++;
         if (req->type == VIRTIO_BLK_T_IN) {
             blk_aio_preadv(be->blk, req->sector * VDPA_BLK_SECTOR, &req->qiov,

@@ -259,6 +259,8 @@ static void test_blk_lifecycle(void)
 
     info = query(t->qts, false, &reply);
     g_assert_cmpint(qdict_get_int(info, "num-instances"), ==, 2);
+    /* No VPRI, no PASID: the data went straight to and from guest memory */
+    g_assert_cmpint(qdict_get_int(info, "blk-mapped-requests"), >=, 3);
     inst = qobject_to(QDict, qlist_peek(qdict_get_qlist(info, "instances")));
     g_assert_cmpint(qdict_get_int(inst, "id"), ==, id);
     g_assert_cmpstr(qdict_get_str(inst, "type"), ==, "blk");

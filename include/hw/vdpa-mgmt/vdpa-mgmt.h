@@ -123,6 +123,7 @@ struct VdpaMgmt {
     uint32_t iotlb_entries;
     VdpaIotlb iotlb;
     uint64_t pasid_translations;    /* translate_pasid calls */
+    uint64_t blk_mapped;            /* blk reads/writes without a bounce */
 
     VdpaLimits limits;
     VdpaTable table;
