@@ -66,7 +66,7 @@ void vtd_inv_piotlb_pasid(Vtd *v, uint16_t did, uint32_t pasid);
 /*
  * Page-selective IOTLB invalidation in a domain: what second-stage
  * mappings need (a page-selective PASID-based invalidation leaves them
- * cached, VT-d 6.5.2.4, and intel-iommu follows that)
+ * cached, as the VT-d specification says and intel-iommu does)
  */
 void vtd_inv_iotlb_page(Vtd *v, uint16_t did, uint64_t iova);
 
