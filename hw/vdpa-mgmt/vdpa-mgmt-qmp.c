@@ -127,6 +127,14 @@ void hmp_info_vdpa_mgmt(Monitor *mon, const QDict *qdict)
                        d->max_instances, d->created, d->destroyed,
                        d->admin_queue_ready ? "ready" : "off",
                        d->admin_commands, d->admin_errors, d->bad_doorbells);
+        monitor_printf(mon, "  net rx dropped %" PRIu64 " (%" PRIu64
+                       " on VPRI faults), blk mapped %" PRIu64
+                       ", translation cache %u entries: %" PRIu64 " hits %"
+                       PRIu64 " misses %" PRIu64 " invalidations\n",
+                       d->rx_dropped, d->rx_dropped_on_fault,
+                       d->blk_mapped_requests, d->iotlb_entries,
+                       d->iotlb_hits, d->iotlb_misses,
+                       d->iotlb_invalidations);
         for (VdpaMgmtInstanceInfoList *i = d->instances; i; i = i->next) {
             VdpaMgmtInstanceInfo *n = i->value;
 

@@ -272,6 +272,7 @@ static void test_blk_lifecycle(void)
     hmp = qtest_hmp(t->qts, "info vdpa-mgmt");
     g_assert_nonnull(strstr(hmp, "vm0: 2/65536 instances"));
     g_assert_nonnull(strstr(hmp, "blk running queues 1/1"));
+    g_assert_nonnull(strstr(hmp, "translation cache 0 entries"));
 
     vm_destroy(a, id);
     vm_destroy(a, id1);
