@@ -38,6 +38,11 @@ static VdpaMgmtInstanceInfo *vdpa_instance_info(VdpaInst *inst)
     c->errors = inst->stats.errors;
     c->dma_faults = inst->stats.dma_faults;
     i->counters = c;
+    for (uint16_t q = 0; q < inst->nqueues; q++) {
+        i->fault_blocked_queues +=
+            inst->q[q].fault_slot != VDPA_NO_FAULT_SLOT;
+        i->held_requests += vdpa_queue_held(&inst->q[q]);
+    }
     return i;
 }
 
@@ -56,6 +61,15 @@ static VdpaMgmtInfo *vdpa_mgmt_info(VdpaMgmt *s, bool brief)
     info->admin_errors = s->admin_errors;
     info->bad_doorbells = s->bad_doorbells;
     info->admin_queue_ready = s->status == VDPA_STATUS_READY;
+    info->rx_dropped = s->rx_dropped;
+    info->rx_dropped_on_fault = s->rx_fault_dropped;
+    info->iotlb_entries = vdpa_iotlb_capacity(&s->iotlb);
+    info->iotlb_hits = s->iotlb.stats.hits;
+    info->iotlb_misses = s->iotlb.stats.misses;
+    info->iotlb_invalidations = s->iotlb.stats.invalidations;
+    info->iotlb_dropped = s->iotlb.stats.dropped;
+    info->pasid_translations = s->pasid_translations;
+    info->blk_mapped_requests = s->blk_mapped;
     if (brief) {
         return info;
     }
@@ -113,6 +127,14 @@ void hmp_info_vdpa_mgmt(Monitor *mon, const QDict *qdict)
                        d->max_instances, d->created, d->destroyed,
                        d->admin_queue_ready ? "ready" : "off",
                        d->admin_commands, d->admin_errors, d->bad_doorbells);
+        monitor_printf(mon, "  net rx dropped %" PRIu64 " (%" PRIu64
+                       " on VPRI faults), blk mapped %" PRIu64
+                       ", translation cache %u entries: %" PRIu64 " hits %"
+                       PRIu64 " misses %" PRIu64 " invalidations\n",
+                       d->rx_dropped, d->rx_dropped_on_fault,
+                       d->blk_mapped_requests, d->iotlb_entries,
+                       d->iotlb_hits, d->iotlb_misses,
+                       d->iotlb_invalidations);
         for (VdpaMgmtInstanceInfoList *i = d->instances; i; i = i->next) {
             VdpaMgmtInstanceInfo *n = i->value;
 

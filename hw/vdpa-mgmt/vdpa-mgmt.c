@@ -20,6 +20,7 @@
 #include "qemu/units.h"
 #include "qapi/error.h"
 #include "hw/pci/msix.h"
+#include "hw/pci/pci_bus.h"
 #include "hw/pci/pcie.h"
 #include "hw/qdev-properties.h"
 #include "hw/qdev-properties-system.h"
@@ -43,6 +44,11 @@
 #define VDPA_BLK_SEG_MAX    126
 #define VDPA_BLK_MAX_DATA   (4 * MiB)
 #define VDPA_SPARE_REQS     64
+/* PCIe PASID capability: where, and the PASID width it announces */
+#define VDPA_MGMT_PASID_CAP_OFF 0x100
+#define VDPA_MGMT_PASID_BITS    20
+/* Ways of the translation cache's sets */
+#define VDPA_IOTLB_WAYS     4
 /* DMA addresses the function generates: x86-64's 48-bit IOVA space */
 #define VDPA_DMA_BITS       48
 /*
@@ -67,6 +73,8 @@ struct VdpaBlkReq {
     uint32_t type;
     uint64_t sector;
     uint32_t len;
+    bool tx_sent;               /* net TX: frame sent, only the push left */
+    bool mapped;                /* qiov maps guest memory (no bounce) */
     void *bounce;
     QEMUIOVector qiov;
     VdpaBlkReq *next_spare;
@@ -105,32 +113,58 @@ static bool vdpa_fn_dma(VdpaMgmt *s, uint64_t addr, void *buf, uint32_t len,
                             vdpa_attrs(s), buf, len, write) == MEMTX_OK;
 }
 
+/* The guest enabled the function's PCIe PASID capability (if it has one) */
+static bool vdpa_pasid_enabled(VdpaMgmt *s)
+{
+    PCIDevice *pdev = PCI_DEVICE(s);
+
+    return !s->pasid_cap ||
+           (pci_get_word(pdev->config + s->pasid_cap + PCI_PASID_CTRL) &
+            PCI_PASID_CTRL_ENABLE);
+}
+
 /*
- * An instance bound to a PASID: translate page by page through the
- * vIOMMU with that PASID (patches/0009), then access guest memory.  No
- * translation is cached here; the vIOMMU's IOTLB does that, and its
- * invalidations apply to the next access.
+ * An instance bound to a PASID: translate page by page with that PASID,
+ * from the function's translation cache or else through the vIOMMU
+ * (patches/0009), then access guest memory.  A translation the vIOMMU
+ * grants is cached; one it refuses is not, so every refused access
+ * reaches the vIOMMU and is recorded there.  The vIOMMU's invalidation
+ * notifications (vdpa_pasid_invalidate) empty the cache.
  */
 static bool vdpa_pasid_rw(VdpaInst *inst, uint64_t addr, void *buf,
                           uint64_t len, bool write)
 {
-    PCIDevice *pdev = PCI_DEVICE(inst->s);
+    VdpaMgmt *s = inst->s;
+    PCIDevice *pdev = PCI_DEVICE(s);
     uint8_t *p = buf;
 
+    if (!vdpa_pasid_enabled(s)) {
+        return false;
+    }
     while (len) {
-        IOMMUTLBEntry e;
-        uint64_t off, chunk;
+        uint64_t chunk = MIN(len, VDPA_IOTLB_PAGE_SIZE -
+                                  (addr & VDPA_IOTLB_PAGE_MASK));
+        AddressSpace *as = &address_space_memory;
+        uint64_t pa;
 
-        if (!pci_device_iommu_translate_pasid(pdev, inst->pasid, addr, write,
-                                              &e) ||
-            !(e.perm & (write ? IOMMU_WO : IOMMU_RO))) {
-            return false;
+        if (!vdpa_iotlb_lookup(&s->iotlb, inst->pasid, addr, write, &pa)) {
+            IOMMUTLBEntry e;
+
+            s->pasid_translations++;
+            if (!pci_device_iommu_translate_pasid(pdev, inst->pasid, addr,
+                                                  write, &e) ||
+                !(e.perm & (write ? IOMMU_WO : IOMMU_RO))) {
+                return false;
+            }
+            pa = (e.translated_addr & ~e.addr_mask) | (addr & e.addr_mask);
+            as = e.target_as;
+            if (as == &address_space_memory) {
+                vdpa_iotlb_insert(&s->iotlb, inst->pasid, addr, pa,
+                                  (e.perm & IOMMU_RO ? VDPA_IOTLB_R : 0) |
+                                  (e.perm & IOMMU_WO ? VDPA_IOTLB_W : 0));
+            }
         }
-        off = addr & e.addr_mask;
-        chunk = MIN(len, e.addr_mask - off + 1);
-        if (p && address_space_rw(e.target_as,
-                                  (e.translated_addr & ~e.addr_mask) + off,
-                                  vdpa_attrs(inst->s), p, chunk, write)) {
+        if (p && address_space_rw(as, pa, vdpa_attrs(s), p, chunk, write)) {
             return false;
         }
         addr += chunk;
@@ -140,6 +174,16 @@ static bool vdpa_pasid_rw(VdpaInst *inst, uint64_t addr, void *buf,
         }
     }
     return true;
+}
+
+/* intel-iommu: the guest invalidated translations (patches/0009) */
+static void vdpa_pasid_invalidate(void *opaque, uint32_t pasid, hwaddr first,
+                                  hwaddr last)
+{
+    VdpaMgmt *s = opaque;
+
+    vdpa_iotlb_invalidate(&s->iotlb, pasid == PCI_NO_PASID ?
+                          VDPA_IOTLB_ANY_PASID : pasid, first, last);
 }
 
 /*
@@ -154,8 +198,7 @@ static int vdpa_inst_dma(VdpaInst *inst, uint64_t addr, void *buf,
     VdpaMgmt *s = inst->s;
     bool ok;
 
-    if (s->host && inst->pasid == VDPA_NO_PASID &&
-        inst->type == VDPA_TYPE_BLK) {
+    if (s->host && inst->pasid == VDPA_NO_PASID) {
         PabDmaToken token;
         PabResult r = vpri_host_dma_begin(s->host, s->fault_dev, addr, len,
                                           write, &token, fault_addr);
@@ -271,8 +314,78 @@ static VdpaBlkReq *vdpa_req_get(VdpaMgmt *s, VdpaInst *inst, uint16_t qi)
     return req;
 }
 
+/* Give back the guest memory a request's qiov maps; @done: it was moved */
+static void vdpa_blk_unmap(VdpaBlkReq *req, bool done)
+{
+    bool to_guest = req->type == VIRTIO_BLK_T_IN;
+
+    for (int i = 0; i < req->qiov.niov; i++) {
+        size_t len = req->qiov.iov[i].iov_len;
+
+        address_space_unmap(req->inst->as, req->qiov.iov[i].iov_base, len,
+                            to_guest, done && to_guest ? len : 0);
+    }
+    qemu_iovec_destroy(&req->qiov);
+    req->mapped = false;
+}
+
+/*
+ * Map the data of a read or write straight into the qiov: the writable
+ * bytes 0..len of an IN, the readable bytes after the header of an OUT.
+ * Only for instances in the function's own DMA space without VPRI (a
+ * PA-BITMAP check or a PASID translation would have to stay valid for the
+ * whole I/O).  False, with nothing mapped, if some part is not directly
+ * accessible RAM: the caller then uses a bounce buffer.
+ */
+static bool vdpa_blk_map(VdpaBlkReq *req)
+{
+    VdpaInst *inst = req->inst;
+    bool to_guest = req->type == VIRTIO_BLK_T_IN;
+    uint64_t skip = to_guest ? 0 : VDPA_BLK_HDR, left = req->len;
+
+    if (inst->s->host || inst->pasid != VDPA_NO_PASID) {
+        return false;
+    }
+    qemu_iovec_init(&req->qiov, 4);
+    req->mapped = true;
+    for (uint16_t i = 0; i < req->elem.nseg && left; i++) {
+        const VirtqSeg *sg = &req->elem.seg[i];
+        uint64_t addr, n;
+
+        if (sg->write != to_guest) {
+            continue;
+        }
+        if (skip >= sg->len) {
+            skip -= sg->len;
+            continue;
+        }
+        addr = sg->addr + skip;
+        n = MIN(sg->len - skip, left);
+        skip = 0;
+        while (n) {
+            hwaddr plen = n;
+            void *p = address_space_map(inst->as, addr, &plen, to_guest,
+                                        vdpa_attrs(inst->s));
+
+            if (!p) {
+                vdpa_blk_unmap(req, false);
+                return false;
+            }
+            qemu_iovec_add(&req->qiov, p, plen);
+            addr += plen;
+            n -= plen;
+            left -= plen;
+        }
+    }
+    inst->s->blk_mapped++;
+    return true;
+}
+
 static void vdpa_req_put(VdpaMgmt *s, VdpaBlkReq *req)
 {
+    if (req->mapped) {
+        vdpa_blk_unmap(req, false);
+    }
     if (req->bounce) {
         qemu_vfree(req->bounce);
         qemu_iovec_destroy(&req->qiov);
@@ -320,6 +433,16 @@ static void vdpa_queue_fault(VdpaInst *inst, uint16_t qi, uint64_t addr,
     vpri_host_raise_fault(s->host, s->fault_dev, slot, addr, write, -1);
 }
 
+uint32_t vdpa_queue_held(const VdpaQueue *q)
+{
+    uint32_t n = 0;
+
+    for (const VdpaBlkReq *r = q->held; r; r = r->next_held) {
+        n++;
+    }
+    return n;
+}
+
 static bool vdpa_queue_blocked(VdpaInst *inst, uint16_t qi)
 {
     return inst->q[qi].fault_slot != VDPA_NO_FAULT_SLOT;
@@ -329,14 +452,18 @@ static bool vdpa_queue_blocked(VdpaInst *inst, uint16_t qi)
  * A fault stopped @req after it was popped: keep it, in order, and
  * restart it from its header once the page is in.  Every blk request is
  * idempotent from the start (a read reads again, a write writes the same
- * data again), so nothing of its progress needs keeping.
+ * data again), so nothing of its progress needs keeping.  A net TX
+ * request keeps one bit (tx_sent); a net RX buffer is simply reused.
  */
-static void vdpa_blk_hold(VdpaBlkReq *req, uint64_t addr, bool write)
+static void vdpa_req_hold(VdpaBlkReq *req, uint64_t addr, bool write)
 {
     VdpaInst *inst = req->inst;
     VdpaQueue *q = &inst->q[req->queue];
     VdpaBlkReq **tail = &q->held;
 
+    if (req->mapped) {
+        vdpa_blk_unmap(req, false);
+    }
     if (req->bounce) {
         qemu_vfree(req->bounce);
         qemu_iovec_destroy(&req->qiov);
@@ -359,7 +486,7 @@ static bool vdpa_blk_dma_ok(VdpaBlkReq *req, int ret, const uint64_t *fault,
         return true;
     }
     if (ret == VIRTQ_FAULT) {
-        vdpa_blk_hold(req, *fault, write);
+        vdpa_req_hold(req, *fault, write);
         return false;
     }
     vdpa_inst_error(req->inst, "queue %u: %s: %s", req->queue, what,
@@ -398,19 +525,24 @@ static void vdpa_blk_io_done(void *opaque, int ret)
     uint64_t fault;
 
     inst->inflight--;
+    if (req->mapped) {
+        /* The data is in guest memory (IN) or on the disk (OUT) already */
+        vdpa_blk_unmap(req, ret >= 0);
+    }
     if (inst->status & VDPA_ST_NEEDS_RESET) {
         vdpa_req_put(inst->s, req);
         return;
     }
     /* While its queue waits for a fault, nothing of it touches memory */
     if (vdpa_queue_blocked(inst, req->queue)) {
-        vdpa_blk_hold(req, 0, false);
+        vdpa_req_hold(req, 0, false);
         return;
     }
     if (ret < 0) {
         req->status = VIRTIO_BLK_S_IOERR;
     } else if (req->type == VIRTIO_BLK_T_IN) {
-        if (!vdpa_blk_dma_ok(req, virtq_elem_write(&req->elem, &vdpa_dma_ops,
+        if (req->bounce &&
+            !vdpa_blk_dma_ok(req, virtq_elem_write(&req->elem, &vdpa_dma_ops,
                                                    inst, 0, req->bounce,
                                                    req->len, &fault),
                              &fault, true, "read data")) {
@@ -470,6 +602,9 @@ static void vdpa_blk_start(VdpaBlkReq *req)
             req->status = VIRTIO_BLK_S_IOERR;
             break;
         }
+        if (vdpa_blk_map(req)) {
+            goto submit;
+        }
         req->bounce = qemu_try_blockalign(blk_bs(be->blk), MAX(req->len, 1));
         if (!req->bounce) {
             req->status = VIRTIO_BLK_S_IOERR;
@@ -485,6 +620,7 @@ static void vdpa_blk_start(VdpaBlkReq *req)
                              &fault, false, "write data")) {
             return;
         }
+    submit:
         inst->inflight++;
         if (req->type == VIRTIO_BLK_T_IN) {
             blk_aio_preadv(be->blk, req->sector * VDPA_BLK_SECTOR, &req->qiov,
@@ -517,6 +653,8 @@ static void vdpa_blk_start(VdpaBlkReq *req)
     }
     vdpa_blk_complete(req, 0);
 }
+
+static void vdpa_inst_run(VdpaInst *inst, uint16_t qi);
 
 static void vdpa_run_queue(VdpaInst *inst, uint16_t qi)
 {
@@ -626,7 +764,7 @@ static void vdpa_fault_done(void *opaque, uint16_t slot, bool resolved)
                         qi);
         return;
     }
-    vdpa_run_queue(inst, qi);
+    vdpa_inst_run(inst, qi);
 }
 
 /* Drop what a queue holds (reset, destroy) */
@@ -661,63 +799,198 @@ static uint64_t vdpa_mac_key(const uint8_t *mac)
     return k;
 }
 
+/*
+ * Transmit one popped (or held) chain: read its frame, send it on the
+ * shared netdev, push it.  False if the queue must stop: a VPRI fault
+ * held the request (the frame was not sent, or was sent and only the
+ * push is left: tx_sent), or the instance went to needs-reset.
+ */
+static bool vdpa_net_tx_one(VdpaInst *inst, VdpaBlkReq *req)
+{
+    VdpaMgmt *s = inst->s;
+    uint16_t qi = req->queue;
+    VdpaQueue *q = &inst->q[qi];
+    uint64_t fault;
+    int ret;
+
+    if (!req->tx_sent) {
+        g_autofree uint8_t *frame = NULL;
+        uint32_t len;
+
+        if (req->elem.out_len < VDPA_NET_HDR ||
+            req->elem.out_len > VDPA_NET_HDR + VDPA_NET_MAX_FRAME) {
+            vdpa_inst_error(inst, "queue %u: tx chain of %u bytes", qi,
+                            req->elem.out_len);
+            vdpa_req_put(s, req);
+            return false;
+        }
+        len = req->elem.out_len - VDPA_NET_HDR;
+        frame = g_malloc(MAX(len, 1));
+        ret = virtq_elem_read(&req->elem, &vdpa_dma_ops, inst, VDPA_NET_HDR,
+                              frame, len, &fault);
+        if (ret == VIRTQ_FAULT) {
+            /* Nothing sent yet: the whole frame is read again */
+            vdpa_req_hold(req, fault, false);
+            return false;
+        }
+        if (ret) {
+            vdpa_inst_error(inst, "queue %u: tx frame not readable", qi);
+            vdpa_req_put(s, req);
+            return false;
+        }
+        qemu_send_packet(qemu_get_queue(s->nic), frame, len);
+        inst->stats.bytes_written += len;
+        req->tx_sent = true;
+    }
+    ret = virtq_push(&q->vq, &vdpa_dma_ops, inst, req->elem.head, 0, &fault);
+    if (ret == VIRTQ_FAULT) {
+        /* Sent already: only the push is repeated, never the frame */
+        vdpa_req_hold(req, fault, true);
+        return false;
+    }
+    if (ret) {
+        vdpa_inst_error(inst, "queue %u: used ring refused", qi);
+        vdpa_req_put(s, req);
+        return false;
+    }
+    inst->stats.requests++;
+    vdpa_queue_interrupt(inst, qi);
+    vdpa_req_put(s, req);
+    return true;
+}
+
 /* Odd queues transmit: send each chain's frame to the shared netdev */
 static void vdpa_net_tx(VdpaInst *inst, uint16_t qi)
 {
     VdpaMgmt *s = inst->s;
     VdpaQueue *q = &inst->q[qi];
-    g_autofree uint8_t *frame = NULL;
-    VdpaBlkReq *req = vdpa_req_get(s, inst, qi);
 
-    while (vdpa_inst_runnable(inst) && q->vq.enabled) {
+    while (vdpa_inst_runnable(inst) && q->vq.enabled &&
+           !vdpa_queue_blocked(inst, qi)) {
+        VdpaBlkReq *req = q->held;
         const char *err = NULL;
         uint64_t fault;
-        uint32_t len;
         uint16_t avail;
         bool fw;
-        VirtqStatus st = virtq_pop(&q->vq, &vdpa_dma_ops, inst, &req->elem,
-                                   &fault, &fw, &err);
+        VirtqStatus st;
+        int ret;
 
-        if (st == VIRTQ_EMPTY) {
-            if (virtq_set_notification(&q->vq, &vdpa_dma_ops, inst, true,
-                                       &fault) == 0 &&
-                virtq_avail_count(&q->vq, &vdpa_dma_ops, inst, &avail,
-                                  &fault) == 0 && avail) {
-                continue;
+        /* Requests a fault stopped go first, in order */
+        if (req) {
+            q->held = req->next_held;
+            if (!vdpa_net_tx_one(inst, req)) {
+                return;
             }
-            break;
+            continue;
         }
-        if (st != VIRTQ_OK) {
-            vdpa_inst_error(inst, "queue %u: %s", qi, err ?: "bad chain");
-            break;
+        req = vdpa_req_get(s, inst, qi);
+        st = virtq_pop(&q->vq, &vdpa_dma_ops, inst, &req->elem, &fault, &fw,
+                       &err);
+        if (st == VIRTQ_OK) {
+            if (!vdpa_net_tx_one(inst, req)) {
+                return;
+            }
+            continue;
         }
-        if (req->elem.out_len < VDPA_NET_HDR ||
-            req->elem.out_len > VDPA_NET_HDR + VDPA_NET_MAX_FRAME) {
-            vdpa_inst_error(inst, "queue %u: tx chain of %u bytes", qi,
-                            req->elem.out_len);
-            break;
+        vdpa_req_put(s, req);
+        if (st == VIRTQ_FAULT) {
+            vdpa_queue_fault(inst, qi, fault, false);
+            return;
         }
-        len = req->elem.out_len - VDPA_NET_HDR;
-        frame = g_realloc(frame, MAX(len, 1));
-        if (virtq_elem_read(&req->elem, &vdpa_dma_ops, inst, VDPA_NET_HDR,
-                            frame, len, &fault)) {
-            vdpa_inst_error(inst, "queue %u: tx frame not readable", qi);
-            break;
+        if (st == VIRTQ_EMPTY) {
+            ret = virtq_set_notification(&q->vq, &vdpa_dma_ops, inst, true,
+                                         &fault);
+            if (ret == 0) {
+                ret = virtq_avail_count(&q->vq, &vdpa_dma_ops, inst, &avail,
+                                        &fault);
+                if (ret == 0 && avail) {
+                    continue;
+                }
+            }
+            if (ret == VIRTQ_FAULT) {
+                vdpa_queue_fault(inst, qi, fault, false);
+            } else if (virtq_error_reason(&q->vq)) {
+                vdpa_inst_error(inst, "queue %u: %s", qi,
+                                virtq_error_reason(&q->vq));
+            }
+            return;
         }
-        qemu_send_packet(qemu_get_queue(s->nic), frame, len);
-        inst->stats.bytes_written += len;
-        if (virtq_push(&q->vq, &vdpa_dma_ops, inst, req->elem.head, 0,
-                       &fault)) {
-            vdpa_inst_error(inst, "queue %u: used ring refused", qi);
-            break;
-        }
-        inst->stats.requests++;
-        vdpa_queue_interrupt(inst, qi);
+        vdpa_inst_error(inst, "queue %u: %s", qi, err ?: "bad chain");
+        return;
     }
-    vdpa_req_put(s, req);
 }
 
-/* Put one received frame in the instance's receive queue 0, or drop it */
+/*
+ * VPRI: check that every page the next receive buffer needs is present,
+ * and raise a fault for the first one that is not, so that the page is
+ * back before a frame needs it rather than costing that frame.  The
+ * buffer is the one a fault left held, or the next posted one, looked at
+ * through a copy of the queue state, so nothing is consumed.  Runs when
+ * the driver kicks the receive queue, after each delivered frame and
+ * when a fault of the queue is resolved; a chain of faults (ring entry,
+ * descriptor, buffer pages) is thus served one after the other.
+ */
+static void vdpa_net_rx_prepare(VdpaInst *inst)
+{
+    VdpaMgmt *s = inst->s;
+    VdpaQueue *q = &inst->q[0];
+    VdpaBlkReq *req;
+    const char *err = NULL;
+    uint64_t fault, left = VDPA_NET_HDR + VDPA_NET_MAX_FRAME;
+    bool fw;
+
+    if (!s->host || inst->pasid != VDPA_NO_PASID ||
+        !vdpa_inst_runnable(inst) || !q->vq.enabled ||
+        vdpa_queue_blocked(inst, 0)) {
+        return;
+    }
+    req = q->held;
+    if (!req) {
+        Virtq peek = q->vq;
+
+        req = vdpa_req_get(s, inst, 0);
+        switch (virtq_pop(&peek, &vdpa_dma_ops, inst, &req->elem, &fault,
+                          &fw, &err)) {
+        case VIRTQ_OK:
+            break;
+        case VIRTQ_FAULT:
+            vdpa_queue_fault(inst, 0, fault, false);
+            /* fall through */
+        default:
+            /* Empty, or an error the frame's own pop will report */
+            vdpa_req_put(s, req);
+            return;
+        }
+    }
+    for (uint16_t i = 0; i < req->elem.nseg && left; i++) {
+        const VirtqSeg *sg = &req->elem.seg[i];
+        uint64_t len = MIN(sg->len, left);
+        PabDmaToken token;
+        PabResult r;
+
+        if (!sg->write) {
+            continue;
+        }
+        r = vpri_host_dma_begin(s->host, s->fault_dev, sg->addr, len, true,
+                                &token, &fault);
+        vpri_host_dma_end(s->host, s->fault_dev, token);
+        if (r == PAB_FAULT) {
+            vdpa_queue_fault(inst, 0, fault, true);
+            break;
+        }
+        left -= len;
+    }
+    if (req != q->held) {
+        vdpa_req_put(s, req);
+    }
+}
+
+/*
+ * Put one received frame in the instance's receive queue 0, or drop it.
+ * A frame that meets a VPRI fault (or a queue still waiting for one) is
+ * dropped and counted; the fault is raised so that the page comes back,
+ * and a buffer already popped stays held for the next frame.
+ */
 static void vdpa_net_rx_one(VdpaInst *inst, const uint8_t *buf, size_t size)
 {
     VdpaMgmt *s = inst->s;
@@ -727,45 +1000,84 @@ static void vdpa_net_rx_one(VdpaInst *inst, const uint8_t *buf, size_t size)
     const char *err = NULL;
     uint64_t fault;
     bool fw;
-    VirtqStatus st;
+    int ret;
 
     if (!vdpa_inst_runnable(inst) || !q->vq.enabled) {
         s->rx_dropped++;
         return;
     }
-    req = vdpa_req_get(s, inst, 0);
-    st = virtq_pop(&q->vq, &vdpa_dma_ops, inst, &req->elem, &fault, &fw,
-                   &err);
-    if (st != VIRTQ_OK) {
-        if (st != VIRTQ_EMPTY) {
-            vdpa_inst_error(inst, "queue 0: %s", err ?: "bad chain");
-        }
-        s->rx_dropped++;
-        vdpa_req_put(s, req);
+    if (vdpa_queue_blocked(inst, 0)) {
+        s->rx_fault_dropped++;
         return;
+    }
+    req = q->held;
+    if (req) {
+        q->held = req->next_held;
+    } else {
+        VirtqStatus st;
+
+        req = vdpa_req_get(s, inst, 0);
+        st = virtq_pop(&q->vq, &vdpa_dma_ops, inst, &req->elem, &fault, &fw,
+                       &err);
+        if (st != VIRTQ_OK) {
+            if (st == VIRTQ_FAULT) {
+                vdpa_queue_fault(inst, 0, fault, false);
+                s->rx_fault_dropped++;
+            } else {
+                if (st != VIRTQ_EMPTY) {
+                    vdpa_inst_error(inst, "queue 0: %s", err ?: "bad chain");
+                }
+                s->rx_dropped++;
+            }
+            vdpa_req_put(s, req);
+            return;
+        }
     }
     /* num_buffers: always one buffer per frame (no MRG_RXBUF) */
     hdr[10] = 1;
+    ret = 0;
     if (req->elem.in_len < VDPA_NET_HDR + size) {
         s->rx_dropped++;
         size = 0;
-    } else if (virtq_elem_write(&req->elem, &vdpa_dma_ops, inst, 0, hdr,
-                                sizeof(hdr), &fault) ||
-               virtq_elem_write(&req->elem, &vdpa_dma_ops, inst,
-                                VDPA_NET_HDR, buf, size, &fault)) {
-        vdpa_inst_error(inst, "queue 0: rx buffer not writable");
+    } else {
+        ret = virtq_elem_write(&req->elem, &vdpa_dma_ops, inst, 0, hdr,
+                               sizeof(hdr), &fault);
+        if (ret == 0) {
+            ret = virtq_elem_write(&req->elem, &vdpa_dma_ops, inst,
+                                   VDPA_NET_HDR, buf, size, &fault);
+        }
+    }
+    if (ret == 0) {
+        ret = virtq_push(&q->vq, &vdpa_dma_ops, inst, req->elem.head,
+                         size ? VDPA_NET_HDR + size : 0, &fault);
+    }
+    if (ret == VIRTQ_FAULT) {
+        vdpa_req_hold(req, fault, true);
+        s->rx_fault_dropped++;
+        return;
+    }
+    if (ret) {
+        vdpa_inst_error(inst, "queue 0: rx buffer or used ring refused");
         vdpa_req_put(s, req);
         return;
     }
-    if (virtq_push(&q->vq, &vdpa_dma_ops, inst, req->elem.head,
-                   size ? VDPA_NET_HDR + size : 0, &fault)) {
-        vdpa_inst_error(inst, "queue 0: used ring refused");
-    } else {
-        inst->stats.requests++;
-        inst->stats.bytes_read += size;
-        vdpa_queue_interrupt(inst, 0);
-    }
+    inst->stats.requests++;
+    inst->stats.bytes_read += size;
+    vdpa_queue_interrupt(inst, 0);
     vdpa_req_put(s, req);
+    vdpa_net_rx_prepare(inst);
+}
+
+/* Run queue @qi of @inst: kicked, resumed, or its fault was resolved */
+static void vdpa_inst_run(VdpaInst *inst, uint16_t qi)
+{
+    if (inst->type == VDPA_TYPE_BLK) {
+        vdpa_run_queue(inst, qi);
+    } else if (qi % 2) {
+        vdpa_net_tx(inst, qi);
+    } else if (qi == 0) {
+        vdpa_net_rx_prepare(inst);
+    }
 }
 
 static bool vdpa_net_can_receive(NetClientState *nc)
@@ -839,11 +1151,7 @@ static void vdpa_kick_bh(void *opaque)
         /* Destroyed since, or a new instance under a reused id: harmless */
         if (inst && qi < inst->nqueues) {
             inst->q[qi].kick_pending = 0;
-            if (inst->type == VDPA_TYPE_BLK) {
-                vdpa_run_queue(inst, qi);
-            } else if (qi % 2) {
-                vdpa_net_tx(inst, qi);
-            }
+            vdpa_inst_run(inst, qi);
         }
     }
 }
@@ -1237,6 +1545,10 @@ static VdpaStatus vdpa_cmd_bind_pasid(VdpaInst *inst, const VdpaCmd *cmd)
     if (pasid == VDPA_NO_PASID && inst->pasid == VDPA_NO_PASID) {
         return vdpa_status(VDPA_S_EINVAL, VDPA_Q_PASID_UNBOUND);
     }
+    /* PCIe: no PASID-tagged requests before the guest enabled PASID */
+    if (pasid != VDPA_NO_PASID && !vdpa_pasid_enabled(inst->s)) {
+        return vdpa_status(VDPA_S_EINVAL, VDPA_Q_PASID_DISABLED);
+    }
     /*
      * vdpa_cmd_check() refused PASIDs beyond limits.pasid_bits, which is
      * 0 without a vIOMMU that translates PASID-tagged DMA: nothing else
@@ -1514,6 +1826,7 @@ static void vdpa_mgmt_reset(DeviceState *dev)
 
     /* A function reset reclaims every instance */
     vdpa_destroy_all(s);
+    vdpa_iotlb_flush(&s->iotlb);
     g_array_set_size(s->kicks, 0);
     s->ctrl = 0;
     s->aq_size = 0;
@@ -1593,6 +1906,12 @@ static void vdpa_mgmt_realize(PCIDevice *pdev, Error **errp)
                    VDPA_TABLE_MAX);
         return;
     }
+    if (s->iotlb_entries > VDPA_IOTLB_MAX_ENTRIES ||
+        (s->iotlb_entries && s->iotlb_entries < VDPA_IOTLB_WAYS)) {
+        error_setg(errp, "vdpa-mgmt: iotlb-entries must be 0 or %u..%u",
+                   VDPA_IOTLB_WAYS, VDPA_IOTLB_MAX_ENTRIES);
+        return;
+    }
     if (s->host_id) {
         s->host = vpri_host_find(s->host_id, errp);
         if (!s->host || !vpri_host_can_attach(s->host, errp)) {
@@ -1642,6 +1961,17 @@ static void vdpa_mgmt_realize(PCIDevice *pdev, Error **errp)
             (1ULL << VIRTIO_NET_F_MQ);
     }
 
+    /* The translation cache needs the vIOMMU's invalidations */
+    if (!lim->pasid_bits || !s->iotlb_entries ||
+        !pci_device_iommu_set_pasid_invalidate(pdev, vdpa_pasid_invalidate,
+                                               s)) {
+        vdpa_iotlb_init(&s->iotlb, 0, VDPA_IOTLB_WAYS);
+    } else if (vdpa_iotlb_init(&s->iotlb, s->iotlb_entries,
+                               VDPA_IOTLB_WAYS) < 0) {
+        pci_device_iommu_set_pasid_invalidate(pdev, NULL, NULL);
+        error_setg(errp, "vdpa-mgmt: cannot allocate the translation cache");
+        goto fail;
+    }
     pci_config_set_interrupt_pin(pdev->config, 1);
     memory_region_init(&s->bar, OBJECT(s), "vdpa-mgmt-bar",
                        VDPA_MGMT_BAR_SIZE);
@@ -1658,6 +1988,21 @@ static void vdpa_mgmt_realize(PCIDevice *pdev, Error **errp)
     if (pci_is_express(pdev) && pcie_endpoint_cap_init(pdev, 0x80) < 0) {
         error_setg(errp, "vdpa-mgmt: cannot add the PCIe capability");
         goto fail;
+    }
+    /*
+     * PCIe PASID capability: instances issue PASID-tagged DMA, 20-bit
+     * PASIDs, no execute or privileged requests.  The guest sets PASID
+     * Enable before binding any (BIND_PASID checks it).
+     */
+    if (pci_is_express(pdev) &&
+        pci_config_size(pdev) == PCIE_CONFIG_SPACE_SIZE) {
+        s->pasid_cap = VDPA_MGMT_PASID_CAP_OFF;
+        pcie_add_capability(pdev, PCI_EXT_CAP_ID_PASID, 1, s->pasid_cap,
+                            PCI_EXT_CAP_PASID_SIZEOF);
+        pci_set_word(pdev->config + s->pasid_cap + PCI_PASID_CAP,
+                     VDPA_MGMT_PASID_BITS << 8);
+        pci_set_word(pdev->wmask + s->pasid_cap + PCI_PASID_CTRL,
+                     PCI_PASID_CTRL_ENABLE);
     }
     if (msix_init_exclusive_bar(pdev, 1, VDPA_MGMT_MSIX_BAR, errp)) {
         goto fail;
@@ -1684,6 +2029,7 @@ static void vdpa_mgmt_realize(PCIDevice *pdev, Error **errp)
     return;
 
 fail:
+    vdpa_iotlb_destroy(&s->iotlb);
     vdpa_table_destroy(&s->table);
     vdpa_free_backends(s);
 }
@@ -1693,6 +2039,10 @@ static void vdpa_mgmt_exit(PCIDevice *pdev)
     VdpaMgmt *s = VDPA_MGMT(pdev);
 
     vdpa_destroy_all(s);
+    if (vdpa_iotlb_capacity(&s->iotlb)) {
+        pci_device_iommu_set_pasid_invalidate(pdev, NULL, NULL);
+    }
+    vdpa_iotlb_destroy(&s->iotlb);
     if (s->host) {
         vpri_host_detach(s->host, s->fault_dev);
         g_free(s->slot_owner);
@@ -1730,6 +2080,8 @@ static void vdpa_mgmt_exit(PCIDevice *pdev)
 #define MIG_STATE_REC   (4 + 4 + 8 + 8 + 8 + 8 * 8)
 /* virtq record, MSI message, le16 count of held heads (then the heads) */
 #define MIG_QUEUE_REC   (VIRTQ_SAVED_SIZE + 16 + 2)
+/* In a held head: a net TX frame already sent, only its push is left */
+#define MIG_HELD_SENT   0x8000
 
 static int vdpa_pre_save(void *opaque)
 {
@@ -1787,7 +2139,8 @@ static int vdpa_pre_save(void *opaque)
             p += MIG_QUEUE_REC - 2;
             /* Popped, stopped by a fault, not done: the heads to rebuild */
             for (VdpaBlkReq *r = inst->q[q].held; r; r = r->next_held) {
-                vdpa_st16(p + 2, r->elem.head);
+                vdpa_st16(p + 2, r->elem.head |
+                                 (r->tx_sent ? MIG_HELD_SENT : 0));
                 vdpa_st16(p, vdpa_ld16(p) + 1);
                 p += 2;
             }
@@ -1903,11 +2256,13 @@ static int vdpa_post_load(void *opaque, int version_id)
             /* Rebuild the held requests from their heads, in order */
             for (uint16_t k = 0; k < nheld; k++, p += 2) {
                 VdpaBlkReq *req = vdpa_req_get(s, inst, q);
+                uint16_t head = vdpa_ld16(p) & ~MIG_HELD_SENT;
                 const char *err = NULL;
                 uint64_t fault;
 
+                req->tx_sent = vdpa_ld16(p) & MIG_HELD_SENT;
                 if (virtq_read_chain(&vq->vq, &vdpa_dma_ops, inst,
-                                     vdpa_ld16(p), &req->elem, &fault,
+                                     head, &req->elem, &fault,
                                      &err) != VIRTQ_OK) {
                     vdpa_req_put(s, req);
                     error_report("vdpa-mgmt: instance %u queue %u: held "
@@ -1983,6 +2338,7 @@ static const Property vdpa_mgmt_properties[] = {
     DEFINE_PROP_STRING("blk-nodes", VdpaMgmt, blk_nodes),
     DEFINE_NIC_PROPERTIES(VdpaMgmt, nic_conf),
     DEFINE_PROP_STRING("host", VdpaMgmt, host_id),
+    DEFINE_PROP_UINT32("iotlb-entries", VdpaMgmt, iotlb_entries, 4096),
 };
 
 static void vdpa_mgmt_class_init(ObjectClass *klass, void *data)

@@ -39,6 +39,53 @@ void vm_doorbell(VMAdmin *a, uint32_t inst, uint16_t queue)
     vm_reg_write(a, VDPA_MGMT_DOORBELL_OFF, VDPA_DB_VALUE(inst, queue));
 }
 
+/* q35: MCH register PCIEXBAR, its default base, 256 buses, enable bit */
+#define Q35_PCIEXBAR        0x60
+#define Q35_MMCFG_BASE      0xb0000000ULL
+#define Q35_PCIEXBAR_EN     1
+
+static uint64_t vm_ext_config_addr(VMAdmin *a, uint16_t off)
+{
+    QPCIDevice *mch = qpci_device_find(a->bus, 0);
+
+    g_assert(mch);
+    if (!(qpci_config_readl(mch, Q35_PCIEXBAR) & Q35_PCIEXBAR_EN)) {
+        qpci_config_writel(mch, Q35_PCIEXBAR + 4, 0);
+        qpci_config_writel(mch, Q35_PCIEXBAR,
+                           Q35_MMCFG_BASE | Q35_PCIEXBAR_EN);
+    }
+    g_free(mch);
+    g_assert_cmpuint(off, <, 4096);
+    return Q35_MMCFG_BASE + ((uint64_t)a->pdev->devfn << 12) + off;
+}
+
+uint32_t vm_ext_config_readl(VMAdmin *a, uint16_t off)
+{
+    return qtest_readl(a->qts, vm_ext_config_addr(a, off));
+}
+
+void vm_ext_config_writew(VMAdmin *a, uint16_t off, uint16_t val)
+{
+    qtest_writew(a->qts, vm_ext_config_addr(a, off), val);
+}
+
+void vm_enable_pasid(VMAdmin *a)
+{
+    uint16_t off = 0x100;
+
+    /* Walk the extended capabilities for PASID (ID 0x1b) */
+    while (off) {
+        uint32_t hdr = vm_ext_config_readl(a, off);
+
+        if ((hdr & 0xffff) == 0x1b) {
+            vm_ext_config_writew(a, off + 6, 1);
+            return;
+        }
+        off = hdr >> 20;
+    }
+    g_assert_not_reached();
+}
+
 VMAdmin *vm_open(QTestState *qts, QGuestAllocator *alloc, QPCIBus *bus,
                  uint32_t size)
 {

@@ -53,6 +53,15 @@ uint32_t vm_reg_read(VMAdmin *a, uint32_t off);
 void vm_reg_write(VMAdmin *a, uint32_t off, uint32_t val);
 void vm_doorbell(VMAdmin *a, uint32_t inst, uint16_t queue);
 
+/*
+ * PCIe extended configuration space of the function, through q35's
+ * MMCONFIG window (enabled on first use: no firmware runs under qtest).
+ */
+uint32_t vm_ext_config_readl(VMAdmin *a, uint16_t off);
+void vm_ext_config_writew(VMAdmin *a, uint16_t off, uint16_t val);
+/* Set PASID Enable in the function's PCIe PASID capability */
+void vm_enable_pasid(VMAdmin *a);
+
 /* A command skeleton: our group type, the next cid */
 VdpaCmd vm_cmd_new(VMAdmin *a, uint16_t opcode, uint64_t member);
 

@@ -30,9 +30,12 @@
 #include "qemu/osdep.h"
 #include "qemu/bswap.h"
 #include "hw/pci/pci_regs.h"
+#include "qobject/qdict.h"
+#include "qobject/qlist.h"
 #include "libqos/pci-pc.h"
 #include "libqos/malloc-pc.h"
 #include "vdpa-mgmt-aq.h"
+#include "vdpa-vtd.h"
 #include "vpri-blk-harness.h"
 
 #define NULL_BLK "-blockdev driver=null-co,node-name=d0,size=1073741824," \
@@ -316,6 +319,117 @@ static void bench_tput(FILE *json)
     }
 }
 
+static int64_t fn_counter(QTestState *qts, const char *name)
+{
+    QDict *reply = qtest_qmp(qts, "{'execute': 'query-vdpa-mgmt', "
+                             "'arguments': {'brief': true}}");
+    int64_t v = qdict_get_int(qobject_to(QDict, qlist_peek(
+                                  qdict_get_qlist(reply, "return"))), name);
+
+    qobject_unref(reply);
+    return v;
+}
+
+#define PASID_IOVA 0x100000000ULL
+
+/*
+ * One instance bound to a PASID, reads through intel-iommu in scalable
+ * mode, with the function's translation cache of @entries entries (0:
+ * none).  Returns requests per second; *@per_io: translations asked of
+ * the vIOMMU per request.
+ */
+static double tput_pasid(uint32_t len, uint32_t entries, double *per_io)
+{
+    g_autofree char *args = g_strdup_printf(
+        "-M q35 -m 256M -nodefaults -device intel-iommu,intremap=off,"
+        "x-scalable-mode=on,x-pasid-mode=on,aw-bits=48 " NULL_BLK
+        "-device vdpa-mgmt,blk-nodes=d0,iotlb-entries=%u", entries);
+    Q q;
+    VMAdmin *a;
+    Vtd *v;
+    VMRing r;
+    VdpaKick k;
+    Loop l;
+    VdpaCmd c;
+    uint64_t sl, ring;
+    int64_t tr;
+    double rate;
+
+    q_start(&q, args);
+    a = vm_open(q.qts, &q.alloc, q.bus, 16);
+    vm_enable_pasid(a);
+    v = vtd_new(q.qts, &q.alloc);
+    vtd_add_device(v, a->pdev->devfn);
+    sl = vtd_add_pasid(v, 1, 1);
+    ring = vtd_page(v);
+    vtd_map(v, sl, ring, ring);
+    for (uint32_t off = 0; off < len; off += 4096) {
+        vtd_map(v, sl, PASID_IOVA + off, vtd_page(v));
+    }
+    vtd_enable(v);
+    vtd_inv_context_global(v);
+
+    k.a = a;
+    k.id = vm_create_blk(a, 1, 0);
+    c = vm_cmd_new(a, VDPA_OP_BIND_PASID, k.id);
+    c.u.pasid.pasid = 1;
+    g_assert_cmpuint(vm_exec(a, &c).status, ==, VDPA_S_OK);
+    vm_set_status(a, k.id, VDPA_ST_ACKNOWLEDGE | VDPA_ST_DRIVER |
+                  VDPA_ST_FEATURES_OK, VM_F_VERSION_1);
+    vm_ring_init(&r, ring);
+    c = vm_ring_setup_cmd(a, &r, k.id, 0);
+    g_assert_cmpuint(vm_exec(a, &c).status, ==, VDPA_S_OK);
+    vm_set_status(a, k.id, VDPA_ST_ACKNOWLEDGE | VDPA_ST_DRIVER |
+                  VDPA_ST_FEATURES_OK | VDPA_ST_DRIVER_OK, VM_F_VERSION_1);
+    put_chain(q.qts, r.desc, r.hdr, PASID_IOVA, len, r.status);
+    l = (Loop) { .qts = q.qts, .avail = r.avail, .used = r.used,
+                 .status = r.status, .size = r.size, .kick = vdpa_kick,
+                 .opaque = &k };
+    tr = fn_counter(q.qts, "pasid-translations");
+    rate = run_loop(&l);
+    *per_io = (double)(fn_counter(q.qts, "pasid-translations") - tr) /
+              MAX(l.idx, 1);
+    vtd_free(v);
+    vm_close(a);
+    q_stop(&q);
+    return rate;
+}
+
+/* PASID-bound I/O with the device-side translation cache and without */
+static void bench_iotlb(FILE *json)
+{
+    static const uint32_t lens[] = { 4096, 65536 };
+
+    for (int i = 0; i < 2; i++) {
+        double c[64], n[64], ratio[64], tc = 0, tn = 0;
+
+        for (int r = 0; r < reps; r++) {
+            if (r % 2) {
+                n[r] = tput_pasid(lens[i], 0, &tn);
+                c[r] = tput_pasid(lens[i], 4096, &tc);
+            } else {
+                c[r] = tput_pasid(lens[i], 4096, &tc);
+                n[r] = tput_pasid(lens[i], 0, &tn);
+            }
+            ratio[r] = c[r] / n[r];
+            printf("rep %d: %u-byte reads through a PASID: cache %.0f/s "
+                   "(%.2f translations/request), no cache %.0f/s "
+                   "(%.2f)\n", r + 1, lens[i], c[r], tc, n[r], tn);
+        }
+        printf("iotlb %u: median with cache %.0f/s, without %.0f/s, ratio "
+               "%.3f; translations per request %.2f vs %.2f\n", lens[i],
+               median(c, reps), median(n, reps), median(ratio, reps), tc,
+               tn);
+        if (json) {
+            fprintf(json, "  \"iotlb_%u\": {\"cache\": %.0f, \"no_cache\": "
+                    "%.0f, \"ratio\": %.3f, \"translations_cache\": %.2f, "
+                    "\"translations_no_cache\": %.2f},\n", lens[i],
+                    median(c, reps), median(n, reps), median(ratio, reps),
+                    tc, tn);
+        }
+    }
+}
+
 /* Time toggling memory decoding: one memory transaction commit each */
 static double commit_us(Q *q, QPCIDevice *dev)
 {
@@ -347,6 +461,7 @@ static void bench_pasid(FILE *json)
             "x-pasid-mode=on,aw-bits=48 " NULL_BLK
             "-device vdpa-mgmt,blk-nodes=d0");
     a = vm_open(q.qts, &q.alloc, q.bus, AQ);
+    vm_enable_pasid(a);
     batched(a, VDPA_OP_CREATE, ids, 65536);
     if (json) {
         fprintf(json, "  \"pasid_commit_us\": {");
@@ -401,7 +516,7 @@ int main(int argc, char **argv)
             only = argv[++i];
         } else {
             fprintf(stderr, "usage: %s [--reps N] [--seconds S] "
-                    "[--json FILE] [--only scale|tput|pasid]\n", argv[0]);
+                    "[--json FILE] [--only scale|tput|pasid|iotlb]\n", argv[0]);
             return 1;
         }
     }
@@ -422,6 +537,9 @@ int main(int argc, char **argv)
     }
     if (!only || !strcmp(only, "pasid")) {
         bench_pasid(json);
+    }
+    if (!only || !strcmp(only, "iotlb")) {
+        bench_iotlb(json);
     }
     if (json) {
         fprintf(json, "  \"reps\": %d\n}\n", reps);

@@ -36,7 +36,7 @@ typedef struct P {
     char *img;
 } P;
 
-static P *p_start(const char *iommu)
+static P *p_start_with(const char *iommu, const char *props)
 {
     P *p = g_new0(P, 1);
     g_autoptr(GError) err = NULL;
@@ -48,13 +48,20 @@ static P *p_start(const char *iommu)
     p->qts = qtest_initf("-M q35 -m 512M -nodefaults %s "
                          "-blockdev driver=file,node-name=d0,filename=%s,"
                          "locking=off "
-                         "-device vdpa-mgmt,id=vm0,addr=04.0,blk-nodes=d0",
-                         iommu, p->img);
+                         "-device vdpa-mgmt,id=vm0,addr=04.0,blk-nodes=d0%s",
+                         iommu, p->img, props);
     pc_alloc_init(&p->alloc, p->qts, 0);
     p->bus = qpci_new_pc(p->qts, &p->alloc);
     p->a = vm_open(p->qts, &p->alloc, p->bus, 16);
     g_assert_cmpint(p->a->pdev->devfn, ==, DEVFN);
+    /* As the guest's PCI core does before using PASIDs */
+    vm_enable_pasid(p->a);
     return p;
+}
+
+static P *p_start(const char *iommu)
+{
+    return p_start_with(iommu, "");
 }
 
 static void p_stop(P *p)
@@ -108,15 +115,22 @@ static bool wait_needs_reset(VMAdmin *a, uint32_t inst)
     return false;
 }
 
-static void assert_page(QTestState *qts, uint64_t addr, uint8_t val)
+static void assert_page_at(QTestState *qts, uint64_t addr, uint8_t val,
+                           int line)
 {
     uint8_t buf[4096];
 
     qtest_memread(qts, addr, buf, sizeof(buf));
     for (int i = 0; i < 4096; i++) {
+        if (buf[i] != val) {
+            g_test_message("line %d: byte %d of page 0x%" PRIx64, line, i,
+                           addr);
+        }
         g_assert_cmphex(buf[i], ==, val);
     }
 }
+
+#define assert_page(qts, addr, val) assert_page_at(qts, addr, val, __LINE__)
 
 /* Bring an instance up with its ring at @ring (an IOVA of its PASID) */
 static void start_queue(VMAdmin *a, uint32_t inst, VMRing *r, uint64_t ring)
@@ -148,6 +162,39 @@ static void test_caps(void)
     g_assert_cmpuint(vm_exec(p->a, &c).status, ==, VDPA_S_OK);
     g_assert_cmpuint(qtest_readb(p->qts, p->a->buf + VDPA_DISC_PASID_BITS),
                      ==, 20);
+    p_stop(p);
+}
+
+/*
+ * The function's PCIe PASID extended capability, as a guest's PCI core
+ * finds it: first in extended config space, 20-bit PASIDs, no execute
+ * or privileged mode; only PASID Enable is writable, and a bind needs it.
+ */
+static void test_pasid_capability(void)
+{
+    P *p = p_start(IOMMU);
+    uint32_t hdr = vm_ext_config_readl(p->a, 0x100);
+    uint32_t reg = vm_ext_config_readl(p->a, 0x104);
+    uint32_t id = vm_create_blk(p->a, 1, 0);
+    VMCqe r;
+
+    g_assert_cmphex(hdr & 0xffff, ==, 0x1b);            /* PASID */
+    g_assert_cmpuint((hdr >> 16) & 0xf, ==, 1);          /* version */
+    g_assert_cmphex(hdr >> 20, ==, 0);                   /* last one */
+    g_assert_cmpuint((reg >> 8) & 0x1f, ==, 20);         /* max width */
+    g_assert_cmphex(reg & 0x6, ==, 0);                   /* no exec/priv */
+    g_assert_cmphex(reg >> 16, ==, 1);                   /* enabled (p_start) */
+
+    /* Disabled: binding is refused, its DMA would carry a PASID */
+    vm_ext_config_writew(p->a, 0x106, 0x7);
+    g_assert_cmphex(vm_ext_config_readl(p->a, 0x104) >> 16, ==, 1);
+    vm_ext_config_writew(p->a, 0x106, 0);
+    g_assert_cmphex(vm_ext_config_readl(p->a, 0x104) >> 16, ==, 0);
+    r = bind_pasid(p->a, id, PASID_A);
+    g_assert_cmpuint(r.status, ==, VDPA_S_EINVAL);
+    g_assert_cmphex(r.qual, ==, VDPA_Q_PASID_DISABLED);
+    vm_enable_pasid(p->a);
+    g_assert_cmpuint(bind_pasid(p->a, id, PASID_A).status, ==, VDPA_S_OK);
     p_stop(p);
 }
 
@@ -288,6 +335,122 @@ static void test_isolation_and_invalidation(void)
     p_stop(p);
 }
 
+/* The function's counters in query-vdpa-mgmt */
+static int64_t fn_counter(QTestState *qts, const char *name)
+{
+    QDict *reply = qtest_qmp(qts, "{'execute': 'query-vdpa-mgmt', "
+                             "'arguments': {'brief': true}}");
+    QDict *info = qobject_to(QDict, qlist_peek(qdict_get_qlist(reply,
+                                                               "return")));
+    int64_t v = qdict_get_int(info, name);
+
+    qobject_unref(reply);
+    return v;
+}
+
+/*
+ * The device-side translation cache: a second I/O on the same pages asks
+ * the vIOMMU for nothing; a page-selective PASID invalidation drops the
+ * one page, a PASID-wide one all of the PASID's pages, and each is
+ * translated again, to what the guest mapped now.
+ */
+static void test_iotlb(void)
+{
+    P *p = p_start(IOMMU);
+    VMAdmin *a = p->a;
+    Vtd *v = vtd_new(p->qts, &p->alloc);
+    uint64_t ring = vtd_page(v), data = vtd_page(v), data2 = vtd_page(v);
+    uint64_t sl;
+    int64_t tr, hits, drops, invs, per_io;
+    uint32_t id;
+    VMRing r;
+
+    vtd_add_device(v, DEVFN);
+    sl = vtd_add_pasid(v, PASID_A, DID_A);
+    vtd_map(v, sl, ring, ring);
+    vtd_map(v, sl, IOVA_A, data);
+    vtd_enable(v);
+    vtd_inv_context_global(v);
+    g_assert_cmpint(fn_counter(p->qts, "iotlb-entries"), ==, 4096);
+    id = vm_create_blk(a, 1, 0);
+    g_assert_cmpuint(bind_pasid(a, id, PASID_A).status, ==, VDPA_S_OK);
+    start_queue(a, id, &r, ring);
+
+    /* First I/O: misses, filled from the vIOMMU (ring page, data page) */
+    qtest_memset(p->qts, data, 0x42, 4096);
+    g_assert_cmpint(vm_blk_io(a, &r, id, 0, BLK_T_OUT, 0, IOVA_A, 4096), ==,
+                    0);
+    tr = fn_counter(p->qts, "pasid-translations");
+    g_assert_cmpint(tr, >=, 2);
+    g_assert_cmpint(fn_counter(p->qts, "iotlb-misses"), >=, tr);
+    /* Same pages again: all hits, the vIOMMU is not asked */
+    hits = fn_counter(p->qts, "iotlb-hits");
+    qtest_memset(p->qts, data, 0, 4096);
+    g_assert_cmpint(vm_blk_io(a, &r, id, 0, BLK_T_IN, 0, IOVA_A, 4096), ==,
+                    0);
+    assert_page(p->qts, data, 0x42);
+    g_assert_cmpint(fn_counter(p->qts, "pasid-translations"), ==, tr);
+    g_assert_cmpint(fn_counter(p->qts, "iotlb-hits"), >, hits);
+
+    /*
+     * The guest remaps IOVA_A to another page and invalidates that page
+     * (page-selective IOTLB invalidation: the tables are second-stage):
+     * only its entry goes, and the next read lands in the new page.
+     */
+    invs = fn_counter(p->qts, "iotlb-invalidations");
+    drops = fn_counter(p->qts, "iotlb-dropped");
+    vtd_unmap(v, sl, IOVA_A);
+    vtd_map(v, sl, IOVA_A, data2);
+    vtd_inv_iotlb_page(v, DID_A, IOVA_A);
+    g_assert_cmpint(fn_counter(p->qts, "iotlb-invalidations"), ==, invs + 1);
+    g_assert_cmpint(fn_counter(p->qts, "iotlb-dropped"), ==, drops + 1);
+    qtest_memset(p->qts, data, 0, 4096);
+    qtest_memset(p->qts, data2, 0, 4096);
+    g_assert_cmpint(vm_blk_io(a, &r, id, 0, BLK_T_IN, 0, IOVA_A, 4096), ==,
+                    0);
+    assert_page(p->qts, data2, 0x42);
+    assert_page(p->qts, data, 0);
+    g_assert_cmpint(fn_counter(p->qts, "pasid-translations"), ==, tr + 1);
+
+    /* PASID-wide: both of the PASID's pages go, both are translated */
+    vtd_inv_piotlb_pasid(v, DID_A, PASID_A);
+    g_assert_cmpint(fn_counter(p->qts, "iotlb-dropped"), ==, drops + 3);
+    g_assert_cmpint(vm_blk_io(a, &r, id, 0, BLK_T_IN, 0, IOVA_A, 4096), ==,
+                    0);
+    g_assert_cmpint(fn_counter(p->qts, "pasid-translations"), ==, tr + 3);
+    vtd_free(v);
+    p_stop(p);
+
+    /* iotlb-entries=0: no cache, every page access is translated */
+    p = p_start_with(IOMMU, ",iotlb-entries=0");
+    a = p->a;
+    v = vtd_new(p->qts, &p->alloc);
+    ring = vtd_page(v);
+    data = vtd_page(v);
+    vtd_add_device(v, DEVFN);
+    sl = vtd_add_pasid(v, PASID_A, DID_A);
+    vtd_map(v, sl, ring, ring);
+    vtd_map(v, sl, IOVA_A, data);
+    vtd_enable(v);
+    vtd_inv_context_global(v);
+    g_assert_cmpint(fn_counter(p->qts, "iotlb-entries"), ==, 0);
+    id = vm_create_blk(a, 1, 0);
+    g_assert_cmpuint(bind_pasid(a, id, PASID_A).status, ==, VDPA_S_OK);
+    start_queue(a, id, &r, ring);
+    tr = fn_counter(p->qts, "pasid-translations");
+    g_assert_cmpint(vm_blk_io(a, &r, id, 0, BLK_T_IN, 0, IOVA_A, 4096), ==,
+                    0);
+    per_io = fn_counter(p->qts, "pasid-translations") - tr;
+    g_assert_cmpint(per_io, >, 2);          /* more than one per page */
+    g_assert_cmpint(vm_blk_io(a, &r, id, 0, BLK_T_IN, 0, IOVA_A, 4096), ==,
+                    0);
+    g_assert_cmpint(fn_counter(p->qts, "pasid-translations"), ==,
+                    tr + 2 * per_io);
+    g_assert_cmpint(fn_counter(p->qts, "iotlb-hits"), ==, 0);
+    vtd_free(v);
+    p_stop(p);
+}
+
 /* A PASID-bound instance keeps translating through it after migration */
 static void test_migration(void)
 {
@@ -358,9 +521,11 @@ int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     qtest_add_func("/vdpa-mgmt/pasid/caps", test_caps);
+    qtest_add_func("/vdpa-mgmt/pasid/pcie-capability", test_pasid_capability);
     qtest_add_func("/vdpa-mgmt/pasid/no-pasid-mode", test_no_pasid_mode);
     qtest_add_func("/vdpa-mgmt/pasid/isolation-invalidation",
                    test_isolation_and_invalidation);
+    qtest_add_func("/vdpa-mgmt/pasid/iotlb", test_iotlb);
     qtest_add_func("/vdpa-mgmt/pasid/migration", test_migration);
     return g_test_run();
 }

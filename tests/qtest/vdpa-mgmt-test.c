@@ -91,6 +91,14 @@ static void expect_at(VMCqe c, uint16_t status, uint16_t qual, int line)
 
 #define expect(c, status, qual) expect_at(c, status, qual, __LINE__)
 
+/* A command on instance @id with no arguments, expected to succeed */
+static void vm_cmd_exec_ok(VMAdmin *a, uint16_t op, uint32_t id)
+{
+    VdpaCmd c = vm_cmd_new(a, op, id);
+
+    expect(vm_exec(a, &c), VDPA_S_OK, VDPA_Q_OK);
+}
+
 /* The function's entry of query-vdpa-mgmt (caller unrefs the reply) */
 static QDict *query(QTestState *qts, bool brief, QDict **reply)
 {
@@ -251,6 +259,8 @@ static void test_blk_lifecycle(void)
 
     info = query(t->qts, false, &reply);
     g_assert_cmpint(qdict_get_int(info, "num-instances"), ==, 2);
+    /* No VPRI, no PASID: the data went straight to and from guest memory */
+    g_assert_cmpint(qdict_get_int(info, "blk-mapped-requests"), >=, 3);
     inst = qobject_to(QDict, qlist_peek(qdict_get_qlist(info, "instances")));
     g_assert_cmpint(qdict_get_int(inst, "id"), ==, id);
     g_assert_cmpstr(qdict_get_str(inst, "type"), ==, "blk");
@@ -262,6 +272,7 @@ static void test_blk_lifecycle(void)
     hmp = qtest_hmp(t->qts, "info vdpa-mgmt");
     g_assert_nonnull(strstr(hmp, "vm0: 2/65536 instances"));
     g_assert_nonnull(strstr(hmp, "blk running queues 1/1"));
+    g_assert_nonnull(strstr(hmp, "translation cache 0 entries"));
 
     vm_destroy(a, id);
     vm_destroy(a, id1);
@@ -508,6 +519,11 @@ static void test_bad_properties(void)
     g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(resp, "error"),
                                           "desc"), "max-instances"));
     qobject_unref(resp);
+    resp = qtest_qmp(qts, "{'execute': 'device_add', 'arguments': "
+                     "{'driver': 'vdpa-mgmt', 'iotlb-entries': 2}}");
+    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(resp, "error"),
+                                          "desc"), "iotlb-entries"));
+    qobject_unref(resp);
     qtest_quit(qts);
 }
 
@@ -604,6 +620,55 @@ static void test_scale(void)
 }
 
 /*
+ * Migrate @t's QEMU to a new process started with @dst_args (plus
+ * -incoming) and continue the test on it with the same driver state.
+ */
+static void migrate_to(T *t, const char *dst_args)
+{
+    VMAdmin *a = t->a;
+    g_autofree char *uri = g_strdup_printf("unix:%s/vdpa-mig-%d.sock",
+                                           g_get_tmp_dir(), getpid());
+    g_autofree char *args = g_strdup_printf("%s -incoming %s", dst_args,
+                                            uri);
+    QTestState *dst = qtest_init(args);
+    gint64 deadline;
+    QDict *rsp;
+    int devfn;
+
+    rsp = qtest_qmp(t->qts, "{'execute': 'migrate', 'arguments': "
+                    "{'uri': %s}}", uri);
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+    deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
+    for (;;) {
+        const char *st;
+
+        rsp = qtest_qmp(t->qts, "{'execute': 'query-migrate'}");
+        st = qdict_get_try_str(qdict_get_qdict(rsp, "return"), "status");
+        if (st && !strcmp(st, "completed")) {
+            qobject_unref(rsp);
+            break;
+        }
+        g_assert(!st || strcmp(st, "failed"));
+        qobject_unref(rsp);
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(10000);
+    }
+    qtest_qmp_eventwait(dst, "RESUME");
+
+    qtest_quit(t->qts);
+    t->qts = dst;
+    qpci_free_pc(t->bus);
+    t->bus = qpci_new_pc(dst, &t->alloc);
+    a->qts = dst;
+    a->bus = t->bus;
+    devfn = a->pdev->devfn;
+    g_free(a->pdev);
+    a->pdev = qpci_device_find(t->bus, devfn);
+    g_assert(a->pdev);
+}
+
+/*
  * Migration between two QEMU processes: instances (list first, then
  * state), their queues with a request published but not yet run, MSI
  * messages and the admin queue all carry over.
@@ -616,16 +681,12 @@ static void test_migration(void)
     uint64_t data1 = guest_alloc(&t->alloc, 4096);
     uint64_t data2 = guest_alloc(&t->alloc, 4096);
     uint64_t msi = guest_alloc(&t->alloc, 16);
-    g_autofree char *uri = g_strdup_printf("unix:%s/vdpa-mig-%d.sock",
-                                           g_get_tmp_dir(), getpid());
     g_autofree char *args = NULL;
     uint8_t out[4096], in[4096];
     uint32_t i1, i2, i3;
     QTestState *dst;
-    int devfn;
     VdpaCmd c;
-    QDict *rsp, *reply, *info;
-    gint64 deadline;
+    QDict *reply, *info;
 
     i1 = bring_up(a, &r1, 1, 0);
     i2 = bring_up(a, &r2, 1, 0);
@@ -649,41 +710,9 @@ static void test_migration(void)
                            "-blockdev driver=file,node-name=d1,filename=%s,"
                            "locking=off "
                            "-device vdpa-mgmt,id=vm0,blk-nodes=d0:d1,"
-                           "max-instances=64 -incoming %s",
-                           t->img[0], t->img[1], uri);
-    dst = qtest_init(args);
-    rsp = qtest_qmp(t->qts, "{'execute': 'migrate', 'arguments': "
-                    "{'uri': %s}}", uri);
-    g_assert(qdict_haskey(rsp, "return"));
-    qobject_unref(rsp);
-    deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
-    for (;;) {
-        const char *st;
-
-        rsp = qtest_qmp(t->qts, "{'execute': 'query-migrate'}");
-        st = qdict_get_try_str(qdict_get_qdict(rsp, "return"), "status");
-        if (st && !strcmp(st, "completed")) {
-            qobject_unref(rsp);
-            break;
-        }
-        g_assert(!st || strcmp(st, "failed"));
-        qobject_unref(rsp);
-        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
-        g_usleep(10000);
-    }
-    qtest_qmp_eventwait(dst, "RESUME");
-
-    /* Continue on the destination with the same driver state */
-    qtest_quit(t->qts);
-    t->qts = dst;
-    qpci_free_pc(t->bus);
-    t->bus = qpci_new_pc(dst, &t->alloc);
-    a->qts = dst;
-    a->bus = t->bus;
-    devfn = a->pdev->devfn;
-    g_free(a->pdev);
-    a->pdev = qpci_device_find(t->bus, devfn);
-    g_assert(a->pdev);
+                           "max-instances=64", t->img[0], t->img[1]);
+    migrate_to(t, args);
+    dst = t->qts;
 
     g_assert_cmpuint(vm_reg_read(a, VDPA_REG_NUM_INST), ==, 3);
     info = query(dst, false, &reply);
@@ -974,6 +1003,405 @@ static void test_vpri_faults(void)
     t_stop(t);
 }
 
+/* query-vpri's fault counters of the function (device "vm0") */
+static void vpri_faults(QTestState *qts, uint64_t *raised, uint64_t *resolved,
+                        uint64_t *pending)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-vpri' }");
+    QList *devs = qdict_get_qlist(qdict_get_qdict(rsp, "return"), "devices");
+    QDict *dev, *f;
+
+    g_assert_cmpuint(qlist_size(devs), ==, 1);
+    dev = qobject_to(QDict, qlist_peek(devs));
+    g_assert_cmpstr(qdict_get_str(dev, "id"), ==, "vm0");
+    f = qdict_get_qdict(dev, "faults");
+    *raised = qdict_get_int(f, "raised");
+    *resolved = qdict_get_int(f, "resolved");
+    *pending = qdict_get_int(f, "pending");
+    qobject_unref(rsp);
+}
+
+static void vpri_cmd(QTestState *qts, const char *cmd, uint64_t addr,
+                     uint64_t size)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': %s, 'arguments': { "
+                           "'host': 'vh0', 'addr': %" PRIu64 ", "
+                           "'size': %" PRIu64 " } }", cmd, addr, size);
+
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+}
+
+static void vpri_evict_all(QTestState *qts)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'vpri-reclaim', "
+                           "'arguments': { 'host': 'vh0', 'percent': 100 } }");
+
+    g_assert_cmpint(qdict_get_int(qdict_get_qdict(rsp, "return"),
+                                  "evicted"), >, 0);
+    qobject_unref(rsp);
+}
+
+/*
+ * Wait until @drops frames were dropped on a fault and the instance's
+ * queues wait for no fault: the device raises the next fault of a chain
+ * (ring entry, descriptor, buffer) in the same main-loop step in which
+ * the previous one is answered, so no fault is pending from then on.
+ */
+static void wait_rx_fault_settled(QTestState *qts, uint64_t drops,
+                                  uint32_t held)
+{
+    gint64 deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+
+    for (;;) {
+        QDict *reply, *info = query(qts, false, &reply);
+        QDict *inst = qobject_to(QDict, qlist_peek(qdict_get_qlist(info,
+                                                            "instances")));
+        uint64_t d = qdict_get_int(info, "rx-dropped-on-fault");
+        uint64_t blocked = qdict_get_int(inst, "fault-blocked-queues");
+        uint64_t h = qdict_get_int(inst, "held-requests");
+
+        qobject_unref(reply);
+        g_assert_cmpuint(d, <=, drops);
+        if (d == drops && !blocked && h == held) {
+            return;
+        }
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(1000);
+    }
+}
+
+/*
+ * VPRI page faults on a net instance.  Receive drops a frame that meets
+ * a fault (the shared netdev is not held up), raises the fault, keeps a
+ * buffer it had already taken, and gets the next buffer's pages back
+ * before the next frame; transmit stalls the queue until the fault is
+ * resolved and sends the frame once.
+ */
+static void test_net_vpri_faults(void)
+{
+    static const uint8_t mac[6] = { 0x52, 0x54, 0, 0, 0, 0xa };
+    static const uint8_t peer[6] = { 0x52, 0x54, 0, 0, 0, 0x1 };
+    int sv[2];
+    g_autofree char *prefix = NULL;
+    T *t;
+    VMAdmin *a;
+    VMRing r[2];
+    uint32_t id;
+    uint64_t buf, buf2, tx, msi, raised, resolved, pending;
+    uint8_t frame[256], got[2048];
+
+    g_assert_cmpint(socketpair(PF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    prefix = g_strdup_printf("-object vpri-host,id=vh0 "
+                             "-netdev socket,id=n0,fd=%d", sv[1]);
+    t = t_start_with(prefix, ",netdev=n0,host=vh0", 16);
+    close(sv[1]);
+    a = t->a;
+    /* Whole pages each, so that pinning a ring pins no buffer */
+    buf = guest_alloc(&t->alloc, 4096);
+    buf2 = guest_alloc(&t->alloc, 4096);
+    tx = guest_alloc(&t->alloc, 4096);
+    msi = guest_alloc(&t->alloc, 16);
+    id = vm_bring_up(a, r, VDPA_TYPE_NET, 2, 0, mac);
+    vm_set_msi(a, id, 0, msi, 0xfa01, false);
+    qtest_writel(t->qts, msi, 0);
+
+    /*
+     * 1. Rings pinned, buffers evicted: the receive buffer is taken from
+     * the ring, the data write faults.  The frame is dropped, the buffer
+     * held; the next frame lands in it.
+     */
+    vpri_cmd(t->qts, "vpri-pin", r[0].mem, 4096);
+    vpri_cmd(t->qts, "vpri-pin", r[1].mem, 4096);
+    make_frame(frame, peer, mac, 150, 7);
+    qtest_memset(t->qts, tx, 0, 12);
+    qtest_memwrite(t->qts, tx + 12, frame, 150);
+    vm_ring_post(a, &r[0], id, 0, buf, 2048, true);
+    /*
+     * The kick readies the buffer; an admin command (RESUME of a running
+     * instance does nothing) makes sure that ran before the eviction.
+     */
+    vm_cmd_exec_ok(a, VDPA_OP_RESUME, id);
+    vpri_evict_all(t->qts);
+
+    make_frame(frame, mac, peer, 100, 1);
+    sock_send(sv[0], frame, 100);
+    wait_rx_fault_settled(t->qts, 1, 1);
+    g_assert_cmpuint(qtest_readw(t->qts, r[0].used + 2), ==, 0);
+    make_frame(frame, mac, peer, 110, 2);
+    sock_send(sv[0], frame, 110);
+    g_assert_cmpint(vm_ring_wait(a, &r[0], 10 * G_USEC_PER_SEC), ==,
+                    12 + 110);
+    qtest_memread(t->qts, buf, got, 12 + 110);
+    g_assert_cmpuint(got[10], ==, 1);
+    g_assert_cmpmem(got + 12, 110, frame, 110);
+    g_assert_cmphex(qtest_readl(t->qts, msi), ==, 0xfa01);
+
+    /* Transmit from an evicted page: stalls, then goes out once */
+    vm_ring_post(a, &r[1], id, 1, tx, 12 + 150, false);
+    g_assert_cmpint(vm_ring_wait(a, &r[1], 10 * G_USEC_PER_SEC), ==, 0);
+    g_assert_cmpuint(sock_recv(sv[0], got, sizeof(got)), ==, 150);
+    make_frame(frame, peer, mac, 150, 7);
+    g_assert_cmpmem(got, 150, frame, 150);
+    vpri_faults(t->qts, &raised, &resolved, &pending);
+    g_test_message("rings pinned: %" PRIu64 " faults raised", raised);
+    g_assert_cmpuint(raised, >=, 2);            /* rx buffer, tx buffer */
+    g_assert_cmpuint(resolved, ==, raised);
+    g_assert_cmpuint(pending, ==, 0);
+
+    /*
+     * 2. Everything evicted, rings too: the frame faults on the ring and
+     * is dropped; the device then faults the ring and the next buffer
+     * back in, one fault after the other, and the next frame gets
+     * through.
+     */
+    vpri_cmd(t->qts, "vpri-unpin", r[0].mem, 4096);
+    vpri_cmd(t->qts, "vpri-unpin", r[1].mem, 4096);
+    vm_ring_post(a, &r[0], id, 0, buf2, 2048, true);
+    vm_cmd_exec_ok(a, VDPA_OP_RESUME, id);
+    vpri_evict_all(t->qts);
+    make_frame(frame, mac, peer, 120, 3);
+    sock_send(sv[0], frame, 120);
+    wait_rx_fault_settled(t->qts, 2, 0);
+    make_frame(frame, mac, peer, 130, 4);
+    sock_send(sv[0], frame, 130);
+    g_assert_cmpint(vm_ring_wait(a, &r[0], 10 * G_USEC_PER_SEC), ==,
+                    12 + 130);
+    qtest_memread(t->qts, buf2 + 12, got, 130);
+    g_assert_cmpmem(got, 130, frame, 130);
+
+    vpri_faults(t->qts, &raised, &resolved, &pending);
+    g_test_message("in all: %" PRIu64 " faults raised", raised);
+    g_assert_cmpuint(raised, >=, 4);
+    g_assert_cmpuint(resolved, ==, raised);
+    g_assert_cmpuint(pending, ==, 0);
+    close(sv[0]);
+    t_stop(t);
+}
+
+/* fault-blocked-queues and held-requests of instance @id */
+static void inst_fault_state(QTestState *qts, uint32_t id, int64_t *blocked,
+                             int64_t *held)
+{
+    QDict *reply, *info = query(qts, false, &reply);
+    QListEntry *e;
+
+    *blocked = *held = -1;
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(info, "instances"), e) {
+        QDict *inst = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (qdict_get_int(inst, "id") == id) {
+            *blocked = qdict_get_int(inst, "fault-blocked-queues");
+            *held = qdict_get_int(inst, "held-requests");
+        }
+    }
+    qobject_unref(reply);
+}
+
+static void hold_faults(QTestState *qts, bool on)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'qom-set', 'arguments': { "
+                           "'path': '/objects/vh0', "
+                           "'property': 'x-hold-faults', 'value': %i } }", on);
+
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+}
+
+/*
+ * Migration with blk queues stopped on VPRI page faults the host has not
+ * answered (vpri-host's x-hold-faults keeps them pending) at the
+ * switch-over.  Instance 1's ring is pinned: its request was taken from
+ * the ring, read from the disk, and stopped writing the evicted data
+ * page, so it travels as a held head.  Instance 2's ring is evicted: its
+ * pop faulted and consumed nothing.  On the destination both requests
+ * complete with the right data.
+ */
+static void test_migration_fault_pending(void)
+{
+    T *t = t_start_with("-object vpri-host,id=vh0", ",host=vh0", 16);
+    VMAdmin *a = t->a;
+    VMRing r1, r2;
+    uint64_t d1 = guest_alloc(&t->alloc, 4096);
+    uint64_t d2 = guest_alloc(&t->alloc, 4096);
+    uint8_t out1[4096], out2[4096], in[4096];
+    g_autofree char *args = NULL;
+    uint64_t raised, resolved, pending;
+    int64_t blocked, held;
+    uint32_t i1, i2;
+    gint64 deadline;
+
+    i1 = bring_up(a, &r1, 1, 0);
+    i2 = bring_up(a, &r2, 1, 1);
+    fill(out1, sizeof(out1), 0x31);
+    fill(out2, sizeof(out2), 0x32);
+    qtest_memwrite(t->qts, d1, out1, 4096);
+    qtest_memwrite(t->qts, d2, out2, 4096);
+    g_assert_cmpint(vm_blk_io(a, &r1, i1, 0, BLK_T_OUT, 16, d1, 4096), ==,
+                    BLK_S_OK);
+    g_assert_cmpint(vm_blk_io(a, &r2, i2, 0, BLK_T_OUT, 24, d2, 4096), ==,
+                    BLK_S_OK);
+    qtest_memset(t->qts, d1, 0, 4096);
+    qtest_memset(t->qts, d2, 0, 4096);
+
+    /* Published while suspended, then everything but ring 1 evicted */
+    vm_cmd_exec_ok(a, VDPA_OP_SUSPEND, i1);
+    vm_cmd_exec_ok(a, VDPA_OP_SUSPEND, i2);
+    vm_blk_post(a, &r1, i1, 0, BLK_T_IN, 16, d1, 4096);
+    vm_blk_post(a, &r2, i2, 0, BLK_T_IN, 24, d2, 4096);
+    vpri_cmd(t->qts, "vpri-pin", r1.mem, 4096);
+    vpri_evict_all(t->qts);
+    hold_faults(t->qts, true);
+    vm_cmd_exec_ok(a, VDPA_OP_RESUME, i1);
+    vm_cmd_exec_ok(a, VDPA_OP_RESUME, i2);
+
+    /* Wait until both queues wait on their fault, 1 with its request */
+    deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+    for (;;) {
+        int64_t b2, h2;
+
+        inst_fault_state(t->qts, i1, &blocked, &held);
+        inst_fault_state(t->qts, i2, &b2, &h2);
+        if (blocked == 1 && held == 1 && b2 == 1 && h2 == 0) {
+            break;
+        }
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(1000);
+    }
+    vpri_faults(t->qts, &raised, &resolved, &pending);
+    g_assert_cmpuint(pending, ==, 2);
+    g_assert_cmpuint(resolved, ==, raised - 2);
+    /* Ring 1 is pinned: reading it changes nothing; nothing completed */
+    g_assert_cmpuint(qtest_readw(t->qts, r1.used + 2), ==, r1.last_used);
+
+    args = g_strdup_printf("-M q35 -m 512M -nodefaults "
+                           "-object vpri-host,id=vh0 "
+                           "-blockdev driver=file,node-name=d0,filename=%s,"
+                           "locking=off "
+                           "-blockdev driver=file,node-name=d1,filename=%s,"
+                           "locking=off "
+                           "-device vdpa-mgmt,id=vm0,blk-nodes=d0:d1,"
+                           "host=vh0", t->img[0], t->img[1]);
+    migrate_to(t, args);
+
+    /* The held request restarts from its header, the other is popped */
+    g_assert_cmpint(vm_blk_wait(a, &r1), ==, BLK_S_OK);
+    g_assert_cmpint(vm_blk_wait(a, &r2), ==, BLK_S_OK);
+    qtest_memread(t->qts, d1, in, sizeof(in));
+    g_assert_cmpmem(in, sizeof(in), out1, sizeof(out1));
+    qtest_memread(t->qts, d2, in, sizeof(in));
+    g_assert_cmpmem(in, sizeof(in), out2, sizeof(out2));
+    inst_fault_state(t->qts, i1, &blocked, &held);
+    g_assert_cmpint(blocked, ==, 0);
+    g_assert_cmpint(held, ==, 0);
+    /* And the queues go on */
+    qtest_memset(t->qts, d2, 0, 4096);
+    g_assert_cmpint(vm_blk_io(a, &r1, i1, 0, BLK_T_IN, 16, d2, 4096), ==,
+                    BLK_S_OK);
+    qtest_memread(t->qts, d2, in, sizeof(in));
+    g_assert_cmpmem(in, sizeof(in), out1, sizeof(out1));
+    t_stop(t);
+}
+
+/*
+ * Migration of a live net instance: its MAC, queue positions, MSI
+ * message and a receive buffer posted before the switch-over carry
+ * over; a transmit chain published while it was suspended goes out of
+ * the destination's netdev after RESUME.
+ */
+static void test_migration_net(void)
+{
+    static const uint8_t mac[6] = { 0x52, 0x54, 0, 0, 0, 0x2a };
+    static const uint8_t peer[6] = { 0x52, 0x54, 0, 0, 0, 0x1 };
+    int sv[2], dv[2];
+    g_autofree char *prefix = NULL;
+    g_autofree char *args = NULL;
+    T *t;
+    VMAdmin *a;
+    VMRing r[2];
+    uint32_t id;
+    uint64_t rx1, rx2, tx, msi;
+    uint8_t frame[256], got[2048];
+    uint32_t len;
+    VdpaCmd c;
+    QDict *reply, *info, *inst;
+
+    g_assert_cmpint(socketpair(PF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    prefix = g_strdup_printf("-netdev socket,id=n0,fd=%d", sv[1]);
+    t = t_start_with(prefix, ",netdev=n0", 16);
+    close(sv[1]);
+    /* The destination's netdev: a pair the source never saw */
+    g_assert_cmpint(socketpair(PF_UNIX, SOCK_STREAM, 0, dv), ==, 0);
+    a = t->a;
+    rx1 = guest_alloc(&t->alloc, 2048);
+    rx2 = guest_alloc(&t->alloc, 2048);
+    tx = guest_alloc(&t->alloc, 2048);
+    msi = guest_alloc(&t->alloc, 16);
+    id = vm_bring_up(a, r, VDPA_TYPE_NET, 2, 0, mac);
+    vm_set_msi(a, id, 0, msi, 0x4e47, false);
+
+    /* One frame received before the migration */
+    vm_ring_post(a, &r[0], id, 0, rx1, 2048, true);
+    make_frame(frame, mac, peer, 90, 5);
+    sock_send(sv[0], frame, 90);
+    g_assert_cmpint(vm_ring_wait(a, &r[0], 10 * G_USEC_PER_SEC), ==, 12 + 90);
+    /* A receive buffer posted, a transmit published while suspended */
+    vm_ring_post(a, &r[0], id, 0, rx2, 2048, true);
+    vm_cmd_exec_ok(a, VDPA_OP_SUSPEND, id);
+    qtest_memset(t->qts, tx, 0, 12);
+    make_frame(frame, peer, mac, 140, 6);
+    qtest_memwrite(t->qts, tx + 12, frame, 140);
+    vm_ring_post(a, &r[1], id, 1, tx, 12 + 140, false);
+
+    args = g_strdup_printf("-M q35 -m 512M -nodefaults "
+                           "-netdev socket,id=n0,fd=%d "
+                           "-blockdev driver=file,node-name=d0,filename=%s,"
+                           "locking=off "
+                           "-blockdev driver=file,node-name=d1,filename=%s,"
+                           "locking=off "
+                           "-device vdpa-mgmt,id=vm0,blk-nodes=d0:d1,"
+                           "netdev=n0", dv[1], t->img[0], t->img[1]);
+    migrate_to(t, args);
+    close(dv[1]);
+    close(sv[0]);
+
+    info = query(t->qts, false, &reply);
+    inst = qobject_to(QDict, qlist_peek(qdict_get_qlist(info, "instances")));
+    g_assert_cmpint(qdict_get_int(inst, "id"), ==, id);
+    g_assert_cmpstr(qdict_get_str(inst, "type"), ==, "net");
+    g_assert_cmpstr(qdict_get_str(inst, "state"), ==, "suspended");
+    g_assert_cmpint(qdict_get_int(qdict_get_qdict(inst, "counters"),
+                                  "requests"), ==, 1);
+    qobject_unref(reply);
+    c = vm_cmd_new(a, VDPA_OP_CONFIG_READ, id);
+    c.buf_addr = a->buf;
+    c.buf_len = 12;
+    c.u.cfg.length = 12;
+    expect(vm_exec(a, &c), VDPA_S_OK, VDPA_Q_OK);
+    qtest_memread(t->qts, a->buf, got, 6);
+    g_assert_cmpmem(got, 6, mac, 6);
+
+    /* RESUME: the published frame leaves through the destination */
+    vm_cmd_exec_ok(a, VDPA_OP_RESUME, id);
+    g_assert_cmpint(vm_ring_wait(a, &r[1], 10 * G_USEC_PER_SEC), ==, 0);
+    /* QEMU announces the NIC after migration (RARP): skip those frames */
+    do {
+        len = sock_recv(dv[0], got, sizeof(got));
+    } while (len >= 14 && got[12] == 0x80 && got[13] == 0x35);
+    g_assert_cmpuint(len, ==, 140);
+    g_assert_cmpmem(got, 140, frame, 140);
+    /* A frame for the MAC lands in the buffer posted before migrating */
+    qtest_writel(t->qts, msi, 0);
+    make_frame(frame, mac, peer, 100, 8);
+    sock_send(dv[0], frame, 100);
+    g_assert_cmpint(vm_ring_wait(a, &r[0], 10 * G_USEC_PER_SEC), ==, 12 + 100);
+    qtest_memread(t->qts, rx2 + 12, got, 100);
+    g_assert_cmpmem(got, 100, frame, 100);
+    g_assert_cmphex(qtest_readl(t->qts, msi), ==, 0x4e47);
+    close(dv[0]);
+    t_stop(t);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -988,5 +1416,9 @@ int main(int argc, char **argv)
     qtest_add_func("/vdpa-mgmt/net", test_net);
     qtest_add_func("/vdpa-mgmt/admin-msix", test_admin_msix);
     qtest_add_func("/vdpa-mgmt/vpri-faults", test_vpri_faults);
+    qtest_add_func("/vdpa-mgmt/net-vpri-faults", test_net_vpri_faults);
+    qtest_add_func("/vdpa-mgmt/migration-fault-pending",
+                   test_migration_fault_pending);
+    qtest_add_func("/vdpa-mgmt/migration-net", test_migration_net);
     return g_test_run();
 }

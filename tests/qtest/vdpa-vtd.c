@@ -182,6 +182,12 @@ void vtd_inv_piotlb_pasid(Vtd *v, uint16_t did, uint32_t pasid)
            ((uint64_t)pasid << 32), 0);
 }
 
+void vtd_inv_iotlb_page(Vtd *v, uint16_t did, uint64_t iova)
+{
+    /* IOTLB: type 2, granularity 11 (page-selective in domain), AM 0 */
+    submit(v, 0x2 | (3ULL << 4) | ((uint64_t)did << 16), iova & ~0xfffULL);
+}
+
 #define FRCD 0x220                  /* the one fault recording register */
 
 bool vtd_fault(Vtd *v, VtdFault *f)

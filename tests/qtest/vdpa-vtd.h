@@ -63,6 +63,12 @@ void vtd_enable(Vtd *v);
 void vtd_inv_context_global(Vtd *v);
 void vtd_inv_pasid_cache(Vtd *v, uint16_t did, uint32_t pasid);
 void vtd_inv_piotlb_pasid(Vtd *v, uint16_t did, uint32_t pasid);
+/*
+ * Page-selective IOTLB invalidation in a domain: what second-stage
+ * mappings need (a page-selective PASID-based invalidation leaves them
+ * cached, as the VT-d specification says and intel-iommu does)
+ */
+void vtd_inv_iotlb_page(Vtd *v, uint16_t did, uint64_t iova);
 
 /* The fault record (QEMU has one), as the IOMMU reported it */
 typedef struct VtdFault {

@@ -16,6 +16,7 @@
 #include "qom/object.h"
 #include "hw/vpri/virtq.h"
 #include "hw/vdpa-mgmt/vdpa-cmd.h"
+#include "hw/vdpa-mgmt/vdpa-iotlb.h"
 #include "hw/vdpa-mgmt/vdpa-msi.h"
 #include "hw/vdpa-mgmt/vdpa-table.h"
 
@@ -108,7 +109,21 @@ struct VdpaMgmt {
     NICConf nic_conf;
     NICState *nic;
     GHashTable *macs;           /* MAC (as uint64) -> VdpaInst */
-    uint64_t rx_dropped;
+    uint64_t rx_dropped;        /* no instance, no buffer, too small */
+    uint64_t rx_fault_dropped;  /* met a VPRI fault, or a queue waiting */
+
+    /*
+     * PASID: the offset of the PCIe PASID capability (0: none), and the
+     * device-side translation cache of PASID-tagged DMA, filled from
+     * the vIOMMU's translate_pasid and emptied by its invalidation
+     * notifications (patches/0009).  iotlb_entries is the property;
+     * the cache stays empty without a vIOMMU that notifies.
+     */
+    uint16_t pasid_cap;
+    uint32_t iotlb_entries;
+    VdpaIotlb iotlb;
+    uint64_t pasid_translations;    /* translate_pasid calls */
+    uint64_t blk_mapped;            /* blk reads/writes without a bounce */
 
     VdpaLimits limits;
     VdpaTable table;
@@ -150,5 +165,7 @@ struct VdpaMgmt {
 };
 
 const char *vdpa_inst_state(const VdpaInst *inst);
+/* Requests a fault stopped on @q, waiting to be restarted */
+uint32_t vdpa_queue_held(const VdpaQueue *q);
 
 #endif

@@ -149,6 +149,7 @@ enum {
     VDPA_Q_BAD_BACKEND     = 0x8004,  /* backend selector */
     VDPA_Q_BUF_RANGE       = 0x8005,  /* buf_addr/buf_len unusable */
     VDPA_Q_BAD_QUEUE       = 0x8006,  /* queue index */
+    VDPA_Q_PASID_DISABLED  = 0x8007,  /* PCIe PASID capability not enabled */
 };
 
 /* Instance types: virtio device ids */
