@@ -224,7 +224,9 @@ int main(int argc, char **argv)
     printf("overcommit,policy,budget_pct,budget_pages,capacity,"
            "nic_faults,block_faults,cpu_faults,nic_accesses,block_accesses,"
            "cpu_accesses,evictions,pin_pageins,pinned_avg,pinned_max,"
-           "pinned_nic,pinned_block,nic_first_faults,block_first_faults\n");
+           "pinned_nic,pinned_block,nic_first_faults,block_first_faults,"
+           "cold_nic_faults,cold_block_faults,cold_nic_first_faults,"
+           "cold_block_first_faults\n");
     for (int o = 0; o < noc; o++) {
         for (int b = 0; b < nbud; b++) {
             for (unsigned k = 0; k < PIN_POLICY_NR_KINDS; k++) {
@@ -253,7 +255,8 @@ int main(int argc, char **argv)
                 printf("%u,%s,%g,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%"
                        PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
                        ",%" PRIu64 ",%" PRIu64 ",%.1f,%" PRIu64
-                       ",%.1f,%.1f,%" PRIu64 ",%" PRIu64 "\n",
+                       ",%.1f,%.1f,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%"
+                       PRIu64 ",%" PRIu64 ",%" PRIu64 "\n",
                        cfg.overcommit_pct, pin_policy_kind_name(cfg.policy),
                        bud[b], res.budget, res.capacity,
                        res.faults[DMA_TRACE_NIC], res.faults[DMA_TRACE_BLOCK],
@@ -265,7 +268,11 @@ int main(int argc, char **argv)
                        res.pinned_avg_kind[DMA_TRACE_NIC],
                        res.pinned_avg_kind[DMA_TRACE_BLOCK],
                        res.first_faults[DMA_TRACE_NIC],
-                       res.first_faults[DMA_TRACE_BLOCK]);
+                       res.first_faults[DMA_TRACE_BLOCK],
+                       res.cold_faults[DMA_TRACE_NIC],
+                       res.cold_faults[DMA_TRACE_BLOCK],
+                       res.cold_first_faults[DMA_TRACE_NIC],
+                       res.cold_first_faults[DMA_TRACE_BLOCK]);
                 fflush(stdout);
             }
         }
