@@ -38,6 +38,8 @@
 #define RATE_DIV 8
 /* A recency candidate older than this is dropped whatever its rank. */
 #define RECENCY_HORIZON 4096
+/* Rank keys of block pages with no predicted next use start here. */
+#define UNPREDICTED ((uint64_t)1 << 48)
 
 typedef struct PageHist {
     uint32_t last;              /* epoch of the last touch + 1; 0: never */
@@ -457,9 +459,7 @@ static void part_absorb(Part *pt)
         if (h->count < UINT16_MAX) {
             h->count++;
         }
-        /* Prediction needs a gap: block parts rank pages seen twice. */
-        if (!(h->flags & PH_CAND) && (pt->recency || h->count >= 2) &&
-            list_push(&pt->cand, page)) {
+        if (!(h->flags & PH_CAND) && list_push(&pt->cand, page)) {
             h->flags |= PH_CAND;
         }
     }
@@ -499,8 +499,17 @@ static bool part_key(const Part *pt, uint64_t page, uint64_t *key)
         *key = (age << 16) | tie;
         return true;
     }
-    if (age > 3 * (uint64_t)h->gap + 2) {
-        return false;
+    if (!h->gap || age > 3 * (uint64_t)h->gap + 2) {
+        /*
+         * No prediction: seen once, or overdue by more than two gaps.  It
+         * ranks behind every predicted page, by recency, so it only takes
+         * share the predictions leave unused.
+         */
+        if (age > RECENCY_HORIZON) {
+            return false;
+        }
+        *key = UNPREDICTED | (age << 16) | tie;
+        return true;
     }
     /* Distance to the predicted use; being late counts double, as a page
      * that missed its time is less and less likely to come. */

@@ -249,6 +249,44 @@ static void test_sim_dma_is_invisible_to_reclaim(void **state)
     dma_sim_free(s);
 }
 
+/*
+ * Cold start and steady state from one replay: the faults of the warm-up
+ * (here the device's first touches of pages the start-up reclaim evicted)
+ * count in the cold-start figures only.
+ */
+static void test_sim_warmup_accounting(void **state)
+{
+    DmaTrace t = { 0 };
+    DmaSimConfig c = cfg(50, PIN_POLICY_NONE, 0);
+    DmaSimResult r;
+
+    (void)state;
+    two_devices(&t.hdr, 10);
+    /* Pages 0-4 start evicted. */
+    add(&t, 0, 3, DMA_TRACE_NIC, 0, true);             /* warm-up fault */
+    add(&t, 1 * MS, 9, DMA_TRACE_BLOCK, 2, true);      /* warm-up fault */
+    add(&t, 5 * MS, 3, DMA_TRACE_NIC, 0, true);        /* resident now */
+    add(&t, 6 * MS, 3, DMA_TRACE_NIC, 1, true);        /* counted fault */
+    c.count_from_ns = 5 * MS;
+    assert_int_equal(dma_sim_run(&c, &t, &r), 0);
+    assert_int_equal(r.accesses[DMA_TRACE_NIC], 2);
+    assert_int_equal(r.faults[DMA_TRACE_NIC], 1);
+    assert_int_equal(r.first_faults[DMA_TRACE_NIC], 1);
+    assert_int_equal(r.faults[DMA_TRACE_BLOCK], 0);
+    assert_int_equal(r.cold_accesses[DMA_TRACE_NIC], 3);
+    assert_int_equal(r.cold_faults[DMA_TRACE_NIC], 2);
+    assert_int_equal(r.cold_first_faults[DMA_TRACE_NIC], 2);
+    assert_int_equal(r.cold_faults[DMA_TRACE_BLOCK], 1);
+    assert_int_equal(r.cold_first_faults[DMA_TRACE_BLOCK], 1);
+    /* No warm-up: both views agree. */
+    c.count_from_ns = 0;
+    assert_int_equal(dma_sim_run(&c, &t, &r), 0);
+    assert_int_equal(r.faults[DMA_TRACE_NIC], r.cold_faults[DMA_TRACE_NIC]);
+    assert_int_equal(r.accesses[DMA_TRACE_NIC],
+                     r.cold_accesses[DMA_TRACE_NIC]);
+    dma_trace_clear(&t);
+}
+
 /* A NIC ring under CPU pressure: lru/adp pins save its faults. */
 static void ring_trace(DmaTrace *t)
 {
@@ -408,6 +446,50 @@ static void test_gen_characterization(void **state)
     dma_trace_clear(&t);
 }
 
+/* Background traffic between bursts: silent gaps by default. */
+static void test_gen_nic_idle_traffic(void **state)
+{
+    DmaGenParams p;
+    DmaTrace t;
+    DmaTraceStats silent, idle;
+    uint64_t last = 0, gap_silent = 0, gap_idle = 0;
+
+    (void)state;
+    dma_gen_default(&p);
+    p.block = false;
+    p.duration_ns = 20000 * MS;
+    p.nic_off_ns = 4000 * MS;
+    assert_int_equal(dma_gen_mixed(&p, &t), 0);
+    assert_int_equal(dma_trace_stats(&t, DMA_TRACE_NIC, &silent), 0);
+    for (size_t i = 0; i < t.n; i++) {
+        if (t.recs[i].kind == DMA_TRACE_NIC) {
+            if (last && t.recs[i].time_ns - last > gap_silent) {
+                gap_silent = t.recs[i].time_ns - last;
+            }
+            last = t.recs[i].time_ns;
+        }
+    }
+    dma_trace_clear(&t);
+    p.nic_idle_pkt_interval_ns = 50 * MS;
+    assert_int_equal(dma_gen_mixed(&p, &t), 0);
+    assert_int_equal(dma_trace_stats(&t, DMA_TRACE_NIC, &idle), 0);
+    last = 0;
+    for (size_t i = 0; i < t.n; i++) {
+        if (t.recs[i].kind == DMA_TRACE_NIC) {
+            if (last && t.recs[i].time_ns - last > gap_idle) {
+                gap_idle = t.recs[i].time_ns - last;
+            }
+            last = t.recs[i].time_ns;
+        }
+    }
+    /* Silent gaps last seconds; background packets come every ~50 ms. */
+    assert_true(gap_silent > 1000 * MS);
+    assert_true(gap_idle < 1000 * MS);
+    assert_true(idle.accesses > silent.accesses);
+    assert_true(idle.footprint <= p.nic_pool);
+    dma_trace_clear(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -416,10 +498,12 @@ int main(void)
         cmocka_unit_test(test_trace_header_checked_on_write),
         cmocka_unit_test(test_sim_starts_at_capacity),
         cmocka_unit_test(test_sim_dma_is_invisible_to_reclaim),
+        cmocka_unit_test(test_sim_warmup_accounting),
         cmocka_unit_test(test_sim_pins_save_ring_faults),
         cmocka_unit_test(test_sim_pin_pages_in),
         cmocka_unit_test(test_sim_periodic_reclaim),
         cmocka_unit_test(test_gen_characterization),
+        cmocka_unit_test(test_gen_nic_idle_traffic),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

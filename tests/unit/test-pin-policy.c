@@ -224,18 +224,49 @@ static void test_adp_block_pins_next_due(void **state)
     pin_policy_free(lru);
 }
 
-/* A page seen once has no reuse distance: block parts never pin it. */
-static void test_adp_block_ignores_one_shot_pages(void **state)
+/*
+ * A page seen once has no reuse distance: a block part ranks it behind
+ * every page with a predicted next use, by recency, so it only takes share
+ * the predictions leave unused (a small working set the device cycles
+ * through, like O_DIRECT buffers, is then held as lru would hold it).
+ */
+static void test_adp_block_one_shot_pages_fill_spare_share(void **state)
 {
-    PinPolicy *p = pin_policy_new(PIN_POLICY_ADP, 1000, 100);
+    PinPolicy *p = pin_policy_new(PIN_POLICY_ADP, 1000, 10);
     int d = pin_policy_add_device(p, PIN_DEV_BLOCK);
+    uint64_t pinned_reused = 0, pinned_once = 0;
 
     (void)state;
+    for (int e = 0; e < 24; e++) {
+        /* pages 0-9 reused every 4 epochs; 10 new pages every epoch */
+        if (e % 4 == 0) {
+            touch_range(p, (unsigned)d, 0, 10);
+        }
+        touch_range(p, (unsigned)d, 100 + (uint64_t)e * 10, 10);
+        pin_policy_epoch(p, NULL, NULL);
+    }
+    for (uint64_t pg = 0; pg < 10; pg++) {
+        pinned_reused += pin_policy_is_pinned(p, pg);
+    }
+    for (uint64_t pg = 100; pg < 340; pg++) {
+        pinned_once += pin_policy_is_pinned(p, pg);
+    }
+    /* The predicted pages take the whole share. */
+    assert_int_equal(pinned_reused, 10);
+    assert_int_equal(pinned_once, 0);
+    pin_policy_free(p);
+
+    /* Nothing predictable: the most recent pages fill the share. */
+    p = pin_policy_new(PIN_POLICY_ADP, 1000, 10);
+    d = pin_policy_add_device(p, PIN_DEV_BLOCK);
     for (int e = 0; e < 10; e++) {
         touch_range(p, (unsigned)d, (uint64_t)e * 10, 10);
         pin_policy_epoch(p, NULL, NULL);
     }
-    assert_int_equal(pin_policy_pinned(p), 0);
+    assert_int_equal(pin_policy_pinned(p), 10);
+    for (uint64_t pg = 90; pg < 100; pg++) {
+        assert_true(pin_policy_is_pinned(p, pg));
+    }
     pin_policy_free(p);
 }
 
@@ -390,7 +421,7 @@ int main(void)
         cmocka_unit_test(test_lru_recent_up_to_budget),
         cmocka_unit_test(test_adp_keeps_nic_under_block_churn),
         cmocka_unit_test(test_adp_block_pins_next_due),
-        cmocka_unit_test(test_adp_block_ignores_one_shot_pages),
+        cmocka_unit_test(test_adp_block_one_shot_pages_fill_spare_share),
         cmocka_unit_test(test_adp_quiet_device_decays),
         cmocka_unit_test(test_adp_late_start_gets_budget),
         cmocka_unit_test(test_adp_budget_follows_benefit),

@@ -224,8 +224,12 @@ int main(int argc, char **argv)
     printf("overcommit,policy,budget_pct,budget_pages,capacity,"
            "nic_faults,block_faults,cpu_faults,nic_accesses,block_accesses,"
            "cpu_accesses,evictions,pin_pageins,pinned_avg,pinned_max,"
-           "pinned_nic,pinned_block,nic_first_faults,block_first_faults\n");
+           "pinned_nic,pinned_block,nic_first_faults,block_first_faults,"
+           "cold_nic_faults,cold_block_faults,cold_nic_first_faults,"
+           "cold_block_first_faults\n");
     for (int o = 0; o < noc; o++) {
+        DmaSimResult none_res = { 0 };
+
         for (int b = 0; b < nbud; b++) {
             for (unsigned k = 0; k < PIN_POLICY_NR_KINDS; k++) {
                 DmaSimConfig cfg = {
@@ -239,12 +243,23 @@ int main(int argc, char **argv)
                     .reclaim_every_ns = (uint64_t)(reclaim_ms * 1e6),
                     .reclaim_pct = reclaim_pct,
                 };
-                DmaSimResult res;
+                DmaSimResult res = { 0 };
 
                 if (!pols[k]) {
                     continue;
                 }
-                r = dma_sim_run(&cfg, &t, &res);
+                /* none pins nothing: its replay is the same at any budget */
+                if (k == PIN_POLICY_NONE && b > 0) {
+                    res = none_res;
+                    res.budget = cfg.budget_pages < res.capacity / 2 ?
+                                 cfg.budget_pages : res.capacity / 2;
+                    r = 0;
+                } else {
+                    r = dma_sim_run(&cfg, &t, &res);
+                }
+                if (k == PIN_POLICY_NONE) {
+                    none_res = res;
+                }
                 if (r) {
                     fprintf(stderr, "dma-eval: replay failed: %s\n",
                             strerror(-r));
@@ -253,7 +268,8 @@ int main(int argc, char **argv)
                 printf("%u,%s,%g,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%"
                        PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
                        ",%" PRIu64 ",%" PRIu64 ",%.1f,%" PRIu64
-                       ",%.1f,%.1f,%" PRIu64 ",%" PRIu64 "\n",
+                       ",%.1f,%.1f,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%"
+                       PRIu64 ",%" PRIu64 ",%" PRIu64 "\n",
                        cfg.overcommit_pct, pin_policy_kind_name(cfg.policy),
                        bud[b], res.budget, res.capacity,
                        res.faults[DMA_TRACE_NIC], res.faults[DMA_TRACE_BLOCK],
@@ -265,7 +281,11 @@ int main(int argc, char **argv)
                        res.pinned_avg_kind[DMA_TRACE_NIC],
                        res.pinned_avg_kind[DMA_TRACE_BLOCK],
                        res.first_faults[DMA_TRACE_NIC],
-                       res.first_faults[DMA_TRACE_BLOCK]);
+                       res.first_faults[DMA_TRACE_BLOCK],
+                       res.cold_faults[DMA_TRACE_NIC],
+                       res.cold_faults[DMA_TRACE_BLOCK],
+                       res.cold_first_faults[DMA_TRACE_NIC],
+                       res.cold_first_faults[DMA_TRACE_BLOCK]);
                 fflush(stdout);
             }
         }

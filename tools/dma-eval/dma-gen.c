@@ -74,7 +74,7 @@ static const ParamDesc params[] = {
     P(cpu_interval_ns, 'u'),
     P(nic_rx_ring, 'U'), P(nic_tx_ring, 'U'), P(nic_pool, 'U'),
     P(nic_refill_new, 'd'), P(nic_pkt_interval_ns, 'u'), P(nic_on_ns, 'u'),
-    P(nic_off_ns, 'u'), P(nic_tx_prob, 'd'),
+    P(nic_off_ns, 'u'), P(nic_tx_prob, 'd'), P(nic_idle_pkt_interval_ns, 'u'),
     P(cache_frac, 'd'), P(file_mult, 'd'), P(zipf_s, 'd'),
     P(blk_interval_ns, 'u'), P(blk_write_prob, 'd'), P(blk_flush_ns, 'u'),
 };
@@ -232,9 +232,26 @@ static void gen_nic(const DmaGenParams *p, const uint64_t *pool,
     }
     while (t < p->duration_ns) {
         uint64_t end = t + rnd_exp(&s, p->nic_on_ns);
+        bool burst = true;
 
-        for (; t < end && t < p->duration_ns;
-             t += rnd_exp(&s, p->nic_pkt_interval_ns)) {
+        for (;;) {
+            if (t >= end) {
+                if (!burst) {
+                    break;
+                }
+                /* the gap: silent, or background traffic */
+                burst = false;
+                end = t + rnd_exp(&s, p->nic_off_ns);
+                if (!p->nic_idle_pkt_interval_ns) {
+                    t = end;
+                    break;
+                }
+                t += rnd_exp(&s, p->nic_idle_pkt_interval_ns);
+                continue;
+            }
+            if (t >= p->duration_ns) {
+                break;
+            }
             emit(st, t, NIC_DEV, DMA_TRACE_NIC, pool[(ri * 16) / 4096],
                  false);
             emit(st, t + 200, NIC_DEV, DMA_TRACE_NIC, rx[ri], true);
@@ -257,8 +274,9 @@ static void gen_nic(const DmaGenParams *p, const uint64_t *pool,
                 emit(st, t + 7200, NIC_DEV, DMA_TRACE_NIC, page, false);
                 ti = (ti + 1) % ntx;
             }
+            t += rnd_exp(&s, burst ? p->nic_pkt_interval_ns :
+                             p->nic_idle_pkt_interval_ns);
         }
-        t += rnd_exp(&s, p->nic_off_ns);
     }
     free(rx);
 }

@@ -31,6 +31,9 @@ typedef struct DmaGenParams {
     uint64_t nic_pkt_interval_ns;       /* between packets in a burst */
     uint64_t nic_on_ns, nic_off_ns;     /* mean burst and gap lengths */
     double nic_tx_prob;                 /* packets that also transmit */
+    /* Mean gap between packets between bursts (background traffic:
+     * ARP, keepalives, monitoring); 0: the gaps are silent. */
+    uint64_t nic_idle_pkt_interval_ns;
 
     /* Block: the guest page cache over a larger file set */
     double cache_frac;                  /* guest pages in the page cache */

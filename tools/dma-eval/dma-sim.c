@@ -247,15 +247,18 @@ int dma_sim_step(DmaSim *s, const DmaTraceRecord *r)
     }
     s->now = r->time_ns;
 
+    s->res.cold_accesses[r->kind]++;
     if (counting(s)) {
         s->res.accesses[r->kind]++;
     }
     if (!s->resident[r->page]) {
+        bool first = !(s->seen[r->page] & (1 << r->kind));
+
+        s->res.cold_faults[r->kind]++;
+        s->res.cold_first_faults[r->kind] += first;
         if (counting(s)) {
             s->res.faults[r->kind]++;
-            if (!(s->seen[r->page] & (1 << r->kind))) {
-                s->res.first_faults[r->kind]++;
-            }
+            s->res.first_faults[r->kind] += first;
         }
         if (di >= 0) {
             pin_policy_fault(s->policy, (unsigned)s->pol_dev[di], r->page);

@@ -41,6 +41,14 @@ typedef struct DmaSimResult {
     /* Of those, on pages no access of the kind had touched before: no
      * policy fed by access history can foresee them. */
     uint64_t first_faults[DMA_TRACE_NR_KINDS];
+    /*
+     * The same three from the first record on (cold start: the model starts
+     * with a random part of every region evicted, and every page is new to
+     * the policies), so both can be shown side by side.
+     */
+    uint64_t cold_accesses[DMA_TRACE_NR_KINDS];
+    uint64_t cold_faults[DMA_TRACE_NR_KINDS];
+    uint64_t cold_first_faults[DMA_TRACE_NR_KINDS];
     uint64_t evictions;
     /* Pages a pin had to bring in (prefetched, no device waited). */
     uint64_t pin_pageins;
