@@ -656,6 +656,39 @@ static void test_vpri_faults(void)
     p_stop(p);
 }
 
+/* A PASID-bound instance's fault the host fails: needs-reset, as without */
+static void test_vpri_fault_failed(void)
+{
+    P *p = p_start_with("-object vpri-host,id=vh0,x-fail-faults=on " IOMMU,
+                        ",host=vh0");
+    VMAdmin *a = p->a;
+    Vtd *v = vtd_new(p->qts, &p->alloc);
+    uint64_t ring = vtd_page(v), data = vtd_page(v);
+    uint64_t sl, raised, resolved, failed;
+    uint32_t id;
+    VMRing r;
+
+    vtd_add_device(v, DEVFN);
+    sl = vtd_add_pasid(v, PASID_A, DID_A);
+    vtd_map(v, sl, ring, ring);
+    vtd_map(v, sl, IOVA_A, data);
+    vtd_enable(v);
+    vtd_inv_context_global(v);
+    id = vm_create_blk(a, 1, 0);
+    g_assert_cmpuint(bind_pasid(a, id, PASID_A).status, ==, VDPA_S_OK);
+    start_queue(a, id, &r, ring);
+    set_suspended(a, id, true);
+    vm_blk_post(a, &r, id, 0, BLK_T_IN, 0, IOVA_A, 4096);
+    vpri_evict_all(p->qts);
+    set_suspended(a, id, false);
+    g_assert_true(wait_needs_reset(a, id));
+    vpri_slot_faults(p->qts, false, &raised, &resolved, &failed);
+    g_assert_cmpuint(failed, >=, 1);
+    g_assert_cmpuint(resolved, ==, 0);
+    vtd_free(v);
+    p_stop(p);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -667,5 +700,7 @@ int main(int argc, char **argv)
     qtest_add_func("/vdpa-mgmt/pasid/iotlb", test_iotlb);
     qtest_add_func("/vdpa-mgmt/pasid/migration", test_migration);
     qtest_add_func("/vdpa-mgmt/pasid/vpri-faults", test_vpri_faults);
+    qtest_add_func("/vdpa-mgmt/pasid/vpri-fault-failed",
+                   test_vpri_fault_failed);
     return g_test_run();
 }
