@@ -130,16 +130,23 @@ static bool vdpa_pasid_enabled(VdpaMgmt *s)
  * grants is cached; one it refuses is not, so every refused access
  * reaches the vIOMMU and is recorded there.  The vIOMMU's invalidation
  * notifications (vdpa_pasid_invalidate) empty the cache.
+ *
+ * With a vpri-host, each translated guest-physical page of RAM is then
+ * checked against the PA-BITMAP of gpa_fault_dev and the copy made in
+ * its fence, as a device with ATS checks page attributes after
+ * translation: a page that is not present returns VIRTQ_FAULT with its
+ * guest-physical address in *@fault_addr.  @buf NULL: only translate.
+ * Returns 0, VIRTQ_ERROR (refused) or VIRTQ_FAULT.
  */
-static bool vdpa_pasid_rw(VdpaInst *inst, uint64_t addr, void *buf,
-                          uint64_t len, bool write)
+static int vdpa_pasid_rw(VdpaInst *inst, uint64_t addr, void *buf,
+                         uint64_t len, bool write, uint64_t *fault_addr)
 {
     VdpaMgmt *s = inst->s;
     PCIDevice *pdev = PCI_DEVICE(s);
     uint8_t *p = buf;
 
     if (!vdpa_pasid_enabled(s)) {
-        return false;
+        return VIRTQ_ERROR;
     }
     while (len) {
         uint64_t chunk = MIN(len, VDPA_IOTLB_PAGE_SIZE -
@@ -154,7 +161,7 @@ static bool vdpa_pasid_rw(VdpaInst *inst, uint64_t addr, void *buf,
             if (!pci_device_iommu_translate_pasid(pdev, inst->pasid, addr,
                                                   write, &e) ||
                 !(e.perm & (write ? IOMMU_WO : IOMMU_RO))) {
-                return false;
+                return VIRTQ_ERROR;
             }
             pa = (e.translated_addr & ~e.addr_mask) | (addr & e.addr_mask);
             as = e.target_as;
@@ -164,8 +171,27 @@ static bool vdpa_pasid_rw(VdpaInst *inst, uint64_t addr, void *buf,
                                   (e.perm & IOMMU_WO ? VDPA_IOTLB_W : 0));
             }
         }
-        if (p && address_space_rw(as, pa, vdpa_attrs(s), p, chunk, write)) {
-            return false;
+        if (p && s->host && as == &address_space_memory) {
+            PabDmaToken token;
+            PabResult r = vpri_host_dma_begin(s->host, s->gpa_fault_dev, pa,
+                                              chunk, write, &token,
+                                              fault_addr);
+            MemTxResult res = MEMTX_OK;
+
+            if (r == PAB_OK) {
+                res = address_space_rw(as, pa, vdpa_attrs(s), p, chunk,
+                                       write);
+            }
+            vpri_host_dma_end(s->host, s->gpa_fault_dev, token);
+            if (r == PAB_FAULT) {
+                return VIRTQ_FAULT;
+            }
+            if (r != PAB_OK || res != MEMTX_OK) {
+                return VIRTQ_ERROR;
+            }
+        } else if (p && address_space_rw(as, pa, vdpa_attrs(s), p, chunk,
+                                         write)) {
+            return VIRTQ_ERROR;
         }
         addr += chunk;
         len -= chunk;
@@ -173,7 +199,7 @@ static bool vdpa_pasid_rw(VdpaInst *inst, uint64_t addr, void *buf,
             p += chunk;
         }
     }
-    return true;
+    return 0;
 }
 
 /* intel-iommu: the guest invalidated translations (patches/0009) */
@@ -198,7 +224,14 @@ static int vdpa_inst_dma(VdpaInst *inst, uint64_t addr, void *buf,
     VdpaMgmt *s = inst->s;
     bool ok;
 
-    if (s->host && inst->pasid == VDPA_NO_PASID) {
+    if (inst->pasid != VDPA_NO_PASID) {
+        int ret = vdpa_pasid_rw(inst, addr, buf, len, write, fault_addr);
+
+        if (ret == VIRTQ_ERROR) {
+            inst->stats.dma_faults++;
+        }
+        return ret;
+    } else if (s->host) {
         PabDmaToken token;
         PabResult r = vpri_host_dma_begin(s->host, s->fault_dev, addr, len,
                                           write, &token, fault_addr);
@@ -210,8 +243,6 @@ static int vdpa_inst_dma(VdpaInst *inst, uint64_t addr, void *buf,
         if (r == PAB_FAULT) {
             return VIRTQ_FAULT;
         }
-    } else if (inst->pasid != VDPA_NO_PASID) {
-        ok = vdpa_pasid_rw(inst, addr, buf, len, write);
     } else {
         ok = address_space_rw(inst->as, addr, vdpa_attrs(inst->s), buf, len,
                               write) == MEMTX_OK;
@@ -430,7 +461,9 @@ static void vdpa_queue_fault(VdpaInst *inst, uint16_t qi, uint64_t addr,
     s->slot_owner[slot] = VDPA_DB_VALUE(inst->id, qi) + 1;
     q->fault_slot = slot;
     trace_vdpa_mgmt_fault(inst->id, qi, addr, write);
-    vpri_host_raise_fault(s->host, s->fault_dev, slot, addr, write, -1);
+    vpri_host_raise_fault(s->host, inst->pasid == VDPA_NO_PASID ?
+                          s->fault_dev : s->gpa_fault_dev,
+                          slot, addr, write, -1);
 }
 
 uint32_t vdpa_queue_held(const VdpaQueue *q)
@@ -1343,7 +1376,7 @@ static bool vdpa_ring_reachable(VdpaInst *inst, uint64_t addr, uint64_t len,
                                 bool write)
 {
     if (inst->pasid != VDPA_NO_PASID) {
-        return vdpa_pasid_rw(inst, addr, NULL, len, write);
+        return vdpa_pasid_rw(inst, addr, NULL, len, write, NULL) == 0;
     }
     return address_space_access_valid(inst->as, addr, len, write,
                                       vdpa_attrs(inst->s));
@@ -1896,6 +1929,26 @@ static bool vdpa_open_backends(VdpaMgmt *s, Error **errp)
     return true;
 }
 
+/*
+ * vpri-host device slots the function takes: its own, and behind a
+ * vIOMMU that translates PASIDs one more for PASID DMA (guest-physical).
+ */
+static unsigned vdpa_host_slots_needed(PCIDevice *pdev)
+{
+    return pci_device_iommu_address_space(pdev) != &address_space_memory &&
+           pci_device_iommu_pasid_bits(pdev) ? 2 : 1;
+}
+
+static unsigned vdpa_host_free_slots(VpriHost *h)
+{
+    unsigned n = 0;
+
+    for (uint32_t id = 0; id < VPRI_HOST_MAX_DEVICES; id++) {
+        n += !h->devs[id].dev;
+    }
+    return n;
+}
+
 static void vdpa_mgmt_realize(PCIDevice *pdev, Error **errp)
 {
     VdpaMgmt *s = VDPA_MGMT(pdev);
@@ -1915,6 +1968,11 @@ static void vdpa_mgmt_realize(PCIDevice *pdev, Error **errp)
     if (s->host_id) {
         s->host = vpri_host_find(s->host_id, errp);
         if (!s->host || !vpri_host_can_attach(s->host, errp)) {
+            return;
+        }
+        if (vdpa_host_slots_needed(pdev) > vdpa_host_free_slots(s->host)) {
+            error_setg(errp, "vdpa-mgmt: vpri-host '%s' has no two free "
+                       "device slots (one for PASID DMA)", s->host_id);
             return;
         }
     }
@@ -2025,6 +2083,19 @@ static void vdpa_mgmt_realize(PCIDevice *pdev, Error **errp)
         s->slot_waiters = g_queue_new();
         s->fault_dev = vpri_host_attach(s->host, DEVICE(s), VDPA_FAULT_SLOTS,
                                         vdpa_fault_done, s);
+        s->gpa_fault_dev = s->fault_dev;
+        /*
+         * Behind a vIOMMU the function's slot is indexed by IOVA; PASID
+         * DMA is checked after translation, by guest-physical page, in a
+         * second slot.  Both answer into the same fault slots.
+         */
+        vpri_host_set_dma_space(s->host, s->fault_dev,
+                                pci_device_iommu_address_space(pdev));
+        if (vdpa_host_slots_needed(pdev) == 2) {
+            s->gpa_fault_dev = vpri_host_attach(s->host, DEVICE(s),
+                                                VDPA_FAULT_SLOTS,
+                                                vdpa_fault_done, s);
+        }
     }
     return;
 
@@ -2044,6 +2115,9 @@ static void vdpa_mgmt_exit(PCIDevice *pdev)
     }
     vdpa_iotlb_destroy(&s->iotlb);
     if (s->host) {
+        if (s->gpa_fault_dev != s->fault_dev) {
+            vpri_host_detach(s->host, s->gpa_fault_dev);
+        }
         vpri_host_detach(s->host, s->fault_dev);
         g_free(s->slot_owner);
         g_free(s->free_slots);

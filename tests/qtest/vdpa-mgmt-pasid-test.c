@@ -517,6 +517,178 @@ static void test_migration(void)
     p_stop(p);
 }
 
+/* query-vpri's fault counters of the function's slot with (or without) IOVA */
+static void vpri_slot_faults(QTestState *qts, bool iova, uint64_t *raised,
+                             uint64_t *resolved, uint64_t *failed)
+{
+    QDict *rsp = qtest_qmp(qts, "{'execute': 'query-vpri'}");
+    QList *devs = qdict_get_qlist(qdict_get_qdict(rsp, "return"), "devices");
+    QListEntry *e;
+    int found = 0;
+
+    QLIST_FOREACH_ENTRY(devs, e) {
+        QDict *dev = qobject_to(QDict, qlist_entry_obj(e));
+        QDict *f = qdict_get_qdict(dev, "faults");
+
+        g_assert_cmpstr(qdict_get_str(dev, "id"), ==, "vm0");
+        if (qdict_haskey(dev, "iova") != iova) {
+            continue;
+        }
+        *raised = qdict_get_int(f, "raised");
+        *resolved = qdict_get_int(f, "resolved");
+        *failed = qdict_get_int(f, "failed");
+        found++;
+    }
+    /* Behind intel-iommu: one IOVA-indexed slot, one guest-physical */
+    g_assert_cmpint(qlist_size(devs), ==, 2);
+    g_assert_cmpint(found, ==, 1);
+    qobject_unref(rsp);
+}
+
+static void vpri_evict_all(QTestState *qts)
+{
+    QDict *rsp = qtest_qmp(qts, "{'execute': 'vpri-reclaim', "
+                           "'arguments': {'host': 'vh0', 'percent': 100}}");
+
+    g_assert_cmpint(qdict_get_int(qdict_get_qdict(rsp, "return"),
+                                  "evicted"), >, 0);
+    qobject_unref(rsp);
+}
+
+static void set_suspended(VMAdmin *a, uint32_t inst, bool suspend)
+{
+    VdpaCmd c = vm_cmd_new(a, suspend ? VDPA_OP_SUSPEND : VDPA_OP_RESUME,
+                           inst);
+
+    g_assert_cmpuint(vm_exec(a, &c).status, ==, VDPA_S_OK);
+}
+
+/* Post one request while suspended, evict all RAM, resume, wait for it */
+static int evicted_io(P *p, VMRing *r, uint32_t inst, uint32_t type,
+                      uint64_t sector, uint64_t addr)
+{
+    set_suspended(p->a, inst, true);
+    vm_blk_post(p->a, r, inst, 0, type, sector, addr, 4096);
+    vpri_evict_all(p->qts);
+    set_suspended(p->a, inst, false);
+    return vm_blk_wait(p->a, r);
+}
+
+/*
+ * VPRI page faults of a PASID-bound instance: its DMA is translated
+ * first, then checked by guest-physical page in the function's second,
+ * guest-physical vpri-host slot; faults carry the guest-physical page.
+ * Evicted ring and data pages fault and are paged in, the data is right;
+ * an IOVA the PASID does not map is still refused by intel-iommu (and
+ * recorded there), not turned into a VPRI fault.  A non-PASID instance
+ * uses the function's own slot, indexed by IOVA behind the vIOMMU.
+ */
+static void test_vpri_faults(void)
+{
+    P *p = p_start_with("-object vpri-host,id=vh0 " IOMMU, ",host=vh0");
+    VMAdmin *a = p->a;
+    Vtd *v = vtd_new(p->qts, &p->alloc);
+    uint64_t ring = vtd_page(v), data = vtd_page(v), other = vtd_page(v);
+    uint64_t ring2 = vtd_page(v);
+    uint64_t sl, raised, resolved, failed, raised2, resolved2, failed2;
+    uint32_t id, id2;
+    VMRing r, r2;
+    VtdFault f;
+
+    vtd_add_device(v, DEVFN);
+    sl = vtd_add_pasid(v, PASID_A, DID_A);
+    vtd_map(v, sl, ring, ring);
+    vtd_map(v, sl, IOVA_A, data);
+    vtd_enable(v);
+    vtd_inv_context_global(v);
+    id = vm_create_blk(a, 1, 0);
+    g_assert_cmpuint(bind_pasid(a, id, PASID_A).status, ==, VDPA_S_OK);
+    start_queue(a, id, &r, ring);
+
+    /* A write whose data page, ring and descriptors were all evicted */
+    qtest_memset(p->qts, data, 0x5a, 4096);
+    g_assert_cmpint(evicted_io(p, &r, id, BLK_T_OUT, 8, IOVA_A), ==, 0);
+    vpri_slot_faults(p->qts, false, &raised, &resolved, &failed);
+    g_test_message("PASID write: %" PRIu64 " faults", raised);
+    g_assert_cmpuint(raised, >, 0);
+    /* And a read into the evicted data page */
+    qtest_memset(p->qts, data, 0, 4096);
+    g_assert_cmpint(evicted_io(p, &r, id, BLK_T_IN, 8, IOVA_A), ==, 0);
+    assert_page(p->qts, data, 0x5a);
+    vpri_slot_faults(p->qts, false, &raised2, &resolved, &failed);
+    g_test_message("PASID read: %" PRIu64 " faults", raised2 - raised);
+    g_assert_cmpuint(raised2, >, raised);
+    g_assert_cmpuint(resolved, ==, raised2);
+    g_assert_cmpuint(failed, ==, 0);
+    /* None went to the IOVA-indexed slot */
+    vpri_slot_faults(p->qts, true, &raised, &resolved, &failed);
+    g_assert_cmpuint(raised, ==, 0);
+    g_assert_cmphex(inst_status(a, id) & VDPA_ST_NEEDS_RESET, ==, 0);
+
+    /* Isolation: an IOVA PASID A does not map is intel-iommu's fault */
+    vpri_slot_faults(p->qts, false, &raised, &resolved, &failed);
+    qtest_memset(p->qts, other, 0x11, 4096);
+    vtd_clear_fault(v);
+    vm_blk_post(a, &r, id, 0, BLK_T_IN, 8, IOVA_B, 4096);
+    g_assert_true(wait_needs_reset(a, id));
+    assert_page(p->qts, other, 0x11);
+    g_assert_cmpuint(inst_dma_faults(a, id), >=, 1);
+    g_assert_true(vtd_fault(v, &f));
+    g_assert_cmphex(f.addr, ==, IOVA_B);
+    g_assert_true(f.pasid_present);
+    g_assert_cmpuint(f.pasid, ==, PASID_A);
+    vpri_slot_faults(p->qts, false, &raised2, &resolved2, &failed2);
+    g_assert_cmpuint(raised2, ==, raised);
+    g_assert_cmpuint(failed2, ==, 0);
+
+    /* A non-PASID instance (pass-through RID_PASID): the IOVA slot */
+    id2 = vm_create_blk(a, 1, 0);
+    start_queue(a, id2, &r2, ring2);
+    qtest_memset(p->qts, other, 0, 4096);
+    g_assert_cmpint(evicted_io(p, &r2, id2, BLK_T_IN, 8, other), ==, 0);
+    assert_page(p->qts, other, 0x5a);
+    vpri_slot_faults(p->qts, true, &raised, &resolved, &failed);
+    g_test_message("non-PASID read: %" PRIu64 " faults", raised);
+    g_assert_cmpuint(raised, >, 0);
+    g_assert_cmpuint(resolved, ==, raised);
+    g_assert_cmpuint(failed, ==, 0);
+    vtd_free(v);
+    p_stop(p);
+}
+
+/* A PASID-bound instance's fault the host fails: needs-reset, as without */
+static void test_vpri_fault_failed(void)
+{
+    P *p = p_start_with("-object vpri-host,id=vh0,x-fail-faults=on " IOMMU,
+                        ",host=vh0");
+    VMAdmin *a = p->a;
+    Vtd *v = vtd_new(p->qts, &p->alloc);
+    uint64_t ring = vtd_page(v), data = vtd_page(v);
+    uint64_t sl, raised, resolved, failed;
+    uint32_t id;
+    VMRing r;
+
+    vtd_add_device(v, DEVFN);
+    sl = vtd_add_pasid(v, PASID_A, DID_A);
+    vtd_map(v, sl, ring, ring);
+    vtd_map(v, sl, IOVA_A, data);
+    vtd_enable(v);
+    vtd_inv_context_global(v);
+    id = vm_create_blk(a, 1, 0);
+    g_assert_cmpuint(bind_pasid(a, id, PASID_A).status, ==, VDPA_S_OK);
+    start_queue(a, id, &r, ring);
+    set_suspended(a, id, true);
+    vm_blk_post(a, &r, id, 0, BLK_T_IN, 0, IOVA_A, 4096);
+    vpri_evict_all(p->qts);
+    set_suspended(a, id, false);
+    g_assert_true(wait_needs_reset(a, id));
+    vpri_slot_faults(p->qts, false, &raised, &resolved, &failed);
+    g_assert_cmpuint(failed, >=, 1);
+    g_assert_cmpuint(resolved, ==, 0);
+    vtd_free(v);
+    p_stop(p);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -527,5 +699,8 @@ int main(int argc, char **argv)
                    test_isolation_and_invalidation);
     qtest_add_func("/vdpa-mgmt/pasid/iotlb", test_iotlb);
     qtest_add_func("/vdpa-mgmt/pasid/migration", test_migration);
+    qtest_add_func("/vdpa-mgmt/pasid/vpri-faults", test_vpri_faults);
+    qtest_add_func("/vdpa-mgmt/pasid/vpri-fault-failed",
+                   test_vpri_fault_failed);
     return g_test_run();
 }

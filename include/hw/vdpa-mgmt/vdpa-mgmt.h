@@ -94,12 +94,17 @@ struct VdpaMgmt {
     char *host_id;
 
     /*
-     * VPRI: the vpri-host whose PA-BITMAP checks the DMA of instances
-     * without a PASID.  A stalled queue takes one of the fault slots
-     * (the host's queue index); slot_owner maps it back.
+     * VPRI: the vpri-host whose PA-BITMAP checks the DMA of instances.
+     * fault_dev is the function's device slot, in its DMA space (IOVA
+     * indexed behind a vIOMMU); gpa_fault_dev checks PASID-bound DMA
+     * after translation, by guest-physical page: a second slot behind a
+     * vIOMMU, fault_dev itself otherwise.  A stalled queue takes one of
+     * the fault slots (the host's queue index), shared by both device
+     * slots; slot_owner maps it back.
      */
     VpriHost *host;
     uint32_t fault_dev;
+    uint32_t gpa_fault_dev;
     uint32_t *slot_owner;       /* VDPA_DB_VALUE(id, queue) + 1, 0 free */
     uint16_t *free_slots;
     uint32_t nfree_slots;
