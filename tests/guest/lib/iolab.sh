@@ -80,3 +80,19 @@ iolab_wait_for() {
 iolab_sum() {
     sha256sum "$1" | awk '{ print $1 }'
 }
+
+# iolab_tcp_counter NAME: one counter of the Tcp: lines of /proc/net/snmp
+# (a header line of names, then a line of values), e.g. RetransSegs.
+iolab_tcp_counter() {
+    awk -v name="$1" '/^Tcp:/ {
+        if (!col) { for (i = 2; i <= NF; i++) if ($i == name) col = i; next }
+        print $col; exit }' /proc/net/snmp
+}
+
+# iolab_tcpext_counter NAME: the same for the TcpExt: lines of
+# /proc/net/netstat (0 if absent), e.g. TCPOFOQueue.
+iolab_tcpext_counter() {
+    awk -v name="$1" '/^TcpExt:/ {
+        if (!col) { for (i = 2; i <= NF; i++) if ($i == name) col = i; next }
+        print col ? $col : 0; exit }' /proc/net/netstat
+}
