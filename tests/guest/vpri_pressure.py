@@ -24,6 +24,7 @@ STEP = 5            # percent of guest RAM per round
 RX_FAULTS = 10      # stop evicting once the receive queue took this many
 PERIOD = 0.1        # seconds between rounds
 MAX_ROUNDS = 100
+MIN_ROUNDS = 2      # "again and again", even when the first round hits
 
 
 class StepReclaim(threading.Thread):
@@ -58,8 +59,10 @@ class StepReclaim(threading.Thread):
                 q = qmp.execute("query-vpri")
                 self.last = q
                 faults = q["devices"][0]["queue-faults"][0]
-                if not self.evict or len(self.rounds) >= self.max_rounds or \
-                        faults >= self.rx_faults or not self.started():
+                n = len(self.rounds)
+                if not self.evict or n >= self.max_rounds or \
+                        (faults >= self.rx_faults and n >= MIN_ROUNDS) or \
+                        not self.started():
                     continue
                 r = qmp.execute("vpri-reclaim", host=self.host,
                                 percent=self.step)
