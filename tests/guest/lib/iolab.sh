@@ -96,3 +96,20 @@ iolab_tcpext_counter() {
         if (!col) { for (i = 2; i <= NF; i++) if ($i == name) col = i; next }
         print col ? $col : 0; exit }' /proc/net/netstat
 }
+
+# iolab_fetch URL OUT TRIES: wget URL into OUT, up to TRIES attempts a
+# second apart (a NIC that drops packets can lose a connection set-up).
+# Sets fetch_rc (wget's last status) and fetch_try (attempts made); wget's
+# messages of the last attempt are in /tmp/wget.err.  Returns fetch_rc.
+iolab_fetch() {
+    fetch_try=1
+    while :; do
+        wget -q -O "$2" "$1" 2>/tmp/wget.err
+        fetch_rc=$?
+        [ "$fetch_rc" = 0 ] || [ "$fetch_try" -ge "$3" ] && break
+        iolab_log "fetch attempt $fetch_try failed: $(head -n 1 /tmp/wget.err)"
+        fetch_try=$((fetch_try + 1))
+        sleep 1
+    done
+    return "$fetch_rc"
+}

@@ -63,15 +63,9 @@ retrans0=$(iolab_tcp_counter RetransSegs)
 ofo0=$(iolab_tcpext_counter TCPOFOQueue)
 insegs0=$(iolab_tcp_counter InSegs)
 t0=$(iolab_now_us)
-try=1
-while :; do
-    wget -q -O "$out" "$url" 2>/tmp/wget.err
-    rc=$?
-    [ "$rc" = 0 ] || [ "$try" -ge "$tries" ] && break
-    iolab_log "fetch attempt $try failed: $(head -n 1 /tmp/wget.err)"
-    try=$((try + 1))
-    sleep 1
-done
+iolab_fetch "$url" "$out" "$tries"
+rc=$fetch_rc
+try=$fetch_try
 t1=$(iolab_now_us)
 retrans=$(( $(iolab_tcp_counter RetransSegs) - retrans0 ))
 insegs=$(( $(iolab_tcp_counter InSegs) - insegs0 ))
