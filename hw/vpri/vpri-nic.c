@@ -140,6 +140,31 @@ static void vpri_nic_fault(VpriNic *s, uint16_t index, uint64_t addr,
 }
 
 /*
+ * Act on what a DMA access of queue @index returned: VIRTQ_FAULT raises
+ * the fault at @fault (@write: the device was writing) and blocks the
+ * queue; VIRTQ_ERROR logs "queue N: <fmt>" as a guest error and breaks
+ * the device.  Returns @ret, so callers only add what is theirs.
+ */
+static int G_GNUC_PRINTF(6, 7)
+vpri_nic_dma_check(VpriNic *s, uint16_t index, int ret, uint64_t fault,
+                   bool write, const char *fmt, ...)
+{
+    if (ret == VIRTQ_FAULT) {
+        vpri_nic_fault(s, index, fault, write);
+    } else if (ret == VIRTQ_ERROR) {
+        g_autofree char *what = NULL;
+        va_list ap;
+
+        va_start(ap, fmt);
+        what = g_strdup_vprintf(fmt, ap);
+        va_end(ap);
+        vpri_virtio_pci_guest_error(VPRI_VIRTIO_PCI(s), "queue %u: %s",
+                                    index, what);
+    }
+    return ret;
+}
+
+/*
  * Make sure @slot holds an element of queue @index.  Returns 0, or
  * VIRTQ_EMPTY (notifications re-enabled and the ring really is empty),
  * VIRTQ_FAULT (fault raised, queue blocked) or VIRTQ_ERROR (device
@@ -164,14 +189,9 @@ static int vpri_nic_fill_slot(VpriNic *s, uint16_t index, VpriNicSlot *slot)
             slot->busy = true;
             break;
         }
-        if (st == VIRTQ_FAULT) {
-            vpri_nic_fault(s, index, fault, fault_write);
-            return VIRTQ_FAULT;
-        }
-        if (st == VIRTQ_ERROR) {
-            vpri_virtio_pci_guest_error(vp, "queue %u: %s", index,
-                                        err ? err : "bad descriptor chain");
-            return VIRTQ_ERROR;
+        if (st != VIRTQ_EMPTY) {
+            return vpri_nic_dma_check(s, index, st, fault, fault_write, "%s",
+                                      err ? err : "bad descriptor chain");
         }
         /*
          * Empty: ask for the next kick, then look once more, since the
@@ -183,14 +203,9 @@ static int vpri_nic_fill_slot(VpriNic *s, uint16_t index, VpriNicSlot *slot)
             ret = virtq_avail_count(&q->vq, &vp->dma_ops, &q->dma, &avail,
                                     &fault);
         }
-        if (ret == VIRTQ_FAULT) {
-            vpri_nic_fault(s, index, fault, false);
-            return VIRTQ_FAULT;
-        }
-        if (ret == VIRTQ_ERROR) {
-            vpri_virtio_pci_guest_error(vp, "queue %u: %s", index,
-                                        virtq_error_reason(&q->vq));
-            return VIRTQ_ERROR;
+        if (ret) {
+            return vpri_nic_dma_check(s, index, ret, fault, false, "%s",
+                                      virtq_error_reason(&q->vq));
         }
         if (!avail) {
             return VIRTQ_EMPTY;
@@ -210,14 +225,9 @@ static int vpri_nic_push(VpriNic *s, uint16_t index, VpriNicSlot *slot,
 
     ret = virtq_push(&q->vq, &vp->dma_ops, &q->dma, slot->elem->head,
                      written, &fault);
-    if (ret == VIRTQ_FAULT) {
-        vpri_nic_fault(s, index, fault, true);
-        return ret;
-    }
-    if (ret == VIRTQ_ERROR) {
-        vpri_virtio_pci_guest_error(vp, "queue %u: used ring: %s", index,
-                                    virtq_error_reason(&q->vq));
-        return ret;
+    if (ret) {
+        return vpri_nic_dma_check(s, index, ret, fault, true,
+                                  "used ring: %s", virtq_error_reason(&q->vq));
     }
     slot->busy = false;
     return 0;
@@ -379,14 +389,13 @@ static ssize_t vpri_nic_receive(NetClientState *nc, const uint8_t *buf,
         ret = virtq_elem_write(slot->elem, &vp->dma_ops, &q->dma,
                                VPRI_NIC_HDR_LEN, buf, size, &fault);
     }
+    ret = vpri_nic_dma_check(s, index, ret, fault, true,
+                             "DMA error on a receive buffer");
     if (ret == VIRTQ_FAULT) {
-        vpri_nic_fault(s, index, fault, true);
         return vpri_nic_rx_fault(s, pair, size);
     }
     if (ret == VIRTQ_ERROR) {
         slot->busy = false;
-        vpri_virtio_pci_guest_error(vp, "queue %u: DMA error on a receive "
-                                    "buffer", index);
         s->rx_dropped_other++;
         return size;
     }
@@ -499,14 +508,9 @@ static void vpri_nic_tx_run(VpriNic *s, uint16_t pair)
         len = elem->out_len - VPRI_NIC_HDR_LEN;
         ret = virtq_elem_read(elem, &vp->dma_ops, &q->dma, VPRI_NIC_HDR_LEN,
                               tx->buf, len, &fault);
-        if (ret == VIRTQ_FAULT) {
-            vpri_nic_fault(s, index, fault, false);
-            s->tx_stalls++;
-            break;
-        }
-        if (ret == VIRTQ_ERROR) {
-            vpri_virtio_pci_guest_error(vp, "queue %u: DMA error on a "
-                                        "transmit buffer", index);
+        if (vpri_nic_dma_check(s, index, ret, fault, false,
+                               "DMA error on a transmit buffer")) {
+            s->tx_stalls += ret == VIRTQ_FAULT;
             break;
         }
         /* The copy is ours: complete first, so a fault here resends nothing. */
@@ -601,24 +605,16 @@ static void vpri_nic_ctrl_run(VpriNic *s)
         len = MIN(elem->out_len, sizeof(cmd));
         ret = virtq_elem_read(elem, &vp->dma_ops, &q->dma, 0, cmd, len,
                               &fault);
-        if (ret == VIRTQ_FAULT) {
-            vpri_nic_fault(s, index, fault, false);
-            return;
-        }
-        if (ret == VIRTQ_ERROR) {
-            vpri_virtio_pci_guest_error(vp, "DMA error on a control command");
+        if (vpri_nic_dma_check(s, index, ret, fault, false,
+                               "DMA error on a control command")) {
             return;
         }
         /* Commands are idempotent: a fault below simply runs it again. */
         ack = vpri_nic_ctrl_command(s, cmd[0], cmd[1], cmd + 2, len - 2);
         ret = virtq_elem_write(elem, &vp->dma_ops, &q->dma, 0, &ack, 1,
                                &fault);
-        if (ret == VIRTQ_FAULT) {
-            vpri_nic_fault(s, index, fault, true);
-            return;
-        }
-        if (ret == VIRTQ_ERROR) {
-            vpri_virtio_pci_guest_error(vp, "DMA error on a control ack");
+        if (vpri_nic_dma_check(s, index, ret, fault, true,
+                               "DMA error on a control ack")) {
             return;
         }
         if (vpri_nic_push(s, index, slot, 1)) {

@@ -26,6 +26,7 @@ HERE = os.path.dirname(os.path.realpath(__file__))
 sys.path.insert(0, HERE)
 
 import iolab_guest  # noqa: E402
+from vpri_pressure import nic_failures, nic_line  # noqa: E402
 
 BLOB_MIB = 32
 # Once the fetch has started, the host evicts ROUNDS times, every PERIOD
@@ -106,37 +107,15 @@ def run_policy(policy, blob, qemu, kernel, initrd, accel, tmp):
     if not q:
         return failures + ["no query-vpri snapshot"]
     dev = q["devices"][0]
-    f = dev["faults"]
-    qf = dev["queue-faults"]
     retrans = int(fetch.get("retrans", "-1"))
     ofo = int(fetch.get("ofo", "-1"))
-    print("[%s] nic: rx=%d tx=%d dropped-on-fault=%d held=%d tx-stalls=%d "
-          "queue-faults=%s | faults raised=%d resolved=%d failed=%d | "
-          "guest TCP: retrans=%d ofo=%d insegs=%s, %s MiB/s" % (
-              policy, dev["rx-packets"], dev["tx-packets"],
-              dev["rx-dropped-on-fault"], dev["rx-held"], dev["tx-stalls"],
-              qf, f["raised"], f["resolved"], f["failed"], retrans, ofo,
-              fetch.get("insegs"), fetch.get("mibps")))
-    if qf[0] == 0:
-        failures.append("no fault on the receive queue")
-    if f["failed"]:
-        failures.append("%d faults failed" % f["failed"])
-    if f["resolved"] + f["pending"] != f["raised"]:
-        failures.append("faults lost")
-    if policy == "hold":
-        if dev["rx-dropped-on-fault"] != 0:
-            failures.append("hold dropped %d packets"
-                            % dev["rx-dropped-on-fault"])
-        if dev["rx-held"] == 0:
-            failures.append("hold never held a packet")
-    else:
-        if dev["rx-dropped-on-fault"] == 0:
-            failures.append("drop dropped nothing")
-        if dev["rx-held"] != 0:
-            failures.append("drop held %d packets" % dev["rx-held"])
-        if retrans + ofo <= 0:
-            failures.append("guest TCP saw no loss (retrans=%d ofo=%d)"
-                            % (retrans, ofo))
+    print("[%s] nic: %s | guest TCP: retrans=%d ofo=%d insegs=%s, %s MiB/s"
+          % (policy, nic_line(dev), retrans, ofo, fetch.get("insegs"),
+             fetch.get("mibps")))
+    failures += nic_failures(policy, dev)
+    if policy == "drop" and retrans + ofo <= 0:
+        failures.append("guest TCP saw no loss (retrans=%d ofo=%d)"
+                        % (retrans, ofo))
     return ["%s: %s" % (policy, m) for m in failures]
 
 

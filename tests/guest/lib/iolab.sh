@@ -80,3 +80,36 @@ iolab_wait_for() {
 iolab_sum() {
     sha256sum "$1" | awk '{ print $1 }'
 }
+
+# iolab_tcp_counter NAME: one counter of the Tcp: lines of /proc/net/snmp
+# (a header line of names, then a line of values), e.g. RetransSegs.
+iolab_tcp_counter() {
+    awk -v name="$1" '/^Tcp:/ {
+        if (!col) { for (i = 2; i <= NF; i++) if ($i == name) col = i; next }
+        print $col; exit }' /proc/net/snmp
+}
+
+# iolab_tcpext_counter NAME: the same for the TcpExt: lines of
+# /proc/net/netstat (0 if absent), e.g. TCPOFOQueue.
+iolab_tcpext_counter() {
+    awk -v name="$1" '/^TcpExt:/ {
+        if (!col) { for (i = 2; i <= NF; i++) if ($i == name) col = i; next }
+        print col ? $col : 0; exit }' /proc/net/netstat
+}
+
+# iolab_fetch URL OUT TRIES: wget URL into OUT, up to TRIES attempts a
+# second apart (a NIC that drops packets can lose a connection set-up).
+# Sets fetch_rc (wget's last status) and fetch_try (attempts made); wget's
+# messages of the last attempt are in /tmp/wget.err.  Returns fetch_rc.
+iolab_fetch() {
+    fetch_try=1
+    while :; do
+        wget -q -O "$2" "$1" 2>/tmp/wget.err
+        fetch_rc=$?
+        [ "$fetch_rc" = 0 ] || [ "$fetch_try" -ge "$3" ] && break
+        iolab_log "fetch attempt $fetch_try failed: $(head -n 1 /tmp/wget.err)"
+        fetch_try=$((fetch_try + 1))
+        sleep 1
+    done
+    return "$fetch_rc"
+}

@@ -22,21 +22,6 @@
 #          the receiver's view of a segment lost and sent again)
 . /lib/iolab.sh
 
-# One counter of the Tcp: lines of /proc/net/snmp (a header line of names,
-# then a line of values).
-tcp_counter() {
-    awk -v name="$1" '/^Tcp:/ {
-        if (!col) { for (i = 2; i <= NF; i++) if ($i == name) col = i; next }
-        print $col; exit }' /proc/net/snmp
-}
-
-# The same for the TcpExt: lines of /proc/net/netstat (0 if absent).
-tcpext_counter() {
-    awk -v name="$1" '/^TcpExt:/ {
-        if (!col) { for (i = 2; i <= NF; i++) if ($i == name) col = i; next }
-        print col ? $col : 0; exit }' /proc/net/netstat
-}
-
 ifc=$(iolab_param net_if eth0)
 mode=$(iolab_param net_mode dhcp)
 host=$(iolab_param http_host 10.0.2.2)
@@ -74,23 +59,17 @@ iolab_log "if=$ifc mode=$used addr=$addr"
 
 out=/tmp/net-fetch.blob
 url="http://$host:$port$path"
-retrans0=$(tcp_counter RetransSegs)
-ofo0=$(tcpext_counter TCPOFOQueue)
-insegs0=$(tcp_counter InSegs)
+retrans0=$(iolab_tcp_counter RetransSegs)
+ofo0=$(iolab_tcpext_counter TCPOFOQueue)
+insegs0=$(iolab_tcp_counter InSegs)
 t0=$(iolab_now_us)
-try=1
-while :; do
-    wget -q -O "$out" "$url" 2>/tmp/wget.err
-    rc=$?
-    [ "$rc" = 0 ] || [ "$try" -ge "$tries" ] && break
-    iolab_log "fetch attempt $try failed: $(head -n 1 /tmp/wget.err)"
-    try=$((try + 1))
-    sleep 1
-done
+iolab_fetch "$url" "$out" "$tries"
+rc=$fetch_rc
+try=$fetch_try
 t1=$(iolab_now_us)
-retrans=$(( $(tcp_counter RetransSegs) - retrans0 ))
-insegs=$(( $(tcp_counter InSegs) - insegs0 ))
-ofo=$(( $(tcpext_counter TCPOFOQueue) - ofo0 ))
+retrans=$(( $(iolab_tcp_counter RetransSegs) - retrans0 ))
+insegs=$(( $(iolab_tcp_counter InSegs) - insegs0 ))
+ofo=$(( $(iolab_tcpext_counter TCPOFOQueue) - ofo0 ))
 if [ "$rc" != 0 ]; then
     iolab_result if="$ifc" mode="$used" ip="$addr" error=fetch-failed url="$url" \
         reason="$(head -n 1 /tmp/wget.err | tr ' =' '_:')"
