@@ -21,6 +21,7 @@
 #include "qemu/error-report.h"
 #include "migration/vmstate.h"
 #include "system/runstate.h"
+#include "system/cpus.h"
 #include "standard-headers/linux/virtio_config.h"
 #include "standard-headers/linux/virtio_pci.h"
 #include "standard-headers/linux/virtio_ring.h"
@@ -670,6 +671,8 @@ static void vpri_vpci_common_write(void *opaque, hwaddr addr, uint64_t val,
     }
 }
 
+static void vpri_vpci_kick_bh(void *opaque);
+
 static const MemoryRegionOps vpri_vpci_common_ops = {
     .read = vpri_vpci_common_read,
     .write = vpri_vpci_common_write,
@@ -777,11 +780,18 @@ static void vpri_vpci_notify_write(void *opaque, hwaddr addr, uint64_t val,
         return;
     }
     /*
-     * Like an ioeventfd: the vCPU goes on at once and the queue runs in the
-     * main loop, as it would on a device with its own engine.
+     * From a vCPU, like an ioeventfd: the vCPU goes on at once and the
+     * queue runs in the main loop, as it would on a device with its own
+     * engine.  A doorbell written from the main loop itself (a qtest
+     * driver) runs the queue at once: deferring it to the same thread's
+     * next iteration would only add a round of the loop to every kick.
      */
     vp->kick_pending |= 1ULL << index;
-    qemu_bh_schedule(vp->kick_bh);
+    if (qemu_in_vcpu_thread()) {
+        qemu_bh_schedule(vp->kick_bh);
+    } else {
+        vpri_vpci_kick_bh(vp);
+    }
 }
 
 static void vpri_vpci_kick_bh(void *opaque)
