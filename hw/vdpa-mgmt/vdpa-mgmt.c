@@ -689,6 +689,58 @@ static void vdpa_blk_start(VdpaBlkReq *req)
 
 static void vdpa_inst_run(VdpaInst *inst, uint16_t qi);
 
+typedef enum VdpaPop {
+    VDPA_POP_OK,        /* @req holds the next chain */
+    VDPA_POP_AGAIN,     /* nothing popped, but the ring has more: pop again */
+    VDPA_POP_STOP,      /* empty, faulted or broken: the queue stops here */
+} VdpaPop;
+
+/*
+ * Pop the next chain of queue @qi into @req.  When nothing was popped the
+ * request goes back to the pool.  On an empty ring notifications are
+ * turned back on and the ring is looked at once more, since the driver
+ * may have added a chain before it saw the change.  A fault consumed
+ * nothing: it is raised and the pop is simply redone when it is answered.
+ */
+static VdpaPop vdpa_queue_pop(VdpaInst *inst, uint16_t qi, VdpaBlkReq *req)
+{
+    VdpaQueue *q = &inst->q[qi];
+    const char *err = NULL;
+    uint64_t fault;
+    uint16_t avail;
+    VirtqStatus st;
+    bool fw;
+    int ret;
+
+    st = virtq_pop(&q->vq, &vdpa_dma_ops, inst, &req->elem, &fault, &fw,
+                   &err);
+    if (st == VIRTQ_OK) {
+        return VDPA_POP_OK;
+    }
+    vdpa_req_put(inst->s, req);
+    if (st == VIRTQ_FAULT) {
+        vdpa_queue_fault(inst, qi, fault, false);
+        return VDPA_POP_STOP;
+    }
+    if (st == VIRTQ_ERROR) {
+        vdpa_inst_error(inst, "queue %u: %s", qi, err ?: "bad chain");
+        return VDPA_POP_STOP;
+    }
+    ret = virtq_set_notification(&q->vq, &vdpa_dma_ops, inst, true, &fault);
+    if (ret == 0) {
+        ret = virtq_avail_count(&q->vq, &vdpa_dma_ops, inst, &avail, &fault);
+        if (ret == 0 && avail) {
+            return VDPA_POP_AGAIN;
+        }
+    }
+    if (ret == VIRTQ_FAULT) {
+        vdpa_queue_fault(inst, qi, fault, false);
+    } else if (virtq_error_reason(&q->vq)) {
+        vdpa_inst_error(inst, "queue %u: %s", qi, virtq_error_reason(&q->vq));
+    }
+    return VDPA_POP_STOP;
+}
+
 static void vdpa_run_queue(VdpaInst *inst, uint16_t qi)
 {
     VdpaMgmt *s = inst->s;
@@ -704,45 +756,13 @@ static void vdpa_run_queue(VdpaInst *inst, uint16_t qi)
     while (vdpa_inst_runnable(inst) && q->vq.enabled &&
            !vdpa_queue_blocked(inst, qi)) {
         VdpaBlkReq *req = vdpa_req_get(s, inst, qi);
-        const char *err = NULL;
-        uint64_t fault;
-        bool fw;
-        uint16_t avail;
-        VirtqStatus st;
-        int ret;
+        VdpaPop pop = vdpa_queue_pop(inst, qi, req);
 
-        st = virtq_pop(&q->vq, &vdpa_dma_ops, inst, &req->elem, &fault, &fw,
-                       &err);
-        if (st == VIRTQ_OK) {
+        if (pop == VDPA_POP_OK) {
             vdpa_blk_start(req);
-            continue;
-        }
-        vdpa_req_put(s, req);
-        if (st == VIRTQ_FAULT) {
-            /* Nothing was consumed: the pop is simply redone later */
-            vdpa_queue_fault(inst, qi, fault, false);
+        } else if (pop == VDPA_POP_STOP) {
             return;
         }
-        if (st == VIRTQ_EMPTY) {
-            ret = virtq_set_notification(&q->vq, &vdpa_dma_ops, inst, true,
-                                         &fault);
-            if (ret == 0) {
-                ret = virtq_avail_count(&q->vq, &vdpa_dma_ops, inst, &avail,
-                                        &fault);
-                if (ret == 0 && avail) {
-                    continue;
-                }
-            }
-            if (ret == VIRTQ_FAULT) {
-                vdpa_queue_fault(inst, qi, fault, false);
-            } else if (virtq_error_reason(&q->vq)) {
-                vdpa_inst_error(inst, "queue %u: %s", qi,
-                                virtq_error_reason(&q->vq));
-            }
-            return;
-        }
-        vdpa_inst_error(inst, "queue %u: %s", qi, err ?: "bad chain");
-        return;
     }
 }
 
@@ -901,12 +921,7 @@ static void vdpa_net_tx(VdpaInst *inst, uint16_t qi)
     while (vdpa_inst_runnable(inst) && q->vq.enabled &&
            !vdpa_queue_blocked(inst, qi)) {
         VdpaBlkReq *req = q->held;
-        const char *err = NULL;
-        uint64_t fault;
-        uint16_t avail;
-        bool fw;
-        VirtqStatus st;
-        int ret;
+        VdpaPop pop;
 
         /* Requests a fault stopped go first, in order */
         if (req) {
@@ -917,39 +932,11 @@ static void vdpa_net_tx(VdpaInst *inst, uint16_t qi)
             continue;
         }
         req = vdpa_req_get(s, inst, qi);
-        st = virtq_pop(&q->vq, &vdpa_dma_ops, inst, &req->elem, &fault, &fw,
-                       &err);
-        if (st == VIRTQ_OK) {
-            if (!vdpa_net_tx_one(inst, req)) {
-                return;
-            }
-            continue;
-        }
-        vdpa_req_put(s, req);
-        if (st == VIRTQ_FAULT) {
-            vdpa_queue_fault(inst, qi, fault, false);
+        pop = vdpa_queue_pop(inst, qi, req);
+        if (pop == VDPA_POP_STOP ||
+            (pop == VDPA_POP_OK && !vdpa_net_tx_one(inst, req))) {
             return;
         }
-        if (st == VIRTQ_EMPTY) {
-            ret = virtq_set_notification(&q->vq, &vdpa_dma_ops, inst, true,
-                                         &fault);
-            if (ret == 0) {
-                ret = virtq_avail_count(&q->vq, &vdpa_dma_ops, inst, &avail,
-                                        &fault);
-                if (ret == 0 && avail) {
-                    continue;
-                }
-            }
-            if (ret == VIRTQ_FAULT) {
-                vdpa_queue_fault(inst, qi, fault, false);
-            } else if (virtq_error_reason(&q->vq)) {
-                vdpa_inst_error(inst, "queue %u: %s", qi,
-                                virtq_error_reason(&q->vq));
-            }
-            return;
-        }
-        vdpa_inst_error(inst, "queue %u: %s", qi, err ?: "bad chain");
-        return;
     }
 }
 
