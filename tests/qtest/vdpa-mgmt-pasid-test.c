@@ -145,6 +145,33 @@ static void start_queue(VMAdmin *a, uint32_t inst, VMRing *r, uint64_t ring)
                   VM_F_VERSION_1);
 }
 
+/*
+ * Translation for PASID_A of the function: @ring at its guest-physical
+ * address, IOVA_A to @data.  Returns the second-stage table.
+ */
+static uint64_t map_pasid_a(Vtd *v, uint64_t ring, uint64_t data)
+{
+    uint64_t sl;
+
+    vtd_add_device(v, DEVFN);
+    sl = vtd_add_pasid(v, PASID_A, DID_A);
+    vtd_map(v, sl, ring, ring);
+    vtd_map(v, sl, IOVA_A, data);
+    vtd_enable(v);
+    vtd_inv_context_global(v);
+    return sl;
+}
+
+/* A blk instance bound to PASID_A, its queue 0 at @ring */
+static uint32_t bound_blk(VMAdmin *a, VMRing *r, uint64_t ring)
+{
+    uint32_t id = vm_create_blk(a, 1, 0);
+
+    g_assert_cmpuint(bind_pasid(a, id, PASID_A).status, ==, VDPA_S_OK);
+    start_queue(a, id, r, ring);
+    return id;
+}
+
 #define IOMMU "-device intel-iommu,intremap=off,x-scalable-mode=on," \
               "x-pasid-mode=on,aw-bits=48"
 
@@ -365,16 +392,9 @@ static void test_iotlb(void)
     uint32_t id;
     VMRing r;
 
-    vtd_add_device(v, DEVFN);
-    sl = vtd_add_pasid(v, PASID_A, DID_A);
-    vtd_map(v, sl, ring, ring);
-    vtd_map(v, sl, IOVA_A, data);
-    vtd_enable(v);
-    vtd_inv_context_global(v);
+    sl = map_pasid_a(v, ring, data);
     g_assert_cmpint(fn_counter(p->qts, "iotlb-entries"), ==, 4096);
-    id = vm_create_blk(a, 1, 0);
-    g_assert_cmpuint(bind_pasid(a, id, PASID_A).status, ==, VDPA_S_OK);
-    start_queue(a, id, &r, ring);
+    id = bound_blk(a, &r, ring);
 
     /* First I/O: misses, filled from the vIOMMU (ring page, data page) */
     qtest_memset(p->qts, data, 0x42, 4096);
@@ -427,16 +447,9 @@ static void test_iotlb(void)
     v = vtd_new(p->qts, &p->alloc);
     ring = vtd_page(v);
     data = vtd_page(v);
-    vtd_add_device(v, DEVFN);
-    sl = vtd_add_pasid(v, PASID_A, DID_A);
-    vtd_map(v, sl, ring, ring);
-    vtd_map(v, sl, IOVA_A, data);
-    vtd_enable(v);
-    vtd_inv_context_global(v);
+    sl = map_pasid_a(v, ring, data);
     g_assert_cmpint(fn_counter(p->qts, "iotlb-entries"), ==, 0);
-    id = vm_create_blk(a, 1, 0);
-    g_assert_cmpuint(bind_pasid(a, id, PASID_A).status, ==, VDPA_S_OK);
-    start_queue(a, id, &r, ring);
+    id = bound_blk(a, &r, ring);
     tr = fn_counter(p->qts, "pasid-translations");
     g_assert_cmpint(vm_blk_io(a, &r, id, 0, BLK_T_IN, 0, IOVA_A, 4096), ==,
                     0);
@@ -461,22 +474,14 @@ static void test_migration(void)
     g_autofree char *uri = g_strdup_printf("unix:%s/vdpa-pmig-%d.sock",
                                            g_get_tmp_dir(), getpid());
     g_autofree char *args = NULL;
-    uint64_t sl;
     uint32_t id;
     VMRing r;
     QTestState *dst;
     QDict *rsp;
     int devfn;
 
-    vtd_add_device(v, DEVFN);
-    sl = vtd_add_pasid(v, PASID_A, DID_A);
-    vtd_map(v, sl, ring, ring);
-    vtd_map(v, sl, IOVA_A, data);
-    vtd_enable(v);
-    vtd_inv_context_global(v);
-    id = vm_create_blk(a, 1, 0);
-    g_assert_cmpuint(bind_pasid(a, id, PASID_A).status, ==, VDPA_S_OK);
-    start_queue(a, id, &r, ring);
+    map_pasid_a(v, ring, data);
+    id = bound_blk(a, &r, ring);
     qtest_memset(p->qts, data, 0x77, 4096);
     g_assert_cmpint(vm_blk_io(a, &r, id, 0, BLK_T_OUT, 0, IOVA_A, 4096), ==,
                     0);
@@ -590,20 +595,13 @@ static void test_vpri_faults(void)
     Vtd *v = vtd_new(p->qts, &p->alloc);
     uint64_t ring = vtd_page(v), data = vtd_page(v), other = vtd_page(v);
     uint64_t ring2 = vtd_page(v);
-    uint64_t sl, raised, resolved, failed, raised2, resolved2, failed2;
+    uint64_t raised, resolved, failed, raised2, resolved2, failed2;
     uint32_t id, id2;
     VMRing r, r2;
     VtdFault f;
 
-    vtd_add_device(v, DEVFN);
-    sl = vtd_add_pasid(v, PASID_A, DID_A);
-    vtd_map(v, sl, ring, ring);
-    vtd_map(v, sl, IOVA_A, data);
-    vtd_enable(v);
-    vtd_inv_context_global(v);
-    id = vm_create_blk(a, 1, 0);
-    g_assert_cmpuint(bind_pasid(a, id, PASID_A).status, ==, VDPA_S_OK);
-    start_queue(a, id, &r, ring);
+    map_pasid_a(v, ring, data);
+    id = bound_blk(a, &r, ring);
 
     /* A write whose data page, ring and descriptors were all evicted */
     qtest_memset(p->qts, data, 0x5a, 4096);
@@ -664,19 +662,12 @@ static void test_vpri_fault_failed(void)
     VMAdmin *a = p->a;
     Vtd *v = vtd_new(p->qts, &p->alloc);
     uint64_t ring = vtd_page(v), data = vtd_page(v);
-    uint64_t sl, raised, resolved, failed;
+    uint64_t raised, resolved, failed;
     uint32_t id;
     VMRing r;
 
-    vtd_add_device(v, DEVFN);
-    sl = vtd_add_pasid(v, PASID_A, DID_A);
-    vtd_map(v, sl, ring, ring);
-    vtd_map(v, sl, IOVA_A, data);
-    vtd_enable(v);
-    vtd_inv_context_global(v);
-    id = vm_create_blk(a, 1, 0);
-    g_assert_cmpuint(bind_pasid(a, id, PASID_A).status, ==, VDPA_S_OK);
-    start_queue(a, id, &r, ring);
+    map_pasid_a(v, ring, data);
+    id = bound_blk(a, &r, ring);
     set_suspended(a, id, true);
     vm_blk_post(a, &r, id, 0, BLK_T_IN, 0, IOVA_A, 4096);
     vpri_evict_all(p->qts);
