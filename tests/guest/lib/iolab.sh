@@ -113,3 +113,20 @@ iolab_fetch() {
     done
     return "$fetch_rc"
 }
+
+# iolab_fetch_counted URL OUT TRIES: iolab_fetch, timed, with the TCP
+# counters it moved.  Sets fetch_rc, fetch_try, fetch_t0 and fetch_t1
+# (iolab_now_us), and fetch_retrans, fetch_insegs, fetch_ofo (RetransSegs,
+# InSegs and TcpExt TCPOFOQueue during the fetch).
+iolab_fetch_counted() {
+    _retrans0=$(iolab_tcp_counter RetransSegs)
+    _insegs0=$(iolab_tcp_counter InSegs)
+    _ofo0=$(iolab_tcpext_counter TCPOFOQueue)
+    fetch_t0=$(iolab_now_us)
+    iolab_fetch "$1" "$2" "$3"
+    fetch_t1=$(iolab_now_us)
+    fetch_retrans=$(( $(iolab_tcp_counter RetransSegs) - _retrans0 ))
+    fetch_insegs=$(( $(iolab_tcp_counter InSegs) - _insegs0 ))
+    fetch_ofo=$(( $(iolab_tcpext_counter TCPOFOQueue) - _ofo0 ))
+    return "$fetch_rc"
+}

@@ -59,17 +59,9 @@ iolab_log "if=$ifc mode=$used addr=$addr"
 
 out=/tmp/net-fetch.blob
 url="http://$host:$port$path"
-retrans0=$(iolab_tcp_counter RetransSegs)
-ofo0=$(iolab_tcpext_counter TCPOFOQueue)
-insegs0=$(iolab_tcp_counter InSegs)
-t0=$(iolab_now_us)
-iolab_fetch "$url" "$out" "$tries"
-rc=$fetch_rc
-try=$fetch_try
-t1=$(iolab_now_us)
-retrans=$(( $(iolab_tcp_counter RetransSegs) - retrans0 ))
-insegs=$(( $(iolab_tcp_counter InSegs) - insegs0 ))
-ofo=$(( $(iolab_tcpext_counter TCPOFOQueue) - ofo0 ))
+iolab_fetch_counted "$url" "$out" "$tries"
+rc=$fetch_rc try=$fetch_try t0=$fetch_t0 t1=$fetch_t1
+retrans=$fetch_retrans insegs=$fetch_insegs ofo=$fetch_ofo
 if [ "$rc" != 0 ]; then
     iolab_result if="$ifc" mode="$used" ip="$addr" error=fetch-failed url="$url" \
         reason="$(head -n 1 /tmp/wget.err | tr ' =' '_:')"

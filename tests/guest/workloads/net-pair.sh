@@ -132,18 +132,10 @@ fetch() {
         iolab_result role=client error=no-server peer="$peer" wait="$pair_wait"
         return 1
     fi
-    retrans0=$(iolab_tcp_counter RetransSegs)
-    insegs0=$(iolab_tcp_counter InSegs)
-    ofo0=$(iolab_tcpext_counter TCPOFOQueue)
     iolab_log "fetching $url"
-    t0=$(iolab_now_us)
-    iolab_fetch "$url" "$out" "$tries"
-    rc=$fetch_rc
-    try=$fetch_try
-    t1=$(iolab_now_us)
-    retrans=$(( $(iolab_tcp_counter RetransSegs) - retrans0 ))
-    insegs=$(( $(iolab_tcp_counter InSegs) - insegs0 ))
-    ofo=$(( $(iolab_tcpext_counter TCPOFOQueue) - ofo0 ))
+    iolab_fetch_counted "$url" "$out" "$tries"
+    rc=$fetch_rc try=$fetch_try t0=$fetch_t0 t1=$fetch_t1
+    retrans=$fetch_retrans insegs=$fetch_insegs ofo=$fetch_ofo
     if [ "$rc" != 0 ]; then
         iolab_result role=client error=fetch-failed url="$url" tries="$try" \
             reason="$(head -n 1 /tmp/wget.err | tr ' =' '_:')"
