@@ -5,7 +5,8 @@
 #   make run         boot the embedded guest with our devices and print a report
 #   make bench       benchmarks (scripts/bench); summary in build/bench/results.json,
 #                    figures recorded in docs/benchmarks.md
-#   make check-slow  longer suites (the whole upstream x86_64 qtest suite)
+#   make check-slow  longer suites: the whole upstream x86_64 qtest suite, and
+#                    the slirp vpri-nic overcommit test under rx-fault-policy=drop
 #   make clean       remove build/ (the tarball cache in ~/.cache stays)
 #
 # One test:  make check-unit T=test-fault-ring
@@ -103,8 +104,10 @@ check-migration-smoke: build
 check-guest: build guest
 	@$(SRC)/tests/guest/run-all
 
-check-slow: all
+check-slow: all guest
 	$(NINJA) -C $(OBJ)
+	IOLAB_SLOW=1 IOLAB_TEST_TIMEOUT=900 \
+		$(SRC)/tests/guest/test-vpri-nic-overcommit.py
 	$(MESON) test -C $(OBJ) --no-rebuild --print-errorlogs --suite qtest-x86_64
 
 run: all guest

@@ -92,13 +92,21 @@ def sha256_file(path):
 class FileServer:
     """Serve one file over HTTP on 127.0.0.1:<random port> (at /blob and
     /<basename>), in a background thread.  Only loopback: QEMU's user
-    networking maps the guest's 10.0.2.2 to the host's 127.0.0.1."""
+    networking maps the guest's 10.0.2.2 to the host's 127.0.0.1.
 
-    def __init__(self, path, url_path="/blob"):
+    ``gate``, when given, is called once, on the first GET, before the
+    response starts: the guest has sent its request and waits for the
+    body, so a test can put the guest in the state it wants (evict its
+    receive buffers, say) knowing exactly when the data will arrive.
+    Later requests (retries) are not gated."""
+
+    def __init__(self, path, url_path="/blob", gate=None):
         self.path = os.path.abspath(path)
         self.size = os.path.getsize(self.path)
         self.sha256 = sha256_file(self.path)
         self.requests = 0
+        self.gate_error = None
+        gate_lock = threading.Lock()
         paths = {url_path, "/" + os.path.basename(self.path)}
         server = self
 
@@ -122,6 +130,14 @@ class FileServer:
                 self._head()
 
             def do_GET(self):
+                nonlocal gate
+                with gate_lock:
+                    g, gate = gate, None
+                if g:
+                    try:
+                        g()
+                    except Exception as e:  # noqa: BLE001 - reported by the test
+                        server.gate_error = e
                 if not self._head():
                     return
                 server.requests += 1

@@ -12,8 +12,8 @@ come keeps the damage bounded: pages already evicted stay so until used,
 and under ``rx-fault-policy=drop`` each receive fault costs the sender a
 retransmission.  It needs a transfer that lasts a few seconds: a fetch
 that ends before the sweep reaches the receive buffers sees no fault
-(test-vpri-nic-overcommit.py's slirp fetch can take 1.5 s, so it keeps
-its own bounded pressure).
+(test-vpri-nic-overcommit.py's slirp fetch can take 1.5 s, so its server
+holds the answer back until the host has evicted instead).
 
 :func:`nic_failures` checks the NIC's part of ``query-vpri`` after a run.
 """
