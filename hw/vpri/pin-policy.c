@@ -82,6 +82,11 @@ typedef struct Part {
      */
     uint32_t clock;
     uint64_t longest_quiet;     /* loses 1/8 at the end of each stretch */
+    /*
+     * Mean first reuse gap of the part's pages (each page counts once, when
+     * it comes back the first time): the prediction for a page seen once.
+     */
+    uint32_t first_gap;
 } Part;
 
 struct PinPolicy {
@@ -452,6 +457,10 @@ static void part_absorb(Part *pt)
         if (h->last) {
             uint32_t g = epoch + 1 - h->last;
 
+            if (!h->gap) {
+                pt->first_gap = pt->first_gap ?
+                                (7 * pt->first_gap + g + 4) / 8 : g;
+            }
             /* A mean over about the last four gaps. */
             h->gap = h->gap ? (3 * h->gap + g + 2) / 4 : g;
         }
@@ -491,6 +500,7 @@ static bool part_key(const Part *pt, uint64_t page, uint64_t *key)
     const PageHist *h = &pt->h[page];
     uint64_t age = (uint64_t)pt->clock + 1 - h->last;
     uint64_t tie = UINT16_MAX - h->count;
+    uint64_t gap;
 
     if (pt->recency) {
         if (age > RECENCY_HORIZON) {
@@ -499,11 +509,16 @@ static bool part_key(const Part *pt, uint64_t page, uint64_t *key)
         *key = (age << 16) | tie;
         return true;
     }
-    if (!h->gap || age > 3 * (uint64_t)h->gap + 2) {
+    gap = h->gap;
+    if (!gap && h->count == 1) {
+        /* Seen once: expect it back after the part's usual first gap. */
+        gap = pt->first_gap;
+    }
+    if (!gap || age > 3 * (uint64_t)gap + 2) {
         /*
-         * No prediction: seen once, or overdue by more than two gaps.  It
-         * ranks behind every predicted page, by recency, so it only takes
-         * share the predictions leave unused.
+         * No prediction: seen once before any page came back, or overdue
+         * by more than two gaps.  It ranks behind every predicted page, by
+         * recency, so it only takes share the predictions leave unused.
          */
         if (age > RECENCY_HORIZON) {
             return false;
@@ -513,7 +528,7 @@ static bool part_key(const Part *pt, uint64_t page, uint64_t *key)
     }
     /* Distance to the predicted use; being late counts double, as a page
      * that missed its time is less and less likely to come. */
-    *key = ((age < h->gap ? h->gap - age : 2 * (age - h->gap)) << 16) | tie;
+    *key = ((age < gap ? gap - age : 2 * (age - gap)) << 16) | tie;
     return true;
 }
 

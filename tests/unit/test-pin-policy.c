@@ -270,6 +270,52 @@ static void test_adp_block_one_shot_pages_fill_spare_share(void **state)
     pin_policy_free(p);
 }
 
+/*
+ * A device cycling over more pages than its share: a page seen once is
+ * expected back after the part's usual first reuse gap, so from the
+ * second trip on the pins run ahead of the device (lru, holding the pages
+ * used last, never has the next one: the loop that defeats it).
+ */
+static void test_adp_block_seen_once_predicted_from_first_gap(void **state)
+{
+    enum { POOL = 40, PER_EPOCH = 4, SHARE = 20 };
+    PinPolicy *both[2] = {
+        pin_policy_new(PIN_POLICY_ADP, 1000, SHARE),
+        pin_policy_new(PIN_POLICY_LRU, 1000, SHARE),
+    };
+    unsigned missed[2][4] = { { 0 } };  /* touches of unpinned pages, per trip */
+
+    (void)state;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pin_policy_add_device(both[i], PIN_DEV_BLOCK), 0);
+    }
+    for (int e = 0; e < 4 * POOL / PER_EPOCH; e++) {
+        int trip = e / (POOL / PER_EPOCH);
+
+        for (int i = 0; i < 2; i++) {
+            for (int k = 0; k < PER_EPOCH; k++) {
+                uint64_t page = (uint64_t)(e * PER_EPOCH + k) % POOL;
+
+                missed[i][trip] += !pin_policy_is_pinned(both[i], page);
+                pin_policy_observe(both[i], 0, page);
+            }
+            pin_policy_epoch(both[i], NULL, NULL);
+        }
+    }
+    /* Trip 1 is all first touches; in trip 2 only the pages due before
+     * the first page came back are missed. */
+    assert_int_equal(missed[0][0], POOL);
+    assert_true(missed[0][1] <= 2 * PER_EPOCH);
+    assert_int_equal(missed[0][2], 0);
+    assert_int_equal(missed[0][3], 0);
+    for (int t = 0; t < 4; t++) {
+        assert_int_equal(missed[1][t], POOL);
+    }
+    for (int i = 0; i < 2; i++) {
+        pin_policy_free(both[i]);
+    }
+}
+
 static void test_adp_quiet_device_decays(void **state)
 {
     PinPolicy *p = pin_policy_new(PIN_POLICY_ADP, 1000, 64);
@@ -422,6 +468,7 @@ int main(void)
         cmocka_unit_test(test_adp_keeps_nic_under_block_churn),
         cmocka_unit_test(test_adp_block_pins_next_due),
         cmocka_unit_test(test_adp_block_one_shot_pages_fill_spare_share),
+        cmocka_unit_test(test_adp_block_seen_once_predicted_from_first_gap),
         cmocka_unit_test(test_adp_quiet_device_decays),
         cmocka_unit_test(test_adp_late_start_gets_budget),
         cmocka_unit_test(test_adp_budget_follows_benefit),
