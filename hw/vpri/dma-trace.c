@@ -68,11 +68,13 @@ int dma_trace_write_header(FILE *f, const DmaTraceHeader *hdr)
 
 int dma_trace_write_record(FILE *f, const DmaTraceRecord *r)
 {
-    if (r->kind >= DMA_TRACE_NR_KINDS) {
+    if (r->kind >= DMA_TRACE_NR_KINDS ||
+        (r->armed && r->kind == DMA_TRACE_CPU)) {
         return -EINVAL;
     }
     fprintf(f, "%" PRIu64 " %u %c %" PRIu64 " %c\n", r->time_ns, r->dev,
-            kind_chars[r->kind], r->page, r->write ? 'w' : 'r');
+            kind_chars[r->kind], r->page,
+            r->armed ? 'a' : r->write ? 'w' : 'r');
     return ferror(f) ? -EIO : 0;
 }
 
@@ -119,7 +121,7 @@ static bool parse_record(const char *s, const DmaTraceHeader *hdr,
 
     if (sscanf(s, "%" SCNu64 " %u %c %" SCNu64 " %c %c", &t, &dev, &kind,
                &page, &rw, &extra) != 5 ||
-        (rw != 'r' && rw != 'w') || t < prev_time ||
+        (rw != 'r' && rw != 'w' && rw != 'a') || t < prev_time ||
         page >= hdr->guest_pages || dev > DMA_TRACE_CPU_DEV) {
         return false;
     }
@@ -129,7 +131,7 @@ static bool parse_record(const char *s, const DmaTraceHeader *hdr,
     }
     r->kind = (uint8_t)(k - kind_chars);
     if (r->kind == DMA_TRACE_CPU) {
-        if (dev != DMA_TRACE_CPU_DEV) {
+        if (dev != DMA_TRACE_CPU_DEV || rw == 'a') {
             return false;
         }
     } else {
@@ -143,6 +145,7 @@ static bool parse_record(const char *s, const DmaTraceHeader *hdr,
     r->page = page;
     r->dev = (uint8_t)dev;
     r->write = rw == 'w';
+    r->armed = rw == 'a';
     return true;
 }
 

@@ -424,6 +424,15 @@ void pin_policy_observe(PinPolicy *p, unsigned dev, uint64_t page)
     }
 }
 
+void pin_policy_armed(PinPolicy *p, unsigned dev, uint64_t page)
+{
+    Part *pt = part_of(p, dev);
+
+    if (p->kind == PIN_POLICY_ADP && pt && pt->used && pt->recency) {
+        pin_policy_observe(p, dev, page);
+    }
+}
+
 void pin_policy_fault(PinPolicy *p, unsigned dev, uint64_t page)
 {
     Part *pt = part_of(p, dev);

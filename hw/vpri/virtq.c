@@ -549,6 +549,40 @@ VirtqStatus virtq_pop(Virtq *vq, const VirtqDmaOps *ops, void *opaque,
     return s;
 }
 
+VirtqStatus virtq_peek(const Virtq *vq, const VirtqDmaOps *ops, void *opaque,
+                       uint16_t pos, bool fetch_idx, VirtqElem *elem,
+                       uint64_t *fault_addr)
+{
+    /* Plain data: work on a copy, which may break or move as it likes. */
+    Virtq copy = *vq;
+    uint16_t ahead = pos - vq->last_avail_idx;
+    int r;
+
+    if (!vq->enabled) {
+        return VIRTQ_EMPTY;
+    }
+    if (vq->error) {
+        return VIRTQ_ERROR;
+    }
+    if (ahead > vq->size) {
+        return VIRTQ_EMPTY;     /* behind the pop position */
+    }
+    if (ahead >= (uint16_t)(vq->shadow_avail_idx - vq->last_avail_idx)) {
+        if (!fetch_idx) {
+            return VIRTQ_EMPTY;
+        }
+        r = read_avail_idx(&copy, ops, opaque, fault_addr, NULL);
+        if (r) {
+            return r;
+        }
+        if (ahead >= (uint16_t)(copy.shadow_avail_idx - copy.last_avail_idx)) {
+            return VIRTQ_EMPTY;
+        }
+    }
+    copy.last_avail_idx = pos;
+    return virtq_pop(&copy, ops, opaque, elem, fault_addr, NULL, NULL);
+}
+
 /*
  * Shared by elem_read and elem_write: walk the segments of one
  * direction, skipping @offset bytes, and move @len bytes.

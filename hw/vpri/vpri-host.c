@@ -129,6 +129,7 @@ uint32_t vpri_host_attach(VpriHost *h, DeviceState *dev, uint16_t nqueues,
     d->done_opaque = opaque;
     d->pab = pab_new(vpri_host_dma_pages());
     d->tracker = access_tracker_new(vpri_host_dma_pages());
+    d->armed = access_tracker_new(vpri_host_dma_pages());
     d->ring = fault_ring_new(id, h->ring_size, nqueues);
     d->done_bh = qemu_bh_new(vpri_host_done_bh, d);
     /* Everything is resident until the host evicts something. */
@@ -158,6 +159,7 @@ void vpri_host_detach(VpriHost *h, uint32_t dev_id)
     qemu_bh_delete(d->done_bh);
     fault_ring_free(d->ring);
     access_tracker_free(d->tracker);
+    access_tracker_free(d->armed);
     pab_free(d->pab);
     memset(d, 0, sizeof(*d));
 }
@@ -188,13 +190,26 @@ PabResult vpri_host_dma_begin(VpriHost *h, uint32_t dev_id, uint64_t addr,
     if (r == PAB_OK) {
         access_tracker_mark(d->tracker, addr, len);
         if (qatomic_read(&h->trace_file)) {
-            vpri_pin_record(h, d, addr, len, write);
+            vpri_pin_record(h, d, addr, len, write, false);
         }
     } else if (r == PAB_OUT_OF_RANGE && d->xlat) {
         /* An IOVA beyond the bitmap: untracked (see vpri-iommu.c). */
         r = PAB_OK;
     }
     return r;
+}
+
+void vpri_host_dma_arm(VpriHost *h, uint32_t dev_id, uint64_t addr,
+                       uint64_t len)
+{
+    VpriHostDevice *d = vpri_host_dev(h, dev_id);
+
+    if (d->xlat || access_tracker_mark(d->armed, addr, len) < 0) {
+        return;     /* IOVAs are not what the policy ranks; see above */
+    }
+    if (qatomic_read(&h->trace_file)) {
+        vpri_pin_record(h, d, addr, len, false, true);
+    }
 }
 
 PabResult vpri_host_dma_hold(VpriHost *h, uint32_t dev_id, uint64_t addr,

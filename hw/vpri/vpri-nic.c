@@ -57,9 +57,15 @@ typedef enum VpriNicRxPolicy {
  * One queue's current element: popped from the ring and not yet pushed
  * back.  A fault on its buffers leaves it here; the retry picks it up.
  */
+/* Packets between two looks at the receive buffers posted (rx_arm). */
+#define VPRI_NIC_LOOK_EVERY 16
+
 typedef struct VpriNicSlot {
     bool busy;
     VirtqElem *elem;
+    /* rx: the next avail position whose buffer was not reported yet */
+    uint16_t armed;
+    uint16_t packets_since_look;
 } VpriNicSlot;
 
 typedef struct VpriNicTx {
@@ -86,6 +92,7 @@ struct VpriNic {
     VpriNicSlot *rx;            /* per pair */
     VpriNicTx *tx;              /* per pair */
     VpriNicSlot ctrl;
+    VirtqElem *peek;            /* scratch for the receive look-ahead */
 
     /* statistics (query-vpri) */
     uint64_t rx_packets;
@@ -327,6 +334,45 @@ static bool vpri_nic_rx_prepare(VpriNic *s, uint16_t pair)
     return true;
 }
 
+/*
+ * Report the receive buffers posted since the last look to the host
+ * (vpri_host_dma_arm()): a NIC reads the descriptor of each buffer it is
+ * given before it fills it, so it can tell the host which pages it will
+ * write, before it writes them.  The pinning policy can then keep pages
+ * the device has never touched yet (adp does, for NIC parts).  avail->idx
+ * is read only when @fetch (a kick, or every VPRI_NIC_LOOK_EVERY packets:
+ * with EVENT_IDX the driver rarely kicks a queue that is not empty).  A
+ * page missing under the rings stops the look; it raises no fault.
+ */
+static void vpri_nic_rx_arm(VpriNic *s, uint16_t pair, bool fetch)
+{
+    VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(s);
+    VpriQueue *q = &vp->queues[rxq(pair)];
+    VpriNicSlot *slot = &s->rx[pair];
+    uint64_t fault;
+
+    if (!vp->host || !vpri_nic_rx_ready(s, pair) || q->blocked) {
+        return;
+    }
+    slot->packets_since_look = 0;
+    if ((uint16_t)(slot->armed - q->vq.last_avail_idx) > q->vq.size) {
+        slot->armed = q->vq.last_avail_idx;
+    }
+    for (uint32_t n = 0; n < q->vq.size; n++) {
+        if (virtq_peek(&q->vq, &vp->dma_ops, &q->dma, slot->armed, fetch,
+                       s->peek, &fault) != VIRTQ_OK) {
+            break;
+        }
+        for (uint16_t i = 0; i < s->peek->nseg; i++) {
+            if (s->peek->seg[i].write) {
+                vpri_host_dma_arm(vp->host, vp->fault_device_id,
+                                  s->peek->seg[i].addr, s->peek->seg[i].len);
+            }
+        }
+        slot->armed++;
+    }
+}
+
 static ssize_t vpri_nic_receive(NetClientState *nc, const uint8_t *buf,
                                 size_t size)
 {
@@ -415,12 +461,16 @@ static ssize_t vpri_nic_receive(NetClientState *nc, const uint8_t *buf,
      * drop, a retransmission and its backoff).
      */
     vpri_nic_rx_prepare(s, pair);
+    if (++slot->packets_since_look >= VPRI_NIC_LOOK_EVERY) {
+        vpri_nic_rx_arm(s, pair, true);
+    }
     return size;
 }
 
 /* New buffers, or the fault that blocked the queue was resolved. */
 static void vpri_nic_rx_run(VpriNic *s, uint16_t pair)
 {
+    vpri_nic_rx_arm(s, pair, true);
     if (vpri_nic_fault_failed(s, rxq(pair)) || !vpri_nic_rx_prepare(s, pair)) {
         return;
     }
@@ -694,6 +744,8 @@ static void vpri_nic_reset(VpriVirtioPCI *vp)
 
     for (uint16_t i = 0; i < s->max_pairs; i++) {
         s->rx[i].busy = false;
+        s->rx[i].armed = 0;
+        s->rx[i].packets_since_look = 0;
         s->tx[i].slot.busy = false;
         s->tx[i].waiting = false;
     }
@@ -865,6 +917,7 @@ static void vpri_nic_realize(PCIDevice *pci, Error **errp)
         s->tx[i].buf = g_malloc(VPRI_NIC_MAX_FRAME);
     }
     s->ctrl.elem = g_new(VirtqElem, 1);
+    s->peek = g_new(VirtqElem, 1);
 
     qemu_macaddr_default_if_unset(&s->conf.macaddr);
     /* One net client per netdev queue (see tx_client for the others). */
@@ -890,6 +943,7 @@ static void vpri_nic_exit(PCIDevice *pci)
         g_free(s->tx[i].buf);
     }
     g_free(s->ctrl.elem);
+    g_free(s->peek);
     g_free(s->rx);
     g_free(s->tx);
     g_free(s->queue_faults);

@@ -126,6 +126,16 @@ static void vpri_pin_observe(uint64_t pfn, void *opaque)
     }
 }
 
+static void vpri_pin_armed(uint64_t pfn, void *opaque)
+{
+    VpriPinEpoch *e = opaque;
+    uint64_t page;
+
+    if (vpri_host_gpa_to_ram_page(e->h, pfn << PAB_PAGE_SHIFT, &page)) {
+        pin_policy_armed(e->h->pin_policy, e->pin_dev, page);
+    }
+}
+
 static void vpri_pin_change(uint64_t page, bool pinned, void *opaque)
 {
     VpriPinEpoch *e = opaque;
@@ -150,6 +160,9 @@ static void vpri_pin_epoch(void *opaque)
             access_tracker_collect_cb(d->tracker, 0,
                                       access_tracker_npages(d->tracker),
                                       vpri_pin_observe, &e);
+            access_tracker_collect_cb(d->armed, 0,
+                                      access_tracker_npages(d->armed),
+                                      vpri_pin_armed, &e);
         }
     }
     pin_policy_epoch(h->pin_policy, vpri_pin_change, &e);
@@ -271,7 +284,7 @@ void vpri_pin_cleanup(VpriHost *h)
 
 /* One record per RAM page the DMA touches; the device's queues wait. */
 void vpri_pin_record(VpriHost *h, VpriHostDevice *d, uint64_t addr,
-                     uint64_t len, bool write)
+                     uint64_t len, bool write, bool armed)
 {
     uint64_t id = (uint64_t)(d - h->devs);
     uint64_t end = addr + (len ? len : 1);
@@ -293,7 +306,7 @@ void vpri_pin_record(VpriHost *h, VpriHostDevice *d, uint64_t addr,
             .time_ns = now, .dev = (uint8_t)id,
             .kind = vpri_pin_dev_kind(d) == PIN_DEV_BLOCK ? DMA_TRACE_BLOCK
                                                           : DMA_TRACE_NIC,
-            .write = write,
+            .write = write, .armed = armed,
         };
 
         if (vpri_host_gpa_to_ram_page(h, a, &r.page) &&

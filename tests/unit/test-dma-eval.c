@@ -52,7 +52,7 @@ static bool recs_equal(const DmaTraceRecord *a, const DmaTraceRecord *b,
     for (size_t i = 0; i < n; i++) {
         if (a[i].time_ns != b[i].time_ns || a[i].page != b[i].page ||
             a[i].dev != b[i].dev || a[i].kind != b[i].kind ||
-            a[i].write != b[i].write) {
+            a[i].write != b[i].write || a[i].armed != b[i].armed) {
             return false;
         }
     }
@@ -73,6 +73,8 @@ static void test_trace_round_trip(void **state)
     add(&t, 5, 3, DMA_TRACE_NIC, 17, true);
     add(&t, 5, DMA_TRACE_CPU_DEV, DMA_TRACE_CPU, 999, false);
     add(&t, 1ULL << 40, 9, DMA_TRACE_BLOCK, 0, false);
+    add(&t, 1ULL << 40, 3, DMA_TRACE_NIC, 18, false);
+    t.recs[3].armed = 1;
     assert_int_equal(dma_trace_write(f, &t), 0);
     rewind(f);
     assert_int_equal(dma_trace_read(f, &u, &line), 0);
@@ -83,8 +85,8 @@ static void test_trace_round_trip(void **state)
     assert_string_equal(u.hdr.devs[0].name, "eth0");
     assert_int_equal(u.hdr.devs[1].kind, DMA_TRACE_BLOCK);
     assert_string_equal(u.hdr.devs[1].name, "");
-    assert_int_equal(u.n, 3);
-    assert_true(recs_equal(u.recs, t.recs, 3));
+    assert_int_equal(u.n, 4);
+    assert_true(recs_equal(u.recs, t.recs, 4));
     dma_trace_clear(&t);
     dma_trace_clear(&u);
 }
@@ -119,6 +121,7 @@ static void test_trace_rejects(void **state)
         { "10 2 n 5 r\n", 7 },                  /* no such device */
         { "10 0 n 100 r\n", 7 },                /* page out of range */
         { "10 0 c 5 r\n", 7 },                  /* CPU needs device 255 */
+        { "10 255 c 5 a\n", 7 },                /* only devices are armed */
         { "10 0 n 5 r\n9 1 b 5 w\n", 8 },       /* time goes back */
         { "10 0 n 5 r extra\n", 7 },
     };
@@ -126,7 +129,8 @@ static void test_trace_rejects(void **state)
     char buf[512];
 
     (void)state;
-    snprintf(buf, sizeof(buf), "%s10 0 n 5 r\n10 255 c 99 w\n", head);
+    snprintf(buf, sizeof(buf), "%s10 0 n 5 r\n10 255 c 99 w\n10 1 b 7 a\n",
+             head);
     assert_int_equal(read_text(buf, &line), 0);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         snprintf(buf, sizeof(buf), "%s%s", head, bad[i].body);
@@ -221,15 +225,15 @@ static void test_sim_dma_is_invisible_to_reclaim(void **state)
     /* The clock evicted pages 0-4 at the start. */
     assert_true(dma_sim_resident(s, 5) && !dma_sim_resident(s, 0));
     for (int round = 0; round < 4; round++) {
-        DmaTraceRecord cpu = { t++, 6, DMA_TRACE_CPU_DEV, DMA_TRACE_CPU, 0 };
-        DmaTraceRecord nic = { t++, 7, 3, DMA_TRACE_NIC, 1 };
+        DmaTraceRecord cpu = { t++, 6, DMA_TRACE_CPU_DEV, DMA_TRACE_CPU, 0, 0 };
+        DmaTraceRecord nic = { t++, 7, 3, DMA_TRACE_NIC, 1, 0 };
 
         assert_int_equal(dma_sim_step(s, &cpu), 0);
         assert_int_equal(dma_sim_step(s, &nic), 0);
         /* pressure: the CPU walks over pages 0-4 */
         for (uint64_t p = 0; p < 5; p++) {
             DmaTraceRecord r = { t++, p, DMA_TRACE_CPU_DEV, DMA_TRACE_CPU,
-                                 0 };
+                                 0, 0 };
 
             assert_int_equal(dma_sim_step(s, &r), 0);
         }
@@ -240,8 +244,8 @@ static void test_sim_dma_is_invisible_to_reclaim(void **state)
     assert_int_equal(res.accesses[DMA_TRACE_NIC], 4);
     /* Times must not go backwards; unknown devices are refused. */
     {
-        DmaTraceRecord back = { 0, 1, 3, DMA_TRACE_NIC, 0 };
-        DmaTraceRecord who = { t, 1, 4, DMA_TRACE_NIC, 0 };
+        DmaTraceRecord back = { 0, 1, 3, DMA_TRACE_NIC, 0, 0 };
+        DmaTraceRecord who = { t, 1, 4, DMA_TRACE_NIC, 0, 0 };
 
         assert_int_equal(dma_sim_step(s, &back), -EINVAL);
         assert_int_equal(dma_sim_step(s, &who), -EINVAL);
@@ -331,6 +335,51 @@ static void test_sim_pins_save_ring_faults(void **state)
     assert_int_equal(lru.pinned_max, 16);
     assert_true(adp.pinned_max <= 16);
     assert_true(adp.pinned_avg_kind[DMA_TRACE_NIC] > 15);
+    dma_trace_clear(&t);
+}
+
+/*
+ * Armed records (buffers posted to the NIC before it writes them) are not
+ * accesses; adp's NIC part pins them, so the device's first touch of each
+ * finds it resident after the CPU has streamed over the rest of memory.
+ * lru pins only what was DMA'd and takes every first touch as a fault.
+ */
+static void test_sim_armed_pages_pinned_by_adp(void **state)
+{
+    DmaTrace t = { 0 };
+    DmaSimResult none, lru, adp;
+    DmaSimConfig c;
+    uint64_t time = 0;
+
+    (void)state;
+    two_devices(&t.hdr, 400);
+    for (uint64_t p = 0; p < 16; p++) {
+        add(&t, time, 3, DMA_TRACE_NIC, 300 + p, true);
+        t.recs[t.n - 1].armed = 1;
+    }
+    for (int round = 0; round < 20; round++) {
+        for (uint64_t p = 0; p < 100; p++) {
+            time += 10000;
+            add(&t, time, DMA_TRACE_CPU_DEV, DMA_TRACE_CPU,
+                (round * 100 + p) % 290, false);
+        }
+    }
+    for (uint64_t p = 0; p < 16; p++) {
+        time += 10000;
+        add(&t, time, 3, DMA_TRACE_NIC, 300 + p, true);
+    }
+    c = cfg(30, PIN_POLICY_NONE, 32);
+    assert_int_equal(dma_sim_run(&c, &t, &none), 0);
+    c.policy = PIN_POLICY_LRU;
+    assert_int_equal(dma_sim_run(&c, &t, &lru), 0);
+    c.policy = PIN_POLICY_ADP;
+    assert_int_equal(dma_sim_run(&c, &t, &adp), 0);
+    assert_int_equal(none.accesses[DMA_TRACE_NIC], 16);
+    assert_int_equal(adp.accesses[DMA_TRACE_NIC], 16);
+    assert_int_equal(none.faults[DMA_TRACE_NIC], 16);
+    assert_int_equal(none.first_faults[DMA_TRACE_NIC], 16);
+    assert_int_equal(lru.faults[DMA_TRACE_NIC], 16);
+    assert_int_equal(adp.faults[DMA_TRACE_NIC], 0);
     dma_trace_clear(&t);
 }
 
@@ -500,6 +549,7 @@ int main(void)
         cmocka_unit_test(test_sim_dma_is_invisible_to_reclaim),
         cmocka_unit_test(test_sim_warmup_accounting),
         cmocka_unit_test(test_sim_pins_save_ring_faults),
+        cmocka_unit_test(test_sim_armed_pages_pinned_by_adp),
         cmocka_unit_test(test_sim_pin_pages_in),
         cmocka_unit_test(test_sim_periodic_reclaim),
         cmocka_unit_test(test_gen_characterization),

@@ -316,6 +316,37 @@ static void test_adp_block_seen_once_predicted_from_first_gap(void **state)
     }
 }
 
+/*
+ * Pages armed (posted to a NIC, not yet written) are a touch to adp's NIC
+ * part; lru and adp's block parts ignore them.
+ */
+static void test_armed_pages(void **state)
+{
+    PinPolicy *adp = pin_policy_new(PIN_POLICY_ADP, 1000, 64);
+    PinPolicy *lru = pin_policy_new(PIN_POLICY_LRU, 1000, 64);
+    int nic = pin_policy_add_device(adp, PIN_DEV_NIC);
+    int blk = pin_policy_add_device(adp, PIN_DEV_BLOCK);
+
+    (void)state;
+    assert_int_equal(pin_policy_add_device(lru, PIN_DEV_NIC), 0);
+    for (int e = 0; e < 40; e++) {
+        for (uint64_t pg = 0; pg < 8; pg++) {
+            pin_policy_armed(adp, (unsigned)nic, 100 + pg);
+            pin_policy_armed(adp, (unsigned)blk, 200 + pg);
+            pin_policy_armed(lru, 0, 100 + pg);
+        }
+        pin_policy_epoch(adp, NULL, NULL);
+        pin_policy_epoch(lru, NULL, NULL);
+    }
+    for (uint64_t pg = 0; pg < 8; pg++) {
+        assert_true(pin_policy_is_pinned(adp, 100 + pg));
+        assert_false(pin_policy_is_pinned(adp, 200 + pg));
+        assert_false(pin_policy_is_pinned(lru, 100 + pg));
+    }
+    pin_policy_free(adp);
+    pin_policy_free(lru);
+}
+
 static void test_adp_quiet_device_decays(void **state)
 {
     PinPolicy *p = pin_policy_new(PIN_POLICY_ADP, 1000, 64);
@@ -469,6 +500,7 @@ int main(void)
         cmocka_unit_test(test_adp_block_pins_next_due),
         cmocka_unit_test(test_adp_block_one_shot_pages_fill_spare_share),
         cmocka_unit_test(test_adp_block_seen_once_predicted_from_first_gap),
+        cmocka_unit_test(test_armed_pages),
         cmocka_unit_test(test_adp_quiet_device_decays),
         cmocka_unit_test(test_adp_late_start_gets_budget),
         cmocka_unit_test(test_adp_budget_follows_benefit),

@@ -52,6 +52,7 @@ void dma_gen_default(DmaGenParams *p)
     p->nic_on_ns = 300000000;
     p->nic_off_ns = 1500000000;
     p->nic_tx_prob = 0.3;
+    p->nic_arm = 1;
 
     p->cache_frac = 0.37;
     p->file_mult = 4.0;
@@ -75,6 +76,7 @@ static const ParamDesc params[] = {
     P(nic_rx_ring, 'U'), P(nic_tx_ring, 'U'), P(nic_pool, 'U'),
     P(nic_refill_new, 'd'), P(nic_pkt_interval_ns, 'u'), P(nic_on_ns, 'u'),
     P(nic_off_ns, 'u'), P(nic_tx_prob, 'd'), P(nic_idle_pkt_interval_ns, 'u'),
+    P(nic_arm, 'U'),
     P(cache_frac, 'd'), P(file_mult, 'd'), P(zipf_s, 'd'),
     P(blk_interval_ns, 'u'), P(blk_write_prob, 'd'), P(blk_flush_ns, 'u'),
 };
@@ -178,18 +180,25 @@ typedef struct Stream {
     int err;
 } Stream;
 
-static void emit(Stream *st, uint64_t time, uint8_t dev, uint8_t kind,
-                 uint64_t page, bool write)
+static void emit_rec(Stream *st, uint64_t time, uint8_t dev, uint8_t kind,
+                     uint64_t page, bool write, bool armed)
 {
     DmaTraceRecord r = {
         .time_ns = time < st->last ? st->last : time,
-        .page = page, .dev = dev, .kind = kind, .write = write,
+        .page = page, .dev = dev, .kind = kind, .write = write && !armed,
+        .armed = armed,
     };
 
     st->last = r.time_ns;
     if (!st->err) {
         st->err = dma_trace_append(&st->t, &r);
     }
+}
+
+static void emit(Stream *st, uint64_t time, uint8_t dev, uint8_t kind,
+                 uint64_t page, bool write)
+{
+    emit_rec(st, time, dev, kind, page, write, false);
 }
 
 static void gen_cpu(const DmaGenParams *p, const uint64_t *anon,
@@ -229,6 +238,9 @@ static void gen_nic(const DmaGenParams *p, const uint64_t *pool,
     /* rx buffers from the bottom of the pool, tx from the next pages */
     for (unsigned i = 0; i < nrx; i++) {
         rx[i] = bufs[i % npool];
+        if (p->nic_arm) {
+            emit_rec(st, 0, NIC_DEV, DMA_TRACE_NIC, rx[i], true, true);
+        }
     }
     while (t < p->duration_ns) {
         uint64_t end = t + rnd_exp(&s, p->nic_on_ns);
@@ -262,6 +274,10 @@ static void gen_nic(const DmaGenParams *p, const uint64_t *pool,
                  false);
             if (rnd01(&s) < p->nic_refill_new) {
                 rx[ri] = bufs[rnd_below(&s, npool)];
+            }
+            if (p->nic_arm) {
+                emit_rec(st, t + 5000, NIC_DEV, DMA_TRACE_NIC, rx[ri], true,
+                         true);
             }
             ri = (ri + 1) % nrx;
             if (rnd01(&s) < p->nic_tx_prob) {

@@ -34,6 +34,8 @@ typedef struct DmaGenParams {
     /* Mean gap between packets between bursts (background traffic:
      * ARP, keepalives, monitoring); 0: the gaps are silent. */
     uint64_t nic_idle_pkt_interval_ns;
+    /* 1: the NIC reports each receive buffer posted to it (armed records) */
+    unsigned nic_arm;
 
     /* Block: the guest page cache over a larger file set */
     double cache_frac;                  /* guest pages in the page cache */

@@ -16,6 +16,9 @@
  * - Each device has an access tracker (hw/vpri/access-tracker.c); every
  *   epoch the host collects it into the policy, which re-pins.  A pin on a
  *   page that is not resident pages it in (counted as a pin page-in).
+ *   Armed records (a device was given a page for a later DMA) are not
+ *   accesses: they go to a second tracker, collected as
+ *   pin_policy_armed(), as vpri-host does.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -42,6 +45,7 @@ struct DmaSim {
     /* By trace device index: the policy's device and the tracker */
     int pol_dev[DMA_TRACE_MAX_DEVICES];
     AccessTracker *tracker[DMA_TRACE_MAX_DEVICES];
+    AccessTracker *armed[DMA_TRACE_MAX_DEVICES];    /* 'a' records */
     bool started;
     uint64_t epoch_end;
     uint64_t next_reclaim;
@@ -120,12 +124,20 @@ static void on_touched(uint64_t page, void *opaque)
     pin_policy_observe(s->policy, (unsigned)s->pol_dev[s->collecting], page);
 }
 
+static void on_armed(uint64_t page, void *opaque)
+{
+    DmaSim *s = opaque;
+
+    pin_policy_armed(s->policy, (unsigned)s->pol_dev[s->collecting], page);
+}
+
 static void end_epoch(DmaSim *s)
 {
     for (unsigned i = 0; i < s->hdr.ndevs; i++) {
         s->collecting = i;
         access_tracker_collect_cb(s->tracker[i], 0, s->npages, on_touched,
                                   s);
+        access_tracker_collect_cb(s->armed[i], 0, s->npages, on_armed, s);
     }
     pin_policy_epoch(s->policy, on_pin_change, s);
     s->res.epochs++;
@@ -180,7 +192,8 @@ DmaSim *dma_sim_new(const DmaSimConfig *cfg, const DmaTraceHeader *hdr)
                                               DMA_TRACE_NIC ?
                                               PIN_DEV_NIC : PIN_DEV_BLOCK);
         s->tracker[i] = access_tracker_new(s->npages);
-        if (s->pol_dev[i] < 0 || !s->tracker[i]) {
+        s->armed[i] = access_tracker_new(s->npages);
+        if (s->pol_dev[i] < 0 || !s->tracker[i] || !s->armed[i]) {
             dma_sim_free(s);
             return NULL;
         }
@@ -200,6 +213,7 @@ void dma_sim_free(DmaSim *s)
     }
     for (unsigned i = 0; i < s->hdr.ndevs; i++) {
         access_tracker_free(s->tracker[i]);
+        access_tracker_free(s->armed[i]);
     }
     pin_policy_free(s->policy);
     free(s->resident);
@@ -222,6 +236,8 @@ int dma_sim_step(DmaSim *s, const DmaTraceRecord *r)
         if (di < 0) {
             return -EINVAL;
         }
+    } else if (r->armed) {
+        return -EINVAL;
     }
     if (!s->started) {
         s->started = true;
@@ -247,6 +263,11 @@ int dma_sim_step(DmaSim *s, const DmaTraceRecord *r)
     }
     s->now = r->time_ns;
 
+    if (r->armed) {
+        /* Not an access: the policy hears of it at the epoch's end. */
+        access_tracker_mark(s->armed[di], r->page << 12, 1);
+        return 0;
+    }
     s->res.cold_accesses[r->kind]++;
     if (counting(s)) {
         s->res.accesses[r->kind]++;

@@ -7,10 +7,12 @@
  *   guest-pages <N>
  *   device <id> <nic|block> [<name>]      (any number, ids 0-254)
  *   records
- *   <time-ns> <device-id> <n|b|c> <page> <r|w>
+ *   <time-ns> <device-id> <n|b|c> <page> <r|w|a>
  *
  * Kind c is a CPU access (device id 255), which the host's reclaim sees;
- * n and b are DMA by a NIC or a block device, which it does not.  Pages are
+ * n and b are DMA by a NIC or a block device, which it does not.  a
+ * (armed, devices only) is not an access: the device was given the page
+ * for a DMA still to come (a receive buffer posted to a NIC).  Pages are
  * guest page numbers (guest-physical address >> 12).  Times never go
  * backwards.  Lines starting with '#' are comments.
  *
@@ -43,6 +45,8 @@ typedef struct DmaTraceRecord {
     uint8_t dev;
     uint8_t kind;               /* DmaTraceKind */
     uint8_t write;              /* the access writes memory */
+    uint8_t armed;              /* not an access: a DMA still to come
+                                 * (write is then 0) */
 } DmaTraceRecord;
 
 typedef struct DmaTraceDevice {

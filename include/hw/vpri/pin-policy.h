@@ -98,6 +98,15 @@ void pin_policy_remove_device(PinPolicy *p, unsigned dev);
  */
 void pin_policy_observe(PinPolicy *p, unsigned dev, uint64_t page);
 
+/*
+ * Device @dev was given @page for a DMA still to come (a NIC reads the
+ * descriptors of the receive buffers posted to it before it fills them):
+ * not an access, but a promise of one.  Only adp's recency (NIC) parts use
+ * it, as a touch; lru pins what was DMA'd, so it ignores it, and so do
+ * block parts, whose buffers are used as soon as they are posted.
+ */
+void pin_policy_armed(PinPolicy *p, unsigned dev, uint64_t page);
+
 /* Device @dev took an I/O page fault on @page. */
 void pin_policy_fault(PinPolicy *p, unsigned dev, uint64_t page);
 

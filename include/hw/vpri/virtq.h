@@ -169,6 +169,21 @@ VirtqStatus virtq_pop(Virtq *vq, const VirtqDmaOps *ops, void *opaque,
                       bool *fault_write, const char **err);
 
 /*
+ * Read the chain at avail ring position @pos (free-running, from
+ * last_avail_idx up to the avail->idx last read) without consuming it or
+ * changing the queue in any way: a device that looks ahead at the buffers
+ * posted to it (to report them, see vpri_host_dma_arm()).  With
+ * @fetch_idx, a @pos equal to the cached avail->idx reads avail->idx
+ * from guest memory to see whether more was posted.  Returns VIRTQ_OK,
+ * VIRTQ_EMPTY (nothing at @pos, or @pos out of that window), VIRTQ_FAULT
+ * (*@fault_addr, nothing raised) or VIRTQ_ERROR (malformed; the queue is
+ * not marked broken: popping the chain will report it).
+ */
+VirtqStatus virtq_peek(const Virtq *vq, const VirtqDmaOps *ops, void *opaque,
+                       uint16_t pos, bool fetch_idx, VirtqElem *elem,
+                       uint64_t *fault_addr);
+
+/*
  * Parse the chain whose head is @head without touching the avail ring
  * or any index.  virtq_pop() uses it; the glue uses it after a restore
  * to rebuild the elements that were in flight from their saved heads.

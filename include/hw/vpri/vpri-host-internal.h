@@ -53,6 +53,7 @@ typedef struct VpriHostDevice {
     uint16_t nqueues;
     PaBitmap *pab;
     AccessTracker *tracker;
+    AccessTracker *armed;       /* pages given for a DMA still to come */
     FaultRing *ring;
     VpriDeviceXlat *xlat;       /* NULL: DMA addresses are guest-physical */
     unsigned serving;           /* records popped and not yet completed */
@@ -180,7 +181,7 @@ void vpri_pin_attach(VpriHost *h, VpriHostDevice *d);
 void vpri_pin_detach(VpriHost *h, VpriHostDevice *d);
 void vpri_pin_fault(VpriHost *h, VpriHostDevice *d, uint64_t gpa);
 void vpri_pin_record(VpriHost *h, VpriHostDevice *d, uint64_t addr,
-                     uint64_t len, bool write);
+                     uint64_t len, bool write, bool armed);
 void vpri_pin_cleanup(VpriHost *h);
 bool vpri_pin_trace_start(VpriHost *h, const char *file, Error **errp);
 bool vpri_pin_trace_stop(VpriHost *h, uint64_t *records, Error **errp);

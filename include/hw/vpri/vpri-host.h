@@ -47,6 +47,16 @@ PabResult vpri_host_dma_begin(VpriHost *h, uint32_t dev_id, uint64_t addr,
 void vpri_host_dma_end(VpriHost *h, uint32_t dev_id, PabDmaToken token);
 
 /*
+ * The device was given [@addr, @addr + @len) for a DMA still to come (a
+ * NIC read the descriptor of a receive buffer posted to it).  Not an
+ * access: nothing is checked or transferred; the pinning policy hears of
+ * it (pin_policy_armed()) and a trace being recorded gets 'a' records.
+ * Guest-physical devices only; out-of-range addresses are ignored.
+ */
+void vpri_host_dma_arm(VpriHost *h, uint32_t dev_id, uint64_t addr,
+                       uint64_t len);
+
+/*
  * A DMA that lasts longer than one call, such as block I/O straight into
  * guest memory, already mapped at host address @hva (what
  * address_space_map() returned for @addr): check the PA-BITMAP as
