@@ -526,8 +526,8 @@ int dma_trace_stats(const DmaTrace *t, DmaTraceKind kind, DmaTraceStats *st)
     for (size_t i = 0; i < t->n; i++) {
         const DmaTraceRecord *rec = &t->recs[i];
 
-        if (rec->kind != kind) {
-            continue;
+        if (rec->kind != kind || rec->armed) {
+            continue;       /* an armed page is not an access */
         }
         st->accesses++;
         if (count[rec->page]) {
