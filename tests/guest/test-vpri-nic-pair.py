@@ -10,9 +10,10 @@ static addresses on one /24 and run the ``net-pair`` workload: the server
 guest generates a 32 MiB blob (splitmix64 from a seed), reports its
 sha256 and serves it with busybox httpd; the client guest fetches it with
 busybox wget and reports the sha256 of what it got.  Once the client logs
-that the fetch started, the host evicts the client's guest RAM with
-``vpri-reclaim`` in small steps until the client's receive queue has taken
-a few faults (vpri_pressure.StepReclaim).  The client's NIC has
+that the fetch started, the host evicts all of the client's guest RAM with
+``vpri-reclaim`` (every receive buffer the client posted is gone, so its
+receive queue must fault), then 5% more, and stops
+(vpri_pressure.StepReclaim).  The client's NIC has
 the policy under test, the server's is left at ``hold`` and its RAM alone.
 
 Passes when, for each policy, both workloads finish, the two sha256 sums
@@ -98,7 +99,8 @@ def run_policy(policy, qemu, kernel, initrd, accel, tmp, timeout):
                    timeout)
     cli = make_run("client", policy, sock, tmp, qemu, kernel, initrd, accel,
                    timeout)
-    pressure = StepReclaim(cli, started=lambda: fetching(cli))
+    pressure = StepReclaim(cli, started=lambda: fetching(cli), first=100,
+                           max_rounds=2)
     watch = StepReclaim(srv, evict=False)
     t0 = time.monotonic()
     try:

@@ -31,14 +31,15 @@ class StepReclaim(threading.Thread):
     """Poll and evict one QEMU (a started iolab_guest.GuestRun with QMP).
 
     ``started()`` is called every PERIOD; eviction begins once it returns
-    true.  ``evict=False`` only keeps the latest ``query-vpri`` in
+    true.  ``first``, when given, is the percentage of the first round
+    (100: every receive buffer the guest posted is evicted at once).  ``evict=False`` only keeps the latest ``query-vpri`` in
     ``self.last``.  ``self.rounds`` lists (pages evicted, receive faults
     before the round).  Call ``stop()`` (it joins) once the run is over.
     """
 
     def __init__(self, run, started=lambda: True, evict=True, host="vh0",
                  step=STEP, rx_faults=RX_FAULTS, period=PERIOD,
-                 max_rounds=MAX_ROUNDS):
+                 max_rounds=MAX_ROUNDS, first=None):
         super().__init__(daemon=True)
         self.run_ = run
         self.started = started
@@ -48,6 +49,7 @@ class StepReclaim(threading.Thread):
         self.rx_faults = rx_faults
         self.period = period
         self.max_rounds = max_rounds
+        self.first = first
         self.rounds = []
         self.last = None
         self._stop_evt = threading.Event()
@@ -65,7 +67,8 @@ class StepReclaim(threading.Thread):
                         not self.started():
                     continue
                 r = qmp.execute("vpri-reclaim", host=self.host,
-                                percent=self.step)
+                                percent=self.first if n == 0 and self.first
+                                else self.step)
                 self.rounds.append((r["evicted"], faults))
             except Exception:  # noqa: BLE001 - QEMU exits when the guest is done
                 return
@@ -80,9 +83,11 @@ class StepReclaim(threading.Thread):
 
     def summary(self):
         first = next((i for i, (_, f) in enumerate(self.rounds) if f), None)
-        return ("%d rounds of %d%%, %d pages evicted, receive faults seen "
-                "from round %s on" % (len(self.rounds), self.step,
-                                      self.evicted, first))
+        return ("%d rounds of %s%d%%, %d pages evicted, receive faults "
+                "seen from round %s on" % (
+                    len(self.rounds),
+                    "%d%% then " % self.first if self.first else "",
+                    self.step, self.evicted, first))
 
     def failures(self):
         if len(self.rounds) < 2 or self.evicted == 0:
