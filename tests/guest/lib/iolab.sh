@@ -76,6 +76,21 @@ iolab_wait_for() {
     return 0
 }
 
+# iolab_wait_disk DEV SECONDS: iolab_wait_for a disk; if it never comes,
+# report error=no-disk with the disks there are, and fail.
+iolab_wait_disk() {
+    iolab_wait_for "$1" "$2" && return 0
+    iolab_result error=no-disk dev="$1" block="$(ls /sys/block | tr '\n' ',')"
+    return 1
+}
+
+# iolab_need TOOL: fail, reporting error=no-TOOL, unless TOOL is on PATH.
+iolab_need() {
+    command -v "$1" >/dev/null && return 0
+    iolab_result error=no-"$1"
+    return 1
+}
+
 # iolab_sum FILE: sha256 of FILE (just the hex digest).
 iolab_sum() {
     sha256sum "$1" | awk '{ print $1 }'

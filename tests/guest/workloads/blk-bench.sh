@@ -34,10 +34,7 @@ case "$mib$small" in
 *[!0-9]*) iolab_result error=bad-parameter bench_mib="$mib" bench_small_mib="$small"; exit 2 ;;
 esac
 
-if ! iolab_wait_for "$dev" "$wait_s"; then
-    iolab_result error=no-disk dev="$dev" block="$(ls /sys/block | tr '\n' ',')"
-    exit 1
-fi
+iolab_wait_disk "$dev" "$wait_s" || exit 1
 
 need=$(( (mib > small ? mib : small) * 1048576 ))
 size=$(blockdev --getsize64 "$dev" 2>/dev/null || echo 0)

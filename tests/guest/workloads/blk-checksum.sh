@@ -24,10 +24,7 @@ case "$mib$rounds" in
 *[!0-9]*) iolab_result error=bad-parameter blk_mib="$mib" blk_rounds="$rounds"; exit 2 ;;
 esac
 
-if ! iolab_wait_for "$dev" "$wait_s"; then
-    iolab_result error=no-disk dev="$dev" block="$(ls /sys/block | tr '\n' ',')"
-    exit 1
-fi
+iolab_wait_disk "$dev" "$wait_s" || exit 1
 
 bytes=$((mib * 1048576))
 size=$(blockdev --getsize64 "$dev" 2>/dev/null || echo 0)

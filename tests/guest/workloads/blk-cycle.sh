@@ -29,14 +29,8 @@ bs=$(iolab_param cycle_bs 65536)
 span=$(iolab_param cycle_span_mib 32)
 iops=$(iolab_param cycle_iops 256)
 
-if ! iolab_wait_for "$dev" "$wait_s"; then
-    iolab_result error=no-disk dev="$dev" block="$(ls /sys/block | tr '\n' ',')"
-    exit 1
-fi
-if ! command -v randio >/dev/null; then
-    iolab_result error=no-randio
-    exit 1
-fi
+iolab_wait_disk "$dev" "$wait_s" || exit 1
+iolab_need randio || exit 1
 
 rc=0
 out=$(randio "$dev" read "$secs" "$span" "$bs" "$pool" "$iops") || rc=1

@@ -19,14 +19,8 @@ wait_s=$(iolab_param blk_wait 10)
 secs=$(iolab_param randio_seconds 5)
 span=$(iolab_param randio_span_mib 64)
 
-if ! iolab_wait_for "$dev" "$wait_s"; then
-    iolab_result error=no-disk dev="$dev" block="$(ls /sys/block | tr '\n' ',')"
-    exit 1
-fi
-if ! command -v randio >/dev/null; then
-    iolab_result error=no-randio
-    exit 1
-fi
+iolab_wait_disk "$dev" "$wait_s" || exit 1
+iolab_need randio || exit 1
 
 errors=0
 summary=
