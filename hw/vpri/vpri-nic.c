@@ -53,13 +53,13 @@ typedef enum VpriNicRxPolicy {
     VPRI_NIC_RX_DROP,
 } VpriNicRxPolicy;
 
+/* Packets between two looks at the receive buffers posted (rx_arm). */
+#define VPRI_NIC_LOOK_EVERY 16
+
 /*
  * One queue's current element: popped from the ring and not yet pushed
  * back.  A fault on its buffers leaves it here; the retry picks it up.
  */
-/* Packets between two looks at the receive buffers posted (rx_arm). */
-#define VPRI_NIC_LOOK_EVERY 16
-
 typedef struct VpriNicSlot {
     bool busy;
     VirtqElem *elem;
@@ -339,12 +339,12 @@ static bool vpri_nic_rx_prepare(VpriNic *s, uint16_t pair)
  * (vpri_host_dma_arm()): a NIC reads the descriptor of each buffer it is
  * given before it fills it, so it can tell the host which pages it will
  * write, before it writes them.  The pinning policy can then keep pages
- * the device has never touched yet (adp does, for NIC parts).  avail->idx
- * is read only when @fetch (a kick, or every VPRI_NIC_LOOK_EVERY packets:
- * with EVENT_IDX the driver rarely kicks a queue that is not empty).  A
- * page missing under the rings stops the look; it raises no fault.
+ * the device has never touched yet (adp does, for NIC parts).  It looks
+ * on a kick and every VPRI_NIC_LOOK_EVERY packets (with EVENT_IDX the
+ * driver rarely kicks a queue that is not empty).  A page missing under
+ * the rings stops the look; it raises no fault.
  */
-static void vpri_nic_rx_arm(VpriNic *s, uint16_t pair, bool fetch)
+static void vpri_nic_rx_arm(VpriNic *s, uint16_t pair)
 {
     VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(s);
     VpriQueue *q = &vp->queues[rxq(pair)];
@@ -359,7 +359,7 @@ static void vpri_nic_rx_arm(VpriNic *s, uint16_t pair, bool fetch)
         slot->armed = q->vq.last_avail_idx;
     }
     for (uint32_t n = 0; n < q->vq.size; n++) {
-        if (virtq_peek(&q->vq, &vp->dma_ops, &q->dma, slot->armed, fetch,
+        if (virtq_peek(&q->vq, &vp->dma_ops, &q->dma, slot->armed, true,
                        s->peek, &fault) != VIRTQ_OK) {
             break;
         }
@@ -462,7 +462,7 @@ static ssize_t vpri_nic_receive(NetClientState *nc, const uint8_t *buf,
      */
     vpri_nic_rx_prepare(s, pair);
     if (++slot->packets_since_look >= VPRI_NIC_LOOK_EVERY) {
-        vpri_nic_rx_arm(s, pair, true);
+        vpri_nic_rx_arm(s, pair);
     }
     return size;
 }
@@ -470,7 +470,7 @@ static ssize_t vpri_nic_receive(NetClientState *nc, const uint8_t *buf,
 /* New buffers, or the fault that blocked the queue was resolved. */
 static void vpri_nic_rx_run(VpriNic *s, uint16_t pair)
 {
-    vpri_nic_rx_arm(s, pair, true);
+    vpri_nic_rx_arm(s, pair);
     if (vpri_nic_fault_failed(s, rxq(pair)) || !vpri_nic_rx_prepare(s, pair)) {
         return;
     }

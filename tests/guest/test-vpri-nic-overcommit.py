@@ -139,7 +139,7 @@ def run_policy(policy, blob, qemu, kernel, initrd, accel, tmp):
             run.close()
         if srv.gate_error:
             failures.append("gate: %s" % srv.gate_error)
-    rounds, last = pressure.rounds, [pressure.last]
+    rounds = pressure.rounds
 
     fetch = res.results.get("net-fetch", {})
     print("[%s] %s" % (policy, res.summary()))
@@ -156,7 +156,7 @@ def run_policy(policy, blob, qemu, kernel, initrd, accel, tmp):
                                                         evicted))
     if len(rounds) < 2 or evicted == 0:
         failures.append("the host did not evict memory repeatedly")
-    q = last[0]
+    q = pressure.last
     if not q:
         return failures + ["no query-vpri snapshot"]
     dev = q["devices"][0]
