@@ -10,7 +10,7 @@
 #include "monitor/hmp.h"
 #include "monitor/monitor.h"
 #include "hw/nvme-export/nvme-export.h"
-#include "hw/nvme-export/nvmex-spec.h"
+#include "hw/nvme-export/core/nvmex-spec.h"
 
 static NvmeExportNamespaceInfo *ns_info(NvmexNs *ns)
 {

@@ -33,8 +33,8 @@
 #include "system/block-backend.h"
 #include "system/runstate.h"
 #include "hw/nvme-export/nvme-export.h"
-#include "hw/nvme-export/nvmex-dptr.h"
-#include "hw/nvme-export/nvmex-spec.h"
+#include "hw/nvme-export/core/nvmex-dptr.h"
+#include "hw/nvme-export/core/nvmex-spec.h"
 #include "trace.h"
 
 #define BAR0_SIZE (16 * KiB)

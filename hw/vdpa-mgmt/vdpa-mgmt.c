@@ -7,8 +7,8 @@
  * each has its own DMA context, its own MSI message per queue stored in
  * the device, and is kicked through one shared doorbell page.  The data
  * path of every instance is the shared split-virtqueue engine
- * (hw/vpri/virtq.c).  The guest-visible interface is in
- * docs/vdpa-mgmt.rst and include/hw/vdpa-mgmt/vdpa-proto.h.
+ * (hw/iolab-virtio/core/virtq.c).  The guest-visible interface is in
+ * docs/vdpa-mgmt.rst and include/hw/vdpa-mgmt/core/vdpa-proto.h.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -291,7 +291,7 @@ static void vdpa_queue_interrupt(VdpaInst *inst, uint16_t qi)
 {
     VdpaQueue *q = &inst->q[qi];
 
-    if (!virtq_should_notify(&q->vq, &vdpa_dma_ops, inst)) {
+    if (!iolab_virtq_should_notify(&q->vq, &vdpa_dma_ops, inst)) {
         return;
     }
     if (vdpa_msi_fire(&q->msi)) {
@@ -523,7 +523,7 @@ static bool vdpa_blk_dma_ok(VdpaBlkReq *req, int ret, const uint64_t *fault,
         return false;
     }
     vdpa_inst_error(req->inst, "queue %u: %s: %s", req->queue, what,
-                    virtq_error_reason(&req->inst->q[req->queue].vq) ?:
+                    iolab_virtq_error_reason(&req->inst->q[req->queue].vq) ?:
                     "DMA refused");
     vdpa_req_put(req->inst->s, req);
     return false;
@@ -536,11 +536,11 @@ static void vdpa_blk_complete(VdpaBlkReq *req, uint32_t written)
     VdpaQueue *q = &inst->q[req->queue];
     uint64_t fault;
 
-    if (!vdpa_blk_dma_ok(req, virtq_elem_write(&req->elem, &vdpa_dma_ops,
+    if (!vdpa_blk_dma_ok(req, iolab_virtq_elem_write(&req->elem, &vdpa_dma_ops,
                                                inst, req->elem.in_len - 1,
                                                &req->status, 1, &fault),
                          &fault, true, "status") ||
-        !vdpa_blk_dma_ok(req, virtq_push(&q->vq, &vdpa_dma_ops, inst,
+        !vdpa_blk_dma_ok(req, iolab_virtq_push(&q->vq, &vdpa_dma_ops, inst,
                                          req->elem.head, written + 1, &fault),
                          &fault, true, "used ring")) {
         return;
@@ -575,7 +575,7 @@ static void vdpa_blk_io_done(void *opaque, int ret)
         req->status = VIRTIO_BLK_S_IOERR;
     } else if (req->type == VIRTIO_BLK_T_IN) {
         if (req->bounce &&
-            !vdpa_blk_dma_ok(req, virtq_elem_write(&req->elem, &vdpa_dma_ops,
+            !vdpa_blk_dma_ok(req, iolab_virtq_elem_write(&req->elem, &vdpa_dma_ops,
                                                    inst, 0, req->bounce,
                                                    req->len, &fault),
                              &fault, true, "read data")) {
@@ -612,7 +612,7 @@ static void vdpa_blk_start(VdpaBlkReq *req)
         vdpa_req_put(inst->s, req);
         return;
     }
-    if (!vdpa_blk_dma_ok(req, virtq_elem_read(&req->elem, &vdpa_dma_ops,
+    if (!vdpa_blk_dma_ok(req, iolab_virtq_elem_read(&req->elem, &vdpa_dma_ops,
                                               inst, 0, hdr, sizeof(hdr),
                                               &fault),
                          &fault, false, "header")) {
@@ -646,7 +646,7 @@ static void vdpa_blk_start(VdpaBlkReq *req)
         qemu_iovec_init(&req->qiov, 1);
         qemu_iovec_add(&req->qiov, req->bounce, req->len);
         if (req->type == VIRTIO_BLK_T_OUT &&
-            !vdpa_blk_dma_ok(req, virtq_elem_read(&req->elem, &vdpa_dma_ops,
+            !vdpa_blk_dma_ok(req, iolab_virtq_elem_read(&req->elem, &vdpa_dma_ops,
                                                   inst, VDPA_BLK_HDR,
                                                   req->bounce, req->len,
                                                   &fault),
@@ -672,7 +672,7 @@ static void vdpa_blk_start(VdpaBlkReq *req)
         uint32_t len = MIN(req->elem.in_len - 1, VIRTIO_BLK_ID_BYTES);
 
         snprintf(id, sizeof(id), "vdpa%u", inst->id);
-        if (!vdpa_blk_dma_ok(req, virtq_elem_write(&req->elem, &vdpa_dma_ops,
+        if (!vdpa_blk_dma_ok(req, iolab_virtq_elem_write(&req->elem, &vdpa_dma_ops,
                                                    inst, 0, id, len, &fault),
                              &fault, true, "id")) {
             return;
@@ -712,7 +712,7 @@ static VdpaPop vdpa_queue_pop(VdpaInst *inst, uint16_t qi, VdpaBlkReq *req)
     bool fw;
     int ret;
 
-    st = virtq_pop(&q->vq, &vdpa_dma_ops, inst, &req->elem, &fault, &fw,
+    st = iolab_virtq_pop(&q->vq, &vdpa_dma_ops, inst, &req->elem, &fault, &fw,
                    &err);
     if (st == VIRTQ_OK) {
         return VDPA_POP_OK;
@@ -726,17 +726,17 @@ static VdpaPop vdpa_queue_pop(VdpaInst *inst, uint16_t qi, VdpaBlkReq *req)
         vdpa_inst_error(inst, "queue %u: %s", qi, err ?: "bad chain");
         return VDPA_POP_STOP;
     }
-    ret = virtq_set_notification(&q->vq, &vdpa_dma_ops, inst, true, &fault);
+    ret = iolab_virtq_set_notification(&q->vq, &vdpa_dma_ops, inst, true, &fault);
     if (ret == 0) {
-        ret = virtq_avail_count(&q->vq, &vdpa_dma_ops, inst, &avail, &fault);
+        ret = iolab_virtq_avail_count(&q->vq, &vdpa_dma_ops, inst, &avail, &fault);
         if (ret == 0 && avail) {
             return VDPA_POP_AGAIN;
         }
     }
     if (ret == VIRTQ_FAULT) {
         vdpa_queue_fault(inst, qi, fault, false);
-    } else if (virtq_error_reason(&q->vq)) {
-        vdpa_inst_error(inst, "queue %u: %s", qi, virtq_error_reason(&q->vq));
+    } else if (iolab_virtq_error_reason(&q->vq)) {
+        vdpa_inst_error(inst, "queue %u: %s", qi, iolab_virtq_error_reason(&q->vq));
     }
     return VDPA_POP_STOP;
 }
@@ -879,7 +879,7 @@ static bool vdpa_net_tx_one(VdpaInst *inst, VdpaBlkReq *req)
         }
         len = req->elem.out_len - VDPA_NET_HDR;
         frame = g_malloc(MAX(len, 1));
-        ret = virtq_elem_read(&req->elem, &vdpa_dma_ops, inst, VDPA_NET_HDR,
+        ret = iolab_virtq_elem_read(&req->elem, &vdpa_dma_ops, inst, VDPA_NET_HDR,
                               frame, len, &fault);
         if (ret == VIRTQ_FAULT) {
             /* Nothing sent yet: the whole frame is read again */
@@ -895,7 +895,7 @@ static bool vdpa_net_tx_one(VdpaInst *inst, VdpaBlkReq *req)
         inst->stats.bytes_written += len;
         req->tx_sent = true;
     }
-    ret = virtq_push(&q->vq, &vdpa_dma_ops, inst, req->elem.head, 0, &fault);
+    ret = iolab_virtq_push(&q->vq, &vdpa_dma_ops, inst, req->elem.head, 0, &fault);
     if (ret == VIRTQ_FAULT) {
         /* Sent already: only the push is repeated, never the frame */
         vdpa_req_hold(req, fault, true);
@@ -969,7 +969,7 @@ static void vdpa_net_rx_prepare(VdpaInst *inst)
         Virtq peek = q->vq;
 
         req = vdpa_req_get(s, inst, 0);
-        switch (virtq_pop(&peek, &vdpa_dma_ops, inst, &req->elem, &fault,
+        switch (iolab_virtq_pop(&peek, &vdpa_dma_ops, inst, &req->elem, &fault,
                           &fw, &err)) {
         case VIRTQ_OK:
             break;
@@ -1037,7 +1037,7 @@ static void vdpa_net_rx_one(VdpaInst *inst, const uint8_t *buf, size_t size)
         VirtqStatus st;
 
         req = vdpa_req_get(s, inst, 0);
-        st = virtq_pop(&q->vq, &vdpa_dma_ops, inst, &req->elem, &fault, &fw,
+        st = iolab_virtq_pop(&q->vq, &vdpa_dma_ops, inst, &req->elem, &fault, &fw,
                        &err);
         if (st != VIRTQ_OK) {
             if (st == VIRTQ_FAULT) {
@@ -1060,15 +1060,15 @@ static void vdpa_net_rx_one(VdpaInst *inst, const uint8_t *buf, size_t size)
         s->rx_dropped++;
         size = 0;
     } else {
-        ret = virtq_elem_write(&req->elem, &vdpa_dma_ops, inst, 0, hdr,
+        ret = iolab_virtq_elem_write(&req->elem, &vdpa_dma_ops, inst, 0, hdr,
                                sizeof(hdr), &fault);
         if (ret == 0) {
-            ret = virtq_elem_write(&req->elem, &vdpa_dma_ops, inst,
+            ret = iolab_virtq_elem_write(&req->elem, &vdpa_dma_ops, inst,
                                    VDPA_NET_HDR, buf, size, &fault);
         }
     }
     if (ret == 0) {
-        ret = virtq_push(&q->vq, &vdpa_dma_ops, inst, req->elem.head,
+        ret = iolab_virtq_push(&q->vq, &vdpa_dma_ops, inst, req->elem.head,
                          size ? VDPA_NET_HDR + size : 0, &fault);
     }
     if (ret == VIRTQ_FAULT) {
@@ -1239,7 +1239,7 @@ static void vdpa_inst_reset(VdpaInst *inst)
     inst->wce = 1;
     for (uint16_t i = 0; i < inst->nqueues; i++) {
         vdpa_queue_drop_held(inst, i);
-        virtq_init(&inst->q[i].vq);
+        iolab_virtq_init(&inst->q[i].vq);
         vdpa_msi_clear(&inst->q[i].msi);
     }
 }
@@ -1384,7 +1384,7 @@ static VdpaStatus vdpa_cmd_queue_setup(VdpaInst *inst, const VdpaCmd *cmd)
     }
     q = &inst->q[qi];
     if (!cmd->u.queue.enable) {
-        virtq_init(&q->vq);
+        iolab_virtq_init(&q->vq);
         return vdpa_status(VDPA_S_OK, VDPA_Q_OK);
     }
     if (!vdpa_ring_reachable(inst, cmd->u.queue.desc, VIRTQ_DESC_BYTES(size),
@@ -1395,11 +1395,11 @@ static VdpaStatus vdpa_cmd_queue_setup(VdpaInst *inst, const VdpaCmd *cmd)
                              VIRTQ_USED_BYTES(size), true)) {
         return vdpa_status(VDPA_S_EINVAL, VDPA_Q_RING_RANGE);
     }
-    virtq_configure(&q->vq, size, cmd->u.queue.desc, cmd->u.queue.driver,
+    iolab_virtq_configure(&q->vq, size, cmd->u.queue.desc, cmd->u.queue.driver,
                     cmd->u.queue.device,
                     inst->drv_features & (1ULL << VIRTIO_RING_F_EVENT_IDX),
                     inst->drv_features & (1ULL << VIRTIO_RING_F_INDIRECT_DESC));
-    virtq_set_enabled(&q->vq, true);
+    iolab_virtq_set_enabled(&q->vq, true);
     return vdpa_status(VDPA_S_OK, VDPA_Q_OK);
 }
 
@@ -2193,7 +2193,7 @@ static int vdpa_pre_save(void *opaque)
         vdpa_stats_save(&inst->stats, p + 32);
         p += MIG_STATE_REC;
         for (uint16_t q = 0; q < inst->nqueues; q++) {
-            virtq_save(&inst->q[q].vq, p);
+            iolab_virtq_save(&inst->q[q].vq, p);
             vdpa_st64(p + VIRTQ_SAVED_SIZE, inst->q[q].msi.addr);
             vdpa_st32(p + VIRTQ_SAVED_SIZE + 8, inst->q[q].msi.data);
             vdpa_st32(p + VIRTQ_SAVED_SIZE + 12, inst->q[q].msi.flags);
@@ -2300,7 +2300,7 @@ static int vdpa_post_load(void *opaque, int version_id)
 
             vq->fault_slot = VDPA_NO_FAULT_SLOT;
             if (MIG_QUEUE_REC > end - p ||
-                virtq_load(&vq->vq, p) < 0) {
+                iolab_virtq_load(&vq->vq, p) < 0) {
                 error_report("vdpa-mgmt: instance %u queue %u: bad queue "
                              "record", inst->id, q);
                 goto out;
@@ -2322,7 +2322,7 @@ static int vdpa_post_load(void *opaque, int version_id)
                 uint64_t fault;
 
                 req->tx_sent = vdpa_ld16(p) & MIG_HELD_SENT;
-                if (virtq_read_chain(&vq->vq, &vdpa_dma_ops, inst,
+                if (iolab_virtq_read_chain(&vq->vq, &vdpa_dma_ops, inst,
                                      head, &req->elem, &fault,
                                      &err) != VIRTQ_OK) {
                     vdpa_req_put(s, req);

@@ -476,7 +476,7 @@ static void vpri_blk_submit(VpriBlkReq *req)
         }
         VpriVirtioPCI *vp = vpri_blk_vp(s);
 
-        ret = virtq_elem_write(&req->elem, &vp->dma_ops,
+        ret = iolab_virtq_elem_write(&req->elem, &vp->dma_ops,
                                &vp->queues[req->queue].dma, 0, id, len,
                                &fault);
         if (!vpri_blk_dma_result(req, ret, fault, true, "GET_ID data")) {
@@ -508,7 +508,7 @@ static void vpri_blk_run_req(VpriBlkReq *req)
     case STAGE_HEADER: {
         uint8_t hdr[VPRI_BLK_HDR_SIZE];
 
-        ret = virtq_elem_read(&req->elem, &vp->dma_ops, &q->dma, 0, hdr,
+        ret = iolab_virtq_elem_read(&req->elem, &vp->dma_ops, &q->dma, 0, hdr,
                               sizeof(hdr), &fault);
         if (!vpri_blk_dma_result(req, ret, fault, false, "request header")) {
             return;
@@ -555,7 +555,7 @@ static void vpri_blk_run_req(VpriBlkReq *req)
             }
         }
         if (req->type == VIRTIO_BLK_T_OUT && req->data_len) {
-            ret = virtq_elem_read(&req->elem, &vp->dma_ops, &q->dma,
+            ret = iolab_virtq_elem_read(&req->elem, &vp->dma_ops, &q->dma,
                                   VPRI_BLK_HDR_SIZE, req->bounce,
                                   req->data_len, &fault);
             if (!vpri_blk_dma_result(req, ret, fault, false, "write data")) {
@@ -567,7 +567,7 @@ static void vpri_blk_run_req(VpriBlkReq *req)
     case STAGE_BACKEND:
         g_assert_not_reached();
     case STAGE_SCATTER:
-        ret = virtq_elem_write(&req->elem, &vp->dma_ops, &q->dma, 0, req->bounce,
+        ret = iolab_virtq_elem_write(&req->elem, &vp->dma_ops, &q->dma, 0, req->bounce,
                                req->data_len, &fault);
         if (!vpri_blk_dma_result(req, ret, fault, true, "read data")) {
             return;
@@ -576,7 +576,7 @@ static void vpri_blk_run_req(VpriBlkReq *req)
         req->stage = STAGE_STATUS;
         /* fall through */
     case STAGE_STATUS:
-        ret = virtq_elem_write(&req->elem, &vp->dma_ops, &q->dma,
+        ret = iolab_virtq_elem_write(&req->elem, &vp->dma_ops, &q->dma,
                                req->elem.in_len - 1, &req->status, 1, &fault);
         if (!vpri_blk_dma_result(req, ret, fault, true, "status")) {
             return;
@@ -584,7 +584,7 @@ static void vpri_blk_run_req(VpriBlkReq *req)
         req->stage = STAGE_PUSH;
         /* fall through */
     case STAGE_PUSH:
-        ret = virtq_push(&q->vq, &vp->dma_ops, &q->dma, req->elem.head,
+        ret = iolab_virtq_push(&q->vq, &vp->dma_ops, &q->dma, req->elem.head,
                          req->written + 1, &fault);
         if (!vpri_blk_dma_result(req, ret, fault, true, "used ring")) {
             return;
@@ -647,7 +647,7 @@ static void vpri_blk_process_queue(VpriVirtioPCI *vp, uint16_t index)
         uint16_t avail;
         int ret;
 
-        st = virtq_pop(&q->vq, &vp->dma_ops, &q->dma, &req->elem, &fault,
+        st = iolab_virtq_pop(&q->vq, &vp->dma_ops, &q->dma, &req->elem, &fault,
                        &fault_write, &err);
         if (st == VIRTQ_EMPTY) {
             vpri_blk_req_put(s, req);
@@ -655,13 +655,13 @@ static void vpri_blk_process_queue(VpriVirtioPCI *vp, uint16_t index)
              * Ask for the next kick, then look once more: the driver may
              * have added a request before it saw the new setting.
              */
-            ret = virtq_set_notification(&q->vq, &vp->dma_ops, &q->dma, true,
+            ret = iolab_virtq_set_notification(&q->vq, &vp->dma_ops, &q->dma, true,
                                          &fault);
             if (ret == VIRTQ_FAULT) {
                 vpri_virtio_pci_queue_fault(vp, index, fault, true);
                 break;
             }
-            ret = virtq_avail_count(&q->vq, &vp->dma_ops, &q->dma, &avail,
+            ret = iolab_virtq_avail_count(&q->vq, &vp->dma_ops, &q->dma, &avail,
                                     &fault);
             if (ret == VIRTQ_FAULT) {
                 vpri_virtio_pci_queue_fault(vp, index, fault, false);
@@ -672,7 +672,7 @@ static void vpri_blk_process_queue(VpriVirtioPCI *vp, uint16_t index)
             }
             if (ret == VIRTQ_ERROR) {
                 vpri_virtio_pci_guest_error(vp, "queue %u: %s", index,
-                                            virtq_error_reason(&q->vq));
+                                            iolab_virtq_error_reason(&q->vq));
             }
             break;
         }

@@ -127,10 +127,10 @@ uint32_t vpri_host_attach(VpriHost *h, DeviceState *dev, uint16_t nqueues,
     d->nqueues = nqueues;
     d->done = done;
     d->done_opaque = opaque;
-    d->pab = pab_new(vpri_host_dma_pages());
-    d->tracker = access_tracker_new(vpri_host_dma_pages());
-    d->armed = access_tracker_new(vpri_host_dma_pages());
-    d->ring = fault_ring_new(id, h->ring_size, nqueues);
+    d->pab = vpri_pab_new(vpri_host_dma_pages());
+    d->tracker = vpri_access_tracker_new(vpri_host_dma_pages());
+    d->armed = vpri_access_tracker_new(vpri_host_dma_pages());
+    d->ring = vpri_fault_ring_new(id, h->ring_size, nqueues);
     d->done_bh = qemu_bh_new(vpri_host_done_bh, d);
     /* Everything is resident until the host evicts something. */
     vpri_host_sync_device_bitmap(h, d);
@@ -157,10 +157,10 @@ void vpri_host_detach(VpriHost *h, uint32_t dev_id)
     /* Handlers look devices up under the lock, so none uses it now. */
     vpri_iommu_detach(h, d);
     qemu_bh_delete(d->done_bh);
-    fault_ring_free(d->ring);
-    access_tracker_free(d->tracker);
-    access_tracker_free(d->armed);
-    pab_free(d->pab);
+    vpri_fault_ring_free(d->ring);
+    vpri_access_tracker_free(d->tracker);
+    vpri_access_tracker_free(d->armed);
+    vpri_pab_free(d->pab);
     memset(d, 0, sizeof(*d));
 }
 
@@ -184,11 +184,11 @@ PabResult vpri_host_dma_begin(VpriHost *h, uint32_t dev_id, uint64_t addr,
     VpriHostDevice *d = vpri_host_dev(h, dev_id);
     PabResult r;
 
-    *token = pab_dma_begin(d->pab, addr, len,
+    *token = vpri_pab_dma_begin(d->pab, addr, len,
                            write ? PAB_ACCESS_WRITE : PAB_ACCESS_READ,
                            &r, fault_page);
     if (r == PAB_OK) {
-        access_tracker_mark(d->tracker, addr, len);
+        vpri_access_tracker_mark(d->tracker, addr, len);
         if (qatomic_read(&h->trace_file)) {
             vpri_pin_record(h, d, addr, len, write, false);
         }
@@ -204,7 +204,7 @@ void vpri_host_dma_arm(VpriHost *h, uint32_t dev_id, uint64_t addr,
 {
     VpriHostDevice *d = vpri_host_dev(h, dev_id);
 
-    if (d->xlat || access_tracker_mark(d->armed, addr, len) < 0) {
+    if (d->xlat || vpri_access_tracker_mark(d->armed, addr, len) < 0) {
         return;     /* IOVAs are not what the policy ranks; see above */
     }
     if (qatomic_read(&h->trace_file)) {
@@ -240,7 +240,7 @@ void vpri_host_dma_release(VpriHost *h, void *hva, uint64_t len)
 
 void vpri_host_dma_end(VpriHost *h, uint32_t dev_id, PabDmaToken token)
 {
-    pab_dma_end(vpri_host_dev(h, dev_id)->pab, token);
+    vpri_pab_dma_end(vpri_host_dev(h, dev_id)->pab, token);
 }
 
 void vpri_host_account_stall(VpriHost *h, uint32_t dev_id, uint64_t ns)
@@ -264,7 +264,7 @@ void vpri_host_raise_fault(VpriHost *h, uint32_t dev_id, uint16_t queue,
         vpri_iommu_translate_fault(h, d, page, write);
     }
     qemu_mutex_lock(&h->lock);
-    r = fault_ring_raise(d->ring, queue,
+    r = vpri_fault_ring_raise(d->ring, queue,
                          write ? FAULT_ACCESS_WRITE : FAULT_ACCESS_READ,
                          page, get_clock_realtime(), &seq);
     if (r == FAULT_RING_FULL) {
@@ -305,7 +305,7 @@ static FaultStatus vpri_host_serve(VpriHost *h, VpriHostDevice *d,
     if (!vpri_host_page_in(h, rec->page_addr)) {
         return FAULT_STATUS_FAILED;
     }
-    pab_raise_range(d->pab, rec->page_addr >> PAB_PAGE_SHIFT, 1,
+    vpri_pab_raise_range(d->pab, rec->page_addr >> PAB_PAGE_SHIFT, 1,
                     PAB_READ_WRITE);
     return FAULT_STATUS_RESOLVED;
 }
@@ -322,7 +322,7 @@ static bool vpri_host_serve_one(VpriHost *h)
         FaultRecord rec;
 
         qemu_mutex_lock(&h->lock);
-        if (!d->dev || fault_ring_pop(d->ring, &rec) != 0) {
+        if (!d->dev || vpri_fault_ring_pop(d->ring, &rec) != 0) {
             qemu_mutex_unlock(&h->lock);
             continue;
         }
@@ -334,7 +334,7 @@ static bool vpri_host_serve_one(VpriHost *h)
 
         qemu_mutex_lock(&h->lock);
         d->serving--;
-        fault_ring_complete(d->ring, &c, get_clock_realtime(), NULL,
+        vpri_fault_ring_complete(d->ring, &c, get_clock_realtime(), NULL,
                             waiters);
         qatomic_inc(&h->device_faults);
         trace_vpri_fault_resolve(id, rec.queue, rec.page_addr, c.status);

@@ -128,7 +128,7 @@ static void vpri_atc_drop(VpriDeviceXlat *x, uint64_t iova_page,
                          vpri_rmap_pack(vpri_xlat_dev_id(x), iova_page));
     }
     g_hash_table_remove(x->atc, GSIZE_TO_POINTER(iova_page));
-    pab_lower_range(x->d->pab, iova_page, 1, PAB_NOT_PRESENT);
+    vpri_pab_lower_range(x->d->pab, iova_page, 1, PAB_NOT_PRESENT);
 }
 
 static void vpri_atc_insert(VpriDeviceXlat *x, uint64_t iova_page,
@@ -153,7 +153,7 @@ static void vpri_atc_insert(VpriDeviceXlat *x, uint64_t iova_page,
                                               iova_page));
         g_hash_table_insert(h->xlat_rmap, key, l);
     }
-    pab_raise_range(x->d->pab, iova_page, 1, state);
+    vpri_pab_raise_range(x->d->pab, iova_page, 1, state);
 }
 
 /* Drop every translation in [@first, @last] (IOVA pages). */
@@ -280,7 +280,7 @@ static void vpri_iommu_region_del(MemoryListener *l,
 void vpri_host_set_dma_space(VpriHost *h, uint32_t dev_id, AddressSpace *as)
 {
     VpriHostDevice *d = &h->devs[dev_id];
-    uint64_t npages = MAX(pab_npages(d->pab),
+    uint64_t npages = MAX(vpri_pab_npages(d->pab),
                           VPRI_IOVA_BITMAP_BYTES >> PAB_PAGE_SHIFT);
     VpriDeviceXlat *x;
 
@@ -297,11 +297,11 @@ void vpri_host_set_dma_space(VpriHost *h, uint32_t dev_id, AddressSpace *as)
 
     /* A fresh, empty IOVA-indexed bitmap: the device has no translation. */
     qemu_mutex_lock(&h->lock);
-    pab_free(d->pab);
-    access_tracker_free(d->tracker);
-    d->pab = pab_new(npages);
-    d->tracker = access_tracker_new(npages);
-    pab_set_range(d->pab, 0, npages, PAB_NOT_PRESENT);
+    vpri_pab_free(d->pab);
+    vpri_access_tracker_free(d->tracker);
+    d->pab = vpri_pab_new(npages);
+    d->tracker = vpri_access_tracker_new(npages);
+    vpri_pab_set_range(d->pab, 0, npages, PAB_NOT_PRESENT);
     d->xlat = x;
     qemu_mutex_unlock(&h->lock);
 
@@ -468,9 +468,9 @@ void vpri_iommu_lower_page(VpriHost *h, uint64_t page, PabBatch **pb)
             }
             g_hash_table_remove(d->xlat->atc, GSIZE_TO_POINTER(iova_page));
             if (pb[id]) {
-                pab_batch_lower(pb[id], iova_page);
+                vpri_pab_batch_lower(pb[id], iova_page);
             } else {
-                pab_lower_range(d->pab, iova_page, 1, PAB_NOT_PRESENT);
+                vpri_pab_lower_range(d->pab, iova_page, 1, PAB_NOT_PRESENT);
             }
         }
         g_slist_free(l);

@@ -100,17 +100,17 @@ static void vpri_mem_raise_entries(VpriHost *h, uint64_t page)
         VpriHostDevice *d = &h->devs[id];
 
         if (!d->dev || d->xlat ||
-            (gpa >> PAB_PAGE_SHIFT) >= pab_npages(d->pab)) {
+            (gpa >> PAB_PAGE_SHIFT) >= vpri_pab_npages(d->pab)) {
             continue;
         }
-        pab_raise_range(d->pab, gpa >> PAB_PAGE_SHIFT, 1, PAB_READ_WRITE);
+        vpri_pab_raise_range(d->pab, gpa >> PAB_PAGE_SHIFT, 1, PAB_READ_WRITE);
     }
 }
 
 void vpri_host_sync_device_bitmap(VpriHost *h, VpriHostDevice *d)
 {
     /* Everything outside RAM stays readable and writable (MMIO, holes). */
-    pab_set_range(d->pab, 0, pab_npages(d->pab), PAB_READ_WRITE);
+    vpri_pab_set_range(d->pab, 0, vpri_pab_npages(d->pab), PAB_READ_WRITE);
     if (!h->mem_ready) {
         return;
     }
@@ -119,8 +119,8 @@ void vpri_host_sync_device_bitmap(VpriHost *h, VpriHostDevice *d)
 
         if (qatomic_read(&h->page_state[p]) != VPRI_PAGE_RESIDENT &&
             vpri_mem_page_to_gpa(h, p, &gpa) &&
-            (gpa >> PAB_PAGE_SHIFT) < pab_npages(d->pab)) {
-            pab_set_range(d->pab, gpa >> PAB_PAGE_SHIFT, 1, PAB_NOT_PRESENT);
+            (gpa >> PAB_PAGE_SHIFT) < vpri_pab_npages(d->pab)) {
+            vpri_pab_set_range(d->pab, gpa >> PAB_PAGE_SHIFT, 1, PAB_NOT_PRESENT);
         }
     }
 }
@@ -159,7 +159,7 @@ static bool vpri_mem_page_in_page(VpriHost *h, uint64_t page)
 
     t0 = get_clock_realtime();
     buf = qemu_memalign(VPRI_PAGE_SIZE, VPRI_PAGE_SIZE);
-    r = swap_store_get(h->swap, page, buf);
+    r = vpri_swap_store_get(h->swap, page, buf);
     if (r == 0) {
         /*
          * Install the page but wake nobody yet: the bookkeeping below must
@@ -173,7 +173,7 @@ static bool vpri_mem_page_in_page(VpriHost *h, uint64_t page)
 
     qemu_mutex_lock(&h->mem_lock);
     if (r == 0) {
-        swap_store_drop(h->swap, page);
+        vpri_swap_store_drop(h->swap, page);
         qatomic_set(&h->page_state[page], VPRI_PAGE_RESIDENT);
         h->evicted_pages--;
         h->pageins++;
@@ -189,7 +189,7 @@ static bool vpri_mem_page_in_page(VpriHost *h, uint64_t page)
         uffd_wakeup(h->uffd, hva, VPRI_PAGE_SIZE);
     }
     qemu_vfree(buf);
-    latency_histogram_record(h->pagein_latency, get_clock_realtime() - t0);
+    vpri_latency_histogram_record(h->pagein_latency, get_clock_realtime() - t0);
     trace_vpri_page_in(page, r);
     return r == 0;
 }
@@ -250,7 +250,7 @@ static void vpri_mem_cpu_fault(VpriHost *h, uint64_t addr, bool wp)
         qemu_mutex_unlock(&h->mem_lock);
         vpri_mem_page_in_page(h, page);
     }
-    latency_histogram_record(h->cpu_fault_latency,
+    vpri_latency_histogram_record(h->cpu_fault_latency,
                              get_clock_realtime() - t0);
     trace_vpri_cpu_fault(page, wp);
 }
@@ -293,8 +293,8 @@ static void vpri_mem_batch_lower(VpriHost *h, PabBatch **pb, uint64_t page)
     }
     for (unsigned id = 0; id < VPRI_HOST_MAX_DEVICES; id++) {
         if (pb[id] && !h->devs[id].xlat &&
-            (gpa >> PAB_PAGE_SHIFT) < pab_npages(h->devs[id].pab)) {
-            pab_batch_lower(pb[id], gpa >> PAB_PAGE_SHIFT);
+            (gpa >> PAB_PAGE_SHIFT) < vpri_pab_npages(h->devs[id].pab)) {
+            vpri_pab_batch_lower(pb[id], gpa >> PAB_PAGE_SHIFT);
         }
     }
 }
@@ -316,7 +316,7 @@ static uint64_t vpri_mem_evict_batch(VpriHost *h, const uint64_t *batch,
      */
     for (unsigned id = 0; id < VPRI_HOST_MAX_DEVICES; id++) {
         if (h->devs[id].dev) {
-            pb[id] = pab_batch_new(h->devs[id].pab, VPRI_EVICT_BATCH, true);
+            pb[id] = vpri_pab_batch_new(h->devs[id].pab, VPRI_EVICT_BATCH, true);
             if (!pb[id]) {
                 error_report("vpri-host: out of memory for an eviction "
                              "batch");
@@ -329,7 +329,7 @@ static uint64_t vpri_mem_evict_batch(VpriHost *h, const uint64_t *batch,
     }
     for (unsigned id = 0; id < VPRI_HOST_MAX_DEVICES; id++) {
         if (pb[id]) {
-            pab_batch_sync(pb[id]);
+            vpri_pab_batch_sync(pb[id]);
         }
     }
 
@@ -340,18 +340,18 @@ static uint64_t vpri_mem_evict_batch(VpriHost *h, const uint64_t *batch,
         ok[i] = uffd_change_protection(h->uffd, hva, VPRI_PAGE_SIZE, true,
                                        true) == 0;
         /* 4. The content is now stable: save it... */
-        ok[i] = ok[i] && swap_store_put(h->swap, batch[i], hva) == 0;
+        ok[i] = ok[i] && vpri_swap_store_put(h->swap, batch[i], hva) == 0;
     }
     /* ... and once no DMA can see the pages any more, drop them. */
     for (unsigned id = 0; id < VPRI_HOST_MAX_DEVICES; id++) {
         if (pb[id]) {
             PabBatchStats st;
 
-            pab_batch_flush(pb[id]);
-            pab_batch_get_stats(pb[id], &st);
+            vpri_pab_batch_flush(pb[id]);
+            vpri_pab_batch_get_stats(pb[id], &st);
             h->evict_fences += st.fences;
             h->evict_deferred += st.deferred;
-            pab_batch_free(pb[id]);
+            vpri_pab_batch_free(pb[id]);
         }
     }
 
@@ -371,7 +371,7 @@ static uint64_t vpri_mem_evict_batch(VpriHost *h, const uint64_t *batch,
             /* Back off: the page stays, and so does its content. */
             uffd_change_protection(h->uffd, hva, VPRI_PAGE_SIZE, false,
                                    false);
-            swap_store_drop(h->swap, page);
+            vpri_swap_store_drop(h->swap, page);
             qatomic_set(&h->page_state[page], VPRI_PAGE_RESIDENT);
             vpri_mem_raise_entries(h, page);
         }
@@ -644,7 +644,7 @@ static bool vpri_mem_setup(VpriHost *h, Error **errp)
      * XDG_RUNTIME_DIR: that is usually tmpfs, where evicted pages would
      * still take memory.
      */
-    r = swap_store_open(h->swap_file, h->swap_file ? NULL : g_get_tmp_dir(),
+    r = vpri_swap_store_open(h->swap_file, h->swap_file ? NULL : g_get_tmp_dir(),
                         h->ram_pages, &h->swap);
     if (r < 0) {
         error_setg_errno(errp, -r, "cannot open swap store %s",
@@ -705,8 +705,8 @@ void vpri_host_memory_init(VpriHost *h)
     qemu_mutex_init(&h->mem_lock);
     qemu_mutex_init(&h->reclaim_lock);
     qemu_cond_init(&h->mem_cond);
-    h->cpu_fault_latency = latency_histogram_new();
-    h->pagein_latency = latency_histogram_new();
+    h->cpu_fault_latency = vpri_latency_histogram_new();
+    h->pagein_latency = vpri_latency_histogram_new();
     h->machine_done.notify = vpri_mem_machine_done;
     qemu_add_machine_init_done_notifier(&h->machine_done);
 }
@@ -722,10 +722,10 @@ void vpri_host_memory_cleanup(VpriHost *h)
         uffd_close_fd(h->uffd);
     }
     if (h->swap) {
-        swap_store_close(h->swap);
+        vpri_swap_store_close(h->swap);
     }
-    latency_histogram_free(h->cpu_fault_latency);
-    latency_histogram_free(h->pagein_latency);
+    vpri_latency_histogram_free(h->cpu_fault_latency);
+    vpri_latency_histogram_free(h->pagein_latency);
     g_free(h->page_state);
     g_free(h->pin_count);
     g_free(h->hold_count);

@@ -190,7 +190,7 @@ static int vpri_nic_fill_slot(VpriNic *s, uint16_t index, VpriNicSlot *slot)
         VirtqStatus st;
         int ret;
 
-        st = virtq_pop(&q->vq, &vp->dma_ops, &q->dma, slot->elem, &fault,
+        st = iolab_virtq_pop(&q->vq, &vp->dma_ops, &q->dma, slot->elem, &fault,
                        &fault_write, &err);
         if (st == VIRTQ_OK) {
             slot->busy = true;
@@ -204,15 +204,15 @@ static int vpri_nic_fill_slot(VpriNic *s, uint16_t index, VpriNicSlot *slot)
          * Empty: ask for the next kick, then look once more, since the
          * driver may have added a buffer before it saw the new setting.
          */
-        ret = virtq_set_notification(&q->vq, &vp->dma_ops, &q->dma, true,
+        ret = iolab_virtq_set_notification(&q->vq, &vp->dma_ops, &q->dma, true,
                                      &fault);
         if (ret == 0) {
-            ret = virtq_avail_count(&q->vq, &vp->dma_ops, &q->dma, &avail,
+            ret = iolab_virtq_avail_count(&q->vq, &vp->dma_ops, &q->dma, &avail,
                                     &fault);
         }
         if (ret) {
             return vpri_nic_dma_check(s, index, ret, fault, false, "%s",
-                                      virtq_error_reason(&q->vq));
+                                      iolab_virtq_error_reason(&q->vq));
         }
         if (!avail) {
             return VIRTQ_EMPTY;
@@ -230,11 +230,11 @@ static int vpri_nic_push(VpriNic *s, uint16_t index, VpriNicSlot *slot,
     uint64_t fault;
     int ret;
 
-    ret = virtq_push(&q->vq, &vp->dma_ops, &q->dma, slot->elem->head,
+    ret = iolab_virtq_push(&q->vq, &vp->dma_ops, &q->dma, slot->elem->head,
                      written, &fault);
     if (ret) {
         return vpri_nic_dma_check(s, index, ret, fault, true,
-                                  "used ring: %s", virtq_error_reason(&q->vq));
+                                  "used ring: %s", iolab_virtq_error_reason(&q->vq));
     }
     slot->busy = false;
     return 0;
@@ -325,7 +325,7 @@ static bool vpri_nic_rx_prepare(VpriNic *s, uint16_t pair)
     if (slot->elem->out_len || slot->elem->in_len < VPRI_NIC_HDR_LEN) {
         return true;            /* receive reports it */
     }
-    ret = virtq_elem_write(slot->elem, &vp->dma_ops, &q->dma, 0, hdr,
+    ret = iolab_virtq_elem_write(slot->elem, &vp->dma_ops, &q->dma, 0, hdr,
                            sizeof(hdr), &fault);
     if (ret == VIRTQ_FAULT) {
         vpri_nic_fault(s, index, fault, true);
@@ -359,7 +359,7 @@ static void vpri_nic_rx_arm(VpriNic *s, uint16_t pair)
         slot->armed = q->vq.last_avail_idx;
     }
     for (uint32_t n = 0; n < q->vq.size; n++) {
-        if (virtq_peek(&q->vq, &vp->dma_ops, &q->dma, slot->armed, true,
+        if (iolab_virtq_peek(&q->vq, &vp->dma_ops, &q->dma, slot->armed, true,
                        s->peek, &fault) != VIRTQ_OK) {
             break;
         }
@@ -429,10 +429,10 @@ static ssize_t vpri_nic_receive(NetClientState *nc, const uint8_t *buf,
     /* virtio_net_hdr_v1: no checksum or GSO information, one buffer */
     hdr[3] = VIRTIO_NET_HDR_GSO_NONE;
     stw_le_p(hdr + 10, 1);
-    ret = virtq_elem_write(slot->elem, &vp->dma_ops, &q->dma, 0, hdr,
+    ret = iolab_virtq_elem_write(slot->elem, &vp->dma_ops, &q->dma, 0, hdr,
                            sizeof(hdr), &fault);
     if (ret == 0) {
-        ret = virtq_elem_write(slot->elem, &vp->dma_ops, &q->dma,
+        ret = iolab_virtq_elem_write(slot->elem, &vp->dma_ops, &q->dma,
                                VPRI_NIC_HDR_LEN, buf, size, &fault);
     }
     ret = vpri_nic_dma_check(s, index, ret, fault, true,
@@ -556,7 +556,7 @@ static void vpri_nic_tx_run(VpriNic *s, uint16_t pair)
             continue;
         }
         len = elem->out_len - VPRI_NIC_HDR_LEN;
-        ret = virtq_elem_read(elem, &vp->dma_ops, &q->dma, VPRI_NIC_HDR_LEN,
+        ret = iolab_virtq_elem_read(elem, &vp->dma_ops, &q->dma, VPRI_NIC_HDR_LEN,
                               tx->buf, len, &fault);
         if (vpri_nic_dma_check(s, index, ret, fault, false,
                                "DMA error on a transmit buffer")) {
@@ -653,7 +653,7 @@ static void vpri_nic_ctrl_run(VpriNic *s)
             return;
         }
         len = MIN(elem->out_len, sizeof(cmd));
-        ret = virtq_elem_read(elem, &vp->dma_ops, &q->dma, 0, cmd, len,
+        ret = iolab_virtq_elem_read(elem, &vp->dma_ops, &q->dma, 0, cmd, len,
                               &fault);
         if (vpri_nic_dma_check(s, index, ret, fault, false,
                                "DMA error on a control command")) {
@@ -661,7 +661,7 @@ static void vpri_nic_ctrl_run(VpriNic *s)
         }
         /* Commands are idempotent: a fault below simply runs it again. */
         ack = vpri_nic_ctrl_command(s, cmd[0], cmd[1], cmd + 2, len - 2);
-        ret = virtq_elem_write(elem, &vp->dma_ops, &q->dma, 0, &ack, 1,
+        ret = iolab_virtq_elem_write(elem, &vp->dma_ops, &q->dma, 0, &ack, 1,
                                &fault);
         if (vpri_nic_dma_check(s, index, ret, fault, true,
                                "DMA error on a control ack")) {

@@ -2,7 +2,7 @@
  * vpri-host: the DMA pinning policy (pin-policy, pin-budget) and DMA trace
  * recording (vpri-trace-start / vpri-trace-stop)
  *
- * The policy itself is the QEMU-free core hw/vpri/pin-policy.c
+ * The policy itself is the QEMU-free core hw/vpri/core/pin-policy.c
  * (docs/vpri-adp.rst).  This file feeds it: every epoch (a virtual-clock
  * timer in the main loop) it collects each device's access tracker, maps
  * the touched guest-physical pages to RAM pages, ends the policy's epoch
@@ -19,7 +19,7 @@
 #include "qemu/cutils.h"
 #include "hw/qdev-core.h"
 #include "hw/vpri/vpri-host-internal.h"
-#include "hw/vpri/dma-trace.h"
+#include "hw/vpri/core/dma-trace.h"
 
 /* How often the access trackers are collected and the pins recomputed. */
 #define VPRI_PIN_EPOCH_NS (50 * SCALE_MS)
@@ -39,7 +39,7 @@ static PinDevKind vpri_pin_dev_kind(VpriHostDevice *d)
 
 static char *vpri_pin_get_policy(Object *obj, Error **errp)
 {
-    return g_strdup(pin_policy_kind_name(VPRI_HOST(obj)->pin_kind));
+    return g_strdup(vpri_pin_policy_kind_name(VPRI_HOST(obj)->pin_kind));
 }
 
 static void vpri_pin_set_policy(Object *obj, const char *value, Error **errp)
@@ -50,7 +50,7 @@ static void vpri_pin_set_policy(Object *obj, const char *value, Error **errp)
         error_setg(errp, "pin-policy cannot change once guest RAM is set up");
         return;
     }
-    if (pin_policy_kind_parse(value, &h->pin_kind)) {
+    if (vpri_pin_policy_kind_parse(value, &h->pin_kind)) {
         error_setg(errp, "pin-policy must be none, lru or adp, not '%s'",
                    value);
     }
@@ -78,7 +78,7 @@ static void vpri_pin_set_budget(Object *obj, const char *value, Error **errp)
     qemu_mutex_lock(&h->pin_lock);
     h->pin_budget_pct = pct;
     if (h->pin_policy) {
-        pin_policy_set_budget(h->pin_policy,
+        vpri_pin_policy_set_budget(h->pin_policy,
                               (uint64_t)(h->ram_pages * pct / 100));
     }
     qemu_mutex_unlock(&h->pin_lock);
@@ -122,7 +122,7 @@ static void vpri_pin_observe(uint64_t pfn, void *opaque)
     uint64_t page;
 
     if (vpri_host_gpa_to_ram_page(e->h, pfn << PAB_PAGE_SHIFT, &page)) {
-        pin_policy_observe(e->h->pin_policy, e->pin_dev, page);
+        vpri_pin_policy_observe(e->h->pin_policy, e->pin_dev, page);
     }
 }
 
@@ -132,7 +132,7 @@ static void vpri_pin_armed(uint64_t pfn, void *opaque)
     uint64_t page;
 
     if (vpri_host_gpa_to_ram_page(e->h, pfn << PAB_PAGE_SHIFT, &page)) {
-        pin_policy_armed(e->h->pin_policy, e->pin_dev, page);
+        vpri_pin_policy_armed(e->h->pin_policy, e->pin_dev, page);
     }
 }
 
@@ -157,15 +157,15 @@ static void vpri_pin_epoch(void *opaque)
 
         if (d->dev && d->pin_dev >= 0) {
             e.pin_dev = (unsigned)d->pin_dev;
-            access_tracker_collect_cb(d->tracker, 0,
-                                      access_tracker_npages(d->tracker),
+            vpri_access_tracker_collect_cb(d->tracker, 0,
+                                      vpri_access_tracker_npages(d->tracker),
                                       vpri_pin_observe, &e);
-            access_tracker_collect_cb(d->armed, 0,
-                                      access_tracker_npages(d->armed),
+            vpri_access_tracker_collect_cb(d->armed, 0,
+                                      vpri_access_tracker_npages(d->armed),
                                       vpri_pin_armed, &e);
         }
     }
-    pin_policy_epoch(h->pin_policy, vpri_pin_change, &e);
+    vpri_pin_policy_epoch(h->pin_policy, vpri_pin_change, &e);
     h->pin_epochs++;
     qemu_mutex_unlock(&h->pin_lock);
 
@@ -191,7 +191,7 @@ static void vpri_pin_epoch(void *opaque)
 
 static void vpri_pin_add_device(VpriHost *h, VpriHostDevice *d)
 {
-    int r = pin_policy_add_device(h->pin_policy, vpri_pin_dev_kind(d));
+    int r = vpri_pin_policy_add_device(h->pin_policy, vpri_pin_dev_kind(d));
 
     if (r < 0) {
         warn_report("vpri-host '%s': the pin policy takes at most %d "
@@ -207,7 +207,7 @@ static void vpri_pin_add_device(VpriHost *h, VpriHostDevice *d)
 void vpri_pin_start(VpriHost *h)
 {
     qemu_mutex_lock(&h->pin_lock);
-    h->pin_policy = pin_policy_new(h->pin_kind, h->ram_pages,
+    h->pin_policy = vpri_pin_policy_new(h->pin_kind, h->ram_pages,
                                    (uint64_t)(h->ram_pages *
                                               h->pin_budget_pct / 100));
     if (!h->pin_policy) {
@@ -242,7 +242,7 @@ void vpri_pin_detach(VpriHost *h, VpriHostDevice *d)
 {
     qemu_mutex_lock(&h->pin_lock);
     if (h->pin_policy && d->pin_dev >= 0) {
-        pin_policy_remove_device(h->pin_policy, (unsigned)d->pin_dev);
+        vpri_pin_policy_remove_device(h->pin_policy, (unsigned)d->pin_dev);
     }
     d->pin_dev = -1;
     qemu_mutex_unlock(&h->pin_lock);
@@ -257,7 +257,7 @@ void vpri_pin_fault(VpriHost *h, VpriHostDevice *d, uint64_t gpa)
     }
     qemu_mutex_lock(&h->pin_lock);
     if (h->pin_policy) {
-        pin_policy_fault(h->pin_policy, (unsigned)d->pin_dev, page);
+        vpri_pin_policy_fault(h->pin_policy, (unsigned)d->pin_dev, page);
     }
     qemu_mutex_unlock(&h->pin_lock);
 }
@@ -271,7 +271,7 @@ void vpri_pin_cleanup(VpriHost *h)
         timer_free(h->pin_timer);
         h->pin_timer = NULL;
     }
-    pin_policy_free(h->pin_policy);
+    vpri_pin_policy_free(h->pin_policy);
     h->pin_policy = NULL;
     g_free(h->pin_by_policy);
     h->pin_by_policy = NULL;
@@ -310,7 +310,7 @@ void vpri_pin_record(VpriHost *h, VpriHostDevice *d, uint64_t addr,
         };
 
         if (vpri_host_gpa_to_ram_page(h, a, &r.page) &&
-            dma_trace_write_record(h->trace_file, &r) == 0) {
+            vpri_dma_trace_write_record(h->trace_file, &r) == 0) {
             h->trace_records++;
         }
     }
@@ -361,7 +361,7 @@ bool vpri_pin_trace_start(VpriHost *h, const char *file, Error **errp)
     fprintf(f, "# recorded by vpri-host '%s'; pages are RAM pages (RAM "
             "offset >> 12); DMA records only\n",
             object_get_canonical_path_component(OBJECT(h)));
-    if (dma_trace_write_header(f, hdr) != 0) {
+    if (vpri_dma_trace_write_header(f, hdr) != 0) {
         error_setg(errp, "cannot write trace file '%s'", file);
         fclose(f);
         qemu_mutex_unlock(&h->trace_lock);

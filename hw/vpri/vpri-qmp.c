@@ -19,7 +19,7 @@ static VpriLatency *vpri_latency(const LatencyHistogram *hist)
     VpriLatency *l = g_new0(VpriLatency, 1);
     LatencySummary s;
 
-    latency_histogram_summary(hist, &s);
+    vpri_latency_histogram_summary(hist, &s);
     l->p50 = s.p50;
     l->p99 = s.p99;
     l->p999 = s.p999;
@@ -40,14 +40,14 @@ static VpriDeviceInfo *vpri_device_info(VpriHost *h, VpriHostDevice *d)
     info->type = g_strdup(object_get_typename(OBJECT(d->dev)));
     info->host = g_strdup(object_get_canonical_path_component(OBJECT(h)));
 
-    pab_count_entries(d->pab, entries);
+    vpri_pab_count_entries(d->pab, entries);
     info->pae = g_new0(VpriPaeCounts, 1);
     info->pae->not_present = entries[PAB_NOT_PRESENT];
     info->pae->read_only = entries[PAB_READ_ONLY];
     info->pae->read_write = entries[PAB_READ_WRITE];
     info->pae->reserved = entries[PAB_RESERVED];
 
-    fault_ring_get_stats(d->ring, &fs);
+    vpri_fault_ring_get_stats(d->ring, &fs);
     info->faults = g_new0(VpriFaultCounts, 1);
     info->faults->raised = fs.raised;
     info->faults->coalesced = fs.coalesced;
@@ -55,7 +55,7 @@ static VpriDeviceInfo *vpri_device_info(VpriHost *h, VpriHostDevice *d)
     info->faults->failed = fs.failed;
     info->faults->pending = fs.pending;
     info->faults->ring_full_stalls = fs.full_stalls;
-    info->fault_latency_ns = vpri_latency(fault_ring_latency(d->ring));
+    info->fault_latency_ns = vpri_latency(vpri_fault_ring_latency(d->ring));
     info->stall_ns = qatomic_read(&d->stall_ns);
     if (d->xlat) {
         info->iova = g_new0(VpriIovaInfo, 1);
@@ -246,10 +246,10 @@ static VpriPinInfo *vpri_pin_info(VpriHost *h)
     qemu_mutex_lock(&h->pin_lock);
     if (h->pin_policy) {
         pi = g_new0(VpriPinInfo, 1);
-        pi->policy = g_strdup(pin_policy_kind_name(h->pin_kind));
+        pi->policy = g_strdup(vpri_pin_policy_kind_name(h->pin_kind));
         pi->budget_percent = h->pin_budget_pct;
-        pi->budget_pages = pin_policy_budget(h->pin_policy);
-        pi->pinned_pages = pin_policy_pinned(h->pin_policy);
+        pi->budget_pages = vpri_pin_policy_budget(h->pin_policy);
+        pi->pinned_pages = vpri_pin_policy_pinned(h->pin_policy);
         pi->epochs = h->pin_epochs;
     }
     qemu_mutex_unlock(&h->pin_lock);
@@ -263,10 +263,10 @@ static VpriDevicePins *vpri_device_pins(VpriHost *h, VpriHostDevice *d)
 
     qemu_mutex_lock(&h->pin_lock);
     if (h->pin_policy && d->pin_dev >= 0 &&
-        pin_policy_dev_stats(h->pin_policy, (unsigned)d->pin_dev,
+        vpri_pin_policy_dev_stats(h->pin_policy, (unsigned)d->pin_dev,
                              &st) == 0) {
         dp = g_new0(VpriDevicePins, 1);
-        dp->kind = g_strdup(pin_dev_kind_name(st.kind));
+        dp->kind = g_strdup(vpri_pin_dev_kind_name(st.kind));
         dp->pinned_pages = st.pinned;
         dp->share_pages = st.share;
         dp->observed = st.observed;

@@ -287,7 +287,7 @@ void vpri_virtio_pci_notify_queue(VpriVirtioPCI *vp, uint16_t index)
 {
     VpriQueue *q = &vp->queues[index];
 
-    if (!virtq_should_notify(&q->vq, &vp->dma_ops, &q->dma)) {
+    if (!iolab_virtq_should_notify(&q->vq, &vp->dma_ops, &q->dma)) {
         return;
     }
     vpri_vpci_raise(vp, q->msix_vector, VPRI_VPCI_ISR_QUEUE);
@@ -421,7 +421,7 @@ static void vpri_vpci_reset_queues(VpriVirtioPCI *vp)
             msix_vector_unuse(pci, q->msix_vector);
         }
         vpri_vpci_drop_ring_caches(q);
-        virtq_init(&q->vq);
+        iolab_virtq_init(&q->vq);
         q->size = q->max_size;
         q->msix_vector = VIRTIO_NO_VECTOR;
         q->desc = q->driver = q->device = 0;
@@ -483,17 +483,17 @@ static void vpri_vpci_enable_queue(VpriVirtioPCI *vp, VpriQueue *q)
                                     q->size, q->max_size);
         return;
     }
-    virtq_configure(&q->vq, q->size, q->desc, q->driver, q->device,
+    iolab_virtq_configure(&q->vq, q->size, q->desc, q->driver, q->device,
                     vpri_virtio_pci_has_feature(vp, VIRTIO_RING_F_EVENT_IDX),
                     vpri_virtio_pci_has_feature(vp,
                                                 VIRTIO_RING_F_INDIRECT_DESC));
-    err = virtq_error_reason(&q->vq);
+    err = iolab_virtq_error_reason(&q->vq);
     if (err) {
         vpri_virtio_pci_guest_error(vp, "queue %td: %s",
                                     q - vp->queues, err);
         return;
     }
-    virtq_set_enabled(&q->vq, true);
+    iolab_virtq_set_enabled(&q->vq, true);
     q->enabled = true;
 }
 

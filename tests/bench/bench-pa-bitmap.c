@@ -1,7 +1,7 @@
 /*
  * Micro-benchmark of the VPRI PA-BITMAP core: lookup and host-update cost
  *
- * Links the same hw/vpri/pa-bitmap.c the emulator uses.  Two methods:
+ * Links the same hw/vpri/core/pa-bitmap.c the emulator uses.  Two methods:
  *
  * - Individual ops: each op is bracketed by clock_gettime(CLOCK_MONOTONIC)
  *   and the median cost of an empty bracket (measured first, the "timer
@@ -32,7 +32,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "hw/vpri/pa-bitmap.h"
+#include "hw/vpri/core/pa-bitmap.h"
 
 /* 4 GiB + 512 MiB of DMA space */
 #define NPAGES          ((uint64_t)(4608) << (20 - PAB_PAGE_SHIFT))
@@ -151,9 +151,9 @@ static void measure_timer(size_t n, uint64_t *v)
 
 static PaBitmap *new_bitmap(PabState state)
 {
-    PaBitmap *pab = pab_new(NPAGES);
+    PaBitmap *pab = vpri_pab_new(NPAGES);
 
-    if (!pab || pab_set_range(pab, 0, NPAGES, state) < 0) {
+    if (!pab || vpri_pab_set_range(pab, 0, NPAGES, state) < 0) {
         fprintf(stderr, "bench-pa-bitmap: cannot create the bitmap\n");
         exit(1);
     }
@@ -172,7 +172,7 @@ static void bench_lookup(PaBitmap *pab, const char *key, const char *what,
     for (size_t i = 0; i < n; i++) {
         uint64_t addr = page_idx[i % NIDX] << PAB_PAGE_SHIFT;
         uint64_t t0 = now_ns();
-        PabResult res = pab_lookup(pab, addr, len, access, &fp);
+        PabResult res = vpri_pab_lookup(pab, addr, len, access, &fp);
         uint64_t t1 = now_ns();
 
         if (res != want) {
@@ -192,7 +192,7 @@ static void bench_lookup(PaBitmap *pab, const char *key, const char *what,
         for (unsigned int k = 0; k < BATCH; k++) {
             uint64_t addr = page_idx[(b * BATCH + k) % NIDX] << PAB_PAGE_SHIFT;
 
-            acc += pab_lookup(pab, addr, len, access, &fp);
+            acc += vpri_pab_lookup(pab, addr, len, access, &fp);
         }
         bm[b] = now_ns() - t0;
     }
@@ -204,7 +204,7 @@ static void bench_lookup(PaBitmap *pab, const char *key, const char *what,
 static void bench_dma_pair(PaBitmap *pab, size_t n, uint64_t *v)
 {
     Row *r = row_new("dma_begin_end_4k",
-                     "pab_dma_begin+pab_dma_end, 4 KiB read (fence-safe "
+                     "vpri_pab_dma_begin+vpri_pab_dma_end, 4 KiB read (fence-safe "
                      "lookup)", 1);
     uint64_t fp = 0, acc = 0, batches = n / BATCH;
     PabResult res;
@@ -213,10 +213,10 @@ static void bench_dma_pair(PaBitmap *pab, size_t n, uint64_t *v)
     for (size_t i = 0; i < n; i++) {
         uint64_t addr = page_idx[i % NIDX] << PAB_PAGE_SHIFT;
         uint64_t t0 = now_ns();
-        PabDmaToken tok = pab_dma_begin(pab, addr, 4096, PAB_ACCESS_READ,
+        PabDmaToken tok = vpri_pab_dma_begin(pab, addr, 4096, PAB_ACCESS_READ,
                                         &res, &fp);
 
-        pab_dma_end(pab, tok);
+        vpri_pab_dma_end(pab, tok);
         v[i] = sub_overhead(now_ns() - t0);
         acc += res;
     }
@@ -226,10 +226,10 @@ static void bench_dma_pair(PaBitmap *pab, size_t n, uint64_t *v)
 
         for (unsigned int k = 0; k < BATCH; k++) {
             uint64_t addr = page_idx[(b * BATCH + k) % NIDX] << PAB_PAGE_SHIFT;
-            PabDmaToken tok = pab_dma_begin(pab, addr, 4096, PAB_ACCESS_READ,
+            PabDmaToken tok = vpri_pab_dma_begin(pab, addr, 4096, PAB_ACCESS_READ,
                                             &res, &fp);
 
-            pab_dma_end(pab, tok);
+            vpri_pab_dma_end(pab, tok);
             acc += res;
         }
         v[b] = now_ns() - t0;
@@ -259,8 +259,8 @@ static void check_update(int64_t r, const char *what)
 static void bench_raise_lower(size_t n, uint64_t *v, uint64_t *w)
 {
     PaBitmap *pab = new_bitmap(PAB_NOT_PRESENT);
-    Row *rr = row_new("raise_1", "pab_raise_range, 1 entry NP->RW", 2);
-    Row *rl = row_new("lower_1", "pab_lower_range, 1 entry RW->NP "
+    Row *rr = row_new("raise_1", "vpri_pab_raise_range, 1 entry NP->RW", 2);
+    Row *rl = row_new("lower_1", "vpri_pab_lower_range, 1 entry RW->NP "
                       "(no fence)", 2);
     uint64_t batches = n / BATCH, *bl = w;
 
@@ -268,9 +268,9 @@ static void bench_raise_lower(size_t n, uint64_t *v, uint64_t *w)
     for (size_t i = 0; i < n; i++) {
         uint64_t pfn = page_idx[i % NIDX];
         uint64_t t0 = now_ns();
-        int64_t a = pab_raise_range(pab, pfn, 1, PAB_READ_WRITE);
+        int64_t a = vpri_pab_raise_range(pab, pfn, 1, PAB_READ_WRITE);
         uint64_t t1 = now_ns();
-        int64_t b = pab_lower_range(pab, pfn, 1, PAB_NOT_PRESENT);
+        int64_t b = vpri_pab_lower_range(pab, pfn, 1, PAB_NOT_PRESENT);
         uint64_t t2 = now_ns();
 
         check_update(a, "raise");
@@ -287,11 +287,11 @@ static void bench_raise_lower(size_t n, uint64_t *v, uint64_t *w)
         uint64_t t0 = now_ns();
 
         for (unsigned int k = 0; k < BATCH; k++) {
-            pab_raise_range(pab, base + k * 37, 1, PAB_READ_WRITE);
+            vpri_pab_raise_range(pab, base + k * 37, 1, PAB_READ_WRITE);
         }
         uint64_t t1 = now_ns();
         for (unsigned int k = 0; k < BATCH; k++) {
-            pab_lower_range(pab, base + k * 37, 1, PAB_NOT_PRESENT);
+            vpri_pab_lower_range(pab, base + k * 37, 1, PAB_NOT_PRESENT);
         }
         uint64_t t2 = now_ns();
         v[b] = t1 - t0;
@@ -301,12 +301,12 @@ static void bench_raise_lower(size_t n, uint64_t *v, uint64_t *w)
     qsort(bl, batches, sizeof(*bl), cmp_u64);
     rr->batch_mean = (double)pct(v, batches, 50) / BATCH;
     rl->batch_mean = (double)pct(bl, batches, 50) / BATCH;
-    pab_free(pab);
+    vpri_pab_free(pab);
 }
 
 /*
  * The host update the talk means: lower the entry and make sure no DMA
- * still uses the old one (pab_fence()), then the host may reclaim the
+ * still uses the old one (vpri_pab_fence()), then the host may reclaim the
  * page.  The raise that re-arms the page is not timed.
  */
 static void bench_lower_fence(PaBitmap *pab, Row *r, size_t n, uint64_t *v,
@@ -317,11 +317,11 @@ static void bench_lower_fence(PaBitmap *pab, Row *r, size_t n, uint64_t *v,
     fill_indices(NPAGES, 1);
     for (size_t i = 0; i < n; i++) {
         uint64_t pfn = page_idx[i % NIDX];
-        int64_t a = pab_raise_range(pab, pfn, 1, PAB_READ_WRITE);
+        int64_t a = vpri_pab_raise_range(pab, pfn, 1, PAB_READ_WRITE);
         uint64_t t0 = now_ns();
-        int64_t b = pab_lower_range(pab, pfn, 1, PAB_NOT_PRESENT);
+        int64_t b = vpri_pab_lower_range(pab, pfn, 1, PAB_NOT_PRESENT);
 
-        pab_fence(pab);
+        vpri_pab_fence(pab);
         v[i] = sub_overhead(now_ns() - t0);
         /* a is 0 when the page was still read-write from the start */
         (void)a;
@@ -337,9 +337,9 @@ static void bench_lower_fence(PaBitmap *pab, Row *r, size_t n, uint64_t *v,
 
         t0 = now_ns();
         for (unsigned int k = 0; k < BATCH; k++) {
-            pab_raise_range(pab, pfn, 1, PAB_READ_WRITE);
-            pab_lower_range(pab, pfn, 1, PAB_NOT_PRESENT);
-            pab_fence(pab);
+            vpri_pab_raise_range(pab, pfn, 1, PAB_READ_WRITE);
+            vpri_pab_lower_range(pab, pfn, 1, PAB_NOT_PRESENT);
+            vpri_pab_fence(pab);
         }
         v[b] = now_ns() - t0;
     }
@@ -350,12 +350,12 @@ static void bench_lower_fence(PaBitmap *pab, Row *r, size_t n, uint64_t *v,
 
 static void bench_fence_only(PaBitmap *pab, size_t n, uint64_t *v)
 {
-    Row *r = row_new("fence", "pab_fence alone, no DMA in flight", 2);
+    Row *r = row_new("fence", "vpri_pab_fence alone, no DMA in flight", 2);
 
     for (size_t i = 0; i < n; i++) {
         uint64_t t0 = now_ns();
 
-        pab_fence(pab);
+        vpri_pab_fence(pab);
         v[i] = sub_overhead(now_ns() - t0);
     }
     row_summarize(r, v, n);
@@ -378,9 +378,9 @@ static void *dma_thread(void *opaque)
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        PabDmaToken tok = pab_dma_begin(t->pab, (x % (NPAGES - 1)) << 12,
+        PabDmaToken tok = vpri_pab_dma_begin(t->pab, (x % (NPAGES - 1)) << 12,
                                         4096, PAB_ACCESS_READ, &res, &fp);
-        pab_dma_end(t->pab, tok);
+        vpri_pab_dma_end(t->pab, tok);
         n++;
     }
     atomic_store(&t->dmas, n);
@@ -430,35 +430,35 @@ static void bench_evict_batches(void)
         EvictRow *er = &evict_rows[k];
 
         for (int rep = 0; rep < EVICT_REPS; rep++) {
-            PabBatch *b = pab_batch_new(pab, 256, er->lazy);
+            PabBatch *b = vpri_pab_batch_new(pab, 256, er->lazy);
             uint64_t t0;
 
             for (uint64_t i = 0; i < EVICT_PAGES; i++) {
                 bool ro = er->ro_every && i % er->ro_every == 0;
 
-                pab_set_range(pab, 4096 + i, 1,
+                vpri_pab_set_range(pab, 4096 + i, 1,
                               ro ? PAB_READ_ONLY : PAB_READ_WRITE);
             }
             t0 = now_ns();
             for (uint64_t i = 0; i < EVICT_PAGES; i++) {
-                pab_batch_lower(b, 4096 + i);
+                vpri_pab_batch_lower(b, 4096 + i);
                 if ((i + 1) % 256 == 0) {
-                    pab_batch_sync(b);
-                    pab_batch_flush(b);
+                    vpri_pab_batch_sync(b);
+                    vpri_pab_batch_flush(b);
                 }
             }
-            pab_batch_sync(b);
-            pab_batch_flush(b);
+            vpri_pab_batch_sync(b);
+            vpri_pab_batch_flush(b);
             t[rep] = now_ns() - t0;
-            pab_batch_get_stats(b, &er->st);
-            pab_batch_free(b);
+            vpri_pab_batch_get_stats(b, &er->st);
+            vpri_pab_batch_free(b);
         }
         qsort(t, EVICT_REPS, sizeof(*t), cmp_u64);
         er->ns_per_page = t[EVICT_REPS / 2] / EVICT_PAGES;
     }
     atomic_store(&dt.stop, 1);
     pthread_join(th, NULL);
-    pab_free(pab);
+    vpri_pab_free(pab);
 
     printf("\nEviction batches, per %d evicted pages, a DMA thread busy "
            "(lazy invalidation):\n", EVICT_PAGES);
@@ -590,31 +590,31 @@ int main(int argc, char **argv)
 
     /* Lookups on a fully read-write bitmap: every lookup passes */
     pab = new_bitmap(PAB_READ_WRITE);
-    bench_lookup(pab, "lookup_4k_read", "pab_lookup, 1 page, read", 4096,
+    bench_lookup(pab, "lookup_4k_read", "vpri_pab_lookup, 1 page, read", 4096,
                  PAB_ACCESS_READ, PAB_OK, n, v);
-    bench_lookup(pab, "lookup_4k_write", "pab_lookup, 1 page, write", 4096,
+    bench_lookup(pab, "lookup_4k_write", "vpri_pab_lookup, 1 page, write", 4096,
                  PAB_ACCESS_WRITE, PAB_OK, n, v);
-    bench_lookup(pab, "lookup_64k", "pab_lookup, 16 pages (64 KiB), read",
+    bench_lookup(pab, "lookup_64k", "vpri_pab_lookup, 16 pages (64 KiB), read",
                  64 * 1024, PAB_ACCESS_READ, PAB_OK, n, v);
-    bench_lookup(pab, "lookup_1m", "pab_lookup, 256 pages (1 MiB), read",
+    bench_lookup(pab, "lookup_1m", "vpri_pab_lookup, 256 pages (1 MiB), read",
                  1024 * 1024, PAB_ACCESS_READ, PAB_OK, n, v);
     bench_dma_pair(pab, n, v);
-    pab_free(pab);
+    vpri_pab_free(pab);
 
     /* A lookup that faults (counts the fault, reports the page) */
     pab = new_bitmap(PAB_NOT_PRESENT);
-    bench_lookup(pab, "lookup_4k_fault", "pab_lookup, 1 page, not present "
+    bench_lookup(pab, "lookup_4k_fault", "vpri_pab_lookup, 1 page, not present "
                  "(fault)", 4096, PAB_ACCESS_READ, PAB_FAULT, n, v);
-    pab_free(pab);
+    vpri_pab_free(pab);
 
     bench_raise_lower(n, v, w);
 
     pab = new_bitmap(PAB_NOT_PRESENT);
     bench_fence_only(pab, n, v);
-    r = row_new("lower_fence_1", "pab_lower_range 1 entry + pab_fence, "
+    r = row_new("lower_fence_1", "vpri_pab_lower_range 1 entry + vpri_pab_fence, "
                 "no DMA in flight", 2);
     bench_lower_fence(pab, r, n, v, true);
-    pab_free(pab);
+    vpri_pab_free(pab);
 
     /*
      * The same with a device thread doing back-to-back 4 KiB DMAs on the
@@ -628,12 +628,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench-pa-bitmap: pthread_create failed\n");
         return 1;
     }
-    r = row_new("lower_fence_1_busy", "pab_lower_range 1 entry + pab_fence, "
+    r = row_new("lower_fence_1_busy", "vpri_pab_lower_range 1 entry + vpri_pab_fence, "
                 "a DMA thread busy", 2);
     bench_lower_fence(pab, r, n / 10, v, false);
     atomic_store(&dt.stop, 1);
     pthread_join(th, NULL);
-    pab_free(pab);
+    vpri_pab_free(pab);
 
     print_table();
     bench_evict_batches();

@@ -15,7 +15,7 @@
 #include "libqtest.h"
 #include "libqos/pci.h"
 #include "libqos/libqos-malloc.h"
-#include "hw/vdpa-mgmt/vdpa-cmd.h"
+#include "hw/vdpa-mgmt/core/vdpa-cmd.h"
 
 /* Virtio bits the tests negotiate */
 #define VM_F_VERSION_1 (1ULL << 32)

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "hw/vpri/access-tracker.h"
+#include "hw/vpri/core/access-tracker.h"
 
 #define PG(n) ((uint64_t)(n) << 12)
 
@@ -25,75 +25,75 @@ static void test_limits(void **state)
     AccessTracker *at;
 
     (void)state;
-    assert_null(access_tracker_new(0));
-    assert_null(access_tracker_new((uint64_t)1 << 53));
-    at = access_tracker_new(200);
+    assert_null(vpri_access_tracker_new(0));
+    assert_null(vpri_access_tracker_new((uint64_t)1 << 53));
+    at = vpri_access_tracker_new(200);
     assert_non_null(at);
-    assert_int_equal(access_tracker_npages(at), 200);
-    assert_int_equal(access_tracker_mark(at, PG(200), 1), -ERANGE);
-    assert_int_equal(access_tracker_mark(at, PG(199), PG(1) + 1), -ERANGE);
-    assert_int_equal(access_tracker_mark(at, UINT64_MAX, 2), -ERANGE);
+    assert_int_equal(vpri_access_tracker_npages(at), 200);
+    assert_int_equal(vpri_access_tracker_mark(at, PG(200), 1), -ERANGE);
+    assert_int_equal(vpri_access_tracker_mark(at, PG(199), PG(1) + 1), -ERANGE);
+    assert_int_equal(vpri_access_tracker_mark(at, UINT64_MAX, 2), -ERANGE);
     /* A refused mark marks nothing, not even the in-range part */
-    assert_false(access_tracker_test(at, 199));
-    assert_int_equal(access_tracker_collect(at, 150, 51, NULL), -ERANGE);
-    assert_int_equal(access_tracker_collect(at, 200, 0, NULL), -ERANGE);
-    assert_false(access_tracker_test(at, 500));
-    access_tracker_free(at);
+    assert_false(vpri_access_tracker_test(at, 199));
+    assert_int_equal(vpri_access_tracker_collect(at, 150, 51, NULL), -ERANGE);
+    assert_int_equal(vpri_access_tracker_collect(at, 200, 0, NULL), -ERANGE);
+    assert_false(vpri_access_tracker_test(at, 500));
+    vpri_access_tracker_free(at);
 }
 
 static void test_mark_pages(void **state)
 {
-    AccessTracker *at = access_tracker_new(200);
+    AccessTracker *at = vpri_access_tracker_new(200);
     uint64_t p;
 
     (void)state;
     /* Two bytes straddling pages 9/10; 4 KiB exactly at page 20 */
-    assert_int_equal(access_tracker_mark(at, PG(10) - 1, 2), 0);
-    assert_int_equal(access_tracker_mark(at, PG(20), PG(1)), 0);
+    assert_int_equal(vpri_access_tracker_mark(at, PG(10) - 1, 2), 0);
+    assert_int_equal(vpri_access_tracker_mark(at, PG(20), PG(1)), 0);
     /* 60..130 crosses two word boundaries */
-    assert_int_equal(access_tracker_mark(at, PG(60) + 7, PG(70)), 0);
-    assert_int_equal(access_tracker_mark(at, PG(199), 0), 0);
+    assert_int_equal(vpri_access_tracker_mark(at, PG(60) + 7, PG(70)), 0);
+    assert_int_equal(vpri_access_tracker_mark(at, PG(199), 0), 0);
     for (p = 0; p < 200; p++) {
-        assert_int_equal(access_tracker_test(at, p),
+        assert_int_equal(vpri_access_tracker_test(at, p),
                          p == 9 || p == 10 || p == 20 ||
                          (p >= 60 && p <= 130));
     }
-    access_tracker_free(at);
+    vpri_access_tracker_free(at);
 }
 
 static void test_collect_bitmap(void **state)
 {
-    AccessTracker *at = access_tracker_new(300);
+    AccessTracker *at = vpri_access_tracker_new(300);
     uint64_t bm[5];
 
     (void)state;
-    access_tracker_mark(at, PG(5), 1);
-    access_tracker_mark(at, PG(70), 1);
-    access_tracker_mark(at, PG(130), PG(3));
-    access_tracker_mark(at, PG(299), 1);
+    vpri_access_tracker_mark(at, PG(5), 1);
+    vpri_access_tracker_mark(at, PG(70), 1);
+    vpri_access_tracker_mark(at, PG(130), PG(3));
+    vpri_access_tracker_mark(at, PG(299), 1);
 
     /* Unaligned window: bit i is page 65 + i; outside pages untouched */
     memset(bm, 0xff, sizeof(bm));
-    assert_int_equal(access_tracker_collect(at, 65, 70, bm), 4);
+    assert_int_equal(vpri_access_tracker_collect(at, 65, 70, bm), 4);
     assert_int_equal(bm[0], 1ULL << (70 - 65));
     assert_int_equal(bm[1], 7ULL << (130 - 65 - 64));
     /* Cleared: a second collection finds nothing there */
-    assert_int_equal(access_tracker_collect(at, 65, 70, bm), 0);
+    assert_int_equal(vpri_access_tracker_collect(at, 65, 70, bm), 0);
     assert_int_equal(bm[0], 0);
     assert_int_equal(bm[1], 0);
-    assert_true(access_tracker_test(at, 5));
-    assert_true(access_tracker_test(at, 299));
+    assert_true(vpri_access_tracker_test(at, 5));
+    assert_true(vpri_access_tracker_test(at, 299));
 
-    assert_int_equal(access_tracker_collect(at, 0, 300, bm), 2);
+    assert_int_equal(vpri_access_tracker_collect(at, 0, 300, bm), 2);
     assert_int_equal(bm[0], 1ULL << 5);
     assert_int_equal(bm[1] | bm[2] | bm[3], 0);
     assert_int_equal(bm[299 / 64], 1ULL << (299 % 64));
-    assert_false(access_tracker_test(at, 5));
+    assert_false(vpri_access_tracker_test(at, 5));
     /* NULL bitmap just clears */
-    access_tracker_mark(at, PG(1), 1);
-    assert_int_equal(access_tracker_collect(at, 0, 300, NULL), 1);
-    assert_false(access_tracker_test(at, 1));
-    access_tracker_free(at);
+    vpri_access_tracker_mark(at, PG(1), 1);
+    assert_int_equal(vpri_access_tracker_collect(at, 0, 300, NULL), 1);
+    assert_false(vpri_access_tracker_test(at, 1));
+    vpri_access_tracker_free(at);
 }
 
 typedef struct Seen {
@@ -113,25 +113,25 @@ static void record_pfn(uint64_t pfn, void *opaque)
 
 static void test_collect_cb(void **state)
 {
-    AccessTracker *at = access_tracker_new(256);
+    AccessTracker *at = vpri_access_tracker_new(256);
     Seen seen = { .n = 0 };
 
     (void)state;
-    access_tracker_mark(at, PG(200), 1);
-    access_tracker_mark(at, PG(3), 1);
-    access_tracker_mark(at, PG(63), 2 * 4096);
-    access_tracker_mark(at, PG(100), 1);
+    vpri_access_tracker_mark(at, PG(200), 1);
+    vpri_access_tracker_mark(at, PG(3), 1);
+    vpri_access_tracker_mark(at, PG(63), 2 * 4096);
+    vpri_access_tracker_mark(at, PG(100), 1);
     /* Window 3..199 leaves page 200 alone */
-    assert_int_equal(access_tracker_collect_cb(at, 3, 197, record_pfn,
+    assert_int_equal(vpri_access_tracker_collect_cb(at, 3, 197, record_pfn,
                                                &seen), 4);
     assert_int_equal(seen.n, 4);
     assert_int_equal(seen.pfns[0], 3);
     assert_int_equal(seen.pfns[1], 63);
     assert_int_equal(seen.pfns[2], 64);
     assert_int_equal(seen.pfns[3], 100);
-    assert_true(access_tracker_test(at, 200));
-    assert_false(access_tracker_test(at, 63));
-    access_tracker_free(at);
+    assert_true(vpri_access_tracker_test(at, 200));
+    assert_false(vpri_access_tracker_test(at, 63));
+    vpri_access_tracker_free(at);
 }
 
 /*
@@ -163,7 +163,7 @@ static void *marker_thread(void *opaque)
     /* Interleave the two markers within every word, in scrambled order */
     for (i = 0; i < MT_PAGES / MT_MARKERS; i++) {
         p = (i * 40503u) % (MT_PAGES / MT_MARKERS);
-        access_tracker_mark(arg->ctx->at, PG(p * MT_MARKERS + arg->id), 1);
+        vpri_access_tracker_mark(arg->ctx->at, PG(p * MT_MARKERS + arg->id), 1);
     }
     atomic_fetch_sub(&arg->ctx->markers_left, 1);
     return NULL;
@@ -189,7 +189,7 @@ static void test_concurrent_no_loss(void **state)
 
     (void)state;
     memset(&ctx, 0, sizeof(ctx));
-    ctx.at = access_tracker_new(MT_PAGES);
+    ctx.at = vpri_access_tracker_new(MT_PAGES);
     atomic_store(&ctx.markers_left, MT_MARKERS);
     for (i = 0; i < MT_MARKERS; i++) {
         args[i].ctx = &ctx;
@@ -200,7 +200,7 @@ static void test_concurrent_no_loss(void **state)
     while (!last) {
         /* One more pass after the markers are done picks up the rest */
         last = atomic_load(&ctx.markers_left) == 0;
-        n = access_tracker_collect_cb(ctx.at, 0, MT_PAGES, count_pfn, &ctx);
+        n = vpri_access_tracker_collect_cb(ctx.at, 0, MT_PAGES, count_pfn, &ctx);
         assert_true(n >= 0);
         total += n;
         collects++;
@@ -214,9 +214,9 @@ static void test_concurrent_no_loss(void **state)
             fail_msg("page %d reported %d times", i, ctx.reported[i]);
         }
     }
-    assert_int_equal(access_tracker_collect(ctx.at, 0, MT_PAGES, NULL), 0);
+    assert_int_equal(vpri_access_tracker_collect(ctx.at, 0, MT_PAGES, NULL), 0);
     assert_true(collects >= 1);
-    access_tracker_free(ctx.at);
+    vpri_access_tracker_free(ctx.at);
 }
 
 int main(void)

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "hw/vpri/dma-trace.h"
+#include "hw/vpri/core/dma-trace.h"
 #include "dma-gen.h"
 #include "dma-sim.h"
 
@@ -30,7 +30,7 @@ static void add(DmaTrace *t, uint64_t time, unsigned dev, DmaTraceKind kind,
         .kind = (uint8_t)kind, .write = write,
     };
 
-    assert_int_equal(dma_trace_append(t, &r), 0);
+    assert_int_equal(vpri_dma_trace_append(t, &r), 0);
 }
 
 static void two_devices(DmaTraceHeader *h, uint64_t pages)
@@ -75,9 +75,9 @@ static void test_trace_round_trip(void **state)
     add(&t, 1ULL << 40, 9, DMA_TRACE_BLOCK, 0, false);
     add(&t, 1ULL << 40, 3, DMA_TRACE_NIC, 18, false);
     t.recs[3].armed = 1;
-    assert_int_equal(dma_trace_write(f, &t), 0);
+    assert_int_equal(vpri_dma_trace_write(f, &t), 0);
     rewind(f);
-    assert_int_equal(dma_trace_read(f, &u, &line), 0);
+    assert_int_equal(vpri_dma_trace_read(f, &u, &line), 0);
     fclose(f);
     assert_int_equal(u.hdr.guest_pages, 1000);
     assert_int_equal(u.hdr.ndevs, 2);
@@ -87,8 +87,8 @@ static void test_trace_round_trip(void **state)
     assert_string_equal(u.hdr.devs[1].name, "");
     assert_int_equal(u.n, 4);
     assert_true(recs_equal(u.recs, t.recs, 4));
-    dma_trace_clear(&t);
-    dma_trace_clear(&u);
+    vpri_dma_trace_clear(&t);
+    vpri_dma_trace_clear(&u);
 }
 
 static int read_text(const char *text, unsigned *line)
@@ -99,10 +99,10 @@ static int read_text(const char *text, unsigned *line)
 
     fputs(text, f);
     rewind(f);
-    r = dma_trace_read(f, &t, line);
+    r = vpri_dma_trace_read(f, &t, line);
     fclose(f);
     if (r == 0) {
-        dma_trace_clear(&t);
+        vpri_dma_trace_clear(&t);
     }
     return r;
 }
@@ -161,12 +161,12 @@ static void test_trace_header_checked_on_write(void **state)
     (void)state;
     two_devices(&h, 10);
     h.devs[1].id = 3;       /* duplicate id */
-    assert_int_equal(dma_trace_write_header(f, &h), -EINVAL);
+    assert_int_equal(vpri_dma_trace_write_header(f, &h), -EINVAL);
     two_devices(&h, 10);
     strcpy(h.devs[0].name, "two words");
-    assert_int_equal(dma_trace_write_header(f, &h), -EINVAL);
+    assert_int_equal(vpri_dma_trace_write_header(f, &h), -EINVAL);
     two_devices(&h, 0);
-    assert_int_equal(dma_trace_write_header(f, &h), -EINVAL);
+    assert_int_equal(vpri_dma_trace_write_header(f, &h), -EINVAL);
     fclose(f);
 }
 
@@ -288,7 +288,7 @@ static void test_sim_warmup_accounting(void **state)
     assert_int_equal(r.faults[DMA_TRACE_NIC], r.cold_faults[DMA_TRACE_NIC]);
     assert_int_equal(r.accesses[DMA_TRACE_NIC],
                      r.cold_accesses[DMA_TRACE_NIC]);
-    dma_trace_clear(&t);
+    vpri_dma_trace_clear(&t);
 }
 
 /* A NIC ring under CPU pressure: lru/adp pins save its faults. */
@@ -335,7 +335,7 @@ static void test_sim_pins_save_ring_faults(void **state)
     assert_int_equal(lru.pinned_max, 16);
     assert_true(adp.pinned_max <= 16);
     assert_true(adp.pinned_avg_kind[DMA_TRACE_NIC] > 15);
-    dma_trace_clear(&t);
+    vpri_dma_trace_clear(&t);
 }
 
 /*
@@ -380,7 +380,7 @@ static void test_sim_armed_pages_pinned_by_adp(void **state)
     assert_int_equal(none.first_faults[DMA_TRACE_NIC], 16);
     assert_int_equal(lru.faults[DMA_TRACE_NIC], 16);
     assert_int_equal(adp.faults[DMA_TRACE_NIC], 0);
-    dma_trace_clear(&t);
+    vpri_dma_trace_clear(&t);
 }
 
 /* Pinning an evicted page brings it in, and the clock never takes it. */
@@ -408,7 +408,7 @@ static void test_sim_pin_pages_in(void **state)
     assert_int_equal(dma_sim_run(&c, &t, &r), 0);
     assert_int_equal(r.faults[DMA_TRACE_NIC], 2);
     assert_int_equal(r.first_faults[DMA_TRACE_NIC], 1);
-    dma_trace_clear(&t);
+    vpri_dma_trace_clear(&t);
 }
 
 /*
@@ -443,7 +443,7 @@ static void test_sim_periodic_reclaim(void **state)
     assert_int_equal(lru.faults[DMA_TRACE_BLOCK], 0);
     assert_int_equal(adp.faults[DMA_TRACE_BLOCK], 0);
     assert_true(none.evictions >= lru.evictions + 4 * 17);
-    dma_trace_clear(&t);
+    vpri_dma_trace_clear(&t);
 }
 
 /* ------------------------------------------------------------------ */
@@ -464,8 +464,8 @@ static void test_gen_characterization(void **state)
         assert_true(t.recs[i].time_ns >= t.recs[i - 1].time_ns);
         assert_true(t.recs[i].page < p.guest_pages);
     }
-    assert_int_equal(dma_trace_stats(&t, DMA_TRACE_NIC, &nic), 0);
-    assert_int_equal(dma_trace_stats(&t, DMA_TRACE_BLOCK, &blk), 0);
+    assert_int_equal(vpri_dma_trace_stats(&t, DMA_TRACE_NIC, &nic), 0);
+    assert_int_equal(vpri_dma_trace_stats(&t, DMA_TRACE_BLOCK, &blk), 0);
     /* NIC: an (almost) bounded buffer with very strong temporal locality */
     assert_true(nic.footprint <= p.nic_pool);
     assert_true(nic.reuse_median < 100);
@@ -479,20 +479,20 @@ static void test_gen_characterization(void **state)
     assert_int_equal(dma_gen_mixed(&p, &u), 0);
     assert_int_equal(u.n, t.n);
     assert_true(recs_equal(u.recs, t.recs, t.n));
-    dma_trace_clear(&u);
+    vpri_dma_trace_clear(&u);
     p.seed = 2;
     assert_int_equal(dma_gen_mixed(&p, &u), 0);
     assert_true(u.n != t.n || !recs_equal(u.recs, t.recs, t.n));
-    dma_trace_clear(&u);
+    vpri_dma_trace_clear(&u);
 
     p.nic = false;
     assert_int_equal(dma_gen_mixed(&p, &u), 0);
     assert_int_equal(u.hdr.ndevs, 1);
     assert_int_equal(u.hdr.devs[0].kind, DMA_TRACE_BLOCK);
-    dma_trace_clear(&u);
+    vpri_dma_trace_clear(&u);
     p.anon_frac = 0.9;
     assert_int_equal(dma_gen_mixed(&p, &u), -EINVAL);
-    dma_trace_clear(&t);
+    vpri_dma_trace_clear(&t);
 }
 
 /* Background traffic between bursts: silent gaps by default. */
@@ -509,7 +509,7 @@ static void test_gen_nic_idle_traffic(void **state)
     p.duration_ns = 20000 * MS;
     p.nic_off_ns = 4000 * MS;
     assert_int_equal(dma_gen_mixed(&p, &t), 0);
-    assert_int_equal(dma_trace_stats(&t, DMA_TRACE_NIC, &silent), 0);
+    assert_int_equal(vpri_dma_trace_stats(&t, DMA_TRACE_NIC, &silent), 0);
     for (size_t i = 0; i < t.n; i++) {
         if (t.recs[i].kind == DMA_TRACE_NIC) {
             if (last && t.recs[i].time_ns - last > gap_silent) {
@@ -518,10 +518,10 @@ static void test_gen_nic_idle_traffic(void **state)
             last = t.recs[i].time_ns;
         }
     }
-    dma_trace_clear(&t);
+    vpri_dma_trace_clear(&t);
     p.nic_idle_pkt_interval_ns = 50 * MS;
     assert_int_equal(dma_gen_mixed(&p, &t), 0);
-    assert_int_equal(dma_trace_stats(&t, DMA_TRACE_NIC, &idle), 0);
+    assert_int_equal(vpri_dma_trace_stats(&t, DMA_TRACE_NIC, &idle), 0);
     last = 0;
     for (size_t i = 0; i < t.n; i++) {
         if (t.recs[i].kind == DMA_TRACE_NIC) {
@@ -536,7 +536,7 @@ static void test_gen_nic_idle_traffic(void **state)
     assert_true(gap_idle < 1000 * MS);
     assert_true(idle.accesses > silent.accesses);
     assert_true(idle.footprint <= p.nic_pool);
-    dma_trace_clear(&t);
+    vpri_dma_trace_clear(&t);
 }
 
 int main(void)

@@ -18,7 +18,7 @@
 #include <time.h>
 #include <cmocka.h>
 
-#include "hw/vpri/fault-ring.h"
+#include "hw/vpri/core/fault-ring.h"
 
 #define PG(n) ((uint64_t)(n) << FAULT_RING_PAGE_SHIFT)
 
@@ -26,10 +26,10 @@ static void check_conservation(FaultRing *ring)
 {
     FaultRingStats st;
 
-    fault_ring_get_stats(ring, &st);
+    vpri_fault_ring_get_stats(ring, &st);
     assert_int_equal(st.raised, st.resolved + st.failed + st.pending);
     assert_true(st.queued <= st.pending);
-    assert_true(st.pending <= fault_ring_capacity(ring));
+    assert_true(st.pending <= vpri_fault_ring_capacity(ring));
 }
 
 static void complete_ok(FaultRing *ring, uint64_t seq, FaultStatus status,
@@ -37,7 +37,7 @@ static void complete_ok(FaultRing *ring, uint64_t seq, FaultStatus status,
 {
     FaultCompletion c = { .seq = seq, .status = status };
 
-    assert_int_equal(fault_ring_complete(ring, &c, 0, rec, waiters), 0);
+    assert_int_equal(vpri_fault_ring_complete(ring, &c, 0, rec, waiters), 0);
 }
 
 static void test_limits(void **state)
@@ -49,36 +49,36 @@ static void test_limits(void **state)
     (void)state;
     assert_int_equal(sizeof(FaultRecord), 32);
     assert_int_equal(sizeof(FaultCompletion), 16);
-    assert_null(fault_ring_new(1, 0, 4));
-    assert_null(fault_ring_new(1, 4, 0));
-    assert_null(fault_ring_new(1, FAULT_RING_MAX_CAPACITY + 1, 4));
-    assert_null(fault_ring_new(1, 4, FAULT_RING_MAX_QUEUES + 1));
+    assert_null(vpri_fault_ring_new(1, 0, 4));
+    assert_null(vpri_fault_ring_new(1, 4, 0));
+    assert_null(vpri_fault_ring_new(1, FAULT_RING_MAX_CAPACITY + 1, 4));
+    assert_null(vpri_fault_ring_new(1, 4, FAULT_RING_MAX_QUEUES + 1));
 
-    ring = fault_ring_new(7, 4, 100);
+    ring = vpri_fault_ring_new(7, 4, 100);
     assert_non_null(ring);
-    assert_int_equal(fault_ring_waiter_words(ring), 2);
-    assert_int_equal(fault_ring_raise(ring, 100, FAULT_ACCESS_READ, 0, 0,
+    assert_int_equal(vpri_fault_ring_waiter_words(ring), 2);
+    assert_int_equal(vpri_fault_ring_raise(ring, 100, FAULT_ACCESS_READ, 0, 0,
                                       NULL), -EINVAL);
-    assert_int_equal(fault_ring_raise(ring, 0, (FaultAccess)5, 0, 0, NULL),
+    assert_int_equal(vpri_fault_ring_raise(ring, 0, (FaultAccess)5, 0, 0, NULL),
                      -EINVAL);
-    assert_int_equal(fault_ring_pop(ring, &rec), -EAGAIN);
-    assert_int_equal(fault_ring_complete(ring, &c, 0, NULL, NULL), -ENOENT);
+    assert_int_equal(vpri_fault_ring_pop(ring, &rec), -EAGAIN);
+    assert_int_equal(vpri_fault_ring_complete(ring, &c, 0, NULL, NULL), -ENOENT);
     c.status = 9;
-    assert_int_equal(fault_ring_complete(ring, &c, 0, NULL, NULL), -EINVAL);
+    assert_int_equal(vpri_fault_ring_complete(ring, &c, 0, NULL, NULL), -EINVAL);
     check_conservation(ring);
-    fault_ring_free(ring);
+    vpri_fault_ring_free(ring);
 }
 
 static void test_record_fields_and_fifo(void **state)
 {
-    FaultRing *ring = fault_ring_new(0xabcd, 8, 16);
+    FaultRing *ring = vpri_fault_ring_new(0xabcd, 8, 16);
     uint64_t seq[5], waiters[1];
     FaultRecord rec;
     int i;
 
     (void)state;
     for (i = 0; i < 5; i++) {
-        assert_int_equal(fault_ring_raise(ring, (uint16_t)i,
+        assert_int_equal(vpri_fault_ring_raise(ring, (uint16_t)i,
                                           (i & 1) ? FAULT_ACCESS_WRITE :
                                           FAULT_ACCESS_READ,
                                           PG(100 + i) + 0x123, 1000 + i,
@@ -89,7 +89,7 @@ static void test_record_fields_and_fifo(void **state)
     }
     assert_int_equal(seq[0], 1);
     for (i = 0; i < 5; i++) {
-        assert_int_equal(fault_ring_pop(ring, &rec), 0);
+        assert_int_equal(vpri_fault_ring_pop(ring, &rec), 0);
         assert_int_equal(rec.seq, seq[i]);
         assert_int_equal(rec.device_id, 0xabcd);
         assert_int_equal(rec.queue, i);
@@ -99,7 +99,7 @@ static void test_record_fields_and_fifo(void **state)
         assert_int_equal(rec.page_addr, PG(100 + i));
         assert_int_equal(rec.timestamp_ns, 1000 + i);
     }
-    assert_int_equal(fault_ring_pop(ring, &rec), -EAGAIN);
+    assert_int_equal(vpri_fault_ring_pop(ring, &rec), -EAGAIN);
 
     /* Completion order is free; each reports its own waiter */
     complete_ok(ring, seq[3], FAULT_STATUS_RESOLVED, &rec, waiters);
@@ -108,146 +108,146 @@ static void test_record_fields_and_fifo(void **state)
     complete_ok(ring, seq[0], FAULT_STATUS_FAILED, &rec, waiters);
     assert_int_equal(waiters[0], 1u << 0);
     check_conservation(ring);
-    fault_ring_free(ring);
+    vpri_fault_ring_free(ring);
 }
 
 static void test_seq_monotonic_across_reuse(void **state)
 {
-    FaultRing *ring = fault_ring_new(1, 2, 1);
+    FaultRing *ring = vpri_fault_ring_new(1, 2, 1);
     uint64_t last = 0, seq;
     FaultRecord rec;
     int i;
 
     (void)state;
     for (i = 0; i < 100; i++) {
-        assert_int_equal(fault_ring_raise(ring, 0, FAULT_ACCESS_READ,
+        assert_int_equal(vpri_fault_ring_raise(ring, 0, FAULT_ACCESS_READ,
                                           PG(i % 3), 0, &seq),
                          FAULT_RING_NEW);
         assert_true(seq > last);
         last = seq;
-        assert_int_equal(fault_ring_pop(ring, &rec), 0);
+        assert_int_equal(vpri_fault_ring_pop(ring, &rec), 0);
         complete_ok(ring, seq, FAULT_STATUS_RESOLVED, NULL, NULL);
     }
-    fault_ring_free(ring);
+    vpri_fault_ring_free(ring);
 }
 
 static void test_coalesce(void **state)
 {
-    FaultRing *ring = fault_ring_new(1, 4, 8);
+    FaultRing *ring = vpri_fault_ring_new(1, 4, 8);
     uint64_t s1, s2, s3, waiters[1];
     FaultRingStats st;
     FaultRecord rec;
 
     (void)state;
-    assert_int_equal(fault_ring_raise(ring, 1, FAULT_ACCESS_READ, PG(5), 10,
+    assert_int_equal(vpri_fault_ring_raise(ring, 1, FAULT_ACCESS_READ, PG(5), 10,
                                       &s1), FAULT_RING_NEW);
     /* Same page, other byte, other queue: merged */
-    assert_int_equal(fault_ring_raise(ring, 2, FAULT_ACCESS_READ,
+    assert_int_equal(vpri_fault_ring_raise(ring, 2, FAULT_ACCESS_READ,
                                       PG(5) + 4095, 20, &s2),
                      FAULT_RING_COALESCED);
     assert_int_equal(s2, s1);
     /* Same queue again: merged too */
-    assert_int_equal(fault_ring_raise(ring, 1, FAULT_ACCESS_READ, PG(5), 30,
+    assert_int_equal(vpri_fault_ring_raise(ring, 1, FAULT_ACCESS_READ, PG(5), 30,
                                       &s2), FAULT_RING_COALESCED);
     /* Neighbouring page is a different record */
-    assert_int_equal(fault_ring_raise(ring, 3, FAULT_ACCESS_READ, PG(6), 40,
+    assert_int_equal(vpri_fault_ring_raise(ring, 3, FAULT_ACCESS_READ, PG(6), 40,
                                       &s3), FAULT_RING_NEW);
     assert_true(s3 != s1);
 
-    fault_ring_get_stats(ring, &st);
+    vpri_fault_ring_get_stats(ring, &st);
     assert_int_equal(st.raised, 2);
     assert_int_equal(st.coalesced, 2);
     assert_int_equal(st.pending, 2);
     assert_int_equal(st.queued, 2);
 
-    assert_int_equal(fault_ring_pop(ring, &rec), 0);
+    assert_int_equal(vpri_fault_ring_pop(ring, &rec), 0);
     assert_int_equal(rec.seq, s1);
     /* The first raise's queue and timestamp are kept */
     assert_int_equal(rec.queue, 1);
     assert_int_equal(rec.timestamp_ns, 10);
-    assert_int_equal(fault_ring_pop(ring, &rec), 0);
+    assert_int_equal(vpri_fault_ring_pop(ring, &rec), 0);
     assert_int_equal(rec.seq, s3);
-    assert_int_equal(fault_ring_pop(ring, &rec), -EAGAIN);
+    assert_int_equal(vpri_fault_ring_pop(ring, &rec), -EAGAIN);
 
     complete_ok(ring, s1, FAULT_STATUS_RESOLVED, &rec, waiters);
     assert_int_equal(waiters[0], (1u << 1) | (1u << 2));
     /* Completed: a new fault on the page is a new record */
-    assert_int_equal(fault_ring_raise(ring, 4, FAULT_ACCESS_READ, PG(5), 50,
+    assert_int_equal(vpri_fault_ring_raise(ring, 4, FAULT_ACCESS_READ, PG(5), 50,
                                       &s2), FAULT_RING_NEW);
     assert_true(s2 > s3);
     check_conservation(ring);
-    fault_ring_free(ring);
+    vpri_fault_ring_free(ring);
 }
 
 static void test_coalesce_upgrade(void **state)
 {
-    FaultRing *ring = fault_ring_new(1, 4, 8);
+    FaultRing *ring = vpri_fault_ring_new(1, 4, 8);
     uint64_t s1, s2, waiters[1];
     FaultRingStats st;
     FaultRecord rec;
 
     (void)state;
     /* Queued read + write fault: the record becomes a write */
-    assert_int_equal(fault_ring_raise(ring, 0, FAULT_ACCESS_READ, PG(9), 0,
+    assert_int_equal(vpri_fault_ring_raise(ring, 0, FAULT_ACCESS_READ, PG(9), 0,
                                       &s1), FAULT_RING_NEW);
-    assert_int_equal(fault_ring_raise(ring, 1, FAULT_ACCESS_WRITE, PG(9), 0,
+    assert_int_equal(vpri_fault_ring_raise(ring, 1, FAULT_ACCESS_WRITE, PG(9), 0,
                                       &s2), FAULT_RING_COALESCED);
     assert_int_equal(s1, s2);
     /* A later read does not downgrade it */
-    assert_int_equal(fault_ring_raise(ring, 2, FAULT_ACCESS_READ, PG(9), 0,
+    assert_int_equal(vpri_fault_ring_raise(ring, 2, FAULT_ACCESS_READ, PG(9), 0,
                                       &s2), FAULT_RING_COALESCED);
-    assert_int_equal(fault_ring_pop(ring, &rec), 0);
+    assert_int_equal(vpri_fault_ring_pop(ring, &rec), 0);
     assert_int_equal(rec.access, FAULT_ACCESS_WRITE);
-    fault_ring_get_stats(ring, &st);
+    vpri_fault_ring_get_stats(ring, &st);
     assert_int_equal(st.upgraded, 1);
 
     /*
      * In-service read + write fault: cannot change the host's work, so
      * the writer waits on the read and is woken to retry.
      */
-    assert_int_equal(fault_ring_raise(ring, 3, FAULT_ACCESS_READ, PG(10), 0,
+    assert_int_equal(vpri_fault_ring_raise(ring, 3, FAULT_ACCESS_READ, PG(10), 0,
                                       &s2), FAULT_RING_NEW);
-    assert_int_equal(fault_ring_pop(ring, &rec), 0);
+    assert_int_equal(vpri_fault_ring_pop(ring, &rec), 0);
     assert_int_equal(rec.seq, s2);
-    assert_int_equal(fault_ring_raise(ring, 4, FAULT_ACCESS_WRITE, PG(10), 0,
+    assert_int_equal(vpri_fault_ring_raise(ring, 4, FAULT_ACCESS_WRITE, PG(10), 0,
                                       &s1), FAULT_RING_COALESCED);
     assert_int_equal(s1, s2);
     complete_ok(ring, s2, FAULT_STATUS_RESOLVED, &rec, waiters);
     assert_int_equal(rec.access, FAULT_ACCESS_READ);
     assert_int_equal(waiters[0], (1u << 3) | (1u << 4));
-    fault_ring_get_stats(ring, &st);
+    vpri_fault_ring_get_stats(ring, &st);
     assert_int_equal(st.upgraded, 1);
     assert_int_equal(st.late_writes, 1);
     /* The retry finds the page still read-only and raises a write */
-    assert_int_equal(fault_ring_raise(ring, 4, FAULT_ACCESS_WRITE, PG(10), 0,
+    assert_int_equal(vpri_fault_ring_raise(ring, 4, FAULT_ACCESS_WRITE, PG(10), 0,
                                       &s1), FAULT_RING_NEW);
-    assert_int_equal(fault_ring_pop(ring, &rec), 0);
+    assert_int_equal(vpri_fault_ring_pop(ring, &rec), 0);
     assert_int_equal(rec.access, FAULT_ACCESS_WRITE);
     check_conservation(ring);
-    fault_ring_free(ring);
+    vpri_fault_ring_free(ring);
 }
 
 static void test_complete_before_pop(void **state)
 {
-    FaultRing *ring = fault_ring_new(1, 4, 8);
+    FaultRing *ring = vpri_fault_ring_new(1, 4, 8);
     FaultCompletion c = { .status = FAULT_STATUS_RESOLVED };
     FaultRecord rec;
 
     (void)state;
-    assert_int_equal(fault_ring_raise(ring, 0, FAULT_ACCESS_READ, PG(1), 0,
+    assert_int_equal(vpri_fault_ring_raise(ring, 0, FAULT_ACCESS_READ, PG(1), 0,
                                       &c.seq), FAULT_RING_NEW);
-    assert_int_equal(fault_ring_complete(ring, &c, 0, NULL, NULL), -EBUSY);
-    assert_int_equal(fault_ring_pop(ring, &rec), 0);
-    assert_int_equal(fault_ring_complete(ring, &c, 0, NULL, NULL), 0);
+    assert_int_equal(vpri_fault_ring_complete(ring, &c, 0, NULL, NULL), -EBUSY);
+    assert_int_equal(vpri_fault_ring_pop(ring, &rec), 0);
+    assert_int_equal(vpri_fault_ring_complete(ring, &c, 0, NULL, NULL), 0);
     /* Twice is an error, not a double free */
-    assert_int_equal(fault_ring_complete(ring, &c, 0, NULL, NULL), -ENOENT);
+    assert_int_equal(vpri_fault_ring_complete(ring, &c, 0, NULL, NULL), -ENOENT);
     check_conservation(ring);
-    fault_ring_free(ring);
+    vpri_fault_ring_free(ring);
 }
 
 static void test_overflow(void **state)
 {
-    FaultRing *ring = fault_ring_new(1, 4, 130);
+    FaultRing *ring = vpri_fault_ring_new(1, 4, 130);
     uint64_t seq[4], s, waiters[3];
     FaultRingStats st;
     FaultRecord rec;
@@ -255,26 +255,26 @@ static void test_overflow(void **state)
 
     (void)state;
     for (i = 0; i < 4; i++) {
-        assert_int_equal(fault_ring_raise(ring, (uint16_t)i,
+        assert_int_equal(vpri_fault_ring_raise(ring, (uint16_t)i,
                                           FAULT_ACCESS_READ, PG(i), 0,
                                           &seq[i]), FAULT_RING_NEW);
     }
     /* Full: new pages are refused, and remembered as stalls */
-    assert_int_equal(fault_ring_raise(ring, 10, FAULT_ACCESS_READ, PG(50), 0,
+    assert_int_equal(vpri_fault_ring_raise(ring, 10, FAULT_ACCESS_READ, PG(50), 0,
                                       &s), FAULT_RING_FULL);
-    assert_int_equal(fault_ring_raise(ring, 129, FAULT_ACCESS_WRITE, PG(51),
+    assert_int_equal(vpri_fault_ring_raise(ring, 129, FAULT_ACCESS_WRITE, PG(51),
                                       0, &s), FAULT_RING_FULL);
     /* ...but a page already pending still coalesces */
-    assert_int_equal(fault_ring_raise(ring, 11, FAULT_ACCESS_READ, PG(2), 0,
+    assert_int_equal(vpri_fault_ring_raise(ring, 11, FAULT_ACCESS_READ, PG(2), 0,
                                       &s), FAULT_RING_COALESCED);
     assert_int_equal(s, seq[2]);
-    fault_ring_get_stats(ring, &st);
+    vpri_fault_ring_get_stats(ring, &st);
     assert_int_equal(st.full_stalls, 2);
     assert_int_equal(st.pending, 4);
 
     /* Popping alone frees nothing: popped records are still pending */
-    assert_int_equal(fault_ring_pop(ring, &rec), 0);
-    assert_int_equal(fault_ring_raise(ring, 10, FAULT_ACCESS_READ, PG(50), 0,
+    assert_int_equal(vpri_fault_ring_pop(ring, &rec), 0);
+    assert_int_equal(vpri_fault_ring_raise(ring, 10, FAULT_ACCESS_READ, PG(50), 0,
                                       &s), FAULT_RING_FULL);
 
     /* A completion wakes its waiter and every stalled queue */
@@ -284,55 +284,55 @@ static void test_overflow(void **state)
     assert_int_equal(waiters[2], 1ULL << (129 - 128));
 
     /* The woken queues retry: one gets the slot, the other stalls again */
-    assert_int_equal(fault_ring_raise(ring, 10, FAULT_ACCESS_READ, PG(50), 0,
+    assert_int_equal(vpri_fault_ring_raise(ring, 10, FAULT_ACCESS_READ, PG(50), 0,
                                       &s), FAULT_RING_NEW);
-    assert_int_equal(fault_ring_raise(ring, 129, FAULT_ACCESS_WRITE, PG(51),
+    assert_int_equal(vpri_fault_ring_raise(ring, 129, FAULT_ACCESS_WRITE, PG(51),
                                       0, &s), FAULT_RING_FULL);
-    assert_int_equal(fault_ring_pop(ring, &rec), 0);
+    assert_int_equal(vpri_fault_ring_pop(ring, &rec), 0);
     complete_ok(ring, rec.seq, FAULT_STATUS_FAILED, &rec, waiters);
     assert_int_equal(rec.seq, seq[1]);
     assert_int_equal(waiters[0], 1ULL << 1);
     assert_int_equal(waiters[2], 1ULL << 1);
-    assert_int_equal(fault_ring_raise(ring, 129, FAULT_ACCESS_WRITE, PG(51),
+    assert_int_equal(vpri_fault_ring_raise(ring, 129, FAULT_ACCESS_WRITE, PG(51),
                                       0, &s), FAULT_RING_NEW);
     /* Stall remembered across a completion that does not report it */
-    assert_int_equal(fault_ring_raise(ring, 5, FAULT_ACCESS_READ, PG(52), 0,
+    assert_int_equal(vpri_fault_ring_raise(ring, 5, FAULT_ACCESS_READ, PG(52), 0,
                                       &s), FAULT_RING_FULL);
-    assert_int_equal(fault_ring_pop(ring, &rec), 0);
+    assert_int_equal(vpri_fault_ring_pop(ring, &rec), 0);
     complete_ok(ring, rec.seq, FAULT_STATUS_RESOLVED, NULL, NULL);
-    assert_int_equal(fault_ring_pop(ring, &rec), 0);
+    assert_int_equal(vpri_fault_ring_pop(ring, &rec), 0);
     complete_ok(ring, rec.seq, FAULT_STATUS_RESOLVED, NULL, waiters);
     assert_int_equal(waiters[0] & (1ULL << 5), 1ULL << 5);
 
     /* Drain everything: nothing lost */
-    while (fault_ring_pop(ring, &rec) == 0) {
+    while (vpri_fault_ring_pop(ring, &rec) == 0) {
         complete_ok(ring, rec.seq, FAULT_STATUS_RESOLVED, NULL, NULL);
     }
-    fault_ring_get_stats(ring, &st);
+    vpri_fault_ring_get_stats(ring, &st);
     assert_int_equal(st.pending, 0);
     assert_int_equal(st.raised, 6);
     assert_int_equal(st.raised, st.resolved + st.failed);
     assert_int_equal(st.failed, 1);
     assert_int_equal(st.full_stalls, 5);
     check_conservation(ring);
-    fault_ring_free(ring);
+    vpri_fault_ring_free(ring);
 }
 
 static void test_latency(void **state)
 {
-    FaultRing *ring = fault_ring_new(1, 4, 1);
+    FaultRing *ring = vpri_fault_ring_new(1, 4, 1);
     FaultCompletion c = { .status = FAULT_STATUS_RESOLVED };
     LatencySummary s;
     FaultRecord rec;
 
     (void)state;
-    fault_ring_raise(ring, 0, FAULT_ACCESS_READ, PG(1), 1000, &c.seq);
-    fault_ring_pop(ring, &rec);
-    assert_int_equal(fault_ring_complete(ring, &c, 51000, NULL, NULL), 0);
-    latency_histogram_summary(fault_ring_latency(ring), &s);
+    vpri_fault_ring_raise(ring, 0, FAULT_ACCESS_READ, PG(1), 1000, &c.seq);
+    vpri_fault_ring_pop(ring, &rec);
+    assert_int_equal(vpri_fault_ring_complete(ring, &c, 51000, NULL, NULL), 0);
+    vpri_latency_histogram_summary(vpri_fault_ring_latency(ring), &s);
     assert_int_equal(s.count, 1);
     assert_int_equal(s.max, 50000);
-    fault_ring_free(ring);
+    vpri_fault_ring_free(ring);
 }
 
 static void *delayed_raise(void *opaque)
@@ -340,24 +340,24 @@ static void *delayed_raise(void *opaque)
     struct timespec ts = { 0, 50 * 1000000L };
 
     nanosleep(&ts, NULL);
-    fault_ring_raise(opaque, 0, FAULT_ACCESS_READ, PG(3), 0, NULL);
+    vpri_fault_ring_raise(opaque, 0, FAULT_ACCESS_READ, PG(3), 0, NULL);
     return NULL;
 }
 
 static void test_pop_wait(void **state)
 {
-    FaultRing *ring = fault_ring_new(1, 4, 1);
+    FaultRing *ring = vpri_fault_ring_new(1, 4, 1);
     FaultRecord rec;
     pthread_t t;
 
     (void)state;
-    assert_int_equal(fault_ring_pop_wait(ring, &rec, 10 * 1000000ULL),
+    assert_int_equal(vpri_fault_ring_pop_wait(ring, &rec, 10 * 1000000ULL),
                      -ETIMEDOUT);
     assert_int_equal(pthread_create(&t, NULL, delayed_raise, ring), 0);
-    assert_int_equal(fault_ring_pop_wait(ring, &rec, 5000 * 1000000ULL), 0);
+    assert_int_equal(vpri_fault_ring_pop_wait(ring, &rec, 5000 * 1000000ULL), 0);
     assert_int_equal(rec.page_addr, PG(3));
     pthread_join(t, NULL);
-    fault_ring_free(ring);
+    vpri_fault_ring_free(ring);
 }
 
 /*
@@ -403,7 +403,7 @@ static uint64_t now_ns(void)
 
 static int stress_raise(StressCtx *ctx, uint16_t queue, unsigned int *seed)
 {
-    int r = fault_ring_raise(ctx->ring, queue,
+    int r = vpri_fault_ring_raise(ctx->ring, queue,
                              (rand_r(seed) & 1) ? FAULT_ACCESS_WRITE :
                              FAULT_ACCESS_READ,
                              PG(rand_r(seed) % ST_PAGES), now_ns(), NULL);
@@ -475,7 +475,7 @@ static void *consumer_thread(void *opaque)
     int q, r;
 
     for (;;) {
-        r = fault_ring_pop_wait(ctx->ring, &rec, 1000000);
+        r = vpri_fault_ring_pop_wait(ctx->ring, &rec, 1000000);
         if (r == -ETIMEDOUT) {
             if (atomic_load(&ctx->producers_left) == 0) {
                 break;
@@ -490,7 +490,7 @@ static void *consumer_thread(void *opaque)
         c.status = (rec.seq % 5) ? FAULT_STATUS_RESOLVED :
                    FAULT_STATUS_FAILED;
         c.reserved = 0;
-        if (fault_ring_complete(ctx->ring, &c, now_ns(), NULL,
+        if (vpri_fault_ring_complete(ctx->ring, &c, now_ns(), NULL,
                                 waiters) != 0) {
             atomic_fetch_add(&ctx->errors, 1);
             continue;
@@ -507,7 +507,7 @@ static void *consumer_thread(void *opaque)
 
 static void test_stress(void **state)
 {
-    StressCtx ctx = { .ring = fault_ring_new(3, ST_CAPACITY, ST_QUEUES) };
+    StressCtx ctx = { .ring = vpri_fault_ring_new(3, ST_CAPACITY, ST_QUEUES) };
     ProducerArg args[ST_PRODUCERS];
     pthread_t prod[ST_PRODUCERS], cons;
     FaultRingStats st;
@@ -533,7 +533,7 @@ static void test_stress(void **state)
     assert_int_equal(atomic_load(&ctx.timeouts), 0);
     assert_int_equal(atomic_load(&ctx.accepted),
                      ST_QUEUES * ST_FAULTS_PER_QUEUE);
-    fault_ring_get_stats(ctx.ring, &st);
+    vpri_fault_ring_get_stats(ctx.ring, &st);
     assert_int_equal(st.pending, 0);
     assert_int_equal(st.queued, 0);
     /* Nothing lost: every record raised was answered exactly once */
@@ -546,9 +546,9 @@ static void test_stress(void **state)
     assert_true(st.full_stalls > 0);
     assert_true(st.coalesced > 0);
     assert_true(st.failed > 0);
-    latency_histogram_summary(fault_ring_latency(ctx.ring), &lat);
+    vpri_latency_histogram_summary(vpri_fault_ring_latency(ctx.ring), &lat);
     assert_int_equal(lat.count, st.raised);
-    fault_ring_free(ctx.ring);
+    vpri_fault_ring_free(ctx.ring);
 }
 
 int main(void)

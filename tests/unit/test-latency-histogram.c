@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <cmocka.h>
 
-#include "hw/vpri/latency-histogram.h"
+#include "hw/vpri/core/latency-histogram.h"
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -52,44 +52,44 @@ static void assert_close(uint64_t got, uint64_t want)
 
 static void test_empty(void **state)
 {
-    LatencyHistogram *h = latency_histogram_new();
+    LatencyHistogram *h = vpri_latency_histogram_new();
     LatencySummary s;
 
     (void)state;
     assert_non_null(h);
-    assert_int_equal(latency_histogram_percentile(h, 50.0), 0);
-    latency_histogram_summary(h, &s);
+    assert_int_equal(vpri_latency_histogram_percentile(h, 50.0), 0);
+    vpri_latency_histogram_summary(h, &s);
     assert_int_equal(s.count, 0);
     assert_int_equal(s.min, 0);
     assert_int_equal(s.max, 0);
     assert_int_equal(s.p999, 0);
-    latency_histogram_free(h);
+    vpri_latency_histogram_free(h);
 }
 
 static void test_small_values_exact(void **state)
 {
-    LatencyHistogram *h = latency_histogram_new();
+    LatencyHistogram *h = vpri_latency_histogram_new();
     uint64_t i;
 
     (void)state;
     /* 0..31 are kept exactly: one sample each */
     for (i = 0; i < 32; i++) {
-        latency_histogram_record(h, i);
+        vpri_latency_histogram_record(h, i);
     }
-    assert_int_equal(latency_histogram_percentile(h, 50.0), 15);
-    assert_int_equal(latency_histogram_percentile(h, 100.0), 31);
-    assert_int_equal(latency_histogram_percentile(h, 1.0), 0);
-    latency_histogram_free(h);
+    assert_int_equal(vpri_latency_histogram_percentile(h, 50.0), 15);
+    assert_int_equal(vpri_latency_histogram_percentile(h, 100.0), 31);
+    assert_int_equal(vpri_latency_histogram_percentile(h, 1.0), 0);
+    vpri_latency_histogram_free(h);
 }
 
 static void test_single_value(void **state)
 {
-    LatencyHistogram *h = latency_histogram_new();
+    LatencyHistogram *h = vpri_latency_histogram_new();
     LatencySummary s;
 
     (void)state;
-    latency_histogram_record(h, 1742);
-    latency_histogram_summary(h, &s);
+    vpri_latency_histogram_record(h, 1742);
+    vpri_latency_histogram_summary(h, &s);
     /* Clamped to [min, max], so a lone sample is reported exactly. */
     assert_int_equal(s.p50, 1742);
     assert_int_equal(s.p99, 1742);
@@ -98,7 +98,7 @@ static void test_single_value(void **state)
     assert_int_equal(s.max, 1742);
     assert_int_equal(s.mean, 1742);
     assert_int_equal(s.count, 1);
-    latency_histogram_free(h);
+    vpri_latency_histogram_free(h);
 }
 
 static void test_accuracy_random(void **state)
@@ -106,7 +106,7 @@ static void test_accuracy_random(void **state)
     enum { N = 200000 };
     static uint64_t v[N];
     static const double pcts[] = { 1, 10, 50, 90, 99, 99.9, 99.99, 100 };
-    LatencyHistogram *h = latency_histogram_new();
+    LatencyHistogram *h = vpri_latency_histogram_new();
     LatencySummary s;
     unsigned int seed = 12345;
     uint64_t sum = 0;
@@ -120,14 +120,14 @@ static void test_accuracy_random(void **state)
 
         v[i] = base + (uint64_t)rand_r(&seed) % base;
         sum += v[i];
-        latency_histogram_record(h, v[i]);
+        vpri_latency_histogram_record(h, v[i]);
     }
     qsort(v, N, sizeof(v[0]), cmp_u64);
     for (i = 0; i < sizeof(pcts) / sizeof(pcts[0]); i++) {
-        assert_close(latency_histogram_percentile(h, pcts[i]),
+        assert_close(vpri_latency_histogram_percentile(h, pcts[i]),
                      exact_pct(v, N, pcts[i]));
     }
-    latency_histogram_summary(h, &s);
+    vpri_latency_histogram_summary(h, &s);
     assert_int_equal(s.count, N);
     assert_int_equal(s.min, v[0]);
     assert_int_equal(s.max, v[N - 1]);
@@ -135,70 +135,70 @@ static void test_accuracy_random(void **state)
     assert_close(s.p50, exact_pct(v, N, 50));
     assert_close(s.p99, exact_pct(v, N, 99));
     assert_close(s.p999, exact_pct(v, N, 99.9));
-    latency_histogram_free(h);
+    vpri_latency_histogram_free(h);
 }
 
 static void test_extremes(void **state)
 {
-    LatencyHistogram *h = latency_histogram_new();
+    LatencyHistogram *h = vpri_latency_histogram_new();
 
     (void)state;
-    latency_histogram_record(h, UINT64_MAX);
-    latency_histogram_record(h, 0);
-    assert_int_equal(latency_histogram_percentile(h, 100.0), UINT64_MAX);
-    assert_int_equal(latency_histogram_percentile(h, 50.0), 0);
+    vpri_latency_histogram_record(h, UINT64_MAX);
+    vpri_latency_histogram_record(h, 0);
+    assert_int_equal(vpri_latency_histogram_percentile(h, 100.0), UINT64_MAX);
+    assert_int_equal(vpri_latency_histogram_percentile(h, 50.0), 0);
     /* Out-of-range percentiles are clamped, not trusted */
-    assert_int_equal(latency_histogram_percentile(h, 1000.0), UINT64_MAX);
-    assert_int_equal(latency_histogram_percentile(h, -5.0), 0);
-    latency_histogram_free(h);
+    assert_int_equal(vpri_latency_histogram_percentile(h, 1000.0), UINT64_MAX);
+    assert_int_equal(vpri_latency_histogram_percentile(h, -5.0), 0);
+    vpri_latency_histogram_free(h);
 }
 
 static void test_tail(void **state)
 {
-    LatencyHistogram *h = latency_histogram_new();
+    LatencyHistogram *h = vpri_latency_histogram_new();
     int i;
 
     (void)state;
     /* 9990 fast, 10 slow: p99 is fast, p999 is still fast, max slow */
     for (i = 0; i < 9990; i++) {
-        latency_histogram_record(h, 1000);
+        vpri_latency_histogram_record(h, 1000);
     }
     for (i = 0; i < 10; i++) {
-        latency_histogram_record(h, 500000);
+        vpri_latency_histogram_record(h, 500000);
     }
-    assert_close(latency_histogram_percentile(h, 99.0), 1000);
-    assert_close(latency_histogram_percentile(h, 99.9), 1000);
-    assert_close(latency_histogram_percentile(h, 99.91), 500000);
-    assert_int_equal(latency_histogram_percentile(h, 100.0), 500000);
-    latency_histogram_free(h);
+    assert_close(vpri_latency_histogram_percentile(h, 99.0), 1000);
+    assert_close(vpri_latency_histogram_percentile(h, 99.9), 1000);
+    assert_close(vpri_latency_histogram_percentile(h, 99.91), 500000);
+    assert_int_equal(vpri_latency_histogram_percentile(h, 100.0), 500000);
+    vpri_latency_histogram_free(h);
 }
 
 static void test_reset_and_merge(void **state)
 {
-    LatencyHistogram *a = latency_histogram_new();
-    LatencyHistogram *b = latency_histogram_new();
+    LatencyHistogram *a = vpri_latency_histogram_new();
+    LatencyHistogram *b = vpri_latency_histogram_new();
     LatencySummary s;
     int i;
 
     (void)state;
     for (i = 0; i < 100; i++) {
-        latency_histogram_record(a, 100);
-        latency_histogram_record(b, 10000);
+        vpri_latency_histogram_record(a, 100);
+        vpri_latency_histogram_record(b, 10000);
     }
-    latency_histogram_merge(a, b);
-    latency_histogram_summary(a, &s);
+    vpri_latency_histogram_merge(a, b);
+    vpri_latency_histogram_summary(a, &s);
     assert_int_equal(s.count, 200);
     assert_int_equal(s.min, 100);
     assert_int_equal(s.max, 10000);
     assert_close(s.p50, 100);
     assert_close(s.p99, 10000);
 
-    latency_histogram_reset(a);
-    latency_histogram_summary(a, &s);
+    vpri_latency_histogram_reset(a);
+    vpri_latency_histogram_summary(a, &s);
     assert_int_equal(s.count, 0);
-    assert_int_equal(latency_histogram_percentile(a, 99.0), 0);
-    latency_histogram_free(a);
-    latency_histogram_free(b);
+    assert_int_equal(vpri_latency_histogram_percentile(a, 99.0), 0);
+    vpri_latency_histogram_free(a);
+    vpri_latency_histogram_free(b);
 }
 
 #define MT_THREADS 4
@@ -210,14 +210,14 @@ static void *record_thread(void *opaque)
     uint64_t i;
 
     for (i = 0; i < MT_PER_THREAD; i++) {
-        latency_histogram_record(h, 1000 + i % 1000);
+        vpri_latency_histogram_record(h, 1000 + i % 1000);
     }
     return NULL;
 }
 
 static void test_threads(void **state)
 {
-    LatencyHistogram *h = latency_histogram_new();
+    LatencyHistogram *h = vpri_latency_histogram_new();
     pthread_t t[MT_THREADS];
     LatencySummary s;
     int i;
@@ -229,14 +229,14 @@ static void test_threads(void **state)
     for (i = 0; i < MT_THREADS; i++) {
         pthread_join(t[i], NULL);
     }
-    latency_histogram_summary(h, &s);
+    vpri_latency_histogram_summary(h, &s);
     /* No lost updates */
     assert_int_equal(s.count, MT_THREADS * MT_PER_THREAD);
     assert_int_equal(s.min, 1000);
     assert_int_equal(s.max, 1999);
     assert_int_equal(s.mean, 1499);
     assert_close(s.p50, 1499);
-    latency_histogram_free(h);
+    vpri_latency_histogram_free(h);
 }
 
 int main(void)

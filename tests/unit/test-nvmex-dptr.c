@@ -16,8 +16,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "hw/nvme-export/nvmex-dptr.h"
-#include "hw/nvme-export/nvmex-spec.h"
+#include "hw/nvme-export/core/nvmex-dptr.h"
+#include "hw/nvme-export/core/nvmex-spec.h"
 
 #define MEM (1u << 20)
 #define PG 4096u

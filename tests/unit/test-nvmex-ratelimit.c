@@ -12,7 +12,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "hw/nvme-export/nvmex-ratelimit.h"
+#include "hw/nvme-export/core/nvmex-ratelimit.h"
 
 #define S 1000000000LL
 

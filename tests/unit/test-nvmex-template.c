@@ -12,9 +12,9 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "hw/nvme-export/nvmex-identify.h"
-#include "hw/nvme-export/nvmex-spec.h"
-#include "hw/nvme-export/nvmex-template.h"
+#include "hw/nvme-export/core/nvmex-identify.h"
+#include "hw/nvme-export/core/nvmex-spec.h"
+#include "hw/nvme-export/core/nvmex-template.h"
 
 static char err[256];
 

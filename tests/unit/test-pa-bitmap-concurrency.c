@@ -20,7 +20,7 @@
 #include <time.h>
 #include <cmocka.h>
 
-#include "hw/vpri/pa-bitmap.h"
+#include "hw/vpri/core/pa-bitmap.h"
 
 #define PG(n) ((uint64_t)(n) << PAB_PAGE_SHIFT)
 
@@ -97,13 +97,13 @@ static void *owner_thread(void *opaque)
         }
         switch (op) {
         case 0:
-            pab_set_range(pab, pfn, len, st);
+            vpri_pab_set_range(pab, pfn, len, st);
             break;
         case 1:
-            pab_raise_range(pab, pfn, len, st);
+            vpri_pab_raise_range(pab, pfn, len, st);
             break;
         default:
-            pab_lower_range(pab, pfn, len, st);
+            vpri_pab_lower_range(pab, pfn, len, st);
             break;
         }
         for (k = 0; k < len; k++) {
@@ -116,7 +116,7 @@ static void *owner_thread(void *opaque)
     }
     for (k = 0; k < 8 * 32; k++) {
         if ((k % 32) / 16 == arg->first_entry / 16 &&
-            pab_get(pab, k) != arg->shadow[k]) {
+            vpri_pab_get(pab, k) != arg->shadow[k]) {
             arg->mismatches++;
         }
     }
@@ -133,7 +133,7 @@ static void *ranger_thread(void *opaque)
         first = 256 + (uint64_t)(rand_r(&seed) % 256);
         len = 1 + (uint64_t)(rand_r(&seed) % (int)(TORN_PAGES - first));
         /* NP <-> RW flips both bits: the easiest entry to tear */
-        pab_set_range(ctx->pab, first, len,
+        vpri_pab_set_range(ctx->pab, first, len,
                       (i & 1) ? PAB_READ_WRITE : PAB_NOT_PRESENT);
     }
     return NULL;
@@ -149,12 +149,12 @@ static void *reader_thread(void *opaque)
 
     while (!atomic_load_explicit(&ctx->stop, memory_order_relaxed)) {
         p = (uint64_t)(rand_r(&seed) % TORN_PAGES);
-        if (pab_get(ctx->pab, p) == PAB_RESERVED) {
+        if (vpri_pab_get(ctx->pab, p) == PAB_RESERVED) {
             atomic_fetch_add(&ctx->torn_seen, 1);
         }
         n = 1 + (uint64_t)(rand_r(&seed) % (int)(TORN_PAGES - p));
         fault = UINT64_MAX;
-        r = pab_lookup(ctx->pab, PG(p), PG(n),
+        r = vpri_pab_lookup(ctx->pab, PG(p), PG(n),
                        (rand_r(&seed) & 1) ? PAB_ACCESS_WRITE :
                        PAB_ACCESS_READ, &fault);
         if (r == PAB_OUT_OF_RANGE ||
@@ -170,7 +170,7 @@ static void *reader_thread(void *opaque)
 
 static void test_no_torn_entries(void **state)
 {
-    TornCtx ctx = { .pab = pab_new(TORN_PAGES) };
+    TornCtx ctx = { .pab = vpri_pab_new(TORN_PAGES) };
     OwnerArg owners[2] = {
         { .ctx = &ctx, .first_entry = 0, .seed = 1 },
         { .ctx = &ctx, .first_entry = 16, .seed = 2 },
@@ -207,15 +207,15 @@ static void test_no_torn_entries(void **state)
     assert_true(atomic_load(&ctx.lookups) > 0);
 
     /* Counts kept by deltas agree with a scan once updates are over */
-    pab_get_stats(ctx.pab, &st);
-    pab_count_entries(ctx.pab, scanned);
+    vpri_pab_get_stats(ctx.pab, &st);
+    vpri_pab_count_entries(ctx.pab, scanned);
     for (i = 0; i < PAB_NR_STATES; i++) {
         assert_int_equal(st.entries[i], scanned[i]);
     }
     assert_int_equal(scanned[PAB_RESERVED], 0);
     assert_int_equal(st.reserved_hits, 0);
     assert_int_equal(st.host_updates, 3 * TORN_ITERS);
-    pab_free(ctx.pab);
+    vpri_pab_free(ctx.pab);
 }
 
 /*
@@ -240,12 +240,12 @@ static void *holding_dma_thread(void *opaque)
     PabResult r;
     PabDmaToken t;
 
-    t = pab_dma_begin(ctx->pab, PG(3), 512, PAB_ACCESS_WRITE, &r, NULL);
+    t = vpri_pab_dma_begin(ctx->pab, PG(3), 512, PAB_ACCESS_WRITE, &r, NULL);
     atomic_store(&ctx->dma_result, r);
     atomic_store(&ctx->dma_began, 1);
     spin_until(&ctx->release_dma);
     atomic_store(&ctx->dma_ended, 1);
-    pab_dma_end(ctx->pab, t);
+    vpri_pab_dma_end(ctx->pab, t);
     return NULL;
 }
 
@@ -253,8 +253,8 @@ static void *fencing_host_thread(void *opaque)
 {
     FenceCtx *ctx = opaque;
 
-    pab_lower_range(ctx->pab, 3, 1, PAB_READ_ONLY);
-    pab_fence(ctx->pab);
+    vpri_pab_lower_range(ctx->pab, 3, 1, PAB_READ_ONLY);
+    vpri_pab_fence(ctx->pab);
     atomic_store(&ctx->ended_when_fence_returned,
                  atomic_load(&ctx->dma_ended));
     atomic_store(&ctx->fence_done, 1);
@@ -263,7 +263,7 @@ static void *fencing_host_thread(void *opaque)
 
 static void test_fence_waits_for_dma(void **state)
 {
-    FenceCtx ctx = { .pab = pab_new(16) };
+    FenceCtx ctx = { .pab = vpri_pab_new(16) };
     pthread_t dma, host;
     PabResult r;
     PabDmaToken t;
@@ -271,7 +271,7 @@ static void test_fence_waits_for_dma(void **state)
     PabStats st;
 
     (void)state;
-    pab_set_range(ctx.pab, 0, 16, PAB_READ_WRITE);
+    vpri_pab_set_range(ctx.pab, 0, 16, PAB_READ_WRITE);
     assert_int_equal(pthread_create(&dma, NULL, holding_dma_thread, &ctx), 0);
     spin_until(&ctx.dma_began);
     assert_int_equal(atomic_load(&ctx.dma_result), PAB_OK);
@@ -280,17 +280,17 @@ static void test_fence_waits_for_dma(void **state)
                      0);
     sleep_ms(200);
     /* Lowered, but the fence is stuck behind the old DMA */
-    assert_int_equal(pab_get(ctx.pab, 3), PAB_READ_ONLY);
+    assert_int_equal(vpri_pab_get(ctx.pab, 3), PAB_READ_ONLY);
     assert_int_equal(atomic_load(&ctx.fence_done), 0);
-    pab_get_stats(ctx.pab, &st);
+    vpri_pab_get_stats(ctx.pab, &st);
     assert_int_equal(st.fences, 0);
     assert_int_equal(st.dma_inflight, 1);
 
     /* A DMA begun meanwhile sees RO and must not hold up the fence */
-    t = pab_dma_begin(ctx.pab, PG(3), 8, PAB_ACCESS_WRITE, &r, &fault);
+    t = vpri_pab_dma_begin(ctx.pab, PG(3), 8, PAB_ACCESS_WRITE, &r, &fault);
     assert_int_equal(r, PAB_FAULT);
     assert_int_equal(fault, PG(3));
-    pab_dma_end(ctx.pab, t);
+    vpri_pab_dma_end(ctx.pab, t);
     sleep_ms(50);
     assert_int_equal(atomic_load(&ctx.fence_done), 0);
 
@@ -300,16 +300,16 @@ static void test_fence_waits_for_dma(void **state)
     assert_int_equal(atomic_load(&ctx.fence_done), 1);
     assert_int_equal(atomic_load(&ctx.ended_when_fence_returned), 1);
 
-    t = pab_dma_begin(ctx.pab, PG(3), 8, PAB_ACCESS_WRITE, &r, &fault);
+    t = vpri_pab_dma_begin(ctx.pab, PG(3), 8, PAB_ACCESS_WRITE, &r, &fault);
     assert_int_equal(r, PAB_FAULT);
-    pab_dma_end(ctx.pab, t);
-    t = pab_dma_begin(ctx.pab, PG(3), 8, PAB_ACCESS_READ, &r, &fault);
+    vpri_pab_dma_end(ctx.pab, t);
+    t = vpri_pab_dma_begin(ctx.pab, PG(3), 8, PAB_ACCESS_READ, &r, &fault);
     assert_int_equal(r, PAB_OK);
-    pab_dma_end(ctx.pab, t);
-    pab_get_stats(ctx.pab, &st);
+    vpri_pab_dma_end(ctx.pab, t);
+    vpri_pab_get_stats(ctx.pab, &st);
     assert_int_equal(st.fences, 1);
     assert_int_equal(st.dma_inflight, 0);
-    pab_free(ctx.pab);
+    vpri_pab_free(ctx.pab);
 }
 
 /*
@@ -341,7 +341,7 @@ static void *stress_dma_thread(void *opaque)
     int i;
 
     while (!atomic_load(&ctx->stop)) {
-        t = pab_dma_begin(ctx->pab, PG(STRESS_PAGE) + 64, 64,
+        t = vpri_pab_dma_begin(ctx->pab, PG(STRESS_PAGE) + 64, 64,
                           PAB_ACCESS_WRITE, &r, NULL);
         if (r == PAB_OK) {
             atomic_fetch_add(&ctx->writers, 1);
@@ -356,7 +356,7 @@ static void *stress_dma_thread(void *opaque)
         } else {
             atomic_fetch_add(&ctx->writes_faulted, 1);
         }
-        pab_dma_end(ctx->pab, t);
+        vpri_pab_dma_end(ctx->pab, t);
     }
     return NULL;
 }
@@ -373,7 +373,7 @@ static void busy_wait(int n)
 
 static void test_fence_stress(void **state)
 {
-    StressCtx ctx = { .pab = pab_new(64) };
+    StressCtx ctx = { .pab = vpri_pab_new(64) };
     pthread_t dma[STRESS_DMA_THREADS];
     PabResult r;
     PabDmaToken t;
@@ -386,23 +386,23 @@ static void test_fence_stress(void **state)
                                         &ctx), 0);
     }
     for (i = 0; i < STRESS_ROUNDS; i++) {
-        pab_raise_range(ctx.pab, STRESS_PAGE, 1, PAB_READ_WRITE);
+        vpri_pab_raise_range(ctx.pab, STRESS_PAGE, 1, PAB_READ_WRITE);
         /* Let some DMAs in; sched_yield() would cost a timeslice */
         busy_wait(2000);
-        pab_lower_range(ctx.pab, STRESS_PAGE, 1,
+        vpri_pab_lower_range(ctx.pab, STRESS_PAGE, 1,
                         (i & 1) ? PAB_READ_ONLY : PAB_NOT_PRESENT);
-        pab_fence(ctx.pab);
+        vpri_pab_fence(ctx.pab);
         atomic_store(&ctx.reclaimed, 1);
         if (atomic_load(&ctx.writers) != 0) {
             atomic_fetch_add(&ctx.violations, 1);
         }
         /* A DMA begun now must see the lowered entry */
-        t = pab_dma_begin(ctx.pab, PG(STRESS_PAGE), 1, PAB_ACCESS_WRITE, &r,
+        t = vpri_pab_dma_begin(ctx.pab, PG(STRESS_PAGE), 1, PAB_ACCESS_WRITE, &r,
                           NULL);
         if (r != PAB_FAULT) {
             atomic_fetch_add(&ctx.violations, 1);
         }
-        pab_dma_end(ctx.pab, t);
+        vpri_pab_dma_end(ctx.pab, t);
         busy_wait(500);
         atomic_store(&ctx.reclaimed, 0);
     }
@@ -414,11 +414,11 @@ static void test_fence_stress(void **state)
     /* Both paths were really exercised */
     assert_true(atomic_load(&ctx.writes_ok) > 0);
     assert_true(atomic_load(&ctx.writes_faulted) > 0);
-    pab_get_stats(ctx.pab, &st);
+    vpri_pab_get_stats(ctx.pab, &st);
     assert_int_equal(st.fences, STRESS_ROUNDS);
     assert_int_equal(st.host_updates, 2 * STRESS_ROUNDS);
     assert_int_equal(st.dma_inflight, 0);
-    pab_free(ctx.pab);
+    vpri_pab_free(ctx.pab);
 }
 
 int main(void)

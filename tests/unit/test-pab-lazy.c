@@ -21,7 +21,7 @@
 #include <time.h>
 #include <cmocka.h>
 
-#include "hw/vpri/pa-bitmap.h"
+#include "hw/vpri/core/pa-bitmap.h"
 
 #define PG(n) ((uint64_t)(n) << PAB_PAGE_SHIFT)
 #define POISON 0xdeaddeaddeaddeadULL
@@ -38,33 +38,33 @@ static void evict_pages(PaBitmap *pab, bool lazy, PabState state,
                         uint64_t first, unsigned n, unsigned cap,
                         PabBatchStats *st)
 {
-    PabBatch *b = pab_batch_new(pab, cap, lazy);
+    PabBatch *b = vpri_pab_batch_new(pab, cap, lazy);
 
     assert_non_null(b);
-    assert_int_equal(pab_set_range(pab, 0, pab_npages(pab), state) >= 0,
+    assert_int_equal(vpri_pab_set_range(pab, 0, vpri_pab_npages(pab), state) >= 0,
                      true);
     for (unsigned i = 0; i < n; i++) {
-        int r = pab_batch_lower(b, first + i);
+        int r = vpri_pab_batch_lower(b, first + i);
 
         assert_int_equal(r, lazy && state == PAB_READ_ONLY);
         if ((i + 1) % cap == 0) {
-            pab_batch_sync(b);
-            pab_batch_flush(b);
+            vpri_pab_batch_sync(b);
+            vpri_pab_batch_flush(b);
         }
     }
-    pab_batch_sync(b);
-    pab_batch_flush(b);
+    vpri_pab_batch_sync(b);
+    vpri_pab_batch_flush(b);
     for (unsigned i = 0; i < n; i++) {
-        assert_int_equal(pab_get(pab, first + i), PAB_NOT_PRESENT);
+        assert_int_equal(vpri_pab_get(pab, first + i), PAB_NOT_PRESENT);
     }
-    pab_batch_get_stats(b, st);
-    pab_batch_free(b);
+    vpri_pab_batch_get_stats(b, st);
+    vpri_pab_batch_free(b);
 }
 
 /* Fences and host updates per 1000 evicted pages. */
 static void test_batch_counters(void **state)
 {
-    PaBitmap *pab = pab_new(4096);
+    PaBitmap *pab = vpri_pab_new(4096);
     PabBatchStats one, ro, rw;
 
     (void)state;
@@ -87,69 +87,69 @@ static void test_batch_counters(void **state)
     assert_int_equal(rw.immediate, 1000);
     assert_int_equal(rw.host_updates, 1000);
     assert_int_equal(rw.fences, 4);
-    pab_free(pab);
+    vpri_pab_free(pab);
 }
 
 /* Scattered pages coalesce only where they are neighbours. */
 static void test_batch_coalesces_neighbours(void **state)
 {
-    PaBitmap *pab = pab_new(1000);
-    PabBatch *b = pab_batch_new(pab, 64, true);
+    PaBitmap *pab = vpri_pab_new(1000);
+    PabBatch *b = vpri_pab_batch_new(pab, 64, true);
     PabBatchStats st;
     static const uint64_t pages[] = { 9, 3, 4, 5, 100, 8, 101, 500 };
 
     (void)state;
-    pab_set_range(pab, 0, 1000, PAB_READ_ONLY);
+    vpri_pab_set_range(pab, 0, 1000, PAB_READ_ONLY);
     for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
-        assert_int_equal(pab_batch_lower(b, pages[i]), 1);
+        assert_int_equal(vpri_pab_batch_lower(b, pages[i]), 1);
         /* Not lowered yet: a DMA may still read it. */
-        assert_int_equal(pab_get(pab, pages[i]), PAB_READ_ONLY);
-        assert_true(pab_batch_pending(b, pages[i]));
+        assert_int_equal(vpri_pab_get(pab, pages[i]), PAB_READ_ONLY);
+        assert_true(vpri_pab_batch_pending(b, pages[i]));
     }
-    assert_int_equal(pab_batch_lower(b, 1000), -ERANGE);
-    pab_batch_flush(b);
-    pab_batch_get_stats(b, &st);
+    assert_int_equal(vpri_pab_batch_lower(b, 1000), -ERANGE);
+    vpri_pab_batch_flush(b);
+    vpri_pab_batch_get_stats(b, &st);
     /* 3-5, 8-9, 100-101, 500 */
     assert_int_equal(st.host_updates, 4);
     assert_int_equal(st.fences, 1);
-    assert_int_equal(pab_get(pab, 4), PAB_NOT_PRESENT);
-    assert_int_equal(pab_get(pab, 6), PAB_READ_ONLY);
-    assert_false(pab_batch_pending(b, 4));
-    pab_batch_free(b);
-    pab_free(pab);
+    assert_int_equal(vpri_pab_get(pab, 4), PAB_NOT_PRESENT);
+    assert_int_equal(vpri_pab_get(pab, 6), PAB_READ_ONLY);
+    assert_false(vpri_pab_batch_pending(b, 4));
+    vpri_pab_batch_free(b);
+    vpri_pab_free(pab);
 }
 
 /* Raising a pending page flushes the batch first. */
 static void test_batch_raise_flushes(void **state)
 {
-    PaBitmap *pab = pab_new(100);
-    PabBatch *b = pab_batch_new(pab, 8, true);
+    PaBitmap *pab = vpri_pab_new(100);
+    PabBatch *b = vpri_pab_batch_new(pab, 8, true);
     PabBatchStats st;
 
     (void)state;
-    pab_set_range(pab, 0, 100, PAB_READ_ONLY);
-    pab_batch_lower(b, 10);
-    pab_batch_lower(b, 20);
+    vpri_pab_set_range(pab, 0, 100, PAB_READ_ONLY);
+    vpri_pab_batch_lower(b, 10);
+    vpri_pab_batch_lower(b, 20);
     /* A range without a pending page: no flush. */
-    assert_int_equal(pab_batch_raise(b, 11, 5, PAB_READ_WRITE), 5);
-    pab_batch_get_stats(b, &st);
+    assert_int_equal(vpri_pab_batch_raise(b, 11, 5, PAB_READ_WRITE), 5);
+    vpri_pab_batch_get_stats(b, &st);
     assert_int_equal(st.flushes, 0);
-    assert_int_equal(pab_batch_raise(b, 20, 1, PAB_READ_WRITE), 1);
-    pab_batch_get_stats(b, &st);
+    assert_int_equal(vpri_pab_batch_raise(b, 20, 1, PAB_READ_WRITE), 1);
+    vpri_pab_batch_get_stats(b, &st);
     assert_int_equal(st.flushes, 1);
-    assert_false(pab_batch_pending(b, 10));
-    assert_int_equal(pab_get(pab, 10), PAB_NOT_PRESENT);
-    assert_int_equal(pab_get(pab, 20), PAB_READ_WRITE);
+    assert_false(vpri_pab_batch_pending(b, 10));
+    assert_int_equal(vpri_pab_get(pab, 10), PAB_NOT_PRESENT);
+    assert_int_equal(vpri_pab_get(pab, 20), PAB_READ_WRITE);
     /* Capacity: the ninth deferred page flushes the first eight. */
     for (uint64_t p = 30; p < 39; p++) {
-        pab_batch_lower(b, p);
+        vpri_pab_batch_lower(b, p);
     }
-    pab_batch_get_stats(b, &st);
+    vpri_pab_batch_get_stats(b, &st);
     assert_int_equal(st.flushes, 2);
-    assert_true(pab_batch_pending(b, 38));
-    assert_false(pab_batch_pending(b, 30));
-    pab_batch_free(b);
-    pab_free(pab);
+    assert_true(vpri_pab_batch_pending(b, 38));
+    assert_false(vpri_pab_batch_pending(b, 30));
+    vpri_pab_batch_free(b);
+    vpri_pab_free(pab);
 }
 
 /*
@@ -166,40 +166,40 @@ typedef struct HoldCtx {
 static void *lazy_host(void *opaque)
 {
     HoldCtx *c = opaque;
-    PabBatch *b = pab_batch_new(c->pab, 8, true);
+    PabBatch *b = vpri_pab_batch_new(c->pab, 8, true);
 
-    pab_batch_lower(b, 5);
-    pab_batch_sync(b);              /* nothing to fence: returns at once */
-    pab_batch_flush(b);             /* waits for the DMA */
+    vpri_pab_batch_lower(b, 5);
+    vpri_pab_batch_sync(b);              /* nothing to fence: returns at once */
+    vpri_pab_batch_flush(b);             /* waits for the DMA */
     atomic_store(c->content + 5, POISON);
     atomic_store(&c->flushed, 1);
-    pab_batch_free(b);
+    vpri_pab_batch_free(b);
     return NULL;
 }
 
 static void test_discard_waits_for_reader(void **state)
 {
     _Atomic uint64_t content[8] = { 0 };
-    HoldCtx c = { .pab = pab_new(8), .content = content };
+    HoldCtx c = { .pab = vpri_pab_new(8), .content = content };
     PabDmaToken tok;
     PabResult res;
     pthread_t th;
 
     (void)state;
-    pab_set_range(c.pab, 0, 8, PAB_READ_ONLY);
+    vpri_pab_set_range(c.pab, 0, 8, PAB_READ_ONLY);
     atomic_store(&content[5], 42);
-    tok = pab_dma_begin(c.pab, PG(5), 64, PAB_ACCESS_READ, &res, NULL);
+    tok = vpri_pab_dma_begin(c.pab, PG(5), 64, PAB_ACCESS_READ, &res, NULL);
     assert_int_equal(res, PAB_OK);
     pthread_create(&th, NULL, lazy_host, &c);
     sleep_ms(50);
     /* Lowered or not, the data the DMA reads is still the page's. */
     assert_int_equal(atomic_load(&content[5]), 42);
     assert_int_equal(atomic_load(&c.flushed), 0);
-    pab_dma_end(c.pab, tok);
+    vpri_pab_dma_end(c.pab, tok);
     pthread_join(th, NULL);
     assert_int_equal(atomic_load(&c.flushed), 1);
-    assert_int_equal(pab_get(c.pab, 5), PAB_NOT_PRESENT);
-    pab_free(c.pab);
+    assert_int_equal(vpri_pab_get(c.pab, 5), PAB_NOT_PRESENT);
+    vpri_pab_free(c.pab);
 }
 
 /*
@@ -241,7 +241,7 @@ static void *stress_dma(void *opaque)
         unsigned p = next_rand(seed) % ST_PAGES;
         bool write = next_rand(seed) & 1;
         PabResult res;
-        PabDmaToken tok = pab_dma_begin(c->pab, PG(p), 8,
+        PabDmaToken tok = vpri_pab_dma_begin(c->pab, PG(p), 8,
                                         write ? PAB_ACCESS_WRITE :
                                         PAB_ACCESS_READ, &res, NULL);
 
@@ -260,7 +260,7 @@ static void *stress_dma(void *opaque)
         } else {
             atomic_fetch_add(&c->faults, 1);
         }
-        pab_dma_end(c->pab, tok);
+        vpri_pab_dma_end(c->pab, tok);
     }
     return NULL;
 }
@@ -282,10 +282,10 @@ static void test_lazy_stress(void **state)
     unsigned hs = 7;
 
     (void)state;
-    c.pab = pab_new(ST_PAGES);
-    b = pab_batch_new(c.pab, ST_BATCH, true);
+    c.pab = vpri_pab_new(ST_PAGES);
+    b = vpri_pab_batch_new(c.pab, ST_BATCH, true);
     for (unsigned p = 0; p < ST_PAGES; p++) {
-        pab_set_range(c.pab, p, 1, page_state(p));
+        vpri_pab_set_range(c.pab, p, 1, page_state(p));
         atomic_store(&c.content[p], p + 1);
     }
     for (int i = 0; i < ST_THREADS; i++) {
@@ -307,16 +307,16 @@ static void test_lazy_stress(void **state)
             }
         }
         for (unsigned i = 0; i < n; i++) {
-            pab_batch_lower(b, batch[i]);
+            vpri_pab_batch_lower(b, batch[i]);
         }
-        pab_batch_sync(b);
+        vpri_pab_batch_sync(b);
         for (unsigned i = 0; i < n; i++) {
             saved[batch[i]] = atomic_load(&c.content[batch[i]]);
         }
         if (round % 3 == 0) {
             sched_yield();          /* let DMAs run between copy and flush */
         }
-        pab_batch_flush(b);
+        vpri_pab_batch_flush(b);
         for (unsigned i = 0; i < n; i++) {
             if (atomic_exchange(&c.content[batch[i]], POISON) !=
                 saved[batch[i]]) {
@@ -326,14 +326,14 @@ static void test_lazy_stress(void **state)
         /* Page them back in, then raise. */
         for (unsigned i = 0; i < n; i++) {
             atomic_store(&c.content[batch[i]], saved[batch[i]]);
-            pab_batch_raise(b, batch[i], 1, page_state(batch[i]));
+            vpri_pab_batch_raise(b, batch[i], 1, page_state(batch[i]));
         }
     }
     atomic_store(&c.stop, 1);
     for (int i = 0; i < ST_THREADS; i++) {
         pthread_join(th[i], NULL);
     }
-    pab_batch_get_stats(b, &st);
+    vpri_pab_batch_get_stats(b, &st);
     print_message("lazy stress: %ld DMAs, %ld faults, %lu deferred, "
                   "%lu immediate, %lu fences\n", atomic_load(&c.dmas),
                   atomic_load(&c.faults), (unsigned long)st.deferred,
@@ -346,8 +346,8 @@ static void test_lazy_stress(void **state)
     /* Per round: one fence before the copy if it held read-write pages,
      * one at the flush if it held read-only ones; never one per page. */
     assert_true(st.fences >= ST_ROUNDS && st.fences <= 2 * ST_ROUNDS);
-    pab_batch_free(b);
-    pab_free(c.pab);
+    vpri_pab_batch_free(b);
+    vpri_pab_free(c.pab);
 }
 
 int main(void)

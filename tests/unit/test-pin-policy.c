@@ -14,7 +14,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "hw/vpri/pin-policy.h"
+#include "hw/vpri/core/pin-policy.h"
 
 typedef struct Changes {
     unsigned pins, unpins;
@@ -46,7 +46,7 @@ static void touch_range(PinPolicy *p, unsigned dev, uint64_t first,
                         uint64_t n)
 {
     for (uint64_t i = first; i < first + n; i++) {
-        pin_policy_observe(p, dev, i);
+        vpri_pin_policy_observe(p, dev, i);
     }
 }
 
@@ -56,18 +56,18 @@ static void test_names(void **state)
     PinDevKind d;
 
     (void)state;
-    assert_int_equal(pin_policy_kind_parse("adp", &k), 0);
+    assert_int_equal(vpri_pin_policy_kind_parse("adp", &k), 0);
     assert_int_equal(k, PIN_POLICY_ADP);
-    assert_int_equal(pin_policy_kind_parse("none", &k), 0);
+    assert_int_equal(vpri_pin_policy_kind_parse("none", &k), 0);
     assert_int_equal(k, PIN_POLICY_NONE);
-    assert_int_equal(pin_policy_kind_parse("LRU", &k), -EINVAL);
-    assert_int_equal(pin_policy_kind_parse(NULL, &k), -EINVAL);
-    assert_int_equal(pin_dev_kind_parse("block", &d), 0);
+    assert_int_equal(vpri_pin_policy_kind_parse("LRU", &k), -EINVAL);
+    assert_int_equal(vpri_pin_policy_kind_parse(NULL, &k), -EINVAL);
+    assert_int_equal(vpri_pin_dev_kind_parse("block", &d), 0);
     assert_int_equal(d, PIN_DEV_BLOCK);
-    assert_int_equal(pin_dev_kind_parse("disk", &d), -EINVAL);
-    assert_string_equal(pin_policy_kind_name(PIN_POLICY_LRU), "lru");
-    assert_null(pin_policy_kind_name((PinPolicyKind)7));
-    assert_string_equal(pin_dev_kind_name(PIN_DEV_NIC), "nic");
+    assert_int_equal(vpri_pin_dev_kind_parse("disk", &d), -EINVAL);
+    assert_string_equal(vpri_pin_policy_kind_name(PIN_POLICY_LRU), "lru");
+    assert_null(vpri_pin_policy_kind_name((PinPolicyKind)7));
+    assert_string_equal(vpri_pin_dev_kind_name(PIN_DEV_NIC), "nic");
 }
 
 static void test_limits(void **state)
@@ -76,71 +76,71 @@ static void test_limits(void **state)
     PinPolicyDevStats st;
 
     (void)state;
-    assert_null(pin_policy_new(PIN_POLICY_LRU, 0, 10));
-    assert_null(pin_policy_new((PinPolicyKind)3, 10, 10));
-    p = pin_policy_new(PIN_POLICY_ADP, 100, 10);
+    assert_null(vpri_pin_policy_new(PIN_POLICY_LRU, 0, 10));
+    assert_null(vpri_pin_policy_new((PinPolicyKind)3, 10, 10));
+    p = vpri_pin_policy_new(PIN_POLICY_ADP, 100, 10);
     assert_non_null(p);
-    assert_int_equal(pin_policy_add_device(p, (PinDevKind)5), -EINVAL);
+    assert_int_equal(vpri_pin_policy_add_device(p, (PinDevKind)5), -EINVAL);
     for (int i = 0; i < PIN_POLICY_MAX_DEVICES; i++) {
-        assert_int_equal(pin_policy_add_device(p, PIN_DEV_NIC), i);
+        assert_int_equal(vpri_pin_policy_add_device(p, PIN_DEV_NIC), i);
     }
-    assert_int_equal(pin_policy_add_device(p, PIN_DEV_NIC), -ENOSPC);
-    assert_int_equal(pin_policy_dev_stats(p, PIN_POLICY_MAX_DEVICES, &st),
+    assert_int_equal(vpri_pin_policy_add_device(p, PIN_DEV_NIC), -ENOSPC);
+    assert_int_equal(vpri_pin_policy_dev_stats(p, PIN_POLICY_MAX_DEVICES, &st),
                      -EINVAL);
     /* Out-of-range pages and devices are ignored. */
-    pin_policy_observe(p, 0, 100);
-    pin_policy_observe(p, 99, 1);
-    pin_policy_fault(p, 0, 1000);
-    pin_policy_epoch(p, NULL, NULL);
-    assert_int_equal(pin_policy_pinned(p), 0);
-    assert_false(pin_policy_is_pinned(p, 100));
-    pin_policy_free(p);
+    vpri_pin_policy_observe(p, 0, 100);
+    vpri_pin_policy_observe(p, 99, 1);
+    vpri_pin_policy_fault(p, 0, 1000);
+    vpri_pin_policy_epoch(p, NULL, NULL);
+    assert_int_equal(vpri_pin_policy_pinned(p), 0);
+    assert_false(vpri_pin_policy_is_pinned(p, 100));
+    vpri_pin_policy_free(p);
 }
 
 static void test_none_pins_nothing(void **state)
 {
-    PinPolicy *p = pin_policy_new(PIN_POLICY_NONE, 100, 50);
+    PinPolicy *p = vpri_pin_policy_new(PIN_POLICY_NONE, 100, 50);
     Changes c = { 0 };
-    int d = pin_policy_add_device(p, PIN_DEV_NIC);
+    int d = vpri_pin_policy_add_device(p, PIN_DEV_NIC);
 
     (void)state;
     assert_true(d >= 0);
     for (int e = 0; e < 10; e++) {
         touch_range(p, (unsigned)d, 0, 20);
-        pin_policy_epoch(p, on_change, &c);
+        vpri_pin_policy_epoch(p, on_change, &c);
     }
     assert_int_equal(c.pins, 0);
-    assert_int_equal(pin_policy_pinned(p), 0);
-    pin_policy_free(p);
+    assert_int_equal(vpri_pin_policy_pinned(p), 0);
+    vpri_pin_policy_free(p);
 }
 
 static void test_lru_recent_up_to_budget(void **state)
 {
-    PinPolicy *p = pin_policy_new(PIN_POLICY_LRU, 1000, 8);
+    PinPolicy *p = vpri_pin_policy_new(PIN_POLICY_LRU, 1000, 8);
     Changes c = { 0 };
-    int d = pin_policy_add_device(p, PIN_DEV_BLOCK);
+    int d = vpri_pin_policy_add_device(p, PIN_DEV_BLOCK);
 
     (void)state;
     touch_range(p, (unsigned)d, 0, 10);
-    pin_policy_epoch(p, on_change, &c);
-    assert_int_equal(pin_policy_pinned(p), 8);
+    vpri_pin_policy_epoch(p, on_change, &c);
+    assert_int_equal(vpri_pin_policy_pinned(p), 8);
     touch_range(p, (unsigned)d, 100, 5);
-    pin_policy_epoch(p, on_change, &c);
+    vpri_pin_policy_epoch(p, on_change, &c);
     /* The five newest are pinned, and three of the older ones. */
-    assert_int_equal(pin_policy_pinned(p), 8);
+    assert_int_equal(vpri_pin_policy_pinned(p), 8);
     for (uint64_t i = 100; i < 105; i++) {
-        assert_true(pin_policy_is_pinned(p, i));
+        assert_true(vpri_pin_policy_is_pinned(p, i));
     }
     /* Five more, newer still: the first ten are all out now. */
     touch_range(p, (unsigned)d, 200, 5);
     c.pin_before_unpin = false;
     c.pins = c.unpins = 0;
-    pin_policy_epoch(p, on_change, &c);
+    vpri_pin_policy_epoch(p, on_change, &c);
     for (uint64_t i = 0; i < 10; i++) {
-        assert_false(pin_policy_is_pinned(p, i));
+        assert_false(vpri_pin_policy_is_pinned(p, i));
     }
     for (uint64_t i = 200; i < 205; i++) {
-        assert_true(pin_policy_is_pinned(p, i));
+        assert_true(vpri_pin_policy_is_pinned(p, i));
     }
     /* Out: the three older ones and two of 100..104; in: 200..204. */
     assert_int_equal(c.unpins, 5);
@@ -148,7 +148,7 @@ static void test_lru_recent_up_to_budget(void **state)
     /* Unpins are reported first, so the caller never holds more. */
     assert_false(c.pin_before_unpin);
     assert_int_equal(c.max_held, 8);
-    pin_policy_free(p);
+    vpri_pin_policy_free(p);
 }
 
 /*
@@ -157,9 +157,9 @@ static void test_lru_recent_up_to_budget(void **state)
  */
 static uint64_t nic_pins_after_stream(PinPolicyKind kind)
 {
-    PinPolicy *p = pin_policy_new(kind, 10000, 64);
-    int nic = pin_policy_add_device(p, PIN_DEV_NIC);
-    int blk = pin_policy_add_device(p, PIN_DEV_BLOCK);
+    PinPolicy *p = vpri_pin_policy_new(kind, 10000, 64);
+    int nic = vpri_pin_policy_add_device(p, PIN_DEV_NIC);
+    int blk = vpri_pin_policy_add_device(p, PIN_DEV_BLOCK);
     uint64_t pinned = 0;
 
     for (int e = 0; e < 40; e++) {
@@ -167,12 +167,12 @@ static uint64_t nic_pins_after_stream(PinPolicyKind kind)
             touch_range(p, (unsigned)nic, 0, 16);
         }
         touch_range(p, (unsigned)blk, 1000 + (uint64_t)e * 50, 50);
-        pin_policy_epoch(p, NULL, NULL);
+        vpri_pin_policy_epoch(p, NULL, NULL);
     }
     for (uint64_t i = 0; i < 16; i++) {
-        pinned += pin_policy_is_pinned(p, i);
+        pinned += vpri_pin_policy_is_pinned(p, i);
     }
-    pin_policy_free(p);
+    vpri_pin_policy_free(p);
     return pinned;
 }
 
@@ -190,38 +190,38 @@ static void test_adp_keeps_nic_under_block_churn(void **state)
  */
 static void test_adp_block_pins_next_due(void **state)
 {
-    PinPolicy *adp = pin_policy_new(PIN_POLICY_ADP, 100, 1);
-    PinPolicy *lru = pin_policy_new(PIN_POLICY_LRU, 100, 1);
+    PinPolicy *adp = vpri_pin_policy_new(PIN_POLICY_ADP, 100, 1);
+    PinPolicy *lru = vpri_pin_policy_new(PIN_POLICY_LRU, 100, 1);
     PinPolicy *both[2] = { adp, lru };
     enum { A = 7, B = 42 };
 
     (void)state;
     for (int i = 0; i < 2; i++) {
-        assert_int_equal(pin_policy_add_device(both[i], PIN_DEV_BLOCK), 0);
+        assert_int_equal(vpri_pin_policy_add_device(both[i], PIN_DEV_BLOCK), 0);
     }
     for (int e = 0; e <= 26; e++) {
         for (int i = 0; i < 2; i++) {
             if (e % 10 == 0) {
-                pin_policy_observe(both[i], 0, A);
+                vpri_pin_policy_observe(both[i], 0, A);
             }
             if (e % 10 == 5) {
-                pin_policy_observe(both[i], 0, B);
+                vpri_pin_policy_observe(both[i], 0, B);
             }
-            pin_policy_epoch(both[i], NULL, NULL);
+            vpri_pin_policy_epoch(both[i], NULL, NULL);
         }
         if (e == 22) {
             /* B is due at 25, A at 30. */
-            assert_true(pin_policy_is_pinned(adp, B));
-            assert_false(pin_policy_is_pinned(adp, A));
-            assert_true(pin_policy_is_pinned(lru, A));
+            assert_true(vpri_pin_policy_is_pinned(adp, B));
+            assert_false(vpri_pin_policy_is_pinned(adp, A));
+            assert_true(vpri_pin_policy_is_pinned(lru, A));
         }
     }
     /* B came at 25 (next at 35): A, due at 30, is next. */
-    assert_true(pin_policy_is_pinned(adp, A));
-    assert_false(pin_policy_is_pinned(adp, B));
-    assert_true(pin_policy_is_pinned(lru, B));
-    pin_policy_free(adp);
-    pin_policy_free(lru);
+    assert_true(vpri_pin_policy_is_pinned(adp, A));
+    assert_false(vpri_pin_policy_is_pinned(adp, B));
+    assert_true(vpri_pin_policy_is_pinned(lru, B));
+    vpri_pin_policy_free(adp);
+    vpri_pin_policy_free(lru);
 }
 
 /*
@@ -232,8 +232,8 @@ static void test_adp_block_pins_next_due(void **state)
  */
 static void test_adp_block_one_shot_pages_fill_spare_share(void **state)
 {
-    PinPolicy *p = pin_policy_new(PIN_POLICY_ADP, 1000, 10);
-    int d = pin_policy_add_device(p, PIN_DEV_BLOCK);
+    PinPolicy *p = vpri_pin_policy_new(PIN_POLICY_ADP, 1000, 10);
+    int d = vpri_pin_policy_add_device(p, PIN_DEV_BLOCK);
     uint64_t pinned_reused = 0, pinned_once = 0;
 
     (void)state;
@@ -243,31 +243,31 @@ static void test_adp_block_one_shot_pages_fill_spare_share(void **state)
             touch_range(p, (unsigned)d, 0, 10);
         }
         touch_range(p, (unsigned)d, 100 + (uint64_t)e * 10, 10);
-        pin_policy_epoch(p, NULL, NULL);
+        vpri_pin_policy_epoch(p, NULL, NULL);
     }
     for (uint64_t pg = 0; pg < 10; pg++) {
-        pinned_reused += pin_policy_is_pinned(p, pg);
+        pinned_reused += vpri_pin_policy_is_pinned(p, pg);
     }
     for (uint64_t pg = 100; pg < 340; pg++) {
-        pinned_once += pin_policy_is_pinned(p, pg);
+        pinned_once += vpri_pin_policy_is_pinned(p, pg);
     }
     /* The predicted pages take the whole share. */
     assert_int_equal(pinned_reused, 10);
     assert_int_equal(pinned_once, 0);
-    pin_policy_free(p);
+    vpri_pin_policy_free(p);
 
     /* Nothing predictable: the most recent pages fill the share. */
-    p = pin_policy_new(PIN_POLICY_ADP, 1000, 10);
-    d = pin_policy_add_device(p, PIN_DEV_BLOCK);
+    p = vpri_pin_policy_new(PIN_POLICY_ADP, 1000, 10);
+    d = vpri_pin_policy_add_device(p, PIN_DEV_BLOCK);
     for (int e = 0; e < 10; e++) {
         touch_range(p, (unsigned)d, (uint64_t)e * 10, 10);
-        pin_policy_epoch(p, NULL, NULL);
+        vpri_pin_policy_epoch(p, NULL, NULL);
     }
-    assert_int_equal(pin_policy_pinned(p), 10);
+    assert_int_equal(vpri_pin_policy_pinned(p), 10);
     for (uint64_t pg = 90; pg < 100; pg++) {
-        assert_true(pin_policy_is_pinned(p, pg));
+        assert_true(vpri_pin_policy_is_pinned(p, pg));
     }
-    pin_policy_free(p);
+    vpri_pin_policy_free(p);
 }
 
 /*
@@ -280,14 +280,14 @@ static void test_adp_block_seen_once_predicted_from_first_gap(void **state)
 {
     enum { POOL = 40, PER_EPOCH = 4, SHARE = 20 };
     PinPolicy *both[2] = {
-        pin_policy_new(PIN_POLICY_ADP, 1000, SHARE),
-        pin_policy_new(PIN_POLICY_LRU, 1000, SHARE),
+        vpri_pin_policy_new(PIN_POLICY_ADP, 1000, SHARE),
+        vpri_pin_policy_new(PIN_POLICY_LRU, 1000, SHARE),
     };
     unsigned missed[2][4] = { { 0 } };  /* touches of unpinned pages, per trip */
 
     (void)state;
     for (int i = 0; i < 2; i++) {
-        assert_int_equal(pin_policy_add_device(both[i], PIN_DEV_BLOCK), 0);
+        assert_int_equal(vpri_pin_policy_add_device(both[i], PIN_DEV_BLOCK), 0);
     }
     for (int e = 0; e < 4 * POOL / PER_EPOCH; e++) {
         int trip = e / (POOL / PER_EPOCH);
@@ -296,10 +296,10 @@ static void test_adp_block_seen_once_predicted_from_first_gap(void **state)
             for (int k = 0; k < PER_EPOCH; k++) {
                 uint64_t page = (uint64_t)(e * PER_EPOCH + k) % POOL;
 
-                missed[i][trip] += !pin_policy_is_pinned(both[i], page);
-                pin_policy_observe(both[i], 0, page);
+                missed[i][trip] += !vpri_pin_policy_is_pinned(both[i], page);
+                vpri_pin_policy_observe(both[i], 0, page);
             }
-            pin_policy_epoch(both[i], NULL, NULL);
+            vpri_pin_policy_epoch(both[i], NULL, NULL);
         }
     }
     /* Trip 1 is all first touches; in trip 2 only the pages due before
@@ -312,7 +312,7 @@ static void test_adp_block_seen_once_predicted_from_first_gap(void **state)
         assert_int_equal(missed[1][t], POOL);
     }
     for (int i = 0; i < 2; i++) {
-        pin_policy_free(both[i]);
+        vpri_pin_policy_free(both[i]);
     }
 }
 
@@ -322,71 +322,71 @@ static void test_adp_block_seen_once_predicted_from_first_gap(void **state)
  */
 static void test_armed_pages(void **state)
 {
-    PinPolicy *adp = pin_policy_new(PIN_POLICY_ADP, 1000, 64);
-    PinPolicy *lru = pin_policy_new(PIN_POLICY_LRU, 1000, 64);
-    int nic = pin_policy_add_device(adp, PIN_DEV_NIC);
-    int blk = pin_policy_add_device(adp, PIN_DEV_BLOCK);
+    PinPolicy *adp = vpri_pin_policy_new(PIN_POLICY_ADP, 1000, 64);
+    PinPolicy *lru = vpri_pin_policy_new(PIN_POLICY_LRU, 1000, 64);
+    int nic = vpri_pin_policy_add_device(adp, PIN_DEV_NIC);
+    int blk = vpri_pin_policy_add_device(adp, PIN_DEV_BLOCK);
 
     (void)state;
-    assert_int_equal(pin_policy_add_device(lru, PIN_DEV_NIC), 0);
+    assert_int_equal(vpri_pin_policy_add_device(lru, PIN_DEV_NIC), 0);
     for (int e = 0; e < 40; e++) {
         for (uint64_t pg = 0; pg < 8; pg++) {
-            pin_policy_armed(adp, (unsigned)nic, 100 + pg);
-            pin_policy_armed(adp, (unsigned)blk, 200 + pg);
-            pin_policy_armed(lru, 0, 100 + pg);
+            vpri_pin_policy_armed(adp, (unsigned)nic, 100 + pg);
+            vpri_pin_policy_armed(adp, (unsigned)blk, 200 + pg);
+            vpri_pin_policy_armed(lru, 0, 100 + pg);
         }
-        pin_policy_epoch(adp, NULL, NULL);
-        pin_policy_epoch(lru, NULL, NULL);
+        vpri_pin_policy_epoch(adp, NULL, NULL);
+        vpri_pin_policy_epoch(lru, NULL, NULL);
     }
     for (uint64_t pg = 0; pg < 8; pg++) {
-        assert_true(pin_policy_is_pinned(adp, 100 + pg));
-        assert_false(pin_policy_is_pinned(adp, 200 + pg));
-        assert_false(pin_policy_is_pinned(lru, 100 + pg));
+        assert_true(vpri_pin_policy_is_pinned(adp, 100 + pg));
+        assert_false(vpri_pin_policy_is_pinned(adp, 200 + pg));
+        assert_false(vpri_pin_policy_is_pinned(lru, 100 + pg));
     }
-    pin_policy_free(adp);
-    pin_policy_free(lru);
+    vpri_pin_policy_free(adp);
+    vpri_pin_policy_free(lru);
 }
 
 static void test_adp_quiet_device_decays(void **state)
 {
-    PinPolicy *p = pin_policy_new(PIN_POLICY_ADP, 1000, 64);
+    PinPolicy *p = vpri_pin_policy_new(PIN_POLICY_ADP, 1000, 64);
     Changes c = { 0 };
     PinPolicyDevStats st;
-    int d = pin_policy_add_device(p, PIN_DEV_NIC);
+    int d = vpri_pin_policy_add_device(p, PIN_DEV_NIC);
     int e;
 
     (void)state;
     for (e = 0; e < 5; e++) {
         touch_range(p, (unsigned)d, 0, 20);
-        pin_policy_epoch(p, on_change, &c);
+        vpri_pin_policy_epoch(p, on_change, &c);
     }
-    assert_int_equal(pin_policy_pinned(p), 20);
+    assert_int_equal(vpri_pin_policy_pinned(p), 20);
     /* A short pause keeps the pins. */
     for (e = 0; e < 20; e++) {
-        pin_policy_epoch(p, on_change, &c);
+        vpri_pin_policy_epoch(p, on_change, &c);
     }
-    assert_int_equal(pin_policy_pinned(p), 20);
+    assert_int_equal(vpri_pin_policy_pinned(p), 20);
     /* A long one releases them. */
     for (e = 0; e < 200; e++) {
-        pin_policy_epoch(p, on_change, &c);
+        vpri_pin_policy_epoch(p, on_change, &c);
     }
-    assert_int_equal(pin_policy_pinned(p), 0);
+    assert_int_equal(vpri_pin_policy_pinned(p), 0);
     assert_int_equal(c.unpins, 20);
-    assert_int_equal(pin_policy_dev_stats(p, (unsigned)d, &st), 0);
+    assert_int_equal(vpri_pin_policy_dev_stats(p, (unsigned)d, &st), 0);
     assert_int_equal(st.quiet_epochs, 220);
     assert_true(st.share < 64);
     /* Back to work: faults on the ranked pages win the budget back. */
     for (e = 0; e < 50; e++) {
         touch_range(p, (unsigned)d, 0, 20);
         for (uint64_t i = 0; i < 20; i++) {
-            if (!pin_policy_is_pinned(p, i)) {
-                pin_policy_fault(p, (unsigned)d, i);
+            if (!vpri_pin_policy_is_pinned(p, i)) {
+                vpri_pin_policy_fault(p, (unsigned)d, i);
             }
         }
-        pin_policy_epoch(p, on_change, &c);
+        vpri_pin_policy_epoch(p, on_change, &c);
     }
-    assert_int_equal(pin_policy_pinned(p), 20);
-    pin_policy_free(p);
+    assert_int_equal(vpri_pin_policy_pinned(p), 20);
+    vpri_pin_policy_free(p);
 }
 
 /*
@@ -396,24 +396,24 @@ static void test_adp_quiet_device_decays(void **state)
  */
 static void test_adp_late_start_gets_budget(void **state)
 {
-    PinPolicy *p = pin_policy_new(PIN_POLICY_ADP, 1000, 64);
+    PinPolicy *p = vpri_pin_policy_new(PIN_POLICY_ADP, 1000, 64);
     PinPolicyDevStats st;
-    int d = pin_policy_add_device(p, PIN_DEV_NIC);
+    int d = vpri_pin_policy_add_device(p, PIN_DEV_NIC);
 
     (void)state;
     for (int e = 0; e < 200; e++) {
-        pin_policy_epoch(p, NULL, NULL);
+        vpri_pin_policy_epoch(p, NULL, NULL);
     }
-    assert_int_equal(pin_policy_dev_stats(p, (unsigned)d, &st), 0);
+    assert_int_equal(vpri_pin_policy_dev_stats(p, (unsigned)d, &st), 0);
     assert_int_equal(st.share, 0);
     for (int e = 0; e < 20; e++) {
         touch_range(p, (unsigned)d, 100, 40);
-        pin_policy_epoch(p, NULL, NULL);
+        vpri_pin_policy_epoch(p, NULL, NULL);
     }
-    assert_int_equal(pin_policy_pinned(p), 40);
-    assert_int_equal(pin_policy_dev_stats(p, (unsigned)d, &st), 0);
+    assert_int_equal(vpri_pin_policy_pinned(p), 40);
+    assert_int_equal(vpri_pin_policy_dev_stats(p, (unsigned)d, &st), 0);
     assert_int_equal(st.faults, 0);
-    pin_policy_free(p);
+    vpri_pin_policy_free(p);
 }
 
 /*
@@ -422,71 +422,71 @@ static void test_adp_late_start_gets_budget(void **state)
  */
 static void test_adp_budget_follows_benefit(void **state)
 {
-    PinPolicy *p = pin_policy_new(PIN_POLICY_ADP, 1000, 64);
+    PinPolicy *p = vpri_pin_policy_new(PIN_POLICY_ADP, 1000, 64);
     PinPolicyDevStats s0, s1;
-    int d0 = pin_policy_add_device(p, PIN_DEV_NIC);
-    int d1 = pin_policy_add_device(p, PIN_DEV_NIC);
+    int d0 = vpri_pin_policy_add_device(p, PIN_DEV_NIC);
+    int d1 = vpri_pin_policy_add_device(p, PIN_DEV_NIC);
 
     (void)state;
     for (int e = 0; e < 200; e++) {
         for (uint64_t i = 0; i < 20; i++) {
             uint64_t page = ((uint64_t)e * 20 + i) % 60;
 
-            pin_policy_observe(p, (unsigned)d0, page);
-            if (!pin_policy_is_pinned(p, page)) {
-                pin_policy_fault(p, (unsigned)d0, page);
+            vpri_pin_policy_observe(p, (unsigned)d0, page);
+            if (!vpri_pin_policy_is_pinned(p, page)) {
+                vpri_pin_policy_fault(p, (unsigned)d0, page);
             }
         }
         touch_range(p, (unsigned)d1, 500, 4);
-        pin_policy_epoch(p, NULL, NULL);
+        vpri_pin_policy_epoch(p, NULL, NULL);
     }
-    assert_int_equal(pin_policy_dev_stats(p, (unsigned)d0, &s0), 0);
-    assert_int_equal(pin_policy_dev_stats(p, (unsigned)d1, &s1), 0);
+    assert_int_equal(vpri_pin_policy_dev_stats(p, (unsigned)d0, &s0), 0);
+    assert_int_equal(vpri_pin_policy_dev_stats(p, (unsigned)d1, &s1), 0);
     assert_true(s0.share >= 60);
     assert_true(s0.ghost_hits > 0);
     assert_true(s1.share >= 4 && s1.share < 32);
     assert_int_equal(s1.pinned, 4);
     assert_int_equal(s0.share + s1.share, 64);
     assert_int_equal(s0.pinned, 60);
-    assert_true(pin_policy_pinned(p) <= 64);
-    pin_policy_free(p);
+    assert_true(vpri_pin_policy_pinned(p) <= 64);
+    vpri_pin_policy_free(p);
 }
 
 static void test_remove_device_drops_pins(void **state)
 {
-    PinPolicy *p = pin_policy_new(PIN_POLICY_ADP, 1000, 64);
+    PinPolicy *p = vpri_pin_policy_new(PIN_POLICY_ADP, 1000, 64);
     Changes c = { 0 };
-    int d = pin_policy_add_device(p, PIN_DEV_NIC);
+    int d = vpri_pin_policy_add_device(p, PIN_DEV_NIC);
 
     (void)state;
     touch_range(p, (unsigned)d, 0, 10);
-    pin_policy_epoch(p, on_change, &c);
-    assert_int_equal(pin_policy_pinned(p), 10);
-    pin_policy_remove_device(p, (unsigned)d);
+    vpri_pin_policy_epoch(p, on_change, &c);
+    assert_int_equal(vpri_pin_policy_pinned(p), 10);
+    vpri_pin_policy_remove_device(p, (unsigned)d);
     /* The slot stays taken until the pins are gone. */
-    assert_int_equal(pin_policy_add_device(p, PIN_DEV_BLOCK), 1);
-    pin_policy_epoch(p, on_change, &c);
-    assert_int_equal(pin_policy_pinned(p), 0);
+    assert_int_equal(vpri_pin_policy_add_device(p, PIN_DEV_BLOCK), 1);
+    vpri_pin_policy_epoch(p, on_change, &c);
+    assert_int_equal(vpri_pin_policy_pinned(p), 0);
     assert_int_equal(c.unpins, 10);
-    assert_int_equal(pin_policy_add_device(p, PIN_DEV_NIC), 0);
-    pin_policy_free(p);
+    assert_int_equal(vpri_pin_policy_add_device(p, PIN_DEV_NIC), 0);
+    vpri_pin_policy_free(p);
 }
 
 /* Two parts pinning one page count it once. */
 static void test_shared_page_counted_once(void **state)
 {
-    PinPolicy *p = pin_policy_new(PIN_POLICY_ADP, 100, 20);
+    PinPolicy *p = vpri_pin_policy_new(PIN_POLICY_ADP, 100, 20);
     Changes c = { 0 };
-    int a = pin_policy_add_device(p, PIN_DEV_NIC);
-    int b = pin_policy_add_device(p, PIN_DEV_NIC);
+    int a = vpri_pin_policy_add_device(p, PIN_DEV_NIC);
+    int b = vpri_pin_policy_add_device(p, PIN_DEV_NIC);
 
     (void)state;
     touch_range(p, (unsigned)a, 0, 5);
     touch_range(p, (unsigned)b, 3, 5);
-    pin_policy_epoch(p, on_change, &c);
-    assert_int_equal(pin_policy_pinned(p), 8);
+    vpri_pin_policy_epoch(p, on_change, &c);
+    assert_int_equal(vpri_pin_policy_pinned(p), 8);
     assert_int_equal(c.pins, 8);
-    pin_policy_free(p);
+    vpri_pin_policy_free(p);
 }
 
 int main(void)

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "hw/vdpa-mgmt/vdpa-cmd.h"
+#include "hw/vdpa-mgmt/core/vdpa-cmd.h"
 
 static const VdpaLimits lim = {
     .max_instances = 65536,

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <cmocka.h>
 
-#include "hw/vdpa-mgmt/vdpa-iotlb.h"
+#include "hw/vdpa-mgmt/core/vdpa-iotlb.h"
 
 #define PG VDPA_IOTLB_PAGE_SIZE
 #define RW (VDPA_IOTLB_R | VDPA_IOTLB_W)

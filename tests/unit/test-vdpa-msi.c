@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "hw/vdpa-mgmt/vdpa-msi.h"
+#include "hw/vdpa-mgmt/core/vdpa-msi.h"
 
 static void test_unset_drops(void **state)
 {

@@ -13,7 +13,7 @@
 #include <time.h>
 #include <cmocka.h>
 
-#include "hw/vdpa-mgmt/vdpa-table.h"
+#include "hw/vdpa-mgmt/core/vdpa-table.h"
 
 static void test_limits(void **state)
 {

@@ -18,7 +18,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "hw/vpri/virtq.h"
+#include "hw/iolab-virtio/core/virtq.h"
 
 #define MEM_SIZE (4u << 20)
 #define PAGE 4096u
@@ -225,9 +225,9 @@ static int teardown(void **state)
 
 static void default_queue(Virtq *vq, bool event_idx, bool indirect)
 {
-    virtq_init(vq);
-    virtq_configure(vq, QS, DESC, AVAIL, USED, event_idx, indirect);
-    virtq_set_enabled(vq, true);
+    iolab_virtq_init(vq);
+    iolab_virtq_configure(vq, QS, DESC, AVAIL, USED, event_idx, indirect);
+    iolab_virtq_set_enabled(vq, true);
 }
 
 static void assert_elem_equal(const VirtqElem *a, const VirtqElem *b)
@@ -287,7 +287,7 @@ static void pop_ok(Virtq *vq, VirtqElem *e)
     uint64_t fa;
     bool fw;
 
-    assert_int_equal(virtq_pop(vq, &ops, fm, e, &fa, &fw, &err), VIRTQ_OK);
+    assert_int_equal(iolab_virtq_pop(vq, &ops, fm, e, &fa, &fw, &err), VIRTQ_OK);
     assert_null(err);
 }
 
@@ -295,7 +295,7 @@ static void push_ok(Virtq *vq, uint16_t head, uint32_t written)
 {
     uint64_t fa;
 
-    assert_int_equal(virtq_push(vq, &ops, fm, head, written, &fa), 0);
+    assert_int_equal(iolab_virtq_push(vq, &ops, fm, head, written, &fa), 0);
 }
 
 /* ---------------------------------------------------------------- */
@@ -326,52 +326,52 @@ static void test_config_validation(void **state)
 
     (void)state;
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        virtq_init(&vq);
-        virtq_configure(&vq, bad[i].size, bad[i].desc, bad[i].avail,
+        iolab_virtq_init(&vq);
+        iolab_virtq_configure(&vq, bad[i].size, bad[i].desc, bad[i].avail,
                         bad[i].used, false, false);
-        virtq_set_enabled(&vq, true);
+        iolab_virtq_set_enabled(&vq, true);
         err = NULL;
-        assert_int_equal(virtq_pop(&vq, &ops, fm, e, &fa, NULL, &err),
+        assert_int_equal(iolab_virtq_pop(&vq, &ops, fm, e, &fa, NULL, &err),
                          VIRTQ_ERROR);
         assert_non_null(err);
         assert_non_null(strstr(err, bad[i].why));
-        assert_int_equal(virtq_avail_count(&vq, &ops, fm, &count, &fa),
+        assert_int_equal(iolab_virtq_avail_count(&vq, &ops, fm, &count, &fa),
                          VIRTQ_ERROR);
-        assert_int_equal(virtq_push(&vq, &ops, fm, 0, 0, &fa), VIRTQ_ERROR);
-        assert_false(virtq_should_notify(&vq, &ops, fm));
+        assert_int_equal(iolab_virtq_push(&vq, &ops, fm, 0, 0, &fa), VIRTQ_ERROR);
+        assert_false(iolab_virtq_should_notify(&vq, &ops, fm));
     }
 
     /* Enabling a queue nobody configured */
-    virtq_init(&vq);
-    assert_null(virtq_error_reason(&vq));
-    virtq_set_enabled(&vq, true);
-    assert_int_equal(virtq_pop(&vq, &ops, fm, e, &fa, NULL, &err),
+    iolab_virtq_init(&vq);
+    assert_null(iolab_virtq_error_reason(&vq));
+    iolab_virtq_set_enabled(&vq, true);
+    assert_int_equal(iolab_virtq_pop(&vq, &ops, fm, e, &fa, NULL, &err),
                      VIRTQ_ERROR);
 
     /* Largest size, and the smallest, are fine */
-    virtq_init(&vq);
-    virtq_configure(&vq, VIRTQ_MAX_SIZE, 0x200000, 0x100000, 0x300000, true,
+    iolab_virtq_init(&vq);
+    iolab_virtq_configure(&vq, VIRTQ_MAX_SIZE, 0x200000, 0x100000, 0x300000, true,
                     true);
-    virtq_set_enabled(&vq, true);
+    iolab_virtq_set_enabled(&vq, true);
     put16(0x100000 + 2, 0);
-    assert_int_equal(virtq_pop(&vq, &ops, fm, e, &fa, NULL, &err),
+    assert_int_equal(iolab_virtq_pop(&vq, &ops, fm, e, &fa, NULL, &err),
                      VIRTQ_EMPTY);
-    virtq_configure(&vq, 1, DESC, AVAIL, USED, false, false);
+    iolab_virtq_configure(&vq, 1, DESC, AVAIL, USED, false, false);
     assert_true(vq.enabled);
-    assert_int_equal(virtq_pop(&vq, &ops, fm, e, &fa, NULL, &err),
+    assert_int_equal(iolab_virtq_pop(&vq, &ops, fm, e, &fa, NULL, &err),
                      VIRTQ_EMPTY);
 
     /* A disabled queue is empty whatever the rings say */
     default_queue(&vq, false, false);
     put_desc(DESC, 0, BUF, 16, 0, 0);
     drv_add(0);
-    virtq_set_enabled(&vq, false);
-    assert_int_equal(virtq_pop(&vq, &ops, fm, e, &fa, NULL, &err),
+    iolab_virtq_set_enabled(&vq, false);
+    assert_int_equal(iolab_virtq_pop(&vq, &ops, fm, e, &fa, NULL, &err),
                      VIRTQ_EMPTY);
-    assert_int_equal(virtq_avail_count(&vq, &ops, fm, &count, &fa), 0);
+    assert_int_equal(iolab_virtq_avail_count(&vq, &ops, fm, &count, &fa), 0);
     assert_int_equal(count, 0);
-    virtq_set_enabled(&vq, true);
-    assert_int_equal(virtq_avail_count(&vq, &ops, fm, &count, &fa), 0);
+    iolab_virtq_set_enabled(&vq, true);
+    assert_int_equal(iolab_virtq_avail_count(&vq, &ops, fm, &count, &fa), 0);
     assert_int_equal(count, 1);
     pop_ok(&vq, e);
     free(e);
@@ -405,16 +405,16 @@ static void test_pop_push_basic(void **state)
     assert_seg(e, 2, BUF + 0x2000, 100, true);
     assert_int_equal(vq.last_avail_idx, 1);
 
-    assert_int_equal(virtq_elem_read(e, &ops, fm, 0, out, 300, &fa), 0);
+    assert_int_equal(iolab_virtq_elem_read(e, &ops, fm, 0, out, 300, &fa), 0);
     assert_memory_equal(out, fm->mem + BUF, 100);
     assert_memory_equal(out + 100, fm->mem + BUF + 0x1000, 200);
     for (i = 0; i < 100; i++) {
         in[i] = (uint8_t)(0xc0 ^ i);
     }
-    assert_int_equal(virtq_elem_write(e, &ops, fm, 0, in, 100, &fa), 0);
+    assert_int_equal(iolab_virtq_elem_write(e, &ops, fm, 0, in, 100, &fa), 0);
     assert_memory_equal(fm->mem + BUF + 0x2000, in, 100);
 
-    assert_int_equal(virtq_pop(&vq, &ops, fm, e, &fa, NULL, NULL),
+    assert_int_equal(iolab_virtq_pop(&vq, &ops, fm, e, &fa, NULL, NULL),
                      VIRTQ_EMPTY);
     push_ok(&vq, 5, 100);
     assert_int_equal(used_idx(), 1);
@@ -423,8 +423,8 @@ static void test_pop_push_basic(void **state)
     assert_int_equal(len, 100);
 
     /* Nothing left in flight: a second push is a caller bug */
-    assert_int_equal(virtq_push(&vq, &ops, fm, 5, 0, &fa), VIRTQ_ERROR);
-    assert_non_null(virtq_error_reason(&vq));
+    assert_int_equal(iolab_virtq_push(&vq, &ops, fm, 5, 0, &fa), VIRTQ_ERROR);
+    assert_non_null(iolab_virtq_error_reason(&vq));
     assert_int_equal(used_idx(), 1);
 
     /* Push with a head out of range */
@@ -432,7 +432,7 @@ static void test_pop_push_basic(void **state)
     drv_init(QS, DESC, AVAIL, USED, 0);
     drv_add(5);
     pop_ok(&vq, e);
-    assert_int_equal(virtq_push(&vq, &ops, fm, QS, 0, &fa), VIRTQ_ERROR);
+    assert_int_equal(iolab_virtq_push(&vq, &ops, fm, QS, 0, &fa), VIRTQ_ERROR);
     free(e);
 }
 
@@ -471,9 +471,9 @@ static void test_full_length_chain(void **state)
     Virtq vq;
 
     (void)state;
-    virtq_init(&vq);
-    virtq_configure(&vq, 8, DESC, AVAIL, USED, false, false);
-    virtq_set_enabled(&vq, true);
+    iolab_virtq_init(&vq);
+    iolab_virtq_configure(&vq, 8, DESC, AVAIL, USED, false, false);
+    iolab_virtq_set_enabled(&vq, true);
     drv_init(8, DESC, AVAIL, USED, 0);
     for (i = 0; i < 8; i++) {
         put_desc(DESC, i, BUF + i * 16, 16,
@@ -487,7 +487,7 @@ static void test_full_length_chain(void **state)
     put_desc(DESC, 7, BUF, 16, VIRTQ_DESC_F_NEXT, 0);
     drv_add(3);
     fm->reads = 0;
-    assert_int_equal(virtq_pop(&vq, &ops, fm, e, &fa, NULL, &err),
+    assert_int_equal(iolab_virtq_pop(&vq, &ops, fm, e, &fa, NULL, &err),
                      VIRTQ_ERROR);
     assert_non_null(strstr(err, "loop"));
     /*
@@ -515,7 +515,7 @@ static void check_pop_faults_on(Virtq *vq, uint64_t page, const VirtqElem *ref)
 
     set_present(page, false);
     fm->writes = 0;
-    assert_int_equal(virtq_pop(vq, &ops, fm, e, &fa, &fw, &err), VIRTQ_FAULT);
+    assert_int_equal(iolab_virtq_pop(vq, &ops, fm, e, &fa, &fw, &err), VIRTQ_FAULT);
     assert_int_equal(fa, page);
     assert_false(fw);
     assert_null(err);
@@ -524,7 +524,7 @@ static void check_pop_faults_on(Virtq *vq, uint64_t page, const VirtqElem *ref)
     assert_int_equal(vq->used_idx, before.used_idx);
     assert_int_equal(vq->error, 0);
     /* Still faulting: nothing was consumed by the first attempt */
-    assert_int_equal(virtq_pop(vq, &ops, fm, e, &fa, &fw, &err), VIRTQ_FAULT);
+    assert_int_equal(iolab_virtq_pop(vq, &ops, fm, e, &fa, &fw, &err), VIRTQ_FAULT);
     assert_int_equal(fa, page);
 
     set_present(page, true);
@@ -549,9 +549,9 @@ static void test_desc_window_page(void **state)
     Virtq vq;
 
     (void)state;
-    virtq_init(&vq);
-    virtq_configure(&vq, 1024, DESC, AVAIL, USED, false, false);
-    virtq_set_enabled(&vq, true);
+    iolab_virtq_init(&vq);
+    iolab_virtq_configure(&vq, 1024, DESC, AVAIL, USED, false, false);
+    iolab_virtq_set_enabled(&vq, true);
     drv_init(1024, DESC, AVAIL, USED, 0);
     put_desc(DESC, per_page - 2, BUF, 16, VIRTQ_DESC_F_NEXT, per_page - 1);
     put_desc(DESC, per_page - 1, BUF + 16, 16, VIRTQ_DESC_F_WRITE, 0);
@@ -563,7 +563,7 @@ static void test_desc_window_page(void **state)
 
     pop_ok(&vq, e);
     assert_int_equal(e->nseg, 2);
-    assert_int_equal(virtq_pop(&vq, &ops, fm, e, &fa, NULL, &err),
+    assert_int_equal(iolab_virtq_pop(&vq, &ops, fm, e, &fa, NULL, &err),
                      VIRTQ_FAULT);
     assert_int_equal(fa, DESC + PAGE);
     set_present(DESC + PAGE, true);
@@ -581,9 +581,9 @@ static void test_pop_fault(void **state)
 
     (void)state;
     /* 16 KiB descriptor table over four pages, avail ring over one */
-    virtq_init(&vq);
-    virtq_configure(&vq, qs, DESC, AVAIL, USED, false, true);
-    virtq_set_enabled(&vq, true);
+    iolab_virtq_init(&vq);
+    iolab_virtq_configure(&vq, qs, DESC, AVAIL, USED, false, true);
+    iolab_virtq_set_enabled(&vq, true);
     drv_init(qs, DESC, AVAIL, USED, 0);
 
     /* Chain starting on page 0 of the table, continuing on page 3 */
@@ -649,7 +649,7 @@ static void test_push_fault(void **state)
     drv_add(7);
     pop_ok(&vq, e);
     set_present(USED, false);
-    assert_int_equal(virtq_push(&vq, &ops, fm, 7, 42, &fa), VIRTQ_FAULT);
+    assert_int_equal(iolab_virtq_push(&vq, &ops, fm, 7, 42, &fa), VIRTQ_FAULT);
     assert_int_equal(fa, USED);
     assert_int_equal(vq.used_idx, 0);
     set_present(USED, true);
@@ -665,12 +665,12 @@ static void test_push_fault(void **state)
      * idx write faults.  Start at index 600 (through a restore) so the
      * entry lands on the used ring's second page.
      */
-    virtq_init(&vq);
-    virtq_configure(&vq, qs, DESC, AVAIL, USED, false, false);
-    virtq_set_enabled(&vq, true);
+    iolab_virtq_init(&vq);
+    iolab_virtq_configure(&vq, qs, DESC, AVAIL, USED, false, false);
+    iolab_virtq_set_enabled(&vq, true);
     vq.last_avail_idx = vq.used_idx = 600;
-    virtq_save(&vq, saved);
-    assert_int_equal(virtq_load(&vq, saved), 0);
+    iolab_virtq_save(&vq, saved);
+    assert_int_equal(iolab_virtq_load(&vq, saved), 0);
     drv_init(qs, DESC, AVAIL, USED, 600);
     put16(USED + 2, 600);
     put_desc(DESC, 3, BUF, 100, VIRTQ_DESC_F_WRITE, 0);
@@ -679,11 +679,11 @@ static void test_push_fault(void **state)
 
     set_present(USED, false);
     fm->writes = 0;
-    assert_int_equal(virtq_push(&vq, &ops, fm, 3, 99, &fa), VIRTQ_FAULT);
+    assert_int_equal(iolab_virtq_push(&vq, &ops, fm, 3, 99, &fa), VIRTQ_FAULT);
     assert_int_equal(fa, USED);
     assert_int_equal(fm->writes, 2);        /* entry done, idx faulted */
     assert_int_equal(vq.used_idx, 600);
-    assert_int_equal(virtq_push(&vq, &ops, fm, 3, 99, &fa), VIRTQ_FAULT);
+    assert_int_equal(iolab_virtq_push(&vq, &ops, fm, 3, 99, &fa), VIRTQ_FAULT);
     set_present(USED, true);
     assert_int_equal(used_idx(), 600);
     push_ok(&vq, 3, 99);
@@ -698,7 +698,7 @@ static void test_push_fault(void **state)
     pop_ok(&vq, e);
     set_present(USED + PAGE, false);
     fm->writes = 0;
-    assert_int_equal(virtq_push(&vq, &ops, fm, 3, 7, &fa), VIRTQ_FAULT);
+    assert_int_equal(iolab_virtq_push(&vq, &ops, fm, 3, 7, &fa), VIRTQ_FAULT);
     assert_int_equal(fa, USED + PAGE);
     assert_int_equal(fm->writes, 1);        /* idx never attempted */
     assert_int_equal(used_idx(), 601);
@@ -759,7 +759,7 @@ static void test_indirect(void **state)
     assert_int_equal(e->in_len, 21);
 
     /* read_chain re-parses by head with no index change */
-    assert_int_equal(virtq_read_chain(&vq, &ops, fm, 4, e, NULL, NULL),
+    assert_int_equal(iolab_virtq_read_chain(&vq, &ops, fm, 4, e, NULL, NULL),
                      VIRTQ_OK);
     assert_int_equal(e->head, 4);
     assert_int_equal(e->in_len, 30);
@@ -840,25 +840,25 @@ static void test_elem_rw(void **state)
             off = cases[i][0];
             len = cases[i][1];
             memset(buf, 0, sizeof(buf));
-            assert_int_equal(virtq_elem_read(e, &ops, fm, off, buf, len, &fa),
+            assert_int_equal(iolab_virtq_elem_read(e, &ops, fm, off, buf, len, &fa),
                              0);
             assert_memory_equal(buf, ref + off, len);
         }
     }
-    assert_int_equal(virtq_elem_read(e, &ops, fm, total, buf, 1, &fa),
+    assert_int_equal(iolab_virtq_elem_read(e, &ops, fm, total, buf, 1, &fa),
                      VIRTQ_ERROR);
-    assert_int_equal(virtq_elem_read(e, &ops, fm, 1, buf, total, &fa),
+    assert_int_equal(iolab_virtq_elem_read(e, &ops, fm, 1, buf, total, &fa),
                      VIRTQ_ERROR);
-    assert_int_equal(virtq_elem_read(e, &ops, fm, UINT32_MAX, buf, 2, &fa),
+    assert_int_equal(iolab_virtq_elem_read(e, &ops, fm, UINT32_MAX, buf, 2, &fa),
                      VIRTQ_ERROR);
 
     /* Read fault in the second page of the straddling segment */
     set_present(BUF + 0x2000, false);
-    assert_int_equal(virtq_elem_read(e, &ops, fm, 0, buf, total, &fa),
+    assert_int_equal(iolab_virtq_elem_read(e, &ops, fm, 0, buf, total, &fa),
                      VIRTQ_FAULT);
     assert_int_equal(fa, BUF + 0x2000);
     set_present(BUF + 0x2000, true);
-    assert_int_equal(virtq_elem_read(e, &ops, fm, 0, buf, total, &fa), 0);
+    assert_int_equal(iolab_virtq_elem_read(e, &ops, fm, 0, buf, total, &fa), 0);
     assert_memory_equal(buf, ref, total);
 
     /* Writes: fill the writable part piecewise */
@@ -866,28 +866,28 @@ static void test_elem_rw(void **state)
     for (i = 0; i < total; i++) {
         ref[i] = (uint8_t)(i * 13 + 1);
     }
-    assert_int_equal(virtq_elem_write(e, &ops, fm, 0, ref, 1, &fa), 0);
-    assert_int_equal(virtq_elem_write(e, &ops, fm, 1, ref + 1, 3000, &fa), 0);
+    assert_int_equal(iolab_virtq_elem_write(e, &ops, fm, 0, ref, 1, &fa), 0);
+    assert_int_equal(iolab_virtq_elem_write(e, &ops, fm, 1, ref + 1, 3000, &fa), 0);
     /* Middle page of the 6000-byte segment is absent: fault, then retry */
     set_present(BUF + 0x6000, false);
-    assert_int_equal(virtq_elem_write(e, &ops, fm, 3001, ref + 3001,
+    assert_int_equal(iolab_virtq_elem_write(e, &ops, fm, 3001, ref + 3001,
                                       total - 3001, &fa), VIRTQ_FAULT);
     assert_int_equal(fa, BUF + 0x6000);
     set_present(BUF + 0x6000, true);
-    assert_int_equal(virtq_elem_write(e, &ops, fm, 3001, ref + 3001,
+    assert_int_equal(iolab_virtq_elem_write(e, &ops, fm, 3001, ref + 3001,
                                       total - 3001, &fa), 0);
     assert_memory_equal(fm->mem + BUF + 0x4000 + 100, ref, 2);
     assert_memory_equal(fm->mem + BUF + 0x5000 + 3000, ref + 2, 6000);
     assert_memory_equal(fm->mem + BUF + 0x8000, ref + 6002, 1);
-    assert_int_equal(virtq_elem_write(e, &ops, fm, total, ref, 1, &fa),
+    assert_int_equal(iolab_virtq_elem_write(e, &ops, fm, total, ref, 1, &fa),
                      VIRTQ_ERROR);
-    assert_int_equal(virtq_elem_write(e, &ops, fm, total, ref, 0, &fa), 0);
+    assert_int_equal(iolab_virtq_elem_write(e, &ops, fm, total, ref, 0, &fa), 0);
 
     /* A refused DMA is an error, not a fault */
     put_desc(DESC, 6, MEM_SIZE - 8, 16, 0, 0);
     drv_add(6);
     pop_ok(&vq, e);
-    assert_int_equal(virtq_elem_read(e, &ops, fm, 0, buf, 16, &fa),
+    assert_int_equal(iolab_virtq_elem_read(e, &ops, fm, 0, buf, 16, &fa),
                      VIRTQ_ERROR);
     free(e);
 }
@@ -1073,38 +1073,38 @@ static void test_guest_errors(void **state)
         cases[i].build();
         err = NULL;
         fm->writes = 0;
-        assert_int_equal(virtq_pop(&vq, &ops, fm, e, &fa, NULL, &err),
+        assert_int_equal(iolab_virtq_pop(&vq, &ops, fm, e, &fa, NULL, &err),
                          VIRTQ_ERROR);
         assert_non_null(err);
         if (!strstr(err, cases[i].why)) {
             fail_msg("case %zu: reason \"%s\", expected \"%s\"", i, err,
                      cases[i].why);
         }
-        assert_string_equal(virtq_error_reason(&vq), err);
+        assert_string_equal(iolab_virtq_error_reason(&vq), err);
         assert_int_equal(vq.last_avail_idx, 0);
         assert_int_equal(fm->writes, 0);
 
         /* Sticky until reset */
-        assert_int_equal(virtq_pop(&vq, &ops, fm, e, &fa, NULL, &err),
+        assert_int_equal(iolab_virtq_pop(&vq, &ops, fm, e, &fa, NULL, &err),
                          VIRTQ_ERROR);
-        assert_int_equal(virtq_avail_count(&vq, &ops, fm, &count, &fa),
+        assert_int_equal(iolab_virtq_avail_count(&vq, &ops, fm, &count, &fa),
                          VIRTQ_ERROR);
-        assert_int_equal(virtq_set_notification(&vq, &ops, fm, true, &fa),
+        assert_int_equal(iolab_virtq_set_notification(&vq, &ops, fm, true, &fa),
                          VIRTQ_ERROR);
-        virtq_init(&vq);
-        assert_null(virtq_error_reason(&vq));
+        iolab_virtq_init(&vq);
+        assert_null(iolab_virtq_error_reason(&vq));
     }
 
     /* avail_count catches the jump too */
     drv_init(QS, DESC, AVAIL, USED, 0);
     default_queue(&vq, false, false);
     put16(AVAIL + 2, QS);
-    assert_int_equal(virtq_avail_count(&vq, &ops, fm, &count, &fa), 0);
+    assert_int_equal(iolab_virtq_avail_count(&vq, &ops, fm, &count, &fa), 0);
     assert_int_equal(count, QS);
     put16(AVAIL + 2, QS + 1);
-    assert_int_equal(virtq_avail_count(&vq, &ops, fm, &count, &fa),
+    assert_int_equal(iolab_virtq_avail_count(&vq, &ops, fm, &count, &fa),
                      VIRTQ_ERROR);
-    assert_non_null(strstr(virtq_error_reason(&vq), "avail idx"));
+    assert_non_null(strstr(iolab_virtq_error_reason(&vq), "avail idx"));
     free(e);
 }
 
@@ -1118,16 +1118,16 @@ static void test_avail_count(void **state)
 
     (void)state;
     default_queue(&vq, false, false);
-    assert_int_equal(virtq_avail_count(&vq, &ops, fm, &count, &fa), 0);
+    assert_int_equal(iolab_virtq_avail_count(&vq, &ops, fm, &count, &fa), 0);
     assert_int_equal(count, 0);
     drv_add(1);
     drv_add(2);
     set_present(AVAIL, false);
-    assert_int_equal(virtq_avail_count(&vq, &ops, fm, &count, &fa),
+    assert_int_equal(iolab_virtq_avail_count(&vq, &ops, fm, &count, &fa),
                      VIRTQ_FAULT);
     assert_int_equal(fa, AVAIL);
     set_present(AVAIL, true);
-    assert_int_equal(virtq_avail_count(&vq, &ops, fm, &count, &fa), 0);
+    assert_int_equal(iolab_virtq_avail_count(&vq, &ops, fm, &count, &fa), 0);
     assert_int_equal(count, 2);
 }
 
@@ -1146,7 +1146,7 @@ static bool notify_case(Virtq *vq, uint16_t old, uint16_t new_idx,
     vq->signalled_used_valid = true;
     vq->used_idx = new_idx;
     set_used_event(event);
-    r = virtq_should_notify(vq, &ops, fm);
+    r = iolab_virtq_should_notify(vq, &ops, fm);
     assert_int_equal(vq->signalled_used, new_idx);
     return r;
 }
@@ -1207,23 +1207,23 @@ static void test_event_idx_notify(void **state)
     default_queue(&vq, true, false);
     vq.used_idx = 1;
     set_used_event(100);
-    assert_true(virtq_should_notify(&vq, &ops, fm));
-    assert_false(virtq_should_notify(&vq, &ops, fm));
+    assert_true(iolab_virtq_should_notify(&vq, &ops, fm));
+    assert_false(iolab_virtq_should_notify(&vq, &ops, fm));
 
     /* A fault reading used_event: notify rather than risk a hang */
     set_present(AVAIL, false);
     vq.used_idx = 2;
-    assert_true(virtq_should_notify(&vq, &ops, fm));
+    assert_true(iolab_virtq_should_notify(&vq, &ops, fm));
     set_present(AVAIL, true);
     /* ...and it counts as a notification */
     set_used_event(1);
     vq.used_idx = 3;
-    assert_false(virtq_should_notify(&vq, &ops, fm));
+    assert_false(iolab_virtq_should_notify(&vq, &ops, fm));
 
     /* Disabled queue: nobody to notify */
-    virtq_set_enabled(&vq, false);
+    iolab_virtq_set_enabled(&vq, false);
     vq.used_idx = 10;
-    assert_false(virtq_should_notify(&vq, &ops, fm));
+    assert_false(iolab_virtq_should_notify(&vq, &ops, fm));
 }
 
 static void test_flags_notify(void **state)
@@ -1234,23 +1234,23 @@ static void test_flags_notify(void **state)
     (void)state;
     default_queue(&vq, false, false);
     put16(AVAIL, 0);
-    assert_true(virtq_should_notify(&vq, &ops, fm));
+    assert_true(iolab_virtq_should_notify(&vq, &ops, fm));
     put16(AVAIL, VIRTQ_AVAIL_F_NO_INTERRUPT);
-    assert_false(virtq_should_notify(&vq, &ops, fm));
+    assert_false(iolab_virtq_should_notify(&vq, &ops, fm));
     set_present(AVAIL, false);
-    assert_true(virtq_should_notify(&vq, &ops, fm));
+    assert_true(iolab_virtq_should_notify(&vq, &ops, fm));
     set_present(AVAIL, true);
 
     /* Device side suppression through used->flags */
-    assert_int_equal(virtq_set_notification(&vq, &ops, fm, false, &fa), 0);
+    assert_int_equal(iolab_virtq_set_notification(&vq, &ops, fm, false, &fa), 0);
     assert_int_equal(get16(USED), VIRTQ_USED_F_NO_NOTIFY);
     set_present(USED, false);
-    assert_int_equal(virtq_set_notification(&vq, &ops, fm, true, &fa),
+    assert_int_equal(iolab_virtq_set_notification(&vq, &ops, fm, true, &fa),
                      VIRTQ_FAULT);
     assert_int_equal(fa, USED);
     assert_int_equal(get16(USED), VIRTQ_USED_F_NO_NOTIFY);
     set_present(USED, true);
-    assert_int_equal(virtq_set_notification(&vq, &ops, fm, true, &fa), 0);
+    assert_int_equal(iolab_virtq_set_notification(&vq, &ops, fm, true, &fa), 0);
     assert_int_equal(get16(USED), 0);
 }
 
@@ -1266,7 +1266,7 @@ static void test_event_idx_set_notification(void **state)
     put_desc(DESC, 0, BUF, 8, 0, 0);
     put16(USED, 0);
     put16(USED + 4 + QS * 8, 0xffff);
-    assert_int_equal(virtq_set_notification(&vq, &ops, fm, true, &fa), 0);
+    assert_int_equal(iolab_virtq_set_notification(&vq, &ops, fm, true, &fa), 0);
     assert_int_equal(avail_event(), 0);
     /* used->flags is not used for suppression with event_idx */
     assert_int_equal(get16(USED), 0);
@@ -1276,23 +1276,23 @@ static void test_event_idx_set_notification(void **state)
     drv_add(0);
     pop_ok(&vq, e);
     /* Two seen but not popped: kick me for the fourth (index 3) */
-    assert_int_equal(virtq_set_notification(&vq, &ops, fm, true, &fa), 0);
+    assert_int_equal(iolab_virtq_set_notification(&vq, &ops, fm, true, &fa), 0);
     assert_int_equal(avail_event(), 3);
     /* Disabling writes nothing */
-    assert_int_equal(virtq_set_notification(&vq, &ops, fm, false, &fa), 0);
+    assert_int_equal(iolab_virtq_set_notification(&vq, &ops, fm, false, &fa), 0);
     assert_int_equal(avail_event(), 3);
 
     pop_ok(&vq, e);
     pop_ok(&vq, e);
     drv_add(0);
-    assert_int_equal(virtq_avail_count(&vq, &ops, fm, &count, &fa), 0);
+    assert_int_equal(iolab_virtq_avail_count(&vq, &ops, fm, &count, &fa), 0);
     assert_int_equal(count, 1);
     set_present(USED, false);
-    assert_int_equal(virtq_set_notification(&vq, &ops, fm, true, &fa),
+    assert_int_equal(iolab_virtq_set_notification(&vq, &ops, fm, true, &fa),
                      VIRTQ_FAULT);
     assert_int_equal(fa, USED);
     set_present(USED, true);
-    assert_int_equal(virtq_set_notification(&vq, &ops, fm, true, &fa), 0);
+    assert_int_equal(iolab_virtq_set_notification(&vq, &ops, fm, true, &fa), 0);
     assert_int_equal(avail_event(), 4);
     free(e);
 }
@@ -1321,10 +1321,10 @@ static void test_save_restore(void **state)
     pop_ok(&vq, e);
     pop_ok(&vq, e);
     push_ok(&vq, 1, 4);         /* out of order completion */
-    assert_true(virtq_should_notify(&vq, &ops, fm));
+    assert_true(iolab_virtq_should_notify(&vq, &ops, fm));
     push_ok(&vq, 9, 4);         /* not yet signalled */
 
-    virtq_save(&vq, saved);
+    iolab_virtq_save(&vq, saved);
     /* Fixed little-endian layout */
     assert_memory_equal(saved, "VRTQ", 4);
     assert_int_equal(saved[4], VIRTQ_SAVED_VERSION);
@@ -1341,7 +1341,7 @@ static void test_save_restore(void **state)
 
     ref = vq;
     memset(&back, 0x5a, sizeof(back));
-    assert_int_equal(virtq_load(&back, saved), 0);
+    assert_int_equal(iolab_virtq_load(&back, saved), 0);
     assert_int_equal(back.size, ref.size);
     assert_int_equal(back.desc, ref.desc);
     assert_int_equal(back.avail, ref.avail);
@@ -1356,7 +1356,7 @@ static void test_save_restore(void **state)
     assert_int_equal(back.error, 0);
 
     /* In-flight elements 9 and 7 are rebuilt from their heads */
-    assert_int_equal(virtq_read_chain(&back, &ops, fm, 9, r, NULL, NULL),
+    assert_int_equal(iolab_virtq_read_chain(&back, &ops, fm, 9, r, NULL, NULL),
                      VIRTQ_OK);
     assert_int_equal(r->out_len, 0x10);
     assert_int_equal(r->in_len, 4);
@@ -1368,7 +1368,7 @@ static void test_save_restore(void **state)
         assert_elem_equal(e, r);
         assert_int_equal(r->head, heads[3 + i]);
     }
-    assert_int_equal(virtq_pop(&back, &ops, fm, r, NULL, NULL, NULL),
+    assert_int_equal(iolab_virtq_pop(&back, &ops, fm, r, NULL, NULL, NULL),
                      VIRTQ_EMPTY);
     push_ok(&back, 7, 4);
     push_ok(&back, 3, 4);
@@ -1383,53 +1383,53 @@ static void test_save_restore(void **state)
     assert_int_equal(id, 11);
     /* signalled_used came across: 1, so entries 1..5 are news */
     set_used_event(1);
-    assert_true(virtq_should_notify(&back, &ops, fm));
+    assert_true(iolab_virtq_should_notify(&back, &ops, fm));
 
     /* Rejected records leave the target untouched */
     memcpy(bad, saved, sizeof(bad));
     bad[0] = 'X';
     back = ref;
-    assert_int_equal(virtq_load(&back, bad), VIRTQ_ERROR);
+    assert_int_equal(iolab_virtq_load(&back, bad), VIRTQ_ERROR);
     assert_vq_equal(&back, &ref);
     memcpy(bad, saved, sizeof(bad));
     bad[4] = 2;
-    assert_int_equal(virtq_load(&back, bad), VIRTQ_ERROR);
+    assert_int_equal(iolab_virtq_load(&back, bad), VIRTQ_ERROR);
     memcpy(bad, saved, sizeof(bad));
     bad[5] |= 0x10;
-    assert_int_equal(virtq_load(&back, bad), VIRTQ_ERROR);
+    assert_int_equal(iolab_virtq_load(&back, bad), VIRTQ_ERROR);
     memcpy(bad, saved, sizeof(bad));
     bad[39] = 1;
-    assert_int_equal(virtq_load(&back, bad), VIRTQ_ERROR);
+    assert_int_equal(iolab_virtq_load(&back, bad), VIRTQ_ERROR);
     memcpy(bad, saved, sizeof(bad));
     bad[38] = 0xff;
-    assert_int_equal(virtq_load(&back, bad), VIRTQ_ERROR);
+    assert_int_equal(iolab_virtq_load(&back, bad), VIRTQ_ERROR);
     memcpy(bad, saved, sizeof(bad));
     bad[32] = 2;                        /* last_avail 258 vs used 2 */
     bad[33] = 1;
-    assert_int_equal(virtq_load(&back, bad), 0);
+    assert_int_equal(iolab_virtq_load(&back, bad), 0);
     bad[32] = 3;                        /* 257 in flight on a 256 queue */
-    assert_int_equal(virtq_load(&back, bad), VIRTQ_ERROR);
+    assert_int_equal(iolab_virtq_load(&back, bad), VIRTQ_ERROR);
 
     /* A geometry that fails validation loads as a broken queue */
     memcpy(bad, saved, sizeof(bad));
     bad[8] |= 8;
-    assert_int_equal(virtq_load(&back, bad), 0);
-    assert_non_null(virtq_error_reason(&back));
+    assert_int_equal(iolab_virtq_load(&back, bad), 0);
+    assert_non_null(iolab_virtq_error_reason(&back));
 
     /* A broken queue keeps its reason across migration */
     default_queue(&vq, false, false);
     drv_init(QS, DESC, AVAIL, USED, 0);
     build_loop();
-    assert_int_equal(virtq_pop(&vq, &ops, fm, e, NULL, NULL, NULL),
+    assert_int_equal(iolab_virtq_pop(&vq, &ops, fm, e, NULL, NULL, NULL),
                      VIRTQ_ERROR);
-    virtq_save(&vq, saved);
-    assert_int_equal(virtq_load(&back, saved), 0);
-    assert_string_equal(virtq_error_reason(&back), virtq_error_reason(&vq));
+    iolab_virtq_save(&vq, saved);
+    assert_int_equal(iolab_virtq_load(&back, saved), 0);
+    assert_string_equal(iolab_virtq_error_reason(&back), iolab_virtq_error_reason(&vq));
 
     /* An unconfigured queue round-trips too */
-    virtq_init(&vq);
-    virtq_save(&vq, saved);
-    assert_int_equal(virtq_load(&back, saved), 0);
+    iolab_virtq_init(&vq);
+    iolab_virtq_save(&vq, saved);
+    assert_int_equal(iolab_virtq_load(&back, saved), 0);
     assert_vq_equal(&back, &vq);
     free(e);
     free(r);
@@ -1453,10 +1453,10 @@ static void test_peek(void **state)
     put_desc(DESC, 2, BUF + 0x2000, 50, VIRTQ_DESC_F_NEXT, 2); /* loop */
     /* Nothing read yet: only a fetch of avail->idx sees anything. */
     drv_add(0);
-    assert_int_equal(virtq_peek(&vq, &ops, fm, 0, false, e, &fa),
+    assert_int_equal(iolab_virtq_peek(&vq, &ops, fm, 0, false, e, &fa),
                      VIRTQ_EMPTY);
     before = vq;
-    assert_int_equal(virtq_peek(&vq, &ops, fm, 0, true, e, &fa), VIRTQ_OK);
+    assert_int_equal(iolab_virtq_peek(&vq, &ops, fm, 0, true, e, &fa), VIRTQ_OK);
     assert_int_equal(e->head, 0);
     assert_seg(e, 0, BUF, 100, true);
     assert_memory_equal(&vq, &before, sizeof(vq));
@@ -1464,29 +1464,29 @@ static void test_peek(void **state)
     /* Pop learns idx = 2; peek then sees position 1 without a fetch. */
     drv_add(1);
     pop_ok(&vq, e);
-    assert_int_equal(virtq_peek(&vq, &ops, fm, 1, false, e, &fa), VIRTQ_OK);
+    assert_int_equal(iolab_virtq_peek(&vq, &ops, fm, 1, false, e, &fa), VIRTQ_OK);
     assert_int_equal(e->head, 1);
     assert_seg(e, 0, BUF + 0x1000, 200, true);
     /* Behind the pop position, or beyond what idx said: nothing. */
-    assert_int_equal(virtq_peek(&vq, &ops, fm, 0, true, e, &fa),
+    assert_int_equal(iolab_virtq_peek(&vq, &ops, fm, 0, true, e, &fa),
                      VIRTQ_EMPTY);
-    assert_int_equal(virtq_peek(&vq, &ops, fm, 3, true, e, &fa),
+    assert_int_equal(iolab_virtq_peek(&vq, &ops, fm, 3, true, e, &fa),
                      VIRTQ_EMPTY);
 
     /* A missing ring page is reported, not raised; the queue is as it was. */
     before = vq;
     set_present(DESC, false);
-    assert_int_equal(virtq_peek(&vq, &ops, fm, 1, false, e, &fa),
+    assert_int_equal(iolab_virtq_peek(&vq, &ops, fm, 1, false, e, &fa),
                      VIRTQ_FAULT);
     assert_int_equal(fa, DESC);
     set_present(DESC, true);
 
     /* A malformed chain ahead does not break the queue. */
     drv_add(2);
-    assert_int_equal(virtq_peek(&vq, &ops, fm, 2, true, e, &fa),
+    assert_int_equal(iolab_virtq_peek(&vq, &ops, fm, 2, true, e, &fa),
                      VIRTQ_ERROR);
     assert_memory_equal(&vq, &before, sizeof(vq));
-    assert_null(virtq_error_reason(&vq));
+    assert_null(iolab_virtq_error_reason(&vq));
     pop_ok(&vq, e);
     assert_int_equal(e->head, 1);
     free(e);
@@ -1506,9 +1506,9 @@ static void test_index_wrap(void **state)
     vq.last_avail_idx = vq.used_idx = 65533;
     vq.signalled_used = 65533;
     vq.signalled_used_valid = true;
-    virtq_save(&vq, saved);
-    virtq_init(&vq);
-    assert_int_equal(virtq_load(&vq, saved), 0);
+    iolab_virtq_save(&vq, saved);
+    iolab_virtq_init(&vq);
+    assert_int_equal(iolab_virtq_load(&vq, saved), 0);
 
     drv_init(QS, DESC, AVAIL, USED, 65533);
     put16(USED + 2, 65533);
@@ -1517,7 +1517,7 @@ static void test_index_wrap(void **state)
         drv_add(i);
     }
     assert_int_equal(drv.avail_idx, 3);
-    assert_int_equal(virtq_avail_count(&vq, &ops, fm, &count, &fa), 0);
+    assert_int_equal(iolab_virtq_avail_count(&vq, &ops, fm, &count, &fa), 0);
     assert_int_equal(count, 6);
     set_used_event(65535);
     for (i = 0; i < 6; i++) {
@@ -1525,7 +1525,7 @@ static void test_index_wrap(void **state)
         assert_int_equal(e->head, i);
         push_ok(&vq, i, 8);
     }
-    assert_int_equal(virtq_pop(&vq, &ops, fm, e, &fa, NULL, NULL),
+    assert_int_equal(iolab_virtq_pop(&vq, &ops, fm, e, &fa, NULL, NULL),
                      VIRTQ_EMPTY);
     assert_int_equal(vq.last_avail_idx, 3);
     assert_int_equal(used_idx(), 3);
@@ -1533,7 +1533,7 @@ static void test_index_wrap(void **state)
         used_entry((uint16_t)(65533 + i), &id, &len);
         assert_int_equal(id, i);
     }
-    assert_true(virtq_should_notify(&vq, &ops, fm));
+    assert_true(iolab_virtq_should_notify(&vq, &ops, fm));
     free(e);
 }
 

@@ -62,11 +62,11 @@ static void print_stats(const DmaTrace *t)
     for (unsigned k = 0; k < DMA_TRACE_NR_KINDS; k++) {
         DmaTraceStats st;
 
-        if (dma_trace_stats(t, (DmaTraceKind)k, &st) == 0 && st.accesses) {
+        if (vpri_dma_trace_stats(t, (DmaTraceKind)k, &st) == 0 && st.accesses) {
             printf("# %s: accesses %" PRIu64 ", footprint %" PRIu64
                    " pages, visited >2 times %.1f%%, median reuse distance %"
                    PRIu64 " accesses / %.1f ms\n",
-                   dma_trace_kind_name((DmaTraceKind)k), st.accesses,
+                   vpri_dma_trace_kind_name((DmaTraceKind)k), st.accesses,
                    st.footprint, 100 * st.visited_gt2, st.reuse_median,
                    (double)st.reuse_time_median_ns / 1e6);
         }
@@ -155,7 +155,7 @@ int main(int argc, char **argv)
                  tok = strtok_r(NULL, ",", &save)) {
                 PinPolicyKind k;
 
-                if (pin_policy_kind_parse(tok, &k)) {
+                if (vpri_pin_policy_kind_parse(tok, &k)) {
                     fprintf(stderr, "dma-eval: unknown policy '%s' "
                             "(none, lru, adp)\n", tok);
                     return 2;
@@ -184,7 +184,7 @@ int main(int argc, char **argv)
             perror(trace);
             return 1;
         }
-        r = dma_trace_read(f, &t, &line);
+        r = vpri_dma_trace_read(f, &t, &line);
         fclose(f);
         if (r) {
             fprintf(stderr, "dma-eval: %s:%u: %s\n", trace, line,
@@ -205,7 +205,7 @@ int main(int argc, char **argv)
     if (write_to) {
         FILE *f = fopen(write_to, "w");
 
-        if (!f || dma_trace_write(f, &t) || fclose(f)) {
+        if (!f || vpri_dma_trace_write(f, &t) || fclose(f)) {
             perror(write_to);
             return 1;
         }
@@ -270,7 +270,7 @@ int main(int argc, char **argv)
                        ",%" PRIu64 ",%" PRIu64 ",%.1f,%" PRIu64
                        ",%.1f,%.1f,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%"
                        PRIu64 ",%" PRIu64 ",%" PRIu64 "\n",
-                       cfg.overcommit_pct, pin_policy_kind_name(cfg.policy),
+                       cfg.overcommit_pct, vpri_pin_policy_kind_name(cfg.policy),
                        bud[b], res.budget, res.capacity,
                        res.faults[DMA_TRACE_NIC], res.faults[DMA_TRACE_BLOCK],
                        res.faults[DMA_TRACE_CPU],
@@ -290,6 +290,6 @@ int main(int argc, char **argv)
             }
         }
     }
-    dma_trace_clear(&t);
+    vpri_dma_trace_clear(&t);
     return 0;
 }

@@ -191,7 +191,7 @@ static void emit_rec(Stream *st, uint64_t time, uint8_t dev, uint8_t kind,
 
     st->last = r.time_ns;
     if (!st->err) {
-        st->err = dma_trace_append(&st->t, &r);
+        st->err = vpri_dma_trace_append(&st->t, &r);
     }
 }
 
@@ -426,7 +426,7 @@ static int merge(Stream *in, unsigned n, DmaTrace *out)
         if (best < 0) {
             return 0;
         }
-        if (dma_trace_append(out, &in[best].t.recs[pos[best]++])) {
+        if (vpri_dma_trace_append(out, &in[best].t.recs[pos[best]++])) {
             return -ENOMEM;
         }
     }
@@ -491,11 +491,11 @@ int dma_gen_mixed(const DmaGenParams *p, DmaTrace *t)
         r = merge(st, 3, t);
     }
     for (unsigned i = 0; i < 3; i++) {
-        dma_trace_clear(&st[i].t);
+        vpri_dma_trace_clear(&st[i].t);
     }
     free(perm);
     if (r) {
-        dma_trace_clear(t);
+        vpri_dma_trace_clear(t);
     }
     return r;
 }
@@ -507,7 +507,7 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-int dma_trace_stats(const DmaTrace *t, DmaTraceKind kind, DmaTraceStats *st)
+int vpri_dma_trace_stats(const DmaTrace *t, DmaTraceKind kind, DmaTraceStats *st)
 {
     uint64_t g = t->hdr.guest_pages;
     uint32_t *count = calloc(g, sizeof(*count));

@@ -9,7 +9,7 @@
 #ifndef DMA_GEN_H
 #define DMA_GEN_H
 
-#include "hw/vpri/dma-trace.h"
+#include "hw/vpri/core/dma-trace.h"
 
 typedef struct DmaGenParams {
     uint64_t seed;
@@ -65,6 +65,6 @@ void dma_gen_print(const DmaGenParams *p, FILE *f);
 /* Generate into @t (initialized here).  0, -EINVAL or -ENOMEM. */
 int dma_gen_mixed(const DmaGenParams *p, DmaTrace *t);
 /* 0 or -ENOMEM. */
-int dma_trace_stats(const DmaTrace *t, DmaTraceKind kind, DmaTraceStats *st);
+int vpri_dma_trace_stats(const DmaTrace *t, DmaTraceKind kind, DmaTraceStats *st);
 
 #endif

@@ -13,12 +13,12 @@
  *   bit: DMA goes through the IOMMU and leaves the CPU page tables alone.
  * - Any access to a non-resident page pages it in (a CPU fault or an I/O
  *   page fault, by the accessor's kind) and the host reclaims again.
- * - Each device has an access tracker (hw/vpri/access-tracker.c); every
+ * - Each device has an access tracker (hw/vpri/core/access-tracker.c); every
  *   epoch the host collects it into the policy, which re-pins.  A pin on a
  *   page that is not resident pages it in (counted as a pin page-in).
  *   Armed records (a device was given a page for a later DMA) are not
  *   accesses: they go to a second tracker, collected as
- *   pin_policy_armed(), as vpri-host does.
+ *   vpri_pin_policy_armed(), as vpri-host does.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -27,7 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hw/vpri/access-tracker.h"
+#include "hw/vpri/core/access-tracker.h"
 #include "dma-sim.h"
 
 struct DmaSim {
@@ -121,36 +121,36 @@ static void on_touched(uint64_t page, void *opaque)
 {
     DmaSim *s = opaque;
 
-    pin_policy_observe(s->policy, (unsigned)s->pol_dev[s->collecting], page);
+    vpri_pin_policy_observe(s->policy, (unsigned)s->pol_dev[s->collecting], page);
 }
 
 static void on_armed(uint64_t page, void *opaque)
 {
     DmaSim *s = opaque;
 
-    pin_policy_armed(s->policy, (unsigned)s->pol_dev[s->collecting], page);
+    vpri_pin_policy_armed(s->policy, (unsigned)s->pol_dev[s->collecting], page);
 }
 
 static void end_epoch(DmaSim *s)
 {
     for (unsigned i = 0; i < s->hdr.ndevs; i++) {
         s->collecting = i;
-        access_tracker_collect_cb(s->tracker[i], 0, s->npages, on_touched,
+        vpri_access_tracker_collect_cb(s->tracker[i], 0, s->npages, on_touched,
                                   s);
-        access_tracker_collect_cb(s->armed[i], 0, s->npages, on_armed, s);
+        vpri_access_tracker_collect_cb(s->armed[i], 0, s->npages, on_armed, s);
     }
-    pin_policy_epoch(s->policy, on_pin_change, s);
+    vpri_pin_policy_epoch(s->policy, on_pin_change, s);
     s->res.epochs++;
     if (counting(s)) {
         s->counted_epochs++;
-        s->pinned_sum += (double)pin_policy_pinned(s->policy);
-        if (pin_policy_pinned(s->policy) > s->res.pinned_max) {
-            s->res.pinned_max = pin_policy_pinned(s->policy);
+        s->pinned_sum += (double)vpri_pin_policy_pinned(s->policy);
+        if (vpri_pin_policy_pinned(s->policy) > s->res.pinned_max) {
+            s->res.pinned_max = vpri_pin_policy_pinned(s->policy);
         }
         for (unsigned i = 0; i < s->hdr.ndevs; i++) {
             PinPolicyDevStats st;
 
-            if (pin_policy_dev_stats(s->policy, (unsigned)s->pol_dev[i],
+            if (vpri_pin_policy_dev_stats(s->policy, (unsigned)s->pol_dev[i],
                                      &st) == 0) {
                 s->pinned_sum_kind[s->hdr.devs[i].kind] += (double)st.pinned;
             }
@@ -181,18 +181,18 @@ DmaSim *dma_sim_new(const DmaSimConfig *cfg, const DmaTraceHeader *hdr)
     s->ref = calloc(s->npages, 1);
     s->pinned = calloc(s->npages, 1);
     s->seen = calloc(s->npages, 1);
-    s->policy = pin_policy_new(cfg->policy, s->npages, s->cfg.budget_pages);
+    s->policy = vpri_pin_policy_new(cfg->policy, s->npages, s->cfg.budget_pages);
     if (!s->resident || !s->ref || !s->pinned || !s->seen || !s->policy) {
         dma_sim_free(s);
         return NULL;
     }
     for (unsigned i = 0; i < hdr->ndevs; i++) {
-        s->pol_dev[i] = pin_policy_add_device(s->policy,
+        s->pol_dev[i] = vpri_pin_policy_add_device(s->policy,
                                               hdr->devs[i].kind ==
                                               DMA_TRACE_NIC ?
                                               PIN_DEV_NIC : PIN_DEV_BLOCK);
-        s->tracker[i] = access_tracker_new(s->npages);
-        s->armed[i] = access_tracker_new(s->npages);
+        s->tracker[i] = vpri_access_tracker_new(s->npages);
+        s->armed[i] = vpri_access_tracker_new(s->npages);
         if (s->pol_dev[i] < 0 || !s->tracker[i] || !s->armed[i]) {
             dma_sim_free(s);
             return NULL;
@@ -212,10 +212,10 @@ void dma_sim_free(DmaSim *s)
         return;
     }
     for (unsigned i = 0; i < s->hdr.ndevs; i++) {
-        access_tracker_free(s->tracker[i]);
-        access_tracker_free(s->armed[i]);
+        vpri_access_tracker_free(s->tracker[i]);
+        vpri_access_tracker_free(s->armed[i]);
     }
-    pin_policy_free(s->policy);
+    vpri_pin_policy_free(s->policy);
     free(s->resident);
     free(s->ref);
     free(s->pinned);
@@ -232,7 +232,7 @@ int dma_sim_step(DmaSim *s, const DmaTraceRecord *r)
         return -EINVAL;
     }
     if (r->kind != DMA_TRACE_CPU) {
-        di = dma_trace_find_device(&s->hdr, r->dev);
+        di = vpri_dma_trace_find_device(&s->hdr, r->dev);
         if (di < 0) {
             return -EINVAL;
         }
@@ -265,7 +265,7 @@ int dma_sim_step(DmaSim *s, const DmaTraceRecord *r)
 
     if (r->armed) {
         /* Not an access: the policy hears of it at the epoch's end. */
-        access_tracker_mark(s->armed[di], r->page << 12, 1);
+        vpri_access_tracker_mark(s->armed[di], r->page << 12, 1);
         return 0;
     }
     s->res.cold_accesses[r->kind]++;
@@ -282,7 +282,7 @@ int dma_sim_step(DmaSim *s, const DmaTraceRecord *r)
             s->res.first_faults[r->kind] += first;
         }
         if (di >= 0) {
-            pin_policy_fault(s->policy, (unsigned)s->pol_dev[di], r->page);
+            vpri_pin_policy_fault(s->policy, (unsigned)s->pol_dev[di], r->page);
         }
         page_in(s, r->page);
     }
@@ -290,7 +290,7 @@ int dma_sim_step(DmaSim *s, const DmaTraceRecord *r)
     if (di < 0) {
         s->ref[r->page] = 1;
     } else {
-        access_tracker_mark(s->tracker[di], r->page << 12, 1);
+        vpri_access_tracker_mark(s->tracker[di], r->page << 12, 1);
     }
     return 0;
 }

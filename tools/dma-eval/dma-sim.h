@@ -11,8 +11,8 @@
 #ifndef DMA_SIM_H
 #define DMA_SIM_H
 
-#include "hw/vpri/dma-trace.h"
-#include "hw/vpri/pin-policy.h"
+#include "hw/vpri/core/dma-trace.h"
+#include "hw/vpri/core/pin-policy.h"
 
 typedef struct DmaSimConfig {
     /* Resident capacity: guest pages * (100 - overcommit_pct) / 100. */

@@ -17,9 +17,9 @@
 #include "hw/block/block.h"
 #include "system/dma.h"
 #include "system/block-backend.h"
-#include "hw/nvme-export/nvmex-identify.h"
-#include "hw/nvme-export/nvmex-ratelimit.h"
-#include "hw/nvme-export/nvmex-template.h"
+#include "hw/nvme-export/core/nvmex-identify.h"
+#include "hw/nvme-export/core/nvmex-ratelimit.h"
+#include "hw/nvme-export/core/nvmex-template.h"
 
 #define TYPE_NVME_EXPORT     "nvme-export"
 #define TYPE_NVME_EXPORT_NS  "nvme-export-ns"

@@ -14,11 +14,11 @@
 #include "net/net.h"
 #include "hw/pci/pci_device.h"
 #include "qom/object.h"
-#include "hw/vpri/virtq.h"
-#include "hw/vdpa-mgmt/vdpa-cmd.h"
-#include "hw/vdpa-mgmt/vdpa-iotlb.h"
-#include "hw/vdpa-mgmt/vdpa-msi.h"
-#include "hw/vdpa-mgmt/vdpa-table.h"
+#include "hw/iolab-virtio/core/virtq.h"
+#include "hw/vdpa-mgmt/core/vdpa-cmd.h"
+#include "hw/vdpa-mgmt/core/vdpa-iotlb.h"
+#include "hw/vdpa-mgmt/core/vdpa-msi.h"
+#include "hw/vdpa-mgmt/core/vdpa-table.h"
 
 #define TYPE_VDPA_MGMT "vdpa-mgmt"
 OBJECT_DECLARE_SIMPLE_TYPE(VdpaMgmt, VDPA_MGMT)

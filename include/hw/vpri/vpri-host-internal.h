@@ -12,11 +12,11 @@
 #include "qemu/notify.h"
 #include "qemu/thread.h"
 #include "hw/vpri/vpri-host.h"
-#include "hw/vpri/access-tracker.h"
-#include "hw/vpri/fault-ring.h"
-#include "hw/vpri/latency-histogram.h"
-#include "hw/vpri/swap-store.h"
-#include "hw/vpri/pin-policy.h"
+#include "hw/vpri/core/access-tracker.h"
+#include "hw/vpri/core/fault-ring.h"
+#include "hw/vpri/core/latency-histogram.h"
+#include "hw/vpri/core/swap-store.h"
+#include "hw/vpri/core/pin-policy.h"
 #include "qemu/timer.h"
 
 #define VPRI_HOST_MAX_DEVICES 64
@@ -121,7 +121,7 @@ struct VpriHost {
     LatencyHistogram *pagein_latency;
 
     /* DMA pinning policy and trace recording (vpri-pin.c) */
-    char *pin_policy_name;      /* property pin-policy */
+    char *vpri_pin_policy_name;      /* property pin-policy */
     double pin_budget_pct;      /* property pin-budget */
     PinPolicyKind pin_kind;
     QemuMutex pin_lock;         /* the policy; pin_by_policy */

@@ -13,7 +13,7 @@
 #define HW_VPRI_HOST_H
 
 #include "qom/object.h"
-#include "hw/vpri/pa-bitmap.h"
+#include "hw/vpri/core/pa-bitmap.h"
 
 #define TYPE_VPRI_HOST "vpri-host"
 OBJECT_DECLARE_SIMPLE_TYPE(VpriHost, VPRI_HOST)
@@ -50,7 +50,7 @@ void vpri_host_dma_end(VpriHost *h, uint32_t dev_id, PabDmaToken token);
  * The device was given [@addr, @addr + @len) for a DMA still to come (a
  * NIC read the descriptor of a receive buffer posted to it).  Not an
  * access: nothing is checked or transferred; the pinning policy hears of
- * it (pin_policy_armed()) and a trace being recorded gets 'a' records.
+ * it (vpri_pin_policy_armed()) and a trace being recorded gets 'a' records.
  * Guest-physical devices only; out-of-range addresses are ignored.
  */
 void vpri_host_dma_arm(VpriHost *h, uint32_t dev_id, uint64_t addr,

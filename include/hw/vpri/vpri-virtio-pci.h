@@ -2,7 +2,7 @@
  * VPRI modern virtio-pci transport
  *
  * vpri-blk and vpri-nic carry their own virtio 1.x PCI transport on top of
- * the shared fault-aware virtqueue engine (hw/vpri/virtq.c), so that every
+ * the shared fault-aware virtqueue engine (hw/iolab-virtio/core/virtq.c), so that every
  * descriptor, ring and buffer access goes through one DMA path that checks
  * the PA-BITMAP.  QEMU's VirtIODevice would put a second data path beside
  * ours.
@@ -15,7 +15,7 @@
 
 #include "exec/memory.h"
 #include "hw/pci/pci_device.h"
-#include "hw/vpri/virtq.h"
+#include "hw/iolab-virtio/core/virtq.h"
 #include "qom/object.h"
 #include "system/runstate.h"
 #include "migration/vmstate.h"
