@@ -36,7 +36,6 @@
 #include "standard-headers/linux/virtio_ring.h"
 #include "hw/vdpa-mgmt/vdpa-mgmt.h"
 #include "hw/vpri/vpri-host.h"
-#include "hw/vpri/vpri-host-internal.h"
 #include "trace.h"
 
 #define VDPA_BLK_SECTOR     512
@@ -1926,16 +1925,6 @@ static unsigned vdpa_host_slots_needed(PCIDevice *pdev)
            pci_device_iommu_pasid_bits(pdev) ? 2 : 1;
 }
 
-static unsigned vdpa_host_free_slots(VpriHost *h)
-{
-    unsigned n = 0;
-
-    for (uint32_t id = 0; id < VPRI_HOST_MAX_DEVICES; id++) {
-        n += !h->devs[id].dev;
-    }
-    return n;
-}
-
 static void vdpa_mgmt_realize(PCIDevice *pdev, Error **errp)
 {
     VdpaMgmt *s = VDPA_MGMT(pdev);
@@ -1957,7 +1946,7 @@ static void vdpa_mgmt_realize(PCIDevice *pdev, Error **errp)
         if (!s->host || !vpri_host_can_attach(s->host, errp)) {
             return;
         }
-        if (vdpa_host_slots_needed(pdev) > vdpa_host_free_slots(s->host)) {
+        if (vdpa_host_slots_needed(pdev) > vpri_host_free_slots(s->host)) {
             error_setg(errp, "vdpa-mgmt: vpri-host '%s' has no two free "
                        "device slots (one for PASID DMA)", s->host_id);
             return;

@@ -164,6 +164,18 @@ void vpri_host_detach(VpriHost *h, uint32_t dev_id)
     memset(d, 0, sizeof(*d));
 }
 
+unsigned vpri_host_free_slots(VpriHost *h)
+{
+    unsigned n = 0;
+
+    qemu_mutex_lock(&h->lock);
+    for (uint32_t id = 0; id < VPRI_HOST_MAX_DEVICES; id++) {
+        n += !h->devs[id].dev;
+    }
+    qemu_mutex_unlock(&h->lock);
+    return n;
+}
+
 bool vpri_host_can_attach(VpriHost *h, Error **errp)
 {
     for (uint32_t id = 0; id < VPRI_HOST_MAX_DEVICES; id++) {

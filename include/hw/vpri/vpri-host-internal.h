@@ -137,8 +137,6 @@ struct VpriHost {
     uint64_t trace_devs;        /* device slots in the trace's header */
 };
 
-bool vpri_host_can_attach(VpriHost *h, Error **errp);
-
 void vpri_host_kick_handlers(VpriHost *h);
 
 /* vpri-memory.c */

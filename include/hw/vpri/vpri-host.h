@@ -29,6 +29,14 @@ uint32_t vpri_host_attach(VpriHost *h, DeviceState *dev, uint16_t nqueues,
 void vpri_host_detach(VpriHost *h, uint32_t dev_id);
 
 /*
+ * vpri_host_can_attach() says whether one more device fits (and sets errp
+ * if not); vpri_host_free_slots() counts how many more do, for a device
+ * that attaches more than once.
+ */
+bool vpri_host_can_attach(VpriHost *h, Error **errp);
+unsigned vpri_host_free_slots(VpriHost *h);
+
+/*
  * The address space the device's DMA goes through.  Behind a vIOMMU its
  * DMA addresses are IOVAs and its PA-BITMAP is indexed by IOVA; see
  * vpri-iommu.c.  Devices that never call this are guest-physical.
