@@ -35,13 +35,13 @@
  * destination must create: id, type, queues, backend), then each
  * instance's state in the same order.  Little-endian, fixed layouts.
  */
-#define MIG_MAGIC       0x4749444d      /* "MDIG" */
-#define MIG_LIST_REC    12
-#define MIG_STATE_REC   (4 + 4 + 8 + 8 + 8 + 8 * 8)
+#define VDPA_MIG_MAGIC       0x4749444d      /* "MDIG" */
+#define VDPA_MIG_LIST_REC    12
+#define VDPA_MIG_STATE_REC   (4 + 4 + 8 + 8 + 8 + 8 * 8)
 /* virtq record, MSI message, le16 count of held heads (then the heads) */
-#define MIG_QUEUE_REC   (VIRTQ_SAVED_SIZE + 16 + 2)
+#define VDPA_MIG_QUEUE_REC   (VIRTQ_SAVED_SIZE + 16 + 2)
 /* In a held head: a net TX frame already sent, only its push is left */
-#define MIG_HELD_SENT   0x8000
+#define VDPA_MIG_HELD_SENT   0x8000
 
 static int vdpa_pre_save(void *opaque)
 {
@@ -54,8 +54,8 @@ static int vdpa_pre_save(void *opaque)
         VdpaInst *inst = vdpa_table_get(&s->table, id);
 
         vdpa_inst_quiesce(inst);
-        len += MIG_LIST_REC + MIG_STATE_REC +
-               (uint64_t)inst->nqueues * MIG_QUEUE_REC;
+        len += VDPA_MIG_LIST_REC + VDPA_MIG_STATE_REC +
+               (uint64_t)inst->nqueues * VDPA_MIG_QUEUE_REC;
         for (uint16_t q = 0; q < inst->nqueues; q++) {
             for (VdpaBlkReq *r = inst->q[q].held; r; r = r->next_held) {
                 len += 2;
@@ -65,7 +65,7 @@ static int vdpa_pre_save(void *opaque)
     g_free(s->mig_buf);
     s->mig_len = len;
     s->mig_buf = p = g_malloc0(len);
-    vdpa_st32(p, MIG_MAGIC);
+    vdpa_st32(p, VDPA_MIG_MAGIC);
     vdpa_st32(p + 4, s->table.count);
     p += 8;
     for (uint32_t id = vdpa_table_next(&s->table, 1); id;
@@ -76,7 +76,7 @@ static int vdpa_pre_save(void *opaque)
         p[4] = inst->type;
         vdpa_st16(p + 6, inst->nqueues);
         vdpa_st32(p + 8, inst->backend);
-        p += MIG_LIST_REC;
+        p += VDPA_MIG_LIST_REC;
     }
     for (uint32_t id = vdpa_table_next(&s->table, 1); id;
          id = vdpa_table_next(&s->table, (uint64_t)id + 1)) {
@@ -90,17 +90,17 @@ static int vdpa_pre_save(void *opaque)
         vdpa_st64(p + 16, inst->drv_features);
         memcpy(p + 24, inst->mac, 6);
         vdpa_stats_save(&inst->stats, p + 32);
-        p += MIG_STATE_REC;
+        p += VDPA_MIG_STATE_REC;
         for (uint16_t q = 0; q < inst->nqueues; q++) {
             iolab_virtq_save(&inst->q[q].vq, p);
             vdpa_st64(p + VIRTQ_SAVED_SIZE, inst->q[q].msi.addr);
             vdpa_st32(p + VIRTQ_SAVED_SIZE + 8, inst->q[q].msi.data);
             vdpa_st32(p + VIRTQ_SAVED_SIZE + 12, inst->q[q].msi.flags);
-            p += MIG_QUEUE_REC - 2;
+            p += VDPA_MIG_QUEUE_REC - 2;
             /* Popped, stopped by a fault, not done: the heads to rebuild */
             for (VdpaBlkReq *r = inst->q[q].held; r; r = r->next_held) {
                 vdpa_st16(p + 2, r->elem.head |
-                                 (r->tx_sent ? MIG_HELD_SENT : 0));
+                                 (r->tx_sent ? VDPA_MIG_HELD_SENT : 0));
                 vdpa_st16(p, vdpa_ld16(p) + 1);
                 p += 2;
             }
@@ -108,6 +108,28 @@ static int vdpa_pre_save(void *opaque)
         }
     }
     return 0;
+}
+
+/*
+ * The buffer is allocated at its length as it is loaded: refuse a length
+ * that max-instances full instances with every queue at the largest size
+ * and every chain held could not reach.
+ */
+static bool vdpa_mig_len_valid(void *opaque, int version_id)
+{
+    VdpaMgmt *s = opaque;
+    uint64_t per_queue = VDPA_MIG_QUEUE_REC + 2 * VDPA_MGMT_MAX_QSIZE;
+    uint64_t per_inst = VDPA_MIG_LIST_REC + VDPA_MIG_STATE_REC +
+                        VDPA_MGMT_MAX_QUEUES * per_queue;
+    uint64_t max = 8 + (uint64_t)s->max_instances * per_inst;
+
+    if (s->mig_len > max) {
+        error_report("vdpa-mgmt: migration: field mig_len = %u above %"
+                     PRIu64 " (max-instances %u)", s->mig_len, max,
+                     s->max_instances);
+        return false;
+    }
+    return true;
 }
 
 static int vdpa_post_save(void *opaque)
@@ -120,6 +142,120 @@ static int vdpa_post_save(void *opaque)
     return 0;
 }
 
+/*
+ * The admin queue's registers as the guest can set them: what
+ * vdpa_admin_enable() accepts and vdpa_reg_write() keeps in range.  The
+ * admin queue runs from them as soon as the VM does.
+ */
+static bool vdpa_admin_state_valid(VdpaMgmt *s)
+{
+    const char *field = NULL;
+    uint64_t value = 0;
+
+    if (s->ctrl & ~VDPA_CTRL_ENABLE) {
+        field = "ctrl", value = s->ctrl;
+    } else if (s->status != 0 && s->status != VDPA_STATUS_READY &&
+               s->status != VDPA_STATUS_FATAL) {
+        field = "status", value = s->status;
+    } else if (s->status == VDPA_STATUS_READY && !s->ctrl) {
+        field = "status (ready while disabled)", value = s->status;
+    } else if (s->aq_vector > 0xffff) {
+        field = "aq_vector", value = s->aq_vector;
+    } else if (s->status != VDPA_STATUS_READY) {
+        return true;
+    } else if (s->aq_size < VDPA_AQ_MIN_SIZE ||
+               s->aq_size > VDPA_AQ_MAX_SIZE ||
+               (s->aq_size & (s->aq_size - 1))) {
+        field = "aq_size", value = s->aq_size;
+    } else if (s->sq_base % VDPA_SQE_SIZE) {
+        field = "sq_base", value = s->sq_base;
+    } else if (s->cq_base % VDPA_CQE_SIZE) {
+        field = "cq_base", value = s->cq_base;
+    } else if (s->sq_head >= s->aq_size) {
+        field = "sq_head", value = s->sq_head;
+    } else if (s->sq_tail >= s->aq_size) {
+        field = "sq_tail", value = s->sq_tail;
+    } else if (s->cq_head >= s->aq_size) {
+        field = "cq_head", value = s->cq_head;
+    } else if (s->cq_tail >= s->aq_size) {
+        field = "cq_tail", value = s->cq_tail;
+    } else {
+        return true;
+    }
+    error_report("vdpa-mgmt: migration: admin queue field %s = 0x%" PRIx64
+                 " out of range", field, value);
+    return false;
+}
+
+/*
+ * An instance's state record, as CREATE, SET_STATUS and BIND_PASID let
+ * it be: refuse what the guest could never have set.
+ */
+static bool vdpa_inst_state_valid(VdpaMgmt *s, VdpaInst *inst)
+{
+    const char *field = NULL;
+    uint64_t value = 0;
+
+    if (inst->dev_features & ~s->limits.features[inst->type]) {
+        field = "dev_features", value = inst->dev_features;
+    } else if (inst->drv_features & ~inst->dev_features) {
+        field = "drv_features", value = inst->drv_features;
+    } else if ((inst->status & VDPA_ST_DRIVER_OK) &&
+               !(inst->status & VDPA_ST_FEATURES_OK)) {
+        field = "status", value = inst->status;
+    } else if (inst->pasid != VDPA_NO_PASID &&
+               (!s->limits.pasid_bits ||
+                inst->pasid >= (1u << s->limits.pasid_bits))) {
+        /* Before any held chain is read through it */
+        field = "pasid", value = inst->pasid;
+    } else if (inst->type == VDPA_TYPE_NET) {
+        uint64_t key = vdpa_mac_key(inst->mac);
+
+        if (!key || (inst->mac[0] & 1) ||
+            g_hash_table_contains(s->macs, &key)) {
+            field = "mac (zero, multicast or repeated)", value = key;
+        }
+    }
+    if (field) {
+        error_report("vdpa-mgmt: migration: instance %u: field %s = 0x%"
+                     PRIx64 " invalid here", inst->id, field, value);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * A queue record: its size within what QUEUE_SETUP allows, its MSI
+ * message as SET_QUEUE_MSI stores it, and no more held requests than
+ * chains it has popped and not yet returned.
+ */
+static bool vdpa_queue_state_valid(VdpaMgmt *s, VdpaInst *inst, uint16_t qi,
+                                   uint16_t nheld)
+{
+    VdpaQueue *q = &inst->q[qi];
+    uint16_t in_flight = q->vq.last_avail_idx - q->vq.used_idx;
+    const char *field = NULL;
+    uint64_t value = 0;
+
+    if (q->vq.size > VDPA_MGMT_MAX_QSIZE) {
+        field = "size", value = q->vq.size;
+    } else if (q->msi.flags & ~(VDPA_MSIM_VALID | VDPA_MSIM_MASKED |
+                                VDPA_MSIM_PENDING)) {
+        field = "msi flags", value = q->msi.flags;
+    } else if ((q->msi.flags & VDPA_MSIM_VALID) &&
+               (!q->msi.addr || q->msi.addr % 4 ||
+                q->msi.addr >> s->limits.dma_bits)) {
+        field = "msi addr", value = q->msi.addr;
+    } else if (nheld && (!q->vq.enabled || nheld > in_flight)) {
+        field = "nheld", value = nheld;
+    } else {
+        return true;
+    }
+    error_report("vdpa-mgmt: migration: instance %u queue %u: field %s = "
+                 "0x%" PRIx64 " out of range", inst->id, qi, field, value);
+    return false;
+}
+
 /* Recreate the instances of the list, then give them their state */
 static int vdpa_post_load(void *opaque, int version_id)
 {
@@ -130,19 +266,22 @@ static int vdpa_post_load(void *opaque, int version_id)
     int ret = -EINVAL;
 
     vdpa_destroy_all(s);
-    if (s->mig_len < 8 || vdpa_ld32(p) != MIG_MAGIC) {
+    if (!vdpa_admin_state_valid(s)) {
+        goto out;
+    }
+    if (s->mig_len < 8 || vdpa_ld32(p) != VDPA_MIG_MAGIC) {
         error_report("vdpa-mgmt: bad instance stream");
         goto out;
     }
     count = vdpa_ld32(p + 4);
     p += 8;
-    if (count > s->table.max || (uint64_t)count * MIG_LIST_REC > end - p) {
+    if (count > s->table.max || (uint64_t)count * VDPA_MIG_LIST_REC > end - p) {
         error_report("vdpa-mgmt: %u instances do not fit (max-instances "
                      "%u)", count, s->table.max);
         goto out;
     }
     insts = g_new0(VdpaInst *, count);
-    for (uint32_t i = 0; i < count; i++, p += MIG_LIST_REC) {
+    for (uint32_t i = 0; i < count; i++, p += VDPA_MIG_LIST_REC) {
         uint32_t id = vdpa_ld32(p);
         uint16_t nq = vdpa_ld16(p + 6);
         uint32_t backend = vdpa_ld32(p + 8);
@@ -174,31 +313,34 @@ static int vdpa_post_load(void *opaque, int version_id)
     for (uint32_t i = 0; i < count; i++) {
         VdpaInst *inst = insts[i];
 
-        if (MIG_STATE_REC + (uint64_t)inst->nqueues * MIG_QUEUE_REC >
+        if (VDPA_MIG_STATE_REC + (uint64_t)inst->nqueues * VDPA_MIG_QUEUE_REC >
             end - p) {
             error_report("vdpa-mgmt: instance stream truncated");
             goto out;
         }
         inst->status = p[0];
-        inst->suspended = p[1];
-        inst->wce = p[2];
+        inst->suspended = !!p[1];
+        inst->wce = !!p[2];
         inst->pasid = vdpa_ld32(p + 4);
         inst->dev_features = vdpa_ld64(p + 8);
         inst->drv_features = vdpa_ld64(p + 16);
         memcpy(inst->mac, p + 24, 6);
+        if (!vdpa_inst_state_valid(s, inst)) {
+            goto out;
+        }
         if (inst->type == VDPA_TYPE_NET) {
             g_hash_table_insert(s->macs, g_memdup2(&(uint64_t) {
                                     vdpa_mac_key(inst->mac) }, 8), inst);
         }
         vdpa_stats_load(&inst->stats, p + 32);
-        p += MIG_STATE_REC;
+        p += VDPA_MIG_STATE_REC;
         for (uint16_t q = 0; q < inst->nqueues; q++) {
             VdpaQueue *vq = &inst->q[q];
             VdpaBlkReq **tail = &vq->held;
             uint16_t nheld;
 
             vq->fault_slot = VDPA_NO_FAULT_SLOT;
-            if (MIG_QUEUE_REC > end - p ||
+            if (VDPA_MIG_QUEUE_REC > end - p ||
                 iolab_virtq_load(&vq->vq, p) < 0) {
                 error_report("vdpa-mgmt: instance %u queue %u: bad queue "
                              "record", inst->id, q);
@@ -207,8 +349,11 @@ static int vdpa_post_load(void *opaque, int version_id)
             vq->msi.addr = vdpa_ld64(p + VIRTQ_SAVED_SIZE);
             vq->msi.data = vdpa_ld32(p + VIRTQ_SAVED_SIZE + 8);
             vq->msi.flags = vdpa_ld32(p + VIRTQ_SAVED_SIZE + 12);
-            nheld = vdpa_ld16(p + MIG_QUEUE_REC - 2);
-            p += MIG_QUEUE_REC;
+            nheld = vdpa_ld16(p + VDPA_MIG_QUEUE_REC - 2);
+            p += VDPA_MIG_QUEUE_REC;
+            if (!vdpa_queue_state_valid(s, inst, q, nheld)) {
+                goto out;
+            }
             if (2ULL * nheld > end - p) {
                 error_report("vdpa-mgmt: instance stream truncated");
                 goto out;
@@ -216,11 +361,11 @@ static int vdpa_post_load(void *opaque, int version_id)
             /* Rebuild the held requests from their heads, in order */
             for (uint16_t k = 0; k < nheld; k++, p += 2) {
                 VdpaBlkReq *req = vdpa_req_get(s, inst, q);
-                uint16_t head = vdpa_ld16(p) & ~MIG_HELD_SENT;
+                uint16_t head = vdpa_ld16(p) & ~VDPA_MIG_HELD_SENT;
                 const char *err = NULL;
                 uint64_t fault;
 
-                req->tx_sent = vdpa_ld16(p) & MIG_HELD_SENT;
+                req->tx_sent = vdpa_ld16(p) & VDPA_MIG_HELD_SENT;
                 if (iolab_virtq_read_chain(&vq->vq, &vdpa_dma_ops, inst,
                                      head, &req->elem, &fault,
                                      &err) != VIRTQ_OK) {
@@ -233,13 +378,6 @@ static int vdpa_post_load(void *opaque, int version_id)
                 *tail = req;
                 tail = &req->next_held;
             }
-        }
-        if (inst->pasid != VDPA_NO_PASID &&
-            (!s->limits.pasid_bits ||
-             inst->pasid >= (1u << s->limits.pasid_bits))) {
-            error_report("vdpa-mgmt: instance %u: PASID %u cannot be "
-                         "translated here", inst->id, inst->pasid);
-            goto out;
         }
         /* Buffers published before the switch-over: look again */
         for (uint16_t q = 0; q < inst->nqueues; q++) {
@@ -288,6 +426,7 @@ const VMStateDescription vmstate_vdpa_mgmt = {
         VMSTATE_UINT64(created, VdpaMgmt),
         VMSTATE_UINT64(destroyed, VdpaMgmt),
         VMSTATE_UINT32(mig_len, VdpaMgmt),
+        VMSTATE_VALIDATE("mig_len", vdpa_mig_len_valid),
         VMSTATE_VBUFFER_ALLOC_UINT32(mig_buf, VdpaMgmt, 0, NULL, mig_len),
         VMSTATE_END_OF_LIST()
     },

@@ -1402,6 +1402,223 @@ static void test_migration_net(void)
     t_stop(t);
 }
 
+/*
+ * Bad migration streams.  The source saves to a file with one blk
+ * instance whose queue 0 has a request published (the instance is
+ * suspended, so nothing is popped); each case changes that stream and
+ * loads it into a fresh destination, which must refuse it with a
+ * message naming the field, and stay alive.  The unchanged stream
+ * loads, so the refusals are the changes' doing.
+ */
+
+/* Where the vdpa-mgmt section's fields sit, from the "MDIG" buffer back */
+enum {
+    MS_MIG_LEN = -4,            /* be32, then the buffer */
+    MS_SQ_TAIL = -61,           /* be32 */
+    MS_SQ_HEAD = -57,
+    MS_AQ_SIZE = -85,
+    /* In the buffer: one instance, one queue */
+    MB_PASID = 8 + 12 + 4,      /* le32 in the instance's state record */
+    MB_QUEUE = 8 + 12 + 96,     /* the queue record */
+    MB_LAST_AVAIL = MB_QUEUE + 32,
+    MB_USED_IDX = MB_QUEUE + 34,
+    MB_NHELD = MB_QUEUE + 56,
+    MB_END = MB_QUEUE + 58,
+};
+
+typedef struct BadStream {
+    GByteArray *s;
+    size_t buf;                 /* offset of the buffer ("MDIG") */
+} BadStream;
+
+static uint32_t bs_be32(BadStream *b, long off)
+{
+    return ldl_be_p(b->s->data + b->buf + off);
+}
+
+static void bs_set_be32(BadStream *b, long off, uint32_t v)
+{
+    stl_be_p(b->s->data + b->buf + off, v);
+}
+
+/* Insert @n held heads (all 0, the request's chain) after the queue */
+static void bs_add_heads(BadStream *b, uint16_t n)
+{
+    g_autofree uint8_t *heads = g_malloc0(2 * n);
+    uint16_t used = lduw_le_p(b->s->data + b->buf + MB_USED_IDX);
+    size_t at = b->buf + MB_END, tail = b->s->len - at;
+
+    g_byte_array_set_size(b->s, b->s->len + 2 * n);
+    memmove(b->s->data + at + 2 * n, b->s->data + at, tail);
+    memcpy(b->s->data + at, heads, 2 * n);
+    stw_le_p(b->s->data + b->buf + MB_NHELD, n);
+    /* One chain popped and not returned */
+    stw_le_p(b->s->data + b->buf + MB_LAST_AVAIL, used + 1);
+    bs_set_be32(b, MS_MIG_LEN, bs_be32(b, MS_MIG_LEN) + 2 * n);
+}
+
+/*
+ * Load @b into a new destination; returns true if it loaded.  On a
+ * refusal the destination's stderr must name @field.
+ */
+static bool bs_load(T *t, BadStream *b, const char *field)
+{
+    g_autofree char *file = g_strdup_printf("%s/vdpa-bad-%d.mig",
+                                            g_get_tmp_dir(), getpid());
+    g_autofree char *log = g_strdup_printf("%s/vdpa-bad-%d.log",
+                                           g_get_tmp_dir(), getpid());
+    g_autofree char *uri = g_strdup_printf("file:%s", file);
+    g_autofree char *args = NULL;
+    g_autofree char *err = NULL;
+    g_autoptr(GError) gerr = NULL;
+    QTestState *dst;
+    const char *st = NULL;
+    gint64 deadline;
+    QDict *rsp;
+    bool loaded;
+
+    g_assert(g_file_set_contents(file, (const char *)b->s->data, b->s->len,
+                                 &gerr));
+    args = g_strdup_printf("-M q35 -m 512M -nodefaults "
+                           "-blockdev driver=file,node-name=d0,filename=%s,"
+                           "locking=off "
+                           "-blockdev driver=file,node-name=d1,filename=%s,"
+                           "locking=off "
+                           "-device vdpa-mgmt,id=vm0,blk-nodes=d0:d1,"
+                           "max-instances=64 -incoming defer 2>%s",
+                           t->img[0], t->img[1], log);
+    dst = qtest_init(args);
+    rsp = qtest_qmp(dst, "{'execute': 'migrate-incoming', 'arguments': "
+                    "{'uri': %s, 'exit-on-error': false}}", uri);
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+    deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
+    for (;;) {
+        rsp = qtest_qmp(dst, "{'execute': 'query-migrate'}");
+        st = qdict_get_try_str(qdict_get_qdict(rsp, "return"), "status");
+        loaded = st && !strcmp(st, "completed");
+        if (loaded || (st && !strcmp(st, "failed"))) {
+            qobject_unref(rsp);
+            break;
+        }
+        qobject_unref(rsp);
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(10000);
+    }
+    /* Alive, and answering: after a refusal nothing ran on bad state */
+    query(dst, true, &rsp);
+    qobject_unref(rsp);
+    qtest_quit(dst);
+    g_assert(g_file_get_contents(log, &err, NULL, NULL));
+    if (!loaded) {
+        g_test_message("refused: %s", err);
+        g_assert(field && strstr(err, field));
+    }
+    unlink(file);
+    unlink(log);
+    return loaded;
+}
+
+static void test_migration_bad_stream(void)
+{
+    T *t = t_start(",max-instances=64", 16);
+    VMAdmin *a = t->a;
+    g_autofree char *file = g_strdup_printf("%s/vdpa-src-%d.mig",
+                                            g_get_tmp_dir(), getpid());
+    g_autofree char *uri = g_strdup_printf("file:%s", file);
+    g_autofree gchar *saved = NULL;
+    gsize saved_len;
+    uint64_t data = guest_alloc(&t->alloc, 512);
+    gint64 deadline;
+    VMRing r;
+    uint32_t id;
+    QDict *rsp;
+    BadStream b;
+    uint8_t *m;
+
+    id = bring_up(a, &r, 1, 0);
+    vm_cmd_exec_ok(a, VDPA_OP_SUSPEND, id);
+    vm_blk_post(a, &r, id, 0, BLK_T_IN, 0, data, 512);
+    rsp = qtest_qmp(t->qts, "{'execute': 'migrate', 'arguments': "
+                    "{'uri': %s}}", uri);
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+    deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
+    for (;;) {
+        const char *st;
+
+        rsp = qtest_qmp(t->qts, "{'execute': 'query-migrate'}");
+        st = qdict_get_try_str(qdict_get_qdict(rsp, "return"), "status");
+        if (st && !strcmp(st, "completed")) {
+            qobject_unref(rsp);
+            break;
+        }
+        g_assert(!st || strcmp(st, "failed"));
+        qobject_unref(rsp);
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(10000);
+    }
+    g_assert(g_file_get_contents(file, &saved, &saved_len, NULL));
+    unlink(file);
+    /* The device state follows RAM: the last "MDIG" is the buffer's */
+    m = NULL;
+    for (gsize i = saved_len - 4; i > 0 && !m; i--) {
+        if (!memcmp(saved + i, "MDIG", 4)) {
+            m = (uint8_t *)saved + i;
+        }
+    }
+    g_assert(m);
+
+#define BS_START() do { \
+        b.s = g_byte_array_new(); \
+        g_byte_array_append(b.s, (const guint8 *)saved, saved_len); \
+        b.buf = m - (uint8_t *)saved; \
+    } while (0)
+#define BS_END() g_byte_array_unref(b.s)
+
+    /* The layout is the one assumed above, and the stream loads as is */
+    BS_START();
+    g_assert_cmpuint(bs_be32(&b, MS_MIG_LEN), ==, MB_END);
+    g_assert_cmpuint(bs_be32(&b, MS_AQ_SIZE), ==, 16);
+    g_assert(bs_load(t, &b, NULL));
+    BS_END();
+
+    /* No admin queue ring, yet a command pending (divides by zero) */
+    BS_START();
+    bs_set_be32(&b, MS_AQ_SIZE, 0);
+    bs_set_be32(&b, MS_SQ_TAIL, bs_be32(&b, MS_SQ_HEAD) + 1);
+    g_assert(!bs_load(t, &b, "field aq_size"));
+    BS_END();
+
+    /* A ring index beyond the ring */
+    BS_START();
+    bs_set_be32(&b, MS_SQ_HEAD, 4096);
+    g_assert(!bs_load(t, &b, "field sq_head"));
+    BS_END();
+
+    /* More held requests than chains in flight (one) */
+    BS_START();
+    bs_add_heads(&b, 2);
+    g_assert(!bs_load(t, &b, "field nheld"));
+    BS_END();
+
+    /* A PASID this function cannot translate, checked before its chains */
+    BS_START();
+    bs_add_heads(&b, 1);
+    stl_le_p(b.s->data + b.buf + MB_PASID, 5);
+    g_assert(!bs_load(t, &b, "field pasid"));
+    BS_END();
+
+    /* A buffer no 64 instances could fill */
+    BS_START();
+    bs_set_be32(&b, MS_MIG_LEN, 0x7fffffff);
+    g_assert(!bs_load(t, &b, "field mig_len"));
+    BS_END();
+#undef BS_START
+#undef BS_END
+    t_stop(t);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -1420,5 +1637,7 @@ int main(int argc, char **argv)
     qtest_add_func("/vdpa-mgmt/migration-fault-pending",
                    test_migration_fault_pending);
     qtest_add_func("/vdpa-mgmt/migration-net", test_migration_net);
+    qtest_add_func("/vdpa-mgmt/migration-bad-stream",
+                   test_migration_bad_stream);
     return g_test_run();
 }
