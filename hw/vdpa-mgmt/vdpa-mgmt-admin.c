@@ -30,8 +30,11 @@
 #include "hw/vpri/vpri-host.h"
 #include "trace.h"
 
-static VdpaStatus vdpa_cmd_create(VdpaMgmt *s, const VdpaCmd *cmd,
-                                  uint64_t *result)
+/* Ids one LIST returns at most; the driver goes on from the next id */
+#define VDPA_LIST_MAX_IDS 4096
+
+static VdpaStatus vdpa_cmd_create(VdpaMgmt *s, VdpaInst *unused,
+                                  const VdpaCmd *cmd, uint64_t *result)
 {
     uint16_t nq = cmd->u.create.nqueues;
     VdpaInst *inst;
@@ -80,7 +83,8 @@ static VdpaStatus vdpa_cmd_create(VdpaMgmt *s, const VdpaCmd *cmd,
     return vdpa_status(VDPA_S_OK, VDPA_Q_OK);
 }
 
-static VdpaStatus vdpa_cmd_set_status(VdpaInst *inst, const VdpaCmd *cmd)
+static VdpaStatus vdpa_cmd_set_status(VdpaMgmt *s, VdpaInst *inst,
+                                      const VdpaCmd *cmd, uint64_t *result)
 {
     uint8_t new = cmd->u.status.status;
     uint8_t added = new & ~inst->status;
@@ -126,7 +130,8 @@ static bool vdpa_ring_reachable(VdpaInst *inst, uint64_t addr, uint64_t len,
                                       vdpa_attrs(inst->s));
 }
 
-static VdpaStatus vdpa_cmd_queue_setup(VdpaInst *inst, const VdpaCmd *cmd)
+static VdpaStatus vdpa_cmd_queue_setup(VdpaMgmt *s, VdpaInst *inst,
+                                       const VdpaCmd *cmd, uint64_t *result)
 {
     uint16_t qi = cmd->u.queue.index;
     uint16_t size = cmd->u.queue.size;
@@ -161,7 +166,7 @@ static VdpaStatus vdpa_cmd_queue_setup(VdpaInst *inst, const VdpaCmd *cmd)
 }
 
 static VdpaStatus vdpa_cmd_config(VdpaMgmt *s, VdpaInst *inst,
-                                  const VdpaCmd *cmd)
+                                  const VdpaCmd *cmd, uint64_t *result)
 {
     uint8_t cfg[VDPA_CFG_MAX] = { 0 };
     uint8_t in[VDPA_CFG_MAX];
@@ -190,7 +195,8 @@ static VdpaStatus vdpa_cmd_config(VdpaMgmt *s, VdpaInst *inst,
     return st;
 }
 
-static VdpaStatus vdpa_cmd_msi(VdpaInst *inst, const VdpaCmd *cmd)
+static VdpaStatus vdpa_cmd_msi(VdpaMgmt *s, VdpaInst *inst,
+                               const VdpaCmd *cmd, uint64_t *result)
 {
     VdpaQueue *q;
     bool now;
@@ -211,7 +217,7 @@ static VdpaStatus vdpa_cmd_msi(VdpaInst *inst, const VdpaCmd *cmd)
 }
 
 static VdpaStatus vdpa_cmd_query(VdpaMgmt *s, VdpaInst *inst,
-                                 const VdpaCmd *cmd)
+                                 const VdpaCmd *cmd, uint64_t *result)
 {
     uint8_t out[VDPA_QUERY_SIZE] = { 0 };
     uint32_t qen = 0;
@@ -236,7 +242,7 @@ static VdpaStatus vdpa_cmd_query(VdpaMgmt *s, VdpaInst *inst,
 }
 
 static VdpaStatus vdpa_cmd_stats(VdpaMgmt *s, VdpaInst *inst,
-                                 const VdpaCmd *cmd)
+                                 const VdpaCmd *cmd, uint64_t *result)
 {
     uint8_t out[VDPA_STATS_SIZE];
 
@@ -247,11 +253,15 @@ static VdpaStatus vdpa_cmd_stats(VdpaMgmt *s, VdpaInst *inst,
     return vdpa_status(VDPA_S_OK, VDPA_Q_OK);
 }
 
-/* LIST: ids >= start as le32; result = count | next id to ask << 32 */
-static VdpaStatus vdpa_cmd_list(VdpaMgmt *s, const VdpaCmd *cmd,
-                                uint64_t *result)
+/*
+ * LIST: ids >= start as le32; result = count | next id to ask << 32.  At
+ * most VDPA_LIST_MAX_IDS per command, each found by the table's index in
+ * bounded time: one command's work is bounded, whatever the table holds.
+ */
+static VdpaStatus vdpa_cmd_list(VdpaMgmt *s, VdpaInst *unused,
+                                const VdpaCmd *cmd, uint64_t *result)
 {
-    uint32_t room = cmd->buf_len / 4, n = 0;
+    uint32_t room = MIN(cmd->buf_len / 4, VDPA_LIST_MAX_IDS), n = 0;
     g_autofree uint8_t *out = g_malloc(MIN(room, s->table.count + 1) * 4);
     uint32_t id = vdpa_table_next(&s->table, cmd->u.list.start);
 
@@ -266,7 +276,8 @@ static VdpaStatus vdpa_cmd_list(VdpaMgmt *s, const VdpaCmd *cmd,
     return vdpa_status(VDPA_S_OK, VDPA_Q_OK);
 }
 
-static VdpaStatus vdpa_cmd_bind_pasid(VdpaInst *inst, const VdpaCmd *cmd)
+static VdpaStatus vdpa_cmd_bind_pasid(VdpaMgmt *s, VdpaInst *inst,
+                                      const VdpaCmd *cmd, uint64_t *result)
 {
     uint32_t pasid = cmd->u.pasid.pasid;
 
@@ -292,8 +303,82 @@ static VdpaStatus vdpa_cmd_bind_pasid(VdpaInst *inst, const VdpaCmd *cmd)
     return vdpa_status(VDPA_S_OK, VDPA_Q_OK);
 }
 
-VdpaStatus vdpa_execute(VdpaMgmt *s, const VdpaCmd *cmd,
-                        uint64_t *result)
+static VdpaStatus vdpa_cmd_discover(VdpaMgmt *s, VdpaInst *unused,
+                                    const VdpaCmd *cmd, uint64_t *result)
+{
+    uint8_t out[VDPA_DISCOVER_SIZE];
+
+    vdpa_discover_encode(&s->limits, s->table.count, out);
+    if (!vdpa_fn_dma(s, cmd->buf_addr, out, sizeof(out), true)) {
+        return vdpa_status(VDPA_S_EINVAL, VDPA_Q_BUF_RANGE);
+    }
+    return vdpa_status(VDPA_S_OK, VDPA_Q_OK);
+}
+
+static VdpaStatus vdpa_cmd_destroy(VdpaMgmt *s, VdpaInst *inst,
+                                   const VdpaCmd *cmd, uint64_t *result)
+{
+    vdpa_inst_free(s, inst);
+    return vdpa_status(VDPA_S_OK, VDPA_Q_OK);
+}
+
+static VdpaStatus vdpa_cmd_suspend(VdpaMgmt *s, VdpaInst *inst,
+                                   const VdpaCmd *cmd, uint64_t *result)
+{
+    vdpa_inst_quiesce(inst);
+    inst->suspended = true;
+    return vdpa_status(VDPA_S_OK, VDPA_Q_OK);
+}
+
+static VdpaStatus vdpa_cmd_resume(VdpaMgmt *s, VdpaInst *inst,
+                                  const VdpaCmd *cmd, uint64_t *result)
+{
+    if (inst->suspended) {
+        inst->suspended = false;
+        for (uint16_t i = 0; i < inst->nqueues; i++) {
+            if (inst->q[i].vq.enabled) {
+                vdpa_queue_kick(s, inst, i);
+            }
+        }
+    }
+    return vdpa_status(VDPA_S_OK, VDPA_Q_OK);
+}
+
+/*
+ * A command's handler: @inst is the member instance for the commands
+ * that name one (vdpa_cmd_has_member()), NULL for the others.  The codec
+ * (core/vdpa-cmd.c) checked framing, member range, buffer length and
+ * field ranges before.
+ */
+typedef VdpaStatus VdpaCmdHandler(VdpaMgmt *s, VdpaInst *inst,
+                                  const VdpaCmd *cmd, uint64_t *result);
+
+typedef struct VdpaAdminCmd {
+    VdpaCmdHandler *handler;
+} VdpaAdminCmd;
+
+#define VDPA_CMD(op) [VDPA_OP_##op - VDPA_OP_FIRST]
+#define VDPA_NUM_OPS (VDPA_OP_LAST - VDPA_OP_FIRST + 1)
+
+/* The command set, one row per opcode (docs/vdpa-mgmt.rst) */
+static const VdpaAdminCmd vdpa_admin_cmds[VDPA_NUM_OPS] = {
+    VDPA_CMD(DISCOVER)      = { vdpa_cmd_discover },
+    VDPA_CMD(CREATE)        = { vdpa_cmd_create },
+    VDPA_CMD(DESTROY)       = { vdpa_cmd_destroy },
+    VDPA_CMD(QUERY)         = { vdpa_cmd_query },
+    VDPA_CMD(LIST)          = { vdpa_cmd_list },
+    VDPA_CMD(CONFIG_READ)   = { vdpa_cmd_config },
+    VDPA_CMD(CONFIG_WRITE)  = { vdpa_cmd_config },
+    VDPA_CMD(QUEUE_SETUP)   = { vdpa_cmd_queue_setup },
+    VDPA_CMD(SET_STATUS)    = { vdpa_cmd_set_status },
+    VDPA_CMD(BIND_PASID)    = { vdpa_cmd_bind_pasid },
+    VDPA_CMD(SET_QUEUE_MSI) = { vdpa_cmd_msi },
+    VDPA_CMD(SUSPEND)       = { vdpa_cmd_suspend },
+    VDPA_CMD(RESUME)        = { vdpa_cmd_resume },
+    VDPA_CMD(STATS)         = { vdpa_cmd_stats },
+};
+
+VdpaStatus vdpa_execute(VdpaMgmt *s, const VdpaCmd *cmd, uint64_t *result)
 {
     VdpaStatus st = vdpa_cmd_check(cmd, &s->limits);
     VdpaInst *inst = NULL;
@@ -308,53 +393,7 @@ VdpaStatus vdpa_execute(VdpaMgmt *s, const VdpaCmd *cmd,
             return vdpa_status(VDPA_S_ENXIO, VDPA_Q_INVALID_MEMBER);
         }
     }
-
-    switch (cmd->opcode) {
-    case VDPA_OP_DISCOVER: {
-        uint8_t out[VDPA_DISCOVER_SIZE];
-
-        vdpa_discover_encode(&s->limits, s->table.count, out);
-        if (!vdpa_fn_dma(s, cmd->buf_addr, out, sizeof(out), true)) {
-            return vdpa_status(VDPA_S_EINVAL, VDPA_Q_BUF_RANGE);
-        }
-        return st;
-    }
-    case VDPA_OP_CREATE:
-        return vdpa_cmd_create(s, cmd, result);
-    case VDPA_OP_DESTROY:
-        vdpa_inst_free(s, inst);
-        return st;
-    case VDPA_OP_QUERY:
-        return vdpa_cmd_query(s, inst, cmd);
-    case VDPA_OP_LIST:
-        return vdpa_cmd_list(s, cmd, result);
-    case VDPA_OP_CONFIG_READ:
-    case VDPA_OP_CONFIG_WRITE:
-        return vdpa_cmd_config(s, inst, cmd);
-    case VDPA_OP_QUEUE_SETUP:
-        return vdpa_cmd_queue_setup(inst, cmd);
-    case VDPA_OP_SET_STATUS:
-        return vdpa_cmd_set_status(inst, cmd);
-    case VDPA_OP_BIND_PASID:
-        return vdpa_cmd_bind_pasid(inst, cmd);
-    case VDPA_OP_SET_QUEUE_MSI:
-        return vdpa_cmd_msi(inst, cmd);
-    case VDPA_OP_SUSPEND:
-        vdpa_inst_quiesce(inst);
-        inst->suspended = true;
-        return st;
-    case VDPA_OP_RESUME:
-        if (inst->suspended) {
-            inst->suspended = false;
-            for (uint16_t i = 0; i < inst->nqueues; i++) {
-                if (inst->q[i].vq.enabled) {
-                    vdpa_queue_kick(s, inst, i);
-                }
-            }
-        }
-        return st;
-    case VDPA_OP_STATS:
-        return vdpa_cmd_stats(s, inst, cmd);
-    }
-    return vdpa_status(VDPA_S_EINVAL, VDPA_Q_INVALID_OPCODE);
+    /* vdpa_cmd_check() refused opcodes outside the table */
+    return vdpa_admin_cmds[cmd->opcode - VDPA_OP_FIRST].handler(s, inst, cmd,
+                                                                result);
 }

@@ -118,6 +118,25 @@ static VdpaInst *vdpa_owner_inst(VdpaMgmt *s, uint32_t owner, uint16_t *qi)
     return inst && *qi < inst->nqueues ? inst : NULL;
 }
 
+static gint vdpa_waiter_is(gconstpointer waiter, gconstpointer owner)
+{
+    return ((const VdpaSlotWaiter *)waiter)->owner != *(const uint32_t *)owner;
+}
+
+/* Queue @qi of @inst waits for a slot no more (reset, destroy) */
+void vdpa_queue_cancel_wait(VdpaInst *inst, uint16_t qi)
+{
+    VdpaMgmt *s = inst->s;
+    uint32_t owner = VDPA_DB_VALUE(inst->id, qi) + 1;
+    GList *link = g_queue_find_custom(s->slot_waiters, &owner,
+                                      vdpa_waiter_is);
+
+    if (link) {
+        g_free(link->data);
+        g_queue_delete_link(s->slot_waiters, link);
+    }
+}
+
 /* A slot is free: give it to the oldest queue still waiting for one */
 static void vdpa_slot_freed(VdpaMgmt *s)
 {

@@ -9,6 +9,7 @@
 #include "qemu/osdep.h"
 #include "qemu/log.h"
 #include "qemu/main-loop.h"
+#include "system/runstate.h"
 #include "qemu/memalign.h"
 #include "qemu/units.h"
 #include "qapi/error.h"
@@ -159,6 +160,17 @@ VdpaPop vdpa_queue_pop(VdpaInst *inst, uint16_t qi, VdpaBlkReq *req)
 
     st = iolab_virtq_pop(&q->vq, &vdpa_dma_ops, inst, &req->elem, &fault, &fw,
                    &err);
+    /*
+     * A driver has at most size chains outstanding: one more popped than
+     * returned (held ones included) is a guest error, and would let one
+     * queue take unbounded memory.
+     */
+    if (st == VIRTQ_OK &&
+        (uint16_t)(q->vq.last_avail_idx - q->vq.used_idx) > q->vq.size) {
+        vdpa_req_put(inst->s, req);
+        vdpa_inst_error(inst, "queue %u: virtqueue size exceeded", qi);
+        return VDPA_POP_STOP;
+    }
     if (st == VIRTQ_OK) {
         return VDPA_POP_OK;
     }
@@ -189,14 +201,28 @@ VdpaPop vdpa_queue_pop(VdpaInst *inst, uint16_t qi, VdpaBlkReq *req)
 /* Run queue @qi of @inst: kicked, resumed, or its fault was resolved */
 void vdpa_inst_run(VdpaInst *inst, uint16_t qi)
 {
+    /*
+     * No queue runs while the VM is stopped: it would touch guest memory
+     * and, around a migration's switch-over, block images that are no
+     * longer ours.  The run waits as a kick (vdpa_vm_state_change).
+     */
+    if (!runstate_is_running()) {
+        vdpa_queue_kick(inst->s, inst, qi);
+        return;
+    }
     vdpa_inst_types[inst->type]->run_queue(inst, qi);
 }
 
 void vdpa_kick_bh(void *opaque)
 {
     VdpaMgmt *s = opaque;
-    g_autoptr(GArray) kicks = s->kicks;
+    g_autoptr(GArray) kicks = NULL;
 
+    /* Stopped: the kicks stay queued until the VM runs again */
+    if (!runstate_is_running()) {
+        return;
+    }
+    kicks = s->kicks;
     s->kicks = g_array_new(false, false, sizeof(uint32_t));
     for (guint i = 0; i < kicks->len; i++) {
         uint32_t v = g_array_index(kicks, uint32_t, i);
@@ -266,7 +292,14 @@ static void vdpa_queue_drop_held(VdpaInst *inst, uint16_t qi)
         q->held = req->next_held;
         vdpa_req_put(inst->s, req);
     }
-    /* A pending slot is released when the host answers */
+    /*
+     * A pending slot is released when the host answers; a wait for a
+     * slot is withdrawn now, so that a queue is never in the waiters
+     * twice (they stay at most one per queue).
+     */
+    if (q->fault_slot == VDPA_WAIT_SLOT) {
+        vdpa_queue_cancel_wait(inst, qi);
+    }
     q->fault_slot = VDPA_NO_FAULT_SLOT;
 }
 

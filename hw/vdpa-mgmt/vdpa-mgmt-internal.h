@@ -84,8 +84,7 @@ extern const VdpaInstOps vdpa_net_ops;
 extern const VdpaInstOps *const vdpa_inst_types[VDPA_TYPE_BLK + 1];
 
 /* vdpa-mgmt-admin.c */
-VdpaStatus vdpa_execute(VdpaMgmt *s, const VdpaCmd *cmd,
-                        uint64_t *result);
+VdpaStatus vdpa_execute(VdpaMgmt *s, const VdpaCmd *cmd, uint64_t *result);
 
 /* vdpa-mgmt-inst.c */
 void vdpa_send_msi(VdpaInst *inst, const VdpaMsiMsg *m);
@@ -113,6 +112,7 @@ void vdpa_queue_fault(VdpaInst *inst, uint16_t qi, uint64_t addr,
 bool vdpa_queue_blocked(VdpaInst *inst, uint16_t qi);
 void vdpa_req_hold(VdpaBlkReq *req, uint64_t addr, bool write);
 void vdpa_fault_done(void *opaque, uint16_t slot, bool resolved);
+void vdpa_queue_cancel_wait(VdpaInst *inst, uint16_t qi);
 
 /* vdpa-mgmt-dma.c */
 MemTxAttrs vdpa_attrs(VdpaMgmt *s);

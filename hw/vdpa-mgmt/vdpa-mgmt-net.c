@@ -7,6 +7,7 @@
 #include "qemu/osdep.h"
 #include "qemu/log.h"
 #include "qemu/main-loop.h"
+#include "system/runstate.h"
 #include "qemu/memalign.h"
 #include "qemu/units.h"
 #include "qapi/error.h"
@@ -276,9 +277,13 @@ static void vdpa_net_rx_one(VdpaInst *inst, const uint8_t *buf, size_t size)
     vdpa_net_rx_prepare(inst);
 }
 
+/*
+ * Nothing is delivered while the VM is stopped: the netdev queues the
+ * frames, and vdpa_vm_state_change() flushes them when it runs again.
+ */
 static bool vdpa_net_can_receive(NetClientState *nc)
 {
-    return true;
+    return runstate_is_running();
 }
 
 /*

@@ -9,6 +9,7 @@
 #include "qemu/osdep.h"
 #include "qemu/log.h"
 #include "qemu/main-loop.h"
+#include "system/runstate.h"
 #include "qemu/memalign.h"
 #include "qemu/units.h"
 #include "qapi/error.h"
@@ -32,6 +33,13 @@
 #include "hw/vpri/vpri-host.h"
 #include "trace.h"
 
+/*
+ * Admin commands run per main-loop iteration; each is bounded on its own
+ * (LIST returns at most VDPA_LIST_MAX_IDS ids), so this bounds the time
+ * one iteration spends on the admin queue.
+ */
+#define VDPA_AQ_BUDGET 64
+
 static void vdpa_admin_fatal(VdpaMgmt *s, uint32_t code)
 {
     qemu_log_mask(LOG_GUEST_ERROR, "vdpa-mgmt: admin queue unusable (%u)\n",
@@ -40,17 +48,33 @@ static void vdpa_admin_fatal(VdpaMgmt *s, uint32_t code)
     s->fatal = code;
 }
 
+/*
+ * Run the submitted commands, at most VDPA_AQ_BUDGET of them per call:
+ * the rest wait for the next main-loop iteration (the bottom half
+ * reschedules itself), so a full ring of LIST or DESTROY commands does
+ * not keep the main loop.  Nothing runs while the VM is stopped
+ * (vdpa_vm_state_change() schedules the bottom half again).
+ */
 static void vdpa_admin_bh(void *opaque)
 {
     VdpaMgmt *s = opaque;
     bool completed = false;
+    unsigned budget = VDPA_AQ_BUDGET;
 
+    if (!runstate_is_running()) {
+        return;
+    }
     while (s->status == VDPA_STATUS_READY && s->sq_head != s->sq_tail &&
            (s->cq_tail + 1) % s->aq_size != s->cq_head) {
         uint8_t sqe[VDPA_SQE_SIZE], cqe[VDPA_CQE_SIZE];
         uint64_t result;
         VdpaStatus st;
         VdpaCmd cmd;
+
+        if (!budget--) {
+            qemu_bh_schedule(s->admin_bh);
+            break;
+        }
 
         if (!vdpa_fn_dma(s, s->sq_base + (uint64_t)s->sq_head * VDPA_SQE_SIZE,
                          sqe, sizeof(sqe), false)) {
@@ -84,6 +108,28 @@ static void vdpa_admin_bh(void *opaque)
     }
     if (completed && s->aq_vector < 1 && msix_enabled(PCI_DEVICE(s))) {
         msix_notify(PCI_DEVICE(s), s->aq_vector);
+    }
+}
+
+/*
+ * The VM runs again: what waited for it (kicks, admin commands, frames
+ * the netdev queued) goes on.
+ */
+static void vdpa_vm_state_change(void *opaque, bool running, RunState state)
+{
+    VdpaMgmt *s = opaque;
+
+    if (!running) {
+        return;
+    }
+    if (s->kicks->len) {
+        qemu_bh_schedule(s->kick_bh);
+    }
+    if (s->status == VDPA_STATUS_READY) {
+        qemu_bh_schedule(s->admin_bh);
+    }
+    if (s->nic) {
+        qemu_flush_queued_packets(qemu_get_queue(s->nic));
     }
 }
 
@@ -359,6 +405,7 @@ static void vdpa_mgmt_realize(PCIDevice *pdev, Error **errp)
     s->kicks = g_array_new(false, false, sizeof(uint32_t));
     s->kick_bh = qemu_bh_new_guarded(vdpa_kick_bh, s,
                                      &DEVICE(s)->mem_reentrancy_guard);
+    s->vm_state = qemu_add_vm_change_state_handler(vdpa_vm_state_change, s);
     s->admin_bh = qemu_bh_new_guarded(vdpa_admin_bh, s,
                                       &DEVICE(s)->mem_reentrancy_guard);
     s->aq_vector = VDPA_AQ_NO_VECTOR;
@@ -412,6 +459,7 @@ static void vdpa_mgmt_exit(PCIDevice *pdev)
         g_free(s->free_slots);
         g_queue_free_full(s->slot_waiters, g_free);
     }
+    qemu_del_vm_change_state_handler(s->vm_state);
     qemu_bh_delete(s->kick_bh);
     qemu_bh_delete(s->admin_bh);
     g_array_free(s->kicks, true);

@@ -600,6 +600,25 @@ static void test_scale(void)
     g_assert_cmpint(qdict_get_int(info, "num-instances"), ==, N);
     qobject_unref(reply);
 
+    /*
+     * One LIST returns at most 4096 ids, however large its buffer, and
+     * says where to go on: the work of one admin command stays bounded.
+     */
+    {
+        VdpaCmd c = vm_cmd_new(a, VDPA_OP_LIST, 0);
+        VMCqe lr;
+
+        c.buf_addr = a->buf;
+        c.buf_len = VM_BUF_SIZE;
+        lr = vm_exec(a, &c);
+        expect(lr, VDPA_S_OK, VDPA_Q_OK);
+        g_assert_cmpuint(lr.result & 0xffffffff, ==, 4096);
+        g_assert_cmpuint(lr.result >> 32, ==, ids[4096]);
+        g_assert_cmpuint(qtest_readl(t->qts, a->buf), ==, ids[0]);
+        g_assert_cmpuint(qtest_readl(t->qts, a->buf + 4 * 4095), ==,
+                         ids[4095]);
+    }
+
     for (int base = 0; base < N; base += BATCH) {
         int n = MIN(BATCH, N - base);
 
@@ -1403,6 +1422,48 @@ static void test_migration_net(void)
 }
 
 /*
+ * The function stops with the VM: a request published and kicked while
+ * the VM is stopped is not run (GET_ID completes inside the kick, so
+ * without the check it would be done before the QMP round trips below
+ * return), and it runs once the VM continues.
+ */
+static void test_stopped_vm(void)
+{
+    T *t = t_start("", 16);
+    VMAdmin *a = t->a;
+    VMRing r;
+    uint64_t data = guest_alloc(&t->alloc, 64);
+    g_autofree char *want = NULL;
+    char id_buf[21] = { 0 };
+    uint32_t id;
+    QDict *rsp;
+
+    id = bring_up(a, &r, 1, 0);
+    rsp = qtest_qmp(t->qts, "{'execute': 'stop'}");
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+    qtest_memset(t->qts, data, 0, 64);
+    vm_blk_post(a, &r, id, 0, BLK_T_GET_ID, 0, data, 20);
+    for (int i = 0; i < 3; i++) {
+        QDict *reply;
+
+        query(t->qts, true, &reply);
+        qobject_unref(reply);
+    }
+    g_assert_cmpuint(qtest_readw(t->qts, r.used + 2), ==, r.last_used);
+    g_assert_cmpuint(qtest_readb(t->qts, data), ==, 0);
+
+    rsp = qtest_qmp(t->qts, "{'execute': 'cont'}");
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+    g_assert_cmpint(vm_blk_wait(a, &r), ==, BLK_S_OK);
+    qtest_memread(t->qts, data, id_buf, 20);
+    want = g_strdup_printf("vdpa%u", id);
+    g_assert_cmpstr(id_buf, ==, want);
+    t_stop(t);
+}
+
+/*
  * Bad migration streams.  The source saves to a file with one blk
  * instance whose queue 0 has a request published (the instance is
  * suspended, so nothing is popped); each case changes that stream and
@@ -1619,6 +1680,138 @@ static void test_migration_bad_stream(void)
     t_stop(t);
 }
 
+/* The state query-vdpa-mgmt shows for instance @id (caller frees) */
+static char *inst_state(QTestState *qts, uint32_t id)
+{
+    QDict *reply, *info = query(qts, false, &reply);
+    char *state = NULL;
+    QListEntry *e;
+
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(info, "instances"), e) {
+        QDict *inst = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (qdict_get_int(inst, "id") == id) {
+            state = g_strdup(qdict_get_str(inst, "state"));
+        }
+    }
+    qobject_unref(reply);
+    return state;
+}
+
+/*
+ * A driver that publishes more chains than the queue size while the
+ * device still has all of them (reads held 2 s by a slow backend) puts
+ * the instance in needs-reset ("virtqueue size exceeded"), rather than
+ * making the device take a request element per chain without bound.
+ */
+static void test_queue_size_exceeded(void)
+{
+    T *t = g_new0(T, 1);
+    VMAdmin *a;
+    VMRing r;
+    uint64_t data;
+    gint64 deadline;
+    uint32_t id;
+
+    t->qts = qtest_init("-M q35 -m 512M -nodefaults "
+                        "-blockdev null-co,node-name=slow,size=1048576,"
+                        "latency-ns=2000000000 "
+                        "-device vdpa-mgmt,id=vm0,blk-nodes=slow");
+    pc_alloc_init(&t->alloc, t->qts, 0);
+    t->bus = qpci_new_pc(t->qts, &t->alloc);
+    t->a = a = vm_open(t->qts, &t->alloc, t->bus, 16);
+    data = guest_alloc(&t->alloc, 512);
+    id = bring_up(a, &r, 1, 0);
+    /* One chain more than the ring holds, all the same descriptors */
+    for (int i = 0; i <= VM_RING_SIZE; i++) {
+        vm_blk_post(a, &r, id, 0, BLK_T_IN, 0, data, 512);
+    }
+    deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+    for (;;) {
+        g_autofree char *state = inst_state(t->qts, id);
+
+        if (!strcmp(state, "needs-reset")) {
+            break;
+        }
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(10000);
+    }
+    t_stop(t);
+}
+
+/* Queues waiting for a fault, over all instances, and slot waiters */
+static void fault_totals(QTestState *qts, int64_t *blocked, int64_t *waiters)
+{
+    QDict *reply, *info = query(qts, false, &reply);
+    QListEntry *e;
+
+    *blocked = 0;
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(info, "instances"), e) {
+        QDict *inst = qobject_to(QDict, qlist_entry_obj(e));
+
+        *blocked += qdict_get_int(inst, "fault-blocked-queues");
+    }
+    *waiters = qdict_get_int(info, "fault-slot-waiters");
+    qobject_unref(reply);
+}
+
+static void wait_fault_totals(QTestState *qts, int64_t blocked,
+                              int64_t waiters)
+{
+    gint64 deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+    int64_t b, w;
+
+    for (;;) {
+        fault_totals(qts, &b, &w);
+        if (b == blocked && w == waiters) {
+            return;
+        }
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(1000);
+    }
+}
+
+/*
+ * With all 64 fault slots taken (faults held unanswered), one more
+ * stalled queue waits for a slot.  Resetting its instance and bringing
+ * it up again, over and over, stalls it again each time: it must stay
+ * one waiter, not one more per round.
+ */
+static void test_slot_waiters_bounded(void)
+{
+    enum { N = 65, ROUNDS = 5 };
+    T *t = t_start_with("-object vpri-host,id=vh0", ",host=vh0", 16);
+    VMAdmin *a = t->a;
+    VMRing r[N];
+    uint32_t id[N];
+    uint64_t data = guest_alloc(&t->alloc, 4096);
+    VdpaCmd c;
+
+    for (int i = 0; i < N; i++) {
+        id[i] = bring_up(a, &r[i], 1, 0);
+        vm_cmd_exec_ok(a, VDPA_OP_SUSPEND, id[i]);
+        vm_blk_post(a, &r[i], id[i], 0, BLK_T_IN, 0, data, 4096);
+    }
+    vpri_evict_all(t->qts);
+    hold_faults(t->qts, true);
+    for (int i = 0; i < N; i++) {
+        vm_cmd_exec_ok(a, VDPA_OP_RESUME, id[i]);
+    }
+    wait_fault_totals(t->qts, N, 1);
+
+    for (int round = 0; round < ROUNDS; round++) {
+        vm_set_status(a, id[N - 1], 0, 0);
+        wait_fault_totals(t->qts, N - 1, 0);
+        vm_set_status(a, id[N - 1], FEATURES_OK_STATUS, VM_F_VERSION_1);
+        c = vm_ring_setup_cmd(a, &r[N - 1], id[N - 1], 0);
+        expect(vm_exec(a, &c), VDPA_S_OK, VDPA_Q_OK);
+        vm_set_status(a, id[N - 1], RUNNING_STATUS, VM_F_VERSION_1);
+        wait_fault_totals(t->qts, N, 1);
+    }
+    hold_faults(t->qts, false);
+    t_stop(t);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -1637,6 +1830,11 @@ int main(int argc, char **argv)
     qtest_add_func("/vdpa-mgmt/migration-fault-pending",
                    test_migration_fault_pending);
     qtest_add_func("/vdpa-mgmt/migration-net", test_migration_net);
+    qtest_add_func("/vdpa-mgmt/stopped-vm", test_stopped_vm);
+    qtest_add_func("/vdpa-mgmt/slot-waiters-bounded",
+                   test_slot_waiters_bounded);
+    qtest_add_func("/vdpa-mgmt/queue-size-exceeded",
+                   test_queue_size_exceeded);
     qtest_add_func("/vdpa-mgmt/migration-bad-stream",
                    test_migration_bad_stream);
     return g_test_run();

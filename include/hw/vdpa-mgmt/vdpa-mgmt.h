@@ -150,6 +150,9 @@ struct VdpaMgmt {
     bool cq_phase;
     QEMUBH *admin_bh;
 
+    /* Stopped VM: no queue or admin command runs (vdpa_vm_state_change) */
+    VMChangeStateEntry *vm_state;
+
     /* Kicked (instance, queue) pairs, run from the main loop */
     GArray *kicks;
     QEMUBH *kick_bh;
