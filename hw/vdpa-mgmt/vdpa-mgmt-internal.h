@@ -13,6 +13,8 @@
 #include "migration/vmstate.h"
 #include "hw/vdpa-mgmt/vdpa-mgmt.h"
 #include "hw/vpri/vpri-host.h"
+#include "standard-headers/linux/virtio_blk.h"
+#include "standard-headers/linux/virtio_net.h"
 
 #define VDPA_BLK_SECTOR     512
 #define VDPA_BLK_HDR        16
@@ -63,9 +65,15 @@ typedef enum VdpaPop {
     VDPA_POP_STOP,      /* empty, faulted or broken: the queue stops here */
 } VdpaPop;
 
-/* struct virtio_net_hdr_v1: what precedes every frame with VERSION_1 */
-#define VDPA_NET_HDR        12
-#define VDPA_NET_CFG_SIZE   12
+/* What precedes every frame with VERSION_1 */
+#define VDPA_NET_HDR        sizeof(struct virtio_net_hdr_v1)
+QEMU_BUILD_BUG_ON(VDPA_NET_HDR != 12);
+/* The config space up to mtu: what the features offered make valid */
+#define VDPA_NET_CFG_SIZE   offsetof(struct virtio_net_config, speed)
+QEMU_BUILD_BUG_ON(VDPA_NET_CFG_SIZE != 12);
+/* get_config fills a VDPA_CFG_MAX buffer with these */
+QEMU_BUILD_BUG_ON(sizeof(struct virtio_net_config) > VDPA_CFG_MAX);
+QEMU_BUILD_BUG_ON(sizeof(struct virtio_blk_config) > VDPA_CFG_MAX);
 #define VDPA_NET_MAX_FRAME  65536
 
 /*

@@ -204,7 +204,7 @@ static void vdpa_net_rx_one(VdpaInst *inst, const uint8_t *buf, size_t size)
 {
     VdpaMgmt *s = inst->s;
     VdpaQueue *q = &inst->q[0];
-    uint8_t hdr[VDPA_NET_HDR] = { 0 };
+    struct virtio_net_hdr_v1 hdr = { 0 };
     VdpaBlkReq *req;
     const char *err = NULL;
     uint64_t fault;
@@ -242,14 +242,14 @@ static void vdpa_net_rx_one(VdpaInst *inst, const uint8_t *buf, size_t size)
             return;
         }
     }
-    /* num_buffers: always one buffer per frame (no MRG_RXBUF) */
-    hdr[10] = 1;
+    /* Always one buffer per frame (no MRG_RXBUF) */
+    stw_le_p(&hdr.num_buffers, 1);
     ret = 0;
     if (req->elem.in_len < VDPA_NET_HDR + size) {
         s->rx_dropped++;
         size = 0;
     } else {
-        ret = iolab_virtq_elem_write(&req->elem, &vdpa_dma_ops, inst, 0, hdr,
+        ret = iolab_virtq_elem_write(&req->elem, &vdpa_dma_ops, inst, 0, &hdr,
                                sizeof(hdr), &fault);
         if (ret == 0) {
             ret = iolab_virtq_elem_write(&req->elem, &vdpa_dma_ops, inst,
@@ -330,10 +330,12 @@ NetClientInfo vdpa_net_info = {
 
 static void vdpa_net_config(VdpaInst *inst, uint8_t *cfg)
 {
-    memcpy(cfg, inst->mac, 6);
-    vdpa_st16(cfg + 6, 1);                      /* VIRTIO_NET_S_LINK_UP */
-    vdpa_st16(cfg + 8, inst->nqueues / 2);      /* max_virtqueue_pairs */
-    vdpa_st16(cfg + 10, 1500);                  /* mtu */
+    struct virtio_net_config *c = (struct virtio_net_config *)cfg;
+
+    memcpy(c->mac, inst->mac, sizeof(c->mac));
+    stw_le_p(&c->status, VIRTIO_NET_S_LINK_UP);
+    stw_le_p(&c->max_virtqueue_pairs, inst->nqueues / 2);
+    stw_le_p(&c->mtu, 1500);
 }
 
 /* Odd queues transmit, queue 0 receives (its buffers are checked ahead) */
