@@ -392,8 +392,13 @@ VdpaStatus vdpa_execute(VdpaMgmt *s, const VdpaCmd *cmd, uint64_t *result)
         if (!inst) {
             return vdpa_status(VDPA_S_ENXIO, VDPA_Q_INVALID_MEMBER);
         }
+        vdpa_mig_mark(s, inst->id);
     }
     /* vdpa_cmd_check() refused opcodes outside the table */
-    return vdpa_admin_cmds[cmd->opcode - VDPA_OP_FIRST].handler(s, inst, cmd,
-                                                                result);
+    st = vdpa_admin_cmds[cmd->opcode - VDPA_OP_FIRST].handler(s, inst, cmd,
+                                                              result);
+    if (cmd->opcode == VDPA_OP_CREATE && vdpa_ok(st)) {
+        vdpa_mig_mark(s, *result);
+    }
+    return st;
 }

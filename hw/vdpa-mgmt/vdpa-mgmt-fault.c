@@ -93,6 +93,7 @@ void vdpa_req_hold(VdpaBlkReq *req, uint64_t addr, bool write)
     VdpaQueue *q = &inst->q[req->queue];
     VdpaBlkReq **tail = &q->held;
 
+    vdpa_mig_mark(inst->s, inst->id);
     if (req->mapped) {
         vdpa_blk_unmap(req, false);
     }

@@ -69,6 +69,7 @@ void vdpa_send_msi(VdpaInst *inst, const VdpaMsiMsg *m)
     address_space_stl_le(pci_get_address_space(PCI_DEVICE(s)), m->addr,
                          m->data, vdpa_attrs(s), NULL);
     inst->stats.interrupts++;
+    vdpa_mig_mark(s, inst->id);
     trace_vdpa_mgmt_msi(inst->id, m->addr, m->data);
 }
 
@@ -76,6 +77,7 @@ void vdpa_queue_interrupt(VdpaInst *inst, uint16_t qi)
 {
     VdpaQueue *q = &inst->q[qi];
 
+    vdpa_mig_mark(inst->s, inst->id);
     if (!iolab_virtq_should_notify(&q->vq, &vdpa_dma_ops, inst)) {
         return;
     }
@@ -99,6 +101,7 @@ vdpa_inst_error(VdpaInst *inst, const char *fmt, ...)
                   inst->id, msg);
     inst->stats.errors++;
     inst->status |= VDPA_ST_NEEDS_RESET;
+    vdpa_mig_mark(inst->s, inst->id);
 }
 
 bool vdpa_inst_runnable(VdpaInst *inst)
@@ -125,6 +128,8 @@ VdpaBlkReq *vdpa_req_get(VdpaMgmt *s, VdpaInst *inst, uint16_t qi)
 
 void vdpa_req_put(VdpaMgmt *s, VdpaBlkReq *req)
 {
+    /* Every request ends here or held: its queue moved on */
+    vdpa_mig_mark(s, req->inst->id);
     if (req->mapped) {
         vdpa_blk_unmap(req, false);
     }
@@ -210,6 +215,7 @@ void vdpa_inst_run(VdpaInst *inst, uint16_t qi)
         vdpa_queue_kick(inst->s, inst, qi);
         return;
     }
+    vdpa_mig_mark(inst->s, inst->id);
     vdpa_inst_types[inst->type]->run_queue(inst, qi);
 }
 
@@ -270,6 +276,7 @@ static void vdpa_doorbell_write(void *opaque, hwaddr addr, uint64_t val,
         return;
     }
     inst->stats.kicks++;
+    vdpa_mig_mark(s, id);
     vdpa_queue_kick(s, inst, qi);
 }
 
@@ -335,8 +342,10 @@ void vdpa_inst_free(VdpaMgmt *s, VdpaInst *inst)
         g_hash_table_remove(s->macs, &(uint64_t) { vdpa_mac_key(inst->mac) });
     }
     vdpa_table_remove(&s->table, inst->id);
+    vdpa_mig_mark(s, inst->id);
     s->destroyed++;
     trace_vdpa_mgmt_destroy(inst->id);
+    g_free(inst->mig_heads);
     g_free(inst);
 }
 

@@ -147,5 +147,10 @@ extern NetClientInfo vdpa_net_info;
 
 /* vdpa-mgmt-migration.c */
 extern const VMStateDescription vmstate_vdpa_mgmt;
+#define VDPA_MIG_SECTION "vdpa-mgmt-instances"
+/* Instance @id changed: send it again if a migration is under way */
+void vdpa_mig_mark(VdpaMgmt *s, uint32_t id);
+void vdpa_mig_register(VdpaMgmt *s);
+void vdpa_mig_unregister(VdpaMgmt *s);
 
 #endif

@@ -16,6 +16,9 @@
 #include "hw/qdev-properties.h"
 #include "hw/qdev-properties-system.h"
 #include "migration/vmstate.h"
+#include "migration/register.h"
+#include "migration/qemu-file-types.h"
+#include "qemu/bitmap.h"
 #include "qemu/error-report.h"
 #include "block/block.h"
 #include "block/block-global-state.h"
@@ -31,116 +34,244 @@
 #include "trace.h"
 
 /*
- * The instances travel as one buffer: first the list (what the
- * destination must create: id, type, queues, backend), then each
- * instance's state in the same order.  Little-endian, fixed layouts.
+ * Two sections (docs/vdpa-mgmt.rst, "Migration"):
+ *
+ * - "<pci path>/vdpa-mgmt-instances", iterative (SaveVMHandlers): every
+ *   instance as a self-contained record, all of them in save_setup while
+ *   the VM still runs, then in each iteration those that changed since
+ *   they were sent, and in the downtime only those that changed since
+ *   the last iteration, or a "gone" record for an id destroyed since.
+ *   Changes are found through a bitmap of ids (mig_changed) that every
+ *   path changing an instance marks (vdpa_mig_mark()).
+ * - the device's VMState, version 2: PCI, MSI-X, the admin queue and the
+ *   counters.  Its post_load finishes the instances once all of RAM is
+ *   in: held requests are rebuilt from their heads, free ids are
+ *   rebuilt, and enabled queues are kicked.
+ *
+ * A record (little-endian):
+ *   0  le32 id
+ *   4  u8   type (VDPA_MIG_GONE: the id has no instance any more)
+ *   6  le16 queues
+ *   8  le32 backend
+ *  12  state: status, suspended, wce, 0, le32 pasid, le64 device and
+ *      driver features, mac[6], 0, 0, the 8 STATS counters (96 bytes)
+ * 108  per queue: the engine's record (40 bytes), MSI address, data and
+ *      flags (16), le16 count of held heads, the heads
+ * Records travel in chunks: "MDIG", le32 length, the records; a chunk of
+ * length 0 ends a section's data.
  */
 #define VDPA_MIG_MAGIC       0x4749444d      /* "MDIG" */
+#define VDPA_MIG_VMSD_MAGIC  0x56445041      /* "VDPA" */
 #define VDPA_MIG_LIST_REC    12
 #define VDPA_MIG_STATE_REC   (4 + 4 + 8 + 8 + 8 + 8 * 8)
 /* virtq record, MSI message, le16 count of held heads (then the heads) */
 #define VDPA_MIG_QUEUE_REC   (VIRTQ_SAVED_SIZE + 16 + 2)
 /* In a held head: a net TX frame already sent, only its push is left */
 #define VDPA_MIG_HELD_SENT   0x8000
+#define VDPA_MIG_GONE        0
+/* Chunks the source cuts at, and the longest the destination takes */
+#define VDPA_MIG_CHUNK       (256 * KiB)
+#define VDPA_MIG_MAX_REC     (VDPA_MIG_LIST_REC + VDPA_MIG_STATE_REC + \
+                              VDPA_MGMT_MAX_QUEUES * \
+                              (VDPA_MIG_QUEUE_REC + 2 * VDPA_MGMT_MAX_QSIZE))
+#define VDPA_MIG_MAX_CHUNK   (VDPA_MIG_CHUNK + VDPA_MIG_MAX_REC)
+/* Records one iteration sends at most (the BQL is held meanwhile) */
+#define VDPA_MIG_ITER_RECS   4096
+/* What state_pending counts per changed instance */
+#define VDPA_MIG_AVG_REC     (VDPA_MIG_LIST_REC + VDPA_MIG_STATE_REC + \
+                              VDPA_MIG_QUEUE_REC)
 
-static int vdpa_pre_save(void *opaque)
+/* ---- Source ---- */
+
+void vdpa_mig_mark(VdpaMgmt *s, uint32_t id)
 {
-    VdpaMgmt *s = opaque;
-    uint64_t len = 8;
-    uint8_t *p;
+    if (s->mig_changed && id && id <= s->table.max &&
+        !test_and_set_bit(id, s->mig_changed)) {
+        qatomic_inc(&s->mig_nchanged);
+    }
+}
 
-    for (uint32_t id = vdpa_table_next(&s->table, 1); id;
-         id = vdpa_table_next(&s->table, (uint64_t)id + 1)) {
-        VdpaInst *inst = vdpa_table_get(&s->table, id);
+static void vdpa_mig_put_inst(GByteArray *b, VdpaInst *inst)
+{
+    uint8_t rec[VDPA_MIG_LIST_REC + VDPA_MIG_STATE_REC] = { 0 };
+    uint8_t *p = rec + VDPA_MIG_LIST_REC;
 
-        vdpa_inst_quiesce(inst);
-        len += VDPA_MIG_LIST_REC + VDPA_MIG_STATE_REC +
-               (uint64_t)inst->nqueues * VDPA_MIG_QUEUE_REC;
-        for (uint16_t q = 0; q < inst->nqueues; q++) {
-            for (VdpaBlkReq *r = inst->q[q].held; r; r = r->next_held) {
-                len += 2;
-            }
+    vdpa_st32(rec, inst->id);
+    rec[4] = inst->type;
+    vdpa_st16(rec + 6, inst->nqueues);
+    vdpa_st32(rec + 8, inst->backend);
+    p[0] = inst->status;
+    p[1] = inst->suspended;
+    p[2] = inst->wce;
+    vdpa_st32(p + 4, inst->pasid);
+    vdpa_st64(p + 8, inst->dev_features);
+    vdpa_st64(p + 16, inst->drv_features);
+    memcpy(p + 24, inst->mac, 6);
+    vdpa_stats_save(&inst->stats, p + 32);
+    g_byte_array_append(b, rec, sizeof(rec));
+    for (uint16_t q = 0; q < inst->nqueues; q++) {
+        uint8_t qr[VDPA_MIG_QUEUE_REC];
+        uint16_t nheld = 0;
+
+        iolab_virtq_save(&inst->q[q].vq, qr);
+        vdpa_st64(qr + VIRTQ_SAVED_SIZE, inst->q[q].msi.addr);
+        vdpa_st32(qr + VIRTQ_SAVED_SIZE + 8, inst->q[q].msi.data);
+        vdpa_st32(qr + VIRTQ_SAVED_SIZE + 12, inst->q[q].msi.flags);
+        for (VdpaBlkReq *r = inst->q[q].held; r; r = r->next_held) {
+            nheld++;
+        }
+        vdpa_st16(qr + VDPA_MIG_QUEUE_REC - 2, nheld);
+        g_byte_array_append(b, qr, sizeof(qr));
+        /* Popped, stopped by a fault, not done: the heads to rebuild */
+        for (VdpaBlkReq *r = inst->q[q].held; r; r = r->next_held) {
+            uint8_t h[2];
+
+            vdpa_st16(h, r->elem.head | (r->tx_sent ? VDPA_MIG_HELD_SENT : 0));
+            g_byte_array_append(b, h, 2);
         }
     }
-    g_free(s->mig_buf);
-    s->mig_len = len;
-    s->mig_buf = p = g_malloc0(len);
-    vdpa_st32(p, VDPA_MIG_MAGIC);
-    vdpa_st32(p + 4, s->table.count);
-    p += 8;
-    for (uint32_t id = vdpa_table_next(&s->table, 1); id;
-         id = vdpa_table_next(&s->table, (uint64_t)id + 1)) {
-        VdpaInst *inst = vdpa_table_get(&s->table, id);
+}
 
-        vdpa_st32(p, id);
-        p[4] = inst->type;
-        vdpa_st16(p + 6, inst->nqueues);
-        vdpa_st32(p + 8, inst->backend);
-        p += VDPA_MIG_LIST_REC;
-    }
-    for (uint32_t id = vdpa_table_next(&s->table, 1); id;
-         id = vdpa_table_next(&s->table, (uint64_t)id + 1)) {
-        VdpaInst *inst = vdpa_table_get(&s->table, id);
+static void vdpa_mig_put_gone(GByteArray *b, uint32_t id)
+{
+    uint8_t rec[VDPA_MIG_LIST_REC] = { 0 };
 
-        p[0] = inst->status;
-        p[1] = inst->suspended;
-        p[2] = inst->wce;
-        vdpa_st32(p + 4, inst->pasid);
-        vdpa_st64(p + 8, inst->dev_features);
-        vdpa_st64(p + 16, inst->drv_features);
-        memcpy(p + 24, inst->mac, 6);
-        vdpa_stats_save(&inst->stats, p + 32);
-        p += VDPA_MIG_STATE_REC;
-        for (uint16_t q = 0; q < inst->nqueues; q++) {
-            iolab_virtq_save(&inst->q[q].vq, p);
-            vdpa_st64(p + VIRTQ_SAVED_SIZE, inst->q[q].msi.addr);
-            vdpa_st32(p + VIRTQ_SAVED_SIZE + 8, inst->q[q].msi.data);
-            vdpa_st32(p + VIRTQ_SAVED_SIZE + 12, inst->q[q].msi.flags);
-            p += VDPA_MIG_QUEUE_REC - 2;
-            /* Popped, stopped by a fault, not done: the heads to rebuild */
-            for (VdpaBlkReq *r = inst->q[q].held; r; r = r->next_held) {
-                vdpa_st16(p + 2, r->elem.head |
-                                 (r->tx_sent ? VDPA_MIG_HELD_SENT : 0));
-                vdpa_st16(p, vdpa_ld16(p) + 1);
-                p += 2;
-            }
-            p += 2;
-        }
+    vdpa_st32(rec, id);
+    rec[4] = VDPA_MIG_GONE;
+    g_byte_array_append(b, rec, sizeof(rec));
+}
+
+/* Send what @b holds as one chunk (or the end mark if empty) */
+static void vdpa_mig_flush(QEMUFile *f, GByteArray *b)
+{
+    uint8_t hdr[8];
+
+    vdpa_st32(hdr, VDPA_MIG_MAGIC);
+    vdpa_st32(hdr + 4, b->len);
+    qemu_put_buffer(f, hdr, sizeof(hdr));
+    if (b->len) {
+        qemu_put_buffer(f, b->data, b->len);
+        g_byte_array_set_size(b, 0);
     }
-    return 0;
 }
 
 /*
- * The buffer is allocated at its length as it is loaded: refuse a length
- * that max-instances full instances with every queue at the largest size
- * and every chain held could not reach.
+ * Send the instances marked changed, at most @max of them: a record for
+ * a live one, a gone record for an id without instance.  Returns true
+ * when none is left marked.
  */
-static bool vdpa_mig_len_valid(void *opaque, int version_id)
+static bool vdpa_mig_put_changed(VdpaMgmt *s, QEMUFile *f, GByteArray *b,
+                                 uint32_t max, uint64_t *sent)
 {
-    VdpaMgmt *s = opaque;
-    uint64_t per_queue = VDPA_MIG_QUEUE_REC + 2 * VDPA_MGMT_MAX_QSIZE;
-    uint64_t per_inst = VDPA_MIG_LIST_REC + VDPA_MIG_STATE_REC +
-                        VDPA_MGMT_MAX_QUEUES * per_queue;
-    uint64_t max = 8 + (uint64_t)s->max_instances * per_inst;
+    unsigned long id = 0;
 
-    if (s->mig_len > max) {
-        error_report("vdpa-mgmt: migration: field mig_len = %u above %"
-                     PRIu64 " (max-instances %u)", s->mig_len, max,
-                     s->max_instances);
-        return false;
+    while (max--) {
+        VdpaInst *inst;
+
+        id = find_next_bit(s->mig_changed, s->table.max + 1, id);
+        if (id > s->table.max) {
+            return true;
+        }
+        clear_bit(id, s->mig_changed);
+        qatomic_dec(&s->mig_nchanged);
+        inst = vdpa_table_get(&s->table, id);
+        (*sent)++;
+        if (inst) {
+            vdpa_inst_quiesce(inst);
+            vdpa_mig_put_inst(b, inst);
+        } else {
+            vdpa_mig_put_gone(b, id);
+        }
+        if (b->len >= VDPA_MIG_CHUNK) {
+            vdpa_mig_flush(f, b);
+        }
     }
-    return true;
+    return find_next_bit(s->mig_changed, s->table.max + 1, 0) >
+           s->table.max;
 }
 
-static int vdpa_post_save(void *opaque)
+/* Every instance, while the VM still runs; marks start from here */
+static int vdpa_mig_save_setup(QEMUFile *f, void *opaque, Error **errp)
 {
     VdpaMgmt *s = opaque;
+    g_autoptr(GByteArray) b = g_byte_array_new();
 
-    g_free(s->mig_buf);
-    s->mig_buf = NULL;
-    s->mig_len = 0;
+    g_free(s->mig_changed);
+    s->mig_changed = bitmap_new((uint64_t)s->table.max + 1);
+    s->mig_nchanged = 0;
+    s->mig_precopy_sent = 0;
+    s->mig_downtime_sent = 0;
+    for (uint32_t id = vdpa_table_next(&s->table, 1); id;
+         id = vdpa_table_next(&s->table, (uint64_t)id + 1)) {
+        vdpa_mig_put_inst(b, vdpa_table_get(&s->table, id));
+        s->mig_precopy_sent++;
+        if (b->len >= VDPA_MIG_CHUNK) {
+            vdpa_mig_flush(f, b);
+        }
+    }
+    if (b->len) {
+        vdpa_mig_flush(f, b);
+    }
+    vdpa_mig_flush(f, b);
     return 0;
 }
+
+/* Runs without the BQL (with it when saving a snapshot) */
+static int vdpa_mig_save_iterate(QEMUFile *f, void *opaque)
+{
+    VdpaMgmt *s = opaque;
+    g_autoptr(GByteArray) b = g_byte_array_new();
+    bool locked = bql_locked();
+    bool done;
+
+    if (!locked) {
+        bql_lock();
+    }
+    done = vdpa_mig_put_changed(s, f, b, VDPA_MIG_ITER_RECS,
+                                &s->mig_precopy_sent);
+    if (!locked) {
+        bql_unlock();
+    }
+    if (b->len) {
+        vdpa_mig_flush(f, b);
+    }
+    vdpa_mig_flush(f, b);
+    return done;
+}
+
+static void vdpa_mig_pending(void *opaque, uint64_t *must_precopy,
+                             uint64_t *can_postcopy)
+{
+    VdpaMgmt *s = opaque;
+
+    *must_precopy += (uint64_t)qatomic_read(&s->mig_nchanged) *
+                     VDPA_MIG_AVG_REC;
+}
+
+/* In the downtime: what changed since the last iteration */
+static int vdpa_mig_save_complete(QEMUFile *f, void *opaque)
+{
+    VdpaMgmt *s = opaque;
+    g_autoptr(GByteArray) b = g_byte_array_new();
+
+    vdpa_mig_put_changed(s, f, b, UINT32_MAX, &s->mig_downtime_sent);
+    if (b->len) {
+        vdpa_mig_flush(f, b);
+    }
+    vdpa_mig_flush(f, b);
+    return 0;
+}
+
+static void vdpa_mig_save_cleanup(void *opaque)
+{
+    VdpaMgmt *s = opaque;
+
+    g_free(s->mig_changed);
+    s->mig_changed = NULL;
+    s->mig_nchanged = 0;
+}
+
+/* ---- Destination ---- */
 
 /*
  * The admin queue's registers as the guest can set them: what
@@ -256,158 +387,277 @@ static bool vdpa_queue_state_valid(VdpaMgmt *s, VdpaInst *inst, uint16_t qi,
     return false;
 }
 
-/* Recreate the instances of the list, then give them their state */
+
+/*
+ * One record at @p (at most @len bytes): create its instance (replacing
+ * one of the same id), or remove the id's instance for a gone record.
+ * Held heads are kept for vdpa_post_load(), which reads their chains
+ * once all of guest memory is in.  Returns the record's length, or 0
+ * (refused, reported) for a bad one.
+ */
+static size_t vdpa_mig_load_rec(VdpaMgmt *s, const uint8_t *p, size_t len)
+{
+    const uint8_t *start = p, *end = p + len;
+    g_autofree uint16_t *heads = NULL;
+    uint32_t id, backend, nheads = 0;
+    uint8_t type;
+    uint16_t nq;
+    VdpaInst *inst, *old;
+
+    if (len < VDPA_MIG_LIST_REC) {
+        error_report("vdpa-mgmt: migration: record truncated");
+        return 0;
+    }
+    id = vdpa_ld32(p);
+    type = p[4];
+    nq = vdpa_ld16(p + 6);
+    backend = vdpa_ld32(p + 8);
+    if (!id || id > s->table.max) {
+        error_report("vdpa-mgmt: migration: field id = %u beyond "
+                     "max-instances %u", id, s->table.max);
+        return 0;
+    }
+    old = vdpa_table_get(&s->table, id);
+    if (old) {
+        vdpa_inst_free(s, old);
+    }
+    p += VDPA_MIG_LIST_REC;
+    if (type == VDPA_MIG_GONE) {
+        return p - start;
+    }
+    if ((type != VDPA_TYPE_BLK && type != VDPA_TYPE_NET) || !nq ||
+        nq > VDPA_MGMT_MAX_QUEUES ||
+        backend >= s->limits.num_backends[type]) {
+        error_report("vdpa-mgmt: migration: instance %u: field type %u, "
+                     "queues %u or backend %u not available here", id, type,
+                     nq, backend);
+        return 0;
+    }
+    if (VDPA_MIG_STATE_REC + (uint64_t)nq * VDPA_MIG_QUEUE_REC > end - p) {
+        error_report("vdpa-mgmt: migration: instance %u: record truncated",
+                     id);
+        return 0;
+    }
+    inst = g_malloc0(sizeof(*inst) + nq * sizeof(VdpaQueue));
+    inst->s = s;
+    inst->id = id;
+    inst->type = type;
+    inst->nqueues = nq;
+    inst->backend = backend;
+    inst->as = pci_get_address_space(PCI_DEVICE(s));
+    inst->status = p[0];
+    inst->suspended = !!p[1];
+    inst->wce = !!p[2];
+    inst->pasid = vdpa_ld32(p + 4);
+    inst->dev_features = vdpa_ld64(p + 8);
+    inst->drv_features = vdpa_ld64(p + 16);
+    memcpy(inst->mac, p + 24, 6);
+    vdpa_stats_load(&inst->stats, p + 32);
+    p += VDPA_MIG_STATE_REC;
+    if (!vdpa_inst_state_valid(s, inst)) {
+        goto fail;
+    }
+    for (uint16_t q = 0; q < nq; q++) {
+        VdpaQueue *vq = &inst->q[q];
+        uint16_t nheld;
+
+        vq->fault_slot = VDPA_NO_FAULT_SLOT;
+        if (VDPA_MIG_QUEUE_REC > end - p || iolab_virtq_load(&vq->vq, p) < 0) {
+            error_report("vdpa-mgmt: migration: instance %u queue %u: bad "
+                         "queue record", id, q);
+            goto fail;
+        }
+        vq->msi.addr = vdpa_ld64(p + VIRTQ_SAVED_SIZE);
+        vq->msi.data = vdpa_ld32(p + VIRTQ_SAVED_SIZE + 8);
+        vq->msi.flags = vdpa_ld32(p + VIRTQ_SAVED_SIZE + 12);
+        nheld = vdpa_ld16(p + VDPA_MIG_QUEUE_REC - 2);
+        p += VDPA_MIG_QUEUE_REC;
+        if (!vdpa_queue_state_valid(s, inst, q, nheld)) {
+            goto fail;
+        }
+        if (2ULL * nheld > end - p) {
+            error_report("vdpa-mgmt: migration: instance %u: record "
+                         "truncated", id);
+            goto fail;
+        }
+        vq->mig_nheld = nheld;
+        if (nheld) {
+            heads = g_renew(uint16_t, heads, nheads + nheld);
+            for (uint16_t k = 0; k < nheld; k++, p += 2) {
+                heads[nheads++] = vdpa_ld16(p);
+            }
+        }
+    }
+    inst->mig_heads = g_steal_pointer(&heads);
+    if (vdpa_table_insert_at(&s->table, id, inst) < 0) {
+        g_free(inst->mig_heads);
+        goto fail;
+    }
+    if (inst->type == VDPA_TYPE_NET) {
+        g_hash_table_insert(s->macs, g_memdup2(&(uint64_t) {
+                                vdpa_mac_key(inst->mac) }, 8), inst);
+    }
+    return p - start;
+
+fail:
+    g_free(inst);
+    return 0;
+}
+
+static int vdpa_mig_load_setup(QEMUFile *f, void *opaque, Error **errp)
+{
+    vdpa_destroy_all(opaque);
+    return 0;
+}
+
+/* Chunks of records up to the end mark (setup, iterations, downtime) */
+static int vdpa_mig_load_state(QEMUFile *f, void *opaque, int version_id)
+{
+    VdpaMgmt *s = opaque;
+
+    for (;;) {
+        g_autofree uint8_t *chunk = NULL;
+        uint8_t hdr[8];
+        uint32_t len;
+        size_t off = 0;
+
+        if (qemu_get_buffer(f, hdr, sizeof(hdr)) != sizeof(hdr) ||
+            vdpa_ld32(hdr) != VDPA_MIG_MAGIC) {
+            error_report("vdpa-mgmt: migration: bad instance chunk");
+            return -EINVAL;
+        }
+        len = vdpa_ld32(hdr + 4);
+        if (!len) {
+            return 0;
+        }
+        if (len > VDPA_MIG_MAX_CHUNK) {
+            error_report("vdpa-mgmt: migration: field chunk length = %u "
+                         "above %u", len, (unsigned)VDPA_MIG_MAX_CHUNK);
+            return -EINVAL;
+        }
+        chunk = g_malloc(len);
+        if (qemu_get_buffer(f, chunk, len) != len) {
+            error_report("vdpa-mgmt: migration: instance chunk truncated");
+            return -EINVAL;
+        }
+        while (off < len) {
+            size_t n = vdpa_mig_load_rec(s, chunk + off, len - off);
+
+            if (!n) {
+                return -EINVAL;
+            }
+            off += n;
+        }
+    }
+}
+
+/*
+ * All of RAM and the PCI state are in: rebuild each instance's held
+ * requests from their heads (PASIDs were checked as records came in),
+ * and look at every enabled queue again for buffers published before
+ * the switch-over.
+ */
+static bool vdpa_mig_finish_inst(VdpaMgmt *s, VdpaInst *inst)
+{
+    g_autofree uint16_t *heads = g_steal_pointer(&inst->mig_heads);
+    uint32_t k = 0;
+
+    for (uint16_t q = 0; q < inst->nqueues; q++) {
+        VdpaQueue *vq = &inst->q[q];
+        VdpaBlkReq **tail = &vq->held;
+
+        for (uint16_t n = 0; n < vq->mig_nheld; n++, k++) {
+            VdpaBlkReq *req = vdpa_req_get(s, inst, q);
+            uint16_t head = heads[k] & ~VDPA_MIG_HELD_SENT;
+            const char *err = NULL;
+            uint64_t fault;
+
+            req->tx_sent = heads[k] & VDPA_MIG_HELD_SENT;
+            if (iolab_virtq_read_chain(&vq->vq, &vdpa_dma_ops, inst, head,
+                                       &req->elem, &fault,
+                                       &err) != VIRTQ_OK) {
+                vdpa_req_put(s, req);
+                error_report("vdpa-mgmt: migration: instance %u queue %u: "
+                             "held request %u cannot be rebuilt: %s",
+                             inst->id, q, heads[k], err ?: "fault");
+                return false;
+            }
+            *tail = req;
+            tail = &req->next_held;
+        }
+        vq->mig_nheld = 0;
+    }
+    for (uint16_t q = 0; q < inst->nqueues; q++) {
+        if (inst->q[q].vq.enabled) {
+            vdpa_queue_kick(s, inst, q);
+        }
+    }
+    return true;
+}
+
 static int vdpa_post_load(void *opaque, int version_id)
 {
     VdpaMgmt *s = opaque;
-    const uint8_t *p = s->mig_buf, *end = p + s->mig_len;
-    g_autofree VdpaInst **insts = NULL;
-    uint32_t count;
-    int ret = -EINVAL;
 
-    vdpa_destroy_all(s);
     if (!vdpa_admin_state_valid(s)) {
-        goto out;
-    }
-    if (s->mig_len < 8 || vdpa_ld32(p) != VDPA_MIG_MAGIC) {
-        error_report("vdpa-mgmt: bad instance stream");
-        goto out;
-    }
-    count = vdpa_ld32(p + 4);
-    p += 8;
-    if (count > s->table.max || (uint64_t)count * VDPA_MIG_LIST_REC > end - p) {
-        error_report("vdpa-mgmt: %u instances do not fit (max-instances "
-                     "%u)", count, s->table.max);
-        goto out;
-    }
-    insts = g_new0(VdpaInst *, count);
-    for (uint32_t i = 0; i < count; i++, p += VDPA_MIG_LIST_REC) {
-        uint32_t id = vdpa_ld32(p);
-        uint16_t nq = vdpa_ld16(p + 6);
-        uint32_t backend = vdpa_ld32(p + 8);
-        VdpaInst *inst;
-
-        if ((p[4] != VDPA_TYPE_BLK && p[4] != VDPA_TYPE_NET) || !nq ||
-            nq > VDPA_MGMT_MAX_QUEUES ||
-            backend >= s->limits.num_backends[p[4]]) {
-            error_report("vdpa-mgmt: instance %u: type %u, %u queues or "
-                         "backend %u not available here", id, p[4], nq,
-                         backend);
-            goto out;
-        }
-        inst = g_malloc0(sizeof(*inst) + nq * sizeof(VdpaQueue));
-        inst->s = s;
-        inst->id = id;
-        inst->type = p[4];
-        inst->nqueues = nq;
-        inst->backend = backend;
-        inst->as = pci_get_address_space(PCI_DEVICE(s));
-        if (vdpa_table_insert_at(&s->table, id, inst) < 0) {
-            error_report("vdpa-mgmt: instance id %u invalid or repeated", id);
-            g_free(inst);
-            goto out;
-        }
-        insts[i] = inst;
+        goto fail;
     }
     vdpa_table_rebuild_free(&s->table);
-    for (uint32_t i = 0; i < count; i++) {
-        VdpaInst *inst = insts[i];
-
-        if (VDPA_MIG_STATE_REC + (uint64_t)inst->nqueues * VDPA_MIG_QUEUE_REC >
-            end - p) {
-            error_report("vdpa-mgmt: instance stream truncated");
-            goto out;
-        }
-        inst->status = p[0];
-        inst->suspended = !!p[1];
-        inst->wce = !!p[2];
-        inst->pasid = vdpa_ld32(p + 4);
-        inst->dev_features = vdpa_ld64(p + 8);
-        inst->drv_features = vdpa_ld64(p + 16);
-        memcpy(inst->mac, p + 24, 6);
-        if (!vdpa_inst_state_valid(s, inst)) {
-            goto out;
-        }
-        if (inst->type == VDPA_TYPE_NET) {
-            g_hash_table_insert(s->macs, g_memdup2(&(uint64_t) {
-                                    vdpa_mac_key(inst->mac) }, 8), inst);
-        }
-        vdpa_stats_load(&inst->stats, p + 32);
-        p += VDPA_MIG_STATE_REC;
-        for (uint16_t q = 0; q < inst->nqueues; q++) {
-            VdpaQueue *vq = &inst->q[q];
-            VdpaBlkReq **tail = &vq->held;
-            uint16_t nheld;
-
-            vq->fault_slot = VDPA_NO_FAULT_SLOT;
-            if (VDPA_MIG_QUEUE_REC > end - p ||
-                iolab_virtq_load(&vq->vq, p) < 0) {
-                error_report("vdpa-mgmt: instance %u queue %u: bad queue "
-                             "record", inst->id, q);
-                goto out;
-            }
-            vq->msi.addr = vdpa_ld64(p + VIRTQ_SAVED_SIZE);
-            vq->msi.data = vdpa_ld32(p + VIRTQ_SAVED_SIZE + 8);
-            vq->msi.flags = vdpa_ld32(p + VIRTQ_SAVED_SIZE + 12);
-            nheld = vdpa_ld16(p + VDPA_MIG_QUEUE_REC - 2);
-            p += VDPA_MIG_QUEUE_REC;
-            if (!vdpa_queue_state_valid(s, inst, q, nheld)) {
-                goto out;
-            }
-            if (2ULL * nheld > end - p) {
-                error_report("vdpa-mgmt: instance stream truncated");
-                goto out;
-            }
-            /* Rebuild the held requests from their heads, in order */
-            for (uint16_t k = 0; k < nheld; k++, p += 2) {
-                VdpaBlkReq *req = vdpa_req_get(s, inst, q);
-                uint16_t head = vdpa_ld16(p) & ~VDPA_MIG_HELD_SENT;
-                const char *err = NULL;
-                uint64_t fault;
-
-                req->tx_sent = vdpa_ld16(p) & VDPA_MIG_HELD_SENT;
-                if (iolab_virtq_read_chain(&vq->vq, &vdpa_dma_ops, inst,
-                                     head, &req->elem, &fault,
-                                     &err) != VIRTQ_OK) {
-                    vdpa_req_put(s, req);
-                    error_report("vdpa-mgmt: instance %u queue %u: held "
-                                 "request %u cannot be rebuilt: %s",
-                                 inst->id, q, vdpa_ld16(p), err ?: "fault");
-                    goto out;
-                }
-                *tail = req;
-                tail = &req->next_held;
-            }
-        }
-        /* Buffers published before the switch-over: look again */
-        for (uint16_t q = 0; q < inst->nqueues; q++) {
-            if (inst->q[q].vq.enabled) {
-                vdpa_queue_kick(s, inst, q);
-            }
+    for (uint32_t id = vdpa_table_next(&s->table, 1); id;
+         id = vdpa_table_next(&s->table, (uint64_t)id + 1)) {
+        if (!vdpa_mig_finish_inst(s, vdpa_table_get(&s->table, id))) {
+            goto fail;
         }
     }
     if (s->status == VDPA_STATUS_READY) {
         qemu_bh_schedule(s->admin_bh);
     }
-    ret = 0;
-out:
-    if (ret) {
-        vdpa_destroy_all(s);
-    }
-    vdpa_post_save(s);
-    return ret;
+    return 0;
+
+fail:
+    vdpa_destroy_all(s);
+    return -EINVAL;
+}
+
+static const SaveVMHandlers vdpa_mig_handlers = {
+    .save_setup = vdpa_mig_save_setup,
+    .save_live_iterate = vdpa_mig_save_iterate,
+    .save_live_complete_precopy = vdpa_mig_save_complete,
+    .state_pending_estimate = vdpa_mig_pending,
+    .state_pending_exact = vdpa_mig_pending,
+    .save_cleanup = vdpa_mig_save_cleanup,
+    .load_setup = vdpa_mig_load_setup,
+    .load_state = vdpa_mig_load_state,
+};
+
+void vdpa_mig_register(VdpaMgmt *s)
+{
+    g_autofree char *path = vmstate_if_get_id(VMSTATE_IF(s));
+    /* As unregister_savevm() names it: "<device path>/<section>" */
+    g_autofree char *idstr = path ? g_strdup_printf("%s/%s", path,
+                                                    VDPA_MIG_SECTION) :
+                                    g_strdup(VDPA_MIG_SECTION);
+
+    s->mig_magic = VDPA_MIG_VMSD_MAGIC;
+    register_savevm_live(idstr, VMSTATE_INSTANCE_ID_ANY, 1,
+                         &vdpa_mig_handlers, s);
+}
+
+void vdpa_mig_unregister(VdpaMgmt *s)
+{
+    unregister_savevm(VMSTATE_IF(s), VDPA_MIG_SECTION, s);
+    vdpa_mig_save_cleanup(s);
 }
 
 const VMStateDescription vmstate_vdpa_mgmt = {
     .name = TYPE_VDPA_MGMT,
-    .version_id = 1,
-    .minimum_version_id = 1,
-    .pre_save = vdpa_pre_save,
-    .post_save = vdpa_post_save,
+    .version_id = 2,
+    .minimum_version_id = 2,
     .post_load = vdpa_post_load,
     .fields = (const VMStateField[]) {
         VMSTATE_PCI_DEVICE(parent_obj, VdpaMgmt),
         VMSTATE_MSIX(parent_obj, VdpaMgmt),
+        VMSTATE_UINT32_EQUAL(mig_magic, VdpaMgmt, NULL),
         VMSTATE_UINT32(ctrl, VdpaMgmt),
         VMSTATE_UINT32(status, VdpaMgmt),
         VMSTATE_UINT32(fatal, VdpaMgmt),
@@ -425,9 +675,6 @@ const VMStateDescription vmstate_vdpa_mgmt = {
         VMSTATE_UINT64(bad_doorbells, VdpaMgmt),
         VMSTATE_UINT64(created, VdpaMgmt),
         VMSTATE_UINT64(destroyed, VdpaMgmt),
-        VMSTATE_UINT32(mig_len, VdpaMgmt),
-        VMSTATE_VALIDATE("mig_len", vdpa_mig_len_valid),
-        VMSTATE_VBUFFER_ALLOC_UINT32(mig_buf, VdpaMgmt, 0, NULL, mig_len),
         VMSTATE_END_OF_LIST()
     },
 };

@@ -433,6 +433,7 @@ static void vdpa_mgmt_realize(PCIDevice *pdev, Error **errp)
                                                 vdpa_fault_done, s);
         }
     }
+    vdpa_mig_register(s);
     return;
 
 fail:
@@ -459,6 +460,7 @@ static void vdpa_mgmt_exit(PCIDevice *pdev)
         g_free(s->free_slots);
         g_queue_free_full(s->slot_waiters, g_free);
     }
+    vdpa_mig_unregister(s);
     qemu_del_vm_change_state_handler(s->vm_state);
     qemu_bh_delete(s->kick_bh);
     qemu_bh_delete(s->admin_bh);
