@@ -70,6 +70,10 @@ static VdpaMgmtInfo *vdpa_mgmt_info(VdpaMgmt *s, bool brief)
     info->iotlb_dropped = s->iotlb.stats.dropped;
     info->pasid_translations = s->pasid_translations;
     info->blk_mapped_requests = s->blk_mapped;
+    info->fault_slot_waiters = s->slot_waiters ?
+                               g_queue_get_length(s->slot_waiters) : 0;
+    info->migration_precopy_instances = s->mig_precopy_sent;
+    info->migration_downtime_instances = s->mig_downtime_sent;
     if (brief) {
         return info;
     }

@@ -22,6 +22,14 @@
  *           A commit that grew with N would mean per-PASID state in the
  *           memory API (the first design: one AddressSpace per PASID).
  *
+ *   migrate precopy between two QEMUs (unix socket) with 1 and 65,536
+ *           blk instances, each running with one queue set up:
+ *           query-migrate's downtime and total time on the source, and
+ *           the stop as the guest sees it: from the source's STOP event
+ *           to the destination's RESUME event (QMP timestamps, one
+ *           host clock), which includes the destination's loading.
+ *           Only with --only migrate.
+ *
  *   vdpa-mgmt-bench [--reps N] [--seconds S] [--json FILE]
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -500,6 +508,157 @@ static void bench_pasid(FILE *json)
     q_stop(&q);
 }
 
+/*
+ * Bring @n instances up, in batches: create, FEATURES_OK, one queue of
+ * VM_RING_SIZE entries each (rings at @rings), DRIVER_OK.
+ */
+static void bring_up_many(VMAdmin *a, uint32_t *ids, int n, uint64_t rings)
+{
+    g_autofree VdpaCmd *cmds = g_new(VdpaCmd, AQ - 1);
+    g_autofree VMCqe *res = g_new(VMCqe, AQ - 1);
+
+    for (int step = 0; step < 4; step++) {
+        for (int base = 0; base < n; base += AQ - 1) {
+            int k = MIN(AQ - 1, n - base);
+
+            for (int i = 0; i < k; i++) {
+                uint32_t id = ids[base + i];
+                VMRing r;
+
+                switch (step) {
+                case 0:
+                    cmds[i] = vm_cmd_new(a, VDPA_OP_CREATE, 0);
+                    cmds[i].u.create.type = VDPA_TYPE_BLK;
+                    cmds[i].u.create.nqueues = 1;
+                    break;
+                case 1:
+                case 3:
+                    cmds[i] = vm_cmd_new(a, VDPA_OP_SET_STATUS, id);
+                    cmds[i].u.status.status = VDPA_ST_ACKNOWLEDGE |
+                        VDPA_ST_DRIVER | VDPA_ST_FEATURES_OK |
+                        (step == 3 ? VDPA_ST_DRIVER_OK : 0);
+                    cmds[i].u.status.features = VM_F_VERSION_1;
+                    break;
+                case 2:
+                    vm_ring_init(&r, rings +
+                                 (uint64_t)(base + i) * VM_RING_BYTES);
+                    cmds[i] = vm_ring_setup_cmd(a, &r, id, 0);
+                    break;
+                }
+            }
+            vm_submit(a, cmds, k, res);
+            for (int i = 0; i < k; i++) {
+                g_assert_cmpuint(res[i].status, ==, VDPA_S_OK);
+                if (step == 0) {
+                    ids[base + i] = res[i].result;
+                }
+            }
+        }
+    }
+}
+
+static double event_ms(QDict *ev)
+{
+    QDict *ts = qdict_get_qdict(ev, "timestamp");
+
+    return qdict_get_int(ts, "seconds") * 1e3 +
+           qdict_get_int(ts, "microseconds") / 1e3;
+}
+
+/*
+ * One precopy migration of @n running instances; query-migrate's
+ * downtime in ms, the guest-visible stop in *@stop_ms
+ */
+static double migrate_once(int n, double *total_ms, double *stop_ms)
+{
+    g_autofree char *uri = g_strdup_printf("unix:%s/vdpa-bench-%d.sock",
+                                           g_get_tmp_dir(), getpid());
+    g_autofree char *dst_args = NULL;
+    g_autofree uint32_t *ids = g_new0(uint32_t, n);
+    const char *args = "-M q35 -m 256M -nodefaults " NULL_BLK
+                       "-device vdpa-mgmt,id=vm0,blk-nodes=d0";
+    QTestState *dst;
+    VMAdmin *a;
+    double downtime;
+    QDict *rsp, *ret;
+    Q q;
+
+    q_start(&q, args);
+    a = vm_open(q.qts, &q.alloc, q.bus, AQ);
+    bring_up_many(a, ids, n, guest_alloc(&q.alloc,
+                                         (uint64_t)n * VM_RING_BYTES));
+    g_assert_cmpuint(vm_reg_read(a, VDPA_REG_NUM_INST), ==, n);
+    dst_args = g_strdup_printf("%s -incoming %s", args, uri);
+    dst = qtest_init(dst_args);
+    rsp = qtest_qmp(q.qts, "{'execute': 'migrate', 'arguments': "
+                    "{'uri': %s}}", uri);
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+    for (;;) {
+        const char *st;
+
+        rsp = qtest_qmp(q.qts, "{'execute': 'query-migrate'}");
+        ret = qdict_get_qdict(rsp, "return");
+        st = qdict_get_try_str(ret, "status");
+        g_assert(!st || strcmp(st, "failed"));
+        if (st && !strcmp(st, "completed")) {
+            downtime = qdict_get_int(ret, "downtime");
+            *total_ms = qdict_get_int(ret, "total-time");
+            qobject_unref(rsp);
+            break;
+        }
+        qobject_unref(rsp);
+        g_usleep(10000);
+    }
+    {
+        QDict *resume = qtest_qmp_eventwait_ref(dst, "RESUME");
+        QDict *stop = qtest_qmp_eventwait_ref(q.qts, "STOP");
+
+        *stop_ms = event_ms(resume) - event_ms(stop);
+        qobject_unref(resume);
+        qobject_unref(stop);
+    }
+    rsp = qtest_qmp(dst, "{'execute': 'query-vdpa-mgmt', "
+                    "'arguments': {'brief': true}}");
+    g_assert_cmpint(qdict_get_int(qobject_to(QDict, qlist_peek(
+                        qdict_get_qlist(rsp, "return"))), "num-instances"),
+                    ==, n);
+    qobject_unref(rsp);
+    qtest_quit(dst);
+    vm_close(a);
+    q_stop(&q);
+    return downtime;
+}
+
+static void bench_migrate(FILE *json)
+{
+    static const int sizes[] = { 1, SCALE_N };
+    double down[2][64], total[2][64], stop[2][64];
+
+    for (int s = 0; s < 2; s++) {
+        for (int r = 0; r < reps; r++) {
+            down[s][r] = migrate_once(sizes[s], &total[s][r], &stop[s][r]);
+            printf("migrate %d instances, rep %d: downtime %.0f ms, "
+                   "STOP to RESUME %.1f ms, total %.0f ms\n", sizes[s],
+                   r + 1, down[s][r], stop[s][r], total[s][r]);
+        }
+    }
+    printf("migrate: medians with 1 / %d instances: downtime %.0f / %.0f "
+           "ms, STOP to RESUME %.1f / %.1f ms (%.2fx)\n", SCALE_N,
+           median(down[0], reps), median(down[1], reps),
+           median(stop[0], reps), median(stop[1], reps),
+           median(stop[1], reps) / median(stop[0], reps));
+    if (json) {
+        fprintf(json, "  \"migrate\": {\"downtime_ms_1\": %.0f, "
+                "\"downtime_ms_%d\": %.0f, \"stop_ms_1\": %.1f, "
+                "\"stop_ms_%d\": %.1f, \"total_ms_1\": %.0f, "
+                "\"total_ms_%d\": %.0f},\n", median(down[0], reps), SCALE_N,
+                median(down[1], reps), median(stop[0], reps), SCALE_N,
+                median(stop[1], reps), median(total[0], reps), SCALE_N,
+                median(total[1], reps));
+    }
+}
+
 int main(int argc, char **argv)
 {
     const char *json_path = NULL, *only = NULL;
@@ -516,7 +675,8 @@ int main(int argc, char **argv)
             only = argv[++i];
         } else {
             fprintf(stderr, "usage: %s [--reps N] [--seconds S] "
-                    "[--json FILE] [--only scale|tput|pasid|iotlb]\n", argv[0]);
+                    "[--json FILE] [--only scale|tput|pasid|iotlb|migrate]\n",
+                    argv[0]);
             return 1;
         }
     }
@@ -540,6 +700,10 @@ int main(int argc, char **argv)
     }
     if (!only || !strcmp(only, "iotlb")) {
         bench_iotlb(json);
+    }
+    /* Opt-in: two QEMUs and 65,536 instances per run */
+    if (only && !strcmp(only, "migrate")) {
+        bench_migrate(json);
     }
     if (json) {
         fprintf(json, "  \"reps\": %d\n}\n", reps);

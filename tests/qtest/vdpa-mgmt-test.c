@@ -600,6 +600,25 @@ static void test_scale(void)
     g_assert_cmpint(qdict_get_int(info, "num-instances"), ==, N);
     qobject_unref(reply);
 
+    /*
+     * One LIST returns at most 4096 ids, however large its buffer, and
+     * says where to go on: the work of one admin command stays bounded.
+     */
+    {
+        VdpaCmd c = vm_cmd_new(a, VDPA_OP_LIST, 0);
+        VMCqe lr;
+
+        c.buf_addr = a->buf;
+        c.buf_len = VM_BUF_SIZE;
+        lr = vm_exec(a, &c);
+        expect(lr, VDPA_S_OK, VDPA_Q_OK);
+        g_assert_cmpuint(lr.result & 0xffffffff, ==, 4096);
+        g_assert_cmpuint(lr.result >> 32, ==, ids[4096]);
+        g_assert_cmpuint(qtest_readl(t->qts, a->buf), ==, ids[0]);
+        g_assert_cmpuint(qtest_readl(t->qts, a->buf + 4 * 4095), ==,
+                         ids[4095]);
+    }
+
     for (int base = 0; base < N; base += BATCH) {
         int n = MIN(BATCH, N - base);
 
@@ -1402,6 +1421,565 @@ static void test_migration_net(void)
     t_stop(t);
 }
 
+/*
+ * The function stops with the VM: a request published and kicked while
+ * the VM is stopped is not run (GET_ID completes inside the kick, so
+ * without the check its used entry would be written before the QMP
+ * round trips below return), and it runs once the VM continues.
+ */
+static void test_stopped_vm(void)
+{
+    T *t = t_start("", 16);
+    VMAdmin *a = t->a;
+    VMRing r;
+    uint64_t data = guest_alloc(&t->alloc, 64);
+    uint32_t id;
+    QDict *rsp;
+
+    id = bring_up(a, &r, 1, 0);
+    rsp = qtest_qmp(t->qts, "{'execute': 'stop'}");
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+    qtest_memset(t->qts, data, 0, 64);
+    vm_blk_post(a, &r, id, 0, BLK_T_GET_ID, 0, data, 20);
+    for (int i = 0; i < 3; i++) {
+        QDict *reply;
+
+        query(t->qts, true, &reply);
+        qobject_unref(reply);
+    }
+    g_assert_cmpuint(qtest_readw(t->qts, r.used + 2), ==, r.last_used);
+    g_assert_cmphex(qtest_readb(t->qts, r.status), ==, 0xff);
+
+    rsp = qtest_qmp(t->qts, "{'execute': 'cont'}");
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+    g_assert_cmpint(vm_blk_wait(a, &r), ==, BLK_S_OK);
+    t_stop(t);
+}
+
+/*
+ * Bad migration streams.  The source saves to a file with one blk
+ * instance whose queue 0 has a request published (the instance is
+ * suspended, so nothing is popped); each case changes that stream and
+ * loads it into a fresh destination, which must refuse it with a
+ * message naming the field, and stay alive.  The unchanged stream
+ * loads, so the refusals are the changes' doing.
+ */
+
+/*
+ * Where the fields sit (docs/vdpa-mgmt.rst, "Migration"): the admin
+ * queue registers after the VMState's "VDPA" magic (be32 each), and the
+ * instance record in the first chunk of the instances section ("MDIG",
+ * le32 length, the record).
+ */
+enum {
+    MS_SQ_TAIL = 40,
+    MS_SQ_HEAD = 44,
+    MS_AQ_SIZE = 16,
+    /* In the chunk: one instance, one queue */
+    MC_LEN = 4,
+    MB_PASID = 8 + 12 + 4,      /* le32 in the instance's state record */
+    MB_QUEUE = 8 + 12 + 96,     /* the queue record */
+    MB_LAST_AVAIL = MB_QUEUE + 32,
+    MB_USED_IDX = MB_QUEUE + 34,
+    MB_NHELD = MB_QUEUE + 56,
+    MB_END = MB_QUEUE + 58,
+};
+
+typedef struct BadStream {
+    GByteArray *s;
+    size_t regs;                /* the VMState's magic ("VDPA") */
+    size_t chunk;               /* the instance chunk ("MDIG") */
+} BadStream;
+
+static uint32_t bs_be32(BadStream *b, long off)
+{
+    return ldl_be_p(b->s->data + b->regs + off);
+}
+
+static void bs_set_be32(BadStream *b, long off, uint32_t v)
+{
+    stl_be_p(b->s->data + b->regs + off, v);
+}
+
+/* Insert @n held heads (all 0, the request's chain) after the queue */
+static void bs_add_heads(BadStream *b, uint16_t n)
+{
+    uint8_t *c = b->s->data + b->chunk;
+    g_autofree uint8_t *heads = g_malloc0(2 * n);
+    uint16_t used = lduw_le_p(c + MB_USED_IDX);
+    size_t at = b->chunk + MB_END, tail = b->s->len - at;
+
+    stw_le_p(c + MB_NHELD, n);
+    /* One chain popped and not returned */
+    stw_le_p(c + MB_LAST_AVAIL, used + 1);
+    stl_le_p(c + MC_LEN, ldl_le_p(c + MC_LEN) + 2 * n);
+    g_byte_array_set_size(b->s, b->s->len + 2 * n);
+    memmove(b->s->data + at + 2 * n, b->s->data + at, tail);
+    memcpy(b->s->data + at, heads, 2 * n);
+    b->regs += 2 * n;
+}
+
+/*
+ * Load @b into a new destination; returns true if it loaded.  On a
+ * refusal the destination's stderr must name @field.
+ */
+static bool bs_load(T *t, BadStream *b, const char *field)
+{
+    g_autofree char *file = g_strdup_printf("%s/vdpa-bad-%d.mig",
+                                            g_get_tmp_dir(), getpid());
+    g_autofree char *log = g_strdup_printf("%s/vdpa-bad-%d.log",
+                                           g_get_tmp_dir(), getpid());
+    g_autofree char *uri = g_strdup_printf("file:%s", file);
+    g_autofree char *args = NULL;
+    g_autofree char *err = NULL;
+    g_autoptr(GError) gerr = NULL;
+    QTestState *dst;
+    const char *st = NULL;
+    gint64 deadline;
+    QDict *rsp;
+    bool loaded;
+
+    g_assert(g_file_set_contents(file, (const char *)b->s->data, b->s->len,
+                                 &gerr));
+    args = g_strdup_printf("-M q35 -m 512M -nodefaults "
+                           "-blockdev driver=file,node-name=d0,filename=%s,"
+                           "locking=off "
+                           "-blockdev driver=file,node-name=d1,filename=%s,"
+                           "locking=off "
+                           "-device vdpa-mgmt,id=vm0,blk-nodes=d0:d1,"
+                           "max-instances=64 -incoming defer 2>%s",
+                           t->img[0], t->img[1], log);
+    dst = qtest_init(args);
+    rsp = qtest_qmp(dst, "{'execute': 'migrate-incoming', 'arguments': "
+                    "{'uri': %s, 'exit-on-error': false}}", uri);
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+    deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
+    for (;;) {
+        rsp = qtest_qmp(dst, "{'execute': 'query-migrate'}");
+        st = qdict_get_try_str(qdict_get_qdict(rsp, "return"), "status");
+        loaded = st && !strcmp(st, "completed");
+        if (loaded || (st && !strcmp(st, "failed"))) {
+            qobject_unref(rsp);
+            break;
+        }
+        qobject_unref(rsp);
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(10000);
+    }
+    /* Alive, and answering: after a refusal nothing ran on bad state */
+    query(dst, true, &rsp);
+    qobject_unref(rsp);
+    qtest_quit(dst);
+    g_assert(g_file_get_contents(log, &err, NULL, NULL));
+    if (!loaded) {
+        g_test_message("refused: %s", err);
+        g_assert(field && strstr(err, field));
+    }
+    unlink(file);
+    unlink(log);
+    return loaded;
+}
+
+static void test_migration_bad_stream(void)
+{
+    T *t = t_start(",max-instances=64", 16);
+    VMAdmin *a = t->a;
+    g_autofree char *file = g_strdup_printf("%s/vdpa-src-%d.mig",
+                                            g_get_tmp_dir(), getpid());
+    g_autofree char *uri = g_strdup_printf("file:%s", file);
+    g_autofree gchar *saved = NULL;
+    gsize saved_len;
+    uint64_t data = guest_alloc(&t->alloc, 512);
+    gint64 deadline;
+    VMRing r;
+    uint32_t id;
+    QDict *rsp;
+    BadStream b;
+    size_t regs = 0, chunk = 0;
+
+    id = bring_up(a, &r, 1, 0);
+    vm_cmd_exec_ok(a, VDPA_OP_SUSPEND, id);
+    vm_blk_post(a, &r, id, 0, BLK_T_IN, 0, data, 512);
+    rsp = qtest_qmp(t->qts, "{'execute': 'migrate', 'arguments': "
+                    "{'uri': %s}}", uri);
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+    deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
+    for (;;) {
+        const char *st;
+
+        rsp = qtest_qmp(t->qts, "{'execute': 'query-migrate'}");
+        st = qdict_get_try_str(qdict_get_qdict(rsp, "return"), "status");
+        if (st && !strcmp(st, "completed")) {
+            qobject_unref(rsp);
+            break;
+        }
+        g_assert(!st || strcmp(st, "failed"));
+        qobject_unref(rsp);
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(10000);
+    }
+    g_assert(g_file_get_contents(file, &saved, &saved_len, NULL));
+    unlink(file);
+    /*
+     * The instances section's setup chunk comes before RAM pages: the
+     * first "MDIG"; the VMState follows RAM: the last "VDPA".
+     */
+    for (gsize i = 0; i + 4 <= saved_len; i++) {
+        if (!chunk && !memcmp(saved + i, "MDIG", 4)) {
+            chunk = i;
+        }
+        if (!memcmp(saved + i, "VDPA", 4)) {
+            regs = i;
+        }
+    }
+    g_assert(chunk && regs > chunk);
+
+#define BS_START() do { \
+        b.s = g_byte_array_new(); \
+        g_byte_array_append(b.s, (const guint8 *)saved, saved_len); \
+        b.regs = regs; \
+        b.chunk = chunk; \
+    } while (0)
+#define BS_END() g_byte_array_unref(b.s)
+
+    /* The layout is the one assumed above, and the stream loads as is */
+    BS_START();
+    g_assert_cmpuint(ldl_le_p(b.s->data + chunk + MC_LEN), ==, MB_END - 8);
+    g_assert_cmpuint(bs_be32(&b, MS_AQ_SIZE), ==, 16);
+    g_assert(bs_load(t, &b, NULL));
+    BS_END();
+
+    /* No admin queue ring, yet a command pending (divides by zero) */
+    BS_START();
+    bs_set_be32(&b, MS_AQ_SIZE, 0);
+    bs_set_be32(&b, MS_SQ_TAIL, bs_be32(&b, MS_SQ_HEAD) + 1);
+    g_assert(!bs_load(t, &b, "field aq_size"));
+    BS_END();
+
+    /* A ring index beyond the ring */
+    BS_START();
+    bs_set_be32(&b, MS_SQ_HEAD, 4096);
+    g_assert(!bs_load(t, &b, "field sq_head"));
+    BS_END();
+
+    /* More held requests than chains in flight (one) */
+    BS_START();
+    bs_add_heads(&b, 2);
+    g_assert(!bs_load(t, &b, "field nheld"));
+    BS_END();
+
+    /* A PASID this function cannot translate, checked before its chains */
+    BS_START();
+    bs_add_heads(&b, 1);
+    stl_le_p(b.s->data + b.chunk + MB_PASID, 5);
+    g_assert(!bs_load(t, &b, "field pasid"));
+    BS_END();
+
+    /* A chunk longer than any the source cuts */
+    BS_START();
+    stl_le_p(b.s->data + b.chunk + MC_LEN, 0x7fffffff);
+    g_assert(!bs_load(t, &b, "field chunk length"));
+    BS_END();
+
+    /* A version 1 stream (one buffer in the downtime) is refused */
+    BS_START();
+    {
+        static const uint8_t sec[] = "/vdpa-mgmt\0\0\0\0\0\0\0\2";
+        uint8_t *v = memmem(b.s->data, b.s->len, sec, sizeof(sec) - 1);
+
+        g_assert(v);
+        v[sizeof(sec) - 2] = 1;
+    }
+    g_assert(!bs_load(t, &b, "too old"));
+    BS_END();
+#undef BS_START
+#undef BS_END
+    t_stop(t);
+}
+
+/* The state query-vdpa-mgmt shows for instance @id (caller frees) */
+static char *inst_state(QTestState *qts, uint32_t id)
+{
+    QDict *reply, *info = query(qts, false, &reply);
+    char *state = NULL;
+    QListEntry *e;
+
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(info, "instances"), e) {
+        QDict *inst = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (qdict_get_int(inst, "id") == id) {
+            state = g_strdup(qdict_get_str(inst, "state"));
+        }
+    }
+    qobject_unref(reply);
+    return state;
+}
+
+/*
+ * A driver that publishes more chains than the queue size while the
+ * device still has all of them (reads held 2 s by a slow backend) puts
+ * the instance in needs-reset ("virtqueue size exceeded"), rather than
+ * making the device take a request element per chain without bound.
+ */
+static void test_queue_size_exceeded(void)
+{
+    T *t = g_new0(T, 1);
+    VMAdmin *a;
+    VMRing r;
+    uint64_t data;
+    gint64 deadline;
+    uint32_t id;
+
+    t->qts = qtest_init("-M q35 -m 512M -nodefaults "
+                        "-blockdev null-co,node-name=slow,size=1048576,"
+                        "latency-ns=2000000000 "
+                        "-device vdpa-mgmt,id=vm0,blk-nodes=slow");
+    pc_alloc_init(&t->alloc, t->qts, 0);
+    t->bus = qpci_new_pc(t->qts, &t->alloc);
+    t->a = a = vm_open(t->qts, &t->alloc, t->bus, 16);
+    data = guest_alloc(&t->alloc, 512);
+    id = bring_up(a, &r, 1, 0);
+    /* One chain more than the ring holds, all the same descriptors */
+    for (int i = 0; i <= VM_RING_SIZE; i++) {
+        vm_blk_post(a, &r, id, 0, BLK_T_IN, 0, data, 512);
+    }
+    deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+    for (;;) {
+        g_autofree char *state = inst_state(t->qts, id);
+
+        if (!strcmp(state, "needs-reset")) {
+            break;
+        }
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(10000);
+    }
+    t_stop(t);
+}
+
+/* Queues waiting for a fault, over all instances, and slot waiters */
+static void fault_totals(QTestState *qts, int64_t *blocked, int64_t *waiters)
+{
+    QDict *reply, *info = query(qts, false, &reply);
+    QListEntry *e;
+
+    *blocked = 0;
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(info, "instances"), e) {
+        QDict *inst = qobject_to(QDict, qlist_entry_obj(e));
+
+        *blocked += qdict_get_int(inst, "fault-blocked-queues");
+    }
+    *waiters = qdict_get_int(info, "fault-slot-waiters");
+    qobject_unref(reply);
+}
+
+static void wait_fault_totals(QTestState *qts, int64_t blocked,
+                              int64_t waiters)
+{
+    gint64 deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+    int64_t b, w;
+
+    for (;;) {
+        fault_totals(qts, &b, &w);
+        if (b == blocked && w == waiters) {
+            return;
+        }
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(1000);
+    }
+}
+
+/*
+ * With all 64 fault slots taken (faults held unanswered), one more
+ * stalled queue waits for a slot.  Resetting its instance and bringing
+ * it up again, over and over, stalls it again each time: it must stay
+ * one waiter, not one more per round.
+ */
+static void test_slot_waiters_bounded(void)
+{
+    enum { N = 65, ROUNDS = 5 };
+    T *t = t_start_with("-object vpri-host,id=vh0", ",host=vh0", 16);
+    VMAdmin *a = t->a;
+    VMRing r[N];
+    uint32_t id[N];
+    uint64_t data = guest_alloc(&t->alloc, 4096);
+    VdpaCmd c;
+
+    for (int i = 0; i < N; i++) {
+        id[i] = bring_up(a, &r[i], 1, 0);
+        vm_cmd_exec_ok(a, VDPA_OP_SUSPEND, id[i]);
+        vm_blk_post(a, &r[i], id[i], 0, BLK_T_IN, 0, data, 4096);
+    }
+    vpri_evict_all(t->qts);
+    hold_faults(t->qts, true);
+    for (int i = 0; i < N; i++) {
+        vm_cmd_exec_ok(a, VDPA_OP_RESUME, id[i]);
+    }
+    wait_fault_totals(t->qts, N, 1);
+
+    for (int round = 0; round < ROUNDS; round++) {
+        vm_set_status(a, id[N - 1], 0, 0);
+        wait_fault_totals(t->qts, N - 1, 0);
+        vm_set_status(a, id[N - 1], FEATURES_OK_STATUS, VM_F_VERSION_1);
+        c = vm_ring_setup_cmd(a, &r[N - 1], id[N - 1], 0);
+        expect(vm_exec(a, &c), VDPA_S_OK, VDPA_Q_OK);
+        vm_set_status(a, id[N - 1], RUNNING_STATUS, VM_F_VERSION_1);
+        wait_fault_totals(t->qts, N, 1);
+    }
+    hold_faults(t->qts, false);
+    t_stop(t);
+}
+
+/* query-migrate's status on @qts, polled until it is not @from */
+static char *migrate_status_after(QTestState *qts, const char *from)
+{
+    gint64 deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
+
+    for (;;) {
+        QDict *rsp = qtest_qmp(qts, "{'execute': 'query-migrate'}");
+        const char *st = qdict_get_try_str(qdict_get_qdict(rsp, "return"),
+                                           "status");
+        char *ret = g_strdup(st ? st : "none");
+
+        qobject_unref(rsp);
+        if (strcmp(ret, from) && strcmp(ret, "none") &&
+            strcmp(ret, "setup")) {
+            return ret;
+        }
+        g_free(ret);
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(5000);
+    }
+}
+
+static void set_max_bandwidth(QTestState *qts, uint64_t bytes_per_s)
+{
+    QDict *rsp = qtest_qmp(qts, "{'execute': 'migrate-set-parameters', "
+                           "'arguments': {'max-bandwidth': %" PRIu64 "}}",
+                           bytes_per_s);
+
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+}
+
+/*
+ * The instances go before the switch-over; what changes after they were
+ * sent goes again, and only that goes in the downtime.  The source
+ * sends three instances while the VM runs (the migration is held active
+ * by a tiny bandwidth); then one is destroyed, one created, one does
+ * I/O; the destination has exactly the source's instances, with the
+ * I/O's data and queue position.
+ */
+static void test_migration_delta(void)
+{
+    T *t = t_start(",max-instances=64", 16);
+    VMAdmin *a = t->a;
+    g_autofree char *uri = g_strdup_printf("unix:%s/vdpa-delta-%d.sock",
+                                           g_get_tmp_dir(), getpid());
+    g_autofree char *args = NULL;
+    g_autofree char *st = NULL;
+    uint64_t d0 = guest_alloc(&t->alloc, 4096);
+    uint64_t d1 = guest_alloc(&t->alloc, 4096);
+    uint8_t out0[4096], out1[4096], in[4096];
+    QTestState *src, *dst;
+    uint32_t i1, i2, i3, i4;
+    QDict *reply, *info;
+    VMRing r1, r2;
+    int devfn;
+
+    i1 = bring_up(a, &r1, 1, 0);
+    i2 = bring_up(a, &r2, 1, 1);
+    i3 = vm_create_blk(a, 2, 1);
+    fill(out0, sizeof(out0), 0x51);
+    fill(out1, sizeof(out1), 0x52);
+    qtest_memwrite(t->qts, d0, out0, 4096);
+    g_assert_cmpint(vm_blk_io(a, &r1, i1, 0, BLK_T_OUT, 0, d0, 4096), ==,
+                    BLK_S_OK);
+
+    args = g_strdup_printf("-M q35 -m 512M -nodefaults "
+                           "-blockdev driver=file,node-name=d0,filename=%s,"
+                           "locking=off "
+                           "-blockdev driver=file,node-name=d1,filename=%s,"
+                           "locking=off "
+                           "-device vdpa-mgmt,id=vm0,blk-nodes=d0:d1,"
+                           "max-instances=64 -incoming %s",
+                           t->img[0], t->img[1], uri);
+    dst = qtest_init(args);
+    src = t->qts;
+    /* 4 KiB/s: the RAM pass outlasts what follows by far */
+    set_max_bandwidth(src, 4096);
+    reply = qtest_qmp(src, "{'execute': 'migrate', 'arguments': "
+                      "{'uri': %s}}", uri);
+    g_assert(qdict_haskey(reply, "return"));
+    qobject_unref(reply);
+    /* Active: past save_setup, which sent every instance */
+    st = migrate_status_after(src, "setup");
+    g_assert_cmpstr(st, ==, "active");
+    info = query(src, true, &reply);
+    g_assert_cmpint(qdict_get_int(info, "migration-precopy-instances"), ==,
+                    3);
+    qobject_unref(reply);
+
+    /* Changes after the instances were sent */
+    vm_destroy(a, i2);
+    i4 = vm_create_blk(a, 1, 0);
+    vm_set_status(a, i4, FEATURES_OK_STATUS, VM_F_VERSION_1);
+    qtest_memwrite(src, d1, out1, 4096);
+    g_assert_cmpint(vm_blk_io(a, &r1, i1, 0, BLK_T_OUT, 8, d1, 4096), ==,
+                    BLK_S_OK);
+
+    set_max_bandwidth(src, 1ULL << 30);
+    for (;;) {
+        g_free(st);
+        st = migrate_status_after(src, "active");
+        if (strcmp(st, "device") && strcmp(st, "pre-switchover")) {
+            break;
+        }
+        g_usleep(5000);
+    }
+    g_assert_cmpstr(st, ==, "completed");
+    info = query(src, true, &reply);
+    /* i1, i2 (gone) and i4 at most, whether in an iteration or not */
+    g_assert_cmpint(qdict_get_int(info, "migration-downtime-instances"), <=,
+                    3);
+    qobject_unref(reply);
+    qtest_qmp_eventwait(dst, "RESUME");
+
+    qtest_quit(src);
+    t->qts = dst;
+    qpci_free_pc(t->bus);
+    t->bus = qpci_new_pc(dst, &t->alloc);
+    a->qts = dst;
+    a->bus = t->bus;
+    devfn = a->pdev->devfn;
+    g_free(a->pdev);
+    a->pdev = qpci_device_find(t->bus, devfn);
+    g_assert(a->pdev);
+
+    g_assert_cmpuint(vm_reg_read(a, VDPA_REG_NUM_INST), ==, 3);
+    g_assert_null(inst_state(dst, i2));
+    g_free(inst_state(dst, i3));
+    {
+        g_autofree char *s4 = inst_state(dst, i4);
+
+        g_assert_cmpstr(s4, ==, "configuring");
+    }
+    /* i1 goes on from where the source left it, with both writes */
+    qtest_memset(dst, d0, 0, 4096);
+    g_assert_cmpint(vm_blk_io(a, &r1, i1, 0, BLK_T_IN, 0, d0, 4096), ==,
+                    BLK_S_OK);
+    qtest_memread(dst, d0, in, sizeof(in));
+    g_assert_cmpmem(in, sizeof(in), out0, sizeof(out0));
+    g_assert_cmpint(vm_blk_io(a, &r1, i1, 0, BLK_T_IN, 8, d0, 4096), ==,
+                    BLK_S_OK);
+    qtest_memread(dst, d0, in, sizeof(in));
+    g_assert_cmpmem(in, sizeof(in), out1, sizeof(out1));
+    t_stop(t);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -1420,5 +1998,13 @@ int main(int argc, char **argv)
     qtest_add_func("/vdpa-mgmt/migration-fault-pending",
                    test_migration_fault_pending);
     qtest_add_func("/vdpa-mgmt/migration-net", test_migration_net);
+    qtest_add_func("/vdpa-mgmt/migration-delta", test_migration_delta);
+    qtest_add_func("/vdpa-mgmt/stopped-vm", test_stopped_vm);
+    qtest_add_func("/vdpa-mgmt/slot-waiters-bounded",
+                   test_slot_waiters_bounded);
+    qtest_add_func("/vdpa-mgmt/queue-size-exceeded",
+                   test_queue_size_exceeded);
+    qtest_add_func("/vdpa-mgmt/migration-bad-stream",
+                   test_migration_bad_stream);
     return g_test_run();
 }

@@ -166,6 +166,46 @@ static void test_churn(void **state)
     (void)state;
 }
 
+/*
+ * vdpa_table_next() is indexed: in the largest table, finding the next
+ * live id reads at most one word of live bits and one summary word per
+ * 4,096 ids, wherever that id is (LIST and migration use it per id).
+ */
+static void test_next_is_bounded(void **state)
+{
+    const uint64_t bound = 3 + VDPA_TABLE_MAX / 4096;
+    VdpaTable t;
+    int a;
+
+    assert_int_equal(vdpa_table_init(&t, VDPA_TABLE_MAX), 0);
+    assert_int_equal(vdpa_table_insert_at(&t, 1, &a), 0);
+    assert_int_equal(vdpa_table_insert_at(&t, VDPA_TABLE_MAX, &a), 0);
+    vdpa_table_rebuild_free(&t);
+
+    t.words_scanned = 0;
+    assert_int_equal(vdpa_table_next(&t, 2), VDPA_TABLE_MAX);
+    assert_true(t.words_scanned <= bound);
+    t.words_scanned = 0;
+    assert_int_equal(vdpa_table_next(&t, 1), 1);
+    assert_true(t.words_scanned <= bound);
+    assert_non_null(vdpa_table_remove(&t, VDPA_TABLE_MAX));
+    t.words_scanned = 0;
+    assert_int_equal(vdpa_table_next(&t, 2), 0);
+    assert_true(t.words_scanned <= bound);
+
+    /* Every live id is found, in order, across word boundaries */
+    for (uint32_t id = 60; id < 70; id++) {
+        vdpa_table_insert_at(&t, id, &a);
+    }
+    vdpa_table_insert_at(&t, 4096 * 64 + 5, &a);
+    assert_int_equal(vdpa_table_next(&t, 2), 60);
+    assert_int_equal(vdpa_table_next(&t, 64), 64);
+    assert_int_equal(vdpa_table_next(&t, 70), 4096 * 64 + 5);
+    assert_int_equal(vdpa_table_next(&t, 4096 * 64 + 6), 0);
+    vdpa_table_destroy(&t);
+    (void)state;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -174,6 +214,7 @@ int main(void)
         cmocka_unit_test(test_fifo_reuse),
         cmocka_unit_test(test_next_and_restore),
         cmocka_unit_test(test_churn),
+        cmocka_unit_test(test_next_is_bounded),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,7 +1,7 @@
 /*
  * vdpa-mgmt: the management PCI function and its managed instances
  *
- * Shared between the device (hw/vdpa-mgmt/vdpa-mgmt.c) and its monitor
+ * Shared between the device (hw/vdpa-mgmt/vdpa-mgmt*.c) and its monitor
  * commands (hw/vdpa-mgmt/vdpa-mgmt-qmp.c).  See docs/vdpa-mgmt.rst.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -48,6 +48,8 @@ typedef struct VdpaQueue {
     uint8_t kick_pending;
     /* Waiting for a VPRI page fault (its slot), or VDPA_NO_FAULT_SLOT */
     uint16_t fault_slot;
+    /* Migration, destination: held heads loaded, rebuilt in post_load */
+    uint16_t mig_nheld;
     /* Requests a fault stopped, to be restarted in order */
     VdpaBlkReq *held;
 } VdpaQueue;
@@ -68,6 +70,8 @@ typedef struct VdpaInst {
     uint8_t mac[6];
     uint8_t wce;
     VdpaInstStats stats;
+    /* Migration, destination: the held heads of all queues, in order */
+    uint16_t *mig_heads;
     VdpaQueue q[];
 } VdpaInst;
 
@@ -150,6 +154,9 @@ struct VdpaMgmt {
     bool cq_phase;
     QEMUBH *admin_bh;
 
+    /* Stopped VM: no queue or admin command runs (vdpa_vm_state_change) */
+    VMChangeStateEntry *vm_state;
+
     /* Kicked (instance, queue) pairs, run from the main loop */
     GArray *kicks;
     QEMUBH *kick_bh;
@@ -157,9 +164,17 @@ struct VdpaMgmt {
     VdpaBlkReq *spare;
     uint32_t nspare;
 
-    /* Migration: the instances, serialised (docs/vdpa-mgmt.rst) */
-    uint8_t *mig_buf;
-    uint32_t mig_len;
+    /*
+     * Migration (docs/vdpa-mgmt.rst): while one is under way, the ids
+     * whose instance changed since it was last sent, and how many; the
+     * instance records sent before and in the downtime; the VMState's
+     * stream magic.
+     */
+    unsigned long *mig_changed;
+    uint32_t mig_nchanged;
+    uint64_t mig_precopy_sent;
+    uint64_t mig_downtime_sent;
+    uint32_t mig_magic;
 
     /* Function-wide counters */
     uint64_t admin_cmds;

@@ -5,7 +5,10 @@
  * allocate, free and lookup.  Freed ids go to the back of a FIFO, so an
  * id is reused as late as possible: a stale id held by a confused driver
  * then hits "no such instance" rather than somebody else's instance.
- * Fixed cost: 12 bytes per possible id; no per-instance allocation.
+ * Live ids are also kept in a bitmap with a summary bitmap above it (one
+ * bit per non-empty word), so that the next live id is found in bounded
+ * time however sparse the table is.
+ * Fixed cost: about 12 bytes per possible id; no per-instance allocation.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -26,6 +29,11 @@ typedef struct VdpaTable {
     uint32_t *free_ids;         /* FIFO ring of free ids, max entries */
     uint32_t free_head;
     uint32_t free_count;
+    uint64_t *live;             /* bit id: slot[id] is in use */
+    uint64_t *summary;          /* bit w: live[w] is not zero */
+    uint32_t nwords;            /* of live */
+    /* Words vdpa_table_next() read, all calls: its cost, for the tests */
+    uint64_t words_scanned;
 } VdpaTable;
 
 /* 0, or -1 if @max is 0 or above VDPA_TABLE_MAX, or out of memory */
@@ -41,8 +49,11 @@ void *vdpa_table_get(const VdpaTable *t, uint64_t id);
 /* Remove and return the object under @id; NULL if there was none */
 void *vdpa_table_remove(VdpaTable *t, uint64_t id);
 
-/* Smallest live id >= @from, or 0 */
-uint32_t vdpa_table_next(const VdpaTable *t, uint64_t from);
+/*
+ * Smallest live id >= @from, or 0.  Reads at most 3 + max / 4096 words,
+ * wherever that id is.
+ */
+uint32_t vdpa_table_next(VdpaTable *t, uint64_t from);
 
 /*
  * Migration: put @p under a given @id (which must be free) without

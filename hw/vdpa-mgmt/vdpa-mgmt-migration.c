@@ -1,0 +1,680 @@
+/*
+ * vdpa-mgmt: migration of the function and its instances
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/log.h"
+#include "qemu/main-loop.h"
+#include "qemu/memalign.h"
+#include "qemu/units.h"
+#include "qapi/error.h"
+#include "hw/pci/msix.h"
+#include "hw/pci/pci_bus.h"
+#include "hw/pci/pcie.h"
+#include "hw/qdev-properties.h"
+#include "hw/qdev-properties-system.h"
+#include "migration/vmstate.h"
+#include "migration/register.h"
+#include "migration/qemu-file-types.h"
+#include "qemu/bitmap.h"
+#include "qemu/error-report.h"
+#include "block/block.h"
+#include "block/block-global-state.h"
+#include "system/block-backend.h"
+#include "system/dma.h"
+#include "standard-headers/linux/virtio_blk.h"
+#include "standard-headers/linux/virtio_net.h"
+#include "standard-headers/linux/virtio_config.h"
+#include "standard-headers/linux/virtio_ring.h"
+#include "hw/vdpa-mgmt/vdpa-mgmt.h"
+#include "vdpa-mgmt-internal.h"
+#include "hw/vpri/vpri-host.h"
+#include "trace.h"
+
+/*
+ * Two sections (docs/vdpa-mgmt.rst, "Migration"):
+ *
+ * - "<pci path>/vdpa-mgmt-instances", iterative (SaveVMHandlers): every
+ *   instance as a self-contained record, all of them in save_setup while
+ *   the VM still runs, then in each iteration those that changed since
+ *   they were sent, and in the downtime only those that changed since
+ *   the last iteration, or a "gone" record for an id destroyed since.
+ *   Changes are found through a bitmap of ids (mig_changed) that every
+ *   path changing an instance marks (vdpa_mig_mark()).
+ * - the device's VMState, version 2: PCI, MSI-X, the admin queue and the
+ *   counters.  Its post_load finishes the instances once all of RAM is
+ *   in: held requests are rebuilt from their heads, free ids are
+ *   rebuilt, and enabled queues are kicked.
+ *
+ * A record (little-endian):
+ *   0  le32 id
+ *   4  u8   type (VDPA_MIG_GONE: the id has no instance any more)
+ *   6  le16 queues
+ *   8  le32 backend
+ *  12  state: status, suspended, wce, 0, le32 pasid, le64 device and
+ *      driver features, mac[6], 0, 0, the 8 STATS counters (96 bytes)
+ * 108  per queue: the engine's record (40 bytes), MSI address, data and
+ *      flags (16), le16 count of held heads, the heads
+ * Records travel in chunks: "MDIG", le32 length, the records; a chunk of
+ * length 0 ends a section's data.
+ */
+#define VDPA_MIG_MAGIC       0x4749444d      /* "MDIG" */
+#define VDPA_MIG_VMSD_MAGIC  0x56445041      /* "VDPA" */
+#define VDPA_MIG_LIST_REC    12
+#define VDPA_MIG_STATE_REC   (4 + 4 + 8 + 8 + 8 + 8 * 8)
+/* virtq record, MSI message, le16 count of held heads (then the heads) */
+#define VDPA_MIG_QUEUE_REC   (VIRTQ_SAVED_SIZE + 16 + 2)
+/* In a held head: a net TX frame already sent, only its push is left */
+#define VDPA_MIG_HELD_SENT   0x8000
+#define VDPA_MIG_GONE        0
+/* Chunks the source cuts at, and the longest the destination takes */
+#define VDPA_MIG_CHUNK       (256 * KiB)
+#define VDPA_MIG_MAX_REC     (VDPA_MIG_LIST_REC + VDPA_MIG_STATE_REC + \
+                              VDPA_MGMT_MAX_QUEUES * \
+                              (VDPA_MIG_QUEUE_REC + 2 * VDPA_MGMT_MAX_QSIZE))
+#define VDPA_MIG_MAX_CHUNK   (VDPA_MIG_CHUNK + VDPA_MIG_MAX_REC)
+/* Records one iteration sends at most (the BQL is held meanwhile) */
+#define VDPA_MIG_ITER_RECS   4096
+/* What state_pending counts per changed instance */
+#define VDPA_MIG_AVG_REC     (VDPA_MIG_LIST_REC + VDPA_MIG_STATE_REC + \
+                              VDPA_MIG_QUEUE_REC)
+
+/* ---- Source ---- */
+
+void vdpa_mig_mark(VdpaMgmt *s, uint32_t id)
+{
+    if (s->mig_changed && id && id <= s->table.max &&
+        !test_and_set_bit(id, s->mig_changed)) {
+        qatomic_inc(&s->mig_nchanged);
+    }
+}
+
+static void vdpa_mig_put_inst(GByteArray *b, VdpaInst *inst)
+{
+    uint8_t rec[VDPA_MIG_LIST_REC + VDPA_MIG_STATE_REC] = { 0 };
+    uint8_t *p = rec + VDPA_MIG_LIST_REC;
+
+    vdpa_st32(rec, inst->id);
+    rec[4] = inst->type;
+    vdpa_st16(rec + 6, inst->nqueues);
+    vdpa_st32(rec + 8, inst->backend);
+    p[0] = inst->status;
+    p[1] = inst->suspended;
+    p[2] = inst->wce;
+    vdpa_st32(p + 4, inst->pasid);
+    vdpa_st64(p + 8, inst->dev_features);
+    vdpa_st64(p + 16, inst->drv_features);
+    memcpy(p + 24, inst->mac, 6);
+    vdpa_stats_save(&inst->stats, p + 32);
+    g_byte_array_append(b, rec, sizeof(rec));
+    for (uint16_t q = 0; q < inst->nqueues; q++) {
+        uint8_t qr[VDPA_MIG_QUEUE_REC];
+        uint16_t nheld = 0;
+
+        iolab_virtq_save(&inst->q[q].vq, qr);
+        vdpa_st64(qr + VIRTQ_SAVED_SIZE, inst->q[q].msi.addr);
+        vdpa_st32(qr + VIRTQ_SAVED_SIZE + 8, inst->q[q].msi.data);
+        vdpa_st32(qr + VIRTQ_SAVED_SIZE + 12, inst->q[q].msi.flags);
+        for (VdpaBlkReq *r = inst->q[q].held; r; r = r->next_held) {
+            nheld++;
+        }
+        vdpa_st16(qr + VDPA_MIG_QUEUE_REC - 2, nheld);
+        g_byte_array_append(b, qr, sizeof(qr));
+        /* Popped, stopped by a fault, not done: the heads to rebuild */
+        for (VdpaBlkReq *r = inst->q[q].held; r; r = r->next_held) {
+            uint8_t h[2];
+
+            vdpa_st16(h, r->elem.head | (r->tx_sent ? VDPA_MIG_HELD_SENT : 0));
+            g_byte_array_append(b, h, 2);
+        }
+    }
+}
+
+static void vdpa_mig_put_gone(GByteArray *b, uint32_t id)
+{
+    uint8_t rec[VDPA_MIG_LIST_REC] = { 0 };
+
+    vdpa_st32(rec, id);
+    rec[4] = VDPA_MIG_GONE;
+    g_byte_array_append(b, rec, sizeof(rec));
+}
+
+/* Send what @b holds as one chunk (or the end mark if empty) */
+static void vdpa_mig_flush(QEMUFile *f, GByteArray *b)
+{
+    uint8_t hdr[8];
+
+    vdpa_st32(hdr, VDPA_MIG_MAGIC);
+    vdpa_st32(hdr + 4, b->len);
+    qemu_put_buffer(f, hdr, sizeof(hdr));
+    if (b->len) {
+        qemu_put_buffer(f, b->data, b->len);
+        g_byte_array_set_size(b, 0);
+    }
+}
+
+/*
+ * Send the instances marked changed, at most @max of them: a record for
+ * a live one, a gone record for an id without instance.  Returns true
+ * when none is left marked.
+ */
+static bool vdpa_mig_put_changed(VdpaMgmt *s, QEMUFile *f, GByteArray *b,
+                                 uint32_t max, uint64_t *sent)
+{
+    unsigned long id = 0;
+
+    while (max--) {
+        VdpaInst *inst;
+
+        id = find_next_bit(s->mig_changed, s->table.max + 1, id);
+        if (id > s->table.max) {
+            return true;
+        }
+        clear_bit(id, s->mig_changed);
+        qatomic_dec(&s->mig_nchanged);
+        inst = vdpa_table_get(&s->table, id);
+        (*sent)++;
+        if (inst) {
+            vdpa_inst_quiesce(inst);
+            vdpa_mig_put_inst(b, inst);
+        } else {
+            vdpa_mig_put_gone(b, id);
+        }
+        if (b->len >= VDPA_MIG_CHUNK) {
+            vdpa_mig_flush(f, b);
+        }
+    }
+    return find_next_bit(s->mig_changed, s->table.max + 1, 0) >
+           s->table.max;
+}
+
+/* Every instance, while the VM still runs; marks start from here */
+static int vdpa_mig_save_setup(QEMUFile *f, void *opaque, Error **errp)
+{
+    VdpaMgmt *s = opaque;
+    g_autoptr(GByteArray) b = g_byte_array_new();
+
+    g_free(s->mig_changed);
+    s->mig_changed = bitmap_new((uint64_t)s->table.max + 1);
+    s->mig_nchanged = 0;
+    s->mig_precopy_sent = 0;
+    s->mig_downtime_sent = 0;
+    for (uint32_t id = vdpa_table_next(&s->table, 1); id;
+         id = vdpa_table_next(&s->table, (uint64_t)id + 1)) {
+        vdpa_mig_put_inst(b, vdpa_table_get(&s->table, id));
+        s->mig_precopy_sent++;
+        if (b->len >= VDPA_MIG_CHUNK) {
+            vdpa_mig_flush(f, b);
+        }
+    }
+    if (b->len) {
+        vdpa_mig_flush(f, b);
+    }
+    vdpa_mig_flush(f, b);
+    return 0;
+}
+
+/* Runs without the BQL (with it when saving a snapshot) */
+static int vdpa_mig_save_iterate(QEMUFile *f, void *opaque)
+{
+    VdpaMgmt *s = opaque;
+    g_autoptr(GByteArray) b = g_byte_array_new();
+    bool locked = bql_locked();
+    bool done;
+
+    if (!locked) {
+        bql_lock();
+    }
+    done = vdpa_mig_put_changed(s, f, b, VDPA_MIG_ITER_RECS,
+                                &s->mig_precopy_sent);
+    if (!locked) {
+        bql_unlock();
+    }
+    if (b->len) {
+        vdpa_mig_flush(f, b);
+    }
+    vdpa_mig_flush(f, b);
+    return done;
+}
+
+static void vdpa_mig_pending(void *opaque, uint64_t *must_precopy,
+                             uint64_t *can_postcopy)
+{
+    VdpaMgmt *s = opaque;
+
+    *must_precopy += (uint64_t)qatomic_read(&s->mig_nchanged) *
+                     VDPA_MIG_AVG_REC;
+}
+
+/* In the downtime: what changed since the last iteration */
+static int vdpa_mig_save_complete(QEMUFile *f, void *opaque)
+{
+    VdpaMgmt *s = opaque;
+    g_autoptr(GByteArray) b = g_byte_array_new();
+
+    vdpa_mig_put_changed(s, f, b, UINT32_MAX, &s->mig_downtime_sent);
+    if (b->len) {
+        vdpa_mig_flush(f, b);
+    }
+    vdpa_mig_flush(f, b);
+    return 0;
+}
+
+static void vdpa_mig_save_cleanup(void *opaque)
+{
+    VdpaMgmt *s = opaque;
+
+    g_free(s->mig_changed);
+    s->mig_changed = NULL;
+    s->mig_nchanged = 0;
+}
+
+/* ---- Destination ---- */
+
+/*
+ * The admin queue's registers as the guest can set them: what
+ * vdpa_admin_enable() accepts and vdpa_reg_write() keeps in range.  The
+ * admin queue runs from them as soon as the VM does.
+ */
+static bool vdpa_admin_state_valid(VdpaMgmt *s)
+{
+    const char *field = NULL;
+    uint64_t value = 0;
+
+    if (s->ctrl & ~VDPA_CTRL_ENABLE) {
+        field = "ctrl", value = s->ctrl;
+    } else if (s->status != 0 && s->status != VDPA_STATUS_READY &&
+               s->status != VDPA_STATUS_FATAL) {
+        field = "status", value = s->status;
+    } else if (s->status == VDPA_STATUS_READY && !s->ctrl) {
+        field = "status (ready while disabled)", value = s->status;
+    } else if (s->aq_vector > 0xffff) {
+        field = "aq_vector", value = s->aq_vector;
+    } else if (s->status != VDPA_STATUS_READY) {
+        return true;
+    } else if (s->aq_size < VDPA_AQ_MIN_SIZE ||
+               s->aq_size > VDPA_AQ_MAX_SIZE ||
+               (s->aq_size & (s->aq_size - 1))) {
+        field = "aq_size", value = s->aq_size;
+    } else if (s->sq_base % VDPA_SQE_SIZE) {
+        field = "sq_base", value = s->sq_base;
+    } else if (s->cq_base % VDPA_CQE_SIZE) {
+        field = "cq_base", value = s->cq_base;
+    } else if (s->sq_head >= s->aq_size) {
+        field = "sq_head", value = s->sq_head;
+    } else if (s->sq_tail >= s->aq_size) {
+        field = "sq_tail", value = s->sq_tail;
+    } else if (s->cq_head >= s->aq_size) {
+        field = "cq_head", value = s->cq_head;
+    } else if (s->cq_tail >= s->aq_size) {
+        field = "cq_tail", value = s->cq_tail;
+    } else {
+        return true;
+    }
+    error_report("vdpa-mgmt: migration: admin queue field %s = 0x%" PRIx64
+                 " out of range", field, value);
+    return false;
+}
+
+/*
+ * An instance's state record, as CREATE, SET_STATUS and BIND_PASID let
+ * it be: refuse what the guest could never have set.
+ */
+static bool vdpa_inst_state_valid(VdpaMgmt *s, VdpaInst *inst)
+{
+    const char *field = NULL;
+    uint64_t value = 0;
+
+    if (inst->dev_features & ~s->limits.features[inst->type]) {
+        field = "dev_features", value = inst->dev_features;
+    } else if (inst->drv_features & ~inst->dev_features) {
+        field = "drv_features", value = inst->drv_features;
+    } else if ((inst->status & VDPA_ST_DRIVER_OK) &&
+               !(inst->status & VDPA_ST_FEATURES_OK)) {
+        field = "status", value = inst->status;
+    } else if (inst->pasid != VDPA_NO_PASID &&
+               (!s->limits.pasid_bits ||
+                inst->pasid >= (1u << s->limits.pasid_bits))) {
+        /* Before any held chain is read through it */
+        field = "pasid", value = inst->pasid;
+    } else if (inst->type == VDPA_TYPE_NET) {
+        uint64_t key = vdpa_mac_key(inst->mac);
+
+        if (!key || (inst->mac[0] & 1) ||
+            g_hash_table_contains(s->macs, &key)) {
+            field = "mac (zero, multicast or repeated)", value = key;
+        }
+    }
+    if (field) {
+        error_report("vdpa-mgmt: migration: instance %u: field %s = 0x%"
+                     PRIx64 " invalid here", inst->id, field, value);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * A queue record: its size within what QUEUE_SETUP allows, its MSI
+ * message as SET_QUEUE_MSI stores it, and no more held requests than
+ * chains it has popped and not yet returned.
+ */
+static bool vdpa_queue_state_valid(VdpaMgmt *s, VdpaInst *inst, uint16_t qi,
+                                   uint16_t nheld)
+{
+    VdpaQueue *q = &inst->q[qi];
+    uint16_t in_flight = q->vq.last_avail_idx - q->vq.used_idx;
+    const char *field = NULL;
+    uint64_t value = 0;
+
+    if (q->vq.size > VDPA_MGMT_MAX_QSIZE) {
+        field = "size", value = q->vq.size;
+    } else if (q->msi.flags & ~(VDPA_MSIM_VALID | VDPA_MSIM_MASKED |
+                                VDPA_MSIM_PENDING)) {
+        field = "msi flags", value = q->msi.flags;
+    } else if ((q->msi.flags & VDPA_MSIM_VALID) &&
+               (!q->msi.addr || q->msi.addr % 4 ||
+                q->msi.addr >> s->limits.dma_bits)) {
+        field = "msi addr", value = q->msi.addr;
+    } else if (nheld && (!q->vq.enabled || nheld > in_flight)) {
+        field = "nheld", value = nheld;
+    } else {
+        return true;
+    }
+    error_report("vdpa-mgmt: migration: instance %u queue %u: field %s = "
+                 "0x%" PRIx64 " out of range", inst->id, qi, field, value);
+    return false;
+}
+
+
+/*
+ * One record at @p (at most @len bytes): create its instance (replacing
+ * one of the same id), or remove the id's instance for a gone record.
+ * Held heads are kept for vdpa_post_load(), which reads their chains
+ * once all of guest memory is in.  Returns the record's length, or 0
+ * (refused, reported) for a bad one.
+ */
+static size_t vdpa_mig_load_rec(VdpaMgmt *s, const uint8_t *p, size_t len)
+{
+    const uint8_t *start = p, *end = p + len;
+    g_autofree uint16_t *heads = NULL;
+    uint32_t id, backend, nheads = 0;
+    uint8_t type;
+    uint16_t nq;
+    VdpaInst *inst, *old;
+
+    if (len < VDPA_MIG_LIST_REC) {
+        error_report("vdpa-mgmt: migration: record truncated");
+        return 0;
+    }
+    id = vdpa_ld32(p);
+    type = p[4];
+    nq = vdpa_ld16(p + 6);
+    backend = vdpa_ld32(p + 8);
+    if (!id || id > s->table.max) {
+        error_report("vdpa-mgmt: migration: field id = %u beyond "
+                     "max-instances %u", id, s->table.max);
+        return 0;
+    }
+    old = vdpa_table_get(&s->table, id);
+    if (old) {
+        vdpa_inst_free(s, old);
+    }
+    p += VDPA_MIG_LIST_REC;
+    if (type == VDPA_MIG_GONE) {
+        return p - start;
+    }
+    if ((type != VDPA_TYPE_BLK && type != VDPA_TYPE_NET) || !nq ||
+        nq > VDPA_MGMT_MAX_QUEUES ||
+        backend >= s->limits.num_backends[type]) {
+        error_report("vdpa-mgmt: migration: instance %u: field type %u, "
+                     "queues %u or backend %u not available here", id, type,
+                     nq, backend);
+        return 0;
+    }
+    if (VDPA_MIG_STATE_REC + (uint64_t)nq * VDPA_MIG_QUEUE_REC > end - p) {
+        error_report("vdpa-mgmt: migration: instance %u: record truncated",
+                     id);
+        return 0;
+    }
+    inst = g_malloc0(sizeof(*inst) + nq * sizeof(VdpaQueue));
+    inst->s = s;
+    inst->id = id;
+    inst->type = type;
+    inst->nqueues = nq;
+    inst->backend = backend;
+    inst->as = pci_get_address_space(PCI_DEVICE(s));
+    inst->status = p[0];
+    inst->suspended = !!p[1];
+    inst->wce = !!p[2];
+    inst->pasid = vdpa_ld32(p + 4);
+    inst->dev_features = vdpa_ld64(p + 8);
+    inst->drv_features = vdpa_ld64(p + 16);
+    memcpy(inst->mac, p + 24, 6);
+    vdpa_stats_load(&inst->stats, p + 32);
+    p += VDPA_MIG_STATE_REC;
+    if (!vdpa_inst_state_valid(s, inst)) {
+        goto fail;
+    }
+    for (uint16_t q = 0; q < nq; q++) {
+        VdpaQueue *vq = &inst->q[q];
+        uint16_t nheld;
+
+        vq->fault_slot = VDPA_NO_FAULT_SLOT;
+        if (VDPA_MIG_QUEUE_REC > end - p || iolab_virtq_load(&vq->vq, p) < 0) {
+            error_report("vdpa-mgmt: migration: instance %u queue %u: bad "
+                         "queue record", id, q);
+            goto fail;
+        }
+        vq->msi.addr = vdpa_ld64(p + VIRTQ_SAVED_SIZE);
+        vq->msi.data = vdpa_ld32(p + VIRTQ_SAVED_SIZE + 8);
+        vq->msi.flags = vdpa_ld32(p + VIRTQ_SAVED_SIZE + 12);
+        nheld = vdpa_ld16(p + VDPA_MIG_QUEUE_REC - 2);
+        p += VDPA_MIG_QUEUE_REC;
+        if (!vdpa_queue_state_valid(s, inst, q, nheld)) {
+            goto fail;
+        }
+        if (2ULL * nheld > end - p) {
+            error_report("vdpa-mgmt: migration: instance %u: record "
+                         "truncated", id);
+            goto fail;
+        }
+        vq->mig_nheld = nheld;
+        if (nheld) {
+            heads = g_renew(uint16_t, heads, nheads + nheld);
+            for (uint16_t k = 0; k < nheld; k++, p += 2) {
+                heads[nheads++] = vdpa_ld16(p);
+            }
+        }
+    }
+    inst->mig_heads = g_steal_pointer(&heads);
+    if (vdpa_table_insert_at(&s->table, id, inst) < 0) {
+        g_free(inst->mig_heads);
+        goto fail;
+    }
+    if (inst->type == VDPA_TYPE_NET) {
+        g_hash_table_insert(s->macs, g_memdup2(&(uint64_t) {
+                                vdpa_mac_key(inst->mac) }, 8), inst);
+    }
+    return p - start;
+
+fail:
+    g_free(inst);
+    return 0;
+}
+
+static int vdpa_mig_load_setup(QEMUFile *f, void *opaque, Error **errp)
+{
+    vdpa_destroy_all(opaque);
+    return 0;
+}
+
+/* Chunks of records up to the end mark (setup, iterations, downtime) */
+static int vdpa_mig_load_state(QEMUFile *f, void *opaque, int version_id)
+{
+    VdpaMgmt *s = opaque;
+
+    for (;;) {
+        g_autofree uint8_t *chunk = NULL;
+        uint8_t hdr[8];
+        uint32_t len;
+        size_t off = 0;
+
+        if (qemu_get_buffer(f, hdr, sizeof(hdr)) != sizeof(hdr) ||
+            vdpa_ld32(hdr) != VDPA_MIG_MAGIC) {
+            error_report("vdpa-mgmt: migration: bad instance chunk");
+            return -EINVAL;
+        }
+        len = vdpa_ld32(hdr + 4);
+        if (!len) {
+            return 0;
+        }
+        if (len > VDPA_MIG_MAX_CHUNK) {
+            error_report("vdpa-mgmt: migration: field chunk length = %u "
+                         "above %u", len, (unsigned)VDPA_MIG_MAX_CHUNK);
+            return -EINVAL;
+        }
+        chunk = g_malloc(len);
+        if (qemu_get_buffer(f, chunk, len) != len) {
+            error_report("vdpa-mgmt: migration: instance chunk truncated");
+            return -EINVAL;
+        }
+        while (off < len) {
+            size_t n = vdpa_mig_load_rec(s, chunk + off, len - off);
+
+            if (!n) {
+                return -EINVAL;
+            }
+            off += n;
+        }
+    }
+}
+
+/*
+ * All of RAM and the PCI state are in: rebuild each instance's held
+ * requests from their heads (PASIDs were checked as records came in),
+ * and look at every enabled queue again for buffers published before
+ * the switch-over.
+ */
+static bool vdpa_mig_finish_inst(VdpaMgmt *s, VdpaInst *inst)
+{
+    g_autofree uint16_t *heads = g_steal_pointer(&inst->mig_heads);
+    uint32_t k = 0;
+
+    for (uint16_t q = 0; q < inst->nqueues; q++) {
+        VdpaQueue *vq = &inst->q[q];
+        VdpaBlkReq **tail = &vq->held;
+
+        for (uint16_t n = 0; n < vq->mig_nheld; n++, k++) {
+            VdpaBlkReq *req = vdpa_req_get(s, inst, q);
+            uint16_t head = heads[k] & ~VDPA_MIG_HELD_SENT;
+            const char *err = NULL;
+            uint64_t fault;
+
+            req->tx_sent = heads[k] & VDPA_MIG_HELD_SENT;
+            if (iolab_virtq_read_chain(&vq->vq, &vdpa_dma_ops, inst, head,
+                                       &req->elem, &fault,
+                                       &err) != VIRTQ_OK) {
+                vdpa_req_put(s, req);
+                error_report("vdpa-mgmt: migration: instance %u queue %u: "
+                             "held request %u cannot be rebuilt: %s",
+                             inst->id, q, heads[k], err ?: "fault");
+                return false;
+            }
+            *tail = req;
+            tail = &req->next_held;
+        }
+        vq->mig_nheld = 0;
+    }
+    for (uint16_t q = 0; q < inst->nqueues; q++) {
+        if (inst->q[q].vq.enabled) {
+            vdpa_queue_kick(s, inst, q);
+        }
+    }
+    return true;
+}
+
+static int vdpa_post_load(void *opaque, int version_id)
+{
+    VdpaMgmt *s = opaque;
+
+    if (!vdpa_admin_state_valid(s)) {
+        goto fail;
+    }
+    vdpa_table_rebuild_free(&s->table);
+    for (uint32_t id = vdpa_table_next(&s->table, 1); id;
+         id = vdpa_table_next(&s->table, (uint64_t)id + 1)) {
+        if (!vdpa_mig_finish_inst(s, vdpa_table_get(&s->table, id))) {
+            goto fail;
+        }
+    }
+    if (s->status == VDPA_STATUS_READY) {
+        qemu_bh_schedule(s->admin_bh);
+    }
+    return 0;
+
+fail:
+    vdpa_destroy_all(s);
+    return -EINVAL;
+}
+
+static const SaveVMHandlers vdpa_mig_handlers = {
+    .save_setup = vdpa_mig_save_setup,
+    .save_live_iterate = vdpa_mig_save_iterate,
+    .save_live_complete_precopy = vdpa_mig_save_complete,
+    .state_pending_estimate = vdpa_mig_pending,
+    .state_pending_exact = vdpa_mig_pending,
+    .save_cleanup = vdpa_mig_save_cleanup,
+    .load_setup = vdpa_mig_load_setup,
+    .load_state = vdpa_mig_load_state,
+};
+
+void vdpa_mig_register(VdpaMgmt *s)
+{
+    g_autofree char *path = vmstate_if_get_id(VMSTATE_IF(s));
+    /* As unregister_savevm() names it: "<device path>/<section>" */
+    g_autofree char *idstr = path ? g_strdup_printf("%s/%s", path,
+                                                    VDPA_MIG_SECTION) :
+                                    g_strdup(VDPA_MIG_SECTION);
+
+    s->mig_magic = VDPA_MIG_VMSD_MAGIC;
+    register_savevm_live(idstr, VMSTATE_INSTANCE_ID_ANY, 1,
+                         &vdpa_mig_handlers, s);
+}
+
+void vdpa_mig_unregister(VdpaMgmt *s)
+{
+    unregister_savevm(VMSTATE_IF(s), VDPA_MIG_SECTION, s);
+    vdpa_mig_save_cleanup(s);
+}
+
+const VMStateDescription vmstate_vdpa_mgmt = {
+    .name = TYPE_VDPA_MGMT,
+    .version_id = 2,
+    .minimum_version_id = 2,
+    .post_load = vdpa_post_load,
+    .fields = (const VMStateField[]) {
+        VMSTATE_PCI_DEVICE(parent_obj, VdpaMgmt),
+        VMSTATE_MSIX(parent_obj, VdpaMgmt),
+        VMSTATE_UINT32_EQUAL(mig_magic, VdpaMgmt, NULL),
+        VMSTATE_UINT32(ctrl, VdpaMgmt),
+        VMSTATE_UINT32(status, VdpaMgmt),
+        VMSTATE_UINT32(fatal, VdpaMgmt),
+        VMSTATE_UINT32(aq_size, VdpaMgmt),
+        VMSTATE_UINT32(aq_vector, VdpaMgmt),
+        VMSTATE_UINT64(sq_base, VdpaMgmt),
+        VMSTATE_UINT64(cq_base, VdpaMgmt),
+        VMSTATE_UINT32(sq_tail, VdpaMgmt),
+        VMSTATE_UINT32(sq_head, VdpaMgmt),
+        VMSTATE_UINT32(cq_head, VdpaMgmt),
+        VMSTATE_UINT32(cq_tail, VdpaMgmt),
+        VMSTATE_BOOL(cq_phase, VdpaMgmt),
+        VMSTATE_UINT64(admin_cmds, VdpaMgmt),
+        VMSTATE_UINT64(admin_errors, VdpaMgmt),
+        VMSTATE_UINT64(bad_doorbells, VdpaMgmt),
+        VMSTATE_UINT64(created, VdpaMgmt),
+        VMSTATE_UINT64(destroyed, VdpaMgmt),
+        VMSTATE_END_OF_LIST()
+    },
+};
