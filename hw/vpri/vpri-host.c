@@ -671,6 +671,8 @@ static void vpri_host_complete(UserCreatable *uc, Error **errp)
                            &h->handler_args[i], QEMU_THREAD_JOINABLE);
     }
     h->created = true;
+    /* Last: with object-add at run time, guest RAM is set up right here. */
+    vpri_residency_start(h->res);
 }
 
 /*

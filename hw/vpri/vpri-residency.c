@@ -850,9 +850,17 @@ VpriResidency *vpri_residency_new(const char *owner, const char *swap_file)
     qemu_cond_init(&r->cond);
     r->cpu_fault_latency = vpri_latency_histogram_new();
     r->pagein_latency = vpri_latency_histogram_new();
+    return r;
+}
+
+void vpri_residency_start(VpriResidency *r)
+{
+    /*
+     * At once if the machine is done already (object-add at run time):
+     * hence after every hook is registered.
+     */
     r->machine_done.notify = vpri_res_machine_done;
     qemu_add_machine_init_done_notifier(&r->machine_done);
-    return r;
 }
 
 void vpri_residency_free(VpriResidency *r)
@@ -860,7 +868,9 @@ void vpri_residency_free(VpriResidency *r)
     if (!r) {
         return;
     }
-    qemu_remove_machine_init_done_notifier(&r->machine_done);
+    if (r->machine_done.notify) {
+        qemu_remove_machine_init_done_notifier(&r->machine_done);
+    }
     if (r->uffd >= 0) {
         uffd_unregister_memory(r->uffd, r->ram_host,
                                r->ram_pages << PAB_PAGE_SHIFT);

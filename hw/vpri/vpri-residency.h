@@ -100,10 +100,12 @@ typedef struct VpriResidencyStats {
 
 /*
  * @owner names the host in messages.  Guest RAM is set up when the
- * machine is done; @swap_file (NULL: an unlinked temporary file) is
- * opened then.
+ * machine is done, or at vpri_residency_start() if it is done already;
+ * @swap_file (NULL: an unlinked temporary file) is opened then.  Hooks are
+ * added between the two calls.
  */
 VpriResidency *vpri_residency_new(const char *owner, const char *swap_file);
+void vpri_residency_start(VpriResidency *r);
 void vpri_residency_free(VpriResidency *r);
 void vpri_residency_add_hooks(VpriResidency *r,
                               const VpriResidencyHooks *hooks, void *opaque);

@@ -328,6 +328,32 @@ static void test_del_in_use(void)
     qtest_quit(qts);
 }
 
+/*
+ * object-add of a vpri-host once the machine is up sets guest RAM up at
+ * once, from inside the creation: the host used to kick handler threads
+ * it had not made yet, and crashed.  Now it evicts and pages in like a
+ * host from the command line, and, managing RAM, refuses object-del.
+ */
+static void test_object_add(void)
+{
+    QTestState *qts = qtest_initf("-M q35 -m %d -nodefaults", GUEST_MIB);
+    QDict *h;
+
+    qtest_qmp_assert_success(qts, "{ 'execute': 'object-add', 'arguments':"
+                             " { 'qom-type': 'vpri-host', 'id': 'vh0',"
+                             "   'handlers': 1 } }");
+    h = host_info(qts);
+    g_assert_cmpint(qdict_get_int(h, "guest-pages"), ==,
+                    GUEST_MIB * MiB / PAGE);
+    qobject_unref(h);
+    fill_pattern(qts, 8 * MiB, 64 * PAGE);
+    g_assert_cmpint(reclaim(qts, true, 100), ==, GUEST_MIB * MiB / PAGE);
+    check_pattern(qts, 8 * MiB, 64 * PAGE);
+    assert_error(qts, "object 'vh0' is in use, can not be deleted",
+                 "{ 'execute': 'object-del', 'arguments': { 'id': 'vh0' } }");
+    qtest_quit(qts);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -338,5 +364,6 @@ int main(int argc, char **argv)
     qtest_add_func("/iolab/vpri-host/fixed-after-creation",
                    test_fixed_after_creation);
     qtest_add_func("/iolab/vpri-host/del-in-use", test_del_in_use);
+    qtest_add_func("/iolab/vpri-host/object-add", test_object_add);
     return g_test_run();
 }
