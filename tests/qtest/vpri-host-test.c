@@ -221,7 +221,8 @@ static void test_bad_properties(void)
         { "-object vpri-host,id=vh0,handlers=0", "handlers must be" },
         { "-object vpri-host,id=vh0,ring-size=0", "ring-size must be" },
         { "-object vpri-host,id=vh0,handlers=x", "handlers" },
-        { "-device vpri-blk,host=vh0", "drive property not set" },
+        { "-object vpri-host,id=vh0 -device vpri-blk,host=vh0",
+          "drive property not set" },
         { "-object vpri-host,id=vh0,ring-size=100000", "ring-size must be" },
         { "-object vpri-host,id=vh0,handlers=17", "handlers must be" },
         { "-blockdev driver=null-co,node-name=n0 "
@@ -338,6 +339,7 @@ static void test_object_add(void)
 {
     QTestState *qts = qtest_initf("-M q35 -m %d -nodefaults", GUEST_MIB);
     QDict *h;
+    int64_t n;
 
     qtest_qmp_assert_success(qts, "{ 'execute': 'object-add', 'arguments':"
                              " { 'qom-type': 'vpri-host', 'id': 'vh0',"
@@ -347,7 +349,16 @@ static void test_object_add(void)
                     GUEST_MIB * MiB / PAGE);
     qobject_unref(h);
     fill_pattern(qts, 8 * MiB, 64 * PAGE);
-    g_assert_cmpint(reclaim(qts, true, 100), ==, GUEST_MIB * MiB / PAGE);
+    /*
+     * Guest RAM is set up from the guest-physical map of the moment: once
+     * the machine has been reset, PAM maps up to 256 KiB below 1 MiB to
+     * ROM, and RAM the map does not show is not evicted.
+     */
+    n = reclaim(qts, true, 100);
+    g_assert_cmpint(n, >=, GUEST_MIB * MiB / PAGE - 64);
+    h = host_info(qts);
+    g_assert_cmpint(qdict_get_int(h, "evicted-pages"), ==, n);
+    qobject_unref(h);
     check_pattern(qts, 8 * MiB, 64 * PAGE);
     assert_error(qts, "object 'vh0' is in use, can not be deleted",
                  "{ 'execute': 'object-del', 'arguments': { 'id': 'vh0' } }");
