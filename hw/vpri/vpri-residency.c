@@ -118,8 +118,10 @@ struct VpriResidency {
 void vpri_residency_add_hooks(VpriResidency *r,
                               const VpriResidencyHooks *hooks, void *opaque)
 {
-    /* Hooks are fixed before RAM is set up: nothing reads them unlocked
-     * while they change. */
+    /*
+     * Hooks are fixed before RAM is set up: nothing reads them unlocked
+     * while they change.
+     */
     assert(!r->ready && r->nhooks < VPRI_RESIDENCY_MAX_HOOKS);
     r->hooks[r->nhooks] = hooks;
     r->hook_opaque[r->nhooks] = opaque;
