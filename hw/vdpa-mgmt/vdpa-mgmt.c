@@ -300,14 +300,14 @@ static void vdpa_mgmt_realize(PCIDevice *pdev, Error **errp)
                    VDPA_IOTLB_WAYS, VDPA_IOTLB_MAX_ENTRIES);
         return;
     }
-    if (s->host_id) {
-        s->host = vpri_host_find(s->host_id, errp);
-        if (!s->host || !vpri_host_can_attach(s->host, errp)) {
+    if (s->host) {
+        if (!vpri_host_can_attach(s->host, errp)) {
             return;
         }
         if (vdpa_host_slots_needed(pdev) > vpri_host_free_slots(s->host)) {
             error_setg(errp, "vdpa-mgmt: vpri-host '%s' has no two free "
-                       "device slots (one for PASID DMA)", s->host_id);
+                       "device slots (one for PASID DMA)",
+                       object_get_canonical_path_component(OBJECT(s->host)));
             return;
         }
     }
@@ -417,8 +417,15 @@ static void vdpa_mgmt_realize(PCIDevice *pdev, Error **errp)
         }
         s->nfree_slots = VDPA_FAULT_SLOTS;
         s->slot_waiters = g_queue_new();
-        s->fault_dev = vpri_host_attach(s->host, DEVICE(s), VDPA_FAULT_SLOTS,
-                                        vdpa_fault_done, s);
+        /*
+         * The slots were counted above and VDPA_FAULT_SLOTS is the host's
+         * queue limit: only running out of memory is left, which aborts
+         * as any allocation does.  The pinning policy ranks the function
+         * as it always did, with network devices.
+         */
+        s->fault_dev = vpri_host_attach(s->host, DEVICE(s), VPRI_DMA_NET,
+                                        VDPA_FAULT_SLOTS, vdpa_fault_done, s,
+                                        &error_abort);
         s->gpa_fault_dev = s->fault_dev;
         /*
          * Behind a vIOMMU the function's slot is indexed by IOVA; PASID
@@ -429,8 +436,10 @@ static void vdpa_mgmt_realize(PCIDevice *pdev, Error **errp)
                                 pci_device_iommu_address_space(pdev));
         if (vdpa_host_slots_needed(pdev) == 2) {
             s->gpa_fault_dev = vpri_host_attach(s->host, DEVICE(s),
+                                                VPRI_DMA_NET,
                                                 VDPA_FAULT_SLOTS,
-                                                vdpa_fault_done, s);
+                                                vdpa_fault_done, s,
+                                                &error_abort);
         }
     }
     vdpa_mig_register(s);
@@ -485,7 +494,7 @@ static const Property vdpa_mgmt_properties[] = {
     DEFINE_PROP_UINT32("max-instances", VdpaMgmt, max_instances, 65536),
     DEFINE_PROP_STRING("blk-nodes", VdpaMgmt, blk_nodes),
     DEFINE_NIC_PROPERTIES(VdpaMgmt, nic_conf),
-    DEFINE_PROP_STRING("host", VdpaMgmt, host_id),
+    DEFINE_PROP_LINK("host", VdpaMgmt, host, TYPE_VPRI_HOST, VpriHost *),
     DEFINE_PROP_UINT32("iotlb-entries", VdpaMgmt, iotlb_entries, 4096),
 };
 

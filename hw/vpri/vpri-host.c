@@ -9,6 +9,11 @@
  * raise its PA-BITMAP entry, then complete the record; the device's queue
  * resumes in the main loop.
  *
+ * The top layer of vpri-host (vpri-host-internal.h): it calls the
+ * residency, translation and pinning layers, and registers hooks with the
+ * residency layer to keep guest-physical PA-BITMAP entries in step with
+ * guest RAM.
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
@@ -23,11 +28,17 @@
 #include "qemu/units.h"
 #include "qapi/error.h"
 #include "qom/object_interfaces.h"
+#include "qapi/visitor.h"
 #include "hw/boards.h"
 #include "hw/qdev-core.h"
+#include "exec/address-spaces.h"
+#include "qemu/log.h"
 #include "hw/vpri/vpri-host.h"
-#include "hw/vpri/vpri-host-internal.h"
+#include "vpri-host-internal.h"
 #include "trace.h"
+
+QEMU_BUILD_BUG_ON(VPRI_HOST_MAX_DEVICES > VPRI_EVICT_MAX_SLOTS);
+QEMU_BUILD_BUG_ON(VPRI_HOST_MAX_QUEUES > FAULT_RING_MAX_QUEUES);
 
 VpriHost *vpri_host_find(const char *id, Error **errp)
 {
@@ -42,7 +53,21 @@ VpriHost *vpri_host_find(const char *id, Error **errp)
         error_setg(errp, "object '%s' is not a vpri-host", id);
         return NULL;
     }
+    if (!VPRI_HOST(obj)->created) {
+        error_setg(errp, "vpri-host '%s' is not created yet", id);
+        return NULL;
+    }
     return VPRI_HOST(obj);
+}
+
+int vpri_host_pin(VpriHost *h, uint64_t gpa, uint64_t len, Error **errp)
+{
+    return vpri_residency_pin_range(h->res, gpa, len, true, errp);
+}
+
+int vpri_host_unpin(VpriHost *h, uint64_t gpa, uint64_t len, Error **errp)
+{
+    return vpri_residency_pin_range(h->res, gpa, len, false, errp);
 }
 
 static VpriHostDevice *vpri_host_dev(VpriHost *h, uint32_t dev_id)
@@ -107,36 +132,100 @@ static void vpri_host_wake(VpriHostDevice *d, const uint64_t *waiters,
 /* ------------------------------------------------------------------ */
 /* Device side                                                        */
 
-uint32_t vpri_host_attach(VpriHost *h, DeviceState *dev, uint16_t nqueues,
-                          VpriFaultDoneFn *done, void *opaque)
+/*
+ * Set a newly attached device's PA-BITMAP from the residency of RAM:
+ * everything outside RAM stays readable and writable (MMIO, holes).
+ * Under the BQL, like every eviction: no page changes state meanwhile but
+ * by page-in, which raises the entry itself once the device is visible.
+ */
+static void vpri_host_sync_device_bitmap(VpriHost *h, VpriHostDevice *d)
 {
+    uint64_t pages = vpri_residency_guest_pages(h->res);
+
+    vpri_pab_set_range(d->pab, 0, vpri_pab_npages(d->pab), PAB_READ_WRITE);
+    for (uint64_t p = 0; p < pages; p++) {
+        uint64_t gpa;
+
+        if (!vpri_residency_page_resident(h->res, p) &&
+            vpri_residency_page_to_gpa(h->res, p, &gpa) &&
+            (gpa >> PAB_PAGE_SHIFT) < vpri_pab_npages(d->pab)) {
+            vpri_pab_set_range(d->pab, gpa >> PAB_PAGE_SHIFT, 1,
+                               PAB_NOT_PRESENT);
+        }
+    }
+}
+
+static PinDevKind vpri_host_pin_kind(VpriDmaKind kind)
+{
+    return kind == VPRI_DMA_BLOCK ? PIN_DEV_BLOCK : PIN_DEV_NIC;
+}
+
+int vpri_host_attach(VpriHost *h, DeviceState *dev, VpriDmaKind kind,
+                     uint16_t nqueues, VpriFaultDoneFn *done, void *opaque,
+                     Error **errp)
+{
+    const char *hid = object_get_canonical_path_component(OBJECT(h));
+    uint64_t npages = vpri_host_dma_pages();
     VpriHostDevice *d = NULL;
+    PaBitmap *pab;
+    FaultRing *ring;
+    VpriPinDevice *pin;
     uint32_t id;
 
+    if (nqueues < 1 || nqueues > VPRI_HOST_MAX_QUEUES) {
+        error_setg(errp, "vpri-host '%s' serves devices of 1..%d queues, "
+                   "not %u", hid, VPRI_HOST_MAX_QUEUES, nqueues);
+        return -1;
+    }
     qemu_mutex_lock(&h->lock);
     for (id = 0; id < VPRI_HOST_MAX_DEVICES; id++) {
-        if (!h->devs[id].dev) {
+        if (!h->devs[id].taken) {
             d = &h->devs[id];
+            d->taken = true;
             break;
         }
     }
-    assert(d);      /* realize checked vpri_host_can_attach() */
-    memset(d, 0, sizeof(*d));
-    d->host = h;
+    qemu_mutex_unlock(&h->lock);
+    if (!d) {
+        error_setg(errp, "vpri-host '%s' already serves %d devices", hid,
+                   VPRI_HOST_MAX_DEVICES);
+        return -1;
+    }
+
+    pab = vpri_pab_new(npages);
+    ring = vpri_fault_ring_new(id, h->ring_size, nqueues);
+    pin = pab ? vpri_pin_attach(h->pin, id, vpri_host_pin_kind(kind),
+                                dev->id, npages) : NULL;
+    if (!pab || !ring || !pin) {
+        error_setg(errp, "vpri-host '%s': no memory for the %s of a device",
+                   hid, !pab ? "PA-BITMAP" : !ring ? "fault ring"
+                                           : "access trackers");
+        if (pin) {
+            vpri_pin_detach(pin);
+        }
+        vpri_fault_ring_free(ring);
+        vpri_pab_free(pab);
+        qemu_mutex_lock(&h->lock);
+        d->taken = false;
+        qemu_mutex_unlock(&h->lock);
+        return -1;
+    }
+    d->pab = pab;
+    /* Everything is resident until the host evicts something. */
+    vpri_host_sync_device_bitmap(h, d);
+
+    /* Now handlers and hooks, which look at d->dev, see the device. */
+    qemu_mutex_lock(&h->lock);
     d->dev = dev;
+    d->host = h;
     d->nqueues = nqueues;
     d->done = done;
     d->done_opaque = opaque;
-    d->pab = vpri_pab_new(vpri_host_dma_pages());
-    d->tracker = vpri_access_tracker_new(vpri_host_dma_pages());
-    d->armed = vpri_access_tracker_new(vpri_host_dma_pages());
-    d->ring = vpri_fault_ring_new(id, h->ring_size, nqueues);
+    d->ring = ring;
+    d->pin = pin;
     d->done_bh = qemu_bh_new(vpri_host_done_bh, d);
-    /* Everything is resident until the host evicts something. */
-    vpri_host_sync_device_bitmap(h, d);
-    d->pin_dev = -1;
     qemu_mutex_unlock(&h->lock);
-    vpri_pin_attach(h, d);
+    trace_vpri_host_attach(id, nqueues, kind);
     return id;
 }
 
@@ -144,24 +233,28 @@ void vpri_host_detach(VpriHost *h, uint32_t dev_id)
 {
     VpriHostDevice *d = vpri_host_dev(h, dev_id);
 
-    vpri_pin_detach(h, d);
     qemu_mutex_lock(&h->lock);
     d->dev = NULL;
-    /* A handler may be paging in for a record it popped: let it finish. */
-    while (d->serving) {
+    /*
+     * A handler may be paging in for a record it popped, an eviction
+     * lowering the device's entries: let them finish.
+     */
+    while (d->busy) {
         qemu_mutex_unlock(&h->lock);
         g_usleep(100);
         qemu_mutex_lock(&h->lock);
     }
     qemu_mutex_unlock(&h->lock);
     /* Handlers look devices up under the lock, so none uses it now. */
-    vpri_iommu_detach(h, d);
+    if (d->xlat) {
+        vpri_xlat_detach(d->xlat);
+    }
+    vpri_pin_detach(d->pin);
     qemu_bh_delete(d->done_bh);
     vpri_fault_ring_free(d->ring);
-    vpri_access_tracker_free(d->tracker);
-    vpri_access_tracker_free(d->armed);
     vpri_pab_free(d->pab);
     memset(d, 0, sizeof(*d));
+    trace_vpri_host_detach(dev_id);
 }
 
 unsigned vpri_host_free_slots(VpriHost *h)
@@ -170,7 +263,7 @@ unsigned vpri_host_free_slots(VpriHost *h)
 
     qemu_mutex_lock(&h->lock);
     for (uint32_t id = 0; id < VPRI_HOST_MAX_DEVICES; id++) {
-        n += !h->devs[id].dev;
+        n += !h->devs[id].taken;
     }
     qemu_mutex_unlock(&h->lock);
     return n;
@@ -178,15 +271,53 @@ unsigned vpri_host_free_slots(VpriHost *h)
 
 bool vpri_host_can_attach(VpriHost *h, Error **errp)
 {
-    for (uint32_t id = 0; id < VPRI_HOST_MAX_DEVICES; id++) {
-        if (!h->devs[id].dev) {
-            return true;
-        }
+    if (vpri_host_free_slots(h)) {
+        return true;
     }
     error_setg(errp, "vpri-host '%s' already serves %d devices",
                object_get_canonical_path_component(OBJECT(h)),
                VPRI_HOST_MAX_DEVICES);
     return false;
+}
+
+/*
+ * For the IOMMU layer: the device's DMA addresses are IOVAs from now on,
+ * and its PA-BITMAP and access tracker are indexed by IOVA page, starting
+ * all not present.
+ */
+void vpri_host_set_dma_space(VpriHost *h, uint32_t dev_id, AddressSpace *as)
+{
+    VpriHostDevice *d = vpri_host_dev(h, dev_id);
+    uint64_t npages = MAX(vpri_pab_npages(d->pab),
+                          VPRI_IOVA_BITMAP_BYTES >> PAB_PAGE_SHIFT);
+    PaBitmap *pab, *old;
+    VpriXlatDevice *x;
+
+    if (as == &address_space_memory || d->xlat) {
+        return;         /* guest-physical DMA: the bitmap is set already */
+    }
+    pab = vpri_pab_new(npages);
+    if (!pab) {
+        /*
+         * Keep the guest-physical bitmap: the device's IOVAs then index it
+         * as if they were guest-physical, so its faults still page in
+         * through userfaultfd, only without the ATC's precision.
+         */
+        error_report("vpri-host: no memory for the IOVA PA-BITMAP of "
+                     "device %u; its faults are served as guest-physical",
+                     dev_id);
+        return;
+    }
+    vpri_pab_set_range(pab, 0, npages, PAB_NOT_PRESENT);
+    vpri_pin_retrack(d->pin, npages);
+    x = vpri_xlat_attach(h->xlat, dev_id, pab, as);
+    /* Together: the hooks leave translated devices' bitmaps alone. */
+    qemu_mutex_lock(&h->lock);
+    old = d->pab;
+    d->pab = pab;
+    d->xlat = x;
+    qemu_mutex_unlock(&h->lock);
+    vpri_pab_free(old);
 }
 
 PabResult vpri_host_dma_begin(VpriHost *h, uint32_t dev_id, uint64_t addr,
@@ -200,10 +331,7 @@ PabResult vpri_host_dma_begin(VpriHost *h, uint32_t dev_id, uint64_t addr,
                            write ? PAB_ACCESS_WRITE : PAB_ACCESS_READ,
                            &r, fault_page);
     if (r == PAB_OK) {
-        vpri_access_tracker_mark(d->tracker, addr, len);
-        if (qatomic_read(&h->trace_file)) {
-            vpri_pin_record(h, d, addr, len, write, false);
-        }
+        vpri_pin_note_dma(d->pin, addr, len, write);
     } else if (r == PAB_OUT_OF_RANGE && d->xlat) {
         /* An IOVA beyond the bitmap: untracked (see vpri-iommu.c). */
         r = PAB_OK;
@@ -216,12 +344,10 @@ void vpri_host_dma_arm(VpriHost *h, uint32_t dev_id, uint64_t addr,
 {
     VpriHostDevice *d = vpri_host_dev(h, dev_id);
 
-    if (d->xlat || vpri_access_tracker_mark(d->armed, addr, len) < 0) {
+    if (d->xlat) {
         return;     /* IOVAs are not what the policy ranks; see above */
     }
-    if (qatomic_read(&h->trace_file)) {
-        vpri_pin_record(h, d, addr, len, false, true);
-    }
+    vpri_pin_note_armed(d->pin, addr, len);
 }
 
 PabResult vpri_host_dma_hold(VpriHost *h, uint32_t dev_id, uint64_t addr,
@@ -237,9 +363,21 @@ PabResult vpri_host_dma_hold(VpriHost *h, uint32_t dev_id, uint64_t addr,
      * entry after our lookup waits for us, and then finds the pages held.
      */
     r = vpri_host_dma_begin(h, dev_id, addr, len, write, &token, fault_page);
-    if (r == PAB_OK && !vpri_host_hold_hva(h, hva, len, &offset)) {
-        *fault_page = (addr + offset) & PAB_PAGE_MASK;
-        r = PAB_FAULT;
+    if (r == PAB_OK) {
+        switch (vpri_residency_hold(h->res, hva, len, &offset)) {
+        case VPRI_HOLD_OK:
+            break;
+        case VPRI_HOLD_NOT_RESIDENT:
+            *fault_page = (addr + offset) & PAB_PAGE_MASK;
+            r = PAB_FAULT;
+            break;
+        case VPRI_HOLD_TOO_MANY:
+            qemu_log_mask(LOG_GUEST_ERROR, "vpri-host: device %u: a page of "
+                          "the DMA at 0x%" PRIx64 " is held by too many "
+                          "DMAs at once\n", dev_id, addr);
+            r = PAB_OUT_OF_RANGE;
+            break;
+        }
     }
     vpri_host_dma_end(h, dev_id, token);
     return r;
@@ -247,7 +385,7 @@ PabResult vpri_host_dma_hold(VpriHost *h, uint32_t dev_id, uint64_t addr,
 
 void vpri_host_dma_release(VpriHost *h, void *hva, uint64_t len)
 {
-    vpri_host_release_hva(h, hva, len);
+    vpri_residency_release(h->res, hva, len);
 }
 
 void vpri_host_dma_end(VpriHost *h, uint32_t dev_id, PabDmaToken token)
@@ -273,7 +411,7 @@ void vpri_host_raise_fault(VpriHost *h, uint32_t dev_id, uint16_t queue,
      */
     if (d->xlat) {
         /* Translate now, in the main loop: see vpri-iommu.c. */
-        vpri_iommu_translate_fault(h, d, page, write);
+        vpri_xlat_translate_fault(d->xlat, page, write);
     }
     qemu_mutex_lock(&h->lock);
     r = vpri_fault_ring_raise(d->ring, queue,
@@ -311,10 +449,10 @@ static FaultStatus vpri_host_serve(VpriHost *h, VpriHostDevice *d,
         return FAULT_STATUS_FAILED;
     }
     if (d->xlat) {
-        return vpri_iommu_serve(h, d, rec);
+        return vpri_xlat_serve(d->xlat, rec->page_addr);
     }
-    vpri_pin_fault(h, d, rec->page_addr);
-    if (!vpri_host_page_in(h, rec->page_addr)) {
+    vpri_pin_note_fault(d->pin, rec->page_addr);
+    if (!vpri_residency_page_in_gpa(h->res, rec->page_addr)) {
         return FAULT_STATUS_FAILED;
     }
     vpri_pab_raise_range(d->pab, rec->page_addr >> PAB_PAGE_SHIFT, 1,
@@ -338,14 +476,14 @@ static bool vpri_host_serve_one(VpriHost *h)
             qemu_mutex_unlock(&h->lock);
             continue;
         }
-        d->serving++;
+        d->busy++;
         qemu_mutex_unlock(&h->lock);
 
         c.seq = rec.seq;
         c.status = vpri_host_serve(h, d, &rec);
 
         qemu_mutex_lock(&h->lock);
-        d->serving--;
+        d->busy--;
         vpri_fault_ring_complete(d->ring, &c, get_clock_realtime(), NULL,
                             waiters);
         qatomic_inc(&h->device_faults);
@@ -357,7 +495,7 @@ static bool vpri_host_serve_one(VpriHost *h)
     return false;
 }
 
-void vpri_host_kick_handlers(VpriHost *h)
+static void vpri_host_kick_handlers(VpriHost *h)
 {
     for (uint32_t i = 0; i < h->nhandlers; i++) {
         event_notifier_set(&h->handler_wake[i]);
@@ -379,8 +517,7 @@ static void *vpri_host_handler_thread(void *opaque)
     while (!qatomic_read(&h->stopping)) {
         struct pollfd fds[2] = {
             { .fd = event_notifier_get_fd(wake), .events = POLLIN },
-            { .fd = qatomic_read(&h->mem_ready) ? h->uffd : -1,
-              .events = POLLIN },
+            { .fd = vpri_residency_uffd(h->res), .events = POLLIN },
         };
 
         if (poll(fds, 2, -1) < 0 && errno != EINTR) {
@@ -391,7 +528,7 @@ static void *vpri_host_handler_thread(void *opaque)
             event_notifier_test_and_clear(wake);
         }
         if (fds[1].revents & POLLIN) {
-            vpri_host_serve_uffd(h);
+            vpri_residency_serve_uffd(h->res);
         }
         while (vpri_host_serve_one(h)) {
             /* drain the rings */
@@ -401,7 +538,106 @@ static void *vpri_host_handler_thread(void *opaque)
 }
 
 /* ------------------------------------------------------------------ */
+/* Hooks into the residency layer: guest-physical entries             */
+
+/* What one eviction batch holds of the host's devices. */
+typedef struct VpriHostEvictCtx {
+    VpriEvictBatches *eb;
+    uint64_t devs;              /* slots kept busy until the flush */
+} VpriHostEvictCtx;
+
+QEMU_BUILD_BUG_ON(VPRI_HOST_MAX_DEVICES > 64);  /* VpriHostEvictCtx.devs */
+
+/* Lower the pages' entries in every device indexed by guest-physical page. */
+static void *vpri_host_evict_lower(void *opaque, const uint64_t *pages,
+                                   const uint64_t *gpas, unsigned n)
+{
+    VpriHost *h = opaque;
+    VpriHostEvictCtx *c = g_new0(VpriHostEvictCtx, 1);
+
+    c->eb = vpri_evict_batches_new();
+    qemu_mutex_lock(&h->lock);
+    for (unsigned id = 0; id < VPRI_HOST_MAX_DEVICES; id++) {
+        VpriHostDevice *d = &h->devs[id];
+
+        if (!d->dev || d->xlat) {
+            continue;   /* translated devices: the IOMMU layer's hook */
+        }
+        d->busy++;
+        c->devs |= 1ULL << id;
+        for (unsigned i = 0; i < n; i++) {
+            uint64_t pfn = gpas[i] >> PAB_PAGE_SHIFT;
+
+            if (pfn < vpri_pab_npages(d->pab)) {
+                vpri_evict_batches_lower(c->eb, id, d->pab, pfn);
+            }
+        }
+    }
+    qemu_mutex_unlock(&h->lock);
+    /* Outside the lock: a fence waits for DMAs in flight. */
+    vpri_evict_batches_sync(c->eb);
+    return c;
+}
+
+static void vpri_host_evict_flush(void *opaque, void *ctx, uint64_t *fences,
+                                  uint64_t *deferred)
+{
+    VpriHost *h = opaque;
+    VpriHostEvictCtx *c = ctx;
+
+    vpri_evict_batches_finish(c->eb, fences, deferred);
+    qemu_mutex_lock(&h->lock);
+    for (unsigned id = 0; id < VPRI_HOST_MAX_DEVICES; id++) {
+        if (c->devs & (1ULL << id)) {
+            h->devs[id].busy--;
+        }
+    }
+    qemu_mutex_unlock(&h->lock);
+    g_free(c);
+}
+
+/*
+ * Raise the page's entry in every device indexed by guest-physical page;
+ * translated devices fault it back in through their ATC.
+ */
+static void vpri_host_page_resident(void *opaque, uint64_t page, uint64_t gpa)
+{
+    VpriHost *h = opaque;
+    uint64_t pfn = gpa >> PAB_PAGE_SHIFT;
+
+    qemu_mutex_lock(&h->lock);
+    for (unsigned id = 0; id < VPRI_HOST_MAX_DEVICES; id++) {
+        VpriHostDevice *d = &h->devs[id];
+
+        if (d->dev && !d->xlat && pfn < vpri_pab_npages(d->pab)) {
+            vpri_pab_raise_range(d->pab, pfn, 1, PAB_READ_WRITE);
+        }
+    }
+    qemu_mutex_unlock(&h->lock);
+}
+
+/* Guest RAM is set up: wake the handlers to watch the userfaultfd. */
+static void vpri_host_ram_ready(void *opaque)
+{
+    vpri_host_kick_handlers(opaque);
+}
+
+static const VpriResidencyHooks vpri_host_residency_hooks = {
+    .evict_lower = vpri_host_evict_lower,
+    .evict_flush = vpri_host_evict_flush,
+    .page_resident = vpri_host_page_resident,
+    .ready = vpri_host_ram_ready,
+};
+
+/* ------------------------------------------------------------------ */
 /* QOM                                                                */
+
+static const char *vpri_host_id(VpriHost *h)
+{
+    const char *id = object_get_canonical_path_component(OBJECT(h));
+
+    return id ? id : "(unnamed)";
+}
 
 static void vpri_host_complete(UserCreatable *uc, Error **errp)
 {
@@ -417,10 +653,12 @@ static void vpri_host_complete(UserCreatable *uc, Error **errp)
                    FAULT_RING_MAX_CAPACITY, h->ring_size);
         return;
     }
-    if (!vpri_pin_check(h, errp)) {
-        return;
-    }
-    vpri_host_memory_init(h);
+    /* Bottom up; hooks are registered in the order they are to run. */
+    h->res = vpri_residency_new(vpri_host_id(h), h->swap_file);
+    h->xlat = vpri_xlat_new(h->res);
+    vpri_pin_bind(h->pin, h->res, vpri_host_id(h));
+    vpri_residency_add_hooks(h->res, &vpri_host_residency_hooks, h);
+
     h->threads = g_new0(QemuThread, h->nhandlers);
     h->handler_wake = g_new0(EventNotifier, h->nhandlers);
     h->handler_args = g_new0(VpriHandlerArg, h->nhandlers);
@@ -432,6 +670,46 @@ static void vpri_host_complete(UserCreatable *uc, Error **errp)
         qemu_thread_create(&h->threads[i], name, vpri_host_handler_thread,
                            &h->handler_args[i], QEMU_THREAD_JOINABLE);
     }
+    h->created = true;
+    /* Last: with object-add at run time, guest RAM is set up right here. */
+    vpri_residency_start(h->res);
+}
+
+/*
+ * handlers, ring-size and swap-file size what complete() builds: they
+ * cannot change afterwards (handler threads and rings exist, devices
+ * index the handlers by them).
+ */
+static bool vpri_host_check_settable(VpriHost *h, const char *name,
+                                     Error **errp)
+{
+    if (h->created) {
+        error_setg(errp, "vpri-host '%s': '%s' cannot change once the host "
+                   "is created", vpri_host_id(h), name);
+        return false;
+    }
+    return true;
+}
+
+static void vpri_host_get_u32(Object *obj, Visitor *v, const char *name,
+                              void *opaque, Error **errp)
+{
+    uint32_t *field = opaque;
+
+    visit_type_uint32(v, name, field, errp);
+}
+
+static void vpri_host_set_u32(Object *obj, Visitor *v, const char *name,
+                              void *opaque, Error **errp)
+{
+    uint32_t *field = opaque;
+    uint32_t value;
+
+    if (!vpri_host_check_settable(VPRI_HOST(obj), name, errp) ||
+        !visit_type_uint32(v, name, &value, errp)) {
+        return;
+    }
+    *field = value;
 }
 
 static void vpri_host_init(Object *obj)
@@ -439,16 +717,18 @@ static void vpri_host_init(Object *obj)
     VpriHost *h = VPRI_HOST(obj);
 
     qemu_mutex_init(&h->lock);
-    qemu_mutex_init(&h->xlat_lock);
-    h->xlat_rmap = g_hash_table_new_full(g_direct_hash, g_direct_equal,
-                                         NULL, (GDestroyNotify)g_slist_free);
     h->nhandlers = 2;
     h->ring_size = 64;
-    object_property_add_uint32_ptr(obj, "handlers", &h->nhandlers,
-                                   OBJ_PROP_FLAG_READWRITE);
-    object_property_add_uint32_ptr(obj, "ring-size", &h->ring_size,
-                                   OBJ_PROP_FLAG_READWRITE);
-    vpri_pin_init(h);
+    h->pin = vpri_pin_new();
+    object_property_add(obj, "handlers", "uint32", vpri_host_get_u32,
+                        vpri_host_set_u32, NULL, &h->nhandlers);
+    object_property_set_description(obj, "handlers",
+        "fault handler threads, 1..16 (default 2); fixed at creation");
+    object_property_add(obj, "ring-size", "uint32", vpri_host_get_u32,
+                        vpri_host_set_u32, NULL, &h->ring_size);
+    object_property_set_description(obj, "ring-size",
+        "records in each device's fault ring (default 64); fixed at "
+        "creation");
 }
 
 static bool vpri_host_get_fail_faults(Object *obj, Error **errp)
@@ -482,6 +762,28 @@ static void vpri_host_set_hold_faults(Object *obj, bool value, Error **errp)
     }
 }
 
+static char *vpri_host_get_pin_policy(Object *obj, Error **errp)
+{
+    return g_strdup(vpri_pin_get_policy(VPRI_HOST(obj)->pin));
+}
+
+static void vpri_host_set_pin_policy(Object *obj, const char *value,
+                                     Error **errp)
+{
+    vpri_pin_set_policy(VPRI_HOST(obj)->pin, value, errp);
+}
+
+static char *vpri_host_get_pin_budget(Object *obj, Error **errp)
+{
+    return vpri_pin_get_budget(VPRI_HOST(obj)->pin);
+}
+
+static void vpri_host_set_pin_budget(Object *obj, const char *value,
+                                     Error **errp)
+{
+    vpri_pin_set_budget(VPRI_HOST(obj)->pin, value, errp);
+}
+
 static void vpri_host_finalize(Object *obj)
 {
     VpriHost *h = VPRI_HOST(obj);
@@ -496,14 +798,12 @@ static void vpri_host_finalize(Object *obj)
         g_free(h->threads);
         g_free(h->handler_wake);
         g_free(h->handler_args);
-        vpri_pin_cleanup(h);
-        vpri_host_memory_cleanup(h);
-    } else {
-        vpri_pin_cleanup(h);
     }
+    /* Top down. */
+    vpri_pin_free(h->pin);
+    vpri_xlat_free(h->xlat);
+    vpri_residency_free(h->res);
     qemu_mutex_destroy(&h->lock);
-    qemu_mutex_destroy(&h->xlat_lock);
-    g_hash_table_destroy(h->xlat_rmap);
     g_free(h->swap_file);
 }
 
@@ -517,17 +817,24 @@ static void vpri_host_set_swap_file(Object *obj, const char *value,
 {
     VpriHost *h = VPRI_HOST(obj);
 
+    if (!vpri_host_check_settable(h, "swap-file", errp)) {
+        return;
+    }
     g_free(h->swap_file);
     h->swap_file = g_strdup(value);
 }
 
 /*
- * Once guest RAM is registered some of it may live only in the swap store:
- * the host must outlive the machine.
+ * Devices hold the host through their link property and use it until
+ * they go; and once guest RAM is registered some of it may live only in
+ * the swap store: then the host must outlive the machine.
  */
 static bool vpri_host_can_be_deleted(UserCreatable *uc)
 {
-    return !qatomic_read(&VPRI_HOST(uc)->mem_ready);
+    VpriHost *h = VPRI_HOST(uc);
+
+    return vpri_host_free_slots(h) == VPRI_HOST_MAX_DEVICES &&
+           !(h->res && vpri_residency_ready(h->res));
 }
 
 static void vpri_host_class_init(ObjectClass *oc, void *data)
@@ -540,7 +847,15 @@ static void vpri_host_class_init(ObjectClass *oc, void *data)
                                   vpri_host_set_swap_file);
     object_class_property_set_description(oc, "swap-file",
         "file that holds evicted guest pages (default: an unlinked file "
-        "in the run directory)");
+        "in the run directory); fixed at creation");
+    object_class_property_add_str(oc, "pin-policy", vpri_host_get_pin_policy,
+                                  vpri_host_set_pin_policy);
+    object_class_property_set_description(oc, "pin-policy",
+        "DMA pinning policy: none, lru or adp (docs/vpri-adp.rst)");
+    object_class_property_add_str(oc, "pin-budget", vpri_host_get_pin_budget,
+                                  vpri_host_set_pin_budget);
+    object_class_property_set_description(oc, "pin-budget",
+        "most guest RAM the pinning policy pins, in percent (default 5.2)");
     object_class_property_add_bool(oc, "x-fail-faults",
                                    vpri_host_get_fail_faults,
                                    vpri_host_set_fail_faults);
@@ -562,9 +877,16 @@ static const TypeInfo vpri_host_info = {
     },
 };
 
+static const TypeInfo vpri_host_client_info = {
+    .name = TYPE_VPRI_HOST_CLIENT,
+    .parent = TYPE_INTERFACE,
+    .class_size = sizeof(VpriHostClientClass),
+};
+
 static void vpri_host_register_types(void)
 {
     type_register_static(&vpri_host_info);
+    type_register_static(&vpri_host_client_info);
 }
 
 type_init(vpri_host_register_types)

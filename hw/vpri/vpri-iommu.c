@@ -1,5 +1,5 @@
 /*
- * vpri-host: devices whose DMA goes through a vIOMMU
+ * vpri-host, middle layer: devices whose DMA goes through a vIOMMU
  *
  * Behind an IOMMU a device's DMA addresses are IOVAs, so its PA-BITMAP is
  * indexed by IOVA page, and the host must know which guest RAM page each
@@ -28,6 +28,9 @@
  * are allowed, and an access to evicted RAM through them is still served
  * by userfaultfd, so no data is ever lost.
  *
+ * Layering (vpri-iommu.h): this file calls only the residency layer below
+ * it; evictions reach it through the hooks it registers there.
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
@@ -35,15 +38,13 @@
 #include "qemu/error-report.h"
 #include "qemu/log.h"
 #include "qemu/rcu.h"
+#include "qemu/thread.h"
 #include "qemu/units.h"
 #include "qapi/error.h"
 #include "exec/memory.h"
 #include "exec/address-spaces.h"
-#include "hw/vpri/vpri-host-internal.h"
+#include "vpri-iommu.h"
 #include "trace.h"
-
-/* IOVA space covered by a translated device's PA-BITMAP (4 MiB of bits). */
-#define VPRI_IOVA_BITMAP_BYTES (64 * GiB)
 
 /* ATC values: RAM page + 1, or this for a page that is not guest RAM. */
 #define VPRI_ATC_NOT_RAM UINT64_MAX
@@ -59,16 +60,26 @@ typedef struct VpriPendingXlat {
 typedef struct VpriIommuNotifier {
     IOMMUNotifier n;
     MemoryRegion *mr;
-    VpriDeviceXlat *x;
+    VpriXlatDevice *x;
     QLIST_ENTRY(VpriIommuNotifier) next;
 } VpriIommuNotifier;
 
-struct VpriDeviceXlat {
-    VpriHostDevice *d;
+struct VpriXlat {
+    VpriResidency *res;
+    QemuMutex lock;
+    /* Under lock: */
+    GHashTable *rmap;           /* RAM page -> GSList of (device, IOVA) */
+    VpriXlatDevice *devs[VPRI_EVICT_MAX_SLOTS];
+};
+
+struct VpriXlatDevice {
+    VpriXlat *xt;
+    uint32_t dev_id;
+    PaBitmap *pab;
     AddressSpace *as;
     MemoryListener listener;
     QLIST_HEAD(, VpriIommuNotifier) notifiers;
-    /* Under host->xlat_lock: */
+    /* Under xt->lock: */
     GHashTable *atc;            /* IOVA page -> RAM page + 1 */
     GHashTable *pending;        /* IOVA page -> VpriPendingXlat */
     uint64_t unmap_gen;
@@ -78,7 +89,7 @@ struct VpriDeviceXlat {
 
 /* Reverse map keys and values: (device, IOVA page) packed in a pointer. */
 #define VPRI_RMAP_DEV_BITS 6
-QEMU_BUILD_BUG_ON(VPRI_HOST_MAX_DEVICES > (1 << VPRI_RMAP_DEV_BITS));
+QEMU_BUILD_BUG_ON(VPRI_EVICT_MAX_SLOTS > (1 << VPRI_RMAP_DEV_BITS));
 
 static gpointer vpri_rmap_pack(uint32_t dev_id, uint64_t iova_page)
 {
@@ -95,46 +106,39 @@ static uint64_t vpri_rmap_iova_page(gpointer v)
     return GPOINTER_TO_SIZE(v) >> VPRI_RMAP_DEV_BITS;
 }
 
-static uint32_t vpri_xlat_dev_id(VpriDeviceXlat *x)
-{
-    return x->d - x->d->host->devs;
-}
-
 /* ------------------------------------------------------------------ */
-/* The ATC and the reverse map; all under host->xlat_lock             */
+/* The ATC and the reverse map; all under xt->lock                    */
 
-static void vpri_rmap_remove(VpriHost *h, uint64_t ram_page, gpointer v)
+static void vpri_rmap_remove(VpriXlat *xt, uint64_t ram_page, gpointer v)
 {
     gpointer key = GSIZE_TO_POINTER(ram_page);
-    GSList *l = g_hash_table_lookup(h->xlat_rmap, key);
+    GSList *l = g_hash_table_lookup(xt->rmap, key);
 
-    g_hash_table_steal(h->xlat_rmap, key);
+    g_hash_table_steal(xt->rmap, key);
     l = g_slist_remove(l, v);
     if (l) {
-        g_hash_table_insert(h->xlat_rmap, key, l);
+        g_hash_table_insert(xt->rmap, key, l);
     } else {
-        g_hash_table_remove(h->xlat_rmap, key);
+        g_hash_table_remove(xt->rmap, key);
     }
 }
 
 /* Forget one IOVA page and lower its entry; no fence: nothing is reused. */
-static void vpri_atc_drop(VpriDeviceXlat *x, uint64_t iova_page,
+static void vpri_atc_drop(VpriXlatDevice *x, uint64_t iova_page,
                           uint64_t atc_value)
 {
-    VpriHost *h = x->d->host;
-
     if (atc_value != VPRI_ATC_NOT_RAM) {
-        vpri_rmap_remove(h, atc_value - 1,
-                         vpri_rmap_pack(vpri_xlat_dev_id(x), iova_page));
+        vpri_rmap_remove(x->xt, atc_value - 1,
+                         vpri_rmap_pack(x->dev_id, iova_page));
     }
     g_hash_table_remove(x->atc, GSIZE_TO_POINTER(iova_page));
-    vpri_pab_lower_range(x->d->pab, iova_page, 1, PAB_NOT_PRESENT);
+    vpri_pab_lower_range(x->pab, iova_page, 1, PAB_NOT_PRESENT);
 }
 
-static void vpri_atc_insert(VpriDeviceXlat *x, uint64_t iova_page,
+static void vpri_atc_insert(VpriXlatDevice *x, uint64_t iova_page,
                             uint64_t ram_page, PabState state)
 {
-    VpriHost *h = x->d->host;
+    VpriXlat *xt = x->xt;
     gpointer old = g_hash_table_lookup(x->atc, GSIZE_TO_POINTER(iova_page));
     uint64_t value = ram_page == VPRI_ATC_NOT_RAM ? ram_page : ram_page + 1;
 
@@ -145,19 +149,18 @@ static void vpri_atc_insert(VpriDeviceXlat *x, uint64_t iova_page,
                         GSIZE_TO_POINTER(value));
     if (ram_page != VPRI_ATC_NOT_RAM) {
         gpointer key = GSIZE_TO_POINTER(ram_page);
-        GSList *l = g_hash_table_lookup(h->xlat_rmap, key);
+        GSList *l = g_hash_table_lookup(xt->rmap, key);
 
         /* Steal first: replacing the value would free the list. */
-        g_hash_table_steal(h->xlat_rmap, key);
-        l = g_slist_prepend(l, vpri_rmap_pack(vpri_xlat_dev_id(x),
-                                              iova_page));
-        g_hash_table_insert(h->xlat_rmap, key, l);
+        g_hash_table_steal(xt->rmap, key);
+        l = g_slist_prepend(l, vpri_rmap_pack(x->dev_id, iova_page));
+        g_hash_table_insert(xt->rmap, key, l);
     }
-    vpri_pab_raise_range(x->d->pab, iova_page, 1, state);
+    vpri_pab_raise_range(x->pab, iova_page, 1, state);
 }
 
 /* Drop every translation in [@first, @last] (IOVA pages). */
-static void vpri_atc_drop_range(VpriDeviceXlat *x, uint64_t first,
+static void vpri_atc_drop_range(VpriXlatDevice *x, uint64_t first,
                                 uint64_t last)
 {
     GHashTableIter it;
@@ -200,31 +203,30 @@ static void vpri_atc_drop_range(VpriDeviceXlat *x, uint64_t first,
 static void vpri_iommu_unmap_notify(IOMMUNotifier *n, IOMMUTLBEntry *e)
 {
     VpriIommuNotifier *vn = container_of(n, VpriIommuNotifier, n);
-    VpriHost *h = vn->x->d->host;
+    VpriXlat *xt = vn->x->xt;
     uint64_t first = e->iova >> PAB_PAGE_SHIFT;
     uint64_t last = (e->iova + e->addr_mask) >> PAB_PAGE_SHIFT;
 
-    qemu_mutex_lock(&h->xlat_lock);
+    qemu_mutex_lock(&xt->lock);
     vpri_atc_drop_range(vn->x, first, last);
-    qemu_mutex_unlock(&h->xlat_lock);
-    trace_vpri_iommu_unmap(vpri_xlat_dev_id(vn->x), e->iova, e->addr_mask);
+    qemu_mutex_unlock(&xt->lock);
+    trace_vpri_iommu_unmap(vn->x->dev_id, e->iova, e->addr_mask);
 }
 
 /* The device's address space changed shape (DMA remapping switched on or
  * off, an IOMMU region came or went): no translation can be trusted. */
-static void vpri_iommu_flush(VpriDeviceXlat *x)
+static void vpri_iommu_flush(VpriXlatDevice *x)
 {
-    VpriHost *h = x->d->host;
-
-    qemu_mutex_lock(&h->xlat_lock);
+    qemu_mutex_lock(&x->xt->lock);
     vpri_atc_drop_range(x, 0, UINT64_MAX >> PAB_PAGE_SHIFT);
-    qemu_mutex_unlock(&h->xlat_lock);
+    qemu_mutex_unlock(&x->xt->lock);
+    trace_vpri_iommu_flush(x->dev_id);
 }
 
 static void vpri_iommu_region_add(MemoryListener *l,
                                   MemoryRegionSection *section)
 {
-    VpriDeviceXlat *x = container_of(l, VpriDeviceXlat, listener);
+    VpriXlatDevice *x = container_of(l, VpriXlatDevice, listener);
     IOMMUMemoryRegion *iommu_mr;
     VpriIommuNotifier *vn;
     Error *err = NULL;
@@ -249,8 +251,7 @@ static void vpri_iommu_region_add(MemoryListener *l,
     if (memory_region_register_iommu_notifier(section->mr, &vn->n, &err)) {
         /* Without unmaps we cannot follow the guest's mappings. */
         warn_reportf_err(err, "vpri-host: IOVA translations of device %u "
-                         "will not see IOMMU unmaps: ",
-                         vpri_xlat_dev_id(x));
+                         "will not see IOMMU unmaps: ", x->dev_id);
         g_free(vn);
         return;
     }
@@ -260,7 +261,7 @@ static void vpri_iommu_region_add(MemoryListener *l,
 static void vpri_iommu_region_del(MemoryListener *l,
                                   MemoryRegionSection *section)
 {
-    VpriDeviceXlat *x = container_of(l, VpriDeviceXlat, listener);
+    VpriXlatDevice *x = container_of(l, VpriXlatDevice, listener);
     VpriIommuNotifier *vn, *tmp;
 
     QLIST_FOREACH_SAFE(vn, &x->notifiers, next, tmp) {
@@ -275,59 +276,125 @@ static void vpri_iommu_region_del(MemoryListener *l,
 }
 
 /* ------------------------------------------------------------------ */
+/* Eviction hooks (vpri-residency.h)                                  */
+
+/*
+ * Lower every IOVA entry that stands for one of the RAM pages, through
+ * the device's eviction batch, and forget those translations.
+ */
+static void *vpri_xlat_evict_lower(void *opaque, const uint64_t *pages,
+                                   const uint64_t *gpas, unsigned n)
+{
+    VpriXlat *xt = opaque;
+    VpriEvictBatches *eb = NULL;
+
+    qemu_mutex_lock(&xt->lock);
+    for (unsigned i = 0; i < n; i++) {
+        gpointer key = GSIZE_TO_POINTER(pages[i]);
+        GSList *l = g_hash_table_lookup(xt->rmap, key);
+
+        if (!l) {
+            continue;
+        }
+        g_hash_table_steal(xt->rmap, key);
+        for (GSList *it = l; it; it = it->next) {
+            VpriXlatDevice *x = xt->devs[vpri_rmap_dev(it->data)];
+            uint64_t iova_page = vpri_rmap_iova_page(it->data);
+
+            if (!x) {
+                continue;
+            }
+            g_hash_table_remove(x->atc, GSIZE_TO_POINTER(iova_page));
+            if (!eb) {
+                eb = vpri_evict_batches_new();
+            }
+            vpri_evict_batches_lower(eb, x->dev_id, x->pab, iova_page);
+        }
+        g_slist_free(l);
+    }
+    qemu_mutex_unlock(&xt->lock);
+    if (eb) {
+        vpri_evict_batches_sync(eb);
+    }
+    return eb;
+}
+
+static void vpri_xlat_evict_flush(void *opaque, void *ctx, uint64_t *fences,
+                                  uint64_t *deferred)
+{
+    vpri_evict_batches_finish(ctx, fences, deferred);
+}
+
+static const VpriResidencyHooks vpri_xlat_residency_hooks = {
+    .evict_lower = vpri_xlat_evict_lower,
+    .evict_flush = vpri_xlat_evict_flush,
+};
+
+/* ------------------------------------------------------------------ */
 /* Set-up                                                             */
 
-void vpri_host_set_dma_space(VpriHost *h, uint32_t dev_id, AddressSpace *as)
+VpriXlat *vpri_xlat_new(VpriResidency *res)
 {
-    VpriHostDevice *d = &h->devs[dev_id];
-    uint64_t npages = MAX(vpri_pab_npages(d->pab),
-                          VPRI_IOVA_BITMAP_BYTES >> PAB_PAGE_SHIFT);
-    VpriDeviceXlat *x;
+    VpriXlat *xt = g_new0(VpriXlat, 1);
 
-    if (as == &address_space_memory || d->xlat) {
-        return;         /* guest-physical DMA: the bitmap is set already */
+    xt->res = res;
+    qemu_mutex_init(&xt->lock);
+    xt->rmap = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
+                                     (GDestroyNotify)g_slist_free);
+    vpri_residency_add_hooks(res, &vpri_xlat_residency_hooks, xt);
+    return xt;
+}
+
+void vpri_xlat_free(VpriXlat *xt)
+{
+    if (!xt) {
+        return;
     }
-    x = g_new0(VpriDeviceXlat, 1);
-    x->d = d;
+    g_hash_table_destroy(xt->rmap);
+    qemu_mutex_destroy(&xt->lock);
+    g_free(xt);
+}
+
+VpriXlatDevice *vpri_xlat_attach(VpriXlat *xt, uint32_t dev_id,
+                                 PaBitmap *pab, AddressSpace *as)
+{
+    VpriXlatDevice *x = g_new0(VpriXlatDevice, 1);
+
+    assert(dev_id < VPRI_EVICT_MAX_SLOTS);
+    x->xt = xt;
+    x->dev_id = dev_id;
+    x->pab = pab;
     x->as = as;
     x->atc = g_hash_table_new(g_direct_hash, g_direct_equal);
     x->pending = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
                                        g_free);
     QLIST_INIT(&x->notifiers);
-
-    /* A fresh, empty IOVA-indexed bitmap: the device has no translation. */
-    qemu_mutex_lock(&h->lock);
-    vpri_pab_free(d->pab);
-    vpri_access_tracker_free(d->tracker);
-    d->pab = vpri_pab_new(npages);
-    d->tracker = vpri_access_tracker_new(npages);
-    vpri_pab_set_range(d->pab, 0, npages, PAB_NOT_PRESENT);
-    d->xlat = x;
-    qemu_mutex_unlock(&h->lock);
+    qemu_mutex_lock(&xt->lock);
+    assert(!xt->devs[dev_id]);
+    xt->devs[dev_id] = x;
+    qemu_mutex_unlock(&xt->lock);
 
     x->listener.name = "vpri-host-iommu";
     x->listener.region_add = vpri_iommu_region_add;
     x->listener.region_del = vpri_iommu_region_del;
     memory_listener_register(&x->listener, as);
+    return x;
 }
 
-void vpri_iommu_detach(VpriHost *h, VpriHostDevice *d)
+void vpri_xlat_detach(VpriXlatDevice *x)
 {
-    VpriDeviceXlat *x = d->xlat;
+    VpriXlat *xt = x->xt;
     VpriIommuNotifier *vn, *tmp;
 
-    if (!x) {
-        return;
-    }
     memory_listener_unregister(&x->listener);
     QLIST_FOREACH_SAFE(vn, &x->notifiers, next, tmp) {
         memory_region_unregister_iommu_notifier(vn->mr, &vn->n);
         g_free(vn);
     }
-    qemu_mutex_lock(&h->xlat_lock);
+    qemu_mutex_lock(&xt->lock);
     vpri_atc_drop_range(x, 0, UINT64_MAX >> PAB_PAGE_SHIFT);
-    d->xlat = NULL;
-    qemu_mutex_unlock(&h->xlat_lock);
+    xt->devs[x->dev_id] = NULL;
+    qemu_mutex_unlock(&xt->lock);
     g_hash_table_destroy(x->atc);
     g_hash_table_destroy(x->pending);
     g_free(x);
@@ -337,14 +404,15 @@ void vpri_iommu_detach(VpriHost *h, VpriHostDevice *d)
 /* Faults                                                             */
 
 /* The guest RAM page behind @mr + @xlat, or VPRI_ATC_NOT_RAM. */
-static uint64_t vpri_iommu_ram_page(VpriHost *h, MemoryRegion *mr,
+static uint64_t vpri_iommu_ram_page(VpriXlat *xt, MemoryRegion *mr,
                                     hwaddr xlat)
 {
     uint64_t page;
 
     if (!memory_region_is_ram(mr) ||
-        !vpri_host_hva_to_page(h, qemu_map_ram_ptr(mr->ram_block, xlat),
-                               &page)) {
+        !vpri_residency_hva_to_page(xt->res,
+                                    qemu_map_ram_ptr(mr->ram_block, xlat),
+                                    &page)) {
         return VPRI_ATC_NOT_RAM;
     }
     return page;
@@ -354,81 +422,80 @@ static uint64_t vpri_iommu_ram_page(VpriHost *h, MemoryRegion *mr,
  * Translate @iova as the device's DMA would (main loop): remember where
  * it leads, and whether a write would be allowed too.
  */
-void vpri_iommu_translate_fault(VpriHost *h, VpriHostDevice *d,
-                                uint64_t iova, bool write)
+void vpri_xlat_translate_fault(VpriXlatDevice *x, uint64_t iova, bool write)
 {
-    VpriDeviceXlat *x = d->xlat;
+    VpriXlat *xt = x->xt;
     VpriPendingXlat *p = g_new0(VpriPendingXlat, 1);
     MemoryRegion *mr;
     hwaddr xlat, plen = PAB_PAGE_SIZE;
 
     iova &= PAB_PAGE_MASK;
-    qemu_mutex_lock(&h->xlat_lock);
+    qemu_mutex_lock(&xt->lock);
     p->unmap_gen = x->unmap_gen;
-    qemu_mutex_unlock(&h->xlat_lock);
+    qemu_mutex_unlock(&xt->lock);
 
     WITH_RCU_READ_LOCK_GUARD() {
         p->mapped = address_space_access_valid(x->as, iova, 1, write,
                                                MEMTXATTRS_UNSPECIFIED);
         mr = address_space_translate(x->as, iova, &xlat, &plen, write,
                                      MEMTXATTRS_UNSPECIFIED);
-        p->ram_page = vpri_iommu_ram_page(h, mr, xlat);
+        p->ram_page = vpri_iommu_ram_page(xt, mr, xlat);
         p->state = write || address_space_access_valid(
                                 x->as, iova, 1, true, MEMTXATTRS_UNSPECIFIED)
                    ? PAB_READ_WRITE : PAB_READ_ONLY;
     }
 
-    qemu_mutex_lock(&h->xlat_lock);
+    qemu_mutex_lock(&xt->lock);
     if (!p->mapped) {
         x->refused++;
     }
     g_hash_table_replace(x->pending, GSIZE_TO_POINTER(iova >> PAB_PAGE_SHIFT),
                          p);
-    qemu_mutex_unlock(&h->xlat_lock);
+    qemu_mutex_unlock(&xt->lock);
+    trace_vpri_iommu_translate(x->dev_id, iova, write, p->mapped,
+                               p->ram_page);
     if (!p->mapped) {
         qemu_log_mask(LOG_GUEST_ERROR, "vpri-host: device %u: DMA %s IOVA "
                       "0x%" PRIx64 " is not mapped by the IOMMU\n",
-                      (unsigned)(d - h->devs), write ? "write to" : "read of",
-                      iova);
+                      x->dev_id, write ? "write to" : "read of", iova);
     }
 }
 
 /* A handler serves a translated device's fault record. */
-FaultStatus vpri_iommu_serve(VpriHost *h, VpriHostDevice *d,
-                             const FaultRecord *rec)
+FaultStatus vpri_xlat_serve(VpriXlatDevice *x, uint64_t iova)
 {
-    VpriDeviceXlat *x = d->xlat;
-    uint64_t iova_page = rec->page_addr >> PAB_PAGE_SHIFT;
+    VpriXlat *xt = x->xt;
+    uint64_t iova_page = iova >> PAB_PAGE_SHIFT;
     VpriPendingXlat p;
     bool resident;
 
-    qemu_mutex_lock(&h->xlat_lock);
+    qemu_mutex_lock(&xt->lock);
     {
         VpriPendingXlat *pp = g_hash_table_lookup(x->pending,
                                                   GSIZE_TO_POINTER(iova_page));
 
         if (!pp) {
             /* Answered already (a coalesced record): let the DMA retry. */
-            qemu_mutex_unlock(&h->xlat_lock);
+            qemu_mutex_unlock(&xt->lock);
             return FAULT_STATUS_RESOLVED;
         }
         p = *pp;
         g_hash_table_remove(x->pending, GSIZE_TO_POINTER(iova_page));
     }
-    qemu_mutex_unlock(&h->xlat_lock);
+    qemu_mutex_unlock(&xt->lock);
 
     if (!p.mapped) {
         return FAULT_STATUS_FAILED;
     }
     if (p.ram_page != VPRI_ATC_NOT_RAM &&
-        !vpri_host_page_in_ram(h, p.ram_page)) {
+        !vpri_residency_page_in(xt->res, p.ram_page)) {
         return FAULT_STATUS_FAILED;
     }
 
-    qemu_mutex_lock(&h->xlat_lock);
+    qemu_mutex_lock(&xt->lock);
     if (p.unmap_gen != x->unmap_gen) {
         /* The guest unmapped something meanwhile: translate afresh. */
-        qemu_mutex_unlock(&h->xlat_lock);
+        qemu_mutex_unlock(&xt->lock);
         return FAULT_STATUS_RESOLVED;
     }
     vpri_atc_insert(x, iova_page, p.ram_page, p.state);
@@ -437,53 +504,20 @@ FaultStatus vpri_iommu_serve(VpriHost *h, VpriHostDevice *d,
      * left the page EVICTING or EVICTED: take ours back down too.
      */
     resident = p.ram_page == VPRI_ATC_NOT_RAM ||
-               vpri_host_page_resident(h, p.ram_page);
+               vpri_residency_page_resident(xt->res, p.ram_page);
     if (!resident) {
         vpri_atc_drop(x, iova_page, p.ram_page + 1);
     }
-    qemu_mutex_unlock(&h->xlat_lock);
+    qemu_mutex_unlock(&xt->lock);
     return FAULT_STATUS_RESOLVED;
 }
 
-/*
- * Eviction: lower every IOVA entry that stands for RAM page @page, through
- * the device's eviction batch in @pb (at once for a device attached after
- * the batch began).
- */
-void vpri_iommu_lower_page(VpriHost *h, uint64_t page, PabBatch **pb)
+void vpri_xlat_stats(VpriXlatDevice *x, uint64_t *translations,
+                     uint64_t *unmapped, uint64_t *refused)
 {
-    GSList *l, *it;
-
-    qemu_mutex_lock(&h->xlat_lock);
-    l = g_hash_table_lookup(h->xlat_rmap, GSIZE_TO_POINTER(page));
-    if (l) {
-        g_hash_table_steal(h->xlat_rmap, GSIZE_TO_POINTER(page));
-        for (it = l; it; it = it->next) {
-            uint32_t id = vpri_rmap_dev(it->data);
-            VpriHostDevice *d = &h->devs[id];
-            uint64_t iova_page = vpri_rmap_iova_page(it->data);
-
-            if (!d->xlat) {
-                continue;
-            }
-            g_hash_table_remove(d->xlat->atc, GSIZE_TO_POINTER(iova_page));
-            if (pb[id]) {
-                vpri_pab_batch_lower(pb[id], iova_page);
-            } else {
-                vpri_pab_lower_range(d->pab, iova_page, 1, PAB_NOT_PRESENT);
-            }
-        }
-        g_slist_free(l);
-    }
-    qemu_mutex_unlock(&h->xlat_lock);
-}
-
-void vpri_iommu_stats(VpriHost *h, VpriHostDevice *d, uint64_t *translations,
-                      uint64_t *unmapped, uint64_t *refused)
-{
-    qemu_mutex_lock(&h->xlat_lock);
-    *translations = d->xlat ? g_hash_table_size(d->xlat->atc) : 0;
-    *unmapped = d->xlat ? d->xlat->unmaps : 0;
-    *refused = d->xlat ? d->xlat->refused : 0;
-    qemu_mutex_unlock(&h->xlat_lock);
+    qemu_mutex_lock(&x->xt->lock);
+    *translations = g_hash_table_size(x->atc);
+    *unmapped = x->unmaps;
+    *refused = x->refused;
+    qemu_mutex_unlock(&x->xt->lock);
 }

@@ -35,6 +35,7 @@
 #include "standard-headers/linux/virtio_ring.h"
 #include "hw/vpri/vpri-virtio-pci.h"
 #include "hw/vpri/vpri-nic.h"
+#include "hw/vpri/vpri-host.h"
 #include "trace.h"
 
 OBJECT_DECLARE_SIMPLE_TYPE(VpriNic, VPRI_NIC)
@@ -949,14 +950,12 @@ static void vpri_nic_exit(PCIDevice *pci)
     g_free(s->queue_faults);
 }
 
-void vpri_nic_query_stats(DeviceState *dev, VpriDeviceInfo *info)
+/* vpri-host-client: the NIC's members of its query-vpri entry. */
+static void vpri_nic_query_stats(DeviceState *dev, VpriDeviceInfo *info)
 {
-    VpriNic *s = (VpriNic *)object_dynamic_cast(OBJECT(dev), TYPE_VPRI_NIC);
+    VpriNic *s = VPRI_NIC(dev);
     uint16_t nq;
 
-    if (!s) {
-        return;
-    }
     nq = VPRI_VIRTIO_PCI(s)->num_queues;
     info->has_rx_dropped_on_fault = true;
     info->rx_dropped_on_fault = s->rx_dropped_on_fault;
@@ -996,7 +995,9 @@ static void vpri_nic_class_init(ObjectClass *klass, void *data)
     DeviceClass *dc = DEVICE_CLASS(klass);
     PCIDeviceClass *pc = PCI_DEVICE_CLASS(klass);
     VpriVirtioPCIClass *vc = VPRI_VIRTIO_PCI_CLASS(klass);
+    VpriHostClientClass *hc = VPRI_HOST_CLIENT_CLASS(klass);
 
+    hc->query_stats = vpri_nic_query_stats;
     pc->realize = vpri_nic_realize;
     pc->exit = vpri_nic_exit;
     vc->virtio_device_id = 1;
@@ -1021,6 +1022,10 @@ static const TypeInfo vpri_nic_type_info = {
     .instance_size = sizeof(VpriNic),
     .instance_init = vpri_nic_instance_init,
     .class_init = vpri_nic_class_init,
+    .interfaces = (InterfaceInfo[]) {
+        { TYPE_VPRI_HOST_CLIENT },
+        { }
+    },
 };
 
 static void vpri_nic_register_types(void)

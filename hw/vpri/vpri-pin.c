@@ -1,13 +1,15 @@
 /*
- * vpri-host: the DMA pinning policy (pin-policy, pin-budget) and DMA trace
- * recording (vpri-trace-start / vpri-trace-stop)
+ * vpri-host, middle layer: the DMA pinning policy (pin-policy, pin-budget)
+ * and DMA trace recording (vpri-trace-start / vpri-trace-stop)
  *
  * The policy itself is the QEMU-free core hw/vpri/core/pin-policy.c
  * (docs/vpri-adp.rst).  This file feeds it: every epoch (a virtual-clock
- * timer in the main loop) it collects each device's access tracker, maps
+ * timer in the main loop) it collects each device's access trackers, maps
  * the touched guest-physical pages to RAM pages, ends the policy's epoch
- * and applies the pin changes through the host's pin counts; the fault
- * handlers report each device fault.
+ * and applies the pin changes through the residency layer's pin counts;
+ * the host reports each device fault its handlers serve.
+ *
+ * Layering (vpri-pin.h): calls only the residency layer.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -15,95 +17,105 @@
 #include "qemu/osdep.h"
 #include "qemu/error-report.h"
 #include "qemu/main-loop.h"
+#include "qemu/thread.h"
+#include "qemu/timer.h"
 #include "qapi/error.h"
 #include "qemu/cutils.h"
-#include "hw/qdev-core.h"
-#include "hw/vpri/vpri-host-internal.h"
+#include "hw/vpri/core/access-tracker.h"
 #include "hw/vpri/core/dma-trace.h"
+#include "vpri-pin.h"
+#include "trace.h"
 
 /* How often the access trackers are collected and the pins recomputed. */
 #define VPRI_PIN_EPOCH_NS (50 * SCALE_MS)
 #define VPRI_PIN_DEFAULT_BUDGET 5.2
 
-/* Which half of the policy a device gets: block devices vs the rest. */
-static PinDevKind vpri_pin_dev_kind(VpriHostDevice *d)
-{
-    const char *type = object_get_typename(OBJECT(d->dev));
+struct VpriPinDevice {
+    VpriPin *p;
+    uint32_t dev_id;
+    PinDevKind kind;
+    char name[sizeof(((DmaTraceDevice *)0)->name)];
+    AccessTracker *tracker;     /* pages the device touched */
+    AccessTracker *armed;       /* pages given for a DMA still to come */
+    int pin_dev;                /* its index in the policy, or -1 */
+};
 
-    return strstr(type, "blk") || strstr(type, "nvme") || strstr(type, "scsi")
-           ? PIN_DEV_BLOCK : PIN_DEV_NIC;
-}
+struct VpriPin {
+    char *owner;
+    VpriResidency *res;
+
+    /* Settings */
+    PinPolicyKind kind;
+    double budget_pct;
+
+    QemuMutex lock;             /* everything below but the trace */
+    VpriPinDevice *devs[VPRI_EVICT_MAX_SLOTS];
+    PinPolicy *policy;          /* NULL until guest RAM is ready */
+    QEMUTimer *timer;
+    uint64_t ram_pages;
+    uint8_t *pin_by_policy;     /* RAM pages the policy holds a pin on */
+    uint64_t epochs;
+
+    QemuMutex trace_lock;
+    FILE *trace_file;
+    char *trace_path;
+    uint64_t trace_records;
+    uint64_t trace_last_ns;
+    uint64_t trace_devs;        /* device slots in the trace's header */
+};
+
+QEMU_BUILD_BUG_ON(VPRI_EVICT_MAX_SLOTS > 64);   /* trace_devs is a mask */
 
 /* ------------------------------------------------------------------ */
-/* Properties                                                         */
+/* Settings                                                           */
 
-static char *vpri_pin_get_policy(Object *obj, Error **errp)
+const char *vpri_pin_get_policy(VpriPin *p)
 {
-    return g_strdup(vpri_pin_policy_kind_name(VPRI_HOST(obj)->pin_kind));
+    return vpri_pin_policy_kind_name(p->kind);
 }
 
-static void vpri_pin_set_policy(Object *obj, const char *value, Error **errp)
+bool vpri_pin_set_policy(VpriPin *p, const char *name, Error **errp)
 {
-    VpriHost *h = VPRI_HOST(obj);
+    PinPolicyKind kind;
 
-    if (h->pin_policy) {
+    if (qatomic_read(&p->policy)) {
         error_setg(errp, "pin-policy cannot change once guest RAM is set up");
-        return;
+        return false;
     }
-    if (vpri_pin_policy_kind_parse(value, &h->pin_kind)) {
+    if (vpri_pin_policy_kind_parse(name, &kind)) {
         error_setg(errp, "pin-policy must be none, lru or adp, not '%s'",
-                   value);
+                   name);
+        return false;
     }
+    p->kind = kind;
+    return true;
 }
 
 /*
  * A string, not a number: -object's command-line form goes through the
  * options visitor, which has no floating-point type.
  */
-static char *vpri_pin_get_budget(Object *obj, Error **errp)
+char *vpri_pin_get_budget(VpriPin *p)
 {
-    return g_strdup_printf("%g", VPRI_HOST(obj)->pin_budget_pct);
+    return g_strdup_printf("%g", p->budget_pct);
 }
 
-static void vpri_pin_set_budget(Object *obj, const char *value, Error **errp)
+bool vpri_pin_set_budget(VpriPin *p, const char *value, Error **errp)
 {
-    VpriHost *h = VPRI_HOST(obj);
     double pct;
 
     if (qemu_strtod_finite(value, NULL, &pct) || !(pct >= 0 && pct <= 50)) {
         error_setg(errp, "pin-budget must be a percentage of guest RAM, "
                    "0..50, not '%s'", value);
-        return;
+        return false;
     }
-    qemu_mutex_lock(&h->pin_lock);
-    h->pin_budget_pct = pct;
-    if (h->pin_policy) {
-        vpri_pin_policy_set_budget(h->pin_policy,
-                              (uint64_t)(h->ram_pages * pct / 100));
+    qemu_mutex_lock(&p->lock);
+    p->budget_pct = pct;
+    if (p->policy) {
+        vpri_pin_policy_set_budget(p->policy,
+                                   (uint64_t)(p->ram_pages * pct / 100));
     }
-    qemu_mutex_unlock(&h->pin_lock);
-}
-
-void vpri_pin_init(VpriHost *h)
-{
-    Object *obj = OBJECT(h);
-
-    qemu_mutex_init(&h->pin_lock);
-    qemu_mutex_init(&h->trace_lock);
-    h->pin_kind = PIN_POLICY_NONE;
-    h->pin_budget_pct = VPRI_PIN_DEFAULT_BUDGET;
-    object_property_add_str(obj, "pin-policy", vpri_pin_get_policy,
-                            vpri_pin_set_policy);
-    object_property_set_description(obj, "pin-policy",
-        "DMA pinning policy: none, lru or adp (docs/vpri-adp.rst)");
-    object_property_add_str(obj, "pin-budget", vpri_pin_get_budget,
-                            vpri_pin_set_budget);
-    object_property_set_description(obj, "pin-budget",
-        "most guest RAM the pinning policy pins, in percent (default 5.2)");
-}
-
-bool vpri_pin_check(VpriHost *h, Error **errp)
-{
+    qemu_mutex_unlock(&p->lock);
     return true;
 }
 
@@ -111,7 +123,7 @@ bool vpri_pin_check(VpriHost *h, Error **errp)
 /* The policy                                                         */
 
 typedef struct VpriPinEpoch {
-    VpriHost *h;
+    VpriPin *p;
     unsigned pin_dev;
     GArray *changes;            /* int64_t: page + 1, negative to unpin */
 } VpriPinEpoch;
@@ -121,8 +133,9 @@ static void vpri_pin_observe(uint64_t pfn, void *opaque)
     VpriPinEpoch *e = opaque;
     uint64_t page;
 
-    if (vpri_host_gpa_to_ram_page(e->h, pfn << PAB_PAGE_SHIFT, &page)) {
-        vpri_pin_policy_observe(e->h->pin_policy, e->pin_dev, page);
+    if (vpri_residency_gpa_to_page(e->p->res, pfn << PAB_PAGE_SHIFT,
+                                   &page)) {
+        vpri_pin_policy_observe(e->p->policy, e->pin_dev, page);
     }
 }
 
@@ -131,8 +144,9 @@ static void vpri_pin_armed(uint64_t pfn, void *opaque)
     VpriPinEpoch *e = opaque;
     uint64_t page;
 
-    if (vpri_host_gpa_to_ram_page(e->h, pfn << PAB_PAGE_SHIFT, &page)) {
-        vpri_pin_policy_armed(e->h->pin_policy, e->pin_dev, page);
+    if (vpri_residency_gpa_to_page(e->p->res, pfn << PAB_PAGE_SHIFT,
+                                   &page)) {
+        vpri_pin_policy_armed(e->p->policy, e->pin_dev, page);
     }
 }
 
@@ -146,28 +160,28 @@ static void vpri_pin_change(uint64_t page, bool pinned, void *opaque)
 
 static void vpri_pin_epoch(void *opaque)
 {
-    VpriHost *h = opaque;
-    VpriPinEpoch e = { .h = h,
+    VpriPin *p = opaque;
+    VpriPinEpoch e = { .p = p,
                        .changes = g_array_new(false, false,
                                               sizeof(int64_t)) };
 
-    qemu_mutex_lock(&h->pin_lock);
-    for (unsigned id = 0; id < VPRI_HOST_MAX_DEVICES; id++) {
-        VpriHostDevice *d = &h->devs[id];
+    qemu_mutex_lock(&p->lock);
+    for (unsigned id = 0; id < VPRI_EVICT_MAX_SLOTS; id++) {
+        VpriPinDevice *pd = p->devs[id];
 
-        if (d->dev && d->pin_dev >= 0) {
-            e.pin_dev = (unsigned)d->pin_dev;
-            vpri_access_tracker_collect_cb(d->tracker, 0,
-                                      vpri_access_tracker_npages(d->tracker),
-                                      vpri_pin_observe, &e);
-            vpri_access_tracker_collect_cb(d->armed, 0,
-                                      vpri_access_tracker_npages(d->armed),
-                                      vpri_pin_armed, &e);
+        if (pd && pd->pin_dev >= 0) {
+            e.pin_dev = (unsigned)pd->pin_dev;
+            vpri_access_tracker_collect_cb(
+                pd->tracker, 0, vpri_access_tracker_npages(pd->tracker),
+                vpri_pin_observe, &e);
+            vpri_access_tracker_collect_cb(
+                pd->armed, 0, vpri_access_tracker_npages(pd->armed),
+                vpri_pin_armed, &e);
         }
     }
-    vpri_pin_policy_epoch(h->pin_policy, vpri_pin_change, &e);
-    h->pin_epochs++;
-    qemu_mutex_unlock(&h->pin_lock);
+    vpri_pin_policy_epoch(p->policy, vpri_pin_change, &e);
+    p->epochs++;
+    qemu_mutex_unlock(&p->lock);
 
     /*
      * Applied outside the policy's lock: a pin may page in from the swap
@@ -177,227 +191,372 @@ static void vpri_pin_epoch(void *opaque)
         int64_t c = g_array_index(e.changes, int64_t, i);
         uint64_t page = (uint64_t)(c > 0 ? c : -c) - 1;
 
-        if (c > 0 && !h->pin_by_policy[page]) {
-            h->pin_by_policy[page] = vpri_host_pin_ram_page(h, page, true);
-        } else if (c < 0 && h->pin_by_policy[page]) {
-            vpri_host_pin_ram_page(h, page, false);
-            h->pin_by_policy[page] = 0;
+        if (c > 0 && !p->pin_by_policy[page]) {
+            p->pin_by_policy[page] = vpri_residency_pin_page(p->res, page,
+                                                             true);
+        } else if (c < 0 && p->pin_by_policy[page]) {
+            vpri_residency_pin_page(p->res, page, false);
+            p->pin_by_policy[page] = 0;
         }
     }
+    trace_vpri_pin_epoch(p->epochs, e.changes->len);
     g_array_free(e.changes, true);
-    timer_mod(h->pin_timer,
+    timer_mod(p->timer,
               qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL) + VPRI_PIN_EPOCH_NS);
 }
 
-static void vpri_pin_add_device(VpriHost *h, VpriHostDevice *d)
+/* Called with p->lock held. */
+static void vpri_pin_add_to_policy(VpriPin *p, VpriPinDevice *pd)
 {
-    int r = vpri_pin_policy_add_device(h->pin_policy, vpri_pin_dev_kind(d));
+    int r = vpri_pin_policy_add_device(p->policy, pd->kind);
 
     if (r < 0) {
         warn_report("vpri-host '%s': the pin policy takes at most %d "
-                    "devices; %s is not pinned for",
-                    object_get_canonical_path_component(OBJECT(h)),
-                    PIN_POLICY_MAX_DEVICES,
-                    object_get_typename(OBJECT(d->dev)));
+                    "devices; device %u is not pinned for", p->owner,
+                    PIN_POLICY_MAX_DEVICES, pd->dev_id);
     }
-    d->pin_dev = r;
+    pd->pin_dev = r;
 }
 
 /* Guest RAM is ready: start the policy (also for none: it is the record). */
-void vpri_pin_start(VpriHost *h)
+static void vpri_pin_ready(void *opaque)
 {
-    qemu_mutex_lock(&h->pin_lock);
-    h->pin_policy = vpri_pin_policy_new(h->pin_kind, h->ram_pages,
-                                   (uint64_t)(h->ram_pages *
-                                              h->pin_budget_pct / 100));
-    if (!h->pin_policy) {
-        qemu_mutex_unlock(&h->pin_lock);
-        error_report("vpri-host: cannot allocate the pin policy");
+    VpriPin *p = opaque;
+    uint64_t pages = vpri_residency_guest_pages(p->res);
+    PinPolicy *policy;
+
+    policy = vpri_pin_policy_new(p->kind, pages,
+                                 (uint64_t)(pages * p->budget_pct / 100));
+    if (!policy) {
+        error_report("vpri-host '%s': cannot allocate the pin policy",
+                     p->owner);
         return;
     }
-    h->pin_by_policy = g_new0(uint8_t, h->ram_pages);
-    for (unsigned id = 0; id < VPRI_HOST_MAX_DEVICES; id++) {
-        if (h->devs[id].dev) {
-            vpri_pin_add_device(h, &h->devs[id]);
+    qemu_mutex_lock(&p->lock);
+    p->ram_pages = pages;
+    p->pin_by_policy = g_new0(uint8_t, pages);
+    qatomic_set(&p->policy, policy);
+    for (unsigned id = 0; id < VPRI_EVICT_MAX_SLOTS; id++) {
+        if (p->devs[id]) {
+            vpri_pin_add_to_policy(p, p->devs[id]);
         }
     }
-    qemu_mutex_unlock(&h->pin_lock);
-    if (h->pin_kind != PIN_POLICY_NONE) {
-        h->pin_timer = timer_new_ns(QEMU_CLOCK_VIRTUAL, vpri_pin_epoch, h);
-        timer_mod(h->pin_timer,
+    qemu_mutex_unlock(&p->lock);
+    if (p->kind != PIN_POLICY_NONE) {
+        p->timer = timer_new_ns(QEMU_CLOCK_VIRTUAL, vpri_pin_epoch, p);
+        timer_mod(p->timer,
                   qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL) + VPRI_PIN_EPOCH_NS);
     }
 }
 
-void vpri_pin_attach(VpriHost *h, VpriHostDevice *d)
+static const VpriResidencyHooks vpri_pin_residency_hooks = {
+    .ready = vpri_pin_ready,
+};
+
+void vpri_pin_bind(VpriPin *p, VpriResidency *res, const char *owner)
 {
-    qemu_mutex_lock(&h->pin_lock);
-    if (h->pin_policy) {
-        vpri_pin_add_device(h, d);
-    }
-    qemu_mutex_unlock(&h->pin_lock);
+    p->res = res;
+    g_free(p->owner);
+    p->owner = g_strdup(owner);
+    vpri_residency_add_hooks(res, &vpri_pin_residency_hooks, p);
 }
 
-void vpri_pin_detach(VpriHost *h, VpriHostDevice *d)
+/* ------------------------------------------------------------------ */
+/* Devices                                                            */
+
+VpriPinDevice *vpri_pin_attach(VpriPin *p, uint32_t dev_id, PinDevKind kind,
+                               const char *name, uint64_t npages)
 {
-    qemu_mutex_lock(&h->pin_lock);
-    if (h->pin_policy && d->pin_dev >= 0) {
-        vpri_pin_policy_remove_device(h->pin_policy, (unsigned)d->pin_dev);
+    VpriPinDevice *pd;
+    AccessTracker *tracker = vpri_access_tracker_new(npages);
+    AccessTracker *armed = vpri_access_tracker_new(npages);
+
+    if (!tracker || !armed) {
+        vpri_access_tracker_free(tracker);
+        vpri_access_tracker_free(armed);
+        return NULL;
     }
-    d->pin_dev = -1;
-    qemu_mutex_unlock(&h->pin_lock);
+    pd = g_new0(VpriPinDevice, 1);
+    pd->p = p;
+    pd->dev_id = dev_id;
+    pd->kind = kind;
+    pd->tracker = tracker;
+    pd->armed = armed;
+    pd->pin_dev = -1;
+    g_strlcpy(pd->name, name ? name : "", sizeof(pd->name));
+    g_strdelimit(pd->name, " \t\n", '_');
+
+    qemu_mutex_lock(&p->lock);
+    assert(dev_id < VPRI_EVICT_MAX_SLOTS && !p->devs[dev_id]);
+    p->devs[dev_id] = pd;
+    if (p->policy) {
+        vpri_pin_add_to_policy(p, pd);
+    }
+    qemu_mutex_unlock(&p->lock);
+    return pd;
 }
 
-void vpri_pin_fault(VpriHost *h, VpriHostDevice *d, uint64_t gpa)
+void vpri_pin_detach(VpriPinDevice *pd)
 {
+    VpriPin *p = pd->p;
+
+    qemu_mutex_lock(&p->lock);
+    if (p->policy && pd->pin_dev >= 0) {
+        vpri_pin_policy_remove_device(p->policy, (unsigned)pd->pin_dev);
+    }
+    p->devs[pd->dev_id] = NULL;
+    qemu_mutex_unlock(&p->lock);
+    /* Devices leave in the main loop, where traces record: none races. */
+    qemu_mutex_lock(&p->trace_lock);
+    p->trace_devs &= ~(1ULL << pd->dev_id);
+    qemu_mutex_unlock(&p->trace_lock);
+    vpri_access_tracker_free(pd->tracker);
+    vpri_access_tracker_free(pd->armed);
+    g_free(pd);
+}
+
+void vpri_pin_retrack(VpriPinDevice *pd, uint64_t npages)
+{
+    AccessTracker *tracker = vpri_access_tracker_new(npages);
+
+    if (!tracker) {
+        return;     /* keep the old one: accesses beyond it go unranked */
+    }
+    qemu_mutex_lock(&pd->p->lock);
+    vpri_access_tracker_free(pd->tracker);
+    pd->tracker = tracker;
+    qemu_mutex_unlock(&pd->p->lock);
+}
+
+void vpri_pin_note_fault(VpriPinDevice *pd, uint64_t gpa)
+{
+    VpriPin *p = pd->p;
     uint64_t page;
 
-    if (d->pin_dev < 0 || !vpri_host_gpa_to_ram_page(h, gpa, &page)) {
+    if (pd->pin_dev < 0 || !vpri_residency_gpa_to_page(p->res, gpa, &page)) {
         return;
     }
-    qemu_mutex_lock(&h->pin_lock);
-    if (h->pin_policy) {
-        vpri_pin_policy_fault(h->pin_policy, (unsigned)d->pin_dev, page);
+    qemu_mutex_lock(&p->lock);
+    if (p->policy && pd->pin_dev >= 0) {
+        vpri_pin_policy_fault(p->policy, (unsigned)pd->pin_dev, page);
     }
-    qemu_mutex_unlock(&h->pin_lock);
-}
-
-void vpri_pin_cleanup(VpriHost *h)
-{
-    if (h->trace_file) {
-        vpri_pin_trace_stop(h, NULL, NULL);
-    }
-    if (h->pin_timer) {
-        timer_free(h->pin_timer);
-        h->pin_timer = NULL;
-    }
-    vpri_pin_policy_free(h->pin_policy);
-    h->pin_policy = NULL;
-    g_free(h->pin_by_policy);
-    h->pin_by_policy = NULL;
-    qemu_mutex_destroy(&h->pin_lock);
-    qemu_mutex_destroy(&h->trace_lock);
+    qemu_mutex_unlock(&p->lock);
 }
 
 /* ------------------------------------------------------------------ */
 /* Trace recording                                                    */
 
-/* One record per RAM page the DMA touches; the device's queues wait. */
-void vpri_pin_record(VpriHost *h, VpriHostDevice *d, uint64_t addr,
-                     uint64_t len, bool write, bool armed)
+static DmaTraceKind vpri_pin_trace_kind(PinDevKind kind)
 {
-    uint64_t id = (uint64_t)(d - h->devs);
+    return kind == PIN_DEV_BLOCK ? DMA_TRACE_BLOCK : DMA_TRACE_NIC;
+}
+
+/* One record per RAM page the DMA touches; the device's queues wait. */
+static void vpri_pin_record(VpriPinDevice *pd, uint64_t addr, uint64_t len,
+                            bool write, bool armed)
+{
+    VpriPin *p = pd->p;
     uint64_t end = addr + (len ? len : 1);
     int64_t now = qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
 
-    qemu_mutex_lock(&h->trace_lock);
+    qemu_mutex_lock(&p->trace_lock);
     /* Devices attached after the start are not in the trace's header. */
-    if (!h->trace_file || !(h->trace_devs & (1ULL << id))) {
-        qemu_mutex_unlock(&h->trace_lock);
+    if (!p->trace_file || !(p->trace_devs & (1ULL << pd->dev_id))) {
+        qemu_mutex_unlock(&p->trace_lock);
         return;
     }
     /* Threads race to here: keep the file's times non-decreasing. */
-    if ((uint64_t)now < h->trace_last_ns) {
-        now = h->trace_last_ns;
+    if ((uint64_t)now < p->trace_last_ns) {
+        now = p->trace_last_ns;
     }
-    h->trace_last_ns = now;
+    p->trace_last_ns = now;
     for (uint64_t a = addr & PAB_PAGE_MASK; a < end; a += PAB_PAGE_SIZE) {
         DmaTraceRecord r = {
-            .time_ns = now, .dev = (uint8_t)id,
-            .kind = vpri_pin_dev_kind(d) == PIN_DEV_BLOCK ? DMA_TRACE_BLOCK
-                                                          : DMA_TRACE_NIC,
+            .time_ns = now, .dev = (uint8_t)pd->dev_id,
+            .kind = vpri_pin_trace_kind(pd->kind),
             .write = write, .armed = armed,
         };
 
-        if (vpri_host_gpa_to_ram_page(h, a, &r.page) &&
-            vpri_dma_trace_write_record(h->trace_file, &r) == 0) {
-            h->trace_records++;
+        if (vpri_residency_gpa_to_page(p->res, a, &r.page) &&
+            vpri_dma_trace_write_record(p->trace_file, &r) == 0) {
+            p->trace_records++;
         }
     }
-    qemu_mutex_unlock(&h->trace_lock);
+    qemu_mutex_unlock(&p->trace_lock);
 }
 
-bool vpri_pin_trace_start(VpriHost *h, const char *file, Error **errp)
+void vpri_pin_note_dma(VpriPinDevice *pd, uint64_t addr, uint64_t len,
+                       bool write)
+{
+    vpri_access_tracker_mark(pd->tracker, addr, len);
+    if (qatomic_read(&pd->p->trace_file)) {
+        vpri_pin_record(pd, addr, len, write, false);
+    }
+}
+
+void vpri_pin_note_armed(VpriPinDevice *pd, uint64_t addr, uint64_t len)
+{
+    if (vpri_access_tracker_mark(pd->armed, addr, len) < 0) {
+        return;     /* out of range: not what the policy ranks */
+    }
+    if (qatomic_read(&pd->p->trace_file)) {
+        vpri_pin_record(pd, addr, len, false, true);
+    }
+}
+
+bool vpri_pin_trace_start(VpriPin *p, const char *file, Error **errp)
 {
     g_autofree DmaTraceHeader *hdr = g_new0(DmaTraceHeader, 1);
     uint64_t devs = 0;
     FILE *f;
 
-    if (!qatomic_read(&h->mem_ready)) {
+    if (!p->res || !vpri_residency_ready(p->res)) {
         error_setg(errp, "vpri-host '%s' has no guest RAM to trace",
-                   object_get_canonical_path_component(OBJECT(h)));
+                   p->owner);
         return false;
     }
-    qemu_mutex_lock(&h->trace_lock);
-    if (h->trace_file) {
+    qemu_mutex_lock(&p->trace_lock);
+    if (p->trace_file) {
         error_setg(errp, "vpri-host '%s' is already tracing to %s",
-                   object_get_canonical_path_component(OBJECT(h)),
-                   h->trace_path);
-        qemu_mutex_unlock(&h->trace_lock);
+                   p->owner, p->trace_path);
+        qemu_mutex_unlock(&p->trace_lock);
         return false;
     }
-    hdr->guest_pages = h->ram_pages;
-    for (unsigned id = 0; id < VPRI_HOST_MAX_DEVICES; id++) {
-        VpriHostDevice *d = &h->devs[id];
+    hdr->guest_pages = vpri_residency_guest_pages(p->res);
+    qemu_mutex_lock(&p->lock);
+    for (unsigned id = 0; id < VPRI_EVICT_MAX_SLOTS; id++) {
+        VpriPinDevice *pd = p->devs[id];
         DmaTraceDevice *td;
 
-        if (!d->dev) {
+        if (!pd) {
             continue;
         }
         td = &hdr->devs[hdr->ndevs++];
         td->id = id;
         devs |= 1ULL << id;
-        td->kind = vpri_pin_dev_kind(d) == PIN_DEV_BLOCK ? DMA_TRACE_BLOCK
-                                                          : DMA_TRACE_NIC;
-        g_strlcpy(td->name, d->dev->id ? d->dev->id : "", sizeof(td->name));
-        g_strdelimit(td->name, " \t\n", '_');
+        td->kind = vpri_pin_trace_kind(pd->kind);
+        g_strlcpy(td->name, pd->name, sizeof(td->name));
     }
+    qemu_mutex_unlock(&p->lock);
     f = fopen(file, "w");
     if (!f) {
         error_setg_errno(errp, errno, "cannot create trace file '%s'", file);
-        qemu_mutex_unlock(&h->trace_lock);
+        qemu_mutex_unlock(&p->trace_lock);
         return false;
     }
     fprintf(f, "# recorded by vpri-host '%s'; pages are RAM pages (RAM "
-            "offset >> 12); DMA records only\n",
-            object_get_canonical_path_component(OBJECT(h)));
+            "offset >> 12); DMA records only\n", p->owner);
     if (vpri_dma_trace_write_header(f, hdr) != 0) {
         error_setg(errp, "cannot write trace file '%s'", file);
         fclose(f);
-        qemu_mutex_unlock(&h->trace_lock);
+        qemu_mutex_unlock(&p->trace_lock);
         return false;
     }
-    h->trace_path = g_strdup(file);
-    h->trace_devs = devs;
-    h->trace_records = 0;
-    h->trace_last_ns = 0;
-    qatomic_set(&h->trace_file, f);
-    qemu_mutex_unlock(&h->trace_lock);
+    p->trace_path = g_strdup(file);
+    p->trace_devs = devs;
+    p->trace_records = 0;
+    p->trace_last_ns = 0;
+    qatomic_set(&p->trace_file, f);
+    qemu_mutex_unlock(&p->trace_lock);
     return true;
 }
 
-bool vpri_pin_trace_stop(VpriHost *h, uint64_t *records, Error **errp)
+bool vpri_pin_trace_stop(VpriPin *p, uint64_t *records, Error **errp)
 {
     bool ok;
 
-    qemu_mutex_lock(&h->trace_lock);
-    if (!h->trace_file) {
-        error_setg(errp, "vpri-host '%s' is not tracing",
-                   object_get_canonical_path_component(OBJECT(h)));
-        qemu_mutex_unlock(&h->trace_lock);
+    qemu_mutex_lock(&p->trace_lock);
+    if (!p->trace_file) {
+        error_setg(errp, "vpri-host '%s' is not tracing", p->owner);
+        qemu_mutex_unlock(&p->trace_lock);
         return false;
     }
-    ok = fclose(h->trace_file) == 0;
-    qatomic_set(&h->trace_file, NULL);
+    ok = fclose(p->trace_file) == 0;
+    qatomic_set(&p->trace_file, NULL);
     if (!ok) {
         error_setg_errno(errp, errno, "error writing trace file '%s'",
-                         h->trace_path);
+                         p->trace_path);
     }
     if (records) {
-        *records = h->trace_records;
+        *records = p->trace_records;
     }
-    g_free(h->trace_path);
-    h->trace_path = NULL;
-    qemu_mutex_unlock(&h->trace_lock);
+    g_free(p->trace_path);
+    p->trace_path = NULL;
+    qemu_mutex_unlock(&p->trace_lock);
     return ok;
+}
+
+/* ------------------------------------------------------------------ */
+/* Queries                                                            */
+
+VpriPinInfo *vpri_pin_query(VpriPin *p)
+{
+    VpriPinInfo *pi = NULL;
+
+    qemu_mutex_lock(&p->lock);
+    if (p->policy) {
+        pi = g_new0(VpriPinInfo, 1);
+        pi->policy = g_strdup(vpri_pin_policy_kind_name(p->kind));
+        pi->budget_percent = p->budget_pct;
+        pi->budget_pages = vpri_pin_policy_budget(p->policy);
+        pi->pinned_pages = vpri_pin_policy_pinned(p->policy);
+        pi->epochs = p->epochs;
+    }
+    qemu_mutex_unlock(&p->lock);
+    return pi;
+}
+
+VpriDevicePins *vpri_pin_query_device(VpriPinDevice *pd)
+{
+    VpriPin *p = pd->p;
+    VpriDevicePins *dp = NULL;
+    PinPolicyDevStats st;
+
+    qemu_mutex_lock(&p->lock);
+    if (p->policy && pd->pin_dev >= 0 &&
+        vpri_pin_policy_dev_stats(p->policy, (unsigned)pd->pin_dev,
+                                  &st) == 0) {
+        dp = g_new0(VpriDevicePins, 1);
+        dp->kind = g_strdup(vpri_pin_dev_kind_name(st.kind));
+        dp->pinned_pages = st.pinned;
+        dp->share_pages = st.share;
+        dp->observed = st.observed;
+        dp->faults = st.faults;
+    }
+    qemu_mutex_unlock(&p->lock);
+    return dp;
+}
+
+/* ------------------------------------------------------------------ */
+/* Life                                                               */
+
+VpriPin *vpri_pin_new(void)
+{
+    VpriPin *p = g_new0(VpriPin, 1);
+
+    p->owner = g_strdup("(not created)");
+    p->kind = PIN_POLICY_NONE;
+    p->budget_pct = VPRI_PIN_DEFAULT_BUDGET;
+    qemu_mutex_init(&p->lock);
+    qemu_mutex_init(&p->trace_lock);
+    return p;
+}
+
+void vpri_pin_free(VpriPin *p)
+{
+    if (!p) {
+        return;
+    }
+    if (p->trace_file) {
+        vpri_pin_trace_stop(p, NULL, NULL);
+    }
+    if (p->timer) {
+        timer_free(p->timer);
+    }
+    vpri_pin_policy_free(p->policy);
+    g_free(p->pin_by_policy);
+    qemu_mutex_destroy(&p->lock);
+    qemu_mutex_destroy(&p->trace_lock);
+    g_free(p->owner);
+    g_free(p);
 }

@@ -1,6 +1,10 @@
 /*
  * VPRI monitor interface: query-vpri, vpri-reclaim and 'info vpri'
  *
+ * Top layer, beside vpri-host.c: it reads the host's devices and asks the
+ * layers below for their figures.  A device adds its own members to its
+ * entry through the vpri-host-client interface, not by name.
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
@@ -11,8 +15,8 @@
 #include "monitor/hmp.h"
 #include "monitor/monitor.h"
 #include "hw/qdev-core.h"
-#include "hw/vpri/vpri-host-internal.h"
-#include "hw/vpri/vpri-nic.h"
+#include "vpri-host-internal.h"
+#include "trace.h"
 
 static VpriLatency *vpri_latency(const LatencyHistogram *hist)
 {
@@ -27,11 +31,10 @@ static VpriLatency *vpri_latency(const LatencyHistogram *hist)
     return l;
 }
 
-static VpriDevicePins *vpri_device_pins(VpriHost *h, VpriHostDevice *d);
-
 static VpriDeviceInfo *vpri_device_info(VpriHost *h, VpriHostDevice *d)
 {
     VpriDeviceInfo *info = g_new0(VpriDeviceInfo, 1);
+    VpriHostClientClass *client;
     uint64_t entries[PAB_NR_STATES];
     FaultRingStats fs;
 
@@ -59,15 +62,18 @@ static VpriDeviceInfo *vpri_device_info(VpriHost *h, VpriHostDevice *d)
     info->stall_ns = qatomic_read(&d->stall_ns);
     if (d->xlat) {
         info->iova = g_new0(VpriIovaInfo, 1);
-        vpri_iommu_stats(h, d, &info->iova->translations,
-                         &info->iova->unmapped, &info->iova->refused);
+        vpri_xlat_stats(d->xlat, &info->iova->translations,
+                        &info->iova->unmapped, &info->iova->refused);
     }
-    info->pins = vpri_device_pins(h, d);
-    vpri_nic_query_stats(d->dev, info);
+    info->pins = vpri_pin_query_device(d->pin);
+    client = (VpriHostClientClass *)
+        object_class_dynamic_cast(object_get_class(OBJECT(d->dev)),
+                                  TYPE_VPRI_HOST_CLIENT);
+    if (client && client->query_stats) {
+        client->query_stats(d->dev, info);
+    }
     return info;
 }
-
-static VpriPinInfo *vpri_pin_info(VpriHost *h);
 
 typedef struct VpriQueryState {
     VpriHostInfoList **hosts;
@@ -86,22 +92,26 @@ static int vpri_query_one(Object *obj, void *opaque)
     h = VPRI_HOST(obj);
     hi = g_new0(VpriHostInfo, 1);
     hi->id = g_strdup(object_get_canonical_path_component(obj));
-    if (qatomic_read(&h->mem_ready)) {
-        qemu_mutex_lock(&h->mem_lock);
-        hi->guest_pages = h->ram_pages;
-        hi->evicted_pages = h->evicted_pages;
-        hi->resident_pages = h->ram_pages - h->evicted_pages;
-        hi->pinned_pages = h->pinned_pages;
-        qemu_mutex_unlock(&h->mem_lock);
-        hi->cpu_fault_latency_ns = vpri_latency(h->cpu_fault_latency);
+    if (vpri_residency_ready(h->res)) {
+        VpriResidencyStats st;
+
+        vpri_residency_get_stats(h->res, &st);
+        hi->guest_pages = st.guest_pages;
+        hi->evicted_pages = st.evicted_pages;
+        hi->resident_pages = st.guest_pages - st.evicted_pages;
+        hi->pinned_pages = st.pinned_pages;
+        hi->dma_holds = st.holds;
+        hi->cpu_faults = st.cpu_faults;
+        hi->cpu_fault_latency_ns =
+            vpri_latency(vpri_residency_cpu_fault_latency(h->res));
     } else {
         hi->cpu_fault_latency_ns = g_new0(VpriLatency, 1);
     }
-    hi->cpu_faults = qatomic_read(&h->cpu_faults);
     hi->device_faults = qatomic_read(&h->device_faults);
-    hi->pinning = vpri_pin_info(h);
+    hi->pinning = vpri_pin_query(h->pin);
     QAPI_LIST_APPEND(qs->hosts, hi);
 
+    /* Devices come and go under the BQL, which QMP holds. */
     for (unsigned id = 0; id < VPRI_HOST_MAX_DEVICES; id++) {
         if (h->devs[id].dev) {
             QAPI_LIST_APPEND(qs->devices, vpri_device_info(h, &h->devs[id]));
@@ -144,13 +154,15 @@ VpriReclaimResult *qmp_vpri_reclaim(const char *host, bool has_percent,
                    pages);
         return NULL;
     }
-    if (!qatomic_read(&h->mem_ready)) {
-        vpri_host_reclaim(h, 0, errp);
+    if (!vpri_residency_ready(h->res)) {
+        vpri_residency_reclaim(h->res, 0, errp);
         return NULL;
     }
-    n = has_pages ? pages : h->ram_pages * percent / 100;
+    n = has_pages ? pages :
+        vpri_residency_guest_pages(h->res) * percent / 100;
     r = g_new0(VpriReclaimResult, 1);
-    r->evicted = vpri_host_reclaim(h, n, errp);
+    r->evicted = vpri_residency_reclaim(h->res, n, errp);
+    trace_vpri_reclaim(host, n, r->evicted);
     return r;
 }
 
@@ -239,43 +251,6 @@ void qmp_vpri_unpin(const char *host, uint64_t addr, uint64_t size,
 /* ------------------------------------------------------------------ */
 /* Pinning policy and DMA traces                                      */
 
-static VpriPinInfo *vpri_pin_info(VpriHost *h)
-{
-    VpriPinInfo *pi = NULL;
-
-    qemu_mutex_lock(&h->pin_lock);
-    if (h->pin_policy) {
-        pi = g_new0(VpriPinInfo, 1);
-        pi->policy = g_strdup(vpri_pin_policy_kind_name(h->pin_kind));
-        pi->budget_percent = h->pin_budget_pct;
-        pi->budget_pages = vpri_pin_policy_budget(h->pin_policy);
-        pi->pinned_pages = vpri_pin_policy_pinned(h->pin_policy);
-        pi->epochs = h->pin_epochs;
-    }
-    qemu_mutex_unlock(&h->pin_lock);
-    return pi;
-}
-
-static VpriDevicePins *vpri_device_pins(VpriHost *h, VpriHostDevice *d)
-{
-    VpriDevicePins *dp = NULL;
-    PinPolicyDevStats st;
-
-    qemu_mutex_lock(&h->pin_lock);
-    if (h->pin_policy && d->pin_dev >= 0 &&
-        vpri_pin_policy_dev_stats(h->pin_policy, (unsigned)d->pin_dev,
-                             &st) == 0) {
-        dp = g_new0(VpriDevicePins, 1);
-        dp->kind = g_strdup(vpri_pin_dev_kind_name(st.kind));
-        dp->pinned_pages = st.pinned;
-        dp->share_pages = st.share;
-        dp->observed = st.observed;
-        dp->faults = st.faults;
-    }
-    qemu_mutex_unlock(&h->pin_lock);
-    return dp;
-}
-
 static void hmp_info_vpri_pins(Monitor *mon, VpriInfo *info)
 {
     for (VpriHostInfoList *l = info->hosts; l; l = l->next) {
@@ -307,7 +282,7 @@ void qmp_vpri_trace_start(const char *host, const char *file, Error **errp)
     VpriHost *h = vpri_host_find(host, errp);
 
     if (h) {
-        vpri_pin_trace_start(h, file, errp);
+        vpri_pin_trace_start(h->pin, file, errp);
     }
 }
 
@@ -317,7 +292,7 @@ VpriTraceResult *qmp_vpri_trace_stop(const char *host, Error **errp)
     VpriTraceResult *r;
     uint64_t n;
 
-    if (!h || !vpri_pin_trace_stop(h, &n, errp)) {
+    if (!h || !vpri_pin_trace_stop(h->pin, &n, errp)) {
         return NULL;
     }
     r = g_new0(VpriTraceResult, 1);

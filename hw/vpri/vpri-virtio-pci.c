@@ -23,10 +23,11 @@
 #include "system/runstate.h"
 #include "system/cpus.h"
 #include "standard-headers/linux/virtio_config.h"
+#include "standard-headers/linux/virtio_ids.h"
 #include "standard-headers/linux/virtio_pci.h"
 #include "standard-headers/linux/virtio_ring.h"
 #include "hw/vpri/vpri-virtio-pci.h"
-#include "hw/vpri/vpri-host-internal.h"
+#include "hw/vpri/vpri-host.h"
 
 #define VIRTIO_NO_VECTOR 0xffff
 
@@ -1073,11 +1074,19 @@ bool vpri_virtio_pci_realize(VpriVirtioPCI *vp, uint16_t num_queues,
                    VPRI_VPCI_QUEUE_MAX_SIZE, queue_size);
         return false;
     }
-    if (vp->host_id) {
-        vp->host = vpri_host_find(vp->host_id, errp);
-        if (!vp->host || !vpri_host_can_attach(vp->host, errp)) {
+    if (vp->host) {
+        /* The device says what its DMA is like; the host does not guess. */
+        int id = vpri_host_attach(vp->host, DEVICE(vp),
+                                  k->virtio_device_id == VIRTIO_ID_BLOCK ?
+                                  VPRI_DMA_BLOCK : VPRI_DMA_NET, num_queues,
+                                  vpri_vpci_fault_resolved, vp, errp);
+
+        if (id < 0) {
             return false;
         }
+        vp->fault_device_id = id;
+        vpri_host_set_dma_space(vp->host, vp->fault_device_id,
+                                pci_device_iommu_address_space(pci));
     }
 
     pci_config_set_vendor_id(pci->config, PCI_VENDOR_ID_REDHAT_QUMRANET);
@@ -1137,6 +1146,9 @@ bool vpri_virtio_pci_realize(VpriVirtioPCI *vp, uint16_t num_queues,
 
     if (msix_init_exclusive_bar(pci, num_queues + 1, VPRI_VPCI_MSIX_BAR,
                                 errp)) {
+        if (vp->host) {
+            vpri_host_detach(vp->host, vp->fault_device_id);
+        }
         return false;
     }
     vp->listener.commit = vpri_vpci_listener_commit;
@@ -1149,13 +1161,6 @@ bool vpri_virtio_pci_realize(VpriVirtioPCI *vp, uint16_t num_queues,
     vp->vm_stopped = !runstate_is_running();
     vp->vm_state_entry = qdev_add_vm_change_state_handler(
         DEVICE(vp), vpri_vpci_vm_state_change, vp);
-    if (vp->host) {
-        vp->fault_device_id = vpri_host_attach(vp->host, DEVICE(vp),
-                                               num_queues,
-                                               vpri_vpci_fault_resolved, vp);
-        vpri_host_set_dma_space(vp->host, vp->fault_device_id,
-                                pci_device_iommu_address_space(pci));
-    }
     return true;
 }
 
@@ -1180,7 +1185,7 @@ static void vpri_vpci_qdev_reset(DeviceState *dev)
 }
 
 static const Property vpri_vpci_properties[] = {
-    DEFINE_PROP_STRING("host", VpriVirtioPCI, host_id),
+    DEFINE_PROP_LINK("host", VpriVirtioPCI, host, TYPE_VPRI_HOST, VpriHost *),
 };
 
 static void vpri_vpci_class_init(ObjectClass *klass, void *data)

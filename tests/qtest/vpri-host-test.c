@@ -221,9 +221,17 @@ static void test_bad_properties(void)
         { "-object vpri-host,id=vh0,handlers=0", "handlers must be" },
         { "-object vpri-host,id=vh0,ring-size=0", "ring-size must be" },
         { "-object vpri-host,id=vh0,handlers=x", "handlers" },
-        { "-device vpri-blk,host=vh0", "drive property not set" },
+        { "-object vpri-host,id=vh0 -device vpri-blk,host=vh0",
+          "drive property not set" },
+        { "-object vpri-host,id=vh0,ring-size=100000", "ring-size must be" },
+        { "-object vpri-host,id=vh0,handlers=17", "handlers must be" },
         { "-blockdev driver=null-co,node-name=n0 "
-          "-device vpri-blk,drive=n0,host=vh9", "vpri-host 'vh9' not found" },
+          "-device vpri-blk,drive=n0,host=vh9", "'vh9' not found" },
+        /* host= is a link: it names a vpri-host, nothing else */
+        { "-object memory-backend-ram,id=m0,size=1M "
+          "-blockdev driver=null-co,node-name=n0 "
+          "-device vpri-blk,drive=n0,host=m0",
+          "Invalid parameter type for 'host', expected: vpri-host" },
         { "-blockdev driver=null-co,node-name=n0 "
           "-device vpri-blk,drive=n0,queue-size=100",
           "queue-size must be a power of 2" },
@@ -244,6 +252,119 @@ static void test_bad_properties(void)
     }
 }
 
+/*
+ * Issue 13: handlers, ring-size and swap-file size what the host builds
+ * when it is created; qom-set could change them afterwards (handlers 0
+ * then divided by zero on the next device fault).  Now refused, naming the
+ * property, and the host keeps its values and works.
+ */
+static void test_fixed_after_creation(void)
+{
+    QTestState *qts = qtest_initf("-M q35 -m %d -nodefaults "
+                                  "-object vpri-host,id=vh0,handlers=3",
+                                  GUEST_MIB);
+    QDict *rsp;
+
+    assert_error(qts, "'handlers' cannot change once the host is created",
+                 "{ 'execute': 'qom-set', 'arguments': { 'path': 'vh0',"
+                 " 'property': 'handlers', 'value': 0 } }");
+    assert_error(qts, "'ring-size' cannot change once the host is created",
+                 "{ 'execute': 'qom-set', 'arguments': { 'path': 'vh0',"
+                 " 'property': 'ring-size', 'value': 0 } }");
+    assert_error(qts, "'swap-file' cannot change once the host is created",
+                 "{ 'execute': 'qom-set', 'arguments': { 'path': 'vh0',"
+                 " 'property': 'swap-file', 'value': '/nonexistent/x' } }");
+    rsp = qtest_qmp(qts, "{ 'execute': 'qom-get', 'arguments': {"
+                    " 'path': 'vh0', 'property': 'handlers' } }");
+    g_assert_cmpint(qdict_get_int(rsp, "return"), ==, 3);
+    qobject_unref(rsp);
+
+    /* Still works: evicted RAM comes back through the handlers. */
+    fill_pattern(qts, 4 * MiB, 64 * PAGE);
+    g_assert_cmpint(reclaim(qts, true, 100), ==, GUEST_MIB * MiB / PAGE);
+    check_pattern(qts, 4 * MiB, 64 * PAGE);
+    qtest_quit(qts);
+}
+
+/*
+ * Issue 13: a vpri-host whose guest RAM cannot be evicted (here shared
+ * memory) could be deleted while a device still used it, and the device
+ * then used freed memory.  Now object-del is refused while any device is
+ * attached, with upstream's "in use" error, and QEMU carries on; a host
+ * nobody uses can still be deleted.
+ */
+static void test_del_in_use(void)
+{
+    QTestState *qts = qtest_initf(
+        "-M q35,memory-backend=mem0 -m %d -nodefaults "
+        "-object memory-backend-memfd,id=mem0,size=%dM,share=on "
+        "-object vpri-host,id=vh0 -object vpri-host,id=vh1 "
+        "-blockdev driver=null-co,node-name=n0 "
+        "-device vpri-blk,drive=n0,host=vh0,id=vblk0", GUEST_MIB, GUEST_MIB);
+    QDict *rsp, *ret;
+    QList *devs;
+
+    assert_error(qts, "object 'vh0' is in use, can not be deleted",
+                 "{ 'execute': 'object-del', 'arguments': { 'id': 'vh0' } }");
+
+    /* The host and its device are still there and answer. */
+    rsp = qtest_qmp(qts, "{ 'execute': 'query-vpri' }");
+    ret = qdict_get_qdict(rsp, "return");
+    g_assert_nonnull(ret);
+    g_assert_cmpint(qlist_size(qdict_get_qlist(ret, "hosts")), ==, 2);
+    devs = qdict_get_qlist(ret, "devices");
+    g_assert_cmpint(qlist_size(devs), ==, 1);
+    g_assert_cmpstr(qdict_get_str(qobject_to(QDict, qlist_peek(devs)),
+                                  "host"), ==, "vh0");
+    qobject_unref(rsp);
+    assert_error(qts, "has no guest RAM to reclaim", "{ 'execute': "
+                 "'vpri-reclaim', 'arguments': { 'host': 'vh0', "
+                 "'pages': 1 } }");
+
+    /* Unused, without managed RAM: nothing keeps it. */
+    qtest_qmp_assert_success(qts, "{ 'execute': 'object-del', 'arguments':"
+                             " { 'id': 'vh1' } }");
+    assert_error(qts, "'vh1' not found", "{ 'execute': 'vpri-reclaim',"
+                 " 'arguments': { 'host': 'vh1', 'pages': 1 } }");
+    qtest_quit(qts);
+}
+
+/*
+ * object-add of a vpri-host once the machine is up sets guest RAM up at
+ * once, from inside the creation: the host used to kick handler threads
+ * it had not made yet, and crashed.  Now it evicts and pages in like a
+ * host from the command line, and, managing RAM, refuses object-del.
+ */
+static void test_object_add(void)
+{
+    QTestState *qts = qtest_initf("-M q35 -m %d -nodefaults", GUEST_MIB);
+    QDict *h;
+    int64_t n;
+
+    qtest_qmp_assert_success(qts, "{ 'execute': 'object-add', 'arguments':"
+                             " { 'qom-type': 'vpri-host', 'id': 'vh0',"
+                             "   'handlers': 1 } }");
+    h = host_info(qts);
+    g_assert_cmpint(qdict_get_int(h, "guest-pages"), ==,
+                    GUEST_MIB * MiB / PAGE);
+    qobject_unref(h);
+    fill_pattern(qts, 8 * MiB, 64 * PAGE);
+    /*
+     * Guest RAM is set up from the guest-physical map of the moment: once
+     * the machine has been reset, PAM maps up to 256 KiB below 1 MiB to
+     * ROM, and RAM the map does not show is not evicted.
+     */
+    n = reclaim(qts, true, 100);
+    g_assert_cmpint(n, >=, GUEST_MIB * MiB / PAGE - 64);
+    h = host_info(qts);
+    g_assert_cmpint(qdict_get_int(h, "evicted-pages"), ==, n);
+    qobject_unref(h);
+    check_pattern(qts, 8 * MiB, 64 * PAGE);
+    assert_error(qts, "object 'vh0' is in use, can not be deleted",
+                 "{ 'execute': 'object-del', 'arguments': { 'id': 'vh0' } }");
+    qtest_quit(qts);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -251,5 +372,9 @@ int main(int argc, char **argv)
     qtest_add_func("/iolab/vpri-host/pin", test_pin);
     qtest_add_func("/iolab/vpri-host/errors", test_errors);
     qtest_add_func("/iolab/vpri-host/bad-properties", test_bad_properties);
+    qtest_add_func("/iolab/vpri-host/fixed-after-creation",
+                   test_fixed_after_creation);
+    qtest_add_func("/iolab/vpri-host/del-in-use", test_del_in_use);
+    qtest_add_func("/iolab/vpri-host/object-add", test_object_add);
     return g_test_run();
 }

@@ -95,10 +95,10 @@ struct VdpaMgmt {
     /* Properties */
     uint32_t max_instances;
     char *blk_nodes;
-    char *host_id;
 
     /*
-     * VPRI: the vpri-host whose PA-BITMAP checks the DMA of instances.
+     * VPRI: the vpri-host (link property "host") whose PA-BITMAP checks
+     * the DMA of instances.
      * fault_dev is the function's device slot, in its DMA space (IOVA
      * indexed behind a vIOMMU); gpa_fault_dev checks PASID-bound DMA
      * after translation, by guest-physical page: a second slot behind a

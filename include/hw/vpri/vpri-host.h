@@ -6,6 +6,12 @@
  * ring; handler threads take fault records off the rings, page the memory
  * in and complete the faults.
  *
+ * This is all that devices and other families use of vpri-host.  A device
+ * refers to its host through a QOM link property (DEFINE_PROP_LINK with
+ * TYPE_VPRI_HOST), which holds a reference; a host with devices attached
+ * refuses object-del.  The implementation's layers are described in
+ * hw/vpri/vpri-host-internal.h and docs/vpri-host.rst.
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
@@ -13,6 +19,7 @@
 #define HW_VPRI_HOST_H
 
 #include "qom/object.h"
+#include "qapi/qapi-types-vpri.h"
 #include "hw/vpri/core/pa-bitmap.h"
 
 #define TYPE_VPRI_HOST "vpri-host"
@@ -22,14 +29,27 @@ OBJECT_DECLARE_SIMPLE_TYPE(VpriHost, VPRI_HOST)
 #define VPRI_HOST_MAX_DEVICES 64
 #define VPRI_HOST_MAX_QUEUES 64
 
+/*
+ * What a device's DMA is like, said by the device when it attaches; the
+ * pinning policy gives each kind its own share (docs/vpri-adp.rst).
+ */
+typedef enum VpriDmaKind {
+    VPRI_DMA_NET,               /* posted receive buffers, armed early */
+    VPRI_DMA_BLOCK,             /* buffers used once per request */
+} VpriDmaKind;
+
 /* Runs in the main loop once the host has answered a device fault. */
 typedef void VpriFaultDoneFn(void *opaque, uint16_t queue, bool resolved);
 
-VpriHost *vpri_host_find(const char *id, Error **errp);
-
-/* Returns the device id used in fault records. */
-uint32_t vpri_host_attach(VpriHost *h, DeviceState *dev, uint16_t nqueues,
-                          VpriFaultDoneFn *done, void *opaque);
+/*
+ * Attach @dev, whose DMA is of @kind, with @nqueues queues (fault
+ * records name queues 0..@nqueues - 1).  Returns the device id used in
+ * fault records and every call below, or -1 with @errp set (no free slot,
+ * a bad queue count, no memory for the device's PA-BITMAP or ring).
+ */
+int vpri_host_attach(VpriHost *h, DeviceState *dev, VpriDmaKind kind,
+                     uint16_t nqueues, VpriFaultDoneFn *done, void *opaque,
+                     Error **errp);
 void vpri_host_detach(VpriHost *h, uint32_t dev_id);
 
 /*
@@ -76,7 +96,10 @@ void vpri_host_dma_arm(VpriHost *h, uint32_t dev_id, uint64_t addr,
  * @addr is guest-physical or an IOVA, so that the host does not evict
  * them until vpri_host_dma_release().  Short copies use dma_begin/end and
  * the fence; a fence cannot wait for I/O that completes in the main loop
- * it runs in.
+ * it runs in.  Besides what vpri_host_dma_begin() returns, PAB_OUT_OF_RANGE
+ * also means that a page is already held by as many DMAs as its counter
+ * counts (the guest mapped one page into too many segments at once):
+ * nothing is held, and the device fails the request.
  */
 PabResult vpri_host_dma_hold(VpriHost *h, uint32_t dev_id, uint64_t addr,
                              uint64_t len, bool write, void *hva,
@@ -93,6 +116,21 @@ void vpri_host_raise_fault(VpriHost *h, uint32_t dev_id, uint16_t queue,
 
 /* The device's queues were blocked @ns nanoseconds on one fault. */
 void vpri_host_account_stall(VpriHost *h, uint32_t dev_id, uint64_t ns);
+
+/*
+ * Devices that add their own members to their query-vpri entry implement
+ * this interface (vpri-nic: packet and drop counters).
+ */
+#define TYPE_VPRI_HOST_CLIENT "vpri-host-client"
+typedef struct VpriHostClientClass VpriHostClientClass;
+DECLARE_CLASS_CHECKERS(VpriHostClientClass, VPRI_HOST_CLIENT,
+                       TYPE_VPRI_HOST_CLIENT)
+
+struct VpriHostClientClass {
+    InterfaceClass parent_class;
+    /* Fill the device's own members of its query-vpri entry. */
+    void (*query_stats)(DeviceState *dev, VpriDeviceInfo *info);
+};
 
 /* Pin or unpin guest pages (never evicted while pinned). */
 int vpri_host_pin(VpriHost *h, uint64_t gpa, uint64_t len, Error **errp);

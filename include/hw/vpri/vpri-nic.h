@@ -7,14 +7,12 @@
 #ifndef HW_VPRI_NIC_H
 #define HW_VPRI_NIC_H
 
-#include "qapi/qapi-types-vpri.h"
-
 #define TYPE_VPRI_NIC "vpri-nic"
 
 /*
- * If @dev is a vpri-nic, fill the NIC fields of its query-vpri entry
- * (rx-dropped-on-fault, rx-held, tx-stalls, per-queue fault counts).
+ * A vpri-nic fills the NIC members of its query-vpri entry
+ * (rx-dropped-on-fault, rx-held, tx-stalls, per-queue fault counts)
+ * through the vpri-host-client interface (hw/vpri/vpri-host.h).
  */
-void vpri_nic_query_stats(DeviceState *dev, VpriDeviceInfo *info);
 
 #endif

@@ -105,9 +105,8 @@ struct VpriVirtioPCI {
     VirtqDmaOps dma_ops;
     MemoryListener listener;    /* drops ring caches on map changes */
 
-    /* The host service, or NULL: then every page is present. */
+    /* The host service (link property), or NULL: every page is present. */
     VpriHost *host;
-    char *host_id;
     uint32_t fault_device_id;
     QEMUBH *resume_bh;
     /* Kicked queues, run from the main loop rather than the vCPU. */
