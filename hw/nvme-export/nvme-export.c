@@ -37,18 +37,18 @@
 #include "hw/nvme-export/core/nvmex-spec.h"
 #include "trace.h"
 
-#define BAR0_SIZE (16 * KiB)
-#define SQ_BATCH 16
+#define NVMEX_BAR0_SIZE (16 * KiB)
+#define NVMEX_SQ_BATCH 16
 /* Not a status: the command went to the block layer and posts itself */
 #define NVMEX_ASYNC 0xffff
 
-static void nvmex_kick(NvmexCtrl *c);
+static void nvmex_kick(NvmeExport *c);
 static void nvmex_post(NvmexReq *r);
 
-static void guest_error(NvmexCtrl *c, const char *fmt, ...)
+static void nvmex_guest_error(NvmeExport *c, const char *fmt, ...)
     G_GNUC_PRINTF(2, 3);
 
-static void guest_error(NvmexCtrl *c, const char *fmt, ...)
+static void nvmex_guest_error(NvmeExport *c, const char *fmt, ...)
 {
     va_list ap;
     g_autofree char *msg = NULL;
@@ -59,7 +59,7 @@ static void guest_error(NvmexCtrl *c, const char *fmt, ...)
     qemu_log_mask(LOG_GUEST_ERROR, "%s: %s\n", TYPE_NVME_EXPORT, msg);
 }
 
-static NvmexCtrl *ctrl_of_bus(BusState *bus)
+static NvmeExport *nvmex_ctrl_of_bus(BusState *bus)
 {
     return NVME_EXPORT(bus->parent);
 }
@@ -67,7 +67,7 @@ static NvmexCtrl *ctrl_of_bus(BusState *bus)
 /* ------------------------------------------------------------------ */
 /* Requests and completions                                            */
 
-static NvmexReq *req_get(NvmexCtrl *c)
+static NvmexReq *nvmex_req_get(NvmeExport *c)
 {
     NvmexReq *r = QTAILQ_FIRST(&c->free_reqs);
 
@@ -83,9 +83,9 @@ static NvmexReq *req_get(NvmexCtrl *c)
     return r;
 }
 
-static void req_put(NvmexReq *r)
+static void nvmex_req_put(NvmexReq *r)
 {
-    NvmexCtrl *c = r->c;
+    NvmeExport *c = r->c;
 
     if (r->sg_live) {
         qemu_sglist_destroy(&r->sg);
@@ -95,14 +95,14 @@ static void req_put(NvmexReq *r)
     QTAILQ_INSERT_HEAD(&c->free_reqs, r, entry);
 }
 
-static void fatal(NvmexCtrl *c, const char *why)
+static void nvmex_fatal(NvmeExport *c, const char *why)
 {
-    guest_error(c, "controller fatal status: %s", why);
+    nvmex_guest_error(c, "controller fatal status: %s", why);
     trace_nvmex_fatal(why);
     c->st.csts |= NVMEX_CSTS_CFS;
 }
 
-static void record_error(NvmexCtrl *c, NvmexReq *r)
+static void nvmex_record_error(NvmeExport *c, NvmexReq *r)
 {
     NvmexCtrlState *s = &c->st;
 
@@ -120,7 +120,7 @@ static void record_error(NvmexCtrl *c, NvmexReq *r)
     c->errors++;
 }
 
-static void update_intx(NvmexCtrl *c)
+static void nvmex_update_intx(NvmeExport *c)
 {
     PCIDevice *pci = PCI_DEVICE(c);
     bool level = false;
@@ -138,9 +138,9 @@ static void update_intx(NvmexCtrl *c)
     pci_set_irq(pci, level && !(c->st.intms & 1));
 }
 
-static void irq_bh(void *opaque)
+static void nvmex_irq_bh(void *opaque)
 {
-    NvmexCtrl *c = opaque;
+    NvmeExport *c = opaque;
     PCIDevice *pci = PCI_DEVICE(c);
 
     for (int i = 0; i < NVMEX_NQUEUES; i++) {
@@ -152,22 +152,22 @@ static void irq_bh(void *opaque)
             msix_notify(pci, c->st.cq[i].vector);
         }
     }
-    update_intx(c);
+    nvmex_update_intx(c);
 }
 
-static bool cq_full(NvmexCQ *cq)
+static bool nvmex_cq_full(NvmexCQ *cq)
 {
     return (cq->tail + 1) % cq->size == cq->head;
 }
 
 /* Write one CQE; false if the CQ is full (the caller parks the request) */
-static bool cq_write(NvmexCtrl *c, uint16_t cqid, uint16_t sqid,
+static bool nvmex_cq_write(NvmeExport *c, uint16_t cqid, uint16_t sqid,
                      uint16_t cid, uint16_t status, uint32_t dw0)
 {
     NvmexCQ *cq = &c->st.cq[cqid];
     uint8_t cqe[16];
 
-    if (cq_full(cq)) {
+    if (nvmex_cq_full(cq)) {
         return false;
     }
     stl_le_p(cqe, dw0);
@@ -178,7 +178,7 @@ static bool cq_write(NvmexCtrl *c, uint16_t cqid, uint16_t sqid,
     stw_le_p(cqe + 14, (uint16_t)(status << 1) | cq->phase);
     if (pci_dma_write(PCI_DEVICE(c), cq->dma_addr + cq->tail * 16ull, cqe,
                       16) != MEMTX_OK) {
-        fatal(c, "completion queue write failed");
+        nvmex_fatal(c, "completion queue write failed");
         return true;
     }
     if (++cq->tail == cq->size) {
@@ -192,24 +192,24 @@ static bool cq_write(NvmexCtrl *c, uint16_t cqid, uint16_t sqid,
 
 static void nvmex_post(NvmexReq *r)
 {
-    NvmexCtrl *c = r->c;
+    NvmeExport *c = r->c;
     NvmexSQ *sq = &c->st.sq[r->sqid];
 
     if (!sq->valid || sq->gen != r->sq_gen || !NVMEX_CC_EN(c->st.cc)) {
         /* Its queue was deleted or the controller reset meanwhile */
-        req_put(r);
+        nvmex_req_put(r);
         return;
     }
     if (r->status) {
-        record_error(c, r);
+        nvmex_record_error(c, r);
     }
     trace_nvmex_complete(r->sqid, r->cid, r->status, r->dw0);
     if (!QTAILQ_EMPTY(&c->cq_wait[sq->cqid]) ||
-        !cq_write(c, sq->cqid, r->sqid, r->cid, r->status, r->dw0)) {
+        !nvmex_cq_write(c, sq->cqid, r->sqid, r->cid, r->status, r->dw0)) {
         QTAILQ_INSERT_TAIL(&c->cq_wait[sq->cqid], r, entry);
         return;
     }
-    req_put(r);
+    nvmex_req_put(r);
     if (c->starved) {
         /* Fetching stopped for want of requests: resume it */
         c->starved = false;
@@ -217,16 +217,16 @@ static void nvmex_post(NvmexReq *r)
     }
 }
 
-static void cq_drain_waiters(NvmexCtrl *c, uint16_t cqid)
+static void nvmex_cq_drain_waiters(NvmeExport *c, uint16_t cqid)
 {
     NvmexReq *r;
 
     while ((r = QTAILQ_FIRST(&c->cq_wait[cqid]))) {
-        if (!cq_write(c, cqid, r->sqid, r->cid, r->status, r->dw0)) {
+        if (!nvmex_cq_write(c, cqid, r->sqid, r->cid, r->status, r->dw0)) {
             return;
         }
         QTAILQ_REMOVE(&c->cq_wait[cqid], r, entry);
-        req_put(r);
+        nvmex_req_put(r);
         if (c->starved) {
             c->starved = false;
             nvmex_kick(c);
@@ -237,7 +237,7 @@ static void cq_drain_waiters(NvmexCtrl *c, uint16_t cqid)
 /* ------------------------------------------------------------------ */
 /* Data pointers                                                       */
 
-static int dma_rd(void *opaque, uint64_t addr, void *buf, uint32_t len)
+static int nvmex_dma_read(void *opaque, uint64_t addr, void *buf, uint32_t len)
 {
     NvmexReq *r = opaque;
 
@@ -245,7 +245,7 @@ static int dma_rd(void *opaque, uint64_t addr, void *buf, uint32_t len)
                                                                       : -1;
 }
 
-static uint16_t sg_emit(void *opaque, uint64_t addr, uint64_t len)
+static uint16_t nvmex_sg_emit(void *opaque, uint64_t addr, uint64_t len)
 {
     NvmexReq *r = opaque;
     PCIDevice *pci = PCI_DEVICE(r->c);
@@ -253,7 +253,7 @@ static uint16_t sg_emit(void *opaque, uint64_t addr, uint64_t len)
     /* Device writes guest memory on reads, and the reverse */
     if (!address_space_access_valid(pci_get_address_space(pci), addr, len,
                                     !r->write, MEMTXATTRS_UNSPECIFIED)) {
-        guest_error(r->c, "sq %u cid %u: data at 0x%" PRIx64 "+0x%" PRIx64
+        nvmex_guest_error(r->c, "sq %u cid %u: data at 0x%" PRIx64 "+0x%" PRIx64
                     " is not guest memory", r->sqid, r->cid, addr, len);
         return NVMEX_DATA_TRANSFER_ERROR;
     }
@@ -261,9 +261,9 @@ static uint16_t sg_emit(void *opaque, uint64_t addr, uint64_t len)
     return NVMEX_SUCCESS;
 }
 
-static uint16_t map_dptr(NvmexReq *r, uint64_t len)
+static uint16_t nvmex_map_dptr(NvmexReq *r, uint64_t len)
 {
-    NvmexCtrl *c = r->c;
+    NvmeExport *c = r->c;
     uint8_t psdt = (r->sqe[1] >> 6) & 3;
     uint16_t st;
 
@@ -272,17 +272,17 @@ static uint16_t map_dptr(NvmexReq *r, uint64_t len)
     r->sg_live = true;
     if (psdt == 0) {
         st = nvmex_prp_walk(ldq_le_p(r->sqe + 24), ldq_le_p(r->sqe + 32), len,
-                            NVMEX_PAGE_SIZE, dma_rd, sg_emit, r);
+                            NVMEX_PAGE_SIZE, nvmex_dma_read, nvmex_sg_emit, r);
     } else if (psdt == 1 && c->tmpl.sgl && r->sqid) {
-        st = nvmex_sgl_walk(r->sqe + 24, len, dma_rd, sg_emit, r);
+        st = nvmex_sgl_walk(r->sqe + 24, len, nvmex_dma_read, nvmex_sg_emit, r);
     } else {
-        guest_error(c, "sq %u cid %u: PSDT %u not supported here", r->sqid,
-                    r->cid, psdt);
+        nvmex_guest_error(c, "sq %u cid %u: PSDT %u not supported here",
+                          r->sqid, r->cid, psdt);
         st = NVMEX_INVALID_FIELD;
     }
     if (st) {
         if (st != NVMEX_DATA_TRANSFER_ERROR) {
-            guest_error(c, "sq %u cid %u: bad data pointer, status 0x%x",
+            nvmex_guest_error(c, "sq %u cid %u: bad data pointer, status 0x%x",
                         r->sqid, r->cid, st);
         }
         qemu_sglist_destroy(&r->sg);
@@ -292,14 +292,14 @@ static uint16_t map_dptr(NvmexReq *r, uint64_t len)
 }
 
 /* Copy a controller buffer to (@to_host) or from the command's data */
-static uint16_t xfer(NvmexReq *r, void *buf, uint32_t len, bool to_host)
+static uint16_t nvmex_xfer(NvmexReq *r, void *buf, uint32_t len, bool to_host)
 {
     dma_addr_t residual;
     MemTxResult res;
     uint16_t st;
 
     r->write = !to_host;
-    st = map_dptr(r, len);
+    st = nvmex_map_dptr(r, len);
     if (st) {
         return st;
     }
@@ -318,12 +318,12 @@ static uint16_t xfer(NvmexReq *r, void *buf, uint32_t len, bool to_host)
 /* ------------------------------------------------------------------ */
 /* Asynchronous events                                                 */
 
-static void aen_deliver(NvmexCtrl *c)
+static void nvmex_aen_deliver(NvmeExport *c)
 {
     NvmexCtrlState *s = &c->st;
 
     while (s->aer_count && s->aen_count) {
-        NvmexReq *r = req_get(c);
+        NvmexReq *r = nvmex_req_get(c);
         uint32_t dw0 = s->aen[0];
 
         memmove(&s->aen[0], &s->aen[1], sizeof(s->aen[0]) * --s->aen_count);
@@ -337,7 +337,8 @@ static void aen_deliver(NvmexCtrl *c)
     }
 }
 
-static void aen_raise(NvmexCtrl *c, uint8_t type, uint8_t info, uint8_t lid)
+static void nvmex_aen_raise(NvmeExport *c, uint8_t type, uint8_t info,
+                            uint8_t lid)
 {
     NvmexCtrlState *s = &c->st;
     uint32_t dw0 = type | info << 8 | (uint32_t)lid << 16;
@@ -351,10 +352,10 @@ static void aen_raise(NvmexCtrl *c, uint8_t type, uint8_t info, uint8_t lid)
         }
     }
     s->aen[s->aen_count++] = dw0;
-    aen_deliver(c);
+    nvmex_aen_deliver(c);
 }
 
-static void check_temperature(NvmexCtrl *c)
+static void nvmex_check_temperature(NvmeExport *c)
 {
     NvmexCtrlState *s = &c->st;
     uint16_t t = c->tmpl.temperature;
@@ -363,7 +364,7 @@ static void check_temperature(NvmexCtrl *c)
     if (bad && !(s->smart.critical_warning & 2)) {
         s->smart.critical_warning |= 2;
         if (s->feat.async_event_cfg & 2) {
-            aen_raise(c, NVMEX_AET_SMART, NVMEX_AEI_SMART_TEMPERATURE,
+            nvmex_aen_raise(c, NVMEX_AET_SMART, NVMEX_AEI_SMART_TEMPERATURE,
                       NVMEX_LOG_SMART);
         }
     } else if (!bad) {
@@ -374,9 +375,9 @@ static void check_temperature(NvmexCtrl *c)
 /* ------------------------------------------------------------------ */
 /* Admin commands                                                      */
 
-static uint16_t adm_identify(NvmexReq *r)
+static uint16_t nvmex_adm_identify(NvmexReq *r)
 {
-    NvmexCtrl *c = r->c;
+    NvmeExport *c = r->c;
     uint32_t dw10 = ldl_le_p(r->sqe + 40), dw11 = ldl_le_p(r->sqe + 44);
     uint8_t cns = dw10 & 0xff, csi = dw11 >> 24;
     uint32_t nsid = ldl_le_p(r->sqe + 4);
@@ -449,15 +450,15 @@ static uint16_t adm_identify(NvmexReq *r)
         break;
     }
     default:
-        guest_error(c, "identify: CNS 0x%x not supported", cns);
+        nvmex_guest_error(c, "identify: CNS 0x%x not supported", cns);
         return NVMEX_INVALID_FIELD | NVMEX_DNR;
     }
-    return xfer(r, buf, NVMEX_ID_SIZE, true);
+    return nvmex_xfer(r, buf, NVMEX_ID_SIZE, true);
 }
 
-static uint16_t adm_get_log(NvmexReq *r)
+static uint16_t nvmex_adm_get_log(NvmexReq *r)
 {
-    NvmexCtrl *c = r->c;
+    NvmeExport *c = r->c;
     NvmexCtrlState *s = &c->st;
     uint32_t dw10 = ldl_le_p(r->sqe + 40), dw11 = ldl_le_p(r->sqe + 44);
     uint64_t off = ldq_le_p(r->sqe + 48);
@@ -506,7 +507,7 @@ static uint16_t adm_get_log(NvmexReq *r)
         nvmex_log_cmd_effects(&c->tmpl, log);
         break;
     default:
-        guest_error(c, "get log page: LID 0x%x not supported", lid);
+        nvmex_guest_error(c, "get log page: LID 0x%x not supported", lid);
         return NVMEX_INVALID_LOG_PAGE | NVMEX_DNR;
     }
     if ((off & 3) || off > size || len > 64 * KiB) {
@@ -514,7 +515,7 @@ static uint16_t adm_get_log(NvmexReq *r)
     }
     out = g_malloc0(len);
     memcpy(out, log + off, MIN(len, size - off));
-    st = xfer(r, out, len, true);
+    st = nvmex_xfer(r, out, len, true);
     if (st == NVMEX_SUCCESS && !rae) {
         /* Reading the log re-arms its event type */
         if (lid == NVMEX_LOG_ERROR) {
@@ -525,14 +526,14 @@ static uint16_t adm_get_log(NvmexReq *r)
             s->aen_masked &= ~(1u << NVMEX_AET_NOTICE);
             s->changed_ns_count = 0;
         }
-        aen_deliver(c);
+        nvmex_aen_deliver(c);
     }
     return st;
 }
 
-static uint16_t adm_create_cq(NvmexReq *r)
+static uint16_t nvmex_adm_create_cq(NvmexReq *r)
 {
-    NvmexCtrl *c = r->c;
+    NvmeExport *c = r->c;
     NvmexCtrlState *s = &c->st;
     uint32_t dw10 = ldl_le_p(r->sqe + 40), dw11 = ldl_le_p(r->sqe + 44);
     uint16_t qid = dw10 & 0xffff, iv = dw11 >> 16;
@@ -542,20 +543,20 @@ static uint16_t adm_create_cq(NvmexReq *r)
 
     trace_nvmex_create_cq(qid, size, iv);
     if (qid == 0 || qid > s->feat.ncqa || s->cq[qid].valid) {
-        guest_error(c, "create cq: bad qid %u", qid);
+        nvmex_guest_error(c, "create cq: bad qid %u", qid);
         return NVMEX_INVALID_QID | NVMEX_DNR;
     }
     if (size < 2 || size > c->tmpl.mqes) {
-        guest_error(c, "create cq %u: bad size %u", qid, size);
+        nvmex_guest_error(c, "create cq %u: bad size %u", qid, size);
         return NVMEX_INVALID_QSIZE | NVMEX_DNR;
     }
     if (!(dw11 & 1) || (base & (NVMEX_PAGE_SIZE - 1)) || !base) {
-        guest_error(c, "create cq %u: base 0x%" PRIx64 " not a contiguous "
-                    "page-aligned queue", qid, base);
+        nvmex_guest_error(c, "create cq %u: base 0x%" PRIx64 " not a "
+                          "contiguous page-aligned queue", qid, base);
         return NVMEX_INVALID_FIELD | NVMEX_DNR;
     }
     if ((dw11 & 2) && iv >= c->nvec) {
-        guest_error(c, "create cq %u: bad vector %u", qid, iv);
+        nvmex_guest_error(c, "create cq %u: bad vector %u", qid, iv);
         return NVMEX_INVALID_IRQ_VECTOR | NVMEX_DNR;
     }
     cq = &s->cq[qid];
@@ -566,9 +567,9 @@ static uint16_t adm_create_cq(NvmexReq *r)
     return NVMEX_SUCCESS;
 }
 
-static uint16_t adm_create_sq(NvmexReq *r)
+static uint16_t nvmex_adm_create_sq(NvmexReq *r)
 {
-    NvmexCtrl *c = r->c;
+    NvmeExport *c = r->c;
     NvmexCtrlState *s = &c->st;
     uint32_t dw10 = ldl_le_p(r->sqe + 40), dw11 = ldl_le_p(r->sqe + 44);
     uint16_t qid = dw10 & 0xffff, cqid = dw11 >> 16;
@@ -578,20 +579,20 @@ static uint16_t adm_create_sq(NvmexReq *r)
 
     trace_nvmex_create_sq(qid, size, cqid);
     if (qid == 0 || qid > s->feat.nsqa || s->sq[qid].valid) {
-        guest_error(c, "create sq: bad qid %u", qid);
+        nvmex_guest_error(c, "create sq: bad qid %u", qid);
         return NVMEX_INVALID_QID | NVMEX_DNR;
     }
     if (cqid == 0 || cqid > s->feat.ncqa || !s->cq[cqid].valid) {
-        guest_error(c, "create sq %u: cq %u does not exist", qid, cqid);
+        nvmex_guest_error(c, "create sq %u: cq %u does not exist", qid, cqid);
         return NVMEX_CQ_INVALID | NVMEX_DNR;
     }
     if (size < 2 || size > c->tmpl.mqes) {
-        guest_error(c, "create sq %u: bad size %u", qid, size);
+        nvmex_guest_error(c, "create sq %u: bad size %u", qid, size);
         return NVMEX_INVALID_QSIZE | NVMEX_DNR;
     }
     if (!(dw11 & 1) || (base & (NVMEX_PAGE_SIZE - 1)) || !base) {
-        guest_error(c, "create sq %u: base 0x%" PRIx64 " not a contiguous "
-                    "page-aligned queue", qid, base);
+        nvmex_guest_error(c, "create sq %u: base 0x%" PRIx64 " not a "
+                          "contiguous page-aligned queue", qid, base);
         return NVMEX_INVALID_FIELD | NVMEX_DNR;
     }
     sq = &s->sq[qid];
@@ -603,51 +604,52 @@ static uint16_t adm_create_sq(NvmexReq *r)
     return NVMEX_SUCCESS;
 }
 
-static void drop_waiters_of_sq(NvmexCtrl *c, uint16_t sqid, uint16_t cqid)
+static void nvmex_drop_waiters_of_sq(NvmeExport *c, uint16_t sqid,
+                                     uint16_t cqid)
 {
     NvmexReq *r, *next;
 
     QTAILQ_FOREACH_SAFE(r, &c->cq_wait[cqid], entry, next) {
         if (r->sqid == sqid) {
             QTAILQ_REMOVE(&c->cq_wait[cqid], r, entry);
-            req_put(r);
+            nvmex_req_put(r);
         }
     }
 }
 
-static uint16_t adm_delete_sq(NvmexReq *r)
+static uint16_t nvmex_adm_delete_sq(NvmexReq *r)
 {
-    NvmexCtrl *c = r->c;
+    NvmeExport *c = r->c;
     NvmexCtrlState *s = &c->st;
     uint16_t qid = ldl_le_p(r->sqe + 40) & 0xffff;
 
     if (qid == 0 || qid >= NVMEX_NQUEUES || !s->sq[qid].valid) {
-        guest_error(c, "delete sq: bad qid %u", qid);
+        nvmex_guest_error(c, "delete sq: bad qid %u", qid);
         return NVMEX_INVALID_QID | NVMEX_DNR;
     }
     /*
      * Commands still at the block layer finish there; their results
      * are dropped because the generation moved on.
      */
-    drop_waiters_of_sq(c, qid, s->sq[qid].cqid);
+    nvmex_drop_waiters_of_sq(c, qid, s->sq[qid].cqid);
     s->cq[s->sq[qid].cqid].nsq--;
     s->sq[qid].valid = 0;
     s->sq[qid].gen++;
     return NVMEX_SUCCESS;
 }
 
-static uint16_t adm_delete_cq(NvmexReq *r)
+static uint16_t nvmex_adm_delete_cq(NvmexReq *r)
 {
-    NvmexCtrl *c = r->c;
+    NvmeExport *c = r->c;
     NvmexCtrlState *s = &c->st;
     uint16_t qid = ldl_le_p(r->sqe + 40) & 0xffff;
 
     if (qid == 0 || qid >= NVMEX_NQUEUES || !s->cq[qid].valid) {
-        guest_error(c, "delete cq: bad qid %u", qid);
+        nvmex_guest_error(c, "delete cq: bad qid %u", qid);
         return NVMEX_INVALID_QID | NVMEX_DNR;
     }
     if (s->cq[qid].nsq) {
-        guest_error(c, "delete cq %u: SQs still use it", qid);
+        nvmex_guest_error(c, "delete cq %u: SQs still use it", qid);
         return NVMEX_INVALID_QUEUE_DELETION | NVMEX_DNR;
     }
     s->cq[qid].valid = 0;
@@ -655,9 +657,9 @@ static uint16_t adm_delete_cq(NvmexReq *r)
     return NVMEX_SUCCESS;
 }
 
-static uint16_t adm_set_features(NvmexReq *r)
+static uint16_t nvmex_adm_set_features(NvmexReq *r)
 {
-    NvmexCtrl *c = r->c;
+    NvmeExport *c = r->c;
     NvmexFeatures *f = &c->st.feat;
     uint32_t dw10 = ldl_le_p(r->sqe + 40), dw11 = ldl_le_p(r->sqe + 44);
     uint8_t fid = dw10 & 0xff;
@@ -687,7 +689,7 @@ static uint16_t adm_set_features(NvmexReq *r)
         } else {
             f->temp_under = dw11 & 0xffff;
         }
-        check_temperature(c);
+        nvmex_check_temperature(c);
         break;
     }
     case NVMEX_FEAT_ERROR_RECOVERY:
@@ -748,12 +750,12 @@ static uint16_t adm_set_features(NvmexReq *r)
             (dw11 & 0xffff) != c->tmpl.cntlid) {
             return NVMEX_INVALID_FIELD | NVMEX_DNR;
         }
-        st = xfer(r, data, sizeof(data), false);
+        st = nvmex_xfer(r, data, sizeof(data), false);
         if (st) {
             return st;
         }
         if (nvmex_rl_decode(data, &rl)) {
-            guest_error(c, "rate limit: unsupported mode or scale");
+            nvmex_guest_error(c, "rate limit: unsupported mode or scale");
             return NVMEX_INVALID_FIELD | NVMEX_DNR;
         }
         c->st.rate_limit = rl;
@@ -764,13 +766,13 @@ static uint16_t adm_set_features(NvmexReq *r)
         break;
     }
     default:
-        guest_error(c, "set features: FID 0x%x not supported", fid);
+        nvmex_guest_error(c, "set features: FID 0x%x not supported", fid);
         return NVMEX_INVALID_FIELD | NVMEX_DNR;
     }
     return NVMEX_SUCCESS;
 }
 
-static void features_default(NvmexCtrl *c, NvmexFeatures *f)
+static void nvmex_features_default(NvmeExport *c, NvmexFeatures *f)
 {
     memset(f, 0, sizeof(*f));
     f->temp_over = c->tmpl.wctemp;
@@ -779,14 +781,14 @@ static void features_default(NvmexCtrl *c, NvmexFeatures *f)
     f->nsqa = f->ncqa = c->tmpl.max_ioqs;
 }
 
-static uint16_t adm_get_features(NvmexReq *r)
+static uint16_t nvmex_adm_get_features(NvmexReq *r)
 {
-    NvmexCtrl *c = r->c;
+    NvmeExport *c = r->c;
     NvmexFeatures def, *f = &c->st.feat;
     uint32_t dw10 = ldl_le_p(r->sqe + 40), dw11 = ldl_le_p(r->sqe + 44);
     uint8_t fid = dw10 & 0xff, sel = (dw10 >> 8) & 7;
 
-    features_default(c, &def);
+    nvmex_features_default(c, &def);
     if (sel == 1 || sel == 2) {
         f = &def;
     } else if (sel == 3) {
@@ -869,19 +871,19 @@ static uint16_t adm_get_features(NvmexReq *r)
             return NVMEX_INVALID_FIELD | NVMEX_DNR;
         }
         nvmex_rl_encode(sel ? &none : &c->st.rate_limit, data);
-        return xfer(r, data, sizeof(data), true);
+        return nvmex_xfer(r, data, sizeof(data), true);
     }
     default:
-        guest_error(r->c, "get features: FID 0x%x not supported", fid);
+        nvmex_guest_error(r->c, "get features: FID 0x%x not supported", fid);
         return NVMEX_INVALID_FIELD | NVMEX_DNR;
     }
     return NVMEX_SUCCESS;
 }
 
 /* TP4165: report the tracked allocated LBAs from the block layer */
-static uint16_t adm_get_lba_status(NvmexReq *r)
+static uint16_t nvmex_adm_get_lba_status(NvmexReq *r)
 {
-    NvmexCtrl *c = r->c;
+    NvmeExport *c = r->c;
     uint32_t nsid = ldl_le_p(r->sqe + 4);
     uint64_t slba = ldq_le_p(r->sqe + 40);
     uint32_t mndw = ldl_le_p(r->sqe + 48), dw13 = ldl_le_p(r->sqe + 52);
@@ -900,8 +902,8 @@ static uint16_t adm_get_lba_status(NvmexReq *r)
         return NVMEX_INVALID_NAMESPACE | NVMEX_DNR;
     }
     if (atype != 0x02 || len < 8 || len > 64 * KiB) {
-        guest_error(c, "get lba status: action 0x%x / %" PRIu64 " bytes not "
-                    "supported", atype, len);
+        nvmex_guest_error(c, "get lba status: action 0x%x / %" PRIu64
+                          " bytes not supported", atype, len);
         return NVMEX_INVALID_FIELD | NVMEX_DNR;
     }
     if (slba >= ns->geo.nsze) {
@@ -961,41 +963,41 @@ static uint16_t adm_get_lba_status(NvmexReq *r)
     stl_le_p(buf, ndesc);
     buf[4] = cmpc;
     trace_nvmex_lba_status(nsid, slba, ndesc);
-    return xfer(r, buf, len, true);
+    return nvmex_xfer(r, buf, len, true);
 }
 
 /* A status, or NVMEX_ASYNC when the request is no longer ours */
-static uint16_t admin_cmd(NvmexReq *r)
+static uint16_t nvmex_admin_cmd(NvmexReq *r)
 {
-    NvmexCtrl *c = r->c;
+    NvmeExport *c = r->c;
 
     if (!nvmex_admin_supported(&c->tmpl, r->opc)) {
-        guest_error(c, "admin: opcode 0x%x not supported", r->opc);
+        nvmex_guest_error(c, "admin: opcode 0x%x not supported", r->opc);
         return NVMEX_INVALID_OPCODE | NVMEX_DNR;
     }
     if ((r->sqe[1] >> 6) & 3) {
-        guest_error(c, "admin: opcode 0x%x uses SGLs", r->opc);
+        nvmex_guest_error(c, "admin: opcode 0x%x uses SGLs", r->opc);
         return NVMEX_INVALID_FIELD | NVMEX_DNR;
     }
     switch (r->opc) {
     case NVMEX_ADM_IDENTIFY:
-        return adm_identify(r);
+        return nvmex_adm_identify(r);
     case NVMEX_ADM_GET_LOG_PAGE:
-        return adm_get_log(r);
+        return nvmex_adm_get_log(r);
     case NVMEX_ADM_CREATE_CQ:
-        return adm_create_cq(r);
+        return nvmex_adm_create_cq(r);
     case NVMEX_ADM_CREATE_SQ:
-        return adm_create_sq(r);
+        return nvmex_adm_create_sq(r);
     case NVMEX_ADM_DELETE_SQ:
-        return adm_delete_sq(r);
+        return nvmex_adm_delete_sq(r);
     case NVMEX_ADM_DELETE_CQ:
-        return adm_delete_cq(r);
+        return nvmex_adm_delete_cq(r);
     case NVMEX_ADM_SET_FEATURES:
-        return adm_set_features(r);
+        return nvmex_adm_set_features(r);
     case NVMEX_ADM_GET_FEATURES:
-        return adm_get_features(r);
+        return nvmex_adm_get_features(r);
     case NVMEX_ADM_GET_LBA_STATUS:
-        return adm_get_lba_status(r);
+        return nvmex_adm_get_lba_status(r);
     case NVMEX_ADM_ABORT:
         /* Commands are never queued inside: nothing can be aborted */
         r->dw0 = 1;
@@ -1005,8 +1007,8 @@ static uint16_t admin_cmd(NvmexReq *r)
             return NVMEX_AER_LIMIT_EXCEEDED | NVMEX_DNR;
         }
         c->st.aer_cid[c->st.aer_count++] = r->cid;
-        req_put(r);
-        aen_deliver(c);
+        nvmex_req_put(r);
+        nvmex_aen_deliver(c);
         return NVMEX_ASYNC;
     }
     return NVMEX_INVALID_OPCODE | NVMEX_DNR;
@@ -1015,7 +1017,7 @@ static uint16_t admin_cmd(NvmexReq *r)
 /* ------------------------------------------------------------------ */
 /* I/O commands                                                        */
 
-static void io_done(void *opaque, int ret)
+static void nvmex_io_done(void *opaque, int ret)
 {
     NvmexReq *r = opaque;
     NvmexNs *ns = r->ns;
@@ -1042,16 +1044,16 @@ static void io_done(void *opaque, int ret)
         /* Force Unit Access: durable before completion */
         r->fua = false;
         r->pending = 1;
-        blk_aio_flush(ns->conf.blk, io_done, r);
+        blk_aio_flush(ns->conf.blk, nvmex_io_done, r);
         return;
     }
     nvmex_post(r);
 }
 
-static uint16_t check_range(NvmexReq *r, uint64_t slba, uint64_t nlb)
+static uint16_t nvmex_check_range(NvmexReq *r, uint64_t slba, uint64_t nlb)
 {
     if (slba + nlb < slba || slba + nlb > r->ns->geo.nsze) {
-        guest_error(r->c, "nsid %u: LBA range %" PRIu64 "+%" PRIu64
+        nvmex_guest_error(r->c, "nsid %u: LBA range %" PRIu64 "+%" PRIu64
                     " beyond %" PRIu64, r->ns->nsid, slba, nlb,
                     r->ns->geo.nsze);
         return NVMEX_LBA_OUT_OF_RANGE | NVMEX_DNR;
@@ -1059,9 +1061,9 @@ static uint16_t check_range(NvmexReq *r, uint64_t slba, uint64_t nlb)
     return NVMEX_SUCCESS;
 }
 
-static uint16_t io_rw(NvmexReq *r)
+static uint16_t nvmex_io_rw(NvmexReq *r)
 {
-    NvmexCtrl *c = r->c;
+    NvmeExport *c = r->c;
     NvmexNs *ns = r->ns;
     uint64_t slba = ldq_le_p(r->sqe + 40);
     uint32_t dw12 = ldl_le_p(r->sqe + 48);
@@ -1072,15 +1074,15 @@ static uint16_t io_rw(NvmexReq *r)
 
     r->write = r->opc == NVMEX_IO_WRITE;
     r->fua = r->write && (dw12 & (1u << 30));
-    st = check_range(r, slba, nlb);
+    st = nvmex_check_range(r, slba, nlb);
     if (st) {
         return st;
     }
     if (len > (uint64_t)NVMEX_PAGE_SIZE << c->tmpl.mdts) {
-        guest_error(c, "transfer of %" PRIu64 " bytes exceeds MDTS", len);
+        nvmex_guest_error(c, "transfer of %" PRIu64 " bytes exceeds MDTS", len);
         return NVMEX_INVALID_FIELD | NVMEX_DNR;
     }
-    st = map_dptr(r, len);
+    st = nvmex_map_dptr(r, len);
     if (st) {
         return st;
     }
@@ -1095,26 +1097,26 @@ static uint16_t io_rw(NvmexReq *r)
         c->st.smart.write_cmds++;
         c->st.smart.units_written += DIV_ROUND_UP(len, 512000);
         dma_blk_write(blk, &r->sg, slba << ns->geo.lbads, BDRV_SECTOR_SIZE,
-                      io_done, r);
+                      nvmex_io_done, r);
     } else {
         ns->reads++;
         ns->bytes_read += len;
         c->st.smart.read_cmds++;
         c->st.smart.units_read += DIV_ROUND_UP(len, 512000);
         dma_blk_read(blk, &r->sg, slba << ns->geo.lbads, BDRV_SECTOR_SIZE,
-                     io_done, r);
+                     nvmex_io_done, r);
     }
     return NVMEX_ASYNC;
 }
 
-static uint16_t io_write_zeroes(NvmexReq *r)
+static uint16_t nvmex_io_write_zeroes(NvmexReq *r)
 {
     NvmexNs *ns = r->ns;
     uint64_t slba = ldq_le_p(r->sqe + 40);
     uint32_t dw12 = ldl_le_p(r->sqe + 48);
     uint64_t nlb = (dw12 & 0xffff) + 1;
     BdrvRequestFlags flags = (dw12 & (1u << 25)) ? BDRV_REQ_MAY_UNMAP : 0;
-    uint16_t st = check_range(r, slba, nlb);
+    uint16_t st = nvmex_check_range(r, slba, nlb);
 
     if (st) {
         return st;
@@ -1124,11 +1126,11 @@ static uint16_t io_write_zeroes(NvmexReq *r)
                      BLOCK_ACCT_WRITE);
     r->acct_live = true;
     blk_aio_pwrite_zeroes(ns->conf.blk, slba << ns->geo.lbads,
-                          nlb << ns->geo.lbads, flags, io_done, r);
+                          nlb << ns->geo.lbads, flags, nvmex_io_done, r);
     return NVMEX_ASYNC;
 }
 
-static uint16_t io_dsm(NvmexReq *r)
+static uint16_t nvmex_io_dsm(NvmexReq *r)
 {
     NvmexNs *ns = r->ns;
     uint32_t nr = (ldl_le_p(r->sqe + 40) & 0xff) + 1;
@@ -1136,12 +1138,12 @@ static uint16_t io_dsm(NvmexReq *r)
     g_autofree uint8_t *ranges = g_malloc(nr * 16);
     uint16_t st;
 
-    st = xfer(r, ranges, nr * 16, false);
+    st = nvmex_xfer(r, ranges, nr * 16, false);
     if (st) {
         return st;
     }
     for (uint32_t i = 0; i < nr; i++) {
-        st = check_range(r, ldq_le_p(ranges + 16 * i + 8),
+        st = nvmex_check_range(r, ldq_le_p(ranges + 16 * i + 8),
                          ldl_le_p(ranges + 16 * i + 4));
         if (st) {
             return st;
@@ -1166,15 +1168,15 @@ static uint16_t io_dsm(NvmexReq *r)
         ns->deallocated += nlb;
         blk_aio_pwrite_zeroes(ns->conf.blk, slba << ns->geo.lbads,
                               (uint64_t)nlb << ns->geo.lbads,
-                              BDRV_REQ_MAY_UNMAP, io_done, r);
+                              BDRV_REQ_MAY_UNMAP, nvmex_io_done, r);
     }
-    io_done(r, 0);
+    nvmex_io_done(r, 0);
     return NVMEX_ASYNC;
 }
 
-static uint16_t io_flush(NvmexReq *r, uint32_t nsid)
+static uint16_t nvmex_io_flush(NvmexReq *r, uint32_t nsid)
 {
-    NvmexCtrl *c = r->c;
+    NvmeExport *c = r->c;
 
     r->pending = 1;
     for (uint32_t i = 1; i <= NVMEX_MAX_NSID; i++) {
@@ -1183,46 +1185,46 @@ static uint16_t io_flush(NvmexReq *r, uint32_t nsid)
         if (ns && (nsid == 0xffffffff || nsid == i)) {
             r->pending++;
             r->ns = ns;
-            blk_aio_flush(ns->conf.blk, io_done, r);
+            blk_aio_flush(ns->conf.blk, nvmex_io_done, r);
         }
     }
     if (!r->ns) {
         r->pending = 0;
         return NVMEX_SUCCESS;
     }
-    io_done(r, 0);
+    nvmex_io_done(r, 0);
     return NVMEX_ASYNC;
 }
 
-static uint16_t io_cmd(NvmexReq *r)
+static uint16_t nvmex_io_cmd(NvmexReq *r)
 {
-    NvmexCtrl *c = r->c;
+    NvmeExport *c = r->c;
     uint32_t nsid = ldl_le_p(r->sqe + 4);
 
     if (!nvmex_io_supported(&c->tmpl, r->opc)) {
-        guest_error(c, "sq %u: I/O opcode 0x%x not supported", r->sqid,
+        nvmex_guest_error(c, "sq %u: I/O opcode 0x%x not supported", r->sqid,
                     r->opc);
         return NVMEX_INVALID_OPCODE | NVMEX_DNR;
     }
     if (r->opc == NVMEX_IO_FLUSH && nsid == 0xffffffff) {
-        return io_flush(r, nsid);
+        return nvmex_io_flush(r, nsid);
     }
     r->ns = nsid && nsid <= NVMEX_MAX_NSID ? c->ns[nsid] : NULL;
     if (!r->ns) {
-        guest_error(c, "sq %u cid %u: nsid %u is not active", r->sqid,
+        nvmex_guest_error(c, "sq %u cid %u: nsid %u is not active", r->sqid,
                     r->cid, nsid);
         return NVMEX_INVALID_NAMESPACE | NVMEX_DNR;
     }
     switch (r->opc) {
     case NVMEX_IO_READ:
     case NVMEX_IO_WRITE:
-        return io_rw(r);
+        return nvmex_io_rw(r);
     case NVMEX_IO_WRITE_ZEROES:
-        return io_write_zeroes(r);
+        return nvmex_io_write_zeroes(r);
     case NVMEX_IO_DSM:
-        return io_dsm(r);
+        return nvmex_io_dsm(r);
     case NVMEX_IO_FLUSH:
-        return io_flush(r, nsid);
+        return nvmex_io_flush(r, nsid);
     }
     return NVMEX_INVALID_OPCODE | NVMEX_DNR;
 }
@@ -1231,7 +1233,7 @@ static uint16_t io_cmd(NvmexReq *r)
 /* Submission queue processing                                         */
 
 /* TP4176: may this command start now?  Arms the timer if not. */
-static bool rate_admit(NvmexCtrl *c, const uint8_t *sqe)
+static bool nvmex_rate_admit(NvmeExport *c, const uint8_t *sqe)
 {
     uint8_t opc = sqe[0];
     uint64_t bytes = 0;
@@ -1258,10 +1260,10 @@ static bool rate_admit(NvmexCtrl *c, const uint8_t *sqe)
     return true;
 }
 
-static void process_sq(NvmexCtrl *c, uint16_t sqid)
+static void nvmex_process_sq(NvmeExport *c, uint16_t sqid)
 {
     NvmexSQ *sq = &c->st.sq[sqid];
-    uint8_t sqes[SQ_BATCH * 64];
+    uint8_t sqes[NVMEX_SQ_BATCH * 64];
 
     if (c->inflight >= NVMEX_MAX_REQS) {
         c->starved = true;
@@ -1272,20 +1274,20 @@ static void process_sq(NvmexCtrl *c, uint16_t sqid)
         uint32_t n = sq->tail > sq->head ? sq->tail - sq->head
                                          : sq->size - sq->head;
 
-        n = MIN(n, SQ_BATCH);
+        n = MIN(n, NVMEX_SQ_BATCH);
         if (pci_dma_read(PCI_DEVICE(c), sq->dma_addr + sq->head * 64ull,
                          sqes, n * 64) != MEMTX_OK) {
-            fatal(c, "submission queue read failed");
+            nvmex_fatal(c, "submission queue read failed");
             return;
         }
         for (uint32_t i = 0; i < n; i++) {
             NvmexReq *r;
             uint16_t st;
 
-            if (sqid && !rate_admit(c, sqes + i * 64)) {
+            if (sqid && !nvmex_rate_admit(c, sqes + i * 64)) {
                 return;
             }
-            r = req_get(c);
+            r = nvmex_req_get(c);
             memcpy(r->sqe, sqes + i * 64, 64);
             r->opc = r->sqe[0];
             r->cid = lduw_le_p(r->sqe + 2);
@@ -1295,13 +1297,13 @@ static void process_sq(NvmexCtrl *c, uint16_t sqid)
             c->commands++;
             trace_nvmex_submit(sqid, r->cid, r->opc);
             if ((r->sqe[1] & 3) != 0) {
-                guest_error(c, "sq %u cid %u: fused commands not supported",
-                            sqid, r->cid);
+                nvmex_guest_error(c, "sq %u cid %u: fused commands not "
+                                  "supported", sqid, r->cid);
                 st = NVMEX_INVALID_FIELD | NVMEX_DNR;
             } else if (sqid == 0) {
-                st = admin_cmd(r);
+                st = nvmex_admin_cmd(r);
             } else {
-                st = io_cmd(r);
+                st = nvmex_io_cmd(r);
             }
             if (st != NVMEX_ASYNC) {
                 r->status = st;
@@ -1318,38 +1320,38 @@ static void process_sq(NvmexCtrl *c, uint16_t sqid)
     }
 }
 
-static void sq_bh(void *opaque)
+static void nvmex_sq_bh(void *opaque)
 {
-    NvmexCtrl *c = opaque;
+    NvmeExport *c = opaque;
 
     /*
      * Nothing is fetched while the VM is stopped (the images may not even
-     * be ours yet on a migration destination); vm_state_change() kicks
+     * be ours yet on a migration destination); nvmex_vm_state_change() kicks
      * again on resume.
      */
     if (!NVMEX_CC_EN(c->st.cc) || (c->st.csts & NVMEX_CSTS_CFS) ||
         !runstate_is_running()) {
         return;
     }
-    process_sq(c, 0);
+    nvmex_process_sq(c, 0);
     for (int i = 1; i < NVMEX_NQUEUES; i++) {
         if (c->st.sq[i].valid) {
-            process_sq(c, i);
+            nvmex_process_sq(c, i);
         }
     }
 }
 
-static void nvmex_kick(NvmexCtrl *c)
+static void nvmex_kick(NvmeExport *c)
 {
     qemu_bh_schedule(c->sq_bh);
 }
 
-static void rl_timer_cb(void *opaque)
+static void nvmex_rl_timer_cb(void *opaque)
 {
     nvmex_kick(opaque);
 }
 
-static void vm_state_change(void *opaque, bool running, RunState state)
+static void nvmex_vm_state_change(void *opaque, bool running, RunState state)
 {
     if (running) {
         nvmex_kick(opaque);
@@ -1359,7 +1361,7 @@ static void vm_state_change(void *opaque, bool running, RunState state)
 /* ------------------------------------------------------------------ */
 /* Registers                                                           */
 
-static void ctrl_reset(NvmexCtrl *c)
+static void nvmex_ctrl_reset(NvmeExport *c)
 {
     NvmexCtrlState *s = &c->st;
     NvmexReq *r;
@@ -1372,7 +1374,7 @@ static void ctrl_reset(NvmexCtrl *c)
     for (int i = 0; i < NVMEX_NQUEUES; i++) {
         while ((r = QTAILQ_FIRST(&c->cq_wait[i]))) {
             QTAILQ_REMOVE(&c->cq_wait[i], r, entry);
-            req_put(r);
+            nvmex_req_put(r);
         }
         s->sq[i].valid = 0;
         s->sq[i].gen++;
@@ -1382,27 +1384,27 @@ static void ctrl_reset(NvmexCtrl *c)
     s->aer_count = 0;
     s->aen_count = 0;
     s->aen_masked = 0;
-    features_default(c, &s->feat);
+    nvmex_features_default(c, &s->feat);
     s->csts &= ~(NVMEX_CSTS_RDY | NVMEX_CSTS_CFS);
     s->intms = 0;
     timer_del(c->rl_timer);
-    update_intx(c);
+    nvmex_update_intx(c);
 }
 
-static void ctrl_enable(NvmexCtrl *c)
+static void nvmex_ctrl_enable(NvmeExport *c)
 {
     NvmexCtrlState *s = &c->st;
     uint32_t asqs = (s->aqa & 0xfff) + 1, acqs = ((s->aqa >> 16) & 0xfff) + 1;
 
     if (NVMEX_CC_MPS(s->cc) != 0 || NVMEX_CC_CSS(s->cc) != 0 ||
         NVMEX_CC_AMS(s->cc) != 0) {
-        fatal(c, "CC selects an unsupported page size, command set or "
+        nvmex_fatal(c, "CC selects an unsupported page size, command set or "
               "arbitration");
         return;
     }
     if (!s->asq || !s->acq || (s->asq | s->acq) & (NVMEX_PAGE_SIZE - 1) ||
         asqs < 2 || acqs < 2) {
-        fatal(c, "admin queue base or size invalid");
+        nvmex_fatal(c, "admin queue base or size invalid");
         return;
     }
     s->sq[0] = (NvmexSQ) { .dma_addr = s->asq, .size = asqs, .valid = 1,
@@ -1412,16 +1414,16 @@ static void ctrl_enable(NvmexCtrl *c)
     s->csts |= NVMEX_CSTS_RDY;
 }
 
-static void write_cc(NvmexCtrl *c, uint32_t val)
+static void nvmex_write_cc(NvmeExport *c, uint32_t val)
 {
     NvmexCtrlState *s = &c->st;
     uint32_t old = s->cc;
 
     s->cc = val;
     if (NVMEX_CC_EN(val) && !NVMEX_CC_EN(old)) {
-        ctrl_enable(c);
+        nvmex_ctrl_enable(c);
     } else if (!NVMEX_CC_EN(val) && NVMEX_CC_EN(old)) {
-        ctrl_reset(c);
+        nvmex_ctrl_reset(c);
     }
     if (NVMEX_CC_SHN(val)) {
         for (int i = 1; i <= NVMEX_MAX_NSID; i++) {
@@ -1435,7 +1437,7 @@ static void write_cc(NvmexCtrl *c, uint32_t val)
     }
 }
 
-static void doorbell(NvmexCtrl *c, hwaddr off, uint32_t val)
+static void nvmex_doorbell(NvmeExport *c, hwaddr off, uint32_t val)
 {
     NvmexCtrlState *s = &c->st;
     uint32_t idx = (off - NVMEX_REG_DBS) / 4;
@@ -1443,14 +1445,14 @@ static void doorbell(NvmexCtrl *c, hwaddr off, uint32_t val)
     bool is_cq = idx & 1;
 
     if (!NVMEX_CC_EN(s->cc) || !(s->csts & NVMEX_CSTS_RDY)) {
-        guest_error(c, "doorbell 0x%" HWADDR_PRIx " written while disabled",
-                    off);
+        nvmex_guest_error(c, "doorbell 0x%" HWADDR_PRIx " written while "
+                          "disabled", off);
         return;
     }
     if ((off & 3) || qid >= NVMEX_NQUEUES ||
         !(is_cq ? s->cq[qid].valid : s->sq[qid].valid)) {
-        guest_error(c, "doorbell 0x%" HWADDR_PRIx " of no queue", off);
-        aen_raise(c, NVMEX_AET_ERROR, NVMEX_AEI_ERR_INVALID_DB,
+        nvmex_guest_error(c, "doorbell 0x%" HWADDR_PRIx " of no queue", off);
+        nvmex_aen_raise(c, NVMEX_AET_ERROR, NVMEX_AEI_ERR_INVALID_DB,
                   NVMEX_LOG_ERROR);
         return;
     }
@@ -1461,22 +1463,22 @@ static void doorbell(NvmexCtrl *c, hwaddr off, uint32_t val)
         uint32_t moved = (val + cq->size - cq->head) % cq->size;
 
         if (val >= cq->size || moved > posted) {
-            guest_error(c, "cq %u head %u invalid (size %u, tail %u)", qid,
-                        val, cq->size, cq->tail);
-            aen_raise(c, NVMEX_AET_ERROR, NVMEX_AEI_ERR_INVALID_DB_VALUE,
+            nvmex_guest_error(c, "cq %u head %u invalid (size %u, tail %u)",
+                              qid, val, cq->size, cq->tail);
+            nvmex_aen_raise(c, NVMEX_AET_ERROR, NVMEX_AEI_ERR_INVALID_DB_VALUE,
                       NVMEX_LOG_ERROR);
             return;
         }
         cq->head = val;
-        cq_drain_waiters(c, qid);
-        update_intx(c);
+        nvmex_cq_drain_waiters(c, qid);
+        nvmex_update_intx(c);
     } else {
         NvmexSQ *sq = &s->sq[qid];
 
         if (val >= sq->size) {
-            guest_error(c, "sq %u tail %u beyond size %u", qid, val,
+            nvmex_guest_error(c, "sq %u tail %u beyond size %u", qid, val,
                         sq->size);
-            aen_raise(c, NVMEX_AET_ERROR, NVMEX_AEI_ERR_INVALID_DB_VALUE,
+            nvmex_aen_raise(c, NVMEX_AET_ERROR, NVMEX_AEI_ERR_INVALID_DB_VALUE,
                       NVMEX_LOG_ERROR);
             return;
         }
@@ -1485,7 +1487,7 @@ static void doorbell(NvmexCtrl *c, hwaddr off, uint32_t val)
     }
 }
 
-static uint32_t reg_read32(NvmexCtrl *c, hwaddr off)
+static uint32_t nvmex_reg_read32(NvmeExport *c, hwaddr off)
 {
     NvmexCtrlState *s = &c->st;
 
@@ -1517,46 +1519,46 @@ static uint32_t reg_read32(NvmexCtrl *c, hwaddr off)
     return 0;
 }
 
-static uint64_t mmio_read(void *opaque, hwaddr off, unsigned size)
+static uint64_t nvmex_mmio_read(void *opaque, hwaddr off, unsigned size)
 {
-    NvmexCtrl *c = opaque;
+    NvmeExport *c = opaque;
     uint64_t v;
 
     if (off & (size - 1)) {
-        guest_error(c, "misaligned %u-byte read at 0x%" HWADDR_PRIx, size,
+        nvmex_guest_error(c, "misaligned %u-byte read at 0x%" HWADDR_PRIx, size,
                     off);
         return 0;
     }
-    v = reg_read32(c, off & ~3);
+    v = nvmex_reg_read32(c, off & ~3);
     if (size == 8) {
-        v |= (uint64_t)reg_read32(c, off + 4) << 32;
+        v |= (uint64_t)nvmex_reg_read32(c, off + 4) << 32;
     } else {
         v = (v >> ((off & 3) * 8)) & MAKE_64BIT_MASK(0, size * 8);
     }
     return v;
 }
 
-static void reg_write32(NvmexCtrl *c, hwaddr off, uint32_t val)
+static void nvmex_reg_write32(NvmeExport *c, hwaddr off, uint32_t val)
 {
     NvmexCtrlState *s = &c->st;
     bool en = NVMEX_CC_EN(s->cc);
 
     if (off >= NVMEX_REG_DBS) {
-        doorbell(c, off, val);
+        nvmex_doorbell(c, off, val);
         return;
     }
     trace_nvmex_reg_write(off, val);
     switch (off) {
     case NVMEX_REG_INTMS:
         s->intms |= val;
-        update_intx(c);
+        nvmex_update_intx(c);
         return;
     case NVMEX_REG_INTMC:
         s->intms &= ~val;
-        update_intx(c);
+        nvmex_update_intx(c);
         return;
     case NVMEX_REG_CC:
-        write_cc(c, val);
+        nvmex_write_cc(c, val);
         return;
     case NVMEX_REG_CSTS:
         if (val & NVMEX_CSTS_NSSRO) {
@@ -1567,7 +1569,7 @@ static void reg_write32(NvmexCtrl *c, hwaddr off, uint32_t val)
         return;                 /* NSSRS is 0: no subsystem reset */
     }
     if (off >= NVMEX_REG_AQA && off < NVMEX_REG_ACQ + 8 && en) {
-        guest_error(c, "admin queue register 0x%" HWADDR_PRIx " written "
+        nvmex_guest_error(c, "admin queue register 0x%" HWADDR_PRIx " written "
                     "while enabled", off);
         return;
     }
@@ -1588,28 +1590,29 @@ static void reg_write32(NvmexCtrl *c, hwaddr off, uint32_t val)
         s->acq = deposit64(s->acq, 32, 32, val);
         return;
     }
-    guest_error(c, "write to read-only or reserved register 0x%"
+    nvmex_guest_error(c, "write to read-only or reserved register 0x%"
                 HWADDR_PRIx, off);
 }
 
-static void mmio_write(void *opaque, hwaddr off, uint64_t val, unsigned size)
+static void nvmex_mmio_write(void *opaque, hwaddr off, uint64_t val,
+                             unsigned size)
 {
-    NvmexCtrl *c = opaque;
+    NvmeExport *c = opaque;
 
     if (size < 4 || (off & (size - 1))) {
-        guest_error(c, "%u-byte write at 0x%" HWADDR_PRIx " ignored", size,
-                    off);
+        nvmex_guest_error(c, "%u-byte write at 0x%" HWADDR_PRIx " ignored",
+                          size, off);
         return;
     }
-    reg_write32(c, off, val);
+    nvmex_reg_write32(c, off, val);
     if (size == 8) {
-        reg_write32(c, off + 4, val >> 32);
+        nvmex_reg_write32(c, off + 4, val >> 32);
     }
 }
 
-static const MemoryRegionOps mmio_ops = {
-    .read = mmio_read,
-    .write = mmio_write,
+static const MemoryRegionOps nvmex_mmio_ops = {
+    .read = nvmex_mmio_read,
+    .write = nvmex_mmio_write,
     .endianness = DEVICE_LITTLE_ENDIAN,
     .valid = { .min_access_size = 1, .max_access_size = 8 },
     .impl = { .min_access_size = 1, .max_access_size = 8 },
@@ -1618,7 +1621,7 @@ static const MemoryRegionOps mmio_ops = {
 /* ------------------------------------------------------------------ */
 /* Template loading                                                    */
 
-static bool qobj_to_text(QObject *o, char **out)
+static bool nvmex_qobj_to_text(QObject *o, char **out)
 {
     switch (qobject_type(o)) {
     case QTYPE_QSTRING:
@@ -1653,7 +1656,7 @@ static bool qobj_to_text(QObject *o, char **out)
     }
 }
 
-static bool load_ns_entry(NvmexCtrl *c, int idx, QDict *d, Error **errp)
+static bool nvmex_load_ns_entry(NvmeExport *c, int idx, QDict *d, Error **errp)
 {
     QObject *id = qdict_get(d, "nsid");
     NvmexNsTemplate *n;
@@ -1675,7 +1678,7 @@ static bool load_ns_entry(NvmexCtrl *c, int idx, QDict *d, Error **errp)
     for (e = qdict_first(d); e; e = qdict_next(d, e)) {
         g_autofree char *v = NULL;
 
-        if (!qobj_to_text(qdict_entry_value(e), &v)) {
+        if (!nvmex_qobj_to_text(qdict_entry_value(e), &v)) {
             error_setg(errp, "template: namespaces[%d].%s: unsupported "
                        "value type", idx, qdict_entry_key(e));
             return false;
@@ -1689,7 +1692,7 @@ static bool load_ns_entry(NvmexCtrl *c, int idx, QDict *d, Error **errp)
     return true;
 }
 
-static bool load_template(NvmexCtrl *c, const char *path, Error **errp)
+static bool nvmex_load_template(NvmeExport *c, const char *path, Error **errp)
 {
     g_autofree char *text = NULL;
     g_autoptr(GError) gerr = NULL;
@@ -1736,13 +1739,13 @@ static bool load_template(NvmexCtrl *c, const char *path, Error **errp)
                                "object", i);
                     goto out;
                 }
-                if (!load_ns_entry(c, i++, nd, errp)) {
+                if (!nvmex_load_ns_entry(c, i++, nd, errp)) {
                     goto out;
                 }
             }
             continue;
         }
-        if (!qobj_to_text(val, &v)) {
+        if (!nvmex_qobj_to_text(val, &v)) {
             error_setg(errp, "template: %s: unsupported value type", key);
             goto out;
         }
@@ -1760,7 +1763,7 @@ out:
 /* ------------------------------------------------------------------ */
 /* Namespaces                                                          */
 
-static bool ns_attach(NvmexCtrl *c, NvmexNs *ns, char *const *props,
+static bool nvmex_ns_attach(NvmeExport *c, NvmexNs *ns, char *const *props,
                       Error **errp)
 {
     NvmexNsTemplate *nt;
@@ -1820,7 +1823,7 @@ static bool ns_attach(NvmexCtrl *c, NvmexNs *ns, char *const *props,
     return true;
 }
 
-static void ns_detach(NvmexNs *ns)
+static void nvmex_ns_detach(NvmexNs *ns)
 {
     if (ns->ctrl && ns->ctrl->ns[ns->nsid] == ns) {
         blk_drain(ns->conf.blk);
@@ -1855,12 +1858,12 @@ uint64_t nvmex_ns_allocated_blocks(NvmexNs *ns)
 /* ------------------------------------------------------------------ */
 /* Device                                                              */
 
-static bool ctrl_template(NvmexCtrl *c, Error **errp)
+static bool nvmex_ctrl_template(NvmeExport *c, Error **errp)
 {
     char err[256];
 
     nvmex_template_default(&c->tmpl);
-    if (c->template_path && !load_template(c, c->template_path, errp)) {
+    if (c->template_path && !nvmex_load_template(c, c->template_path, errp)) {
         return false;
     }
     for (int i = 0; nvmex_template_fields[i]; i++) {
@@ -1880,10 +1883,10 @@ static bool ctrl_template(NvmexCtrl *c, Error **errp)
 
 static void nvmex_realize(PCIDevice *pci, Error **errp)
 {
-    NvmexCtrl *c = NVME_EXPORT(pci);
+    NvmeExport *c = NVME_EXPORT(pci);
     uint8_t *cfg = pci->config;
 
-    if (!ctrl_template(c, errp)) {
+    if (!nvmex_ctrl_template(c, errp)) {
         return;
     }
     c->nvec = c->tmpl.max_ioqs + 1;
@@ -1897,8 +1900,8 @@ static void nvmex_realize(PCIDevice *pci, Error **errp)
     pci_config_set_revision(cfg, 2);
     cfg[PCI_INTERRUPT_PIN] = 1;
 
-    memory_region_init_io(&c->iomem, OBJECT(c), &mmio_ops, c, "nvme-export",
-                          BAR0_SIZE);
+    memory_region_init_io(&c->iomem, OBJECT(c), &nvmex_mmio_ops, c,
+                          "nvme-export", NVMEX_BAR0_SIZE);
     pci_register_bar(pci, 0, PCI_BASE_ADDRESS_SPACE_MEMORY |
                      PCI_BASE_ADDRESS_MEM_TYPE_64, &c->iomem);
     if (msix_init_exclusive_bar(pci, c->nvec, 4, errp)) {
@@ -1920,21 +1923,22 @@ static void nvmex_realize(PCIDevice *pci, Error **errp)
         QTAILQ_INIT(&c->cq_wait[i]);
     }
     QTAILQ_INIT(&c->free_reqs);
-    c->sq_bh = qemu_bh_new_guarded(sq_bh, c,
+    c->sq_bh = qemu_bh_new_guarded(nvmex_sq_bh, c,
                                    &DEVICE(c)->mem_reentrancy_guard);
-    c->irq_bh = qemu_bh_new_guarded(irq_bh, c,
+    c->irq_bh = qemu_bh_new_guarded(nvmex_irq_bh, c,
                                     &DEVICE(c)->mem_reentrancy_guard);
-    c->rl_timer = timer_new_ns(QEMU_CLOCK_VIRTUAL, rl_timer_cb, c);
-    c->vmstate_change = qemu_add_vm_change_state_handler(vm_state_change, c);
+    c->rl_timer = timer_new_ns(QEMU_CLOCK_VIRTUAL, nvmex_rl_timer_cb, c);
+    c->vmstate_change = qemu_add_vm_change_state_handler(nvmex_vm_state_change,
+                                                         c);
     nvmex_limiter_configure(&c->limiter, &c->st.rate_limit, 0);
-    features_default(c, &c->st.feat);
+    nvmex_features_default(c, &c->st.feat);
 
     qbus_init(&c->bus, sizeof(c->bus), TYPE_NVME_EXPORT_BUS, DEVICE(c),
               DEVICE(c)->id);
 
     if (c->ns0.conf.blk) {
         c->ns0.nsid = 1;
-        if (!ns_attach(c, &c->ns0, NULL, errp)) {
+        if (!nvmex_ns_attach(c, &c->ns0, NULL, errp)) {
             msix_uninit_exclusive_bar(pci);
             return;
         }
@@ -1943,12 +1947,12 @@ static void nvmex_realize(PCIDevice *pci, Error **errp)
 
 static void nvmex_exit(PCIDevice *pci)
 {
-    NvmexCtrl *c = NVME_EXPORT(pci);
+    NvmeExport *c = NVME_EXPORT(pci);
     NvmexReq *r;
 
     c->st.cc = 0;
-    ctrl_reset(c);
-    ns_detach(&c->ns0);
+    nvmex_ctrl_reset(c);
+    nvmex_ns_detach(&c->ns0);
     while ((r = QTAILQ_FIRST(&c->free_reqs))) {
         QTAILQ_REMOVE(&c->free_reqs, r, entry);
         g_free(r);
@@ -1962,10 +1966,10 @@ static void nvmex_exit(PCIDevice *pci)
 
 static void nvmex_reset(DeviceState *dev)
 {
-    NvmexCtrl *c = NVME_EXPORT(dev);
+    NvmeExport *c = NVME_EXPORT(dev);
 
     c->st.cc = 0;           /* drained requests then post nothing */
-    ctrl_reset(c);
+    nvmex_ctrl_reset(c);
     c->st.csts = 0;
     c->st.aqa = 0;
     c->st.asq = c->st.acq = 0;
@@ -1978,7 +1982,7 @@ static void nvmex_reset(DeviceState *dev)
  * FNV-1a over everything the guest can read about its identity: the
  * destination must present the same bytes, or the lie is exposed.
  */
-static uint64_t fnv(uint64_t h, const uint8_t *p, size_t n)
+static uint64_t nvmex_fnv1a(uint64_t h, const uint8_t *p, size_t n)
 {
     while (n--) {
         h = (h ^ *p++) * 0x100000001b3ull;
@@ -1986,16 +1990,16 @@ static uint64_t fnv(uint64_t h, const uint8_t *p, size_t n)
     return h;
 }
 
-static uint64_t identity_hash(NvmexCtrl *c)
+static uint64_t nvmex_identity_hash(NvmeExport *c)
 {
     g_autofree uint8_t *buf = g_malloc(NVMEX_ID_SIZE);
     uint64_t h = 0xcbf29ce484222325ull;
 
     nvmex_id_ctrl(&c->tmpl, buf);
-    h = fnv(h, buf, NVMEX_ID_SIZE);
+    h = nvmex_fnv1a(h, buf, NVMEX_ID_SIZE);
     nvmex_id_ctrl_nvm(&c->tmpl, buf);
-    h = fnv(h, buf, NVMEX_ID_SIZE);
-    h = fnv(h, (uint8_t *)&c->st.cap, sizeof(c->st.cap));
+    h = nvmex_fnv1a(h, buf, NVMEX_ID_SIZE);
+    h = nvmex_fnv1a(h, (uint8_t *)&c->st.cap, sizeof(c->st.cap));
     for (int i = 1; i <= NVMEX_MAX_NSID; i++) {
         const NvmexNsTemplate *nt;
 
@@ -2004,18 +2008,18 @@ static uint64_t identity_hash(NvmexCtrl *c)
         }
         nt = nvmex_template_ns(&c->tmpl, i, false);
         nvmex_id_ns(&c->tmpl, nt, c->ns[i]->geo.nsze, buf);
-        h = fnv(h, buf, NVMEX_ID_SIZE);
+        h = nvmex_fnv1a(h, buf, NVMEX_ID_SIZE);
         nvmex_id_ns_nvm(&c->tmpl, nt, buf);
-        h = fnv(h, buf, NVMEX_ID_SIZE);
+        h = nvmex_fnv1a(h, buf, NVMEX_ID_SIZE);
         nvmex_id_ns_descs(nt, buf);
-        h = fnv(h, buf, NVMEX_ID_SIZE);
+        h = nvmex_fnv1a(h, buf, NVMEX_ID_SIZE);
     }
     return h;
 }
 
 static int nvmex_pre_save(void *opaque)
 {
-    NvmexCtrl *c = opaque;
+    NvmeExport *c = opaque;
     NvmexReq *r;
     int n = 0;
 
@@ -2042,13 +2046,13 @@ static int nvmex_pre_save(void *opaque)
             };
         }
     }
-    c->identity_hash = identity_hash(c);
+    c->identity_hash = nvmex_identity_hash(c);
     return 0;
 }
 
 static int nvmex_post_save(void *opaque)
 {
-    NvmexCtrl *c = opaque;
+    NvmeExport *c = opaque;
 
     g_clear_pointer(&c->parked, g_free);
     c->nparked = 0;
@@ -2057,10 +2061,10 @@ static int nvmex_post_save(void *opaque)
 
 static int nvmex_post_load(void *opaque, int version_id)
 {
-    NvmexCtrl *c = opaque;
+    NvmeExport *c = opaque;
     int ret = 0;
 
-    if (c->identity_hash != identity_hash(c)) {
+    if (c->identity_hash != nvmex_identity_hash(c)) {
         error_report("nvme-export: the destination's template or namespaces "
                      "differ from the source's: the guest would see another "
                      "device");
@@ -2075,7 +2079,7 @@ static int nvmex_post_load(void *opaque, int version_id)
             ret = -EINVAL;
             goto out;
         }
-        r = req_get(c);
+        r = nvmex_req_get(c);
         r->sqid = p->sqid;
         r->sq_gen = c->st.sq[p->sqid].gen;
         r->cid = p->cid;
@@ -2268,23 +2272,23 @@ static const VMStateDescription nvmex_vmstate = {
     .post_save = nvmex_post_save,
     .post_load = nvmex_post_load,
     .fields = (const VMStateField[]) {
-        VMSTATE_PCI_DEVICE(parent_obj, NvmexCtrl),
-        VMSTATE_MSIX(parent_obj, NvmexCtrl),
-        VMSTATE_STRUCT(st, NvmexCtrl, 1, vmstate_nvmex_state,
+        VMSTATE_PCI_DEVICE(parent_obj, NvmeExport),
+        VMSTATE_MSIX(parent_obj, NvmeExport),
+        VMSTATE_STRUCT(st, NvmeExport, 1, vmstate_nvmex_state,
                        NvmexCtrlState),
-        VMSTATE_UINT64(identity_hash, NvmexCtrl),
-        VMSTATE_INT32(nparked, NvmexCtrl),
-        VMSTATE_STRUCT_VARRAY_ALLOC(parked, NvmexCtrl, nparked, 1,
+        VMSTATE_UINT64(identity_hash, NvmeExport),
+        VMSTATE_INT32(nparked, NvmeExport),
+        VMSTATE_STRUCT_VARRAY_ALLOC(parked, NvmeExport, nparked, 1,
                                     vmstate_nvmex_parked, NvmexParked),
         VMSTATE_END_OF_LIST()
     },
 };
 
-#define TMPL_PROP(i, name) DEFINE_PROP_STRING(name, NvmexCtrl, tmpl_props[i])
+#define TMPL_PROP(i, name) DEFINE_PROP_STRING(name, NvmeExport, tmpl_props[i])
 
 static const Property nvmex_props[] = {
-    DEFINE_PROP_DRIVE("drive", NvmexCtrl, ns0.conf.blk),
-    DEFINE_PROP_STRING("template", NvmexCtrl, template_path),
+    DEFINE_PROP_DRIVE("drive", NvmeExport, ns0.conf.blk),
+    DEFINE_PROP_STRING("template", NvmeExport, template_path),
     /* Same names and order as nvmex_template_fields */
     TMPL_PROP(0, "template-id"), TMPL_PROP(1, "vid"), TMPL_PROP(2, "did"),
     TMPL_PROP(3, "ssvid"), TMPL_PROP(4, "ssid"), TMPL_PROP(5, "sn"),
@@ -2318,7 +2322,7 @@ static void nvmex_class_init(ObjectClass *oc, void *data)
 static const TypeInfo nvmex_info = {
     .name = TYPE_NVME_EXPORT,
     .parent = TYPE_PCI_DEVICE,
-    .instance_size = sizeof(NvmexCtrl),
+    .instance_size = sizeof(NvmeExport),
     .class_init = nvmex_class_init,
     .interfaces = (InterfaceInfo[]) {
         { INTERFACE_PCIE_DEVICE },
@@ -2328,54 +2332,54 @@ static const TypeInfo nvmex_info = {
 
 /* nvme-export-ns: one more namespace on a controller's bus */
 
-static void ns_realize(DeviceState *dev, Error **errp)
+static void nvmex_ns_realize(DeviceState *dev, Error **errp)
 {
-    NvmexNsDev *d = NVME_EXPORT_NS(dev);
+    NvmeExportNs *d = NVME_EXPORT_NS(dev);
     BusState *bus = qdev_get_parent_bus(dev);
 
     if (!bus) {
         error_setg(errp, "nvme-export-ns: needs an nvme-export controller");
         return;
     }
-    ns_attach(ctrl_of_bus(bus), &d->ns, d->tmpl_props, errp);
+    nvmex_ns_attach(nvmex_ctrl_of_bus(bus), &d->ns, d->tmpl_props, errp);
 }
 
-static void ns_unrealize(DeviceState *dev)
+static void nvmex_ns_unrealize(DeviceState *dev)
 {
-    ns_detach(&NVME_EXPORT_NS(dev)->ns);
+    nvmex_ns_detach(&NVME_EXPORT_NS(dev)->ns);
 }
 
-#define NS_PROP(i, name) DEFINE_PROP_STRING(name, NvmexNsDev, tmpl_props[i])
+#define NS_PROP(i, name) DEFINE_PROP_STRING(name, NvmeExportNs, tmpl_props[i])
 
-static const Property ns_props[] = {
-    DEFINE_PROP_DRIVE("drive", NvmexNsDev, ns.conf.blk),
-    DEFINE_PROP_UINT32("nsid", NvmexNsDev, ns.nsid, 0),
+static const Property nvmex_ns_props[] = {
+    DEFINE_PROP_DRIVE("drive", NvmeExportNs, ns.conf.blk),
+    DEFINE_PROP_UINT32("nsid", NvmeExportNs, ns.nsid, 0),
     /* Same order as nvmex_ns_template_fields; 0 is nsid, set above */
     NS_PROP(1, "size"), NS_PROP(2, "lba-formats"), NS_PROP(3, "flbas"),
     NS_PROP(4, "nguid"), NS_PROP(5, "eui64"), NS_PROP(6, "uuid"),
     NS_PROP(7, "tlbaag"),
 };
 
-static void ns_class_init(ObjectClass *oc, void *data)
+static void nvmex_ns_class_init(ObjectClass *oc, void *data)
 {
     DeviceClass *dc = DEVICE_CLASS(oc);
 
     dc->bus_type = TYPE_NVME_EXPORT_BUS;
-    dc->realize = ns_realize;
-    dc->unrealize = ns_unrealize;
+    dc->realize = nvmex_ns_realize;
+    dc->unrealize = nvmex_ns_unrealize;
     dc->desc = "Namespace of an nvme-export controller";
-    device_class_set_props(dc, ns_props);
+    device_class_set_props(dc, nvmex_ns_props);
     set_bit(DEVICE_CATEGORY_STORAGE, dc->categories);
 }
 
-static const TypeInfo ns_info = {
+static const TypeInfo nvmex_ns_info = {
     .name = TYPE_NVME_EXPORT_NS,
     .parent = TYPE_DEVICE,
-    .instance_size = sizeof(NvmexNsDev),
-    .class_init = ns_class_init,
+    .instance_size = sizeof(NvmeExportNs),
+    .class_init = nvmex_ns_class_init,
 };
 
-static const TypeInfo bus_info = {
+static const TypeInfo nvmex_bus_info = {
     .name = TYPE_NVME_EXPORT_BUS,
     .parent = TYPE_BUS,
     .instance_size = sizeof(NvmexBus),
@@ -2383,21 +2387,21 @@ static const TypeInfo bus_info = {
 
 static void nvmex_register_types(void)
 {
-    type_register_static(&bus_info);
+    type_register_static(&nvmex_bus_info);
     type_register_static(&nvmex_info);
-    type_register_static(&ns_info);
+    type_register_static(&nvmex_ns_info);
 }
 
 type_init(nvmex_register_types)
 
-typedef struct ForeachCtx {
+typedef struct NvmexForeachCtx {
     NvmexForeach fn;
     void *opaque;
-} ForeachCtx;
+} NvmexForeachCtx;
 
-static int foreach_one(Object *obj, void *opaque)
+static int nvmex_foreach_one(Object *obj, void *opaque)
 {
-    ForeachCtx *fc = opaque;
+    NvmexForeachCtx *fc = opaque;
 
     if (object_dynamic_cast(obj, TYPE_NVME_EXPORT)) {
         fc->fn(NVME_EXPORT(obj), fc->opaque);
@@ -2407,7 +2411,7 @@ static int foreach_one(Object *obj, void *opaque)
 
 void nvmex_foreach(NvmexForeach fn, void *opaque)
 {
-    ForeachCtx fc = { fn, opaque };
+    NvmexForeachCtx fc = { fn, opaque };
 
-    object_child_foreach_recursive(object_get_root(), foreach_one, &fc);
+    object_child_foreach_recursive(object_get_root(), nvmex_foreach_one, &fc);
 }

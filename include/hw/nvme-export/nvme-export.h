@@ -25,8 +25,8 @@
 #define TYPE_NVME_EXPORT_NS  "nvme-export-ns"
 #define TYPE_NVME_EXPORT_BUS "nvme-export-bus"
 
-OBJECT_DECLARE_SIMPLE_TYPE(NvmexCtrl, NVME_EXPORT)
-OBJECT_DECLARE_SIMPLE_TYPE(NvmexNsDev, NVME_EXPORT_NS)
+OBJECT_DECLARE_SIMPLE_TYPE(NvmeExport, NVME_EXPORT)
+OBJECT_DECLARE_SIMPLE_TYPE(NvmeExportNs, NVME_EXPORT_NS)
 
 #define NVMEX_NQUEUES   (NVMEX_MAX_IOQS + 1)
 #define NVMEX_MAX_NSID  1024
@@ -84,11 +84,11 @@ typedef struct NvmexCtrlState {
     NvmexRateLimit rate_limit;
 } NvmexCtrlState;
 
-typedef struct NvmexCtrl NvmexCtrl;
+typedef struct NvmeExport NvmeExport;
 
 /* One namespace: the short form's built-in one or an nvme-export-ns */
 typedef struct NvmexNs {
-    NvmexCtrl *ctrl;
+    NvmeExport *ctrl;
     BlockConf conf;
     uint32_t nsid;
     NvmexNsGeometry geo;
@@ -96,7 +96,7 @@ typedef struct NvmexNs {
 } NvmexNs;
 
 typedef struct NvmexReq {
-    NvmexCtrl *c;
+    NvmeExport *c;
     NvmexNs *ns;
     uint16_t sqid, cid;
     uint32_t sq_gen;
@@ -123,7 +123,7 @@ typedef struct NvmexBus {
     BusState parent_obj;
 } NvmexBus;
 
-struct NvmexCtrl {
+struct NvmeExport {
     PCIDevice parent_obj;
     MemoryRegion iomem;
     NvmexBus bus;
@@ -156,14 +156,14 @@ struct NvmexCtrl {
     uint64_t identity_hash;
 };
 
-struct NvmexNsDev {
+struct NvmeExportNs {
     DeviceState parent_obj;
     NvmexNs ns;
     char *tmpl_props[16];       /* one per nvmex_ns_template_fields entry */
 };
 
 /* For the QMP command: every nvme-export controller */
-typedef void (*NvmexForeach)(NvmexCtrl *c, void *opaque);
+typedef void (*NvmexForeach)(NvmeExport *c, void *opaque);
 void nvmex_foreach(NvmexForeach fn, void *opaque);
 /* Blocks of @ns whose backing is allocated (TP4165's view) */
 uint64_t nvmex_ns_allocated_blocks(NvmexNs *ns);
