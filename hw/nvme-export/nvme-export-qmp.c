@@ -9,7 +9,7 @@
 #include "qapi/qapi-commands-nvme-export.h"
 #include "monitor/hmp.h"
 #include "monitor/monitor.h"
-#include "hw/nvme-export/nvme-export.h"
+#include "nvme-export-internal.h"
 #include "hw/nvme-export/core/nvmex-spec.h"
 
 static NvmeExportNamespaceInfo *nvmex_qmp_ns_info(NvmexNs *ns)

@@ -1,0 +1,94 @@
+/*
+ * nvme-export: command data pointers, mapped and copied
+ *
+ * Written from the NVM Express Base Specification 2.0 (4.1.1 PRPs,
+ * 4.1.2 SGLs).  The walkers are in core/nvmex-dptr.c; this file feeds
+ * them guest memory and builds the scatter-gather list of a command.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/log.h"
+#include "system/dma.h"
+#include "hw/nvme-export/core/nvmex-dptr.h"
+#include "nvme-export-internal.h"
+#include "trace.h"
+
+static int nvmex_dma_read(void *opaque, uint64_t addr, void *buf, uint32_t len)
+{
+    NvmexReq *r = opaque;
+
+    return pci_dma_read(PCI_DEVICE(r->c), addr, buf, len) == MEMTX_OK ? 0
+                                                                      : -1;
+}
+
+static uint16_t nvmex_sg_emit(void *opaque, uint64_t addr, uint64_t len)
+{
+    NvmexReq *r = opaque;
+    PCIDevice *pci = PCI_DEVICE(r->c);
+
+    /* Device writes guest memory on reads, and the reverse */
+    if (!address_space_access_valid(pci_get_address_space(pci), addr, len,
+                                    !r->write, MEMTXATTRS_UNSPECIFIED)) {
+        nvmex_guest_error(r->c, "sq %u cid %u: data at 0x%" PRIx64 "+0x%" PRIx64
+                    " is not guest memory", r->sqid, r->cid, addr, len);
+        return NVMEX_DATA_TRANSFER_ERROR;
+    }
+    qemu_sglist_add(&r->sg, addr, len);
+    return NVMEX_SUCCESS;
+}
+
+uint16_t nvmex_map_dptr(NvmexReq *r, uint64_t len)
+{
+    NvmeExport *c = r->c;
+    uint8_t psdt = (r->sqe[1] >> 6) & 3;
+    uint16_t st;
+
+    qemu_sglist_init(&r->sg, DEVICE(c), 4,
+                     pci_get_address_space(PCI_DEVICE(c)));
+    r->sg_live = true;
+    if (psdt == 0) {
+        st = nvmex_prp_walk(ldq_le_p(r->sqe + 24), ldq_le_p(r->sqe + 32), len,
+                            NVMEX_PAGE_SIZE, nvmex_dma_read, nvmex_sg_emit, r);
+    } else if (psdt == 1 && c->tmpl.sgl && r->sqid) {
+        st = nvmex_sgl_walk(r->sqe + 24, len, nvmex_dma_read, nvmex_sg_emit, r);
+    } else {
+        nvmex_guest_error(c, "sq %u cid %u: PSDT %u not supported here",
+                          r->sqid, r->cid, psdt);
+        st = NVMEX_INVALID_FIELD;
+    }
+    if (st) {
+        if (st != NVMEX_DATA_TRANSFER_ERROR) {
+            nvmex_guest_error(c, "sq %u cid %u: bad data pointer, status 0x%x",
+                        r->sqid, r->cid, st);
+        }
+        qemu_sglist_destroy(&r->sg);
+        r->sg_live = false;
+    }
+    return st;
+}
+
+/* Copy a controller buffer to (@to_host) or from the command's data */
+uint16_t nvmex_xfer(NvmexReq *r, void *buf, uint32_t len, bool to_host)
+{
+    dma_addr_t residual;
+    MemTxResult res;
+    uint16_t st;
+
+    r->write = !to_host;
+    st = nvmex_map_dptr(r, len);
+    if (st) {
+        return st;
+    }
+    if (to_host) {
+        res = dma_buf_read(buf, len, &residual, &r->sg,
+                           MEMTXATTRS_UNSPECIFIED);
+    } else {
+        res = dma_buf_write(buf, len, &residual, &r->sg,
+                            MEMTXATTRS_UNSPECIFIED);
+    }
+    qemu_sglist_destroy(&r->sg);
+    r->sg_live = false;
+    return res == MEMTX_OK ? NVMEX_SUCCESS : NVMEX_DATA_TRANSFER_ERROR;
+}
