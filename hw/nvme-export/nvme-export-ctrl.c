@@ -165,7 +165,12 @@ static bool nvmex_cq_write(NvmeExport *c, uint16_t cqid, uint16_t sqid,
     return true;
 }
 
-void nvmex_post(NvmexReq *r)
+/*
+ * Complete @r on its CQ, or park it until the CQ has room; with
+ * @may_write false, park it in any case (the VM is stopped for saving and
+ * guest memory must not change behind the migrated RAM).
+ */
+static void nvmex_finish(NvmexReq *r, bool may_write)
 {
     NvmeExport *c = r->c;
     NvmexSQ *sq = &c->st.sq[r->sqid];
@@ -179,7 +184,7 @@ void nvmex_post(NvmexReq *r)
         nvmex_record_error(c, r);
     }
     trace_nvmex_complete(r->sqid, r->cid, r->status, r->dw0);
-    if (!QTAILQ_EMPTY(&c->cq_wait[sq->cqid]) ||
+    if (!may_write || !QTAILQ_EMPTY(&c->cq_wait[sq->cqid]) ||
         !nvmex_cq_write(c, sq->cqid, r->sqid, r->cid, r->status, r->dw0)) {
         QTAILQ_INSERT_TAIL(&c->cq_wait[sq->cqid], r, entry);
         return;
@@ -189,6 +194,39 @@ void nvmex_post(NvmexReq *r)
         /* Fetching stopped for want of requests: resume it */
         c->starved = false;
         nvmex_kick(c);
+    }
+}
+
+void nvmex_post(NvmexReq *r)
+{
+    nvmex_finish(r, true);
+}
+
+/*
+ * Completions from the block layer are posted from nvmex_cq_bh, a bottom
+ * half guarded by the device's MemReentrancyGuard, never from inside the
+ * block layer's callback.  A CQ the guest placed on our own BAR0 then
+ * cannot reach the registers: a CQE landing on CC would reset the
+ * controller, whose blk_drain() would wait for the very callback it runs
+ * in.  The guard refuses the DMA instead and the controller goes fatal
+ * (CSTS.CFS), as for any CQ it cannot write.
+ */
+void nvmex_post_async(NvmexReq *r)
+{
+    NvmeExport *c = r->c;
+
+    QTAILQ_INSERT_TAIL(&c->done, r, entry);
+    qemu_bh_schedule(c->cq_bh);
+}
+
+/* Before saving: what the block layer finished waits with the parked */
+void nvmex_park_done(NvmeExport *c)
+{
+    NvmexReq *r;
+
+    while ((r = QTAILQ_FIRST(&c->done))) {
+        QTAILQ_REMOVE(&c->done, r, entry);
+        nvmex_finish(r, false);
     }
 }
 
@@ -300,6 +338,27 @@ static void nvmex_process_sq(NvmeExport *c, uint16_t sqid)
     }
 }
 
+static void nvmex_cq_bh(void *opaque)
+{
+    NvmeExport *c = opaque;
+    NvmexReq *r;
+
+    /* Guest memory does not change while the VM is stopped */
+    if (!runstate_is_running()) {
+        return;
+    }
+    while ((r = QTAILQ_FIRST(&c->done))) {
+        QTAILQ_REMOVE(&c->done, r, entry);
+        nvmex_post(r);
+    }
+    /* Completions parked while stopped, or migrated, whose CQ has room */
+    for (int i = 0; i < NVMEX_NQUEUES; i++) {
+        if (c->st.cq[i].valid && !QTAILQ_EMPTY(&c->cq_wait[i])) {
+            nvmex_cq_drain_waiters(c, i);
+        }
+    }
+}
+
 static void nvmex_sq_bh(void *opaque)
 {
     NvmeExport *c = opaque;
@@ -331,10 +390,14 @@ static void nvmex_rl_timer_cb(void *opaque)
     nvmex_kick(opaque);
 }
 
-static void nvmex_vm_state_change(void *opaque, bool running, RunState state)
+static void nvmex_vm_state_change(void *opaque, bool running,
+                                  RunState state)
 {
+    NvmeExport *c = opaque;
+
     if (running) {
-        nvmex_kick(opaque);
+        qemu_bh_schedule(c->cq_bh);
+        nvmex_kick(c);
     }
 }
 
@@ -350,6 +413,10 @@ static void nvmex_ctrl_reset(NvmeExport *c)
         if (c->ns[i]) {
             blk_drain(c->ns[i]->conf.blk);
         }
+    }
+    while ((r = QTAILQ_FIRST(&c->done))) {
+        QTAILQ_REMOVE(&c->done, r, entry);
+        nvmex_req_put(r);
     }
     for (int i = 0; i < NVMEX_NQUEUES; i++) {
         while ((r = QTAILQ_FIRST(&c->cq_wait[i]))) {
@@ -643,6 +710,9 @@ static void nvmex_realize(PCIDevice *pci, Error **errp)
         QTAILQ_INIT(&c->cq_wait[i]);
     }
     QTAILQ_INIT(&c->free_reqs);
+    QTAILQ_INIT(&c->done);
+    c->cq_bh = qemu_bh_new_guarded(nvmex_cq_bh, c,
+                                   &DEVICE(c)->mem_reentrancy_guard);
     c->sq_bh = qemu_bh_new_guarded(nvmex_sq_bh, c,
                                    &DEVICE(c)->mem_reentrancy_guard);
     c->irq_bh = qemu_bh_new_guarded(nvmex_irq_bh, c,
@@ -679,6 +749,7 @@ static void nvmex_exit(PCIDevice *pci)
     }
     qemu_del_vm_change_state_handler(c->vmstate_change);
     qemu_bh_delete(c->sq_bh);
+    qemu_bh_delete(c->cq_bh);
     qemu_bh_delete(c->irq_bh);
     timer_free(c->rl_timer);
     msix_uninit_exclusive_bar(pci);

@@ -10,7 +10,9 @@
 
 #include "qemu/osdep.h"
 #include "qemu/log.h"
+#include "qemu/rcu.h"
 #include "system/dma.h"
+#include "exec/memory.h"
 #include "hw/nvme-export/core/nvmex-dptr.h"
 #include "nvme-export-internal.h"
 #include "trace.h"
@@ -23,16 +25,48 @@ static int nvmex_dma_read(void *opaque, uint64_t addr, void *buf, uint32_t len)
                                                                       : -1;
 }
 
+/*
+ * Is [@addr, @addr + @len) guest RAM the device may access (write, for
+ * @is_write)?  Data anywhere else - another device's registers or our
+ * own BAR - would be bounced by the DMA helpers and written from inside
+ * the block layer's completion callback, where a controller reset that
+ * drains the block layer can never finish.
+ */
+static bool nvmex_is_guest_ram(AddressSpace *as, uint64_t addr,
+                               uint64_t len, bool is_write)
+{
+    RCU_READ_LOCK_GUARD();
+
+    if (addr + len < addr) {
+        return false;
+    }
+    while (len) {
+        hwaddr xlat, plen = len;
+        MemoryRegion *mr = address_space_translate(as, addr, &xlat, &plen,
+                                                   is_write,
+                                                   MEMTXATTRS_UNSPECIFIED);
+
+        if (!plen || !memory_region_is_ram(mr) ||
+            (is_write && mr->readonly)) {
+            return false;
+        }
+        addr += plen;
+        len -= MIN(plen, len);
+    }
+    return true;
+}
+
 static uint16_t nvmex_sg_emit(void *opaque, uint64_t addr, uint64_t len)
 {
     NvmexReq *r = opaque;
     PCIDevice *pci = PCI_DEVICE(r->c);
 
     /* Device writes guest memory on reads, and the reverse */
-    if (!address_space_access_valid(pci_get_address_space(pci), addr, len,
-                                    !r->write, MEMTXATTRS_UNSPECIFIED)) {
-        nvmex_guest_error(r->c, "sq %u cid %u: data at 0x%" PRIx64 "+0x%" PRIx64
-                    " is not guest memory", r->sqid, r->cid, addr, len);
+    if (!nvmex_is_guest_ram(pci_get_address_space(pci), addr, len,
+                            !r->write)) {
+        nvmex_guest_error(r->c, "sq %u cid %u: data at 0x%" PRIx64
+                          "+0x%" PRIx64 " is not guest memory (RAM)", r->sqid,
+                          r->cid, addr, len);
         return NVMEX_DATA_TRANSFER_ERROR;
     }
     qemu_sglist_add(&r->sg, addr, len);

@@ -38,6 +38,8 @@
 #define NVMEX_MAX_AER   4
 #define NVMEX_MAX_AEN   8
 #define NVMEX_MAX_REQS  4096
+/* Completions that can wait for CQ room: commands plus AER slots */
+#define NVMEX_MAX_PARKED (NVMEX_MAX_REQS + NVMEX_MAX_AER)
 #define NVMEX_PAGE_SIZE 4096u
 
 typedef struct NvmexSQ {
@@ -142,6 +144,8 @@ struct NvmeExport {
 
     /* runtime */
     QEMUBH *sq_bh, *irq_bh;
+    QEMUBH *cq_bh;              /* posts what the block layer finished */
+    QTAILQ_HEAD(, NvmexReq) done;   /* finished, for cq_bh to post */
     QEMUTimer *rl_timer;
     VMChangeStateEntry *vmstate_change;
     NvmexLimiter limiter;
@@ -177,6 +181,10 @@ NvmexReq *nvmex_req_get(NvmeExport *c);
 void nvmex_req_put(NvmexReq *r);
 /* Complete @r on its CQ, or park it until the CQ has room */
 void nvmex_post(NvmexReq *r);
+/* The same from a block layer callback: through a guarded bottom half */
+void nvmex_post_async(NvmexReq *r);
+/* Park every finished request without writing guest memory */
+void nvmex_park_done(NvmeExport *c);
 /* Schedule submission queue processing */
 void nvmex_kick(NvmeExport *c);
 

@@ -47,7 +47,7 @@ static void nvmex_io_done(void *opaque, int ret)
         blk_aio_flush(ns->conf.blk, nvmex_io_done, r);
         return;
     }
-    nvmex_post(r);
+    nvmex_post_async(r);
 }
 
 static uint16_t nvmex_check_range(NvmexReq *r, uint64_t slba, uint64_t nlb)

@@ -62,6 +62,7 @@ static int nvmex_pre_save(void *opaque)
     NvmexReq *r;
     int n = 0;
 
+    nvmex_park_done(c);
     for (int i = 0; i < NVMEX_NQUEUES; i++) {
         QTAILQ_FOREACH(r, &c->cq_wait[i], entry) {
             n++;
@@ -98,9 +99,124 @@ static int nvmex_post_save(void *opaque)
     return 0;
 }
 
+/*
+ * The stream is not trusted: every index, count and size it carries is
+ * checked here against the limits the guest path enforces, before the
+ * guest can run commands on top of it.  Returns the name of the first
+ * bad field, or NULL.
+ */
+static const char *nvmex_check_queues(NvmeExport *c, char *buf, size_t len)
+{
+    NvmexCtrlState *s = &c->st;
+
+    for (int i = 0; i < NVMEX_NQUEUES; i++) {
+        NvmexSQ *sq = &s->sq[i];
+        NvmexCQ *cq = &s->cq[i];
+        /* The admin queues' sizes come from AQA (12 bits), I/O from MQES */
+        uint32_t max = i ? c->tmpl.mqes : 4096;
+        const char *bad = NULL;
+        uint16_t nsq = 0;
+
+        if (sq->valid > 1) {
+            bad = "valid";
+        } else if (sq->valid && (sq->size < 2 || sq->size > max)) {
+            bad = "size";
+        } else if (sq->valid && (sq->head >= sq->size ||
+                                 sq->tail >= sq->size)) {
+            bad = sq->head >= sq->size ? "head" : "tail";
+        } else if (sq->valid &&
+                   (i ? sq->cqid == 0 || sq->cqid >= NVMEX_NQUEUES ||
+                        !s->cq[sq->cqid].valid
+                      : sq->cqid != 0)) {
+            bad = "cqid";
+        }
+        if (bad) {
+            snprintf(buf, len, "sq[%d].%s", i, bad);
+            return buf;
+        }
+        for (int j = 1; j < NVMEX_NQUEUES; j++) {
+            nsq += s->sq[j].valid && s->sq[j].cqid == i;
+        }
+        if (cq->valid > 1) {
+            bad = "valid";
+        } else if (cq->valid && (cq->size < 2 || cq->size > max)) {
+            bad = "size";
+        } else if (cq->valid && (cq->head >= cq->size ||
+                                 cq->tail >= cq->size)) {
+            bad = cq->head >= cq->size ? "head" : "tail";
+        } else if (cq->valid && (cq->phase > 1 || cq->ien > 1)) {
+            bad = cq->phase > 1 ? "phase" : "ien";
+        } else if (cq->valid && cq->ien && cq->vector >= c->nvec) {
+            bad = "vector";
+        } else if (cq->valid && i && cq->nsq != nsq) {
+            bad = "nsq";
+        }
+        if (bad) {
+            snprintf(buf, len, "cq[%d].%s", i, bad);
+            return buf;
+        }
+    }
+    return NULL;
+}
+
+static const char *nvmex_check_state(NvmeExport *c, char *buf, size_t len)
+{
+    NvmexCtrlState *s = &c->st;
+    const char *bad = nvmex_check_queues(c, buf, len);
+
+    if (bad) {
+        return bad;
+    }
+    if (s->feat.nsqa < 1 || s->feat.nsqa > c->tmpl.max_ioqs) {
+        return "feat.nsqa";
+    }
+    if (s->feat.ncqa < 1 || s->feat.ncqa > c->tmpl.max_ioqs) {
+        return "feat.ncqa";
+    }
+    if (s->aer_count > NVMEX_MAX_AER) {
+        return "aer_count";
+    }
+    if (s->aen_count > NVMEX_MAX_AEN) {
+        return "aen_count";
+    }
+    if (s->changed_ns_count > ARRAY_SIZE(s->changed_ns)) {
+        return "changed_ns_count";
+    }
+    if (s->rate_limit.mode != 0 ||
+        s->rate_limit.bwsf > NVMEX_RL_MAX_BWSF) {
+        return "rate_limit";
+    }
+    for (int i = 0; i < c->nparked; i++) {
+        NvmexParked *p = &c->parked[i];
+
+        /* A parked completion belongs to a live SQ and to that SQ's CQ */
+        if (p->sqid >= NVMEX_NQUEUES || !s->sq[p->sqid].valid ||
+            p->cqid != s->sq[p->sqid].cqid) {
+            snprintf(buf, len, "parked[%d]", i);
+            return buf;
+        }
+    }
+    return NULL;
+}
+
+/* Runs before the parked array is allocated from the stream's count */
+static bool nvmex_nparked_valid(void *opaque, int version_id)
+{
+    NvmeExport *c = opaque;
+
+    if (c->nparked < 0 || c->nparked > NVMEX_MAX_PARKED) {
+        error_report("nvme-export: migration stream: nparked %d out of "
+                     "range 0..%d", c->nparked, NVMEX_MAX_PARKED);
+        return false;
+    }
+    return true;
+}
+
 static int nvmex_post_load(void *opaque, int version_id)
 {
     NvmeExport *c = opaque;
+    char name[32];
+    const char *bad;
     int ret = 0;
 
     if (c->identity_hash != nvmex_identity_hash(c)) {
@@ -110,14 +226,17 @@ static int nvmex_post_load(void *opaque, int version_id)
         ret = -EINVAL;
         goto out;
     }
+    bad = nvmex_check_state(c, name, sizeof(name));
+    if (bad) {
+        error_report("nvme-export: migration stream: %s out of range or "
+                     "inconsistent", bad);
+        ret = -EINVAL;
+        goto out;
+    }
     for (int i = 0; i < c->nparked; i++) {
         NvmexParked *p = &c->parked[i];
         NvmexReq *r;
 
-        if (p->cqid >= NVMEX_NQUEUES || p->sqid >= NVMEX_NQUEUES) {
-            ret = -EINVAL;
-            goto out;
-        }
         r = nvmex_req_get(c);
         r->sqid = p->sqid;
         r->sq_gen = c->st.sq[p->sqid].gen;
@@ -317,6 +436,7 @@ const VMStateDescription nvmex_vmstate = {
                        NvmexCtrlState),
         VMSTATE_UINT64(identity_hash, NvmeExport),
         VMSTATE_INT32(nparked, NvmeExport),
+        VMSTATE_VALIDATE("nparked", nvmex_nparked_valid),
         VMSTATE_STRUCT_VARRAY_ALLOC(parked, NvmeExport, nparked, 1,
                                     vmstate_nvmex_parked, NvmexParked),
         VMSTATE_END_OF_LIST()
