@@ -15,6 +15,7 @@
 #include "block/block-io.h"
 #include "block/graph-lock.h"
 #include "system/block-backend.h"
+#include "hw/nvme-export/core/nvmex-cmds.h"
 #include "nvme-export-internal.h"
 #include "trace.h"
 
@@ -81,9 +82,9 @@ static void nvmex_check_temperature(NvmeExport *c)
 static uint16_t nvmex_adm_identify(NvmexReq *r)
 {
     NvmeExport *c = r->c;
-    uint32_t dw10 = ldl_le_p(r->sqe + 40), dw11 = ldl_le_p(r->sqe + 44);
-    uint8_t cns = dw10 & 0xff, csi = dw11 >> 24;
-    uint32_t nsid = ldl_le_p(r->sqe + 4);
+    const NvmeIdentify *cmd = (const NvmeIdentify *)&r->cmd;
+    uint8_t cns = cmd->cns, csi = cmd->csi;
+    uint32_t nsid = le32_to_cpu(cmd->nsid);
     g_autofree uint8_t *buf = g_malloc0(NVMEX_ID_SIZE);
     NvmexNs *ns = nsid <= NVMEX_MAX_NSID ? c->ns[nsid] : NULL;
     const NvmexNsTemplate *nt = ns ? nvmex_template_ns(&c->tmpl, nsid, false)
@@ -163,12 +164,13 @@ static uint16_t nvmex_adm_get_log(NvmexReq *r)
 {
     NvmeExport *c = r->c;
     NvmexCtrlState *s = &c->st;
-    uint32_t dw10 = ldl_le_p(r->sqe + 40), dw11 = ldl_le_p(r->sqe + 44);
-    uint64_t off = ldq_le_p(r->sqe + 48);
-    uint8_t lid = dw10 & 0xff;
-    bool rae = dw10 & (1u << 15);
-    uint64_t len = (((uint64_t)(dw11 & 0xffff) << 16 | dw10 >> 16) + 1) * 4;
-    uint32_t nsid = ldl_le_p(r->sqe + 4);
+    const NvmexGetLogCmd *cmd = (const NvmexGetLogCmd *)&r->cmd;
+    uint64_t off = le64_to_cpu(cmd->lpo);
+    uint8_t lid = cmd->lid;
+    bool rae = cmd->lsp_rae & NVMEX_GET_LOG_RAE;
+    uint64_t len = (((uint64_t)le16_to_cpu(cmd->numdu) << 16 |
+                     le16_to_cpu(cmd->numdl)) + 1) * 4;
+    uint32_t nsid = le32_to_cpu(cmd->nsid);
     g_autofree uint8_t *log = NULL;
     g_autofree uint8_t *out = NULL;
     size_t size;
@@ -197,13 +199,17 @@ static uint16_t nvmex_adm_get_log(NvmexReq *r)
         log = g_malloc0(size);
         nvmex_log_fw_slot(&c->tmpl, log);
         break;
-    case NVMEX_LOG_CHANGED_NS:
-        size = NVMEX_CHANGED_NS_SIZE;
+    case NVMEX_LOG_CHANGED_NS: {
+        NvmexChangedNsLog *list;
+
+        size = sizeof(*list);
         log = g_malloc0(size);
+        list = (NvmexChangedNsLog *)log;
         for (int i = 0; i < s->changed_ns_count; i++) {
-            stl_le_p(log + 4 * i, s->changed_ns[i]);
+            list->nsid[i] = cpu_to_le32(s->changed_ns[i]);
         }
         break;
+    }
     case NVMEX_LOG_CMD_EFFECTS:
         size = NVMEX_EFFECTS_LOG_SIZE;
         log = g_malloc0(size);
@@ -238,10 +244,12 @@ static uint16_t nvmex_adm_create_cq(NvmexReq *r)
 {
     NvmeExport *c = r->c;
     NvmexCtrlState *s = &c->st;
-    uint32_t dw10 = ldl_le_p(r->sqe + 40), dw11 = ldl_le_p(r->sqe + 44);
-    uint16_t qid = dw10 & 0xffff, iv = dw11 >> 16;
-    uint32_t size = (dw10 >> 16) + 1;
-    uint64_t base = ldq_le_p(r->sqe + 24);
+    const NvmeCreateCq *cmd = (const NvmeCreateCq *)&r->cmd;
+    uint16_t qid = le16_to_cpu(cmd->cqid);
+    uint16_t iv = le16_to_cpu(cmd->irq_vector);
+    uint16_t flags = le16_to_cpu(cmd->cq_flags);
+    uint32_t size = le16_to_cpu(cmd->qsize) + 1;
+    uint64_t base = le64_to_cpu(cmd->prp1);
     NvmexCQ *cq;
 
     trace_nvmex_create_cq(qid, size, iv);
@@ -253,19 +261,19 @@ static uint16_t nvmex_adm_create_cq(NvmexReq *r)
         nvmex_guest_error(c, "create cq %u: bad size %u", qid, size);
         return NVMEX_INVALID_QSIZE | NVMEX_DNR;
     }
-    if (!(dw11 & 1) || (base & (NVMEX_PAGE_SIZE - 1)) || !base) {
+    if (!(flags & NVME_CQ_PC) || (base & (NVMEX_PAGE_SIZE - 1)) || !base) {
         nvmex_guest_error(c, "create cq %u: base 0x%" PRIx64 " not a "
                           "contiguous page-aligned queue", qid, base);
         return NVMEX_INVALID_FIELD | NVMEX_DNR;
     }
-    if ((dw11 & 2) && iv >= c->nvec) {
+    if ((flags & NVME_CQ_IEN) && iv >= c->nvec) {
         nvmex_guest_error(c, "create cq %u: bad vector %u", qid, iv);
         return NVMEX_INVALID_IRQ_VECTOR | NVMEX_DNR;
     }
     cq = &s->cq[qid];
     *cq = (NvmexCQ) {
         .dma_addr = base, .size = size, .vector = iv, .phase = 1,
-        .ien = !!(dw11 & 2), .valid = 1,
+        .ien = !!(flags & NVME_CQ_IEN), .valid = 1,
     };
     return NVMEX_SUCCESS;
 }
@@ -274,10 +282,11 @@ static uint16_t nvmex_adm_create_sq(NvmexReq *r)
 {
     NvmeExport *c = r->c;
     NvmexCtrlState *s = &c->st;
-    uint32_t dw10 = ldl_le_p(r->sqe + 40), dw11 = ldl_le_p(r->sqe + 44);
-    uint16_t qid = dw10 & 0xffff, cqid = dw11 >> 16;
-    uint32_t size = (dw10 >> 16) + 1;
-    uint64_t base = ldq_le_p(r->sqe + 24);
+    const NvmeCreateSq *cmd = (const NvmeCreateSq *)&r->cmd;
+    uint16_t qid = le16_to_cpu(cmd->sqid), cqid = le16_to_cpu(cmd->cqid);
+    uint16_t flags = le16_to_cpu(cmd->sq_flags);
+    uint32_t size = le16_to_cpu(cmd->qsize) + 1;
+    uint64_t base = le64_to_cpu(cmd->prp1);
     NvmexSQ *sq;
 
     trace_nvmex_create_sq(qid, size, cqid);
@@ -293,7 +302,7 @@ static uint16_t nvmex_adm_create_sq(NvmexReq *r)
         nvmex_guest_error(c, "create sq %u: bad size %u", qid, size);
         return NVMEX_INVALID_QSIZE | NVMEX_DNR;
     }
-    if (!(dw11 & 1) || (base & (NVMEX_PAGE_SIZE - 1)) || !base) {
+    if (!(flags & NVME_SQ_PC) || (base & (NVMEX_PAGE_SIZE - 1)) || !base) {
         nvmex_guest_error(c, "create sq %u: base 0x%" PRIx64 " not a "
                           "contiguous page-aligned queue", qid, base);
         return NVMEX_INVALID_FIELD | NVMEX_DNR;
@@ -301,7 +310,7 @@ static uint16_t nvmex_adm_create_sq(NvmexReq *r)
     sq = &s->sq[qid];
     *sq = (NvmexSQ) {
         .dma_addr = base, .size = size, .cqid = cqid, .valid = 1,
-        .prio = (dw11 >> 1) & 3, .gen = sq->gen + 1,
+        .prio = NVME_SQ_FLAGS_QPRIO(flags), .gen = sq->gen + 1,
     };
     s->cq[cqid].nsq++;
     return NVMEX_SUCCESS;
@@ -324,7 +333,7 @@ static uint16_t nvmex_adm_delete_sq(NvmexReq *r)
 {
     NvmeExport *c = r->c;
     NvmexCtrlState *s = &c->st;
-    uint16_t qid = ldl_le_p(r->sqe + 40) & 0xffff;
+    uint16_t qid = le16_to_cpu(((const NvmeDeleteQ *)&r->cmd)->qid);
 
     if (qid == 0 || qid >= NVMEX_NQUEUES || !s->sq[qid].valid) {
         nvmex_guest_error(c, "delete sq: bad qid %u", qid);
@@ -345,7 +354,7 @@ static uint16_t nvmex_adm_delete_cq(NvmexReq *r)
 {
     NvmeExport *c = r->c;
     NvmexCtrlState *s = &c->st;
-    uint16_t qid = ldl_le_p(r->sqe + 40) & 0xffff;
+    uint16_t qid = le16_to_cpu(((const NvmeDeleteQ *)&r->cmd)->qid);
 
     if (qid == 0 || qid >= NVMEX_NQUEUES || !s->cq[qid].valid) {
         nvmex_guest_error(c, "delete cq: bad qid %u", qid);
@@ -364,11 +373,12 @@ static uint16_t nvmex_adm_set_features(NvmexReq *r)
 {
     NvmeExport *c = r->c;
     NvmexFeatures *f = &c->st.feat;
-    uint32_t dw10 = ldl_le_p(r->sqe + 40), dw11 = ldl_le_p(r->sqe + 44);
-    uint8_t fid = dw10 & 0xff;
+    const NvmexFeaturesCmd *cmd = (const NvmexFeaturesCmd *)&r->cmd;
+    uint32_t dw11 = le32_to_cpu(cmd->cdw11);
+    uint8_t fid = cmd->fid;
 
     trace_nvmex_set_feature(fid, dw11);
-    if (dw10 & (1u << 31)) {
+    if (le16_to_cpu(cmd->rsvd42) & NVMEX_FEAT_SAVE) {
         return NVMEX_FEATURE_NOT_SAVEABLE | NVMEX_DNR;
     }
     switch (fid) {
@@ -488,8 +498,9 @@ static uint16_t nvmex_adm_get_features(NvmexReq *r)
 {
     NvmeExport *c = r->c;
     NvmexFeatures def, *f = &c->st.feat;
-    uint32_t dw10 = ldl_le_p(r->sqe + 40), dw11 = ldl_le_p(r->sqe + 44);
-    uint8_t fid = dw10 & 0xff, sel = (dw10 >> 8) & 7;
+    const NvmexFeaturesCmd *cmd = (const NvmexFeaturesCmd *)&r->cmd;
+    uint32_t dw11 = le32_to_cpu(cmd->cdw11);
+    uint8_t fid = cmd->fid, sel = cmd->sel & 7;
 
     nvmex_features_default(c, &def);
     if (sel == 1 || sel == 2) {
@@ -587,16 +598,18 @@ static uint16_t nvmex_adm_get_features(NvmexReq *r)
 static uint16_t nvmex_adm_get_lba_status(NvmexReq *r)
 {
     NvmeExport *c = r->c;
-    uint32_t nsid = ldl_le_p(r->sqe + 4);
-    uint64_t slba = ldq_le_p(r->sqe + 40);
-    uint32_t mndw = ldl_le_p(r->sqe + 48), dw13 = ldl_le_p(r->sqe + 52);
-    uint32_t rl = dw13 & 0xffff;
-    uint8_t atype = dw13 >> 24;
-    uint64_t len = ((uint64_t)mndw + 1) * 4, end, lba, gran;
+    const NvmexGetLbaStatusCmd *cmd = (const NvmexGetLbaStatusCmd *)&r->cmd;
+    uint32_t nsid = le32_to_cpu(cmd->nsid);
+    uint64_t slba = le64_to_cpu(cmd->slba);
+    uint32_t rl = le16_to_cpu(cmd->rl);
+    uint8_t atype = cmd->atype;
+    uint64_t len = ((uint64_t)le32_to_cpu(cmd->mndw) + 1) * 4, end, lba, gran;
     NvmexNs *ns = nsid && nsid <= NVMEX_MAX_NSID ? c->ns[nsid] : NULL;
     const NvmexNsTemplate *nt;
     BlockDriverState *bs;
     g_autofree uint8_t *buf = NULL;
+    NvmexLbaStatusHdr *hdr;
+    NvmexLbaStatusDesc *desc;
     uint32_t ndesc = 0, maxdesc;
     uint64_t dstart = 0, dend = 0;
     uint8_t cmpc = 2;
@@ -616,7 +629,9 @@ static uint16_t nvmex_adm_get_lba_status(NvmexReq *r)
     gran = nt->tlbaag;
     end = rl ? MIN(ns->geo.nsze, slba + rl) : ns->geo.nsze;
     buf = g_malloc0(len);
-    maxdesc = (len - 8) / 16;
+    hdr = (NvmexLbaStatusHdr *)buf;
+    desc = (NvmexLbaStatusDesc *)(hdr + 1);
+    maxdesc = (len - sizeof(*hdr)) / sizeof(*desc);
     bs = blk_bs(ns->conf.blk);
 
     lba = slba - slba % gran;
@@ -645,8 +660,8 @@ static uint16_t nvmex_adm_get_lba_status(NvmexReq *r)
                 dend = MAX(dend, b);
             } else {
                 if (ndesc) {
-                    stq_le_p(buf + 8 + 16 * (ndesc - 1), dstart);
-                    stl_le_p(buf + 8 + 16 * (ndesc - 1) + 8, dend - dstart);
+                    desc[ndesc - 1].dslba = cpu_to_le64(dstart);
+                    desc[ndesc - 1].nlb = cpu_to_le32(dend - dstart);
                 }
                 if (ndesc == maxdesc) {
                     cmpc = 1;
@@ -660,59 +675,57 @@ static uint16_t nvmex_adm_get_lba_status(NvmexReq *r)
         lba = b > lba ? b : lba + 1;
     }
     if (ndesc) {
-        stq_le_p(buf + 8 + 16 * (ndesc - 1), dstart);
-        stl_le_p(buf + 8 + 16 * (ndesc - 1) + 8, dend - dstart);
+        desc[ndesc - 1].dslba = cpu_to_le64(dstart);
+        desc[ndesc - 1].nlb = cpu_to_le32(dend - dstart);
     }
-    stl_le_p(buf, ndesc);
-    buf[4] = cmpc;
+    hdr->nlsd = cpu_to_le32(ndesc);
+    hdr->cmpc = cmpc;
     trace_nvmex_lba_status(nsid, slba, ndesc);
     return nvmex_xfer(r, buf, len, true);
 }
+
+/* Commands are never queued inside: nothing can be aborted */
+static uint16_t nvmex_adm_abort(NvmexReq *r)
+{
+    r->dw0 = 1;
+    return NVMEX_SUCCESS;
+}
+
+/* The request is kept only as its CID, until an event completes it */
+static uint16_t nvmex_adm_aer(NvmexReq *r)
+{
+    NvmeExport *c = r->c;
+
+    if (c->st.aer_count == NVMEX_MAX_AER) {
+        return NVMEX_AER_LIMIT_EXCEEDED | NVMEX_DNR;
+    }
+    c->st.aer_cid[c->st.aer_count++] = r->cid;
+    nvmex_req_put(r);
+    nvmex_aen_deliver(c);
+    return NVMEX_ASYNC;
+}
+
+/* The admin command set of nvmex-cmds.h, one handler per opcode */
+#define NVMEX_ADM_HANDLER(op, name, handler, needs, effects) \
+    [op] = nvmex_adm_##handler,
+
+static const NvmexCmdHandler nvmex_admin_handlers[256] = {
+    NVMEX_ADMIN_COMMANDS(NVMEX_ADM_HANDLER)
+};
 
 /* A status, or NVMEX_ASYNC when the request is no longer ours */
 uint16_t nvmex_admin_cmd(NvmexReq *r)
 {
     NvmeExport *c = r->c;
 
+    /* Supported means a row of NVMEX_ADMIN_COMMANDS: it has a handler */
     if (!nvmex_admin_supported(&c->tmpl, r->opc)) {
         nvmex_guest_error(c, "admin: opcode 0x%x not supported", r->opc);
         return NVMEX_INVALID_OPCODE | NVMEX_DNR;
     }
-    if ((r->sqe[1] >> 6) & 3) {
-        nvmex_guest_error(c, "admin: opcode 0x%x uses SGLs", r->opc);
+    if (NVME_CMD_FLAGS_PSDT(r->cmd.flags) != NVME_PSDT_PRP) {
+        nvmex_guest_error(c, "admin: %s uses SGLs", nvmex_admin_name(r->opc));
         return NVMEX_INVALID_FIELD | NVMEX_DNR;
     }
-    switch (r->opc) {
-    case NVMEX_ADM_IDENTIFY:
-        return nvmex_adm_identify(r);
-    case NVMEX_ADM_GET_LOG_PAGE:
-        return nvmex_adm_get_log(r);
-    case NVMEX_ADM_CREATE_CQ:
-        return nvmex_adm_create_cq(r);
-    case NVMEX_ADM_CREATE_SQ:
-        return nvmex_adm_create_sq(r);
-    case NVMEX_ADM_DELETE_SQ:
-        return nvmex_adm_delete_sq(r);
-    case NVMEX_ADM_DELETE_CQ:
-        return nvmex_adm_delete_cq(r);
-    case NVMEX_ADM_SET_FEATURES:
-        return nvmex_adm_set_features(r);
-    case NVMEX_ADM_GET_FEATURES:
-        return nvmex_adm_get_features(r);
-    case NVMEX_ADM_GET_LBA_STATUS:
-        return nvmex_adm_get_lba_status(r);
-    case NVMEX_ADM_ABORT:
-        /* Commands are never queued inside: nothing can be aborted */
-        r->dw0 = 1;
-        return NVMEX_SUCCESS;
-    case NVMEX_ADM_AER:
-        if (c->st.aer_count == NVMEX_MAX_AER) {
-            return NVMEX_AER_LIMIT_EXCEEDED | NVMEX_DNR;
-        }
-        c->st.aer_cid[c->st.aer_count++] = r->cid;
-        nvmex_req_put(r);
-        nvmex_aen_deliver(c);
-        return NVMEX_ASYNC;
-    }
-    return NVMEX_INVALID_OPCODE | NVMEX_DNR;
+    return nvmex_admin_handlers[r->opc](r);
 }

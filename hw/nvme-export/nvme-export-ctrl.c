@@ -89,7 +89,7 @@ static void nvmex_record_error(NvmeExport *c, NvmexReq *r)
         .cid = r->cid,
         .status = r->status,
         .param = 0xffff,
-        .nsid = ldl_le_p(r->sqe + 4),
+        .nsid = le32_to_cpu(r->cmd.nsid),
     };
     s->smart.error_entries++;
     c->errors++;
@@ -140,19 +140,20 @@ static bool nvmex_cq_write(NvmeExport *c, uint16_t cqid, uint16_t sqid,
                      uint16_t cid, uint16_t status, uint32_t dw0)
 {
     NvmexCQ *cq = &c->st.cq[cqid];
-    uint8_t cqe[16];
+    NvmeCqe cqe;
 
     if (nvmex_cq_full(cq)) {
         return false;
     }
-    stl_le_p(cqe, dw0);
-    stl_le_p(cqe + 4, 0);
-    stw_le_p(cqe + 8, c->st.sq[sqid].head);
-    stw_le_p(cqe + 10, sqid);
-    stw_le_p(cqe + 12, cid);
-    stw_le_p(cqe + 14, (uint16_t)(status << 1) | cq->phase);
-    if (pci_dma_write(PCI_DEVICE(c), cq->dma_addr + cq->tail * 16ull, cqe,
-                      16) != MEMTX_OK) {
+    cqe = (NvmeCqe) {
+        .result = cpu_to_le32(dw0),
+        .sq_head = cpu_to_le16(c->st.sq[sqid].head),
+        .sq_id = cpu_to_le16(sqid),
+        .cid = cpu_to_le16(cid),
+        .status = cpu_to_le16((uint16_t)(status << 1) | cq->phase),
+    };
+    if (pci_dma_write(PCI_DEVICE(c), cq->dma_addr + cq->tail * sizeof(cqe),
+                      &cqe, sizeof(cqe)) != MEMTX_OK) {
         nvmex_fatal(c, "completion queue write failed");
         return true;
     }
@@ -251,19 +252,19 @@ static void nvmex_cq_drain_waiters(NvmeExport *c, uint16_t cqid)
 /* Submission queue processing                                         */
 
 /* TP4176: may this command start now?  Arms the timer if not. */
-static bool nvmex_rate_admit(NvmeExport *c, const uint8_t *sqe)
+static bool nvmex_rate_admit(NvmeExport *c, const NvmeCmd *cmd)
 {
-    uint8_t opc = sqe[0];
+    uint8_t opc = cmd->opcode;
     uint64_t bytes = 0;
     int64_t now, wait;
-    uint32_t nsid = ldl_le_p(sqe + 4);
+    uint32_t nsid = le32_to_cpu(cmd->nsid);
 
     if (!c->limiter.cfg.enabled) {
         return true;
     }
     if ((opc == NVMEX_IO_READ || opc == NVMEX_IO_WRITE) && nsid &&
         nsid <= NVMEX_MAX_NSID && c->ns[nsid]) {
-        bytes = (uint64_t)((ldl_le_p(sqe + 48) & 0xffff) + 1)
+        bytes = ((uint64_t)le16_to_cpu(((const NvmeRwCmd *)cmd)->nlb) + 1)
                 << c->ns[nsid]->geo.lbads;
     }
     now = qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
@@ -281,7 +282,7 @@ static bool nvmex_rate_admit(NvmeExport *c, const uint8_t *sqe)
 static void nvmex_process_sq(NvmeExport *c, uint16_t sqid)
 {
     NvmexSQ *sq = &c->st.sq[sqid];
-    uint8_t sqes[NVMEX_SQ_BATCH * 64];
+    NvmeCmd sqes[NVMEX_SQ_BATCH];
 
     if (c->inflight >= NVMEX_MAX_REQS) {
         c->starved = true;
@@ -293,8 +294,9 @@ static void nvmex_process_sq(NvmeExport *c, uint16_t sqid)
                                          : sq->size - sq->head;
 
         n = MIN(n, NVMEX_SQ_BATCH);
-        if (pci_dma_read(PCI_DEVICE(c), sq->dma_addr + sq->head * 64ull,
-                         sqes, n * 64) != MEMTX_OK) {
+        if (pci_dma_read(PCI_DEVICE(c),
+                         sq->dma_addr + sq->head * sizeof(NvmeCmd), sqes,
+                         n * sizeof(NvmeCmd)) != MEMTX_OK) {
             nvmex_fatal(c, "submission queue read failed");
             return;
         }
@@ -302,19 +304,19 @@ static void nvmex_process_sq(NvmeExport *c, uint16_t sqid)
             NvmexReq *r;
             uint16_t st;
 
-            if (sqid && !nvmex_rate_admit(c, sqes + i * 64)) {
+            if (sqid && !nvmex_rate_admit(c, &sqes[i])) {
                 return;
             }
             r = nvmex_req_get(c);
-            memcpy(r->sqe, sqes + i * 64, 64);
-            r->opc = r->sqe[0];
-            r->cid = lduw_le_p(r->sqe + 2);
+            r->cmd = sqes[i];
+            r->opc = r->cmd.opcode;
+            r->cid = le16_to_cpu(r->cmd.cid);
             r->sqid = sqid;
             r->sq_gen = sq->gen;
             sq->head = (sq->head + 1) % sq->size;
             c->commands++;
             trace_nvmex_submit(sqid, r->cid, r->opc);
-            if ((r->sqe[1] & 3) != 0) {
+            if (NVME_CMD_FLAGS_FUSE(r->cmd.flags)) {
                 nvmex_guest_error(c, "sq %u cid %u: fused commands not "
                                   "supported", sqid, r->cid);
                 st = NVMEX_INVALID_FIELD | NVMEX_DNR;

@@ -76,17 +76,20 @@ static uint16_t nvmex_sg_emit(void *opaque, uint64_t addr, uint64_t len)
 uint16_t nvmex_map_dptr(NvmexReq *r, uint64_t len)
 {
     NvmeExport *c = r->c;
-    uint8_t psdt = (r->sqe[1] >> 6) & 3;
+    uint8_t psdt = NVME_CMD_FLAGS_PSDT(r->cmd.flags);
     uint16_t st;
 
     qemu_sglist_init(&r->sg, DEVICE(c), 4,
                      pci_get_address_space(PCI_DEVICE(c)));
     r->sg_live = true;
-    if (psdt == 0) {
-        st = nvmex_prp_walk(ldq_le_p(r->sqe + 24), ldq_le_p(r->sqe + 32), len,
+    if (psdt == NVME_PSDT_PRP) {
+        st = nvmex_prp_walk(le64_to_cpu(r->cmd.dptr.prp1),
+                            le64_to_cpu(r->cmd.dptr.prp2), len,
                             NVMEX_PAGE_SIZE, nvmex_dma_read, nvmex_sg_emit, r);
-    } else if (psdt == 1 && c->tmpl.sgl && r->sqid) {
-        st = nvmex_sgl_walk(r->sqe + 24, len, nvmex_dma_read, nvmex_sg_emit, r);
+    } else if (psdt == NVME_PSDT_SGL_MPTR_CONTIGUOUS && c->tmpl.sgl &&
+               r->sqid) {
+        st = nvmex_sgl_walk((const uint8_t *)&r->cmd.dptr.sgl, len,
+                            nvmex_dma_read, nvmex_sg_emit, r);
     } else {
         nvmex_guest_error(c, "sq %u cid %u: PSDT %u not supported here",
                           r->sqid, r->cid, psdt);

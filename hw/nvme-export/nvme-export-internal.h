@@ -27,6 +27,7 @@
 #include "hw/block/block.h"
 #include "system/dma.h"
 #include "system/block-backend.h"
+#include "block/nvme.h"
 #include "hw/nvme-export/nvme-export.h"
 #include "hw/nvme-export/core/nvmex-identify.h"
 #include "hw/nvme-export/core/nvmex-ratelimit.h"
@@ -114,7 +115,7 @@ typedef struct NvmexReq {
     QEMUSGList sg;
     bool sg_live, acct_live;
     BlockAcctCookie acct;
-    uint8_t sqe[64];
+    NvmeCmd cmd;                /* the SQE as fetched */
     QTAILQ_ENTRY(NvmexReq) entry;
 } NvmexReq;
 
@@ -168,6 +169,9 @@ struct NvmeExportNs {
     NvmexNs ns;
     char *tmpl_props[16];       /* one per nvmex_ns_template_fields entry */
 };
+
+/* A command's handler: a status, or NVMEX_ASYNC */
+typedef uint16_t (*NvmexCmdHandler)(NvmexReq *r);
 
 /* Not a status: the command went to the block layer and posts itself */
 #define NVMEX_ASYNC 0xffff

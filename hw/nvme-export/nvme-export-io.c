@@ -11,6 +11,7 @@
 #include "qemu/log.h"
 #include "system/block-backend.h"
 #include "system/dma.h"
+#include "hw/nvme-export/core/nvmex-cmds.h"
 #include "nvme-export-internal.h"
 #include "trace.h"
 
@@ -65,15 +66,15 @@ static uint16_t nvmex_io_rw(NvmexReq *r)
 {
     NvmeExport *c = r->c;
     NvmexNs *ns = r->ns;
-    uint64_t slba = ldq_le_p(r->sqe + 40);
-    uint32_t dw12 = ldl_le_p(r->sqe + 48);
-    uint64_t nlb = (dw12 & 0xffff) + 1;
+    const NvmeRwCmd *cmd = (const NvmeRwCmd *)&r->cmd;
+    uint64_t slba = le64_to_cpu(cmd->slba);
+    uint64_t nlb = (uint64_t)le16_to_cpu(cmd->nlb) + 1;
     uint64_t len = nlb << ns->geo.lbads;
     BlockBackend *blk = ns->conf.blk;
     uint16_t st;
 
     r->write = r->opc == NVMEX_IO_WRITE;
-    r->fua = r->write && (dw12 & (1u << 30));
+    r->fua = r->write && (le16_to_cpu(cmd->control) & NVME_RW_FUA);
     st = nvmex_check_range(r, slba, nlb);
     if (st) {
         return st;
@@ -112,10 +113,12 @@ static uint16_t nvmex_io_rw(NvmexReq *r)
 static uint16_t nvmex_io_write_zeroes(NvmexReq *r)
 {
     NvmexNs *ns = r->ns;
-    uint64_t slba = ldq_le_p(r->sqe + 40);
-    uint32_t dw12 = ldl_le_p(r->sqe + 48);
-    uint64_t nlb = (dw12 & 0xffff) + 1;
-    BdrvRequestFlags flags = (dw12 & (1u << 25)) ? BDRV_REQ_MAY_UNMAP : 0;
+    const NvmeRwCmd *cmd = (const NvmeRwCmd *)&r->cmd;
+    uint64_t slba = le64_to_cpu(cmd->slba);
+    uint64_t nlb = (uint64_t)le16_to_cpu(cmd->nlb) + 1;
+    /* DEAC: the zeroes may be a deallocation */
+    BdrvRequestFlags flags = (le16_to_cpu(cmd->control) & NVMEX_WZ_DEAC)
+                             ? BDRV_REQ_MAY_UNMAP : 0;
     uint16_t st = nvmex_check_range(r, slba, nlb);
 
     if (st) {
@@ -133,23 +136,24 @@ static uint16_t nvmex_io_write_zeroes(NvmexReq *r)
 static uint16_t nvmex_io_dsm(NvmexReq *r)
 {
     NvmexNs *ns = r->ns;
-    uint32_t nr = (ldl_le_p(r->sqe + 40) & 0xff) + 1;
-    uint32_t attr = ldl_le_p(r->sqe + 44);
-    g_autofree uint8_t *ranges = g_malloc(nr * 16);
+    const NvmeDsmCmd *cmd = (const NvmeDsmCmd *)&r->cmd;
+    uint32_t nr = (le32_to_cpu(cmd->nr) & 0xff) + 1;
+    uint32_t attr = le32_to_cpu(cmd->attributes);
+    g_autofree NvmeDsmRange *ranges = g_new(NvmeDsmRange, nr);
     uint16_t st;
 
-    st = nvmex_xfer(r, ranges, nr * 16, false);
+    st = nvmex_xfer(r, ranges, nr * sizeof(*ranges), false);
     if (st) {
         return st;
     }
     for (uint32_t i = 0; i < nr; i++) {
-        st = nvmex_check_range(r, ldq_le_p(ranges + 16 * i + 8),
-                         ldl_le_p(ranges + 16 * i + 4));
+        st = nvmex_check_range(r, le64_to_cpu(ranges[i].slba),
+                               le32_to_cpu(ranges[i].nlb));
         if (st) {
             return st;
         }
     }
-    if (!(attr & 4)) {
+    if (!(attr & NVME_DSMGMT_AD)) {
         return NVMEX_SUCCESS;           /* hints only */
     }
     r->pending = 1;                     /* held until all are issued */
@@ -157,8 +161,8 @@ static uint16_t nvmex_io_dsm(NvmexReq *r)
                      BLOCK_ACCT_UNMAP);
     r->acct_live = true;
     for (uint32_t i = 0; i < nr; i++) {
-        uint64_t slba = ldq_le_p(ranges + 16 * i + 8);
-        uint32_t nlb = ldl_le_p(ranges + 16 * i + 4);
+        uint64_t slba = le64_to_cpu(ranges[i].slba);
+        uint32_t nlb = le32_to_cpu(ranges[i].nlb);
 
         if (!nlb) {
             continue;
@@ -174,9 +178,11 @@ static uint16_t nvmex_io_dsm(NvmexReq *r)
     return NVMEX_ASYNC;
 }
 
-static uint16_t nvmex_io_flush(NvmexReq *r, uint32_t nsid)
+/* Flush one namespace, or all of them for NSID FFFFFFFFh */
+static uint16_t nvmex_io_flush(NvmexReq *r)
 {
     NvmeExport *c = r->c;
+    uint32_t nsid = le32_to_cpu(r->cmd.nsid);
 
     r->pending = 1;
     for (uint32_t i = 1; i <= NVMEX_MAX_NSID; i++) {
@@ -196,35 +202,32 @@ static uint16_t nvmex_io_flush(NvmexReq *r, uint32_t nsid)
     return NVMEX_ASYNC;
 }
 
+/* The NVM command set of nvmex-cmds.h, one handler per opcode */
+#define NVMEX_IO_HANDLER(op, name, handler, needs, effects) \
+    [op] = nvmex_io_##handler,
+
+static const NvmexCmdHandler nvmex_io_handlers[256] = {
+    NVMEX_IO_COMMANDS(NVMEX_IO_HANDLER)
+};
+
 uint16_t nvmex_io_cmd(NvmexReq *r)
 {
     NvmeExport *c = r->c;
-    uint32_t nsid = ldl_le_p(r->sqe + 4);
+    uint32_t nsid = le32_to_cpu(r->cmd.nsid);
 
+    /* Supported means a row of NVMEX_IO_COMMANDS: it has a handler */
     if (!nvmex_io_supported(&c->tmpl, r->opc)) {
-        nvmex_guest_error(c, "sq %u: I/O opcode 0x%x not supported", r->sqid,
-                    r->opc);
+        nvmex_guest_error(c, "sq %u: I/O opcode 0x%x not supported",
+                          r->sqid, r->opc);
         return NVMEX_INVALID_OPCODE | NVMEX_DNR;
     }
-    if (r->opc == NVMEX_IO_FLUSH && nsid == 0xffffffff) {
-        return nvmex_io_flush(r, nsid);
+    if (r->opc != NVMEX_IO_FLUSH || nsid != 0xffffffff) {
+        r->ns = nsid && nsid <= NVMEX_MAX_NSID ? c->ns[nsid] : NULL;
+        if (!r->ns) {
+            nvmex_guest_error(c, "sq %u cid %u: %s: nsid %u is not active",
+                              r->sqid, r->cid, nvmex_io_name(r->opc), nsid);
+            return NVMEX_INVALID_NAMESPACE | NVMEX_DNR;
+        }
     }
-    r->ns = nsid && nsid <= NVMEX_MAX_NSID ? c->ns[nsid] : NULL;
-    if (!r->ns) {
-        nvmex_guest_error(c, "sq %u cid %u: nsid %u is not active", r->sqid,
-                    r->cid, nsid);
-        return NVMEX_INVALID_NAMESPACE | NVMEX_DNR;
-    }
-    switch (r->opc) {
-    case NVMEX_IO_READ:
-    case NVMEX_IO_WRITE:
-        return nvmex_io_rw(r);
-    case NVMEX_IO_WRITE_ZEROES:
-        return nvmex_io_write_zeroes(r);
-    case NVMEX_IO_DSM:
-        return nvmex_io_dsm(r);
-    case NVMEX_IO_FLUSH:
-        return nvmex_io_flush(r, nsid);
-    }
-    return NVMEX_INVALID_OPCODE | NVMEX_DNR;
+    return nvmex_io_handlers[r->opc](r);
 }
