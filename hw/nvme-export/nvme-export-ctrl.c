@@ -768,21 +768,15 @@ static void nvmex_reset(DeviceState *dev)
     c->st.asq = c->st.acq = 0;
 }
 
-#define TMPL_PROP(i, name) DEFINE_PROP_STRING(name, NvmeExport, tmpl_props[i])
+/* One string property per template field (core/nvmex-template.h) */
+#define NVMEX_TMPL_PROP(field, prop, kind, member, max) \
+    DEFINE_PROP_STRING(prop, NvmeExport, \
+                       tmpl_props[NVMEX_TMPL_FIELD_##member]),
 
 static const Property nvmex_props[] = {
     DEFINE_PROP_DRIVE("drive", NvmeExport, ns0.conf.blk),
     DEFINE_PROP_STRING("template", NvmeExport, template_path),
-    /* Same names and order as nvmex_template_fields */
-    TMPL_PROP(0, "template-id"), TMPL_PROP(1, "vid"), TMPL_PROP(2, "did"),
-    TMPL_PROP(3, "ssvid"), TMPL_PROP(4, "ssid"), TMPL_PROP(5, "sn"),
-    TMPL_PROP(6, "mn"), TMPL_PROP(7, "fr"), TMPL_PROP(8, "subnqn"),
-    TMPL_PROP(9, "oui"), TMPL_PROP(10, "cntlid"), TMPL_PROP(11, "mdts"),
-    TMPL_PROP(12, "max-ioqs"), TMPL_PROP(13, "mqes"), TMPL_PROP(14, "oncs"),
-    TMPL_PROP(15, "vwc"), TMPL_PROP(16, "sgl"), TMPL_PROP(17, "ralbas"),
-    TMPL_PROP(18, "rate-limit"), TMPL_PROP(19, "nn"),
-    TMPL_PROP(20, "temperature"), TMPL_PROP(21, "wctemp"),
-    TMPL_PROP(22, "cctemp"),
+    NVMEX_TEMPLATE_FIELDS(NVMEX_TMPL_PROP)
 };
 
 static void nvmex_class_init(ObjectClass *oc, void *data)

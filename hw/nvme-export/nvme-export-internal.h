@@ -138,7 +138,7 @@ struct NvmeExport {
     /* configuration */
     NvmexTemplate tmpl;
     char *template_path;
-    char *tmpl_props[32];       /* one per nvmex_template_fields entry */
+    char *tmpl_props[NVMEX_TMPL_NFIELDS];   /* by NVMEX_TMPL_FIELD_* */
     NvmexNs ns0;                /* the short form's namespace 1 */
     NvmexNs *ns[NVMEX_MAX_NSID + 1];
     uint16_t nvec;
@@ -167,7 +167,7 @@ struct NvmeExport {
 struct NvmeExportNs {
     DeviceState parent_obj;
     NvmexNs ns;
-    char *tmpl_props[16];       /* one per nvmex_ns_template_fields entry */
+    char *tmpl_props[NVMEX_NS_NFIELDS];     /* by NVMEX_NS_FIELD_* */
 };
 
 /* A command's handler: a status, or NVMEX_ASYNC */

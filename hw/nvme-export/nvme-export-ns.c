@@ -133,15 +133,21 @@ static void nvmex_ns_unrealize(DeviceState *dev)
     nvmex_ns_detach(&NVME_EXPORT_NS(dev)->ns);
 }
 
-#define NS_PROP(i, name) DEFINE_PROP_STRING(name, NvmeExportNs, tmpl_props[i])
+/*
+ * One string property per namespace template field
+ * (core/nvmex-template.h), except nsid, a number of the device's own
+ */
+#define NVMEX_NS_PROP_STRING(prop, member) \
+    DEFINE_PROP_STRING(prop, NvmeExportNs, \
+                       tmpl_props[NVMEX_NS_FIELD_##member]),
+#define NVMEX_NS_PROP_OWN(prop, member)
+#define NVMEX_NS_PROP(field, prop, kind, member, arg) \
+    NVMEX_NS_PROP_##prop(field, member)
 
 static const Property nvmex_ns_props[] = {
     DEFINE_PROP_DRIVE("drive", NvmeExportNs, ns.conf.blk),
     DEFINE_PROP_UINT32("nsid", NvmeExportNs, ns.nsid, 0),
-    /* Same order as nvmex_ns_template_fields; 0 is nsid, set above */
-    NS_PROP(1, "size"), NS_PROP(2, "lba-formats"), NS_PROP(3, "flbas"),
-    NS_PROP(4, "nguid"), NS_PROP(5, "eui64"), NS_PROP(6, "uuid"),
-    NS_PROP(7, "tlbaag"),
+    NVMEX_NS_TEMPLATE_FIELDS(NVMEX_NS_PROP)
 };
 
 static void nvmex_ns_class_init(ObjectClass *oc, void *data)

@@ -14,16 +14,17 @@
 #include "hw/nvme-export/core/nvmex-spec.h"
 #include "hw/nvme-export/core/nvmex-template.h"
 
+#define NVMEX_FIELD_NAME(field, prop, kind, member, arg) field,
+
 const char *const nvmex_template_fields[] = {
-    "id", "vid", "did", "ssvid", "ssid", "sn", "mn", "fr", "subnqn", "oui",
-    "cntlid", "mdts", "max-ioqs", "mqes", "oncs", "vwc", "sgl", "ralbas",
-    "rate-limit", "nn", "temperature", "wctemp", "cctemp", NULL
+    NVMEX_TEMPLATE_FIELDS(NVMEX_FIELD_NAME) NULL
 };
 
 const char *const nvmex_ns_template_fields[] = {
-    "nsid", "size", "lba-formats", "flbas", "nguid", "eui64", "uuid",
-    "tlbaag", NULL
+    NVMEX_NS_TEMPLATE_FIELDS(NVMEX_FIELD_NAME) NULL
 };
+
+#undef NVMEX_FIELD_NAME
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -181,48 +182,25 @@ int nvmex_template_set(NvmexTemplate *t, const char *f, const char *v,
 {
     uint64_t x;
 
-#define NUM(name, member, max)                                          \
-    if (!strcmp(f, name)) {                                             \
-        if (parse_u64(f, v, max, &x, err, errlen)) {                    \
-            return -1;                                                  \
-        }                                                               \
-        t->member = x;                                                  \
-        return 0;                                                       \
+#define NVMEX_SET_NUM(name, member, max)                                \
+    if (parse_u64(f, v, max, &x, err, errlen)) {                        \
+        return -1;                                                      \
+    }                                                                   \
+    t->member = x;                                                      \
+    return 0;
+#define NVMEX_SET_BOOL(name, member, max)                               \
+    return parse_bool(f, v, &t->member, err, errlen);
+#define NVMEX_SET_STR(name, member, max)                                \
+    return parse_ascii(f, v, t->member, sizeof(t->member), err, errlen);
+#define NVMEX_SET(field, prop, kind, member, max)                       \
+    if (!strcmp(f, field)) {                                            \
+        NVMEX_SET_##kind(field, member, max)                            \
     }
-#define BOOL(name, member)                                              \
-    if (!strcmp(f, name)) {                                             \
-        return parse_bool(f, v, &t->member, err, errlen);               \
-    }
-#define STR(name, member)                                               \
-    if (!strcmp(f, name)) {                                             \
-        return parse_ascii(f, v, t->member, sizeof(t->member), err, errlen); \
-    }
-    STR("id", id)
-    NUM("vid", vid, 0xffff)
-    NUM("did", did, 0xffff)
-    NUM("ssvid", ssvid, 0xffff)
-    NUM("ssid", ssid, 0xffff)
-    STR("sn", sn)
-    STR("mn", mn)
-    STR("fr", fr)
-    STR("subnqn", subnqn)
-    NUM("oui", oui, 0xffffff)
-    NUM("cntlid", cntlid, 0xffef)
-    NUM("mdts", mdts, 0xff)
-    NUM("max-ioqs", max_ioqs, 0xffff)
-    NUM("mqes", mqes, 65536)
-    NUM("oncs", oncs, 0xffff)
-    BOOL("vwc", vwc)
-    BOOL("sgl", sgl)
-    BOOL("ralbas", ralbas)
-    BOOL("rate-limit", rate_limit)
-    NUM("nn", nn, 0xffffffff)
-    NUM("temperature", temperature, 0xffff)
-    NUM("wctemp", wctemp, 0xffff)
-    NUM("cctemp", cctemp, 0xffff)
-#undef NUM
-#undef BOOL
-#undef STR
+    NVMEX_TEMPLATE_FIELDS(NVMEX_SET)
+#undef NVMEX_SET
+#undef NVMEX_SET_NUM
+#undef NVMEX_SET_BOOL
+#undef NVMEX_SET_STR
     return fail(err, errlen, "%s: unknown template field", f);
 }
 
@@ -267,38 +245,39 @@ int nvmex_ns_template_set(NvmexNsTemplate *n, const char *f, const char *v,
 {
     uint64_t x;
 
-    if (!strcmp(f, "nsid") || !strcmp(f, "flbas") || !strcmp(f, "tlbaag")) {
-        if (parse_u64(f, v, 0xffffffff, &x, err, errlen)) {
-            return -1;
-        }
-        if (!strcmp(f, "nsid")) {
-            n->nsid = x;
-        } else if (!strcmp(f, "flbas")) {
-            if (x >= NVMEX_MAX_LBAF) {
-                return fail(err, errlen, "flbas: %llu is not below %d",
-                            (unsigned long long)x, NVMEX_MAX_LBAF);
-            }
-            n->flbas = x;
-        } else {
-            n->tlbaag = x;
-        }
-        return 0;
+#define NVMEX_NS_SET_U32(member, arg)                                   \
+    if (parse_u64(f, v, 0xffffffff, &x, err, errlen)) {                 \
+        return -1;                                                      \
+    }                                                                   \
+    n->member = x;                                                      \
+    return 0;
+#define NVMEX_NS_SET_U64(member, arg)                                   \
+    return parse_u64(f, v, UINT64_MAX, &n->member, err, errlen);
+#define NVMEX_NS_SET_FLBAS(member, arg)                                 \
+    if (parse_u64(f, v, 0xffffffff, &x, err, errlen)) {                 \
+        return -1;                                                      \
+    }                                                                   \
+    if (x >= NVMEX_MAX_LBAF) {                                          \
+        return fail(err, errlen, "flbas: %llu is not below %d",         \
+                    (unsigned long long)x, NVMEX_MAX_LBAF);             \
+    }                                                                   \
+    n->member = x;                                                      \
+    return 0;
+#define NVMEX_NS_SET_LBAFS(member, arg)                                 \
+    return parse_lbafs(n, v, err, errlen);
+#define NVMEX_NS_SET_HEX(member, arg)                                   \
+    return parse_hex(f, v, n->member, arg, err, errlen);
+#define NVMEX_NS_SET(field, prop, kind, member, arg)                    \
+    if (!strcmp(f, field)) {                                            \
+        NVMEX_NS_SET_##kind(member, arg)                                \
     }
-    if (!strcmp(f, "size")) {
-        return parse_u64(f, v, UINT64_MAX, &n->size, err, errlen);
-    }
-    if (!strcmp(f, "lba-formats")) {
-        return parse_lbafs(n, v, err, errlen);
-    }
-    if (!strcmp(f, "nguid")) {
-        return parse_hex(f, v, n->nguid, 16, err, errlen);
-    }
-    if (!strcmp(f, "eui64")) {
-        return parse_hex(f, v, n->eui64, 8, err, errlen);
-    }
-    if (!strcmp(f, "uuid")) {
-        return parse_hex(f, v, n->uuid, 16, err, errlen);
-    }
+    NVMEX_NS_TEMPLATE_FIELDS(NVMEX_NS_SET)
+#undef NVMEX_NS_SET
+#undef NVMEX_NS_SET_U32
+#undef NVMEX_NS_SET_U64
+#undef NVMEX_NS_SET_FLBAS
+#undef NVMEX_NS_SET_LBAFS
+#undef NVMEX_NS_SET_HEX
     return fail(err, errlen, "%s: unknown namespace template field", f);
 }
 
