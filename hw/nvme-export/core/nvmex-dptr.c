@@ -17,7 +17,7 @@ typedef struct Merger {
     uint64_t addr, len;
 } Merger;
 
-static uint16_t merge(Merger *m, uint64_t addr, uint64_t len)
+static uint16_t nvmex_merge(Merger *m, uint64_t addr, uint64_t len)
 {
     uint16_t st;
 
@@ -39,7 +39,7 @@ static uint16_t merge(Merger *m, uint64_t addr, uint64_t len)
     return NVMEX_SUCCESS;
 }
 
-static uint16_t merge_flush(Merger *m)
+static uint16_t nvmex_merge_flush(Merger *m)
 {
     return m->len ? m->emit(m->opaque, m->addr, m->len) : NVMEX_SUCCESS;
 }
@@ -66,20 +66,20 @@ uint16_t nvmex_prp_walk(uint64_t prp1, uint64_t prp2, uint64_t len,
     if (first > len) {
         first = len;
     }
-    st = merge(&m, prp1, first);
+    st = nvmex_merge(&m, prp1, first);
     if (st) {
         return st;
     }
     left = len - first;
     if (!left) {
-        return merge_flush(&m);
+        return nvmex_merge_flush(&m);
     }
     if (left <= page_size) {
         if (prp2 & mask) {
             return NVMEX_PRP_OFFSET_INVALID;
         }
-        st = merge(&m, prp2, left);
-        return st ? st : merge_flush(&m);
+        st = nvmex_merge(&m, prp2, left);
+        return st ? st : nvmex_merge_flush(&m);
     }
 
     /* PRP2 is a list pointer; its first list may start mid-page */
@@ -123,7 +123,7 @@ uint16_t nvmex_prp_walk(uint64_t prp1, uint64_t prp2, uint64_t len,
                     return NVMEX_PRP_OFFSET_INVALID;
                 }
                 uint64_t chunk = left < page_size ? left : page_size;
-                st = merge(&m, e, chunk);
+                st = nvmex_merge(&m, e, chunk);
                 if (st) {
                     return st;
                 }
@@ -135,7 +135,7 @@ uint16_t nvmex_prp_walk(uint64_t prp1, uint64_t prp2, uint64_t len,
             break;
         }
     }
-    return merge_flush(&m);
+    return nvmex_merge_flush(&m);
 }
 
 #define SGL_BATCH 16
@@ -166,8 +166,8 @@ uint16_t nvmex_sgl_walk(const uint8_t *sgl1, uint64_t len, NvmexDmaRead rd,
             if (dlen != left) {
                 return NVMEX_DATA_SGL_LEN_INVALID;
             }
-            st = merge(&m, addr, dlen);
-            return st ? st : merge_flush(&m);
+            st = nvmex_merge(&m, addr, dlen);
+            return st ? st : nvmex_merge_flush(&m);
         }
         if (type != NVMEX_SGL_SEGMENT && type != NVMEX_SGL_LAST_SEGMENT) {
             return NVMEX_SGL_DESC_TYPE_INVALID;
@@ -211,7 +211,7 @@ uint16_t nvmex_sgl_walk(const uint8_t *sgl1, uint64_t len, NvmexDmaRead rd,
                 if (l > left) {
                     return NVMEX_DATA_SGL_LEN_INVALID;
                 }
-                st = merge(&m, nvmex_ld64(d), l);
+                st = nvmex_merge(&m, nvmex_ld64(d), l);
                 if (st) {
                     return st;
                 }
@@ -221,7 +221,7 @@ uint16_t nvmex_sgl_walk(const uint8_t *sgl1, uint64_t len, NvmexDmaRead rd,
                     if (left) {
                         return NVMEX_DATA_SGL_LEN_INVALID;
                     }
-                    return merge_flush(&m);
+                    return nvmex_merge_flush(&m);
                 }
             }
         }

@@ -15,7 +15,7 @@
 #include "hw/nvme-export/core/nvmex-identify.h"
 #include "hw/nvme-export/core/nvmex-spec.h"
 
-static void put_padded(uint8_t *dst, const char *src, size_t width)
+static void nvmex_put_padded(uint8_t *dst, const char *src, size_t width)
 {
     size_t len = strnlen(src, width);
 
@@ -99,9 +99,9 @@ void nvmex_id_ctrl(const NvmexTemplate *t, uint8_t *b)
     memset(id, 0, sizeof(*id));
     id->vid = nvmex_cpu_to_le16(t->vid);
     id->ssvid = nvmex_cpu_to_le16(t->ssvid);
-    put_padded((uint8_t *)id->sn, t->sn, sizeof(id->sn));
-    put_padded((uint8_t *)id->mn, t->mn, sizeof(id->mn));
-    put_padded((uint8_t *)id->fr, t->fr, sizeof(id->fr));
+    nvmex_put_padded((uint8_t *)id->sn, t->sn, sizeof(id->sn));
+    nvmex_put_padded((uint8_t *)id->mn, t->mn, sizeof(id->mn));
+    nvmex_put_padded((uint8_t *)id->fr, t->fr, sizeof(id->fr));
     id->rab = 6;                                /* 64 commands */
     id->ieee[0] = t->oui;
     id->ieee[1] = t->oui >> 8;
@@ -185,8 +185,8 @@ void nvmex_id_ns_indep(uint8_t *b)
     id->nstat = 1;                              /* namespace ready */
 }
 
-static size_t put_desc(uint8_t *b, size_t off, uint8_t type,
-                       const uint8_t *id, uint8_t len)
+static size_t nvmex_put_desc(uint8_t *b, size_t off, uint8_t type,
+                             const uint8_t *id, uint8_t len)
 {
     NvmexNsIdDesc *d = (NvmexNsIdDesc *)(b + off);
 
@@ -196,7 +196,7 @@ static size_t put_desc(uint8_t *b, size_t off, uint8_t type,
     return off + sizeof(*d) + len;
 }
 
-static int nonzero(const uint8_t *p, size_t n)
+static int nvmex_nonzero(const uint8_t *p, size_t n)
 {
     while (n--) {
         if (*p++) {
@@ -212,16 +212,16 @@ size_t nvmex_id_ns_descs(const NvmexNsTemplate *n, uint8_t *b)
     size_t off = 0;
 
     memset(b, 0, NVMEX_ID_SIZE);
-    if (nonzero(n->eui64, 8)) {
-        off = put_desc(b, off, 1, n->eui64, 8);
+    if (nvmex_nonzero(n->eui64, 8)) {
+        off = nvmex_put_desc(b, off, 1, n->eui64, 8);
     }
-    if (nonzero(n->nguid, 16)) {
-        off = put_desc(b, off, 2, n->nguid, 16);
+    if (nvmex_nonzero(n->nguid, 16)) {
+        off = nvmex_put_desc(b, off, 2, n->nguid, 16);
     }
-    if (nonzero(n->uuid, 16)) {
-        off = put_desc(b, off, 3, n->uuid, 16);
+    if (nvmex_nonzero(n->uuid, 16)) {
+        off = nvmex_put_desc(b, off, 3, n->uuid, 16);
     }
-    return put_desc(b, off, 4, &csi_nvm, 1);
+    return nvmex_put_desc(b, off, 4, &csi_nvm, 1);
 }
 
 void nvmex_id_active_ns(const uint32_t *nsids, int count, uint32_t after,
@@ -249,7 +249,7 @@ void nvmex_id_active_ns(const uint32_t *nsids, int count, uint32_t after,
     }
 }
 
-static NvmexU128 u128(uint64_t v)
+static NvmexU128 nvmex_u128(uint64_t v)
 {
     return (NvmexU128) { .lo = nvmex_cpu_to_le64(v) };
 }
@@ -263,15 +263,15 @@ void nvmex_log_smart(const NvmexTemplate *t, const NvmexSmart *s, uint8_t *b)
     log->temperature = nvmex_cpu_to_le16(t->temperature);
     log->avail_spare = 100;                     /* percent */
     log->spare_thresh = 10;                     /* percent */
-    log->data_units_read = u128(s->units_read);
-    log->data_units_written = u128(s->units_written);
-    log->host_reads = u128(s->read_cmds);
-    log->host_writes = u128(s->write_cmds);
-    log->power_cycles = u128(s->power_cycles);
-    log->power_on_hours = u128(s->power_on_hours);
-    log->unsafe_shutdowns = u128(s->unsafe_shutdowns);
-    log->media_errors = u128(s->media_errors);
-    log->num_err_log_entries = u128(s->error_entries);
+    log->data_units_read = nvmex_u128(s->units_read);
+    log->data_units_written = nvmex_u128(s->units_written);
+    log->host_reads = nvmex_u128(s->read_cmds);
+    log->host_writes = nvmex_u128(s->write_cmds);
+    log->power_cycles = nvmex_u128(s->power_cycles);
+    log->power_on_hours = nvmex_u128(s->power_on_hours);
+    log->unsafe_shutdowns = nvmex_u128(s->unsafe_shutdowns);
+    log->media_errors = nvmex_u128(s->media_errors);
+    log->num_err_log_entries = nvmex_u128(s->error_entries);
     log->temp_sensor[0] = nvmex_cpu_to_le16(t->temperature);
 }
 
@@ -281,7 +281,7 @@ void nvmex_log_fw_slot(const NvmexTemplate *t, uint8_t *b)
 
     memset(log, 0, sizeof(*log));
     log->afi = 0x01;                            /* slot 1 active */
-    put_padded((uint8_t *)log->frs[0], t->fr, sizeof(log->frs[0]));
+    nvmex_put_padded((uint8_t *)log->frs[0], t->fr, sizeof(log->frs[0]));
 }
 
 void nvmex_log_cmd_effects(const NvmexTemplate *t, uint8_t *b)

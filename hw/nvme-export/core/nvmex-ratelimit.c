@@ -30,7 +30,7 @@ void nvmex_bucket_init(NvmexBucket *b, uint64_t rate, uint64_t burst,
     b->last_ns = now_ns;
 }
 
-static void refill(NvmexBucket *b, int64_t now_ns)
+static void nvmex_bucket_refill(NvmexBucket *b, int64_t now_ns)
 {
     __int128 level, cap;
 
@@ -48,7 +48,7 @@ int64_t nvmex_bucket_wait(NvmexBucket *b, int64_t now_ns)
     if (!b->rate) {
         return 0;
     }
-    refill(b, now_ns);
+    nvmex_bucket_refill(b, now_ns);
     if (b->level_nu >= 0) {
         return 0;
     }
