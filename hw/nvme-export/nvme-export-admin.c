@@ -42,7 +42,7 @@ static void nvmex_aen_deliver(NvmeExport *c)
 }
 
 void nvmex_aen_raise(NvmeExport *c, uint8_t type, uint8_t info,
-                            uint8_t lid)
+                     uint8_t lid)
 {
     NvmexCtrlState *s = &c->st;
     uint32_t dw0 = type | info << 8 | (uint32_t)lid << 16;
@@ -69,7 +69,7 @@ static void nvmex_check_temperature(NvmeExport *c)
         s->smart.critical_warning |= 2;
         if (s->feat.async_event_cfg & 2) {
             nvmex_aen_raise(c, NVMEX_AET_SMART, NVMEX_AEI_SMART_TEMPERATURE,
-                      NVMEX_LOG_SMART);
+                            NVMEX_LOG_SMART);
         }
     } else if (!bad) {
         s->smart.critical_warning &= ~2;

@@ -28,6 +28,7 @@
 #define NVMEX_BAR0_SIZE (16 * KiB)
 #define NVMEX_SQ_BATCH 16
 
+/* A guest mistake: the caller completes with a status or sets CFS */
 void nvmex_guest_error(NvmeExport *c, const char *fmt, ...)
 {
     va_list ap;
@@ -36,6 +37,8 @@ void nvmex_guest_error(NvmeExport *c, const char *fmt, ...)
     va_start(ap, fmt);
     msg = g_strdup_vprintf(fmt, ap);
     va_end(ap);
+    /* Once, both ways: a trace event and -d guest_errors */
+    trace_nvmex_guest_error(msg);
     qemu_log_mask(LOG_GUEST_ERROR, "%s: %s\n", TYPE_NVME_EXPORT, msg);
 }
 
@@ -137,7 +140,7 @@ static bool nvmex_cq_full(NvmexCQ *cq)
 
 /* Write one CQE; false if the CQ is full (the caller parks the request) */
 static bool nvmex_cq_write(NvmeExport *c, uint16_t cqid, uint16_t sqid,
-                     uint16_t cid, uint16_t status, uint32_t dw0)
+                           uint16_t cid, uint16_t status, uint32_t dw0)
 {
     NvmexCQ *cq = &c->st.cq[cqid];
     NvmeCqe cqe;
@@ -448,7 +451,7 @@ static void nvmex_ctrl_enable(NvmeExport *c)
     if (NVMEX_CC_MPS(s->cc) != 0 || NVMEX_CC_CSS(s->cc) != 0 ||
         NVMEX_CC_AMS(s->cc) != 0) {
         nvmex_fatal(c, "CC selects an unsupported page size, command set or "
-              "arbitration");
+                    "arbitration");
         return;
     }
     if (!s->asq || !s->acq || (s->asq | s->acq) & (NVMEX_PAGE_SIZE - 1) ||
@@ -502,7 +505,7 @@ static void nvmex_doorbell(NvmeExport *c, hwaddr off, uint32_t val)
         !(is_cq ? s->cq[qid].valid : s->sq[qid].valid)) {
         nvmex_guest_error(c, "doorbell 0x%" HWADDR_PRIx " of no queue", off);
         nvmex_aen_raise(c, NVMEX_AET_ERROR, NVMEX_AEI_ERR_INVALID_DB,
-                  NVMEX_LOG_ERROR);
+                        NVMEX_LOG_ERROR);
         return;
     }
     if (is_cq) {
@@ -515,7 +518,7 @@ static void nvmex_doorbell(NvmeExport *c, hwaddr off, uint32_t val)
             nvmex_guest_error(c, "cq %u head %u invalid (size %u, tail %u)",
                               qid, val, cq->size, cq->tail);
             nvmex_aen_raise(c, NVMEX_AET_ERROR, NVMEX_AEI_ERR_INVALID_DB_VALUE,
-                      NVMEX_LOG_ERROR);
+                            NVMEX_LOG_ERROR);
             return;
         }
         cq->head = val;
@@ -526,9 +529,9 @@ static void nvmex_doorbell(NvmeExport *c, hwaddr off, uint32_t val)
 
         if (val >= sq->size) {
             nvmex_guest_error(c, "sq %u tail %u beyond size %u", qid, val,
-                        sq->size);
+                              sq->size);
             nvmex_aen_raise(c, NVMEX_AET_ERROR, NVMEX_AEI_ERR_INVALID_DB_VALUE,
-                      NVMEX_LOG_ERROR);
+                            NVMEX_LOG_ERROR);
             return;
         }
         sq->tail = val;
@@ -575,7 +578,7 @@ static uint64_t nvmex_mmio_read(void *opaque, hwaddr off, unsigned size)
 
     if (off & (size - 1)) {
         nvmex_guest_error(c, "misaligned %u-byte read at 0x%" HWADDR_PRIx, size,
-                    off);
+                          off);
         return 0;
     }
     v = nvmex_reg_read32(c, off & ~3);
@@ -619,7 +622,7 @@ static void nvmex_reg_write32(NvmeExport *c, hwaddr off, uint32_t val)
     }
     if (off >= NVMEX_REG_AQA && off < NVMEX_REG_ACQ + 8 && en) {
         nvmex_guest_error(c, "admin queue register 0x%" HWADDR_PRIx " written "
-                    "while enabled", off);
+                          "while enabled", off);
         return;
     }
     switch (off) {
@@ -640,7 +643,7 @@ static void nvmex_reg_write32(NvmeExport *c, hwaddr off, uint32_t val)
         return;
     }
     nvmex_guest_error(c, "write to read-only or reserved register 0x%"
-                HWADDR_PRIx, off);
+                      HWADDR_PRIx, off);
 }
 
 static void nvmex_mmio_write(void *opaque, hwaddr off, uint64_t val,

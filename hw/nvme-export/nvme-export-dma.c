@@ -98,7 +98,7 @@ uint16_t nvmex_map_dptr(NvmexReq *r, uint64_t len)
     if (st) {
         if (st != NVMEX_DATA_TRANSFER_ERROR) {
             nvmex_guest_error(c, "sq %u cid %u: bad data pointer, status 0x%x",
-                        r->sqid, r->cid, st);
+                              r->sqid, r->cid, st);
         }
         qemu_sglist_destroy(&r->sg);
         r->sg_live = false;

@@ -55,8 +55,8 @@ static uint16_t nvmex_check_range(NvmexReq *r, uint64_t slba, uint64_t nlb)
 {
     if (slba + nlb < slba || slba + nlb > r->ns->geo.nsze) {
         nvmex_guest_error(r->c, "nsid %u: LBA range %" PRIu64 "+%" PRIu64
-                    " beyond %" PRIu64, r->ns->nsid, slba, nlb,
-                    r->ns->geo.nsze);
+                          " beyond %" PRIu64, r->ns->nsid, slba, nlb,
+                          r->ns->geo.nsze);
         return NVMEX_LBA_OUT_OF_RANGE | NVMEX_DNR;
     }
     return NVMEX_SUCCESS;

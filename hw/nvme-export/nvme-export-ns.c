@@ -23,7 +23,7 @@ static NvmeExport *nvmex_ctrl_of_bus(BusState *bus)
 }
 
 bool nvmex_ns_attach(NvmeExport *c, NvmexNs *ns, char *const *props,
-                      Error **errp)
+                     Error **errp)
 {
     NvmexNsTemplate *nt;
     NvmexBacking b;
