@@ -1283,6 +1283,8 @@ static void test_migrate_bad_stream(void)
     int found = 0;
 
     submit_aer(t->d);                               /* aer_count 1 */
+    /* Fetched in order: once Identify completes, the AER is held */
+    g_assert_cmpint(nx_identify(t->d, 1, 0, 0, NULL), ==, 0);
     qtest_qmp_assert_success(t->qts, "{ 'execute': 'migrate',"
                              "  'arguments': { 'uri': %s } }", uri);
     for (int i = 0; i < 2000; i++) {
