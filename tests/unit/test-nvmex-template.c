@@ -321,7 +321,8 @@ static void test_field_rows(void **state)
     (void)state;
     nvmex_template_default(&t);
     for (; nvmex_template_fields[n]; n++) {
-        /* Each listed field is accepted by name (value aside) */
+        /* Each listed field is known by name (the value aside) */
+        err[0] = 0;
         nvmex_template_set(&t, nvmex_template_fields[n], "", err,
                            sizeof(err));
         assert_null(strstr(err, "unknown"));
@@ -330,6 +331,13 @@ static void test_field_rows(void **state)
     assert_string_equal(nvmex_template_fields[NVMEX_TMPL_FIELD_max_ioqs],
                         "max-ioqs");
     for (n = 0; nvmex_ns_template_fields[n]; n++) {
+        NvmexNsTemplate ns;
+
+        nvmex_ns_template_default(&ns, 1);
+        err[0] = 0;
+        nvmex_ns_template_set(&ns, nvmex_ns_template_fields[n], "", err,
+                              sizeof(err));
+        assert_null(strstr(err, "unknown"));
     }
     assert_int_equal(n, NVMEX_NS_NFIELDS);
     assert_string_equal(nvmex_ns_template_fields[NVMEX_NS_FIELD_lbaf],
