@@ -27,6 +27,11 @@
 
 #define NVMEX_BAR0_SIZE (16 * KiB)
 #define NVMEX_SQ_BATCH 16
+/*
+ * Commands fetched from one SQ per run of the fetching bottom half: bounds
+ * the work (admin commands run synchronously) one main-loop iteration does
+ */
+#define NVMEX_SQ_BUDGET 256
 
 /* A guest mistake: the caller completes with a status or sets CFS */
 void nvmex_guest_error(NvmeExport *c, const char *fmt, ...)
@@ -286,6 +291,7 @@ static void nvmex_process_sq(NvmeExport *c, uint16_t sqid)
 {
     NvmexSQ *sq = &c->st.sq[sqid];
     NvmeCmd sqes[NVMEX_SQ_BATCH];
+    uint32_t budget = NVMEX_SQ_BUDGET;
 
     if (c->inflight >= NVMEX_MAX_REQS) {
         c->starved = true;
@@ -296,7 +302,13 @@ static void nvmex_process_sq(NvmeExport *c, uint16_t sqid)
         uint32_t n = sq->tail > sq->head ? sq->tail - sq->head
                                          : sq->size - sq->head;
 
-        n = MIN(n, NVMEX_SQ_BATCH);
+        if (!budget) {
+            /* The rest in the next main-loop iteration */
+            nvmex_kick(c);
+            return;
+        }
+        n = MIN(n, MIN(NVMEX_SQ_BATCH, budget));
+        budget -= n;
         if (pci_dma_read(PCI_DEVICE(c),
                          sq->dma_addr + sq->head * sizeof(NvmeCmd), sqes,
                          n * sizeof(NvmeCmd)) != MEMTX_OK) {
