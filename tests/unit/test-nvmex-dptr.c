@@ -177,6 +177,33 @@ static void test_sgl_data_block(void **state)
                      NVMEX_SGL_DESC_TYPE_INVALID);
 }
 
+/*
+ * Found by fuzz-nvmex-dptr: a page ending at 2^64 and the next one at 0
+ * were merged into one segment that wrapped the address space.  They are
+ * two segments; and an SGL data block that runs past 2^64 is refused.
+ */
+static void test_no_segment_wraps(void **state)
+{
+    uint8_t d[16];
+
+    (void)state;
+    assert_int_equal(nvmex_prp_walk(0xffffffffffffff00ull, 0, 0x1100, PG,
+                                    rd, emit, NULL), 0);
+    assert_int_equal(nseg, 2);
+    assert_true(seg[0].addr == 0xffffffffffffff00ull && seg[0].len == 0x100);
+    assert_true(seg[1].addr == 0 && seg[1].len == 0x1000);
+
+    nseg = 0;
+    put_desc(d, 0xfffffffffffff800ull, 4096, NVMEX_SGL_DATA_BLOCK);
+    assert_int_equal(nvmex_sgl_walk(d, 4096, rd, emit, NULL),
+                     NVMEX_DATA_TRANSFER_ERROR);
+    assert_int_equal(nseg, 0);
+    /* Ending exactly at 2^64 is fine. */
+    put_desc(d, 0xfffffffffffff000ull, 4096, NVMEX_SGL_DATA_BLOCK);
+    assert_int_equal(nvmex_sgl_walk(d, 4096, rd, emit, NULL), 0);
+    assert_int_equal(nseg, 1);
+}
+
 static void test_sgl_segments(void **state)
 {
     uint8_t d[16];
@@ -243,6 +270,7 @@ int main(void)
         cmocka_unit_test_setup(test_sgl_data_block, setup),
         cmocka_unit_test_setup(test_sgl_segments, setup),
         cmocka_unit_test_setup(test_sgl_loop_bounded, setup),
+        cmocka_unit_test_setup(test_no_segment_wraps, setup),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

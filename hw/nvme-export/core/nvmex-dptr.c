@@ -24,7 +24,13 @@ static uint16_t nvmex_merge(NvmexMerger *m, uint64_t addr, uint64_t len)
     if (!len) {
         return NVMEX_SUCCESS;
     }
-    if (m->len && m->addr + m->len == addr) {
+    /* No segment may run past the top of the address space ... */
+    if (addr + (len - 1) < addr) {
+        return NVMEX_DATA_TRANSFER_ERROR;
+    }
+    /* ... nor be merged across it: one ending at 2^64 and one at 0 are
+     * apart, whatever the sum says modulo 2^64. */
+    if (m->len && m->addr + m->len == addr && addr != 0) {
         m->len += len;
         return NVMEX_SUCCESS;
     }
