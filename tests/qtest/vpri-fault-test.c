@@ -493,7 +493,7 @@ static uint8_t run_one(Ctx *c, VVQueue *q, uint32_t type, uint64_t sector,
                        uint32_t len, int nsegs, bool indirect, uint32_t seed,
                        uint8_t *data_out)
 {
-    Req r;
+    Req r = { 0 };
     uint8_t st;
 
     req_prepare(c, &r, q, type, sector, len, nsegs, indirect, seed);
@@ -637,7 +637,7 @@ static void test_reclaim_then_io(void)
 {
     Ctx *c = ctx_start(NULL, NULL);
     VVQueue *q;
-    Req r[2];
+    Req r[2] = { 0 };
     Snap s0, s1, s2;
     uint64_t want_faults;
 
@@ -729,7 +729,7 @@ static void test_evict_rings(void)
 {
     Ctx *c = ctx_start(NULL, NULL);
     VVQueue *q;
-    Req r[2];
+    Req r[2] = { 0 };
     Snap s1, s2, s3;
     unsigned buf_pages;
 
@@ -835,7 +835,7 @@ static void mq_round(Ctx *c, uint32_t type, Req *r, unsigned *reclaims)
 static void test_evict_inflight(void)
 {
     Ctx *c = ctx_start(NULL, ",num-queues=4");
-    Req r[MQ_QUEUES * MQ_PER_Q];
+    Req r[MQ_QUEUES * MQ_PER_Q] = { 0 };
     unsigned reclaims = 0;
     Snap s;
 
@@ -909,7 +909,7 @@ static void storm_round(Ctx *c, uint32_t type, Req *r, int nq)
 static void test_storm(void)
 {
     Ctx *c = ctx_start(",ring-size=1", ",num-queues=4");
-    Req r[4 * STORM_PER_Q];
+    Req r[4 * STORM_PER_Q] = { 0 };
     Snap s;
 
     ctx_init(c, 4, 0);
@@ -965,7 +965,7 @@ static void test_coalesce(void)
     snap_settled(c, &s0);
 
     for (round = 0; round < CO_ROUNDS; round++) {
-        Req r[CO_QUEUES];
+        Req r[CO_QUEUES] = { 0 };
 
         for (int qi = 0; qi < CO_QUEUES; qi++) {
             uint64_t sector = 7000 + 8 * (round * CO_QUEUES + qi);
@@ -1037,7 +1037,7 @@ static void test_fail_data(void)
 {
     Ctx *c = ctx_start(NULL, NULL);
     VVQueue *q;
-    Req r[2];
+    Req r[2] = { 0 };
     Snap s1, s2;
     uint8_t page[PAGE];
 
@@ -1123,7 +1123,7 @@ static void test_fail_ring(void)
 {
     Ctx *c = ctx_start(",x-fail-faults=on", NULL);
     VVQueue *q;
-    Req r;
+    Req r = { 0 };
     Snap s1, s2;
 
     g_assert(qtest_qom_get_bool(c->qts, "/objects/vh0", "x-fail-faults"));
@@ -1331,7 +1331,7 @@ static void test_migration(void)
     g_autofree char *args = NULL;
     VVQueue *q0, *q1;
     QTestState *dst;
-    Req r[2];
+    Req r[2] = { 0 };
     Snap s;
     gint64 deadline;
 
