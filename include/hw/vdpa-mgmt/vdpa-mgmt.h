@@ -1,7 +1,7 @@
 /*
  * vdpa-mgmt: the management PCI function and its managed instances
  *
- * Shared between the device (hw/vdpa-mgmt/vdpa-mgmt.c) and its monitor
+ * Shared between the device (hw/vdpa-mgmt/vdpa-mgmt*.c) and its monitor
  * commands (hw/vdpa-mgmt/vdpa-mgmt-qmp.c).  See docs/vdpa-mgmt.rst.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
