@@ -144,7 +144,7 @@ static void iolab_blk_req_destroy(IolabBlkReq *req)
 /* Back to the spares: for a request that was never popped */
 static void iolab_blk_req_put(IolabBlk *b, IolabBlkReq *req)
 {
-    if (b->nspare < IOLAB_BLK_SPARE_REQS) {
+    if (b->nspare < b->spare_max) {
         qemu_iovec_reset(&req->qiov);
         b->spare[b->nspare++] = req;
     } else {
@@ -879,6 +879,12 @@ void iolab_blk_foreach_inflight(IolabBlk *b,
     }
 }
 
+uint32_t iolab_blk_queue_held(IolabBlk *b, uint16_t queue)
+{
+    return iolab_blk_list_len(&b->q[queue].held) +
+           iolab_blk_list_len(&b->q[queue].bounce_wait);
+}
+
 void iolab_blk_restore(IolabBlk *b, uint16_t queue, const VirtqElem *e)
 {
     IolabBlkReq *req = iolab_blk_req_new(b, queue);
@@ -902,6 +908,8 @@ void iolab_blk_init(IolabBlk *b, const IolabBlkOps *ops, void *dev,
         .ops = ops, .dev = dev, .name = name, .blk = blk, .dma = dma,
         .max_data = cfg->max_data, .seg_max = cfg->seg_max,
         .num_queues = num_queues,
+        .spare_max = MIN(cfg->spare_max ?: IOLAB_BLK_SPARE_REQS,
+                         IOLAB_BLK_SPARE_REQS),
     };
     iolab_blk_budget_init(&b->bounce, cfg->bounce_cap);
     b->q = g_new0(IolabBlkQueue, num_queues);

@@ -65,6 +65,33 @@ void vdpa_queue_fault(VdpaInst *inst, uint16_t qi, uint64_t addr,
                           slot, addr, write, -1);
 }
 
+static gint vdpa_waiter_is(gconstpointer w, gconstpointer owner)
+{
+    return ((const VdpaSlotWaiter *)w)->owner != *(const uint32_t *)owner;
+}
+
+/*
+ * Queue @qi of @inst stops waiting for a fault slot (reset, destroy):
+ * its entry goes, so slot_waiters never holds more than one entry per
+ * queue that is waiting now.  Left behind, entries of reset queues
+ * accumulated without bound while the slots stayed taken.
+ */
+void vdpa_queue_unwait(VdpaInst *inst, uint16_t qi)
+{
+    uint32_t owner = VDPA_DB_VALUE(inst->id, qi) + 1;
+    GList *link;
+
+    if (inst->q[qi].fault_slot != VDPA_WAIT_SLOT) {
+        return;
+    }
+    link = g_queue_find_custom(inst->s->slot_waiters, &owner,
+                               vdpa_waiter_is);
+    if (link) {
+        g_free(link->data);
+        g_queue_delete_link(inst->s->slot_waiters, link);
+    }
+}
+
 uint32_t vdpa_queue_held(const VdpaQueue *q)
 {
     uint32_t n = 0;
@@ -81,11 +108,10 @@ bool vdpa_queue_blocked(VdpaInst *inst, uint16_t qi)
 }
 
 /*
- * A fault stopped @req after it was popped: keep it, in order, and
- * restart it from its header once the page is in.  Every blk request is
- * idempotent from the start (a read reads again, a write writes the same
- * data again), so nothing of its progress needs keeping.  A net TX
- * request keeps one bit (tx_sent); a net RX buffer is simply reused.
+ * A fault stopped net request @req after it was popped: keep it, in
+ * order, and restart it once the page is in.  A TX request keeps one bit
+ * (tx_sent); an RX buffer is simply reused.  (Blk requests are held by
+ * the shared state machine, at the stage they reached.)
  */
 void vdpa_req_hold(VdpaBlkReq *req, uint64_t addr, bool write)
 {
@@ -93,14 +119,6 @@ void vdpa_req_hold(VdpaBlkReq *req, uint64_t addr, bool write)
     VdpaQueue *q = &inst->q[req->queue];
     VdpaBlkReq **tail = &q->held;
 
-    if (req->mapped) {
-        vdpa_blk_unmap(req, false);
-    }
-    if (req->bounce) {
-        qemu_vfree(req->bounce);
-        qemu_iovec_destroy(&req->qiov);
-        req->bounce = NULL;
-    }
     while (*tail) {
         tail = &(*tail)->next_held;
     }

@@ -124,13 +124,6 @@ VdpaBlkReq *vdpa_req_get(VdpaMgmt *s, VdpaInst *inst, uint16_t qi)
 
 void vdpa_req_put(VdpaMgmt *s, VdpaBlkReq *req)
 {
-    if (req->mapped) {
-        vdpa_blk_unmap(req, false);
-    }
-    if (req->bounce) {
-        qemu_vfree(req->bounce);
-        qemu_iovec_destroy(&req->qiov);
-    }
     if (s->nspare < VDPA_SPARE_REQS) {
         req->next_spare = s->spare;
         s->spare = req;
@@ -267,13 +260,14 @@ static void vdpa_queue_drop_held(VdpaInst *inst, uint16_t qi)
         vdpa_req_put(inst->s, req);
     }
     /* A pending slot is released when the host answers */
+    vdpa_queue_unwait(inst, qi);
     q->fault_slot = VDPA_NO_FAULT_SLOT;
 }
 
 void vdpa_inst_quiesce(VdpaInst *inst)
 {
     /* Requests in the backend finish on their own: wait for them. */
-    if (inst->inflight && inst->type == VDPA_TYPE_BLK) {
+    if (vdpa_blk_backend_inflight(inst)) {
         blk_drain(vdpa_inst_blk(inst)->blk);
     }
 }
@@ -285,6 +279,7 @@ void vdpa_inst_reset(VdpaInst *inst)
     inst->suspended = false;
     inst->drv_features = 0;
     inst->wce = 1;
+    vdpa_blk_drop(inst);
     for (uint16_t i = 0; i < inst->nqueues; i++) {
         vdpa_queue_drop_held(inst, i);
         iolab_virtq_init(&inst->q[i].vq);
@@ -295,6 +290,7 @@ void vdpa_inst_reset(VdpaInst *inst)
 void vdpa_inst_free(VdpaMgmt *s, VdpaInst *inst)
 {
     vdpa_inst_quiesce(inst);
+    vdpa_blk_free(inst);
     for (uint16_t i = 0; i < inst->nqueues; i++) {
         vdpa_queue_drop_held(inst, i);
     }

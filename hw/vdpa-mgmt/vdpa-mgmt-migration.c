@@ -43,6 +43,36 @@
 /* In a held head: a net TX frame already sent, only its push is left */
 #define MIG_HELD_SENT   0x8000
 
+/* Where the held heads of one queue go, as pre_save writes them */
+typedef struct VdpaMigHeads {
+    uint8_t *count;             /* the queue record's le16 count */
+    uint8_t *next;              /* where the next head goes */
+} VdpaMigHeads;
+
+/* A blk request in flight on queue @queue (from the shared state machine) */
+static void vdpa_mig_blk_head(void *opaque, uint16_t queue,
+                              const VirtqElem *e)
+{
+    VdpaMigHeads *h = opaque;
+
+    vdpa_st16(h[queue].next, e->head);
+    vdpa_st16(h[queue].count, vdpa_ld16(h[queue].count) + 1);
+    h[queue].next += 2;
+}
+
+static void vdpa_mig_blk_count(void *opaque, uint16_t queue,
+                               const VirtqElem *e)
+{
+    *(uint64_t *)opaque += 2;
+}
+
+/* Per queue: how many blk requests are in flight */
+static void vdpa_mig_blk_count_q(void *opaque, uint16_t queue,
+                                 const VirtqElem *e)
+{
+    ((uint32_t *)opaque)[queue]++;
+}
+
 static int vdpa_pre_save(void *opaque)
 {
     VdpaMgmt *s = opaque;
@@ -60,6 +90,10 @@ static int vdpa_pre_save(void *opaque)
             for (VdpaBlkReq *r = inst->q[q].held; r; r = r->next_held) {
                 len += 2;
             }
+        }
+        if (inst->blk_req) {
+            iolab_blk_foreach_inflight(inst->blk_req, vdpa_mig_blk_count,
+                                       &len);
         }
     }
     g_free(s->mig_buf);
@@ -91,6 +125,27 @@ static int vdpa_pre_save(void *opaque)
         memcpy(p + 24, inst->mac, 6);
         vdpa_stats_save(&inst->stats, p + 32);
         p += MIG_STATE_REC;
+        if (inst->blk_req) {
+            /* Each queue's record, then its heads: two passes over them */
+            g_autofree VdpaMigHeads *h = g_new0(VdpaMigHeads, inst->nqueues);
+            g_autofree uint32_t *n = g_new0(uint32_t, inst->nqueues);
+            uint8_t *at = p;
+
+            iolab_blk_foreach_inflight(inst->blk_req, vdpa_mig_blk_count_q,
+                                       n);
+            for (uint16_t q = 0; q < inst->nqueues; q++) {
+                iolab_virtq_save(&inst->q[q].vq, at);
+                vdpa_st64(at + VIRTQ_SAVED_SIZE, inst->q[q].msi.addr);
+                vdpa_st32(at + VIRTQ_SAVED_SIZE + 8, inst->q[q].msi.data);
+                vdpa_st32(at + VIRTQ_SAVED_SIZE + 12, inst->q[q].msi.flags);
+                h[q].count = at + MIG_QUEUE_REC - 2;
+                h[q].next = at + MIG_QUEUE_REC;
+                at += MIG_QUEUE_REC + 2 * n[q];
+            }
+            iolab_blk_foreach_inflight(inst->blk_req, vdpa_mig_blk_head, h);
+            p = at;
+            continue;
+        }
         for (uint16_t q = 0; q < inst->nqueues; q++) {
             iolab_virtq_save(&inst->q[q].vq, p);
             vdpa_st64(p + VIRTQ_SAVED_SIZE, inst->q[q].msi.addr);
@@ -214,7 +269,24 @@ static int vdpa_post_load(void *opaque, int version_id)
                 goto out;
             }
             /* Rebuild the held requests from their heads, in order */
-            for (uint16_t k = 0; k < nheld; k++, p += 2) {
+            for (uint16_t k = 0; k < nheld && inst->type == VDPA_TYPE_BLK;
+                 k++, p += 2) {
+                g_autofree VirtqElem *e = g_new(VirtqElem, 1);
+                const char *err = NULL;
+                uint64_t fault;
+
+                if (iolab_virtq_read_chain(&vq->vq, &vdpa_dma_ops, inst,
+                                           vdpa_ld16(p), e, &fault,
+                                           &err) != VIRTQ_OK) {
+                    error_report("vdpa-mgmt: instance %u queue %u: held "
+                                 "request %u cannot be rebuilt: %s",
+                                 inst->id, q, vdpa_ld16(p), err ?: "fault");
+                    goto out;
+                }
+                iolab_blk_restore(vdpa_blk_state(inst), q, e);
+            }
+            for (uint16_t k = 0; k < nheld && inst->type != VDPA_TYPE_BLK;
+                 k++, p += 2) {
                 VdpaBlkReq *req = vdpa_req_get(s, inst, q);
                 uint16_t head = vdpa_ld16(p) & ~MIG_HELD_SENT;
                 const char *err = NULL;

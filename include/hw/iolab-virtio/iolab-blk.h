@@ -118,9 +118,10 @@ typedef struct IolabBlk {
     IolabBlkBudget bounce;
     /* Requests in the backend */
     uint64_t inflight;
-    /* Spare requests */
+    /* Spare requests, at most spare_max */
     IolabBlkReq *spare[IOLAB_BLK_SPARE_REQS];
     unsigned nspare;
+    unsigned spare_max;
     /* Reads and writes to submit at the end of a queue run */
     GPtrArray *batch;
     bool batching;
@@ -133,6 +134,11 @@ typedef struct IolabBlkConfig {
     uint32_t max_data;          /* bytes of one read or write */
     uint32_t seg_max;           /* advertised VIRTIO_BLK_F_SEG_MAX; 0 none */
     uint64_t bounce_cap;        /* bytes of bounce memory at once */
+    /*
+     * Spare requests kept (16 KiB each), 0 for IOLAB_BLK_SPARE_REQS: a
+     * device with thousands of objects keeps fewer.
+     */
+    unsigned spare_max;
 } IolabBlkConfig;
 
 /*
@@ -157,6 +163,9 @@ void iolab_blk_run_queue(IolabBlk *b, uint16_t queue);
 
 /* Device reset: wait for the backend, drop everything in flight */
 void iolab_blk_reset(IolabBlk *b);
+
+/* Requests of @queue held (on a fault, or waiting for bounce memory) */
+uint32_t iolab_blk_queue_held(IolabBlk *b, uint16_t queue);
 
 /* Requests in the backend (a migration cannot save those) */
 static inline uint64_t iolab_blk_backend_inflight(IolabBlk *b)
