@@ -1438,7 +1438,8 @@ static void load_stream(Ctx *c, GByteArray *stream, const char *path,
     g_assert(g_file_set_contents(path, (gchar *)stream->data, stream->len,
                                  NULL));
     args = g_strdup_printf("-M q35 -nodefaults "
-                           "-blockdev driver=file,node-name=d0,filename=%s "
+                           "-blockdev driver=file,node-name=d0,filename=%s,"
+                           "locking=off "
                            "-device vpri-blk,drive=d0,serial=" SERIAL " "
                            "-incoming defer 2>%s", c->img, err);
     dst = qtest_init(args);
