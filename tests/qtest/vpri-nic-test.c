@@ -974,9 +974,10 @@ static void test_bad_queues(void)
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        /* An accepted device leaves QEMU running: timeout ends it */
         g_autofree char *cmd = g_strdup_printf(
-            "sh -c '%s -M q35 -nodefaults -display none -accel qtest "
-            "-device vpri-nic,%s 2>&1'",
+            "sh -c 'timeout 30 %s -M q35 -nodefaults -display none "
+            "-accel qtest -device vpri-nic,%s 2>&1'",
             getenv("QTEST_QEMU_BINARY"), cases[i][0]);
         g_autofree char *out = NULL;
         int status;
