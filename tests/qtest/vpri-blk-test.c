@@ -12,6 +12,7 @@
 
 #include "qemu/osdep.h"
 #include "qemu/bswap.h"
+#include "qemu/timer.h"
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
 #include "hw/pci/pci_regs.h"
@@ -1189,8 +1190,12 @@ static void test_bad_inflight_exceeded(void)
     g_assert(wait_needs_reset(c, VV_TIMEOUT_US));
     assert_logged(c, "virtqueue size exceeded");
     assert_running(c);
-    /* A reset drains the backend and the device works again */
+    /*
+     * A reset drains the backend and the device works again, once the
+     * throttle's bucket (32 requests at one per second) has run out.
+     */
     vv_reset(c->d);
+    qtest_clock_step(c->qts, 100 * NANOSECONDS_PER_SECOND);
     ctx_msix_program(c, 2);
     ctx_init(c, 1);
     write_read_check(c, queue(c, 0), 64, 512, 1, false, 41);
@@ -1429,6 +1434,7 @@ static void load_stream(Ctx *c, GByteArray *stream, const char *path,
                         const char *field)
 {
     g_autofree char *err = g_strdup_printf("%s.stderr", path);
+    /* (the image itself is unlinked: the destination opens our fd) */
     g_autofree char *args = NULL;
     g_autofree char *uri = g_strdup_printf("file:%s", path);
     g_autofree gchar *text = NULL;
@@ -1438,10 +1444,10 @@ static void load_stream(Ctx *c, GByteArray *stream, const char *path,
     g_assert(g_file_set_contents(path, (gchar *)stream->data, stream->len,
                                  NULL));
     args = g_strdup_printf("-M q35 -nodefaults "
-                           "-blockdev driver=file,node-name=d0,filename=%s,"
-                           "locking=off "
+                           "-blockdev driver=file,node-name=d0,"
+                           "filename=/proc/%d/fd/%d,locking=off "
                            "-device vpri-blk,drive=d0,serial=" SERIAL " "
-                           "-incoming defer 2>%s", c->img, err);
+                           "-incoming defer 2>%s", getpid(), c->img_fd, err);
     dst = qtest_init(args);
     qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
                              "'arguments': { 'uri': %s, "
