@@ -79,23 +79,30 @@ def run(args, timeout=900):
 
 
 def left_running(pid_file):
-    """Processes of @pid_file still alive (and still QEMU or the driver)."""
-    alive = []
+    """Processes still alive that the runner started: those @pid_file
+    lists, and anything in their process groups (the runner starts each
+    in its own session, so a QEMU that the qtest driver forked is in the
+    driver's group).  Returns (alive, number of pids listed)."""
     try:
         with open(pid_file) as f:
-            pids = [int(l) for l in f if l.strip()]
+            pids = {int(l) for l in f if l.strip()}
     except OSError:
         return [], 0
-    for pid in pids:
+    alive = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
         try:
-            with open("/proc/%d/cmdline" % pid, "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace")
-            with open("/proc/%d/stat" % pid) as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
+            with open("/proc/%s/stat" % entry) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open("/proc/%s/cmdline" % entry, "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode("utf-8",
+                                                           "replace")
         except OSError:
             continue
-        if state != "Z" and ("qemu" in cmd or "vdpa-mgmt-migrate" in cmd):
-            alive.append((pid, cmd[:80]))
+        state, pgrp = fields[0], int(fields[2])
+        if state != "Z" and (int(entry) in pids or pgrp in pids):
+            alive.append((int(entry), cmd[:80]))
     return alive, len(pids)
 
 
