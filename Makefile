@@ -1,10 +1,14 @@
 # iolab top-level Makefile.
 #
 #   make             configure (when needed) and build everything
-#   make check       all test layers: unit, iolab qtests, upstream qtests, guest
+#   make check       all test layers: unit, iolab qtests, upstream qtests, guest,
+#                    migrate (scripts/migrate-experiment)
 #   make run         boot the embedded guest with our devices and print a report
 #   make bench       benchmarks (scripts/bench); summary in build/bench/results.json,
 #                    figures recorded in docs/benchmarks.md
+#   make bench-migrate  the live-migration experiments (scripts/migrate-experiment,
+#                    every experiment at full scale; MIGRATE_ARGS= adds options,
+#                    e.g. MIGRATE_ARGS=--quick); CSV and plots in build/migrate
 #   make check-slow  longer suites: the whole upstream x86_64 qtest suite, and
 #                    the slirp vpri-nic overcommit test under rx-fault-policy=drop
 #   make clean       remove build/ (the tarball cache in ~/.cache stays)
@@ -48,7 +52,7 @@ NINJA_TARGETS := qemu-system-x86_64 qemu-img \
 
 .PHONY: all build configure unit check check-build check-unit check-qtest \
 	check-upstream check-upstream-qtests check-migration-smoke \
-	check-guest check-slow run bench clean guest
+	check-guest check-migrate check-slow run bench bench-migrate clean guest
 
 all: build unit
 
@@ -107,6 +111,11 @@ check-migration-smoke: build
 check-guest: build guest
 	@$(SRC)/tests/guest/run-all
 
+# scripts/migrate-experiment: --quick of one experiment per device family,
+# and its bad-input handling
+check-migrate: build guest
+	@$(SRC)/tests/migrate/test-migrate-experiment.py
+
 check-slow: all guest
 	$(NINJA) -C $(OBJ)
 	IOLAB_SLOW=1 IOLAB_TEST_TIMEOUT=900 \
@@ -118,6 +127,10 @@ run: all guest
 
 bench: all guest
 	@$(SRC)/scripts/bench
+
+MIGRATE_EXPERIMENTS := vpri-blk vpri-nic overcommit nvme-export storage vdpa-mgmt
+bench-migrate: all guest
+	@$(SRC)/scripts/migrate-experiment $(MIGRATE_ARGS) $(MIGRATE_EXPERIMENTS)
 
 clean:
 	rm -rf $(BUILD)

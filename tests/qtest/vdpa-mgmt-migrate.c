@@ -1,0 +1,322 @@
+/*
+ * vdpa-mgmt live migration at scale, under qtest: the driver side of
+ * scripts/migrate-experiment's vdpa-mgmt experiment.
+ *
+ * No guest kernel drives vdpa-mgmt (instances are created through the
+ * admin queue, and only the qtest driver in vdpa-mgmt-aq.c speaks it), so
+ * this program plays the guest: it starts a source QEMU under qtest,
+ * creates N blk instances (N - 1 idle ones in batches of 4095 commands
+ * per doorbell, and one brought to DRIVER_OK with a ring), writes a
+ * stamped 4 KiB block through the running instance, then starts a
+ * destination on the same image, migrates (precopy) and checks, on the
+ * destination, that NUM_INST is N and that the block reads back intact
+ * through the migrated instance.
+ *
+ *   vdpa-mgmt-migrate --instances N --uri URI --image FILE
+ *                     [--memory MIB] [--downtime-limit MS]
+ *                     [--max-bandwidth BYTES_PER_S] [--timeout S]
+ *
+ * Prints one JSON object on stdout: "verified", "instances",
+ * "query-migrate" (the source's final reply), "src-rss-kib" and
+ * "dst-rss-kib" (before and after), "src-vdpa-mgmt" and "dst-vdpa-mgmt"
+ * (query-vdpa-mgmt, brief), "error" when something went wrong.  Exit
+ * status 0 when the migration completed and the data verified.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qobject/qdict.h"
+#include "qobject/qjson.h"
+#include "qobject/qlist.h"
+#include "qobject/qstring.h"
+#include "libqos/pci-pc.h"
+#include "libqos/malloc-pc.h"
+#include "vdpa-mgmt-aq.h"
+
+#define AQ 4096
+#define BLK_T_IN 0
+#define BLK_T_OUT 1
+#define BLK_S_OK 0
+#define FEATURES_OK_STATUS (VDPA_ST_ACKNOWLEDGE | VDPA_ST_DRIVER | \
+                            VDPA_ST_FEATURES_OK)
+#define RUNNING_STATUS (FEATURES_OK_STATUS | VDPA_ST_DRIVER_OK)
+
+typedef struct VdpaMig {
+    QTestState *qts;
+    QGuestAllocator alloc;
+    QPCIBus *bus;
+    VMAdmin *a;
+} VdpaMig;
+
+static long vdpa_mig_rss_kib(QTestState *qts)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%d/status",
+                                            (int)qtest_pid(qts));
+    g_autofree char *text = NULL;
+    char *p;
+
+    if (!g_file_get_contents(path, &text, NULL, NULL)) {
+        return -1;
+    }
+    p = strstr(text, "VmRSS:");
+    return p ? strtol(p + 6, NULL, 10) : -1;
+}
+
+static char *vdpa_mig_args(int memory, const char *image, uint32_t max,
+                           const char *incoming)
+{
+    return g_strdup_printf("-M q35 -m %dM -nodefaults "
+                           "-blockdev driver=file,node-name=d0,filename=%s,"
+                           "locking=off "
+                           "-device vdpa-mgmt,id=vm0,blk-nodes=d0,"
+                           "max-instances=%u%s%s", memory, image, max,
+                           incoming ? " -incoming " : "",
+                           incoming ? incoming : "");
+}
+
+/* The query-vdpa-mgmt reply of @qts as JSON text */
+static char *vdpa_mig_query_json(QTestState *qts)
+{
+    QDict *rsp = qtest_qmp(qts, "{'execute': 'query-vdpa-mgmt', "
+                           "'arguments': {'brief': true}}");
+    GString *s;
+    char *out;
+
+    s = qobject_to_json(qdict_get(rsp, "return") ?
+                        qdict_get(rsp, "return") : QOBJECT(rsp));
+    out = g_string_free(s, false);
+    qobject_unref(rsp);
+    return out;
+}
+
+/* Create @n idle blk instances in batches; false if one was refused */
+static bool vdpa_mig_create_idle(VMAdmin *a, uint32_t n)
+{
+    g_autofree VdpaCmd *cmds = g_new(VdpaCmd, AQ - 1);
+    g_autofree VMCqe *res = g_new(VMCqe, AQ - 1);
+
+    for (uint32_t base = 0; base < n; base += AQ - 1) {
+        uint32_t k = MIN(AQ - 1, n - base);
+
+        for (uint32_t i = 0; i < k; i++) {
+            cmds[i] = vm_cmd_new(a, VDPA_OP_CREATE, 0);
+            cmds[i].u.create.type = VDPA_TYPE_BLK;
+            cmds[i].u.create.nqueues = 1;
+        }
+        vm_submit(a, cmds, k, res);
+        for (uint32_t i = 0; i < k; i++) {
+            if (res[i].status != VDPA_S_OK) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+/* A blk instance at DRIVER_OK with one ring */
+static uint32_t vdpa_mig_bring_up(VMAdmin *a, VMRing *ring)
+{
+    uint32_t id = vm_create_blk(a, 1, 0);
+    VdpaCmd c;
+
+    vm_set_status(a, id, FEATURES_OK_STATUS, VM_F_VERSION_1);
+    vm_ring_init(ring, guest_alloc(a->alloc, VM_RING_BYTES));
+    c = vm_ring_setup_cmd(a, ring, id, 0);
+    g_assert_cmpuint(vm_exec(a, &c).status, ==, VDPA_S_OK);
+    vm_set_status(a, id, RUNNING_STATUS, VM_F_VERSION_1);
+    return id;
+}
+
+static void vdpa_mig_stamp(uint8_t *buf, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        buf[i] = (uint8_t)(i * 37 + 11 + (i >> 8));
+    }
+}
+
+static void vdpa_mig_out(bool verified, uint32_t n, const char *migrate,
+                         long rss[4], const char *qs, const char *qd,
+                         const char *error)
+{
+    g_autoptr(GString) e = g_string_new("");
+
+    for (const char *p = error ? error : ""; *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            g_string_append_c(e, '\\');
+        }
+        g_string_append_c(e, *p == '\n' ? ' ' : *p);
+    }
+    printf("{\"verified\": %s, \"instances\": %u, \"query-migrate\": %s, "
+           "\"src-rss-kib\": [%ld, %ld], \"dst-rss-kib\": [%ld, %ld], "
+           "\"src-vdpa-mgmt\": %s, \"dst-vdpa-mgmt\": %s, \"error\": %s%s%s}\n",
+           verified ? "true" : "false", n, migrate ? migrate : "null",
+           rss[0], rss[1], rss[2], rss[3], qs ? qs : "null",
+           qd ? qd : "null", error ? "\"" : "", error ? e->str : "null",
+           error ? "\"" : "");
+    fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+    const char *uri = NULL, *image = NULL;
+    uint32_t n = 0;
+    int memory = 256, timeout = 300;
+    long downtime_ms = -1, bandwidth = -1;
+    long rss[4] = { -1, -1, -1, -1 };
+    g_autofree char *src_args = NULL, *dst_args = NULL;
+    g_autofree char *qs = NULL, *qd = NULL, *mig_json = NULL;
+    const char *error = NULL;
+    bool verified = false;
+    uint8_t out[4096], in[4096];
+    VdpaMig s = { 0 };
+    QTestState *dst;
+    VMRing ring;
+    uint32_t id;
+    uint64_t data;
+    gint64 deadline;
+    QDict *rsp;
+    int devfn;
+
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--instances") && i + 1 < argc) {
+            n = strtoul(argv[++i], NULL, 0);
+        } else if (!strcmp(argv[i], "--uri") && i + 1 < argc) {
+            uri = argv[++i];
+        } else if (!strcmp(argv[i], "--image") && i + 1 < argc) {
+            image = argv[++i];
+        } else if (!strcmp(argv[i], "--memory") && i + 1 < argc) {
+            memory = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--downtime-limit") && i + 1 < argc) {
+            downtime_ms = atol(argv[++i]);
+        } else if (!strcmp(argv[i], "--max-bandwidth") && i + 1 < argc) {
+            bandwidth = atol(argv[++i]);
+        } else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
+            timeout = atoi(argv[++i]);
+        } else {
+            fprintf(stderr, "usage: %s --instances N --uri URI --image FILE "
+                    "[--memory MIB] [--downtime-limit MS] "
+                    "[--max-bandwidth BYTES] [--timeout S]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (n < 1 || n > 1048574 || !uri || !image || memory < 64) {
+        fprintf(stderr, "vdpa-mgmt-migrate: --instances (1..1048574), "
+                "--uri and --image are required, --memory >= 64\n");
+        return 2;
+    }
+
+    src_args = vdpa_mig_args(memory, image, n + 1, NULL);
+    dst_args = vdpa_mig_args(memory, image, n + 1, uri);
+    s.qts = qtest_init(src_args);
+    pc_alloc_init(&s.alloc, s.qts, 0);
+    s.bus = qpci_new_pc(s.qts, &s.alloc);
+    s.a = vm_open(s.qts, &s.alloc, s.bus, AQ);
+
+    /* N instances: one running, N - 1 idle */
+    id = vdpa_mig_bring_up(s.a, &ring);
+    if (!vdpa_mig_create_idle(s.a, n - 1)) {
+        error = "CREATE refused before N instances";
+        goto done;
+    }
+    data = guest_alloc(&s.alloc, sizeof(out));
+    vdpa_mig_stamp(out, sizeof(out));
+    qtest_memwrite(s.qts, data, out, sizeof(out));
+    if (vm_blk_io(s.a, &ring, id, 0, BLK_T_OUT, 8, data, sizeof(out)) !=
+        BLK_S_OK) {
+        error = "the write before migration failed";
+        goto done;
+    }
+    qs = vdpa_mig_query_json(s.qts);
+    rss[0] = vdpa_mig_rss_kib(s.qts);
+
+    dst = qtest_init(dst_args);
+    if (downtime_ms >= 0 || bandwidth >= 0) {
+        rsp = qtest_qmp(s.qts, "{'execute': 'migrate-set-parameters', "
+                        "'arguments': {'downtime-limit': %" PRId64 ", "
+                        "'max-bandwidth': %" PRId64 "}}",
+                        (int64_t)(downtime_ms >= 0 ? downtime_ms : 300),
+                        (int64_t)(bandwidth >= 0 ? bandwidth :
+                                  128 * 1024 * 1024));
+        qobject_unref(rsp);
+    }
+    rsp = qtest_qmp(s.qts, "{'execute': 'migrate', 'arguments': "
+                    "{'uri': %s}}", uri);
+    if (!qdict_haskey(rsp, "return")) {
+        error = "migrate was refused";
+        qobject_unref(rsp);
+        qtest_quit(dst);
+        goto done;
+    }
+    qobject_unref(rsp);
+    deadline = g_get_monotonic_time() + timeout * G_USEC_PER_SEC;
+    for (;;) {
+        QDict *ret;
+        const char *st;
+
+        rsp = qtest_qmp(s.qts, "{'execute': 'query-migrate'}");
+        ret = qdict_get_qdict(rsp, "return");
+        st = ret ? qdict_get_try_str(ret, "status") : NULL;
+        if (st && (!strcmp(st, "completed") || !strcmp(st, "failed") ||
+                   !strcmp(st, "cancelled"))) {
+            GString *j = qobject_to_json(QOBJECT(ret));
+
+            mig_json = g_string_free(j, false);
+            if (strcmp(st, "completed")) {
+                error = "migration failed";
+            }
+            qobject_unref(rsp);
+            break;
+        }
+        qobject_unref(rsp);
+        if (g_get_monotonic_time() > deadline) {
+            error = "migration did not complete in time";
+            break;
+        }
+        g_usleep(5000);
+    }
+    if (error) {
+        qtest_quit(dst);
+        goto done;
+    }
+    qtest_qmp_eventwait(dst, "RESUME");
+    rss[1] = vdpa_mig_rss_kib(s.qts);
+    rss[2] = vdpa_mig_rss_kib(dst);
+
+    /* Continue as the same driver on the destination */
+    qtest_quit(s.qts);
+    qpci_free_pc(s.bus);
+    s.qts = dst;
+    s.bus = qpci_new_pc(dst, &s.alloc);
+    s.a->qts = dst;
+    s.a->bus = s.bus;
+    devfn = s.a->pdev->devfn;
+    g_free(s.a->pdev);
+    s.a->pdev = qpci_device_find(s.bus, devfn);
+    g_assert(s.a->pdev);
+
+    if (vm_reg_read(s.a, VDPA_REG_NUM_INST) != n) {
+        error = "NUM_INST on the destination differs from N";
+    } else {
+        qtest_memset(dst, data, 0, sizeof(in));
+        if (vm_blk_io(s.a, &ring, id, 0, BLK_T_IN, 8, data, sizeof(in)) !=
+            BLK_S_OK) {
+            error = "the read on the destination failed";
+        } else {
+            qtest_memread(dst, data, in, sizeof(in));
+            verified = !memcmp(in, out, sizeof(in));
+            if (!verified) {
+                error = "the block read on the destination differs";
+            }
+        }
+    }
+    qd = vdpa_mig_query_json(dst);
+    rss[3] = vdpa_mig_rss_kib(dst);
+
+done:
+    vdpa_mig_out(verified && !error, n, mig_json, rss, qs, qd, error);
+    qpci_free_pc(s.bus);
+    alloc_destroy(&s.alloc);
+    qtest_quit(s.qts);
+    return verified && !error ? 0 : 1;
+}
