@@ -68,6 +68,7 @@ typedef struct MutJob {
     MigMutation m;
     char *mutant, *log, *res;
     gint64 deadline;
+    bool control;           /* the unmutated stream: must load and work */
 } MutJob;
 
 bool mut_poll(QTestState *qts, gint64 timeout_us,
@@ -331,9 +332,10 @@ static bool mut_log_has_sanitizer(const char *log)
 static void mut_keep_failure(const MutOpts *o, MutRun *r, MutJob *j,
                              const char *symptom)
 {
-    g_autofree char *base = g_strdup_printf("%s/%s-seed%" PRIu64 "-%"
-                                            PRIu64, o->out, r->sc->name,
-                                            o->seed, j->index);
+    g_autofree char *base = j->control ?
+        g_strdup_printf("%s/%s-control", o->out, r->sc->name) :
+        g_strdup_printf("%s/%s-seed%" PRIu64 "-%" PRIu64, o->out,
+                        r->sc->name, o->seed, j->index);
     g_autofree char *mig = g_strdup_printf("%s.mig", base);
     g_autofree char *log = g_strdup_printf("%s.log", base);
     g_autofree char *txt = g_strdup_printf("%s.txt", base);
@@ -364,6 +366,17 @@ static void mut_keep_failure(const MutOpts *o, MutRun *r, MutJob *j,
     g_file_set_contents(txt, text, -1, NULL);
 }
 
+/* "idstr:st.sq.cqid" -> "cqid": what a refusal should name */
+static const char *mut_leaf_name(const char *group)
+{
+    const char *dot = strrchr(group, '.');
+    const char *colon = strrchr(group, ':');
+    const char *slash = strrchr(group, '/');
+    const char *cut = MAX(dot, MAX(colon, slash));
+
+    return cut ? cut + 1 : group;
+}
+
 /* Judge a finished (or killed) child and count it */
 static void mut_judge(const MutOpts *o, MutRun *r, MutJob *j, int wstatus,
                       bool timed_out, MutStats *st)
@@ -374,10 +387,20 @@ static void mut_judge(const MutOpts *o, MutRun *r, MutJob *j, int wstatus,
     bool ok = !timed_out && WIFEXITED(wstatus) &&
               WEXITSTATUS(wstatus) == 0 && !mut_log_has_sanitizer(j->log);
 
-    if (ok) {
+    if (ok && j->control && strcmp(verdict, "works")) {
+        /* The harness itself is broken: nothing else would mean much */
+        symptom = g_strdup_printf("the unmutated stream gives '%s', not "
+                                  "'works'", verdict);
+        printf("mutator: FAILURE %s control: %s\n", r->sc->name, symptom);
+        st->failed++;
+        mut_keep_failure(o, r, j, symptom);
+    } else if (ok && j->control) {
+        if (o->verbose) {
+            printf("mutator: %s control: works\n", r->sc->name);
+        }
+    } else if (ok) {
         if (g_str_has_prefix(verdict, "refused")) {
-            const char *g = strrchr(j->m.field->group, '.');
-            const char *leaf = g ? g + 1 : j->m.field->group;
+            const char *leaf = mut_leaf_name(j->m.field->group);
 
             st->refused++;
             if (strstr(verdict, leaf)) {
@@ -435,26 +458,33 @@ static void mut_judge(const MutOpts *o, MutRun *r, MutJob *j, int wstatus,
 }
 
 static void mut_spawn(const MutOpts *o, MutRun *r, const MigStream *s,
-                      MutJob *j, uint64_t index)
+                      MutJob *j, uint64_t index, const char *whole_file)
 {
     g_autoptr(GError) err = NULL;
     int fd;
 
     j->index = index;
-    j->mutant = g_strdup_printf("%s/m%" PRIu64 ".mig", r->dir, index);
-    j->log = g_strdup_printf("%s/m%" PRIu64 ".log", r->dir, index);
-    j->res = g_strdup_printf("%s/m%" PRIu64 ".res", r->dir, index);
-    if (o->load) {
-        /* Replay one stream as it is: the "mutation" is the whole file */
-        static MigField whole = { .path = (char *)"(file)",
-                                  .group = (char *)"(file)",
+    j->control = whole_file && !o->load;
+    if (whole_file) {
+        j->mutant = g_strdup_printf("%s/whole.mig", r->dir);
+        j->log = g_strdup_printf("%s/whole.log", r->dir);
+        j->res = g_strdup_printf("%s/whole.res", r->dir);
+    } else {
+        j->mutant = g_strdup_printf("%s/m%" PRIu64 ".mig", r->dir, index);
+        j->log = g_strdup_printf("%s/m%" PRIu64 ".log", r->dir, index);
+        j->res = g_strdup_printf("%s/m%" PRIu64 ".res", r->dir, index);
+    }
+    if (whole_file) {
+        /* A stream as it is: the "mutation" is the whole file */
+        static MigField whole = { .path = (char *)"(whole file)",
+                                  .group = (char *)"(whole file)",
                                   .type = (char *)"file" };
         g_autofree char *data = NULL;
         gsize len;
 
         memset(&j->m, 0, sizeof(j->m));
         j->m.field = &whole;
-        if (!g_file_get_contents(o->load, &data, &len, &err) ||
+        if (!g_file_get_contents(whole_file, &data, &len, &err) ||
             !g_file_set_contents(j->mutant, data, len, &err)) {
             g_error("%s", err->message);
         }
@@ -515,9 +545,14 @@ static MutStats mut_run_scenario(const MutOpts *o, const MutScenario *sc)
            sc->name, s->len, s->fields->len, s->groups->len);
     fflush(stdout);
 
+    /*
+     * First the control, the unmutated stream (or the stream to replay),
+     * then the mutants.
+     */
+    mut_spawn(o, &r, s, &jobs[0], o->first, o->load ?: stream);
     next = o->first;
-    end = o->load ? o->first + 1 : o->first + o->count;
-    while (done < end - o->first) {
+    end = o->load ? o->first : o->first + o->count;
+    while (done < end - o->first + 1) {
         bool idle = true;
 
         for (int k = 0; k < o->jobs; k++) {
@@ -527,7 +562,7 @@ static MutStats mut_run_scenario(const MutOpts *o, const MutScenario *sc)
 
             if (!j->pid) {
                 if (next < end) {
-                    mut_spawn(o, &r, s, j, next++);
+                    mut_spawn(o, &r, s, j, next++, NULL);
                     idle = false;
                 }
                 continue;
@@ -605,6 +640,7 @@ int main(int argc, char **argv)
             continue;
         }
         st = mut_run_scenario(&o, sc);
+        /* The control run counts only when it fails */
         n = st.refused + st.works + st.error_state + st.silent + st.failed +
             st.allowed;
         printf("mutator: %s: %u mutants in %.1f s (%.2f/s): %u refused "

@@ -21,6 +21,7 @@
  */
 
 #include "qemu/osdep.h"
+#include "qemu/bswap.h"
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
 #include "qobject/qjson.h"
@@ -220,7 +221,7 @@ static bool mig_map_section(MapCtx *c, QDict *dev, size_t stream_end,
     stl_be_p(pat + 1 + idlen, instance);
 
     for (size_t p = 5; p + 1 + idlen + 8 < stream_end; p++) {
-        size_t start, off;
+        size_t off;
         uint32_t sid;
         guint before = c->s->fields->len;
 
@@ -229,7 +230,7 @@ static bool mig_map_section(MapCtx *c, QDict *dev, size_t stream_end,
             continue;
         }
         sid = mig_be32(c->s->data + p - 4);
-        start = off = p + 1 + idlen + 4 + 4;
+        off = p + 1 + idlen + 4 + 4;
         c->limit = stream_end;
         if (!mig_walk(c, dev, prefix, &off, err)) {
             return false;
@@ -240,7 +241,6 @@ static bool mig_map_section(MapCtx *c, QDict *dev, size_t stream_end,
         }
         /* Not this occurrence: drop what it mapped and look further */
         g_ptr_array_set_size(c->s->fields, before);
-        (void)start;
     }
     g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_NOENT,
                 "section %s (instance %u) not found in the stream, or its "
