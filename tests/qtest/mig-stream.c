@@ -406,15 +406,67 @@ static uint64_t mig_apply_kind(MigMutKind k, uint64_t v, unsigned width,
     }
 }
 
+/* How many draws in MIG_WEIGHT_UNITS a group gets */
+static unsigned mig_group_weight(const MigStream *s, const char *group)
+{
+    for (guint i = 0; i < s->fields->len; i++) {
+        MigField *f = g_ptr_array_index(s->fields, i);
+
+        if (!strcmp(f->group, group)) {
+            if (!strcmp(f->type, "buffer") && !f->integer) {
+                return CLAMP(f->size / 16, 1, 16);
+            }
+            return 1;
+        }
+    }
+    return 1;
+}
+
+static const char *mig_pick_group(const MigStream *s, uint64_t r)
+{
+    uint64_t total = 0, pick;
+
+    for (guint i = 0; i < s->groups->len; i++) {
+        total += mig_group_weight(s, g_ptr_array_index(s->groups, i));
+    }
+    pick = r % total;
+    for (guint i = 0; i < s->groups->len; i++) {
+        const char *g = g_ptr_array_index(s->groups, i);
+        unsigned w = mig_group_weight(s, g);
+
+        if (pick < w) {
+            return g;
+        }
+        pick -= w;
+    }
+    g_assert_not_reached();
+}
+
+static uint64_t mig_get_le(const uint8_t *p, size_t n)
+{
+    uint64_t v = 0;
+
+    for (size_t i = n; i-- > 0;) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+static void mig_put_le(uint8_t *p, size_t n, uint64_t v)
+{
+    for (size_t i = 0; i < n; i++) {
+        p[i] = v & 0xff;
+        v >>= 8;
+    }
+}
+
 void mig_mutation_draw(const MigStream *s, uint64_t seed, uint64_t index,
                        MigMutation *m)
 {
     uint64_t r = mig_mix(seed * 0x100000001b3ull ^ mig_mix(index));
-    const char *group = g_ptr_array_index(s->groups,
-                                          r % s->groups->len);
+    const char *group = mig_pick_group(s, r);
     g_autoptr(GPtrArray) members = g_ptr_array_new();
     const MigField *f;
-    const uint8_t *p;
     unsigned width;
     uint64_t v;
 
@@ -435,13 +487,18 @@ void mig_mutation_draw(const MigStream *s, uint64_t seed, uint64_t index,
     r = mig_mix(r);
     if (f->integer) {
         width = f->size * 8;
-        p = s->data + f->offset;
-        v = mig_get_be(p, f->size);
+        v = mig_get_be(s->data + f->offset, f->size);
     } else {
-        width = 8;
-        m->byte = r % f->size;
+        /* A byte, or an aligned LE word of 2, 4 or 8 bytes that fits */
+        width = 8 << (r % 4);
+        while (width / 8 > f->size) {
+            width /= 2;
+        }
         r = mig_mix(r);
-        v = s->data[f->offset + m->byte];
+        m->byte = (r % (f->size / (width / 8))) * (width / 8);
+        m->width = width;
+        r = mig_mix(r);
+        v = mig_get_le(s->data + f->offset + m->byte, width / 8);
     }
     m->bit = r % width;
     m->before = v;
@@ -462,7 +519,7 @@ bool mig_mutation_write(const MigStream *s, MigMutation *m, const char *path,
     if (f->integer) {
         mig_put_be(copy + f->offset, f->size, m->after);
     } else {
-        copy[f->offset + m->byte] = m->after;
+        mig_put_le(copy + f->offset + m->byte, m->width / 8, m->after);
     }
     return g_file_set_contents(path, (char *)copy, s->len, err);
 }
@@ -471,7 +528,7 @@ char *mig_mutation_describe(const MigMutation *m)
 {
     const MigField *f = m->field;
     g_autofree char *where = f->integer ? g_strdup("") :
-        g_strdup_printf(" byte %zu", m->byte);
+        g_strdup_printf(" byte %zu (le%u)", m->byte, m->width);
     g_autofree char *bit = m->kind == MUT_BITFLIP ?
         g_strdup_printf(" %u", m->bit) : g_strdup("");
 

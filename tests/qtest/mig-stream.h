@@ -67,7 +67,8 @@ typedef enum MigMutKind {
 typedef struct MigMutation {
     const MigField *field;
     MigMutKind kind;
-    size_t byte;            /* buffers: the byte mutated */
+    size_t byte;            /* buffers: first byte of the word mutated */
+    unsigned width;         /* buffers: that word's bits (8..64, LE) */
     unsigned bit;           /* MUT_BITFLIP: the bit of the value/byte */
     uint64_t before, after; /* the value (or byte) before and after */
 } MigMutation;
@@ -76,6 +77,9 @@ typedef struct MigMutation {
  * Draw the @index-th mutation of seed @seed: a field group chosen
  * uniformly (so that every distinct field is hit, not mostly the
  * elements of big arrays), an element of it, a kind and a position.
+ * Opaque "buffer" fields (a device's own encoding of chains or
+ * instances, little-endian inside) weigh up to 16 groups by their size,
+ * and are mutated as an aligned 8-, 16-, 32- or 64-bit word.
  * Deterministic: the same (seed, index) gives the same mutation.
  */
 void mig_mutation_draw(const MigStream *s, uint64_t seed, uint64_t index,
