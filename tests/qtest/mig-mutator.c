@@ -20,7 +20,8 @@
  * Environment (all optional):
  *   MUTATOR_DEVICES  comma-separated scenarios (default: all)
  *   MUTATOR_SEED     seed of the mutations (default 1)
- *   MUTATOR_COUNT    mutants per scenario (default 60)
+ *   MUTATOR_COUNT    mutants per scenario; 0 (the default): one round,
+ *                    every field group once (buffers by their size)
  *   MUTATOR_FIRST    index of the first mutant (default 0)
  *   MUTATOR_JOBS     children at once, 1 or 2 (default 2)
  *   MUTATOR_TIMEOUT  seconds per mutant before it counts as a hang (30)
@@ -98,7 +99,7 @@ static void mut_opts_init(MutOpts *o)
     const char *allow = g_getenv("MUTATOR_ALLOW");
 
     o->seed = mut_env_u64("MUTATOR_SEED", 1);
-    o->count = mut_env_u64("MUTATOR_COUNT", 60);
+    o->count = mut_env_u64("MUTATOR_COUNT", 0);
     o->first = mut_env_u64("MUTATOR_FIRST", 0);
     o->jobs = CLAMP(mut_env_u64("MUTATOR_JOBS", 2), 1, 2);
     o->timeout_s = mut_env_u64("MUTATOR_TIMEOUT", 30);
@@ -541,8 +542,9 @@ static MutStats mut_run_scenario(const MutOpts *o, const MutScenario *sc)
     if (!s) {
         g_error("%s: %s", sc->name, err->message);
     }
-    printf("mutator: %s: source stream %zu bytes, %u fields in %u groups\n",
-           sc->name, s->len, s->fields->len, s->groups->len);
+    printf("mutator: %s: source stream %zu bytes, %u fields in %u groups, "
+           "%u mutants a round\n", sc->name, s->len, s->fields->len,
+           s->groups->len, s->slots->len);
     fflush(stdout);
 
     /*
@@ -551,7 +553,8 @@ static MutStats mut_run_scenario(const MutOpts *o, const MutScenario *sc)
      */
     mut_spawn(o, &r, s, &jobs[0], o->first, o->load ?: stream);
     next = o->first;
-    end = o->load ? o->first : o->first + o->count;
+    end = o->load ? o->first :
+          o->first + (o->count ? o->count : s->slots->len);
     while (done < end - o->first + 1) {
         bool idle = true;
 
@@ -623,8 +626,8 @@ int main(int argc, char **argv)
         }
     }
     printf("mutator: seed %" PRIu64 ", %" PRIu64 " mutants per scenario "
-           "from #%" PRIu64 ", %d jobs, %d s timeout\n", o.seed, o.count,
-           o.first, o.jobs, o.timeout_s);
+           "(0: one round) from #%" PRIu64 ", %d jobs, %d s timeout\n",
+           o.seed, o.count, o.first, o.jobs, o.timeout_s);
     for (size_t k = 0; k < G_N_ELEMENTS(mut_scenarios); k++) {
         const MutScenario *sc = mut_scenarios[k];
         MutStats st;

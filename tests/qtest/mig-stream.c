@@ -248,6 +248,22 @@ static bool mig_map_section(MapCtx *c, QDict *dev, size_t stream_end,
     return false;
 }
 
+/* How many slots of a round a group gets */
+static unsigned mig_group_weight(const MigStream *s, const char *group)
+{
+    for (guint i = 0; i < s->fields->len; i++) {
+        MigField *f = g_ptr_array_index(s->fields, i);
+
+        if (!strcmp(f->group, group)) {
+            if (!strcmp(f->type, "buffer") && !f->integer) {
+                return CLAMP(f->size / 16, 1, 16);
+            }
+            return 1;
+        }
+    }
+    return 1;
+}
+
 MigStream *mig_stream_map(const char *path, const char * const *suffixes,
                           GError **err)
 {
@@ -263,6 +279,7 @@ MigStream *mig_stream_map(const char *path, const char * const *suffixes,
 
     s->fields = g_ptr_array_new_with_free_func(mig_field_free);
     s->groups = g_ptr_array_new_with_free_func(g_free);
+    s->slots = g_ptr_array_new();
     c.groups = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     if (!g_file_get_contents(path, (char **)&s->data, &len, err)) {
         goto fail;
@@ -310,6 +327,13 @@ MigStream *mig_stream_map(const char *path, const char * const *suffixes,
                     "%s: no device section matches", path);
         goto fail;
     }
+    for (guint i = 0; i < s->groups->len; i++) {
+        char *g = g_ptr_array_index(s->groups, i);
+
+        for (unsigned w = mig_group_weight(s, g); w > 0; w--) {
+            g_ptr_array_add(s->slots, g);
+        }
+    }
     g_hash_table_destroy(c.groups);
     return s;
 
@@ -323,6 +347,7 @@ void mig_stream_free(MigStream *s)
 {
     if (s) {
         g_ptr_array_free(s->fields, true);
+        g_ptr_array_free(s->slots, true);
         g_ptr_array_free(s->groups, true);
         g_free(s->data);
         g_free(s);
@@ -406,40 +431,15 @@ static uint64_t mig_apply_kind(MigMutKind k, uint64_t v, unsigned width,
     }
 }
 
-/* How many draws in MIG_WEIGHT_UNITS a group gets */
-static unsigned mig_group_weight(const MigStream *s, const char *group)
+/* Non-zero in the stream: state the source actually had */
+static bool mig_field_live(const MigStream *s, const MigField *f)
 {
-    for (guint i = 0; i < s->fields->len; i++) {
-        MigField *f = g_ptr_array_index(s->fields, i);
-
-        if (!strcmp(f->group, group)) {
-            if (!strcmp(f->type, "buffer") && !f->integer) {
-                return CLAMP(f->size / 16, 1, 16);
-            }
-            return 1;
+    for (size_t i = 0; i < f->size; i++) {
+        if (s->data[f->offset + i]) {
+            return true;
         }
     }
-    return 1;
-}
-
-static const char *mig_pick_group(const MigStream *s, uint64_t r)
-{
-    uint64_t total = 0, pick;
-
-    for (guint i = 0; i < s->groups->len; i++) {
-        total += mig_group_weight(s, g_ptr_array_index(s->groups, i));
-    }
-    pick = r % total;
-    for (guint i = 0; i < s->groups->len; i++) {
-        const char *g = g_ptr_array_index(s->groups, i);
-        unsigned w = mig_group_weight(s, g);
-
-        if (pick < w) {
-            return g;
-        }
-        pick -= w;
-    }
-    g_assert_not_reached();
+    return false;
 }
 
 static uint64_t mig_get_le(const uint8_t *p, size_t n)
@@ -464,8 +464,11 @@ void mig_mutation_draw(const MigStream *s, uint64_t seed, uint64_t index,
                        MigMutation *m)
 {
     uint64_t r = mig_mix(seed * 0x100000001b3ull ^ mig_mix(index));
-    const char *group = mig_pick_group(s, r);
+    const char *group = g_ptr_array_index(s->slots,
+                                          (index + mig_mix(seed)) %
+                                          s->slots->len);
     g_autoptr(GPtrArray) members = g_ptr_array_new();
+    g_autoptr(GPtrArray) live = g_ptr_array_new();
     const MigField *f;
     unsigned width;
     uint64_t v;
@@ -475,10 +478,17 @@ void mig_mutation_draw(const MigStream *s, uint64_t seed, uint64_t index,
 
         if (!strcmp(cand->group, group)) {
             g_ptr_array_add(members, cand);
+            if (mig_field_live(s, cand)) {
+                g_ptr_array_add(live, cand);
+            }
         }
     }
     r = mig_mix(r);
-    f = g_ptr_array_index(members, r % members->len);
+    if ((r & 1) && live->len) {
+        f = g_ptr_array_index(live, (r >> 1) % live->len);
+    } else {
+        f = g_ptr_array_index(members, (r >> 1) % members->len);
+    }
     memset(m, 0, sizeof(*m));
     m->field = f;
     r = mig_mix(r);

@@ -36,6 +36,7 @@ typedef struct MigStream {
     size_t len;
     GPtrArray *fields;      /* MigField * */
     GPtrArray *groups;      /* char *: distinct groups, in stream order */
+    GPtrArray *slots;       /* the groups, each as often as it weighs */
 } MigStream;
 
 /*
@@ -74,13 +75,15 @@ typedef struct MigMutation {
 } MigMutation;
 
 /*
- * Draw the @index-th mutation of seed @seed: a field group chosen
- * uniformly (so that every distinct field is hit, not mostly the
- * elements of big arrays), an element of it, a kind and a position.
- * Opaque "buffer" fields (a device's own encoding of chains or
- * instances, little-endian inside) weigh up to 16 groups by their size,
- * and are mutated as an aligned 8-, 16-, 32- or 64-bit word.
- * Deterministic: the same (seed, index) gives the same mutation.
+ * Draw the @index-th mutation of seed @seed.  The field group goes round
+ * robin over s->slots (so that every distinct field is hit in every
+ * round of s->slots->len mutants, not mostly the elements of big
+ * arrays); opaque "buffer" fields (a device's own encoding of chains or
+ * instances, little-endian inside) have up to 16 slots by their size and
+ * are mutated as an aligned 8-, 16-, 32- or 64-bit word.  The element is
+ * one with live (non-zero) state half of the time; the kind and position
+ * are drawn from (seed, index).  Deterministic: the same (seed, index)
+ * and stream give the same mutation.
  */
 void mig_mutation_draw(const MigStream *s, uint64_t seed, uint64_t index,
                        MigMutation *m);
