@@ -135,7 +135,7 @@ static MutTouch vdpa_touch_common(MutRun *r, void (*kick)(VdpaDrv *v))
 {
     VdpaDrv *v = r->priv;
     VdpaWatch w = { .v = v };
-    bool answered = false;
+    bool answered = false, aq_alive = true;
     uint16_t status;
 
     for (unsigned i = 0; i < v->ninst; i++) {
@@ -147,14 +147,18 @@ static MutTouch vdpa_touch_common(MutRun *r, void (*kick)(VdpaDrv *v))
     if (vm_reg_read(v->a, VDPA_REG_STATUS) & VDPA_STATUS_FATAL) {
         return TOUCH_ERROR_STATE;
     }
-    for (unsigned i = 0; i < v->ninst; i++) {
+    /* Once the admin queue stays silent, waiting on it again tells nothing */
+    for (unsigned i = 0; i < v->ninst && aq_alive; i++) {
         VdpaCmd c = vm_cmd_new(v->a, VDPA_OP_QUERY, v->inst[i]);
 
         c.buf_addr = v->a->buf;
         c.buf_len = VDPA_QUERY_SIZE;
-        answered |= vdpa_admin_try(v->a, &c, &status);
-        c = vm_cmd_new(v->a, VDPA_OP_RESUME, v->inst[i]);
-        answered |= vdpa_admin_try(v->a, &c, &status);
+        aq_alive = vdpa_admin_try(v->a, &c, &status);
+        if (aq_alive) {
+            c = vm_cmd_new(v->a, VDPA_OP_RESUME, v->inst[i]);
+            aq_alive = vdpa_admin_try(v->a, &c, &status);
+        }
+        answered |= aq_alive;
     }
     kick(v);
     answered |= mut_poll(r->qts, VDPA_TOUCH_US, vdpa_changed, &w);
