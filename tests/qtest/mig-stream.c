@@ -268,7 +268,7 @@ MigStream *mig_stream_map(const char *path, const char * const *suffixes,
                           GError **err)
 {
     MigStream *s = g_new0(MigStream, 1);
-    g_autoptr(QObject) obj = NULL;
+    QObject *obj = NULL;
     g_autofree char *json = NULL;
     size_t json_at, json_len = 0;
     MapCtx c = { .s = s };
@@ -335,10 +335,12 @@ MigStream *mig_stream_map(const char *path, const char * const *suffixes,
         }
     }
     g_hash_table_destroy(c.groups);
+    qobject_unref(obj);
     return s;
 
 fail:
     g_hash_table_destroy(c.groups);
+    qobject_unref(obj);
     mig_stream_free(s);
     return NULL;
 }
