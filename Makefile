@@ -20,6 +20,8 @@ BUILD := $(SRC)/build
 OBJ := $(BUILD)/obj
 UNIT := $(BUILD)/unit
 EMULATOR := $(BUILD)/qemu-system-x86_64
+# Where the emulator looks for its firmware (configure's --firmwarepath).
+FIRMWARE_BUNDLE_PATH := /usr/local/share/qemu-iolab/firmware
 NINJA ?= ninja
 # Builds of several checkouts on one machine take turns: two QEMU builds at
 # once on a small machine only thrash.  Set BUILD_LOCK= to build unlocked.
@@ -65,9 +67,10 @@ build: $(OBJ)/build.ninja
 	mkdir -p $(HOME)/.cache/qemu-iolab
 	$(BUILD_LOCK) $(NINJA) -C $(OBJ) $(NINJA_TARGETS)
 	$(MAKE) -C $(OBJ) pc-bios/optionrom/all
-	@# Run from the build tree, QEMU looks for data under qemu-bundle/<path>.
-	mkdir -p $(OBJ)/qemu-bundle$(dir $(BUILD)/firmware)
-	ln -sfn $(BUILD)/firmware $(OBJ)/qemu-bundle$(BUILD)/firmware
+	@# Run from the build tree, QEMU looks for data under qemu-bundle/<path>;
+	@# <path> is configure's firmware_bundle_path.
+	mkdir -p $(OBJ)/qemu-bundle$(dir $(FIRMWARE_BUNDLE_PATH))
+	ln -sfn $(BUILD)/firmware $(OBJ)/qemu-bundle$(FIRMWARE_BUNDLE_PATH)
 	ln -sfn obj/qemu-system-x86_64 $(EMULATOR)
 
 $(UNIT)/build.ninja: $(SRC)/meson.build

@@ -19,9 +19,7 @@
 #include "hw/vpri/core/pin-policy.h"
 #include "qemu/timer.h"
 
-#define VPRI_HOST_MAX_DEVICES 64
 #define VPRI_HOST_MAX_HANDLERS 16
-#define VPRI_HOST_MAX_QUEUES 64
 #define VPRI_HOST_QUEUE_WORDS (VPRI_HOST_MAX_QUEUES / 64)
 
 /* Residency of one guest RAM page. */

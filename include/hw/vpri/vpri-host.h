@@ -18,6 +18,10 @@
 #define TYPE_VPRI_HOST "vpri-host"
 OBJECT_DECLARE_SIMPLE_TYPE(VpriHost, VPRI_HOST)
 
+/* Devices (attachments) one host serves, and queues per attachment. */
+#define VPRI_HOST_MAX_DEVICES 64
+#define VPRI_HOST_MAX_QUEUES 64
+
 /* Runs in the main loop once the host has answered a device fault. */
 typedef void VpriFaultDoneFn(void *opaque, uint16_t queue, bool resolved);
 
