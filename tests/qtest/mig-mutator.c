@@ -29,6 +29,7 @@
  *   MUTATOR_ALLOW    allow-list file: "scenario field-group" per line
  *   MUTATOR_LOAD     load this stream file instead of drawing mutants
  *   MUTATOR_VERBOSE  1: print every mutant's outcome
+ *   MUTATOR_LIST     1: print the field map of each source stream
  * The last line is "mutator: N passed, M failed".
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -52,6 +53,7 @@ typedef struct MutOpts {
     char *out;
     char *load;
     bool verbose;
+    bool list;              /* print the field map of each stream */
     GPtrArray *allow;       /* "scenario field-group" */
 } MutOpts;
 
@@ -106,6 +108,7 @@ static void mut_opts_init(MutOpts *o)
     o->out = g_strdup(g_getenv("MUTATOR_OUT") ?: "mutator-failures");
     o->load = g_strdup(g_getenv("MUTATOR_LOAD"));
     o->verbose = mut_env_u64("MUTATOR_VERBOSE", 0);
+    o->list = mut_env_u64("MUTATOR_LIST", 0);
     o->allow = g_ptr_array_new_with_free_func(g_free);
     if (allow && *allow) {
         g_autofree char *text = NULL;
@@ -322,6 +325,31 @@ static char *mut_symptom(const char *log)
     return g_strdup("(nothing in the log)");
 }
 
+/*
+ * What the destination said on stderr ("qemu-system-x86_64: ..." lines),
+ * joined: a refusal's reasons, which the error-desc may not carry.
+ */
+static char *mut_qemu_errors(const char *log)
+{
+    g_autofree char *text = NULL;
+    g_auto(GStrv) lines = NULL;
+    GString *out = g_string_new(NULL);
+
+    if (g_file_get_contents(log, &text, NULL, NULL)) {
+        lines = g_strsplit(text, "\n", -1);
+        for (int i = 0; lines[i]; i++) {
+            const char *p = strstr(lines[i], "qemu-system-");
+
+            /* Not libqtest's "# starting QEMU: exec ..." */
+            if (lines[i][0] != '#' && p && (p = strstr(p, ": "))) {
+                g_string_append_printf(out, "%s%s", out->len ? "; " : "",
+                                       g_strstrip((char *)p + 2));
+            }
+        }
+    }
+    return g_string_free(out, false);
+}
+
 static bool mut_log_has_sanitizer(const char *log)
 {
     g_autofree char *text = NULL;
@@ -402,10 +430,18 @@ static void mut_judge(const MutOpts *o, MutRun *r, MutJob *j, int wstatus,
     } else if (ok) {
         if (g_str_has_prefix(verdict, "refused")) {
             const char *leaf = mut_leaf_name(j->m.field->group);
+            g_autofree char *why = mut_qemu_errors(j->log);
 
             st->refused++;
-            if (strstr(verdict, leaf)) {
+            if (strstr(verdict, leaf) || strstr(why, leaf)) {
                 st->refused_named++;
+            }
+            if (*why) {
+                g_autofree char *v = g_strdup_printf("%s [%s]", verdict,
+                                                     why);
+
+                g_free(verdict);
+                verdict = g_steal_pointer(&v);
             }
         } else if (!strcmp(verdict, "works")) {
             st->works++;
@@ -545,6 +581,14 @@ static MutStats mut_run_scenario(const MutOpts *o, const MutScenario *sc)
     printf("mutator: %s: source stream %zu bytes, %u fields in %u groups, "
            "%u mutants a round\n", sc->name, s->len, s->fields->len,
            s->groups->len, s->slots->len);
+    if (o->list) {
+        for (guint i = 0; i < s->fields->len; i++) {
+            MigField *f = g_ptr_array_index(s->fields, i);
+
+            printf("mutator: %s field %s %s %zu bytes at %zu\n", sc->name,
+                   f->path, f->type, f->size, f->offset);
+        }
+    }
     fflush(stdout);
 
     /*
