@@ -299,30 +299,48 @@ static char *mut_last_line(const char *path)
     return g_strdup(last ?: "");
 }
 
-/* The first line of @log that says what went wrong, for the report */
+/*
+ * What went wrong, from @log, for the report: a sanitizer's or an
+ * assertion's line first, else QEMU's own last words (any line that is
+ * neither libqtest's nor a test message), then how libqtest saw QEMU end.
+ */
 static char *mut_symptom(const char *log)
 {
     static const char *const marks[] = {
         "AddressSanitizer", "LeakSanitizer", "runtime error:",
-        "Assertion", "assertion failed", "detected QEMU death",
-        "encountered exit status", "qemu-system", "Broken pipe",
-        "ERROR:", NULL,
+        "Assertion", "assertion failed", NULL,
     };
     g_autofree char *text = NULL;
     g_auto(GStrv) lines = NULL;
+    const char *what = NULL, *end = NULL;
 
     if (!g_file_get_contents(log, &text, NULL, NULL)) {
         return g_strdup("(no log)");
     }
     lines = g_strsplit(text, "\n", -1);
-    for (int m = 0; marks[m]; m++) {
-        for (int i = 0; lines[i]; i++) {
+    for (int m = 0; marks[m] && !what; m++) {
+        for (int i = 0; lines[i] && !what; i++) {
             if (strstr(lines[i], marks[m])) {
-                return g_strdup(g_strstrip(lines[i]));
+                what = lines[i];
             }
         }
     }
-    return g_strdup("(nothing in the log)");
+    for (int i = 0; lines[i]; i++) {
+        const char *l = lines[i];
+
+        if (strstr(l, "libqtest.c") || strstr(l, "kill_qemu()")) {
+            end = end ?: l;
+        } else if (!what && *l && *l != '#' && strcmp(l, "Broken pipe") &&
+                   !g_str_has_prefix(l, "**")) {
+            what = l;
+        }
+    }
+    if (what && end) {
+        return g_strdup_printf("%s | %s", g_strstrip((char *)what),
+                               g_strstrip((char *)end));
+    }
+    return g_strdup(what ? g_strstrip((char *)what) :
+                    end ? g_strstrip((char *)end) : "(nothing in the log)");
 }
 
 /*
