@@ -132,7 +132,8 @@ static void mut_opts_init(MutOpts *o)
 static bool mut_allowed(const MutOpts *o, const char *scenario,
                         const MigField *f)
 {
-    const char *g = strchr(f->group, ':');
+    /* The idstr ("0000:00:02.0/nvme-export") has colons of its own */
+    const char *g = strrchr(f->group, ':');
     g_autofree char *key = g_strdup_printf("%s %s", scenario,
                                            g ? g + 1 : f->group);
 
