@@ -539,9 +539,16 @@ bool mig_mutation_write(const MigStream *s, MigMutation *m, const char *path,
 char *mig_mutation_describe(const MigMutation *m)
 {
     const MigField *f = m->field;
-    g_autofree char *where = f->integer ? g_strdup("") :
+    g_autofree char *where = NULL;
+    g_autofree char *bit = NULL;
+
+    if (!f->size) {
+        /* A whole stream replayed (MUTATOR_LOAD), or the control */
+        return g_strdup(f->path);
+    }
+    where = f->integer ? g_strdup("") :
         g_strdup_printf(" byte %zu (le%u)", m->byte, m->width);
-    g_autofree char *bit = m->kind == MUT_BITFLIP ?
+    bit = m->kind == MUT_BITFLIP ?
         g_strdup_printf(" %u", m->bit) : g_strdup("");
 
     return g_strdup_printf("%s (%s, %zu bytes)%s: 0x%" PRIx64 " -> 0x%"
