@@ -11,6 +11,8 @@
 #                    e.g. MIGRATE_ARGS=--quick); CSV and plots in build/migrate
 #   make check-slow  longer suites: the whole upstream x86_64 qtest suite, and
 #                    the slirp vpri-nic overcommit test under rx-fault-policy=drop
+#   make fuzz-migration  the migration-stream mutator's long run
+#                    (FUZZ_MIGRATION_COUNT mutants per device; docs/security.rst)
 #   make clean       remove build/ (the tarball cache in ~/.cache stays)
 #
 # One test:  make check-unit T=test-fault-ring
@@ -52,6 +54,7 @@ NINJA_TARGETS := qemu-system-x86_64 qemu-img \
 
 .PHONY: all build configure unit check check-build check-unit check-qtest \
 	check-upstream check-upstream-qtests check-migration-smoke \
+	check-mutator fuzz-migration \
 	check-guest check-migrate check-slow run bench bench-migrate clean guest
 
 all: build unit
@@ -107,6 +110,33 @@ check-migration-smoke: build
 	cd $(OBJ) && QTEST_QEMU_BINARY=./qemu-system-x86_64 \
 		QTEST_QEMU_IMG=./qemu-img \
 		./tests/qtest/migration-test --tap -k -p $(MIGRATION_SMOKE)
+
+# The migration-stream mutator (tests/qtest/mig-mutator.c).  make check
+# runs it on a fixed seed set; failures that a fix has not reached yet can
+# be listed, per device and field, in MUTATOR_ALLOW (empty by default).
+# Each failure's mutant, log and reproduction line land in the directory
+# given by MUTATOR_OUT.
+MUTATOR := $(OBJ)/tests/qtest/iolab/mig-mutator
+MUTATOR_ENV = QTEST_QEMU_BINARY=$(OBJ)/qemu-system-x86_64 \
+	MUTATOR_ALLOW=$(MUTATOR_ALLOW) MUTATOR_JOBS=$(MUTATOR_JOBS)
+MUTATOR_ALLOW ?= $(SRC)/tests/qtest/mig-mutator-allow.txt
+MUTATOR_JOBS ?= 2
+MUTATOR_CHECK_SEED ?= 1
+MUTATOR_CHECK_COUNT ?= 0
+FUZZ_MIGRATION_COUNT ?= 100000
+FUZZ_MIGRATION_SEED ?= 1
+FUZZ_MIGRATION_DEVICES ?=
+
+check-mutator: build
+	$(MUTATOR_ENV) MUTATOR_SEED=$(MUTATOR_CHECK_SEED) \
+		MUTATOR_COUNT=$(MUTATOR_CHECK_COUNT) \
+		MUTATOR_OUT=$(BUILD)/mutator-failures/check $(MUTATOR)
+
+fuzz-migration: build
+	$(MUTATOR_ENV) MUTATOR_SEED=$(FUZZ_MIGRATION_SEED) \
+		MUTATOR_COUNT=$(FUZZ_MIGRATION_COUNT) \
+		MUTATOR_DEVICES=$(FUZZ_MIGRATION_DEVICES) \
+		MUTATOR_OUT=$(BUILD)/mutator-failures/fuzz $(MUTATOR)
 
 check-guest: build guest
 	@$(SRC)/tests/guest/run-all

@@ -1,0 +1,133 @@
+/*
+ * Mutator scenario for nvme-export.
+ *
+ * The source ends with the controller enabled, two I/O queue pairs (one
+ * with a 2-entry CQ whose overflow leaves completions parked in the
+ * controller), a feature set, and two Asynchronous Event Requests
+ * outstanding: the stream carries registers, every SQ/CQ, features,
+ * SMART, the error log, the AER/AEN state and the parked completions.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "libqos/pci-pc.h"
+#include "libqos/malloc-pc.h"
+#include "nvme-export-driver.h"
+#include "mig-mutator.h"
+
+#define NVME_VID            0x1b36
+#define NVME_DID            0x0115
+#define NVME_TOUCH_US       (2 * G_USEC_PER_SEC)
+#define NVME_CSTS_CFS       0x2
+
+typedef struct NvmeDrv {
+    QGuestAllocator alloc;
+    QPCIBus *bus;
+    NxDev *d;
+    uint64_t buf;
+} NvmeDrv;
+
+static char *nvmex_mut_args(MutRun *r)
+{
+    return g_strdup_printf("-machine pc -m 256 -nodefaults "
+                           "-drive if=none,id=d0,file=%s,format=raw,"
+                           "file.locking=off "
+                           "-device nvme-export,id=nx0,drive=d0", r->img[0]);
+}
+
+static void nvmex_mut_read(NvmeDrv *v, uint16_t qid, uint64_t slba)
+{
+    NxCmd c;
+
+    nx_cmd(&c, 0x02, 1);
+    nx_cmd_prp(&c, v->buf, 0);
+    nx_cmd_dw(&c, 10, slba);
+    nx_queue(v->d, qid, &c);
+}
+
+static void nvmex_mut_source(MutRun *r)
+{
+    NvmeDrv *v = g_new0(NvmeDrv, 1);
+    g_autofree char *args = r->sc->args(r);
+    NxCmd c;
+
+    r->priv = v;
+    r->qts = qtest_init(args);
+    pc_alloc_init(&v->alloc, r->qts, 0);
+    v->bus = qpci_new_pc(r->qts, &v->alloc);
+    v->d = nx_find(r->qts, &v->alloc, v->bus, NVME_VID, NVME_DID);
+    g_assert(v->d);
+    g_assert(nx_enable(v->d, 32));
+    g_assert_cmpint(nx_set_features(v->d, 0x07, 0x00030003, NULL), ==, 0);
+    g_assert_cmpint(nx_create_ioq(v->d, 1, 16), ==, 0);
+    v->buf = nx_alloc(v->d, 4096, 4096);
+    qtest_memset(r->qts, v->buf, 0x5a, 4096);
+    nx_cmd(&c, 0x01, 1);
+    nx_cmd_prp(&c, v->buf, 0);
+    g_assert_cmpint(nx_exec(v->d, 1, &c, NULL), ==, 0);
+    g_assert_cmpint(nx_set_features(v->d, 0x01, 0x03020107, NULL), ==, 0);
+    /* Two AERs outstanding */
+    for (int i = 0; i < 2; i++) {
+        nx_cmd(&c, 0x0c, 0);
+        nx_queue(v->d, 0, &c);
+    }
+    nx_ring(v->d, 0);
+    /* Pair 2: a 2-entry CQ, four reads: completions wait in the device */
+    g_assert_cmpint(nx_create_ioq_sizes(v->d, 2, 8, 2), ==, 0);
+    for (int i = 0; i < 4; i++) {
+        nvmex_mut_read(v, 2, i);
+    }
+    nx_ring(v->d, 2);
+    g_usleep(200 * 1000);
+}
+
+static void nvmex_mut_attach(MutRun *r, QTestState *dst)
+{
+    NvmeDrv *v = r->priv;
+
+    /* BAR0 stays where the source put it: config space migrated */
+    v->bus->qts = dst;
+    v->d->qts = dst;
+}
+
+/* CSTS, an Identify on the admin queue, a read on each I/O queue */
+static MutTouch nvmex_mut_touch(MutRun *r)
+{
+    NvmeDrv *v = r->priv;
+    bool answered = false;
+    NxCqe e;
+    NxCmd c;
+
+    if (nx_rd32(v->d, NX_CSTS) & NVME_CSTS_CFS) {
+        return TOUCH_ERROR_STATE;
+    }
+    nx_cmd(&c, 0x06, 0);
+    nx_cmd_prp(&c, v->buf, 0);
+    nx_cmd_dw(&c, 10, 1);
+    nx_queue(v->d, 0, &c);
+    nx_ring(v->d, 0);
+    nvmex_mut_read(v, 1, 0);
+    nx_ring(v->d, 1);
+    nvmex_mut_read(v, 2, 0);
+    nx_ring(v->d, 2);
+    for (uint16_t q = 0; q < 3; q++) {
+        answered |= nx_reap(v->d, q, &e, NVME_TOUCH_US / 3);
+    }
+    if (nx_rd32(v->d, NX_CSTS) & NVME_CSTS_CFS) {
+        return TOUCH_ERROR_STATE;
+    }
+    return answered ? TOUCH_ANSWERED : TOUCH_SILENT;
+}
+
+static const char *const nvmex_mut_sections[] = { "/nvme-export", NULL };
+
+const MutScenario mut_nvme_export = {
+    .name = "nvme-export",
+    .qom_type = "nvme-export",
+    .sections = nvmex_mut_sections,
+    .args = nvmex_mut_args,
+    .source = nvmex_mut_source,
+    .attach = nvmex_mut_attach,
+    .touch = nvmex_mut_touch,
+};

@@ -1,0 +1,726 @@
+/*
+ * iolab's migration-stream mutator.
+ *
+ * For each device scenario (mig-mutator.h): start a source QEMU, drive
+ * the device into live state, save one stream with 'migrate' to a file,
+ * map the device sections' fields from the stream's vmdesc
+ * (mig-stream.c), then for each mutant: change one field, start a fresh
+ * destination with -incoming defer, 'migrate-incoming' the mutant with
+ * exit-on-error off, and, if it loaded, touch the device.  Every mutant
+ * runs in a forked child (at most MUTATOR_JOBS at once) that inherits
+ * the driver state, with its output in a log of its own.
+ *
+ * Outcomes: "refused" (the load failed and QEMU still answers), "works"
+ * (the device answered or reports its error state), "silent" (QEMU
+ * answers, the device did not within the touch's wait).  Anything else is
+ * a FAILURE: the child or QEMU died (signal, assertion, abort, unexpected
+ * exit), a sanitizer reported, or the mutant hung past MUTATOR_TIMEOUT.
+ * A failure's mutant and log are kept in MUTATOR_OUT.
+ *
+ * Environment (all optional):
+ *   MUTATOR_DEVICES  comma-separated scenarios (default: all)
+ *   MUTATOR_SEED     seed of the mutations (default 1)
+ *   MUTATOR_COUNT    mutants per scenario; 0 (the default): one round,
+ *                    every field group once (buffers by their size)
+ *   MUTATOR_FIRST    index of the first mutant (default 0)
+ *   MUTATOR_JOBS     children at once, 1 or 2 (default 2)
+ *   MUTATOR_TIMEOUT  seconds per mutant before it counts as a hang (30)
+ *   MUTATOR_OUT      where failures are kept (default ./mutator-failures)
+ *   MUTATOR_ALLOW    allow-list file: "scenario field-group" per line
+ *   MUTATOR_LOAD     load this stream file instead of drawing mutants
+ *   MUTATOR_VERBOSE  1: print every mutant's outcome
+ *   MUTATOR_LIST     1: print the field map of each source stream
+ * The last line is "mutator: N passed, M failed".
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include <sys/wait.h>
+#include "qobject/qdict.h"
+#include "mig-mutator.h"
+#include "mig-stream.h"
+
+static const MutScenario *const mut_scenarios[] = {
+    &mut_vpri_blk, &mut_vpri_nic, &mut_vdpa_blk, &mut_vdpa_net,
+    &mut_nvme_export,
+};
+
+typedef struct MutOpts {
+    uint64_t seed, count, first;
+    int jobs;
+    int timeout_s;
+    char *out;
+    char *load;
+    bool verbose;
+    bool list;              /* print the field map of each stream */
+    GPtrArray *allow;       /* "scenario field-group" */
+} MutOpts;
+
+/* Counts per scenario */
+typedef struct MutStats {
+    unsigned refused, works, error_state, silent, failed, allowed;
+    unsigned refused_named;     /* refusals whose message names a field */
+    double seconds;
+} MutStats;
+
+/* One running child */
+typedef struct MutJob {
+    pid_t pid;
+    uint64_t index;
+    MigMutation m;
+    char *mutant, *log, *res;
+    gint64 deadline;
+    bool control;           /* the unmutated stream: must load and work */
+} MutJob;
+
+bool mut_poll(QTestState *qts, gint64 timeout_us,
+              bool (*cond)(void *opaque), void *opaque)
+{
+    gint64 deadline = g_get_monotonic_time() + timeout_us;
+
+    while (!cond(opaque)) {
+        if (g_get_monotonic_time() > deadline) {
+            return false;
+        }
+        qtest_clock_step(qts, 1000);
+        g_usleep(200);
+    }
+    return true;
+}
+
+static uint64_t mut_env_u64(const char *name, uint64_t def)
+{
+    const char *v = g_getenv(name);
+
+    return v && *v ? g_ascii_strtoull(v, NULL, 0) : def;
+}
+
+static void mut_opts_init(MutOpts *o)
+{
+    const char *allow = g_getenv("MUTATOR_ALLOW");
+
+    o->seed = mut_env_u64("MUTATOR_SEED", 1);
+    o->count = mut_env_u64("MUTATOR_COUNT", 0);
+    o->first = mut_env_u64("MUTATOR_FIRST", 0);
+    o->jobs = CLAMP(mut_env_u64("MUTATOR_JOBS", 2), 1, 2);
+    o->timeout_s = mut_env_u64("MUTATOR_TIMEOUT", 30);
+    o->out = g_strdup(g_getenv("MUTATOR_OUT") ?: "mutator-failures");
+    o->load = g_strdup(g_getenv("MUTATOR_LOAD"));
+    o->verbose = mut_env_u64("MUTATOR_VERBOSE", 0);
+    o->list = mut_env_u64("MUTATOR_LIST", 0);
+    o->allow = g_ptr_array_new_with_free_func(g_free);
+    if (allow && *allow) {
+        g_autofree char *text = NULL;
+        g_auto(GStrv) lines = NULL;
+
+        if (!g_file_get_contents(allow, &text, NULL, NULL)) {
+            g_error("cannot read the allow-list %s", allow);
+        }
+        lines = g_strsplit(text, "\n", -1);
+        for (int i = 0; lines[i]; i++) {
+            char *l = g_strstrip(lines[i]);
+
+            if (*l && *l != '#') {
+                g_ptr_array_add(o->allow, g_strdup(l));
+            }
+        }
+    }
+}
+
+/* "scenario group" on the allow-list? (group without the idstr) */
+static bool mut_allowed(const MutOpts *o, const char *scenario,
+                        const MigField *f)
+{
+    /* The idstr ("0000:00:02.0/nvme-export") has colons of its own */
+    const char *g = strrchr(f->group, ':');
+    g_autofree char *key = g_strdup_printf("%s %s", scenario,
+                                           g ? g + 1 : f->group);
+
+    for (guint i = 0; i < o->allow->len; i++) {
+        if (!strcmp(g_ptr_array_index(o->allow, i), key)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ------------------------------------------------------------------ */
+/* Source                                                             */
+
+static char *mut_wait_migration(QTestState *qts, gint64 timeout_us,
+                                char **error_desc)
+{
+    gint64 deadline = g_get_monotonic_time() + timeout_us;
+
+    for (;;) {
+        QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-migrate' }");
+        QDict *ret = qdict_get_qdict(rsp, "return");
+        const char *st = ret ? qdict_get_try_str(ret, "status") : NULL;
+        char *status = g_strdup(st ?: "none");
+
+        if (error_desc && ret && qdict_haskey(ret, "error-desc")) {
+            g_free(*error_desc);
+            *error_desc = g_strdup(qdict_get_str(ret, "error-desc"));
+        }
+        qobject_unref(rsp);
+        if (!strcmp(status, "completed") || !strcmp(status, "failed") ||
+            g_get_monotonic_time() > deadline) {
+            return status;
+        }
+        g_free(status);
+        g_usleep(2000);
+    }
+}
+
+/* Run the scenario's source and save its stream to @path */
+static void mut_save_source(MutRun *r, const char *path)
+{
+    g_autofree char *uri = g_strdup_printf("file:%s", path);
+    g_autofree char *st = NULL;
+
+    r->sc->source(r);
+    qtest_qmp_assert_success(r->qts, "{ 'execute': 'migrate', "
+                             "'arguments': { 'uri': %s } }", uri);
+    st = mut_wait_migration(r->qts, 60 * G_USEC_PER_SEC, NULL);
+    if (strcmp(st, "completed")) {
+        g_error("%s: saving the source stream ended '%s'", r->sc->name, st);
+    }
+    qtest_quit(r->qts);
+    r->qts = NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* One mutant, in a child                                             */
+
+static void mut_result(const char *res, const char *fmt, ...)
+    G_GNUC_PRINTF(2, 3);
+
+/* The child's progress and verdict, one line each, for the parent */
+static void mut_result(const char *res, const char *fmt, ...)
+{
+    va_list ap;
+    FILE *f = fopen(res, "a");
+
+    if (!f) {
+        return;
+    }
+    va_start(ap, fmt);
+    vfprintf(f, fmt, ap);
+    va_end(ap);
+    fputc('\n', f);
+    fclose(f);
+}
+
+static bool mut_running(QTestState *qts)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-status' }");
+    QDict *ret = qdict_get_qdict(rsp, "return");
+    bool running = ret && qdict_get_bool(ret, "running");
+
+    qobject_unref(rsp);
+    return running;
+}
+
+static G_NORETURN void mut_child(MutRun *r, const char *mutant,
+                                 const char *res, int timeout_s)
+{
+    g_autofree char *args = r->sc->args(r);
+    g_autofree char *dargs = g_strdup_printf("%s -incoming defer", args);
+    g_autofree char *uri = g_strdup_printf("file:%s", mutant);
+    g_autofree char *st = NULL;
+    g_autofree char *desc = NULL;
+    QTestState *dst;
+
+    mut_result(res, "stage start");
+    dst = qtest_init(dargs);
+    mut_result(res, "stage load");
+    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
+                             "'arguments': { 'uri': %s, "
+                             "'exit-on-error': false } }", uri);
+    st = mut_wait_migration(dst, timeout_s * G_USEC_PER_SEC, &desc);
+    if (!strcmp(st, "failed")) {
+        /* Refused: QEMU must still answer, and quit cleanly below */
+        mut_running(dst);
+        mut_result(res, "stage quit");
+        qtest_quit(dst);
+        mut_result(res, "refused %s", desc ?: "(no error-desc)");
+        exit(0);
+    }
+    if (strcmp(st, "completed")) {
+        mut_result(res, "hang: the load did not end (status '%s')", st);
+        exit(3);
+    }
+    /* The VM starts by itself after the load (no -S) */
+    for (int i = 0; i < 1000 && !mut_running(dst); i++) {
+        g_usleep(1000);
+    }
+    mut_result(res, "stage touch");
+    r->qts = dst;
+    r->sc->attach(r, dst);
+    switch (r->sc->touch(r)) {
+    case TOUCH_ANSWERED:
+        g_free(desc);
+        desc = g_strdup("works");
+        break;
+    case TOUCH_ERROR_STATE:
+        g_free(desc);
+        desc = g_strdup("error-state");
+        break;
+    case TOUCH_SILENT:
+        g_free(desc);
+        desc = g_strdup("silent");
+        break;
+    }
+    mut_running(dst);
+    mut_result(res, "stage quit");
+    qtest_quit(dst);
+    mut_result(res, "%s", desc);
+    exit(0);
+}
+
+/* ------------------------------------------------------------------ */
+/* The parent: jobs, verdicts, failures                               */
+
+static char *mut_last_line(const char *path)
+{
+    g_autofree char *text = NULL;
+    g_auto(GStrv) lines = NULL;
+    char *last = NULL;
+
+    if (!g_file_get_contents(path, &text, NULL, NULL)) {
+        return g_strdup("");
+    }
+    lines = g_strsplit(text, "\n", -1);
+    for (int i = 0; lines[i]; i++) {
+        if (*lines[i]) {
+            last = lines[i];
+        }
+    }
+    return g_strdup(last ?: "");
+}
+
+/*
+ * What went wrong, from @log, for the report: a sanitizer's or an
+ * assertion's line first, else QEMU's own last words (any line that is
+ * neither libqtest's nor a test message), then how libqtest saw QEMU end.
+ */
+static char *mut_symptom(const char *log)
+{
+    static const char *const marks[] = {
+        "AddressSanitizer", "LeakSanitizer", "runtime error:",
+        "Assertion", "assertion failed", NULL,
+    };
+    g_autofree char *text = NULL;
+    g_auto(GStrv) lines = NULL;
+    const char *what = NULL, *end = NULL;
+
+    if (!g_file_get_contents(log, &text, NULL, NULL)) {
+        return g_strdup("(no log)");
+    }
+    lines = g_strsplit(text, "\n", -1);
+    for (int m = 0; marks[m] && !what; m++) {
+        for (int i = 0; lines[i] && !what; i++) {
+            if (strstr(lines[i], marks[m])) {
+                what = lines[i];
+            }
+        }
+    }
+    for (int i = 0; lines[i]; i++) {
+        const char *l = lines[i];
+
+        if (strstr(l, "libqtest.c") || strstr(l, "kill_qemu()")) {
+            end = end ?: l;
+        } else if (!what && *l && *l != '#' && strcmp(l, "Broken pipe") &&
+                   !g_str_has_prefix(l, "**")) {
+            what = l;
+        }
+    }
+    if (what && end) {
+        return g_strdup_printf("%s | %s", g_strstrip((char *)what),
+                               g_strstrip((char *)end));
+    }
+    return g_strdup(what ? g_strstrip((char *)what) :
+                    end ? g_strstrip((char *)end) : "(nothing in the log)");
+}
+
+/*
+ * What the destination said on stderr ("qemu-system-x86_64: ..." lines),
+ * joined: a refusal's reasons, which the error-desc may not carry.
+ */
+static char *mut_qemu_errors(const char *log)
+{
+    g_autofree char *text = NULL;
+    g_auto(GStrv) lines = NULL;
+    GString *out = g_string_new(NULL);
+
+    if (g_file_get_contents(log, &text, NULL, NULL)) {
+        lines = g_strsplit(text, "\n", -1);
+        for (int i = 0; lines[i]; i++) {
+            const char *p = strstr(lines[i], "qemu-system-");
+
+            /* Not libqtest's "# starting QEMU: exec ..." */
+            if (lines[i][0] != '#' && p && (p = strstr(p, ": "))) {
+                g_string_append_printf(out, "%s%s", out->len ? "; " : "",
+                                       g_strstrip((char *)p + 2));
+            }
+        }
+    }
+    return g_string_free(out, false);
+}
+
+static bool mut_log_has_sanitizer(const char *log)
+{
+    g_autofree char *text = NULL;
+
+    return g_file_get_contents(log, &text, NULL, NULL) &&
+           (strstr(text, "Sanitizer") || strstr(text, "runtime error:"));
+}
+
+static void mut_keep_failure(const MutOpts *o, MutRun *r, MutJob *j,
+                             const char *symptom)
+{
+    g_autofree char *base = j->control ?
+        g_strdup_printf("%s/%s-control", o->out, r->sc->name) :
+        g_strdup_printf("%s/%s-seed%" PRIu64 "-%" PRIu64, o->out,
+                        r->sc->name, o->seed, j->index);
+    g_autofree char *mig = g_strdup_printf("%s.mig", base);
+    g_autofree char *log = g_strdup_printf("%s.log", base);
+    g_autofree char *txt = g_strdup_printf("%s.txt", base);
+    g_autofree char *what = mig_mutation_describe(&j->m);
+    g_autofree char *text = NULL;
+    g_autofree char *logtext = NULL;
+
+    g_mkdir_with_parents(o->out, 0755);
+    if (rename(j->mutant, mig)) {
+        g_autofree char *data = NULL;
+        gsize len;
+
+        if (g_file_get_contents(j->mutant, &data, &len, NULL)) {
+            g_file_set_contents(mig, data, len, NULL);
+        }
+    }
+    if (g_file_get_contents(j->log, &logtext, NULL, NULL)) {
+        g_file_set_contents(log, logtext, -1, NULL);
+    }
+    text = g_strdup_printf("scenario: %s\nmutation: %s\nsymptom: %s\n"
+                           "reproduce: MUTATOR_DEVICES=%s MUTATOR_SEED=%"
+                           PRIu64 " MUTATOR_FIRST=%" PRIu64
+                           " MUTATOR_COUNT=1 MUTATOR_JOBS=1 "
+                           "QTEST_QEMU_BINARY=... mig-mutator\n"
+                           "or load this very stream: MUTATOR_LOAD=%s\n",
+                           r->sc->name, what, symptom, r->sc->name, o->seed,
+                           j->index, mig);
+    g_file_set_contents(txt, text, -1, NULL);
+}
+
+/* "idstr:st.sq.cqid" -> "cqid": what a refusal should name */
+static const char *mut_leaf_name(const char *group)
+{
+    const char *dot = strrchr(group, '.');
+    const char *colon = strrchr(group, ':');
+    const char *slash = strrchr(group, '/');
+    const char *cut = MAX(dot, MAX(colon, slash));
+
+    return cut ? cut + 1 : group;
+}
+
+/* Judge a finished (or killed) child and count it */
+static void mut_judge(const MutOpts *o, MutRun *r, MutJob *j, int wstatus,
+                      bool timed_out, MutStats *st)
+{
+    g_autofree char *verdict = mut_last_line(j->res);
+    g_autofree char *what = mig_mutation_describe(&j->m);
+    g_autofree char *symptom = NULL;
+    bool ok = !timed_out && WIFEXITED(wstatus) &&
+              WEXITSTATUS(wstatus) == 0 && !mut_log_has_sanitizer(j->log);
+
+    if (ok && j->control && strcmp(verdict, "works")) {
+        /* The harness itself is broken: nothing else would mean much */
+        symptom = g_strdup_printf("the unmutated stream gives '%s', not "
+                                  "'works'", verdict);
+        printf("mutator: FAILURE %s control: %s\n", r->sc->name, symptom);
+        st->failed++;
+        mut_keep_failure(o, r, j, symptom);
+    } else if (ok && j->control) {
+        if (o->verbose) {
+            printf("mutator: %s control: works\n", r->sc->name);
+        }
+    } else if (ok) {
+        if (g_str_has_prefix(verdict, "refused")) {
+            const char *leaf = mut_leaf_name(j->m.field->group);
+            g_autofree char *why = mut_qemu_errors(j->log);
+
+            st->refused++;
+            if (strstr(verdict, leaf) || strstr(why, leaf)) {
+                st->refused_named++;
+            }
+            if (*why) {
+                g_autofree char *v = g_strdup_printf("%s [%s]", verdict,
+                                                     why);
+
+                g_free(verdict);
+                verdict = g_steal_pointer(&v);
+            }
+        } else if (!strcmp(verdict, "works")) {
+            st->works++;
+        } else if (!strcmp(verdict, "error-state")) {
+            st->error_state++;
+        } else if (!strcmp(verdict, "silent")) {
+            st->silent++;
+        } else {
+            ok = false;
+        }
+        if (ok && o->verbose) {
+            printf("mutator: %s #%" PRIu64 " %s: %s\n", r->sc->name,
+                   j->index, what, verdict);
+        }
+    }
+    if (!ok) {
+        if (timed_out) {
+            symptom = g_strdup_printf("hang: no verdict in %d s (%s)",
+                                      o->timeout_s, verdict);
+        } else if (WIFSIGNALED(wstatus)) {
+            g_autofree char *s = mut_symptom(j->log);
+
+            symptom = g_strdup_printf("signal %d at '%s': %s",
+                                      WTERMSIG(wstatus), verdict, s);
+        } else {
+            g_autofree char *s = mut_symptom(j->log);
+
+            symptom = g_strdup_printf("exit %d at '%s': %s",
+                                      WIFEXITED(wstatus) ?
+                                      WEXITSTATUS(wstatus) : -1, verdict, s);
+        }
+        if (mut_allowed(o, r->sc->name, j->m.field)) {
+            st->allowed++;
+            printf("mutator: %s #%" PRIu64 " known failure (allow-list): "
+                   "%s: %s\n", r->sc->name, j->index, what, symptom);
+        } else {
+            st->failed++;
+            printf("mutator: FAILURE %s #%" PRIu64 ": %s: %s\n",
+                   r->sc->name, j->index, what, symptom);
+        }
+        mut_keep_failure(o, r, j, symptom);
+    }
+    fflush(stdout);
+    unlink(j->mutant);
+    unlink(j->res);
+    unlink(j->log);
+    g_free(j->mutant);
+    g_free(j->log);
+    g_free(j->res);
+    j->pid = 0;
+}
+
+static void mut_spawn(const MutOpts *o, MutRun *r, const MigStream *s,
+                      MutJob *j, uint64_t index, const char *whole_file)
+{
+    g_autoptr(GError) err = NULL;
+    int fd;
+
+    j->index = index;
+    j->control = whole_file && !o->load;
+    if (whole_file) {
+        j->mutant = g_strdup_printf("%s/whole.mig", r->dir);
+        j->log = g_strdup_printf("%s/whole.log", r->dir);
+        j->res = g_strdup_printf("%s/whole.res", r->dir);
+    } else {
+        j->mutant = g_strdup_printf("%s/m%" PRIu64 ".mig", r->dir, index);
+        j->log = g_strdup_printf("%s/m%" PRIu64 ".log", r->dir, index);
+        j->res = g_strdup_printf("%s/m%" PRIu64 ".res", r->dir, index);
+    }
+    if (whole_file) {
+        /* A stream as it is: the "mutation" is the whole file */
+        static MigField whole = { .path = (char *)"(whole file)",
+                                  .group = (char *)"(whole file)",
+                                  .type = (char *)"file" };
+        g_autofree char *data = NULL;
+        gsize len;
+
+        memset(&j->m, 0, sizeof(j->m));
+        j->m.field = &whole;
+        if (!g_file_get_contents(whole_file, &data, &len, &err) ||
+            !g_file_set_contents(j->mutant, data, len, &err)) {
+            g_error("%s", err->message);
+        }
+    } else {
+        mig_mutation_draw(s, o->seed, index, &j->m);
+        if (!mig_mutation_write(s, &j->m, j->mutant, &err)) {
+            g_error("%s", err->message);
+        }
+    }
+    fflush(stdout);
+    fflush(stderr);
+    j->pid = fork();
+    g_assert(j->pid >= 0);
+    if (j->pid == 0) {
+        setpgid(0, 0);
+        fd = open(j->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, STDOUT_FILENO);
+            dup2(fd, STDERR_FILENO);
+            close(fd);
+        }
+        mut_child(r, j->mutant, j->res, o->timeout_s);
+    }
+    setpgid(j->pid, j->pid);
+    j->deadline = g_get_monotonic_time() +
+                  (gint64)o->timeout_s * G_USEC_PER_SEC;
+}
+
+static MutStats mut_run_scenario(const MutOpts *o, const MutScenario *sc)
+{
+    MutRun r = { .sc = sc };
+    g_autoptr(GError) err = NULL;
+    g_autofree char *stream = NULL;
+    MutJob jobs[2] = { 0 };
+    MutStats st = { 0 };
+    uint64_t next, end, done = 0;
+    gint64 t0 = g_get_monotonic_time();
+    MigStream *s;
+
+    r.dir = g_dir_make_tmp("iolab-mutator-XXXXXX", &err);
+    g_assert_no_error(err);
+    for (int i = 0; i < 2; i++) {
+        int fd;
+
+        r.img[i] = g_strdup_printf("%s/disk%d.img", r.dir, i);
+        fd = open(r.img[i], O_RDWR | O_CREAT | O_TRUNC, 0644);
+        g_assert(fd >= 0);
+        g_assert_cmpint(ftruncate(fd, 8 * 1024 * 1024), ==, 0);
+        close(fd);
+    }
+    stream = g_strdup_printf("%s/source.mig", r.dir);
+    mut_save_source(&r, stream);
+    s = mig_stream_map(stream, sc->sections, &err);
+    if (!s) {
+        g_error("%s: %s", sc->name, err->message);
+    }
+    printf("mutator: %s: source stream %zu bytes, %u fields in %u groups, "
+           "%u mutants a round\n", sc->name, s->len, s->fields->len,
+           s->groups->len, s->slots->len);
+    if (o->list) {
+        for (guint i = 0; i < s->fields->len; i++) {
+            MigField *f = g_ptr_array_index(s->fields, i);
+
+            printf("mutator: %s field %s %s %zu bytes at %zu\n", sc->name,
+                   f->path, f->type, f->size, f->offset);
+        }
+    }
+    fflush(stdout);
+
+    /*
+     * First the control, the unmutated stream (or the stream to replay),
+     * then the mutants.
+     */
+    mut_spawn(o, &r, s, &jobs[0], o->first, o->load ?: stream);
+    next = o->first;
+    end = o->load ? o->first :
+          o->first + (o->count ? o->count : s->slots->len);
+    while (done < end - o->first + 1) {
+        bool idle = true;
+
+        for (int k = 0; k < o->jobs; k++) {
+            MutJob *j = &jobs[k];
+            int wstatus = 0;
+            pid_t p;
+
+            if (!j->pid) {
+                if (next < end) {
+                    mut_spawn(o, &r, s, j, next++, NULL);
+                    idle = false;
+                }
+                continue;
+            }
+            p = waitpid(j->pid, &wstatus, WNOHANG);
+            if (p == j->pid) {
+                mut_judge(o, &r, j, wstatus, false, &st);
+                done++;
+                idle = false;
+            } else if (g_get_monotonic_time() > j->deadline) {
+                /* A hang: the child, its QEMU and all they started */
+                kill(-j->pid, SIGKILL);
+                waitpid(j->pid, &wstatus, 0);
+                mut_judge(o, &r, j, wstatus, true, &st);
+                done++;
+                idle = false;
+            }
+        }
+        if (idle) {
+            g_usleep(2000);
+        }
+    }
+    st.seconds = (g_get_monotonic_time() - t0) / (double)G_USEC_PER_SEC;
+
+    mig_stream_free(s);
+    unlink(stream);
+    for (int i = 0; i < 2; i++) {
+        unlink(r.img[i]);
+        g_free(r.img[i]);
+    }
+    rmdir(r.dir);
+    g_free(r.dir);
+    return st;
+}
+
+int main(int argc, char **argv)
+{
+    MutOpts o = { 0 };
+    const char *only;
+    g_auto(GStrv) wanted = NULL;
+    unsigned passed = 0, failed = 0;
+
+    g_test_init(&argc, &argv, NULL);
+    mut_opts_init(&o);
+    only = g_getenv("MUTATOR_DEVICES");
+    if (only && *only) {
+        wanted = g_strsplit(only, ",", -1);
+        for (int i = 0; wanted[i]; i++) {
+            bool known = false;
+
+            for (size_t k = 0; k < G_N_ELEMENTS(mut_scenarios); k++) {
+                known |= !strcmp(wanted[i], mut_scenarios[k]->name);
+            }
+            if (!known) {
+                fprintf(stderr, "mutator: no scenario '%s'\n", wanted[i]);
+                return 2;
+            }
+        }
+    }
+    printf("mutator: seed %" PRIu64 ", %" PRIu64 " mutants per scenario "
+           "(0: one round) from #%" PRIu64 ", %d jobs, %d s timeout\n",
+           o.seed, o.count, o.first, o.jobs, o.timeout_s);
+    for (size_t k = 0; k < G_N_ELEMENTS(mut_scenarios); k++) {
+        const MutScenario *sc = mut_scenarios[k];
+        MutStats st;
+        unsigned n;
+
+        if (wanted && !g_strv_contains((const char * const *)wanted,
+                                       sc->name)) {
+            continue;
+        }
+        if (!qtest_has_device(sc->qom_type)) {
+            printf("mutator: %s: skipped, %s not in this emulator\n",
+                   sc->name, sc->qom_type);
+            continue;
+        }
+        st = mut_run_scenario(&o, sc);
+        /* The control run counts only when it fails */
+        n = st.refused + st.works + st.error_state + st.silent + st.failed +
+            st.allowed;
+        printf("mutator: %s: %u mutants in %.1f s (%.2f/s): %u refused "
+               "(%u naming the field), %u works, %u error-state, "
+               "%u silent, %u known failures, %u FAILED\n",
+               sc->name, n, st.seconds, n / MAX(st.seconds, 0.001),
+               st.refused, st.refused_named, st.works, st.error_state,
+               st.silent, st.allowed, st.failed);
+        passed += n - st.failed;
+        failed += st.failed;
+    }
+    if (failed) {
+        printf("mutator: failures kept in %s\n", o.out);
+    }
+    printf("mutator: %u passed, %u failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
