@@ -7,6 +7,12 @@
 #                    figures recorded in docs/benchmarks.md
 #   make check-slow  longer suites: the whole upstream x86_64 qtest suite, and
 #                    the slirp vpri-nic overcommit test under rx-fault-policy=drop
+#   make check-fuzz-cores  the libFuzzer harnesses of the cores, 15 s each
+#                    (part of make check; FUZZ_CORE_SECONDS=...)
+#   make fuzz        the clang/ASan/UBSan QEMU in build-fuzz/, then generic-fuzz
+#                    on every device configuration (FUZZ_SECONDS=600 each)
+#   make check-asan  the iolab qtests against that sanitized QEMU
+#                    (docs/fuzzing.rst)
 #   make clean       remove build/ (the tarball cache in ~/.cache stays)
 #
 # One test:  make check-unit T=test-fault-ring
@@ -46,7 +52,8 @@ NINJA_TARGETS := qemu-system-x86_64 qemu-img \
 
 .PHONY: all build configure unit check check-build check-unit check-qtest \
 	check-upstream check-upstream-qtests check-migration-smoke \
-	check-guest check-slow run bench clean guest
+	check-guest check-slow run bench clean guest \
+	check-fuzz-cores fuzz-build fuzz check-asan
 
 all: build unit
 
@@ -109,6 +116,24 @@ check-slow: all guest
 	IOLAB_SLOW=1 IOLAB_TEST_TIMEOUT=900 \
 		$(SRC)/tests/guest/test-vpri-nic-overcommit.py
 	$(MESON) test -C $(OBJ) --no-rebuild --print-errorlogs --suite qtest-x86_64
+
+# The sanitizer build (scripts/fuzz-build) builds from build/qemu, which
+# configure prepares; it takes the build lock in slices (BUILD_LOCK= to
+# build without it).
+FUZZ_NINJA_TARGETS := qemu-fuzz-x86_64 qemu-system-x86_64 qemu-img \
+	$(addprefix tests/qtest/iolab/,$(filter-out %-bench,$(IOLAB_QTEST_TARGETS)))
+
+check-fuzz-cores:
+	@$(SRC)/scripts/fuzz-cores
+
+fuzz-build: $(OBJ)/build.ninja
+	BUILD_LOCK="$(BUILD_LOCK)" $(SRC)/scripts/fuzz-build $(FUZZ_NINJA_TARGETS)
+
+fuzz: fuzz-build
+	@$(SRC)/scripts/fuzz-qemu
+
+check-asan: fuzz-build
+	@$(SRC)/scripts/check-asan
 
 run: all guest
 	@$(SRC)/scripts/run-demo
