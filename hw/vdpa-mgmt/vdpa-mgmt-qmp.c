@@ -11,6 +11,7 @@
 #include "monitor/hmp.h"
 #include "monitor/monitor.h"
 #include "hw/vdpa-mgmt/vdpa-mgmt.h"
+#include "vdpa-mgmt-internal.h"
 
 static VdpaMgmtInstanceInfo *vdpa_instance_info(VdpaInst *inst)
 {
@@ -41,7 +42,8 @@ static VdpaMgmtInstanceInfo *vdpa_instance_info(VdpaInst *inst)
     for (uint16_t q = 0; q < inst->nqueues; q++) {
         i->fault_blocked_queues +=
             inst->q[q].fault_slot != VDPA_NO_FAULT_SLOT;
-        i->held_requests += vdpa_queue_held(&inst->q[q]);
+        i->held_requests += vdpa_queue_held(&inst->q[q]) +
+                            vdpa_blk_held(inst, q);
     }
     return i;
 }

@@ -33,6 +33,7 @@
 #include "system/system.h"
 #include "standard-headers/linux/virtio_net.h"
 #include "standard-headers/linux/virtio_ring.h"
+#include "hw/vpri/vpri-host.h"
 #include "hw/vpri/vpri-virtio-pci.h"
 #include "hw/vpri/vpri-nic.h"
 #include "trace.h"
@@ -40,13 +41,15 @@
 OBJECT_DECLARE_SIMPLE_TYPE(VpriNic, VPRI_NIC)
 
 /* struct virtio_net_hdr_v1: the header of every packet with VERSION_1 */
-#define VPRI_NIC_HDR_LEN     12
+#define VPRI_NIC_HDR_LEN     sizeof(struct virtio_net_hdr_v1)
+QEMU_BUILD_BUG_ON(VPRI_NIC_HDR_LEN != 12);
 /* Largest frame either way: a 64 KiB IP datagram plus its Ethernet header */
 #define VPRI_NIC_MAX_FRAME   (64 * KiB + 14)
 /* TX packets handled per run before yielding to the main loop */
 #define VPRI_NIC_TX_BURST    256
 /* Config space up to and including max_virtqueue_pairs */
-#define VPRI_NIC_CONFIG_SIZE 10
+#define VPRI_NIC_CONFIG_SIZE \
+    endof(struct virtio_net_config, max_virtqueue_pairs)
 
 typedef enum VpriNicRxPolicy {
     VPRI_NIC_RX_HOLD,
@@ -311,7 +314,7 @@ static bool vpri_nic_rx_prepare(VpriNic *s, uint16_t pair)
     uint16_t index = rxq(pair);
     VpriQueue *q = &vp->queues[index];
     VpriNicSlot *slot = &s->rx[pair];
-    uint8_t hdr[VPRI_NIC_HDR_LEN] = { 0 };
+    struct virtio_net_hdr_v1 hdr = { 0 };
     uint64_t fault;
     int ret;
 
@@ -325,7 +328,7 @@ static bool vpri_nic_rx_prepare(VpriNic *s, uint16_t pair)
     if (slot->elem->out_len || slot->elem->in_len < VPRI_NIC_HDR_LEN) {
         return true;            /* receive reports it */
     }
-    ret = iolab_virtq_elem_write(slot->elem, &vp->dma_ops, &q->dma, 0, hdr,
+    ret = iolab_virtq_elem_write(slot->elem, &vp->dma_ops, &q->dma, 0, &hdr,
                            sizeof(hdr), &fault);
     if (ret == VIRTQ_FAULT) {
         vpri_nic_fault(s, index, fault, true);
@@ -382,7 +385,11 @@ static ssize_t vpri_nic_receive(NetClientState *nc, const uint8_t *buf,
     uint16_t index = rxq(pair);
     VpriQueue *q = &vp->queues[index];
     VpriNicSlot *slot = &s->rx[pair];
-    uint8_t hdr[VPRI_NIC_HDR_LEN] = { 0 };
+    /* No checksum or GSO information, one buffer */
+    struct virtio_net_hdr_v1 hdr = {
+        .gso_type = VIRTIO_NET_HDR_GSO_NONE,
+        .num_buffers = cpu_to_le16(1),
+    };
     uint64_t fault;
     int ret;
 
@@ -426,10 +433,7 @@ static ssize_t vpri_nic_receive(NetClientState *nc, const uint8_t *buf,
         return size;
     }
 
-    /* virtio_net_hdr_v1: no checksum or GSO information, one buffer */
-    hdr[3] = VIRTIO_NET_HDR_GSO_NONE;
-    stw_le_p(hdr + 10, 1);
-    ret = iolab_virtq_elem_write(slot->elem, &vp->dma_ops, &q->dma, 0, hdr,
+    ret = iolab_virtq_elem_write(slot->elem, &vp->dma_ops, &q->dma, 0, &hdr,
                            sizeof(hdr), &fault);
     if (ret == 0) {
         ret = iolab_virtq_elem_write(slot->elem, &vp->dma_ops, &q->dma,
@@ -711,10 +715,11 @@ static uint64_t vpri_nic_get_features(VpriVirtioPCI *vp)
 static void vpri_nic_get_config(VpriVirtioPCI *vp, uint8_t *config)
 {
     VpriNic *s = VPRI_NIC(vp);
+    struct virtio_net_config *c = (struct virtio_net_config *)config;
 
-    memcpy(config, s->conf.macaddr.a, ETH_ALEN);
-    stw_le_p(config + 6, s->status);
-    stw_le_p(config + 8, s->max_pairs);
+    memcpy(c->mac, s->conf.macaddr.a, ETH_ALEN);
+    stw_le_p(&c->status, s->status);
+    stw_le_p(&c->max_virtqueue_pairs, s->max_pairs);
 }
 
 static void vpri_nic_set_link_status(NetClientState *nc)
@@ -880,7 +885,7 @@ static void vpri_nic_realize(PCIDevice *pci, Error **errp)
     VpriNic *s = VPRI_NIC(pci);
     VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(pci);
     DeviceState *dev = DEVICE(pci);
-    uint16_t nq;
+    unsigned pairs, nq;
 
     if (!s->rx_policy_str || !strcmp(s->rx_policy_str, "hold")) {
         s->rx_policy = VPRI_NIC_RX_HOLD;
@@ -891,13 +896,18 @@ static void vpri_nic_realize(PCIDevice *pci, Error **errp)
                    "'drop', not '%s'", s->rx_policy_str);
         return;
     }
-    s->max_pairs = MAX(MAX(s->queues_prop, s->conf.peers.queues), 1);
-    nq = 2 * s->max_pairs + 1;
+    /*
+     * Counted in unsigned int: 2 * 32768 + 1 queues would wrap a uint16_t
+     * back to a small number and pass the check.
+     */
+    pairs = MAX(MAX(s->queues_prop, s->conf.peers.queues), 1);
+    nq = 2 * pairs + 1;
     if (nq > VPRI_VPCI_MAX_QUEUES) {
         error_setg(errp, "vpri-nic: queues must be 1..%u, not %u",
-                   (VPRI_VPCI_MAX_QUEUES - 1) / 2, s->max_pairs);
+                   (VPRI_VPCI_MAX_QUEUES - 1) / 2, pairs);
         return;
     }
+    s->max_pairs = pairs;
     if (s->queue_size < 64) {
         error_setg(errp, "vpri-nic: queue-size must be at least 64, not %u",
                    s->queue_size);

@@ -27,38 +27,26 @@
 #include "standard-headers/linux/virtio_ring.h"
 #include "hw/vpri/vpri-virtio-pci.h"
 #include "hw/vpri/vpri-host-internal.h"
+#include "trace.h"
 
-#define VIRTIO_NO_VECTOR 0xffff
+#define VIRTIO_NO_VECTOR VIRTIO_MSI_NO_VECTOR
 
 /* ISR status bits (virtio 1.2, 4.1.4.5) */
 #define VPRI_VPCI_ISR_QUEUE  0x1
-#define VPRI_VPCI_ISR_CONFIG 0x2
+#define VPRI_VPCI_ISR_CONFIG VIRTIO_PCI_ISR_CONFIG
 
-/* Offsets in the common configuration structure (virtio 1.2, 4.1.4.3). */
-enum {
-    COMMON_DFSELECT = 0x00,
-    COMMON_DF = 0x04,
-    COMMON_GFSELECT = 0x08,
-    COMMON_GF = 0x0c,
-    COMMON_MSIX = 0x10,
-    COMMON_NUMQ = 0x12,
-    COMMON_STATUS = 0x14,
-    COMMON_CFGGENERATION = 0x15,
-    COMMON_Q_SELECT = 0x16,
-    COMMON_Q_SIZE = 0x18,
-    COMMON_Q_MSIX = 0x1a,
-    COMMON_Q_ENABLE = 0x1c,
-    COMMON_Q_NOFF = 0x1e,
-    COMMON_Q_DESCLO = 0x20,
-    COMMON_Q_DESCHI = 0x24,
-    COMMON_Q_AVAILLO = 0x28,
-    COMMON_Q_AVAILHI = 0x2c,
-    COMMON_Q_USEDLO = 0x30,
-    COMMON_Q_USEDHI = 0x34,
-    COMMON_Q_NDATA = 0x38,
-    COMMON_Q_RESET = 0x3a,
-    COMMON_SIZE = 0x3c,
-};
+/*
+ * The common configuration structure we expose (virtio 1.2, 4.1.4.3):
+ * upstream's struct virtio_pci_modern_common_cfg up to queue_reset, no
+ * administration virtqueues.  Its fields are addressed with upstream's
+ * VIRTIO_PCI_COMMON_* offsets.
+ */
+#define VPRI_VPCI_COMMON_SIZE \
+    offsetof(struct virtio_pci_modern_common_cfg, admin_queue_index)
+QEMU_BUILD_BUG_ON(VPRI_VPCI_COMMON_SIZE != VIRTIO_PCI_COMMON_ADM_Q_IDX);
+QEMU_BUILD_BUG_ON(offsetof(struct virtio_pci_common_cfg, queue_used_hi) !=
+                  VIRTIO_PCI_COMMON_Q_USEDHI);
+QEMU_BUILD_BUG_ON(VPRI_VPCI_COMMON_SIZE > VPRI_VPCI_REGION_SIZE);
 
 /* Migrated chains: see vpri_virtio_pci_save_elem() */
 static void vpri_vpci_drop_inflight(VpriVirtioPCI *vp)
@@ -82,15 +70,28 @@ static inline PCIDevice *vpri_vpci_pci(VpriVirtioPCI *vp)
  * fence's in-flight set until the copy is done: a host that lowers the
  * entry meanwhile waits for us before it touches the page.
  */
-static void vpri_vpci_drop_ring_caches(VpriQueue *q)
+static void vpri_vpci_free_ring_caches(VpriRingCaches *caches)
 {
     for (int i = 0; i < VPRI_NR_RINGS; i++) {
-        if (q->ring[i].valid) {
-            address_space_cache_destroy(&q->ring[i].mrc);
-            q->ring[i].valid = false;
+        if (caches->ring[i].valid) {
+            address_space_cache_destroy(&caches->ring[i].mrc);
         }
     }
-    q->rings_cached = false;
+    g_free(caches);
+}
+
+/*
+ * Unpublish @q's ring mappings.  A reader inside rcu_read_lock() may
+ * still hold them: they are freed once every such reader is gone.
+ */
+static void vpri_vpci_drop_ring_caches(VpriQueue *q)
+{
+    VpriRingCaches *old = qatomic_read(&q->caches);
+
+    if (old) {
+        qatomic_rcu_set(&q->caches, NULL);
+        call_rcu(old, vpri_vpci_free_ring_caches, rcu);
+    }
 }
 
 /*
@@ -99,16 +100,17 @@ static void vpri_vpci_drop_ring_caches(VpriQueue *q)
  * the cost of a request.  Areas that do not map as RAM in one piece stay
  * on the slow path.
  */
-static void vpri_vpci_cache_rings(VpriVirtioPCI *vp, VpriQueue *q)
+static VpriRingCaches *vpri_vpci_cache_rings(VpriVirtioPCI *vp, VpriQueue *q)
 {
     const uint64_t base[VPRI_NR_RINGS] = { q->desc, q->driver, q->device };
     const uint64_t len[VPRI_NR_RINGS] = {
         VIRTQ_DESC_BYTES(q->size), VIRTQ_AVAIL_BYTES(q->size),
         VIRTQ_USED_BYTES(q->size),
     };
+    VpriRingCaches *caches = g_new0(VpriRingCaches, 1);
 
     for (int i = 0; i < VPRI_NR_RINGS; i++) {
-        VpriRingCache *rc = &q->ring[i];
+        VpriRingCache *rc = &caches->ring[i];
         int64_t got = address_space_cache_init(&rc->mrc,
                                                pci_get_address_space(
                                                    vpri_vpci_pci(vp)),
@@ -122,7 +124,19 @@ static void vpri_vpci_cache_rings(VpriVirtioPCI *vp, VpriQueue *q)
             address_space_cache_destroy(&rc->mrc);
         }
     }
-    q->rings_cached = true;
+    qatomic_rcu_set(&q->caches, caches);
+    return caches;
+}
+
+/*
+ * Does [addr, addr + len) lie inside @rc?  Written so that no sum can
+ * wrap: an access that ends at 2^64 is outside every ring.
+ */
+static bool vpri_vpci_ring_covers(const VpriRingCache *rc, uint64_t addr,
+                                  uint32_t len)
+{
+    return rc->valid && addr >= rc->base && addr - rc->base < rc->len &&
+           len <= rc->len - (addr - rc->base);
 }
 
 static MemTxResult vpri_dma_access(VpriVirtioPCI *vp, VpriQueue *q,
@@ -130,14 +144,17 @@ static MemTxResult vpri_dma_access(VpriVirtioPCI *vp, VpriQueue *q,
                                    bool write)
 {
     if (q && q->enabled) {
-        if (!q->rings_cached) {
-            vpri_vpci_cache_rings(vp, q);
+        RCU_READ_LOCK_GUARD();
+        VpriRingCaches *caches = qatomic_rcu_read(&q->caches);
+
+        if (!caches) {
+            caches = vpri_vpci_cache_rings(vp, q);
         }
         for (int i = 0; i < VPRI_NR_RINGS; i++) {
-            VpriRingCache *rc = &q->ring[i];
+            VpriRingCache *rc = &caches->ring[i];
             uint64_t off = addr - rc->base;
 
-            if (!rc->valid || addr < rc->base || off + len > rc->len) {
+            if (!vpri_vpci_ring_covers(rc, addr, len)) {
                 continue;
             }
             if (!write) {
@@ -266,6 +283,7 @@ static void vpri_vpci_raise(VpriVirtioPCI *vp, uint16_t vector, uint8_t isr)
 {
     PCIDevice *pci = vpri_vpci_pci(vp);
 
+    trace_vpri_vpci_interrupt(object_get_typename(OBJECT(vp)), vector, isr);
     /*
      * The config bit is set whatever the interrupt mechanism (virtio 1.2,
      * 4.1.4.5.1); the queue bit only matters for INTx.
@@ -314,6 +332,7 @@ void vpri_virtio_pci_guest_error(VpriVirtioPCI *vp, const char *fmt, ...)
     va_start(ap, fmt);
     msg = g_strdup_vprintf(fmt, ap);
     va_end(ap);
+    trace_vpri_vpci_guest_error(object_get_typename(OBJECT(vp)), msg);
     qemu_log_mask(LOG_GUEST_ERROR, "%s: %s\n",
                   object_get_typename(OBJECT(vp)), msg);
     if (vp->status & VIRTIO_CONFIG_S_DRIVER_OK &&
@@ -332,6 +351,7 @@ static void vpri_vpci_fault_resolved(void *opaque, uint16_t index, bool ok)
     VpriVirtioPCI *vp = opaque;
     VpriQueue *q = &vp->queues[index];
 
+    trace_vpri_vpci_fault_resolved(object_get_typename(OBJECT(vp)), index, ok);
     q->blocked = false;
     q->fault_failed = !ok;
     vp->resume_pending |= 1ULL << index;
@@ -366,6 +386,8 @@ void vpri_virtio_pci_queue_fault(VpriVirtioPCI *vp, uint16_t index,
     if (q->blocked) {
         return;
     }
+    trace_vpri_vpci_queue_fault(object_get_typename(OBJECT(vp)), index, addr,
+                                write);
     q->blocked = true;
     q->fault_addr = addr;
     q->fault_write = write;
@@ -435,6 +457,7 @@ static void vpri_vpci_device_reset(VpriVirtioPCI *vp)
 {
     VpriVirtioPCIClass *k = VPRI_VIRTIO_PCI_GET_CLASS(vp);
 
+    trace_vpri_vpci_reset(object_get_typename(OBJECT(vp)));
     if (k->reset) {
         k->reset(vp);
     }
@@ -493,36 +516,50 @@ static void vpri_vpci_enable_queue(VpriVirtioPCI *vp, VpriQueue *q)
                                     q - vp->queues, err);
         return;
     }
+    trace_vpri_vpci_queue_enable(object_get_typename(OBJECT(vp)),
+                                 q - vp->queues, q->size, q->desc, q->driver,
+                                 q->device);
     iolab_virtq_set_enabled(&q->vq, true);
     q->enabled = true;
 }
+
+static uint64_t vpri_vpci_common_read_reg(VpriVirtioPCI *vp, hwaddr addr);
 
 static uint64_t vpri_vpci_common_read(void *opaque, hwaddr addr,
                                       unsigned size)
 {
     VpriVirtioPCI *vp = opaque;
+    uint64_t val = vpri_vpci_common_read_reg(vp, addr);
+
+    trace_vpri_vpci_common_read(object_get_typename(OBJECT(vp)), addr, size,
+                                val);
+    return val;
+}
+
+static uint64_t vpri_vpci_common_read_reg(VpriVirtioPCI *vp, hwaddr addr)
+{
     VpriQueue *q = vp->queue_sel < vp->num_queues ?
                    &vp->queues[vp->queue_sel] : NULL;
 
     switch (addr) {
-    case COMMON_DFSELECT:
+    case VIRTIO_PCI_COMMON_DFSELECT:
         return vp->dfselect;
-    case COMMON_DF:
+    case VIRTIO_PCI_COMMON_DF:
         return vp->dfselect < 2 ? vp->host_features >> (32 * vp->dfselect) : 0;
-    case COMMON_GFSELECT:
+    case VIRTIO_PCI_COMMON_GFSELECT:
         return vp->gfselect;
-    case COMMON_GF:
+    case VIRTIO_PCI_COMMON_GF:
         return vp->gfselect < 2 ?
                vp->guest_features >> (32 * vp->gfselect) : 0;
-    case COMMON_MSIX:
+    case VIRTIO_PCI_COMMON_MSIX:
         return vp->config_vector;
-    case COMMON_NUMQ:
+    case VIRTIO_PCI_COMMON_NUMQ:
         return vp->num_queues;
-    case COMMON_STATUS:
+    case VIRTIO_PCI_COMMON_STATUS:
         return vp->status;
-    case COMMON_CFGGENERATION:
+    case VIRTIO_PCI_COMMON_CFGGENERATION:
         return vp->config_generation;
-    case COMMON_Q_SELECT:
+    case VIRTIO_PCI_COMMON_Q_SELECT:
         return vp->queue_sel;
     }
     if (!q) {
@@ -530,29 +567,29 @@ static uint64_t vpri_vpci_common_read(void *opaque, hwaddr addr,
         return 0;
     }
     switch (addr) {
-    case COMMON_Q_SIZE:
+    case VIRTIO_PCI_COMMON_Q_SIZE:
         return q->size;
-    case COMMON_Q_MSIX:
+    case VIRTIO_PCI_COMMON_Q_MSIX:
         return q->msix_vector;
-    case COMMON_Q_ENABLE:
+    case VIRTIO_PCI_COMMON_Q_ENABLE:
         return q->enabled;
-    case COMMON_Q_NOFF:
+    case VIRTIO_PCI_COMMON_Q_NOFF:
         return vp->queue_sel;
-    case COMMON_Q_DESCLO:
+    case VIRTIO_PCI_COMMON_Q_DESCLO:
         return (uint32_t)q->desc;
-    case COMMON_Q_DESCHI:
+    case VIRTIO_PCI_COMMON_Q_DESCHI:
         return q->desc >> 32;
-    case COMMON_Q_AVAILLO:
+    case VIRTIO_PCI_COMMON_Q_AVAILLO:
         return (uint32_t)q->driver;
-    case COMMON_Q_AVAILHI:
+    case VIRTIO_PCI_COMMON_Q_AVAILHI:
         return q->driver >> 32;
-    case COMMON_Q_USEDLO:
+    case VIRTIO_PCI_COMMON_Q_USEDLO:
         return (uint32_t)q->device;
-    case COMMON_Q_USEDHI:
+    case VIRTIO_PCI_COMMON_Q_USEDHI:
         return q->device >> 32;
-    case COMMON_Q_NDATA:
+    case VIRTIO_PCI_COMMON_Q_NDATA:
         return vp->queue_sel;
-    case COMMON_Q_RESET:
+    case VIRTIO_PCI_COMMON_Q_RESET:
         return 0;
     }
     return 0;
@@ -563,6 +600,7 @@ static void vpri_vpci_set_status(VpriVirtioPCI *vp, uint8_t val)
     VpriVirtioPCIClass *k = VPRI_VIRTIO_PCI_GET_CLASS(vp);
     uint8_t old = vp->status;
 
+    trace_vpri_vpci_set_status(object_get_typename(OBJECT(vp)), old, val);
     if (val == 0) {
         vpri_vpci_device_reset(vp);
         return;
@@ -591,14 +629,16 @@ static void vpri_vpci_common_write(void *opaque, hwaddr addr, uint64_t val,
                    &vp->queues[vp->queue_sel] : NULL;
     bool features_locked = vp->status & VIRTIO_CONFIG_S_FEATURES_OK;
 
+    trace_vpri_vpci_common_write(object_get_typename(OBJECT(vp)), addr, size,
+                                 val);
     switch (addr) {
-    case COMMON_DFSELECT:
+    case VIRTIO_PCI_COMMON_DFSELECT:
         vp->dfselect = val;
         return;
-    case COMMON_GFSELECT:
+    case VIRTIO_PCI_COMMON_GFSELECT:
         vp->gfselect = val;
         return;
-    case COMMON_GF:
+    case VIRTIO_PCI_COMMON_GF:
         if (features_locked || vp->gfselect > 1) {
             qemu_log_mask(LOG_GUEST_ERROR,
                           "%s: driver_feature write ignored (select %u%s)\n",
@@ -609,13 +649,13 @@ static void vpri_vpci_common_write(void *opaque, hwaddr addr, uint64_t val,
         vp->guest_features = deposit64(vp->guest_features,
                                        32 * vp->gfselect, 32, val);
         return;
-    case COMMON_MSIX:
+    case VIRTIO_PCI_COMMON_MSIX:
         vp->config_vector = vpri_vpci_set_vector(vp, vp->config_vector, val);
         return;
-    case COMMON_STATUS:
+    case VIRTIO_PCI_COMMON_STATUS:
         vpri_vpci_set_status(vp, val);
         return;
-    case COMMON_Q_SELECT:
+    case VIRTIO_PCI_COMMON_Q_SELECT:
         vp->queue_sel = val;
         return;
     }
@@ -626,7 +666,7 @@ static void vpri_vpci_common_write(void *opaque, hwaddr addr, uint64_t val,
                       object_get_typename(OBJECT(vp)), addr, vp->queue_sel);
         return;
     }
-    if (q->enabled && addr != COMMON_Q_MSIX && addr != COMMON_Q_RESET) {
+    if (q->enabled && addr != VIRTIO_PCI_COMMON_Q_MSIX && addr != VIRTIO_PCI_COMMON_Q_RESET) {
         qemu_log_mask(LOG_GUEST_ERROR,
                       "%s: queue %u is enabled; write to 0x%" HWADDR_PRIx
                       " ignored\n",
@@ -634,33 +674,33 @@ static void vpri_vpci_common_write(void *opaque, hwaddr addr, uint64_t val,
         return;
     }
     switch (addr) {
-    case COMMON_Q_SIZE:
+    case VIRTIO_PCI_COMMON_Q_SIZE:
         q->size = val;
         break;
-    case COMMON_Q_MSIX:
+    case VIRTIO_PCI_COMMON_Q_MSIX:
         q->msix_vector = vpri_vpci_set_vector(vp, q->msix_vector, val);
         break;
-    case COMMON_Q_ENABLE:
+    case VIRTIO_PCI_COMMON_Q_ENABLE:
         if (val == 1) {
             vpri_vpci_enable_queue(vp, q);
         }
         break;
-    case COMMON_Q_DESCLO:
+    case VIRTIO_PCI_COMMON_Q_DESCLO:
         q->desc = deposit64(q->desc, 0, 32, val);
         break;
-    case COMMON_Q_DESCHI:
+    case VIRTIO_PCI_COMMON_Q_DESCHI:
         q->desc = deposit64(q->desc, 32, 32, val);
         break;
-    case COMMON_Q_AVAILLO:
+    case VIRTIO_PCI_COMMON_Q_AVAILLO:
         q->driver = deposit64(q->driver, 0, 32, val);
         break;
-    case COMMON_Q_AVAILHI:
+    case VIRTIO_PCI_COMMON_Q_AVAILHI:
         q->driver = deposit64(q->driver, 32, 32, val);
         break;
-    case COMMON_Q_USEDLO:
+    case VIRTIO_PCI_COMMON_Q_USEDLO:
         q->device = deposit64(q->device, 0, 32, val);
         break;
-    case COMMON_Q_USEDHI:
+    case VIRTIO_PCI_COMMON_Q_USEDHI:
         q->device = deposit64(q->device, 32, 32, val);
         break;
     default:
@@ -775,6 +815,7 @@ static void vpri_vpci_notify_write(void *opaque, hwaddr addr, uint64_t val,
         return;
     }
     q = &vp->queues[index];
+    trace_vpri_vpci_notify(object_get_typename(OBJECT(vp)), index);
     if (!(vp->status & VIRTIO_CONFIG_S_DRIVER_OK) ||
         vpri_virtio_pci_broken(vp) || !q->enabled) {
         return;
@@ -820,6 +861,12 @@ static void vpri_vpci_kick_bh(void *opaque)
     }
 }
 
+void vpri_virtio_pci_kick_later(VpriVirtioPCI *vp, uint16_t index)
+{
+    vp->kick_pending |= 1ULL << index;
+    qemu_bh_schedule(vp->kick_bh);
+}
+
 static const MemoryRegionOps vpri_vpci_notify_ops = {
     .read = vpri_vpci_notify_read,
     .write = vpri_vpci_notify_write,
@@ -860,46 +907,6 @@ static bool vpri_vpci_vector_ok(PCIDevice *pci, uint16_t vector)
     return vector == VIRTIO_NO_VECTOR || vector < pci->msix_entries_nr;
 }
 
-static int vpri_vpci_post_load(void *opaque, int version_id)
-{
-    VpriVirtioPCI *vp = opaque;
-    PCIDevice *pci = vpri_vpci_pci(vp);
-
-    if (!vpri_vpci_vector_ok(pci, vp->config_vector)) {
-        error_report("vpri-virtio-pci: migrated config vector %u out of "
-                     "range", vp->config_vector);
-        return -EINVAL;
-    }
-    if (vp->config_vector != VIRTIO_NO_VECTOR) {
-        msix_vector_use(pci, vp->config_vector);
-    }
-    for (uint16_t i = 0; i < vp->num_queues; i++) {
-        VpriQueue *q = &vp->queues[i];
-
-        if (!vpri_vpci_vector_ok(pci, q->msix_vector) ||
-            q->size > q->max_size || q->vq.size > q->max_size) {
-            error_report("vpri-virtio-pci: migrated queue %u has vector %u, "
-                         "size %u of at most %u", i, q->msix_vector, q->size,
-                         q->max_size);
-            return -EINVAL;
-        }
-        if (q->msix_vector != VIRTIO_NO_VECTOR) {
-            msix_vector_use(pci, q->msix_vector);
-        }
-        q->rings_cached = false;
-        /*
-         * Every page is present here: whatever the queue waited for on
-         * the source is simply tried again once the VM runs.
-         */
-        q->blocked = false;
-        q->fault_failed = false;
-        if (q->enabled) {
-            vp->kick_pending |= 1ULL << i;
-        }
-    }
-    return 0;
-}
-
 /*
  * One popped chain, as it travels in a device's migration section
  * (little-endian; docs/vpri-blk.rst):
@@ -933,39 +940,229 @@ void vpri_virtio_pci_save_elem(VpriVirtioPCI *vp, uint16_t queue,
     }
 }
 
-bool vpri_virtio_pci_load_elem(VpriVirtioPCI *vp, uint32_t *off,
-                               uint16_t *queue, VirtqElem *e)
+/*
+ * Parse the chain at *@off of vp->inflight into @e (which may be NULL):
+ * NULL if it is well formed, else what is wrong with it.
+ */
+static const char *vpri_vpci_parse_elem(VpriVirtioPCI *vp, uint32_t *off,
+                                        uint16_t *queue, VirtqElem *e)
 {
     const uint8_t *p = vp->inflight + *off;
     uint32_t left = vp->inflight_len - *off;
+    uint64_t in_len = 0, out_len = 0;
     uint16_t q, head, nseg;
+    bool seen_write = false;
 
     if (*off > vp->inflight_len || left < VPRI_MIG_ELEM_HDR) {
-        return false;
+        return "truncated header";
     }
     q = lduw_le_p(p);
     head = lduw_le_p(p + 2);
     nseg = lduw_le_p(p + 4);
-    if (q >= vp->num_queues || head >= vp->queues[q].vq.size ||
-        nseg > VIRTQ_ELEM_MAX_SEG ||
+    if (q >= vp->num_queues || !vp->queues[q].enabled) {
+        return "queue out of range or not enabled";
+    }
+    if (head >= vp->queues[q].vq.size) {
+        return "head out of range";
+    }
+    if (nseg > VIRTQ_ELEM_MAX_SEG ||
         (left - VPRI_MIG_ELEM_HDR) / VPRI_MIG_ELEM_SEG < nseg) {
-        return false;
+        return "segment count out of range";
+    }
+    p += VPRI_MIG_ELEM_HDR;
+    for (uint16_t k = 0; k < nseg; k++) {
+        const uint8_t *sp = p + k * VPRI_MIG_ELEM_SEG;
+        uint64_t addr = ldq_le_p(sp);
+        uint32_t len = ldl_le_p(sp + 8);
+
+        if (sp[12] > 1 || (seen_write && !sp[12])) {
+            return "segment direction invalid";
+        }
+        if (len == 0 || addr + (len - 1) < addr) {
+            return "segment length invalid";
+        }
+        seen_write |= sp[12];
+        *(sp[12] ? &in_len : &out_len) += len;
+        if (e) {
+            e->seg[k] = (VirtqSeg) {
+                .addr = addr, .len = len, .write = sp[12],
+            };
+        }
+    }
+    if (in_len != ldl_le_p(vp->inflight + *off + 8) ||
+        out_len != ldl_le_p(vp->inflight + *off + 12)) {
+        return "in_len/out_len do not match the segments";
     }
     if (e) {
         e->head = head;
         e->nseg = nseg;
-        e->in_len = ldl_le_p(p + 8);
-        e->out_len = ldl_le_p(p + 12);
-        p += VPRI_MIG_ELEM_HDR;
-        for (uint16_t k = 0; k < nseg; k++, p += VPRI_MIG_ELEM_SEG) {
-            e->seg[k] = (VirtqSeg) {
-                .addr = ldq_le_p(p), .len = ldl_le_p(p + 8), .write = p[12],
-            };
-        }
+        e->in_len = in_len;
+        e->out_len = out_len;
     }
     *queue = q;
     *off += VPRI_MIG_ELEM_HDR + nseg * VPRI_MIG_ELEM_SEG;
+    return NULL;
+}
+
+const char *vpri_virtio_pci_check_elem(VpriVirtioPCI *vp, uint32_t *off,
+                                       uint16_t *queue)
+{
+    return vpri_vpci_parse_elem(vp, off, queue, NULL);
+}
+
+bool vpri_virtio_pci_load_elem(VpriVirtioPCI *vp, uint32_t *off,
+                               uint16_t *queue, VirtqElem *e)
+{
+    return vpri_vpci_parse_elem(vp, off, queue, e) == NULL;
+}
+
+/*
+ * Everything the stream loaded into @q, checked before anything uses it:
+ * NULL, or the name of the first field that is out of range.
+ */
+static const char *vpri_vpci_queue_bad_field(VpriVirtioPCI *vp, VpriQueue *q)
+{
+    uint8_t saved[VIRTQ_SAVED_SIZE];
+    Virtq checked;
+
+    if (!vpri_vpci_vector_ok(vpri_vpci_pci(vp), q->msix_vector)) {
+        return "msix_vector";
+    }
+    if (q->size > q->max_size || (q->size & (q->size - 1)) ||
+        (q->enabled && q->size == 0)) {
+        return "size";
+    }
+    if (q->vq.enabled != q->enabled) {
+        return "vq.enabled";
+    }
+    if (!q->enabled) {
+        return NULL;
+    }
+    if (q->vq.size != q->size) {
+        return "vq.size";
+    }
+    if (q->vq.desc != q->desc || q->vq.avail != q->driver ||
+        q->vq.used != q->device) {
+        return "vq.desc/avail/used";
+    }
+    /*
+     * The engine's own restore checks the rest (the error code, the ring
+     * geometry, last_avail_idx no more than size ahead of used_idx) and
+     * normalizes the flags.
+     */
+    iolab_virtq_save(&q->vq, saved);
+    if (iolab_virtq_load(&checked, saved) != 0) {
+        return "vq (error code or last_avail_idx/used_idx)";
+    }
+    /* shadow_avail_idx is a cache: the next pop reads avail->idx again */
+    q->vq = checked;
+    return NULL;
+}
+
+/* Bytes of the in-flight chains a device can have: see post_load */
+static uint64_t vpri_vpci_inflight_max(VpriVirtioPCI *vp)
+{
+    uint64_t chains = 0;
+
+    for (uint16_t i = 0; i < vp->num_queues; i++) {
+        chains += vp->queues[i].max_size;
+    }
+    return chains * (VPRI_MIG_ELEM_HDR +
+                     VIRTQ_ELEM_MAX_SEG * VPRI_MIG_ELEM_SEG);
+}
+
+/* Checked before the in-flight buffer is allocated */
+static bool vpri_vpci_inflight_len_ok(void *opaque, int version_id)
+{
+    VpriVirtioPCI *vp = opaque;
+
+    if (vp->inflight_len > vpri_vpci_inflight_max(vp)) {
+        error_report("vpri-virtio-pci: migrated inflight_len %u is more "
+                     "than %" PRIu64 ", refused", vp->inflight_len,
+                     vpri_vpci_inflight_max(vp));
+        return false;
+    }
     return true;
+}
+
+static int vpri_vpci_post_load(void *opaque, int version_id)
+{
+    VpriVirtioPCI *vp = opaque;
+    PCIDevice *pci = vpri_vpci_pci(vp);
+    g_autofree uint32_t *per_queue = g_new0(uint32_t, vp->num_queues);
+    uint16_t queue;
+    uint32_t n = 0;
+
+    if (!vpri_vpci_vector_ok(pci, vp->config_vector)) {
+        error_report("vpri-virtio-pci: migrated config_vector %u out of "
+                     "range", vp->config_vector);
+        return -EINVAL;
+    }
+    if (vp->guest_features & ~vp->host_features) {
+        error_report("vpri-virtio-pci: migrated guest_features 0x%" PRIx64
+                     " not offered (0x%" PRIx64 ")", vp->guest_features,
+                     vp->host_features);
+        return -EINVAL;
+    }
+    if (vp->num_queues < 64 && vp->kick_pending >> vp->num_queues) {
+        error_report("vpri-virtio-pci: migrated kick_pending 0x%" PRIx64
+                     " names queues beyond num_queues %u", vp->kick_pending,
+                     vp->num_queues);
+        return -EINVAL;
+    }
+    for (uint16_t i = 0; i < vp->num_queues; i++) {
+        VpriQueue *q = &vp->queues[i];
+        const char *bad = vpri_vpci_queue_bad_field(vp, q);
+
+        if (bad) {
+            error_report("vpri-virtio-pci: migrated queues[%u].%s out of "
+                         "range (size %u of at most %u, vector %u)", i, bad,
+                         q->size, q->max_size, q->msix_vector);
+            return -EINVAL;
+        }
+    }
+    /*
+     * Every in-flight chain: well formed, on an enabled queue, and no
+     * more of them per queue than it has entries.
+     */
+    for (uint32_t off = 0; off < vp->inflight_len; n++) {
+        const char *bad = vpri_virtio_pci_check_elem(vp, &off, &queue);
+
+        if (bad) {
+            error_report("vpri-virtio-pci: migrated inflight chain %u: %s",
+                         n, bad);
+            return -EINVAL;
+        }
+        if (++per_queue[queue] > vp->queues[queue].size) {
+            error_report("vpri-virtio-pci: migrated inflight: more chains "
+                         "on queue %u than its size %u", queue,
+                         vp->queues[queue].size);
+            return -EINVAL;
+        }
+    }
+
+    /* All checked: now take the vectors and set up the queues. */
+    if (vp->config_vector != VIRTIO_NO_VECTOR) {
+        msix_vector_use(pci, vp->config_vector);
+    }
+    for (uint16_t i = 0; i < vp->num_queues; i++) {
+        VpriQueue *q = &vp->queues[i];
+
+        if (q->msix_vector != VIRTIO_NO_VECTOR) {
+            msix_vector_use(pci, q->msix_vector);
+        }
+        vpri_vpci_drop_ring_caches(q);
+        /*
+         * Every page is present here: whatever the queue waited for on
+         * the source is simply tried again once the VM runs.
+         */
+        q->blocked = false;
+        q->fault_failed = false;
+        if (q->enabled) {
+            vp->kick_pending |= 1ULL << i;
+        }
+    }
+    return 0;
 }
 
 static int vpri_vpci_post_save(void *opaque)
@@ -1026,6 +1223,8 @@ const VMStateDescription vmstate_vpri_virtio_pci = {
                                              num_queues, vmstate_vpri_queue,
                                              VpriQueue),
         VMSTATE_UINT32(inflight_len, VpriVirtioPCI),
+        /* Not in the stream: bounds the allocation that follows */
+        VMSTATE_VALIDATE("inflight_len", vpri_vpci_inflight_len_ok),
         VMSTATE_VBUFFER_ALLOC_UINT32(inflight, VpriVirtioPCI, 0, NULL,
                                      inflight_len),
         VMSTATE_END_OF_LIST()
@@ -1035,24 +1234,34 @@ const VMStateDescription vmstate_vpri_virtio_pci = {
 /* ------------------------------------------------------------------ */
 /* Realize                                                            */
 
+/*
+ * A virtio vendor capability (virtio 1.2, 4.1.4), built as upstream's
+ * struct virtio_pci_notify_cap (whose first member is the plain struct
+ * virtio_pci_cap); pci_add_capability() fills in cap_vndr and cap_next.
+ */
 static void vpri_vpci_add_cap(PCIDevice *pci, uint8_t cfg_type,
                               uint32_t offset, uint32_t length,
                               uint32_t notify_mult)
 {
     uint8_t caplen = notify_mult ? sizeof(struct virtio_pci_notify_cap) :
                                    sizeof(struct virtio_pci_cap);
+    struct virtio_pci_notify_cap cap = {
+        .cap = {
+            .cap_len = caplen,
+            .cfg_type = cfg_type,
+            .bar = VPRI_VPCI_MODERN_BAR,
+            .offset = cpu_to_le32(offset),
+            .length = cpu_to_le32(length),
+        },
+        .notify_off_multiplier = cpu_to_le32(notify_mult),
+    };
     int pos = pci_add_capability(pci, PCI_CAP_ID_VNDR, 0, caplen,
                                  &error_abort);
-    uint8_t *cap = pci->config + pos;
 
-    cap[VIRTIO_PCI_CAP_LEN] = caplen;
-    cap[VIRTIO_PCI_CAP_CFG_TYPE] = cfg_type;
-    cap[VIRTIO_PCI_CAP_BAR] = VPRI_VPCI_MODERN_BAR;
-    pci_set_long(cap + VIRTIO_PCI_CAP_OFFSET, offset);
-    pci_set_long(cap + VIRTIO_PCI_CAP_LENGTH, length);
-    if (notify_mult) {
-        pci_set_long(cap + sizeof(struct virtio_pci_cap), notify_mult);
-    }
+    QEMU_BUILD_BUG_ON(offsetof(struct virtio_pci_cap, cap_len) !=
+                      VIRTIO_PCI_CAP_LEN);
+    memcpy(pci->config + pos + VIRTIO_PCI_CAP_LEN, &cap.cap.cap_len,
+           caplen - VIRTIO_PCI_CAP_LEN);
 }
 
 bool vpri_virtio_pci_realize(VpriVirtioPCI *vp, uint16_t num_queues,
@@ -1125,7 +1334,7 @@ bool vpri_virtio_pci_realize(VpriVirtioPCI *vp, uint16_t num_queues,
                      PCI_BASE_ADDRESS_MEM_TYPE_64, &vp->bar);
 
     vpri_vpci_add_cap(pci, VIRTIO_PCI_CAP_COMMON_CFG,
-                      VPRI_VPCI_COMMON_OFFSET, COMMON_SIZE, 0);
+                      VPRI_VPCI_COMMON_OFFSET, VPRI_VPCI_COMMON_SIZE, 0);
     vpri_vpci_add_cap(pci, VIRTIO_PCI_CAP_ISR_CFG,
                       VPRI_VPCI_ISR_OFFSET, 1, 0);
     vpri_vpci_add_cap(pci, VIRTIO_PCI_CAP_DEVICE_CFG,

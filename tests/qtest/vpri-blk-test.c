@@ -1052,6 +1052,528 @@ static void test_reset(void)
     ctx_stop(c);
 }
 
+/* ------------------------------------------------------------------ */
+/* Bounds (issue 13): each of these failed before its fix             */
+
+/*
+ * The descriptor table at bus address 0, and an indirect descriptor whose
+ * table ends exactly at 2^64: the ring-cache bounds check must not wrap
+ * (it once took the access for one inside the table at 0 and aborted in
+ * address_space_read_cached).  A DMA error: NEEDS_RESET.
+ */
+static void test_bad_ring_cache_wrap(void)
+{
+    Ctx *c = ctx_start(NULL, NULL, false);
+    VVDev *d = c->d;
+    uint64_t rings;
+    uint8_t desc[16];
+
+    ctx_msix(c, 2);
+    c->nq = 1;
+    vv_reset(d);
+    vv_set_status(d, VV_S_ACKNOWLEDGE | VV_S_DRIVER);
+    g_assert(vv_negotiate(d, DRIVER_FEATURES & vv_get_device_features(d)));
+    g_assert_cmpint(vv_set_config_vector(d, 0), ==, 0);
+    rings = guest_alloc(&c->alloc, 4096);
+    qtest_memset(c->qts, rings, 0, 4096);
+    vv_common_writew(d, VV_COMMON_Q_SELECT, 0);
+    vv_common_writew(d, VV_COMMON_Q_SIZE, 16);
+    vv_common_writew(d, VV_COMMON_Q_MSIX, 1);
+    vv_common_writel(d, VV_COMMON_Q_DESCLO, 0);
+    vv_common_writel(d, VV_COMMON_Q_DESCHI, 0);
+    vv_common_writel(d, VV_COMMON_Q_AVAILLO, rings);
+    vv_common_writel(d, VV_COMMON_Q_AVAILHI, rings >> 32);
+    vv_common_writel(d, VV_COMMON_Q_USEDLO, rings + 2048);
+    vv_common_writel(d, VV_COMMON_Q_USEDHI, (rings + 2048) >> 32);
+    vv_common_writew(d, VV_COMMON_Q_ENABLE, 1);
+    g_assert_cmpuint(vv_common_readw(d, VV_COMMON_Q_ENABLE), ==, 1);
+    vv_set_status(d, vv_get_status(d) | VV_S_DRIVER_OK);
+
+    /* desc[0], at guest address 0: a one-entry table at 2^64 - 16 */
+    stq_le_p(desc, 0xfffffffffffffff0ULL);
+    stl_le_p(desc + 8, 16);
+    stw_le_p(desc + 12, VV_DESC_F_INDIRECT);
+    stw_le_p(desc + 14, 0);
+    qtest_memwrite(c->qts, 0, desc, sizeof(desc));
+    qtest_writew(c->qts, rings + 4, 0);         /* avail->ring[0] = 0 */
+    qtest_writew(c->qts, rings + 2, 1);         /* avail->idx = 1 */
+    vv_notify_raw(d, 0);
+
+    g_assert(wait_needs_reset(c, VV_TIMEOUT_US));
+    assert_logged(c, "DMA access refused");
+    assert_running(c);
+    ctx_stop(c);
+}
+
+/* SEG_MAX is 126: a request with 127 data segments is an I/O error */
+static void test_bad_seg_max(void)
+{
+    Ctx *c = bad_start();
+    VVQueue *q = queue(c, 0);
+    g_autofree uint8_t *buf = g_malloc(127 * SECTOR);
+    g_autofree uint8_t *disk = g_malloc(127 * SECTOR);
+    uint32_t used_len = 0;
+
+    g_assert_cmpuint(vv_config_readl(c->d, CFG_SEG_MAX), ==, 126);
+    fill_pattern(buf, 127 * SECTOR, 7);
+    g_assert_cmpint(do_io(c, q, BLK_T_OUT, 1000, buf, 127 * SECTOR, 127,
+                          false, &used_len), ==, BLK_S_IOERR);
+    g_assert_cmpuint(used_len, ==, 1);
+    assert_logged(c, "more data segments than seg_max");
+    /* Nothing of it reached the disk */
+    g_assert_cmpint(pread(c->img_fd, disk, 127 * SECTOR, 1000 * SECTOR), ==,
+                    127 * SECTOR);
+    for (size_t i = 0; i < 127 * SECTOR; i++) {
+        g_assert_cmpint(disk[i], ==, 0);
+    }
+    g_assert_cmpint(do_io(c, q, BLK_T_IN, 1000, buf, 127 * SECTOR, 127,
+                          false, NULL), ==, BLK_S_IOERR);
+    /* 126 segments are within the limit, direct and indirect */
+    write_read_check(c, q, 2000, 126 * SECTOR, 126, false, 8);
+    write_read_check(c, q, 3000, 126 * SECTOR, 126, true, 9);
+    g_assert_cmphex(vv_get_status(c->d) & VV_S_NEEDS_RESET, ==, 0);
+    ctx_stop(c);
+}
+
+/*
+ * Reads that the backend holds (a throttle group on the virtual clock,
+ * which only this test advances) stay in flight; the driver publishes the
+ * same head again and again.  More requests in flight than the queue has
+ * entries is a device error, as upstream's "virtqueue size exceeded".
+ */
+#define THROTTLED_BLOCKDEV \
+    "driver=file,node-name=f0,filename=%s " \
+    "-object throttle-group,id=tg0,x-iops-total=1 " \
+    "-blockdev driver=throttle,node-name=d0,throttle-group=tg0,file=f0"
+
+static void publish_head(VVQueue *q, uint16_t head, int times)
+{
+    for (int i = 0; i < times; i++) {
+        vv_queue_write_avail_ring(q, (q->avail_idx + i) % q->size, head);
+    }
+    q->avail_idx += times;
+    vv_queue_write_avail_idx(q, q->avail_idx);
+    vv_queue_kick(q);
+}
+
+static void test_bad_inflight_exceeded(void)
+{
+    Ctx *c = ctx_start_full(",queue-size=16", NULL, false,
+                            THROTTLED_BLOCKDEV);
+    VVQueue *q;
+    uint64_t hdr, data, status;
+    uint8_t h[16] = { 0 };
+    VVBuf bufs[3];
+    uint16_t head;
+
+    ctx_msix(c, 2);
+    ctx_init(c, 1);
+    q = queue(c, 0);
+    g_assert_cmpuint(q->size, ==, 16);
+    hdr = guest_alloc(&c->alloc, 16);
+    data = guest_alloc(&c->alloc, SECTOR);
+    status = guest_alloc(&c->alloc, 1);
+    stl_le_p(h, BLK_T_IN);
+    qtest_memwrite(c->qts, hdr, h, sizeof(h));
+    bufs[0] = (VVBuf){ hdr, 16, false };
+    bufs[1] = (VVBuf){ data, SECTOR, true };
+    bufs[2] = (VVBuf){ status, 1, true };
+    head = vv_queue_add_chain(q, bufs, 3, false);
+
+    /* A full ring of the same head: all of it goes to the backend */
+    publish_head(q, head, 16);
+    assert_running(c);
+    g_assert_cmphex(vv_get_status(c->d) & VV_S_NEEDS_RESET, ==, 0);
+    /* And another: the requests of the first are still in flight */
+    publish_head(q, head, 16);
+    g_assert(wait_needs_reset(c, VV_TIMEOUT_US));
+    assert_logged(c, "virtqueue size exceeded");
+    assert_running(c);
+    /* A reset drains the backend and the device works again */
+    vv_reset(c->d);
+    ctx_msix_program(c, 2);
+    ctx_init(c, 1);
+    write_read_check(c, queue(c, 0), 64, 512, 1, false, 41);
+    ctx_stop(c);
+}
+
+/*
+ * The status byte of a read aimed at the device's own device_status
+ * register: the completion writes 0 there, which is a reset.  From the
+ * backend's completion callback that reset drained the backend from
+ * inside its own callback and never returned.  Completions now run in a
+ * bottom half under the device's re-entrancy guard: the DMA onto our own
+ * registers is refused, and it is a device error.
+ */
+static void test_bad_status_on_bar(void)
+{
+    Ctx *c = bad_start();
+    VVQueue *q = queue(c, 0);
+    uint64_t dev_status = c->d->common.token.addr + c->d->common.offset +
+                          VV_COMMON_STATUS;
+    uint64_t hdr = guest_alloc(&c->alloc, 16);
+    uint64_t data = guest_alloc(&c->alloc, 4096);
+    uint8_t h[16] = { 0 };
+    VVBuf bufs[3];
+    uint16_t head;
+
+    stl_le_p(h, BLK_T_IN);
+    stq_le_p(h + 8, 8);
+    qtest_memwrite(c->qts, hdr, h, sizeof(h));
+    bufs[0] = (VVBuf){ hdr, 16, false };
+    bufs[1] = (VVBuf){ data, 4096, true };
+    bufs[2] = (VVBuf){ dev_status, 1, true };
+    head = vv_queue_add_chain(q, bufs, 3, false);
+    vv_queue_publish(q, head);
+    vv_queue_kick(q);
+
+    g_assert(wait_needs_reset(c, VV_TIMEOUT_US));
+    assert_logged(c, "DMA error on status");
+    assert_running(c);
+    vv_reset(c->d);
+    g_assert_cmphex(vv_get_status(c->d), ==, 0);
+    ctx_msix_program(c, 2);
+    ctx_init(c, 1);
+    write_read_check(c, queue(c, 0), 64, 4096, 1, false, 42);
+    ctx_stop(c);
+}
+
+static uint64_t qom_get_uint(Ctx *c, const char *path, const char *prop)
+{
+    QDict *rsp = qtest_qmp(c->qts, "{ 'execute': 'qom-get', 'arguments': "
+                           "{ 'path': %s, 'property': %s } }", path, prop);
+    uint64_t val;
+
+    g_assert(qdict_haskey(rsp, "return"));
+    val = qdict_get_int(rsp, "return");
+    qobject_unref(rsp);
+    return val;
+}
+
+/*
+ * Guest RAM in two memory backends: a buffer across their boundary does
+ * not map in one piece and is bounced.  With bounce-cap=8K, four 8 KiB
+ * writes from such a buffer cannot all hold bounce memory at once: the
+ * queue waits for the first to finish (stalled, not failed), and all four
+ * complete.
+ */
+#define TWO_NODES \
+    "-m 128M -object memory-backend-ram,id=m0,size=64M " \
+    "-object memory-backend-ram,id=m1,size=64M " \
+    "-numa node,memdev=m0 -numa node,memdev=m1"
+#define NODE_BOUNDARY (64 * MiB)
+
+static void test_bounce_cap(void)
+{
+    Ctx *c = ctx_start(",id=vblk0,bounce-cap=8192", TWO_NODES, false);
+    VVQueue *q;
+    uint8_t buf[8192];
+    uint64_t hdr[4], status[4];
+    uint16_t head[4];
+
+    ctx_msix(c, 2);
+    ctx_init(c, 1);
+    q = queue(c, 0);
+    fill_pattern(buf, sizeof(buf), 77);
+    qtest_memwrite(c->qts, NODE_BOUNDARY - 4096, buf, sizeof(buf));
+    for (int i = 0; i < 4; i++) {
+        uint8_t h[16] = { 0 };
+        VVBuf bufs[3];
+
+        hdr[i] = guest_alloc(&c->alloc, 16);
+        status[i] = guest_alloc(&c->alloc, 1);
+        stl_le_p(h, BLK_T_OUT);
+        stq_le_p(h + 8, 4096 + 16 * i);
+        qtest_memwrite(c->qts, hdr[i], h, sizeof(h));
+        qtest_writeb(c->qts, status[i], 0xff);
+        bufs[0] = (VVBuf){ hdr[i], 16, false };
+        bufs[1] = (VVBuf){ NODE_BOUNDARY - 4096, sizeof(buf), false };
+        bufs[2] = (VVBuf){ status[i], 1, true };
+        head[i] = vv_queue_add_chain(q, bufs, 3, false);
+        vv_queue_publish(q, head[i]);
+    }
+    vv_queue_kick(q);
+    for (int i = 0; i < 4; i++) {
+        uint32_t id, len;
+
+        g_assert(vv_queue_wait_used(q, &id, &len, VV_TIMEOUT_US));
+        g_assert_cmpuint(len, ==, 1);
+    }
+    for (int i = 0; i < 4; i++) {
+        g_assert_cmpint(qtest_readb(c->qts, status[i]), ==, BLK_S_OK);
+        check_image(c, 4096 + 16 * i, sizeof(buf), 77);
+    }
+    g_assert_cmpuint(qom_get_uint(c, "/machine/peripheral/vblk0",
+                                  "x-bounce-peak"), ==, 8192);
+    g_assert_cmpuint(qom_get_uint(c, "/machine/peripheral/vblk0",
+                                  "x-bounce-stalls"), >=, 1);
+    g_assert_cmphex(vv_get_status(c->d) & VV_S_NEEDS_RESET, ==, 0);
+    assert_running(c);
+    ctx_stop(c);
+}
+
+/*
+ * One kick with 100 requests (GET_ID: they complete without the
+ * backend): the queue yields to the main loop after 64 chains and the
+ * rest runs in a later iteration.  All 100 complete.
+ */
+static void test_work_per_run(void)
+{
+    Ctx *c = ctx_start(NULL, "-trace iolab_blk_yield", false);
+    VVQueue *q;
+    ReqMem m[100];
+    uint8_t id[100][BLK_ID_BYTES];
+    Req r[100];
+
+    ctx_msix(c, 2);
+    ctx_init(c, 1);
+    q = queue(c, 0);
+    for (int i = 0; i < 100; i++) {
+        r[i] = (Req) {
+            .type = BLK_T_GET_ID, .buf = id[i], .len = BLK_ID_BYTES,
+            .nsegs = 1, .indirect = true, .no_kick = true,
+        };
+        req_submit(c, q, &r[i], &m[i]);
+    }
+    vv_queue_kick(q);
+    for (int i = 0; i < 100; i++) {
+        uint32_t used_id, len;
+        int k;
+
+        g_assert(vv_queue_wait_used(q, &used_id, &len, VV_TIMEOUT_US));
+        for (k = 0; k < 100 && m[k].head != used_id; k++) {
+            ;
+        }
+        g_assert_cmpint(k, <, 100);
+        r[k].used_len = len;
+        r[k].status = qtest_readb(c->qts, m[k].status);
+        g_assert_cmpint(r[k].status, ==, BLK_S_OK);
+        g_assert_cmpuint(len, ==, BLK_ID_BYTES + 1);
+    }
+    assert_logged(c, "iolab_blk_yield");
+    assert_logged(c, "yields to the main loop after 64 chains");
+    assert_running(c);
+    ctx_stop(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Migration streams the transport refuses                            */
+
+/* Offsets in vmstate_vpri_queue's record, and around it */
+#define QREC_VQ_SIZE        24
+#define QREC_DESC           43
+#define QREC_SIZE           39
+#define QREC_LEN            68
+#define STREAM_KICK_PENDING (-(8 + 2))  /* then num_queues, then queue 0 */
+
+/*
+ * Save a running vpri-blk (one queue, some I/O done) to a file, stopped,
+ * and return the stream.  *@queue0 is the offset of queue 0's record in
+ * vmstate_vpri_queue, found by its three ring addresses (big-endian, as
+ * VMState writes them).
+ */
+static GByteArray *save_stream(Ctx *c, const char *path, size_t *queue0)
+{
+    g_autofree char *uri = g_strdup_printf("file:%s", path);
+    g_autofree gchar *data = NULL;
+    VVQueue *q = queue(c, 0);
+    uint8_t key[24];
+    gsize len;
+    GByteArray *s;
+    gint64 deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
+
+    qtest_qmp_assert_success(c->qts, "{ 'execute': 'stop' }");
+    qtest_qmp_assert_success(c->qts, "{ 'execute': 'migrate', "
+                             "'arguments': { 'uri': %s } }", uri);
+    for (;;) {
+        QDict *rsp = qtest_qmp(c->qts, "{ 'execute': 'query-migrate' }");
+        const char *st = qdict_get_try_str(qdict_get_qdict(rsp, "return"),
+                                           "status");
+        bool done = st && !strcmp(st, "completed");
+
+        g_assert(!st || strcmp(st, "failed"));
+        qobject_unref(rsp);
+        if (done) {
+            break;
+        }
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(10000);
+    }
+    g_assert(g_file_get_contents(path, &data, &len, NULL));
+    s = g_byte_array_new();
+    g_byte_array_append(s, (guint8 *)data, len);
+    stq_be_p(key, q->desc);
+    stq_be_p(key + 8, q->avail);
+    stq_be_p(key + 16, q->used);
+    /*
+     * The three addresses appear twice in the record: as vq.desc/avail/
+     * used at its start and as desc/driver/device 43 bytes on.
+     */
+    *queue0 = 0;
+    for (size_t i = 0; i + sizeof(key) <= s->len; i++) {
+        if (!memcmp(s->data + i, key, sizeof(key))) {
+            *queue0 = i;
+            break;
+        }
+    }
+    g_assert_cmpuint(*queue0, !=, 0);
+    g_assert(!memcmp(s->data + *queue0 + QREC_DESC, key, sizeof(key)));
+    return s;
+}
+
+/*
+ * Load @stream into a fresh destination: it must be refused, and QEMU's
+ * message must name @field.  (@field NULL: it must load.)
+ */
+static void load_stream(Ctx *c, GByteArray *stream, const char *path,
+                        const char *field)
+{
+    g_autofree char *err = g_strdup_printf("%s.stderr", path);
+    g_autofree char *args = NULL;
+    g_autofree char *uri = g_strdup_printf("file:%s", path);
+    g_autofree gchar *text = NULL;
+    QTestState *dst;
+    gint64 deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
+
+    g_assert(g_file_set_contents(path, (gchar *)stream->data, stream->len,
+                                 NULL));
+    args = g_strdup_printf("-M q35 -nodefaults "
+                           "-blockdev driver=file,node-name=d0,filename=%s,"
+                           "locking=off "
+                           "-device vpri-blk,drive=d0,serial=" SERIAL " "
+                           "-incoming defer 2>%s", c->img, err);
+    dst = qtest_init(args);
+    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
+                             "'arguments': { 'uri': %s, "
+                             "'exit-on-error': false } }", uri);
+    for (;;) {
+        QDict *rsp = qtest_qmp(dst, "{ 'execute': 'query-migrate' }");
+        const char *st = qdict_get_try_str(qdict_get_qdict(rsp, "return"),
+                                           "status");
+        bool failed = st && !strcmp(st, "failed");
+        bool done = st && !strcmp(st, "completed");
+
+        qobject_unref(rsp);
+        if (failed || done) {
+            g_assert_true(field ? failed : done);
+            break;
+        }
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(10000);
+    }
+    qtest_quit(dst);
+    g_assert(g_file_get_contents(err, &text, NULL, NULL));
+    g_test_message("destination said: %s", text);
+    if (field) {
+        g_assert_nonnull(strstr(text, field));
+    }
+    unlink(err);
+}
+
+static GByteArray *good_stream(Ctx **cp, char **path, size_t *q0)
+{
+    Ctx *c = bad_start();
+
+    *cp = c;
+    *path = g_strdup_printf("%s.mig", c->img);
+    return save_stream(c, *path, q0);
+}
+
+/* The stream as saved loads: the checks below refuse only what is bad */
+static void test_migration_good(void)
+{
+    g_autofree char *path = NULL;
+    Ctx *c;
+    size_t q0;
+    g_autoptr(GByteArray) s = good_stream(&c, &path, &q0);
+
+    load_stream(c, s, path, NULL);
+    unlink(path);
+    ctx_stop(c);
+}
+
+/* A kick pending on queue 5 of a one-queue device */
+static void test_migration_bad_kick_pending(void)
+{
+    g_autofree char *path = NULL;
+    Ctx *c;
+    size_t q0;
+    g_autoptr(GByteArray) s = good_stream(&c, &path, &q0);
+
+    stq_be_p(s->data + q0 + STREAM_KICK_PENDING, 1ULL << 5);
+    load_stream(c, s, path, "kick_pending");
+    unlink(path);
+    ctx_stop(c);
+}
+
+/* An enabled queue of size 0 */
+static void test_migration_bad_queue_size(void)
+{
+    g_autofree char *path = NULL;
+    Ctx *c;
+    size_t q0;
+    g_autoptr(GByteArray) s = good_stream(&c, &path, &q0);
+
+    stw_be_p(s->data + q0 + QREC_VQ_SIZE, 0);
+    stw_be_p(s->data + q0 + QREC_SIZE, 0);
+    load_stream(c, s, path, "queues[0].size");
+    unlink(path);
+    ctx_stop(c);
+}
+
+/*
+ * One in-flight chain whose in_len does not add up to its segments (and,
+ * as the control, the same chain with the right total loads).
+ */
+static void test_migration_bad_chain_total(void)
+{
+    g_autofree char *path = NULL;
+    Ctx *c;
+    size_t q0;
+    g_autoptr(GByteArray) s = good_stream(&c, &path, &q0);
+    size_t at = q0 + QREC_LEN;
+    uint8_t chain[16 + 2 * 16] = { 0 };
+    g_autoptr(GByteArray) ok = NULL;
+
+    g_assert_cmpuint(ldl_be_p(s->data + at), ==, 0);   /* inflight_len */
+    stw_le_p(chain, 0);                 /* queue */
+    stw_le_p(chain + 2, 3);             /* head */
+    stw_le_p(chain + 4, 2);             /* nseg */
+    stl_le_p(chain + 8, 1);             /* in_len */
+    stl_le_p(chain + 12, 16);           /* out_len */
+    stq_le_p(chain + 16, 0x100000);     /* header, device-readable */
+    stl_le_p(chain + 24, 16);
+    stq_le_p(chain + 32, 0x101000);     /* status byte, device-writable */
+    stl_le_p(chain + 40, 1);
+    chain[44] = 1;
+    stl_be_p(s->data + at, sizeof(chain));
+    /* The stream with the chain after inflight_len */
+    ok = g_byte_array_new();
+    g_byte_array_append(ok, s->data, at + 4);
+    g_byte_array_append(ok, chain, sizeof(chain));
+    g_byte_array_append(ok, s->data + at + 4, s->len - (at + 4));
+    load_stream(c, ok, path, NULL);
+
+    stl_le_p(ok->data + at + 4 + 8, 4097);  /* in_len */
+    load_stream(c, ok, path, "in_len/out_len do not match");
+    unlink(path);
+    ctx_stop(c);
+}
+
+/* inflight_len far beyond what the device can have in flight */
+static void test_migration_bad_inflight_len(void)
+{
+    g_autofree char *path = NULL;
+    Ctx *c;
+    size_t q0;
+    g_autoptr(GByteArray) s = good_stream(&c, &path, &q0);
+
+    stl_be_p(s->data + q0 + QREC_LEN, 0x10000000);
+    load_stream(c, s, path, "inflight_len");
+    unlink(path);
+    ctx_stop(c);
+}
+
 /* Each case runs in a child process with this bound */
 #define CASE_TIMEOUT_US     (60 * G_USEC_PER_SEC)
 
@@ -1090,6 +1612,22 @@ int main(int argc, char **argv)
     add_test("/iolab/vpri-blk/bad/config-isr-msix",
                    test_bad_config_isr);
     add_test("/iolab/vpri-blk/reset", test_reset);
+    add_test("/iolab/vpri-blk/bad/ring-cache-wrap", test_bad_ring_cache_wrap);
+    add_test("/iolab/vpri-blk/bad/seg-max", test_bad_seg_max);
+    add_test("/iolab/vpri-blk/bad/inflight-exceeded",
+             test_bad_inflight_exceeded);
+    add_test("/iolab/vpri-blk/bad/status-on-bar", test_bad_status_on_bar);
+    add_test("/iolab/vpri-blk/bounds/bounce-cap", test_bounce_cap);
+    add_test("/iolab/vpri-blk/bounds/work-per-run", test_work_per_run);
+    add_test("/iolab/vpri-blk/migration/good", test_migration_good);
+    add_test("/iolab/vpri-blk/migration/bad-kick-pending",
+             test_migration_bad_kick_pending);
+    add_test("/iolab/vpri-blk/migration/bad-queue-size",
+             test_migration_bad_queue_size);
+    add_test("/iolab/vpri-blk/migration/bad-chain-total",
+             test_migration_bad_chain_total);
+    add_test("/iolab/vpri-blk/migration/bad-inflight-len",
+             test_migration_bad_inflight_len);
     /* Last (suites run in creation order): a crash here stops no other */
     add_test("/iolab/vpri-blk/backend/write-error", test_backend_error);
 

@@ -960,6 +960,35 @@ static void armed_case(const char *policy)
     nic_stop(n);
 }
 
+/*
+ * Queue counts the transport cannot hold are refused at realize, with the
+ * property named; 32768 pairs once wrapped to 1 queue in 16 bits
+ * (2 * 32768 + 1) and passed the 64-queue check.
+ */
+static void test_bad_queues(void)
+{
+    const char *cases[][2] = {
+        { "queues=32", "queues must be 1..31, not 32" },
+        { "queues=32768", "queues must be 1..31, not 32768" },
+        { "queues=65535", "queues must be 1..31, not 65535" },
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *cmd = g_strdup_printf(
+            "sh -c '%s -M q35 -nodefaults -display none -accel qtest "
+            "-device vpri-nic,%s 2>&1'",
+            getenv("QTEST_QEMU_BINARY"), cases[i][0]);
+        g_autofree char *out = NULL;
+        int status;
+
+        g_assert_true(g_spawn_command_line_sync(cmd, &out, NULL, &status,
+                                                NULL));
+        g_test_message("%s: %s", cases[i][0], out);
+        g_assert_true(WIFEXITED(status) && WEXITSTATUS(status) != 0);
+        g_assert_nonnull(strstr(out, cases[i][1]));
+    }
+}
+
 static void test_armed_adp(void)
 {
     armed_case("adp");
@@ -984,6 +1013,7 @@ int main(int argc, char **argv)
     add_test("/vpri-nic/multiqueue", test_multiqueue);
     add_test("/vpri-nic/malformed", test_malformed);
     add_test("/vpri-nic/migration", test_migration);
+    add_test("/vpri-nic/bad-queues", test_bad_queues);
     add_test("/vpri-nic/armed/adp", test_armed_adp);
     add_test("/vpri-nic/armed/lru", test_armed_lru);
     return g_test_run();

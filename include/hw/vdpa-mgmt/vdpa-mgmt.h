@@ -1,7 +1,7 @@
 /*
  * vdpa-mgmt: the management PCI function and its managed instances
  *
- * Shared between the device (hw/vdpa-mgmt/vdpa-mgmt.c) and its monitor
+ * Shared between the device (hw/vdpa-mgmt/vdpa-mgmt*.c) and its monitor
  * commands (hw/vdpa-mgmt/vdpa-mgmt-qmp.c).  See docs/vdpa-mgmt.rst.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -62,7 +62,8 @@ typedef struct VdpaInst {
     uint32_t backend;
     uint32_t pasid;             /* VDPA_NO_PASID: the function's space */
     AddressSpace *as;           /* the function's, when no PASID is bound */
-    uint32_t inflight;
+    /* blk: the request state machine (hw/iolab-virtio/iolab-blk.h) */
+    struct IolabBlk *blk_req;
     uint64_t dev_features;
     uint64_t drv_features;
     uint8_t mac[6];

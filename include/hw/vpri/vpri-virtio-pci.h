@@ -14,6 +14,7 @@
 #define HW_VPRI_VIRTIO_PCI_H
 
 #include "exec/memory.h"
+#include "qemu/rcu.h"
 #include "hw/pci/pci_device.h"
 #include "hw/iolab-virtio/core/virtq.h"
 #include "qom/object.h"
@@ -61,12 +62,21 @@ typedef struct VpriRingCache {
 
 enum { VPRI_RING_DESC, VPRI_RING_DRIVER, VPRI_RING_DEVICE, VPRI_NR_RINGS };
 
+/*
+ * The three mappings of a queue, replaced as a whole.  Readers find them
+ * under rcu_read_lock(); a memory map change unpublishes them and frees
+ * them through call_rcu(), as upstream's VRingMemoryRegionCaches.
+ */
+typedef struct VpriRingCaches {
+    struct rcu_head rcu;
+    VpriRingCache ring[VPRI_NR_RINGS];
+} VpriRingCaches;
+
 struct VpriQueue {
     Virtq vq;
     VpriDmaCtx dma;
-    /* Rebuilt lazily after a memory map change (see the listener). */
-    VpriRingCache ring[VPRI_NR_RINGS];
-    bool rings_cached;
+    /* NULL until first used; rebuilt after a memory map change. */
+    VpriRingCaches *caches;
     uint16_t max_size;          /* offered to the driver */
     uint16_t size;              /* chosen by the driver */
     uint16_t msix_vector;
@@ -187,6 +197,13 @@ void vpri_virtio_pci_save_elem(VpriVirtioPCI *vp, uint16_t queue,
  */
 bool vpri_virtio_pci_load_elem(VpriVirtioPCI *vp, uint32_t *off,
                                uint16_t *queue, VirtqElem *e);
+/*
+ * The same check, with a reason: NULL for a well-formed chain (on an
+ * enabled queue, head in range, segments that add up to in_len and
+ * out_len, device-readable before device-writable), else what is wrong.
+ */
+const char *vpri_virtio_pci_check_elem(VpriVirtioPCI *vp, uint32_t *off,
+                                       uint16_t *queue);
 
 /*
  * Called by subclasses in realize before anything else.  @num_queues
@@ -212,6 +229,12 @@ int vpri_virtio_pci_map(VpriVirtioPCI *vp, uint64_t addr, uint32_t len,
                         bool write, void **host, uint64_t *fault_addr);
 void vpri_virtio_pci_unmap(VpriVirtioPCI *vp, uint64_t addr, void *host,
                            uint32_t len, bool write, uint32_t access_len);
+
+/*
+ * Run queue @index again from a later main-loop iteration, as if the
+ * driver had kicked it: a device that bounds its work per run.
+ */
+void vpri_virtio_pci_kick_later(VpriVirtioPCI *vp, uint16_t index);
 
 /* Interrupt the driver for queue @index if the ring asks for it. */
 void vpri_virtio_pci_notify_queue(VpriVirtioPCI *vp, uint16_t index);

@@ -1,0 +1,341 @@
+/*
+ * vdpa-mgmt: managed instances and their queues: life cycle, the
+ * request pool, popping chains, kicks through the shared doorbell,
+ * interrupts, and the dispatch to the instance types (VdpaInstOps)
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/log.h"
+#include "qemu/main-loop.h"
+#include "qemu/memalign.h"
+#include "qemu/units.h"
+#include "qapi/error.h"
+#include "hw/pci/msix.h"
+#include "hw/pci/pci_bus.h"
+#include "hw/pci/pcie.h"
+#include "hw/qdev-properties.h"
+#include "hw/qdev-properties-system.h"
+#include "migration/vmstate.h"
+#include "qemu/error-report.h"
+#include "block/block.h"
+#include "block/block-global-state.h"
+#include "system/block-backend.h"
+#include "system/dma.h"
+#include "standard-headers/linux/virtio_blk.h"
+#include "standard-headers/linux/virtio_net.h"
+#include "standard-headers/linux/virtio_config.h"
+#include "standard-headers/linux/virtio_ring.h"
+#include "hw/vdpa-mgmt/vdpa-mgmt.h"
+#include "vdpa-mgmt-internal.h"
+#include "hw/vpri/vpri-host.h"
+#include "trace.h"
+
+/* The instance types, by VDPA_TYPE_* (the only types CREATE accepts) */
+const VdpaInstOps *const vdpa_inst_types[VDPA_TYPE_BLK + 1] = {
+    [VDPA_TYPE_NET] = &vdpa_net_ops,
+    [VDPA_TYPE_BLK] = &vdpa_blk_ops,
+};
+
+static const char *const vdpa_state_names[] = {
+    [0] = "created", [1] = "configuring", [2] = "running",
+    [3] = "suspended", [4] = "needs-reset",
+};
+
+const char *vdpa_inst_state(const VdpaInst *inst)
+{
+    if (inst->status & VDPA_ST_NEEDS_RESET) {
+        return vdpa_state_names[4];
+    }
+    if (inst->suspended) {
+        return vdpa_state_names[3];
+    }
+    if (inst->status & VDPA_ST_DRIVER_OK) {
+        return vdpa_state_names[2];
+    }
+    return vdpa_state_names[inst->status ? 1 : 0];
+}
+
+void vdpa_send_msi(VdpaInst *inst, const VdpaMsiMsg *m)
+{
+    VdpaMgmt *s = inst->s;
+
+    /*
+     * The stored message, written with the function's requester id, as
+     * msi_send_message() does for a vector of the function's own table.
+     */
+    address_space_stl_le(pci_get_address_space(PCI_DEVICE(s)), m->addr,
+                         m->data, vdpa_attrs(s), NULL);
+    inst->stats.interrupts++;
+    trace_vdpa_mgmt_msi(inst->id, m->addr, m->data);
+}
+
+void vdpa_queue_interrupt(VdpaInst *inst, uint16_t qi)
+{
+    VdpaQueue *q = &inst->q[qi];
+
+    if (!iolab_virtq_should_notify(&q->vq, &vdpa_dma_ops, inst)) {
+        return;
+    }
+    if (vdpa_msi_fire(&q->msi)) {
+        vdpa_send_msi(inst, &q->msi);
+    } else {
+        inst->stats.suppressed++;
+    }
+}
+
+void G_GNUC_PRINTF(2, 3)
+vdpa_inst_error(VdpaInst *inst, const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *msg = NULL;
+
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    qemu_log_mask(LOG_GUEST_ERROR, "vdpa-mgmt: instance %u: %s\n",
+                  inst->id, msg);
+    inst->stats.errors++;
+    inst->status |= VDPA_ST_NEEDS_RESET;
+}
+
+bool vdpa_inst_runnable(VdpaInst *inst)
+{
+    return (inst->status & VDPA_ST_DRIVER_OK) &&
+           !(inst->status & VDPA_ST_NEEDS_RESET) && !inst->suspended;
+}
+
+VdpaBlkReq *vdpa_req_get(VdpaMgmt *s, VdpaInst *inst, uint16_t qi)
+{
+    VdpaBlkReq *req = s->spare;
+
+    if (req) {
+        s->spare = req->next_spare;
+        s->nspare--;
+    } else {
+        req = g_malloc(sizeof(*req));
+    }
+    memset(req, 0, offsetof(VdpaBlkReq, elem));
+    req->inst = inst;
+    req->queue = qi;
+    return req;
+}
+
+void vdpa_req_put(VdpaMgmt *s, VdpaBlkReq *req)
+{
+    if (s->nspare < VDPA_SPARE_REQS) {
+        req->next_spare = s->spare;
+        s->spare = req;
+        s->nspare++;
+    } else {
+        g_free(req);
+    }
+}
+
+/*
+ * Pop the next chain of queue @qi into @req.  When nothing was popped the
+ * request goes back to the pool.  On an empty ring notifications are
+ * turned back on and the ring is looked at once more, since the driver
+ * may have added a chain before it saw the change.  A fault consumed
+ * nothing: it is raised and the pop is simply redone when it is answered.
+ */
+VdpaPop vdpa_queue_pop(VdpaInst *inst, uint16_t qi, VdpaBlkReq *req)
+{
+    VdpaQueue *q = &inst->q[qi];
+    const char *err = NULL;
+    uint64_t fault;
+    uint16_t avail;
+    VirtqStatus st;
+    bool fw;
+    int ret;
+
+    st = iolab_virtq_pop(&q->vq, &vdpa_dma_ops, inst, &req->elem, &fault, &fw,
+                   &err);
+    if (st == VIRTQ_OK) {
+        return VDPA_POP_OK;
+    }
+    vdpa_req_put(inst->s, req);
+    if (st == VIRTQ_FAULT) {
+        vdpa_queue_fault(inst, qi, fault, false);
+        return VDPA_POP_STOP;
+    }
+    if (st == VIRTQ_ERROR) {
+        vdpa_inst_error(inst, "queue %u: %s", qi, err ?: "bad chain");
+        return VDPA_POP_STOP;
+    }
+    ret = iolab_virtq_set_notification(&q->vq, &vdpa_dma_ops, inst, true, &fault);
+    if (ret == 0) {
+        ret = iolab_virtq_avail_count(&q->vq, &vdpa_dma_ops, inst, &avail, &fault);
+        if (ret == 0 && avail) {
+            return VDPA_POP_AGAIN;
+        }
+    }
+    if (ret == VIRTQ_FAULT) {
+        vdpa_queue_fault(inst, qi, fault, false);
+    } else if (iolab_virtq_error_reason(&q->vq)) {
+        vdpa_inst_error(inst, "queue %u: %s", qi, iolab_virtq_error_reason(&q->vq));
+    }
+    return VDPA_POP_STOP;
+}
+
+/* Run queue @qi of @inst: kicked, resumed, or its fault was resolved */
+void vdpa_inst_run(VdpaInst *inst, uint16_t qi)
+{
+    vdpa_inst_types[inst->type]->run_queue(inst, qi);
+}
+
+void vdpa_kick_bh(void *opaque)
+{
+    VdpaMgmt *s = opaque;
+    g_autoptr(GArray) kicks = s->kicks;
+
+    s->kicks = g_array_new(false, false, sizeof(uint32_t));
+    for (guint i = 0; i < kicks->len; i++) {
+        uint32_t v = g_array_index(kicks, uint32_t, i);
+        VdpaInst *inst = vdpa_table_get(&s->table, v & VDPA_DB_INST_MASK);
+        uint16_t qi = v >> VDPA_DB_QUEUE_SHIFT;
+
+        /* Destroyed since, or a new instance under a reused id: harmless */
+        if (inst && qi < inst->nqueues) {
+            inst->q[qi].kick_pending = 0;
+            vdpa_inst_run(inst, qi);
+        }
+    }
+}
+
+void vdpa_queue_kick(VdpaMgmt *s, VdpaInst *inst, uint16_t qi)
+{
+    uint32_t v = VDPA_DB_VALUE(inst->id, qi);
+
+    if (inst->q[qi].kick_pending) {
+        return;
+    }
+    inst->q[qi].kick_pending = 1;
+    g_array_append_val(s->kicks, v);
+    qemu_bh_schedule(s->kick_bh);
+}
+
+static uint64_t vdpa_doorbell_read(void *opaque, hwaddr addr, unsigned size)
+{
+    return 0;
+}
+
+static void vdpa_doorbell_write(void *opaque, hwaddr addr, uint64_t val,
+                                unsigned size)
+{
+    VdpaMgmt *s = opaque;
+    uint32_t id = val & VDPA_DB_INST_MASK;
+    uint32_t qi = (uint32_t)val >> VDPA_DB_QUEUE_SHIFT;
+    VdpaInst *inst = vdpa_table_get(&s->table, id);
+
+    trace_vdpa_mgmt_doorbell(id, qi);
+    if (!inst || qi >= inst->nqueues) {
+        qemu_log_mask(LOG_GUEST_ERROR, "vdpa-mgmt: doorbell 0x%08" PRIx64
+                      " names no instance queue\n", val);
+        s->bad_doorbells++;
+        return;
+    }
+    inst->stats.kicks++;
+    vdpa_queue_kick(s, inst, qi);
+}
+
+const MemoryRegionOps vdpa_doorbell_ops = {
+    .read = vdpa_doorbell_read,
+    .write = vdpa_doorbell_write,
+    .endianness = DEVICE_LITTLE_ENDIAN,
+    .valid = { .min_access_size = 4, .max_access_size = 4 },
+    .impl = { .min_access_size = 4, .max_access_size = 4 },
+};
+
+/* Drop what a queue holds (reset, destroy) */
+static void vdpa_queue_drop_held(VdpaInst *inst, uint16_t qi)
+{
+    VdpaQueue *q = &inst->q[qi];
+
+    while (q->held) {
+        VdpaBlkReq *req = q->held;
+
+        q->held = req->next_held;
+        vdpa_req_put(inst->s, req);
+    }
+    /* A pending slot is released when the host answers */
+    vdpa_queue_unwait(inst, qi);
+    q->fault_slot = VDPA_NO_FAULT_SLOT;
+}
+
+void vdpa_inst_quiesce(VdpaInst *inst)
+{
+    /* Requests in the backend finish on their own: wait for them. */
+    if (vdpa_blk_backend_inflight(inst)) {
+        blk_drain(vdpa_inst_blk(inst)->blk);
+    }
+}
+
+void vdpa_inst_reset(VdpaInst *inst)
+{
+    vdpa_inst_quiesce(inst);
+    inst->status = 0;
+    inst->suspended = false;
+    inst->drv_features = 0;
+    inst->wce = 1;
+    vdpa_blk_drop(inst);
+    for (uint16_t i = 0; i < inst->nqueues; i++) {
+        vdpa_queue_drop_held(inst, i);
+        iolab_virtq_init(&inst->q[i].vq);
+        vdpa_msi_clear(&inst->q[i].msi);
+    }
+}
+
+void vdpa_inst_free(VdpaMgmt *s, VdpaInst *inst)
+{
+    vdpa_inst_quiesce(inst);
+    vdpa_blk_free(inst);
+    for (uint16_t i = 0; i < inst->nqueues; i++) {
+        vdpa_queue_drop_held(inst, i);
+    }
+    if (inst->type == VDPA_TYPE_NET) {
+        g_hash_table_remove(s->macs, &(uint64_t) { vdpa_mac_key(inst->mac) });
+    }
+    vdpa_table_remove(&s->table, inst->id);
+    s->destroyed++;
+    trace_vdpa_mgmt_destroy(inst->id);
+    g_free(inst);
+}
+
+/* The counters in STATS order (docs/vdpa-mgmt.rst), also the migration's */
+static const size_t vdpa_stat_offsets[VDPA_STATS_SIZE / 8] = {
+    offsetof(VdpaInstStats, kicks),
+    offsetof(VdpaInstStats, requests),
+    offsetof(VdpaInstStats, bytes_read),
+    offsetof(VdpaInstStats, bytes_written),
+    offsetof(VdpaInstStats, interrupts),
+    offsetof(VdpaInstStats, errors),
+    offsetof(VdpaInstStats, dma_faults),
+    offsetof(VdpaInstStats, suppressed),
+};
+
+void vdpa_stats_save(const VdpaInstStats *st, uint8_t *out)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(vdpa_stat_offsets); i++) {
+        vdpa_st64(out + 8 * i,
+                  *(const uint64_t *)((const char *)st +
+                                      vdpa_stat_offsets[i]));
+    }
+}
+
+void vdpa_stats_load(VdpaInstStats *st, const uint8_t *in)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(vdpa_stat_offsets); i++) {
+        *(uint64_t *)((char *)st + vdpa_stat_offsets[i]) =
+            vdpa_ld64(in + 8 * i);
+    }
+}
+
+void vdpa_destroy_all(VdpaMgmt *s)
+{
+    for (uint32_t id = vdpa_table_next(&s->table, 1); id;
+         id = vdpa_table_next(&s->table, id + 1)) {
+        vdpa_inst_free(s, vdpa_table_get(&s->table, id));
+    }
+}

@@ -1,0 +1,156 @@
+/*
+ * vdpa-mgmt: what the files of the device share (not a public interface;
+ * the monitor commands use include/hw/vdpa-mgmt/vdpa-mgmt.h)
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef HW_VDPA_MGMT_INTERNAL_H
+#define HW_VDPA_MGMT_INTERNAL_H
+
+#include "qemu/iov.h"
+#include "qemu/units.h"
+#include "migration/vmstate.h"
+#include "hw/vdpa-mgmt/vdpa-mgmt.h"
+#include "hw/vpri/vpri-host.h"
+#include "hw/iolab-virtio/iolab-blk.h"
+
+#define VDPA_BLK_SECTOR     512
+#define VDPA_BLK_SEG_MAX    126
+#define VDPA_BLK_MAX_DATA   (4 * MiB)
+/*
+ * Per blk instance (hw/iolab-virtio/iolab-blk.h): bounce memory at once,
+ * two of the largest requests, and spare requests kept; a function has
+ * up to 65,536 instances.
+ */
+#define VDPA_BLK_BOUNCE_CAP (2 * VDPA_BLK_MAX_DATA)
+#define VDPA_BLK_SPARE_REQS 4
+#define VDPA_SPARE_REQS     64
+/* PCIe PASID capability: where, and the PASID width it announces */
+#define VDPA_MGMT_PASID_CAP_OFF 0x100
+#define VDPA_MGMT_PASID_BITS    20
+/* Ways of the translation cache's sets */
+#define VDPA_IOTLB_WAYS     4
+/* DMA addresses the function generates: x86-64's 48-bit IOVA space */
+#define VDPA_DMA_BITS       48
+/*
+ * Faults a function has out at once: the fault queues it attaches to
+ * its vpri-host with, as many as the host takes per device (64).  More
+ * stalled queues wait for a slot (slot_waiters).
+ */
+#define VDPA_FAULT_SLOTS    64
+/* fault_slot of a queue stalled and waiting for a free slot */
+#define VDPA_WAIT_SLOT      0xfffe
+
+typedef struct VdpaSlotWaiter {
+    uint32_t owner;             /* VDPA_DB_VALUE(id, queue) + 1 */
+    uint64_t addr;
+    bool write;
+} VdpaSlotWaiter;
+
+/*
+ * A popped chain of a net instance (blk instances run their requests in
+ * the shared IolabBlk, see vdpa-mgmt-blk.c).
+ */
+struct VdpaBlkReq {
+    VdpaInst *inst;
+    VdpaBlkReq *next_held;
+    uint16_t queue;
+    bool tx_sent;               /* net TX: frame sent, only the push left */
+    VdpaBlkReq *next_spare;
+    VirtqElem elem;             /* last: 16 KiB */
+};
+
+typedef enum VdpaPop {
+    VDPA_POP_OK,        /* @req holds the next chain */
+    VDPA_POP_AGAIN,     /* nothing popped, but the ring has more: pop again */
+    VDPA_POP_STOP,      /* empty, faulted or broken: the queue stops here */
+} VdpaPop;
+
+/* struct virtio_net_hdr_v1: what precedes every frame with VERSION_1 */
+#define VDPA_NET_HDR        12
+#define VDPA_NET_CFG_SIZE   12
+#define VDPA_NET_MAX_FRAME  65536
+
+/*
+ * An instance type, as vdpa_sim's vdpasim_dev_attr: what differs between
+ * block and net instances.  The table is indexed by VDPA_TYPE_*.
+ */
+typedef struct VdpaInstOps {
+    /* Run queue @qi: kicked, resumed, or its fault was resolved */
+    void (*run_queue)(VdpaInst *inst, uint16_t qi);
+    /* Fill the device config space (VDPA_CFG_MAX bytes, zeroed) */
+    void (*get_config)(VdpaInst *inst, uint8_t *cfg);
+} VdpaInstOps;
+
+extern const VdpaInstOps vdpa_blk_ops;
+extern const VdpaInstOps vdpa_net_ops;
+extern const VdpaInstOps *const vdpa_inst_types[VDPA_TYPE_BLK + 1];
+
+/* vdpa-mgmt-admin.c */
+VdpaStatus vdpa_execute(VdpaMgmt *s, const VdpaCmd *cmd,
+                        uint64_t *result);
+
+/* vdpa-mgmt-inst.c */
+void vdpa_send_msi(VdpaInst *inst, const VdpaMsiMsg *m);
+void vdpa_queue_interrupt(VdpaInst *inst, uint16_t qi);
+void G_GNUC_PRINTF(2, 3)
+                   vdpa_inst_error(VdpaInst *inst, const char *fmt, ...);
+bool vdpa_inst_runnable(VdpaInst *inst);
+VdpaBlkReq *vdpa_req_get(VdpaMgmt *s, VdpaInst *inst, uint16_t qi);
+void vdpa_req_put(VdpaMgmt *s, VdpaBlkReq *req);
+VdpaPop vdpa_queue_pop(VdpaInst *inst, uint16_t qi, VdpaBlkReq *req);
+void vdpa_inst_run(VdpaInst *inst, uint16_t qi);
+void vdpa_kick_bh(void *opaque);
+void vdpa_queue_kick(VdpaMgmt *s, VdpaInst *inst, uint16_t qi);
+extern const MemoryRegionOps vdpa_doorbell_ops;
+void vdpa_inst_quiesce(VdpaInst *inst);
+void vdpa_inst_reset(VdpaInst *inst);
+void vdpa_inst_free(VdpaMgmt *s, VdpaInst *inst);
+void vdpa_stats_save(const VdpaInstStats *st, uint8_t *out);
+void vdpa_stats_load(VdpaInstStats *st, const uint8_t *in);
+void vdpa_destroy_all(VdpaMgmt *s);
+
+/* vdpa-mgmt-fault.c */
+void vdpa_queue_fault(VdpaInst *inst, uint16_t qi, uint64_t addr,
+                      bool write);
+bool vdpa_queue_blocked(VdpaInst *inst, uint16_t qi);
+void vdpa_queue_unwait(VdpaInst *inst, uint16_t qi);
+void vdpa_req_hold(VdpaBlkReq *req, uint64_t addr, bool write);
+void vdpa_fault_done(void *opaque, uint16_t slot, bool resolved);
+
+/* vdpa-mgmt-dma.c */
+MemTxAttrs vdpa_attrs(VdpaMgmt *s);
+bool vdpa_fn_dma(VdpaMgmt *s, uint64_t addr, void *buf, uint32_t len,
+                 bool write);
+bool vdpa_pasid_enabled(VdpaMgmt *s);
+int vdpa_pasid_rw(VdpaInst *inst, uint64_t addr, void *buf,
+                  uint64_t len, bool write, uint64_t *fault_addr);
+void vdpa_pasid_invalidate(void *opaque, uint32_t pasid, hwaddr first,
+                           hwaddr last);
+extern const VirtqDmaOps vdpa_dma_ops;
+
+/* vdpa-mgmt-blk.c */
+VdpaBlkBackend *vdpa_inst_blk(VdpaInst *inst);
+/* The instance's request state machine, created on first use */
+IolabBlk *vdpa_blk_state(VdpaInst *inst);
+/* Reset: wait for the backend, drop every request */
+void vdpa_blk_drop(VdpaInst *inst);
+/* Destroy: the same, and free the state machine */
+void vdpa_blk_free(VdpaInst *inst);
+uint64_t vdpa_blk_backend_inflight(VdpaInst *inst);
+/* Requests of queue @qi held (fault, bounce memory) */
+uint32_t vdpa_blk_held(VdpaInst *inst, uint16_t qi);
+uint64_t vdpa_blk_features(VdpaMgmt *s, uint32_t backend,
+                           uint16_t nqueues);
+void vdpa_free_backends(VdpaMgmt *s);
+bool vdpa_open_backends(VdpaMgmt *s, Error **errp);
+
+/* vdpa-mgmt-net.c */
+uint64_t vdpa_mac_key(const uint8_t *mac);
+extern NetClientInfo vdpa_net_info;
+
+/* vdpa-mgmt-migration.c */
+extern const VMStateDescription vmstate_vdpa_mgmt;
+
+#endif
