@@ -13,6 +13,12 @@
 #                    the slirp vpri-nic overcommit test under rx-fault-policy=drop
 #   make fuzz-migration  the migration-stream mutator's long run
 #                    (FUZZ_MIGRATION_COUNT mutants per device; docs/security.rst)
+#   make check-fuzz-cores  the libFuzzer harnesses of the cores, 15 s each
+#                    (part of make check; FUZZ_CORE_SECONDS=...)
+#   make fuzz        the clang/ASan/UBSan QEMU in build-fuzz/, then generic-fuzz
+#                    on every device configuration (FUZZ_SECONDS=600 each)
+#   make check-asan  the iolab qtests against that sanitized QEMU
+#                    (docs/fuzzing.rst)
 #   make clean       remove build/ (the tarball cache in ~/.cache stays)
 #
 # One test:  make check-unit T=test-fault-ring
@@ -54,7 +60,7 @@ NINJA_TARGETS := qemu-system-x86_64 qemu-img \
 
 .PHONY: all build configure unit check check-build check-unit check-qtest \
 	check-upstream check-upstream-qtests check-migration-smoke \
-	check-mutator fuzz-migration \
+	check-mutator fuzz-migration check-fuzz-cores fuzz-build fuzz check-asan \
 	check-guest check-migrate check-slow run bench bench-migrate clean guest
 
 all: build unit
@@ -151,6 +157,24 @@ check-slow: all guest
 	IOLAB_SLOW=1 IOLAB_TEST_TIMEOUT=900 \
 		$(SRC)/tests/guest/test-vpri-nic-overcommit.py
 	$(MESON) test -C $(OBJ) --no-rebuild --print-errorlogs --suite qtest-x86_64
+
+# The sanitizer build (scripts/fuzz-build) builds from build/qemu, which
+# configure prepares; it takes the build lock in slices (BUILD_LOCK= to
+# build without it).
+FUZZ_NINJA_TARGETS := qemu-fuzz-x86_64 qemu-system-x86_64 qemu-img \
+	$(addprefix tests/qtest/iolab/,$(filter-out %-bench,$(IOLAB_QTEST_TARGETS)))
+
+check-fuzz-cores:
+	@$(SRC)/scripts/fuzz-cores
+
+fuzz-build: $(OBJ)/build.ninja
+	BUILD_LOCK="$(BUILD_LOCK)" $(SRC)/scripts/fuzz-build $(FUZZ_NINJA_TARGETS)
+
+fuzz: fuzz-build
+	@$(SRC)/scripts/fuzz-qemu
+
+check-asan: fuzz-build
+	@$(SRC)/scripts/check-asan
 
 run: all guest
 	@$(SRC)/scripts/run-demo
