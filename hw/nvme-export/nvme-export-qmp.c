@@ -9,10 +9,10 @@
 #include "qapi/qapi-commands-nvme-export.h"
 #include "monitor/hmp.h"
 #include "monitor/monitor.h"
-#include "hw/nvme-export/nvme-export.h"
+#include "nvme-export-internal.h"
 #include "hw/nvme-export/core/nvmex-spec.h"
 
-static NvmeExportNamespaceInfo *ns_info(NvmexNs *ns)
+static NvmeExportNamespaceInfo *nvmex_qmp_ns_info(NvmexNs *ns)
 {
     NvmeExportNamespaceInfo *i = g_new0(NvmeExportNamespaceInfo, 1);
 
@@ -29,7 +29,7 @@ static NvmeExportNamespaceInfo *ns_info(NvmexNs *ns)
     return i;
 }
 
-static void one_ctrl(NvmexCtrl *c, void *opaque)
+static void nvmex_qmp_ctrl_info(NvmeExport *c, void *opaque)
 {
     NvmeExportInfoList ***tail = opaque;
     NvmeExportInfo *i = g_new0(NvmeExportInfo, 1);
@@ -61,7 +61,7 @@ static void one_ctrl(NvmexCtrl *c, void *opaque)
     i->rate_limit->throttled_ns = c->throttled_ns;
     for (int n = 1; n <= NVMEX_MAX_NSID; n++) {
         if (c->ns[n]) {
-            QAPI_LIST_APPEND(nt, ns_info(c->ns[n]));
+            QAPI_LIST_APPEND(nt, nvmex_qmp_ns_info(c->ns[n]));
         }
     }
     QAPI_LIST_APPEND(*tail, i);
@@ -71,7 +71,7 @@ NvmeExportInfoList *qmp_query_nvme_export(Error **errp)
 {
     NvmeExportInfoList *head = NULL, **tail = &head;
 
-    nvmex_foreach(one_ctrl, &tail);
+    nvmex_foreach(nvmex_qmp_ctrl_info, &tail);
     return head;
 }
 

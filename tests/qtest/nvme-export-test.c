@@ -954,6 +954,87 @@ static void test_random_commands(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* Guest DMA aimed at the controller's own registers                   */
+
+/* Wait up to 5 s for CSTS.CFS */
+static bool wait_fatal(T *t)
+{
+    for (int i = 0; i < 5000; i++) {
+        if (nx_rd32(t->d, NX_CSTS) & 2) {
+            return true;
+        }
+        g_usleep(1000);
+    }
+    return false;
+}
+
+/*
+ * An I/O CQ on the controller's own BAR0: the second CQE lands on CC
+ * (0x14) and, posted from the block layer's completion callback, would
+ * reset the controller from inside it; the reset's drain then waits for
+ * that very callback and QEMU hangs (this test times out).  Completions
+ * are posted from a re-entrancy-guarded bottom half: the DMA is refused,
+ * the controller reports CFS, and a reset recovers it.
+ */
+static void test_cq_on_bar0(void)
+{
+    T *t = t_start("");
+    NxDev *d = t->d;
+    uint64_t buf = nx_alloc(d, 4096, 4096);
+    NxCmd c;
+
+    g_assert_true(nx_enable(d, 32));
+    g_assert_cmpint(nx_set_features(d, 0x07, 0x00030003, NULL), ==, 0);
+    g_assert_cmphex(d->bar0.addr & 0xfff, ==, 0);
+    nx_cmd(&c, 0x05, 0);
+    nx_cmd_prp(&c, d->bar0.addr, 0);
+    nx_cmd_dw(&c, 10, 1 | 15u << 16);
+    nx_cmd_dw(&c, 11, 1);                   /* contiguous, no interrupt */
+    g_assert_cmpint(nx_exec(d, 0, &c, NULL), ==, 0);
+    d->sq[1] = (NxQueue) { .base = nx_alloc(d, 16 * 64, 4096), .size = 16,
+                           .live = true };
+    nx_cmd(&c, 0x01, 0);
+    nx_cmd_prp(&c, d->sq[1].base, 0);
+    nx_cmd_dw(&c, 10, 1 | 15u << 16);
+    nx_cmd_dw(&c, 11, 1 | 1u << 16);
+    g_assert_cmpint(nx_exec(d, 0, &c, NULL), ==, 0);
+
+    for (int i = 0; i < 2; i++) {
+        nx_cmd(&c, 0x02, 1);
+        nx_cmd_prp(&c, buf, 0);
+        nx_queue(d, 1, &c);
+    }
+    nx_ring(d, 1);
+    g_assert_true(wait_fatal(t));
+    assert_alive(t);
+    g_assert_true(logged(t, "completion queue write failed"));
+    g_assert_cmphex(nx_rd32(d, NX_CC) & 1, ==, 1);
+    d->sq[1].live = false;
+    nx_disable(d);
+    g_assert_true(nx_enable(d, 8));
+    g_assert_cmpint(nx_identify(d, 1, 0, 0, NULL), ==, 0);
+    t_stop(t);
+}
+
+/*
+ * Read data aimed at BAR0: the DMA helpers would bounce it and write the
+ * registers (zeroes onto CC) from the block layer's callback, with the
+ * same hang.  Data must be guest RAM: Data Transfer Error instead.
+ */
+static void test_data_on_bar0(void)
+{
+    T *t = t_ready("", 16);
+    uint64_t buf = nx_alloc(t->d, 4096, 4096);
+
+    g_assert_cmphex(rw(t->d, 0x02, 1, 0, 1, t->d->bar0.addr, 0), ==, 0x04);
+    g_assert_cmphex(rw(t->d, 0x01, 1, 0, 1, t->d->bar0.addr, 0), ==, 0x04);
+    g_assert_true(logged(t, "is not guest memory"));
+    g_assert_cmphex(nx_rd32(t->d, NX_CSTS) & 3, ==, 1);
+    g_assert_cmpint(rw(t->d, 0x02, 1, 0, 1, buf, 0), ==, 0);
+    t_stop(t);
+}
+
+/* ------------------------------------------------------------------ */
 /* Migration                                                           */
 
 static QTestState *start_dst(T *t, const char *devextra, const char *uri)
@@ -1086,6 +1167,177 @@ static void test_migrate(void)
     g_assert_true(nx_reap(t->d, 0, &e, NX_TIMEOUT_US));
     g_assert_cmpint(e.cid, ==, aer_cid);
     g_assert_cmphex(e.dw0, ==, 0x010000);
+    t_stop(t);
+}
+
+/*
+ * A crafted stream must be refused, naming the field, before the guest
+ * can run commands on top of it (heap overflows or a division by zero
+ * otherwise).  The test saves a real stream to a file, patches one field
+ * at a time and loads each copy into a fresh destination.
+ *
+ * The offsets follow vmstate_nvmex_state field by field (big-endian on the
+ * wire, no padding); the state is found by its ASQ and ACQ values and
+ * every patched field is first checked to hold the value the source had,
+ * so a change of layout fails here instead of patching the wrong bytes.
+ */
+#define ST_NQ           65      /* NVMEX_NQUEUES: 64 I/O queues + admin */
+#define ST_SQ(i)        (40 + (i) * 28)
+#define ST_CQ(i)        (ST_SQ(ST_NQ) + (i) * 27)
+#define ST_FEAT         ST_CQ(ST_NQ)
+#define ST_SMART        (ST_FEAT + 34 + 4 * ST_NQ)
+#define ST_ERRLOG       (ST_SMART + 73)
+#define ST_AER_CID      (ST_ERRLOG + 4 * 28 + 8)
+#define ST_AER_COUNT    (ST_AER_CID + 8)
+#define ST_AEN_COUNT    (ST_AER_COUNT + 1 + 32)
+#define ST_CHANGED      (ST_AEN_COUNT + 2)
+#define ST_RATE_LIMIT   (ST_CHANGED + 2 + 256)
+#define ST_NPARKED      (ST_RATE_LIMIT + 27 + 8)
+
+typedef struct StreamPatch {
+    const char *field;          /* what the refusal must name */
+    size_t off;                 /* from the state's first byte */
+    int width;
+    uint64_t was, now;
+} StreamPatch;
+
+static const StreamPatch stream_patches[] = {
+    { "sq[1].cqid", ST_SQ(1) + 20, 2, 1, 70 },
+    { "sq[1].cqid", ST_SQ(1) + 20, 2, 1, 3 },
+    { "sq[1].size", ST_SQ(1) + 8, 4, 16, 0 },
+    { "cq[1].size", ST_CQ(1) + 8, 4, 16, 0 },
+    { "cq[1].vector", ST_CQ(1) + 20, 2, 1, 66 },
+    { "cq[1].nsq", ST_CQ(1) + 25, 2, 1, 0 },
+    { "feat.nsqa", ST_FEAT + 30, 2, 4, 65 },
+    { "feat.ncqa", ST_FEAT + 32, 2, 4, 1000 },
+    { "aer_count", ST_AER_COUNT, 1, 1, 200 },
+    { "aen_count", ST_AEN_COUNT, 1, 0, 9 },
+    { "changed_ns_count", ST_CHANGED, 2, 0, 1000 },
+    { "rate_limit", ST_RATE_LIMIT + 2, 1, 0, 6 },
+    { "nparked", ST_NPARKED, 4, 0, 0x7fffffff },
+    { "nparked", ST_NPARKED, 4, 0, 0xffffffff },
+};
+
+static uint64_t be_get(const uint8_t *p, int width)
+{
+    uint64_t v = 0;
+
+    for (int i = 0; i < width; i++) {
+        v = v << 8 | p[i];
+    }
+    return v;
+}
+
+static void be_put(uint8_t *p, int width, uint64_t v)
+{
+    for (int i = width - 1; i >= 0; i--) {
+        p[i] = v;
+        v >>= 8;
+    }
+}
+
+/* Load @file into a fresh destination; its migration status */
+static char *load_stream(T *t, const char *file, const char *errlog)
+{
+    g_autofree char *args = g_strdup_printf(
+        "-machine pc -m 256 -nodefaults "
+        "-drive if=none,id=d0,file=%s,format=raw,discard=unmap "
+        "-device nvme-export,id=nx0,drive=d0 -incoming defer 2>%s",
+        t->img, errlog);
+    g_autofree char *uri = g_strdup_printf("file:%s", file);
+    QTestState *dst = qtest_init(args);
+    char *status = NULL;
+
+    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming',"
+                             "  'arguments': { 'uri': %s,"
+                             "                 'exit-on-error': false } }",
+                             uri);
+    for (int i = 0; i < 2000 && !status; i++) {
+        QDict *rsp = qtest_qmp(dst, "{ 'execute': 'query-migrate' }");
+        QDict *ret = qdict_get_qdict(rsp, "return");
+        const char *st = qdict_haskey(ret, "status")
+                         ? qdict_get_str(ret, "status") : "none";
+
+        if (!strcmp(st, "completed") || !strcmp(st, "failed")) {
+            status = g_strdup(st);
+        }
+        qobject_unref(rsp);
+        g_usleep(5 * 1000);
+    }
+    qtest_quit(dst);
+    return status ? status : g_strdup("timeout");
+}
+
+static void test_migrate_bad_stream(void)
+{
+    T *t = t_ready("", 16);
+    g_autofree char *file = g_strdup_printf("%s.stream", t->log);
+    g_autofree char *bad = g_strdup_printf("%s.bad", t->log);
+    g_autofree char *errlog = g_strdup_printf("%s.err", t->log);
+    g_autofree char *uri = g_strdup_printf("file:%s", file);
+    g_autofree uint8_t *stream = NULL;
+    uint64_t cap = nx_rd64(t->d, NX_CAP);
+    uint8_t key[16];
+    gsize len;
+    size_t base = 0;
+    int found = 0;
+
+    submit_aer(t->d);                               /* aer_count 1 */
+    /* Fetched in order: once Identify completes, the AER is held */
+    g_assert_cmpint(nx_identify(t->d, 1, 0, 0, NULL), ==, 0);
+    qtest_qmp_assert_success(t->qts, "{ 'execute': 'migrate',"
+                             "  'arguments': { 'uri': %s } }", uri);
+    for (int i = 0; i < 2000; i++) {
+        QDict *rsp = qtest_qmp(t->qts, "{ 'execute': 'query-migrate' }");
+        bool done = !strcmp(qdict_get_try_str(qdict_get_qdict(rsp, "return"),
+                                              "status") ?: "", "completed");
+
+        qobject_unref(rsp);
+        if (done) {
+            break;
+        }
+        g_usleep(5 * 1000);
+    }
+    g_assert_true(g_file_get_contents(file, (char **)&stream, &len, NULL));
+
+    be_put(key, 8, t->d->sq[0].base);               /* ASQ, then ACQ */
+    be_put(key + 8, 8, t->d->cq[0].base);
+    for (size_t i = 24; i + 16 <= len; i++) {
+        if (!memcmp(stream + i, key, 16)) {
+            base = i - 24;
+            found++;
+        }
+    }
+    g_assert_cmpint(found, ==, 1);
+    g_assert_cmphex(be_get(stream + base, 8), ==, cap);
+    g_assert_cmpuint(base + ST_NPARKED + 4, <=, len);
+
+    /* The untouched stream loads: the refusals below are the patches' */
+    g_assert_true(g_file_set_contents(bad, (char *)stream, len, NULL));
+    {
+        g_autofree char *status = load_stream(t, bad, errlog);
+
+        g_assert_cmpstr(status, ==, "completed");
+    }
+
+    for (int i = 0; i < ARRAY_SIZE(stream_patches); i++) {
+        const StreamPatch *p = &stream_patches[i];
+        g_autofree uint8_t *copy = g_memdup2(stream, len);
+        g_autofree char *status = NULL;
+        g_autofree char *err = NULL;
+
+        g_test_message("patch %s = 0x%" PRIx64, p->field, p->now);
+        g_assert_cmphex(be_get(copy + base + p->off, p->width), ==, p->was);
+        be_put(copy + base + p->off, p->width, p->now);
+        g_assert_true(g_file_set_contents(bad, (char *)copy, len, NULL));
+        status = load_stream(t, bad, errlog);
+        g_assert_cmpstr(status, ==, "failed");
+        g_assert_true(g_file_get_contents(errlog, &err, NULL, NULL));
+        g_assert_nonnull(strstr(err, p->field));
+    }
+    unlink(file);
+    unlink(bad);
+    unlink(errlog);
     t_stop(t);
 }
 
@@ -1269,6 +1521,10 @@ int main(int argc, char **argv)
     qtest_add_func("/nvme-export/rate-limit", test_rate_limit);
     qtest_add_func("/nvme-export/random-commands", test_random_commands);
     qtest_add_func("/nvme-export/migrate", test_migrate);
+    qtest_add_func("/nvme-export/migrate-bad-stream",
+                   test_migrate_bad_stream);
+    qtest_add_func("/nvme-export/cq-on-bar0", test_cq_on_bar0);
+    qtest_add_func("/nvme-export/data-on-bar0", test_data_on_bar0);
     qtest_add_func("/nvme-export/two-backings", test_two_backings);
     qtest_add_func("/nvme-export/bad-templates", test_bad_templates);
     return g_test_run();

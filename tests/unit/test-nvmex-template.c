@@ -1,5 +1,6 @@
 /*
- * Unit tests for the nvme-export template model and Identify encoders
+ * Unit tests for the nvme-export template model, Identify encoders and
+ * command table
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -249,6 +250,100 @@ static void test_logs(void **state)
     assert_memory_equal(b + 8, "1.0     ", 8);
 }
 
+/* CNS 08h: NSTAT (namespace ready) is byte 14; ENDGID (12-13) stays 0 */
+static void test_id_ns_indep(void **state)
+{
+    uint8_t b[NVMEX_ID_SIZE];
+
+    (void)state;
+    memset(b, 0xa5, sizeof(b));
+    nvmex_id_ns_indep(b);
+    assert_int_equal(b[14], 1);
+    assert_int_equal(nvmex_ld16(b + 12), 0);
+    for (size_t i = 0; i < sizeof(b); i++) {
+        if (i != 14) {
+            assert_int_equal(b[i], 0);
+        }
+    }
+}
+
+/*
+ * The command table: every supported opcode has a name, the template
+ * switches take commands out of the set, and the effects log says the
+ * same as nvmex_*_supported() for every opcode.
+ */
+static void test_command_table(void **state)
+{
+    NvmexTemplate t;
+    uint8_t b[NVMEX_EFFECTS_LOG_SIZE];
+
+    (void)state;
+    nvmex_template_default(&t);
+    t.ralbas = true;
+    t.oncs = NVMEX_ONCS_SUPPORTED;
+    assert_string_equal(nvmex_admin_name(NVMEX_ADM_IDENTIFY), "IDENTIFY");
+    assert_string_equal(nvmex_io_name(NVMEX_IO_WRITE), "WRITE");
+    assert_null(nvmex_admin_name(0x7f));
+    assert_null(nvmex_io_name(0x7f));
+    assert_true(nvmex_admin_supported(&t, NVMEX_ADM_GET_LBA_STATUS));
+    assert_int_equal(nvmex_io_effects(&t, NVMEX_IO_DSM),
+                     NVMEX_EFFECTS_CSUPP | NVMEX_EFFECTS_LBCC);
+    assert_int_equal(nvmex_io_effects(&t, NVMEX_IO_READ),
+                     NVMEX_EFFECTS_CSUPP);
+    for (int pass = 0; pass < 2; pass++) {
+        nvmex_log_cmd_effects(&t, b);
+        for (int op = 0; op < 256; op++) {
+            assert_int_equal(!!nvmex_admin_supported(&t, op),
+                             nvmex_ld32(b + 4 * op) & 1);
+            assert_int_equal(!!nvmex_io_supported(&t, op),
+                             nvmex_ld32(b + 1024 + 4 * op) & 1);
+            if (nvmex_admin_supported(&t, op)) {
+                assert_non_null(nvmex_admin_name(op));
+            }
+            if (nvmex_io_supported(&t, op)) {
+                assert_non_null(nvmex_io_name(op));
+            }
+        }
+        t.ralbas = false;
+        t.oncs = 0;
+    }
+    assert_false(nvmex_admin_supported(&t, NVMEX_ADM_GET_LBA_STATUS));
+    assert_false(nvmex_io_supported(&t, NVMEX_IO_WRITE_ZEROES));
+    assert_false(nvmex_io_supported(&t, NVMEX_IO_DSM));
+}
+
+/* Every template field has a device property, and the lists agree */
+static void test_field_rows(void **state)
+{
+    NvmexTemplate t;
+    int n = 0;
+
+    (void)state;
+    nvmex_template_default(&t);
+    for (; nvmex_template_fields[n]; n++) {
+        /* Each listed field is known by name (the value aside) */
+        err[0] = 0;
+        nvmex_template_set(&t, nvmex_template_fields[n], "", err,
+                           sizeof(err));
+        assert_null(strstr(err, "unknown"));
+    }
+    assert_int_equal(n, NVMEX_TMPL_NFIELDS);
+    assert_string_equal(nvmex_template_fields[NVMEX_TMPL_FIELD_max_ioqs],
+                        "max-ioqs");
+    for (n = 0; nvmex_ns_template_fields[n]; n++) {
+        NvmexNsTemplate ns;
+
+        nvmex_ns_template_default(&ns, 1);
+        err[0] = 0;
+        nvmex_ns_template_set(&ns, nvmex_ns_template_fields[n], "", err,
+                              sizeof(err));
+        assert_null(strstr(err, "unknown"));
+    }
+    assert_int_equal(n, NVMEX_NS_NFIELDS);
+    assert_string_equal(nvmex_ns_template_fields[NVMEX_NS_FIELD_lbaf],
+                        "lba-formats");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -260,6 +355,9 @@ int main(void)
         cmocka_unit_test(test_id_ns_and_descs),
         cmocka_unit_test(test_active_ns_list),
         cmocka_unit_test(test_logs),
+        cmocka_unit_test(test_id_ns_indep),
+        cmocka_unit_test(test_command_table),
+        cmocka_unit_test(test_field_rows),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

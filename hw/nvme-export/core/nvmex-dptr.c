@@ -11,13 +11,13 @@
 #include "hw/nvme-export/core/nvmex-spec.h"
 
 /* Merges adjacent segments so the block layer sees few, large pieces */
-typedef struct Merger {
+typedef struct NvmexMerger {
     NvmexEmit emit;
     void *opaque;
     uint64_t addr, len;
-} Merger;
+} NvmexMerger;
 
-static uint16_t merge(Merger *m, uint64_t addr, uint64_t len)
+static uint16_t nvmex_merge(NvmexMerger *m, uint64_t addr, uint64_t len)
 {
     uint16_t st;
 
@@ -39,21 +39,21 @@ static uint16_t merge(Merger *m, uint64_t addr, uint64_t len)
     return NVMEX_SUCCESS;
 }
 
-static uint16_t merge_flush(Merger *m)
+static uint16_t nvmex_merge_flush(NvmexMerger *m)
 {
     return m->len ? m->emit(m->opaque, m->addr, m->len) : NVMEX_SUCCESS;
 }
 
-#define PRP_BATCH 64
+#define NVMEX_PRP_BATCH 64
 
 uint16_t nvmex_prp_walk(uint64_t prp1, uint64_t prp2, uint64_t len,
                         uint32_t page_size, NvmexDmaRead rd, NvmexEmit emit,
                         void *opaque)
 {
-    Merger m = { .emit = emit, .opaque = opaque };
+    NvmexMerger m = { .emit = emit, .opaque = opaque };
     uint64_t mask = page_size - 1;
     uint64_t first, left, list, hops = 0;
-    uint8_t ents[PRP_BATCH * 8];
+    uint64_t ents[NVMEX_PRP_BATCH];     /* little-endian PRP entries */
     uint16_t st;
 
     if (!len) {
@@ -66,20 +66,20 @@ uint16_t nvmex_prp_walk(uint64_t prp1, uint64_t prp2, uint64_t len,
     if (first > len) {
         first = len;
     }
-    st = merge(&m, prp1, first);
+    st = nvmex_merge(&m, prp1, first);
     if (st) {
         return st;
     }
     left = len - first;
     if (!left) {
-        return merge_flush(&m);
+        return nvmex_merge_flush(&m);
     }
     if (left <= page_size) {
         if (prp2 & mask) {
             return NVMEX_PRP_OFFSET_INVALID;
         }
-        st = merge(&m, prp2, left);
-        return st ? st : merge_flush(&m);
+        st = nvmex_merge(&m, prp2, left);
+        return st ? st : nvmex_merge_flush(&m);
     }
 
     /* PRP2 is a list pointer; its first list may start mid-page */
@@ -102,14 +102,14 @@ uint16_t nvmex_prp_walk(uint64_t prp1, uint64_t prp2, uint64_t len,
         while (done < want) {
             uint64_t n = want - done;
 
-            if (n > PRP_BATCH) {
-                n = PRP_BATCH;
+            if (n > NVMEX_PRP_BATCH) {
+                n = NVMEX_PRP_BATCH;
             }
-            if (rd(opaque, list + done * 8, ents, n * 8)) {
+            if (rd(opaque, list + done * 8, ents, n * sizeof(ents[0]))) {
                 return NVMEX_DATA_TRANSFER_ERROR;
             }
             for (uint64_t i = 0; i < n; i++) {
-                uint64_t e = nvmex_ld64(ents + 8 * i);
+                uint64_t e = nvmex_le64_to_cpu(ents[i]);
                 bool is_link = chains && done + i == in_page - 1;
 
                 if (is_link) {
@@ -123,7 +123,7 @@ uint16_t nvmex_prp_walk(uint64_t prp1, uint64_t prp2, uint64_t len,
                     return NVMEX_PRP_OFFSET_INVALID;
                 }
                 uint64_t chunk = left < page_size ? left : page_size;
-                st = merge(&m, e, chunk);
+                st = nvmex_merge(&m, e, chunk);
                 if (st) {
                     return st;
                 }
@@ -135,26 +135,27 @@ uint16_t nvmex_prp_walk(uint64_t prp1, uint64_t prp2, uint64_t len,
             break;
         }
     }
-    return merge_flush(&m);
+    return nvmex_merge_flush(&m);
 }
 
-#define SGL_BATCH 16
+#define NVMEX_SGL_BATCH 16
 
 uint16_t nvmex_sgl_walk(const uint8_t *sgl1, uint64_t len, NvmexDmaRead rd,
                         NvmexEmit emit, void *opaque)
 {
-    Merger m = { .emit = emit, .opaque = opaque };
-    uint8_t descs[SGL_BATCH * 16];
-    uint8_t cur[16];
+    NvmexMerger m = { .emit = emit, .opaque = opaque };
+    NvmexSglDesc descs[NVMEX_SGL_BATCH];
+    NvmexSglDesc cur;
     uint64_t left = len;
     unsigned seen = 0;
     uint16_t st;
 
-    memcpy(cur, sgl1, 16);
+    memcpy(&cur, sgl1, sizeof(cur));
     for (;;) {
-        uint8_t type = cur[15] >> 4, sub = cur[15] & 0xf;
-        uint64_t addr = nvmex_ld64(cur);
-        uint32_t dlen = nvmex_ld32(cur + 8);
+        uint8_t type = NVMEX_SGL_TYPE(cur.type);
+        uint8_t sub = NVMEX_SGL_SUBTYPE(cur.type);
+        uint64_t addr = nvmex_le64_to_cpu(cur.addr);
+        uint32_t dlen = nvmex_le32_to_cpu(cur.len);
         uint64_t count, i;
         bool last_seg;
 
@@ -166,8 +167,8 @@ uint16_t nvmex_sgl_walk(const uint8_t *sgl1, uint64_t len, NvmexDmaRead rd,
             if (dlen != left) {
                 return NVMEX_DATA_SGL_LEN_INVALID;
             }
-            st = merge(&m, addr, dlen);
-            return st ? st : merge_flush(&m);
+            st = nvmex_merge(&m, addr, dlen);
+            return st ? st : nvmex_merge_flush(&m);
         }
         if (type != NVMEX_SGL_SEGMENT && type != NVMEX_SGL_LAST_SEGMENT) {
             return NVMEX_SGL_DESC_TYPE_INVALID;
@@ -175,34 +176,36 @@ uint16_t nvmex_sgl_walk(const uint8_t *sgl1, uint64_t len, NvmexDmaRead rd,
         if (sub != 0) {
             return NVMEX_SGL_DESC_TYPE_INVALID;
         }
-        if (dlen == 0 || dlen % 16) {
+        if (dlen == 0 || dlen % sizeof(NvmexSglDesc)) {
             return NVMEX_INVALID_NUM_SGL_DESCS;
         }
         last_seg = type == NVMEX_SGL_LAST_SEGMENT;
-        count = dlen / 16;
+        count = dlen / sizeof(NvmexSglDesc);
         if (seen + count > NVMEX_SGL_MAX_DESCS) {
             return NVMEX_INVALID_NUM_SGL_DESCS;
         }
         seen += count;
 
-        for (i = 0; i < count; i += SGL_BATCH) {
-            uint64_t n = count - i < SGL_BATCH ? count - i : SGL_BATCH;
+        for (i = 0; i < count; i += NVMEX_SGL_BATCH) {
+            uint64_t n = count - i < NVMEX_SGL_BATCH ? count - i : NVMEX_SGL_BATCH;
 
-            if (rd(opaque, addr + i * 16, descs, n * 16)) {
+            if (rd(opaque, addr + i * sizeof(NvmexSglDesc), descs,
+                   n * sizeof(NvmexSglDesc))) {
                 return NVMEX_DATA_TRANSFER_ERROR;
             }
             for (uint64_t j = 0; j < n; j++) {
-                const uint8_t *d = descs + 16 * j;
-                uint8_t dt = d[15] >> 4, ds = d[15] & 0xf;
+                const NvmexSglDesc *d = &descs[j];
+                uint8_t dt = NVMEX_SGL_TYPE(d->type);
+                uint8_t ds = NVMEX_SGL_SUBTYPE(d->type);
                 bool final = i + j == count - 1;
-                uint32_t l = nvmex_ld32(d + 8);
+                uint32_t l = nvmex_le32_to_cpu(d->len);
 
                 if (dt == NVMEX_SGL_SEGMENT || dt == NVMEX_SGL_LAST_SEGMENT) {
                     /* Only a segment's final descriptor may chain */
                     if (!final || last_seg) {
                         return NVMEX_INVALID_SGL_SEG_DESC;
                     }
-                    memcpy(cur, d, 16);
+                    cur = *d;
                     break;
                 }
                 if (dt != NVMEX_SGL_DATA_BLOCK || ds != 0) {
@@ -211,7 +214,7 @@ uint16_t nvmex_sgl_walk(const uint8_t *sgl1, uint64_t len, NvmexDmaRead rd,
                 if (l > left) {
                     return NVMEX_DATA_SGL_LEN_INVALID;
                 }
-                st = merge(&m, nvmex_ld64(d), l);
+                st = nvmex_merge(&m, nvmex_le64_to_cpu(d->addr), l);
                 if (st) {
                     return st;
                 }
@@ -221,7 +224,7 @@ uint16_t nvmex_sgl_walk(const uint8_t *sgl1, uint64_t len, NvmexDmaRead rd,
                     if (left) {
                         return NVMEX_DATA_SGL_LEN_INVALID;
                     }
-                    return merge_flush(&m);
+                    return nvmex_merge_flush(&m);
                 }
             }
         }

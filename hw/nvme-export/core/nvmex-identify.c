@@ -1,19 +1,21 @@
 /*
  * nvme-export: Identify and log page encoders
  *
- * Byte offsets are those of the NVMe Base Specification 2.0 (Identify
- * Controller, Figure 275; Identify Namespace in the NVM Command Set
- * Specification 1.0; logs in section 5.16) and TP4165 for TLBAAG/RALBAS.
+ * Layouts are the structs of nvmex-spec.h, from the NVMe Base
+ * Specification 2.0 (Identify Controller, Figure 275; Identify Namespace
+ * in the NVM Command Set Specification 1.0; logs in section 5.16) and
+ * TP4165 for TLBAAG/RALBAS.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
 #include <string.h>
 
+#include "hw/nvme-export/core/nvmex-cmds.h"
 #include "hw/nvme-export/core/nvmex-identify.h"
 #include "hw/nvme-export/core/nvmex-spec.h"
 
-static void put_padded(uint8_t *dst, const char *src, size_t width)
+static void nvmex_put_padded(uint8_t *dst, const char *src, size_t width)
 {
     size_t len = strnlen(src, width);
 
@@ -21,136 +23,180 @@ static void put_padded(uint8_t *dst, const char *src, size_t width)
     memcpy(dst, src, len);
 }
 
-int nvmex_admin_supported(const NvmexTemplate *t, uint8_t opcode)
+/* The command sets of nvmex-cmds.h as tables indexed by opcode */
+typedef struct NvmexCmdInfo {
+    const char *name;
+    NvmexNeeds needs;
+    uint32_t effects;               /* beyond CSUPP */
+} NvmexCmdInfo;
+
+#define NVMEX_CMD_INFO(op, nm, handler, nd, fx) \
+    [op] = { .name = nm, .needs = NVMEX_NEEDS_##nd, .effects = fx },
+
+static const NvmexCmdInfo nvmex_admin_cmds[256] = {
+    NVMEX_ADMIN_COMMANDS(NVMEX_CMD_INFO)
+};
+
+static const NvmexCmdInfo nvmex_io_cmds[256] = {
+    NVMEX_IO_COMMANDS(NVMEX_CMD_INFO)
+};
+
+static int nvmex_cmd_available(const NvmexTemplate *t, const NvmexCmdInfo *c)
 {
-    switch (opcode) {
-    case NVMEX_ADM_DELETE_SQ:
-    case NVMEX_ADM_CREATE_SQ:
-    case NVMEX_ADM_GET_LOG_PAGE:
-    case NVMEX_ADM_DELETE_CQ:
-    case NVMEX_ADM_CREATE_CQ:
-    case NVMEX_ADM_IDENTIFY:
-    case NVMEX_ADM_ABORT:
-    case NVMEX_ADM_SET_FEATURES:
-    case NVMEX_ADM_GET_FEATURES:
-    case NVMEX_ADM_AER:
-        return 1;
-    case NVMEX_ADM_GET_LBA_STATUS:
-        return t->ralbas;
-    default:
+    if (!c->name) {
         return 0;
     }
+    switch (c->needs) {
+    case NVMEX_NEEDS_RALBAS:
+        return !!t->ralbas;
+    case NVMEX_NEEDS_ONCS_DSM:
+        return !!(t->oncs & NVMEX_ONCS_DSM);
+    case NVMEX_NEEDS_ONCS_WRITE_ZEROES:
+        return !!(t->oncs & NVMEX_ONCS_WRITE_ZEROES);
+    default:
+        return 1;
+    }
+}
+
+int nvmex_admin_supported(const NvmexTemplate *t, uint8_t opcode)
+{
+    return nvmex_cmd_available(t, &nvmex_admin_cmds[opcode]);
 }
 
 int nvmex_io_supported(const NvmexTemplate *t, uint8_t opcode)
 {
-    switch (opcode) {
-    case NVMEX_IO_FLUSH:
-    case NVMEX_IO_WRITE:
-    case NVMEX_IO_READ:
-        return 1;
-    case NVMEX_IO_WRITE_ZEROES:
-        return !!(t->oncs & NVMEX_ONCS_WRITE_ZEROES);
-    case NVMEX_IO_DSM:
-        return !!(t->oncs & NVMEX_ONCS_DSM);
-    default:
-        return 0;
-    }
+    return nvmex_cmd_available(t, &nvmex_io_cmds[opcode]);
+}
+
+uint32_t nvmex_admin_effects(const NvmexTemplate *t, uint8_t opcode)
+{
+    const NvmexCmdInfo *c = &nvmex_admin_cmds[opcode];
+
+    return nvmex_cmd_available(t, c) ? NVMEX_EFFECTS_CSUPP | c->effects : 0;
+}
+
+uint32_t nvmex_io_effects(const NvmexTemplate *t, uint8_t opcode)
+{
+    const NvmexCmdInfo *c = &nvmex_io_cmds[opcode];
+
+    return nvmex_cmd_available(t, c) ? NVMEX_EFFECTS_CSUPP | c->effects : 0;
+}
+
+const char *nvmex_admin_name(uint8_t opcode)
+{
+    return nvmex_admin_cmds[opcode].name;
+}
+
+const char *nvmex_io_name(uint8_t opcode)
+{
+    return nvmex_io_cmds[opcode].name;
 }
 
 void nvmex_id_ctrl(const NvmexTemplate *t, uint8_t *b)
 {
-    memset(b, 0, NVMEX_ID_SIZE);
-    nvmex_st16(b + 0, t->vid);
-    nvmex_st16(b + 2, t->ssvid);
-    put_padded(b + 4, t->sn, 20);
-    put_padded(b + 24, t->mn, 40);
-    put_padded(b + 64, t->fr, 8);
-    b[72] = 6;                                  /* RAB: 64 commands */
-    b[73] = t->oui;                             /* IEEE, LSB first */
-    b[74] = t->oui >> 8;
-    b[75] = t->oui >> 16;
-    b[77] = t->mdts;
-    nvmex_st16(b + 78, t->cntlid);
-    nvmex_st32(b + 80, NVMEX_VERSION);
-    nvmex_st32(b + 92, 1u << 8);                /* OAES: ns attribute */
-    b[111] = 1;                                 /* CNTRLTYPE: I/O */
-    b[258] = 3;                                 /* ACL: 4 aborts */
-    b[259] = 3;                                 /* AERL: 4 requests */
-    b[260] = 0x03;                              /* FRMW: 1 slot, RO */
-    b[261] = 0x06;                              /* LPA: effects, ext. */
-    b[262] = NVMEX_ERROR_LOG_ENTRIES - 1;       /* ELPE */
-    nvmex_st16(b + 266, t->wctemp);
-    nvmex_st16(b + 268, t->cctemp);
-    b[512] = 0x66;                              /* SQES: 64 bytes */
-    b[513] = 0x44;                              /* CQES: 16 bytes */
-    nvmex_st32(b + 516, t->nn);
-    nvmex_st16(b + 520, t->oncs);
-    b[525] = t->vwc ? 0x07 : 0x06;              /* VWC, flush all ok */
-    nvmex_st32(b + 536, t->sgl ? 1 : 0);        /* SGLS: no alignment */
-    memcpy(b + 768, t->subnqn, strnlen(t->subnqn, sizeof(t->subnqn)));
+    NvmexIdCtrl *id = (NvmexIdCtrl *)b;
+
+    memset(id, 0, sizeof(*id));
+    id->vid = nvmex_cpu_to_le16(t->vid);
+    id->ssvid = nvmex_cpu_to_le16(t->ssvid);
+    nvmex_put_padded((uint8_t *)id->sn, t->sn, sizeof(id->sn));
+    nvmex_put_padded((uint8_t *)id->mn, t->mn, sizeof(id->mn));
+    nvmex_put_padded((uint8_t *)id->fr, t->fr, sizeof(id->fr));
+    id->rab = 6;                                /* 64 commands */
+    id->ieee[0] = t->oui;
+    id->ieee[1] = t->oui >> 8;
+    id->ieee[2] = t->oui >> 16;
+    id->mdts = t->mdts;
+    id->cntlid = nvmex_cpu_to_le16(t->cntlid);
+    id->ver = nvmex_cpu_to_le32(NVMEX_VERSION);
+    id->oaes = nvmex_cpu_to_le32(1u << 8);      /* ns attribute notices */
+    id->cntrltype = 1;                          /* I/O controller */
+    id->acl = 3;                                /* 4 aborts */
+    id->aerl = 3;                               /* 4 requests */
+    id->frmw = 0x03;                            /* 1 slot, read-only */
+    id->lpa = 0x06;                             /* effects, extended */
+    id->elpe = NVMEX_ERROR_LOG_ENTRIES - 1;
+    id->wctemp = nvmex_cpu_to_le16(t->wctemp);
+    id->cctemp = nvmex_cpu_to_le16(t->cctemp);
+    id->sqes = 0x66;                            /* 64 bytes */
+    id->cqes = 0x44;                            /* 16 bytes */
+    id->nn = nvmex_cpu_to_le32(t->nn);
+    id->oncs = nvmex_cpu_to_le16(t->oncs);
+    id->vwc = t->vwc ? 0x07 : 0x06;             /* VWC, flush all ok */
+    id->sgls = nvmex_cpu_to_le32(t->sgl ? 1 : 0);   /* no alignment */
+    memcpy(id->subnqn, t->subnqn, strnlen(t->subnqn, sizeof(t->subnqn)));
     /* Power state 0: 25 W, the only one, no transitions */
-    nvmex_st16(b + 2048, 2500);
+    id->psd[0].mp = nvmex_cpu_to_le16(2500);
 }
 
 void nvmex_id_ctrl_nvm(const NvmexTemplate *t, uint8_t *b)
 {
-    memset(b, 0, NVMEX_ID_SIZE);
+    NvmexIdCtrlNvm *id = (NvmexIdCtrlNvm *)b;
+
+    memset(id, 0, sizeof(*id));
     /* VSL, WZSL, WUSL, DMRL, DMRSL, DMSL: 0 = MDTS / no limit */
-    nvmex_st16(b + 18, t->ralbas ? 1 : 0);      /* AOCS.RALBAS */
-    nvmex_st32(b + 20, 0x00010000);             /* NVM cmd set 1.0 */
+    id->aocs = nvmex_cpu_to_le16(t->ralbas ? 1 : 0);
+    id->ver = nvmex_cpu_to_le32(0x00010000);    /* NVM command set 1.0 */
 }
 
 void nvmex_id_ns(const NvmexTemplate *t, const NvmexNsTemplate *n,
                  uint64_t nsze, uint8_t *b)
 {
-    memset(b, 0, NVMEX_ID_SIZE);
-    nvmex_st64(b + 0, nsze);                    /* NSZE */
-    nvmex_st64(b + 8, nsze);                    /* NCAP */
-    nvmex_st64(b + 16, nsze);                   /* NUSE: not thin */
-    b[24] = 0x00;                               /* NSFEAT */
-    b[25] = n->nlbaf - 1;                       /* NLBAF, 0-based */
-    b[26] = (n->flbas & 0xf) | ((n->flbas >> 4) & 3) << 5;
+    NvmexIdNs *id = (NvmexIdNs *)b;
+
+    memset(id, 0, sizeof(*id));
+    id->nsze = nvmex_cpu_to_le64(nsze);
+    id->ncap = nvmex_cpu_to_le64(nsze);
+    id->nuse = nvmex_cpu_to_le64(nsze);         /* not thin */
+    id->nsfeat = 0;
+    id->nlbaf = n->nlbaf - 1;
+    id->flbas = (n->flbas & 0xf) | ((n->flbas >> 4) & 3) << 5;
     /*
      * DLFEAT: deallocated blocks read as zeroes and Write Zeroes may
      * deallocate.  True on any backing, because deallocation is done
      * as a zero write that may unmap.
      */
-    b[33] = (t->oncs & NVMEX_ONCS_DSM) ? 0x09 : 0x00;
-    memcpy(b + 104, n->nguid, 16);
-    memcpy(b + 120, n->eui64, 8);
+    id->dlfeat = (t->oncs & NVMEX_ONCS_DSM) ? 0x09 : 0x00;
+    memcpy(id->nguid, n->nguid, sizeof(id->nguid));
+    memcpy(id->eui64, n->eui64, sizeof(id->eui64));
     for (int i = 0; i < n->nlbaf; i++) {
-        nvmex_st32(b + 128 + 4 * i,
-                   n->lbaf[i].ms | (uint32_t)n->lbaf[i].lbads << 16);
+        id->lbaf[i].ms = nvmex_cpu_to_le16(n->lbaf[i].ms);
+        id->lbaf[i].lbads = n->lbaf[i].lbads;
     }
 }
 
 void nvmex_id_ns_nvm(const NvmexTemplate *t, const NvmexNsTemplate *n,
                      uint8_t *b)
 {
-    memset(b, 0, NVMEX_ID_SIZE);
+    NvmexIdNsNvm *id = (NvmexIdNsNvm *)b;
+
+    memset(id, 0, sizeof(*id));
     /* LBSTM, PIC, ELBAF: no protection information, no storage tags */
     if (t->ralbas) {
-        nvmex_st32(b + 292, n->tlbaag);         /* TLBAAG (TP4165) */
+        id->tlbaag = nvmex_cpu_to_le32(n->tlbaag);
     }
 }
 
 void nvmex_id_ns_indep(uint8_t *b)
 {
-    memset(b, 0, NVMEX_ID_SIZE);
-    b[13] = 1;                                  /* NSTAT: ready */
+    NvmexIdNsIndep *id = (NvmexIdNsIndep *)b;
+
+    memset(id, 0, sizeof(*id));
+    id->nstat = 1;                              /* namespace ready */
 }
 
-static size_t put_desc(uint8_t *b, size_t off, uint8_t type,
-                       const uint8_t *id, uint8_t len)
+static size_t nvmex_put_desc(uint8_t *b, size_t off, uint8_t type,
+                             const uint8_t *id, uint8_t len)
 {
-    b[off] = type;
-    b[off + 1] = len;
-    memcpy(b + off + 4, id, len);
-    return off + 4 + len;
+    NvmexNsIdDesc *d = (NvmexNsIdDesc *)(b + off);
+
+    d->nidt = type;
+    d->nidl = len;
+    memcpy(d + 1, id, len);
+    return off + sizeof(*d) + len;
 }
 
-static int nonzero(const uint8_t *p, size_t n)
+static int nvmex_nonzero(const uint8_t *p, size_t n)
 {
     while (n--) {
         if (*p++) {
@@ -166,21 +212,22 @@ size_t nvmex_id_ns_descs(const NvmexNsTemplate *n, uint8_t *b)
     size_t off = 0;
 
     memset(b, 0, NVMEX_ID_SIZE);
-    if (nonzero(n->eui64, 8)) {
-        off = put_desc(b, off, 1, n->eui64, 8);
+    if (nvmex_nonzero(n->eui64, 8)) {
+        off = nvmex_put_desc(b, off, 1, n->eui64, 8);
     }
-    if (nonzero(n->nguid, 16)) {
-        off = put_desc(b, off, 2, n->nguid, 16);
+    if (nvmex_nonzero(n->nguid, 16)) {
+        off = nvmex_put_desc(b, off, 2, n->nguid, 16);
     }
-    if (nonzero(n->uuid, 16)) {
-        off = put_desc(b, off, 3, n->uuid, 16);
+    if (nvmex_nonzero(n->uuid, 16)) {
+        off = nvmex_put_desc(b, off, 3, n->uuid, 16);
     }
-    return put_desc(b, off, 4, &csi_nvm, 1);
+    return nvmex_put_desc(b, off, 4, &csi_nvm, 1);
 }
 
 void nvmex_id_active_ns(const uint32_t *nsids, int count, uint32_t after,
                         uint8_t *b)
 {
+    uint32_t *list = (uint32_t *)b;
     uint32_t last = after;
     int out = 0;
 
@@ -197,70 +244,67 @@ void nvmex_id_active_ns(const uint32_t *nsids, int count, uint32_t after,
         if (!best) {
             break;
         }
-        nvmex_st32(b + 4 * out++, best);
+        list[out++] = nvmex_cpu_to_le32(best);
         last = best;
     }
 }
 
-static void put128(uint8_t *b, uint64_t v)
+static NvmexU128 nvmex_u128(uint64_t v)
 {
-    nvmex_st64(b, v);
-    nvmex_st64(b + 8, 0);
+    return (NvmexU128) { .lo = nvmex_cpu_to_le64(v) };
 }
 
 void nvmex_log_smart(const NvmexTemplate *t, const NvmexSmart *s, uint8_t *b)
 {
-    memset(b, 0, NVMEX_SMART_LOG_SIZE);
-    b[0] = s->critical_warning;
-    nvmex_st16(b + 1, t->temperature);
-    b[3] = 100;                                 /* available spare % */
-    b[4] = 10;                                  /* spare threshold % */
-    put128(b + 32, s->units_read);
-    put128(b + 48, s->units_written);
-    put128(b + 64, s->read_cmds);
-    put128(b + 80, s->write_cmds);
-    put128(b + 112, s->power_cycles);
-    put128(b + 128, s->power_on_hours);
-    put128(b + 144, s->unsafe_shutdowns);
-    put128(b + 160, s->media_errors);
-    put128(b + 176, s->error_entries);
-    nvmex_st16(b + 200, t->temperature);        /* sensor 1 */
+    NvmexSmartLog *log = (NvmexSmartLog *)b;
+
+    memset(log, 0, sizeof(*log));
+    log->critical_warning = s->critical_warning;
+    log->temperature = nvmex_cpu_to_le16(t->temperature);
+    log->avail_spare = 100;                     /* percent */
+    log->spare_thresh = 10;                     /* percent */
+    log->data_units_read = nvmex_u128(s->units_read);
+    log->data_units_written = nvmex_u128(s->units_written);
+    log->host_reads = nvmex_u128(s->read_cmds);
+    log->host_writes = nvmex_u128(s->write_cmds);
+    log->power_cycles = nvmex_u128(s->power_cycles);
+    log->power_on_hours = nvmex_u128(s->power_on_hours);
+    log->unsafe_shutdowns = nvmex_u128(s->unsafe_shutdowns);
+    log->media_errors = nvmex_u128(s->media_errors);
+    log->num_err_log_entries = nvmex_u128(s->error_entries);
+    log->temp_sensor[0] = nvmex_cpu_to_le16(t->temperature);
 }
 
 void nvmex_log_fw_slot(const NvmexTemplate *t, uint8_t *b)
 {
-    memset(b, 0, NVMEX_FW_LOG_SIZE);
-    b[0] = 0x01;                                /* AFI: slot 1 active */
-    put_padded(b + 8, t->fr, 8);
+    NvmexFwSlotLog *log = (NvmexFwSlotLog *)b;
+
+    memset(log, 0, sizeof(*log));
+    log->afi = 0x01;                            /* slot 1 active */
+    nvmex_put_padded((uint8_t *)log->frs[0], t->fr, sizeof(log->frs[0]));
 }
 
 void nvmex_log_cmd_effects(const NvmexTemplate *t, uint8_t *b)
 {
-    memset(b, 0, NVMEX_EFFECTS_LOG_SIZE);
-    for (int op = 0; op < 256; op++) {
-        if (nvmex_admin_supported(t, op)) {
-            nvmex_st32(b + 4 * op, 1);          /* CSUPP */
-        }
-        if (nvmex_io_supported(t, op)) {
-            uint32_t e = 1;
+    NvmexEffectsLog *log = (NvmexEffectsLog *)b;
 
-            if (op == NVMEX_IO_WRITE || op == NVMEX_IO_WRITE_ZEROES ||
-                op == NVMEX_IO_DSM) {
-                e |= 1u << 1;                   /* LBCC */
-            }
-            nvmex_st32(b + 1024 + 4 * op, e);
-        }
+    memset(log, 0, sizeof(*log));
+    for (int op = 0; op < 256; op++) {
+        log->acs[op] = nvmex_cpu_to_le32(nvmex_admin_effects(t, op));
+        log->iocs[op] = nvmex_cpu_to_le32(nvmex_io_effects(t, op));
     }
 }
 
 void nvmex_log_error_entry(const NvmexErrorEntry *e, uint8_t *b)
 {
-    memset(b, 0, NVMEX_ERROR_ENTRY_SIZE);
-    nvmex_st64(b + 0, e->count);
-    nvmex_st16(b + 8, e->sqid);
-    nvmex_st16(b + 10, e->cid);
-    nvmex_st16(b + 12, (uint16_t)(e->status << 1));
-    nvmex_st16(b + 14, e->param);
-    nvmex_st64(b + 16, e->lba);
-    nvmex_st32(b + 24, e->nsid);
+    NvmexErrorLogEntry *log = (NvmexErrorLogEntry *)b;
+
+    memset(log, 0, sizeof(*log));
+    log->error_count = nvmex_cpu_to_le64(e->count);
+    log->sqid = nvmex_cpu_to_le16(e->sqid);
+    log->cid = nvmex_cpu_to_le16(e->cid);
+    log->status = nvmex_cpu_to_le16((uint16_t)(e->status << 1));
+    log->param = nvmex_cpu_to_le16(e->param);
+    log->lba = nvmex_cpu_to_le64(e->lba);
+    log->nsid = nvmex_cpu_to_le32(e->nsid);
 }

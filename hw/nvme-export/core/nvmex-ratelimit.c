@@ -30,7 +30,7 @@ void nvmex_bucket_init(NvmexBucket *b, uint64_t rate, uint64_t burst,
     b->last_ns = now_ns;
 }
 
-static void refill(NvmexBucket *b, int64_t now_ns)
+static void nvmex_bucket_refill(NvmexBucket *b, int64_t now_ns)
 {
     __int128 level, cap;
 
@@ -48,7 +48,7 @@ int64_t nvmex_bucket_wait(NvmexBucket *b, int64_t now_ns)
     if (!b->rate) {
         return 0;
     }
-    refill(b, now_ns);
+    nvmex_bucket_refill(b, now_ns);
     if (b->level_nu >= 0) {
         return 0;
     }
@@ -69,16 +69,17 @@ void nvmex_bucket_charge(NvmexBucket *b, uint64_t units)
 
 int nvmex_rl_decode(const uint8_t *buf, NvmexRateLimit *rl)
 {
-    uint16_t rlc = nvmex_ld16(buf);
+    const NvmexRateLimitData *d = (const NvmexRateLimitData *)buf;
+    uint16_t rlc = nvmex_le16_to_cpu(d->rlc);
 
     memset(rl, 0, sizeof(*rl));
-    rl->enabled = rlc >> 15;
-    rl->mode = rlc & 0xf;
-    rl->bwsf = buf[2];
-    rl->tbwv = nvmex_ld64(buf + 8);
-    rl->wbwv = nvmex_ld64(buf + 16);
-    rl->tiops = nvmex_ld32(buf + 24);
-    rl->wiops = nvmex_ld32(buf + 28);
+    rl->enabled = !!(rlc & NVMEX_RL_RLE);
+    rl->mode = rlc & NVMEX_RL_RLM;
+    rl->bwsf = d->bwsf;
+    rl->tbwv = nvmex_le64_to_cpu(d->tbwv);
+    rl->wbwv = nvmex_le64_to_cpu(d->wbwv);
+    rl->tiops = nvmex_le32_to_cpu(d->tiops);
+    rl->wiops = nvmex_le32_to_cpu(d->wiops);
     if (rl->mode != 0 || rl->bwsf > NVMEX_RL_MAX_BWSF) {
         return -1;
     }
@@ -87,13 +88,16 @@ int nvmex_rl_decode(const uint8_t *buf, NvmexRateLimit *rl)
 
 void nvmex_rl_encode(const NvmexRateLimit *rl, uint8_t *buf)
 {
-    memset(buf, 0, NVMEX_RL_DATA_SIZE);
-    nvmex_st16(buf, (rl->enabled ? 0x8000 : 0) | rl->mode);
-    buf[2] = rl->bwsf;
-    nvmex_st64(buf + 8, rl->tbwv);
-    nvmex_st64(buf + 16, rl->wbwv);
-    nvmex_st32(buf + 24, rl->tiops);
-    nvmex_st32(buf + 28, rl->wiops);
+    NvmexRateLimitData *d = (NvmexRateLimitData *)buf;
+
+    memset(d, 0, sizeof(*d));
+    d->rlc = nvmex_cpu_to_le16((rl->enabled ? NVMEX_RL_RLE : 0) |
+                               (rl->mode & NVMEX_RL_RLM));
+    d->bwsf = rl->bwsf;
+    d->tbwv = nvmex_cpu_to_le64(rl->tbwv);
+    d->wbwv = nvmex_cpu_to_le64(rl->wbwv);
+    d->tiops = nvmex_cpu_to_le32(rl->tiops);
+    d->wiops = nvmex_cpu_to_le32(rl->wiops);
 }
 
 void nvmex_limiter_configure(NvmexLimiter *l, const NvmexRateLimit *rl,

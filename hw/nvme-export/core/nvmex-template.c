@@ -14,21 +14,22 @@
 #include "hw/nvme-export/core/nvmex-spec.h"
 #include "hw/nvme-export/core/nvmex-template.h"
 
+#define NVMEX_FIELD_NAME(field, prop, kind, member, arg) field,
+
 const char *const nvmex_template_fields[] = {
-    "id", "vid", "did", "ssvid", "ssid", "sn", "mn", "fr", "subnqn", "oui",
-    "cntlid", "mdts", "max-ioqs", "mqes", "oncs", "vwc", "sgl", "ralbas",
-    "rate-limit", "nn", "temperature", "wctemp", "cctemp", NULL
+    NVMEX_TEMPLATE_FIELDS(NVMEX_FIELD_NAME) NULL
 };
 
 const char *const nvmex_ns_template_fields[] = {
-    "nsid", "size", "lba-formats", "flbas", "nguid", "eui64", "uuid",
-    "tlbaag", NULL
+    NVMEX_NS_TEMPLATE_FIELDS(NVMEX_FIELD_NAME) NULL
 };
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
+#undef NVMEX_FIELD_NAME
+
+static int nvmex_fail(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
+static int nvmex_fail(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
 
@@ -85,8 +86,8 @@ void nvmex_template_default(NvmexTemplate *t)
     t->cctemp = 358;
 }
 
-static int parse_u64(const char *field, const char *value, uint64_t max,
-                     uint64_t *out, char *err, size_t errlen)
+static int nvmex_parse_u64(const char *field, const char *value, uint64_t max,
+                           uint64_t *out, char *err, size_t errlen)
 {
     char *end;
     unsigned long long v;
@@ -94,15 +95,15 @@ static int parse_u64(const char *field, const char *value, uint64_t max,
     errno = 0;
     v = strtoull(value, &end, 0);
     if (errno || end == value || *end || value[0] == '-' || v > max) {
-        return fail(err, errlen, "%s: '%s' is not a number in 0..%llu",
-                    field, value, (unsigned long long)max);
+        return nvmex_fail(err, errlen, "%s: '%s' is not a number in 0..%llu",
+                          field, value, (unsigned long long)max);
     }
     *out = v;
     return 0;
 }
 
-static int parse_bool(const char *field, const char *value, bool *out,
-                      char *err, size_t errlen)
+static int nvmex_parse_bool(const char *field, const char *value, bool *out,
+                            char *err, size_t errlen)
 {
     static const char *const yes[] = { "on", "true", "yes", "1", NULL };
     static const char *const no[] = { "off", "false", "no", "0", NULL };
@@ -117,23 +118,24 @@ static int parse_bool(const char *field, const char *value, bool *out,
             return 0;
         }
     }
-    return fail(err, errlen, "%s: '%s' is not a boolean", field, value);
+    return nvmex_fail(err, errlen, "%s: '%s' is not a boolean", field, value);
 }
 
 /* Identify strings are printable ASCII, space padded, never terminated */
-static int parse_ascii(const char *field, const char *value, char *out,
-                       size_t size, char *err, size_t errlen)
+static int nvmex_parse_ascii(const char *field, const char *value, char *out,
+                             size_t size, char *err, size_t errlen)
 {
     size_t len = strlen(value);
 
     if (len == 0 || len >= size) {
-        return fail(err, errlen, "%s: length %zu not in 1..%zu", field, len,
-                    size - 1);
+        return nvmex_fail(err, errlen, "%s: length %zu not in 1..%zu", field,
+                          len, size - 1);
     }
     for (size_t i = 0; i < len; i++) {
         if (value[i] < 0x20 || value[i] > 0x7e) {
-            return fail(err, errlen, "%s: byte %zu is not printable ASCII",
-                        field, i);
+            return nvmex_fail(err, errlen,
+                              "%s: byte %zu is not printable ASCII",
+                              field, i);
         }
     }
     memcpy(out, value, len + 1);
@@ -141,8 +143,8 @@ static int parse_ascii(const char *field, const char *value, char *out,
 }
 
 /* Hex identifiers; '-' and ':' separators are ignored (UUID form) */
-static int parse_hex(const char *field, const char *value, uint8_t *out,
-                     size_t n, char *err, size_t errlen)
+static int nvmex_parse_hex(const char *field, const char *value, uint8_t *out,
+                           size_t n, char *err, size_t errlen)
 {
     size_t got = 0;
     int half = -1;
@@ -158,7 +160,8 @@ static int parse_hex(const char *field, const char *value, uint8_t *out,
         } else if ((*p | 0x20) >= 'a' && (*p | 0x20) <= 'f') {
             d = (*p | 0x20) - 'a' + 10;
         } else {
-            return fail(err, errlen, "%s: '%c' is not a hex digit", field, *p);
+            return nvmex_fail(err, errlen, "%s: '%c' is not a hex digit",
+                              field, *p);
         }
         if (half < 0) {
             half = d;
@@ -171,7 +174,8 @@ static int parse_hex(const char *field, const char *value, uint8_t *out,
         }
     }
     if (got != n || half >= 0) {
-        return fail(err, errlen, "%s: need exactly %zu hex bytes", field, n);
+        return nvmex_fail(err, errlen, "%s: need exactly %zu hex bytes", field,
+                          n);
     }
     return 0;
 }
@@ -181,53 +185,30 @@ int nvmex_template_set(NvmexTemplate *t, const char *f, const char *v,
 {
     uint64_t x;
 
-#define NUM(name, member, max)                                          \
-    if (!strcmp(f, name)) {                                             \
-        if (parse_u64(f, v, max, &x, err, errlen)) {                    \
-            return -1;                                                  \
-        }                                                               \
-        t->member = x;                                                  \
-        return 0;                                                       \
+#define NVMEX_SET_NUM(name, member, max)                                \
+    if (nvmex_parse_u64(f, v, max, &x, err, errlen)) {                  \
+        return -1;                                                      \
+    }                                                                   \
+    t->member = x;                                                      \
+    return 0;
+#define NVMEX_SET_BOOL(name, member, max)                               \
+    return nvmex_parse_bool(f, v, &t->member, err, errlen);
+#define NVMEX_SET_STR(name, member, max)                                \
+    return nvmex_parse_ascii(f, v, t->member, sizeof(t->member), err, errlen);
+#define NVMEX_SET(field, prop, kind, member, max)                       \
+    if (!strcmp(f, field)) {                                            \
+        NVMEX_SET_##kind(field, member, max)                            \
     }
-#define BOOL(name, member)                                              \
-    if (!strcmp(f, name)) {                                             \
-        return parse_bool(f, v, &t->member, err, errlen);               \
-    }
-#define STR(name, member)                                               \
-    if (!strcmp(f, name)) {                                             \
-        return parse_ascii(f, v, t->member, sizeof(t->member), err, errlen); \
-    }
-    STR("id", id)
-    NUM("vid", vid, 0xffff)
-    NUM("did", did, 0xffff)
-    NUM("ssvid", ssvid, 0xffff)
-    NUM("ssid", ssid, 0xffff)
-    STR("sn", sn)
-    STR("mn", mn)
-    STR("fr", fr)
-    STR("subnqn", subnqn)
-    NUM("oui", oui, 0xffffff)
-    NUM("cntlid", cntlid, 0xffef)
-    NUM("mdts", mdts, 0xff)
-    NUM("max-ioqs", max_ioqs, 0xffff)
-    NUM("mqes", mqes, 65536)
-    NUM("oncs", oncs, 0xffff)
-    BOOL("vwc", vwc)
-    BOOL("sgl", sgl)
-    BOOL("ralbas", ralbas)
-    BOOL("rate-limit", rate_limit)
-    NUM("nn", nn, 0xffffffff)
-    NUM("temperature", temperature, 0xffff)
-    NUM("wctemp", wctemp, 0xffff)
-    NUM("cctemp", cctemp, 0xffff)
-#undef NUM
-#undef BOOL
-#undef STR
-    return fail(err, errlen, "%s: unknown template field", f);
+    NVMEX_TEMPLATE_FIELDS(NVMEX_SET)
+#undef NVMEX_SET
+#undef NVMEX_SET_NUM
+#undef NVMEX_SET_BOOL
+#undef NVMEX_SET_STR
+    return nvmex_fail(err, errlen, "%s: unknown template field", f);
 }
 
-static int parse_lbafs(NvmexNsTemplate *n, const char *v, char *err,
-                       size_t errlen)
+static int nvmex_parse_lbafs(NvmexNsTemplate *n, const char *v, char *err,
+                             size_t errlen)
 {
     const char *p = v;
     uint8_t count = 0;
@@ -239,16 +220,17 @@ static int parse_lbafs(NvmexNsTemplate *n, const char *v, char *err,
         errno = 0;
         bs = strtoull(p, &end, 0);
         if (errno || end == p || (*end && *end != ',')) {
-            return fail(err, errlen, "lba-formats: '%s' is not a list of "
-                        "block sizes", v);
+            return nvmex_fail(err, errlen, "lba-formats: '%s' is not a list of "
+                              "block sizes", v);
         }
         if (bs < 512 || bs > 65536 || (bs & (bs - 1))) {
-            return fail(err, errlen, "lba-formats[%u]: %llu is not a power "
-                        "of two in 512..65536", count, bs);
+            return nvmex_fail(err, errlen,
+                              "lba-formats[%u]: %llu is not a power "
+                              "of two in 512..65536", count, bs);
         }
         if (count == NVMEX_MAX_LBAF) {
-            return fail(err, errlen, "lba-formats: more than %d formats",
-                        NVMEX_MAX_LBAF);
+            return nvmex_fail(err, errlen, "lba-formats: more than %d formats",
+                              NVMEX_MAX_LBAF);
         }
         n->lbaf[count].lbads = __builtin_ctzll(bs);
         n->lbaf[count].ms = 0;
@@ -256,7 +238,7 @@ static int parse_lbafs(NvmexNsTemplate *n, const char *v, char *err,
         p = *end ? end + 1 : end;
     }
     if (!count) {
-        return fail(err, errlen, "lba-formats: empty");
+        return nvmex_fail(err, errlen, "lba-formats: empty");
     }
     n->nlbaf = count;
     return 0;
@@ -267,39 +249,40 @@ int nvmex_ns_template_set(NvmexNsTemplate *n, const char *f, const char *v,
 {
     uint64_t x;
 
-    if (!strcmp(f, "nsid") || !strcmp(f, "flbas") || !strcmp(f, "tlbaag")) {
-        if (parse_u64(f, v, 0xffffffff, &x, err, errlen)) {
-            return -1;
-        }
-        if (!strcmp(f, "nsid")) {
-            n->nsid = x;
-        } else if (!strcmp(f, "flbas")) {
-            if (x >= NVMEX_MAX_LBAF) {
-                return fail(err, errlen, "flbas: %llu is not below %d",
-                            (unsigned long long)x, NVMEX_MAX_LBAF);
-            }
-            n->flbas = x;
-        } else {
-            n->tlbaag = x;
-        }
-        return 0;
+#define NVMEX_NS_SET_U32(member, arg)                                   \
+    if (nvmex_parse_u64(f, v, 0xffffffff, &x, err, errlen)) {           \
+        return -1;                                                      \
+    }                                                                   \
+    n->member = x;                                                      \
+    return 0;
+#define NVMEX_NS_SET_U64(member, arg)                                   \
+    return nvmex_parse_u64(f, v, UINT64_MAX, &n->member, err, errlen);
+#define NVMEX_NS_SET_FLBAS(member, arg)                                 \
+    if (nvmex_parse_u64(f, v, 0xffffffff, &x, err, errlen)) {           \
+        return -1;                                                      \
+    }                                                                   \
+    if (x >= NVMEX_MAX_LBAF) {                                          \
+        return nvmex_fail(err, errlen, "flbas: %llu is not below %d",   \
+                          (unsigned long long)x, NVMEX_MAX_LBAF);       \
+    }                                                                   \
+    n->member = x;                                                      \
+    return 0;
+#define NVMEX_NS_SET_LBAFS(member, arg)                                 \
+    return nvmex_parse_lbafs(n, v, err, errlen);
+#define NVMEX_NS_SET_HEX(member, arg)                                   \
+    return nvmex_parse_hex(f, v, n->member, arg, err, errlen);
+#define NVMEX_NS_SET(field, prop, kind, member, arg)                    \
+    if (!strcmp(f, field)) {                                            \
+        NVMEX_NS_SET_##kind(member, arg)                                \
     }
-    if (!strcmp(f, "size")) {
-        return parse_u64(f, v, UINT64_MAX, &n->size, err, errlen);
-    }
-    if (!strcmp(f, "lba-formats")) {
-        return parse_lbafs(n, v, err, errlen);
-    }
-    if (!strcmp(f, "nguid")) {
-        return parse_hex(f, v, n->nguid, 16, err, errlen);
-    }
-    if (!strcmp(f, "eui64")) {
-        return parse_hex(f, v, n->eui64, 8, err, errlen);
-    }
-    if (!strcmp(f, "uuid")) {
-        return parse_hex(f, v, n->uuid, 16, err, errlen);
-    }
-    return fail(err, errlen, "%s: unknown namespace template field", f);
+    NVMEX_NS_TEMPLATE_FIELDS(NVMEX_NS_SET)
+#undef NVMEX_NS_SET
+#undef NVMEX_NS_SET_U32
+#undef NVMEX_NS_SET_U64
+#undef NVMEX_NS_SET_FLBAS
+#undef NVMEX_NS_SET_LBAFS
+#undef NVMEX_NS_SET_HEX
+    return nvmex_fail(err, errlen, "%s: unknown namespace template field", f);
 }
 
 NvmexNsTemplate *nvmex_template_ns(NvmexTemplate *t, uint32_t nsid,
@@ -317,7 +300,7 @@ NvmexNsTemplate *nvmex_template_ns(NvmexTemplate *t, uint32_t nsid,
     return &t->ns[t->nns++];
 }
 
-static bool all_zero(const uint8_t *p, size_t n)
+static bool nvmex_all_zero(const uint8_t *p, size_t n)
 {
     while (n--) {
         if (*p++) {
@@ -330,59 +313,65 @@ static bool all_zero(const uint8_t *p, size_t n)
 int nvmex_template_check(const NvmexTemplate *t, char *err, size_t errlen)
 {
     if (t->vid == 0 || t->vid == 0xffff) {
-        return fail(err, errlen, "vid: 0x%04x is not a PCI vendor id", t->vid);
+        return nvmex_fail(err, errlen, "vid: 0x%04x is not a PCI vendor id",
+                          t->vid);
     }
     if (strncmp(t->subnqn, "nqn.", 4)) {
-        return fail(err, errlen, "subnqn: must start with 'nqn.'");
+        return nvmex_fail(err, errlen, "subnqn: must start with 'nqn.'");
     }
     if (t->mdts < 1 || t->mdts > 10) {
-        return fail(err, errlen, "mdts: %u not in 1..10 (4 KiB to 4 MiB)",
-                    t->mdts);
+        return nvmex_fail(err, errlen, "mdts: %u not in 1..10 (4 KiB to 4 MiB)",
+                          t->mdts);
     }
     if (t->max_ioqs < 1 || t->max_ioqs > NVMEX_MAX_IOQS) {
-        return fail(err, errlen, "max-ioqs: %u not in 1..%d", t->max_ioqs,
-                    NVMEX_MAX_IOQS);
+        return nvmex_fail(err, errlen, "max-ioqs: %u not in 1..%d", t->max_ioqs,
+                          NVMEX_MAX_IOQS);
     }
     if (t->mqes < 2 || t->mqes > 4096) {
-        return fail(err, errlen, "mqes: %u not in 2..4096", t->mqes);
+        return nvmex_fail(err, errlen, "mqes: %u not in 2..4096", t->mqes);
     }
     if (t->oncs & ~NVMEX_ONCS_SUPPORTED) {
-        return fail(err, errlen, "oncs: bits 0x%x are not implemented "
-                    "(supported: 0x%x)", t->oncs & ~NVMEX_ONCS_SUPPORTED,
-                    NVMEX_ONCS_SUPPORTED);
+        return nvmex_fail(err, errlen, "oncs: bits 0x%x are not implemented "
+                          "(supported: 0x%x)", t->oncs & ~NVMEX_ONCS_SUPPORTED,
+                          NVMEX_ONCS_SUPPORTED);
     }
     if (t->nn < 1 || t->nn > 1024) {
-        return fail(err, errlen, "nn: %u not in 1..1024", t->nn);
+        return nvmex_fail(err, errlen, "nn: %u not in 1..1024", t->nn);
     }
     if (t->temperature == 0 || t->wctemp == 0 || t->cctemp < t->wctemp) {
-        return fail(err, errlen, "wctemp: temperature, wctemp and cctemp "
-                    "must be non-zero with cctemp >= wctemp");
+        return nvmex_fail(err, errlen, "wctemp: temperature, wctemp and cctemp "
+                          "must be non-zero with cctemp >= wctemp");
     }
     for (int i = 0; i < t->nns; i++) {
         const NvmexNsTemplate *n = &t->ns[i];
 
         if (n->nsid < 1 || n->nsid > t->nn) {
-            return fail(err, errlen, "namespaces[%d].nsid: %u not in 1..nn "
-                        "(%u)", i, n->nsid, t->nn);
+            return nvmex_fail(err, errlen,
+                              "namespaces[%d].nsid: %u not in 1..nn "
+                              "(%u)", i, n->nsid, t->nn);
         }
         for (int j = 0; j < i; j++) {
             if (t->ns[j].nsid == n->nsid) {
-                return fail(err, errlen, "namespaces[%d].nsid: %u used twice",
-                            i, n->nsid);
+                return nvmex_fail(err, errlen,
+                                  "namespaces[%d].nsid: %u used twice",
+                                  i, n->nsid);
             }
-            if (!all_zero(n->nguid, 16) &&
-                !memcmp(n->nguid, t->ns[j].nguid, 16)) {
-                return fail(err, errlen, "namespaces[%d].nguid: not unique",
-                            i);
+            if (!nvmex_all_zero(n->nguid, 16) &&
+                                !memcmp(n->nguid, t->ns[j].nguid, 16)) {
+                return nvmex_fail(err, errlen,
+                                  "namespaces[%d].nguid: not unique",
+                                  i);
             }
         }
         if (n->nlbaf < 1 || n->flbas >= n->nlbaf) {
-            return fail(err, errlen, "namespaces[%d].flbas: %u not below the "
-                        "%u lba-formats", i, n->flbas, n->nlbaf);
+            return nvmex_fail(err, errlen,
+                              "namespaces[%d].flbas: %u not below the "
+                              "%u lba-formats", i, n->flbas, n->nlbaf);
         }
         if (t->ralbas && n->tlbaag == 0) {
-            return fail(err, errlen, "namespaces[%d].tlbaag: must be non-zero "
-                        "when ralbas is on", i);
+            return nvmex_fail(err, errlen,
+                              "namespaces[%d].tlbaag: must be non-zero "
+                              "when ralbas is on", i);
         }
     }
     return 0;
@@ -395,33 +384,39 @@ int nvmex_ns_bind(const NvmexNsTemplate *n, const NvmexBacking *b,
     uint64_t size;
 
     if (n->flbas >= n->nlbaf) {
-        return fail(err, errlen, "flbas: %u not below the %u lba-formats",
-                    n->flbas, n->nlbaf);
+        return nvmex_fail(err, errlen, "flbas: %u not below the %u lba-formats",
+                          n->flbas, n->nlbaf);
     }
     for (int i = 0; i < n->nlbaf; i++) {
         if (n->lbaf[i].ms) {
-            return fail(err, errlen, "lba-formats[%d]: metadata is not "
-                        "supported", i);
+            return nvmex_fail(err, errlen, "lba-formats[%d]: metadata is not "
+                              "supported", i);
         }
         if ((1u << n->lbaf[i].lbads) < b->min_block) {
-            return fail(err, errlen, "lba-formats[%d]: %u-byte blocks are "
-                        "smaller than the backing's %u-byte minimum I/O", i,
-                        1u << n->lbaf[i].lbads, b->min_block);
+            return nvmex_fail(err, errlen,
+                              "lba-formats[%d]: %u-byte blocks are "
+                              "smaller than the backing's %u-byte minimum "
+                              "I/O", i, 1u << n->lbaf[i].lbads,
+                              b->min_block);
         }
     }
     lba_size = 1u << n->lbaf[n->flbas].lbads;
     size = n->size ? n->size : b->bytes - b->bytes % lba_size;
     if (size % lba_size) {
-        return fail(err, errlen, "size: %llu is not a multiple of the "
-                    "%u-byte LBA format", (unsigned long long)size, lba_size);
+        return nvmex_fail(err, errlen, "size: %llu is not a multiple of the "
+                          "%u-byte LBA format", (unsigned long long)size,
+                          lba_size);
     }
     if (size > b->bytes) {
-        return fail(err, errlen, "size: %llu bytes exceed the backing's %llu",
-                    (unsigned long long)size, (unsigned long long)b->bytes);
+        return nvmex_fail(err, errlen,
+                          "size: %llu bytes exceed the backing's %llu",
+                          (unsigned long long)size,
+                          (unsigned long long)b->bytes);
     }
     if (size == 0) {
-        return fail(err, errlen, "size: the backing holds no whole %u-byte "
-                    "block", lba_size);
+        return nvmex_fail(err, errlen,
+                          "size: the backing holds no whole %u-byte "
+                          "block", lba_size);
     }
     g->nsid = n->nsid;
     g->lba_size = lba_size;

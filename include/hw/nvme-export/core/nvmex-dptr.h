@@ -13,6 +13,8 @@
 
 #include <stdint.h>
 
+#include "hw/nvme-export/core/nvmex-spec.h"
+
 /* Read @len bytes of guest memory at @addr; 0, or -1 on a bus error */
 typedef int (*NvmexDmaRead)(void *opaque, uint64_t addr, void *buf,
                             uint32_t len);
@@ -34,6 +36,17 @@ uint16_t nvmex_prp_walk(uint64_t prp1, uint64_t prp2, uint64_t len,
 /* Walk an SGL whose first descriptor is the 16 bytes at @sgl1 */
 uint16_t nvmex_sgl_walk(const uint8_t *sgl1, uint64_t len, NvmexDmaRead rd,
                         NvmexEmit emit, void *opaque);
+
+/* SGL descriptor (Base 2.0, 4.1.2), little-endian */
+typedef struct NVMEX_PACKED NvmexSglDesc {
+    uint64_t addr;                  /*  0 */
+    uint32_t len;                   /*  8 */
+    uint8_t rsvd12[3];
+    uint8_t type;                   /* 15: type 7:4, sub type 3:0 */
+} NvmexSglDesc;
+NVMEX_CHECK_SIZE(NvmexSglDesc, 16);
+#define NVMEX_SGL_TYPE(t)    ((t) >> 4)
+#define NVMEX_SGL_SUBTYPE(t) ((t) & 0xf)
 
 /* SGL descriptor types (byte 15, bits 7:4) */
 enum {

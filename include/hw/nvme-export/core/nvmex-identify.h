@@ -61,5 +61,11 @@ void nvmex_log_error_entry(const NvmexErrorEntry *e, uint8_t *buf);
 /* Is @opcode an implemented admin / I/O command under template @t? */
 int nvmex_admin_supported(const NvmexTemplate *t, uint8_t opcode);
 int nvmex_io_supported(const NvmexTemplate *t, uint8_t opcode);
+/* Its Commands Supported and Effects entry (0: not supported) */
+uint32_t nvmex_admin_effects(const NvmexTemplate *t, uint8_t opcode);
+uint32_t nvmex_io_effects(const NvmexTemplate *t, uint8_t opcode);
+/* The command's name, for traces and logs; NULL if not implemented */
+const char *nvmex_admin_name(uint8_t opcode);
+const char *nvmex_io_name(uint8_t opcode);
 
 #endif

@@ -14,6 +14,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "hw/nvme-export/core/nvmex-spec.h"
+
 typedef struct NvmexBucket {
     uint64_t rate;              /* units per second; 0: unlimited */
     uint64_t burst;             /* units that may accumulate */
@@ -39,7 +41,22 @@ typedef struct NvmexLimiter {
     uint64_t delayed;           /* commands that had to wait */
 } NvmexLimiter;
 
+/* Feature 28h data as transferred (layout in docs/nvme-export.rst) */
+typedef struct NVMEX_PACKED NvmexRateLimitData {
+    uint16_t rlc;                   /*   0: RLE bit 15, RLM 3:0 */
+    uint8_t bwsf;                   /*   2 */
+    uint8_t rsvd3[5];
+    uint64_t tbwv;                  /*   8 */
+    uint64_t wbwv;                  /*  16 */
+    uint32_t tiops;                 /*  24 */
+    uint32_t wiops;                 /*  28 */
+    uint8_t rsvd32[480];
+    uint8_t vs[512];                /* 512: vendor specific, ignored */
+} NvmexRateLimitData;
 #define NVMEX_RL_DATA_SIZE 1024
+NVMEX_CHECK_SIZE(NvmexRateLimitData, NVMEX_RL_DATA_SIZE);
+#define NVMEX_RL_RLE 0x8000
+#define NVMEX_RL_RLM 0x000f
 #define NVMEX_RL_MAX_BWSF  5
 
 /* Bytes per second of one unit at scale factor @bwsf */

@@ -10,6 +10,7 @@
 #ifndef HW_NVME_EXPORT_NVMEX_SPEC_H
 #define HW_NVME_EXPORT_NVMEX_SPEC_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Controller registers (BAR0 offsets) */
@@ -137,6 +138,9 @@ enum {
     NVMEX_FEAT_RATE_LIMIT     = 0x28,
 };
 
+/* Write Zeroes CDW12 bits 31:16 (the control word) */
+#define NVMEX_WZ_DEAC (1u << 9)     /* deallocate */
+
 /* ONCS bits this controller can implement */
 #define NVMEX_ONCS_DSM          (1u << 2)
 #define NVMEX_ONCS_WRITE_ZEROES (1u << 3)
@@ -160,6 +164,329 @@ enum {
 #define NVMEX_SQE_SIZE 64
 #define NVMEX_CQE_SIZE 16
 #define NVMEX_ID_SIZE  4096
+
+/*
+ * Wire layouts, little-endian, as packed structs whose sizes (and key
+ * offsets) are checked at build time.  Field names follow the
+ * specification's mnemonics; the byte offset of each is in its comment.
+ * Commands and the completion entry the QEMU glue takes from upstream's
+ * include/block/nvme.h (NvmeCmd, NvmeRwCmd, NvmeCqe, ...); what that
+ * header lacks, and what the QEMU-free encoders fill, is here.
+ */
+#define NVMEX_PACKED __attribute__((packed))
+#define NVMEX_CHECK_SIZE(type, size) \
+    _Static_assert(sizeof(type) == (size), #type " is " #size " bytes")
+#define NVMEX_CHECK_OFFSET(type, field, off) \
+    _Static_assert(offsetof(type, field) == (off), \
+                   #type "." #field " at " #off)
+
+/* Little-endian stores and loads of the structs' fields */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define nvmex_cpu_to_le16(v) __builtin_bswap16(v)
+#define nvmex_cpu_to_le32(v) __builtin_bswap32(v)
+#define nvmex_cpu_to_le64(v) __builtin_bswap64(v)
+#else
+#define nvmex_cpu_to_le16(v) ((uint16_t)(v))
+#define nvmex_cpu_to_le32(v) ((uint32_t)(v))
+#define nvmex_cpu_to_le64(v) ((uint64_t)(v))
+#endif
+#define nvmex_le16_to_cpu(v) nvmex_cpu_to_le16(v)
+#define nvmex_le32_to_cpu(v) nvmex_cpu_to_le32(v)
+#define nvmex_le64_to_cpu(v) nvmex_cpu_to_le64(v)
+
+/* Get Log Page (Base 2.0, 5.16): CDW10-14 */
+typedef struct NVMEX_PACKED NvmexGetLogCmd {
+    uint8_t opcode;
+    uint8_t flags;
+    uint16_t cid;
+    uint32_t nsid;                  /*  4 */
+    uint64_t rsvd8[2];
+    uint64_t prp1, prp2;            /* 24 */
+    uint8_t lid;                    /* 40: CDW10 */
+    uint8_t lsp_rae;                /* 41: LSP 6:0, RAE bit 7 */
+    uint16_t numdl;                 /* 42 */
+    uint16_t numdu;                 /* 44: CDW11 */
+    uint16_t lsi;                   /* 46 */
+    uint64_t lpo;                   /* 48: CDW12-13 */
+    uint32_t cdw14, cdw15;
+} NvmexGetLogCmd;
+NVMEX_CHECK_SIZE(NvmexGetLogCmd, 64);
+NVMEX_CHECK_OFFSET(NvmexGetLogCmd, lpo, 48);
+#define NVMEX_GET_LOG_RAE 0x80
+
+/* Set / Get Features (Base 2.0, 5.27 and 5.15): CDW10-11 */
+typedef struct NVMEX_PACKED NvmexFeaturesCmd {
+    uint8_t opcode;
+    uint8_t flags;
+    uint16_t cid;
+    uint32_t nsid;
+    uint64_t rsvd8[2];
+    uint64_t prp1, prp2;            /* 24 */
+    uint8_t fid;                    /* 40: CDW10 */
+    uint8_t sel;                    /* 41: Get SEL 2:0 */
+    uint16_t rsvd42;                /* 42: Set SV is bit 15 */
+    uint32_t cdw11;                 /* 44 */
+    uint32_t cdw12, cdw13, cdw14, cdw15;
+} NvmexFeaturesCmd;
+NVMEX_CHECK_SIZE(NvmexFeaturesCmd, 64);
+#define NVMEX_FEAT_SAVE (1u << 15)  /* in rsvd42: SV */
+
+/* Get LBA Status (Base 2.0, 5.14; TP4165 Action Type 02h) */
+typedef struct NVMEX_PACKED NvmexGetLbaStatusCmd {
+    uint8_t opcode;
+    uint8_t flags;
+    uint16_t cid;
+    uint32_t nsid;
+    uint64_t rsvd8[2];
+    uint64_t prp1, prp2;            /* 24 */
+    uint64_t slba;                  /* 40: CDW10-11 */
+    uint32_t mndw;                  /* 48: CDW12, 0-based dwords */
+    uint16_t rl;                    /* 52: CDW13 */
+    uint8_t rsvd54;
+    uint8_t atype;                  /* 55 */
+    uint32_t cdw14, cdw15;
+} NvmexGetLbaStatusCmd;
+NVMEX_CHECK_SIZE(NvmexGetLbaStatusCmd, 64);
+NVMEX_CHECK_OFFSET(NvmexGetLbaStatusCmd, atype, 55);
+
+/* LBA Status data: a header and up to (length - 8) / 16 descriptors */
+typedef struct NVMEX_PACKED NvmexLbaStatusHdr {
+    uint32_t nlsd;                  /* 0 */
+    uint8_t cmpc;                   /* 4 */
+    uint8_t rsvd5[3];
+} NvmexLbaStatusHdr;
+NVMEX_CHECK_SIZE(NvmexLbaStatusHdr, 8);
+
+typedef struct NVMEX_PACKED NvmexLbaStatusDesc {
+    uint64_t dslba;                 /* 0 */
+    uint32_t nlb;                   /* 8 */
+    uint8_t rsvd12;
+    uint8_t as;                     /* 13 */
+    uint8_t rsvd14[2];
+} NvmexLbaStatusDesc;
+NVMEX_CHECK_SIZE(NvmexLbaStatusDesc, 16);
+
+/* Power State Descriptor (Base 2.0, Figure 276) */
+typedef struct NVMEX_PACKED NvmexPsd {
+    uint16_t mp;                    /* 0: centiwatts */
+    uint8_t rsvd2;
+    uint8_t flags;
+    uint32_t enlat, exlat;          /* 4, 8 */
+    uint8_t rrt, rrl, rwt, rwl;     /* 12 */
+    uint16_t idlp;
+    uint8_t ips, rsvd19;
+    uint16_t actp;
+    uint8_t apws;
+    uint8_t rsvd23[9];
+} NvmexPsd;
+NVMEX_CHECK_SIZE(NvmexPsd, 32);
+
+/* Identify Controller (Base 2.0, Figure 275) */
+typedef struct NVMEX_PACKED NvmexIdCtrl {
+    uint16_t vid;                   /*   0 */
+    uint16_t ssvid;                 /*   2 */
+    char sn[20];                    /*   4 */
+    char mn[40];                    /*  24 */
+    char fr[8];                     /*  64 */
+    uint8_t rab;                    /*  72 */
+    uint8_t ieee[3];                /*  73: OUI, LSB first */
+    uint8_t cmic;                   /*  76 */
+    uint8_t mdts;                   /*  77 */
+    uint16_t cntlid;                /*  78 */
+    uint32_t ver;                   /*  80 */
+    uint32_t rtd3r, rtd3e;          /*  84 */
+    uint32_t oaes;                  /*  92 */
+    uint32_t ctratt;                /*  96 */
+    uint8_t rsvd100[11];
+    uint8_t cntrltype;              /* 111 */
+    uint8_t fguid[16];              /* 112 */
+    uint8_t rsvd128[128];           /* 128: CRDT, NVMe-MI */
+    uint16_t oacs;                  /* 256 */
+    uint8_t acl;                    /* 258 */
+    uint8_t aerl;                   /* 259 */
+    uint8_t frmw;                   /* 260 */
+    uint8_t lpa;                    /* 261 */
+    uint8_t elpe;                   /* 262 */
+    uint8_t npss;                   /* 263 */
+    uint8_t avscc;                  /* 264 */
+    uint8_t apsta;                  /* 265 */
+    uint16_t wctemp;                /* 266 */
+    uint16_t cctemp;                /* 268 */
+    uint8_t rsvd270[242];           /* 270: up to 511 */
+    uint8_t sqes;                   /* 512 */
+    uint8_t cqes;                   /* 513 */
+    uint16_t maxcmd;                /* 514 */
+    uint32_t nn;                    /* 516 */
+    uint16_t oncs;                  /* 520 */
+    uint16_t fuses;                 /* 522 */
+    uint8_t fna;                    /* 524 */
+    uint8_t vwc;                    /* 525 */
+    uint16_t awun, awupf;           /* 526 */
+    uint8_t icsvscc;                /* 530 */
+    uint8_t nwpc;                   /* 531 */
+    uint16_t acwu;                  /* 532 */
+    uint16_t ocfs;                  /* 534 */
+    uint32_t sgls;                  /* 536 */
+    uint32_t mnan;                  /* 540 */
+    uint8_t rsvd544[224];
+    char subnqn[256];               /* 768 */
+    uint8_t rsvd1024[1024];         /* 1024: reserved, fabrics */
+    NvmexPsd psd[32];               /* 2048 */
+    uint8_t vs[1024];               /* 3072 */
+} NvmexIdCtrl;
+NVMEX_CHECK_SIZE(NvmexIdCtrl, 4096);
+NVMEX_CHECK_OFFSET(NvmexIdCtrl, cntrltype, 111);
+NVMEX_CHECK_OFFSET(NvmexIdCtrl, oacs, 256);
+NVMEX_CHECK_OFFSET(NvmexIdCtrl, wctemp, 266);
+NVMEX_CHECK_OFFSET(NvmexIdCtrl, sqes, 512);
+NVMEX_CHECK_OFFSET(NvmexIdCtrl, sgls, 536);
+NVMEX_CHECK_OFFSET(NvmexIdCtrl, subnqn, 768);
+NVMEX_CHECK_OFFSET(NvmexIdCtrl, psd, 2048);
+
+/* I/O Command Set specific Identify Controller, NVM (CNS 06h) */
+typedef struct NVMEX_PACKED NvmexIdCtrlNvm {
+    uint8_t vsl, wzsl, wusl, dmrl;  /* 0 */
+    uint32_t dmrsl;                 /* 4 */
+    uint64_t dmsl;                  /* 8 */
+    uint8_t rsvd16[2];
+    uint16_t aocs;                  /* 18: TP4165 RALBAS is bit 0 */
+    uint32_t ver;                   /* 20: NVM command set version */
+    uint8_t rsvd24[4072];
+} NvmexIdCtrlNvm;
+NVMEX_CHECK_SIZE(NvmexIdCtrlNvm, 4096);
+
+/* LBA Format (NVM Command Set 1.0, Figure 98) */
+typedef struct NVMEX_PACKED NvmexLbafEntry {
+    uint16_t ms;                    /* metadata bytes */
+    uint8_t lbads;                  /* log2 of the data size */
+    uint8_t rp;
+} NvmexLbafEntry;
+NVMEX_CHECK_SIZE(NvmexLbafEntry, 4);
+
+/* Identify Namespace, NVM command set (CNS 00h; NVM 1.0, Figure 97) */
+typedef struct NVMEX_PACKED NvmexIdNs {
+    uint64_t nsze, ncap, nuse;      /*   0 */
+    uint8_t nsfeat;                 /*  24 */
+    uint8_t nlbaf;                  /*  25: 0-based */
+    uint8_t flbas;                  /*  26 */
+    uint8_t mc, dpc, dps, nmic, rescap, fpi;
+    uint8_t dlfeat;                 /*  33 */
+    uint8_t rsvd34[70];             /*  34: atomicity, NVMCAP, ... */
+    uint8_t nguid[16];              /* 104 */
+    uint8_t eui64[8];               /* 120 */
+    NvmexLbafEntry lbaf[64];        /* 128 */
+    uint8_t rsvd384[3712];
+} NvmexIdNs;
+NVMEX_CHECK_SIZE(NvmexIdNs, 4096);
+NVMEX_CHECK_OFFSET(NvmexIdNs, dlfeat, 33);
+NVMEX_CHECK_OFFSET(NvmexIdNs, nguid, 104);
+
+/* I/O Command Set specific Identify Namespace, NVM (CNS 05h) */
+typedef struct NVMEX_PACKED NvmexIdNsNvm {
+    uint64_t lbstm;                 /*   0 */
+    uint8_t pic;                    /*   8 */
+    uint8_t rsvd9[3];
+    uint32_t elbaf[64];             /*  12 */
+    uint8_t rsvd268[24];            /* 268: NPDGL ... NPDAL */
+    uint32_t tlbaag;                /* 292: TP4165 */
+    uint8_t rsvd296[3800];
+} NvmexIdNsNvm;
+NVMEX_CHECK_SIZE(NvmexIdNsNvm, 4096);
+NVMEX_CHECK_OFFSET(NvmexIdNsNvm, tlbaag, 292);
+
+/* I/O Command Set Independent Identify Namespace (CNS 08h) */
+typedef struct NVMEX_PACKED NvmexIdNsIndep {
+    uint8_t nsfeat, nmic, rescap, fpi;
+    uint32_t anagrpid;              /*  4 */
+    uint8_t nsattr, rsvd9;          /*  8 */
+    uint16_t nvmsetid;              /* 10 */
+    uint16_t endgid;                /* 12 */
+    uint8_t nstat;                  /* 14 */
+    uint8_t rsvd15[4081];
+} NvmexIdNsIndep;
+NVMEX_CHECK_SIZE(NvmexIdNsIndep, 4096);
+NVMEX_CHECK_OFFSET(NvmexIdNsIndep, nstat, 14);
+
+/* Namespace Identification Descriptor header (CNS 03h) */
+typedef struct NVMEX_PACKED NvmexNsIdDesc {
+    uint8_t nidt;                   /* type: 1 EUI64 2 NGUID 3 UUID 4 CSI */
+    uint8_t nidl;                   /* length of the identifier */
+    uint8_t rsvd2[2];
+} NvmexNsIdDesc;
+NVMEX_CHECK_SIZE(NvmexNsIdDesc, 4);
+
+/* Error Information log entry (Base 2.0, Figure 205) */
+typedef struct NVMEX_PACKED NvmexErrorLogEntry {
+    uint64_t error_count;           /*  0 */
+    uint16_t sqid;                  /*  8 */
+    uint16_t cid;                   /* 10 */
+    uint16_t status;                /* 12: status field, phase bit 0 */
+    uint16_t param;                 /* 14 */
+    uint64_t lba;                   /* 16 */
+    uint32_t nsid;                  /* 24 */
+    uint8_t vs;                     /* 28 */
+    uint8_t rsvd29[35];
+} NvmexErrorLogEntry;
+NVMEX_CHECK_SIZE(NvmexErrorLogEntry, 64);
+
+/* 128-bit little-endian counters of the SMART log */
+typedef struct NVMEX_PACKED NvmexU128 {
+    uint64_t lo, hi;
+} NvmexU128;
+
+/* SMART / Health Information log (Base 2.0, Figure 207) */
+typedef struct NVMEX_PACKED NvmexSmartLog {
+    uint8_t critical_warning;       /*   0 */
+    uint16_t temperature;           /*   1: composite, kelvin */
+    uint8_t avail_spare;            /*   3 */
+    uint8_t spare_thresh;           /*   4 */
+    uint8_t percent_used;           /*   5 */
+    uint8_t egcws;                  /*   6 */
+    uint8_t rsvd7[25];
+    NvmexU128 data_units_read;      /*  32 */
+    NvmexU128 data_units_written;   /*  48 */
+    NvmexU128 host_reads;           /*  64 */
+    NvmexU128 host_writes;          /*  80 */
+    NvmexU128 ctrl_busy_time;       /*  96 */
+    NvmexU128 power_cycles;         /* 112 */
+    NvmexU128 power_on_hours;       /* 128 */
+    NvmexU128 unsafe_shutdowns;     /* 144 */
+    NvmexU128 media_errors;         /* 160 */
+    NvmexU128 num_err_log_entries;  /* 176 */
+    uint32_t wctt, cctt;            /* 192 */
+    uint16_t temp_sensor[8];        /* 200 */
+    uint8_t rsvd216[296];
+} NvmexSmartLog;
+NVMEX_CHECK_SIZE(NvmexSmartLog, 512);
+NVMEX_CHECK_OFFSET(NvmexSmartLog, temp_sensor, 200);
+
+/* Firmware Slot Information log (Base 2.0, Figure 208) */
+typedef struct NVMEX_PACKED NvmexFwSlotLog {
+    uint8_t afi;                    /*  0 */
+    uint8_t rsvd1[7];
+    char frs[7][8];                 /*  8 */
+    uint8_t rsvd64[448];
+} NvmexFwSlotLog;
+NVMEX_CHECK_SIZE(NvmexFwSlotLog, 512);
+
+/* Commands Supported and Effects log (Base 2.0, Figure 210) */
+typedef struct NVMEX_PACKED NvmexEffectsLog {
+    uint32_t acs[256];              /*    0: admin, by opcode */
+    uint32_t iocs[256];             /* 1024: I/O, by opcode */
+    uint8_t rsvd2048[2048];
+} NvmexEffectsLog;
+NVMEX_CHECK_SIZE(NvmexEffectsLog, 4096);
+#define NVMEX_EFFECTS_CSUPP (1u << 0)   /* command supported */
+#define NVMEX_EFFECTS_LBCC  (1u << 1)   /* logical block content change */
+#define NVMEX_EFFECTS_NCC   (1u << 2)   /* namespace capability change */
+#define NVMEX_EFFECTS_NIC   (1u << 3)   /* namespace inventory change */
+#define NVMEX_EFFECTS_CCC   (1u << 4)   /* controller capability change */
+
+/* Changed Namespace List log: up to 1024 NSIDs */
+typedef struct NVMEX_PACKED NvmexChangedNsLog {
+    uint32_t nsid[1024];
+} NvmexChangedNsLog;
+NVMEX_CHECK_SIZE(NvmexChangedNsLog, 4096);
 
 /* Little-endian field access on byte buffers */
 static inline void nvmex_st16(uint8_t *p, uint16_t v)

@@ -75,6 +75,75 @@ typedef struct NvmexNsGeometry {
     uint64_t nsze;              /* blocks */
 } NvmexNsGeometry;
 
+/*
+ * The template's fields, one row each; the parser, the nvme-export and
+ * nvme-export-ns device properties and the field lists below are all
+ * generated from these rows, so they cannot drift apart.
+ *
+ * Controller: X(field, property, kind, member, max)
+ *   field     name in the template file and for nvmex_template_set()
+ *   property  the nvme-export property that sets it (a string property,
+ *             parsed like the file's value)
+ *   kind      NUM (an integer in 0..max), BOOL or STR (printable ASCII)
+ */
+#define NVMEX_TEMPLATE_FIELDS(X) \
+    X("id", "template-id", STR, id, 0) \
+    X("vid", "vid", NUM, vid, 0xffff) \
+    X("did", "did", NUM, did, 0xffff) \
+    X("ssvid", "ssvid", NUM, ssvid, 0xffff) \
+    X("ssid", "ssid", NUM, ssid, 0xffff) \
+    X("sn", "sn", STR, sn, 0) \
+    X("mn", "mn", STR, mn, 0) \
+    X("fr", "fr", STR, fr, 0) \
+    X("subnqn", "subnqn", STR, subnqn, 0) \
+    X("oui", "oui", NUM, oui, 0xffffff) \
+    X("cntlid", "cntlid", NUM, cntlid, 0xffef) \
+    X("mdts", "mdts", NUM, mdts, 0xff) \
+    X("max-ioqs", "max-ioqs", NUM, max_ioqs, 0xffff) \
+    X("mqes", "mqes", NUM, mqes, 65536) \
+    X("oncs", "oncs", NUM, oncs, 0xffff) \
+    X("vwc", "vwc", BOOL, vwc, 0) \
+    X("sgl", "sgl", BOOL, sgl, 0) \
+    X("ralbas", "ralbas", BOOL, ralbas, 0) \
+    X("rate-limit", "rate-limit", BOOL, rate_limit, 0) \
+    X("nn", "nn", NUM, nn, 0xffffffff) \
+    X("temperature", "temperature", NUM, temperature, 0xffff) \
+    X("wctemp", "wctemp", NUM, wctemp, 0xffff) \
+    X("cctemp", "cctemp", NUM, cctemp, 0xffff)
+
+/*
+ * Namespace: X(field, property, kind, member, arg)
+ *   property  STRING: an nvme-export-ns string property of that name;
+ *             OWN: the device has its own typed property (nsid)
+ *   kind      U32 / U64 (integers), FLBAS (below NVMEX_MAX_LBAF),
+ *             LBAFS (a list of block sizes), HEX (arg bytes in hex)
+ */
+#define NVMEX_NS_TEMPLATE_FIELDS(X) \
+    X("nsid", OWN, U32, nsid, 0) \
+    X("size", STRING, U64, size, 0) \
+    X("lba-formats", STRING, LBAFS, lbaf, 0) \
+    X("flbas", STRING, FLBAS, flbas, 0) \
+    X("nguid", STRING, HEX, nguid, 16) \
+    X("eui64", STRING, HEX, eui64, 8) \
+    X("uuid", STRING, HEX, uuid, 16) \
+    X("tlbaag", STRING, U32, tlbaag, 0)
+
+/* Field indexes: NVMEX_TMPL_FIELD_<member>, NVMEX_NS_FIELD_<member> */
+#define NVMEX_TMPL_FIELD_ENUM(field, prop, kind, member, arg) \
+    NVMEX_TMPL_FIELD_##member,
+enum {
+    NVMEX_TEMPLATE_FIELDS(NVMEX_TMPL_FIELD_ENUM)
+    NVMEX_TMPL_NFIELDS
+};
+#undef NVMEX_TMPL_FIELD_ENUM
+#define NVMEX_NS_FIELD_ENUM(field, prop, kind, member, arg) \
+    NVMEX_NS_FIELD_##member,
+enum {
+    NVMEX_NS_TEMPLATE_FIELDS(NVMEX_NS_FIELD_ENUM)
+    NVMEX_NS_NFIELDS
+};
+#undef NVMEX_NS_FIELD_ENUM
+
 void nvmex_template_default(NvmexTemplate *t);
 void nvmex_ns_template_default(NvmexNsTemplate *n, uint32_t nsid);
 
@@ -101,7 +170,10 @@ int nvmex_template_check(const NvmexTemplate *t, char *err, size_t errlen);
 int nvmex_ns_bind(const NvmexNsTemplate *n, const NvmexBacking *b,
                   NvmexNsGeometry *g, char *err, size_t errlen);
 
-/* The list of field names nvmex_template_set() accepts, for docs/tests */
+/*
+ * The field names nvmex_template_set() / nvmex_ns_template_set() accept,
+ * NULL-terminated, in row order (index NVMEX_TMPL_FIELD_<member>)
+ */
 extern const char *const nvmex_template_fields[];
 extern const char *const nvmex_ns_template_fields[];
 

@@ -1,0 +1,221 @@
+/*
+ * nvme-export: what the files of the device share (not a public header)
+ *
+ * The files, one concern each:
+ *   nvme-export-ctrl.c       registers, doorbells, CC/CSTS, queues,
+ *                            completions, interrupts; the PCI device
+ *   nvme-export-dma.c        command data pointers (PRP/SGL) to guest memory
+ *   nvme-export-admin.c      admin commands and asynchronous events
+ *   nvme-export-io.c         NVM command set I/O commands
+ *   nvme-export-ns.c         namespaces and the nvme-export-ns device
+ *   nvme-export-migration.c  VMState
+ *   nvme-export-template.c   template file and properties
+ *   nvme-export-qmp.c        query-nvme-export / info nvme-export
+ *
+ * Guest-visible controller state lives in NvmexCtrlState and its plain
+ * members (queues, features, logs, events, rate limits), which VMState
+ * describes field by field; runtime-only things (timers, request lists,
+ * block backends) stay outside it.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#ifndef HW_NVME_EXPORT_INTERNAL_H
+#define HW_NVME_EXPORT_INTERNAL_H
+
+#include "qemu/queue.h"
+#include "hw/pci/pci_device.h"
+#include "hw/block/block.h"
+#include "system/dma.h"
+#include "system/block-backend.h"
+#include "block/nvme.h"
+#include "hw/nvme-export/nvme-export.h"
+#include "hw/nvme-export/core/nvmex-identify.h"
+#include "hw/nvme-export/core/nvmex-ratelimit.h"
+#include "hw/nvme-export/core/nvmex-spec.h"
+#include "hw/nvme-export/core/nvmex-template.h"
+
+#define NVMEX_NQUEUES   (NVMEX_MAX_IOQS + 1)
+#define NVMEX_MAX_NSID  1024
+#define NVMEX_MAX_AER   4
+#define NVMEX_MAX_AEN   8
+#define NVMEX_MAX_REQS  4096
+/* Completions that can wait for CQ room: commands plus AER slots */
+#define NVMEX_MAX_PARKED (NVMEX_MAX_REQS + NVMEX_MAX_AER)
+#define NVMEX_PAGE_SIZE 4096u
+
+typedef struct NvmexSQ {
+    uint64_t dma_addr;
+    uint32_t size;
+    uint32_t head, tail;
+    uint16_t cqid;
+    uint8_t valid;
+    uint8_t prio;
+    uint32_t gen;               /* bumped on delete: drops stale results */
+} NvmexSQ;
+
+typedef struct NvmexCQ {
+    uint64_t dma_addr;
+    uint32_t size;
+    uint32_t head, tail;
+    uint16_t vector;
+    uint8_t phase, ien, valid;
+    uint16_t nsq;               /* SQs bound to this CQ */
+} NvmexCQ;
+
+typedef struct NvmexFeatures {
+    uint32_t arbitration, power_mgmt, error_recovery, irq_coalescing;
+    uint32_t write_atomic, async_event_cfg;
+    uint16_t temp_over, temp_under;
+    uint8_t vwc;
+    uint8_t nq_set;             /* Number of Queues has been set */
+    uint16_t nsqa, ncqa;        /* allocated I/O queues, 1-based */
+    uint32_t irq_cd[NVMEX_NQUEUES];
+} NvmexFeatures;
+
+typedef struct NvmexCtrlState {
+    uint64_t cap;
+    uint32_t cc, csts, aqa, intms;
+    uint64_t asq, acq;
+    NvmexSQ sq[NVMEX_NQUEUES];
+    NvmexCQ cq[NVMEX_NQUEUES];
+    NvmexFeatures feat;
+    NvmexSmart smart;
+    NvmexErrorEntry errlog[NVMEX_ERROR_LOG_ENTRIES];  /* newest first */
+    uint64_t error_count;
+    uint16_t aer_cid[NVMEX_MAX_AER];
+    uint8_t aer_count;
+    uint32_t aen[NVMEX_MAX_AEN];                      /* CQE DW0 values */
+    uint8_t aen_count;
+    uint8_t aen_masked;          /* event types awaiting their log read */
+    uint16_t changed_ns_count;
+    uint32_t changed_ns[64];
+    NvmexRateLimit rate_limit;
+} NvmexCtrlState;
+
+/* One namespace: the short form's built-in one or an nvme-export-ns */
+struct NvmexNs {
+    NvmeExport *ctrl;
+    BlockConf conf;
+    uint32_t nsid;
+    NvmexNsGeometry geo;
+    uint64_t reads, writes, bytes_read, bytes_written, deallocated;
+};
+
+typedef struct NvmexReq {
+    NvmeExport *c;
+    NvmexNs *ns;
+    uint16_t sqid, cid;
+    uint32_t sq_gen;
+    uint8_t opc;
+    bool write, fua;
+    uint16_t status;
+    uint32_t dw0;
+    int pending;
+    uint64_t bytes;
+    QEMUSGList sg;
+    bool sg_live, acct_live;
+    BlockAcctCookie acct;
+    NvmeCmd cmd;                /* the SQE as fetched */
+    QTAILQ_ENTRY(NvmexReq) entry;
+} NvmexReq;
+
+/* A completion waiting for room in its CQ, as migrated */
+typedef struct NvmexParked {
+    uint16_t cqid, sqid, cid, status;
+    uint32_t dw0;
+} NvmexParked;
+
+typedef struct NvmexBus {
+    BusState parent_obj;
+} NvmexBus;
+
+struct NvmeExport {
+    PCIDevice parent_obj;
+    MemoryRegion iomem;
+    NvmexBus bus;
+    NvmexCtrlState st;
+
+    /* configuration */
+    NvmexTemplate tmpl;
+    char *template_path;
+    char *tmpl_props[NVMEX_TMPL_NFIELDS];   /* by NVMEX_TMPL_FIELD_* */
+    NvmexNs ns0;                /* the short form's namespace 1 */
+    NvmexNs *ns[NVMEX_MAX_NSID + 1];
+    uint16_t nvec;
+
+    /* runtime */
+    QEMUBH *sq_bh, *irq_bh;
+    QEMUBH *cq_bh;              /* posts what the block layer finished */
+    QTAILQ_HEAD(, NvmexReq) done;   /* finished, for cq_bh to post */
+    QEMUTimer *rl_timer;
+    VMChangeStateEntry *vmstate_change;
+    NvmexLimiter limiter;
+    bool irq_pending[NVMEX_NQUEUES];
+    QTAILQ_HEAD(, NvmexReq) cq_wait[NVMEX_NQUEUES];
+    QTAILQ_HEAD(, NvmexReq) free_reqs;
+    unsigned nreqs, inflight;
+    bool starved;               /* fetching waits for a free request */
+    uint64_t commands, errors, throttled;
+    int64_t throttled_ns;
+
+    /* migration scratch */
+    NvmexParked *parked;
+    int32_t nparked;
+    uint64_t identity_hash;
+};
+
+struct NvmeExportNs {
+    DeviceState parent_obj;
+    NvmexNs ns;
+    char *tmpl_props[NVMEX_NS_NFIELDS];     /* by NVMEX_NS_FIELD_* */
+};
+
+/* A command's handler: a status, or NVMEX_ASYNC */
+typedef uint16_t (*NvmexCmdHandler)(NvmexReq *r);
+
+/* Not a status: the command went to the block layer and posts itself */
+#define NVMEX_ASYNC 0xffff
+
+/* nvme-export-ctrl.c */
+void nvmex_guest_error(NvmeExport *c, const char *fmt, ...)
+    G_GNUC_PRINTF(2, 3);
+/* Sets CSTS.CFS: the controller stops until it is reset */
+void nvmex_fatal(NvmeExport *c, const char *why);
+NvmexReq *nvmex_req_get(NvmeExport *c);
+void nvmex_req_put(NvmexReq *r);
+/* Complete @r on its CQ, or park it until the CQ has room */
+void nvmex_post(NvmexReq *r);
+/* The same from a block layer callback: through a guarded bottom half */
+void nvmex_post_async(NvmexReq *r);
+/* Park every finished request without writing guest memory */
+void nvmex_park_done(NvmeExport *c);
+/* Schedule submission queue processing */
+void nvmex_kick(NvmeExport *c);
+
+/* nvme-export-dma.c */
+/* Map the command's data pointer for @len bytes into r->sg */
+uint16_t nvmex_map_dptr(NvmexReq *r, uint64_t len);
+/* Copy a controller buffer to (@to_host) or from the command's data */
+uint16_t nvmex_xfer(NvmexReq *r, void *buf, uint32_t len, bool to_host);
+
+/* nvme-export-admin.c */
+/* A status, or NVMEX_ASYNC when the request is no longer ours */
+uint16_t nvmex_admin_cmd(NvmexReq *r);
+void nvmex_aen_raise(NvmeExport *c, uint8_t type, uint8_t info, uint8_t lid);
+void nvmex_features_default(NvmeExport *c, NvmexFeatures *f);
+
+/* nvme-export-io.c */
+uint16_t nvmex_io_cmd(NvmexReq *r);
+
+/* nvme-export-ns.c */
+bool nvmex_ns_attach(NvmeExport *c, NvmexNs *ns, char *const *props,
+                     Error **errp);
+void nvmex_ns_detach(NvmexNs *ns);
+
+/* nvme-export-template.c */
+bool nvmex_ctrl_template(NvmeExport *c, Error **errp);
+
+/* nvme-export-migration.c */
+extern const VMStateDescription nvmex_vmstate;
+
+#endif

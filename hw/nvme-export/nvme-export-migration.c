@@ -1,0 +1,444 @@
+/*
+ * nvme-export: migration of the controller state (VMState)
+ *
+ * What moves: registers, queues, features, logs, events, rate limits and
+ * the completions still waiting for CQ room.  Namespace data does not
+ * (docs/nvme-export.rst).
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/error-report.h"
+#include "qemu/timer.h"
+#include "hw/pci/msix.h"
+#include "migration/vmstate.h"
+#include "system/block-backend.h"
+#include "nvme-export-internal.h"
+#include "trace.h"
+
+/*
+ * FNV-1a over everything the guest can read about its identity: the
+ * destination must present the same bytes, or the lie is exposed.
+ */
+static uint64_t nvmex_fnv1a(uint64_t h, const uint8_t *p, size_t n)
+{
+    while (n--) {
+        h = (h ^ *p++) * 0x100000001b3ull;
+    }
+    return h;
+}
+
+static uint64_t nvmex_identity_hash(NvmeExport *c)
+{
+    g_autofree uint8_t *buf = g_malloc(NVMEX_ID_SIZE);
+    uint64_t h = 0xcbf29ce484222325ull;
+
+    nvmex_id_ctrl(&c->tmpl, buf);
+    h = nvmex_fnv1a(h, buf, NVMEX_ID_SIZE);
+    nvmex_id_ctrl_nvm(&c->tmpl, buf);
+    h = nvmex_fnv1a(h, buf, NVMEX_ID_SIZE);
+    h = nvmex_fnv1a(h, (uint8_t *)&c->st.cap, sizeof(c->st.cap));
+    for (int i = 1; i <= NVMEX_MAX_NSID; i++) {
+        const NvmexNsTemplate *nt;
+
+        if (!c->ns[i]) {
+            continue;
+        }
+        nt = nvmex_template_ns(&c->tmpl, i, false);
+        nvmex_id_ns(&c->tmpl, nt, c->ns[i]->geo.nsze, buf);
+        h = nvmex_fnv1a(h, buf, NVMEX_ID_SIZE);
+        nvmex_id_ns_nvm(&c->tmpl, nt, buf);
+        h = nvmex_fnv1a(h, buf, NVMEX_ID_SIZE);
+        nvmex_id_ns_descs(nt, buf);
+        h = nvmex_fnv1a(h, buf, NVMEX_ID_SIZE);
+    }
+    return h;
+}
+
+static int nvmex_pre_save(void *opaque)
+{
+    NvmeExport *c = opaque;
+    NvmexReq *r;
+    int n = 0;
+
+    nvmex_park_done(c);
+    for (int i = 0; i < NVMEX_NQUEUES; i++) {
+        QTAILQ_FOREACH(r, &c->cq_wait[i], entry) {
+            n++;
+        }
+    }
+    /* The VM is stopped and the block layer drained: all that is left
+     * of a command is its completion, posted or parked. */
+    if (c->inflight != n) {
+        error_report("nvme-export: %u commands still in flight",
+                     c->inflight - n);
+        return -EBUSY;
+    }
+    g_free(c->parked);
+    c->parked = g_new0(NvmexParked, n);
+    c->nparked = 0;
+    for (int i = 0; i < NVMEX_NQUEUES; i++) {
+        QTAILQ_FOREACH(r, &c->cq_wait[i], entry) {
+            c->parked[c->nparked++] = (NvmexParked) {
+                .cqid = i, .sqid = r->sqid, .cid = r->cid,
+                .status = r->status, .dw0 = r->dw0,
+            };
+        }
+    }
+    c->identity_hash = nvmex_identity_hash(c);
+    return 0;
+}
+
+static int nvmex_post_save(void *opaque)
+{
+    NvmeExport *c = opaque;
+
+    g_clear_pointer(&c->parked, g_free);
+    c->nparked = 0;
+    return 0;
+}
+
+/*
+ * The stream is not trusted: every index, count and size it carries is
+ * checked here against the limits the guest path enforces, before the
+ * guest can run commands on top of it.  Returns the name of the first
+ * bad field, or NULL.
+ */
+static const char *nvmex_check_queues(NvmeExport *c, char *buf, size_t len)
+{
+    NvmexCtrlState *s = &c->st;
+
+    for (int i = 0; i < NVMEX_NQUEUES; i++) {
+        NvmexSQ *sq = &s->sq[i];
+        NvmexCQ *cq = &s->cq[i];
+        /* The admin queues' sizes come from AQA (12 bits), I/O from MQES */
+        uint32_t max = i ? c->tmpl.mqes : 4096;
+        const char *bad = NULL;
+        uint16_t nsq = 0;
+
+        if (sq->valid > 1) {
+            bad = "valid";
+        } else if (sq->valid && (sq->size < 2 || sq->size > max)) {
+            bad = "size";
+        } else if (sq->valid && (sq->head >= sq->size ||
+                                 sq->tail >= sq->size)) {
+            bad = sq->head >= sq->size ? "head" : "tail";
+        } else if (sq->valid &&
+                   (i ? sq->cqid == 0 || sq->cqid >= NVMEX_NQUEUES ||
+                        !s->cq[sq->cqid].valid
+                      : sq->cqid != 0)) {
+            bad = "cqid";
+        }
+        if (bad) {
+            snprintf(buf, len, "sq[%d].%s", i, bad);
+            return buf;
+        }
+        for (int j = 1; j < NVMEX_NQUEUES; j++) {
+            nsq += s->sq[j].valid && s->sq[j].cqid == i;
+        }
+        if (cq->valid > 1) {
+            bad = "valid";
+        } else if (cq->valid && (cq->size < 2 || cq->size > max)) {
+            bad = "size";
+        } else if (cq->valid && (cq->head >= cq->size ||
+                                 cq->tail >= cq->size)) {
+            bad = cq->head >= cq->size ? "head" : "tail";
+        } else if (cq->valid && (cq->phase > 1 || cq->ien > 1)) {
+            bad = cq->phase > 1 ? "phase" : "ien";
+        } else if (cq->valid && cq->ien && cq->vector >= c->nvec) {
+            bad = "vector";
+        } else if (cq->valid && i && cq->nsq != nsq) {
+            bad = "nsq";
+        }
+        if (bad) {
+            snprintf(buf, len, "cq[%d].%s", i, bad);
+            return buf;
+        }
+    }
+    return NULL;
+}
+
+static const char *nvmex_check_state(NvmeExport *c, char *buf, size_t len)
+{
+    NvmexCtrlState *s = &c->st;
+    const char *bad = nvmex_check_queues(c, buf, len);
+
+    if (bad) {
+        return bad;
+    }
+    if (s->feat.nsqa < 1 || s->feat.nsqa > c->tmpl.max_ioqs) {
+        return "feat.nsqa";
+    }
+    if (s->feat.ncqa < 1 || s->feat.ncqa > c->tmpl.max_ioqs) {
+        return "feat.ncqa";
+    }
+    if (s->aer_count > NVMEX_MAX_AER) {
+        return "aer_count";
+    }
+    if (s->aen_count > NVMEX_MAX_AEN) {
+        return "aen_count";
+    }
+    if (s->changed_ns_count > ARRAY_SIZE(s->changed_ns)) {
+        return "changed_ns_count";
+    }
+    if (s->rate_limit.mode != 0 ||
+        s->rate_limit.bwsf > NVMEX_RL_MAX_BWSF) {
+        return "rate_limit";
+    }
+    for (int i = 0; i < c->nparked; i++) {
+        NvmexParked *p = &c->parked[i];
+
+        /* A parked completion belongs to a live SQ and to that SQ's CQ */
+        if (p->sqid >= NVMEX_NQUEUES || !s->sq[p->sqid].valid ||
+            p->cqid != s->sq[p->sqid].cqid) {
+            snprintf(buf, len, "parked[%d]", i);
+            return buf;
+        }
+    }
+    return NULL;
+}
+
+/* Runs before the parked array is allocated from the stream's count */
+static bool nvmex_nparked_valid(void *opaque, int version_id)
+{
+    NvmeExport *c = opaque;
+
+    if (c->nparked < 0 || c->nparked > NVMEX_MAX_PARKED) {
+        error_report("nvme-export: migration stream: nparked %d out of "
+                     "range 0..%d", c->nparked, NVMEX_MAX_PARKED);
+        return false;
+    }
+    return true;
+}
+
+static int nvmex_post_load(void *opaque, int version_id)
+{
+    NvmeExport *c = opaque;
+    char name[32];
+    const char *bad;
+    int ret = 0;
+
+    if (c->identity_hash != nvmex_identity_hash(c)) {
+        error_report("nvme-export: the destination's template or namespaces "
+                     "differ from the source's: the guest would see another "
+                     "device");
+        ret = -EINVAL;
+        goto out;
+    }
+    bad = nvmex_check_state(c, name, sizeof(name));
+    if (bad) {
+        error_report("nvme-export: migration stream: %s out of range or "
+                     "inconsistent", bad);
+        ret = -EINVAL;
+        goto out;
+    }
+    for (int i = 0; i < c->nparked; i++) {
+        NvmexParked *p = &c->parked[i];
+        NvmexReq *r;
+
+        r = nvmex_req_get(c);
+        r->sqid = p->sqid;
+        r->sq_gen = c->st.sq[p->sqid].gen;
+        r->cid = p->cid;
+        r->status = p->status;
+        r->dw0 = p->dw0;
+        QTAILQ_INSERT_TAIL(&c->cq_wait[p->cqid], r, entry);
+    }
+    nvmex_limiter_configure(&c->limiter, &c->st.rate_limit,
+                            qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL));
+    for (int i = 1; i <= NVMEX_MAX_NSID; i++) {
+        if (c->ns[i]) {
+            blk_set_enable_write_cache(c->ns[i]->conf.blk,
+                                       c->tmpl.vwc && c->st.feat.vwc);
+        }
+    }
+out:
+    g_clear_pointer(&c->parked, g_free);
+    c->nparked = 0;
+    return ret;
+}
+
+static const VMStateDescription vmstate_nvmex_sq = {
+    .name = "nvme-export/sq",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT64(dma_addr, NvmexSQ),
+        VMSTATE_UINT32(size, NvmexSQ),
+        VMSTATE_UINT32(head, NvmexSQ),
+        VMSTATE_UINT32(tail, NvmexSQ),
+        VMSTATE_UINT16(cqid, NvmexSQ),
+        VMSTATE_UINT8(valid, NvmexSQ),
+        VMSTATE_UINT8(prio, NvmexSQ),
+        VMSTATE_UINT32(gen, NvmexSQ),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static const VMStateDescription vmstate_nvmex_cq = {
+    .name = "nvme-export/cq",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT64(dma_addr, NvmexCQ),
+        VMSTATE_UINT32(size, NvmexCQ),
+        VMSTATE_UINT32(head, NvmexCQ),
+        VMSTATE_UINT32(tail, NvmexCQ),
+        VMSTATE_UINT16(vector, NvmexCQ),
+        VMSTATE_UINT8(phase, NvmexCQ),
+        VMSTATE_UINT8(ien, NvmexCQ),
+        VMSTATE_UINT8(valid, NvmexCQ),
+        VMSTATE_UINT16(nsq, NvmexCQ),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static const VMStateDescription vmstate_nvmex_features = {
+    .name = "nvme-export/features",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT32(arbitration, NvmexFeatures),
+        VMSTATE_UINT32(power_mgmt, NvmexFeatures),
+        VMSTATE_UINT32(error_recovery, NvmexFeatures),
+        VMSTATE_UINT32(irq_coalescing, NvmexFeatures),
+        VMSTATE_UINT32(write_atomic, NvmexFeatures),
+        VMSTATE_UINT32(async_event_cfg, NvmexFeatures),
+        VMSTATE_UINT16(temp_over, NvmexFeatures),
+        VMSTATE_UINT16(temp_under, NvmexFeatures),
+        VMSTATE_UINT8(vwc, NvmexFeatures),
+        VMSTATE_UINT8(nq_set, NvmexFeatures),
+        VMSTATE_UINT16(nsqa, NvmexFeatures),
+        VMSTATE_UINT16(ncqa, NvmexFeatures),
+        VMSTATE_UINT32_ARRAY(irq_cd, NvmexFeatures, NVMEX_NQUEUES),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static const VMStateDescription vmstate_nvmex_smart = {
+    .name = "nvme-export/smart",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT64(units_read, NvmexSmart),
+        VMSTATE_UINT64(units_written, NvmexSmart),
+        VMSTATE_UINT64(read_cmds, NvmexSmart),
+        VMSTATE_UINT64(write_cmds, NvmexSmart),
+        VMSTATE_UINT64(power_cycles, NvmexSmart),
+        VMSTATE_UINT64(power_on_hours, NvmexSmart),
+        VMSTATE_UINT64(unsafe_shutdowns, NvmexSmart),
+        VMSTATE_UINT64(media_errors, NvmexSmart),
+        VMSTATE_UINT64(error_entries, NvmexSmart),
+        VMSTATE_UINT8(critical_warning, NvmexSmart),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static const VMStateDescription vmstate_nvmex_error = {
+    .name = "nvme-export/error",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT64(count, NvmexErrorEntry),
+        VMSTATE_UINT16(sqid, NvmexErrorEntry),
+        VMSTATE_UINT16(cid, NvmexErrorEntry),
+        VMSTATE_UINT16(status, NvmexErrorEntry),
+        VMSTATE_UINT16(param, NvmexErrorEntry),
+        VMSTATE_UINT64(lba, NvmexErrorEntry),
+        VMSTATE_UINT32(nsid, NvmexErrorEntry),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static const VMStateDescription vmstate_nvmex_rate_limit = {
+    .name = "nvme-export/rate-limit",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_BOOL(enabled, NvmexRateLimit),
+        VMSTATE_UINT8(mode, NvmexRateLimit),
+        VMSTATE_UINT8(bwsf, NvmexRateLimit),
+        VMSTATE_UINT64(tbwv, NvmexRateLimit),
+        VMSTATE_UINT64(wbwv, NvmexRateLimit),
+        VMSTATE_UINT32(tiops, NvmexRateLimit),
+        VMSTATE_UINT32(wiops, NvmexRateLimit),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static const VMStateDescription vmstate_nvmex_state = {
+    .name = "nvme-export/state",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT64(cap, NvmexCtrlState),
+        VMSTATE_UINT32(cc, NvmexCtrlState),
+        VMSTATE_UINT32(csts, NvmexCtrlState),
+        VMSTATE_UINT32(aqa, NvmexCtrlState),
+        VMSTATE_UINT32(intms, NvmexCtrlState),
+        VMSTATE_UINT64(asq, NvmexCtrlState),
+        VMSTATE_UINT64(acq, NvmexCtrlState),
+        VMSTATE_STRUCT_ARRAY(sq, NvmexCtrlState, NVMEX_NQUEUES, 1,
+                             vmstate_nvmex_sq, NvmexSQ),
+        VMSTATE_STRUCT_ARRAY(cq, NvmexCtrlState, NVMEX_NQUEUES, 1,
+                             vmstate_nvmex_cq, NvmexCQ),
+        VMSTATE_STRUCT(feat, NvmexCtrlState, 1, vmstate_nvmex_features,
+                       NvmexFeatures),
+        VMSTATE_STRUCT(smart, NvmexCtrlState, 1, vmstate_nvmex_smart,
+                       NvmexSmart),
+        VMSTATE_STRUCT_ARRAY(errlog, NvmexCtrlState, NVMEX_ERROR_LOG_ENTRIES,
+                             1, vmstate_nvmex_error, NvmexErrorEntry),
+        VMSTATE_UINT64(error_count, NvmexCtrlState),
+        VMSTATE_UINT16_ARRAY(aer_cid, NvmexCtrlState, NVMEX_MAX_AER),
+        VMSTATE_UINT8(aer_count, NvmexCtrlState),
+        VMSTATE_UINT32_ARRAY(aen, NvmexCtrlState, NVMEX_MAX_AEN),
+        VMSTATE_UINT8(aen_count, NvmexCtrlState),
+        VMSTATE_UINT8(aen_masked, NvmexCtrlState),
+        VMSTATE_UINT16(changed_ns_count, NvmexCtrlState),
+        VMSTATE_UINT32_ARRAY(changed_ns, NvmexCtrlState, 64),
+        VMSTATE_STRUCT(rate_limit, NvmexCtrlState, 1,
+                       vmstate_nvmex_rate_limit, NvmexRateLimit),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static const VMStateDescription vmstate_nvmex_parked = {
+    .name = "nvme-export/parked",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT16(cqid, NvmexParked),
+        VMSTATE_UINT16(sqid, NvmexParked),
+        VMSTATE_UINT16(cid, NvmexParked),
+        VMSTATE_UINT16(status, NvmexParked),
+        VMSTATE_UINT32(dw0, NvmexParked),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+/*
+ * Registers, queues, features, logs, events and limits, plus the
+ * completions still waiting for CQ room.  In-flight I/O needs no state:
+ * the VM is stopped and the block layer drained before saving.
+ */
+const VMStateDescription nvmex_vmstate = {
+    .name = "nvme-export",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .pre_save = nvmex_pre_save,
+    .post_save = nvmex_post_save,
+    .post_load = nvmex_post_load,
+    .fields = (const VMStateField[]) {
+        VMSTATE_PCI_DEVICE(parent_obj, NvmeExport),
+        VMSTATE_MSIX(parent_obj, NvmeExport),
+        VMSTATE_STRUCT(st, NvmeExport, 1, vmstate_nvmex_state,
+                       NvmexCtrlState),
+        VMSTATE_UINT64(identity_hash, NvmeExport),
+        VMSTATE_INT32(nparked, NvmeExport),
+        VMSTATE_VALIDATE("nparked", nvmex_nparked_valid),
+        VMSTATE_STRUCT_VARRAY_ALLOC(parked, NvmeExport, nparked, 1,
+                                    vmstate_nvmex_parked, NvmexParked),
+        VMSTATE_END_OF_LIST()
+    },
+};
