@@ -53,7 +53,7 @@ enum {
 /* Auto-converge: the window over which rates are compared. */
 #define STORAGE_MIG_WINDOW_NS (1 * NANOSECONDS_PER_SECOND)
 /* ... and the floor of the write limit it applies. */
-#define STORAGE_MIG_MIN_BPS (256 * KiB)
+#define STORAGE_MIG_MIN_BPS (64 * KiB)
 
 struct IolabStorageMig {
     char *idstr;
