@@ -267,7 +267,7 @@ static bool nvmex_rate_admit(NvmeExport *c, const NvmeCmd *cmd)
     int64_t now, wait;
     uint32_t nsid = le32_to_cpu(cmd->nsid);
 
-    if (!c->limiter.cfg.enabled) {
+    if (!c->limiter.cfg.enabled && !c->mig_limiter.cfg.enabled) {
         return true;
     }
     if ((opc == NVMEX_IO_READ || opc == NVMEX_IO_WRITE) && nsid &&
@@ -276,8 +276,17 @@ static bool nvmex_rate_admit(NvmeExport *c, const NvmeCmd *cmd)
                 << c->ns[nsid]->geo.lbads;
     }
     now = qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
-    wait = nvmex_limiter_admit(&c->limiter, now, opc == NVMEX_IO_WRITE,
+    /*
+     * Storage migration's limit (writes only) first: a command it holds
+     * back is not charged to the guest's own limit, which a retry would
+     * charge twice.
+     */
+    wait = nvmex_limiter_admit(&c->mig_limiter, now, opc == NVMEX_IO_WRITE,
                                bytes);
+    if (!wait) {
+        wait = nvmex_limiter_admit(&c->limiter, now, opc == NVMEX_IO_WRITE,
+                                   bytes);
+    }
     if (wait) {
         c->throttled++;
         c->throttled_ns += wait;
@@ -791,6 +800,8 @@ static void nvmex_reset(DeviceState *dev)
 static const Property nvmex_props[] = {
     DEFINE_PROP_DRIVE("drive", NvmeExport, ns0.conf.blk),
     DEFINE_PROP_STRING("template", NvmeExport, template_path),
+    DEFINE_PROP_BOOL("storage-migration", NvmeExport, storage_migration,
+                     false),
     NVMEX_TEMPLATE_FIELDS(NVMEX_TMPL_PROP)
 };
 

@@ -9,6 +9,8 @@
  *   nvme-export-io.c         NVM command set I/O commands
  *   nvme-export-ns.c         namespaces and the nvme-export-ns device
  *   nvme-export-migration.c  VMState
+ *   nvme-export-storage.c    storage migration (storage-migration=on):
+ *                            the namespace data in the migration stream
  *   nvme-export-template.c   template file and properties
  *   nvme-export-qmp.c        query-nvme-export / info nvme-export
  *
@@ -33,6 +35,7 @@
 #include "hw/nvme-export/core/nvmex-ratelimit.h"
 #include "hw/nvme-export/core/nvmex-spec.h"
 #include "hw/nvme-export/core/nvmex-template.h"
+#include "migration/iolab/storage.h"
 
 #define NVMEX_NQUEUES   (NVMEX_MAX_IOQS + 1)
 #define NVMEX_MAX_NSID  1024
@@ -99,6 +102,7 @@ struct NvmexNs {
     uint32_t nsid;
     NvmexNsGeometry geo;
     uint64_t reads, writes, bytes_read, bytes_written, deallocated;
+    IolabStorageMig *storage;   /* storage-migration=on */
 };
 
 typedef struct NvmexReq {
@@ -115,6 +119,9 @@ typedef struct NvmexReq {
     QEMUSGList sg;
     bool sg_live, acct_live;
     BlockAcctCookie acct;
+    /* LBAs the command may change, reported to storage migration when it
+     * completes (mark_nlb 0: none) */
+    uint64_t mark_slba, mark_nlb;
     NvmeCmd cmd;                /* the SQE as fetched */
     QTAILQ_ENTRY(NvmexReq) entry;
 } NvmexReq;
@@ -138,6 +145,7 @@ struct NvmeExport {
     /* configuration */
     NvmexTemplate tmpl;
     char *template_path;
+    bool storage_migration;     /* the namespaces' data migrates too */
     char *tmpl_props[NVMEX_TMPL_NFIELDS];   /* by NVMEX_TMPL_FIELD_* */
     NvmexNs ns0;                /* the short form's namespace 1 */
     NvmexNs *ns[NVMEX_MAX_NSID + 1];
@@ -150,6 +158,8 @@ struct NvmeExport {
     QEMUTimer *rl_timer;
     VMChangeStateEntry *vmstate_change;
     NvmexLimiter limiter;
+    /* Storage migration's write limit, beside the guest's own (TP4176) */
+    NvmexLimiter mig_limiter;
     bool irq_pending[NVMEX_NQUEUES];
     QTAILQ_HEAD(, NvmexReq) cq_wait[NVMEX_NQUEUES];
     QTAILQ_HEAD(, NvmexReq) free_reqs;
@@ -217,5 +227,11 @@ bool nvmex_ctrl_template(NvmeExport *c, Error **errp);
 
 /* nvme-export-migration.c */
 extern const VMStateDescription nvmex_vmstate;
+
+/* nvme-export-storage.c */
+void nvmex_storage_attach(NvmeExport *c, NvmexNs *ns);
+void nvmex_storage_detach(NvmexNs *ns);
+/* @r completed (done or failed): report what it may have changed */
+void nvmex_storage_mark(NvmexReq *r);
 
 #endif

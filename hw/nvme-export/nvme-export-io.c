@@ -41,6 +41,7 @@ static void nvmex_io_done(void *opaque, int ret)
     if (--r->pending) {
         return;
     }
+    nvmex_storage_mark(r);
     if (ret >= 0 && r->fua && r->opc == NVMEX_IO_WRITE) {
         /* Force Unit Access: durable before completion */
         r->fua = false;
@@ -93,6 +94,8 @@ static uint16_t nvmex_io_rw(NvmexReq *r)
                      r->write ? BLOCK_ACCT_WRITE : BLOCK_ACCT_READ);
     r->acct_live = true;
     if (r->write) {
+        r->mark_slba = slba;
+        r->mark_nlb = nlb;
         ns->writes++;
         ns->bytes_written += len;
         c->st.smart.write_cmds++;
@@ -125,6 +128,8 @@ static uint16_t nvmex_io_write_zeroes(NvmexReq *r)
         return st;
     }
     r->pending = 1;
+    r->mark_slba = slba;
+    r->mark_nlb = nlb;
     block_acct_start(blk_get_stats(ns->conf.blk), &r->acct, 0,
                      BLOCK_ACCT_WRITE);
     r->acct_live = true;
@@ -167,7 +172,20 @@ static uint16_t nvmex_io_dsm(NvmexReq *r)
         if (!nlb) {
             continue;
         }
-        /* A zero write that may unmap: reads return zeroes (DLFEAT) */
+        /*
+         * A zero write that may unmap: reads return zeroes (DLFEAT).
+         * Storage migration is told the span of all ranges: more than
+         * changed when they are apart, which costs bytes, never data.
+         */
+        if (!r->mark_nlb) {
+            r->mark_slba = slba;
+            r->mark_nlb = nlb;
+        } else {
+            uint64_t end = MAX(r->mark_slba + r->mark_nlb, slba + nlb);
+
+            r->mark_slba = MIN(r->mark_slba, slba);
+            r->mark_nlb = end - r->mark_slba;
+        }
         r->pending++;
         ns->deallocated += nlb;
         blk_aio_pwrite_zeroes(ns->conf.blk, slba << ns->geo.lbads,

@@ -79,11 +79,13 @@ bool nvmex_ns_attach(NvmeExport *c, NvmexNs *ns, char *const *props,
     blk_set_enable_write_cache(ns->conf.blk, c->tmpl.vwc);
     ns->ctrl = c;
     c->ns[ns->nsid] = ns;
+    nvmex_storage_attach(c, ns);
     return true;
 }
 
 void nvmex_ns_detach(NvmexNs *ns)
 {
+    nvmex_storage_detach(ns);
     if (ns->ctrl && ns->ctrl->ns[ns->nsid] == ns) {
         blk_drain(ns->conf.blk);
         ns->ctrl->ns[ns->nsid] = NULL;

@@ -26,6 +26,35 @@ static NvmeExportNamespaceInfo *nvmex_qmp_ns_info(NvmexNs *ns)
     i->bytes_read = ns->bytes_read;
     i->bytes_written = ns->bytes_written;
     i->deallocated_blocks = ns->deallocated;
+    if (ns->storage) {
+        NvmeExportStorageMigration *m = g_new0(NvmeExportStorageMigration, 1);
+        IolabStorageMigInfo mi;
+
+        iolab_storage_mig_get_info(ns->storage, &mi);
+        /* The QAPI enum lists the states in IolabStorageMigState's order */
+#define NVMEX_SAME_STATE(a) \
+        QEMU_BUILD_BUG_ON(NVME_EXPORT_STORAGE_MIGRATION_STATE_##a != \
+                          IOLAB_STORAGE_MIG_##a)
+        NVMEX_SAME_STATE(IDLE);
+        NVMEX_SAME_STATE(BULK);
+        NVMEX_SAME_STATE(DRAINING);
+        NVMEX_SAME_STATE(COMPLETED);
+        NVMEX_SAME_STATE(CANCELLED);
+        NVMEX_SAME_STATE(RECEIVING);
+        NVMEX_SAME_STATE(FAILED);
+#undef NVMEX_SAME_STATE
+        m->state = (NvmeExportStorageMigrationState)mi.state;
+        m->passes = mi.passes;
+        m->allocated_bytes = mi.allocated_bytes;
+        m->sent_bytes = mi.sent_bytes;
+        m->zero_bytes = mi.zero_bytes;
+        m->changed_bytes = mi.changed_bytes;
+        m->pending_bytes = mi.pending_bytes;
+        m->log_overflows = mi.log_overflows;
+        m->throttle_bandwidth = mi.throttle_bps;
+        m->throttle_iops = mi.throttle_iops;
+        i->storage_migration = m;
+    }
     return i;
 }
 
@@ -103,6 +132,21 @@ void hmp_info_nvme_export(Monitor *mon, const QDict *qdict)
                            " writes\n", ns->nsid, ns->drive, ns->blocks,
                            ns->lba_size, ns->allocated_blocks, ns->reads,
                            ns->writes);
+            if (ns->storage_migration) {
+                NvmeExportStorageMigration *m = ns->storage_migration;
+
+                monitor_printf(mon, "    storage migration: %s, %" PRIu64
+                               " passes; %" PRIu64 " allocated, %" PRIu64
+                               " sent (+%" PRIu64 " as zeros), %" PRIu64
+                               " changed, %" PRIu64 " pending bytes; %"
+                               PRIu64 " log overflows; write limit %" PRIu64
+                               " B/s %" PRIu64 " IOPS\n",
+                               NvmeExportStorageMigrationState_str(m->state),
+                               m->passes, m->allocated_bytes, m->sent_bytes,
+                               m->zero_bytes, m->changed_bytes,
+                               m->pending_bytes, m->log_overflows,
+                               m->throttle_bandwidth, m->throttle_iops);
+            }
         }
     }
 }

@@ -1,0 +1,612 @@
+/*
+ * qtest for nvme-export's storage migration (storage-migration=on,
+ * docs/storage-migration.rst): two QEMUs with separate images, the
+ * namespace data in the migration stream.
+ *
+ * - migrate: the driver writes all through a bandwidth-limited
+ *   migration; the destination image ends equal to the source's, byte for
+ *   byte, every block written reads back on the destination, and what
+ *   was sent is no more than what was allocated plus what changed;
+ * - refusals before any data moves: a smaller destination image, another
+ *   LBA format; a read-only one cannot even start;
+ * - cancel mid-copy: the source runs on, its write limit released, its
+ *   I/O intact;
+ * - a stream whose range header is corrupted is refused and nothing
+ *   crashes;
+ * - convergence: writes faster than max-bandwidth complete with
+ *   auto-converge (the device throttles them), and not without it.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "libqtest.h"
+#include "libqos/pci-pc.h"
+#include "libqos/malloc-pc.h"
+#include "qemu/bswap.h"
+#include "hw/pci/pci_regs.h"
+#include "qobject/qdict.h"
+#include "qobject/qlist.h"
+#include "nvme-export-driver.h"
+
+#define IMG_SIZE    (32 * 1024 * 1024)
+#define BS          4096                /* the default template's LBA size */
+#define NBLOCKS     (IMG_SIZE / BS)
+#define DEF_VID     0x1b36
+#define DEF_DID     0x0115
+
+typedef struct T {
+    QTestState *qts;
+    QGuestAllocator alloc;
+    QPCIBus *bus;
+    NxDev *d;
+    uint64_t buf;               /* one 4 KiB guest buffer for I/O */
+    char *src_img, *dst_img, *log, *sock;
+    uint32_t *seed;             /* per block: the seed last written, 0 none */
+} T;
+
+static char *tmp_path(const char *tag)
+{
+    g_autofree char *tmpl = g_strdup_printf("nvmex-sto-%s-XXXXXX", tag);
+    g_autoptr(GError) err = NULL;
+    char *path;
+    int fd = g_file_open_tmp(tmpl, &path, &err);
+
+    g_assert_no_error(err);
+    close(fd);
+    return path;
+}
+
+static void make_image(const char *path, off_t size)
+{
+    int fd = open(path, O_RDWR | O_TRUNC);
+
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(ftruncate(fd, size), ==, 0);
+    close(fd);
+}
+
+/* The controller with its built-in namespace 1 on drive d0 */
+#define DEFAULT_DEVICES \
+    "-device nvme-export,id=nx0,drive=d0,storage-migration=on"
+
+static char *qemu_args(T *t, const char *img, const char *drive_extra,
+                       const char *devices, const char *incoming)
+{
+    return g_strdup_printf("-machine pc -m 128 -nodefaults "
+                           "-d guest_errors -D %s "
+                           "-drive if=none,id=d0,file=%s,format=raw,"
+                           "file.locking=off%s %s %s%s",
+                           t->log, img, drive_extra, devices,
+                           incoming ? "-incoming " : "",
+                           incoming ? incoming : "");
+}
+
+static T *t_start(void)
+{
+    T *t = g_new0(T, 1);
+    g_autofree char *args = NULL;
+
+    t->src_img = tmp_path("src");
+    t->dst_img = tmp_path("dst");
+    t->log = tmp_path("log");
+    t->sock = g_strdup_printf("%s.sock", t->log);
+    t->seed = g_new0(uint32_t, NBLOCKS);
+    make_image(t->src_img, IMG_SIZE);
+    make_image(t->dst_img, IMG_SIZE);
+    args = qemu_args(t, t->src_img, "", DEFAULT_DEVICES, NULL);
+    t->qts = qtest_init(args);
+    pc_alloc_init(&t->alloc, t->qts, 0);
+    t->bus = qpci_new_pc(t->qts, &t->alloc);
+    t->d = nx_find(t->qts, &t->alloc, t->bus, DEF_VID, DEF_DID);
+    g_assert(t->d);
+    g_assert(nx_enable(t->d, 32));
+    g_assert_cmpint(nx_set_features(t->d, 0x07, 0x00030003, NULL), ==, 0);
+    g_assert_cmpint(nx_create_ioq(t->d, 1, 64), ==, 0);
+    t->buf = nx_alloc(t->d, BS, BS);
+    return t;
+}
+
+static void t_stop(T *t)
+{
+    nx_free(t->d);
+    qpci_free_pc(t->bus);
+    alloc_destroy(&t->alloc);
+    qtest_quit(t->qts);
+    unlink(t->src_img);
+    unlink(t->dst_img);
+    unlink(t->log);
+    unlink(t->sock);
+    g_free(t->src_img);
+    g_free(t->dst_img);
+    g_free(t->log);
+    g_free(t->sock);
+    g_free(t->seed);
+    g_free(t);
+}
+
+static void fill(uint8_t *buf, size_t len, uint32_t seed)
+{
+    for (size_t i = 0; i < len; i++) {
+        seed = seed * 1103515245 + 12345;
+        buf[i] = seed >> 16;
+    }
+}
+
+static int io(T *t, uint8_t opc, uint64_t lba)
+{
+    NxCmd c;
+
+    nx_cmd(&c, opc, 1);
+    nx_cmd_prp(&c, t->buf, 0);
+    nx_cmd_dw(&c, 10, lba);
+    nx_cmd_dw(&c, 11, lba >> 32);
+    nx_cmd_dw(&c, 12, 0);
+    return nx_exec(t->d, 1, &c, NULL);
+}
+
+/* Write block @lba with data made from @seed, and remember it. */
+static void write_block(T *t, uint64_t lba, uint32_t seed)
+{
+    uint8_t data[BS];
+
+    fill(data, sizeof(data), seed);
+    nx_memwrite(t->d, t->buf, data, sizeof(data));
+    g_assert_cmpint(io(t, 0x01, lba), ==, 0);
+    t->seed[lba] = seed;
+}
+
+/* Every block written reads back as written; the others as zeros. */
+static void verify_blocks(T *t)
+{
+    uint8_t want[BS], got[BS];
+
+    for (uint64_t lba = 0; lba < NBLOCKS; lba++) {
+        if (t->seed[lba]) {
+            fill(want, sizeof(want), t->seed[lba]);
+        } else if (lba % 7) {
+            continue;               /* a sample of the holes suffices */
+        } else {
+            memset(want, 0, sizeof(want));
+        }
+        qtest_memset(t->qts, t->buf, 0xa5, BS);
+        g_assert_cmpint(io(t, 0x02, lba), ==, 0);
+        nx_memread(t->d, t->buf, got, sizeof(got));
+        g_assert_cmpmem(got, sizeof(got), want, sizeof(want));
+    }
+}
+
+static void assert_files_equal(const char *a, const char *b)
+{
+    g_autofree char *da = NULL, *db = NULL;
+    gsize la, lb;
+
+    g_assert(g_file_get_contents(a, &da, &la, NULL));
+    g_assert(g_file_get_contents(b, &db, &lb, NULL));
+    g_assert_cmpuint(la, ==, lb);
+    g_assert(memcmp(da, db, la) == 0);
+}
+
+static const char *mig_status(QTestState *qts)
+{
+    static char status[32];
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-migrate' }");
+    QDict *ret = qdict_get_qdict(rsp, "return");
+
+    g_strlcpy(status, qdict_haskey(ret, "status")
+                      ? qdict_get_str(ret, "status") : "none",
+              sizeof(status));
+    qobject_unref(rsp);
+    return status;
+}
+
+static bool mig_done(const char *st)
+{
+    return !strcmp(st, "completed") || !strcmp(st, "failed") ||
+           !strcmp(st, "cancelled");
+}
+
+static const char *wait_migration(QTestState *qts, int seconds)
+{
+    const char *st = "none";
+
+    for (int i = 0; i < seconds * 100; i++) {
+        st = mig_status(qts);
+        if (mig_done(st)) {
+            break;
+        }
+        g_usleep(10 * 1000);
+    }
+    return st;
+}
+
+/* The storage-migration member of namespace 1 in query-nvme-export. */
+static QDict *storage_info(QTestState *qts)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-nvme-export' }");
+    QList *ctrls = qdict_get_qlist(rsp, "return");
+    QDict *ctrl = qobject_to(QDict, qlist_peek(ctrls));
+    QList *nss = qdict_get_qlist(ctrl, "namespaces");
+    QDict *ns = qobject_to(QDict, qlist_peek(nss));
+    QDict *sm = qdict_get_qdict(ns, "storage-migration");
+
+    g_assert(sm);
+    qobject_ref(sm);
+    qobject_unref(rsp);
+    return sm;
+}
+
+static void set_bandwidth(QTestState *qts, uint64_t bps)
+{
+    qtest_qmp_assert_success(qts, "{ 'execute': 'migrate-set-parameters',"
+                             "  'arguments': { 'max-bandwidth': %" PRIu64
+                             " } }", bps);
+}
+
+static void start_migration(QTestState *qts, const char *uri)
+{
+    qtest_qmp_assert_success(qts, "{ 'execute': 'migrate',"
+                             "  'arguments': { 'uri': %s } }", uri);
+}
+
+/* Point the driver at the destination's copy of the same function */
+static void switch_to(T *t, QTestState *dst)
+{
+    int devfn = t->d->pdev->devfn;
+    QPCIDevice *pdev;
+    QPCIBus *bus;
+
+    bus = qpci_new_pc(dst, &t->alloc);
+    pdev = qpci_device_find(bus, devfn);
+    g_assert(pdev);
+    t->d->bar0.addr = qpci_config_readl(pdev, PCI_BASE_ADDRESS_0) & ~0xfull;
+    t->d->bar0.addr |= (uint64_t)qpci_config_readl(pdev,
+                                                  PCI_BASE_ADDRESS_1) << 32;
+    g_free(t->d->pdev);
+    qpci_free_pc(t->bus);
+    qtest_quit(t->qts);
+    t->d->pdev = pdev;
+    t->d->bus = t->bus = bus;
+    t->d->qts = t->qts = dst;
+}
+
+/* About 10% of the namespace allocated, in runs of 16 blocks. */
+static void allocate_tenth(T *t, uint32_t seed)
+{
+    for (uint64_t lba = 0; lba < NBLOCKS; lba += 160) {
+        for (int i = 0; i < 16; i++) {
+            write_block(t, lba + i, seed++);
+        }
+    }
+}
+
+static void test_migrate(void)
+{
+    T *t = t_start();
+    g_autofree char *uri = g_strdup_printf("unix:%s", t->sock);
+    g_autofree char *args = qemu_args(t, t->dst_img, "", DEFAULT_DEVICES, uri);
+    QTestState *dst;
+    QDict *sm;
+    uint64_t allocated, sent, zero, changed, written = 0;
+    uint32_t seed = 1000;
+    const char *st;
+
+    allocate_tenth(t, 1);
+    dst = qtest_init(args);
+    /* 4 MiB/s: the 3.3 MiB allocated take most of a second to send. */
+    set_bandwidth(t->qts, 4 * 1024 * 1024);
+    start_migration(t->qts, uri);
+
+    /* Write all through the copy: behind the walk, ahead of it, and over
+     * blocks already sent, until the migration ends. */
+    for (int i = 0; i < 4000; i++) {
+        uint64_t lba = (i * 2654435761u) % NBLOCKS;
+
+        write_block(t, lba, seed++);
+        written++;
+        if (mig_done(mig_status(t->qts))) {
+            break;
+        }
+        /* At most ~200 writes/s: well under the migration's bandwidth */
+        g_usleep(5 * 1000);
+    }
+    st = wait_migration(t->qts, 60);
+    g_assert_cmpstr(st, ==, "completed");
+    g_assert_cmpuint(written, >, 8);
+
+    sm = storage_info(t->qts);
+    g_assert_cmpstr(qdict_get_str(sm, "state"), ==, "completed");
+    allocated = qdict_get_int(sm, "allocated-bytes");
+    sent = qdict_get_int(sm, "sent-bytes");
+    zero = qdict_get_int(sm, "zero-bytes");
+    changed = qdict_get_int(sm, "changed-bytes");
+    g_assert_cmpuint(allocated, >=, (NBLOCKS / 160) * 16 * BS);
+    g_assert_cmpuint(allocated, <=, IMG_SIZE / 5);
+    /* Holes are never sent: what moved is allocated plus changed. */
+    g_assert_cmpuint(sent + zero, <=, allocated + changed);
+    g_assert_cmpuint(sent + zero, <, IMG_SIZE / 2);
+    g_assert_cmpuint(qdict_get_int(sm, "pending-bytes"), ==, 0);
+    g_assert_cmpuint(qdict_get_int(sm, "throttle-bandwidth"), ==, 0);
+    qobject_unref(sm);
+
+    switch_to(t, dst);
+    sm = storage_info(t->qts);
+    g_assert_cmpstr(qdict_get_str(sm, "state"), ==, "completed");
+    g_assert_cmpuint(qdict_get_int(sm, "sent-bytes"), ==, sent);
+    qobject_unref(sm);
+
+    /* The guest's view on the destination, then the images themselves. */
+    verify_blocks(t);
+    assert_files_equal(t->src_img, t->dst_img);
+    t_stop(t);
+}
+
+/* A destination QEMU that must refuse the stream: it exits with 1. */
+static void refused_by(T *t, const char *devices)
+{
+    g_autofree char *uri = g_strdup_printf("unix:%s", t->sock);
+    g_autofree char *args = qemu_args(t, t->dst_img, "", devices, uri);
+    QTestState *dst = qtest_init(args);
+    QDict *sm;
+    const char *st;
+
+    qtest_set_expected_status(dst, 1);
+    start_migration(t->qts, uri);
+    st = wait_migration(t->qts, 30);
+    /* "completed" when the source finished sending before the refusal */
+    g_assert_true(!strcmp(st, "failed") || !strcmp(st, "completed"));
+    qtest_wait_qemu(dst);
+    qtest_quit(dst);
+
+    /* Nothing was written into the destination image. */
+    {
+        g_autofree char *data = NULL;
+        gsize len;
+
+        g_assert(g_file_get_contents(t->dst_img, &data, &len, NULL));
+        for (gsize i = 0; i < len; i++) {
+            g_assert_cmpint(data[i], ==, 0);
+        }
+    }
+
+    /* The source runs on, and its I/O works. */
+    if (!strcmp(st, "completed")) {
+        qtest_qmp_assert_success(t->qts, "{ 'execute': 'cont' }");
+    }
+    write_block(t, 5, 77);
+    verify_blocks(t);
+    sm = storage_info(t->qts);
+    g_assert_cmpuint(qdict_get_int(sm, "throttle-bandwidth"), ==, 0);
+    qobject_unref(sm);
+}
+
+static void test_refuse_small_image(void)
+{
+    T *t = t_start();
+
+    allocate_tenth(t, 1);
+    make_image(t->dst_img, IMG_SIZE / 2);
+    refused_by(t, DEFAULT_DEVICES);
+    t_stop(t);
+}
+
+static void test_refuse_other_lba_format(void)
+{
+    T *t = t_start();
+
+    allocate_tenth(t, 1);
+    /* The destination's namespace 1 is formatted with 512-byte blocks */
+    refused_by(t, "-device nvme-export,id=nx0,storage-migration=on "
+                  "-device nvme-export-ns,bus=nx0,drive=d0,nsid=1,"
+                  "lba-formats=512");
+    t_stop(t);
+}
+
+static void test_refuse_read_only(void)
+{
+    T *t = t_start();
+    g_autofree char *args = qemu_args(t, t->dst_img, ",read-only=on",
+                                      DEFAULT_DEVICES, "defer");
+    QTestState *dst;
+
+    /* A read-only destination cannot take the namespace at all: QEMU
+     * stops at start-up, before any migration. */
+    dst = qtest_init_without_qmp_handshake(args);
+    qtest_set_expected_status(dst, 1);
+    qtest_wait_qemu(dst);
+    qtest_quit(dst);
+    write_block(t, 1, 5);
+    verify_blocks(t);
+    t_stop(t);
+}
+
+static void test_cancel(void)
+{
+    T *t = t_start();
+    g_autofree char *uri = g_strdup_printf("unix:%s", t->sock);
+    g_autofree char *args = qemu_args(t, t->dst_img, "", DEFAULT_DEVICES, uri);
+    QTestState *dst;
+    QDict *sm;
+    const char *st = "none";
+
+    allocate_tenth(t, 1);
+    dst = qtest_init(args);
+    qtest_set_expected_status(dst, 1);
+    set_bandwidth(t->qts, 256 * 1024);      /* slow: seconds to copy */
+    start_migration(t->qts, uri);
+    for (int i = 0; i < 500; i++) {
+        QDict *s = storage_info(t->qts);
+        bool sending = qdict_get_int(s, "sent-bytes") +
+                       qdict_get_int(s, "zero-bytes") > 0;
+
+        qobject_unref(s);
+        if (sending) {
+            break;
+        }
+        g_usleep(10 * 1000);
+    }
+    write_block(t, 3, 33);                  /* while it copies */
+    qtest_qmp_assert_success(t->qts, "{ 'execute': 'migrate_cancel' }");
+    st = wait_migration(t->qts, 30);
+    g_assert_cmpstr(st, ==, "cancelled");
+    qtest_wait_qemu(dst);
+    qtest_quit(dst);
+
+    sm = storage_info(t->qts);
+    g_assert_cmpstr(qdict_get_str(sm, "state"), ==, "cancelled");
+    g_assert_cmpuint(qdict_get_int(sm, "throttle-bandwidth"), ==, 0);
+    g_assert_cmpuint(qdict_get_int(sm, "pending-bytes"), ==, 0);
+    qobject_unref(sm);
+    write_block(t, 4, 44);
+    verify_blocks(t);
+    t_stop(t);
+}
+
+/*
+ * Save to a file, break the first range's header (its block number),
+ * and load: the destination refuses the stream and exits with 1, no
+ * signal, and writes nothing out of bounds.
+ */
+static void test_corrupt_range_header(void)
+{
+    T *t = t_start();
+    g_autofree char *file = g_strdup_printf("%s.stream", t->log);
+    g_autofree char *uri = g_strdup_printf("file:%s", file);
+    g_autofree char *args = qemu_args(t, t->dst_img, "", DEFAULT_DEVICES, uri);
+    g_autofree char *data = NULL;
+    uint8_t needle[16];
+    QTestState *dst;
+    gsize len;
+    char *hit;
+
+    write_block(t, 100, 9);                 /* the only allocated block */
+    start_migration(t->qts, uri);
+    g_assert_cmpstr(wait_migration(t->qts, 30), ==, "completed");
+
+    g_assert(g_file_get_contents(file, &data, &len, NULL));
+    stq_be_p(needle, 1);                    /* DATA */
+    stq_be_p(needle + 8, 100);              /* block 100 */
+    hit = memmem(data, len, needle, sizeof(needle));
+    g_assert(hit);
+    stq_be_p(hit + 8, 0xfffffff000000000ull);
+    g_assert(g_file_set_contents(file, data, len, NULL));
+
+    dst = qtest_init(args);
+    qtest_set_expected_status(dst, 1);
+    qtest_wait_qemu(dst);
+    qtest_quit(dst);
+    unlink(file);
+    t_stop(t);
+}
+
+/*
+ * A write that a rate limit may hold back: the limiter waits in virtual
+ * time, which under qtest moves only when the test steps it.
+ */
+static void write_block_stepping(T *t, uint64_t lba, uint32_t seed)
+{
+    uint8_t data[BS];
+    NxCqe e;
+    NxCmd c;
+
+    fill(data, sizeof(data), seed);
+    nx_memwrite(t->d, t->buf, data, sizeof(data));
+    nx_cmd(&c, 0x01, 1);
+    nx_cmd_prp(&c, t->buf, 0);
+    nx_cmd_dw(&c, 10, lba);
+    nx_cmd_dw(&c, 11, lba >> 32);
+    nx_cmd_dw(&c, 12, 0);
+    nx_queue(t->d, 1, &c);
+    nx_ring(t->d, 1);
+    for (int i = 0; !nx_reap(t->d, 1, &e, 200); i++) {
+        g_assert_cmpint(i, <, 100000);
+        qtest_clock_step(t->qts, 1000 * 1000);      /* 1 ms */
+    }
+    g_assert_cmpint(NX_SC(e.status), ==, 0);
+    t->seed[lba] = seed;
+}
+
+/*
+ * Writes faster than max-bandwidth: the change log never drains, so the
+ * migration cannot converge; with auto-converge the device limits the
+ * writes and it completes.
+ */
+static bool converges(bool auto_converge, int window_s)
+{
+    T *t = t_start();
+    g_autofree char *uri = g_strdup_printf("unix:%s", t->sock);
+    g_autofree char *args = qemu_args(t, t->dst_img, "", DEFAULT_DEVICES, uri);
+    QTestState *dst;
+    gint64 end;
+    const char *st = "none";
+    uint32_t seed = 1;
+    bool done = false;
+    QDict *sm;
+    bool throttled = false;
+
+    dst = qtest_init(args);
+    qtest_qmp_assert_success(t->qts,
+        "{ 'execute': 'migrate-set-capabilities', 'arguments': {"
+        "  'capabilities': [ { 'capability': 'auto-converge',"
+        "                      'state': %i } ] } }", auto_converge);
+    set_bandwidth(t->qts, 512 * 1024);
+    qtest_qmp_assert_success(t->qts, "{ 'execute': 'migrate-set-parameters',"
+                             "  'arguments': { 'downtime-limit': 50 } }");
+    start_migration(t->qts, uri);
+    end = g_get_monotonic_time() + window_s * G_USEC_PER_SEC;
+    while (g_get_monotonic_time() < end) {
+        /* Fresh blocks, spread out: each one a new range in the log. */
+        for (int i = 0; i < 16; i++) {
+            write_block_stepping(t, (seed * 2654435761u) % NBLOCKS, seed);
+            seed++;
+        }
+        st = mig_status(t->qts);
+        if (mig_done(st)) {
+            done = !strcmp(st, "completed");
+            break;
+        }
+        sm = storage_info(t->qts);
+        throttled |= qdict_get_int(sm, "throttle-bandwidth") > 0;
+        qobject_unref(sm);
+    }
+    if (!done) {
+        qtest_set_expected_status(dst, 1);
+        qtest_qmp_assert_success(t->qts, "{ 'execute': 'migrate_cancel' }");
+        wait_migration(t->qts, 30);
+        qtest_wait_qemu(dst);
+        qtest_quit(dst);
+        t_stop(t);
+        g_assert_false(throttled);          /* no limit without the cap */
+        return false;
+    }
+    g_assert_true(throttled);
+    switch_to(t, dst);
+    verify_blocks(t);
+    t_stop(t);
+    return true;
+}
+
+static void test_converge(void)
+{
+    g_test_message("without auto-converge: must not complete in 8 s");
+    g_assert_false(converges(false, 8));
+    g_test_message("with auto-converge: must complete within 60 s");
+    g_assert_true(converges(true, 60));
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    qtest_add_func("/nvme-export/storage/migrate", test_migrate);
+    qtest_add_func("/nvme-export/storage/refuse-small-image",
+                   test_refuse_small_image);
+    qtest_add_func("/nvme-export/storage/refuse-other-lba-format",
+                   test_refuse_other_lba_format);
+    qtest_add_func("/nvme-export/storage/refuse-read-only",
+                   test_refuse_read_only);
+    qtest_add_func("/nvme-export/storage/cancel", test_cancel);
+    qtest_add_func("/nvme-export/storage/corrupt-range-header",
+                   test_corrupt_range_header);
+    qtest_add_func("/nvme-export/storage/converge", test_converge);
+    return g_test_run();
+}
