@@ -16,6 +16,8 @@
  */
 #include "qemu/osdep.h"
 #include "qemu/cutils.h"
+#include "qemu/units.h"
+#include "qemu/memalign.h"
 #include "qemu/error-report.h"
 #include "qemu/main-loop.h"
 #include "qemu/timer.h"
@@ -26,6 +28,7 @@
 #include "block/graph-lock.h"
 #include "migration/register.h"
 #include "migration/qemu-file-types.h"
+#include "qapi/qapi-types-migration.h"
 #include "migration/options.h"
 #include "migration/iolab/storage.h"
 #include "migration/iolab/core/alloc-walk.h"
