@@ -47,8 +47,11 @@ enum {
     STO_EOS = 0x454f53,     /* "EOS": end of this section's records */
 };
 
-/* At most this much data per record and per iteration call. */
-#define STORAGE_MIG_CHUNK (1 * MiB)
+/*
+ * At most this much data per record and per iteration call: QEMU checks
+ * its rate limit between calls, so a chunk is what one call may overshoot.
+ */
+#define STORAGE_MIG_CHUNK (256 * KiB)
 
 /* The change log's bound: 64 Ki ranges, 1 MiB of memory. */
 #define STORAGE_MIG_LOG_RANGES (64 * 1024)
