@@ -1431,6 +1431,19 @@ static void test_save_restore(void **state)
     iolab_virtq_save(&vq, saved);
     assert_int_equal(iolab_virtq_load(&back, saved), 0);
     assert_vq_equal(&back, &vq);
+
+    /*
+     * Enabled with size 0 (found by fuzz-virtq: the pop then read the
+     * avail ring of a queue no check had seen): loads as broken.
+     */
+    memcpy(bad, saved, sizeof(bad));
+    bad[5] |= 0x01;                     /* VIRTQ_SF_ENABLED */
+    bad[16] = 0xfe;                     /* avail near 2^64 */
+    memset(bad + 17, 0xff, 7);
+    assert_int_equal(iolab_virtq_load(&back, bad), 0);
+    assert_non_null(iolab_virtq_error_reason(&back));
+    assert_int_equal(iolab_virtq_pop(&back, &ops, fm, e, NULL, NULL, NULL),
+                     VIRTQ_ERROR);
     free(e);
     free(r);
 }

@@ -887,6 +887,10 @@ int iolab_virtq_load(Virtq *vq, const uint8_t buf[VIRTQ_SAVED_SIZE])
     if (n.size && n.error == VIRTQ_ERR_NONE) {
         n.error = (uint8_t)iolab_virtq_check_config(&n);
     }
+    /* Enabled but never configured: the driver bug set_enabled() marks */
+    if (n.size == 0 && n.enabled && n.error == VIRTQ_ERR_NONE) {
+        n.error = VIRTQ_ERR_SIZE;
+    }
     if (n.size && (uint16_t)(n.last_avail_idx - n.used_idx) > n.size) {
         return VIRTQ_ERROR;
     }
