@@ -6,6 +6,8 @@
 
 #include "qemu/osdep.h"
 #include "qemu/bswap.h"
+#include "hw/pci/pci_regs.h"
+#include "libqos/pci-pc.h"
 #include "nvme-export-driver.h"
 
 typedef struct FindCtx {
@@ -347,4 +349,23 @@ int nx_delete_ioq(NxDev *d, uint16_t qid)
         d->cq[qid].live = false;
     }
     return st;
+}
+
+void nx_switch_to(NxDev *d, QTestState *dst, QGuestAllocator *alloc)
+{
+    int devfn = d->pdev->devfn;
+    QPCIBus *bus = qpci_new_pc(dst, alloc);
+    QPCIDevice *pdev = qpci_device_find(bus, devfn);
+
+    g_assert(pdev);
+    /* The BAR was assigned on the source and migrated with config space */
+    d->bar0.addr = qpci_config_readl(pdev, PCI_BASE_ADDRESS_0) & ~0xfull;
+    d->bar0.addr |= (uint64_t)qpci_config_readl(pdev,
+                                               PCI_BASE_ADDRESS_1) << 32;
+    g_free(d->pdev);
+    qpci_free_pc(d->bus);
+    qtest_quit(d->qts);
+    d->pdev = pdev;
+    d->bus = bus;
+    d->qts = dst;
 }

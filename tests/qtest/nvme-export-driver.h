@@ -105,6 +105,13 @@ int nx_create_ioq_sizes(NxDev *d, uint16_t qid, uint16_t size,
                         uint16_t cq_size);
 int nx_delete_ioq(NxDev *d, uint16_t qid);
 
+/*
+ * Point the driver at the same function in @dst, the QEMU a migration
+ * moved the device to: the source QEMU is quit, and d->bus and d->qts
+ * become @dst's (the caller's copies must follow).
+ */
+void nx_switch_to(NxDev *d, QTestState *dst, QGuestAllocator *alloc);
+
 /* Guest memory helpers: chunked writes (qtest rescans its buffer) */
 uint64_t nx_alloc(NxDev *d, uint64_t size, uint64_t align);
 void nx_memwrite(NxDev *d, uint64_t addr, const void *buf, size_t len);

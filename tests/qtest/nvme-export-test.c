@@ -1073,23 +1073,9 @@ static const char *migrate(QTestState *src, const char *uri)
 /* Point the driver at the destination's copy of the same function */
 static void switch_to(T *t, QTestState *dst)
 {
-    int devfn = t->d->pdev->devfn;
-    QPCIDevice *pdev;
-    QPCIBus *bus;
-
-    bus = qpci_new_pc(dst, &t->alloc);
-    pdev = qpci_device_find(bus, devfn);
-    g_assert(pdev);
-    /* The BAR was assigned on the source and migrated with config space */
-    t->d->bar0.addr = qpci_config_readl(pdev, PCI_BASE_ADDRESS_0) & ~0xfull;
-    t->d->bar0.addr |= (uint64_t)qpci_config_readl(pdev,
-                                                  PCI_BASE_ADDRESS_1) << 32;
-    g_free(t->d->pdev);
-    qpci_free_pc(t->bus);
-    qtest_quit(t->qts);
-    t->d->pdev = pdev;
-    t->d->bus = t->bus = bus;
-    t->d->qts = t->qts = dst;
+    nx_switch_to(t->d, dst, &t->alloc);
+    t->bus = t->d->bus;
+    t->qts = t->d->qts;
 }
 
 static void test_migrate(void)
