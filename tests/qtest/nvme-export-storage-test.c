@@ -136,15 +136,21 @@ static void fill(uint8_t *buf, size_t len, uint32_t seed)
     }
 }
 
+/* A one-block read or write of namespace 1 through the test's buffer */
+static void io_cmd(T *t, NxCmd *c, uint8_t opc, uint64_t lba)
+{
+    nx_cmd(c, opc, 1);
+    nx_cmd_prp(c, t->buf, 0);
+    nx_cmd_dw(c, 10, lba);
+    nx_cmd_dw(c, 11, lba >> 32);
+    nx_cmd_dw(c, 12, 0);
+}
+
 static int io(T *t, uint8_t opc, uint64_t lba)
 {
     NxCmd c;
 
-    nx_cmd(&c, opc, 1);
-    nx_cmd_prp(&c, t->buf, 0);
-    nx_cmd_dw(&c, 10, lba);
-    nx_cmd_dw(&c, 11, lba >> 32);
-    nx_cmd_dw(&c, 12, 0);
+    io_cmd(t, &c, opc, lba);
     return nx_exec(t->d, 1, &c, NULL);
 }
 
@@ -178,11 +184,7 @@ static bool write_block_live(T *t, uint64_t lba, uint32_t seed, bool step)
 
     fill(data, sizeof(data), seed);
     nx_memwrite(t->d, t->buf, data, sizeof(data));
-    nx_cmd(&c, 0x01, 1);
-    nx_cmd_prp(&c, t->buf, 0);
-    nx_cmd_dw(&c, 10, lba);
-    nx_cmd_dw(&c, 11, lba >> 32);
-    nx_cmd_dw(&c, 12, 0);
+    io_cmd(t, &c, 0x01, lba);
     nx_queue(t->d, 1, &c);
     nx_ring(t->d, 1);
     t->seed[lba] = seed;
