@@ -30,8 +30,9 @@ BUILD := $(SRC)/build
 OBJ := $(BUILD)/obj
 UNIT := $(BUILD)/unit
 EMULATOR := $(BUILD)/qemu-system-x86_64
-# Where the emulator looks for its firmware (configure's --firmwarepath).
-FIRMWARE_BUNDLE_PATH := /usr/local/share/qemu-iolab/firmware
+# Where the emulator looks for its firmware (configure's --firmwarepath):
+# read from configure, which holds the one definition.
+FIRMWARE_BUNDLE_PATH := $(shell sed -n 's/^firmware_bundle_path=//p' $(SRC)/configure)
 NINJA ?= ninja
 # Builds of several checkouts on one machine take turns: two QEMU builds at
 # once on a small machine only thrash.  Set BUILD_LOCK= to build unlocked.
