@@ -7,6 +7,7 @@
 #include "qemu/osdep.h"
 #include "qemu/bswap.h"
 #include "hw/pci/pci_regs.h"
+#include "qobject/qdict.h"
 #include "libqos/pci-pc.h"
 #include "nvme-export-driver.h"
 
@@ -351,12 +352,40 @@ int nx_delete_ioq(NxDev *d, uint16_t qid)
     return st;
 }
 
+/*
+ * The source reports "completed" once it has sent the last byte; the
+ * destination may still be loading it, and until it runs its config
+ * space (the BAR) is not yet the migrated one and its queues are not
+ * fetched.  A driver on the destination waits for it to run, as a guest
+ * does.
+ */
+static void nx_wait_running(QTestState *qts)
+{
+    gint64 end = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
+
+    for (;;) {
+        QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-status' }");
+        bool running = qdict_get_bool(qdict_get_qdict(rsp, "return"),
+                                      "running");
+
+        qobject_unref(rsp);
+        if (running) {
+            return;
+        }
+        g_assert_cmpint(g_get_monotonic_time(), <, end);
+        g_usleep(10 * 1000);
+    }
+}
+
 void nx_switch_to(NxDev *d, QTestState *dst, QGuestAllocator *alloc)
 {
     int devfn = d->pdev->devfn;
-    QPCIBus *bus = qpci_new_pc(dst, alloc);
-    QPCIDevice *pdev = qpci_device_find(bus, devfn);
+    QPCIBus *bus;
+    QPCIDevice *pdev;
 
+    nx_wait_running(dst);
+    bus = qpci_new_pc(dst, alloc);
+    pdev = qpci_device_find(bus, devfn);
     g_assert(pdev);
     /* The BAR was assigned on the source and migrated with config space */
     d->bar0.addr = qpci_config_readl(pdev, PCI_BASE_ADDRESS_0) & ~0xfull;

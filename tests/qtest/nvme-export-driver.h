@@ -108,7 +108,8 @@ int nx_delete_ioq(NxDev *d, uint16_t qid);
 /*
  * Point the driver at the same function in @dst, the QEMU a migration
  * moved the device to: the source QEMU is quit, and d->bus and d->qts
- * become @dst's (the caller's copies must follow).
+ * become @dst's (the caller's copies must follow).  Waits for @dst to run
+ * first: until then its config space is not yet the migrated one.
  */
 void nx_switch_to(NxDev *d, QTestState *dst, QGuestAllocator *alloc);
 
