@@ -9,8 +9,8 @@
  *   was sent is no more than what was allocated plus what changed;
  * - refusals before any data moves: a smaller destination image, another
  *   LBA format, a read-only image;
- * - cancel mid-copy: the source runs on, its write limit released, its
- *   I/O intact;
+ * - cancel mid-copy, and a destination killed mid-copy: the source runs
+ *   on, its write limit released, its I/O intact;
  * - a stream whose range header is corrupted is refused and nothing
  *   crashes;
  * - convergence: writes faster than max-bandwidth complete with
@@ -548,6 +548,56 @@ static void test_cancel(void)
 }
 
 /*
+ * The destination dies mid-copy (SIGKILL, as an OOM kill or a crash
+ * would): the source's migration fails, the guest goes on writing there,
+ * the write limit is released and every block reads back as written.
+ */
+static void test_destination_dies(void)
+{
+    T *t = t_start();
+    g_autofree char *uri = g_strdup_printf("unix:%s", t->sock);
+    g_autofree char *args = qemu_args(t, t->dst_img, "", DEFAULT_DEVICES, uri);
+    QTestState *dst;
+    QDict *sm;
+    bool sending = false;
+
+    allocate_tenth(t, 1);
+    dst = qtest_init(args);
+    set_bandwidth(t->qts, 256 * 1024);      /* slow: seconds to copy */
+    start_migration(t->qts, uri);
+    for (int i = 0; i < 500 && !sending; i++) {
+        QDict *s = storage_info(t->qts);
+
+        sending = qdict_get_int(s, "sent-bytes") +
+                  qdict_get_int(s, "zero-bytes") > 0;
+        qobject_unref(s);
+        if (!sending) {
+            g_usleep(10 * 1000);
+        }
+    }
+    g_assert_true(sending);
+    write_block(t, 3, 33);                  /* while it copies */
+    sm = storage_info(t->qts);
+    g_assert_cmpstr(qdict_get_str(sm, "state"), ==, "bulk");
+    qobject_unref(sm);
+
+    qtest_kill_qemu(dst);
+    g_assert_cmpstr(wait_migration(t->qts, 30), ==, "failed");
+    qtest_quit(dst);
+
+    sm = storage_info(t->qts);
+    g_assert_cmpstr(qdict_get_str(sm, "state"), ==, "cancelled");
+    g_assert_cmpuint(qdict_get_int(sm, "throttle-bandwidth"), ==, 0);
+    g_assert_cmpuint(qdict_get_int(sm, "pending-bytes"), ==, 0);
+    qobject_unref(sm);
+    /* The guest never stopped: it writes on, and all it wrote is there. */
+    write_block(t, 4, 44);
+    write_block(t, 1000, 45);
+    verify_blocks(t);
+    t_stop(t);
+}
+
+/*
  * Save to a file, break the first range's header (its block number),
  * and load: the destination refuses the stream and exits with 1, no
  * signal, and writes nothing out of bounds.
@@ -681,6 +731,8 @@ int main(int argc, char **argv)
     qtest_add_func("/nvme-export/storage/refuse-read-only",
                    test_refuse_read_only);
     qtest_add_func("/nvme-export/storage/cancel", test_cancel);
+    qtest_add_func("/nvme-export/storage/destination-dies",
+                   test_destination_dies);
     qtest_add_func("/nvme-export/storage/corrupt-range-header",
                    test_corrupt_range_header);
     qtest_add_func("/nvme-export/storage/converge", test_converge);
