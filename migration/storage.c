@@ -68,6 +68,7 @@ struct IolabStorageMig {
     uint64_t nblocks;
     const IolabStorageMigOps *ops;
     void *opaque;
+    bool full_copy;             /* ablation: every block is data */
 
     QemuMutex lock;             /* the fields below */
     IolabStorageMigState state;
@@ -132,6 +133,12 @@ static int storage_mig_block_status(void *opaque, uint64_t block,
     if (!bs) {
         return -ENOMEDIUM;
     }
+    /* The ablation walks the image without asking what is allocated */
+    if (m->full_copy) {
+        *allocated = true;
+        *count = max;
+        return 0;
+    }
     if (max > INT64_MAX / m->block_size) {
         max = INT64_MAX / m->block_size;
     }
@@ -189,7 +196,7 @@ static int storage_mig_send_range(IolabStorageMig *m, QEMUFile *f,
                      strerror(-ret));
         return ret;
     }
-    if (buffer_is_zero(m->buf, len)) {
+    if (!m->full_copy && buffer_is_zero(m->buf, len)) {
         qemu_put_be64(f, STO_ZERO);
         qemu_put_be64(f, block);
         qemu_put_be32(f, count);
@@ -659,6 +666,11 @@ IolabStorageMig *iolab_storage_mig_register(const char *idstr,
     register_savevm_live(m->idstr, 0, STORAGE_MIG_VERSION,
                          &storage_mig_handlers, m);
     return m;
+}
+
+void iolab_storage_mig_set_full_copy(IolabStorageMig *m, bool full_copy)
+{
+    m->full_copy = full_copy;
 }
 
 void iolab_storage_mig_unregister(IolabStorageMig *m)

@@ -802,6 +802,9 @@ static const Property nvmex_props[] = {
     DEFINE_PROP_STRING("template", NvmeExport, template_path),
     DEFINE_PROP_BOOL("storage-migration", NvmeExport, storage_migration,
                      false),
+    /* Benchmarks' ablation of storage migration: copy every block */
+    DEFINE_PROP_BOOL("x-storage-full-copy", NvmeExport, storage_full_copy,
+                     false),
     NVMEX_TEMPLATE_FIELDS(NVMEX_TMPL_PROP)
 };
 

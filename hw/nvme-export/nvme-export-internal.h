@@ -146,6 +146,7 @@ struct NvmeExport {
     NvmexTemplate tmpl;
     char *template_path;
     bool storage_migration;     /* the namespaces' data migrates too */
+    bool storage_full_copy;     /* x-storage-full-copy: the ablation */
     char *tmpl_props[NVMEX_TMPL_NFIELDS];   /* by NVMEX_TMPL_FIELD_* */
     NvmexNs ns0;                /* the short form's namespace 1 */
     NvmexNs *ns[NVMEX_MAX_NSID + 1];

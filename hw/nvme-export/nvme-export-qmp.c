@@ -33,8 +33,8 @@ static NvmeExportNamespaceInfo *nvmex_qmp_ns_info(NvmexNs *ns)
         iolab_storage_mig_get_info(ns->storage, &mi);
         /* The QAPI enum lists the states in IolabStorageMigState's order */
 #define NVMEX_SAME_STATE(a) \
-        QEMU_BUILD_BUG_ON(NVME_EXPORT_STORAGE_MIGRATION_STATE_##a != \
-                          IOLAB_STORAGE_MIG_##a)
+        QEMU_BUILD_BUG_ON((int)NVME_EXPORT_STORAGE_MIGRATION_STATE_##a != \
+                          (int)IOLAB_STORAGE_MIG_##a)
         NVMEX_SAME_STATE(IDLE);
         NVMEX_SAME_STATE(BULK);
         NVMEX_SAME_STATE(DRAINING);

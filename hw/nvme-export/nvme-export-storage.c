@@ -58,6 +58,9 @@ void nvmex_storage_attach(NvmeExport *c, NvmexNs *ns)
     ns->storage = iolab_storage_mig_register(idstr, ns->conf.blk,
                                              ns->geo.lba_size, ns->geo.nsze,
                                              &nvmex_storage_ops, ns);
+    if (ns->storage) {
+        iolab_storage_mig_set_full_copy(ns->storage, c->storage_full_copy);
+    }
 }
 
 void nvmex_storage_detach(NvmexNs *ns)

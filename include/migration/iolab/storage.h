@@ -76,6 +76,14 @@ IolabStorageMig *iolab_storage_mig_register(const char *idstr,
 void iolab_storage_mig_unregister(IolabStorageMig *m);
 
 /*
+ * The full-copy ablation (benchmarks only): send every block of the
+ * image as data, ignoring what is allocated and what reads as zeros, as
+ * a copy that knows nothing of the device would.  Set before a
+ * migration starts.
+ */
+void iolab_storage_mig_set_full_copy(IolabStorageMig *m, bool full_copy);
+
+/*
  * The device completed a write, write-zeroes or deallocate of blocks
  * [@block, @block + @count), successfully or not.  Report it after the
  * data is in the image, never before: a range read for sending between
