@@ -133,12 +133,6 @@ static int storage_mig_block_status(void *opaque, uint64_t block,
     if (!bs) {
         return -ENOMEDIUM;
     }
-    /* The ablation walks the image without asking what is allocated */
-    if (m->full_copy) {
-        *allocated = true;
-        *count = max;
-        return 0;
-    }
     if (max > INT64_MAX / m->block_size) {
         max = INT64_MAX / m->block_size;
     }
@@ -150,6 +144,15 @@ static int storage_mig_block_status(void *opaque, uint64_t block,
     }
     *allocated = (ret & BDRV_BLOCK_DATA) && !(ret & BDRV_BLOCK_ZERO);
     *count = DIV_ROUND_UP(pnum, m->block_size);
+    return 0;
+}
+
+/* The full-copy ablation's walk: every block, never asking the image */
+static int storage_mig_block_all(void *opaque, uint64_t block, uint64_t max,
+                                 bool *allocated, uint64_t *count)
+{
+    *allocated = true;
+    *count = max;
     return 0;
 }
 
@@ -327,7 +330,9 @@ static int storage_mig_save_setup(QEMUFile *f, void *opaque, Error **errp)
     qemu_mutex_lock(&m->lock);
     iolab_change_log_free(m->log);
     m->log = log;
-    iolab_alloc_walk_init(&m->walk, m->nblocks, storage_mig_block_status, m);
+    iolab_alloc_walk_init(&m->walk, m->nblocks,
+                          m->full_copy ? storage_mig_block_all
+                                       : storage_mig_block_status, m);
     m->state = IOLAB_STORAGE_MIG_BULK;
     m->passes = 0;
     m->allocated_bytes = allocated;

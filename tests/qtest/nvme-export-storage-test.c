@@ -85,7 +85,8 @@ static char *qemu_args(T *t, const char *img, const char *drive_extra,
                            incoming ? incoming : "");
 }
 
-static T *t_start(void)
+/* The source QEMU, with @devices, the driver ready on I/O queue 1 */
+static T *t_start_devices(const char *devices)
 {
     T *t = g_new0(T, 1);
     g_autofree char *args = NULL;
@@ -97,7 +98,7 @@ static T *t_start(void)
     t->seed = g_new0(uint32_t, NBLOCKS);
     make_image(t->src_img, IMG_SIZE);
     make_image(t->dst_img, IMG_SIZE);
-    args = qemu_args(t, t->src_img, "", DEFAULT_DEVICES, NULL);
+    args = qemu_args(t, t->src_img, "", devices, NULL);
     t->qts = qtest_init(args);
     pc_alloc_init(&t->alloc, t->qts, 0);
     t->bus = qpci_new_pc(t->qts, &t->alloc);
@@ -108,6 +109,11 @@ static T *t_start(void)
     g_assert_cmpint(nx_create_ioq(t->d, 1, 64), ==, 0);
     t->buf = nx_alloc(t->d, BS, BS);
     return t;
+}
+
+static T *t_start(void)
+{
+    return t_start_devices(DEFAULT_DEVICES);
 }
 
 static void t_stop(T *t)
@@ -433,6 +439,38 @@ static void test_migrate(void)
     t_stop(t);
 }
 
+/*
+ * The full-copy ablation (x-storage-full-copy=on) sends every block as
+ * data, holes included: what the benchmarks compare the allocated-first
+ * copy against.
+ */
+static void test_full_copy(void)
+{
+    const char *devices = DEFAULT_DEVICES ",x-storage-full-copy=on";
+    T *t;
+    g_autofree char *uri = NULL;
+    g_autofree char *args = NULL;
+    QTestState *dst;
+    QDict *sm;
+
+    t = t_start_devices(devices);
+    write_block(t, 7, 70);                  /* one block allocated */
+    uri = g_strdup_printf("unix:%s", t->sock);
+    args = qemu_args(t, t->dst_img, "", devices, uri);
+    dst = qtest_init(args);
+    start_migration(t->qts, uri);
+    g_assert_cmpstr(wait_migration(t->qts, 60), ==, "completed");
+    sm = storage_info(t->qts);
+    g_assert_cmpuint(qdict_get_int(sm, "allocated-bytes"), <=, 64 * BS);
+    g_assert_cmpuint(qdict_get_int(sm, "sent-bytes"), ==, IMG_SIZE);
+    g_assert_cmpuint(qdict_get_int(sm, "zero-bytes"), ==, 0);
+    qobject_unref(sm);
+    switch_to(t, dst);
+    verify_blocks(t);
+    assert_images_equal(t->src_img, t->dst_img, -1);
+    t_stop(t);
+}
+
 /* A destination QEMU that must refuse the stream: it exits with 1. */
 static void refused_by(T *t, const char *drive_extra, const char *devices)
 {
@@ -724,6 +762,7 @@ int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     qtest_add_func("/nvme-export/storage/migrate", test_migrate);
+    qtest_add_func("/nvme-export/storage/full-copy", test_full_copy);
     qtest_add_func("/nvme-export/storage/refuse-small-image",
                    test_refuse_small_image);
     qtest_add_func("/nvme-export/storage/refuse-other-lba-format",
