@@ -74,6 +74,9 @@ void nvmex_req_put(NvmexReq *r)
         qemu_sglist_destroy(&r->sg);
         r->sg_live = false;
     }
+    g_free(r->mark_ranges);
+    r->mark_ranges = NULL;
+    r->mark_nr = 0;
     c->inflight--;
     QTAILQ_INSERT_HEAD(&c->free_reqs, r, entry);
 }

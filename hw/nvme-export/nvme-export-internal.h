@@ -122,6 +122,9 @@ typedef struct NvmexReq {
     /* LBAs the command may change, reported to storage migration when it
      * completes (mark_nlb 0: none) */
     uint64_t mark_slba, mark_nlb;
+    /* A deallocate's ranges, each reported on its own (storage-migration) */
+    NvmeDsmRange *mark_ranges;
+    uint32_t mark_nr;
     NvmeCmd cmd;                /* the SQE as fetched */
     QTAILQ_ENTRY(NvmexReq) entry;
 } NvmexReq;

@@ -164,6 +164,15 @@ static uint16_t nvmex_io_dsm(NvmexReq *r)
     r->pending = 1;                     /* held until all are issued */
     block_acct_start(blk_get_stats(ns->conf.blk), &r->acct, 0,
                      BLOCK_ACCT_UNMAP);
+    /*
+     * Storage migration hears of each range when all are done: ranges
+     * far apart are not one span of changed blocks.  The request keeps
+     * them until then (at most 256 ranges, 4 KiB).
+     */
+    if (ns->storage) {
+        r->mark_ranges = g_memdup2(ranges, nr * sizeof(*ranges));
+        r->mark_nr = nr;
+    }
     r->acct_live = true;
     for (uint32_t i = 0; i < nr; i++) {
         uint64_t slba = le64_to_cpu(ranges[i].slba);
@@ -172,20 +181,7 @@ static uint16_t nvmex_io_dsm(NvmexReq *r)
         if (!nlb) {
             continue;
         }
-        /*
-         * A zero write that may unmap: reads return zeroes (DLFEAT).
-         * Storage migration is told the span of all ranges: more than
-         * changed when they are apart, which costs bytes, never data.
-         */
-        if (!r->mark_nlb) {
-            r->mark_slba = slba;
-            r->mark_nlb = nlb;
-        } else {
-            uint64_t end = MAX(r->mark_slba + r->mark_nlb, slba + nlb);
-
-            r->mark_slba = MIN(r->mark_slba, slba);
-            r->mark_nlb = end - r->mark_slba;
-        }
+        /* A zero write that may unmap: reads return zeroes (DLFEAT) */
         r->pending++;
         ns->deallocated += nlb;
         blk_aio_pwrite_zeroes(ns->conf.blk, slba << ns->geo.lbads,

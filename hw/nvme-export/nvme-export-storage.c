@@ -71,8 +71,21 @@ void nvmex_storage_detach(NvmexNs *ns)
 
 void nvmex_storage_mark(NvmexReq *r)
 {
-    if (r->mark_nlb && r->ns && r->ns->storage) {
-        iolab_storage_mig_written(r->ns->storage, r->mark_slba,
-                                  r->mark_nlb);
+    IolabStorageMig *m = r->ns ? r->ns->storage : NULL;
+
+    if (!m) {
+        return;
+    }
+    if (r->mark_nlb) {
+        iolab_storage_mig_written(m, r->mark_slba, r->mark_nlb);
+    }
+    /* Ranges were checked against the namespace when fetched */
+    for (uint32_t i = 0; i < r->mark_nr; i++) {
+        uint32_t nlb = le32_to_cpu(r->mark_ranges[i].nlb);
+
+        if (nlb) {
+            iolab_storage_mig_written(m, le64_to_cpu(r->mark_ranges[i].slba),
+                                      nlb);
+        }
     }
 }

@@ -440,6 +440,68 @@ static void test_migrate(void)
 }
 
 /*
+ * A deallocate of ranges far apart, while a migration copies: each range
+ * is logged as changed on its own, not the span between them (which
+ * would send the blocks in between again for nothing).
+ */
+static void test_deallocate_ranges(void)
+{
+    T *t = t_start();
+    g_autofree char *uri = g_strdup_printf("unix:%s", t->sock);
+    g_autofree char *args = qemu_args(t, t->dst_img, "", DEFAULT_DEVICES, uri);
+    uint64_t ranges = nx_alloc(t->d, BS, BS);
+    uint8_t r[32] = { 0 };
+    QTestState *dst;
+    QDict *sm;
+    uint64_t before, after;
+    NxCmd c;
+
+    allocate_tenth(t, 1);
+    dst = qtest_init(args);
+    qtest_set_expected_status(dst, 1);
+    set_bandwidth(t->qts, 256 * 1024);      /* slow: seconds to copy */
+    start_migration(t->qts, uri);
+    for (int i = 0; ; i++) {
+        bool bulk;
+
+        sm = storage_info(t->qts);
+        bulk = !strcmp(qdict_get_str(sm, "state"), "bulk");
+        before = qdict_get_int(sm, "changed-bytes");
+        qobject_unref(sm);
+        if (bulk) {
+            break;
+        }
+        g_assert_cmpint(i, <, 3000);
+        g_usleep(10 * 1000);
+    }
+
+    /* Range 0: block 7 (written), 1 block; range 1: blocks 8000-8001 */
+    stl_le_p(r + 4, 1);
+    stq_le_p(r + 8, 7);
+    stl_le_p(r + 16 + 4, 2);
+    stq_le_p(r + 16 + 8, 8000);
+    qtest_memwrite(t->qts, ranges, r, sizeof(r));
+    nx_cmd(&c, 0x09, 1);                    /* Dataset Management */
+    nx_cmd_prp(&c, ranges, 0);
+    nx_cmd_dw(&c, 10, 1);                   /* 2 ranges */
+    nx_cmd_dw(&c, 11, 1 << 2);              /* AD: deallocate */
+    g_assert_cmpint(nx_exec(t->d, 1, &c, NULL), ==, 0);
+    t->seed[7] = t->seed[8000] = t->seed[8001] = 0;    /* zeros now */
+
+    sm = storage_info(t->qts);
+    after = qdict_get_int(sm, "changed-bytes");
+    qobject_unref(sm);
+    g_assert_cmpuint(after - before, ==, 3 * BS);
+
+    qtest_qmp_assert_success(t->qts, "{ 'execute': 'migrate_cancel' }");
+    g_assert_cmpstr(wait_migration(t->qts, 30), ==, "cancelled");
+    qtest_wait_qemu(dst);
+    qtest_quit(dst);
+    verify_blocks(t);
+    t_stop(t);
+}
+
+/*
  * The full-copy ablation (x-storage-full-copy=on) sends every block as
  * data, holes included: what the benchmarks compare the allocated-first
  * copy against.
@@ -762,6 +824,8 @@ int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     qtest_add_func("/nvme-export/storage/migrate", test_migrate);
+    qtest_add_func("/nvme-export/storage/deallocate-ranges",
+                   test_deallocate_ranges);
     qtest_add_func("/nvme-export/storage/full-copy", test_full_copy);
     qtest_add_func("/nvme-export/storage/refuse-small-image",
                    test_refuse_small_image);
