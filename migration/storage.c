@@ -76,11 +76,15 @@ struct IolabStorageMig {
     IolabAllocWalk walk;
     uint64_t passes;
     uint64_t allocated_bytes;
+    uint64_t bulk_bytes;        /* what the bulk walk will send */
     uint64_t bulk_sent_bytes;
     uint64_t sent_bytes;
     uint64_t zero_bytes;
     uint64_t changed_bytes;
     uint64_t log_overflows;
+    /* How fast ranges go out (read, then put), timed range by range */
+    uint64_t timed_bytes;
+    uint64_t timed_ns;
 
     /* Auto-converge (migration thread, BQL held) */
     int64_t window_start_ns;
@@ -190,6 +194,7 @@ static int storage_mig_send_range(IolabStorageMig *m, QEMUFile *f,
                                   uint64_t block, uint64_t count)
 {
     size_t len = count * m->block_size;
+    int64_t t0 = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
     int ret;
 
     ret = blk_pread(m->blk, block * m->block_size, len, m->buf, 0);
@@ -214,6 +219,8 @@ static int storage_mig_send_range(IolabStorageMig *m, QEMUFile *f,
         m->sent_bytes += len;
     }
     m->window_sent += len;
+    m->timed_bytes += len;
+    m->timed_ns += qemu_clock_get_ns(QEMU_CLOCK_REALTIME) - t0;
     qemu_mutex_unlock(&m->lock);
     trace_iolab_storage_mig_send(m->idstr, block, count);
     return qemu_file_get_error(f);
@@ -336,11 +343,14 @@ static int storage_mig_save_setup(QEMUFile *f, void *opaque, Error **errp)
     m->state = IOLAB_STORAGE_MIG_BULK;
     m->passes = 0;
     m->allocated_bytes = allocated;
+    m->bulk_bytes = m->full_copy ? m->nblocks * m->block_size : allocated;
     m->bulk_sent_bytes = 0;
     m->sent_bytes = 0;
     m->zero_bytes = 0;
     m->changed_bytes = 0;
     m->log_overflows = 0;
+    m->timed_bytes = 0;
+    m->timed_ns = 0;
     m->window_sent = 0;
     m->window_changed = 0;
     qemu_mutex_unlock(&m->lock);
@@ -372,13 +382,48 @@ static uint64_t storage_mig_pending_locked(IolabStorageMig *m)
     uint64_t bulk = 0;
 
     if (m->state == IOLAB_STORAGE_MIG_BULK &&
-        m->allocated_bytes > m->bulk_sent_bytes) {
-        bulk = m->allocated_bytes - m->bulk_sent_bytes;
+        m->bulk_bytes > m->bulk_sent_bytes) {
+        /* No more than the blocks past the walk's cursor */
+        bulk = MIN(m->bulk_bytes - m->bulk_sent_bytes,
+                   (m->nblocks - MIN(m->walk.cursor, m->nblocks)) *
+                   m->block_size);
     }
     if (!m->log) {
         return bulk;
     }
     return bulk + iolab_change_log_pending(m->log) * m->block_size;
+}
+
+/*
+ * QEMU switches over when what is pending fits in downtime-limit at the
+ * stream's bandwidth, counting bytes as if all went out at that speed.
+ * Ours go no faster than they are read (and written on the other side):
+ * on a slow disk, a pending byte costs more time than a RAM byte.  So
+ * what is pending is reported in stream bytes of the same time: scaled
+ * by the stream's bandwidth over the rate ranges were measured to go
+ * out at, when that is slower.  The bandwidth is the one QEMU assumes
+ * for the switch-over: avail-switchover-bandwidth if set, else
+ * max-bandwidth (an upper bound of its estimate: we err towards a later
+ * switch-over, not a longer downtime).
+ */
+static uint64_t storage_mig_pending_cost_locked(IolabStorageMig *m)
+{
+    uint64_t pending = storage_mig_pending_locked(m);
+    uint64_t bw = migrate_avail_switchover_bandwidth();
+    double rate;
+
+    if (!bw) {
+        bw = migrate_max_bandwidth();
+    }
+    /* Too few ranges timed yet to know the rate */
+    if (!bw || m->timed_bytes < STORAGE_MIG_CHUNK * 4 || !m->timed_ns) {
+        return pending;
+    }
+    rate = (double)m->timed_bytes * NANOSECONDS_PER_SECOND / m->timed_ns;
+    if (rate >= bw) {
+        return pending;
+    }
+    return MIN((double)pending * bw / rate, (double)UINT64_MAX / 2);
 }
 
 static void storage_mig_state_pending(void *opaque, uint64_t *must_precopy,
@@ -388,7 +433,7 @@ static void storage_mig_state_pending(void *opaque, uint64_t *must_precopy,
 
     qemu_mutex_lock(&m->lock);
     if (storage_mig_is_active_iterate(m)) {
-        *must_precopy += storage_mig_pending_locked(m);
+        *must_precopy += storage_mig_pending_cost_locked(m);
     }
     qemu_mutex_unlock(&m->lock);
 }
@@ -417,12 +462,20 @@ static int storage_mig_save_complete(QEMUFile *f, void *opaque)
     IolabStorageMig *m = opaque;
     int ret;
 
+    uint64_t sent_before = m->sent_bytes + m->zero_bytes;
+    int64_t t0 = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
+
     /* The VM is stopped and its I/O drained: the log is final. */
     while ((ret = storage_mig_send_next(m, f)) == 1) {
     }
     if (ret < 0) {
         return ret;
     }
+    trace_iolab_storage_mig_switchover(m->idstr,
+                                       m->sent_bytes + m->zero_bytes -
+                                       sent_before,
+                                       (qemu_clock_get_ns(QEMU_CLOCK_REALTIME)
+                                        - t0) / SCALE_US);
     qemu_put_be64(f, STO_DONE);
     qemu_put_be64(f, STO_EOS);
     qemu_mutex_lock(&m->lock);
@@ -704,9 +757,17 @@ void iolab_storage_mig_written(IolabStorageMig *m, uint64_t block,
 
         m->changed_bytes += count * m->block_size;
         m->window_changed += count * m->block_size;
-        /* Blocks the walk has not reached yet, it will send as they are. */
+        /*
+         * Blocks the walk has not reached yet, it will send as they are:
+         * holes written now are more for it to send than counted at
+         * setup.  Counted as if all were holes (pending is capped by
+         * what lies past the cursor), so the switch-over is never early.
+         */
         if (m->state == IOLAB_STORAGE_MIG_BULK && end > m->walk.cursor) {
-            end = MAX(block, m->walk.cursor);
+            uint64_t ahead = MAX(block, m->walk.cursor);
+
+            m->bulk_bytes += (end - ahead) * m->block_size;
+            end = ahead;
         }
         if (end > block) {
             iolab_change_log_mark(m->log, block, end - block);
