@@ -8,6 +8,7 @@
 #                    figures recorded in docs/benchmarks.md
 #   make bench-migrate  the live-migration experiments (scripts/migrate-experiment,
 #                    every experiment at full scale; MIGRATE_ARGS= adds options,
+#   make bench-storage  issue 15's storage-migration matrix (scripts/bench-storage)
 #                    e.g. MIGRATE_ARGS=--quick); CSV and plots in build/migrate
 #   make check-slow  longer suites: the whole upstream x86_64 qtest suite, and
 #                    the slirp vpri-nic overcommit test under rx-fault-policy=drop
@@ -62,7 +63,7 @@ NINJA_TARGETS := qemu-system-x86_64 qemu-img \
 .PHONY: all build configure unit check check-build check-unit check-qtest \
 	check-upstream check-upstream-qtests check-migration-smoke \
 	check-mutator fuzz-migration check-fuzz-cores fuzz-build fuzz check-asan \
-	check-guest check-migrate check-slow run bench bench-migrate clean guest
+	check-guest check-migrate check-slow run bench bench-migrate bench-storage clean guest
 
 all: build unit
 
@@ -186,6 +187,10 @@ bench: all guest
 MIGRATE_EXPERIMENTS := vpri-blk vpri-nic overcommit nvme-export storage vdpa-mgmt
 bench-migrate: all guest
 	@$(SRC)/scripts/migrate-experiment $(MIGRATE_ARGS) $(MIGRATE_EXPERIMENTS)
+
+# Issue 15's matrix: allocated 10/50/100% x guest writes 0/8/32 MiB/s
+bench-storage: all guest
+	@$(SRC)/scripts/bench-storage $(BENCH_STORAGE_ARGS)
 
 clean:
 	rm -rf $(BUILD)
