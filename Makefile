@@ -8,8 +8,8 @@
 #                    figures recorded in docs/benchmarks.md
 #   make bench-migrate  the live-migration experiments (scripts/migrate-experiment,
 #                    every experiment at full scale; MIGRATE_ARGS= adds options,
-#   make bench-storage  issue 15's storage-migration matrix (scripts/bench-storage)
 #                    e.g. MIGRATE_ARGS=--quick); CSV and plots in build/migrate
+#   make bench-storage  issue 15's storage-migration matrix (scripts/bench-storage)
 #   make check-slow  longer suites: the whole upstream x86_64 qtest suite, and
 #                    the slirp vpri-nic overcommit test under rx-fault-policy=drop
 #   make fuzz-migration  the migration-stream mutator's long run
