@@ -13,6 +13,11 @@
  *                            the namespace data in the migration stream
  *   nvme-export-template.c   template file and properties
  *   nvme-export-qmp.c        query-nvme-export / info nvme-export
+ *   nvme-export-mgmt.c       the nvme-export-mgmt device: a TP4159
+ *                            migration-management controller, its
+ *                            Controller Data Queues and commands
+ *   nvme-export-lm.c         a managed controller's side of TP4159:
+ *                            suspend, resume, its Controller State
  *
  * Guest-visible controller state lives in NvmexCtrlState and its plain
  * members (queues, features, logs, events, rate limits), which VMState
@@ -31,11 +36,15 @@
 #include "system/block-backend.h"
 #include "block/nvme.h"
 #include "hw/nvme-export/nvme-export.h"
+#include "hw/nvme-export/core/nvmex-cstate.h"
 #include "hw/nvme-export/core/nvmex-identify.h"
+#include "hw/nvme-export/core/nvmex-lm.h"
 #include "hw/nvme-export/core/nvmex-ratelimit.h"
 #include "hw/nvme-export/core/nvmex-spec.h"
 #include "hw/nvme-export/core/nvmex-template.h"
 #include "migration/iolab/storage.h"
+#include "migration/iolab/core/change-log.h"
+#include "hw/nvme-export/core/nvmex-cdq.h"
 
 #define NVMEX_NQUEUES   (NVMEX_MAX_IOQS + 1)
 #define NVMEX_MAX_NSID  1024
@@ -132,6 +141,8 @@ typedef struct NvmexParked {
     uint32_t dw0;
 } NvmexParked;
 
+typedef struct NvmexMgmtCdq NvmexMgmtCdq;
+
 typedef struct NvmexBus {
     BusState parent_obj;
 } NvmexBus;
@@ -172,12 +183,41 @@ struct NvmeExport {
     NvmexParked *parked;
     int32_t nparked;
     uint64_t identity_hash;
+
+    /* TP4159: the management controller this one is managed by (mgmt=) */
+    NvmeExportMgmt *mgmt;
+    QLIST_ENTRY(NvmeExport) mgmt_entry;
+    NvmexLm lm;                 /* its live-migration state */
+    NvmexMgmtCdq *udmq;         /* the queue its changes are logged to */
 };
 
 struct NvmeExportNs {
     DeviceState parent_obj;
     NvmexNs ns;
     char *tmpl_props[NVMEX_NS_NFIELDS];     /* by NVMEX_NS_FIELD_* */
+};
+
+/* A User Data Migration Queue of a management controller */
+struct NvmexMgmtCdq {
+    bool valid;
+    uint16_t cdqid;
+    NvmeExport *child;          /* whose user-data changes it logs */
+    uint64_t base;              /* guest address of slot 0 */
+    NvmexCdq ring;
+    /* Logging: one change log per namespace of the child */
+    int nlogs;
+    uint32_t log_nsid[NVMEX_MAX_NS];
+    IolabChangeLog *log[NVMEX_MAX_NS];
+};
+
+struct NvmeExportMgmt {
+    NvmeExport parent_obj;
+    NvmexMgmtCdq cdq[NVMEX_LM_MAX_CDQS];
+    QLIST_HEAD(, NvmeExport) children;
+    /* Set Controller State sent in parts (SEQIND 1, 0..., 2) */
+    uint8_t *set_buf;
+    uint32_t set_len;
+    uint16_t set_cntlid;
 };
 
 /* A command's handler: a status, or NVMEX_ASYNC */
@@ -201,6 +241,8 @@ void nvmex_post_async(NvmexReq *r);
 void nvmex_park_done(NvmeExport *c);
 /* Schedule submission queue processing */
 void nvmex_kick(NvmeExport *c);
+/* Wait for the commands in flight and post what can be posted */
+void nvmex_quiesce(NvmeExport *c);
 
 /* nvme-export-dma.c */
 /* Map the command's data pointer for @len bytes into r->sg */
@@ -213,6 +255,31 @@ uint16_t nvmex_xfer(NvmexReq *r, void *buf, uint32_t len, bool to_host);
 uint16_t nvmex_admin_cmd(NvmexReq *r);
 void nvmex_aen_raise(NvmeExport *c, uint8_t type, uint8_t info, uint8_t lid);
 void nvmex_features_default(NvmeExport *c, NvmexFeatures *f);
+
+/* nvme-export-mgmt.c: the TP4159 commands (nvmex-cmds.h rows) */
+uint16_t nvmex_adm_track_send(NvmexReq *r);
+uint16_t nvmex_adm_migration_send(NvmexReq *r);
+uint16_t nvmex_adm_migration_recv(NvmexReq *r);
+uint16_t nvmex_adm_cdq(NvmexReq *r);
+uint16_t nvmex_mgmt_set_cdq_feature(NvmexReq *r);
+uint16_t nvmex_mgmt_get_cdq_feature(NvmexReq *r);
+/* A managed controller joins / leaves its management controller */
+bool nvmex_mgmt_attach(NvmeExport *c, Error **errp);
+void nvmex_mgmt_detach(NvmeExport *c);
+/* @r of a logged controller completed: log what it may have changed */
+void nvmex_mgmt_written(NvmexReq *r);
+
+/* nvme-export-lm.c: a managed controller's side */
+/* Its Controller State; the vendor part when @vendor */
+void nvmex_lm_capture(NvmeExport *c, bool vendor, NvmexCsImage *img);
+/*
+ * Check @img against @c's limits and make it @c's queue state; a status
+ * (and a message in @why) when it does not fit.
+ */
+uint16_t nvmex_lm_apply(NvmeExport *c, const NvmexCsImage *img,
+                        const char **why);
+void nvmex_lm_stop_fetching(NvmeExport *c);
+void nvmex_lm_start_fetching(NvmeExport *c);
 
 /* nvme-export-io.c */
 uint16_t nvmex_io_cmd(NvmexReq *r);
