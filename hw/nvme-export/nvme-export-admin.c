@@ -118,6 +118,20 @@ static uint16_t nvmex_adm_identify(NvmexReq *r)
         }
         nvmex_id_cs_formats(buf);
         break;
+    case NVMEX_CNS_UNDERLYING_CTRLS:
+    case NVMEX_CNS_ESUB_TEMPLATES:
+        if (!c->tmpl.hmlms) {
+            nvmex_guest_error(c, "identify: CNS 0x%x on a controller that "
+                              "is not a management controller", cns);
+            return NVMEX_INVALID_FIELD | NVMEX_DNR;
+        }
+        if (cns == NVMEX_CNS_ESUB_TEMPLATES) {
+            memcpy(buf, nvmex_esub_template_uuid, 16);
+        } else {
+            nvmex_mgmt_id_underlying(c, le32_to_cpu(r->cmd.cdw10) >> 16,
+                                     buf);
+        }
+        break;
     case NVMEX_CNS_NS:
         if (nsid == 0xffffffff) {
             /* Capabilities common to all namespaces: the formats */

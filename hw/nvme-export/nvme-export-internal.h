@@ -16,6 +16,8 @@
  *   nvme-export-mgmt.c       the nvme-export-mgmt device: a TP4159
  *                            migration-management controller, its
  *                            Controller Data Queues and commands
+ *   nvme-export-esub.c       TP4193 exported subsystems on the
+ *                            management controller
  *   nvme-export-lm.c         a managed controller's side of TP4159:
  *                            suspend, resume, its Controller State
  *
@@ -37,6 +39,7 @@
 #include "block/nvme.h"
 #include "hw/nvme-export/nvme-export.h"
 #include "hw/nvme-export/core/nvmex-cstate.h"
+#include "hw/nvme-export/core/nvmex-esub.h"
 #include "hw/nvme-export/core/nvmex-identify.h"
 #include "hw/nvme-export/core/nvmex-lm.h"
 #include "hw/nvme-export/core/nvmex-ratelimit.h"
@@ -218,6 +221,7 @@ struct NvmeExportMgmt {
     uint8_t *set_buf;
     uint32_t set_len;
     uint16_t set_cntlid;
+    NvmexEsubTable esubs;       /* TP4193 exported subsystems */
 };
 
 /* A command's handler: a status, or NVMEX_ASYNC */
@@ -268,6 +272,18 @@ bool nvmex_mgmt_attach(NvmeExport *c, Error **errp);
 void nvmex_mgmt_detach(NvmeExport *c);
 /* @r of a logged controller completed: log what it may have changed */
 void nvmex_mgmt_written(NvmexReq *r);
+
+/* nvme-export-esub.c: the TP4193 commands (nvmex-cmds.h rows) */
+uint16_t nvmex_adm_esub_recv(NvmexReq *r);
+uint16_t nvmex_adm_esub_send(NvmexReq *r);
+uint16_t nvmex_adm_exported_ns(NvmexReq *r);
+uint16_t nvmex_adm_exported_port(NvmexReq *r);
+/* Identify CNS 21h of a management controller */
+void nvmex_mgmt_id_underlying(NvmeExport *c, uint16_t from, uint8_t *buf);
+/* @cntlid leaves: its exported-subsystem associations go too */
+void nvmex_mgmt_esub_forget(NvmeExportMgmt *m, uint16_t cntlid);
+/* The managed controller @cntlid of @m, or NULL (no guest error) */
+NvmeExport *nvmex_mgmt_find_child(NvmeExportMgmt *m, uint16_t cntlid);
 
 /* nvme-export-lm.c: a managed controller's side */
 /* Its Controller State; the vendor part when @vendor */

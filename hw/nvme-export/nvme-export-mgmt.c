@@ -91,11 +91,11 @@ void nvmex_mgmt_detach(NvmeExport *c)
             nvmex_mgmt_cdq_delete(m, &m->cdq[i]);
         }
     }
+    nvmex_mgmt_esub_forget(m, c->tmpl.cntlid);
     QLIST_REMOVE(c, mgmt_entry);
 }
 
-/* The managed controller @cntlid, or NULL (Invalid Controller Identifier) */
-static NvmeExport *nvmex_mgmt_child(NvmeExportMgmt *m, uint16_t cntlid)
+NvmeExport *nvmex_mgmt_find_child(NvmeExportMgmt *m, uint16_t cntlid)
 {
     NvmeExport *o;
 
@@ -103,6 +103,31 @@ static NvmeExport *nvmex_mgmt_child(NvmeExportMgmt *m, uint16_t cntlid)
         if (o->tmpl.cntlid == cntlid) {
             return o;
         }
+    }
+    return NULL;
+}
+
+void nvmex_mgmt_id_underlying(NvmeExport *c, uint16_t from, uint8_t *buf)
+{
+    NvmeExportMgmt *m = NVME_EXPORT_MGMT(c);
+    uint16_t n = 0;
+
+    /* A Controller List: NUMID, then the ids at or above @from, ascending */
+    for (uint32_t id = from; id <= 0xffef && n < 2047; id++) {
+        if (nvmex_mgmt_find_child(m, id)) {
+            nvmex_st16(buf + 2 + 2 * n++, id);
+        }
+    }
+    nvmex_st16(buf, n);
+}
+
+/* The managed controller @cntlid, or NULL (Invalid Controller Identifier) */
+static NvmeExport *nvmex_mgmt_child(NvmeExportMgmt *m, uint16_t cntlid)
+{
+    NvmeExport *o = nvmex_mgmt_find_child(m, cntlid);
+
+    if (o) {
+        return o;
     }
     nvmex_guest_error(NVME_EXPORT(m), "cntlid %u is not a controller this "
                       "management controller manages", cntlid);

@@ -15,6 +15,7 @@
 #include "libqos/pci-pc.h"
 #include "libqos/malloc-pc.h"
 #include "qemu/bswap.h"
+#include "qemu/cutils.h"
 #include "qobject/qdict.h"
 #include "nvme-export-driver.h"
 
@@ -951,6 +952,214 @@ static void test_bad_config(void)
     }
 }
 
+/* A TP4193 command with CDW14 and a data buffer of @pages pages */
+static int ecmd(T *t, uint8_t opc, uint32_t dw10, uint32_t dw11,
+                uint32_t dw14, uint32_t len, uint64_t buf, NxCqe *e)
+{
+    uint64_t list = nx_alloc(t->m, 4096, 4096);
+    uint32_t pages = DIV_ROUND_UP(len, 4096);
+    NxCmd c;
+
+    nx_cmd(&c, opc, 0);
+    if (pages > 2) {
+        for (uint32_t i = 1; i < pages; i++) {
+            uint64_t a = buf + 4096ull * i;
+
+            qtest_memwrite(t->qts, list + 8 * (i - 1), &a, 8);
+        }
+        nx_cmd_prp(&c, buf, list);
+    } else {
+        nx_cmd_prp(&c, buf, pages == 2 ? buf + 4096 : 0);
+    }
+    nx_cmd_dw(&c, 10, dw10);
+    nx_cmd_dw(&c, 11, dw11);
+    nx_cmd_dw(&c, 14, dw14);
+    nx_cmd_dw(&c, 15, len / 4 - 1);
+    return nx_exec(t->m, 0, &c, e);
+}
+
+#define OPC_ESUB_RECV   0x2a
+#define OPC_ESUB_SEND   0x2d
+#define OPC_EXP_NS      0x31
+#define OPC_EXP_PORT    0x35
+#define ST_INVALID_SUBSYS   0x136
+#define ST_INVALID_ASSOC    0x143
+#define ST_INVALID_CONFIG   0x144
+#define ECS_LEN (288 + 8208 + 8200 + 4)
+
+static int esub_assoc_ctrl(T *t, uint16_t esubid, uint16_t cntlid,
+                           uint16_t ecntlid)
+{
+    uint64_t mem = nx_alloc(t->m, 4096, 4096);
+    uint8_t d[8] = { 1, 0, 0, 0 };
+
+    stw_le_p(d + 4, cntlid);
+    stw_le_p(d + 6, ecntlid);
+    qtest_memwrite(t->qts, mem, d, 8);
+    return ecmd(t, OPC_ESUB_SEND, 5, 0, (uint32_t)esubid << 16, 8, mem,
+                NULL);
+}
+
+static int esub_ns(T *t, uint8_t sel, uint16_t esubid, uint32_t ensid,
+                   uint32_t unsid, uint16_t uctrlid)
+{
+    uint64_t mem = nx_alloc(t->m, 4096, 4096);
+    uint8_t d[1024] = { 0 };
+    NxCmd c;
+
+    stl_le_p(d + 32, ensid);
+    stl_le_p(d + 292, unsid);
+    stw_le_p(d + 296, uctrlid);
+    qtest_memwrite(t->qts, mem, d, sizeof(d));
+    nx_cmd(&c, OPC_EXP_NS, 0);
+    nx_cmd_prp(&c, mem, 0);
+    nx_cmd_dw(&c, 10, sel);
+    nx_cmd_dw(&c, 14, (uint32_t)esubid << 16);
+    return nx_exec(t->m, 0, &c, NULL);
+}
+
+/*
+ * TP4193: exported subsystems built on A and on B, A's configuration state
+ * accepted by B's (their identities match), refused bit-exactly when not.
+ */
+static void test_exported_subsystems(void)
+{
+    T *t = t_start();
+    g_autofree uint8_t *id = g_malloc(4096);
+    g_autofree uint8_t *ecs = g_malloc(ECS_LEN + 4096);
+    g_autofree uint8_t *bad = g_malloc(ECS_LEN + 4096);
+    uint64_t mem = nx_alloc(t->m, 6 * 4096, 4096);
+    uint8_t nqn[256], list[4096];
+    NxCqe e;
+    static const uint8_t tmpl_uuid[16] = {
+        0xd9, 0x28, 0x44, 0xaa, 0x07, 0x93, 0x49, 0xbc,
+        0xb5, 0xc8, 0x84, 0xf6, 0xd3, 0xd2, 0xfc, 0xae,
+    };
+
+    /* Identify: ENSA, the template list, the underlying controllers */
+    g_assert_cmpint(nx_identify(t->m, 0x01, 0, 0, id), ==, 0);
+    g_assert_cmpint(id[404], ==, 0x03);
+    g_assert_cmpint(nx_identify(t->m, 0x22, 0, 0, id), ==, 0);
+    g_assert_cmpmem(id, 16, tmpl_uuid, 16);
+    g_assert_true(buffer_is_zero(id + 16, 16));
+    g_assert_cmpint(nx_identify(t->m, 0x21, 0, 0, id), ==, 0);
+    g_assert_cmpint(lduw_le_p(id), ==, 2);
+    g_assert_cmpint(lduw_le_p(id + 2), ==, CNTLID_A);
+    g_assert_cmpint(lduw_le_p(id + 4), ==, CNTLID_B);
+    g_assert_true(nx_enable(t->a, 16));
+    g_assert_cmpint(nx_identify(t->a, 0x21, 0, 0, id), ==, ST_INVALID_FIELD);
+    g_assert_cmpint(nx_identify(t->a, 0x01, 0, 0, id), ==, 0);
+    g_assert_cmpint(id[404], ==, 0);
+
+    /* Create: the controller names the subsystem */
+    g_assert_cmpint(ecmd(t, OPC_ESUB_RECV, 0, 1u << 31, 0, 256, mem, NULL),
+                    ==, ST_INVALID_FIELD);          /* TR, no template */
+    g_assert_cmpint(ecmd(t, OPC_ESUB_RECV, 0, 2, 0, 256, mem, NULL), ==,
+                    ST_INVALID_FIELD);              /* no template 2 */
+    g_assert_cmpint(ecmd(t, OPC_ESUB_RECV, 0, 1u << 31 | 1, 0, 256, mem, &e),
+                    ==, 0);
+    g_assert_cmpint(e.dw0, ==, 1);
+    qtest_memread(t->qts, mem, nqn, 256);
+    g_assert_cmpstr((char *)nqn, ==,
+                    "nqn.2026-12.org.iolab:nvme-export:esub1");
+    g_assert_cmpint(ecmd(t, OPC_ESUB_RECV, 0, 1, 0, 256, mem, &e), ==, 0);
+    g_assert_cmpint(e.dw0, ==, 2);
+
+    /* Associations */
+    g_assert_cmpint(esub_assoc_ctrl(t, 1, CNTLID_A, 1), ==, 0);
+    g_assert_cmpint(esub_assoc_ctrl(t, 2, CNTLID_A, 1), ==, ST_INVALID_ASSOC);
+    g_assert_cmpint(esub_assoc_ctrl(t, 2, 99, 1), ==, ST_INVALID_CTRL_ID);
+    g_assert_cmpint(esub_assoc_ctrl(t, 2, CNTLID_OTHER, 1), ==,
+                    ST_INVALID_CTRL_ID);
+    g_assert_cmpint(esub_assoc_ctrl(t, 9, CNTLID_B, 1), ==,
+                    ST_INVALID_SUBSYS);
+    g_assert_cmpint(esub_assoc_ctrl(t, 2, CNTLID_B, 0), ==, ST_INVALID_FIELD);
+    g_assert_cmpint(esub_assoc_ctrl(t, 2, CNTLID_B, 1), ==, 0);
+    g_assert_cmpint(esub_ns(t, 1, 1, 1, 2, CNTLID_A), ==, ST_INVALID_ASSOC);
+    g_assert_cmpint(esub_ns(t, 1, 1, 1, 1, CNTLID_B), ==, ST_INVALID_ASSOC);
+    g_assert_cmpint(esub_ns(t, 1, 1, 1, 1, CNTLID_A), ==, 0);
+    g_assert_cmpint(esub_ns(t, 1, 1, 1, 1, CNTLID_A), ==, ST_INVALID_FIELD);
+    g_assert_cmpint(esub_ns(t, 3, 1, 1, 1, CNTLID_A), ==, ST_INVALID_FIELD);
+    g_assert_cmpint(esub_ns(t, 1, 2, 1, 1, CNTLID_B), ==, 0);
+    g_assert_cmpint(mcmd(t, OPC_EXP_PORT, 1, 1, 0, 0, 0, 0, NULL), ==,
+                    ST_INVALID_SUBSYS);
+    for (uint16_t s = 1; s <= 2; s++) {
+        NxCmd c;
+
+        nx_cmd(&c, OPC_EXP_PORT, 0);
+        nx_cmd_dw(&c, 10, 1);
+        nx_cmd_dw(&c, 11, 1);
+        nx_cmd_dw(&c, 14, (uint32_t)s << 16);
+        g_assert_cmpint(nx_exec(t->m, 0, &c, NULL), ==, 0);
+        g_assert_cmpint(nx_exec(t->m, 0, &c, NULL), ==, ST_INVALID_FIELD);
+    }
+
+    /* Lists */
+    g_assert_cmpint(ecmd(t, OPC_ESUB_RECV, 1, 0, 0, 4096, mem, NULL), ==, 0);
+    qtest_memread(t->qts, mem, list, sizeof(list));
+    g_assert_cmpint(ldl_le_p(list), ==, 2);
+    g_assert_cmpint(lduw_le_p(list + 8), ==, 1);
+    g_assert_cmpint(lduw_le_p(list + 8 + 4), ==, 1);        /* NCTRL */
+    g_assert_cmpint(ecmd(t, OPC_ESUB_RECV, 2, 0, 1u << 16, 4096, mem, NULL),
+                    ==, 0);
+    qtest_memread(t->qts, mem, list, sizeof(list));
+    g_assert_cmpint(ldl_le_p(list), ==, 1);
+    g_assert_cmpint(ldl_le_p(list + 8), ==, 1);
+    g_assert_cmpint(lduw_le_p(list + 16), ==, CNTLID_A);
+    g_assert_cmpint(ecmd(t, OPC_ESUB_RECV, 3, 0, 1u << 16, 4096, mem, NULL),
+                    ==, ST_INVALID_FIELD);          /* message-based */
+    g_assert_cmpint(ecmd(t, OPC_ESUB_SEND, 2, 0, 1u << 16, 4096, mem, NULL),
+                    ==, ST_INVALID_FIELD);
+
+    /* Get A's subsystem state: its size, then all of it */
+    g_assert_cmpint(ecmd(t, OPC_ESUB_RECV, 5, 0, 1u << 16, 512, mem, &e),
+                    ==, 0);
+    g_assert_cmpint(e.dw0, ==, ECS_LEN);
+    g_assert_cmpint(ecmd(t, OPC_ESUB_RECV, 5, 0, 1u << 16, 5 * 4096, mem,
+                         NULL), ==, 0);
+    qtest_memread(t->qts, mem, ecs, ECS_LEN);
+    g_assert_cmpmem(ecs, 16, tmpl_uuid, 16);
+    g_assert_cmpint(ldl_le_p(ecs + 20), ==, ECS_LEN);
+    g_assert_cmpstr((char *)ecs + 32, ==,
+                    "nqn.2026-12.org.iolab:nvme-export:esub1");
+
+    /* B's subsystem refuses a state one bit off, naming the bit */
+    memcpy(bad, ecs, ECS_LEN);
+    bad[288 + 8208 + 8 + 26] ^= 0x02;       /* a namespace's FLBAS */
+    qtest_memwrite(t->qts, mem, bad, ECS_LEN);
+    g_assert_cmpint(ecmd(t, OPC_ESUB_SEND, 6, 0, 2u << 16, ECS_LEN, mem,
+                         &e), ==, ST_INVALID_CONFIG);
+    g_assert_cmpint(e.dw0 & 0x7ffffff, ==, (288 + 8208 + 8 + 26) / 4);
+    g_assert_cmpint(e.dw0 >> 27, ==, ((288 + 8208 + 8 + 26) % 4) * 8 + 1);
+    /* ... takes A's as it is, and with it A's NQN */
+    qtest_memwrite(t->qts, mem, ecs, ECS_LEN);
+    g_assert_cmpint(ecmd(t, OPC_ESUB_SEND, 6, 0, 2u << 16, ECS_LEN, mem,
+                         &e), ==, 0);
+    g_assert_cmpint(ecmd(t, OPC_ESUB_RECV, 1, 0, 0, 4096, mem, NULL), ==, 0);
+    qtest_memread(t->qts, mem, list, sizeof(list));
+    g_assert_cmpstr((char *)list + 8 + 264 + 8, ==,
+                    "nqn.2026-12.org.iolab:nvme-export:esub1");
+
+    /* An empty subsystem is shorter: it differs at LEN (dword 5) */
+    g_assert_cmpint(ecmd(t, OPC_ESUB_RECV, 0, 1, 0, 256, mem, &e), ==, 0);
+    g_assert_cmpint(e.dw0, ==, 3);
+    qtest_memwrite(t->qts, mem, ecs, ECS_LEN);
+    g_assert_cmpint(ecmd(t, OPC_ESUB_SEND, 6, 0, 3u << 16, ECS_LEN, mem,
+                         &e), ==, ST_INVALID_CONFIG);
+    g_assert_cmpint(e.dw0 & 0x7ffffff, ==, 5);
+
+    /* Delete; then it is gone */
+    g_assert_cmpint(ecmd(t, OPC_ESUB_SEND, 1, 0, 3u << 16, 4, mem, NULL), ==,
+                    0);
+    g_assert_cmpint(ecmd(t, OPC_ESUB_RECV, 5, 0, 3u << 16, 512, mem, NULL),
+                    ==, ST_INVALID_SUBSYS);
+    g_assert_cmpint(esub_ns(t, 2, 1, 1, 0, 0), ==, 0);
+    g_assert_cmpint(esub_ns(t, 2, 1, 1, 0, 0), ==, ST_INVALID_FIELD);
+    g_assert_true(logged(t, "exported subsystem 2: configuration state "
+                         "differs at dword"));
+    t_stop(t);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -965,6 +1174,8 @@ int main(int argc, char **argv)
                    test_migrate_a_to_b);
     qtest_add_func("/iolab/nvme-export-mgmt/qemu-to-qemu",
                    test_qemu_to_qemu);
+    qtest_add_func("/iolab/nvme-export-mgmt/exported-subsystems",
+                   test_exported_subsystems);
     qtest_add_func("/iolab/nvme-export-mgmt/bad-config", test_bad_config);
     return g_test_run();
 }

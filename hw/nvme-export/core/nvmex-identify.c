@@ -138,6 +138,8 @@ void nvmex_id_ctrl(const NvmexTemplate *t, uint8_t *b)
          * queue is one physically contiguous range (one PRP).
          */
         id->oacs |= nvmex_cpu_to_le16(NVMEX_OACS_HMLMS);
+        /* TP4193: exported subsystems from a template, and migratable */
+        id->ensa = NVMEX_ENSA_ENSTS | NVMEX_ENSA_ENSMS;
         id->trattr = NVMEX_TRATTR_TUDCS;
         id->mcudmq = nvmex_cpu_to_le16(NVMEX_LM_MAX_CDQS);
         id->mnsudmq = nvmex_cpu_to_le16(NVMEX_LM_MAX_CDQS);

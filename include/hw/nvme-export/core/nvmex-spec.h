@@ -79,6 +79,10 @@ enum {
     NVMEX_INVALID_CDQ             = NVMEX_STATUS(1, 0x37),
     NVMEX_NOT_ENOUGH_RESOURCES    = NVMEX_STATUS(1, 0x38),
     NVMEX_CDQ_FULL                = NVMEX_STATUS(1, 0x3b),
+    /* TP4193 (NVMe Base 2.4), command specific */
+    NVMEX_INVALID_NVM_SUBSYSTEM   = NVMEX_STATUS(1, 0x36),
+    NVMEX_INVALID_EXPORTED_ASSOC  = NVMEX_STATUS(1, 0x43),
+    NVMEX_INVALID_EXPORTED_CONFIG = NVMEX_STATUS(1, 0x44),
     NVMEX_WRITE_FAULT             = NVMEX_STATUS(2, 0x80),
     NVMEX_UNRECOVERED_READ        = NVMEX_STATUS(2, 0x81),
 };
@@ -95,6 +99,11 @@ enum {
     NVMEX_ADM_SET_FEATURES = 0x09,
     NVMEX_ADM_GET_FEATURES = 0x0a,
     NVMEX_ADM_AER          = 0x0c,
+    NVMEX_ADM_ESUB_RECV    = 0x2a,     /* TP4193 Manage Exported NVM
+                                          Subsystem Receive */
+    NVMEX_ADM_ESUB_SEND    = 0x2d,     /* ... Send */
+    NVMEX_ADM_EXPORTED_NS  = 0x31,     /* Manage Exported Namespace */
+    NVMEX_ADM_EXPORTED_PORT = 0x35,    /* Manage Exported Port */
     NVMEX_ADM_TRACK_SEND   = 0x3d,     /* TP4159 */
     NVMEX_ADM_MIGRATION_SEND = 0x41,   /* TP4159 */
     NVMEX_ADM_MIGRATION_RECV = 0x42,   /* TP4159 */
@@ -122,6 +131,8 @@ enum {
     NVMEX_CNS_CS_ACTIVE_NS  = 0x07,
     NVMEX_CNS_CSI_INDEP_NS  = 0x08,
     NVMEX_CNS_CS_FORMATS    = 0x20,     /* TP4159: controller state formats */
+    NVMEX_CNS_UNDERLYING_CTRLS = 0x21,  /* TP4193: underlying controllers */
+    NVMEX_CNS_ESUB_TEMPLATES = 0x22,    /* TP4193: template UUID list */
 };
 
 /* Log page identifiers */
@@ -151,6 +162,9 @@ enum {
 
 /* OACS bit 11: Host Managed Live Migration Support (TP4159) */
 #define NVMEX_OACS_HMLMS (1u << 11)
+/* ENSA: Exported NVM Subsystem Template / Migration Support (TP4193) */
+#define NVMEX_ENSA_ENSTS (1u << 0)
+#define NVMEX_ENSA_ENSMS (1u << 1)
 /* TRATTR bit 1: Track User Data Changes Support (TP4159) */
 #define NVMEX_TRATTR_TUDCS (1u << 1)
 
@@ -334,7 +348,10 @@ typedef struct NVMEX_PACKED NvmexIdCtrl {
     uint8_t apsta;                  /* 265 */
     uint16_t wctemp;                /* 266 */
     uint16_t cctemp;                /* 268 */
-    uint8_t rsvd270[242];           /* 270: up to 511 */
+    uint8_t rsvd270[134];           /* 270 */
+    uint8_t ensa;                   /* 404: TP4193 */
+    uint8_t endsfs;                 /* 405 */
+    uint8_t rsvd406[106];           /* up to 511 */
     uint8_t sqes;                   /* 512 */
     uint8_t cqes;                   /* 513 */
     uint16_t maxcmd;                /* 514 */
@@ -372,6 +389,7 @@ NVMEX_CHECK_SIZE(NvmexIdCtrl, 4096);
 NVMEX_CHECK_OFFSET(NvmexIdCtrl, cntrltype, 111);
 NVMEX_CHECK_OFFSET(NvmexIdCtrl, oacs, 256);
 NVMEX_CHECK_OFFSET(NvmexIdCtrl, wctemp, 266);
+NVMEX_CHECK_OFFSET(NvmexIdCtrl, ensa, 404);
 NVMEX_CHECK_OFFSET(NvmexIdCtrl, sqes, 512);
 NVMEX_CHECK_OFFSET(NvmexIdCtrl, sgls, 536);
 NVMEX_CHECK_OFFSET(NvmexIdCtrl, cmmrtd, 570);
