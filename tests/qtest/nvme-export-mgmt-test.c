@@ -1160,6 +1160,135 @@ static void test_exported_subsystems(void)
     t_stop(t);
 }
 
+/* Get and Set Controller State in parts: offsets and SEQIND */
+static void test_state_in_parts(void)
+{
+    T *t = t_start();
+    g_autofree uint8_t *whole = g_malloc(4096);
+    g_autofree uint8_t *parts = g_malloc0(4096);
+    g_autofree uint8_t *again = g_malloc(4096);
+    uint64_t mem = nx_alloc(t->m, 4096, 4096);
+    uint32_t len, first, second;
+
+    child_ready(t->a, 16);
+    g_assert_true(nx_enable(t->b, 16));
+    g_assert_cmpint(suspend(t, CNTLID_A, false), ==, 0);
+    g_assert_cmpint(get_state(t, CNTLID_A, true, whole, 4096, NULL), ==, 0);
+    len = state_len(whole);
+    /* Two reads: the header alone, then the rest from offset 48 */
+    g_assert_cmpint(mcmd(t, OPC_MIG_RECV, 1u << 16, 1u << 16 | CNTLID_A, 0,
+                         0, 48 / 4 - 1, mem, NULL), ==, 0);
+    qtest_memread(t->qts, mem, parts, 48);
+    g_assert_cmpint(mcmd(t, OPC_MIG_RECV, 1u << 16, 1u << 16 | CNTLID_A, 48,
+                         0, (len - 48) / 4 - 1, mem, NULL), ==, 0);
+    qtest_memread(t->qts, mem, parts + 48, len - 48);
+    g_assert_cmpmem(parts, len, whole, len);
+
+    /* Set on B in three parts: first, middle, last */
+    first = 40;
+    second = 32;
+    g_assert_cmpint(suspend(t, CNTLID_B, false), ==, 0);
+    qtest_memwrite(t->qts, mem, whole, len);
+    /* A middle part with nothing before it is refused */
+    g_assert_cmpint(mcmd(t, OPC_MIG_SEND, 0u << 16 | 2,
+                         1u << 24 | 1u << 16 | CNTLID_B, 0, 0, first / 4,
+                         mem, NULL), ==, ST_INVALID_FIELD);
+    g_assert_cmpint(mcmd(t, OPC_MIG_SEND, 1u << 16 | 2,
+                         1u << 24 | 1u << 16 | CNTLID_B, 0, 0, first / 4,
+                         mem, NULL), ==, 0);
+    /* A part at the wrong offset starts nothing and drops what was sent */
+    g_assert_cmpint(mcmd(t, OPC_MIG_SEND, 0u << 16 | 2,
+                         1u << 24 | 1u << 16 | CNTLID_B, first + 4, 0,
+                         second / 4, mem + first, NULL), ==,
+                    ST_INVALID_FIELD);
+    g_assert_cmpint(mcmd(t, OPC_MIG_SEND, 1u << 16 | 2,
+                         1u << 24 | 1u << 16 | CNTLID_B, 0, 0, first / 4,
+                         mem, NULL), ==, 0);
+    g_assert_cmpint(mcmd(t, OPC_MIG_SEND, 0u << 16 | 2,
+                         1u << 24 | 1u << 16 | CNTLID_B, first, 0,
+                         second / 4, mem + first, NULL), ==, 0);
+    g_assert_cmpint(mcmd(t, OPC_MIG_SEND, 2u << 16 | 2,
+                         1u << 24 | 1u << 16 | CNTLID_B, first + second, 0,
+                         (len - first - second) / 4, mem + first + second,
+                         NULL), ==, 0);
+    g_assert_cmpint(get_state(t, CNTLID_B, true, again, 4096, NULL), ==, 0);
+    g_assert_cmpmem(again, len, whole, len);
+    t_stop(t);
+}
+
+/* 800 random management commands: statuses, never a crash or a hang */
+static void test_random_mgmt(void)
+{
+    T *t = t_start();
+    uint64_t buf = nx_alloc(t->m, 8 * 4096, 4096);
+    uint64_t wbuf = nx_alloc(t->a, 4096, 4096);
+    static const uint8_t ops[] = {
+        OPC_TRACK_SEND, OPC_MIG_SEND, OPC_MIG_RECV, OPC_CDQ, 0x2a, 0x2d,
+        0x31, 0x35, 0x09, 0x0a, 0x06, 0x3e, 0x43,
+    };
+    GRand *rnd = g_rand_new_with_seed(g_getenv("NVMEX_SEED") ?
+                                      atoi(g_getenv("NVMEX_SEED")) : 4159);
+    uint8_t page_list[4096];
+    NxCqe e;
+
+    child_ready(t->a, 16);
+    g_assert_true(nx_enable(t->b, 16));
+    /* PRP2 may point at a list of this buffer's pages */
+    for (int i = 0; i < 512; i++) {
+        stq_le_p(page_list + 8 * i, buf + 4096 * (1 + i % 6));
+    }
+    qtest_memwrite(t->qts, buf + 7 * 4096, page_list, sizeof(page_list));
+
+    for (int i = 0; i < 800; i++) {
+        NxCmd c;
+        uint8_t opc = ops[g_rand_int_range(rnd, 0, G_N_ELEMENTS(ops))];
+        uint64_t ptr = g_rand_int_range(rnd, 0, 8) ?
+                       buf + 4096 * g_rand_int_range(rnd, 0, 4) :
+                       (uint64_t)g_rand_int(rnd) << 12;
+
+        nx_cmd(&c, opc, 0);
+        nx_cmd_prp(&c, ptr, g_rand_boolean(rnd) ? buf + 7 * 4096 : ptr);
+        for (int dw = 10; dw < 16; dw++) {
+            uint32_t v = g_rand_int(rnd);
+
+            switch (g_rand_int_range(rnd, 0, 3)) {
+            case 0:
+                v &= 0x3;       /* selects, ids 0..3 */
+                break;
+            case 1:
+                v = (v & 0xff0000) | g_rand_int_range(rnd, 0, 6);
+                break;
+            }
+            nx_cmd_dw(&c, dw, v);
+        }
+        if (opc == 0x09 || opc == 0x0a) {
+            nx_cmd_dw(&c, 10, g_rand_int_range(rnd, 0, 4) ? 0x21 : 0x07);
+        }
+        if (opc == 0x06) {
+            nx_cmd_dw(&c, 10, 0x20 + g_rand_int_range(rnd, 0, 3));
+        }
+        nx_queue(t->m, 0, &c);
+        nx_ring(t->m, 0);
+        while (nx_reap(t->m, 0, &e, 2000)) {
+        }
+        g_assert_false(nx_rd32(t->m, NX_CSTS) & 2);
+        /* Writes on A feed whatever logging is on */
+        if (i % 16 == 0 && t->a->sq[1].live) {
+            rw_cmd(&c, 0x01, g_rand_int_range(rnd, 0, 4096), 1, wbuf);
+            nx_queue(t->a, 1, &c);
+            nx_ring(t->a, 1);
+        }
+    }
+    g_rand_free(rnd);
+    /* Everything answers still */
+    resume(t, CNTLID_A);
+    resume(t, CNTLID_B);
+    g_assert_cmpint(nx_identify(t->m, 0x01, 0, 0, NULL), ==, 0);
+    g_assert_cmpint(nx_identify(t->a, 0x01, 0, 0, NULL), ==, 0);
+    g_assert_cmpint(nx_identify(t->b, 0x01, 0, 0, NULL), ==, 0);
+    t_stop(t);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -1176,6 +1305,9 @@ int main(int argc, char **argv)
                    test_qemu_to_qemu);
     qtest_add_func("/iolab/nvme-export-mgmt/exported-subsystems",
                    test_exported_subsystems);
+    qtest_add_func("/iolab/nvme-export-mgmt/state-in-parts",
+                   test_state_in_parts);
+    qtest_add_func("/iolab/nvme-export-mgmt/random", test_random_mgmt);
     qtest_add_func("/iolab/nvme-export-mgmt/bad-config", test_bad_config);
     return g_test_run();
 }
