@@ -1267,6 +1267,49 @@ static void test_random_mgmt(void)
         if (opc == 0x06) {
             nx_cmd_dw(&c, 10, 0x20 + g_rand_int_range(rnd, 0, 3));
         }
+        /* Mostly well-formed fields, so the commands reach their work */
+        if (g_rand_int_range(rnd, 0, 4)) {
+            uint16_t cntlid = g_rand_int_range(rnd, 1, 5);
+            uint32_t sel = g_rand_int_range(rnd, 0, 3);
+
+            switch (opc) {
+            case OPC_CDQ:
+                nx_cmd_dw(&c, 10, sel & 1);
+                nx_cmd_dw(&c, 11, sel & 1 ? g_rand_int_range(rnd, 0, 6)
+                                          : (uint32_t)cntlid << 16 | 1);
+                nx_cmd_dw(&c, 12, 8 * g_rand_int_range(rnd, 3, 20));
+                nx_cmd_prp(&c, buf + 4096 * g_rand_int_range(rnd, 0, 4), 0);
+                break;
+            case OPC_TRACK_SEND:
+                nx_cmd_dw(&c, 10, g_rand_int_range(rnd, 0, 2) << 16);
+                nx_cmd_dw(&c, 11, g_rand_int_range(rnd, 0, 6));
+                break;
+            case OPC_MIG_SEND:
+                nx_cmd_dw(&c, 10, sel | 3u << 16);
+                nx_cmd_dw(&c, 11, cntlid | (sel == 0 ? 1u << 16 |
+                                            g_rand_int_range(rnd, 0, 2) << 31
+                                            : 1u << 16 | 1u << 24));
+                nx_cmd_dw(&c, 12, 0);
+                nx_cmd_dw(&c, 13, 0);
+                nx_cmd_dw(&c, 15, g_rand_int_range(rnd, 14, 200));
+                nx_cmd_prp(&c, buf, 0);
+                break;
+            case OPC_MIG_RECV:
+                nx_cmd_dw(&c, 10, 1u << 16);
+                nx_cmd_dw(&c, 11, cntlid | g_rand_int_range(rnd, 0, 2) << 16);
+                nx_cmd_dw(&c, 12, 0);
+                nx_cmd_dw(&c, 13, 0);
+                nx_cmd_dw(&c, 15, 1023);
+                nx_cmd_prp(&c, buf, 0);
+                break;
+            case 0x2a: case 0x2d: case 0x31: case 0x35:
+                nx_cmd_dw(&c, 10, g_rand_int_range(rnd, 0, 7));
+                nx_cmd_dw(&c, 11, g_rand_int_range(rnd, 0, 3));
+                nx_cmd_dw(&c, 14, g_rand_int_range(rnd, 0, 4) << 16);
+                nx_cmd_dw(&c, 15, 1023);
+                break;
+            }
+        }
         nx_queue(t->m, 0, &c);
         nx_ring(t->m, 0);
         while (nx_reap(t->m, 0, &e, 2000)) {
