@@ -192,6 +192,7 @@ struct NvmeExport {
     QLIST_ENTRY(NvmeExport) mgmt_entry;
     NvmexLm lm;                 /* its live-migration state */
     NvmexMgmtCdq *udmq;         /* the queue its changes are logged to */
+    uint16_t udmq_id;           /* migration scratch: udmq's CDQID or 0 */
 };
 
 struct NvmeExportNs {
@@ -205,6 +206,7 @@ struct NvmexMgmtCdq {
     bool valid;
     uint16_t cdqid;
     NvmeExport *child;          /* whose user-data changes it logs */
+    uint16_t child_cntlid;      /* migration scratch: child's CNTLID */
     uint64_t base;              /* guest address of slot 0 */
     NvmexCdq ring;
     /* Logging: one change log per namespace of the child */
@@ -272,6 +274,12 @@ bool nvmex_mgmt_attach(NvmeExport *c, Error **errp);
 void nvmex_mgmt_detach(NvmeExport *c);
 /* @r of a logged controller completed: log what it may have changed */
 void nvmex_mgmt_written(NvmexReq *r);
+/* Migration: before saving / after loading the management state */
+void nvmex_mgmt_pre_save(NvmeExportMgmt *m);
+/* NULL, or the name of the first field out of range */
+const char *nvmex_mgmt_post_load(NvmeExportMgmt *m, char *buf, size_t len);
+/* After loading @c's TP4159 state: reconnect it to its queue */
+const char *nvmex_mgmt_post_load_child(NvmeExport *c);
 
 /* nvme-export-esub.c: the TP4193 commands (nvmex-cmds.h rows) */
 uint16_t nvmex_adm_esub_recv(NvmexReq *r);

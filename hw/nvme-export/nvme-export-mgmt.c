@@ -28,7 +28,6 @@
 #include "qemu/osdep.h"
 #include "qemu/units.h"
 #include "qapi/error.h"
-#include "migration/vmstate.h"
 #include "system/dma.h"
 #include "nvme-export-internal.h"
 #include "trace.h"
@@ -729,16 +728,113 @@ uint16_t nvmex_adm_migration_recv(NvmexReq *r)
 }
 
 /* ------------------------------------------------------------------ */
-/* Device                                                              */
+/* Migration (the VMState is in nvme-export-migration.c)               */
 
-/*
- * Not migrated yet: its queues and the managed controllers' TP4159 state
- * would have to move together (docs/nvme-export.rst).
- */
-static const VMStateDescription nvmex_mgmt_vmstate = {
-    .name = TYPE_NVME_EXPORT_MGMT,
-    .unmigratable = 1,
-};
+void nvmex_mgmt_pre_save(NvmeExportMgmt *m)
+{
+    for (int i = 0; i < NVMEX_LM_MAX_CDQS; i++) {
+        NvmexMgmtCdq *q = &m->cdq[i];
+
+        q->child_cntlid = q->valid ? q->child->tmpl.cntlid : 0;
+    }
+}
+
+static const char *nvmex_mgmt_bad(char *buf, size_t len, const char *fmt,
+                                  int i)
+{
+    snprintf(buf, len, fmt, i);
+    return buf;
+}
+
+const char *nvmex_mgmt_post_load(NvmeExportMgmt *m, char *buf, size_t len)
+{
+    /* A Set Controller State sent in parts starts over after migration */
+    g_clear_pointer(&m->set_buf, g_free);
+    m->set_len = 0;
+    for (int i = 0; i < NVMEX_LM_MAX_CDQS; i++) {
+        NvmexMgmtCdq *q = &m->cdq[i];
+
+        q->child = NULL;
+        q->nlogs = 0;
+        if (!q->valid) {
+            continue;
+        }
+        if (q->cdqid != i + 1) {
+            return nvmex_mgmt_bad(buf, len, "cdq[%d].cdqid", i);
+        }
+        if (!nvmex_cdq_valid(&q->ring) ||
+            (uint64_t)q->ring.nentries * NVMEX_CDQ_ENTRY_SIZE >
+            NVMEX_MGMT_CDQ_MAX_BYTES) {
+            return nvmex_mgmt_bad(buf, len, "cdq[%d].ring", i);
+        }
+        if (!q->base || (q->base & (NVMEX_PAGE_SIZE - 1))) {
+            return nvmex_mgmt_bad(buf, len, "cdq[%d].base", i);
+        }
+        q->child = nvmex_mgmt_find_child(m, q->child_cntlid);
+        if (!q->child) {
+            return nvmex_mgmt_bad(buf, len, "cdq[%d].child_cntlid", i);
+        }
+    }
+    for (int i = 0; i < NVMEX_ESUB_MAX; i++) {
+        NvmexEsub *e = &m->esubs.esub[i];
+
+        if (!e->valid) {
+            continue;
+        }
+        if (e->esubid != i + 1 || e->ensti > 1 ||
+            e->nctrl > NVMEX_ESUB_MAX_CTRL || e->nns > NVMEX_ESUB_MAX_NS ||
+            e->nport > NVMEX_ESUB_MAX_PORT ||
+            !memchr(e->nqn, 0, sizeof(e->nqn))) {
+            return nvmex_mgmt_bad(buf, len, "esub[%d]", i);
+        }
+        for (int j = 0; j < e->nctrl; j++) {
+            if (!nvmex_mgmt_find_child(m, e->ctrl[j].cntlid)) {
+                return nvmex_mgmt_bad(buf, len, "esub[%d].ctrl", i);
+            }
+        }
+        for (int j = 0; j < e->nns; j++) {
+            NvmeExport *c = nvmex_mgmt_find_child(m, e->ns[j].uctrlid);
+
+            if (!c || !e->ns[j].unsid || e->ns[j].unsid > NVMEX_MAX_NSID) {
+                return nvmex_mgmt_bad(buf, len, "esub[%d].ns", i);
+            }
+        }
+    }
+    return NULL;
+}
+
+const char *nvmex_mgmt_post_load_child(NvmeExport *c)
+{
+    NvmeExportMgmt *m = c->mgmt;
+    NvmexMgmtCdq *q;
+    bool first_pending;
+
+    c->udmq = NULL;
+    if (!nvmex_lm_valid(&c->lm)) {
+        return "lm";
+    }
+    if (!c->udmq_id) {
+        return c->lm.logging ? "udmq_id" : NULL;
+    }
+    /* The management controller loaded first: it was realized first */
+    if (!c->lm.logging || c->udmq_id > NVMEX_LM_MAX_CDQS) {
+        return "udmq_id";
+    }
+    q = &m->cdq[c->udmq_id - 1];
+    if (!q->valid || q->child != c) {
+        return "udmq_id";
+    }
+    /* Changes reach the queue as they complete: the logs were empty */
+    first_pending = q->ring.first_pending;
+    if (!nvmex_mgmt_log_start(q)) {
+        return "udmq_id";
+    }
+    q->ring.first_pending = first_pending;
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Device                                                              */
 
 static void nvmex_mgmt_finalize(Object *obj)
 {
@@ -752,7 +848,6 @@ static void nvmex_mgmt_class_init(ObjectClass *oc, void *data)
     DeviceClass *dc = DEVICE_CLASS(oc);
 
     dc->desc = "NVMe migration-management controller (TP4159)";
-    dc->vmsd = &nvmex_mgmt_vmstate;
     /* Managed controllers hold a link to it for their lifetime */
     dc->hotpluggable = false;
 }

@@ -16,6 +16,7 @@
 #include "libqos/malloc-pc.h"
 #include "qemu/bswap.h"
 #include "qemu/cutils.h"
+#include "hw/pci/pci_regs.h"
 #include "qobject/qdict.h"
 #include "nvme-export-driver.h"
 
@@ -99,8 +100,12 @@ static char *tmp_file(const char *tag, int *fd_out)
     return path;
 }
 
-/* Start QEMU: m0, A and B (managed by m0) and one unmanaged controller */
-static T *t_start_images(const char *img_a, const char *img_b)
+/*
+ * Start QEMU: m0, A and B (managed by m0) and one unmanaged controller;
+ * @extra goes at the end of the command line (-incoming ...)
+ */
+static T *t_start_full(const char *img_a, const char *img_b,
+                       const char *extra)
 {
     T *t = g_new0(T, 1);
     g_autofree char *args = NULL;
@@ -129,10 +134,14 @@ static T *t_start_images(const char *img_a, const char *img_b)
         "-device nvme-export-mgmt,id=m0,cntlid=%d,addr=%d "
         "-device nvme-export,id=a,mgmt=m0,cntlid=%d,drive=da,addr=%d "
         "-device nvme-export,id=b,mgmt=m0,cntlid=%d,drive=db,addr=%d "
-        "-device nvme-export,id=o,cntlid=%d,addr=%d",
+        "-device nvme-export,id=o,cntlid=%d,addr=%d %s",
         t->log, t->img_a, t->img_b, CNTLID_MGMT, SLOT_MGMT,
-        CNTLID_A, SLOT_A, CNTLID_B, SLOT_B, CNTLID_OTHER, SLOT_OTHER);
+        CNTLID_A, SLOT_A, CNTLID_B, SLOT_B, CNTLID_OTHER, SLOT_OTHER,
+        extra ? extra : "");
     t->qts = qtest_init(args);
+    if (extra) {
+        return t;               /* a migration destination: not yet */
+    }
     pc_alloc_init(&t->alloc, t->qts, 0);
     t->bus = qpci_new_pc(t->qts, &t->alloc);
     t->m = nx_find_at(t->qts, &t->alloc, t->bus, QPCI_DEVFN(SLOT_MGMT, 0));
@@ -143,6 +152,11 @@ static T *t_start_images(const char *img_a, const char *img_b)
     g_assert(t->m && t->a && t->b && t->other);
     g_assert_true(nx_enable(t->m, 32));
     return t;
+}
+
+static T *t_start_images(const char *img_a, const char *img_b)
+{
+    return t_start_full(img_a, img_b, NULL);
 }
 
 static T *t_start(void)
@@ -1332,6 +1346,116 @@ static void test_random_mgmt(void)
     t_stop(t);
 }
 
+static const char *migrate(QTestState *src, const char *uri)
+{
+    static char status[32];
+
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate',"
+                             "  'arguments': { 'uri': %s } }", uri);
+    for (int i = 0; i < 2000; i++) {
+        QDict *rsp = qtest_qmp(src, "{ 'execute': 'query-migrate' }");
+        QDict *ret = qdict_get_qdict(rsp, "return");
+        const char *st = qdict_haskey(ret, "status")
+                         ? qdict_get_str(ret, "status") : "none";
+
+        g_strlcpy(status, st, sizeof(status));
+        qobject_unref(rsp);
+        if (!strcmp(status, "completed") || !strcmp(status, "failed")) {
+            break;
+        }
+        g_usleep(10 * 1000);
+    }
+    return status;
+}
+
+/* Point one driver at the same function in @dst, on @bus */
+static void switch_dev(NxDev *d, QTestState *dst, QPCIBus *bus)
+{
+    QPCIDevice *pdev = qpci_device_find(bus, d->pdev->devfn);
+
+    g_assert(pdev);
+    /* The BAR was assigned on the source and migrated with config space */
+    d->bar0.addr = qpci_config_readl(pdev, PCI_BASE_ADDRESS_0) & ~0xfull;
+    d->bar0.addr |= (uint64_t)qpci_config_readl(pdev,
+                                               PCI_BASE_ADDRESS_1) << 32;
+    g_free(d->pdev);
+    d->pdev = pdev;
+    d->bus = bus;
+    d->qts = dst;
+}
+
+/*
+ * QEMU migrates the TP4159/TP4193 state: a queue being logged into goes on
+ * with the next slot and phase, a suspended controller stays suspended, an
+ * exported subsystem keeps its associations.
+ */
+static void test_qemu_migration(void)
+{
+    T *t = t_start();
+    T *dst;
+    g_autofree char *sock = g_strdup_printf("%s.mig", t->log);
+    g_autofree char *uri = g_strdup_printf("unix:%s", sock);
+    g_autofree char *incoming = g_strdup_printf("-incoming %s", uri);
+    uint64_t buf = nx_alloc(t->a, BLK, 4096);
+    uint64_t mem = nx_alloc(t->m, 4096, 4096);
+    uint8_t list[4096];
+    QPCIBus *bus;
+    Cdq q;
+
+    child_ready(t->a, 16);
+    g_assert_true(nx_enable(t->b, 16));
+    g_assert_cmpint(cdq_create(t, &q, CNTLID_A, 4), ==, 0);
+    g_assert_cmpint(track(t, &q, true), ==, 0);
+    g_assert_cmpint(rw(t->a, 0x01, 5, 1, buf), ==, 0);
+    expect_entry(t, &q, 5, 1, ESA_FIRST, LBACIR_CHANGE);
+    g_assert_cmpint(cdq_set_head(t, &q), ==, 0);
+    g_assert_cmpint(suspend(t, CNTLID_B, false), ==, 0);
+    g_assert_cmpint(ecmd(t, OPC_ESUB_RECV, 0, 1, 0, 256, mem, NULL), ==, 0);
+    g_assert_cmpint(esub_assoc_ctrl(t, 1, CNTLID_A, 7), ==, 0);
+
+    dst = t_start_full(t->img_a, t->img_b, incoming);
+    g_assert_cmpstr(migrate(t->qts, uri), ==, "completed");
+    unlink(sock);
+    bus = qpci_new_pc(dst->qts, &t->alloc);
+    switch_dev(t->m, dst->qts, bus);
+    switch_dev(t->a, dst->qts, bus);
+    switch_dev(t->b, dst->qts, bus);
+    switch_dev(t->other, dst->qts, bus);
+    qpci_free_pc(t->bus);
+    qtest_quit(t->qts);
+    t->bus = bus;
+    t->qts = dst->qts;
+    /* dst started no driver state: only its process and files count */
+    unlink(dst->log);
+
+    /* Logging continues in the next slots, wrapping with the phase */
+    for (int i = 0; i < 3; i++) {
+        g_assert_cmpint(rw(t->a, 0x01, 6 + i, 1, buf), ==, 0);
+        expect_entry(t, &q, 6 + i, 1, ESA_NONE, LBACIR_CHANGE);
+        g_assert_cmpint(cdq_set_head(t, &q), ==, 0);
+    }
+    g_assert_cmpint(q.phase, ==, 0);
+    /* B is still suspended; A suspends with the queue's last entry */
+    g_assert_cmpint(suspend(t, CNTLID_B, false), ==, ST_SUSPENDED);
+    g_assert_cmpint(resume(t, CNTLID_B), ==, 0);
+    g_assert_cmpint(suspend(t, CNTLID_A, false), ==, 0);
+    expect_entry(t, &q, 0, 0, ESA_SUSPENDED, LBACIR_NONE);
+    g_assert_cmpint(resume(t, CNTLID_A), ==, 0);
+    /* The subsystem and its association */
+    g_assert_cmpint(ecmd(t, OPC_ESUB_RECV, 1, 0, 0, 4096, mem, NULL), ==, 0);
+    qtest_memread(t->qts, mem, list, sizeof(list));
+    g_assert_cmpint(ldl_le_p(list), ==, 1);
+    g_assert_cmpint(lduw_le_p(list + 8 + 4), ==, 1);
+    g_assert_cmpint(esub_assoc_ctrl(t, 1, CNTLID_A, 8), ==, ST_INVALID_ASSOC);
+    g_free(dst->img_a);
+    g_free(dst->img_b);
+    g_free(dst->log);
+    close(dst->fd_a);
+    close(dst->fd_b);
+    g_free(dst);
+    t_stop(t);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -1351,6 +1475,8 @@ int main(int argc, char **argv)
     qtest_add_func("/iolab/nvme-export-mgmt/state-in-parts",
                    test_state_in_parts);
     qtest_add_func("/iolab/nvme-export-mgmt/random", test_random_mgmt);
+    qtest_add_func("/iolab/nvme-export-mgmt/qemu-migration",
+                   test_qemu_migration);
     qtest_add_func("/iolab/nvme-export-mgmt/bad-config", test_bad_config);
     return g_test_run();
 }
