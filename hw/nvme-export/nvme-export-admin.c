@@ -35,7 +35,10 @@ static void nvmex_aen_deliver(NvmeExport *c)
         r->sq_gen = s->sq[0].gen;
         r->cid = s->aer_cid[--s->aer_count];
         r->dw0 = dw0;
-        s->aen_masked |= 1u << (dw0 & 7);
+        /* One-shot events are not masked until a log page is read */
+        if ((dw0 & 7) != NVMEX_AET_ONE_SHOT) {
+            s->aen_masked |= 1u << (dw0 & 7);
+        }
         trace_nvmex_aen(dw0);
         nvmex_post(r);
     }
@@ -106,6 +109,28 @@ static uint16_t nvmex_adm_identify(NvmexReq *r)
         break;
     case NVMEX_CNS_CS_CTRL:
         nvmex_id_ctrl_nvm(&c->tmpl, buf);
+        break;
+    case NVMEX_CNS_CS_FORMATS:
+        if (!c->tmpl.hmlms) {
+            nvmex_guest_error(c, "identify: CNS 20h on a controller that "
+                              "is not a migration-management controller");
+            return NVMEX_INVALID_FIELD | NVMEX_DNR;
+        }
+        nvmex_id_cs_formats(buf);
+        break;
+    case NVMEX_CNS_UNDERLYING_CTRLS:
+    case NVMEX_CNS_ESUB_TEMPLATES:
+        if (!c->tmpl.hmlms) {
+            nvmex_guest_error(c, "identify: CNS 0x%x on a controller that "
+                              "is not a management controller", cns);
+            return NVMEX_INVALID_FIELD | NVMEX_DNR;
+        }
+        if (cns == NVMEX_CNS_ESUB_TEMPLATES) {
+            memcpy(buf, nvmex_esub_template_uuid, 16);
+        } else {
+            nvmex_mgmt_id_underlying(c, le32_to_cpu(r->cmd.cdw10) >> 16,
+                                     buf);
+        }
         break;
     case NVMEX_CNS_NS:
         if (nsid == 0xffffffff) {
@@ -478,6 +503,11 @@ static uint16_t nvmex_adm_set_features(NvmexReq *r)
         nvmex_kick(c);
         break;
     }
+    case NVMEX_FEAT_CDQ:
+        if (c->tmpl.hmlms) {
+            return nvmex_mgmt_set_cdq_feature(r);
+        }
+        /* fall through */
     default:
         nvmex_guest_error(c, "set features: FID 0x%x not supported", fid);
         return NVMEX_INVALID_FIELD | NVMEX_DNR;
@@ -587,6 +617,11 @@ static uint16_t nvmex_adm_get_features(NvmexReq *r)
         nvmex_rl_encode(sel ? &none : &c->st.rate_limit, data);
         return nvmex_xfer(r, data, sizeof(data), true);
     }
+    case NVMEX_FEAT_CDQ:
+        if (c->tmpl.hmlms && sel == 0) {
+            return nvmex_mgmt_get_cdq_feature(r);
+        }
+        /* fall through */
     default:
         nvmex_guest_error(r->c, "get features: FID 0x%x not supported", fid);
         return NVMEX_INVALID_FIELD | NVMEX_DNR;

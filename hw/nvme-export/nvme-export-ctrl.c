@@ -401,6 +401,14 @@ static void nvmex_sq_bh(void *opaque)
         !runstate_is_running()) {
         return;
     }
+    /*
+     * Suspended by its management controller (TP4159): no new command
+     * is fetched, from any queue; doorbells still move the tails, and
+     * resuming fetches from the heads where it stopped.
+     */
+    if (c->lm.suspended) {
+        return;
+    }
     nvmex_process_sq(c, 0);
     for (int i = 1; i < NVMEX_NQUEUES; i++) {
         if (c->st.sq[i].valid) {
@@ -412,6 +420,22 @@ static void nvmex_sq_bh(void *opaque)
 void nvmex_kick(NvmeExport *c)
 {
     qemu_bh_schedule(c->sq_bh);
+}
+
+void nvmex_quiesce(NvmeExport *c)
+{
+    NvmexReq *r;
+
+    for (int i = 1; i <= NVMEX_MAX_NSID; i++) {
+        if (c->ns[i]) {
+            blk_drain(c->ns[i]->conf.blk);
+        }
+    }
+    /* Post now what finished; a full CQ parks its completion */
+    while ((r = QTAILQ_FIRST(&c->done))) {
+        QTAILQ_REMOVE(&c->done, r, entry);
+        nvmex_post(r);
+    }
 }
 
 static void nvmex_rl_timer_cb(void *opaque)
@@ -705,6 +729,11 @@ static void nvmex_realize(PCIDevice *pci, Error **errp)
     if (!nvmex_ctrl_template(c, errp)) {
         return;
     }
+    c->tmpl.hmlms = !!object_dynamic_cast(OBJECT(c), TYPE_NVME_EXPORT_MGMT);
+    nvmex_lm_init(&c->lm);
+    if (c->mgmt && !nvmex_mgmt_attach(c, errp)) {
+        return;
+    }
     c->nvec = c->tmpl.max_ioqs + 1;
 
     pci_config_set_vendor_id(cfg, c->tmpl.vid);
@@ -721,6 +750,7 @@ static void nvmex_realize(PCIDevice *pci, Error **errp)
     pci_register_bar(pci, 0, PCI_BASE_ADDRESS_SPACE_MEMORY |
                      PCI_BASE_ADDRESS_MEM_TYPE_64, &c->iomem);
     if (msix_init_exclusive_bar(pci, c->nvec, 4, errp)) {
+        nvmex_mgmt_detach(c);
         return;
     }
     for (int i = 0; i < c->nvec; i++) {
@@ -729,6 +759,7 @@ static void nvmex_realize(PCIDevice *pci, Error **errp)
     if (pci_is_express(pci) && pcie_endpoint_cap_init(pci, 0x80) < 0) {
         error_setg(errp, "nvme-export: PCIe capability failed");
         msix_uninit_exclusive_bar(pci);
+        nvmex_mgmt_detach(c);
         return;
     }
 
@@ -771,6 +802,7 @@ static void nvmex_exit(PCIDevice *pci)
 
     c->st.cc = 0;
     nvmex_ctrl_reset(c);
+    nvmex_mgmt_detach(c);
     nvmex_ns_detach(&c->ns0);
     while ((r = QTAILQ_FIRST(&c->free_reqs))) {
         QTAILQ_REMOVE(&c->free_reqs, r, entry);
@@ -808,6 +840,8 @@ static const Property nvmex_props[] = {
     /* Benchmarks' ablation of storage migration: copy every block */
     DEFINE_PROP_BOOL("x-storage-full-copy", NvmeExport, storage_full_copy,
                      false),
+    DEFINE_PROP_LINK("mgmt", NvmeExport, mgmt, TYPE_NVME_EXPORT_MGMT,
+                     NvmeExportMgmt *),
     NVMEX_TEMPLATE_FIELDS(NVMEX_TMPL_PROP)
 };
 

@@ -13,6 +13,13 @@
  *                            the namespace data in the migration stream
  *   nvme-export-template.c   template file and properties
  *   nvme-export-qmp.c        query-nvme-export / info nvme-export
+ *   nvme-export-mgmt.c       the nvme-export-mgmt device: a TP4159
+ *                            migration-management controller, its
+ *                            Controller Data Queues and commands
+ *   nvme-export-esub.c       TP4193 exported subsystems on the
+ *                            management controller
+ *   nvme-export-lm.c         a managed controller's side of TP4159:
+ *                            suspend, resume, its Controller State
  *
  * Guest-visible controller state lives in NvmexCtrlState and its plain
  * members (queues, features, logs, events, rate limits), which VMState
@@ -31,11 +38,16 @@
 #include "system/block-backend.h"
 #include "block/nvme.h"
 #include "hw/nvme-export/nvme-export.h"
+#include "hw/nvme-export/core/nvmex-cstate.h"
+#include "hw/nvme-export/core/nvmex-esub.h"
 #include "hw/nvme-export/core/nvmex-identify.h"
+#include "hw/nvme-export/core/nvmex-lm.h"
 #include "hw/nvme-export/core/nvmex-ratelimit.h"
 #include "hw/nvme-export/core/nvmex-spec.h"
 #include "hw/nvme-export/core/nvmex-template.h"
 #include "migration/iolab/storage.h"
+#include "migration/iolab/core/change-log.h"
+#include "hw/nvme-export/core/nvmex-cdq.h"
 
 #define NVMEX_NQUEUES   (NVMEX_MAX_IOQS + 1)
 #define NVMEX_MAX_NSID  1024
@@ -135,6 +147,8 @@ typedef struct NvmexParked {
     uint32_t dw0;
 } NvmexParked;
 
+typedef struct NvmexMgmtCdq NvmexMgmtCdq;
+
 typedef struct NvmexBus {
     BusState parent_obj;
 } NvmexBus;
@@ -176,12 +190,44 @@ struct NvmeExport {
     NvmexParked *parked;
     int32_t nparked;
     uint64_t identity_hash;
+
+    /* TP4159: the management controller this one is managed by (mgmt=) */
+    NvmeExportMgmt *mgmt;
+    QLIST_ENTRY(NvmeExport) mgmt_entry;
+    NvmexLm lm;                 /* its live-migration state */
+    NvmexMgmtCdq *udmq;         /* the queue its changes are logged to */
+    uint16_t udmq_id;           /* migration scratch: udmq's CDQID or 0 */
 };
 
 struct NvmeExportNs {
     DeviceState parent_obj;
     NvmexNs ns;
     char *tmpl_props[NVMEX_NS_NFIELDS];     /* by NVMEX_NS_FIELD_* */
+};
+
+/* A User Data Migration Queue of a management controller */
+struct NvmexMgmtCdq {
+    bool valid;
+    uint16_t cdqid;
+    NvmeExport *child;          /* whose user-data changes it logs */
+    uint16_t child_cntlid;      /* migration scratch: child's CNTLID */
+    uint64_t base;              /* guest address of slot 0 */
+    NvmexCdq ring;
+    /* Logging: one change log per namespace of the child */
+    int nlogs;
+    uint32_t log_nsid[NVMEX_MAX_NS];
+    IolabChangeLog *log[NVMEX_MAX_NS];
+};
+
+struct NvmeExportMgmt {
+    NvmeExport parent_obj;
+    NvmexMgmtCdq cdq[NVMEX_LM_MAX_CDQS];
+    QLIST_HEAD(, NvmeExport) children;
+    /* Set Controller State sent in parts (SEQIND 1, 0..., 2) */
+    uint8_t *set_buf;
+    uint32_t set_len;
+    uint16_t set_cntlid;
+    NvmexEsubTable esubs;       /* TP4193 exported subsystems */
 };
 
 /* A command's handler: a status, or NVMEX_ASYNC */
@@ -205,6 +251,8 @@ void nvmex_post_async(NvmexReq *r);
 void nvmex_park_done(NvmeExport *c);
 /* Schedule submission queue processing */
 void nvmex_kick(NvmeExport *c);
+/* Wait for the commands in flight and post what can be posted */
+void nvmex_quiesce(NvmeExport *c);
 
 /* nvme-export-dma.c */
 /* Map the command's data pointer for @len bytes into r->sg */
@@ -217,6 +265,49 @@ uint16_t nvmex_xfer(NvmexReq *r, void *buf, uint32_t len, bool to_host);
 uint16_t nvmex_admin_cmd(NvmexReq *r);
 void nvmex_aen_raise(NvmeExport *c, uint8_t type, uint8_t info, uint8_t lid);
 void nvmex_features_default(NvmeExport *c, NvmexFeatures *f);
+
+/* nvme-export-mgmt.c: the TP4159 commands (nvmex-cmds.h rows) */
+uint16_t nvmex_adm_track_send(NvmexReq *r);
+uint16_t nvmex_adm_migration_send(NvmexReq *r);
+uint16_t nvmex_adm_migration_recv(NvmexReq *r);
+uint16_t nvmex_adm_cdq(NvmexReq *r);
+uint16_t nvmex_mgmt_set_cdq_feature(NvmexReq *r);
+uint16_t nvmex_mgmt_get_cdq_feature(NvmexReq *r);
+/* A managed controller joins / leaves its management controller */
+bool nvmex_mgmt_attach(NvmeExport *c, Error **errp);
+void nvmex_mgmt_detach(NvmeExport *c);
+/* @r of a logged controller completed: log what it may have changed */
+void nvmex_mgmt_written(NvmexReq *r);
+/* Migration: before saving / after loading the management state */
+void nvmex_mgmt_pre_save(NvmeExportMgmt *m);
+/* NULL, or the name of the first field out of range */
+const char *nvmex_mgmt_post_load(NvmeExportMgmt *m, char *buf, size_t len);
+/* After loading @c's TP4159 state: reconnect it to its queue */
+const char *nvmex_mgmt_post_load_child(NvmeExport *c);
+
+/* nvme-export-esub.c: the TP4193 commands (nvmex-cmds.h rows) */
+uint16_t nvmex_adm_esub_recv(NvmexReq *r);
+uint16_t nvmex_adm_esub_send(NvmexReq *r);
+uint16_t nvmex_adm_exported_ns(NvmexReq *r);
+uint16_t nvmex_adm_exported_port(NvmexReq *r);
+/* Identify CNS 21h of a management controller */
+void nvmex_mgmt_id_underlying(NvmeExport *c, uint16_t from, uint8_t *buf);
+/* @cntlid leaves: its exported-subsystem associations go too */
+void nvmex_mgmt_esub_forget(NvmeExportMgmt *m, uint16_t cntlid);
+/* The managed controller @cntlid of @m, or NULL (no guest error) */
+NvmeExport *nvmex_mgmt_find_child(NvmeExportMgmt *m, uint16_t cntlid);
+
+/* nvme-export-lm.c: a managed controller's side */
+/* Its Controller State; the vendor part when @vendor */
+void nvmex_lm_capture(NvmeExport *c, bool vendor, NvmexCsImage *img);
+/*
+ * Check @img against @c's limits and make it @c's queue state; a status
+ * (and a message in @why) when it does not fit.
+ */
+uint16_t nvmex_lm_apply(NvmeExport *c, const NvmexCsImage *img,
+                        const char **why);
+void nvmex_lm_stop_fetching(NvmeExport *c);
+void nvmex_lm_start_fetching(NvmeExport *c);
 
 /* nvme-export-io.c */
 uint16_t nvmex_io_cmd(NvmexReq *r);

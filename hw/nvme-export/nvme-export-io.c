@@ -42,6 +42,7 @@ static void nvmex_io_done(void *opaque, int ret)
         return;
     }
     nvmex_storage_mark(r);
+    nvmex_mgmt_written(r);
     if (ret >= 0 && r->fua && r->opc == NVMEX_IO_WRITE) {
         /* Force Unit Access: durable before completion */
         r->fua = false;

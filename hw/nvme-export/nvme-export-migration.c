@@ -417,10 +417,189 @@ static const VMStateDescription vmstate_nvmex_parked = {
     },
 };
 
+/* ------------------------------------------------------------------ */
+/* TP4159/TP4193: a management controller and a managed controller     */
+
+static const VMStateDescription vmstate_nvmex_cdq_ring = {
+    .name = "nvme-export/cdq-ring",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT32(nentries, NvmexCdq),
+        VMSTATE_UINT32(head, NvmexCdq),
+        VMSTATE_UINT32(tail, NvmexCdq),
+        VMSTATE_UINT8(phase, NvmexCdq),
+        VMSTATE_BOOL(first_pending, NvmexCdq),
+        VMSTATE_BOOL(tpt_enabled, NvmexCdq),
+        VMSTATE_UINT32(tpt, NvmexCdq),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static const VMStateDescription vmstate_nvmex_cdq = {
+    .name = "nvme-export/cdq",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_BOOL(valid, NvmexMgmtCdq),
+        VMSTATE_UINT16(cdqid, NvmexMgmtCdq),
+        VMSTATE_UINT16(child_cntlid, NvmexMgmtCdq),
+        VMSTATE_UINT64(base, NvmexMgmtCdq),
+        VMSTATE_STRUCT(ring, NvmexMgmtCdq, 1, vmstate_nvmex_cdq_ring,
+                       NvmexCdq),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static const VMStateDescription vmstate_nvmex_esub_ctrl = {
+    .name = "nvme-export/esub-ctrl",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT16(cntlid, NvmexEsubCtrl),
+        VMSTATE_UINT16(ecntlid, NvmexEsubCtrl),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static const VMStateDescription vmstate_nvmex_esub_ns = {
+    .name = "nvme-export/esub-ns",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT32(ensid, NvmexEsubNs),
+        VMSTATE_UINT32(unsid, NvmexEsubNs),
+        VMSTATE_UINT16(uctrlid, NvmexEsubNs),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static const VMStateDescription vmstate_nvmex_esub = {
+    .name = "nvme-export/esub",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_BOOL(valid, NvmexEsub),
+        VMSTATE_UINT16(esubid, NvmexEsub),
+        VMSTATE_UINT8(ensti, NvmexEsub),
+        VMSTATE_BUFFER_UNSAFE(nqn, NvmexEsub, 0, NVMEX_ESUB_NQN_SIZE),
+        VMSTATE_UINT16(nctrl, NvmexEsub),
+        VMSTATE_UINT16(nns, NvmexEsub),
+        VMSTATE_UINT16(nport, NvmexEsub),
+        VMSTATE_STRUCT_ARRAY(ctrl, NvmexEsub, NVMEX_ESUB_MAX_CTRL, 1,
+                             vmstate_nvmex_esub_ctrl, NvmexEsubCtrl),
+        VMSTATE_STRUCT_ARRAY(ns, NvmexEsub, NVMEX_ESUB_MAX_NS, 1,
+                             vmstate_nvmex_esub_ns, NvmexEsubNs),
+        VMSTATE_UINT16_ARRAY(port, NvmexEsub, NVMEX_ESUB_MAX_PORT),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static bool nvmex_mgmt_needed(void *opaque)
+{
+    return NVME_EXPORT(opaque)->tmpl.hmlms;
+}
+
+static int nvmex_mgmt_vm_pre_save(void *opaque)
+{
+    nvmex_mgmt_pre_save(NVME_EXPORT_MGMT(opaque));
+    return 0;
+}
+
+static int nvmex_mgmt_vm_post_load(void *opaque, int version_id)
+{
+    char name[64];
+    const char *bad = nvmex_mgmt_post_load(NVME_EXPORT_MGMT(opaque), name,
+                                           sizeof(name));
+
+    if (bad) {
+        error_report("nvme-export-mgmt: migration stream: %s out of range "
+                     "or inconsistent", bad);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* The management controller's queues and exported subsystems */
+static const VMStateDescription vmstate_nvmex_mgmt = {
+    .name = "nvme-export/mgmt",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .needed = nvmex_mgmt_needed,
+    .pre_save = nvmex_mgmt_vm_pre_save,
+    .post_load = nvmex_mgmt_vm_post_load,
+    .fields = (const VMStateField[]) {
+        VMSTATE_STRUCT_ARRAY(cdq, NvmeExportMgmt, NVMEX_LM_MAX_CDQS, 1,
+                             vmstate_nvmex_cdq, NvmexMgmtCdq),
+        VMSTATE_STRUCT_ARRAY(esubs.esub, NvmeExportMgmt, NVMEX_ESUB_MAX, 1,
+                             vmstate_nvmex_esub, NvmexEsub),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static const VMStateDescription vmstate_nvmex_lm_sm = {
+    .name = "nvme-export/lm-state",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_BOOL(suspended, NvmexLm),
+        VMSTATE_BOOL(logging, NvmexLm),
+        VMSTATE_BOOL(captured, NvmexLm),
+        VMSTATE_BOOL(applied, NvmexLm),
+        VMSTATE_UINT32(suspends, NvmexLm),
+        VMSTATE_UINT32(resumes, NvmexLm),
+        VMSTATE_UINT32(refused, NvmexLm),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static bool nvmex_lm_needed(void *opaque)
+{
+    return NVME_EXPORT(opaque)->mgmt != NULL;
+}
+
+static int nvmex_lm_pre_save(void *opaque)
+{
+    NvmeExport *c = opaque;
+
+    c->udmq_id = c->udmq ? c->udmq->cdqid : 0;
+    return 0;
+}
+
+static int nvmex_lm_post_load(void *opaque, int version_id)
+{
+    const char *bad = nvmex_mgmt_post_load_child(opaque);
+
+    if (bad) {
+        error_report("nvme-export: migration stream: %s out of range or "
+                     "inconsistent", bad);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* A managed controller's TP4159 state: suspended, logging, and where */
+static const VMStateDescription vmstate_nvmex_lm = {
+    .name = "nvme-export/lm",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .needed = nvmex_lm_needed,
+    .pre_save = nvmex_lm_pre_save,
+    .post_load = nvmex_lm_post_load,
+    .fields = (const VMStateField[]) {
+        VMSTATE_STRUCT(lm, NvmeExport, 1, vmstate_nvmex_lm_sm, NvmexLm),
+        VMSTATE_UINT16(udmq_id, NvmeExport),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
 /*
  * Registers, queues, features, logs, events and limits, plus the
  * completions still waiting for CQ room.  In-flight I/O needs no state:
- * the VM is stopped and the block layer drained before saving.
+ * the VM is stopped and the block layer drained before saving.  A
+ * management controller (nvme-export-mgmt) and a managed controller
+ * (mgmt=) add their TP4159/TP4193 state as subsections: the stream of a
+ * plain nvme-export is unchanged (version 1).
  */
 const VMStateDescription nvmex_vmstate = {
     .name = "nvme-export",
@@ -440,5 +619,10 @@ const VMStateDescription nvmex_vmstate = {
         VMSTATE_STRUCT_VARRAY_ALLOC(parked, NvmeExport, nparked, 1,
                                     vmstate_nvmex_parked, NvmexParked),
         VMSTATE_END_OF_LIST()
+    },
+    .subsections = (const VMStateDescription * const []) {
+        &vmstate_nvmex_mgmt,
+        &vmstate_nvmex_lm,
+        NULL
     },
 };

@@ -320,8 +320,50 @@ def fault_ring_corpus():
     write('fuzz-fault-ring', 'fifo', s)
 
 
+# --- fuzz-nvmex-cstate ------------------------------------------------------
+
+CS_UUID = bytes([0xb7, 0xf4, 0xea, 0x55, 0xec, 0xfc, 0x4d, 0x45,
+                 0xb7, 0x3f, 0xe2, 0x5e, 0xaa, 0x8b, 0xcc, 0x54])
+
+
+def cstate(pairs, parked=None, suspended=True):
+    """A Controller State with I/O queue pairs 1..pairs, as
+    core/nvmex-cstate.h lays it out; vendor part when parked is a list."""
+    qs = b''
+    for q in range(1, pairs + 1):
+        qs += le64(0x100000 * q) + le16(63) + le16(q) + le16(q) + le16(1)
+        qs += le16(3) + le16(5) + bytes(4)
+    for q in range(1, pairs + 1):
+        qs += le64(0x200000 * q) + le16(63) + le16(q) + le16(2) + le16(3)
+        qs += le32(7 | q << 16) + bytes(4)
+    nvme = le16(0) + le16(pairs) + le16(pairs) + bytes(2) + qs
+    vendor = b''
+    if parked is not None:
+        body = bytes(range(24)) + le16(1) * 2 + le16(4) + le16(4)
+        body += bytes([1, 1]) + bytes(6)
+        vendor = CS_UUID + le16(1) + bytes(2)
+        vlen = 72 + 16 * len(parked)
+        vendor += le32(vlen) + body + le32(len(parked)) + bytes(4)
+        for cq, sq, cid in parked:
+            vendor += le16(cq) + le16(sq) + le16(cid) + le16(0) + le32(0)
+            vendor += bytes(4)
+    hdr = le16(0) + bytes([1 if suspended else 0]) + bytes(13)
+    hdr += le64(len(nvme) // 4) + le64(0) + le64(len(vendor) // 4) + le64(0)
+    return hdr + nvme + vendor
+
+
+def cstate_corpus():
+    write('fuzz-nvmex-cstate', 'empty', cstate(0))
+    write('fuzz-nvmex-cstate', 'two-pairs', cstate(2))
+    write('fuzz-nvmex-cstate', 'vendor-parked',
+          cstate(2, parked=[(1, 1, 7), (2, 2, 9)]))
+    write('fuzz-nvmex-cstate', 'running', cstate(1, parked=[],
+                                                 suspended=False))
+
+
 def main():
     virtq_corpus()
+    cstate_corpus()
     dptr_corpus()
     vdpa_cmd_corpus()
     vdpa_table_corpus()

@@ -131,3 +131,139 @@ const MutScenario mut_nvme_export = {
     .attach = nvmex_mut_attach,
     .touch = nvmex_mut_touch,
 };
+
+/*
+ * The TP4159/TP4193 subsections: a management controller m0 with a User
+ * Data Migration Queue logging controller A's changes and an exported
+ * subsystem A is associated with; A has an I/O queue pair.  The stream
+ * carries m0's and A's nvme-export sections with the nvme-export/mgmt and
+ * nvme-export/lm subsections.
+ */
+#define NVME_MGMT_DEVFN     QPCI_DEVFN(4, 0)
+#define NVME_CHILD_DEVFN    QPCI_DEVFN(5, 0)
+
+typedef struct NvmeMgmtDrv {
+    QGuestAllocator alloc;
+    QPCIBus *bus;
+    NxDev *m, *a;
+    uint64_t buf, cdq;
+} NvmeMgmtDrv;
+
+static char *nvmex_mgmt_mut_args(MutRun *r)
+{
+    return g_strdup_printf("-machine pc -m 256 -nodefaults "
+                           "-drive if=none,id=d0,file=%s,format=raw,"
+                           "file.locking=off "
+                           "-device nvme-export-mgmt,id=m0,cntlid=1,addr=4 "
+                           "-device nvme-export,id=a,mgmt=m0,cntlid=2,"
+                           "drive=d0,addr=5", r->img[0]);
+}
+
+static void nvmex_mgmt_mut_source(MutRun *r)
+{
+    NvmeMgmtDrv *v = g_new0(NvmeMgmtDrv, 1);
+    g_autofree char *args = r->sc->args(r);
+    uint64_t mem;
+    uint8_t assoc[8] = { 1, 0, 0, 0, 2, 0, 1, 0 };
+    NxCqe e;
+    NxCmd c;
+
+    r->priv = v;
+    r->qts = qtest_init(args);
+    pc_alloc_init(&v->alloc, r->qts, 0);
+    v->bus = qpci_new_pc(r->qts, &v->alloc);
+    v->m = nx_find_at(r->qts, &v->alloc, v->bus, NVME_MGMT_DEVFN);
+    v->a = nx_find_at(r->qts, &v->alloc, v->bus, NVME_CHILD_DEVFN);
+    g_assert(v->m && v->a);
+    g_assert(nx_enable(v->m, 16));
+    g_assert(nx_enable(v->a, 16));
+    g_assert_cmpint(nx_set_features(v->a, 0x07, 0x00030003, NULL), ==, 0);
+    g_assert_cmpint(nx_create_ioq(v->a, 1, 16), ==, 0);
+    v->buf = nx_alloc(v->a, 4096, 4096);
+
+    /* A 16-entry queue for A, logging, one change logged */
+    v->cdq = nx_alloc(v->m, 4096, 4096);
+    qtest_memset(r->qts, v->cdq, 0, 4096);
+    nx_cmd(&c, 0x45, 0);
+    nx_cmd_prp(&c, v->cdq, 0);
+    nx_cmd_dw(&c, 11, 2u << 16 | 1);
+    nx_cmd_dw(&c, 12, 16 * 8);
+    g_assert_cmpint(nx_exec(v->m, 0, &c, &e), ==, 0);
+    nx_cmd(&c, 0x3d, 0);
+    nx_cmd_dw(&c, 10, 1u << 16);
+    nx_cmd_dw(&c, 11, e.dw0 & 0xffff);
+    g_assert_cmpint(nx_exec(v->m, 0, &c, NULL), ==, 0);
+    nx_cmd(&c, 0x01, 1);
+    nx_cmd_prp(&c, v->buf, 0);
+    g_assert_cmpint(nx_exec(v->a, 1, &c, NULL), ==, 0);
+
+    /* An exported subsystem with A */
+    mem = nx_alloc(v->m, 4096, 4096);
+    nx_cmd(&c, 0x2a, 0);
+    nx_cmd_prp(&c, mem, 0);
+    nx_cmd_dw(&c, 11, 1);
+    nx_cmd_dw(&c, 15, 63);
+    g_assert_cmpint(nx_exec(v->m, 0, &c, NULL), ==, 0);
+    qtest_memwrite(r->qts, mem, assoc, sizeof(assoc));
+    nx_cmd(&c, 0x2d, 0);
+    nx_cmd_prp(&c, mem, 0);
+    nx_cmd_dw(&c, 10, 5);
+    nx_cmd_dw(&c, 14, 1u << 16);
+    nx_cmd_dw(&c, 15, 1);
+    g_assert_cmpint(nx_exec(v->m, 0, &c, NULL), ==, 0);
+}
+
+static void nvmex_mgmt_mut_attach(MutRun *r, QTestState *dst)
+{
+    NvmeMgmtDrv *v = r->priv;
+
+    v->bus->qts = dst;
+    v->m->qts = dst;
+    v->a->qts = dst;
+}
+
+/* m0: Identify and Get Features 21h; A: a write (logged) */
+static MutTouch nvmex_mgmt_mut_touch(MutRun *r)
+{
+    NvmeMgmtDrv *v = r->priv;
+    bool answered = false;
+    NxCqe e;
+    NxCmd c;
+
+    if ((nx_rd32(v->m, NX_CSTS) | nx_rd32(v->a, NX_CSTS)) &
+        NVME_CSTS_CFS) {
+        return TOUCH_ERROR_STATE;
+    }
+    nx_cmd(&c, 0x06, 0);
+    nx_cmd_prp(&c, v->buf, 0);
+    nx_cmd_dw(&c, 10, 1);
+    nx_queue(v->m, 0, &c);
+    nx_cmd(&c, 0x0a, 0);
+    nx_cmd_prp(&c, v->buf, 0);
+    nx_cmd_dw(&c, 10, 0x21);
+    nx_cmd_dw(&c, 11, 1);
+    nx_queue(v->m, 0, &c);
+    nx_ring(v->m, 0);
+    nx_cmd(&c, 0x01, 1);
+    nx_cmd_prp(&c, v->buf, 0);
+    nx_cmd_dw(&c, 10, 7);
+    nx_queue(v->a, 1, &c);
+    nx_ring(v->a, 1);
+    answered |= nx_reap(v->m, 0, &e, NVME_TOUCH_US / 2);
+    answered |= nx_reap(v->a, 1, &e, NVME_TOUCH_US / 2);
+    if ((nx_rd32(v->m, NX_CSTS) | nx_rd32(v->a, NX_CSTS)) &
+        NVME_CSTS_CFS) {
+        return TOUCH_ERROR_STATE;
+    }
+    return answered ? TOUCH_ANSWERED : TOUCH_SILENT;
+}
+
+const MutScenario mut_nvme_export_mgmt = {
+    .name = "nvme-export-mgmt",
+    .qom_type = "nvme-export-mgmt",
+    .sections = nvmex_mut_sections,
+    .args = nvmex_mgmt_mut_args,
+    .source = nvmex_mgmt_mut_source,
+    .attach = nvmex_mgmt_mut_attach,
+    .touch = nvmex_mgmt_mut_touch,
+};

@@ -43,7 +43,7 @@
 
 static const MutScenario *const mut_scenarios[] = {
     &mut_vpri_blk, &mut_vpri_nic, &mut_vdpa_blk, &mut_vdpa_net,
-    &mut_nvme_export,
+    &mut_nvme_export, &mut_nvme_export_mgmt,
 };
 
 typedef struct MutOpts {

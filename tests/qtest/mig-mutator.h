@@ -50,7 +50,8 @@ struct MutScenario {
 };
 
 extern const MutScenario mut_vpri_blk, mut_vpri_nic, mut_vdpa_blk,
-                         mut_vdpa_net, mut_nvme_export;
+                         mut_vdpa_net, mut_nvme_export,
+                         mut_nvme_export_mgmt;
 
 /* Wait for @cond (polled every 1 ms of virtual + real time) */
 bool mut_poll(QTestState *qts, gint64 timeout_us,

@@ -30,18 +30,28 @@ NxDev *nx_find(QTestState *qts, QGuestAllocator *alloc, QPCIBus *bus,
                uint16_t vid, uint16_t did)
 {
     FindCtx f = { vid, did, -1 };
-    NxDev *d;
 
     qpci_device_foreach(bus, vid, did, find_one, &f);
     if (f.devfn < 0) {
+        return NULL;
+    }
+    return nx_find_at(qts, alloc, bus, f.devfn);
+}
+
+NxDev *nx_find_at(QTestState *qts, QGuestAllocator *alloc, QPCIBus *bus,
+                  int devfn)
+{
+    NxDev *d;
+    QPCIDevice *pdev = qpci_device_find(bus, devfn);
+
+    if (!pdev) {
         return NULL;
     }
     d = g_new0(NxDev, 1);
     d->qts = qts;
     d->alloc = alloc;
     d->bus = bus;
-    d->pdev = qpci_device_find(bus, f.devfn);
-    g_assert(d->pdev);
+    d->pdev = pdev;
     qpci_device_enable(d->pdev);
     d->bar0 = qpci_iomap(d->pdev, 0, NULL);
     return d;

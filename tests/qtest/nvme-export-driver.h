@@ -65,6 +65,9 @@ typedef struct NxDev {
 /* Find the controller with PCI vendor:device @vid:@did; NULL if none */
 NxDev *nx_find(QTestState *qts, QGuestAllocator *alloc, QPCIBus *bus,
                uint16_t vid, uint16_t did);
+/* The controller at @devfn (QPCI_DEVFN(slot, fn)); NULL if none */
+NxDev *nx_find_at(QTestState *qts, QGuestAllocator *alloc, QPCIBus *bus,
+                  int devfn);
 void nx_free(NxDev *d);
 
 uint32_t nx_rd32(NxDev *d, uint64_t off);

@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "hw/nvme-export/core/nvmex-cmds.h"
+#include "hw/nvme-export/core/nvmex-cstate.h"
+#include "hw/nvme-export/core/nvmex-lm.h"
 #include "hw/nvme-export/core/nvmex-identify.h"
 #include "hw/nvme-export/core/nvmex-spec.h"
 
@@ -53,6 +55,8 @@ static int nvmex_cmd_available(const NvmexTemplate *t, const NvmexCmdInfo *c)
         return !!(t->oncs & NVMEX_ONCS_DSM);
     case NVMEX_NEEDS_ONCS_WRITE_ZEROES:
         return !!(t->oncs & NVMEX_ONCS_WRITE_ZEROES);
+    case NVMEX_NEEDS_HMLMS:
+        return !!t->hmlms;
     default:
         return 1;
     }
@@ -127,6 +131,32 @@ void nvmex_id_ctrl(const NvmexTemplate *t, uint8_t *b)
     memcpy(id->subnqn, t->subnqn, strnlen(t->subnqn, sizeof(t->subnqn)));
     /* Power state 0: 25 W, the only one, no transitions */
     id->psd[0].mp = nvmex_cpu_to_le16(2500);
+    if (t->hmlms) {
+        /*
+         * TP4159: user data change tracking only (no host memory
+         * tracking: CMMRTD, NMMRTD, MINMRTG, MAXMRTG stay 0); each
+         * queue is one physically contiguous range (one PRP).
+         */
+        id->oacs |= nvmex_cpu_to_le16(NVMEX_OACS_HMLMS);
+        /* TP4193: exported subsystems from a template, and migratable */
+        id->ensa = NVMEX_ENSA_ENSTS | NVMEX_ENSA_ENSMS;
+        id->trattr = NVMEX_TRATTR_TUDCS;
+        id->mcudmq = nvmex_cpu_to_le16(NVMEX_LM_MAX_CDQS);
+        id->mnsudmq = nvmex_cpu_to_le16(NVMEX_LM_MAX_CDQS);
+        id->mcmr = nvmex_cpu_to_le16(1);
+        id->nmcmr = nvmex_cpu_to_le16(1);
+        id->mcdqpc = nvmex_cpu_to_le16(1);
+    }
+}
+
+size_t nvmex_id_cs_formats(uint8_t *b)
+{
+    memset(b, 0, NVMEX_ID_SIZE);
+    b[0] = 1;                                   /* NV: one version... */
+    b[1] = 1;                                   /* NUUID: one vendor UUID */
+    nvmex_st16(b + 2, 0);                       /* ...version 0 */
+    memcpy(b + 4, nvmex_cs_vendor_uuid, 16);
+    return 20;
 }
 
 void nvmex_id_ctrl_nvm(const NvmexTemplate *t, uint8_t *b)

@@ -16,8 +16,11 @@
 #define TYPE_NVME_EXPORT     "nvme-export"
 #define TYPE_NVME_EXPORT_NS  "nvme-export-ns"
 #define TYPE_NVME_EXPORT_BUS "nvme-export-bus"
+/* A TP4159 migration-management controller (an nvme-export subtype) */
+#define TYPE_NVME_EXPORT_MGMT "nvme-export-mgmt"
 
 OBJECT_DECLARE_SIMPLE_TYPE(NvmeExport, NVME_EXPORT)
+OBJECT_DECLARE_SIMPLE_TYPE(NvmeExportMgmt, NVME_EXPORT_MGMT)
 OBJECT_DECLARE_SIMPLE_TYPE(NvmeExportNs, NVME_EXPORT_NS)
 
 typedef struct NvmexNs NvmexNs;

@@ -8,7 +8,7 @@
  *   handler  the controller's nvmex_adm_<handler> / nvmex_io_<handler>
  *            (nvme-export-admin.c, nvme-export-io.c)
  *   needs    the template switch without which the command is not
- *            supported: NONE, RALBAS, ONCS_DSM, ONCS_WRITE_ZEROES
+ *            supported: NONE, RALBAS, ONCS_DSM, ONCS_WRITE_ZEROES, HMLMS
  *   effects  its Commands Supported and Effects bits beyond CSUPP
  *
  * The core (nvmex-identify.c) expands the rows into what is supported and
@@ -33,6 +33,19 @@
     X(NVMEX_ADM_SET_FEATURES, "SET_FEATURES", set_features, NONE, 0) \
     X(NVMEX_ADM_GET_FEATURES, "GET_FEATURES", get_features, NONE, 0) \
     X(NVMEX_ADM_AER, "ASYNC_EVENT_REQUEST", aer, NONE, 0) \
+    X(NVMEX_ADM_ESUB_RECV, "MANAGE_EXPORTED_NVM_SUBSYSTEM_RECEIVE", \
+      esub_recv, HMLMS, 0) \
+    X(NVMEX_ADM_ESUB_SEND, "MANAGE_EXPORTED_NVM_SUBSYSTEM_SEND", \
+      esub_send, HMLMS, 0) \
+    X(NVMEX_ADM_EXPORTED_NS, "MANAGE_EXPORTED_NAMESPACE", exported_ns, \
+      HMLMS, 0) \
+    X(NVMEX_ADM_EXPORTED_PORT, "MANAGE_EXPORTED_PORT", exported_port, \
+      HMLMS, 0) \
+    X(NVMEX_ADM_TRACK_SEND, "TRACK_SEND", track_send, HMLMS, 0) \
+    X(NVMEX_ADM_MIGRATION_SEND, "MIGRATION_SEND", migration_send, HMLMS, 0) \
+    X(NVMEX_ADM_MIGRATION_RECV, "MIGRATION_RECEIVE", migration_recv, HMLMS, \
+      0) \
+    X(NVMEX_ADM_CDQ, "CONTROLLER_DATA_QUEUE", cdq, HMLMS, 0) \
     X(NVMEX_ADM_GET_LBA_STATUS, "GET_LBA_STATUS", get_lba_status, RALBAS, 0)
 
 #define NVMEX_IO_COMMANDS(X) \
@@ -50,6 +63,7 @@ typedef enum NvmexNeeds {
     NVMEX_NEEDS_RALBAS,                 /* template ralbas (TP4165) */
     NVMEX_NEEDS_ONCS_DSM,               /* template oncs bit 2 */
     NVMEX_NEEDS_ONCS_WRITE_ZEROES,      /* template oncs bit 3 */
+    NVMEX_NEEDS_HMLMS,                  /* a management controller */
 } NvmexNeeds;
 
 #endif

@@ -41,6 +41,12 @@ typedef struct NvmexErrorEntry {
 
 void nvmex_id_ctrl(const NvmexTemplate *t, uint8_t *buf);
 void nvmex_id_ctrl_nvm(const NvmexTemplate *t, uint8_t *buf);
+/*
+ * Supported Controller State Formats (CNS 20h, TP4159): NV 1 (version
+ * 0), NUUID 1 (this project's vendor state UUID).  Returns the bytes
+ * used of the 4 KiB.
+ */
+size_t nvmex_id_cs_formats(uint8_t *buf);
 void nvmex_id_ns(const NvmexTemplate *t, const NvmexNsTemplate *n,
                  uint64_t nsze, uint8_t *buf);
 void nvmex_id_ns_nvm(const NvmexTemplate *t, const NvmexNsTemplate *n,

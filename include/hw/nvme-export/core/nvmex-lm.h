@@ -35,6 +35,9 @@
 
 #include "hw/nvme-export/core/nvmex-spec.h"
 
+/* User Data Migration Queues a management controller offers (MCUDMQ) */
+#define NVMEX_LM_MAX_CDQS 4
+
 /* Command-specific statuses (SCT 1) of TP4159. */
 #define NVMEX_LM_CTRL_SUSPENDED     NVMEX_STATUS(NVMEX_SCT_CMD, 0x39)
 #define NVMEX_LM_CTRL_NOT_SUSPENDED NVMEX_STATUS(NVMEX_SCT_CMD, 0x3a)

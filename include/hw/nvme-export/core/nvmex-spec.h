@@ -74,6 +74,15 @@ enum {
     NVMEX_INVALID_LOG_PAGE        = NVMEX_STATUS(1, 0x09),
     NVMEX_INVALID_QUEUE_DELETION  = NVMEX_STATUS(1, 0x0c),
     NVMEX_FEATURE_NOT_SAVEABLE    = NVMEX_STATUS(1, 0x0d),
+    /* TP4159 (NVMe Base 2.1 and later), command specific */
+    NVMEX_INVALID_CTRL_ID         = NVMEX_STATUS(1, 0x1f),
+    NVMEX_INVALID_CDQ             = NVMEX_STATUS(1, 0x37),
+    NVMEX_NOT_ENOUGH_RESOURCES    = NVMEX_STATUS(1, 0x38),
+    NVMEX_CDQ_FULL                = NVMEX_STATUS(1, 0x3b),
+    /* TP4193 (NVMe Base 2.4), command specific */
+    NVMEX_INVALID_NVM_SUBSYSTEM   = NVMEX_STATUS(1, 0x36),
+    NVMEX_INVALID_EXPORTED_ASSOC  = NVMEX_STATUS(1, 0x43),
+    NVMEX_INVALID_EXPORTED_CONFIG = NVMEX_STATUS(1, 0x44),
     NVMEX_WRITE_FAULT             = NVMEX_STATUS(2, 0x80),
     NVMEX_UNRECOVERED_READ        = NVMEX_STATUS(2, 0x81),
 };
@@ -90,6 +99,15 @@ enum {
     NVMEX_ADM_SET_FEATURES = 0x09,
     NVMEX_ADM_GET_FEATURES = 0x0a,
     NVMEX_ADM_AER          = 0x0c,
+    NVMEX_ADM_ESUB_RECV    = 0x2a,     /* TP4193 Manage Exported NVM
+                                          Subsystem Receive */
+    NVMEX_ADM_ESUB_SEND    = 0x2d,     /* ... Send */
+    NVMEX_ADM_EXPORTED_NS  = 0x31,     /* Manage Exported Namespace */
+    NVMEX_ADM_EXPORTED_PORT = 0x35,    /* Manage Exported Port */
+    NVMEX_ADM_TRACK_SEND   = 0x3d,     /* TP4159 */
+    NVMEX_ADM_MIGRATION_SEND = 0x41,   /* TP4159 */
+    NVMEX_ADM_MIGRATION_RECV = 0x42,   /* TP4159 */
+    NVMEX_ADM_CDQ          = 0x45,     /* TP4159 Controller Data Queue */
     NVMEX_ADM_GET_LBA_STATUS = 0x86,
 };
 
@@ -112,6 +130,9 @@ enum {
     NVMEX_CNS_CS_CTRL       = 0x06,
     NVMEX_CNS_CS_ACTIVE_NS  = 0x07,
     NVMEX_CNS_CSI_INDEP_NS  = 0x08,
+    NVMEX_CNS_CS_FORMATS    = 0x20,     /* TP4159: controller state formats */
+    NVMEX_CNS_UNDERLYING_CTRLS = 0x21,  /* TP4193: underlying controllers */
+    NVMEX_CNS_ESUB_TEMPLATES = 0x22,    /* TP4193: template UUID list */
 };
 
 /* Log page identifiers */
@@ -135,8 +156,17 @@ enum {
     NVMEX_FEAT_IRQ_VECTOR     = 0x09,
     NVMEX_FEAT_WRITE_ATOMIC   = 0x0a,
     NVMEX_FEAT_ASYNC_EVENT    = 0x0b,
+    NVMEX_FEAT_CDQ            = 0x21,   /* TP4159 Controller Data Queue */
     NVMEX_FEAT_RATE_LIMIT     = 0x28,
 };
+
+/* OACS bit 11: Host Managed Live Migration Support (TP4159) */
+#define NVMEX_OACS_HMLMS (1u << 11)
+/* ENSA: Exported NVM Subsystem Template / Migration Support (TP4193) */
+#define NVMEX_ENSA_ENSTS (1u << 0)
+#define NVMEX_ENSA_ENSMS (1u << 1)
+/* TRATTR bit 1: Track User Data Changes Support (TP4159) */
+#define NVMEX_TRATTR_TUDCS (1u << 1)
 
 /* Write Zeroes CDW12 bits 31:16 (the control word) */
 #define NVMEX_WZ_DEAC (1u << 9)     /* deallocate */
@@ -159,6 +189,12 @@ enum {
     NVMEX_AEI_ERR_INVALID_DB_VALUE = 0x01,
     NVMEX_AEI_SMART_TEMPERATURE    = 0x01,
     NVMEX_AEI_NOTICE_NS_CHANGED    = 0x00,
+};
+/* One-shot events of a Controller Data Queue (TP4159) */
+#define NVMEX_AET_ONE_SHOT 4
+enum {
+    NVMEX_AEI_CDQ_TAIL_POINTER = 0x00,
+    NVMEX_AEI_CDQ_FULL         = 0x01,
 };
 
 #define NVMEX_SQE_SIZE 64
@@ -312,7 +348,10 @@ typedef struct NVMEX_PACKED NvmexIdCtrl {
     uint8_t apsta;                  /* 265 */
     uint16_t wctemp;                /* 266 */
     uint16_t cctemp;                /* 268 */
-    uint8_t rsvd270[242];           /* 270: up to 511 */
+    uint8_t rsvd270[134];           /* 270 */
+    uint8_t ensa;                   /* 404: TP4193 */
+    uint8_t endsfs;                 /* 405 */
+    uint8_t rsvd406[106];           /* up to 511 */
     uint8_t sqes;                   /* 512 */
     uint8_t cqes;                   /* 513 */
     uint16_t maxcmd;                /* 514 */
@@ -328,7 +367,19 @@ typedef struct NVMEX_PACKED NvmexIdCtrl {
     uint16_t ocfs;                  /* 534 */
     uint32_t sgls;                  /* 536 */
     uint32_t mnan;                  /* 540 */
-    uint8_t rsvd544[224];
+    uint8_t rsvd544[26];
+    uint16_t cmmrtd;                /* 570: TP4159 */
+    uint16_t nmmrtd;                /* 572 */
+    uint8_t minmrtg;                /* 574 */
+    uint8_t maxmrtg;                /* 575 */
+    uint8_t trattr;                 /* 576 */
+    uint8_t rsvd577;
+    uint16_t mcudmq;                /* 578 */
+    uint16_t mnsudmq;               /* 580 */
+    uint16_t mcmr;                  /* 582 */
+    uint16_t nmcmr;                 /* 584 */
+    uint16_t mcdqpc;                /* 586 */
+    uint8_t rsvd588[180];
     char subnqn[256];               /* 768 */
     uint8_t rsvd1024[1024];         /* 1024: reserved, fabrics */
     NvmexPsd psd[32];               /* 2048 */
@@ -338,8 +389,13 @@ NVMEX_CHECK_SIZE(NvmexIdCtrl, 4096);
 NVMEX_CHECK_OFFSET(NvmexIdCtrl, cntrltype, 111);
 NVMEX_CHECK_OFFSET(NvmexIdCtrl, oacs, 256);
 NVMEX_CHECK_OFFSET(NvmexIdCtrl, wctemp, 266);
+NVMEX_CHECK_OFFSET(NvmexIdCtrl, ensa, 404);
 NVMEX_CHECK_OFFSET(NvmexIdCtrl, sqes, 512);
 NVMEX_CHECK_OFFSET(NvmexIdCtrl, sgls, 536);
+NVMEX_CHECK_OFFSET(NvmexIdCtrl, cmmrtd, 570);
+NVMEX_CHECK_OFFSET(NvmexIdCtrl, trattr, 576);
+NVMEX_CHECK_OFFSET(NvmexIdCtrl, mcudmq, 578);
+NVMEX_CHECK_OFFSET(NvmexIdCtrl, mcdqpc, 586);
 NVMEX_CHECK_OFFSET(NvmexIdCtrl, subnqn, 768);
 NVMEX_CHECK_OFFSET(NvmexIdCtrl, psd, 2048);
 

@@ -60,6 +60,12 @@ typedef struct NvmexTemplate {
     uint16_t wctemp, cctemp;
     uint8_t nns;
     NvmexNsTemplate ns[NVMEX_MAX_NS];
+    /*
+     * Not a template field: set by the nvme-export-mgmt device, whose
+     * controller is a TP4159 migration-management controller (OACS bit
+     * 11, the TP4159 Identify fields and commands).
+     */
+    bool hmlms;
 } NvmexTemplate;
 
 /* What a namespace's backing offers, and what the binding yields */
