@@ -12,8 +12,8 @@
 #     vdpa-mgmt-blk.<bdf> (blk)
 #  2. `vdpa dev add`: vnet0, vnet1 (net, own MACs), vblk0 (blk)
 #  3. each is bound to virtio_vdpa
-#  4. through each net interface in turn, wget a blob from the host's HTTP
-#     server and compare its sha256
+#  4. through each net interface in turn (found by its MAC), wget a blob
+#     from the host's HTTP server and compare its sha256
 #  5. write checksummed data to the blk instance's disk, drop the caches,
 #     read it back and compare
 #  6. bad input: a duplicate name, a multicast MAC, an MTU the function does
@@ -72,9 +72,11 @@ vdpa dev add name vnet0 mgmtdev "pci/$bdf" mac 52:54:00:dd:00:01 mtu 1500 \
     2>/tmp/add.err || { ok=no; iolab_log "add vnet0: $(cat /tmp/add.err)"; }
 vdpa dev add name vnet1 mgmtdev "pci/$bdf" mac 52:54:00:dd:00:02 \
     2>/tmp/add.err || { ok=no; iolab_log "add vnet1: $(cat /tmp/add.err)"; }
+disks_before=$(ls /sys/block | tr '\n' ' ')
 vdpa dev add name vblk0 mgmtdev "vdpa-mgmt-blk.$bdf" \
     2>/tmp/add.err || { ok=no; iolab_log "add vblk0: $(cat /tmp/add.err)"; }
 add_ms=$(awk -v s="$t0" -v e="$(iolab_now_us)" 'BEGIN { printf "%.1f", (e - s) / 3000 }')
+disks_after=$(ls /sys/block | tr '\n' ' ')
 vdpa dev show > /tmp/devs.txt 2>&1
 iolab_log "dev show: $(tr '\n' ' ' < /tmp/devs.txt)"
 devices=$ok
@@ -89,19 +91,22 @@ for n in vnet0 vnet1 vblk0; do
     [ "${drv##*/}" = virtio_vdpa ] || { bound=no; iolab_log "$n driver: ${drv:-none}"; }
 done
 
-# The netdev or disk virtio made of instance $1.
-child_of() {
-    for c in /sys/bus/vdpa/devices/"$1"/virtio*/"$2"/*; do
-        [ -e "$c" ] && { echo "${c##*/}"; return 0; }
+# The interface with MAC $1.  (virtio_vdpa hangs its virtio devices
+# under the DMA device, the PCI function, not under the vdpa device.)
+netdev_of() {
+    for c in /sys/class/net/*; do
+        [ "$(cat "$c/address")" = "$1" ] && { echo "${c##*/}"; return 0; }
     done
     return 1
 }
 
 # 4. net: each interface alone carries a fetch from the host
 net_fetch() {
-    ifc=$(child_of "$1" net) || { echo no-interface; return; }
-    mac=$(cat "/sys/class/net/$ifc/address")
-    [ "$mac" = "$2" ] || { echo "wrong-mac-$mac"; return; }
+    ifc=$(netdev_of "$1") || {
+        iolab_log "no interface with $1: $(ls /sys/class/net | tr '\n' ' ')"
+        echo no-interface
+        return
+    }
     ip link set "$ifc" up
     ip addr add 10.0.2.15/24 dev "$ifc"
     ip route add default via 10.0.2.2 dev "$ifc"
@@ -110,18 +115,21 @@ net_fetch() {
        [ "$(iolab_sum /tmp/blob)" = "$want" ]; then
         echo yes
     else
-        iolab_log "$1 ($ifc): fetch rc=$fetch_rc $(head -n 1 /tmp/wget.err)"
+        iolab_log "$ifc: fetch rc=$fetch_rc $(head -n 1 /tmp/wget.err)"
         echo no
     fi
     ip addr flush dev "$ifc"
     ip link set "$ifc" down
 }
-net0=$(net_fetch vnet0 52:54:00:dd:00:01)
-net1=$(net_fetch vnet1 52:54:00:dd:00:02)
+net0=$(net_fetch 52:54:00:dd:00:01)
+net1=$(net_fetch 52:54:00:dd:00:02)
 
 # 5. blk: write, drop the caches, read back
 blk=no
-if disk=$(child_of vblk0 block) && [ -b "/dev/$disk" ]; then
+disk=$(for b in $disks_after; do
+          case " $disks_before " in *" $b "*) ;; *) echo "$b" ;; esac
+      done | head -n 1)
+if [ -n "$disk" ] && iolab_wait_for "/dev/$disk" 5; then
     head -c $((blk_mib * 1048576)) /dev/urandom > /tmp/blk.in
     if dd if=/tmp/blk.in of="/dev/$disk" bs=1M conv=fsync 2>/tmp/dd.err; then
         sync
@@ -132,7 +140,7 @@ if disk=$(child_of vblk0 block) && [ -b "/dev/$disk" ]; then
     [ "$blk" = yes ] || iolab_log "blk /dev/$disk: $(tr '\n' ' ' < /tmp/dd.err)"
     rm -f /tmp/blk.in /tmp/blk.out
 else
-    iolab_log "no disk under vblk0"
+    iolab_log "no new disk after adding vblk0: $disks_after"
 fi
 
 # 6. bad input: each must fail, and say why
@@ -154,7 +162,7 @@ full=$(refused name vblk2 mgmtdev "vdpa-mgmt-blk.$bdf")
 
 # 7. delete under traffic, then the rest
 del_busy=no
-if ifc=$(child_of vnet0 net); then
+if ifc=$(netdev_of 52:54:00:dd:00:01); then
     ip link set "$ifc" up
     ip addr add 10.0.2.15/24 dev "$ifc"
     ip route add default via 10.0.2.2 dev "$ifc"
@@ -196,7 +204,7 @@ if dmesg | grep -E -q 'WARNING:|BUG:|Oops|Call Trace|general protection'; then
 else
     kwarn=no
 fi
-dmesg | grep -i vdpa | tail -n 20 | while read -r l; do iolab_log "dmesg: $l"; done
+dmesg | grep -i -E 'vdpa|virtio' | tail -n 30 | while read -r l; do iolab_log "dmesg: $l"; done
 
 iolab_result mgmtdev=$mgmtdev devices=$devices bound=$bound net0=$net0 net1=$net1 \
     blk=$blk dup=$dup badmac=$badmac badmtu=$badmtu full=$full del_busy=$del_busy \
