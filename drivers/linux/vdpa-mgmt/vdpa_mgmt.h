@@ -15,6 +15,7 @@
 #include <linux/spinlock.h>
 #include <linux/completion.h>
 #include <linux/msi.h>
+#include <linux/iommu.h>
 
 #include "vdpa-proto.h"
 
@@ -98,6 +99,14 @@ struct vdpa_mgmt_fn {
 	u32 num_blk, num_net;
 	u8 pasid_bits;
 
+	/*
+	 * The PASID every instance is bound to, with the function's DMA
+	 * domain attached to it (vdpa_mgmt_pasid.c); IOMMU_PASID_INVALID
+	 * when the platform has none to give.
+	 */
+	u32 pasid;
+	struct iommu_domain *pasid_domain;
+
 	/* instances whose queue callbacks the interrupt calls */
 	spinlock_t cb_lock;
 	struct list_head instances;
@@ -119,6 +128,10 @@ void vdpa_mgmt_aq_irq(struct vdpa_mgmt_fn *fn);
 int vdpa_mgmt_aq_cmd(struct vdpa_mgmt_fn *fn, u16 opcode, u32 member,
 		     const void *args, const void *in, void *out, u32 len,
 		     u64 *result, u16 *qual);
+
+/* vdpa_mgmt_pasid.c */
+void vdpa_mgmt_pasid_init(struct vdpa_mgmt_fn *fn);
+void vdpa_mgmt_pasid_fini(struct vdpa_mgmt_fn *fn);
 
 /* vdpa_mgmt_inst.c */
 extern const struct vdpa_mgmtdev_ops vdpa_mgmt_mdev_ops;

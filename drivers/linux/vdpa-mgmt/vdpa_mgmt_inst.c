@@ -303,12 +303,18 @@ static void vdpa_mgmt_get_config(struct vdpa_device *vdpa, unsigned int offset,
 				 void *buf, unsigned int len)
 {
 	struct vdpa_mgmt_inst *inst = vdpa_to_inst(vdpa);
+	unsigned int have;
 
-	if (offset > inst->config_size || len > inst->config_size - offset) {
-		memset(buf, 0, len);
+	/*
+	 * The vdpa core reads whole structs (struct virtio_net_config is
+	 * larger than the device's 12 bytes): what lies past the device's
+	 * config space reads as 0.
+	 */
+	memset(buf, 0, len);
+	if (offset >= inst->config_size)
 		return;
-	}
-	memcpy(buf, inst->config + offset, len);
+	have = min(len, inst->config_size - offset);
+	memcpy(buf, inst->config + offset, have);
 }
 
 static void vdpa_mgmt_set_config(struct vdpa_device *vdpa, unsigned int offset,
@@ -537,6 +543,18 @@ static int vdpa_mgmt_dev_add(struct vdpa_mgmt_dev *mdev, const char *name,
 		goto err;
 	}
 	inst->id = id;
+
+	if (fn->pasid != IOMMU_PASID_INVALID) {
+		memset(args, 0, sizeof(args));
+		put_unaligned_le32(fn->pasid, args + VDPA_BP_PASID);
+		ret = vdpa_mgmt_aq_cmd(fn, VDPA_OP_BIND_PASID, inst->id, args,
+				       NULL, NULL, 0, NULL, &qual);
+		if (ret) {
+			dev_info(dev, "%s: BIND_PASID %u refused: %d (qualifier 0x%x)\n",
+				 name, fn->pasid, ret, qual);
+			goto err;
+		}
+	}
 
 	ret = vdpa_mgmt_aq_cmd(fn, VDPA_OP_QUERY, inst->id, NULL, NULL, query,
 			       sizeof(query), NULL, NULL);

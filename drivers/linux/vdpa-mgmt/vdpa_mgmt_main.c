@@ -180,10 +180,12 @@ static int vdpa_mgmt_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		 fn->max_inst, fn->max_queues, fn->max_qsize, fn->types,
 		 fn->pasid_bits);
 
+	vdpa_mgmt_pasid_init(fn);
+
 	if (fn->types & BIT(VDPA_TYPE_NET)) {
 		ret = vdpa_mgmt_register_type(fn, &fn->net, VDPA_TYPE_NET);
 		if (ret)
-			goto err_aq;
+			goto err_pasid;
 	}
 	if (fn->types & BIT(VDPA_TYPE_BLK)) {
 		ret = vdpa_mgmt_register_type(fn, &fn->blk, VDPA_TYPE_BLK);
@@ -194,6 +196,8 @@ static int vdpa_mgmt_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 
 err_net:
 	vdpa_mgmt_unregister_type(&fn->net);
+err_pasid:
+	vdpa_mgmt_pasid_fini(fn);
 err_aq:
 	vdpa_mgmt_aq_fini(fn);
 err_irq:
@@ -209,6 +213,8 @@ static void vdpa_mgmt_remove(struct pci_dev *pdev)
 
 	vdpa_mgmt_unregister_type(&fn->blk);
 	vdpa_mgmt_unregister_type(&fn->net);
+	/* Every instance is destroyed: nothing DMAs with the PASID any more. */
+	vdpa_mgmt_pasid_fini(fn);
 	vdpa_mgmt_aq_fini(fn);
 	free_irq(fn->irq, fn);
 	pci_free_irq_vectors(pdev);

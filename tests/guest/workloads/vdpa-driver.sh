@@ -10,7 +10,8 @@
 #
 #  1. insmod; `vdpa mgmtdev show` lists pci/<bdf> (net) and
 #     vdpa-mgmt-blk.<bdf> (blk)
-#  2. `vdpa dev add`: vnet0, vnet1 (net, own MACs), vblk0 (blk)
+#  2. `vdpa dev add`: vnet0, vnet1 (net, own MACs), vblk0 (blk); `vdpa dev
+#     config show vnet0` shows its MAC and the link up (config space)
 #  3. each is bound to virtio_vdpa
 #  4. through each net interface in turn (found by its MAC), wget a blob
 #     from the host's HTTP server and compare its sha256
@@ -25,8 +26,9 @@
 #
 # Parameters: iolab.http_port=N (required), iolab.http_sha256=HEX,
 #   iolab.http_path=PATH (default /blob), iolab.blk_mib=N (default 8)
-# Results: mgmtdev= devices= bound= net0= net1= blk= dup= badmac= badmtu=
-#   full= del_busy= deleted= rmmod= kwarn= (yes/no, or the tool's message
+# Results: mgmtdev= devices= config= (vdpa dev config show: MAC, link up) bound= net0= net1= blk= dup= badmac= badmtu=
+#   full= del_busy= deleted= rmmod= kwarn= pasid= (the PASID the
+#   instances were bound to, or none) (yes/no, or the tool's message
 #   for the refusals), add_ms= (per instance), del_ms=
 . /lib/iolab.sh
 
@@ -55,8 +57,17 @@ if ! insmod /lib/modules/extra/vdpa_mgmt.ko 2>/tmp/insmod.err; then
 fi
 
 # 1. management devices
-vdpa mgmtdev show > /tmp/mgmtdev.txt 2>&1
-iolab_log "mgmtdev show: $(tr '\n' ' ' < /tmp/mgmtdev.txt)"
+# log_cmd CMD...: run CMD, its output to /tmp/out.txt and, line by line,
+# to the log (a session docs/vdpa-mgmt.rst can show).
+log_cmd() {
+    "$@" > /tmp/out.txt 2>&1
+    _rc=$?
+    iolab_log "# $*"
+    while IFS= read -r l; do iolab_log "$l"; done < /tmp/out.txt
+    return $_rc
+}
+log_cmd vdpa mgmtdev show
+cp /tmp/out.txt /tmp/mgmtdev.txt
 if grep -q "^pci/$bdf:" /tmp/mgmtdev.txt &&
    grep -q "^vdpa-mgmt-blk.$bdf:" /tmp/mgmtdev.txt; then
     mgmtdev=yes
@@ -77,8 +88,16 @@ vdpa dev add name vblk0 mgmtdev "vdpa-mgmt-blk.$bdf" \
     2>/tmp/add.err || { ok=no; iolab_log "add vblk0: $(cat /tmp/add.err)"; }
 add_ms=$(awk -v s="$t0" -v e="$(iolab_now_us)" 'BEGIN { printf "%.1f", (e - s) / 3000 }')
 disks_after=$(ls /sys/block | tr '\n' ' ')
-vdpa dev show > /tmp/devs.txt 2>&1
-iolab_log "dev show: $(tr '\n' ' ' < /tmp/devs.txt)"
+log_cmd vdpa dev show
+cp /tmp/out.txt /tmp/devs.txt
+# The config space as the vdpa core reads it through get_config.
+log_cmd vdpa dev config show vnet0
+if grep -q 'mac 52:54:00:dd:00:01 link up' /tmp/out.txt; then
+    config=yes
+else
+    config=no
+fi
+log_cmd vdpa dev config show vblk0
 devices=$ok
 for n in vnet0 vnet1 vblk0; do
     grep -q "^$n:" /tmp/devs.txt || devices=no
@@ -196,6 +215,10 @@ left=$(ls /sys/bus/vdpa/devices | wc -l)
 [ "$left" = 0 ] && deleted=yes || deleted="no-$left-left"
 rmmod vdpa_mgmt 2>/tmp/rmmod.err && rmmod_ok=yes || rmmod_ok="$(tool_msg /tmp/rmmod.err)"
 
+# The PASID the driver bound the instances to (a scalable-mode vIOMMU),
+# else none.
+pasid=$(dmesg | sed -n 's/.*instances DMA with PASID \([0-9]*\).*/\1/p' | head -n 1)
+
 # 8. the kernel's view
 if dmesg | grep -E -q 'WARNING:|BUG:|Oops|Call Trace|general protection'; then
     kwarn=yes
@@ -206,8 +229,8 @@ else
 fi
 dmesg | grep -i -E 'vdpa|virtio' | tail -n 30 | while read -r l; do iolab_log "dmesg: $l"; done
 
-iolab_result mgmtdev=$mgmtdev devices=$devices bound=$bound net0=$net0 net1=$net1 \
+iolab_result mgmtdev=$mgmtdev devices=$devices config=$config bound=$bound net0=$net0 net1=$net1 \
     blk=$blk dup=$dup badmac=$badmac badmtu=$badmtu full=$full del_busy=$del_busy \
-    deleted=$deleted rmmod=$rmmod_ok kwarn=$kwarn add_ms=$add_ms del_ms=$del_ms
-[ "$mgmtdev$devices$bound$net0$net1$blk$del_busy$deleted$rmmod_ok$kwarn" = \
-  yesyesyesyesyesyesyesyesyesno ]
+    deleted=$deleted rmmod=$rmmod_ok kwarn=$kwarn pasid=${pasid:-none} add_ms=$add_ms del_ms=$del_ms
+[ "$mgmtdev$devices$config$bound$net0$net1$blk$del_busy$deleted$rmmod_ok$kwarn" = \
+  yesyesyesyesyesyesyesyesyesyesno ]
