@@ -112,6 +112,13 @@ struct vdpa_mgmt_fn {
 	struct list_head instances;
 
 	struct vdpa_mgmt_mdev net, blk;
+
+	/*
+	 * Time spent in dev_add / dev_del (successful ones), as the kernel
+	 * saw it: debugfs vdpa_mgmt/<bdf>/timing (vdpa_mgmt_debugfs.c).
+	 */
+	atomic64_t add_ns, add_count, del_ns, del_count;
+	struct dentry *debugfs;
 };
 
 /* vdpa_mgmt_aq.c */
@@ -132,6 +139,12 @@ int vdpa_mgmt_aq_cmd(struct vdpa_mgmt_fn *fn, u16 opcode, u32 member,
 /* vdpa_mgmt_pasid.c */
 void vdpa_mgmt_pasid_init(struct vdpa_mgmt_fn *fn);
 void vdpa_mgmt_pasid_fini(struct vdpa_mgmt_fn *fn);
+
+/* vdpa_mgmt_debugfs.c */
+void vdpa_mgmt_debugfs_create_root(void);
+void vdpa_mgmt_debugfs_remove_root(void);
+void vdpa_mgmt_debugfs_init(struct vdpa_mgmt_fn *fn);
+void vdpa_mgmt_debugfs_fini(struct vdpa_mgmt_fn *fn);
 
 /* vdpa_mgmt_inst.c */
 extern const struct vdpa_mgmtdev_ops vdpa_mgmt_mdev_ops;

@@ -501,7 +501,7 @@ static int vdpa_mgmt_dev_add(struct vdpa_mgmt_dev *mdev, const char *name,
 	u8 query[VDPA_QUERY_SIZE];
 	unsigned long flags;
 	u16 nqueues, qual = 0;
-	u64 id;
+	u64 id, start = ktime_get_ns();
 	int ret;
 
 	if (vdpa_mgmt_name_taken(fn, name)) {
@@ -581,6 +581,8 @@ static int vdpa_mgmt_dev_add(struct vdpa_mgmt_dev *mdev, const char *name,
 	ret = _vdpa_register_device(&inst->vdpa, nqueues);
 	if (ret)
 		goto err;
+	atomic64_add(ktime_get_ns() - start, &fn->add_ns);
+	atomic64_inc(&fn->add_count);
 	return 0;
 
 err:
@@ -590,8 +592,13 @@ err:
 
 static void vdpa_mgmt_dev_del(struct vdpa_mgmt_dev *mdev, struct vdpa_device *dev)
 {
+	struct vdpa_mgmt_fn *fn = vdpa_to_inst(dev)->fn;
+	u64 start = ktime_get_ns();
+
 	/* The last reference's release DESTROYs (vdpa_mgmt_free). */
 	_vdpa_unregister_device(dev);
+	atomic64_add(ktime_get_ns() - start, &fn->del_ns);
+	atomic64_inc(&fn->del_count);
 }
 
 const struct vdpa_mgmtdev_ops vdpa_mgmt_mdev_ops = {

@@ -181,6 +181,7 @@ static int vdpa_mgmt_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		 fn->pasid_bits);
 
 	vdpa_mgmt_pasid_init(fn);
+	vdpa_mgmt_debugfs_init(fn);
 
 	if (fn->types & BIT(VDPA_TYPE_NET)) {
 		ret = vdpa_mgmt_register_type(fn, &fn->net, VDPA_TYPE_NET);
@@ -197,6 +198,7 @@ static int vdpa_mgmt_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 err_net:
 	vdpa_mgmt_unregister_type(&fn->net);
 err_pasid:
+	vdpa_mgmt_debugfs_fini(fn);
 	vdpa_mgmt_pasid_fini(fn);
 err_aq:
 	vdpa_mgmt_aq_fini(fn);
@@ -213,6 +215,7 @@ static void vdpa_mgmt_remove(struct pci_dev *pdev)
 
 	vdpa_mgmt_unregister_type(&fn->blk);
 	vdpa_mgmt_unregister_type(&fn->net);
+	vdpa_mgmt_debugfs_fini(fn);
 	/* Every instance is destroyed: nothing DMAs with the PASID any more. */
 	vdpa_mgmt_pasid_fini(fn);
 	vdpa_mgmt_aq_fini(fn);
@@ -232,7 +235,26 @@ static struct pci_driver vdpa_mgmt_driver = {
 	.probe = vdpa_mgmt_probe,
 	.remove = vdpa_mgmt_remove,
 };
-module_pci_driver(vdpa_mgmt_driver);
+
+static int __init vdpa_mgmt_init(void)
+{
+	int ret;
+
+	vdpa_mgmt_debugfs_create_root();
+	ret = pci_register_driver(&vdpa_mgmt_driver);
+	if (ret)
+		vdpa_mgmt_debugfs_remove_root();
+	return ret;
+}
+
+static void __exit vdpa_mgmt_exit(void)
+{
+	pci_unregister_driver(&vdpa_mgmt_driver);
+	vdpa_mgmt_debugfs_remove_root();
+}
+
+module_init(vdpa_mgmt_init);
+module_exit(vdpa_mgmt_exit);
 
 MODULE_DESCRIPTION("vDPA parent driver for iolab's vdpa-mgmt function");
 MODULE_LICENSE("GPL");

@@ -11,7 +11,9 @@
 # Parameters: iolab.scale_count=N (default 1000): the most to create; the
 #   loop stops early at the first refusal (e.g. max-instances reached).
 # Results: created= first_error= add_s= add_ms_per= listed= deleted=
-#   del_s= del_ms_per= left= kwarn=
+#   del_s= del_ms_per= (wall clock in the guest, the tool's process
+#   included) kernel_add_ms_per= kernel_del_ms_per= (inside the driver's
+#   dev_add / dev_del, from debugfs vdpa_mgmt/<bdf>/timing) left= kwarn=
 . /lib/iolab.sh
 
 count=$(iolab_param scale_count 1000)
@@ -47,11 +49,21 @@ while [ "$j" -lt "$created" ]; do
 done
 t2=$(iolab_now_us)
 left=$(ls /sys/bus/vdpa/devices | wc -l)
+# The kernel's own share: time inside the driver's dev_add / dev_del.
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+timing=/sys/kernel/debug/vdpa_mgmt/$bdf/timing
+kper() {
+    awk -v w="$1" '$1 == w { printf "%.2f", $7 / 1000000; found = 1 }
+        END { if (!found) printf "unknown" }' "$timing" 2>/dev/null
+}
+kadd=$(kper dev_add)
+kdel=$(kper dev_del)
 per() { awk -v s="$1" -v e="$2" -v n="$3" 'BEGIN { if (n < 1) n = 1; printf "%.2f", (e - s) / 1000 / n }'; }
 if dmesg | grep -E -q 'WARNING:|BUG:|Oops|Call Trace'; then kwarn=yes; else kwarn=no; fi
 iolab_result created=$created first_error=$first_error \
     add_s=$(iolab_elapsed "$t0" "$t1") add_ms_per=$(per "$t0" "$t1" "$created") \
     listed=$listed deleted=$j del_s=$(iolab_elapsed "$t1" "$t2") \
-    del_ms_per=$(per "$t1" "$t2" "$j") left=$left kwarn=$kwarn
+    del_ms_per=$(per "$t1" "$t2" "$j") kernel_add_ms_per=$kadd \
+    kernel_del_ms_per=$kdel left=$left kwarn=$kwarn
 [ "$created" -gt 0 ] && [ "$listed" = "$created" ] && [ "$j" = "$created" ] &&
     [ "$left" = 0 ] && [ "$kwarn" = no ]
