@@ -431,19 +431,12 @@ static int vdpa_mgmt_create_args(struct vdpa_mgmt_mdev *mm, const char *name,
 {
 	struct vdpa_mgmt_fn *fn = mm->fn;
 	struct device *dev = &fn->pdev->dev;
-	u64 offered = mm->type == VDPA_TYPE_NET ? fn->net_features : fn->blk_features;
-	u64 features;
+	/* DISCOVER's features, without what the driver cannot use. */
+	u64 offered = mm->mdev.supported_features;
+	u64 features = offered;
 	u8 mac[ETH_ALEN];
 
-	/*
-	 * Net: one queue pair.  The device receives on queue 0 only, and
-	 * virtio_net refuses MQ without a control queue, which the device
-	 * does not have.  (The device narrows blk's to what the backend and
-	 * queue count allow.)
-	 */
-	features = offered;
-	if (mm->type == VDPA_TYPE_NET)
-		features &= ~BIT_ULL(VIRTIO_NET_F_MQ);
+	/* (The device narrows blk's to what the backend and queues allow.) */
 	if (config->mask & BIT_ULL(VDPA_ATTR_DEV_FEATURES)) {
 		if (config->device_features & ~offered) {
 			dev_info(dev, "%s: device_features 0x%llx not offered (0x%llx)\n",

@@ -13,6 +13,7 @@
 #include <linux/unaligned.h>
 #include <uapi/linux/vdpa.h>
 #include <uapi/linux/virtio_ids.h>
+#include <uapi/linux/virtio_net.h>
 
 #include "vdpa_mgmt.h"
 
@@ -69,7 +70,13 @@ static int vdpa_mgmt_register_type(struct vdpa_mgmt_fn *fn,
 					    BIT_ULL(VDPA_ATTR_DEV_NET_CFG_MTU) |
 					    BIT_ULL(VDPA_ATTR_DEV_NET_CFG_MAX_VQP) |
 					    BIT_ULL(VDPA_ATTR_DEV_FEATURES);
-		mm->mdev.supported_features = fn->net_features;
+		/*
+		 * Never MQ: the device receives on queue 0 only, and
+		 * virtio_net refuses MQ without a control queue, which the
+		 * device does not have.
+		 */
+		mm->mdev.supported_features = fn->net_features &
+					      ~BIT_ULL(VIRTIO_NET_F_MQ);
 	} else {
 		mm->id_table[0].device = VIRTIO_ID_BLOCK;
 		mm->child = kzalloc(sizeof(*mm->child), GFP_KERNEL);
