@@ -21,7 +21,8 @@
 #     not have, a fifth instance (max-instances=4): each refused, with the
 #     tool's message
 #  7. `vdpa dev del` of an instance while a transfer runs on it, then of
-#     all the others; no vdpa device left; rmmod
+#     all the others; no vdpa device left; then rmmod with two live
+#     instances (bound) removes them too
 #  8. no kernel warning, oops or BUG in dmesg
 #
 # Parameters: iolab.http_port=N (required), iolab.http_sha256=HEX,
@@ -213,7 +214,19 @@ done
 del_ms=$(awk -v s="$t0" -v e="$(iolab_now_us)" 'BEGIN { printf "%.1f", (e - s) / 3000 }')
 left=$(ls /sys/bus/vdpa/devices | wc -l)
 [ "$left" = 0 ] && deleted=yes || deleted="no-$left-left"
-rmmod vdpa_mgmt 2>/tmp/rmmod.err && rmmod_ok=yes || rmmod_ok="$(tool_msg /tmp/rmmod.err)"
+# Unloading with live instances (one bound to virtio_blk, one to
+# virtio_net) deletes them: the driver's remove unregisters its management
+# devices, which deletes their instances.
+if ! { vdpa dev add name vnet0 mgmtdev "pci/$bdf" mac 52:54:00:dd:00:01 &&
+        vdpa dev add name vblk0 mgmtdev "vdpa-mgmt-blk.$bdf"; }; then
+    rmmod_ok=re-add-failed
+    rmmod vdpa_mgmt
+elif rmmod vdpa_mgmt 2>/tmp/rmmod.err; then
+    left=$(ls /sys/bus/vdpa/devices | wc -l)
+    [ "$left" = 0 ] && rmmod_ok=yes || rmmod_ok="no-$left-left"
+else
+    rmmod_ok="$(tool_msg /tmp/rmmod.err)"
+fi
 
 # The PASID the driver bound the instances to (a scalable-mode vIOMMU),
 # else none.
