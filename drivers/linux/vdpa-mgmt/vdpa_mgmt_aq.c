@@ -122,6 +122,11 @@ static int vdpa_mgmt_aq_wait(struct vdpa_mgmt_fn *fn, const u8 **cqe)
 				vdpa_mgmt_rd(fn, VDPA_REG_FATAL_CODE));
 			return -EIO;
 		}
+		if (!(status & VDPA_STATUS_READY)) {
+			/* ENABLE was cleared behind the driver's back (or a reset). */
+			dev_err(&fn->pdev->dev, "admin queue no longer ready\n");
+			return -EIO;
+		}
 		if (time_after(jiffies, deadline)) {
 			dev_err(&fn->pdev->dev, "admin command timed out after %u ms\n",
 				VDPA_MGMT_AQ_TIMEOUT_MS);
@@ -133,6 +138,22 @@ static int vdpa_mgmt_aq_wait(struct vdpa_mgmt_fn *fn, const u8 **cqe)
 		 */
 		wait_for_completion_timeout(&fn->aq_done, msecs_to_jiffies(20));
 	}
+}
+
+/*
+ * The admin queue failed: no instance can be reset or destroyed any more,
+ * yet the device may still run their queues on rings the virtio drivers
+ * are about to free.  Clearing Bus Master Enable stops every DMA and MSI
+ * write of the function (and its instances), in any context; a function
+ * reset would need the device lock, which probe and remove hold.
+ */
+static void vdpa_mgmt_aq_dead(struct vdpa_mgmt_fn *fn)
+{
+	if (fn->dead)
+		return;
+	fn->dead = true;
+	pci_clear_master(fn->pdev);
+	dev_err(&fn->pdev->dev, "admin queue failed: function's DMA stopped, every later command fails with ENODEV\n");
 }
 
 int vdpa_mgmt_aq_cmd(struct vdpa_mgmt_fn *fn, u16 opcode, u32 member,
@@ -177,7 +198,7 @@ int vdpa_mgmt_aq_cmd(struct vdpa_mgmt_fn *fn, u16 opcode, u32 member,
 
 	ret = vdpa_mgmt_aq_wait(fn, &cqe);
 	if (ret) {
-		fn->dead = true;
+		vdpa_mgmt_aq_dead(fn);
 		goto out;
 	}
 	status = get_unaligned_le16(cqe + VDPA_CQE_STATUS);
@@ -185,7 +206,7 @@ int vdpa_mgmt_aq_cmd(struct vdpa_mgmt_fn *fn, u16 opcode, u32 member,
 	if (get_unaligned_le16(cqe + VDPA_CQE_CID) != cid) {
 		dev_err(&fn->pdev->dev, "completion for cid %u, expected %u\n",
 			get_unaligned_le16(cqe + VDPA_CQE_CID), cid);
-		fn->dead = true;
+		vdpa_mgmt_aq_dead(fn);
 		ret = -EIO;
 		goto out;
 	}

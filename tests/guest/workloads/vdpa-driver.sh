@@ -23,12 +23,15 @@
 #  7. `vdpa dev del` of an instance while a transfer runs on it, then of
 #     all the others; no vdpa device left; then rmmod with two live
 #     instances (bound) removes them too
+#  7b. a device error (bus mastering cleared under a running instance, so
+#     the admin queue goes FATAL): EIO at once, then ENODEV; del and rmmod
+#     finish within 5 s
 #  8. no kernel warning, oops or BUG in dmesg
 #
 # Parameters: iolab.http_port=N (required), iolab.http_sha256=HEX,
 #   iolab.http_path=PATH (default /blob), iolab.blk_mib=N (default 8)
 # Results: mgmtdev= devices= config= (vdpa dev config show: MAC, link up) bound= net0= net1= blk= dup= badmac= badmtu=
-#   full= del_busy= deleted= rmmod= kwarn= pasid= (the PASID the
+#   full= del_busy= deleted= rmmod= aqerr= kwarn= pasid= (the PASID the
 #   instances were bound to, or none) (yes/no, or the tool's message
 #   for the refusals), add_ms= (per instance), del_ms=
 . /lib/iolab.sh
@@ -228,6 +231,36 @@ else
     rmmod_ok="$(tool_msg /tmp/rmmod.err)"
 fi
 
+# A device error: Bus Master Enable cleared behind the driver's back (in
+# the function's config space, through sysfs) while a net instance runs,
+# so the device's next admin ring access fails and it reports FATAL.  The
+# next command must fail at once with EIO, then every later one with
+# ENODEV (the driver gave the function up), and deleting the instance and
+# unloading must still finish.  (BAR 0 cannot be written from user space:
+# the kernel keeps a driver's claimed BARs from /dev/mem and sysfs.)
+aqerr=no
+if insmod /lib/modules/extra/vdpa_mgmt.ko &&
+   vdpa dev add name vnet0 mgmtdev "pci/$bdf" mac 52:54:00:dd:00:01; then
+    # Command register, low byte: memory space on, bus master off.
+    printf '\002' | dd of="/sys/bus/pci/devices/$bdf/config" bs=1 seek=4 count=1 \
+        conv=notrunc 2>/dev/null
+    t0=$(iolab_now_us)
+    first=$(refused name vblk9 mgmtdev "vdpa-mgmt-blk.$bdf")
+    second=$(refused name vblk8 mgmtdev "vdpa-mgmt-blk.$bdf")
+    vdpa dev del vnet0 && del=yes || del=no
+    rmmod vdpa_mgmt && unload=yes || unload=no
+    secs=$(iolab_elapsed "$t0")
+    iolab_log "bus master cleared: add=$first then $second, del=$del rmmod=$unload in ${secs}s"
+    if [ "$first" = kernel_answers:_Input/output_error ] &&
+       [ "$second" = kernel_answers:_No_such_device ] &&
+       [ "$del$unload" = yesyes ] &&
+       awk -v s="$secs" 'BEGIN { exit !(s < 5) }'; then
+        aqerr=yes
+    fi
+else
+    iolab_log "admin queue error step: set-up failed"
+fi
+
 # The PASID the driver bound the instances to (a scalable-mode vIOMMU),
 # else none.
 pasid=$(dmesg | sed -n 's/.*instances DMA with PASID \([0-9]*\).*/\1/p' | head -n 1)
@@ -244,6 +277,6 @@ dmesg | grep -i -E 'vdpa|virtio' | tail -n 30 | while read -r l; do iolab_log "d
 
 iolab_result mgmtdev=$mgmtdev devices=$devices config=$config bound=$bound net0=$net0 net1=$net1 \
     blk=$blk dup=$dup badmac=$badmac badmtu=$badmtu full=$full del_busy=$del_busy \
-    deleted=$deleted rmmod=$rmmod_ok kwarn=$kwarn pasid=${pasid:-none} add_ms=$add_ms del_ms=$del_ms
-[ "$mgmtdev$devices$config$bound$net0$net1$blk$del_busy$deleted$rmmod_ok$kwarn" = \
-  yesyesyesyesyesyesyesyesyesyesno ]
+    deleted=$deleted rmmod=$rmmod_ok aqerr=$aqerr kwarn=$kwarn pasid=${pasid:-none} add_ms=$add_ms del_ms=$del_ms
+[ "$mgmtdev$devices$config$bound$net0$net1$blk$del_busy$deleted$rmmod_ok$aqerr$kwarn" = \
+  yesyesyesyesyesyesyesyesyesyesyesno ]
