@@ -65,8 +65,8 @@ NINJA_TARGETS := qemu-system-x86_64 qemu-img \
 .PHONY: all build configure unit check check-build check-unit check-qtest \
 	check-upstream check-upstream-qtests check-migration-smoke \
 	check-mutator fuzz-migration check-fuzz-cores fuzz-build fuzz check-asan \
-	check-guest check-migrate check-slow run bench bench-migrate clean guest \
-	vdpa-guest check-vdpa-driver
+	check-guest check-migrate check-slow run bench bench-migrate clean guest
+.PHONY: vdpa-guest check-vdpa-driver
 
 all: build unit vdpa-guest
 
