@@ -66,7 +66,6 @@ NINJA_TARGETS := qemu-system-x86_64 qemu-img \
 	check-upstream check-upstream-qtests check-migration-smoke \
 	check-mutator fuzz-migration check-fuzz-cores fuzz-build fuzz check-asan \
 	check-guest check-migrate check-slow run bench bench-migrate clean guest
-.PHONY: vdpa-guest check-vdpa-driver
 
 all: build unit vdpa-guest
 
@@ -101,6 +100,7 @@ guest:
 # The vdpa-mgmt Linux driver, built in a trixie build root against the
 # trixie guest kernel, and that guest (cached in ~/.cache/qemu-iolab/vdpa;
 # the first run debootstraps, about 5 minutes).
+.PHONY: vdpa-guest check-vdpa-driver
 vdpa-guest:
 	$(SRC)/scripts/build-vdpa-guest --quiet
 
