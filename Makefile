@@ -3,6 +3,9 @@
 #   make             configure (when needed) and build everything
 #   make check       all test layers: unit, iolab qtests, upstream qtests, guest,
 #                    migrate (scripts/migrate-experiment)
+#   make check-vdpa-driver  the vdpa-mgmt Linux driver in a trixie guest
+#                    (scripts/build-vdpa-guest, tests/vdpa-driver/run; part
+#                    of make check)
 #   make run         boot the embedded guest with our devices and print a report
 #   make bench       benchmarks (scripts/bench); summary in build/bench/results.json,
 #                    figures recorded in docs/benchmarks.md
@@ -65,7 +68,7 @@ NINJA_TARGETS := qemu-system-x86_64 qemu-img \
 	check-mutator fuzz-migration check-fuzz-cores fuzz-build fuzz check-asan \
 	check-guest check-migrate check-slow run bench bench-migrate bench-storage clean guest
 
-all: build unit
+all: build unit vdpa-guest
 
 # configure is re-run when it or a patch changes; it is cheap when nothing
 # did, and it starts build/obj afresh when the upstream source changed.
@@ -94,6 +97,13 @@ unit: $(UNIT)/build.ninja
 
 guest:
 	$(SRC)/scripts/build-guest
+
+# The vdpa-mgmt Linux driver, built in a trixie build root against the
+# trixie guest kernel, and that guest (cached in ~/.cache/qemu-iolab/vdpa;
+# the first run debootstraps, about 5 minutes).
+.PHONY: vdpa-guest check-vdpa-driver
+vdpa-guest:
+	$(SRC)/scripts/build-vdpa-guest --quiet
 
 check: all
 	@$(SRC)/scripts/check-all
@@ -148,6 +158,9 @@ fuzz-migration: build
 
 check-guest: build guest
 	@$(SRC)/tests/guest/run-all
+
+check-vdpa-driver: build vdpa-guest
+	@$(SRC)/tests/vdpa-driver/run
 
 # scripts/migrate-experiment: --quick of one experiment per device family,
 # and its bad-input handling
