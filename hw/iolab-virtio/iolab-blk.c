@@ -310,8 +310,36 @@ static void iolab_blk_backend_done(void *opaque, int ret)
         req->stage = req->type == VIRTIO_BLK_T_IN && ret >= 0 ?
                      IOLAB_BLK_STAGE_SCATTER : IOLAB_BLK_STAGE_STATUS;
     }
+    /*
+     * complete_bh is pending exactly while the list is not empty: it is
+     * scheduled once per batch of completions, not once per request (each
+     * qemu_bh_schedule() wakes the main loop with an eventfd write, even
+     * for a bottom half already pending).
+     */
+    if (QTAILQ_EMPTY(&b->completed)) {
+        qemu_bh_schedule(b->complete_bh);
+    }
     QTAILQ_INSERT_TAIL(&b->completed, req, next);
-    qemu_bh_schedule(b->complete_bh);
+}
+
+/*
+ * Used entries were pushed on some queues since the last call: one
+ * interrupt check per queue and batch, as upstream's virtio-blk does, not
+ * one per request.  The ring's suppression state (EVENT_IDX: the last
+ * used index signalled) covers every entry pushed since.
+ */
+static void iolab_blk_flush_notify(IolabBlk *b)
+{
+    if (!b->notify_pending) {
+        return;
+    }
+    b->notify_pending = false;
+    for (uint16_t i = 0; i < b->num_queues; i++) {
+        if (b->q[i].notify_pending) {
+            b->q[i].notify_pending = false;
+            b->ops->notify(b->dev, i);
+        }
+    }
 }
 
 /* Post the completions: scatter, status byte, used ring, interrupt. */
@@ -335,6 +363,7 @@ static void iolab_blk_complete_bh(void *opaque)
         }
         iolab_blk_run_req(req);
     }
+    iolab_blk_flush_notify(b);
 }
 
 static void iolab_blk_submit_rw(IolabBlk *b, uint32_t type, uint64_t sector,
@@ -651,7 +680,9 @@ static void iolab_blk_run_req(IolabBlkReq *req)
                               iolab_blk_is_rw(req->type) ?
                               req->data_len : 0);
         }
-        b->ops->notify(b->dev, req->queue);
+        /* The interrupt, once per batch: iolab_blk_flush_notify() */
+        b->q[req->queue].notify_pending = true;
+        b->notify_pending = true;
         iolab_blk_req_free(req);
         return;
     }
@@ -826,6 +857,7 @@ void iolab_blk_run_queue(IolabBlk *b, uint16_t queue)
     iolab_blk_process_queue(b, queue);
     b->batching = false;
     iolab_blk_flush_batch(b);
+    iolab_blk_flush_notify(b);
 }
 
 /* ------------------------------------------------------------------ */

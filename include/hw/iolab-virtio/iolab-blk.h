@@ -79,7 +79,10 @@ typedef struct IolabBlkOps {
     bool (*broken)(void *dev);
     /* The guest broke the rules: log, enter the error state */
     void (*guest_error)(void *dev, uint16_t queue, const char *msg);
-    /* Used entries were pushed on @queue: interrupt if the ring asks */
+    /*
+     * Used entries were pushed on @queue: interrupt if the ring asks.
+     * Once per queue run and per batch of completions, after the pushes.
+     */
     void (*notify)(void *dev, uint16_t queue);
     /* Run @queue again from a later main-loop iteration */
     void (*kick_again)(void *dev, uint16_t queue);
@@ -103,6 +106,8 @@ typedef struct IolabBlkQueue {
      * queue pops no new chain (the guest is stalled, not failed).
      */
     IolabBlkReqList bounce_wait;
+    /* Used entries pushed since the last interrupt check */
+    bool notify_pending;
 } IolabBlkQueue;
 
 typedef struct IolabBlk {
@@ -128,6 +133,8 @@ typedef struct IolabBlk {
     /* Backend completions, posted by complete_bh */
     IolabBlkReqList completed;
     QEMUBH *complete_bh;
+    /* Some queue has notify_pending set */
+    bool notify_pending;
 } IolabBlk;
 
 typedef struct IolabBlkConfig {
