@@ -133,6 +133,7 @@ typedef struct IolabBlk {
     /* Backend completions, posted by complete_bh */
     IolabBlkReqList completed;
     QEMUBH *complete_bh;
+    MemReentrancyGuard *guard;  /* the device's, complete_bh's */
     /* Some queue has notify_pending set */
     bool notify_pending;
 } IolabBlk;
@@ -170,6 +171,15 @@ void iolab_blk_run_queue(IolabBlk *b, uint16_t queue);
 
 /* Device reset: wait for the backend, drop everything in flight */
 void iolab_blk_reset(IolabBlk *b);
+
+/*
+ * Wait for the backend and post its completions now, as complete_bh
+ * would (under the device's guard): afterwards every request popped and
+ * not pushed is held (a fault, a blocked queue, bounce memory).  For a
+ * device that stops its queues and promises that what finished is in
+ * the used ring (vdpa-mgmt's SUSPEND).
+ */
+void iolab_blk_drain(IolabBlk *b);
 
 /* Requests of @queue held (on a fault, or waiting for bounce memory) */
 uint32_t iolab_blk_queue_held(IolabBlk *b, uint16_t queue);
