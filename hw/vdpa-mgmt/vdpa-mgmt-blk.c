@@ -20,6 +20,7 @@
 #include "qemu/osdep.h"
 #include "qemu/log.h"
 #include "qemu/main-loop.h"
+#include "system/runstate.h"
 #include "qemu/memalign.h"
 #include "qemu/units.h"
 #include "qapi/error.h"
@@ -114,11 +115,23 @@ static void vdpa_blk_fault(void *dev, uint16_t queue, uint64_t addr,
 /*
  * Nothing of a suspended or stalled queue touches guest memory: its
  * completions wait, held, for the queue to run again.
+ *
+ * Nor while the VM is stopped: the backend is drained when the VM stops,
+ * and its completions, posted by a bottom half, could otherwise land in
+ * guest RAM in a migration's downtime, after RAM's last pass (the used
+ * ring and status bytes lost on the destination while the saved queue
+ * says pushed).  Held, they travel as heads and start again there.  The
+ * queue's run waits as a kick, which the VM's next start runs
+ * (vdpa_vm_state_change()), as vdpa_inst_run() does for a stopped VM.
  */
 static bool vdpa_blk_blocked(void *dev, uint16_t queue)
 {
     VdpaInst *inst = dev;
 
+    if (!runstate_is_running()) {
+        vdpa_queue_kick(inst->s, inst, queue);
+        return true;
+    }
     return !(inst->status & VDPA_ST_DRIVER_OK) || inst->suspended ||
            vdpa_queue_blocked(inst, queue);
 }
