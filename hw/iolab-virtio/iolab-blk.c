@@ -310,14 +310,41 @@ static void iolab_blk_backend_done(void *opaque, int ret)
         req->stage = req->type == VIRTIO_BLK_T_IN && ret >= 0 ?
                      IOLAB_BLK_STAGE_SCATTER : IOLAB_BLK_STAGE_STATUS;
     }
+    /*
+     * complete_bh is pending exactly while the list is not empty: it is
+     * scheduled once per batch of completions, not once per request (each
+     * qemu_bh_schedule() wakes the main loop with an eventfd write, even
+     * for a bottom half already pending).
+     */
+    if (QTAILQ_EMPTY(&b->completed)) {
+        qemu_bh_schedule(b->complete_bh);
+    }
     QTAILQ_INSERT_TAIL(&b->completed, req, next);
-    qemu_bh_schedule(b->complete_bh);
+}
+
+/*
+ * Used entries were pushed on some queues since the last call: one
+ * interrupt check per queue and batch, as upstream's virtio-blk does, not
+ * one per request.  The ring's suppression state (EVENT_IDX: the last
+ * used index signalled) covers every entry pushed since.
+ */
+static void iolab_blk_flush_notify(IolabBlk *b)
+{
+    if (!b->notify_pending) {
+        return;
+    }
+    b->notify_pending = false;
+    for (uint16_t i = 0; i < b->num_queues; i++) {
+        if (b->q[i].notify_pending) {
+            b->q[i].notify_pending = false;
+            b->ops->notify(b->dev, i);
+        }
+    }
 }
 
 /* Post the completions: scatter, status byte, used ring, interrupt. */
-static void iolab_blk_complete_bh(void *opaque)
+static void iolab_blk_post_completions(IolabBlk *b)
 {
-    IolabBlk *b = opaque;
     IolabBlkReq *req;
 
     while ((req = QTAILQ_FIRST(&b->completed))) {
@@ -335,6 +362,12 @@ static void iolab_blk_complete_bh(void *opaque)
         }
         iolab_blk_run_req(req);
     }
+    iolab_blk_flush_notify(b);
+}
+
+static void iolab_blk_complete_bh(void *opaque)
+{
+    iolab_blk_post_completions(opaque);
 }
 
 static void iolab_blk_submit_rw(IolabBlk *b, uint32_t type, uint64_t sector,
@@ -651,7 +684,9 @@ static void iolab_blk_run_req(IolabBlkReq *req)
                               iolab_blk_is_rw(req->type) ?
                               req->data_len : 0);
         }
-        b->ops->notify(b->dev, req->queue);
+        /* The interrupt, once per batch: iolab_blk_flush_notify() */
+        b->q[req->queue].notify_pending = true;
+        b->notify_pending = true;
         iolab_blk_req_free(req);
         return;
     }
@@ -826,6 +861,7 @@ void iolab_blk_run_queue(IolabBlk *b, uint16_t queue)
     iolab_blk_process_queue(b, queue);
     b->batching = false;
     iolab_blk_flush_batch(b);
+    iolab_blk_flush_notify(b);
 }
 
 /* ------------------------------------------------------------------ */
@@ -841,10 +877,33 @@ static void iolab_blk_drop_list(IolabBlk *b, IolabBlkReqList *list)
     }
 }
 
+void iolab_blk_drain(IolabBlk *b)
+{
+    bool engaged;
+
+    if (b->inflight) {
+        blk_drain(b->blk);
+    }
+    if (QTAILQ_EMPTY(&b->completed)) {
+        return;
+    }
+    /* Now rather than from complete_bh, but under the same guard */
+    qemu_bh_cancel(b->complete_bh);
+    engaged = b->guard->engaged_in_io;
+    b->guard->engaged_in_io = true;
+    iolab_blk_post_completions(b);
+    b->guard->engaged_in_io = engaged;
+}
+
 void iolab_blk_reset(IolabBlk *b)
 {
-    /* Requests in the backend finish on their own: wait for them. */
-    blk_drain(b->blk);
+    /*
+     * Requests in the backend finish on their own: wait for them.  A
+     * device with many objects on one backend resets idle ones often.
+     */
+    if (b->inflight) {
+        blk_drain(b->blk);
+    }
     iolab_blk_drop_list(b, &b->completed);
     for (uint16_t i = 0; i < b->num_queues; i++) {
         iolab_blk_drop_list(b, &b->q[i].held);
@@ -859,19 +918,24 @@ void iolab_blk_foreach_inflight(IolabBlk *b,
                                            const VirtqElem *e),
                                 void *opaque)
 {
-    IolabBlkReq *req, *tmp;
+    IolabBlkReq *req;
 
     /*
      * Completions not posted yet are requests like the held ones: they
-     * start again from their header on the destination.
+     * start again from their header on the destination.  They stay where
+     * they are here: a device that saves while the VM runs (vdpa-mgmt's
+     * iterations) or a migration that fails goes on posting them.  Per
+     * queue, in the order the queue would run them: held, completed,
+     * waiting for bounce memory.
      */
-    QTAILQ_FOREACH_SAFE(req, &b->completed, next, tmp) {
-        QTAILQ_REMOVE(&b->completed, req, next);
-        QTAILQ_INSERT_TAIL(&b->q[req->queue].held, req, next);
-    }
     for (uint16_t i = 0; i < b->num_queues; i++) {
         QTAILQ_FOREACH(req, &b->q[i].held, next) {
             fn(opaque, i, &req->elem);
+        }
+        QTAILQ_FOREACH(req, &b->completed, next) {
+            if (req->queue == i) {
+                fn(opaque, i, &req->elem);
+            }
         }
         QTAILQ_FOREACH(req, &b->q[i].bounce_wait, next) {
             fn(opaque, i, &req->elem);
@@ -907,7 +971,7 @@ void iolab_blk_init(IolabBlk *b, const IolabBlkOps *ops, void *dev,
     *b = (IolabBlk) {
         .ops = ops, .dev = dev, .name = name, .blk = blk, .dma = dma,
         .max_data = cfg->max_data, .seg_max = cfg->seg_max,
-        .num_queues = num_queues,
+        .num_queues = num_queues, .guard = guard,
         .spare_max = MIN(cfg->spare_max ?: IOLAB_BLK_SPARE_REQS,
                          IOLAB_BLK_SPARE_REQS),
     };

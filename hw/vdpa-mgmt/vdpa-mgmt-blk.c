@@ -2,12 +2,25 @@
  * vdpa-mgmt: block instances (VIRTIO_BLK_T_* requests on the
  * function's block backends)
  *
+ * The requests run in the block-request state machine shared with
+ * vpri-blk (hw/iolab-virtio/iolab-blk.c), one IolabBlk per instance,
+ * created when the instance first runs a queue or gets requests from a
+ * migration.  This file gives it the instance's DMA (PASID translation,
+ * VPRI checks: vdpa_dma_ops), fault slots, interrupts and counters.
+ *
+ * Iterative migration (vdpa-mgmt-migration.c) resends an instance when
+ * it is marked changed: the hooks through which the state machine
+ * changes what the record holds (held requests, the used ring, the
+ * counters, the error state) mark it; pops happen only in a queue run,
+ * which vdpa_inst_run() marks.
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
 #include "qemu/osdep.h"
 #include "qemu/log.h"
 #include "qemu/main-loop.h"
+#include "system/runstate.h"
 #include "qemu/memalign.h"
 #include "qemu/units.h"
 #include "qapi/error.h"
@@ -26,6 +39,7 @@
 #include "standard-headers/linux/virtio_net.h"
 #include "standard-headers/linux/virtio_config.h"
 #include "standard-headers/linux/virtio_ring.h"
+#include "hw/iolab-virtio/iolab-blk.h"
 #include "hw/vdpa-mgmt/vdpa-mgmt.h"
 #include "vdpa-mgmt-internal.h"
 #include "hw/vpri/vpri-host.h"
@@ -36,273 +50,205 @@ VdpaBlkBackend *vdpa_inst_blk(VdpaInst *inst)
     return &inst->s->blk[inst->backend];
 }
 
-/* Give back the guest memory a request's qiov maps; @done: it was moved */
-void vdpa_blk_unmap(VdpaBlkReq *req, bool done)
+/* ---- The shared state machine's view of an instance ---- */
+
+static Virtq *vdpa_blk_virtq(void *dev, uint16_t queue)
 {
-    bool to_guest = req->type == VIRTIO_BLK_T_IN;
+    return &((VdpaInst *)dev)->q[queue].vq;
+}
 
-    for (int i = 0; i < req->qiov.niov; i++) {
-        size_t len = req->qiov.iov[i].iov_len;
-
-        address_space_unmap(req->inst->as, req->qiov.iov[i].iov_base, len,
-                            to_guest, done && to_guest ? len : 0);
-    }
-    qemu_iovec_destroy(&req->qiov);
-    req->mapped = false;
+static void *vdpa_blk_dma_opaque(void *dev, uint16_t queue)
+{
+    return dev;                 /* vdpa_dma_ops take the instance */
 }
 
 /*
- * Map the data of a read or write straight into the qiov: the writable
- * bytes 0..len of an IN, the readable bytes after the header of an OUT.
- * Only for instances in the function's own DMA space without VPRI (a
- * PA-BITMAP check or a PASID translation would have to stay valid for the
- * whole I/O).  False, with nothing mapped, if some part is not directly
- * accessible RAM: the caller then uses a bounce buffer.
+ * Data goes straight between the backend and guest memory only for
+ * instances in the function's own DMA space without VPRI: a PA-BITMAP
+ * check or a PASID translation would have to stay valid for the whole
+ * I/O.  Anything else is bounced.
  */
-static bool vdpa_blk_map(VdpaBlkReq *req)
+static int vdpa_blk_map(void *dev, uint64_t addr, uint32_t len,
+                        bool to_guest, void **host, uint64_t *fault_addr)
 {
-    VdpaInst *inst = req->inst;
-    bool to_guest = req->type == VIRTIO_BLK_T_IN;
-    uint64_t skip = to_guest ? 0 : VDPA_BLK_HDR, left = req->len;
+    VdpaInst *inst = dev;
+    hwaddr plen = len;
+    void *p;
 
     if (inst->s->host || inst->pasid != VDPA_NO_PASID) {
-        return false;
+        return IOLAB_BLK_MAP_COPY;
     }
-    qemu_iovec_init(&req->qiov, 4);
-    req->mapped = true;
-    for (uint16_t i = 0; i < req->elem.nseg && left; i++) {
-        const VirtqSeg *sg = &req->elem.seg[i];
-        uint64_t addr, n;
-
-        if (sg->write != to_guest) {
-            continue;
-        }
-        if (skip >= sg->len) {
-            skip -= sg->len;
-            continue;
-        }
-        addr = sg->addr + skip;
-        n = MIN(sg->len - skip, left);
-        skip = 0;
-        while (n) {
-            hwaddr plen = n;
-            void *p = address_space_map(inst->as, addr, &plen, to_guest,
-                                        vdpa_attrs(inst->s));
-
-            if (!p) {
-                vdpa_blk_unmap(req, false);
-                return false;
-            }
-            qemu_iovec_add(&req->qiov, p, plen);
-            addr += plen;
-            n -= plen;
-            left -= plen;
-        }
+    p = address_space_map(inst->as, addr, &plen, to_guest,
+                          vdpa_attrs(inst->s));
+    if (!p) {
+        return IOLAB_BLK_MAP_COPY;
+    }
+    if (plen < len) {
+        address_space_unmap(inst->as, p, plen, to_guest, 0);
+        return IOLAB_BLK_MAP_COPY;
     }
     inst->s->blk_mapped++;
-    return true;
+    *host = p;
+    return 0;
 }
 
-/* A DMA step of @req returned @ret: true to go on */
-/* @fault is read only after @ret was computed: pass it by address */
-static bool vdpa_blk_dma_ok(VdpaBlkReq *req, int ret, const uint64_t *fault,
-                            bool write, const char *what)
+static void vdpa_blk_unmap(void *dev, uint64_t addr, void *host,
+                           uint32_t len, bool to_guest, uint32_t access_len)
 {
-    if (ret == 0) {
+    address_space_unmap(((VdpaInst *)dev)->as, host, len, to_guest,
+                        access_len);
+}
+
+/*
+ * The state machine holds the request (the queue's record changes: its
+ * held heads), and the queue waits for a fault slot.
+ */
+static void vdpa_blk_fault(void *dev, uint16_t queue, uint64_t addr,
+                           bool write)
+{
+    VdpaInst *inst = dev;
+
+    vdpa_mig_mark(inst->s, inst->id);
+    vdpa_queue_fault(inst, queue, addr, write);
+}
+
+/*
+ * Nothing of a suspended or stalled queue touches guest memory: its
+ * completions wait, held, for the queue to run again.
+ *
+ * Nor while the VM is stopped: the backend is drained when the VM stops,
+ * and its completions, posted by a bottom half, could otherwise land in
+ * guest RAM in a migration's downtime, after RAM's last pass (the used
+ * ring and status bytes lost on the destination while the saved queue
+ * says pushed).  Held, they travel as heads and start again there.  The
+ * queue's run waits as a kick, which the VM's next start runs
+ * (vdpa_vm_state_change()), as vdpa_inst_run() does for a stopped VM.
+ */
+static bool vdpa_blk_blocked(void *dev, uint16_t queue)
+{
+    VdpaInst *inst = dev;
+
+    if (!runstate_is_running()) {
+        vdpa_queue_kick(inst->s, inst, queue);
         return true;
     }
-    if (ret == VIRTQ_FAULT) {
-        vdpa_req_hold(req, *fault, write);
-        return false;
-    }
-    vdpa_inst_error(req->inst, "queue %u: %s: %s", req->queue, what,
-                    iolab_virtq_error_reason(&req->inst->q[req->queue].vq) ?:
-                    "DMA refused");
-    vdpa_req_put(req->inst->s, req);
-    return false;
+    return !(inst->status & VDPA_ST_DRIVER_OK) || inst->suspended ||
+           vdpa_queue_blocked(inst, queue);
 }
 
-/* Status byte, used ring, interrupt; consumes @req */
-static void vdpa_blk_complete(VdpaBlkReq *req, uint32_t written)
+static bool vdpa_blk_broken(void *dev)
 {
-    VdpaInst *inst = req->inst;
-    VdpaQueue *q = &inst->q[req->queue];
-    uint64_t fault;
+    return ((VdpaInst *)dev)->status & VDPA_ST_NEEDS_RESET;
+}
 
-    if (!vdpa_blk_dma_ok(req, iolab_virtq_elem_write(&req->elem, &vdpa_dma_ops,
-                                               inst, req->elem.in_len - 1,
-                                               &req->status, 1, &fault),
-                         &fault, true, "status") ||
-        !vdpa_blk_dma_ok(req, iolab_virtq_push(&q->vq, &vdpa_dma_ops, inst,
-                                         req->elem.head, written + 1, &fault),
-                         &fault, true, "used ring")) {
-        return;
-    }
+static void vdpa_blk_guest_error(void *dev, uint16_t queue, const char *msg)
+{
+    vdpa_inst_error(dev, "%s", msg);
+}
+
+/* Used entries were pushed: the queue's record changed (and marked) */
+static void vdpa_blk_notify(void *dev, uint16_t queue)
+{
+    vdpa_queue_interrupt(dev, queue);
+}
+
+static void vdpa_blk_kick_again(void *dev, uint16_t queue)
+{
+    VdpaInst *inst = dev;
+
+    vdpa_queue_kick(inst->s, inst, queue);
+}
+
+static void vdpa_blk_get_id(void *dev, uint8_t id[IOLAB_BLK_ID_BYTES])
+{
+    /* NUL-padded, not necessarily NUL-terminated (virtio 1.2, 5.2.6) */
+    g_autofree char *str = g_strdup_printf("vdpa%u", ((VdpaInst *)dev)->id);
+
+    memcpy(id, str, MIN(strlen(str), IOLAB_BLK_ID_BYTES));
+}
+
+/* The instance's counters are part of its migration record */
+static void vdpa_blk_completed(void *dev, uint16_t queue, uint32_t type,
+                               uint8_t status, uint32_t bytes)
+{
+    VdpaInst *inst = dev;
+
+    vdpa_mig_mark(inst->s, inst->id);
     inst->stats.requests++;
-    vdpa_queue_interrupt(inst, req->queue);
-    vdpa_req_put(inst->s, req);
+    if (type == VIRTIO_BLK_T_IN) {
+        inst->stats.bytes_read += bytes;
+    } else if (type == VIRTIO_BLK_T_OUT) {
+        inst->stats.bytes_written += bytes;
+    }
 }
 
-static void vdpa_blk_io_done(void *opaque, int ret)
-{
-    VdpaBlkReq *req = opaque;
-    VdpaInst *inst = req->inst;
-    uint32_t written = 0;
-    uint64_t fault;
+static const IolabBlkOps vdpa_blk_req_ops = {
+    .virtq = vdpa_blk_virtq,
+    .dma_opaque = vdpa_blk_dma_opaque,
+    .map = vdpa_blk_map,
+    .unmap = vdpa_blk_unmap,
+    .fault = vdpa_blk_fault,
+    .blocked = vdpa_blk_blocked,
+    .broken = vdpa_blk_broken,
+    .guest_error = vdpa_blk_guest_error,
+    .notify = vdpa_blk_notify,
+    .kick_again = vdpa_blk_kick_again,
+    .get_id = vdpa_blk_get_id,
+    .completed = vdpa_blk_completed,
+};
 
-    inst->inflight--;
-    if (req->mapped) {
-        /* The data is in guest memory (IN) or on the disk (OUT) already */
-        vdpa_blk_unmap(req, ret >= 0);
+IolabBlk *vdpa_blk_state(VdpaInst *inst)
+{
+    if (!inst->blk_req) {
+        VdpaMgmt *s = inst->s;
+
+        inst->blk_req = g_new(IolabBlk, 1);
+        iolab_blk_init(inst->blk_req, &vdpa_blk_req_ops, inst, TYPE_VDPA_MGMT,
+                       vdpa_inst_blk(inst)->blk, inst->nqueues,
+                       &vdpa_dma_ops, &(IolabBlkConfig) {
+                           .max_data = VDPA_BLK_MAX_DATA,
+                           .seg_max = VDPA_BLK_SEG_MAX,
+                           .bounce_cap = VDPA_BLK_BOUNCE_CAP,
+                           .spare_max = VDPA_BLK_SPARE_REQS,
+                       }, &DEVICE(s)->mem_reentrancy_guard);
     }
-    if (inst->status & VDPA_ST_NEEDS_RESET) {
-        vdpa_req_put(inst->s, req);
-        return;
-    }
-    /* While its queue waits for a fault, nothing of it touches memory */
-    if (vdpa_queue_blocked(inst, req->queue)) {
-        vdpa_req_hold(req, 0, false);
-        return;
-    }
-    if (ret < 0) {
-        req->status = VIRTIO_BLK_S_IOERR;
-    } else if (req->type == VIRTIO_BLK_T_IN) {
-        if (req->bounce &&
-            !vdpa_blk_dma_ok(req, iolab_virtq_elem_write(&req->elem, &vdpa_dma_ops,
-                                                   inst, 0, req->bounce,
-                                                   req->len, &fault),
-                             &fault, true, "read data")) {
-            return;
-        }
-        written = req->len;
-        inst->stats.bytes_read += req->len;
-    } else if (req->type == VIRTIO_BLK_T_OUT) {
-        inst->stats.bytes_written += req->len;
-    }
-    vdpa_blk_complete(req, written);
+    return inst->blk_req;
 }
 
-static bool vdpa_blk_rw_ok(VdpaInst *inst, VdpaBlkReq *req)
+void vdpa_blk_quiesce(VdpaInst *inst)
 {
-    uint64_t cap = vdpa_inst_blk(inst)->sectors;
-    uint64_t nsec = req->len / VDPA_BLK_SECTOR;
-
-    return !(req->len % VDPA_BLK_SECTOR) && req->len <= VDPA_BLK_MAX_DATA &&
-           req->sector <= cap && nsec <= cap - req->sector;
+    if (inst->blk_req) {
+        iolab_blk_drain(inst->blk_req);
+    }
 }
 
-/* Start (or restart) one popped request; it completes now or later */
-static void vdpa_blk_start(VdpaBlkReq *req)
+void vdpa_blk_drop(VdpaInst *inst)
 {
-    VdpaInst *inst = req->inst;
-    VdpaBlkBackend *be = vdpa_inst_blk(inst);
-    uint8_t hdr[VDPA_BLK_HDR];
-    uint64_t fault;
+    if (inst->blk_req) {
+        iolab_blk_reset(inst->blk_req);
+    }
+}
 
-    if (req->elem.out_len < VDPA_BLK_HDR || req->elem.in_len < 1) {
-        vdpa_inst_error(inst, "queue %u: request without header or status",
-                        req->queue);
-        vdpa_req_put(inst->s, req);
-        return;
+void vdpa_blk_free(VdpaInst *inst)
+{
+    if (inst->blk_req) {
+        iolab_blk_cleanup(inst->blk_req);
+        g_free(inst->blk_req);
+        inst->blk_req = NULL;
     }
-    if (!vdpa_blk_dma_ok(req, iolab_virtq_elem_read(&req->elem, &vdpa_dma_ops,
-                                              inst, 0, hdr, sizeof(hdr),
-                                              &fault),
-                         &fault, false, "header")) {
-        return;
-    }
-    req->type = ldl_le_p(hdr);
-    req->sector = ldq_le_p(hdr + 8);
-    req->status = VIRTIO_BLK_S_OK;
+}
 
-    switch (req->type) {
-    case VIRTIO_BLK_T_IN:
-    case VIRTIO_BLK_T_OUT:
-        req->len = req->type == VIRTIO_BLK_T_IN ? req->elem.in_len - 1 :
-                   req->elem.out_len - VDPA_BLK_HDR;
-        if (!vdpa_blk_rw_ok(inst, req) ||
-            (req->type == VIRTIO_BLK_T_OUT && be->read_only)) {
-            qemu_log_mask(LOG_GUEST_ERROR, "vdpa-mgmt: instance %u: bad "
-                          "request of %u bytes at sector %" PRIu64 "\n",
-                          inst->id, req->len, req->sector);
-            req->status = VIRTIO_BLK_S_IOERR;
-            break;
-        }
-        if (vdpa_blk_map(req)) {
-            goto submit;
-        }
-        req->bounce = qemu_try_blockalign(blk_bs(be->blk), MAX(req->len, 1));
-        if (!req->bounce) {
-            req->status = VIRTIO_BLK_S_IOERR;
-            break;
-        }
-        qemu_iovec_init(&req->qiov, 1);
-        qemu_iovec_add(&req->qiov, req->bounce, req->len);
-        if (req->type == VIRTIO_BLK_T_OUT &&
-            !vdpa_blk_dma_ok(req, iolab_virtq_elem_read(&req->elem, &vdpa_dma_ops,
-                                                  inst, VDPA_BLK_HDR,
-                                                  req->bounce, req->len,
-                                                  &fault),
-                             &fault, false, "write data")) {
-            return;
-        }
-    submit:
-        inst->inflight++;
-        if (req->type == VIRTIO_BLK_T_IN) {
-            blk_aio_preadv(be->blk, req->sector * VDPA_BLK_SECTOR, &req->qiov,
-                           0, vdpa_blk_io_done, req);
-        } else {
-            blk_aio_pwritev(be->blk, req->sector * VDPA_BLK_SECTOR,
-                            &req->qiov, 0, vdpa_blk_io_done, req);
-        }
-        return;
-    case VIRTIO_BLK_T_FLUSH:
-        inst->inflight++;
-        blk_aio_flush(be->blk, vdpa_blk_io_done, req);
-        return;
-    case VIRTIO_BLK_T_GET_ID: {
-        char id[VIRTIO_BLK_ID_BYTES] = { 0 };
-        uint32_t len = MIN(req->elem.in_len - 1, VIRTIO_BLK_ID_BYTES);
-
-        snprintf(id, sizeof(id), "vdpa%u", inst->id);
-        if (!vdpa_blk_dma_ok(req, iolab_virtq_elem_write(&req->elem, &vdpa_dma_ops,
-                                                   inst, 0, id, len, &fault),
-                             &fault, true, "id")) {
-            return;
-        }
-        vdpa_blk_complete(req, len);
-        return;
-    }
-    default:
-        req->status = VIRTIO_BLK_S_UNSUPP;
-        break;
-    }
-    vdpa_blk_complete(req, 0);
+uint32_t vdpa_blk_held(VdpaInst *inst, uint16_t qi)
+{
+    return inst->blk_req ? iolab_blk_queue_held(inst->blk_req, qi) : 0;
 }
 
 static void vdpa_run_queue(VdpaInst *inst, uint16_t qi)
 {
-    VdpaMgmt *s = inst->s;
-    VdpaQueue *q = &inst->q[qi];
-
-    /* Requests a fault stopped go first, in order */
-    while (q->held && vdpa_inst_runnable(inst) && !vdpa_queue_blocked(inst, qi)) {
-        VdpaBlkReq *req = q->held;
-
-        q->held = req->next_held;
-        vdpa_blk_start(req);
+    if (!vdpa_inst_runnable(inst) || !inst->q[qi].vq.enabled) {
+        return;
     }
-    while (vdpa_inst_runnable(inst) && q->vq.enabled &&
-           !vdpa_queue_blocked(inst, qi)) {
-        VdpaBlkReq *req = vdpa_req_get(s, inst, qi);
-        VdpaPop pop = vdpa_queue_pop(inst, qi, req);
-
-        if (pop == VDPA_POP_OK) {
-            vdpa_blk_start(req);
-        } else if (pop == VDPA_POP_STOP) {
-            return;
-        }
-    }
+    iolab_blk_run_queue(vdpa_blk_state(inst), qi);
 }
 
 uint64_t vdpa_blk_features(VdpaMgmt *s, uint32_t backend,

@@ -65,11 +65,11 @@ void vdpa_queue_fault(VdpaInst *inst, uint16_t qi, uint64_t addr,
                           slot, addr, write, -1);
 }
 
-uint32_t vdpa_queue_held(const VdpaQueue *q)
+uint32_t vdpa_queue_held(VdpaInst *inst, uint16_t qi)
 {
-    uint32_t n = 0;
+    uint32_t n = vdpa_blk_held(inst, qi);
 
-    for (const VdpaBlkReq *r = q->held; r; r = r->next_held) {
+    for (const VdpaBlkReq *r = inst->q[qi].held; r; r = r->next_held) {
         n++;
     }
     return n;
@@ -81,11 +81,10 @@ bool vdpa_queue_blocked(VdpaInst *inst, uint16_t qi)
 }
 
 /*
- * A fault stopped @req after it was popped: keep it, in order, and
- * restart it from its header once the page is in.  Every blk request is
- * idempotent from the start (a read reads again, a write writes the same
- * data again), so nothing of its progress needs keeping.  A net TX
- * request keeps one bit (tx_sent); a net RX buffer is simply reused.
+ * A fault stopped net request @req after it was popped: keep it, in
+ * order, and restart it once the page is in.  A TX request keeps one bit
+ * (tx_sent); an RX buffer is simply reused.  (Blk requests are held by
+ * the shared state machine, at the stage they reached: vdpa-mgmt-blk.c.)
  */
 void vdpa_req_hold(VdpaBlkReq *req, uint64_t addr, bool write)
 {
@@ -94,14 +93,6 @@ void vdpa_req_hold(VdpaBlkReq *req, uint64_t addr, bool write)
     VdpaBlkReq **tail = &q->held;
 
     vdpa_mig_mark(inst->s, inst->id);
-    if (req->mapped) {
-        vdpa_blk_unmap(req, false);
-    }
-    if (req->bounce) {
-        qemu_vfree(req->bounce);
-        qemu_iovec_destroy(&req->qiov);
-        req->bounce = NULL;
-    }
     while (*tail) {
         tail = &(*tail)->next_held;
     }

@@ -130,13 +130,6 @@ void vdpa_req_put(VdpaMgmt *s, VdpaBlkReq *req)
 {
     /* Every request ends here or held: its queue moved on */
     vdpa_mig_mark(s, req->inst->id);
-    if (req->mapped) {
-        vdpa_blk_unmap(req, false);
-    }
-    if (req->bounce) {
-        qemu_vfree(req->bounce);
-        qemu_iovec_destroy(&req->qiov);
-    }
     if (s->nspare < VDPA_SPARE_REQS) {
         req->next_spare = s->spare;
         s->spare = req;
@@ -310,12 +303,13 @@ static void vdpa_queue_drop_held(VdpaInst *inst, uint16_t qi)
     q->fault_slot = VDPA_NO_FAULT_SLOT;
 }
 
+/*
+ * Requests in the backend finish on their own: wait for them, and post
+ * their completions, so that a suspended instance's used rings are final.
+ */
 void vdpa_inst_quiesce(VdpaInst *inst)
 {
-    /* Requests in the backend finish on their own: wait for them. */
-    if (inst->inflight && inst->type == VDPA_TYPE_BLK) {
-        blk_drain(vdpa_inst_blk(inst)->blk);
-    }
+    vdpa_blk_quiesce(inst);
 }
 
 void vdpa_inst_reset(VdpaInst *inst)
@@ -325,6 +319,7 @@ void vdpa_inst_reset(VdpaInst *inst)
     inst->suspended = false;
     inst->drv_features = 0;
     inst->wce = 1;
+    vdpa_blk_drop(inst);
     for (uint16_t i = 0; i < inst->nqueues; i++) {
         vdpa_queue_drop_held(inst, i);
         iolab_virtq_init(&inst->q[i].vq);
@@ -334,7 +329,7 @@ void vdpa_inst_reset(VdpaInst *inst)
 
 void vdpa_inst_free(VdpaMgmt *s, VdpaInst *inst)
 {
-    vdpa_inst_quiesce(inst);
+    vdpa_blk_free(inst);
     for (uint16_t i = 0; i < inst->nqueues; i++) {
         vdpa_queue_drop_held(inst, i);
     }

@@ -13,13 +13,20 @@
 #include "migration/vmstate.h"
 #include "hw/vdpa-mgmt/vdpa-mgmt.h"
 #include "hw/vpri/vpri-host.h"
+#include "hw/iolab-virtio/iolab-blk.h"
 #include "standard-headers/linux/virtio_blk.h"
 #include "standard-headers/linux/virtio_net.h"
 
-#define VDPA_BLK_SECTOR     512
-#define VDPA_BLK_HDR        16
+#define VDPA_BLK_SECTOR     IOLAB_BLK_SECTOR_SIZE
 #define VDPA_BLK_SEG_MAX    126
 #define VDPA_BLK_MAX_DATA   (4 * MiB)
+/*
+ * Per blk instance (hw/iolab-virtio/iolab-blk.h): bounce memory at once,
+ * two of the largest requests, and spare requests kept; a function has
+ * up to 65,536 instances.
+ */
+#define VDPA_BLK_BOUNCE_CAP (2 * VDPA_BLK_MAX_DATA)
+#define VDPA_BLK_SPARE_REQS 4
 #define VDPA_SPARE_REQS     64
 /* PCIe PASID capability: where, and the PASID width it announces */
 #define VDPA_MGMT_PASID_CAP_OFF 0x100
@@ -43,18 +50,15 @@ typedef struct VdpaSlotWaiter {
     bool write;
 } VdpaSlotWaiter;
 
+/*
+ * A popped chain of a net instance (blk instances run their requests in
+ * the shared IolabBlk, see vdpa-mgmt-blk.c).
+ */
 struct VdpaBlkReq {
     VdpaInst *inst;
     VdpaBlkReq *next_held;
     uint16_t queue;
-    uint8_t status;
-    uint32_t type;
-    uint64_t sector;
-    uint32_t len;
     bool tx_sent;               /* net TX: frame sent, only the push left */
-    bool mapped;                /* qiov maps guest memory (no bounce) */
-    void *bounce;
-    QEMUIOVector qiov;
     VdpaBlkReq *next_spare;
     VirtqElem elem;             /* last: 16 KiB */
 };
@@ -135,7 +139,16 @@ extern const VirtqDmaOps vdpa_dma_ops;
 
 /* vdpa-mgmt-blk.c */
 VdpaBlkBackend *vdpa_inst_blk(VdpaInst *inst);
-void vdpa_blk_unmap(VdpaBlkReq *req, bool done);
+/* The instance's request state machine, created on first use */
+IolabBlk *vdpa_blk_state(VdpaInst *inst);
+/* Wait for the backend and post every completion now */
+void vdpa_blk_quiesce(VdpaInst *inst);
+/* Reset: wait for the backend, drop every request */
+void vdpa_blk_drop(VdpaInst *inst);
+/* Destroy: the same, and free the state machine */
+void vdpa_blk_free(VdpaInst *inst);
+/* Requests of queue @qi held (fault, bounce memory) */
+uint32_t vdpa_blk_held(VdpaInst *inst, uint16_t qi);
 uint64_t vdpa_blk_features(VdpaMgmt *s, uint32_t backend,
                            uint16_t nqueues);
 void vdpa_free_backends(VdpaMgmt *s);

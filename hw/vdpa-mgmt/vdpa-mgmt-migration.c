@@ -91,10 +91,25 @@ void vdpa_mig_mark(VdpaMgmt *s, uint32_t id)
     }
 }
 
+/*
+ * A blk request popped and not yet pushed, from the shared state
+ * machine: its queue and head, in @opaque (a GArray of uint32_t).  They
+ * come queue by queue, each queue's in order.
+ */
+static void vdpa_mig_blk_head(void *opaque, uint16_t queue,
+                              const VirtqElem *e)
+{
+    uint32_t qh = (uint32_t)queue << 16 | e->head;
+
+    g_array_append_val((GArray *)opaque, qh);
+}
+
 static void vdpa_mig_put_inst(GByteArray *b, VdpaInst *inst)
 {
     uint8_t rec[VDPA_MIG_LIST_REC + VDPA_MIG_STATE_REC] = { 0 };
     uint8_t *p = rec + VDPA_MIG_LIST_REC;
+    g_autoptr(GArray) blk_heads = NULL;
+    guint k = 0;
 
     vdpa_st32(rec, inst->id);
     rec[4] = inst->type;
@@ -109,9 +124,15 @@ static void vdpa_mig_put_inst(GByteArray *b, VdpaInst *inst)
     memcpy(p + 24, inst->mac, 6);
     vdpa_stats_save(&inst->stats, p + 32);
     g_byte_array_append(b, rec, sizeof(rec));
+    if (inst->blk_req) {
+        blk_heads = g_array_new(false, false, sizeof(uint32_t));
+        iolab_blk_foreach_inflight(inst->blk_req, vdpa_mig_blk_head,
+                                   blk_heads);
+    }
     for (uint16_t q = 0; q < inst->nqueues; q++) {
         uint8_t qr[VDPA_MIG_QUEUE_REC];
         uint16_t nheld = 0;
+        guint first = k;
 
         iolab_virtq_save(&inst->q[q].vq, qr);
         vdpa_st64(qr + VIRTQ_SAVED_SIZE, inst->q[q].msi.addr);
@@ -120,13 +141,24 @@ static void vdpa_mig_put_inst(GByteArray *b, VdpaInst *inst)
         for (VdpaBlkReq *r = inst->q[q].held; r; r = r->next_held) {
             nheld++;
         }
+        while (blk_heads && k < blk_heads->len &&
+               g_array_index(blk_heads, uint32_t, k) >> 16 == q) {
+            k++;
+        }
+        nheld += k - first;
         vdpa_st16(qr + VDPA_MIG_QUEUE_REC - 2, nheld);
         g_byte_array_append(b, qr, sizeof(qr));
-        /* Popped, stopped by a fault, not done: the heads to rebuild */
+        /* Popped, not pushed yet: the heads to rebuild */
         for (VdpaBlkReq *r = inst->q[q].held; r; r = r->next_held) {
             uint8_t h[2];
 
             vdpa_st16(h, r->elem.head | (r->tx_sent ? VDPA_MIG_HELD_SENT : 0));
+            g_byte_array_append(b, h, 2);
+        }
+        for (guint i = first; i < k; i++) {
+            uint8_t h[2];
+
+            vdpa_st16(h, g_array_index(blk_heads, uint32_t, i) & 0xffff);
             g_byte_array_append(b, h, 2);
         }
     }
@@ -484,7 +516,17 @@ static size_t vdpa_mig_load_rec(VdpaMgmt *s, const uint8_t *p, size_t len)
         if (nheld) {
             heads = g_renew(uint16_t, heads, nheads + nheld);
             for (uint16_t k = 0; k < nheld; k++, p += 2) {
-                heads[nheads++] = vdpa_ld16(p);
+                heads[nheads] = vdpa_ld16(p);
+                /* Only a net TX chain can have been sent already */
+                if (type == VDPA_TYPE_BLK &&
+                    (heads[nheads] & VDPA_MIG_HELD_SENT)) {
+                    error_report("vdpa-mgmt: migration: instance %u queue "
+                                 "%u: field held head = 0x%x is a sent "
+                                 "frame on a blk queue", id, q,
+                                 heads[nheads]);
+                    goto fail;
+                }
+                nheads++;
             }
         }
     }
@@ -557,11 +599,52 @@ static int vdpa_mig_load_state(QEMUFile *f, void *opaque, int version_id)
  * and look at every enabled queue again for buffers published before
  * the switch-over.
  */
+/*
+ * A blk instance's held heads go to its request state machine, which
+ * starts each again from its header when the queue runs.
+ */
+static bool vdpa_mig_finish_blk(VdpaMgmt *s, VdpaInst *inst,
+                                const uint16_t *heads)
+{
+    g_autofree VirtqElem *e = NULL;
+    uint32_t k = 0;
+
+    for (uint16_t q = 0; q < inst->nqueues; q++) {
+        VdpaQueue *vq = &inst->q[q];
+
+        for (uint16_t n = 0; n < vq->mig_nheld; n++, k++) {
+            const char *err = NULL;
+            uint64_t fault;
+
+            if (!e) {
+                e = g_new(VirtqElem, 1);
+            }
+            if (iolab_virtq_read_chain(&vq->vq, &vdpa_dma_ops, inst,
+                                       heads[k], e, &fault,
+                                       &err) != VIRTQ_OK) {
+                error_report("vdpa-mgmt: migration: instance %u queue %u: "
+                             "held request %u cannot be rebuilt: %s",
+                             inst->id, q, heads[k], err ?: "fault");
+                return false;
+            }
+            iolab_blk_restore(vdpa_blk_state(inst), q, e);
+        }
+        vq->mig_nheld = 0;
+    }
+    return true;
+}
+
 static bool vdpa_mig_finish_inst(VdpaMgmt *s, VdpaInst *inst)
 {
     g_autofree uint16_t *heads = g_steal_pointer(&inst->mig_heads);
     uint32_t k = 0;
 
+    if (inst->type == VDPA_TYPE_BLK) {
+        if (!vdpa_mig_finish_blk(s, inst, heads)) {
+            return false;
+        }
+        goto kick;
+    }
     for (uint16_t q = 0; q < inst->nqueues; q++) {
         VdpaQueue *vq = &inst->q[q];
         VdpaBlkReq **tail = &vq->held;
@@ -587,6 +670,7 @@ static bool vdpa_mig_finish_inst(VdpaMgmt *s, VdpaInst *inst)
         }
         vq->mig_nheld = 0;
     }
+kick:
     for (uint16_t q = 0; q < inst->nqueues; q++) {
         if (inst->q[q].vq.enabled) {
             vdpa_queue_kick(s, inst, q);

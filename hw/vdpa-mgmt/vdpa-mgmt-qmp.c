@@ -41,7 +41,7 @@ static VdpaMgmtInstanceInfo *vdpa_instance_info(VdpaInst *inst)
     for (uint16_t q = 0; q < inst->nqueues; q++) {
         i->fault_blocked_queues +=
             inst->q[q].fault_slot != VDPA_NO_FAULT_SLOT;
-        i->held_requests += vdpa_queue_held(&inst->q[q]);
+        i->held_requests += vdpa_queue_held(inst, q);
     }
     return i;
 }

@@ -1422,6 +1422,68 @@ static void test_migration_net(void)
 }
 
 /*
+ * A blk request in the backend when the VM stops.  Its completion is
+ * posted by the shared block-request layer's bottom half, which must not
+ * write the used ring or the status byte while the VM is stopped: in a
+ * migration's downtime that write would land after RAM's last pass.  It
+ * is held, and completes once the VM continues.  The backend (null-co,
+ * latency-ns) keeps the read in flight for 300 ms; with EVENT_IDX the
+ * device writes avail_event when it has popped the chain and found the
+ * ring empty, in the same queue run that submits the read, so once the
+ * test sees it the read is in the backend.
+ */
+static void test_stopped_vm_inflight(void)
+{
+    T *t = t_start_with("-blockdev driver=null-co,node-name=slow,"
+                        "size=16777216,read-zeroes=on,latency-ns=300000000",
+                        ":slow", 16);
+    VMAdmin *a = t->a;
+    VMRing r;
+    uint64_t data = guest_alloc(&t->alloc, 4096);
+    uint64_t features = VM_F_VERSION_1 | (1ULL << 29);   /* EVENT_IDX */
+    uint64_t avail_event;
+    uint32_t id;
+    gint64 deadline;
+    QDict *rsp;
+    VdpaCmd c;
+
+    id = vm_create_blk(a, 1, 2);
+    vm_set_status(a, id, FEATURES_OK_STATUS, features);
+    vm_ring_init(&r, guest_alloc(a->alloc, VM_RING_BYTES));
+    c = vm_ring_setup_cmd(a, &r, id, 0);
+    expect(vm_exec(a, &c), VDPA_S_OK, VDPA_Q_OK);
+    vm_set_status(a, id, RUNNING_STATUS, features);
+    avail_event = r.used + 4 + 8 * r.size;
+    qtest_writew(t->qts, avail_event, 0);
+
+    vm_blk_post(a, &r, id, 0, BLK_T_IN, 0, data, 4096);
+    deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+    while (qtest_readw(t->qts, avail_event) != 1) {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(1000);
+    }
+    /* Returns once the backend is drained: the read has completed */
+    rsp = qtest_qmp(t->qts, "{'execute': 'stop'}");
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+    /* Two round trips: a completion bottom half pending has run */
+    for (int i = 0; i < 2; i++) {
+        QDict *reply;
+
+        query(t->qts, true, &reply);
+        qobject_unref(reply);
+    }
+    g_assert_cmpuint(qtest_readw(t->qts, r.used + 2), ==, r.last_used);
+    g_assert_cmphex(qtest_readb(t->qts, r.status), ==, 0xff);
+
+    rsp = qtest_qmp(t->qts, "{'execute': 'cont'}");
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+    g_assert_cmpint(vm_blk_wait(a, &r), ==, BLK_S_OK);
+    t_stop(t);
+}
+
+/*
  * The function stops with the VM: a request published and kicked while
  * the VM is stopped is not run (GET_ID completes inside the kick, so
  * without the check its used entry would be written before the QMP
@@ -2000,6 +2062,8 @@ int main(int argc, char **argv)
     qtest_add_func("/vdpa-mgmt/migration-net", test_migration_net);
     qtest_add_func("/vdpa-mgmt/migration-delta", test_migration_delta);
     qtest_add_func("/vdpa-mgmt/stopped-vm", test_stopped_vm);
+    qtest_add_func("/vdpa-mgmt/stopped-vm-inflight",
+                   test_stopped_vm_inflight);
     qtest_add_func("/vdpa-mgmt/slot-waiters-bounded",
                    test_slot_waiters_bounded);
     qtest_add_func("/vdpa-mgmt/queue-size-exceeded",

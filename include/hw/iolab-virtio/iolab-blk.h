@@ -79,7 +79,10 @@ typedef struct IolabBlkOps {
     bool (*broken)(void *dev);
     /* The guest broke the rules: log, enter the error state */
     void (*guest_error)(void *dev, uint16_t queue, const char *msg);
-    /* Used entries were pushed on @queue: interrupt if the ring asks */
+    /*
+     * Used entries were pushed on @queue: interrupt if the ring asks.
+     * Once per queue run and per batch of completions, after the pushes.
+     */
     void (*notify)(void *dev, uint16_t queue);
     /* Run @queue again from a later main-loop iteration */
     void (*kick_again)(void *dev, uint16_t queue);
@@ -103,6 +106,8 @@ typedef struct IolabBlkQueue {
      * queue pops no new chain (the guest is stalled, not failed).
      */
     IolabBlkReqList bounce_wait;
+    /* Used entries pushed since the last interrupt check */
+    bool notify_pending;
 } IolabBlkQueue;
 
 typedef struct IolabBlk {
@@ -128,6 +133,9 @@ typedef struct IolabBlk {
     /* Backend completions, posted by complete_bh */
     IolabBlkReqList completed;
     QEMUBH *complete_bh;
+    MemReentrancyGuard *guard;  /* the device's, complete_bh's */
+    /* Some queue has notify_pending set */
+    bool notify_pending;
 } IolabBlk;
 
 typedef struct IolabBlkConfig {
@@ -163,6 +171,15 @@ void iolab_blk_run_queue(IolabBlk *b, uint16_t queue);
 
 /* Device reset: wait for the backend, drop everything in flight */
 void iolab_blk_reset(IolabBlk *b);
+
+/*
+ * Wait for the backend and post its completions now, as complete_bh
+ * would (under the device's guard): afterwards every request popped and
+ * not pushed is held (a fault, a blocked queue, bounce memory).  For a
+ * device that stops its queues and promises that what finished is in
+ * the used ring (vdpa-mgmt's SUSPEND).
+ */
+void iolab_blk_drain(IolabBlk *b);
 
 /* Requests of @queue held (on a fault, or waiting for bounce memory) */
 uint32_t iolab_blk_queue_held(IolabBlk *b, uint16_t queue);

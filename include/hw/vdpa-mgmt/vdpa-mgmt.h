@@ -50,7 +50,7 @@ typedef struct VdpaQueue {
     uint16_t fault_slot;
     /* Migration, destination: held heads loaded, rebuilt in post_load */
     uint16_t mig_nheld;
-    /* Requests a fault stopped, to be restarted in order */
+    /* Net: requests a fault stopped, to be restarted in order */
     VdpaBlkReq *held;
 } VdpaQueue;
 
@@ -64,7 +64,8 @@ typedef struct VdpaInst {
     uint32_t backend;
     uint32_t pasid;             /* VDPA_NO_PASID: the function's space */
     AddressSpace *as;           /* the function's, when no PASID is bound */
-    uint32_t inflight;
+    /* blk: the request state machine (hw/iolab-virtio/iolab-blk.h) */
+    struct IolabBlk *blk_req;
     uint64_t dev_features;
     uint64_t drv_features;
     uint8_t mac[6];
@@ -185,7 +186,10 @@ struct VdpaMgmt {
 };
 
 const char *vdpa_inst_state(const VdpaInst *inst);
-/* Requests a fault stopped on @q, waiting to be restarted */
-uint32_t vdpa_queue_held(const VdpaQueue *q);
+/*
+ * Requests of queue @qi popped and waiting to be restarted: stopped by a
+ * fault, or (blk) waiting for bounce memory
+ */
+uint32_t vdpa_queue_held(VdpaInst *inst, uint16_t qi);
 
 #endif
