@@ -52,6 +52,7 @@
 #include "vpri-residency.h"
 #include "vpri-iommu.h"
 #include "vpri-pin.h"
+#include "vpri-postcopy.h"
 
 #define VPRI_HOST_MAX_HANDLERS 16
 #define VPRI_HOST_QUEUE_WORDS (VPRI_HOST_MAX_QUEUES / 64)
@@ -99,6 +100,7 @@ struct VpriHost {
     VpriResidency *res;
     VpriXlat *xlat;
     VpriPin *pin;
+    VpriPostcopy *postcopy;     /* refuses postcopy (vpri-postcopy.h) */
 
     /* Devices and their rings; handlers. */
     QemuMutex lock;

@@ -653,6 +653,11 @@ static void vpri_host_complete(UserCreatable *uc, Error **errp)
                    FAULT_RING_MAX_CAPACITY, h->ring_size);
         return;
     }
+    /* First: a refusal leaves nothing half-built. */
+    h->postcopy = vpri_postcopy_new(vpri_host_id(h), errp);
+    if (!h->postcopy) {
+        return;
+    }
     /* Bottom up; hooks are registered in the order they are to run. */
     h->res = vpri_residency_new(vpri_host_id(h), h->swap_file);
     h->xlat = vpri_xlat_new(h->res);
@@ -800,6 +805,7 @@ static void vpri_host_finalize(Object *obj)
         g_free(h->handler_args);
     }
     /* Top down. */
+    vpri_postcopy_free(h->postcopy);
     vpri_pin_free(h->pin);
     vpri_xlat_free(h->xlat);
     vpri_residency_free(h->res);
