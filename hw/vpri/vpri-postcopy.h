@@ -1,23 +1,28 @@
 /*
- * vpri-host and QEMU's postcopy migration: the guard
+ * vpri-host and QEMU's postcopy migration (docs/vpri-host.rst, "Migration")
  *
  * vpri-host's residency layer registers guest RAM with its own
  * userfaultfd (eviction, page-in); QEMU's postcopy registers the same RAM
  * with another one on the destination (ram_block_enable_notify), and
- * Linux allows one per range: the destination's registration fails with
- * EBUSY after the source has stopped the guest, and the VM is lost.
- * Until the two cooperate (docs/vpri-host.rst, "Migration"), a vpri-host
- * refuses postcopy up front, on both sides:
+ * Linux allows one per range.  They take turns, through QEMU's postcopy
+ * notifiers on the destination:
  *
- *   - the postcopy-ram capability, when it is set, on the source and on
- *     the destination (QEMU's postcopy probe notifiers; the source's
- *     probe is patches/0011).  QEMU asks the probes at start-up too, for
- *     a capability set with -global, and at the destination's postcopy
- *     advice;
- *   - creating a vpri-host while the capability is on.
+ *   advise   the residency layer pages everything in, stops eviction and
+ *            unregisters guest RAM; a PostCopyFD (a pipe QEMU's fault
+ *            thread reads) carries device page requests to QEMU;
+ *   listen   pages not received yet become MISSING (postcopy-pages.h),
+ *            their PA-BITMAP entries not present: a device DMA to one
+ *            faults on the sideband ring, its record waits in service
+ *            while the page is asked for on the return path;
+ *   placed   QEMU's waker: the page is RECEIVED, its entries read-write,
+ *            the records waiting on it complete and their queues resume;
+ *   end      the residency layer registers guest RAM again (once QEMU's
+ *            userfaultfd has let go) and eviction resumes.
  *
- * migrate-start-postcopy needs the capability, so it is refused with it.
- * Part of the top layer (vpri-host-internal.h); calls no other layer.
+ * Postcopy stays refused, on both sides, while a device of the host is
+ * one this does not handle yet (behind a vIOMMU, or another type than
+ * vpri-blk), and a vpri-host cannot be created while the postcopy-ram
+ * capability is on.  Part of the top layer (vpri-host-internal.h).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -25,13 +30,23 @@
 #ifndef HW_VPRI_POSTCOPY_H
 #define HW_VPRI_POSTCOPY_H
 
+#include "hw/vpri/core/fault-ring.h"
+#include "hw/vpri/vpri-host.h"
+
 typedef struct VpriPostcopy VpriPostcopy;
 
-/*
- * Guard the vpri-host named @owner.  NULL, with @errp set, if the
- * postcopy-ram capability is on already.
- */
-VpriPostcopy *vpri_postcopy_new(const char *owner, Error **errp);
+/* NULL, with @errp set, if the postcopy-ram capability is on already. */
+VpriPostcopy *vpri_postcopy_new(VpriHost *h, Error **errp);
 void vpri_postcopy_free(VpriPostcopy *pc);
+
+typedef enum VpriPostcopyServe {
+    VPRI_PC_NORMAL,             /* not postcopy's: serve it as usual */
+    VPRI_PC_WAIT,               /* kept in service until the page comes */
+    VPRI_PC_FAIL,               /* the page never comes: complete FAILED */
+} VpriPostcopyServe;
+
+/* A handler took @rec of device @dev_id off its ring (@pc may be NULL). */
+VpriPostcopyServe vpri_postcopy_serve(VpriPostcopy *pc, uint32_t dev_id,
+                                      const FaultRecord *rec);
 
 #endif
