@@ -24,7 +24,6 @@
 #include "migration/misc.h"
 #include "migration/postcopy-ram.h"
 #include "migration/ram.h"
-#include "hw/vpri/core/postcopy-pages.h"
 #include "vpri-host-internal.h"
 #include "trace.h"
 
@@ -46,6 +45,7 @@ struct VpriPostcopy {
 
     /* From listen on; kept after the end for the statistics */
     PostcopyPages *pages;
+    uint64_t received_before;   /* by precopy, when listening started */
     bool active;                /* listen to end: faults may wait */
     QemuMutex wake_lock;
     PcpWaiter *scratch;         /* under wake_lock */
@@ -265,6 +265,7 @@ static int vpri_pc_listen(VpriPostcopy *pc, Error **errp)
     uint64_t npages = qemu_ram_get_used_length(pc->rb) >> PAB_PAGE_SHIFT;
     uint32_t max_waiters = MIN((uint64_t)VPRI_HOST_MAX_DEVICES *
                                h->ring_size, VPRI_PCP_MAX_WAITERS);
+    PcpStats st;
 
     if (!pc->advised) {
         return 0;
@@ -289,6 +290,8 @@ static int vpri_pc_listen(VpriPostcopy *pc, Error **errp)
         }
     }
     vpri_host_fence_devices(h);
+    vpri_pcp_get_stats(pc->pages, &st);
+    pc->received_before = st.received;
     qatomic_store_release(&pc->active, true);
     trace_vpri_postcopy_state(vpri_pc_owner(pc), "listen");
     return 0;
@@ -371,6 +374,20 @@ static int vpri_pc_notify(NotifierWithReturn *n, void *data, Error **errp)
 }
 
 /* ------------------------------------------------------------------ */
+
+bool vpri_postcopy_stats(VpriPostcopy *pc, PcpStats *st, uint64_t *received,
+                         bool *running, const LatencyHistogram **lat)
+{
+    /* Made and replaced at listen, in the main loop: the BQL holds it */
+    if (!pc || !pc->pages) {
+        return false;
+    }
+    vpri_pcp_get_stats(pc->pages, st);
+    *received = st->received - pc->received_before;
+    *running = qatomic_load_acquire(&pc->active);
+    *lat = vpri_pcp_latency(pc->pages);
+    return true;
+}
 
 VpriPostcopy *vpri_postcopy_new(VpriHost *h, Error **errp)
 {

@@ -31,6 +31,7 @@
 #define HW_VPRI_POSTCOPY_H
 
 #include "hw/vpri/core/fault-ring.h"
+#include "hw/vpri/core/postcopy-pages.h"
 #include "hw/vpri/vpri-host.h"
 
 typedef struct VpriPostcopy VpriPostcopy;
@@ -44,6 +45,14 @@ typedef enum VpriPostcopyServe {
     VPRI_PC_WAIT,               /* kept in service until the page comes */
     VPRI_PC_FAIL,               /* the page never comes: complete FAILED */
 } VpriPostcopyServe;
+
+/*
+ * For query-vpri: false if postcopy never started listening here.
+ * *@received counts pages placed since then; *@lat is the fault-to-page
+ * latency.  Under the BQL.
+ */
+bool vpri_postcopy_stats(VpriPostcopy *pc, PcpStats *st, uint64_t *received,
+                         bool *running, const LatencyHistogram **lat);
 
 /* A handler took @rec of device @dev_id off its ring (@pc may be NULL). */
 VpriPostcopyServe vpri_postcopy_serve(VpriPostcopy *pc, uint32_t dev_id,

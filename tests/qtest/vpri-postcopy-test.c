@@ -276,6 +276,25 @@ static uint64_t device_faults(QTestState *qts, const char *key)
     return v;
 }
 
+/* query-vpri's postcopy section of host vh0, @key of it. */
+static uint64_t postcopy_u64(QTestState *qts, const char *key)
+{
+    QDict *h = vpri_info(qts, "hosts");
+    uint64_t v = get_u64(qdict_get_qdict(h, "postcopy"), key);
+
+    qobject_unref(h);
+    return v;
+}
+
+static void assert_postcopy_state(QTestState *qts, const char *want)
+{
+    QDict *h = vpri_info(qts, "hosts");
+
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(h, "postcopy"), "state"),
+                    ==, want);
+    qobject_unref(h);
+}
+
 static void fill(uint8_t *buf, size_t len, uint8_t seed)
 {
     for (size_t i = 0; i < len; i++) {
@@ -384,7 +403,7 @@ static void test_blk_device_fault(void)
     uint8_t far[PAGE], near[PAGE];
     QTestState *src, *dst;
     BlkWrite w0, w1;
-    uint64_t near_buf;
+    uint64_t near_buf, requests;
     gint64 deadline;
 
     ctx_connect(c, args);
@@ -446,19 +465,40 @@ static void test_blk_device_fault(void)
     g_assert_cmpuint(vv_queue_used_idx(queue(c, 0)), ==,
                      queue(c, 0)->last_used);
 
-    /* The page is asked for, arrives, and the write goes out intact */
+    /*
+     * The page is asked for by the device's fault (the driver never
+     * touched it here), arrives, and the write goes out intact.
+     */
+    requests = postcopy_u64(dst, "device-requests");
     set_hold_faults(dst, false);
     blk_write_done(c, &w0);
     check_image(c, 0, far);
     g_assert_cmpuint(device_faults(dst, "raised"), >=, 1);
     g_assert_cmpuint(device_faults(dst, "failed"), ==, 0);
     g_assert_cmpuint(device_faults(dst, "pending"), ==, 0);
+    assert_postcopy_state(dst, "running");
+    g_assert_cmpuint(postcopy_u64(dst, "device-requests"), >, requests);
+    g_assert_cmpuint(postcopy_u64(dst, "waiting"), ==, 0);
+    g_assert_cmpuint(postcopy_u64(dst, "failed"), ==, 0);
+    {
+        QDict *h = vpri_info(dst, "hosts");
+        QDict *lat = qdict_get_qdict(qdict_get_qdict(h, "postcopy"),
+                                     "fault-latency-ns");
+
+        g_assert_cmpuint(get_u64(lat, "p50"), >, 0);
+        g_test_message("device fault to page: p50 %" PRIu64 " p99 %"
+                       PRIu64 " ns", get_u64(lat, "p50"),
+                       get_u64(lat, "p99"));
+        qobject_unref(h);
+    }
 
     /* Let the rest come; then the host has guest RAM back */
     qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters', "
                              "'arguments': { 'max-postcopy-bandwidth': 0 } }");
     migration_wait(src, "completed");
     qtest_quit(src);
+    assert_postcopy_state(dst, "done");
+    g_assert_cmpuint(postcopy_u64(dst, "received"), >, 0);
     deadline = g_get_monotonic_time() + WAIT_US;
     for (;;) {
         QDict *rsp = qtest_qmp(dst, "{ 'execute': 'vpri-reclaim', "
