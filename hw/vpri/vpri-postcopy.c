@@ -18,6 +18,7 @@
 #include "qemu/notify.h"
 #include "qemu/timer.h"
 #include "qapi/error.h"
+#include "system/runstate.h"
 #include "hw/boards.h"
 #include "hw/qdev-core.h"
 #include "exec/cpu-common.h"
@@ -51,6 +52,7 @@ struct VpriPostcopy {
     PcpWaiter *scratch;         /* under wake_lock */
 
     QEMUTimer *take_timer;      /* taking guest RAM back after the end */
+    VMChangeStateEntry *vm_state;
 };
 
 static const char *vpri_pc_owner(VpriPostcopy *pc)
@@ -315,6 +317,17 @@ static void vpri_pc_take_ram(void *opaque)
     }
 }
 
+/* Give up the PostCopyFD, and take guest RAM back. */
+static void vpri_pc_hand_back(VpriPostcopy *pc)
+{
+    postcopy_unregister_shared_ufd(&pc->pcfd);
+    close(pc->pipe[0]);
+    close(pc->pipe[1]);
+    pc->pipe[0] = pc->pipe[1] = -1;
+    /* In the main loop, once QEMU's userfaultfd has let go */
+    aio_bh_schedule_oneshot(qemu_get_aio_context(), vpri_pc_take_ram, pc);
+}
+
 /* QEMU's listen thread: every page has arrived, or postcopy failed. */
 static int vpri_pc_end(VpriPostcopy *pc)
 {
@@ -344,13 +357,25 @@ static int vpri_pc_end(VpriPostcopy *pc)
                          vpri_pc_owner(pc), n);
         }
     }
-    postcopy_unregister_shared_ufd(&pc->pcfd);
-    close(pc->pipe[0]);
-    close(pc->pipe[1]);
-    /* In the main loop, once QEMU's userfaultfd has let go */
-    aio_bh_schedule_oneshot(qemu_get_aio_context(), vpri_pc_take_ram, pc);
+    vpri_pc_hand_back(pc);
     trace_vpri_postcopy_state(vpri_pc_owner(pc), "end");
     return 0;
+}
+
+/*
+ * A migration advised of postcopy may complete in precopy: QEMU then
+ * never says "end" (only a listening destination does), but the guest
+ * starts running here.
+ */
+static void vpri_pc_vm_state(void *opaque, bool running, RunState state)
+{
+    VpriPostcopy *pc = opaque;
+
+    if (running && pc->advised && !qatomic_read(&pc->active)) {
+        pc->advised = false;
+        vpri_pc_hand_back(pc);
+        trace_vpri_postcopy_state(vpri_pc_owner(pc), "done in precopy");
+    }
 }
 
 static int vpri_pc_notify(NotifierWithReturn *n, void *data, Error **errp)
@@ -411,6 +436,7 @@ VpriPostcopy *vpri_postcopy_new(VpriHost *h, Error **errp)
     pc->pipe[0] = pc->pipe[1] = -1;
     qemu_mutex_init(&pc->wake_lock);
     pc->take_timer = timer_new_ms(QEMU_CLOCK_REALTIME, vpri_pc_take_ram, pc);
+    pc->vm_state = qemu_add_vm_change_state_handler(vpri_pc_vm_state, pc);
     pc->notifier.notify = vpri_pc_notify;
     postcopy_add_notifier(&pc->notifier);
     return pc;
@@ -422,6 +448,7 @@ void vpri_postcopy_free(VpriPostcopy *pc)
         return;
     }
     postcopy_remove_notifier(&pc->notifier);
+    qemu_del_vm_change_state_handler(pc->vm_state);
     timer_free(pc->take_timer);
     qemu_mutex_destroy(&pc->wake_lock);
     vpri_pcp_free(pc->pages);

@@ -375,6 +375,48 @@ static void migration_wait(QTestState *qts, const char *want)
     }
 }
 
+static uint64_t reclaim(QTestState *qts, uint64_t pages)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'vpri-reclaim', 'arguments': "
+                           "{ 'host': 'vh0', 'pages': %" PRIu64 " } }",
+                           pages);
+    uint64_t n = get_u64(qdict_get_qdict(rsp, "return"), "evicted");
+
+    qobject_unref(rsp);
+    return n;
+}
+
+/*
+ * Once a migration that advised postcopy is over, the host has guest RAM
+ * back (soon: it retries while QEMU's userfaultfd lets go): eviction
+ * works again.
+ */
+static void assert_reclaim_resumes(QTestState *qts)
+{
+    gint64 deadline = g_get_monotonic_time() + WAIT_US;
+
+    for (;;) {
+        QDict *rsp = qtest_qmp(qts, "{ 'execute': 'vpri-reclaim', "
+                               "'arguments': { 'host': 'vh0', "
+                               "'pages': 256 } }");
+        QDict *ret = qdict_get_qdict(rsp, "return");
+        bool ok = ret && get_u64(ret, "evicted") == 256;
+
+        if (!ret) {
+            QDict *err = qdict_get_qdict(rsp, "error");
+
+            g_assert_nonnull(strstr(qdict_get_str(err, "desc"),
+                                    "with a postcopy migration"));
+        }
+        qobject_unref(rsp);
+        if (ok) {
+            return;
+        }
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(10000);
+    }
+}
+
 /*
  * vpri-blk on the destination of a postcopy migration: queue 0 writes a
  * page the source wrote and the destination has not received; its DMA
@@ -499,20 +541,73 @@ static void test_blk_device_fault(void)
     qtest_quit(src);
     assert_postcopy_state(dst, "done");
     g_assert_cmpuint(postcopy_u64(dst, "received"), >, 0);
-    deadline = g_get_monotonic_time() + WAIT_US;
-    for (;;) {
-        QDict *rsp = qtest_qmp(dst, "{ 'execute': 'vpri-reclaim', "
-                               "'arguments': { 'host': 'vh0', "
-                               "'pages': 16 } }");
-        bool ok = qdict_haskey(rsp, "return");
+    assert_reclaim_resumes(dst);
+    ctx_stop(c);
+}
 
-        qobject_unref(rsp);
-        if (ok) {
-            break;
-        }
-        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
-        g_usleep(10000);
+/*
+ * A migration with postcopy-ram on both sides that completes in precopy:
+ * QEMU never says postcopy ended, yet the destination's host takes guest
+ * RAM back when the guest starts.  Pages its host had evicted before the
+ * advice came back first, intact.
+ */
+static void test_blk_precopy_advised(void)
+{
+    Ctx *c = ctx_new("vpri-postcopy");
+    g_autofree char *uri = g_strdup_printf("unix:%s/vpri-pc-%d.sock",
+                                           g_get_tmp_dir(), getpid());
+    g_autofree char *args = g_strdup_printf(
+        "-M q35 -m %d -nodefaults -object vpri-host,id=vh0 "
+        "-blockdev driver=file,node-name=d0,filename=%s,locking=off "
+        "-device vpri-blk,drive=d0,host=vh0,id=vblk0,num-queues=2",
+        GUEST_MIB, c->img);
+    g_autofree char *dargs = NULL;
+    uint8_t far[PAGE], got[PAGE];
+    QTestState *src, *dst;
+    BlkWrite w;
+
+    ctx_connect(c, args);
+    ctx_msix(c, 3);
+    ctx_init_features(c, 2, FEATURES);
+    fill(far, PAGE, 0x77);
+    qtest_memwrite(c->qts, FAR_GPA, far, PAGE);
+    src = c->qts;
+    dargs = g_strdup_printf(
+        "-M q35 -m %d -nodefaults -object vpri-host,id=vh0 "
+        "-blockdev driver=file,node-name=d0,filename=/proc/%d/fd/%d,"
+        "locking=off "
+        "-device vpri-blk,drive=d0,host=vh0,id=vblk0,num-queues=2 "
+        "-incoming defer", GUEST_MIB, getpid(), c->img_fd);
+    dst = qtest_init(dargs);
+    g_assert_cmpuint(reclaim(dst, 4096), ==, 4096);
+    qtest_qmp_assert_success(src, SET_POSTCOPY_CAP);
+    qtest_qmp_assert_success(dst, SET_POSTCOPY_CAP);
+    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
+                             "'arguments': { 'uri': %s } }", uri);
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate', 'arguments': "
+                             "{ 'uri': %s } }", uri);
+    migration_wait(src, "completed");
+    qtest_qmp_eventwait(dst, "RESUME");
+    qtest_quit(src);
+    c->qts = dst;
+    c->bus->qts = dst;
+    c->d->qts = dst;
+    {
+        /* It never listened: no postcopy section */
+        QDict *h = vpri_info(dst, "hosts");
+
+        g_assert_false(qdict_haskey(h, "postcopy"));
+        qobject_unref(h);
     }
+
+    qtest_memread(dst, FAR_GPA, got, PAGE);
+    g_assert_cmpmem(got, PAGE, far, PAGE);
+    assert_reclaim_resumes(dst);
+    /* The device still works, on pages evicted again */
+    blk_write(c, &w, queue(c, 0), 8, FAR_GPA);
+    vv_queue_kick(queue(c, 0));
+    blk_write_done(c, &w);
+    check_image(c, 8, far);
     ctx_stop(c);
 }
 
@@ -522,6 +617,7 @@ int main(int argc, char **argv)
         return g_test_run();
     }
     add_test("/vpri-postcopy/blk/device-fault", test_blk_device_fault);
+    add_test("/vpri-postcopy/blk/precopy-advised", test_blk_precopy_advised);
     qtest_add_func("/vpri-postcopy/refused/source-capability",
                    test_source_capability);
     qtest_add_func("/vpri-postcopy/refused/destination-capability",
