@@ -546,6 +546,106 @@ static void test_blk_device_fault(void)
 }
 
 /*
+ * The source dies during postcopy while queue 0 waits for a page only it
+ * had: the destination goes postcopy-paused, the wait is reported
+ * (query-vpri's waiting fault, the device's pending one), nothing failed,
+ * and queue 1 and the guest go on.
+ */
+static void test_blk_source_dies(void)
+{
+    Ctx *c = ctx_new("vpri-postcopy");
+    g_autofree char *uri = g_strdup_printf("unix:%s/vpri-pc-%d.sock",
+                                           g_get_tmp_dir(), getpid());
+    g_autofree char *args = g_strdup_printf(
+        "-M q35 -m %d -nodefaults -object vpri-host,id=vh0 "
+        "-blockdev driver=file,node-name=d0,filename=%s,locking=off "
+        "-device vpri-blk,drive=d0,host=vh0,id=vblk0,num-queues=2",
+        GUEST_MIB, c->img);
+    g_autofree char *dargs = g_strdup_printf(
+        "-M q35 -m %d -nodefaults -object vpri-host,id=vh0 "
+        "-blockdev driver=file,node-name=d0,filename=/proc/%d/fd/%d,"
+        "locking=off "
+        "-device vpri-blk,drive=d0,host=vh0,id=vblk0,num-queues=2 "
+        "-incoming %s", GUEST_MIB, getpid(), c->img_fd, uri);
+    uint8_t far[PAGE], near[PAGE];
+    QTestState *src, *dst;
+    BlkWrite w0, w1;
+    uint64_t near_buf;
+    gint64 deadline;
+
+    ctx_connect(c, args);
+    ctx_msix(c, 3);
+    ctx_init_features(c, 2, FEATURES);
+    fill(far, PAGE, 0x13);
+    qtest_memwrite(c->qts, FAR_GPA, far, PAGE);
+    src = c->qts;
+    dst = qtest_init(dargs);
+    qtest_qmp_assert_success(src, SET_POSTCOPY_CAP);
+    qtest_qmp_assert_success(dst, SET_POSTCOPY_CAP);
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters', "
+                             "'arguments': { 'max-bandwidth': %d, "
+                             "'max-postcopy-bandwidth': %d } }",
+                             SLOW_BPS, SLOW_BPS);
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate', 'arguments': "
+                             "{ 'uri': %s } }", uri);
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-start-postcopy' }");
+    qtest_qmp_eventwait(dst, "RESUME");
+    migration_wait(src, "postcopy-active");
+    c->qts = dst;
+    c->bus->qts = dst;
+    c->d->qts = dst;
+    for (int qi = 0; qi < 2; qi++) {
+        VVQueue *q = queue(c, qi);
+
+        for (uint64_t a = q->ring_mem; a < q->used + PAGE; a += PAGE) {
+            qtest_readb(dst, a);
+        }
+    }
+    qtest_readl(dst, c->msi_base);
+
+    /* Queue 0 waits for its page: it is asked for, never sent */
+    set_hold_faults(dst, true);
+    blk_write(c, &w0, queue(c, 0), 0, FAR_GPA);
+    vv_queue_kick(queue(c, 0));
+    deadline = g_get_monotonic_time() + WAIT_US;
+    while (device_faults(dst, "pending") == 0) {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(1000);
+    }
+    qtest_kill_qemu(src);
+    set_hold_faults(dst, false);
+    migration_wait(dst, "postcopy-paused");
+    deadline = g_get_monotonic_time() + WAIT_US;
+    while (postcopy_u64(dst, "waiting") == 0) {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(1000);
+    }
+
+    /* Reported, not failed; the rest goes on */
+    fill(near, PAGE, 0x24);
+    near_buf = guest_alloc(&c->alloc, PAGE);
+    qtest_memwrite(dst, near_buf, near, PAGE);
+    blk_write(c, &w1, queue(c, 1), 64, near_buf);
+    vv_queue_kick(queue(c, 1));
+    blk_write_done(c, &w1);
+    check_image(c, 64, near);
+    assert_status(dst, "running");
+    g_assert_cmpuint(postcopy_u64(dst, "waiting"), ==, 1);
+    g_assert_cmpuint(postcopy_u64(dst, "failed"), ==, 0);
+    g_assert_cmpuint(device_faults(dst, "pending"), ==, 1);
+    g_assert_cmpuint(device_faults(dst, "failed"), ==, 0);
+    g_assert_cmpuint(vv_queue_used_idx(queue(c, 0)), ==,
+                     queue(c, 0)->last_used);
+    qtest_quit(dst);
+    qtest_quit(src);
+    close(c->img_fd);
+    close(c->log_fd);
+    g_free(c->img);
+    g_free(c->log);
+    g_free(c);
+}
+
+/*
  * A migration with postcopy-ram on both sides that completes in precopy:
  * QEMU never says postcopy ended, yet the destination's host takes guest
  * RAM back when the guest starts.  Pages its host had evicted before the
@@ -618,6 +718,7 @@ int main(int argc, char **argv)
     }
     add_test("/vpri-postcopy/blk/device-fault", test_blk_device_fault);
     add_test("/vpri-postcopy/blk/precopy-advised", test_blk_precopy_advised);
+    add_test("/vpri-postcopy/blk/source-dies", test_blk_source_dies);
     qtest_add_func("/vpri-postcopy/refused/source-capability",
                    test_source_capability);
     qtest_add_func("/vpri-postcopy/refused/destination-capability",
