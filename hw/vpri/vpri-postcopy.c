@@ -87,6 +87,15 @@ static const char *vpri_pc_unsupported(VpriPostcopy *pc, const char **dev)
     return NULL;
 }
 
+static void vpri_pc_unmanaged(VpriPostcopy *pc, Error **errp)
+{
+    const char *why = vpri_residency_error(pc->host->res);
+
+    error_setg(errp, "vpri-host '%s' does not support postcopy yet "
+               "without guest RAM it manages%s%s", vpri_pc_owner(pc),
+               why ? ": " : "", why ? why : "");
+}
+
 static bool vpri_pc_probe(VpriPostcopy *pc, Error **errp)
 {
     const char *dev = NULL;
@@ -96,6 +105,12 @@ static bool vpri_pc_probe(VpriPostcopy *pc, Error **errp)
         error_setg(errp, "vpri-host '%s' does not support postcopy with "
                    "device '%s' yet: %s (docs/vpri-host.rst, Migration)",
                    vpri_pc_owner(pc), dev, why);
+        return false;
+    }
+    /* Before the machine is done (a -global capability), advice checks */
+    if (phase_check(PHASE_MACHINE_READY) &&
+        !vpri_residency_ready(pc->host->res)) {
+        vpri_pc_unmanaged(pc, errp);
         return false;
     }
     return true;
@@ -227,11 +242,7 @@ static int vpri_pc_advise(VpriPostcopy *pc, Error **errp)
         return -ENOTSUP;
     }
     if (!ram || !vpri_residency_ready(h->res)) {
-        error_setg(errp, "vpri-host '%s' does not support postcopy yet "
-                   "without guest RAM it manages%s%s", vpri_pc_owner(pc),
-                   vpri_residency_error(h->res) ? ": " : "",
-                   vpri_residency_error(h->res) ?
-                   vpri_residency_error(h->res) : "");
+        vpri_pc_unmanaged(pc, errp);
         return -ENOTSUP;
     }
     if (!vpri_residency_release_ram(h->res, errp)) {

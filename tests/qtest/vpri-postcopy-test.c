@@ -106,6 +106,11 @@ static bool postcopy_cap(QTestState *qts)
     return on;
 }
 
+#define SET_PREEMPT_CAP \
+    "{ 'execute': 'migrate-set-capabilities', 'arguments': " \
+    "{ 'capabilities': [ { 'capability': 'postcopy-preempt', " \
+    "'state': true } ] } }"
+
 #define SET_POSTCOPY_CAP \
     "{ 'execute': 'migrate-set-capabilities', 'arguments': " \
     "{ 'capabilities': [ { 'capability': 'postcopy-ram', 'state': true } ] } }"
@@ -423,9 +428,10 @@ static void assert_reclaim_resumes(QTestState *qts)
  * faults, and while the fault waits queue 1 writes a page that is here and
  * completes.  Then the page is asked for, arrives, and queue 0 completes
  * with the source's data.  Once postcopy ends, vpri-host has guest RAM
- * back: eviction works again.
+ * back: eviction works again.  With @preempt, requested pages come on
+ * QEMU's preempt channel, placed by another thread.
  */
-static void test_blk_device_fault(void)
+static void check_blk_device_fault(bool preempt)
 {
     Ctx *c = ctx_new("vpri-postcopy");
     g_autofree char *uri = g_strdup_printf("unix:%s/vpri-pc-%d.sock",
@@ -441,7 +447,7 @@ static void test_blk_device_fault(void)
         "-blockdev driver=file,node-name=d0,filename=/proc/%d/fd/%d,"
         "locking=off "
         "-device vpri-blk,drive=d0,host=vh0,id=vblk0,num-queues=2 "
-        "-incoming %s", GUEST_MIB, getpid(), c->img_fd, uri);
+        "-incoming defer", GUEST_MIB, getpid(), c->img_fd);
     uint8_t far[PAGE], near[PAGE];
     QTestState *src, *dst;
     BlkWrite w0, w1;
@@ -458,6 +464,13 @@ static void test_blk_device_fault(void)
     dst = qtest_init(dargs);
     qtest_qmp_assert_success(src, SET_POSTCOPY_CAP);
     qtest_qmp_assert_success(dst, SET_POSTCOPY_CAP);
+    if (preempt) {
+        /* Requested pages come on a channel of their own */
+        qtest_qmp_assert_success(src, SET_PREEMPT_CAP);
+        qtest_qmp_assert_success(dst, SET_PREEMPT_CAP);
+    }
+    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
+                             "'arguments': { 'uri': %s } }", uri);
     qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters', "
                              "'arguments': { 'max-bandwidth': %d, "
                              "'max-postcopy-bandwidth': %d } }",
@@ -546,12 +559,15 @@ static void test_blk_device_fault(void)
 }
 
 /*
- * The source dies during postcopy while queue 0 waits for a page only it
- * had: the destination goes postcopy-paused, the wait is reported
- * (query-vpri's waiting fault, the device's pending one), nothing failed,
- * and queue 1 and the guest go on.
+ * The connection breaks during postcopy (migrate-pause on the source: the
+ * destination sees what it sees when the source dies, and the source
+ * sends nothing more; a source stopped by SIGTERM may flush RAM on its
+ * way out) while queue 0 waits for a page only the source has: the
+ * destination goes postcopy-paused, the wait is reported (query-vpri's
+ * waiting fault, the device's pending one), nothing failed, and queue 1
+ * and the guest go on.
  */
-static void test_blk_source_dies(void)
+static void test_blk_connection_breaks(void)
 {
     Ctx *c = ctx_new("vpri-postcopy");
     g_autofree char *uri = g_strdup_printf("unix:%s/vpri-pc-%d.sock",
@@ -612,9 +628,9 @@ static void test_blk_source_dies(void)
         g_assert_cmpint(g_get_monotonic_time(), <, deadline);
         g_usleep(1000);
     }
-    qtest_kill_qemu(src);
-    set_hold_faults(dst, false);
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-pause' }");
     migration_wait(dst, "postcopy-paused");
+    set_hold_faults(dst, false);
     deadline = g_get_monotonic_time() + WAIT_US;
     while (postcopy_u64(dst, "waiting") == 0) {
         g_assert_cmpint(g_get_monotonic_time(), <, deadline);
@@ -643,6 +659,16 @@ static void test_blk_source_dies(void)
     g_free(c->img);
     g_free(c->log);
     g_free(c);
+}
+
+static void test_blk_device_fault(void)
+{
+    check_blk_device_fault(false);
+}
+
+static void test_blk_device_fault_preempt(void)
+{
+    check_blk_device_fault(true);
 }
 
 /*
@@ -717,8 +743,11 @@ int main(int argc, char **argv)
         return g_test_run();
     }
     add_test("/vpri-postcopy/blk/device-fault", test_blk_device_fault);
+    add_test("/vpri-postcopy/blk/device-fault-preempt",
+             test_blk_device_fault_preempt);
     add_test("/vpri-postcopy/blk/precopy-advised", test_blk_precopy_advised);
-    add_test("/vpri-postcopy/blk/source-dies", test_blk_source_dies);
+    add_test("/vpri-postcopy/blk/connection-breaks",
+             test_blk_connection_breaks);
     qtest_add_func("/vpri-postcopy/refused/source-capability",
                    test_source_capability);
     qtest_add_func("/vpri-postcopy/refused/destination-capability",
