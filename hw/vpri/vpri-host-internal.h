@@ -1,13 +1,15 @@
 /*
  * vpri-host, top layer: the host object (devices, fault rings, handler
- * threads) and its QMP, shared by vpri-host.c and vpri-qmp.c only.  Other
- * families and devices use include/hw/vpri/vpri-host.h.
+ * threads), its QMP and its part in postcopy migration, shared by
+ * vpri-host.c, vpri-qmp.c and vpri-postcopy.c only.  Other families and
+ * devices use include/hw/vpri/vpri-host.h.
  *
  * Layers (docs/vpri-host.rst).  A file calls only the layers below it, and
  * hears from them only through the hooks it registered with them; no two
  * files of one layer call each other.
  *
  *   top     vpri-host.c  vpri-qmp.c    VpriHost: devices, rings, handlers
+ *           vpri-postcopy.c            QEMU's postcopy (notifiers, waker)
  *               |  \          |
  *   middle  vpri-iommu.c  vpri-pin.c   translation (ATC, reverse map);
  *               |             |        pinning policy and DMA traces
@@ -29,6 +31,9 @@
  *      pin policy lock          the policy, its devices' trackers
  *      (never held together, nor across a call that locks in the
  *      residency layer)
+ *   3b. postcopy wake lock      one waker at a time (vpri-postcopy.c);
+ *                               held around host-lock calls, never
+ *                               around a residency call that locks
  *   4. residency lock           page states, pin and hold counts
  *   5. host lock (VpriHost.lock) device slots, fault rings, wake masks;
  *      taken under 4 by the page_resident hook, so nothing may call the
@@ -67,6 +72,7 @@ typedef struct VpriHostDevice {
     bool taken;                 /* the slot is not free */
     DeviceState *dev;           /* NULL: no device (yet) */
     uint16_t nqueues;
+    VpriDmaKind kind;           /* what its DMA is like (vpri-host.h) */
     PaBitmap *pab;
     FaultRing *ring;
     VpriXlatDevice *xlat;       /* NULL: DMA addresses are guest-physical */

@@ -219,6 +219,7 @@ int vpri_host_attach(VpriHost *h, DeviceState *dev, VpriDmaKind kind,
     d->dev = dev;
     d->host = h;
     d->nqueues = nqueues;
+    d->kind = kind;
     d->done = done;
     d->done_opaque = opaque;
     d->ring = ring;

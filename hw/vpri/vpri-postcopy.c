@@ -80,8 +80,9 @@ static const char *vpri_pc_unsupported(VpriPostcopy *pc, const char **dev)
         if (d->xlat) {
             return "its DMA goes through a vIOMMU";
         }
-        if (!object_dynamic_cast(OBJECT(d->dev), "vpri-blk")) {
-            return "only vpri-blk devices take postcopy faults so far";
+        if (d->kind != VPRI_DMA_BLOCK) {
+            /* vpri-nic and vdpa-mgmt: not tested yet */
+            return "only block devices take postcopy faults so far";
         }
     }
     return NULL;
