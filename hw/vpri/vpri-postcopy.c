@@ -25,6 +25,7 @@
 #include "migration/misc.h"
 #include "migration/postcopy-ram.h"
 #include "migration/ram.h"
+#include "hw/vpri/vpri-virtio-pci.h"
 #include "vpri-host-internal.h"
 #include "trace.h"
 
@@ -80,9 +81,9 @@ static const char *vpri_pc_unsupported(VpriPostcopy *pc, const char **dev)
         if (d->xlat) {
             return "its DMA goes through a vIOMMU";
         }
-        if (d->kind != VPRI_DMA_BLOCK) {
-            /* vpri-nic and vdpa-mgmt: not tested yet */
-            return "only block devices take postcopy faults so far";
+        if (!object_dynamic_cast(OBJECT(d->dev), TYPE_VPRI_VIRTIO_PCI)) {
+            /* vdpa-mgmt: not tested yet */
+            return "only vpri-blk and vpri-nic take postcopy faults so far";
         }
     }
     return NULL;
