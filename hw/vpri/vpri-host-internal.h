@@ -1,13 +1,15 @@
 /*
  * vpri-host, top layer: the host object (devices, fault rings, handler
- * threads) and its QMP, shared by vpri-host.c and vpri-qmp.c only.  Other
- * families and devices use include/hw/vpri/vpri-host.h.
+ * threads), its QMP and its part in postcopy migration, shared by
+ * vpri-host.c, vpri-qmp.c and vpri-postcopy.c only.  Other families and
+ * devices use include/hw/vpri/vpri-host.h.
  *
  * Layers (docs/vpri-host.rst).  A file calls only the layers below it, and
  * hears from them only through the hooks it registered with them; no two
  * files of one layer call each other.
  *
  *   top     vpri-host.c  vpri-qmp.c    VpriHost: devices, rings, handlers
+ *           vpri-postcopy.c            QEMU's postcopy (notifiers, waker)
  *               |  \          |
  *   middle  vpri-iommu.c  vpri-pin.c   translation (ATC, reverse map);
  *               |             |        pinning policy and DMA traces
@@ -29,6 +31,9 @@
  *      pin policy lock          the policy, its devices' trackers
  *      (never held together, nor across a call that locks in the
  *      residency layer)
+ *   3b. postcopy wake lock      one waker at a time (vpri-postcopy.c);
+ *                               held around host-lock calls, never
+ *                               around a residency call that locks
  *   4. residency lock           page states, pin and hold counts
  *   5. host lock (VpriHost.lock) device slots, fault rings, wake masks;
  *      taken under 4 by the page_resident hook, so nothing may call the
@@ -52,6 +57,7 @@
 #include "vpri-residency.h"
 #include "vpri-iommu.h"
 #include "vpri-pin.h"
+#include "vpri-postcopy.h"
 
 #define VPRI_HOST_MAX_HANDLERS 16
 #define VPRI_HOST_QUEUE_WORDS (VPRI_HOST_MAX_QUEUES / 64)
@@ -66,6 +72,7 @@ typedef struct VpriHostDevice {
     bool taken;                 /* the slot is not free */
     DeviceState *dev;           /* NULL: no device (yet) */
     uint16_t nqueues;
+    VpriDmaKind kind;           /* what its DMA is like (vpri-host.h) */
     PaBitmap *pab;
     FaultRing *ring;
     VpriXlatDevice *xlat;       /* NULL: DMA addresses are guest-physical */
@@ -99,6 +106,7 @@ struct VpriHost {
     VpriResidency *res;
     VpriXlat *xlat;
     VpriPin *pin;
+    VpriPostcopy *postcopy;     /* refuses postcopy (vpri-postcopy.h) */
 
     /* Devices and their rings; handlers. */
     QemuMutex lock;
@@ -109,6 +117,18 @@ struct VpriHost {
     VpriHostDevice devs[VPRI_HOST_MAX_DEVICES];
     uint64_t device_faults;     /* records served */
 };
+
+/*
+ * For vpri-postcopy.c.  Complete a fault record it kept in service, and
+ * wake its queues.  Raise (@present) or lower the entries of guest-physical
+ * page @gpa in every device indexed by guest-physical address; after
+ * lowering, fence those devices (under the BQL).  None of them may be
+ * called with h->lock held.
+ */
+void vpri_host_complete_later(VpriHost *h, uint32_t dev_id, uint16_t queue,
+                              uint64_t seq, uint64_t page, FaultStatus status);
+void vpri_host_set_gpa_entries(VpriHost *h, uint64_t gpa, bool present);
+void vpri_host_fence_devices(VpriHost *h);
 
 /* For QMP: the host named @id. */
 VpriHost *vpri_host_find(const char *id, Error **errp);

@@ -219,6 +219,7 @@ int vpri_host_attach(VpriHost *h, DeviceState *dev, VpriDmaKind kind,
     d->dev = dev;
     d->host = h;
     d->nqueues = nqueues;
+    d->kind = kind;
     d->done = done;
     d->done_opaque = opaque;
     d->ring = ring;
@@ -460,6 +461,24 @@ static FaultStatus vpri_host_serve(VpriHost *h, VpriHostDevice *d,
     return FAULT_STATUS_RESOLVED;
 }
 
+void vpri_host_complete_later(VpriHost *h, uint32_t dev_id, uint16_t queue,
+                              uint64_t seq, uint64_t page, FaultStatus status)
+{
+    VpriHostDevice *d = vpri_host_dev(h, dev_id);
+    uint64_t waiters[VPRI_HOST_QUEUE_WORDS] = { 0 };
+    FaultCompletion c = { .seq = seq, .status = status };
+
+    qemu_mutex_lock(&h->lock);
+    if (d->dev) {
+        vpri_fault_ring_complete(d->ring, &c, get_clock_realtime(), NULL,
+                                 waiters);
+        qatomic_inc(&h->device_faults);
+        trace_vpri_fault_resolve(dev_id, queue, page, status);
+        vpri_host_wake(d, waiters, status == FAULT_STATUS_RESOLVED);
+    }
+    qemu_mutex_unlock(&h->lock);
+}
+
 static bool vpri_host_serve_one(VpriHost *h)
 {
     if (qatomic_read(&h->hold_faults)) {
@@ -480,7 +499,19 @@ static bool vpri_host_serve_one(VpriHost *h)
         qemu_mutex_unlock(&h->lock);
 
         c.seq = rec.seq;
-        c.status = vpri_host_serve(h, d, &rec);
+        switch (vpri_postcopy_serve(h->postcopy, id, &rec)) {
+        case VPRI_PC_WAIT:
+            /* In service until the page arrives: vpri-postcopy.c */
+            qemu_mutex_lock(&h->lock);
+            d->busy--;
+            qemu_mutex_unlock(&h->lock);
+            return true;
+        case VPRI_PC_FAIL:
+            c.status = FAULT_STATUS_FAILED;
+            break;
+        default:
+            c.status = vpri_host_serve(h, d, &rec);
+        }
 
         qemu_mutex_lock(&h->lock);
         d->busy--;
@@ -600,9 +631,8 @@ static void vpri_host_evict_flush(void *opaque, void *ctx, uint64_t *fences,
  * Raise the page's entry in every device indexed by guest-physical page;
  * translated devices fault it back in through their ATC.
  */
-static void vpri_host_page_resident(void *opaque, uint64_t page, uint64_t gpa)
+void vpri_host_set_gpa_entries(VpriHost *h, uint64_t gpa, bool present)
 {
-    VpriHost *h = opaque;
     uint64_t pfn = gpa >> PAB_PAGE_SHIFT;
 
     qemu_mutex_lock(&h->lock);
@@ -610,10 +640,38 @@ static void vpri_host_page_resident(void *opaque, uint64_t page, uint64_t gpa)
         VpriHostDevice *d = &h->devs[id];
 
         if (d->dev && !d->xlat && pfn < vpri_pab_npages(d->pab)) {
-            vpri_pab_raise_range(d->pab, pfn, 1, PAB_READ_WRITE);
+            if (present) {
+                vpri_pab_raise_range(d->pab, pfn, 1, PAB_READ_WRITE);
+            } else {
+                vpri_pab_lower_range(d->pab, pfn, 1, PAB_NOT_PRESENT);
+            }
         }
     }
     qemu_mutex_unlock(&h->lock);
+}
+
+void vpri_host_fence_devices(VpriHost *h)
+{
+    PaBitmap *pabs[VPRI_HOST_MAX_DEVICES];
+    unsigned n = 0;
+
+    /* Under the BQL, so no device detaches meanwhile. */
+    qemu_mutex_lock(&h->lock);
+    for (unsigned id = 0; id < VPRI_HOST_MAX_DEVICES; id++) {
+        if (h->devs[id].dev && !h->devs[id].xlat) {
+            pabs[n++] = h->devs[id].pab;
+        }
+    }
+    qemu_mutex_unlock(&h->lock);
+    /* Outside the lock: a fence waits for DMAs in flight. */
+    for (unsigned i = 0; i < n; i++) {
+        vpri_pab_fence(pabs[i]);
+    }
+}
+
+static void vpri_host_page_resident(void *opaque, uint64_t page, uint64_t gpa)
+{
+    vpri_host_set_gpa_entries(opaque, gpa, true);
 }
 
 /* Guest RAM is set up: wake the handlers to watch the userfaultfd. */
@@ -651,6 +709,11 @@ static void vpri_host_complete(UserCreatable *uc, Error **errp)
     if (h->ring_size < 1 || h->ring_size > FAULT_RING_MAX_CAPACITY) {
         error_setg(errp, "vpri-host: ring-size must be 1..%d, not %u",
                    FAULT_RING_MAX_CAPACITY, h->ring_size);
+        return;
+    }
+    /* First: a refusal leaves nothing half-built. */
+    h->postcopy = vpri_postcopy_new(h, errp);
+    if (!h->postcopy) {
         return;
     }
     /* Bottom up; hooks are registered in the order they are to run. */
@@ -800,6 +863,7 @@ static void vpri_host_finalize(Object *obj)
         g_free(h->handler_args);
     }
     /* Top down. */
+    vpri_postcopy_free(h->postcopy);
     vpri_pin_free(h->pin);
     vpri_xlat_free(h->xlat);
     vpri_residency_free(h->res);

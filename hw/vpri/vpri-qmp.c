@@ -75,6 +75,28 @@ static VpriDeviceInfo *vpri_device_info(VpriHost *h, VpriHostDevice *d)
     return info;
 }
 
+static VpriPostcopyInfo *vpri_postcopy_info(VpriHost *h)
+{
+    VpriPostcopyInfo *pi;
+    const LatencyHistogram *lat;
+    uint64_t received;
+    bool running;
+    PcpStats st;
+
+    if (!vpri_postcopy_stats(h->postcopy, &st, &received, &running, &lat)) {
+        return NULL;
+    }
+    pi = g_new0(VpriPostcopyInfo, 1);
+    pi->state = g_strdup(running ? "running" : "done");
+    pi->device_requests = st.requested + st.rerequested;
+    pi->device_faults = st.device_faults;
+    pi->received = received;
+    pi->waiting = st.waiting;
+    pi->failed = st.failed;
+    pi->fault_latency_ns = vpri_latency(lat);
+    return pi;
+}
+
 typedef struct VpriQueryState {
     VpriHostInfoList **hosts;
     VpriDeviceInfoList **devices;
@@ -109,6 +131,7 @@ static int vpri_query_one(Object *obj, void *opaque)
     }
     hi->device_faults = qatomic_read(&h->device_faults);
     hi->pinning = vpri_pin_query(h->pin);
+    hi->postcopy = vpri_postcopy_info(h);
     QAPI_LIST_APPEND(qs->hosts, hi);
 
     /* Devices come and go under the BQL, which QMP holds. */
@@ -182,6 +205,18 @@ void hmp_info_vpri(Monitor *mon, const QDict *qdict)
                        h->id, h->guest_pages, h->resident_pages,
                        h->evicted_pages, h->pinned_pages, h->cpu_faults,
                        h->cpu_fault_latency_ns->p50, h->device_faults);
+        if (h->postcopy) {
+            VpriPostcopyInfo *p = h->postcopy;
+
+            monitor_printf(mon, "  postcopy %s: %" PRIu64 " device requests, "
+                           "%" PRIu64 " device faults, %" PRIu64
+                           " received, %" PRIu64 " waiting, %" PRIu64
+                           " failed; fault to page p50 %" PRIu64 " p99 %"
+                           PRIu64 " ns\n", p->state, p->device_requests,
+                           p->device_faults, p->received, p->waiting,
+                           p->failed, p->fault_latency_ns->p50,
+                           p->fault_latency_ns->p99);
+        }
     }
     for (VpriDeviceInfoList *l = info->devices; l; l = l->next) {
         VpriDeviceInfo *d = l->value;

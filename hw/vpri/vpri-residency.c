@@ -85,6 +85,7 @@ struct VpriResidency {
 
     Notifier machine_done;
     bool ready;                 /* guest RAM set up; then the fields below */
+    bool released;              /* RAM unregistered, with QEMU's postcopy */
     char *error;                /* why eviction is off, if it is */
     uint8_t *ram_host;
     uint64_t ram_pages;
@@ -500,6 +501,12 @@ uint64_t vpri_residency_reclaim(VpriResidency *r, uint64_t npages,
         return 0;
     }
     qemu_mutex_lock(&r->reclaim_lock);
+    if (r->released) {
+        qemu_mutex_unlock(&r->reclaim_lock);
+        error_setg(errp, "vpri-host '%s': guest RAM is with a postcopy "
+                   "migration; eviction resumes when it ends", r->owner);
+        return 0;
+    }
     while (evicted < npages && scanned < r->ram_pages) {
         unsigned n = 0;
 
@@ -526,6 +533,65 @@ uint64_t vpri_residency_reclaim(VpriResidency *r, uint64_t npages,
     }
     qemu_mutex_unlock(&r->reclaim_lock);
     return evicted;
+}
+
+/* ------------------------------------------------------------------ */
+/* Guest RAM lent to QEMU's postcopy                                  */
+
+bool vpri_residency_release_ram(VpriResidency *r, Error **errp)
+{
+    bool ok = true;
+
+    if (!qatomic_read(&r->ready)) {
+        return true;
+    }
+    /* No eviction runs while we hold it, and none starts after. */
+    qemu_mutex_lock(&r->reclaim_lock);
+    if (r->released) {
+        goto out;
+    }
+    for (uint64_t p = 0; p < r->ram_pages; p++) {
+        if (qatomic_read(&r->page_state[p]) != VPRI_PAGE_RESIDENT &&
+            !vpri_res_page_in(r, p)) {
+            error_setg(errp, "vpri-host '%s': cannot page in RAM page "
+                       "0x%" PRIx64 " for postcopy", r->owner, p);
+            ok = false;
+            goto out;
+        }
+    }
+    if (uffd_unregister_memory(r->uffd, r->ram_host,
+                               r->ram_pages << PAB_PAGE_SHIFT)) {
+        error_setg_errno(errp, errno, "vpri-host '%s': cannot unregister "
+                         "guest RAM from its userfaultfd", r->owner);
+        ok = false;
+        goto out;
+    }
+    r->released = true;
+out:
+    qemu_mutex_unlock(&r->reclaim_lock);
+    return ok;
+}
+
+int vpri_residency_take_ram(VpriResidency *r)
+{
+    int ret = 0;
+
+    if (!qatomic_read(&r->ready)) {
+        return 0;
+    }
+    qemu_mutex_lock(&r->reclaim_lock);
+    if (r->released) {
+        if (uffd_register_memory(r->uffd, r->ram_host,
+                                 r->ram_pages << PAB_PAGE_SHIFT,
+                                 UFFDIO_REGISTER_MODE_MISSING |
+                                 UFFDIO_REGISTER_MODE_WP, NULL)) {
+            ret = -errno;
+        } else {
+            r->released = false;
+        }
+    }
+    qemu_mutex_unlock(&r->reclaim_lock);
+    return ret;
 }
 
 /* ------------------------------------------------------------------ */
@@ -873,7 +939,7 @@ void vpri_residency_free(VpriResidency *r)
     if (r->machine_done.notify) {
         qemu_remove_machine_init_done_notifier(&r->machine_done);
     }
-    if (r->uffd >= 0) {
+    if (r->uffd >= 0 && !r->released) {
         uffd_unregister_memory(r->uffd, r->ram_host,
                                r->ram_pages << PAB_PAGE_SHIFT);
         uffd_close_fd(r->uffd);

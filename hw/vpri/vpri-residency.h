@@ -139,6 +139,16 @@ bool vpri_residency_page_in(VpriResidency *r, uint64_t page);
 bool vpri_residency_page_in_gpa(VpriResidency *r, uint64_t gpa);
 bool vpri_residency_page_resident(VpriResidency *r, uint64_t page);
 
+/*
+ * Lend guest RAM to QEMU's postcopy on a destination (docs/vpri-host.rst,
+ * "Migration"): every evicted page is paged in, eviction stops and guest
+ * RAM leaves this layer's userfaultfd, so that QEMU's can register it.
+ * Take it back once QEMU's is gone: -EBUSY while QEMU still holds it.
+ * Both true / 0 at once without managed RAM.
+ */
+bool vpri_residency_release_ram(VpriResidency *r, Error **errp);
+int vpri_residency_take_ram(VpriResidency *r);
+
 /* Evict up to @npages unpinned, unheld pages.  Returns how many went. */
 uint64_t vpri_residency_reclaim(VpriResidency *r, uint64_t npages,
                                 Error **errp);

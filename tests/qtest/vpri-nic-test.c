@@ -132,7 +132,11 @@ static void rx_post(Nic *n, uint16_t pair, int i)
  * pair (the buffers are written by the test first, so they are resident
  * until something evicts them).
  */
-static void nic_init(Nic *n, uint64_t extra)
+/*
+ * The virtio initialisation; receive buffers of pair 0 at @rx_base, a page
+ * each (0: from the allocator, as all the others).
+ */
+static void nic_init_rx_at(Nic *n, uint64_t extra, uint64_t rx_base)
 {
     uint16_t nq = 2 * n->pairs + (extra & (1ULL << NET_F_CTRL_VQ) ? 1 : 0);
 
@@ -140,13 +144,19 @@ static void nic_init(Nic *n, uint64_t extra)
     n->ctrl_index = 2 * n->pairs;
     for (uint16_t p = 0; p < n->pairs; p++) {
         for (int i = 0; i < NRX; i++) {
-            n->rx_buf[p][i] = guest_alloc(&n->c->alloc, PAGE);
+            n->rx_buf[p][i] = rx_base && p == 0 ? rx_base + i * PAGE :
+                              guest_alloc(&n->c->alloc, PAGE);
             qtest_memset(n->c->qts, n->rx_buf[p][i], 0xee, RXBUF_LEN);
             rx_post(n, p, i);
         }
         vv_queue_kick(rxq(n, p));
     }
     n->tx_mem = guest_alloc(&n->c->alloc, 64 * PAGE);
+}
+
+static void nic_init(Nic *n, uint64_t extra)
+{
+    nic_init_rx_at(n, extra, 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -925,6 +935,182 @@ static void test_migration(void)
 }
 
 /*
+ * Postcopy (issue 17).  QEMU sends RAM in address order and the test
+ * holds both bandwidths at 10 bytes/s (one page per 100 ms slot): pages
+ * this high never arrive unless somebody asks for them.
+ */
+#define PC_FAR      (160 * MiB)
+#define PC_SLOW_BPS 10
+
+static uint64_t postcopy_requests(Nic *n)
+{
+    QDict *rsp = qtest_qmp(n->c->qts, "{ 'execute': 'query-vpri' }");
+    QDict *host = qobject_to(QDict, qlist_peek(qdict_get_qlist(
+                      qdict_get_qdict(rsp, "return"), "hosts")));
+    QDict *pc = qdict_get_qdict(host, "postcopy");
+    uint64_t v;
+
+    g_assert(pc);
+    g_assert_cmpuint(get_u64(pc, "failed"), ==, 0);
+    v = get_u64(pc, "device-requests");
+    qobject_unref(rsp);
+    return v;
+}
+
+static void wait_migration(QTestState *qts, const char *want)
+{
+    gint64 deadline = g_get_monotonic_time() + WAIT_US;
+
+    for (;;) {
+        QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-migrate' }");
+        const char *st = qdict_get_try_str(qdict_get_qdict(rsp, "return"),
+                                           "status");
+        bool done = st && !strcmp(st, want);
+
+        g_assert(!st || strcmp(st, "failed"));
+        qobject_unref(rsp);
+        if (done) {
+            return;
+        }
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(10000);
+    }
+}
+
+/*
+ * vpri-nic on a postcopy destination: its receive buffers and a frame to
+ * transmit are on pages only the source has.  Each DMA to one faults on
+ * the sideband, the page is asked for by the device's fault, and the
+ * frames are received and transmitted intact, under either
+ * rx-fault-policy.
+ */
+static void postcopy_case(bool drop)
+{
+    Nic *n = nic_start(drop ? ",rx-fault-policy=drop" : NULL, false);
+    g_autofree char *uri = g_strdup_printf("unix:%s/vpri-nic-pc-%d.sock",
+                                           g_get_tmp_dir(), getpid());
+    g_autofree char *args = NULL;
+    QTestState *src, *dst;
+    NicStats s;
+    int sv[2];
+
+    nic_init_rx_at(n, 0, PC_FAR);
+    /*
+     * A frame to send, written here; the destination kicks it.  Far from
+     * the receive buffers too: after serving a request, QEMU goes on
+     * sending from that page.
+     */
+    n->tx_mem = PC_FAR + 32 * MiB;
+    tx_add(n, 0, 0, 100, 300);
+
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    args = g_strdup_printf("-M q35 -m %d -nodefaults "
+                           "-object vpri-host,id=vh0 "
+                           "-netdev socket,fd=%d,id=n0 "
+                           "-device vpri-nic,netdev=n0,host=vh0,id=nic0,"
+                           "mac=52:54:00:12:34:56%s -incoming defer",
+                           RAM_MB, sv[1],
+                           drop ? ",rx-fault-policy=drop" : "");
+    src = n->c->qts;
+    dst = qtest_init(args);
+    close(sv[1]);
+    for (int i = 0; i < 2; i++) {
+        QTestState *qts = i ? dst : src;
+
+        qtest_qmp_assert_success(qts, "{ 'execute': "
+                                 "'migrate-set-capabilities', 'arguments': "
+                                 "{ 'capabilities': [ { 'capability': "
+                                 "'postcopy-ram', 'state': true } ] } }");
+    }
+    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
+                             "'arguments': { 'uri': %s } }", uri);
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters', "
+                             "'arguments': { 'max-bandwidth': %d, "
+                             "'max-postcopy-bandwidth': %d } }",
+                             PC_SLOW_BPS, PC_SLOW_BPS);
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate', 'arguments': "
+                             "{ 'uri': %s } }", uri);
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-start-postcopy' }");
+    qtest_qmp_eventwait(dst, "RESUME");
+    wait_migration(src, "postcopy-active");
+    /* The driver goes on with the destination and its wire */
+    n->c->qts = dst;
+    n->c->bus->qts = dst;
+    n->c->d->qts = dst;
+    close(n->sock);
+    n->sock = sv[0];
+    /* The rings come now, pulled by the driver's reads */
+    for (int qi = 0; qi < 2; qi++) {
+        VVQueue *q = queue(n->c, qi);
+
+        for (uint64_t a = q->ring_mem; a < q->used + PAGE; a += PAGE) {
+            qtest_readb(dst, a);
+        }
+    }
+
+    /*
+     * Receive into buffers the destination does not have yet.  The device
+     * arms its posted buffers when it resumes, and their faults pull the
+     * pages in: the first frame may find its buffer there already.  If
+     * not, hold keeps the frame until the page comes; drop drops it (the
+     * fault still pulls the page) and the next frame lands.
+     */
+    send_seq(n, 1, 200);
+    if (drop) {
+        gint64 deadline = g_get_monotonic_time() + WAIT_US;
+
+        do {
+            nic_stats(n, &s);
+            g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        } while (s.rx_packets + s.dropped < 1);
+        if (s.dropped) {
+            wait_pending(n, 0);
+            send_seq(n, 2, 200);
+        }
+        g_assert_cmpint(rx_collect(n, 0, 200, WAIT_US), ==,
+                        s.dropped ? 2 : 1);
+    } else {
+        g_assert_cmpint(rx_collect(n, 0, 200, WAIT_US), ==, 1);
+    }
+
+    /* Transmit from a page the destination does not have yet */
+    vv_queue_kick(txq(n, 0));
+    tx_expect(n, 100, 300);
+    tx_reap(n, 0, 1);
+
+    /*
+     * Both queues' DMA faulted on the sideband (nothing else faults here:
+     * the destination evicts nothing), the pages were asked for by those
+     * faults, and none failed.
+     */
+    wait_pending(n, 0);
+    nic_stats(n, &s);
+    g_assert_cmpuint(s.qfaults[0], >=, 1);
+    g_assert_cmpuint(s.qfaults[1], >=, 1);
+    g_assert_cmpuint(postcopy_requests(n), >=, 2);
+    g_assert_cmpuint(s.tx_packets, ==, 1);
+    g_assert_cmpuint(s.rx_packets, ==, 1);
+    g_assert_cmpuint(s.dropped_other, ==, 0);
+
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters', "
+                             "'arguments': { 'max-postcopy-bandwidth': 0 } }");
+    wait_migration(src, "completed");
+    qtest_quit(src);
+    assert_running(n->c);
+    nic_stop(n);
+}
+
+static void test_postcopy_hold(void)
+{
+    postcopy_case(false);
+}
+
+static void test_postcopy_drop(void)
+{
+    postcopy_case(true);
+}
+
+/*
  * The NIC reports the receive buffers posted to it to the host before it
  * writes them (vpri_host_dma_arm()).  adp's NIC part pins them, so after
  * the host reclaims everything else the first frame into each buffer takes
@@ -1014,6 +1200,8 @@ int main(int argc, char **argv)
     add_test("/vpri-nic/multiqueue", test_multiqueue);
     add_test("/vpri-nic/malformed", test_malformed);
     add_test("/vpri-nic/migration", test_migration);
+    add_test("/vpri-nic/postcopy/hold", test_postcopy_hold);
+    add_test("/vpri-nic/postcopy/drop", test_postcopy_drop);
     add_test("/vpri-nic/bad-queues", test_bad_queues);
     add_test("/vpri-nic/armed/adp", test_armed_adp);
     add_test("/vpri-nic/armed/lru", test_armed_lru);

@@ -1,0 +1,470 @@
+/*
+ * vpri-host and QEMU's postcopy migration: guest RAM taken in turns, and
+ * device faults on pages not received yet (vpri-postcopy.h says how).
+ *
+ * Threads: the notifications come in the main loop (probe, advise,
+ * listen) and in QEMU's listen thread (end); the PostCopyFD handler runs
+ * in QEMU's fault thread, the waker in QEMU's listen and preempt
+ * threads; vpri_postcopy_serve() in the host's handler threads.  Locks:
+ * wake_lock (one waker at a time: the scratch array), then the host lock
+ * inside vpri-host.c's calls, then the postcopy-pages core's own.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/error-report.h"
+#include "qemu/main-loop.h"
+#include "qemu/notify.h"
+#include "qemu/timer.h"
+#include "qapi/error.h"
+#include "system/runstate.h"
+#include "hw/boards.h"
+#include "hw/qdev-core.h"
+#include "exec/cpu-common.h"
+#include "migration/misc.h"
+#include "migration/postcopy-ram.h"
+#include "migration/ram.h"
+#include "hw/vpri/vpri-virtio-pci.h"
+#include "vpri-host-internal.h"
+#include "trace.h"
+
+#include <linux/userfaultfd.h>
+
+/* Retry taking guest RAM back while QEMU's userfaultfd still holds it. */
+#define VPRI_PC_TAKE_RETRY_MS 10
+
+struct VpriPostcopy {
+    VpriHost *host;
+    NotifierWithReturn notifier;
+
+    /* From advise to end (destination) */
+    bool advised;
+    int pipe[2];                /* requests: us -> QEMU's fault thread */
+    struct PostCopyFD pcfd;
+    RAMBlock *rb;               /* guest RAM: the residency layer's */
+    uint8_t *ram_host;
+
+    /* From listen on; kept after the end for the statistics */
+    PostcopyPages *pages;
+    uint64_t received_before;   /* by precopy, when listening started */
+    bool active;                /* listen to end: faults may wait */
+    QemuMutex wake_lock;
+    PcpWaiter *scratch;         /* under wake_lock */
+
+    QEMUTimer *take_timer;      /* taking guest RAM back after the end */
+    VMChangeStateEntry *vm_state;
+};
+
+static const char *vpri_pc_owner(VpriPostcopy *pc)
+{
+    const char *id = object_get_canonical_path_component(OBJECT(pc->host));
+
+    return id ? id : "(unnamed)";
+}
+
+/*
+ * A device this does not handle yet, or NULL.  Under the BQL (devices
+ * attach and detach under it).
+ */
+static const char *vpri_pc_unsupported(VpriPostcopy *pc, const char **dev)
+{
+    VpriHost *h = pc->host;
+
+    for (unsigned id = 0; id < VPRI_HOST_MAX_DEVICES; id++) {
+        VpriHostDevice *d = &h->devs[id];
+
+        if (!d->dev) {
+            continue;
+        }
+        *dev = d->dev->id ? d->dev->id : object_get_typename(OBJECT(d->dev));
+        if (d->xlat) {
+            return "its DMA goes through a vIOMMU";
+        }
+        if (!object_dynamic_cast(OBJECT(d->dev), TYPE_VPRI_VIRTIO_PCI)) {
+            /* vdpa-mgmt: not tested yet */
+            return "only vpri-blk and vpri-nic take postcopy faults so far";
+        }
+    }
+    return NULL;
+}
+
+static void vpri_pc_unmanaged(VpriPostcopy *pc, Error **errp)
+{
+    const char *why = vpri_residency_error(pc->host->res);
+
+    error_setg(errp, "vpri-host '%s' does not support postcopy yet "
+               "without guest RAM it manages%s%s", vpri_pc_owner(pc),
+               why ? ": " : "", why ? why : "");
+}
+
+static bool vpri_pc_probe(VpriPostcopy *pc, Error **errp)
+{
+    const char *dev = NULL;
+    const char *why = vpri_pc_unsupported(pc, &dev);
+
+    if (why) {
+        error_setg(errp, "vpri-host '%s' does not support postcopy with "
+                   "device '%s' yet: %s (docs/vpri-host.rst, Migration)",
+                   vpri_pc_owner(pc), dev, why);
+        return false;
+    }
+    /* Before the machine is done (a -global capability), advice checks */
+    if (phase_check(PHASE_MACHINE_READY) &&
+        !vpri_residency_ready(pc->host->res)) {
+        vpri_pc_unmanaged(pc, errp);
+        return false;
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* Device faults (handler threads) and requests (QEMU's fault thread) */
+
+VpriPostcopyServe vpri_postcopy_serve(VpriPostcopy *pc, uint32_t dev_id,
+                                      const FaultRecord *rec)
+{
+    VpriHost *h;
+    uint64_t page;
+    PcpWaiter w;
+
+    if (!pc || !qatomic_load_acquire(&pc->active)) {
+        return VPRI_PC_NORMAL;
+    }
+    h = pc->host;
+    if (!vpri_residency_gpa_to_page(h->res, rec->page_addr, &page)) {
+        return VPRI_PC_NORMAL;  /* not guest RAM: nothing to receive */
+    }
+    w = (PcpWaiter) {
+        .dev = dev_id, .queue = rec->queue, .cookie = rec->seq,
+        .since_ns = get_clock_realtime(),
+    };
+    switch (vpri_pcp_fault(pc->pages, page, &w)) {
+    case VPRI_PCP_REQUEST: {
+        struct uffd_msg msg = {
+            .event = UFFD_EVENT_PAGEFAULT,
+            .arg.pagefault.address =
+                (uint64_t)(uintptr_t)(pc->ram_host + (page << PAB_PAGE_SHIFT)),
+        };
+
+        trace_vpri_postcopy_request(dev_id, rec->queue, page);
+        /*
+         * A full pipe (thousands of requests while the connection is
+         * down) drops the request: the source sends every page anyway.
+         */
+        if (write(pc->pipe[1], &msg, sizeof(msg)) != sizeof(msg)) {
+            warn_report_once("vpri-host '%s': a postcopy page request "
+                             "was dropped: %s", vpri_pc_owner(pc),
+                             strerror(errno));
+        }
+        return VPRI_PC_WAIT;
+    }
+    case VPRI_PCP_WAIT:
+        trace_vpri_postcopy_wait(dev_id, rec->queue, page);
+        return VPRI_PC_WAIT;
+    case VPRI_PCP_FULL:
+    case VPRI_PCP_FAILED:
+        trace_vpri_postcopy_fail(dev_id, rec->queue, page);
+        return VPRI_PC_FAIL;
+    default:
+        return VPRI_PC_NORMAL;  /* received: resolve as usual */
+    }
+}
+
+/* QEMU's fault thread read one of our requests off the pipe. */
+static int vpri_pc_request(struct PostCopyFD *pcfd, void *ufd)
+{
+    VpriPostcopy *pc = pcfd->data;
+    const struct uffd_msg *msg = ufd;
+    uint64_t addr = msg->arg.pagefault.address;
+    ram_addr_t offset = addr - (uint64_t)(uintptr_t)pc->ram_host;
+
+    /*
+     * Placed since we asked: postcopy_request_shared_page() would wake
+     * our "userfaultfd", which is a pipe; the waker has run or will.
+     */
+    if (ramblock_recv_bitmap_test_byte_offset(pc->rb, offset)) {
+        return 0;
+    }
+    return postcopy_request_shared_page(pcfd, pc->rb, addr, offset);
+}
+
+/* ------------------------------------------------------------------ */
+/* Arrivals (QEMU's listen and preempt threads)                       */
+
+static void vpri_pc_arrived(VpriPostcopy *pc, uint64_t page)
+{
+    VpriHost *h = pc->host;
+    uint64_t gpa;
+    size_t n;
+
+    n = vpri_pcp_arrived(pc->pages, page, get_clock_realtime(), pc->scratch);
+    /* Entries first: the queues resumed next must find the page present */
+    if (vpri_residency_page_to_gpa(h->res, page, &gpa)) {
+        vpri_host_set_gpa_entries(h, gpa, true);
+    }
+    if (n) {
+        trace_vpri_postcopy_arrival(page, n);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const PcpWaiter *w = &pc->scratch[i];
+
+        vpri_host_complete_later(h, w->dev, w->queue, w->cookie,
+                                 page << PAB_PAGE_SHIFT,
+                                 FAULT_STATUS_RESOLVED);
+    }
+}
+
+static int vpri_pc_waker(struct PostCopyFD *pcfd, RAMBlock *rb,
+                         uint64_t offset)
+{
+    VpriPostcopy *pc = pcfd->data;
+    uint64_t len = qemu_ram_pagesize(rb);
+
+    if (rb != pc->rb || !qatomic_load_acquire(&pc->active)) {
+        return 0;
+    }
+    qemu_mutex_lock(&pc->wake_lock);
+    for (uint64_t off = offset; off < offset + len; off += 1 << PAB_PAGE_SHIFT) {
+        vpri_pc_arrived(pc, off >> PAB_PAGE_SHIFT);
+    }
+    qemu_mutex_unlock(&pc->wake_lock);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* QEMU's postcopy notifications                                      */
+
+static int vpri_pc_advise(VpriPostcopy *pc, Error **errp)
+{
+    VpriHost *h = pc->host;
+    MemoryRegion *ram = current_machine ? current_machine->ram : NULL;
+
+    if (!vpri_pc_probe(pc, errp)) {
+        return -ENOTSUP;
+    }
+    if (!ram || !vpri_residency_ready(h->res)) {
+        vpri_pc_unmanaged(pc, errp);
+        return -ENOTSUP;
+    }
+    if (!vpri_residency_release_ram(h->res, errp)) {
+        return -EIO;
+    }
+    if (!g_unix_open_pipe(pc->pipe, FD_CLOEXEC, NULL) ||
+        !g_unix_set_fd_nonblocking(pc->pipe[0], true, NULL) ||
+        !g_unix_set_fd_nonblocking(pc->pipe[1], true, NULL)) {
+        error_setg(errp, "vpri-host '%s': cannot make a pipe for postcopy",
+                   vpri_pc_owner(pc));
+        vpri_residency_take_ram(h->res);
+        return -EIO;
+    }
+    pc->rb = ram->ram_block;
+    pc->ram_host = memory_region_get_ram_ptr(ram);
+    pc->pcfd = (struct PostCopyFD) {
+        .fd = pc->pipe[0],
+        .data = pc,
+        .handler = vpri_pc_request,
+        .waker = vpri_pc_waker,
+        .idstr = "vpri-host",
+    };
+    postcopy_register_shared_ufd(&pc->pcfd);
+    pc->advised = true;
+    trace_vpri_postcopy_state(vpri_pc_owner(pc), "advise");
+    return 0;
+}
+
+/* The guest is stopped on the source; ours has not run yet. */
+static int vpri_pc_listen(VpriPostcopy *pc, Error **errp)
+{
+    VpriHost *h = pc->host;
+    uint64_t npages = qemu_ram_get_used_length(pc->rb) >> PAB_PAGE_SHIFT;
+    uint32_t max_waiters = MIN((uint64_t)VPRI_HOST_MAX_DEVICES *
+                               h->ring_size, VPRI_PCP_MAX_WAITERS);
+    PcpStats st;
+
+    if (!pc->advised) {
+        return 0;
+    }
+    vpri_pcp_free(pc->pages);
+    g_free(pc->scratch);
+    pc->pages = vpri_pcp_new(npages, max_waiters);
+    pc->scratch = g_new(PcpWaiter, max_waiters);
+    if (!pc->pages) {
+        error_setg(errp, "vpri-host '%s': no memory for postcopy",
+                   vpri_pc_owner(pc));
+        return -ENOMEM;
+    }
+    for (uint64_t page = 0; page < npages; page++) {
+        uint64_t gpa;
+
+        if (ramblock_recv_bitmap_test_byte_offset(pc->rb,
+                                                  page << PAB_PAGE_SHIFT)) {
+            vpri_pcp_arrived(pc->pages, page, 0, pc->scratch);
+        } else if (vpri_residency_page_to_gpa(h->res, page, &gpa)) {
+            vpri_host_set_gpa_entries(h, gpa, false);
+        }
+    }
+    vpri_host_fence_devices(h);
+    vpri_pcp_get_stats(pc->pages, &st);
+    pc->received_before = st.received;
+    qatomic_store_release(&pc->active, true);
+    trace_vpri_postcopy_state(vpri_pc_owner(pc), "listen");
+    return 0;
+}
+
+static void vpri_pc_take_ram(void *opaque)
+{
+    VpriPostcopy *pc = opaque;
+    int ret = vpri_residency_take_ram(pc->host->res);
+
+    if (ret == -EBUSY) {
+        /* QEMU lets go of guest RAM just after telling us it ends */
+        timer_mod(pc->take_timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
+                  VPRI_PC_TAKE_RETRY_MS);
+    } else if (ret < 0) {
+        warn_report("vpri-host '%s': eviction stays off after postcopy: "
+                    "cannot register guest RAM again: %s",
+                    vpri_pc_owner(pc), strerror(-ret));
+    } else {
+        trace_vpri_postcopy_state(vpri_pc_owner(pc), "ram taken back");
+    }
+}
+
+/* Give up the PostCopyFD, and take guest RAM back. */
+static void vpri_pc_hand_back(VpriPostcopy *pc)
+{
+    postcopy_unregister_shared_ufd(&pc->pcfd);
+    close(pc->pipe[0]);
+    close(pc->pipe[1]);
+    pc->pipe[0] = pc->pipe[1] = -1;
+    /* In the main loop, once QEMU's userfaultfd has let go */
+    aio_bh_schedule_oneshot(qemu_get_aio_context(), vpri_pc_take_ram, pc);
+}
+
+/* QEMU's listen thread: every page has arrived, or postcopy failed. */
+static int vpri_pc_end(VpriPostcopy *pc)
+{
+    VpriHost *h = pc->host;
+
+    if (!pc->advised) {
+        return 0;
+    }
+    pc->advised = false;
+    if (pc->pages) {
+        size_t n;
+
+        qatomic_store_release(&pc->active, false);
+        /* A record still waiting waits for a page that will not come */
+        qemu_mutex_lock(&pc->wake_lock);
+        n = vpri_pcp_fail(pc->pages, pc->scratch);
+        for (size_t i = 0; i < n; i++) {
+            const PcpWaiter *w = &pc->scratch[i];
+
+            vpri_host_complete_later(h, w->dev, w->queue, w->cookie, 0,
+                                     FAULT_STATUS_FAILED);
+        }
+        qemu_mutex_unlock(&pc->wake_lock);
+        if (n) {
+            error_report("vpri-host '%s': postcopy ended with %zu device "
+                         "faults on pages never received: failed",
+                         vpri_pc_owner(pc), n);
+        }
+    }
+    vpri_pc_hand_back(pc);
+    trace_vpri_postcopy_state(vpri_pc_owner(pc), "end");
+    return 0;
+}
+
+/*
+ * A migration advised of postcopy may complete in precopy: QEMU then
+ * never says "end" (only a listening destination does), but the guest
+ * starts running here.
+ */
+static void vpri_pc_vm_state(void *opaque, bool running, RunState state)
+{
+    VpriPostcopy *pc = opaque;
+
+    if (running && pc->advised && !qatomic_read(&pc->active)) {
+        pc->advised = false;
+        vpri_pc_hand_back(pc);
+        trace_vpri_postcopy_state(vpri_pc_owner(pc), "done in precopy");
+    }
+}
+
+static int vpri_pc_notify(NotifierWithReturn *n, void *data, Error **errp)
+{
+    VpriPostcopy *pc = container_of(n, VpriPostcopy, notifier);
+    const struct PostcopyNotifyData *pnd = data;
+
+    switch (pnd->reason) {
+    case POSTCOPY_NOTIFY_PROBE:
+    case POSTCOPY_NOTIFY_OUTBOUND_PROBE:
+        return vpri_pc_probe(pc, errp) ? 0 : -ENOTSUP;
+    case POSTCOPY_NOTIFY_INBOUND_ADVISE:
+        return vpri_pc_advise(pc, errp);
+    case POSTCOPY_NOTIFY_INBOUND_LISTEN:
+        return vpri_pc_listen(pc, errp);
+    case POSTCOPY_NOTIFY_INBOUND_END:
+        return vpri_pc_end(pc);
+    default:
+        return 0;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+
+bool vpri_postcopy_stats(VpriPostcopy *pc, PcpStats *st, uint64_t *received,
+                         bool *running, const LatencyHistogram **lat)
+{
+    /* Made and replaced at listen, in the main loop: the BQL holds it */
+    if (!pc || !pc->pages) {
+        return false;
+    }
+    vpri_pcp_get_stats(pc->pages, st);
+    *received = st->received - pc->received_before;
+    *running = qatomic_load_acquire(&pc->active);
+    *lat = vpri_pcp_latency(pc->pages);
+    return true;
+}
+
+VpriPostcopy *vpri_postcopy_new(VpriHost *h, Error **errp)
+{
+    VpriPostcopy *pc;
+
+    /*
+     * Objects of the command line come before the migration object: QEMU
+     * checks a capability of -global once it exists, asking the probes.
+     * At run time a new host would meet a migration half-way.
+     */
+    if (phase_check(PHASE_MACHINE_READY) && migrate_postcopy_ram()) {
+        error_setg(errp, "vpri-host '%s' cannot be created while the "
+                   "postcopy-ram capability is on",
+                   object_get_canonical_path_component(OBJECT(h)));
+        error_append_hint(errp, "Clear the capability first.\n");
+        return NULL;
+    }
+    pc = g_new0(VpriPostcopy, 1);
+
+    pc->host = h;
+    pc->pipe[0] = pc->pipe[1] = -1;
+    qemu_mutex_init(&pc->wake_lock);
+    pc->take_timer = timer_new_ms(QEMU_CLOCK_REALTIME, vpri_pc_take_ram, pc);
+    pc->vm_state = qemu_add_vm_change_state_handler(vpri_pc_vm_state, pc);
+    pc->notifier.notify = vpri_pc_notify;
+    postcopy_add_notifier(&pc->notifier);
+    return pc;
+}
+
+void vpri_postcopy_free(VpriPostcopy *pc)
+{
+    if (!pc) {
+        return;
+    }
+    postcopy_remove_notifier(&pc->notifier);
+    qemu_del_vm_change_state_handler(pc->vm_state);
+    timer_free(pc->take_timer);
+    qemu_mutex_destroy(&pc->wake_lock);
+    vpri_pcp_free(pc->pages);
+    g_free(pc->scratch);
+    g_free(pc);
+}

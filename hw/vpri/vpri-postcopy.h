@@ -1,0 +1,61 @@
+/*
+ * vpri-host and QEMU's postcopy migration (docs/vpri-host.rst, "Migration")
+ *
+ * vpri-host's residency layer registers guest RAM with its own
+ * userfaultfd (eviction, page-in); QEMU's postcopy registers the same RAM
+ * with another one on the destination (ram_block_enable_notify), and
+ * Linux allows one per range.  They take turns, through QEMU's postcopy
+ * notifiers on the destination:
+ *
+ *   advise   the residency layer pages everything in, stops eviction and
+ *            unregisters guest RAM; a PostCopyFD (a pipe QEMU's fault
+ *            thread reads) carries device page requests to QEMU;
+ *   listen   pages not received yet become MISSING (postcopy-pages.h),
+ *            their PA-BITMAP entries not present: a device DMA to one
+ *            faults on the sideband ring, its record waits in service
+ *            while the page is asked for on the return path;
+ *   placed   QEMU's waker: the page is RECEIVED, its entries read-write,
+ *            the records waiting on it complete and their queues resume;
+ *   end      the residency layer registers guest RAM again (once QEMU's
+ *            userfaultfd has let go) and eviction resumes.
+ *
+ * Postcopy stays refused, on both sides, while a device of the host is
+ * one this does not handle yet (behind a vIOMMU, or off the vpri virtio
+ * transport: vdpa-mgmt), or it manages no guest RAM; and a vpri-host
+ * cannot be created while the postcopy-ram capability is on.  Part of the top layer (vpri-host-internal.h).
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef HW_VPRI_POSTCOPY_H
+#define HW_VPRI_POSTCOPY_H
+
+#include "hw/vpri/core/fault-ring.h"
+#include "hw/vpri/core/postcopy-pages.h"
+#include "hw/vpri/vpri-host.h"
+
+typedef struct VpriPostcopy VpriPostcopy;
+
+/* NULL, with @errp set, if the postcopy-ram capability is on already. */
+VpriPostcopy *vpri_postcopy_new(VpriHost *h, Error **errp);
+void vpri_postcopy_free(VpriPostcopy *pc);
+
+typedef enum VpriPostcopyServe {
+    VPRI_PC_NORMAL,             /* not postcopy's: serve it as usual */
+    VPRI_PC_WAIT,               /* kept in service until the page comes */
+    VPRI_PC_FAIL,               /* the page never comes: complete FAILED */
+} VpriPostcopyServe;
+
+/*
+ * For query-vpri: false if postcopy never started listening here.
+ * *@received counts pages placed since then; *@lat is the fault-to-page
+ * latency.  Under the BQL.
+ */
+bool vpri_postcopy_stats(VpriPostcopy *pc, PcpStats *st, uint64_t *received,
+                         bool *running, const LatencyHistogram **lat);
+
+/* A handler took @rec of device @dev_id off its ring (@pc may be NULL). */
+VpriPostcopyServe vpri_postcopy_serve(VpriPostcopy *pc, uint32_t dev_id,
+                                      const FaultRecord *rec);
+
+#endif

@@ -1,0 +1,777 @@
+/*
+ * vpri-host and postcopy migration (issue 17).
+ *
+ * A device DMA on the destination to a page that has not arrived yet
+ * faults on the sideband ring; the page is asked for on the return path,
+ * only that queue waits, and it completes when the page is placed.
+ * Postcopy stays refused, up front and naming the host, where vpri-host
+ * does not handle it yet: before, the destination failed to register
+ * guest RAM (EBUSY) after the source had stopped the guest, and the VM
+ * was lost.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/bswap.h"
+#include "qobject/qdict.h"
+#include "qobject/qlist.h"
+#include "qobject/qnum.h"
+#include "vpri-blk-harness.h"
+
+#define GUEST_MIB 64
+
+/* What each refusal must name: the host, and the device it cannot serve */
+#define REFUSAL "vpri-host 'vh0' does not support postcopy with device 'vblk0'"
+
+typedef struct Files {
+    char *img;
+} Files;
+
+static void files_init(Files *f)
+{
+    int fd;
+    GError *err = NULL;
+
+    fd = g_file_open_tmp("vpri-postcopy-XXXXXX.img", &f->img, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(ftruncate(fd, 1 * MiB), ==, 0);
+    close(fd);
+}
+
+static void files_free(Files *f)
+{
+    unlink(f->img);
+    g_free(f->img);
+}
+
+/*
+ * A vpri-host and a device it does not take postcopy for yet: one behind
+ * a vIOMMU (its PA-BITMAP is indexed by IOVA)
+ */
+#define HOST_AND_DEVICE "-device intel-iommu,aw-bits=39,intremap=off " \
+                        "-object vpri-host,id=vh0 " \
+                        "-device vpri-blk,drive=d0,host=vh0,id=vblk0 "
+
+/* A guest with guest RAM and a block node, and @extra. */
+static QTestState *start(const Files *f, const char *extra)
+{
+    return qtest_initf("-M q35 -m %d -nodefaults "
+                       "-blockdev driver=file,node-name=d0,filename=%s,"
+                       "locking=off %s",
+                       GUEST_MIB, f->img, extra);
+}
+
+static void assert_error(QTestState *qts, const char *needle,
+                         const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+
+static void assert_error(QTestState *qts, const char *needle,
+                         const char *fmt, ...)
+{
+    va_list ap;
+    QDict *rsp, *err;
+
+    va_start(ap, fmt);
+    rsp = qtest_vqmp(qts, fmt, ap);
+    va_end(ap);
+    err = qdict_get_qdict(rsp, "error");
+    g_assert_nonnull(err);
+    g_test_message("error: %s", qdict_get_str(err, "desc"));
+    g_assert_nonnull(strstr(qdict_get_str(err, "desc"), needle));
+    qobject_unref(rsp);
+}
+
+static void assert_status(QTestState *qts, const char *want)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-status' }");
+
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(rsp, "return"), "status"),
+                    ==, want);
+    qobject_unref(rsp);
+}
+
+static bool postcopy_cap(QTestState *qts)
+{
+    QDict *rsp = qtest_qmp(qts,
+                           "{ 'execute': 'query-migrate-capabilities' }");
+    QList *caps = qdict_get_qlist(rsp, "return");
+    bool on = false;
+    const QListEntry *e;
+
+    QLIST_FOREACH_ENTRY(caps, e) {
+        QDict *c = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (!strcmp(qdict_get_str(c, "capability"), "postcopy-ram")) {
+            on = qdict_get_bool(c, "state");
+        }
+    }
+    qobject_unref(rsp);
+    return on;
+}
+
+#define SET_PREEMPT_CAP \
+    "{ 'execute': 'migrate-set-capabilities', 'arguments': " \
+    "{ 'capabilities': [ { 'capability': 'postcopy-preempt', " \
+    "'state': true } ] } }"
+
+#define SET_POSTCOPY_CAP \
+    "{ 'execute': 'migrate-set-capabilities', 'arguments': " \
+    "{ 'capabilities': [ { 'capability': 'postcopy-ram', 'state': true } ] } }"
+
+/* Source: the capability is refused, and so is starting postcopy. */
+static void test_source_capability(void)
+{
+    Files f;
+    QTestState *qts;
+
+    files_init(&f);
+    qts = start(&f, HOST_AND_DEVICE);
+    assert_error(qts, REFUSAL, SET_POSTCOPY_CAP);
+    g_assert_false(postcopy_cap(qts));
+    assert_error(qts, "postcopy", "{ 'execute': 'migrate-start-postcopy' }");
+    assert_status(qts, "running");
+    qtest_quit(qts);
+    files_free(&f);
+}
+
+/* Destination: the capability is refused, the destination still waits. */
+static void test_destination_capability(void)
+{
+    Files f;
+    QTestState *qts;
+
+    files_init(&f);
+    qts = start(&f, HOST_AND_DEVICE "-incoming defer");
+    assert_error(qts, REFUSAL, SET_POSTCOPY_CAP);
+    g_assert_false(postcopy_cap(qts));
+    assert_status(qts, "inmigrate");
+    qtest_quit(qts);
+    files_free(&f);
+}
+
+/* The migration's status, once it is one of @a or @b. */
+static char *migration_settles(QTestState *qts, const char *a, const char *b)
+{
+    gint64 deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
+
+    for (;;) {
+        QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-migrate' }");
+        const char *st = qdict_get_try_str(qdict_get_qdict(rsp, "return"),
+                                           "status");
+        char *ret = st && (!strcmp(st, a) || !strcmp(st, b)) ?
+                    g_strdup(st) : NULL;
+
+        qobject_unref(rsp);
+        if (ret) {
+            return ret;
+        }
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(10000);
+    }
+}
+
+/*
+ * The capability set on the command line (-global) is checked before
+ * devices exist, so it passes; the destination's host refuses the
+ * source's postcopy advice, which comes while precopy starts: the
+ * migration fails and the source's guest keeps running.
+ */
+static void test_destination_advice(void)
+{
+    Files f;
+    QTestState *src, *dst;
+    g_autofree char *sock = g_strdup_printf("%s/vpri-pc-advice-%d.sock",
+                                            g_get_tmp_dir(), getpid());
+    g_autofree char *uri = g_strdup_printf("unix:%s", sock);
+    g_autofree char *st = NULL;
+
+    files_init(&f);
+    dst = start(&f, HOST_AND_DEVICE "-incoming defer "
+                "-global migration.x-postcopy-ram=on");
+    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
+                             "'arguments': { 'uri': %s, "
+                             "'exit-on-error': false } }", uri);
+    src = start(&f, HOST_AND_DEVICE "-global migration.x-postcopy-ram=on");
+    g_assert_true(postcopy_cap(src));
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate', 'arguments': "
+                             "{ 'uri': %s } }", uri);
+    st = migration_settles(src, "failed", "completed");
+    g_assert_cmpstr(st, ==, "failed");
+    assert_status(src, "running");
+    g_free(st);
+    st = migration_settles(dst, "failed", "completed");
+    g_assert_cmpstr(st, ==, "failed");
+    qtest_quit(src);
+    qtest_quit(dst);
+    unlink(sock);
+    files_free(&f);
+}
+
+/*
+ * A vpri-host cannot be created while the capability is on (it would meet
+ * a migration half-way); without devices it takes postcopy.
+ */
+static void test_object_add(void)
+{
+    Files f;
+    QTestState *qts;
+
+    files_init(&f);
+    qts = start(&f, "");
+    qtest_qmp_assert_success(qts, SET_POSTCOPY_CAP);
+    assert_error(qts, "vpri-host 'vh0' cannot be created while the "
+                 "postcopy-ram capability is on",
+                 "{ 'execute': 'object-add', 'arguments': "
+                 "{ 'qom-type': 'vpri-host', 'id': 'vh0' } }");
+    qtest_qmp_assert_success(qts, "{ 'execute': 'migrate-set-capabilities', "
+                             "'arguments': { 'capabilities': [ { "
+                             "'capability': 'postcopy-ram', "
+                             "'state': false } ] } }");
+    qtest_qmp_assert_success(qts, "{ 'execute': 'object-add', 'arguments': "
+                             "{ 'qom-type': 'vpri-host', 'id': 'vh0' } }");
+    qtest_qmp_assert_success(qts, SET_POSTCOPY_CAP);
+    assert_status(qts, "running");
+    qtest_quit(qts);
+    files_free(&f);
+}
+
+/* ------------------------------------------------------------------ */
+/* Device faults on pages not received yet                           */
+
+#define PAGE 4096
+#define WAIT_US (30 * G_USEC_PER_SEC)
+
+/* Without EVENT_IDX every used entry interrupts. */
+#define FEATURES \
+    ((1ULL << BLK_F_SEG_MAX) | (1ULL << BLK_F_BLK_SIZE) | \
+     (1ULL << BLK_F_FLUSH) | (1ULL << BLK_F_MQ) | \
+     (1ULL << VV_F_VERSION_1) | (1ULL << VV_F_ACCESS_PLATFORM))
+
+/*
+ * QEMU sends RAM in address order, and the test holds both bandwidths at
+ * 10 bytes/s (QEMU sends one page per 100 ms slot whatever its size): a
+ * page this high never arrives unless somebody asks for it.
+ */
+#define FAR_GPA (56 * MiB)
+#define SLOW_BPS 10
+
+static uint64_t get_u64(QDict *d, const char *key)
+{
+    QNum *n = qobject_to(QNum, qdict_get(d, key));
+
+    g_assert(n);
+    return qnum_get_uint(n);
+}
+
+/* A member of query-vpri: the host's or the device's. */
+static QDict *vpri_info(QTestState *qts, const char *list)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-vpri' }");
+    QList *l = qdict_get_qlist(qdict_get_qdict(rsp, "return"), list);
+    QDict *d = qobject_to(QDict, qlist_peek(l));
+
+    qobject_ref(d);
+    qobject_unref(rsp);
+    return d;
+}
+
+static uint64_t device_faults(QTestState *qts, const char *key)
+{
+    QDict *d = vpri_info(qts, "devices");
+    uint64_t v = get_u64(qdict_get_qdict(d, "faults"), key);
+
+    qobject_unref(d);
+    return v;
+}
+
+/* query-vpri's postcopy section of host vh0, @key of it. */
+static uint64_t postcopy_u64(QTestState *qts, const char *key)
+{
+    QDict *h = vpri_info(qts, "hosts");
+    uint64_t v = get_u64(qdict_get_qdict(h, "postcopy"), key);
+
+    qobject_unref(h);
+    return v;
+}
+
+static void assert_postcopy_state(QTestState *qts, const char *want)
+{
+    QDict *h = vpri_info(qts, "hosts");
+
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(h, "postcopy"), "state"),
+                    ==, want);
+    qobject_unref(h);
+}
+
+static void fill(uint8_t *buf, size_t len, uint8_t seed)
+{
+    for (size_t i = 0; i < len; i++) {
+        buf[i] = seed + i * 7 + i / PAGE;
+    }
+}
+
+typedef struct BlkWrite {
+    VVQueue *q;
+    uint64_t hdr, status;
+    uint16_t head;
+} BlkWrite;
+
+/* A one-page write of sector @sector from guest page @buf, published. */
+static void blk_write(Ctx *c, BlkWrite *w, VVQueue *q, uint64_t sector,
+                      uint64_t buf)
+{
+    uint8_t hdr[16];
+    VVBuf bufs[3];
+
+    w->q = q;
+    w->hdr = guest_alloc(&c->alloc, sizeof(hdr));
+    stl_le_p(hdr, BLK_T_OUT);
+    stl_le_p(hdr + 4, 0);
+    stq_le_p(hdr + 8, sector);
+    qtest_memwrite(c->qts, w->hdr, hdr, sizeof(hdr));
+    w->status = guest_alloc(&c->alloc, 1);
+    qtest_writeb(c->qts, w->status, 0xff);
+    bufs[0] = (VVBuf){ w->hdr, sizeof(hdr), false };
+    bufs[1] = (VVBuf){ buf, PAGE, false };
+    bufs[2] = (VVBuf){ w->status, 1, true };
+    w->head = vv_queue_add_chain(q, bufs, 3, false);
+    vv_queue_publish(q, w->head);
+}
+
+static void blk_write_done(Ctx *c, BlkWrite *w)
+{
+    uint32_t id, len;
+
+    g_assert_true(vv_queue_wait_used(w->q, &id, &len, WAIT_US));
+    g_assert_cmpuint(id, ==, w->head);
+    g_assert_cmpuint(qtest_readb(c->qts, w->status), ==, BLK_S_OK);
+}
+
+static void check_image(Ctx *c, uint64_t sector, const uint8_t *want)
+{
+    uint8_t got[PAGE];
+
+    g_assert_cmpint(pread(c->img_fd, got, PAGE, sector * SECTOR), ==, PAGE);
+    g_assert_cmpmem(got, PAGE, want, PAGE);
+}
+
+static void set_hold_faults(QTestState *qts, bool on)
+{
+    qtest_qmp_assert_success(qts, "{ 'execute': 'qom-set', 'arguments': "
+                             "{ 'path': '/objects/vh0', "
+                             "'property': 'x-hold-faults', 'value': %i } }",
+                             on);
+}
+
+static void migration_wait(QTestState *qts, const char *want)
+{
+    gint64 deadline = g_get_monotonic_time() + WAIT_US;
+
+    for (;;) {
+        QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-migrate' }");
+        const char *st = qdict_get_try_str(qdict_get_qdict(rsp, "return"),
+                                           "status");
+        bool done = st && !strcmp(st, want);
+
+        g_assert(!st || strcmp(st, "failed"));
+        qobject_unref(rsp);
+        if (done) {
+            return;
+        }
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(10000);
+    }
+}
+
+static uint64_t reclaim(QTestState *qts, uint64_t pages)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'vpri-reclaim', 'arguments': "
+                           "{ 'host': 'vh0', 'pages': %" PRIu64 " } }",
+                           pages);
+    uint64_t n = get_u64(qdict_get_qdict(rsp, "return"), "evicted");
+
+    qobject_unref(rsp);
+    return n;
+}
+
+/*
+ * Once a migration that advised postcopy is over, the host has guest RAM
+ * back (soon: it retries while QEMU's userfaultfd lets go): eviction
+ * works again.
+ */
+static void assert_reclaim_resumes(QTestState *qts)
+{
+    gint64 deadline = g_get_monotonic_time() + WAIT_US;
+
+    for (;;) {
+        QDict *rsp = qtest_qmp(qts, "{ 'execute': 'vpri-reclaim', "
+                               "'arguments': { 'host': 'vh0', "
+                               "'pages': 256 } }");
+        QDict *ret = qdict_get_qdict(rsp, "return");
+        bool ok = ret && get_u64(ret, "evicted") == 256;
+
+        if (!ret) {
+            QDict *err = qdict_get_qdict(rsp, "error");
+
+            g_assert_nonnull(strstr(qdict_get_str(err, "desc"),
+                                    "with a postcopy migration"));
+        }
+        qobject_unref(rsp);
+        if (ok) {
+            return;
+        }
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(10000);
+    }
+}
+
+/*
+ * vpri-blk on the destination of a postcopy migration: queue 0 writes a
+ * page the source wrote and the destination has not received; its DMA
+ * faults, and while the fault waits queue 1 writes a page that is here and
+ * completes.  Then the page is asked for, arrives, and queue 0 completes
+ * with the source's data.  Once postcopy ends, vpri-host has guest RAM
+ * back: eviction works again.  With @preempt, requested pages come on
+ * QEMU's preempt channel, placed by another thread.
+ */
+static void check_blk_device_fault(bool preempt)
+{
+    Ctx *c = ctx_new("vpri-postcopy");
+    g_autofree char *uri = g_strdup_printf("unix:%s/vpri-pc-%d.sock",
+                                           g_get_tmp_dir(), getpid());
+    g_autofree char *args = g_strdup_printf(
+        "-M q35 -m %d -nodefaults -object vpri-host,id=vh0 "
+        "-blockdev driver=file,node-name=d0,filename=%s,locking=off "
+        "-device vpri-blk,drive=d0,host=vh0,id=vblk0,num-queues=2",
+        GUEST_MIB, c->img);
+    /* The image as the source has it open: ctx_connect() unlinks it */
+    g_autofree char *dargs = g_strdup_printf(
+        "-M q35 -m %d -nodefaults -object vpri-host,id=vh0 "
+        "-blockdev driver=file,node-name=d0,filename=/proc/%d/fd/%d,"
+        "locking=off "
+        "-device vpri-blk,drive=d0,host=vh0,id=vblk0,num-queues=2 "
+        "-incoming defer", GUEST_MIB, getpid(), c->img_fd);
+    uint8_t far[PAGE], near[PAGE];
+    QTestState *src, *dst;
+    BlkWrite w0, w1;
+    uint64_t near_buf, requests;
+    gint64 deadline;
+
+    ctx_connect(c, args);
+    ctx_msix(c, 3);
+    ctx_init_features(c, 2, FEATURES);
+    fill(far, PAGE, 0x31);
+    qtest_memwrite(c->qts, FAR_GPA, far, PAGE);
+
+    src = c->qts;
+    dst = qtest_init(dargs);
+    qtest_qmp_assert_success(src, SET_POSTCOPY_CAP);
+    qtest_qmp_assert_success(dst, SET_POSTCOPY_CAP);
+    if (preempt) {
+        /* Requested pages come on a channel of their own */
+        qtest_qmp_assert_success(src, SET_PREEMPT_CAP);
+        qtest_qmp_assert_success(dst, SET_PREEMPT_CAP);
+    }
+    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
+                             "'arguments': { 'uri': %s } }", uri);
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters', "
+                             "'arguments': { 'max-bandwidth': %d, "
+                             "'max-postcopy-bandwidth': %d } }",
+                             SLOW_BPS, SLOW_BPS);
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate', 'arguments': "
+                             "{ 'uri': %s } }", uri);
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-start-postcopy' }");
+    qtest_qmp_eventwait(dst, "RESUME");
+    migration_wait(src, "postcopy-active");
+    /* The driver goes on with the destination; the source serves pages */
+    c->qts = dst;
+    c->bus->qts = dst;
+    c->d->qts = dst;
+
+    /*
+     * The rings and the MSI-X page come here now, pulled by the driver's
+     * reads as a vCPU's would be: while faults are held, only queue 0's
+     * data page is missing for the device.
+     */
+    for (int qi = 0; qi < 2; qi++) {
+        VVQueue *q = queue(c, qi);
+
+        for (uint64_t a = q->ring_mem; a < q->used + PAGE; a += PAGE) {
+            qtest_readb(dst, a);
+        }
+    }
+    qtest_readl(dst, c->msi_base);
+
+    /* Queue 0's fault stays on the ring until we let the handlers go */
+    set_hold_faults(dst, true);
+    blk_write(c, &w0, queue(c, 0), 0, FAR_GPA);
+    vv_queue_kick(queue(c, 0));
+    deadline = g_get_monotonic_time() + WAIT_US;
+    while (device_faults(dst, "pending") == 0) {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(1000);
+    }
+
+    /* Queue 1 runs meanwhile: the driver writes its page here and now */
+    fill(near, PAGE, 0x52);
+    near_buf = guest_alloc(&c->alloc, PAGE);
+    qtest_memwrite(dst, near_buf, near, PAGE);
+    blk_write(c, &w1, queue(c, 1), 64, near_buf);
+    vv_queue_kick(queue(c, 1));
+    blk_write_done(c, &w1);
+    check_image(c, 64, near);
+    g_assert_cmpuint(vv_queue_used_idx(queue(c, 0)), ==,
+                     queue(c, 0)->last_used);
+
+    /*
+     * The page is asked for by the device's fault (the driver never
+     * touched it here), arrives, and the write goes out intact.
+     */
+    requests = postcopy_u64(dst, "device-requests");
+    set_hold_faults(dst, false);
+    blk_write_done(c, &w0);
+    check_image(c, 0, far);
+    g_assert_cmpuint(device_faults(dst, "raised"), >=, 1);
+    g_assert_cmpuint(device_faults(dst, "failed"), ==, 0);
+    g_assert_cmpuint(device_faults(dst, "pending"), ==, 0);
+    assert_postcopy_state(dst, "running");
+    g_assert_cmpuint(postcopy_u64(dst, "device-requests"), >, requests);
+    g_assert_cmpuint(postcopy_u64(dst, "waiting"), ==, 0);
+    g_assert_cmpuint(postcopy_u64(dst, "failed"), ==, 0);
+    {
+        QDict *h = vpri_info(dst, "hosts");
+        QDict *lat = qdict_get_qdict(qdict_get_qdict(h, "postcopy"),
+                                     "fault-latency-ns");
+
+        g_assert_cmpuint(get_u64(lat, "p50"), >, 0);
+        g_test_message("device fault to page: p50 %" PRIu64 " p99 %"
+                       PRIu64 " ns", get_u64(lat, "p50"),
+                       get_u64(lat, "p99"));
+        qobject_unref(h);
+    }
+
+    /* Let the rest come; then the host has guest RAM back */
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters', "
+                             "'arguments': { 'max-postcopy-bandwidth': 0 } }");
+    migration_wait(src, "completed");
+    qtest_quit(src);
+    assert_postcopy_state(dst, "done");
+    g_assert_cmpuint(postcopy_u64(dst, "received"), >, 0);
+    assert_reclaim_resumes(dst);
+    ctx_stop(c);
+}
+
+/*
+ * The connection breaks during postcopy (migrate-pause on the source: the
+ * destination sees what it sees when the source dies, and the source
+ * sends nothing more; a source stopped by SIGTERM may flush RAM on its
+ * way out) while queue 0 waits for a page only the source has: the
+ * destination goes postcopy-paused, the wait is reported (query-vpri's
+ * waiting fault, the device's pending one), nothing failed, and queue 1
+ * and the guest go on.
+ */
+static void test_blk_connection_breaks(void)
+{
+    Ctx *c = ctx_new("vpri-postcopy");
+    g_autofree char *uri = g_strdup_printf("unix:%s/vpri-pc-%d.sock",
+                                           g_get_tmp_dir(), getpid());
+    g_autofree char *args = g_strdup_printf(
+        "-M q35 -m %d -nodefaults -object vpri-host,id=vh0 "
+        "-blockdev driver=file,node-name=d0,filename=%s,locking=off "
+        "-device vpri-blk,drive=d0,host=vh0,id=vblk0,num-queues=2",
+        GUEST_MIB, c->img);
+    g_autofree char *dargs = g_strdup_printf(
+        "-M q35 -m %d -nodefaults -object vpri-host,id=vh0 "
+        "-blockdev driver=file,node-name=d0,filename=/proc/%d/fd/%d,"
+        "locking=off "
+        "-device vpri-blk,drive=d0,host=vh0,id=vblk0,num-queues=2 "
+        "-incoming %s", GUEST_MIB, getpid(), c->img_fd, uri);
+    uint8_t far[PAGE], near[PAGE];
+    QTestState *src, *dst;
+    BlkWrite w0, w1;
+    uint64_t near_buf;
+    gint64 deadline;
+
+    ctx_connect(c, args);
+    ctx_msix(c, 3);
+    ctx_init_features(c, 2, FEATURES);
+    fill(far, PAGE, 0x13);
+    qtest_memwrite(c->qts, FAR_GPA, far, PAGE);
+    src = c->qts;
+    dst = qtest_init(dargs);
+    qtest_qmp_assert_success(src, SET_POSTCOPY_CAP);
+    qtest_qmp_assert_success(dst, SET_POSTCOPY_CAP);
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters', "
+                             "'arguments': { 'max-bandwidth': %d, "
+                             "'max-postcopy-bandwidth': %d } }",
+                             SLOW_BPS, SLOW_BPS);
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate', 'arguments': "
+                             "{ 'uri': %s } }", uri);
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-start-postcopy' }");
+    qtest_qmp_eventwait(dst, "RESUME");
+    migration_wait(src, "postcopy-active");
+    c->qts = dst;
+    c->bus->qts = dst;
+    c->d->qts = dst;
+    for (int qi = 0; qi < 2; qi++) {
+        VVQueue *q = queue(c, qi);
+
+        for (uint64_t a = q->ring_mem; a < q->used + PAGE; a += PAGE) {
+            qtest_readb(dst, a);
+        }
+    }
+    qtest_readl(dst, c->msi_base);
+
+    /* Queue 0 waits for its page: it is asked for, never sent */
+    set_hold_faults(dst, true);
+    blk_write(c, &w0, queue(c, 0), 0, FAR_GPA);
+    vv_queue_kick(queue(c, 0));
+    deadline = g_get_monotonic_time() + WAIT_US;
+    while (device_faults(dst, "pending") == 0) {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(1000);
+    }
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-pause' }");
+    migration_wait(dst, "postcopy-paused");
+    set_hold_faults(dst, false);
+    deadline = g_get_monotonic_time() + WAIT_US;
+    while (postcopy_u64(dst, "waiting") == 0) {
+        if (g_get_monotonic_time() >= deadline) {
+            /* Say what happened instead (seen once in about 30 runs) */
+            fprintf(stderr, "postcopy: requests %" PRIu64 " faults %"
+                    PRIu64 " failed %" PRIu64 "; device: raised %" PRIu64
+                    " resolved %" PRIu64 " failed %" PRIu64 " pending %"
+                    PRIu64 "; queue 0 used %u\n",
+                    postcopy_u64(dst, "device-requests"),
+                    postcopy_u64(dst, "device-faults"),
+                    postcopy_u64(dst, "failed"),
+                    device_faults(dst, "raised"),
+                    device_faults(dst, "resolved"),
+                    device_faults(dst, "failed"),
+                    device_faults(dst, "pending"),
+                    vv_queue_used_idx(queue(c, 0)));
+        }
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(1000);
+    }
+
+    /* Reported, not failed; the rest goes on */
+    fill(near, PAGE, 0x24);
+    near_buf = guest_alloc(&c->alloc, PAGE);
+    qtest_memwrite(dst, near_buf, near, PAGE);
+    blk_write(c, &w1, queue(c, 1), 64, near_buf);
+    vv_queue_kick(queue(c, 1));
+    blk_write_done(c, &w1);
+    check_image(c, 64, near);
+    assert_status(dst, "running");
+    g_assert_cmpuint(postcopy_u64(dst, "waiting"), ==, 1);
+    g_assert_cmpuint(postcopy_u64(dst, "failed"), ==, 0);
+    g_assert_cmpuint(device_faults(dst, "pending"), ==, 1);
+    g_assert_cmpuint(device_faults(dst, "failed"), ==, 0);
+    g_assert_cmpuint(vv_queue_used_idx(queue(c, 0)), ==,
+                     queue(c, 0)->last_used);
+    qtest_quit(dst);
+    qtest_quit(src);
+    close(c->img_fd);
+    close(c->log_fd);
+    g_free(c->img);
+    g_free(c->log);
+    g_free(c);
+}
+
+static void test_blk_device_fault(void)
+{
+    check_blk_device_fault(false);
+}
+
+static void test_blk_device_fault_preempt(void)
+{
+    check_blk_device_fault(true);
+}
+
+/*
+ * A migration with postcopy-ram on both sides that completes in precopy:
+ * QEMU never says postcopy ended, yet the destination's host takes guest
+ * RAM back when the guest starts.  Pages its host had evicted before the
+ * advice came back first, intact.
+ */
+static void test_blk_precopy_advised(void)
+{
+    Ctx *c = ctx_new("vpri-postcopy");
+    g_autofree char *uri = g_strdup_printf("unix:%s/vpri-pc-%d.sock",
+                                           g_get_tmp_dir(), getpid());
+    g_autofree char *args = g_strdup_printf(
+        "-M q35 -m %d -nodefaults -object vpri-host,id=vh0 "
+        "-blockdev driver=file,node-name=d0,filename=%s,locking=off "
+        "-device vpri-blk,drive=d0,host=vh0,id=vblk0,num-queues=2",
+        GUEST_MIB, c->img);
+    g_autofree char *dargs = NULL;
+    uint8_t far[PAGE], got[PAGE];
+    QTestState *src, *dst;
+    BlkWrite w;
+
+    ctx_connect(c, args);
+    ctx_msix(c, 3);
+    ctx_init_features(c, 2, FEATURES);
+    fill(far, PAGE, 0x77);
+    qtest_memwrite(c->qts, FAR_GPA, far, PAGE);
+    src = c->qts;
+    dargs = g_strdup_printf(
+        "-M q35 -m %d -nodefaults -object vpri-host,id=vh0 "
+        "-blockdev driver=file,node-name=d0,filename=/proc/%d/fd/%d,"
+        "locking=off "
+        "-device vpri-blk,drive=d0,host=vh0,id=vblk0,num-queues=2 "
+        "-incoming defer", GUEST_MIB, getpid(), c->img_fd);
+    dst = qtest_init(dargs);
+    g_assert_cmpuint(reclaim(dst, 4096), ==, 4096);
+    qtest_qmp_assert_success(src, SET_POSTCOPY_CAP);
+    qtest_qmp_assert_success(dst, SET_POSTCOPY_CAP);
+    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
+                             "'arguments': { 'uri': %s } }", uri);
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate', 'arguments': "
+                             "{ 'uri': %s } }", uri);
+    migration_wait(src, "completed");
+    qtest_qmp_eventwait(dst, "RESUME");
+    qtest_quit(src);
+    c->qts = dst;
+    c->bus->qts = dst;
+    c->d->qts = dst;
+    {
+        /* It never listened: no postcopy section */
+        QDict *h = vpri_info(dst, "hosts");
+
+        g_assert_false(qdict_haskey(h, "postcopy"));
+        qobject_unref(h);
+    }
+
+    qtest_memread(dst, FAR_GPA, got, PAGE);
+    g_assert_cmpmem(got, PAGE, far, PAGE);
+    assert_reclaim_resumes(dst);
+    /* The device still works, on pages evicted again */
+    blk_write(c, &w, queue(c, 0), 8, FAR_GPA);
+    vv_queue_kick(queue(c, 0));
+    blk_write_done(c, &w);
+    check_image(c, 8, far);
+    ctx_stop(c);
+}
+
+int main(int argc, char **argv)
+{
+    if (!vblk_tests_init(&argc, &argv, 90 * G_USEC_PER_SEC)) {
+        return g_test_run();
+    }
+    add_test("/vpri-postcopy/blk/device-fault", test_blk_device_fault);
+    add_test("/vpri-postcopy/blk/device-fault-preempt",
+             test_blk_device_fault_preempt);
+    add_test("/vpri-postcopy/blk/precopy-advised", test_blk_precopy_advised);
+    add_test("/vpri-postcopy/blk/connection-breaks",
+             test_blk_connection_breaks);
+    qtest_add_func("/vpri-postcopy/refused/source-capability",
+                   test_source_capability);
+    qtest_add_func("/vpri-postcopy/refused/destination-capability",
+                   test_destination_capability);
+    qtest_add_func("/vpri-postcopy/refused/destination-advice",
+                   test_destination_advice);
+    qtest_add_func("/vpri-postcopy/refused/object-add", test_object_add);
+    return g_test_run();
+}
