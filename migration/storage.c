@@ -60,6 +60,8 @@ enum {
 #define STORAGE_MIG_WINDOW_NS (1 * NANOSECONDS_PER_SECOND)
 /* ... and the floor of the write limit it applies. */
 #define STORAGE_MIG_MIN_BPS (64 * KiB)
+/* Pending reported while the bulk pass runs: no threshold is that large */
+#define STORAGE_MIG_HOLD_BYTES (1 * TiB)
 
 struct IolabStorageMig {
     char *idstr;
@@ -411,6 +413,17 @@ static uint64_t storage_mig_pending_cost_locked(IolabStorageMig *m)
     uint64_t pending = storage_mig_pending_locked(m);
     uint64_t bw = migrate_avail_switchover_bandwidth();
     double rate;
+
+    /*
+     * The allocated blocks are all sent before the switch-over, as
+     * blockdev-mirror is ready before it: the downtime is left for what
+     * the guest changed since.  Pending that QEMU's threshold can never
+     * reach holds the switch-over until the walk is done; the walk ends
+     * (it covers the image once), so convergence is only delayed.
+     */
+    if (m->state == IOLAB_STORAGE_MIG_BULK) {
+        return pending + STORAGE_MIG_HOLD_BYTES;
+    }
 
     if (!bw) {
         bw = migrate_max_bandwidth();
