@@ -22,6 +22,7 @@
 #include "qemu/main-loop.h"
 #include "qemu/memalign.h"
 #include "system/block-backend.h"
+#include "system/runstate.h"
 #include "standard-headers/linux/virtio_blk.h"
 #include "hw/iolab-virtio/iolab-blk.h"
 #include "trace.h"
@@ -285,12 +286,12 @@ static int iolab_blk_map_data(IolabBlkReq *req, uint64_t *fault_addr)
 /* Backend                                                            */
 
 /*
- * A backend request finished.  Nothing touches guest memory from here:
- * the rest runs from complete_bh, under the device's re-entrancy guard.
+ * A backend request finished: record its result and queue it for
+ * posting.  Nothing touches guest memory here: iolab_blk_complete() does,
+ * once per backend callback.
  */
-static void iolab_blk_backend_done(void *opaque, int ret)
+static void iolab_blk_req_done(IolabBlkReq *req, int ret)
 {
-    IolabBlkReq *req = opaque;
     IolabBlk *b = req->b;
 
     b->inflight--;
@@ -309,15 +310,6 @@ static void iolab_blk_backend_done(void *opaque, int ret)
     } else {
         req->stage = req->type == VIRTIO_BLK_T_IN && ret >= 0 ?
                      IOLAB_BLK_STAGE_SCATTER : IOLAB_BLK_STAGE_STATUS;
-    }
-    /*
-     * complete_bh is pending exactly while the list is not empty: it is
-     * scheduled once per batch of completions, not once per request (each
-     * qemu_bh_schedule() wakes the main loop with an eventfd write, even
-     * for a bottom half already pending).
-     */
-    if (QTAILQ_EMPTY(&b->completed)) {
-        qemu_bh_schedule(b->complete_bh);
     }
     QTAILQ_INSERT_TAIL(&b->completed, req, next);
 }
@@ -370,6 +362,61 @@ static void iolab_blk_complete_bh(void *opaque)
     iolab_blk_post_completions(opaque);
 }
 
+/*
+ * Post what the backend just completed, under the device's re-entrancy
+ * guard (issue 13): a status byte or data aimed at the device's own
+ * registers is then refused as a DMA error instead of resetting the
+ * device from inside its completion.
+ *
+ * From the main loop, with the guard free (no MMIO/PIO dispatch of this
+ * device, no complete_bh, no drain of ours below us), the completions are
+ * posted now, with the guard engaged for the duration: what complete_bh
+ * would do, without its main-loop iteration, which a driver with one
+ * request in flight pays once per request (docs/benchmarks.md, vdpa-mgmt
+ * one instance).  Otherwise they wait for complete_bh:
+ * - the guard is engaged: we are inside the device's own dispatch (or
+ *   complete_bh, or iolab_blk_drain()), which must not see its state
+ *   change under it; the bottom half runs once it has returned;
+ * - a drain or reset of ours is waiting for the backend: reset drops the
+ *   completions, drain posts them itself;
+ * - the VM is stopped (the backend is drained when it stops): nothing is
+ *   posted from the drain in the middle of the stop.
+ * A blocked queue or a broken device needs no exception: both paths post
+ * through iolab_blk_post_completions(), which holds or drops per request.
+ *
+ * complete_bh is pending exactly while the completed list is not empty.
+ * It is scheduled once per batch, not once per request: each
+ * qemu_bh_schedule() wakes the main loop with an eventfd write, even for a
+ * bottom half already pending.  Interrupts are checked once per call
+ * (iolab_blk_flush_notify()), for all the requests it posts.
+ */
+static void iolab_blk_complete(IolabBlk *b, bool was_empty)
+{
+    if (b->guard->engaged_in_io || b->draining || !runstate_is_running()) {
+        if (was_empty) {
+            qemu_bh_schedule(b->complete_bh);
+        }
+        return;
+    }
+    if (!was_empty) {
+        qemu_bh_cancel(b->complete_bh);
+    }
+    b->guard->engaged_in_io = true;
+    iolab_blk_post_completions(b);
+    b->guard->engaged_in_io = false;
+}
+
+/* The backend's callback for one request */
+static void iolab_blk_backend_done(void *opaque, int ret)
+{
+    IolabBlkReq *req = opaque;
+    IolabBlk *b = req->b;
+    bool was_empty = QTAILQ_EMPTY(&b->completed);
+
+    iolab_blk_req_done(req, ret);
+    iolab_blk_complete(b, was_empty);
+}
+
 static void iolab_blk_submit_rw(IolabBlk *b, uint32_t type, uint64_t sector,
                                 QEMUIOVector *qiov, BlockCompletionFunc *cb,
                                 void *opaque)
@@ -387,13 +434,17 @@ static void iolab_blk_submit_rw(IolabBlk *b, uint32_t type, uint64_t sector,
 static void iolab_blk_merged_done(void *opaque, int ret)
 {
     IolabBlkMerged *m = opaque;
+    IolabBlk *b = ((IolabBlkReq *)g_ptr_array_index(m->reqs, 0))->b;
+    bool was_empty = QTAILQ_EMPTY(&b->completed);
 
+    /* One batch: posted together, one interrupt check */
     for (guint i = 0; i < m->reqs->len; i++) {
-        iolab_blk_backend_done(g_ptr_array_index(m->reqs, i), ret);
+        iolab_blk_req_done(g_ptr_array_index(m->reqs, i), ret);
     }
     qemu_iovec_destroy(&m->qiov);
     g_ptr_array_free(m->reqs, true);
     g_free(m);
+    iolab_blk_complete(b, was_empty);
 }
 
 static int iolab_blk_req_cmp(gconstpointer a, gconstpointer b)
@@ -877,13 +928,24 @@ static void iolab_blk_drop_list(IolabBlk *b, IolabBlkReqList *list)
     }
 }
 
+/*
+ * Wait for the requests in the backend.  Their completions are queued, not
+ * posted (iolab_blk_complete()): the caller decides what becomes of them.
+ */
+static void iolab_blk_wait_backend(IolabBlk *b)
+{
+    if (b->inflight) {
+        b->draining = true;
+        blk_drain(b->blk);
+        b->draining = false;
+    }
+}
+
 void iolab_blk_drain(IolabBlk *b)
 {
     bool engaged;
 
-    if (b->inflight) {
-        blk_drain(b->blk);
-    }
+    iolab_blk_wait_backend(b);
     if (QTAILQ_EMPTY(&b->completed)) {
         return;
     }
@@ -901,9 +963,7 @@ void iolab_blk_reset(IolabBlk *b)
      * Requests in the backend finish on their own: wait for them.  A
      * device with many objects on one backend resets idle ones often.
      */
-    if (b->inflight) {
-        blk_drain(b->blk);
-    }
+    iolab_blk_wait_backend(b);
     iolab_blk_drop_list(b, &b->completed);
     for (uint16_t i = 0; i < b->num_queues; i++) {
         iolab_blk_drop_list(b, &b->q[i].held);

@@ -19,9 +19,10 @@
  *   waits (the guest is stalled, never failed) until buffers come back;
  * - chains popped per queue run <= IOLAB_BLK_POPS_PER_RUN: the rest run
  *   in a later main-loop iteration (the device's kick_again hook);
- * - completions are posted from a bottom half guarded by the device's
- *   MemReentrancyGuard, so a status byte aimed at the device's own
- *   registers cannot re-enter it from a backend callback.
+ * - completions are posted under the device's MemReentrancyGuard (from
+ *   the backend callback with the guard engaged, or from a bottom half
+ *   guarded by it), so a status byte aimed at the device's own registers
+ *   cannot re-enter it from a backend callback.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -130,10 +131,15 @@ typedef struct IolabBlk {
     /* Reads and writes to submit at the end of a queue run */
     GPtrArray *batch;
     bool batching;
-    /* Backend completions, posted by complete_bh */
+    /*
+     * Backend completions not posted yet: they wait for complete_bh when
+     * the backend callback could not post them (iolab_blk_complete())
+     */
     IolabBlkReqList completed;
     QEMUBH *complete_bh;
     MemReentrancyGuard *guard;  /* the device's, complete_bh's */
+    /* Our drain or reset waits for the backend: completions wait too */
+    bool draining;
     /* Some queue has notify_pending set */
     bool notify_pending;
 } IolabBlk;
