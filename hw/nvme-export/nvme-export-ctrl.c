@@ -422,15 +422,21 @@ void nvmex_kick(NvmeExport *c)
     qemu_bh_schedule(c->sq_bh);
 }
 
-void nvmex_quiesce(NvmeExport *c)
+/* Wait for every namespace's backend requests to finish */
+static void nvmex_drain_namespaces(NvmeExport *c)
 {
-    NvmexReq *r;
-
     for (int i = 1; i <= NVMEX_MAX_NSID; i++) {
         if (c->ns[i]) {
             blk_drain(c->ns[i]->conf.blk);
         }
     }
+}
+
+void nvmex_quiesce(NvmeExport *c)
+{
+    NvmexReq *r;
+
+    nvmex_drain_namespaces(c);
     /* Post now what finished; a full CQ parks its completion */
     while ((r = QTAILQ_FIRST(&c->done))) {
         QTAILQ_REMOVE(&c->done, r, entry);
@@ -462,11 +468,7 @@ static void nvmex_ctrl_reset(NvmeExport *c)
     NvmexCtrlState *s = &c->st;
     NvmexReq *r;
 
-    for (int i = 1; i <= NVMEX_MAX_NSID; i++) {
-        if (c->ns[i]) {
-            blk_drain(c->ns[i]->conf.blk);
-        }
-    }
+    nvmex_drain_namespaces(c);
     while ((r = QTAILQ_FIRST(&c->done))) {
         QTAILQ_REMOVE(&c->done, r, entry);
         nvmex_req_put(r);

@@ -370,6 +370,34 @@ static void allocate_tenth(T *t, uint32_t seed)
     }
 }
 
+/* Wait until the storage migration has sent its first range */
+static void wait_copying(T *t)
+{
+    for (int i = 0; ; i++) {
+        QDict *sm = storage_info(t->qts);
+        bool sending = qdict_get_int(sm, "sent-bytes") +
+                       qdict_get_int(sm, "zero-bytes") > 0;
+
+        qobject_unref(sm);
+        if (sending) {
+            return;
+        }
+        g_assert_cmpint(i, <, 3000);
+        g_usleep(10 * 1000);
+    }
+}
+
+/* A migration that ended early left the source as it was: no limit */
+static void assert_source_released(T *t)
+{
+    QDict *sm = storage_info(t->qts);
+
+    g_assert_cmpstr(qdict_get_str(sm, "state"), ==, "cancelled");
+    g_assert_cmpuint(qdict_get_int(sm, "throttle-bandwidth"), ==, 0);
+    g_assert_cmpuint(qdict_get_int(sm, "pending-bytes"), ==, 0);
+    qobject_unref(sm);
+}
+
 static void test_migrate(void)
 {
     T *t = t_start();
@@ -611,7 +639,6 @@ static void test_cancel(void)
     g_autofree char *uri = g_strdup_printf("unix:%s", t->sock);
     g_autofree char *args = qemu_args(t, t->dst_img, "", DEFAULT_DEVICES, uri);
     QTestState *dst;
-    QDict *sm;
     const char *st = "none";
 
     allocate_tenth(t, 1);
@@ -619,17 +646,7 @@ static void test_cancel(void)
     qtest_set_expected_status(dst, 1);
     set_bandwidth(t->qts, 256 * 1024);      /* slow: seconds to copy */
     start_migration(t->qts, uri);
-    for (int i = 0; i < 500; i++) {
-        QDict *s = storage_info(t->qts);
-        bool sending = qdict_get_int(s, "sent-bytes") +
-                       qdict_get_int(s, "zero-bytes") > 0;
-
-        qobject_unref(s);
-        if (sending) {
-            break;
-        }
-        g_usleep(10 * 1000);
-    }
+    wait_copying(t);
     write_block(t, 3, 33);                  /* while it copies */
     qtest_qmp_assert_success(t->qts, "{ 'execute': 'migrate_cancel' }");
     st = wait_migration(t->qts, 30);
@@ -637,11 +654,7 @@ static void test_cancel(void)
     qtest_wait_qemu(dst);
     qtest_quit(dst);
 
-    sm = storage_info(t->qts);
-    g_assert_cmpstr(qdict_get_str(sm, "state"), ==, "cancelled");
-    g_assert_cmpuint(qdict_get_int(sm, "throttle-bandwidth"), ==, 0);
-    g_assert_cmpuint(qdict_get_int(sm, "pending-bytes"), ==, 0);
-    qobject_unref(sm);
+    assert_source_released(t);
     write_block(t, 4, 44);
     verify_blocks(t);
     t_stop(t);
@@ -659,23 +672,12 @@ static void test_destination_dies(void)
     g_autofree char *args = qemu_args(t, t->dst_img, "", DEFAULT_DEVICES, uri);
     QTestState *dst;
     QDict *sm;
-    bool sending = false;
 
     allocate_tenth(t, 1);
     dst = qtest_init(args);
     set_bandwidth(t->qts, 256 * 1024);      /* slow: seconds to copy */
     start_migration(t->qts, uri);
-    for (int i = 0; i < 500 && !sending; i++) {
-        QDict *s = storage_info(t->qts);
-
-        sending = qdict_get_int(s, "sent-bytes") +
-                  qdict_get_int(s, "zero-bytes") > 0;
-        qobject_unref(s);
-        if (!sending) {
-            g_usleep(10 * 1000);
-        }
-    }
-    g_assert_true(sending);
+    wait_copying(t);
     write_block(t, 3, 33);                  /* while it copies */
     sm = storage_info(t->qts);
     g_assert_cmpstr(qdict_get_str(sm, "state"), ==, "bulk");
@@ -685,11 +687,7 @@ static void test_destination_dies(void)
     g_assert_cmpstr(wait_migration(t->qts, 30), ==, "failed");
     qtest_quit(dst);
 
-    sm = storage_info(t->qts);
-    g_assert_cmpstr(qdict_get_str(sm, "state"), ==, "cancelled");
-    g_assert_cmpuint(qdict_get_int(sm, "throttle-bandwidth"), ==, 0);
-    g_assert_cmpuint(qdict_get_int(sm, "pending-bytes"), ==, 0);
-    qobject_unref(sm);
+    assert_source_released(t);
     /* The guest never stopped: it writes on, and all it wrote is there. */
     write_block(t, 4, 44);
     write_block(t, 1000, 45);
