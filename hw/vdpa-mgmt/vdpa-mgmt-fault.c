@@ -69,7 +69,7 @@ uint32_t vdpa_queue_held(VdpaInst *inst, uint16_t qi)
 {
     uint32_t n = vdpa_blk_held(inst, qi);
 
-    for (const VdpaBlkReq *r = inst->q[qi].held; r; r = r->next_held) {
+    for (const VdpaNetReq *r = inst->q[qi].held; r; r = r->next_held) {
         n++;
     }
     return n;
@@ -86,11 +86,11 @@ bool vdpa_queue_blocked(VdpaInst *inst, uint16_t qi)
  * (tx_sent); an RX buffer is simply reused.  (Blk requests are held by
  * the shared state machine, at the stage they reached: vdpa-mgmt-blk.c.)
  */
-void vdpa_req_hold(VdpaBlkReq *req, uint64_t addr, bool write)
+void vdpa_net_req_hold(VdpaNetReq *req, uint64_t addr, bool write)
 {
     VdpaInst *inst = req->inst;
     VdpaQueue *q = &inst->q[req->queue];
-    VdpaBlkReq **tail = &q->held;
+    VdpaNetReq **tail = &q->held;
 
     vdpa_mig_mark(inst->s, inst->id);
     while (*tail) {

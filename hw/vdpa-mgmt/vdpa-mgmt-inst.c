@@ -110,9 +110,9 @@ bool vdpa_inst_runnable(VdpaInst *inst)
            !(inst->status & VDPA_ST_NEEDS_RESET) && !inst->suspended;
 }
 
-VdpaBlkReq *vdpa_req_get(VdpaMgmt *s, VdpaInst *inst, uint16_t qi)
+VdpaNetReq *vdpa_net_req_get(VdpaMgmt *s, VdpaInst *inst, uint16_t qi)
 {
-    VdpaBlkReq *req = s->spare;
+    VdpaNetReq *req = s->spare;
 
     if (req) {
         s->spare = req->next_spare;
@@ -120,17 +120,17 @@ VdpaBlkReq *vdpa_req_get(VdpaMgmt *s, VdpaInst *inst, uint16_t qi)
     } else {
         req = g_malloc(sizeof(*req));
     }
-    memset(req, 0, offsetof(VdpaBlkReq, elem));
+    memset(req, 0, offsetof(VdpaNetReq, elem));
     req->inst = inst;
     req->queue = qi;
     return req;
 }
 
-void vdpa_req_put(VdpaMgmt *s, VdpaBlkReq *req)
+void vdpa_net_req_put(VdpaMgmt *s, VdpaNetReq *req)
 {
     /* Every request ends here or held: its queue moved on */
     vdpa_mig_mark(s, req->inst->id);
-    if (s->nspare < VDPA_SPARE_REQS) {
+    if (s->nspare < VDPA_NET_SPARE_REQS) {
         req->next_spare = s->spare;
         s->spare = req;
         s->nspare++;
@@ -146,7 +146,7 @@ void vdpa_req_put(VdpaMgmt *s, VdpaBlkReq *req)
  * may have added a chain before it saw the change.  A fault consumed
  * nothing: it is raised and the pop is simply redone when it is answered.
  */
-VdpaPop vdpa_queue_pop(VdpaInst *inst, uint16_t qi, VdpaBlkReq *req)
+VdpaPop vdpa_net_queue_pop(VdpaInst *inst, uint16_t qi, VdpaNetReq *req)
 {
     VdpaQueue *q = &inst->q[qi];
     const char *err = NULL;
@@ -165,14 +165,14 @@ VdpaPop vdpa_queue_pop(VdpaInst *inst, uint16_t qi, VdpaBlkReq *req)
      */
     if (st == VIRTQ_OK &&
         (uint16_t)(q->vq.last_avail_idx - q->vq.used_idx) > q->vq.size) {
-        vdpa_req_put(inst->s, req);
+        vdpa_net_req_put(inst->s, req);
         vdpa_inst_error(inst, "queue %u: virtqueue size exceeded", qi);
         return VDPA_POP_STOP;
     }
     if (st == VIRTQ_OK) {
         return VDPA_POP_OK;
     }
-    vdpa_req_put(inst->s, req);
+    vdpa_net_req_put(inst->s, req);
     if (st == VIRTQ_FAULT) {
         vdpa_queue_fault(inst, qi, fault, false);
         return VDPA_POP_STOP;
@@ -287,10 +287,10 @@ static void vdpa_queue_drop_held(VdpaInst *inst, uint16_t qi)
     VdpaQueue *q = &inst->q[qi];
 
     while (q->held) {
-        VdpaBlkReq *req = q->held;
+        VdpaNetReq *req = q->held;
 
         q->held = req->next_held;
-        vdpa_req_put(inst->s, req);
+        vdpa_net_req_put(inst->s, req);
     }
     /*
      * A pending slot is released when the host answers; a wait for a

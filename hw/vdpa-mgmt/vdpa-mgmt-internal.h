@@ -27,7 +27,7 @@
  */
 #define VDPA_BLK_BOUNCE_CAP (2 * VDPA_BLK_MAX_DATA)
 #define VDPA_BLK_SPARE_REQS 4
-#define VDPA_SPARE_REQS     64
+#define VDPA_NET_SPARE_REQS     64
 /* PCIe PASID capability: where, and the PASID width it announces */
 #define VDPA_MGMT_PASID_CAP_OFF 0x100
 #define VDPA_MGMT_PASID_BITS    20
@@ -54,12 +54,12 @@ typedef struct VdpaSlotWaiter {
  * A popped chain of a net instance (blk instances run their requests in
  * the shared IolabBlk, see vdpa-mgmt-blk.c).
  */
-struct VdpaBlkReq {
+struct VdpaNetReq {
     VdpaInst *inst;
-    VdpaBlkReq *next_held;
+    VdpaNetReq *next_held;
     uint16_t queue;
     bool tx_sent;               /* net TX: frame sent, only the push left */
-    VdpaBlkReq *next_spare;
+    VdpaNetReq *next_spare;
     VirtqElem elem;             /* last: 16 KiB */
 };
 
@@ -104,9 +104,9 @@ void vdpa_queue_interrupt(VdpaInst *inst, uint16_t qi);
 void G_GNUC_PRINTF(2, 3)
                    vdpa_inst_error(VdpaInst *inst, const char *fmt, ...);
 bool vdpa_inst_runnable(VdpaInst *inst);
-VdpaBlkReq *vdpa_req_get(VdpaMgmt *s, VdpaInst *inst, uint16_t qi);
-void vdpa_req_put(VdpaMgmt *s, VdpaBlkReq *req);
-VdpaPop vdpa_queue_pop(VdpaInst *inst, uint16_t qi, VdpaBlkReq *req);
+VdpaNetReq *vdpa_net_req_get(VdpaMgmt *s, VdpaInst *inst, uint16_t qi);
+void vdpa_net_req_put(VdpaMgmt *s, VdpaNetReq *req);
+VdpaPop vdpa_net_queue_pop(VdpaInst *inst, uint16_t qi, VdpaNetReq *req);
 void vdpa_inst_run(VdpaInst *inst, uint16_t qi);
 void vdpa_kick_bh(void *opaque);
 void vdpa_queue_kick(VdpaMgmt *s, VdpaInst *inst, uint16_t qi);
@@ -122,7 +122,7 @@ void vdpa_destroy_all(VdpaMgmt *s);
 void vdpa_queue_fault(VdpaInst *inst, uint16_t qi, uint64_t addr,
                       bool write);
 bool vdpa_queue_blocked(VdpaInst *inst, uint16_t qi);
-void vdpa_req_hold(VdpaBlkReq *req, uint64_t addr, bool write);
+void vdpa_net_req_hold(VdpaNetReq *req, uint64_t addr, bool write);
 void vdpa_fault_done(void *opaque, uint16_t slot, bool resolved);
 void vdpa_queue_cancel_wait(VdpaInst *inst, uint16_t qi);
 

@@ -138,7 +138,7 @@ static void vdpa_mig_put_inst(GByteArray *b, VdpaInst *inst)
         vdpa_st64(qr + VIRTQ_SAVED_SIZE, inst->q[q].msi.addr);
         vdpa_st32(qr + VIRTQ_SAVED_SIZE + 8, inst->q[q].msi.data);
         vdpa_st32(qr + VIRTQ_SAVED_SIZE + 12, inst->q[q].msi.flags);
-        for (VdpaBlkReq *r = inst->q[q].held; r; r = r->next_held) {
+        for (VdpaNetReq *r = inst->q[q].held; r; r = r->next_held) {
             nheld++;
         }
         while (blk_heads && k < blk_heads->len &&
@@ -149,7 +149,7 @@ static void vdpa_mig_put_inst(GByteArray *b, VdpaInst *inst)
         vdpa_st16(qr + VDPA_MIG_QUEUE_REC - 2, nheld);
         g_byte_array_append(b, qr, sizeof(qr));
         /* Popped, not pushed yet: the heads to rebuild */
-        for (VdpaBlkReq *r = inst->q[q].held; r; r = r->next_held) {
+        for (VdpaNetReq *r = inst->q[q].held; r; r = r->next_held) {
             uint8_t h[2];
 
             vdpa_st16(h, r->elem.head | (r->tx_sent ? VDPA_MIG_HELD_SENT : 0));
@@ -647,10 +647,10 @@ static bool vdpa_mig_finish_inst(VdpaMgmt *s, VdpaInst *inst)
     }
     for (uint16_t q = 0; q < inst->nqueues; q++) {
         VdpaQueue *vq = &inst->q[q];
-        VdpaBlkReq **tail = &vq->held;
+        VdpaNetReq **tail = &vq->held;
 
         for (uint16_t n = 0; n < vq->mig_nheld; n++, k++) {
-            VdpaBlkReq *req = vdpa_req_get(s, inst, q);
+            VdpaNetReq *req = vdpa_net_req_get(s, inst, q);
             uint16_t head = heads[k] & ~VDPA_MIG_HELD_SENT;
             const char *err = NULL;
             uint64_t fault;
@@ -659,7 +659,7 @@ static bool vdpa_mig_finish_inst(VdpaMgmt *s, VdpaInst *inst)
             if (iolab_virtq_read_chain(&vq->vq, &vdpa_dma_ops, inst, head,
                                        &req->elem, &fault,
                                        &err) != VIRTQ_OK) {
-                vdpa_req_put(s, req);
+                vdpa_net_req_put(s, req);
                 error_report("vdpa-mgmt: migration: instance %u queue %u: "
                              "held request %u cannot be rebuilt: %s",
                              inst->id, q, heads[k], err ?: "fault");

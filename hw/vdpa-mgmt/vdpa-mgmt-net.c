@@ -47,7 +47,7 @@ uint64_t vdpa_mac_key(const uint8_t *mac)
  * held the request (the frame was not sent, or was sent and only the
  * push is left: tx_sent), or the instance went to needs-reset.
  */
-static bool vdpa_net_tx_one(VdpaInst *inst, VdpaBlkReq *req)
+static bool vdpa_net_tx_one(VdpaInst *inst, VdpaNetReq *req)
 {
     VdpaMgmt *s = inst->s;
     uint16_t qi = req->queue;
@@ -63,7 +63,7 @@ static bool vdpa_net_tx_one(VdpaInst *inst, VdpaBlkReq *req)
             req->elem.out_len > VDPA_NET_HDR + VDPA_NET_MAX_FRAME) {
             vdpa_inst_error(inst, "queue %u: tx chain of %u bytes", qi,
                             req->elem.out_len);
-            vdpa_req_put(s, req);
+            vdpa_net_req_put(s, req);
             return false;
         }
         len = req->elem.out_len - VDPA_NET_HDR;
@@ -72,12 +72,12 @@ static bool vdpa_net_tx_one(VdpaInst *inst, VdpaBlkReq *req)
                               frame, len, &fault);
         if (ret == VIRTQ_FAULT) {
             /* Nothing sent yet: the whole frame is read again */
-            vdpa_req_hold(req, fault, false);
+            vdpa_net_req_hold(req, fault, false);
             return false;
         }
         if (ret) {
             vdpa_inst_error(inst, "queue %u: tx frame not readable", qi);
-            vdpa_req_put(s, req);
+            vdpa_net_req_put(s, req);
             return false;
         }
         qemu_send_packet(qemu_get_queue(s->nic), frame, len);
@@ -87,17 +87,17 @@ static bool vdpa_net_tx_one(VdpaInst *inst, VdpaBlkReq *req)
     ret = iolab_virtq_push(&q->vq, &vdpa_dma_ops, inst, req->elem.head, 0, &fault);
     if (ret == VIRTQ_FAULT) {
         /* Sent already: only the push is repeated, never the frame */
-        vdpa_req_hold(req, fault, true);
+        vdpa_net_req_hold(req, fault, true);
         return false;
     }
     if (ret) {
         vdpa_inst_error(inst, "queue %u: used ring refused", qi);
-        vdpa_req_put(s, req);
+        vdpa_net_req_put(s, req);
         return false;
     }
     inst->stats.requests++;
     vdpa_queue_interrupt(inst, qi);
-    vdpa_req_put(s, req);
+    vdpa_net_req_put(s, req);
     return true;
 }
 
@@ -109,7 +109,7 @@ static void vdpa_net_tx(VdpaInst *inst, uint16_t qi)
 
     while (vdpa_inst_runnable(inst) && q->vq.enabled &&
            !vdpa_queue_blocked(inst, qi)) {
-        VdpaBlkReq *req = q->held;
+        VdpaNetReq *req = q->held;
         VdpaPop pop;
 
         /* Requests a fault stopped go first, in order */
@@ -120,8 +120,8 @@ static void vdpa_net_tx(VdpaInst *inst, uint16_t qi)
             }
             continue;
         }
-        req = vdpa_req_get(s, inst, qi);
-        pop = vdpa_queue_pop(inst, qi, req);
+        req = vdpa_net_req_get(s, inst, qi);
+        pop = vdpa_net_queue_pop(inst, qi, req);
         if (pop == VDPA_POP_STOP ||
             (pop == VDPA_POP_OK && !vdpa_net_tx_one(inst, req))) {
             return;
@@ -143,7 +143,7 @@ static void vdpa_net_rx_prepare(VdpaInst *inst)
 {
     VdpaMgmt *s = inst->s;
     VdpaQueue *q = &inst->q[0];
-    VdpaBlkReq *req;
+    VdpaNetReq *req;
     const char *err = NULL;
     uint64_t fault, left = VDPA_NET_HDR + VDPA_NET_MAX_FRAME;
     bool fw;
@@ -157,7 +157,7 @@ static void vdpa_net_rx_prepare(VdpaInst *inst)
     if (!req) {
         Virtq peek = q->vq;
 
-        req = vdpa_req_get(s, inst, 0);
+        req = vdpa_net_req_get(s, inst, 0);
         switch (iolab_virtq_pop(&peek, &vdpa_dma_ops, inst, &req->elem, &fault,
                           &fw, &err)) {
         case VIRTQ_OK:
@@ -167,7 +167,7 @@ static void vdpa_net_rx_prepare(VdpaInst *inst)
             /* fall through */
         default:
             /* Empty, or an error the frame's own pop will report */
-            vdpa_req_put(s, req);
+            vdpa_net_req_put(s, req);
             return;
         }
     }
@@ -190,7 +190,7 @@ static void vdpa_net_rx_prepare(VdpaInst *inst)
         left -= len;
     }
     if (req != q->held) {
-        vdpa_req_put(s, req);
+        vdpa_net_req_put(s, req);
     }
 }
 
@@ -205,7 +205,7 @@ static void vdpa_net_rx_one(VdpaInst *inst, const uint8_t *buf, size_t size)
     VdpaMgmt *s = inst->s;
     VdpaQueue *q = &inst->q[0];
     struct virtio_net_hdr_v1 hdr = { 0 };
-    VdpaBlkReq *req;
+    VdpaNetReq *req;
     const char *err = NULL;
     uint64_t fault;
     bool fw;
@@ -225,7 +225,7 @@ static void vdpa_net_rx_one(VdpaInst *inst, const uint8_t *buf, size_t size)
     } else {
         VirtqStatus st;
 
-        req = vdpa_req_get(s, inst, 0);
+        req = vdpa_net_req_get(s, inst, 0);
         st = iolab_virtq_pop(&q->vq, &vdpa_dma_ops, inst, &req->elem, &fault, &fw,
                        &err);
         if (st != VIRTQ_OK) {
@@ -238,7 +238,7 @@ static void vdpa_net_rx_one(VdpaInst *inst, const uint8_t *buf, size_t size)
                 }
                 s->rx_dropped++;
             }
-            vdpa_req_put(s, req);
+            vdpa_net_req_put(s, req);
             return;
         }
     }
@@ -261,19 +261,19 @@ static void vdpa_net_rx_one(VdpaInst *inst, const uint8_t *buf, size_t size)
                          size ? VDPA_NET_HDR + size : 0, &fault);
     }
     if (ret == VIRTQ_FAULT) {
-        vdpa_req_hold(req, fault, true);
+        vdpa_net_req_hold(req, fault, true);
         s->rx_fault_dropped++;
         return;
     }
     if (ret) {
         vdpa_inst_error(inst, "queue 0: rx buffer or used ring refused");
-        vdpa_req_put(s, req);
+        vdpa_net_req_put(s, req);
         return;
     }
     inst->stats.requests++;
     inst->stats.bytes_read += size;
     vdpa_queue_interrupt(inst, 0);
-    vdpa_req_put(s, req);
+    vdpa_net_req_put(s, req);
     vdpa_net_rx_prepare(inst);
 }
 

@@ -475,7 +475,7 @@ static void vdpa_mgmt_exit(PCIDevice *pdev)
     qemu_bh_delete(s->admin_bh);
     g_array_free(s->kicks, true);
     while (s->spare) {
-        VdpaBlkReq *r = s->spare;
+        VdpaNetReq *r = s->spare;
 
         s->spare = r->next_spare;
         g_free(r);

@@ -37,7 +37,7 @@ typedef struct VdpaInstStats {
     uint64_t suppressed;
 } VdpaInstStats;
 
-typedef struct VdpaBlkReq VdpaBlkReq;
+typedef struct VdpaNetReq VdpaNetReq;
 
 #define VDPA_NO_FAULT_SLOT 0xffff
 
@@ -51,7 +51,7 @@ typedef struct VdpaQueue {
     /* Migration, destination: held heads loaded, rebuilt in post_load */
     uint16_t mig_nheld;
     /* Net: requests a fault stopped, to be restarted in order */
-    VdpaBlkReq *held;
+    VdpaNetReq *held;
 } VdpaQueue;
 
 typedef struct VdpaInst {
@@ -162,7 +162,7 @@ struct VdpaMgmt {
     GArray *kicks;
     QEMUBH *kick_bh;
 
-    VdpaBlkReq *spare;
+    VdpaNetReq *spare;
     uint32_t nspare;
 
     /*
