@@ -96,38 +96,39 @@ typedef struct VirtqDesc {
 } VirtqDesc;
 
 /* Ring fields are little-endian whatever the host is */
-static uint16_t ld16(const uint8_t *p)
+static uint16_t iolab_virtq_ld16(const uint8_t *p)
 {
     return (uint16_t)(p[0] | (p[1] << 8));
 }
 
-static uint32_t ld32(const uint8_t *p)
+static uint32_t iolab_virtq_ld32(const uint8_t *p)
 {
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) |
            ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
-static uint64_t ld64(const uint8_t *p)
+static uint64_t iolab_virtq_ld64(const uint8_t *p)
 {
-    return (uint64_t)ld32(p) | ((uint64_t)ld32(p + 4) << 32);
+    return (uint64_t)iolab_virtq_ld32(p) |
+           ((uint64_t)iolab_virtq_ld32(p + 4) << 32);
 }
 
-static void st16(uint8_t *p, uint16_t v)
+static void iolab_virtq_st16(uint8_t *p, uint16_t v)
 {
     p[0] = (uint8_t)v;
     p[1] = (uint8_t)(v >> 8);
 }
 
-static void st32(uint8_t *p, uint32_t v)
+static void iolab_virtq_st32(uint8_t *p, uint32_t v)
 {
-    st16(p, (uint16_t)v);
-    st16(p + 2, (uint16_t)(v >> 16));
+    iolab_virtq_st16(p, (uint16_t)v);
+    iolab_virtq_st16(p + 2, (uint16_t)(v >> 16));
 }
 
-static void st64(uint8_t *p, uint64_t v)
+static void iolab_virtq_st64(uint8_t *p, uint64_t v)
 {
-    st32(p, (uint32_t)v);
-    st32(p + 4, (uint32_t)(v >> 32));
+    iolab_virtq_st32(p, (uint32_t)v);
+    iolab_virtq_st32(p + 4, (uint32_t)(v >> 32));
 }
 
 /* Make an error sticky and hand back its reason */
@@ -141,7 +142,7 @@ static VirtqStatus iolab_virtq_fail(Virtq *vq, VirtqErr why, const char **err)
 }
 
 /* Map whatever a DMA callback returned onto our three outcomes */
-static int dma_result(int r)
+static int iolab_virtq_dma_result(int r)
 {
     if (r == 0 || r == VIRTQ_FAULT) {
         return r;
@@ -149,11 +150,12 @@ static int dma_result(int r)
     return VIRTQ_ERROR;
 }
 
-static int dma_read(const VirtqDmaOps *ops, void *opaque, uint64_t addr,
-                    void *buf, uint32_t len, uint64_t *fault_addr)
+static int iolab_virtq_dma_read(const VirtqDmaOps *ops, void *opaque,
+                                uint64_t addr, void *buf, uint32_t len,
+                                uint64_t *fault_addr)
 {
     uint64_t fa = 0;
-    int r = dma_result(ops->read(opaque, addr, buf, len, &fa));
+    int r = iolab_virtq_dma_result(ops->read(opaque, addr, buf, len, &fa));
 
     if (r == VIRTQ_FAULT && fault_addr) {
         *fault_addr = fa;
@@ -161,11 +163,12 @@ static int dma_read(const VirtqDmaOps *ops, void *opaque, uint64_t addr,
     return r;
 }
 
-static int dma_write(const VirtqDmaOps *ops, void *opaque, uint64_t addr,
-                     const void *buf, uint32_t len, uint64_t *fault_addr)
+static int iolab_virtq_dma_write(const VirtqDmaOps *ops, void *opaque,
+                                 uint64_t addr, const void *buf, uint32_t len,
+                                 uint64_t *fault_addr)
 {
     uint64_t fa = 0;
-    int r = dma_result(ops->write(opaque, addr, buf, len, &fa));
+    int r = iolab_virtq_dma_result(ops->write(opaque, addr, buf, len, &fa));
 
     if (r == VIRTQ_FAULT && fault_addr) {
         *fault_addr = fa;
@@ -174,7 +177,7 @@ static int dma_write(const VirtqDmaOps *ops, void *opaque, uint64_t addr,
 }
 
 /* Does [addr, addr + len) fit below 2^64?  (len 0 always fits) */
-static bool range_wraps(uint64_t addr, uint64_t len)
+static bool iolab_virtq_range_wraps(uint64_t addr, uint64_t len)
 {
     return len && addr + (len - 1) < addr;
 }
@@ -193,9 +196,9 @@ static VirtqErr iolab_virtq_check_config(const Virtq *vq)
     if (vq->used & (VIRTQ_USED_ALIGN - 1)) {
         return VIRTQ_ERR_USED_ALIGN;
     }
-    if (range_wraps(vq->desc, VIRTQ_DESC_BYTES(vq->size)) ||
-        range_wraps(vq->avail, VIRTQ_AVAIL_BYTES(vq->size)) ||
-        range_wraps(vq->used, VIRTQ_USED_BYTES(vq->size))) {
+    if (iolab_virtq_range_wraps(vq->desc, VIRTQ_DESC_BYTES(vq->size)) ||
+        iolab_virtq_range_wraps(vq->avail, VIRTQ_AVAIL_BYTES(vq->size)) ||
+        iolab_virtq_range_wraps(vq->used, VIRTQ_USED_BYTES(vq->size))) {
         return VIRTQ_ERR_RING_WRAP;
     }
     return VIRTQ_ERR_NONE;
@@ -271,9 +274,10 @@ typedef struct DescWindow {
 #define VIRTQ_PAGE_SIZE 4096u
 
 /* Descriptor @i of the @table_n-entry table at @table. */
-static int read_desc(const VirtqDmaOps *ops, void *opaque, DescWindow *w,
-                     uint64_t table, uint32_t table_n, uint32_t i,
-                     VirtqDesc *d, uint64_t *fault_addr)
+static int iolab_virtq_read_desc(const VirtqDmaOps *ops, void *opaque,
+                                 DescWindow *w, uint64_t table,
+                                 uint32_t table_n, uint32_t i, VirtqDesc *d,
+                                 uint64_t *fault_addr)
 {
     const uint8_t *raw;
 
@@ -291,8 +295,8 @@ static int read_desc(const VirtqDmaOps *ops, void *opaque, DescWindow *w,
             n = 1;              /* one descriptor straddles the page end */
         }
         w->n = 0;
-        r = dma_read(ops, opaque, addr, w->raw, n * VIRTQ_DESC_SIZE,
-                     fault_addr);
+        r = iolab_virtq_dma_read(ops, opaque, addr, w->raw, n * VIRTQ_DESC_SIZE,
+                                 fault_addr);
         if (r) {
             return r;
         }
@@ -301,10 +305,10 @@ static int read_desc(const VirtqDmaOps *ops, void *opaque, DescWindow *w,
         w->n = n;
     }
     raw = w->raw + (i - w->first) * VIRTQ_DESC_SIZE;
-    d->addr = ld64(raw);
-    d->len = ld32(raw + 8);
-    d->flags = ld16(raw + 12);
-    d->next = ld16(raw + 14);
+    d->addr = iolab_virtq_ld64(raw);
+    d->len = iolab_virtq_ld32(raw + 8);
+    d->flags = iolab_virtq_ld16(raw + 12);
+    d->next = iolab_virtq_ld16(raw + 14);
     return 0;
 }
 
@@ -312,11 +316,12 @@ static int read_desc(const VirtqDmaOps *ops, void *opaque, DescWindow *w,
  * Append one data descriptor to @elem.  Returns VIRTQ_ERR_NONE or why
  * the chain is malformed.
  */
-static VirtqErr elem_add(VirtqElem *elem, const VirtqDesc *d, bool *seen_write)
+static VirtqErr iolab_virtq_elem_add(VirtqElem *elem, const VirtqDesc *d,
+                                     bool *seen_write)
 {
     bool write = d->flags & VIRTQ_DESC_F_WRITE;
 
-    if (range_wraps(d->addr, d->len)) {
+    if (iolab_virtq_range_wraps(d->addr, d->len)) {
         return VIRTQ_ERR_BUF_WRAP;
     }
     if (write) {
@@ -353,9 +358,10 @@ static VirtqErr elem_add(VirtqElem *elem, const VirtqDesc *d, bool *seen_write)
  * Walk the indirect table @ind points to.  The chain ends with it: the
  * descriptor that refers to a table may not have NEXT.
  */
-static int walk_indirect(const Virtq *vq, const VirtqDmaOps *ops,
-                         void *opaque, const VirtqDesc *ind, VirtqElem *elem,
-                         bool *seen_write, uint64_t *fault_addr, VirtqErr *why)
+static int iolab_virtq_walk_indirect(const Virtq *vq, const VirtqDmaOps *ops,
+                                     void *opaque, const VirtqDesc *ind,
+                                     VirtqElem *elem, bool *seen_write,
+                                     uint64_t *fault_addr, VirtqErr *why)
 {
     uint32_t n, i = 0, steps = 0;
     DescWindow w = { .n = 0 };
@@ -375,7 +381,7 @@ static int walk_indirect(const Virtq *vq, const VirtqDmaOps *ops,
         *why = VIRTQ_ERR_INDIRECT_LEN;
         return VIRTQ_ERROR;
     }
-    if (range_wraps(ind->addr, ind->len)) {
+    if (iolab_virtq_range_wraps(ind->addr, ind->len)) {
         *why = VIRTQ_ERR_BUF_WRAP;
         return VIRTQ_ERROR;
     }
@@ -384,7 +390,8 @@ static int walk_indirect(const Virtq *vq, const VirtqDmaOps *ops,
             *why = VIRTQ_ERR_INDIRECT_LOOP;
             return VIRTQ_ERROR;
         }
-        r = read_desc(ops, opaque, &w, ind->addr, n, i, &d, fault_addr);
+        r = iolab_virtq_read_desc(ops, opaque, &w, ind->addr, n, i, &d,
+                                  fault_addr);
         if (r) {
             *why = VIRTQ_ERR_DMA_REFUSED;
             return r;
@@ -393,7 +400,7 @@ static int walk_indirect(const Virtq *vq, const VirtqDmaOps *ops,
             *why = VIRTQ_ERR_INDIRECT_NESTED;
             return VIRTQ_ERROR;
         }
-        *why = elem_add(elem, &d, seen_write);
+        *why = iolab_virtq_elem_add(elem, &d, seen_write);
         if (*why != VIRTQ_ERR_NONE) {
             return VIRTQ_ERROR;
         }
@@ -441,16 +448,16 @@ VirtqStatus iolab_virtq_read_chain(Virtq *vq, const VirtqDmaOps *ops, void *opaq
         if (++steps > vq->size) {
             return iolab_virtq_fail(vq, VIRTQ_ERR_LOOP, err);
         }
-        r = read_desc(ops, opaque, &w, vq->desc, vq->size, i, &d,
-                      fault_addr);
+        r = iolab_virtq_read_desc(ops, opaque, &w, vq->desc, vq->size, i, &d,
+                                  fault_addr);
         if (r == VIRTQ_FAULT) {
             return VIRTQ_FAULT;
         } else if (r) {
             return iolab_virtq_fail(vq, VIRTQ_ERR_DMA_REFUSED, err);
         }
         if (d.flags & VIRTQ_DESC_F_INDIRECT) {
-            r = walk_indirect(vq, ops, opaque, &d, elem, &seen_write,
-                              fault_addr, &why);
+            r = iolab_virtq_walk_indirect(vq, ops, opaque, &d, elem,
+                                          &seen_write, fault_addr, &why);
             if (r == VIRTQ_FAULT) {
                 return VIRTQ_FAULT;
             } else if (r) {
@@ -458,7 +465,7 @@ VirtqStatus iolab_virtq_read_chain(Virtq *vq, const VirtqDmaOps *ops, void *opaq
             }
             return VIRTQ_OK;
         }
-        why = elem_add(elem, &d, &seen_write);
+        why = iolab_virtq_elem_add(elem, &d, &seen_write);
         if (why != VIRTQ_ERR_NONE) {
             return iolab_virtq_fail(vq, why, err);
         }
@@ -477,21 +484,22 @@ VirtqStatus iolab_virtq_read_chain(Virtq *vq, const VirtqDmaOps *ops, void *opaq
  * driver's index, not consumption, so updating it on the way to a
  * fault later in pop is fine.
  */
-static int read_avail_idx(Virtq *vq, const VirtqDmaOps *ops, void *opaque,
-                          uint64_t *fault_addr, const char **err)
+static int iolab_virtq_read_avail_idx(Virtq *vq, const VirtqDmaOps *ops,
+                                      void *opaque, uint64_t *fault_addr,
+                                      const char **err)
 {
     uint8_t raw[2];
     uint16_t idx;
     int r;
 
-    r = dma_read(ops, opaque, vq->avail + VIRTQ_AVAIL_IDX_OFF, raw,
-                 sizeof(raw), fault_addr);
+    r = iolab_virtq_dma_read(ops, opaque, vq->avail + VIRTQ_AVAIL_IDX_OFF, raw,
+                             sizeof(raw), fault_addr);
     if (r == VIRTQ_FAULT) {
         return VIRTQ_FAULT;
     } else if (r) {
         return iolab_virtq_fail(vq, VIRTQ_ERR_DMA_REFUSED, err);
     }
-    idx = ld16(raw);
+    idx = iolab_virtq_ld16(raw);
     /* The driver cannot have more than size buffers outstanding */
     if ((uint16_t)(idx - vq->last_avail_idx) > vq->size) {
         return iolab_virtq_fail(vq, VIRTQ_ERR_AVAIL_IDX, err);
@@ -526,7 +534,7 @@ VirtqStatus iolab_virtq_pop(Virtq *vq, const VirtqDmaOps *ops, void *opaque,
     }
     /* Only go to guest memory for idx when the cached value is used up */
     if (vq->shadow_avail_idx == vq->last_avail_idx) {
-        r = read_avail_idx(vq, ops, opaque, fault_addr, err);
+        r = iolab_virtq_read_avail_idx(vq, ops, opaque, fault_addr, err);
         if (r) {
             return r;
         }
@@ -536,13 +544,14 @@ VirtqStatus iolab_virtq_pop(Virtq *vq, const VirtqDmaOps *ops, void *opaque,
     }
     slot = vq->avail + VIRTQ_AVAIL_RING_OFF +
            (uint64_t)(vq->last_avail_idx & (vq->size - 1)) * 2;
-    r = dma_read(ops, opaque, slot, raw, sizeof(raw), fault_addr);
+    r = iolab_virtq_dma_read(ops, opaque, slot, raw, sizeof(raw), fault_addr);
     if (r == VIRTQ_FAULT) {
         return VIRTQ_FAULT;
     } else if (r) {
         return iolab_virtq_fail(vq, VIRTQ_ERR_DMA_REFUSED, err);
     }
-    s = iolab_virtq_read_chain(vq, ops, opaque, ld16(raw), elem, fault_addr, err);
+    s = iolab_virtq_read_chain(vq, ops, opaque, iolab_virtq_ld16(raw), elem,
+                               fault_addr, err);
     if (s == VIRTQ_OK) {
         vq->last_avail_idx++;
     }
@@ -571,7 +580,7 @@ VirtqStatus iolab_virtq_peek(const Virtq *vq, const VirtqDmaOps *ops, void *opaq
         if (!fetch_idx) {
             return VIRTQ_EMPTY;
         }
-        r = read_avail_idx(&copy, ops, opaque, fault_addr, NULL);
+        r = iolab_virtq_read_avail_idx(&copy, ops, opaque, fault_addr, NULL);
         if (r) {
             return r;
         }
@@ -584,12 +593,13 @@ VirtqStatus iolab_virtq_peek(const Virtq *vq, const VirtqDmaOps *ops, void *opaq
 }
 
 /*
- * Shared by elem_read and elem_write: walk the segments of one
+ * Shared by iolab_virtq_elem_read and _write: walk the segments of one
  * direction, skipping @offset bytes, and move @len bytes.
  */
-static int elem_xfer(const VirtqElem *e, const VirtqDmaOps *ops, void *opaque,
-                     bool write, uint32_t offset, uint8_t *rbuf,
-                     const uint8_t *wbuf, uint32_t len, uint64_t *fault_addr)
+static int iolab_virtq_elem_xfer(const VirtqElem *e, const VirtqDmaOps *ops,
+                                 void *opaque, bool write, uint32_t offset,
+                                 uint8_t *rbuf, const uint8_t *wbuf,
+                                 uint32_t len, uint64_t *fault_addr)
 {
     uint32_t total = write ? e->in_len : e->out_len;
     uint32_t i, chunk;
@@ -613,12 +623,12 @@ static int elem_xfer(const VirtqElem *e, const VirtqDmaOps *ops, void *opaque,
             chunk = len;
         }
         if (write) {
-            r = dma_write(ops, opaque, s->addr + offset, wbuf, chunk,
-                          fault_addr);
+            r = iolab_virtq_dma_write(ops, opaque, s->addr + offset, wbuf,
+                                      chunk, fault_addr);
             wbuf += chunk;
         } else {
-            r = dma_read(ops, opaque, s->addr + offset, rbuf, chunk,
-                         fault_addr);
+            r = iolab_virtq_dma_read(ops, opaque, s->addr + offset, rbuf, chunk,
+                                     fault_addr);
             rbuf += chunk;
         }
         if (r) {
@@ -635,16 +645,16 @@ int iolab_virtq_elem_read(const VirtqElem *e, const VirtqDmaOps *ops, void *opaq
                     uint32_t offset, void *buf, uint32_t len,
                     uint64_t *fault_addr)
 {
-    return elem_xfer(e, ops, opaque, false, offset, buf, NULL, len,
-                     fault_addr);
+    return iolab_virtq_elem_xfer(e, ops, opaque, false, offset, buf, NULL, len,
+                                 fault_addr);
 }
 
 int iolab_virtq_elem_write(const VirtqElem *e, const VirtqDmaOps *ops, void *opaque,
                      uint32_t offset, const void *buf, uint32_t len,
                      uint64_t *fault_addr)
 {
-    return elem_xfer(e, ops, opaque, true, offset, NULL, buf, len,
-                     fault_addr);
+    return iolab_virtq_elem_xfer(e, ops, opaque, true, offset, NULL, buf, len,
+                                 fault_addr);
 }
 
 int iolab_virtq_push(Virtq *vq, const VirtqDmaOps *ops, void *opaque, uint16_t head,
@@ -668,13 +678,13 @@ int iolab_virtq_push(Virtq *vq, const VirtqDmaOps *ops, void *opaque, uint16_t h
     if (vq->last_avail_idx == vq->used_idx) {
         return iolab_virtq_fail(vq, VIRTQ_ERR_PUSH_NONE_INFLIGHT, NULL);
     }
-    st32(ent, head);
-    st32(ent + 4, written);
-    st16(idx, next);
+    iolab_virtq_st32(ent, head);
+    iolab_virtq_st32(ent + 4, written);
+    iolab_virtq_st16(idx, next);
     slot = vq->used + VIRTQ_USED_RING_OFF +
            (uint64_t)(vq->used_idx & (vq->size - 1)) * VIRTQ_USED_ELEM_SIZE;
 
-    r = dma_write(ops, opaque, slot, ent, sizeof(ent), fault_addr);
+    r = iolab_virtq_dma_write(ops, opaque, slot, ent, sizeof(ent), fault_addr);
     if (r == 0) {
         /*
          * The driver reads the entry once it sees the new idx: the
@@ -682,8 +692,8 @@ int iolab_virtq_push(Virtq *vq, const VirtqDmaOps *ops, void *opaque, uint16_t h
          * barrier after reading used->idx).
          */
         atomic_thread_fence(memory_order_release);
-        r = dma_write(ops, opaque, vq->used + VIRTQ_USED_IDX_OFF, idx,
-                      sizeof(idx), fault_addr);
+        r = iolab_virtq_dma_write(ops, opaque, vq->used + VIRTQ_USED_IDX_OFF,
+                                  idx, sizeof(idx), fault_addr);
     }
     if (r == VIRTQ_FAULT) {
         /*
@@ -716,26 +726,27 @@ bool iolab_virtq_should_notify(Virtq *vq, const VirtqDmaOps *ops, void *opaque)
     atomic_thread_fence(memory_order_seq_cst);
 
     if (!vq->event_idx) {
-        if (dma_read(ops, opaque, vq->avail, raw, sizeof(raw), NULL)) {
+        if (iolab_virtq_dma_read(ops, opaque, vq->avail, raw, sizeof(raw),
+                                 NULL)) {
             return true;
         }
-        return !(ld16(raw) & VIRTQ_AVAIL_F_NO_INTERRUPT);
+        return !(iolab_virtq_ld16(raw) & VIRTQ_AVAIL_F_NO_INTERRUPT);
     }
 
     old = vq->signalled_used;
     valid = vq->signalled_used_valid;
     vq->signalled_used = vq->used_idx;
     vq->signalled_used_valid = true;
-    if (dma_read(ops, opaque,
-                 vq->avail + VIRTQ_AVAIL_RING_OFF + (uint64_t)vq->size * 2,
-                 raw, sizeof(raw), NULL)) {
+    if (iolab_virtq_dma_read(ops, opaque, vq->avail + VIRTQ_AVAIL_RING_OFF +
+                             (uint64_t)vq->size * 2, raw, sizeof(raw),
+                             NULL)) {
         return true;
     }
     if (!valid) {
         /* We do not know what the driver already saw: be safe */
         return true;
     }
-    event = ld16(raw);
+    event = iolab_virtq_ld16(raw);
     /*
      * The driver wants an interrupt once the used entry numbered
      * used_event has been written.  The entries written since the last
@@ -768,14 +779,14 @@ int iolab_virtq_set_notification(Virtq *vq, const VirtqDmaOps *ops, void *opaque
          * first entry the device has not seen yet.  Entries it has
          * seen but not popped are its own business to drain.
          */
-        st16(raw, vq->shadow_avail_idx);
+        iolab_virtq_st16(raw, vq->shadow_avail_idx);
         addr = vq->used + VIRTQ_USED_RING_OFF +
                (uint64_t)vq->size * VIRTQ_USED_ELEM_SIZE;
     } else {
-        st16(raw, enable ? 0 : VIRTQ_USED_F_NO_NOTIFY);
+        iolab_virtq_st16(raw, enable ? 0 : VIRTQ_USED_F_NO_NOTIFY);
         addr = vq->used;
     }
-    r = dma_write(ops, opaque, addr, raw, sizeof(raw), fault_addr);
+    r = iolab_virtq_dma_write(ops, opaque, addr, raw, sizeof(raw), fault_addr);
     if (r == VIRTQ_FAULT) {
         return VIRTQ_FAULT;
     } else if (r) {
@@ -801,7 +812,7 @@ int iolab_virtq_avail_count(Virtq *vq, const VirtqDmaOps *ops, void *opaque,
     if (iolab_virtq_broken(vq, NULL)) {
         return VIRTQ_ERROR;
     }
-    r = read_avail_idx(vq, ops, opaque, fault_addr, NULL);
+    r = iolab_virtq_read_avail_idx(vq, ops, opaque, fault_addr, NULL);
     if (r) {
         return r;
     }
@@ -841,16 +852,16 @@ void iolab_virtq_save(const Virtq *vq, uint8_t buf[VIRTQ_SAVED_SIZE])
     flags |= vq->signalled_used_valid ? VIRTQ_SF_SIGNALLED_VALID : 0;
 
     memset(buf, 0, VIRTQ_SAVED_SIZE);
-    st32(buf, VIRTQ_SAVED_MAGIC);
+    iolab_virtq_st32(buf, VIRTQ_SAVED_MAGIC);
     buf[4] = VIRTQ_SAVED_VERSION;
     buf[5] = flags;
-    st16(buf + 6, vq->size);
-    st64(buf + 8, vq->desc);
-    st64(buf + 16, vq->avail);
-    st64(buf + 24, vq->used);
-    st16(buf + 32, vq->last_avail_idx);
-    st16(buf + 34, vq->used_idx);
-    st16(buf + 36, vq->signalled_used);
+    iolab_virtq_st16(buf + 6, vq->size);
+    iolab_virtq_st64(buf + 8, vq->desc);
+    iolab_virtq_st64(buf + 16, vq->avail);
+    iolab_virtq_st64(buf + 24, vq->used);
+    iolab_virtq_st16(buf + 32, vq->last_avail_idx);
+    iolab_virtq_st16(buf + 34, vq->used_idx);
+    iolab_virtq_st16(buf + 36, vq->signalled_used);
     buf[38] = vq->error;
 }
 
@@ -859,8 +870,9 @@ int iolab_virtq_load(Virtq *vq, const uint8_t buf[VIRTQ_SAVED_SIZE])
     uint8_t flags = buf[5];
     Virtq n;
 
-    if (ld32(buf) != VIRTQ_SAVED_MAGIC || buf[4] != VIRTQ_SAVED_VERSION ||
-        (flags & ~VIRTQ_SF_ALL) || buf[38] >= VIRTQ_ERR_COUNT || buf[39]) {
+    if (iolab_virtq_ld32(buf) != VIRTQ_SAVED_MAGIC ||
+        buf[4] != VIRTQ_SAVED_VERSION || (flags & ~VIRTQ_SF_ALL) ||
+        buf[38] >= VIRTQ_ERR_COUNT || buf[39]) {
         return VIRTQ_ERROR;
     }
     iolab_virtq_init(&n);
@@ -868,15 +880,15 @@ int iolab_virtq_load(Virtq *vq, const uint8_t buf[VIRTQ_SAVED_SIZE])
     n.event_idx = !!(flags & VIRTQ_SF_EVENT_IDX);
     n.indirect = !!(flags & VIRTQ_SF_INDIRECT);
     n.signalled_used_valid = !!(flags & VIRTQ_SF_SIGNALLED_VALID);
-    n.size = ld16(buf + 6);
-    n.desc = ld64(buf + 8);
-    n.avail = ld64(buf + 16);
-    n.used = ld64(buf + 24);
-    n.last_avail_idx = ld16(buf + 32);
+    n.size = iolab_virtq_ld16(buf + 6);
+    n.desc = iolab_virtq_ld64(buf + 8);
+    n.avail = iolab_virtq_ld64(buf + 16);
+    n.used = iolab_virtq_ld64(buf + 24);
+    n.last_avail_idx = iolab_virtq_ld16(buf + 32);
     /* Not saved: re-read from guest memory on the next pop */
     n.shadow_avail_idx = n.last_avail_idx;
-    n.used_idx = ld16(buf + 34);
-    n.signalled_used = ld16(buf + 36);
+    n.used_idx = iolab_virtq_ld16(buf + 34);
+    n.signalled_used = iolab_virtq_ld16(buf + 36);
     n.error = buf[38];
     /*
      * A queue that was never configured (size 0) is legitimately

@@ -150,13 +150,13 @@ uint32_t vdpa_cmd_min_buf(const VdpaCmd *cmd)
     }
 }
 
-static bool is_pow2(uint32_t v)
+static bool vdpa_is_pow2(uint32_t v)
 {
     return v && !(v & (v - 1));
 }
 
 /* [addr, addr + len) lies below 1 << bits */
-static bool in_dma_range(uint64_t addr, uint64_t len, uint8_t bits)
+static bool vdpa_in_dma_range(uint64_t addr, uint64_t len, uint8_t bits)
 {
     uint64_t limit = bits >= 64 ? UINT64_MAX : (1ULL << bits);
 
@@ -169,15 +169,15 @@ VdpaStatus vdpa_check_rings(uint16_t size, uint64_t desc, uint64_t driver,
     if (desc % 16 || driver % 2 || device % 4) {
         return INVALID_FIELD;
     }
-    if (!in_dma_range(desc, 16ULL * size, dma_bits) ||
-        !in_dma_range(driver, 6 + 2ULL * size, dma_bits) ||
-        !in_dma_range(device, 6 + 8ULL * size, dma_bits)) {
+    if (!vdpa_in_dma_range(desc, 16ULL * size, dma_bits) ||
+        !vdpa_in_dma_range(driver, 6 + 2ULL * size, dma_bits) ||
+        !vdpa_in_dma_range(device, 6 + 8ULL * size, dma_bits)) {
         return vdpa_status(VDPA_S_EINVAL, VDPA_Q_RING_RANGE);
     }
     return vdpa_status(VDPA_S_OK, VDPA_Q_OK);
 }
 
-static VdpaStatus check_create(const VdpaCmd *cmd, const VdpaLimits *lim)
+static VdpaStatus vdpa_check_create(const VdpaCmd *cmd, const VdpaLimits *lim)
 {
     uint8_t type = cmd->u.create.type;
 
@@ -200,7 +200,7 @@ static VdpaStatus check_create(const VdpaCmd *cmd, const VdpaLimits *lim)
     return vdpa_status(VDPA_S_OK, VDPA_Q_OK);
 }
 
-static VdpaStatus check_queue(const VdpaCmd *cmd, const VdpaLimits *lim)
+static VdpaStatus vdpa_check_queue(const VdpaCmd *cmd, const VdpaLimits *lim)
 {
     if (cmd->u.queue.index >= lim->max_queues) {
         return vdpa_status(VDPA_S_EINVAL, VDPA_Q_BAD_QUEUE);
@@ -211,7 +211,7 @@ static VdpaStatus check_queue(const VdpaCmd *cmd, const VdpaLimits *lim)
     if (!cmd->u.queue.enable) {
         return vdpa_status(VDPA_S_OK, VDPA_Q_OK);
     }
-    if (!is_pow2(cmd->u.queue.size) ||
+    if (!vdpa_is_pow2(cmd->u.queue.size) ||
         cmd->u.queue.size > lim->max_queue_size) {
         return INVALID_FIELD;
     }
@@ -243,15 +243,16 @@ VdpaStatus vdpa_cmd_check(const VdpaCmd *cmd, const VdpaLimits *lim)
 
     need = vdpa_cmd_min_buf(cmd);
     if (need && (cmd->buf_len < need || !cmd->buf_addr ||
-                 !in_dma_range(cmd->buf_addr, cmd->buf_len, lim->dma_bits))) {
+                 !vdpa_in_dma_range(cmd->buf_addr, cmd->buf_len,
+                                    lim->dma_bits))) {
         return vdpa_status(VDPA_S_EINVAL, VDPA_Q_BUF_RANGE);
     }
 
     switch (cmd->opcode) {
     case VDPA_OP_CREATE:
-        return check_create(cmd, lim);
+        return vdpa_check_create(cmd, lim);
     case VDPA_OP_QUEUE_SETUP:
-        return check_queue(cmd, lim);
+        return vdpa_check_queue(cmd, lim);
     case VDPA_OP_SET_STATUS:
         /* NEEDS_RESET is the device's to set */
         if (cmd->u.status.status & VDPA_ST_NEEDS_RESET) {
@@ -273,7 +274,7 @@ VdpaStatus vdpa_cmd_check(const VdpaCmd *cmd, const VdpaLimits *lim)
         }
         if (cmd->u.msi.flags & ~VDPA_MSI_F_MASKED || cmd->u.msi.addr % 4 ||
             !cmd->u.msi.addr ||
-            !in_dma_range(cmd->u.msi.addr, 4, lim->dma_bits)) {
+            !vdpa_in_dma_range(cmd->u.msi.addr, 4, lim->dma_bits)) {
             return INVALID_FIELD;
         }
         break;
