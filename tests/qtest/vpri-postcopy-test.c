@@ -426,6 +426,52 @@ static void assert_reclaim_resumes(QTestState *qts)
 }
 
 /*
+ * Migrate with the rest of guest RAM trickling (SLOW_BPS), switch to
+ * postcopy at once, and point the driver at the destination.  The rings
+ * and the MSI-X page come over now, pulled by the driver's reads as a
+ * vCPU's would be: while faults are held, only the data pages the test
+ * chooses are missing for the device.
+ */
+static void postcopy_switch_slow(Ctx *c, QTestState *src, QTestState *dst,
+                                 const char *uri)
+{
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters', "
+                             "'arguments': { 'max-bandwidth': %d, "
+                             "'max-postcopy-bandwidth': %d } }",
+                             SLOW_BPS, SLOW_BPS);
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate', 'arguments': "
+                             "{ 'uri': %s } }", uri);
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-start-postcopy' }");
+    qtest_qmp_eventwait(dst, "RESUME");
+    migration_wait(src, "postcopy-active");
+    c->qts = dst;
+    c->bus->qts = dst;
+    c->d->qts = dst;
+    for (int qi = 0; qi < 2; qi++) {
+        VVQueue *q = queue(c, qi);
+
+        for (uint64_t a = q->ring_mem; a < q->used + PAGE; a += PAGE) {
+            qtest_readb(dst, a);
+        }
+    }
+    qtest_readl(dst, c->msi_base);
+}
+
+/* Queue 0 writes FAR_GPA, not received yet: wait until its fault is held */
+static void hold_queue0_fault(Ctx *c, QTestState *dst, BlkWrite *w0)
+{
+    gint64 deadline = g_get_monotonic_time() + WAIT_US;
+
+    set_hold_faults(dst, true);
+    blk_write(c, w0, queue(c, 0), 0, FAR_GPA);
+    vv_queue_kick(queue(c, 0));
+    while (device_faults(dst, "pending") == 0) {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(1000);
+    }
+}
+
+/*
  * vpri-blk on the destination of a postcopy migration: queue 0 writes a
  * page the source wrote and the destination has not received; its DMA
  * faults, and while the fault waits queue 1 writes a page that is here and
@@ -455,7 +501,6 @@ static void check_blk_device_fault(bool preempt)
     QTestState *src, *dst;
     BlkWrite w0, w1;
     uint64_t near_buf, requests;
-    gint64 deadline;
 
     ctx_connect(c, args);
     ctx_msix(c, 3);
@@ -474,43 +519,9 @@ static void check_blk_device_fault(bool preempt)
     }
     qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
                              "'arguments': { 'uri': %s } }", uri);
-    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters', "
-                             "'arguments': { 'max-bandwidth': %d, "
-                             "'max-postcopy-bandwidth': %d } }",
-                             SLOW_BPS, SLOW_BPS);
-    qtest_qmp_assert_success(src, "{ 'execute': 'migrate', 'arguments': "
-                             "{ 'uri': %s } }", uri);
-    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-start-postcopy' }");
-    qtest_qmp_eventwait(dst, "RESUME");
-    migration_wait(src, "postcopy-active");
-    /* The driver goes on with the destination; the source serves pages */
-    c->qts = dst;
-    c->bus->qts = dst;
-    c->d->qts = dst;
-
-    /*
-     * The rings and the MSI-X page come here now, pulled by the driver's
-     * reads as a vCPU's would be: while faults are held, only queue 0's
-     * data page is missing for the device.
-     */
-    for (int qi = 0; qi < 2; qi++) {
-        VVQueue *q = queue(c, qi);
-
-        for (uint64_t a = q->ring_mem; a < q->used + PAGE; a += PAGE) {
-            qtest_readb(dst, a);
-        }
-    }
-    qtest_readl(dst, c->msi_base);
-
+    postcopy_switch_slow(c, src, dst, uri);
     /* Queue 0's fault stays on the ring until we let the handlers go */
-    set_hold_faults(dst, true);
-    blk_write(c, &w0, queue(c, 0), 0, FAR_GPA);
-    vv_queue_kick(queue(c, 0));
-    deadline = g_get_monotonic_time() + WAIT_US;
-    while (device_faults(dst, "pending") == 0) {
-        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
-        g_usleep(1000);
-    }
+    hold_queue0_fault(c, dst, &w0);
 
     /* Queue 1 runs meanwhile: the driver writes its page here and now */
     fill(near, PAGE, 0x52);
@@ -601,36 +612,9 @@ static void test_blk_connection_breaks(void)
     dst = qtest_init(dargs);
     qtest_qmp_assert_success(src, SET_POSTCOPY_CAP);
     qtest_qmp_assert_success(dst, SET_POSTCOPY_CAP);
-    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters', "
-                             "'arguments': { 'max-bandwidth': %d, "
-                             "'max-postcopy-bandwidth': %d } }",
-                             SLOW_BPS, SLOW_BPS);
-    qtest_qmp_assert_success(src, "{ 'execute': 'migrate', 'arguments': "
-                             "{ 'uri': %s } }", uri);
-    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-start-postcopy' }");
-    qtest_qmp_eventwait(dst, "RESUME");
-    migration_wait(src, "postcopy-active");
-    c->qts = dst;
-    c->bus->qts = dst;
-    c->d->qts = dst;
-    for (int qi = 0; qi < 2; qi++) {
-        VVQueue *q = queue(c, qi);
-
-        for (uint64_t a = q->ring_mem; a < q->used + PAGE; a += PAGE) {
-            qtest_readb(dst, a);
-        }
-    }
-    qtest_readl(dst, c->msi_base);
-
+    postcopy_switch_slow(c, src, dst, uri);
     /* Queue 0 waits for its page: it is asked for, never sent */
-    set_hold_faults(dst, true);
-    blk_write(c, &w0, queue(c, 0), 0, FAR_GPA);
-    vv_queue_kick(queue(c, 0));
-    deadline = g_get_monotonic_time() + WAIT_US;
-    while (device_faults(dst, "pending") == 0) {
-        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
-        g_usleep(1000);
-    }
+    hold_queue0_fault(c, dst, &w0);
     qtest_qmp_assert_success(src, "{ 'execute': 'migrate-pause' }");
     migration_wait(dst, "postcopy-paused");
     set_hold_faults(dst, false);
