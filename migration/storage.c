@@ -63,6 +63,17 @@ enum {
 /* Pending reported while the bulk pass runs: no threshold is that large */
 #define STORAGE_MIG_HOLD_BYTES (1 * TiB)
 
+/*
+ * The destination makes what it wrote durable every so many bytes, and
+ * once more when the stream ends.  At the end because the guest flushed
+ * its writes on the source and may rely on them: the source's copy goes
+ * away once the destination runs, so the destination's copy must be on
+ * stable storage before it says it has loaded.  Every so many bytes so
+ * that the flush at the end, which is in the downtime, finds little to
+ * do (as blockdev-mirror flushes its target before it is ready).
+ */
+#define STORAGE_MIG_FLUSH_BYTES (64 * MiB)
+
 struct IolabStorageMig {
     char *idstr;
     BlockBackend *blk;
@@ -99,6 +110,8 @@ struct IolabStorageMig {
     /* Destination */
     bool header_seen;
     uint8_t *buf;
+    uint64_t unflushed_bytes;   /* written since the last flush */
+    uint64_t flushes;
 };
 
 static const char *const storage_mig_state_names[] = {
@@ -587,6 +600,23 @@ static int storage_mig_load_header(IolabStorageMig *m, QEMUFile *f)
     return 0;
 }
 
+/* Destination: what was written so far goes to stable storage. */
+static int storage_mig_flush(IolabStorageMig *m)
+{
+    int ret = blk_flush(m->blk);
+
+    if (ret < 0) {
+        error_report("storage migration of '%s': flushing the image "
+                     "failed: %s", m->idstr, strerror(-ret));
+        m->state = IOLAB_STORAGE_MIG_FAILED;
+        return ret;
+    }
+    trace_iolab_storage_mig_flush(m->idstr, m->unflushed_bytes);
+    m->unflushed_bytes = 0;
+    m->flushes++;
+    return 0;
+}
+
 static int storage_mig_load_range(IolabStorageMig *m, QEMUFile *f,
                                   bool data)
 {
@@ -629,6 +659,10 @@ static int storage_mig_load_range(IolabStorageMig *m, QEMUFile *f,
         m->state = IOLAB_STORAGE_MIG_FAILED;
         return ret;
     }
+    m->unflushed_bytes += len;
+    if (m->unflushed_bytes >= STORAGE_MIG_FLUSH_BYTES) {
+        return storage_mig_flush(m);
+    }
     return 0;
 }
 
@@ -666,7 +700,10 @@ static int storage_mig_load_state(QEMUFile *f, void *opaque, int version_id)
                 return storage_mig_fail(m, "the end arrived before the "
                                         "header");
             }
-            m->state = IOLAB_STORAGE_MIG_COMPLETED;
+            ret = storage_mig_flush(m);
+            if (ret == 0) {
+                m->state = IOLAB_STORAGE_MIG_COMPLETED;
+            }
             break;
         case STO_EOS:
             return 0;
@@ -687,6 +724,8 @@ static int storage_mig_load_setup(QEMUFile *f, void *opaque, Error **errp)
     m->passes = 0;
     m->sent_bytes = 0;
     m->zero_bytes = 0;
+    m->unflushed_bytes = 0;
+    m->flushes = 0;
     return 0;
 }
 
@@ -806,6 +845,7 @@ void iolab_storage_mig_get_info(IolabStorageMig *m, IolabStorageMigInfo *info)
         .log_overflows = m->log_overflows,
         .throttle_bps = m->throttle_bps,
         .throttle_iops = m->throttle_iops,
+        .flushes = m->flushes,
     };
     if (m->log) {
         iolab_change_log_get_stats(m->log, &st);

@@ -53,6 +53,7 @@ static NvmeExportNamespaceInfo *nvmex_qmp_ns_info(NvmexNs *ns)
         m->log_overflows = mi.log_overflows;
         m->throttle_bandwidth = mi.throttle_bps;
         m->throttle_iops = mi.throttle_iops;
+        m->flushes = mi.flushes;
         i->storage_migration = m;
     }
     return i;
@@ -140,12 +141,14 @@ void hmp_info_nvme_export(Monitor *mon, const QDict *qdict)
                                " sent (+%" PRIu64 " as zeros), %" PRIu64
                                " changed, %" PRIu64 " pending bytes; %"
                                PRIu64 " log overflows; write limit %" PRIu64
-                               " B/s %" PRIu64 " IOPS\n",
+                               " B/s %" PRIu64 " IOPS; %" PRIu64
+                               " flushes\n",
                                NvmeExportStorageMigrationState_str(m->state),
                                m->passes, m->allocated_bytes, m->sent_bytes,
                                m->zero_bytes, m->changed_bytes,
                                m->pending_bytes, m->log_overflows,
-                               m->throttle_bandwidth, m->throttle_iops);
+                               m->throttle_bandwidth, m->throttle_iops,
+                               m->flushes);
             }
         }
     }

@@ -459,6 +459,8 @@ static void test_migrate(void)
     sm = storage_info(t->qts);
     g_assert_cmpstr(qdict_get_str(sm, "state"), ==, "completed");
     g_assert_cmpuint(qdict_get_int(sm, "sent-bytes"), ==, sent);
+    /* What it wrote was made durable before it said it had loaded */
+    g_assert_cmpuint(qdict_get_int(sm, "flushes"), >=, 1);
     qobject_unref(sm);
 
     /* The guest's view on the destination, then the images themselves. */
@@ -556,6 +558,14 @@ static void test_full_copy(void)
     g_assert_cmpuint(qdict_get_int(sm, "zero-bytes"), ==, 0);
     qobject_unref(sm);
     switch_to(t, dst);
+    /*
+     * The destination flushes every 64 MiB it writes and at the end:
+     * for a 32 MiB image, once, at the end.
+     */
+    sm = storage_info(t->qts);
+    g_assert_cmpuint(qdict_get_int(sm, "sent-bytes"), ==, IMG_SIZE);
+    g_assert_cmpuint(qdict_get_int(sm, "flushes"), ==, 1);
+    qobject_unref(sm);
     verify_blocks(t);
     assert_images_equal(t->src_img, t->dst_img, -1);
     t_stop(t);

@@ -60,6 +60,7 @@ typedef struct IolabStorageMigInfo {
     uint64_t log_overflows;     /* change-log fallbacks to "all changed" */
     uint64_t throttle_bps;      /* write limit in force (0 = none) */
     uint64_t throttle_iops;
+    uint64_t flushes;           /* destination: image flushes while loading */
 } IolabStorageMigInfo;
 
 /*
