@@ -156,12 +156,14 @@ nvme lm track-send "$md" -s 0 -C "$cdqid" --start >/tmp/out 2>&1
 grep -q 'Successful' /tmp/out || { iolab_result track="$(first_line /tmp/out)"; exit 1; }
 iolab_result track=yes
 
-# Three writes of random data: LBA 10 (1 block), 100 (8), 1000 (3)
+# Three writes of random data: LBA 10 (1 block), 100 (8), 1000 (3); each
+# one write() (bs = the whole range), so one command and one entry
 written=
 for w in 10:1 100:8 1000:3; do
     s=${w%:*} n=${w#*:}
     dd if=/dev/urandom of="/tmp/w$s" bs="$lba" count="$n" 2>/dev/null
-    dd if="/tmp/w$s" of="$ans" bs="$lba" seek="$s" count="$n" oflag=direct conv=notrunc 2>/dev/null ||
+    dd if="/tmp/w$s" of="$ans" bs=$((lba * n)) count=1 seek=$((s * lba)) \
+        oflag=direct,seek_bytes conv=notrunc 2>/dev/null ||
         { iolab_result error=write-a-failed; exit 1; }
     written="$written${written:+,}$s+$n"
 done
@@ -178,8 +180,8 @@ iolab_result entries="$entries" first="$first"
 [ "$entries" = "$written" ] || { iolab_result error=entries-differ written="$written"; exit 1; }
 
 awk '$1 == 1 && $3 == 0 { print $5, $6 + 1 }' /tmp/cdq | while read -r s n; do
-    dd if="$ans" of="$bns" bs="$lba" skip="$s" seek="$s" count="$n" \
-        iflag=direct oflag=direct conv=notrunc 2>/dev/null || exit 1
+    dd if="$ans" of="$bns" bs=$((lba * n)) count=1 skip=$((s * lba)) seek=$((s * lba)) \
+        iflag=direct,skip_bytes oflag=direct,seek_bytes conv=notrunc 2>/dev/null || exit 1
 done || { iolab_result error=copy-failed; exit 1; }
 if same_ns; then copied=yes; else copied=no; fi
 
