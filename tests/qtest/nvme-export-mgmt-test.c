@@ -930,7 +930,7 @@ static void test_nvme_cli_fields(void)
                          &e), ==, 0);
     qtest_memread(t->qts, fbuf, st, len + 8);
     g_assert_cmpint(ldl_le_p(st + len), ==, 0);         /* zero-filled */
-    g_assert_cmphex(ldl_le_p(st + len + 4), ==, 0xeeeeeeee);
+    g_assert_cmphex((uint32_t)ldl_le_p(st + len + 4), ==, 0xeeeeeeee);
 
     /*
      * B: migration-send -s 0 -c 4 -t 1; -s 2 -c 4 -S 3 -n LEN/4 -f FILE
