@@ -6,6 +6,8 @@
 #   make check-vdpa-driver  the vdpa-mgmt Linux driver in a trixie guest
 #                    (scripts/build-vdpa-guest, tests/vdpa-driver/run; part
 #                    of make check)
+#   make check-nvme-lm  nvme-cli's lm plugin driving nvme-export-mgmt in that
+#                    trixie guest (tests/nvme-lm/run; part of make check)
 #   make run         boot the embedded guest with our devices and print a report
 #   make bench       benchmarks (scripts/bench); summary in build/bench/results.json,
 #                    figures recorded in docs/benchmarks.md
@@ -101,7 +103,7 @@ guest:
 # The vdpa-mgmt Linux driver, built in a trixie build root against the
 # trixie guest kernel, and that guest (cached in ~/.cache/qemu-iolab/vdpa;
 # the first run debootstraps, about 5 minutes).
-.PHONY: vdpa-guest check-vdpa-driver
+.PHONY: vdpa-guest check-vdpa-driver check-nvme-lm
 vdpa-guest:
 	$(SRC)/scripts/build-vdpa-guest --quiet
 
@@ -161,6 +163,9 @@ check-guest: build guest
 
 check-vdpa-driver: build vdpa-guest
 	@$(SRC)/tests/vdpa-driver/run
+
+check-nvme-lm: build vdpa-guest
+	@$(SRC)/tests/nvme-lm/run
 
 # scripts/migrate-experiment: --quick of one experiment per device family,
 # and its bad-input handling

@@ -294,6 +294,37 @@ static void nvmex_mgmt_cdq_delete(NvmeExportMgmt *m, NvmexMgmtCdq *q)
     memset(q, 0, sizeof(*q));
 }
 
+/*
+ * The managed controller a Create CDQ names: one candidate (the spec's
+ * CQS) or two (libnvme before 1.15, see nvmex_cdq_create_cntlids()), of
+ * which exactly one must be managed here.
+ */
+static NvmeExport *nvmex_mgmt_cdq_child(NvmeExportMgmt *m,
+                                        const uint16_t *cntlid, int ncand)
+{
+    NvmeExport *a, *b;
+
+    if (ncand == 1) {
+        return nvmex_mgmt_child(m, cntlid[0]);
+    }
+    a = nvmex_mgmt_find_child(m, cntlid[0]);
+    b = nvmex_mgmt_find_child(m, cntlid[1]);
+    if (a && b) {
+        nvmex_guest_error(NVME_EXPORT(m), "CDQ create: CDW11 0x%04x names "
+                          "CNTLID %u or %u in libnvme's pre-1.15 encoding, "
+                          "and both are managed here", cntlid[0], cntlid[0],
+                          cntlid[1]);
+        return NULL;
+    }
+    if (!a && !b) {
+        nvmex_guest_error(NVME_EXPORT(m), "CDQ create: neither CNTLID %u "
+                          "nor %u (libnvme's pre-1.15 encoding) is managed "
+                          "here", cntlid[0], cntlid[1]);
+        return NULL;
+    }
+    return a ? a : b;
+}
+
 static uint16_t nvmex_mgmt_cdq_create(NvmexReq *r)
 {
     NvmeExportMgmt *m = nvmex_mgmt_of(r);
@@ -302,8 +333,9 @@ static uint16_t nvmex_mgmt_cdq_create(NvmexReq *r)
     uint32_t dw11 = le32_to_cpu(r->cmd.cdw11);
     uint32_t size_dwords = le32_to_cpu(r->cmd.cdw12);
     uint8_t qt = (dw10 >> 16) & 0xff;
-    bool pc = dw11 & 1;
-    uint16_t cntlid = dw11 >> 16;
+    uint16_t cntlid[2];
+    int ncand;
+    bool pc;
     uint64_t base = le64_to_cpu(r->cmd.dptr.prp1);
     uint64_t bytes = (uint64_t)size_dwords * 4;
     NvmeExport *c;
@@ -314,7 +346,8 @@ static uint16_t nvmex_mgmt_cdq_create(NvmexReq *r)
                           "Migration Queue", qt);
         return NVMEX_INVALID_FIELD | NVMEX_DNR;
     }
-    c = nvmex_mgmt_child(m, cntlid);
+    ncand = nvmex_cdq_create_cntlids(dw11, cntlid, &pc);
+    c = nvmex_mgmt_cdq_child(m, cntlid, ncand);
     if (!c) {
         return NVMEX_INVALID_CTRL_ID | NVMEX_DNR;
     }
@@ -362,7 +395,8 @@ static uint16_t nvmex_mgmt_cdq_create(NvmexReq *r)
     q->child = c;
     q->base = base;
     r->dw0 = q->cdqid;
-    trace_nvmex_mgmt_cdq(q->cdqid, "create", cntlid, q->ring.nentries);
+    trace_nvmex_mgmt_cdq(q->cdqid, "create", c->tmpl.cntlid,
+                         q->ring.nentries);
     return NVMEX_SUCCESS;
 }
 

@@ -105,7 +105,7 @@ static char *tmp_file(const char *tag, int *fd_out)
  * @extra goes at the end of the command line (-incoming ...)
  */
 static T *t_start_full(const char *img_a, const char *img_b,
-                       const char *extra)
+                       int cntlid_b, const char *extra)
 {
     T *t = g_new0(T, 1);
     g_autofree char *args = NULL;
@@ -136,7 +136,7 @@ static T *t_start_full(const char *img_a, const char *img_b,
         "-device nvme-export,id=b,mgmt=m0,cntlid=%d,drive=db,addr=%d "
         "-device nvme-export,id=o,cntlid=%d,addr=%d %s",
         t->log, t->img_a, t->img_b, CNTLID_MGMT, SLOT_MGMT,
-        CNTLID_A, SLOT_A, CNTLID_B, SLOT_B, CNTLID_OTHER, SLOT_OTHER,
+        CNTLID_A, SLOT_A, cntlid_b, SLOT_B, CNTLID_OTHER, SLOT_OTHER,
         extra ? extra : "");
     t->qts = qtest_init(args);
     if (extra) {
@@ -156,7 +156,7 @@ static T *t_start_full(const char *img_a, const char *img_b,
 
 static T *t_start_images(const char *img_a, const char *img_b)
 {
-    return t_start_full(img_a, img_b, NULL);
+    return t_start_full(img_a, img_b, CNTLID_B, NULL);
 }
 
 static T *t_start(void)
@@ -848,6 +848,121 @@ static void test_migrate_a_to_b(void)
 }
 
 /*
+ * Every command exactly as nvme-cli 2.13's `lm` plugin sends it through
+ * Debian trixie's libnvme 1.13 (plugins/lm/lm-nvme.c, src/nvme/ioctl.c
+ * nvme_lm_*; the shipped libnvme.so.1.13.0 was disassembled to confirm
+ * the two oddities): Create CDQ puts the CNTLID in CDW11[15:0] with PC
+ * ORed over its bit 0 and carries the size as a u8 (CDW12 = size & 0xff);
+ * set-cdq without --tpt sends CDW13 = 0xffffffff with ETPT 0; migration-send
+ * never sets CSVI; migration-recv puts CSVI in MOS and NUMD 0's based.
+ * B is CNTLID 4 here, so the old encoding of A (2 | 1 = 3) names A alone.
+ */
+static void test_nvme_cli_fields(void)
+{
+    T *t = t_start_full(NULL, NULL, 4, NULL);
+    uint64_t buf = nx_alloc(t->a, 2 * BLK, 4096);
+    uint64_t fbuf = nx_alloc(t->m, 4096, 4096);
+    uint32_t size_arg = 0x200f8;    /* what the test passes as --size */
+    g_autofree uint8_t *st = g_malloc(4096);
+    g_autofree uint8_t *st_b = g_malloc(4096);
+    uint32_t len;
+    NxCqe e;
+    NxCmd c;
+    Cdq q;
+
+    child_ready(t->a, 16);
+    g_assert_true(nx_enable(t->b, 16));
+
+    /* nvme lm create-cdq -c 2 -s 0x200f8 --consent: 248 dwords, 31 entries */
+    memset(&q, 0, sizeof(q));
+    q.n = (size_arg & 0xff) / 8;
+    q.base = nx_alloc(t->m, 4096, 4096);
+    q.phase = 1;
+    qtest_memset(t->qts, q.base, 0, 4096);
+    g_assert_cmpint(mcmd(t, OPC_CDQ, 0, CNTLID_A | 1, size_arg & 0xff, 0, 0,
+                         q.base, &e), ==, 0);
+    q.id = e.dw0 & 0xffff;
+    g_assert_cmpint(q.id, ==, 1);
+
+    /* nvme lm track-send -C 1 -s 0 --start */
+    g_assert_cmpint(mcmd(t, OPC_TRACK_SEND, 0 | 1u << 16, q.id, 0, 0, 0, 0,
+                         NULL), ==, 0);
+    g_assert_cmpint(rw(t->a, 0x01, 10, 1, buf), ==, 0);
+    g_assert_cmpint(rw(t->a, 0x01, 20, 2, buf), ==, 0);
+    expect_entry(t, &q, 10, 1, ESA_FIRST, LBACIR_CHANGE);
+    expect_entry(t, &q, 20, 2, ESA_NONE, LBACIR_CHANGE);
+    expect_no_entry(t, &q);
+
+    /* nvme lm set-cdq -C 1 -H 2 (no --tpt), then get-cdq -C 1 */
+    nx_cmd(&c, 0x09, 0);
+    nx_cmd_dw(&c, 10, FID_CDQ);
+    nx_cmd_dw(&c, 11, q.id);
+    nx_cmd_dw(&c, 12, 2);
+    nx_cmd_dw(&c, 13, 0xffffffff);
+    g_assert_cmpint(nx_exec(t->m, 0, &c, NULL), ==, 0);
+    nx_cmd(&c, 0x0a, 0);
+    nx_cmd_prp(&c, fbuf, 0);
+    nx_cmd_dw(&c, 10, FID_CDQ);
+    nx_cmd_dw(&c, 11, q.id);
+    g_assert_cmpint(nx_exec(t->m, 0, &c, &e), ==, 0);
+    g_assert_cmpint(qtest_readl(t->qts, fbuf), ==, 2);
+    g_assert_cmpint(qtest_readl(t->qts, fbuf + 4), ==, 0);
+
+    /* nvme lm migration-send -s 0 -c 2 -t 1: the queue ends "suspended" */
+    g_assert_cmpint(mcmd(t, OPC_MIG_SEND, 0, 1u << 16 | CNTLID_A, 0, 0, 0, 0,
+                         NULL), ==, 0);
+    expect_entry(t, &q, 0, 0, ESA_SUSPENDED, LBACIR_NONE);
+
+    /* nvme lm migration-recv -s 0 -c 2 -n 11: the 48-byte header */
+    g_assert_cmpint(mcmd(t, OPC_MIG_RECV, 0, CNTLID_A, 0, 0, 11, fbuf, &e),
+                    ==, 0);
+    g_assert_cmpint(e.dw0 & 1, ==, 1);
+    qtest_memread(t->qts, fbuf, st, 48);
+    len = state_len(st);
+    g_assert_cmpint(len, >, 48);
+    g_assert_cmpint(len, <, 4096 - 8);
+    /*
+     * nvme lm migration-recv -s 0 -c 2 -n LEN/4 -f FILE: the controller
+     * sends LEN + 4 bytes (NUMD 0's based), the tool writes LEN of them
+     */
+    qtest_memset(t->qts, fbuf, 0xee, 4096);
+    g_assert_cmpint(mcmd(t, OPC_MIG_RECV, 0, CNTLID_A, 0, 0, len / 4, fbuf,
+                         &e), ==, 0);
+    qtest_memread(t->qts, fbuf, st, len + 8);
+    g_assert_cmpint(ldl_le_p(st + len), ==, 0);         /* zero-filled */
+    g_assert_cmphex((uint32_t)ldl_le_p(st + len + 4), ==, 0xeeeeeeee);
+
+    /*
+     * B: migration-send -s 0 -c 4 -t 1; -s 2 -c 4 -S 3 -n LEN/4 -f FILE
+     * (MOS SEQIND 3, no CSVI); then recv on B gives A's state back
+     */
+    g_assert_cmpint(mcmd(t, OPC_MIG_SEND, 0, 1u << 16 | 4, 0, 0, 0, 0,
+                         NULL), ==, 0);
+    qtest_memwrite(t->qts, fbuf, st, len);
+    g_assert_cmpint(mcmd(t, OPC_MIG_SEND, 2 | 3u << 16, 4, 0, 0, len / 4,
+                         fbuf, &e), ==, 0);
+    g_assert_cmpint(mcmd(t, OPC_MIG_RECV, 0, 4, 0, 0, len / 4, fbuf, &e),
+                    ==, 0);
+    qtest_memread(t->qts, fbuf, st_b, len);
+    g_assert_cmpmem(st_b, len, st, len);
+    /* nvme lm migration-send -s 1 -c 4; nvme lm delete-cdq -C 1 */
+    g_assert_cmpint(mcmd(t, OPC_MIG_SEND, 1, 4, 0, 0, 0, 0, NULL), ==, 0);
+    g_assert_cmpint(mcmd(t, OPC_CDQ, 1, q.id, 0, 0, 0, 0, NULL), ==, 0);
+    t_stop(t);
+
+    /*
+     * With B at CNTLID 3 the old encoding of A (3) names A or B: refused,
+     * not guessed
+     */
+    t = t_start();
+    g_assert_cmpint(mcmd(t, OPC_CDQ, 0, CNTLID_A | 1, 248, 0, 0,
+                         nx_alloc(t->m, 4096, 4096), NULL), ==,
+                    ST_INVALID_CTRL_ID);
+    g_assert_true(logged(t, "both are managed here"));
+    t_stop(t);
+}
+
+/*
  * QEMU to QEMU: the state m0 reads in one process is set on a controller
  * in another process, whose guest memory holds the same queues (as a
  * migration of the RAM would have made it); a read queued before the
@@ -1413,7 +1528,7 @@ static void test_qemu_migration(void)
     g_assert_cmpint(ecmd(t, OPC_ESUB_RECV, 0, 1, 0, 256, mem, NULL), ==, 0);
     g_assert_cmpint(esub_assoc_ctrl(t, 1, CNTLID_A, 7), ==, 0);
 
-    dst = t_start_full(t->img_a, t->img_b, incoming);
+    dst = t_start_full(t->img_a, t->img_b, CNTLID_B, incoming);
     g_assert_cmpstr(migrate(t->qts, uri), ==, "completed");
     unlink(sock);
     bus = qpci_new_pc(dst->qts, &t->alloc);
@@ -1468,6 +1583,8 @@ int main(int argc, char **argv)
     qtest_add_func("/iolab/nvme-export-mgmt/errors", test_errors);
     qtest_add_func("/iolab/nvme-export-mgmt/migrate-a-to-b",
                    test_migrate_a_to_b);
+    qtest_add_func("/iolab/nvme-export-mgmt/nvme-cli-fields",
+                   test_nvme_cli_fields);
     qtest_add_func("/iolab/nvme-export-mgmt/qemu-to-qemu",
                    test_qemu_to_qemu);
     qtest_add_func("/iolab/nvme-export-mgmt/exported-subsystems",

@@ -126,6 +126,43 @@ static void test_entry_codec(void **state)
     assert_int_equal(d.lbacir, e.lbacir);
 }
 
+/*
+ * Create CDQ's CDW11: the spec's CQS, and the encoding of libnvme before
+ * 1.15 (CNTLID in bits 15:0 under PC), read only where CQS is 0.
+ */
+static void test_create_cntlids(void **state)
+{
+    uint16_t id[2];
+    bool pc;
+
+    (void)state;
+    /* the spec: CNTLID 2 in CQS, PC */
+    assert_int_equal(nvmex_cdq_create_cntlids(2u << 16 | 1, id, &pc), 1);
+    assert_int_equal(id[0], 2);
+    assert_true(pc);
+    /* the spec with PC 0: refused by the caller for PC, not read as old */
+    assert_int_equal(nvmex_cdq_create_cntlids(5u << 16, id, &pc), 1);
+    assert_int_equal(id[0], 5);
+    assert_false(pc);
+    /* CNTLID 0 and PC: the spec's reading (the old one would be 0 or 1) */
+    assert_int_equal(nvmex_cdq_create_cntlids(1, id, &pc), 1);
+    assert_int_equal(id[0], 0);
+    assert_true(pc);
+    /* libnvme 1.13 naming CNTLID 2 sends 3; naming 3 sends 3 too */
+    assert_int_equal(nvmex_cdq_create_cntlids(2 | 1, id, &pc), 2);
+    assert_int_equal(id[0], 3);
+    assert_int_equal(id[1], 2);
+    assert_true(pc);
+    /* ... and naming 4 sends 5 */
+    assert_int_equal(nvmex_cdq_create_cntlids(4 | 1, id, &pc), 2);
+    assert_int_equal(id[0], 5);
+    assert_int_equal(id[1], 4);
+    /* bits 15:1 set without PC: not the old encoding (it always sets PC) */
+    assert_int_equal(nvmex_cdq_create_cntlids(4, id, &pc), 1);
+    assert_int_equal(id[0], 0);
+    assert_false(pc);
+}
+
 static void test_valid(void **state)
 {
     NvmexCdq q;
@@ -148,6 +185,7 @@ int main(void)
         cmocka_unit_test(test_first_and_last),
         cmocka_unit_test(test_tail_pointer_trigger),
         cmocka_unit_test(test_entry_codec),
+        cmocka_unit_test(test_create_cntlids),
         cmocka_unit_test(test_valid),
     };
 

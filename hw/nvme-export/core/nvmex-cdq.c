@@ -100,6 +100,21 @@ void nvmex_cdq_entry_decode(const uint8_t in[NVMEX_CDQ_ENTRY_SIZE],
     e->lbacir = (NvmexLbacir)((in[31] >> 6) & 3);
 }
 
+int nvmex_cdq_create_cntlids(uint32_t dw11, uint16_t cntlid[2], bool *pc)
+{
+    uint16_t low = dw11 & 0xffff;
+
+    *pc = dw11 & 1;
+    if ((dw11 >> 16) || !*pc || !(low >> 1)) {
+        cntlid[0] = dw11 >> 16;             /* the spec's CQS */
+        return 1;
+    }
+    /* libnvme < 1.15: CNTLID in bits 15:0, its bit 0 lost under PC */
+    cntlid[0] = low;
+    cntlid[1] = low & ~1u;
+    return 2;
+}
+
 bool nvmex_cdq_valid(const NvmexCdq *q)
 {
     return q->nentries >= NVMEX_CDQ_MIN_ENTRIES && q->head < q->nentries &&

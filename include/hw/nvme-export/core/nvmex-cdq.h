@@ -99,6 +99,20 @@ void nvmex_cdq_entry_encode(const NvmexCdqEntry *e,
 void nvmex_cdq_entry_decode(const uint8_t in[NVMEX_CDQ_ENTRY_SIZE],
                             NvmexCdqEntry *e);
 
+/*
+ * The controller a Create CDQ command names, from its CDW11.  The spec
+ * puts PC in bit 0 and the CNTLID in CQS, bits 31:16.  libnvme before
+ * 1.15 (Debian trixie's 1.13, under nvme-cli 2.13's `lm create-cdq`)
+ * writes the CNTLID into bits 15:0 instead and ORs PC over its bit 0, so
+ * its CQS is 0.  **(choice)** When CQS is 0, PC is 1 and bits 15:1 are
+ * not all 0, the command is read as that older encoding: it names either
+ * CDW11[15:0] or CDW11[15:0] with bit 0 cleared, and the caller takes the
+ * one of the two it manages (neither or both: Invalid Controller
+ * Identifier).  Returns the number of candidates (1 or 2) put in @cntlid;
+ * @pc gets the PC bit.
+ */
+int nvmex_cdq_create_cntlids(uint32_t dw11, uint16_t cntlid[2], bool *pc);
+
 /* Checks a ring loaded from a migration stream */
 bool nvmex_cdq_valid(const NvmexCdq *q);
 
