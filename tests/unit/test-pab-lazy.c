@@ -265,6 +265,17 @@ static void *stress_dma(void *opaque)
     return NULL;
 }
 
+/*
+ * Until a DMA thread has completed a DMA after @seen of them.  Most pages
+ * are present at any time, so one soon does.
+ */
+static void wait_for_more_dmas(StressCtx *c, long seen)
+{
+    while (atomic_load(&c->dmas) <= seen) {
+        sched_yield();
+    }
+}
+
 static PabState page_state(unsigned p)
 {
     return p % 2 ? PAB_READ_ONLY : PAB_READ_WRITE;
@@ -294,6 +305,14 @@ static void test_lazy_stress(void **state)
         args[i][1] = &c.seed[i];
         pthread_create(&th[i], NULL, stress_dma, args[i]);
     }
+    /*
+     * DMAs are running before the first round, and between the copy and
+     * the flush of every 50th round at least one more has run (every
+     * third round yields for them): left to the scheduler, a loaded
+     * machine can run the whole test before a DMA thread gets a CPU.
+     * Waiting in every round would cost a scheduler slice per round.
+     */
+    wait_for_more_dmas(&c, 0);
     for (int round = 0; round < ST_ROUNDS; round++) {
         unsigned batch[ST_BATCH], n = 0;
         bool chosen[ST_PAGES] = { false };
@@ -313,8 +332,10 @@ static void test_lazy_stress(void **state)
         for (unsigned i = 0; i < n; i++) {
             saved[batch[i]] = atomic_load(&c.content[batch[i]]);
         }
-        if (round % 3 == 0) {
-            sched_yield();          /* let DMAs run between copy and flush */
+        if (round % 50 == 0) {
+            wait_for_more_dmas(&c, atomic_load(&c.dmas));
+        } else if (round % 3 == 0) {
+            sched_yield();
         }
         vpri_pab_batch_flush(b);
         for (unsigned i = 0; i < n; i++) {
