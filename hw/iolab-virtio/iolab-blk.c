@@ -178,6 +178,46 @@ static void iolab_blk_bounce_returned(IolabBlk *b)
     }
 }
 
+void iolab_blk_pool_init(IolabBlkPool *p, uint64_t cap)
+{
+    iolab_blk_budget_init(&p->budget, cap);
+    p->waiting = g_ptr_array_new();
+}
+
+void iolab_blk_pool_cleanup(IolabBlkPool *p)
+{
+    /* Its members are gone first: none is left waiting */
+    g_ptr_array_free(p->waiting, true);
+    p->waiting = NULL;
+}
+
+/* Bounce memory went back to the pool: every member that waited runs. */
+static void iolab_blk_pool_returned(IolabBlkPool *p)
+{
+    g_autoptr(GPtrArray) woken = NULL;
+
+    if (!p->waiting->len) {
+        return;
+    }
+    /* A member woken here may wait again: it goes on a new list */
+    woken = p->waiting;
+    p->waiting = g_ptr_array_new();
+    for (guint i = 0; i < woken->len; i++) {
+        IolabBlk *m = g_ptr_array_index(woken, i);
+
+        m->pool_waiting = false;
+        iolab_blk_bounce_returned(m);
+    }
+}
+
+static void iolab_blk_bounce_give(IolabBlk *b, uint64_t len)
+{
+    iolab_blk_budget_give(&b->bounce, len);
+    if (b->pool) {
+        iolab_blk_budget_give(&b->pool->budget, len);
+    }
+}
+
 /* A popped request is done with (pushed, or dropped) */
 static void iolab_blk_req_free(IolabBlkReq *req)
 {
@@ -188,8 +228,11 @@ static void iolab_blk_req_free(IolabBlkReq *req)
     }
     if (req->bounce) {
         qemu_vfree(req->bounce);
-        iolab_blk_budget_give(&b->bounce, req->data_len);
+        iolab_blk_bounce_give(b, req->data_len);
         iolab_blk_bounce_returned(b);
+        if (b->pool) {
+            iolab_blk_pool_returned(b->pool);
+        }
     }
     b->q[req->queue].inflight--;
     iolab_blk_req_put(b, req);
@@ -639,9 +682,21 @@ static bool iolab_blk_take_bounce(IolabBlkReq *req)
         QTAILQ_INSERT_TAIL(&b->q[req->queue].bounce_wait, req, next);
         return false;
     }
+    if (b->pool && !iolab_blk_budget_take(&b->pool->budget, req->data_len)) {
+        iolab_blk_budget_give(&b->bounce, req->data_len);
+        trace_iolab_blk_bounce_stall(b->name, req->queue, req->data_len,
+                                     b->pool->budget.used,
+                                     b->pool->budget.cap);
+        QTAILQ_INSERT_TAIL(&b->q[req->queue].bounce_wait, req, next);
+        if (!b->pool_waiting) {
+            b->pool_waiting = true;
+            g_ptr_array_add(b->pool->waiting, b);
+        }
+        return false;
+    }
     req->bounce = qemu_try_blockalign(blk_bs(b->blk), req->data_len);
     if (!req->bounce) {
-        iolab_blk_budget_give(&b->bounce, req->data_len);
+        iolab_blk_bounce_give(b, req->data_len);
         req->status = VIRTIO_BLK_S_IOERR;
         req->data_len = 0;
         req->stage = IOLAB_BLK_STAGE_STATUS;
@@ -1036,6 +1091,8 @@ void iolab_blk_init(IolabBlk *b, const IolabBlkOps *ops, void *dev,
                          IOLAB_BLK_SPARE_REQS),
     };
     iolab_blk_budget_init(&b->bounce, cfg->bounce_cap);
+    b->pool = cfg->pool;
+    b->pool_waiting = false;
     b->q = g_new0(IolabBlkQueue, num_queues);
     for (uint16_t i = 0; i < num_queues; i++) {
         QTAILQ_INIT(&b->q[i].held);
@@ -1049,6 +1106,10 @@ void iolab_blk_init(IolabBlk *b, const IolabBlkOps *ops, void *dev,
 void iolab_blk_cleanup(IolabBlk *b)
 {
     iolab_blk_reset(b);
+    if (b->pool_waiting) {
+        g_ptr_array_remove_fast(b->pool->waiting, b);
+        b->pool_waiting = false;
+    }
     qemu_bh_delete(b->complete_bh);
     while (b->nspare) {
         iolab_blk_req_destroy(b->spare[--b->nspare]);

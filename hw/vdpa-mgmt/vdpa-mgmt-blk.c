@@ -209,6 +209,7 @@ IolabBlk *vdpa_blk_state(VdpaInst *inst)
                            .max_data = VDPA_BLK_MAX_DATA,
                            .seg_max = VDPA_BLK_SEG_MAX,
                            .bounce_cap = VDPA_BLK_BOUNCE_CAP,
+                           .pool = &s->bounce_pool,
                            .spare_max = VDPA_BLK_SPARE_REQS,
                        }, &DEVICE(s)->mem_reentrancy_guard);
     }

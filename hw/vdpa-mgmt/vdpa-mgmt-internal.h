@@ -26,6 +26,8 @@
  * up to 65,536 instances.
  */
 #define VDPA_BLK_BOUNCE_CAP (2 * VDPA_BLK_MAX_DATA)
+/* The smallest bounce-cap of a function: one page */
+#define VDPA_BOUNCE_CAP_MIN 4096
 #define VDPA_BLK_SPARE_REQS 4
 #define VDPA_NET_SPARE_REQS     64
 /* PCIe PASID capability: where, and the PASID width it announces */

@@ -300,6 +300,11 @@ static void vdpa_mgmt_realize(PCIDevice *pdev, Error **errp)
                    VDPA_IOTLB_WAYS, VDPA_IOTLB_MAX_ENTRIES);
         return;
     }
+    if (s->bounce_cap < VDPA_BOUNCE_CAP_MIN) {
+        error_setg(errp, "vdpa-mgmt: bounce-cap must be at least %u bytes",
+                   VDPA_BOUNCE_CAP_MIN);
+        return;
+    }
     if (s->host) {
         if (!vpri_host_can_attach(s->host, errp)) {
             return;
@@ -409,6 +414,7 @@ static void vdpa_mgmt_realize(PCIDevice *pdev, Error **errp)
     s->admin_bh = qemu_bh_new_guarded(vdpa_admin_bh, s,
                                       &DEVICE(s)->mem_reentrancy_guard);
     s->aq_vector = VDPA_AQ_NO_VECTOR;
+    iolab_blk_pool_init(&s->bounce_pool, s->bounce_cap);
     if (s->host) {
         s->slot_owner = g_new0(uint32_t, VDPA_FAULT_SLOTS);
         s->free_slots = g_new(uint16_t, VDPA_FAULT_SLOTS);
@@ -456,6 +462,7 @@ static void vdpa_mgmt_exit(PCIDevice *pdev)
     VdpaMgmt *s = VDPA_MGMT(pdev);
 
     vdpa_destroy_all(s);
+    iolab_blk_pool_cleanup(&s->bounce_pool);
     if (vdpa_iotlb_capacity(&s->iotlb)) {
         pci_device_iommu_set_pasid_invalidate(pdev, NULL, NULL);
     }
@@ -496,6 +503,7 @@ static const Property vdpa_mgmt_properties[] = {
     DEFINE_NIC_PROPERTIES(VdpaMgmt, nic_conf),
     DEFINE_PROP_LINK("host", VdpaMgmt, host, TYPE_VPRI_HOST, VpriHost *),
     DEFINE_PROP_UINT32("iotlb-entries", VdpaMgmt, iotlb_entries, 4096),
+    DEFINE_PROP_SIZE("bounce-cap", VdpaMgmt, bounce_cap, 64 * MiB),
 };
 
 static void vdpa_mgmt_class_init(ObjectClass *klass, void *data)
@@ -516,10 +524,23 @@ static void vdpa_mgmt_class_init(ObjectClass *klass, void *data)
     device_class_set_props(dc, vdpa_mgmt_properties);
 }
 
+static void vdpa_mgmt_instance_init(Object *obj)
+{
+    VdpaMgmt *s = VDPA_MGMT(obj);
+
+    object_property_add_uint64_ptr(obj, "x-bounce-peak",
+                                   &s->bounce_pool.budget.peak,
+                                   OBJ_PROP_FLAG_READ);
+    object_property_add_uint64_ptr(obj, "x-bounce-stalls",
+                                   &s->bounce_pool.budget.stalls,
+                                   OBJ_PROP_FLAG_READ);
+}
+
 static const TypeInfo vdpa_mgmt_info = {
     .name = TYPE_VDPA_MGMT,
     .parent = TYPE_PCI_DEVICE,
     .instance_size = sizeof(VdpaMgmt),
+    .instance_init = vdpa_mgmt_instance_init,
     .class_init = vdpa_mgmt_class_init,
     .interfaces = (InterfaceInfo[]) {
         { INTERFACE_PCIE_DEVICE },

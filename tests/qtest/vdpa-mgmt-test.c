@@ -524,6 +524,11 @@ static void test_bad_properties(void)
     g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(resp, "error"),
                                           "desc"), "iotlb-entries"));
     qobject_unref(resp);
+    resp = qtest_qmp(qts, "{'execute': 'device_add', 'arguments': "
+                     "{'driver': 'vdpa-mgmt', 'bounce-cap': 100}}");
+    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(resp, "error"),
+                                          "desc"), "bounce-cap"));
+    qobject_unref(resp);
     qtest_quit(qts);
 }
 
@@ -1019,6 +1024,60 @@ static void test_vpri_faults(void)
     g_test_message("device faults raised: %" PRIu64, raised);
     g_assert_cmpuint(raised, >=, N);
     qobject_unref(rsp);
+    t_stop(t);
+}
+
+/* A read-only integer QOM property */
+static uint64_t qom_get_uint(QTestState *qts, const char *path,
+                             const char *prop)
+{
+    QDict *rsp = qtest_qmp(qts, "{'execute': 'qom-get', 'arguments': "
+                           "{'path': %s, 'property': %s}}", path, prop);
+    uint64_t v;
+
+    g_assert(qdict_haskey(rsp, "return"));
+    v = qdict_get_int(rsp, "return");
+    qobject_unref(rsp);
+    return v;
+}
+
+/*
+ * Bounce memory is capped per function, not only per instance: two
+ * instances on a backend that takes a second per request, each writing
+ * 8 KiB through a bounce buffer (a vpri-host bounces every request),
+ * with bounce-cap=4096.  A request above the cap runs alone, so the
+ * second instance's write waits until the first one's buffer comes back
+ * (stalled, not failed), and both complete.  The backend's second makes
+ * the overlap certain: the second write is kicked long before the first
+ * completes, which the stall counter confirms before either is waited
+ * for.
+ */
+static void test_bounce_cap(void)
+{
+    T *t = t_start_with("-object vpri-host,id=vh0 "
+                        "-blockdev driver=null-co,node-name=slow,"
+                        "size=16777216,latency-ns=1000000000",
+                        ":slow,host=vh0,bounce-cap=4096", 16);
+    VMAdmin *a = t->a;
+    VMRing r[2];
+    uint32_t id[2];
+    uint64_t data = guest_alloc(&t->alloc, 8192);
+
+    for (int i = 0; i < 2; i++) {
+        id[i] = bring_up(a, &r[i], 1, 2);
+    }
+    qtest_memset(t->qts, data, 0x5a, 8192);
+    for (int i = 0; i < 2; i++) {
+        vm_blk_post(a, &r[i], id[i], 0, BLK_T_OUT, 16 * i, data, 8192);
+    }
+    g_assert_cmpuint(qom_get_uint(t->qts, "/machine/peripheral/vm0",
+                                  "x-bounce-stalls"), >=, 1);
+    for (int i = 0; i < 2; i++) {
+        g_assert_cmpint(vm_blk_wait(a, &r[i]), ==, BLK_S_OK);
+    }
+    /* One 8 KiB buffer at a time, never both */
+    g_assert_cmpuint(qom_get_uint(t->qts, "/machine/peripheral/vm0",
+                                  "x-bounce-peak"), ==, 8192);
     t_stop(t);
 }
 
@@ -2066,6 +2125,7 @@ int main(int argc, char **argv)
                    test_stopped_vm_inflight);
     qtest_add_func("/vdpa-mgmt/slot-waiters-bounded",
                    test_slot_waiters_bounded);
+    qtest_add_func("/vdpa-mgmt/bounds/bounce-cap", test_bounce_cap);
     qtest_add_func("/vdpa-mgmt/queue-size-exceeded",
                    test_queue_size_exceeded);
     qtest_add_func("/vdpa-mgmt/migration-bad-stream",

@@ -15,8 +15,9 @@
  * Resource bounds (docs/virtq-engine.rst, "Resource bounds"):
  * - requests in flight per queue <= the queue's size (more is a device
  *   error, as upstream's "virtqueue size exceeded");
- * - bounce memory per object <= its bounce cap: at the cap the queue
- *   waits (the guest is stalled, never failed) until buffers come back;
+ * - bounce memory per object <= its bounce cap, and per pool of objects
+ *   (a vdpa-mgmt function) <= the pool's cap: at a cap the queue waits
+ *   (the guest is stalled, never failed) until buffers come back;
  * - chains popped per queue run <= IOLAB_BLK_POPS_PER_RUN: the rest run
  *   in a later main-loop iteration (the device's kick_again hook);
  * - completions are posted under the device's MemReentrancyGuard (from
@@ -111,6 +112,23 @@ typedef struct IolabBlkQueue {
     bool notify_pending;
 } IolabBlkQueue;
 
+/*
+ * Bounce memory several objects draw on besides their own cap: a
+ * vdpa-mgmt function's blk instances, tens of thousands of them, each
+ * with a small cap of its own that together would still be unbounded.
+ * A request takes from its object's budget and from the pool, or from
+ * neither; refused by the pool, it waits as at its own cap, and its
+ * object is woken when any member gives memory back.
+ */
+typedef struct IolabBlkPool {
+    IolabBlkBudget budget;
+    /* Objects with a request waiting for the pool, each once */
+    GPtrArray *waiting;
+} IolabBlkPool;
+
+void iolab_blk_pool_init(IolabBlkPool *p, uint64_t cap);
+void iolab_blk_pool_cleanup(IolabBlkPool *p);
+
 typedef struct IolabBlk {
     const IolabBlkOps *ops;
     void *dev;
@@ -122,6 +140,8 @@ typedef struct IolabBlk {
     uint16_t num_queues;
     IolabBlkQueue *q;
     IolabBlkBudget bounce;
+    IolabBlkPool *pool;         /* optional: shared with other objects */
+    bool pool_waiting;          /* in pool->waiting */
     /* Requests in the backend */
     uint64_t inflight;
     /* Spare requests, at most spare_max */
@@ -148,6 +168,7 @@ typedef struct IolabBlkConfig {
     uint32_t max_data;          /* bytes of one read or write */
     uint32_t seg_max;           /* advertised VIRTIO_BLK_F_SEG_MAX; 0 none */
     uint64_t bounce_cap;        /* bytes of bounce memory at once */
+    IolabBlkPool *pool;         /* optional: a cap shared with others */
     /*
      * Spare requests kept (16 KiB each), 0 for IOLAB_BLK_SPARE_REQS: a
      * device with thousands of objects keeps fewer.

@@ -15,6 +15,7 @@
 #include "hw/pci/pci_device.h"
 #include "qom/object.h"
 #include "hw/iolab-virtio/core/virtq.h"
+#include "hw/iolab-virtio/iolab-blk.h"
 #include "hw/vdpa-mgmt/core/vdpa-cmd.h"
 #include "hw/vdpa-mgmt/core/vdpa-iotlb.h"
 #include "hw/vdpa-mgmt/core/vdpa-msi.h"
@@ -134,6 +135,12 @@ struct VdpaMgmt {
     VdpaIotlb iotlb;
     uint64_t pasid_translations;    /* translate_pasid calls */
     uint64_t blk_mapped;            /* blk reads/writes without a bounce */
+    /*
+     * Bounce memory of all blk instances together (property bounce-cap),
+     * on top of each instance's own VDPA_BLK_BOUNCE_CAP
+     */
+    uint64_t bounce_cap;
+    IolabBlkPool bounce_pool;
 
     VdpaLimits limits;
     VdpaTable table;
