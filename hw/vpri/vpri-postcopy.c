@@ -73,6 +73,8 @@ static const char *vpri_pc_unsupported(VpriPostcopy *pc, const char **dev)
 
     for (unsigned id = 0; id < VPRI_HOST_MAX_DEVICES; id++) {
         VpriHostDevice *d = &h->devs[id];
+        VpriHostClientClass *client;
+        const char *why;
 
         if (!d->dev) {
             continue;
@@ -81,9 +83,19 @@ static const char *vpri_pc_unsupported(VpriPostcopy *pc, const char **dev)
         if (d->xlat) {
             return "its DMA goes through a vIOMMU";
         }
-        if (!object_dynamic_cast(OBJECT(d->dev), TYPE_VPRI_VIRTIO_PCI)) {
-            /* vdpa-mgmt: not tested yet */
-            return "only vpri-blk and vpri-nic take postcopy faults so far";
+        if (object_dynamic_cast(OBJECT(d->dev), TYPE_VPRI_VIRTIO_PCI)) {
+            continue;       /* vpri-blk, vpri-nic */
+        }
+        /* Other families say what they take (vdpa-mgmt: blk instances) */
+        client = (VpriHostClientClass *)
+            object_class_dynamic_cast(object_get_class(OBJECT(d->dev)),
+                                      TYPE_VPRI_HOST_CLIENT);
+        if (!client || !client->postcopy_blocker) {
+            return "it does not take postcopy faults";
+        }
+        why = client->postcopy_blocker(d->dev);
+        if (why) {
+            return why;
         }
     }
     return NULL;

@@ -20,9 +20,11 @@
  *            userfaultfd has let go) and eviction resumes.
  *
  * Postcopy stays refused, on both sides, while a device of the host is
- * one this does not handle yet (behind a vIOMMU, or off the vpri virtio
- * transport: vdpa-mgmt), or it manages no guest RAM; and a vpri-host
- * cannot be created while the postcopy-ram capability is on.  Part of the top layer (vpri-host-internal.h).
+ * one this does not handle yet (behind a vIOMMU; off the vpri virtio
+ * transport and not saying it takes postcopy faults through
+ * VpriHostClientClass.postcopy_blocker: vdpa-mgmt does, unless it has a
+ * net backend), or it manages no guest RAM; and a vpri-host cannot be
+ * created while the postcopy-ram capability is on.  Part of the top layer (vpri-host-internal.h).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
