@@ -304,6 +304,24 @@ static void assert_postcopy_state(QTestState *qts, const char *want)
     qobject_unref(h);
 }
 
+static void wait_postcopy_state(QTestState *qts, const char *want)
+{
+    gint64 deadline = g_get_monotonic_time() + WAIT_US;
+
+    for (;;) {
+        QDict *h = vpri_info(qts, "hosts");
+        bool done = !strcmp(qdict_get_str(qdict_get_qdict(h, "postcopy"),
+                                          "state"), want);
+
+        qobject_unref(h);
+        if (done) {
+            return;
+        }
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(1000);
+    }
+}
+
 static void fill(uint8_t *buf, size_t len, uint8_t seed)
 {
     for (size_t i = 0; i < len; i++) {
@@ -681,6 +699,110 @@ static void test_blk_connection_breaks(void)
     g_free(c);
 }
 
+/*
+ * Postcopy recovery (patches/0012): the connection breaks while queue 0's
+ * fault is held on the ring, so that the device faults only once the
+ * destination is paused: the host keeps the request (state "paused", the
+ * fault waiting, nothing failed) and queue 1 goes on.  migrate-recover on
+ * the destination with a new URI, migrate with resume on the source: the
+ * host asks again for the page queue 0 waits on, it comes, and queue 0's
+ * write carries the source's data.  Then the rest comes, nothing lost.
+ */
+static void test_blk_recover(void)
+{
+    Ctx *c = ctx_new("vpri-postcopy");
+    g_autofree char *uri = g_strdup_printf("unix:%s/vpri-pc-%d.sock",
+                                           g_get_tmp_dir(), getpid());
+    g_autofree char *uri2 = g_strdup_printf("unix:%s/vpri-pc-%d-2.sock",
+                                            g_get_tmp_dir(), getpid());
+    g_autofree char *args = g_strdup_printf(
+        "-M q35 -m %d -nodefaults -object vpri-host,id=vh0 "
+        "-blockdev driver=file,node-name=d0,filename=%s,locking=off "
+        "-device vpri-blk,drive=d0,host=vh0,id=vblk0,num-queues=2",
+        GUEST_MIB, c->img);
+    g_autofree char *dargs = g_strdup_printf(
+        "-M q35 -m %d -nodefaults -object vpri-host,id=vh0 "
+        "-blockdev driver=file,node-name=d0,filename=/proc/%d/fd/%d,"
+        "locking=off "
+        "-device vpri-blk,drive=d0,host=vh0,id=vblk0,num-queues=2 "
+        "-incoming defer", GUEST_MIB, getpid(), c->img_fd);
+    uint8_t far[PAGE], near[PAGE], got[PAGE];
+    QTestState *src, *dst;
+    BlkWrite w0, w1;
+    uint64_t near_buf, requests;
+    gint64 deadline;
+
+    ctx_connect(c, args);
+    ctx_msix(c, 3);
+    ctx_init_features(c, 2, FEATURES);
+    fill(far, PAGE, 0x5c);
+    qtest_memwrite(c->qts, FAR_GPA, far, PAGE);
+    src = c->qts;
+    dst = qtest_init(dargs);
+    qtest_qmp_assert_success(src, SET_POSTCOPY_CAP);
+    qtest_qmp_assert_success(dst, SET_POSTCOPY_CAP);
+    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
+                             "'arguments': { 'uri': %s } }", uri);
+    postcopy_switch_slow(c, src, dst, uri);
+    hold_queue0_fault(c, dst, &w0);
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-pause' }");
+    migration_wait(dst, "postcopy-paused");
+    migration_wait(src, "postcopy-paused");
+    /* QEMU tells the host just after it says postcopy-paused */
+    wait_postcopy_state(dst, "paused");
+
+    /* The device faults now, while paused: the fault waits, asks nothing */
+    requests = postcopy_u64(dst, "device-requests");
+    set_hold_faults(dst, false);
+    deadline = g_get_monotonic_time() + WAIT_US;
+    while (postcopy_u64(dst, "waiting") == 0) {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(1000);
+    }
+    g_assert_cmpuint(postcopy_u64(dst, "device-requests"), ==, requests);
+    g_assert_cmpuint(postcopy_u64(dst, "failed"), ==, 0);
+
+    /* Queue 1 goes on meanwhile */
+    fill(near, PAGE, 0x6d);
+    near_buf = guest_alloc(&c->alloc, PAGE);
+    qtest_memwrite(dst, near_buf, near, PAGE);
+    blk_write(c, &w1, queue(c, 1), 64, near_buf);
+    vv_queue_kick(queue(c, 1));
+    blk_write_done(c, &w1);
+    check_image(c, 64, near);
+    g_assert_cmpuint(vv_queue_used_idx(queue(c, 0)), ==,
+                     queue(c, 0)->last_used);
+
+    /* Recover on a new connection; the page queue 0 waits on comes */
+    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-recover', "
+                             "'arguments': { 'uri': %s } }", uri2);
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate', 'arguments': "
+                             "{ 'uri': %s, 'resume': true } }", uri2);
+    migration_wait(dst, "postcopy-active");
+    blk_write_done(c, &w0);
+    check_image(c, 0, far);
+    assert_postcopy_state(dst, "running");
+    g_assert_cmpuint(postcopy_u64(dst, "device-requests"), >, requests);
+    g_assert_cmpuint(postcopy_u64(dst, "waiting"), ==, 0);
+    g_assert_cmpuint(postcopy_u64(dst, "failed"), ==, 0);
+    g_assert_cmpuint(device_faults(dst, "failed"), ==, 0);
+    g_assert_cmpuint(device_faults(dst, "pending"), ==, 0);
+
+    /* The rest comes; the source's page is intact here, as is queue 1's */
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters', "
+                             "'arguments': { 'max-postcopy-bandwidth': 0 } }");
+    migration_wait(src, "completed");
+    qtest_quit(src);
+    migration_wait(dst, "completed");
+    assert_postcopy_state(dst, "done");
+    qtest_memread(dst, FAR_GPA, got, PAGE);
+    g_assert_cmpmem(got, PAGE, far, PAGE);
+    qtest_memread(dst, near_buf, got, PAGE);
+    g_assert_cmpmem(got, PAGE, near, PAGE);
+    assert_reclaim_resumes(dst);
+    ctx_stop(c);
+}
+
 static void test_blk_device_fault(void)
 {
     check_blk_device_fault(false);
@@ -1010,6 +1132,7 @@ int main(int argc, char **argv)
     add_test("/vpri-postcopy/blk/precopy-advised", test_blk_precopy_advised);
     add_test("/vpri-postcopy/blk/connection-breaks",
              test_blk_connection_breaks);
+    add_test("/vpri-postcopy/blk/recover", test_blk_recover);
     if (qtest_has_device("vdpa-mgmt")) {
         add_test("/vpri-postcopy/vdpa-blk/device-fault",
                  test_vdpa_blk_device_fault);
