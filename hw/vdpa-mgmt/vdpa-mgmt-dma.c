@@ -67,10 +67,12 @@ bool vdpa_pasid_enabled(VdpaMgmt *s)
  * its fence, as a device with ATS checks page attributes after
  * translation: a page that is not present returns VIRTQ_FAULT with its
  * guest-physical address in *@fault_addr.  @buf NULL: only translate.
- * Returns 0, VIRTQ_ERROR (refused) or VIRTQ_FAULT.
+ * Returns 0, VIRTQ_ERROR (refused) or VIRTQ_FAULT.  Without @check the
+ * PA-BITMAP is not looked at (vdpa_load_dma_ops).
  */
-int vdpa_pasid_rw(VdpaInst *inst, uint64_t addr, void *buf,
-                  uint64_t len, bool write, uint64_t *fault_addr)
+static int vdpa_pasid_copy(VdpaInst *inst, uint64_t addr, void *buf,
+                           uint64_t len, bool write, bool check,
+                           uint64_t *fault_addr)
 {
     VdpaMgmt *s = inst->s;
     PCIDevice *pdev = PCI_DEVICE(s);
@@ -102,7 +104,7 @@ int vdpa_pasid_rw(VdpaInst *inst, uint64_t addr, void *buf,
                                   (e.perm & IOMMU_WO ? VDPA_IOTLB_W : 0));
             }
         }
-        if (p && s->host && as == &address_space_memory) {
+        if (p && check && s->host && as == &address_space_memory) {
             PabDmaToken token;
             PabResult r = vpri_host_dma_begin(s->host, s->gpa_fault_dev, pa,
                                               chunk, write, &token,
@@ -133,6 +135,12 @@ int vdpa_pasid_rw(VdpaInst *inst, uint64_t addr, void *buf,
     return 0;
 }
 
+int vdpa_pasid_rw(VdpaInst *inst, uint64_t addr, void *buf,
+                  uint64_t len, bool write, uint64_t *fault_addr)
+{
+    return vdpa_pasid_copy(inst, addr, buf, len, write, true, fault_addr);
+}
+
 /* intel-iommu: the guest invalidated translations (patches/0009) */
 void vdpa_pasid_invalidate(void *opaque, uint32_t pasid, hwaddr first,
                            hwaddr last)
@@ -150,19 +158,21 @@ void vdpa_pasid_invalidate(void *opaque, uint32_t pasid, hwaddr first,
  * until the copy is done; a page that is not present is a fault.
  */
 static int vdpa_inst_dma(VdpaInst *inst, uint64_t addr, void *buf,
-                         uint32_t len, bool write, uint64_t *fault_addr)
+                         uint32_t len, bool write, bool check,
+                         uint64_t *fault_addr)
 {
     VdpaMgmt *s = inst->s;
     bool ok;
 
     if (inst->pasid != VDPA_NO_PASID) {
-        int ret = vdpa_pasid_rw(inst, addr, buf, len, write, fault_addr);
+        int ret = vdpa_pasid_copy(inst, addr, buf, len, write, check,
+                                  fault_addr);
 
         if (ret == VIRTQ_ERROR) {
             inst->stats.dma_faults++;
         }
         return ret;
-    } else if (s->host) {
+    } else if (s->host && check) {
         PabDmaToken token;
         PabResult r = vpri_host_dma_begin(s->host, s->fault_dev, addr, len,
                                           write, &token, fault_addr);
@@ -188,16 +198,45 @@ static int vdpa_inst_dma(VdpaInst *inst, uint64_t addr, void *buf,
 static int vdpa_inst_dma_read(void *opaque, uint64_t addr, void *buf,
                               uint32_t len, uint64_t *fault_addr)
 {
-    return vdpa_inst_dma(opaque, addr, buf, len, false, fault_addr);
+    return vdpa_inst_dma(opaque, addr, buf, len, false, true, fault_addr);
 }
 
 static int vdpa_inst_dma_write(void *opaque, uint64_t addr, const void *buf,
                                uint32_t len, uint64_t *fault_addr)
 {
-    return vdpa_inst_dma(opaque, addr, (void *)buf, len, true, fault_addr);
+    return vdpa_inst_dma(opaque, addr, (void *)buf, len, true, true,
+                         fault_addr);
 }
 
 const VirtqDmaOps vdpa_dma_ops = {
     .read = vdpa_inst_dma_read,
     .write = vdpa_inst_dma_write,
+};
+
+/*
+ * Loading a migration (vdpa_post_load rebuilds held requests from their
+ * heads): the same DMA without the PA-BITMAP check.  On a postcopy
+ * destination vpri-host has marked the pages not received yet not
+ * present before devices load, and a device fault cannot be waited for
+ * inside post_load; a plain access to such a page waits in QEMU's
+ * userfaultfd instead, whose listen thread brings the page meanwhile.
+ * (Elsewhere the pages are resident, or paged in through vpri-host's
+ * userfaultfd as any CPU access is.)
+ */
+static int vdpa_load_dma_read(void *opaque, uint64_t addr, void *buf,
+                              uint32_t len, uint64_t *fault_addr)
+{
+    return vdpa_inst_dma(opaque, addr, buf, len, false, false, fault_addr);
+}
+
+static int vdpa_load_dma_write(void *opaque, uint64_t addr, const void *buf,
+                               uint32_t len, uint64_t *fault_addr)
+{
+    return vdpa_inst_dma(opaque, addr, (void *)buf, len, true, false,
+                         fault_addr);
+}
+
+const VirtqDmaOps vdpa_load_dma_ops = {
+    .read = vdpa_load_dma_read,
+    .write = vdpa_load_dma_write,
 };

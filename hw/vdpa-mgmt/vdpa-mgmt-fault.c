@@ -1,6 +1,7 @@
 /*
  * vdpa-mgmt: VPRI page faults of instance queues: fault slots, held
- * requests, and resuming a queue when its fault is resolved
+ * requests, resuming a queue when its fault is resolved, and which
+ * instances take faults on pages a postcopy destination has not received
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -172,4 +173,25 @@ void vdpa_fault_done(void *opaque, uint16_t slot, bool resolved)
         return;
     }
     vdpa_inst_run(inst, qi);
+}
+
+/*
+ * vpri-host asks before it takes postcopy (VpriHostClientClass): a blk
+ * instance's DMA to a page not received yet faults like any other, its
+ * queue waits in its fault slot and runs again when the page has come
+ * (docs/vdpa-mgmt.rst, "Postcopy").  Net instances are not tested under
+ * postcopy yet, and the guest may create one at any time while the
+ * function has a net backend, so such a function is refused as a whole.
+ * Behind a vIOMMU the host refuses the function by itself (its slot is
+ * indexed by IOVA).
+ */
+const char *vdpa_postcopy_blocker(DeviceState *dev)
+{
+    VdpaMgmt *s = VDPA_MGMT(dev);
+
+    if (s->nic) {
+        return "its net instances do not take postcopy faults yet (the "
+               "function has a netdev)";
+    }
+    return NULL;
 }

@@ -127,6 +127,8 @@ bool vdpa_queue_blocked(VdpaInst *inst, uint16_t qi);
 void vdpa_net_req_hold(VdpaNetReq *req, uint64_t addr, bool write);
 void vdpa_fault_done(void *opaque, uint16_t slot, bool resolved);
 void vdpa_queue_cancel_wait(VdpaInst *inst, uint16_t qi);
+/* VpriHostClientClass.postcopy_blocker */
+const char *vdpa_postcopy_blocker(DeviceState *dev);
 
 /* vdpa-mgmt-dma.c */
 MemTxAttrs vdpa_attrs(VdpaMgmt *s);
@@ -138,6 +140,8 @@ int vdpa_pasid_rw(VdpaInst *inst, uint64_t addr, void *buf,
 void vdpa_pasid_invalidate(void *opaque, uint32_t pasid, hwaddr first,
                            hwaddr last);
 extern const VirtqDmaOps vdpa_dma_ops;
+/* The same without the PA-BITMAP check, for post_load (see there) */
+extern const VirtqDmaOps vdpa_load_dma_ops;
 
 /* vdpa-mgmt-blk.c */
 VdpaBlkBackend *vdpa_inst_blk(VdpaInst *inst);

@@ -45,8 +45,9 @@
  *   path changing an instance marks (vdpa_mig_mark()).
  * - the device's VMState, version 2: PCI, MSI-X, the admin queue and the
  *   counters.  Its post_load finishes the instances once all of RAM is
- *   in: held requests are rebuilt from their heads, free ids are
- *   rebuilt, and enabled queues are kicked.
+ *   in (under postcopy: once the pages it reads have come, see
+ *   vdpa_load_dma_ops): held requests are rebuilt from their heads, free
+ *   ids are rebuilt, and enabled queues are kicked.
  *
  * A record (little-endian):
  *   0  le32 id
@@ -594,10 +595,11 @@ static int vdpa_mig_load_state(QEMUFile *f, void *opaque, int version_id)
 }
 
 /*
- * All of RAM and the PCI state are in: rebuild each instance's held
- * requests from their heads (PASIDs were checked as records came in),
- * and look at every enabled queue again for buffers published before
- * the switch-over.
+ * All of RAM and the PCI state are in (under postcopy, RAM comes as it
+ * is read: vdpa_load_dma_ops): rebuild each instance's held requests
+ * from their heads (PASIDs were checked as records came in), and look at
+ * every enabled queue again for buffers published before the
+ * switch-over.
  */
 /*
  * A blk instance's held heads go to its request state machine, which
@@ -619,7 +621,7 @@ static bool vdpa_mig_finish_blk(VdpaMgmt *s, VdpaInst *inst,
             if (!e) {
                 e = g_new(VirtqElem, 1);
             }
-            if (iolab_virtq_read_chain(&vq->vq, &vdpa_dma_ops, inst,
+            if (iolab_virtq_read_chain(&vq->vq, &vdpa_load_dma_ops, inst,
                                        heads[k], e, &fault,
                                        &err) != VIRTQ_OK) {
                 error_report("vdpa-mgmt: migration: instance %u queue %u: "
@@ -656,8 +658,8 @@ static bool vdpa_mig_finish_inst(VdpaMgmt *s, VdpaInst *inst)
             uint64_t fault;
 
             req->tx_sent = heads[k] & VDPA_MIG_HELD_SENT;
-            if (iolab_virtq_read_chain(&vq->vq, &vdpa_dma_ops, inst, head,
-                                       &req->elem, &fault,
+            if (iolab_virtq_read_chain(&vq->vq, &vdpa_load_dma_ops, inst,
+                                       head, &req->elem, &fault,
                                        &err) != VIRTQ_OK) {
                 vdpa_net_req_put(s, req);
                 error_report("vdpa-mgmt: migration: instance %u queue %u: "

@@ -3,9 +3,9 @@
  * device faults on pages not received yet (vpri-postcopy.h says how).
  *
  * Threads: the notifications come in the main loop (probe, advise,
- * listen) and in QEMU's listen thread (end); the PostCopyFD handler runs
- * in QEMU's fault thread, the waker in QEMU's listen and preempt
- * threads; vpri_postcopy_serve() in the host's handler threads.  Locks:
+ * listen) and in QEMU's listen thread (end, pause, resume); the
+ * PostCopyFD handler runs in QEMU's fault thread, the waker in QEMU's
+ * listen and preempt threads; vpri_postcopy_serve() in the host's handler threads.  Locks:
  * wake_lock (one waker at a time: the scratch array), then the host lock
  * inside vpri-host.c's calls, then the postcopy-pages core's own.
  *
@@ -33,6 +33,14 @@
 
 /* Retry taking guest RAM back while QEMU's userfaultfd still holds it. */
 #define VPRI_PC_TAKE_RETRY_MS 10
+/*
+ * The request pipe: room for 32768 requests if Linux grants it (a
+ * recovery asks again for every page devices wait on at once), else its
+ * default 64 KiB.
+ */
+#define VPRI_PC_PIPE_BYTES (1 << 20)
+/* Pages asked for again after a recovery, per batch */
+#define VPRI_PC_RESUME_BATCH 256
 
 struct VpriPostcopy {
     VpriHost *host;
@@ -73,6 +81,8 @@ static const char *vpri_pc_unsupported(VpriPostcopy *pc, const char **dev)
 
     for (unsigned id = 0; id < VPRI_HOST_MAX_DEVICES; id++) {
         VpriHostDevice *d = &h->devs[id];
+        VpriHostClientClass *client;
+        const char *why;
 
         if (!d->dev) {
             continue;
@@ -81,9 +91,19 @@ static const char *vpri_pc_unsupported(VpriPostcopy *pc, const char **dev)
         if (d->xlat) {
             return "its DMA goes through a vIOMMU";
         }
-        if (!object_dynamic_cast(OBJECT(d->dev), TYPE_VPRI_VIRTIO_PCI)) {
-            /* vdpa-mgmt: not tested yet */
-            return "only vpri-blk and vpri-nic take postcopy faults so far";
+        if (object_dynamic_cast(OBJECT(d->dev), TYPE_VPRI_VIRTIO_PCI)) {
+            continue;       /* vpri-blk, vpri-nic */
+        }
+        /* Other families say what they take (vdpa-mgmt: blk instances) */
+        client = (VpriHostClientClass *)
+            object_class_dynamic_cast(object_get_class(OBJECT(d->dev)),
+                                      TYPE_VPRI_HOST_CLIENT);
+        if (!client || !client->postcopy_blocker) {
+            return "it does not take postcopy faults";
+        }
+        why = client->postcopy_blocker(d->dev);
+        if (why) {
+            return why;
         }
     }
     return NULL;
@@ -121,6 +141,27 @@ static bool vpri_pc_probe(VpriPostcopy *pc, Error **errp)
 /* ------------------------------------------------------------------ */
 /* Device faults (handler threads) and requests (QEMU's fault thread) */
 
+/*
+ * Hand a request for RAM page @page to QEMU's fault thread, as the
+ * synthetic userfaultfd message it reads off the pipe.  A full pipe
+ * drops it: the source sends every page anyway, and a recovery asks
+ * again for every page still waited on (vpri_pc_resume).
+ */
+static void vpri_pc_send_request(VpriPostcopy *pc, uint64_t page)
+{
+    struct uffd_msg msg = {
+        .event = UFFD_EVENT_PAGEFAULT,
+        .arg.pagefault.address =
+            (uint64_t)(uintptr_t)(pc->ram_host + (page << PAB_PAGE_SHIFT)),
+    };
+
+    if (write(pc->pipe[1], &msg, sizeof(msg)) != sizeof(msg)) {
+        warn_report_once("vpri-host '%s': a postcopy page request "
+                         "was dropped: %s", vpri_pc_owner(pc),
+                         strerror(errno));
+    }
+}
+
 VpriPostcopyServe vpri_postcopy_serve(VpriPostcopy *pc, uint32_t dev_id,
                                       const FaultRecord *rec)
 {
@@ -140,25 +181,10 @@ VpriPostcopyServe vpri_postcopy_serve(VpriPostcopy *pc, uint32_t dev_id,
         .since_ns = get_clock_realtime(),
     };
     switch (vpri_pcp_fault(pc->pages, page, &w)) {
-    case VPRI_PCP_REQUEST: {
-        struct uffd_msg msg = {
-            .event = UFFD_EVENT_PAGEFAULT,
-            .arg.pagefault.address =
-                (uint64_t)(uintptr_t)(pc->ram_host + (page << PAB_PAGE_SHIFT)),
-        };
-
+    case VPRI_PCP_REQUEST:
         trace_vpri_postcopy_request(dev_id, rec->queue, page);
-        /*
-         * A full pipe (thousands of requests while the connection is
-         * down) drops the request: the source sends every page anyway.
-         */
-        if (write(pc->pipe[1], &msg, sizeof(msg)) != sizeof(msg)) {
-            warn_report_once("vpri-host '%s': a postcopy page request "
-                             "was dropped: %s", vpri_pc_owner(pc),
-                             strerror(errno));
-        }
+        vpri_pc_send_request(pc, page);
         return VPRI_PC_WAIT;
-    }
     case VPRI_PCP_WAIT:
         trace_vpri_postcopy_wait(dev_id, rec->queue, page);
         return VPRI_PC_WAIT;
@@ -258,6 +284,10 @@ static int vpri_pc_advise(VpriPostcopy *pc, Error **errp)
         vpri_residency_take_ram(h->res);
         return -EIO;
     }
+#ifdef F_SETPIPE_SZ
+    /* Best effort: the default size only drops more requests when full */
+    fcntl(pc->pipe[1], F_SETPIPE_SZ, VPRI_PC_PIPE_BYTES);
+#endif
     pc->rb = ram->ram_block;
     pc->ram_host = memory_region_get_ram_ptr(ram);
     pc->pcfd = (struct PostCopyFD) {
@@ -376,6 +406,52 @@ static int vpri_pc_end(VpriPostcopy *pc)
 }
 
 /*
+ * QEMU's listen thread (patches/0012): the connection to the source
+ * broke.  Queues waiting for pages keep waiting, as vCPUs do; new device
+ * faults wait too, and their requests are kept for the recovery instead
+ * of piling up in the pipe, which QEMU's fault thread does not read
+ * while paused.
+ */
+static int vpri_pc_pause(VpriPostcopy *pc)
+{
+    if (!qatomic_load_acquire(&pc->active)) {
+        return 0;
+    }
+    vpri_pcp_pause(pc->pages);
+    trace_vpri_postcopy_state(vpri_pc_owner(pc), "paused");
+    return 0;
+}
+
+/*
+ * QEMU's listen thread (patches/0012): migrate-recover reconnected, and
+ * QEMU asked again for the pages it had requested.  Ask again for every
+ * page a device waits on: those faulted on while paused were never asked
+ * for, and one asked for just before the break may be lost with it.
+ * QEMU's fault thread sends them once released, right after this; the
+ * source skips a page it has sent since.
+ */
+static int vpri_pc_resume(VpriPostcopy *pc)
+{
+    uint64_t pages[VPRI_PC_RESUME_BATCH];
+    uint64_t cursor = 0, total = 0;
+    size_t n;
+
+    if (!qatomic_load_acquire(&pc->active)) {
+        return 0;
+    }
+    /* The first call ends the pause: faults from now on ask at once */
+    while ((n = vpri_pcp_resume(pc->pages, &cursor, pages,
+                                VPRI_PC_RESUME_BATCH))) {
+        for (size_t i = 0; i < n; i++) {
+            vpri_pc_send_request(pc, pages[i]);
+        }
+        total += n;
+    }
+    trace_vpri_postcopy_resume(vpri_pc_owner(pc), total);
+    return 0;
+}
+
+/*
  * A migration advised of postcopy may complete in precopy: QEMU then
  * never says "end" (only a listening destination does), but the guest
  * starts running here.
@@ -406,6 +482,10 @@ static int vpri_pc_notify(NotifierWithReturn *n, void *data, Error **errp)
         return vpri_pc_listen(pc, errp);
     case POSTCOPY_NOTIFY_INBOUND_END:
         return vpri_pc_end(pc);
+    case POSTCOPY_NOTIFY_INBOUND_PAUSE:
+        return vpri_pc_pause(pc);
+    case POSTCOPY_NOTIFY_INBOUND_RESUME:
+        return vpri_pc_resume(pc);
     default:
         return 0;
     }
@@ -414,7 +494,7 @@ static int vpri_pc_notify(NotifierWithReturn *n, void *data, Error **errp)
 /* ------------------------------------------------------------------ */
 
 bool vpri_postcopy_stats(VpriPostcopy *pc, PcpStats *st, uint64_t *received,
-                         bool *running, const LatencyHistogram **lat)
+                         const char **state, const LatencyHistogram **lat)
 {
     /* Made and replaced at listen, in the main loop: the BQL holds it */
     if (!pc || !pc->pages) {
@@ -422,7 +502,13 @@ bool vpri_postcopy_stats(VpriPostcopy *pc, PcpStats *st, uint64_t *received,
     }
     vpri_pcp_get_stats(pc->pages, st);
     *received = st->received - pc->received_before;
-    *running = qatomic_load_acquire(&pc->active);
+    if (!qatomic_load_acquire(&pc->active)) {
+        *state = "done";
+    } else if (vpri_pcp_run_state(pc->pages) == VPRI_PCP_PAUSED) {
+        *state = "paused";
+    } else {
+        *state = "running";
+    }
     *lat = vpri_pcp_latency(pc->pages);
     return true;
 }

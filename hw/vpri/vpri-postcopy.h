@@ -17,12 +17,18 @@
  *   placed   QEMU's waker: the page is RECEIVED, its entries read-write,
  *            the records waiting on it complete and their queues resume;
  *   end      the residency layer registers guest RAM again (once QEMU's
- *            userfaultfd has let go) and eviction resumes.
+ *            userfaultfd has let go) and eviction resumes;
+ *   pause    (patches/0012) the connection broke: waiting queues keep
+ *            waiting, new device faults wait without a request;
+ *   resume   (patches/0012) recovered: every page devices wait on is
+ *            asked for again.
  *
  * Postcopy stays refused, on both sides, while a device of the host is
- * one this does not handle yet (behind a vIOMMU, or off the vpri virtio
- * transport: vdpa-mgmt), or it manages no guest RAM; and a vpri-host
- * cannot be created while the postcopy-ram capability is on.  Part of the top layer (vpri-host-internal.h).
+ * one this does not handle yet (behind a vIOMMU; off the vpri virtio
+ * transport and not saying it takes postcopy faults through
+ * VpriHostClientClass.postcopy_blocker: vdpa-mgmt does, unless it has a
+ * net backend), or it manages no guest RAM; and a vpri-host cannot be
+ * created while the postcopy-ram capability is on.  Part of the top layer (vpri-host-internal.h).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -48,11 +54,12 @@ typedef enum VpriPostcopyServe {
 
 /*
  * For query-vpri: false if postcopy never started listening here.
- * *@received counts pages placed since then; *@lat is the fault-to-page
+ * *@received counts pages placed since then; *@state is "running",
+ * "paused" (the connection broke) or "done"; *@lat is the fault-to-page
  * latency.  Under the BQL.
  */
 bool vpri_postcopy_stats(VpriPostcopy *pc, PcpStats *st, uint64_t *received,
-                         bool *running, const LatencyHistogram **lat);
+                         const char **state, const LatencyHistogram **lat);
 
 /* A handler took @rec of device @dev_id off its ring (@pc may be NULL). */
 VpriPostcopyServe vpri_postcopy_serve(VpriPostcopy *pc, uint32_t dev_id,

@@ -80,14 +80,14 @@ static VpriPostcopyInfo *vpri_postcopy_info(VpriHost *h)
     VpriPostcopyInfo *pi;
     const LatencyHistogram *lat;
     uint64_t received;
-    bool running;
+    const char *state;
     PcpStats st;
 
-    if (!vpri_postcopy_stats(h->postcopy, &st, &received, &running, &lat)) {
+    if (!vpri_postcopy_stats(h->postcopy, &st, &received, &state, &lat)) {
         return NULL;
     }
     pi = g_new0(VpriPostcopyInfo, 1);
-    pi->state = g_strdup(running ? "running" : "done");
+    pi->state = g_strdup(state);
     pi->device_requests = st.requested + st.rerequested;
     pi->device_faults = st.device_faults;
     pi->received = received;

@@ -12,14 +12,24 @@
  * destination, that NUM_INST is N and that the block reads back intact
  * through the migrated instance.
  *
+ * With --postcopy both sides get the postcopy-ram capability, postcopy
+ * starts as soon as the migration does, and the read on the destination
+ * is made while postcopy runs (its ring and data pages may not have
+ * come); with --vpri-host the function is attached to a vpri-host on
+ * both sides, so that those pages are device faults (docs/vpri-host.rst,
+ * "Postcopy"), and the destination's query-vpri is printed.
+ *
  *   vdpa-mgmt-migrate --instances N --uri URI --image FILE
  *                     [--memory MIB] [--downtime-limit MS]
  *                     [--max-bandwidth BYTES_PER_S] [--timeout S]
+ *                     [--postcopy [--max-postcopy-bandwidth BYTES_PER_S]]
+ *                     [--vpri-host]
  *
  * Prints one JSON object on stdout: "verified", "instances",
  * "query-migrate" (the source's final reply), "src-rss-kib" and
  * "dst-rss-kib" (before and after), "src-vdpa-mgmt" and "dst-vdpa-mgmt"
- * (query-vdpa-mgmt, brief), "error" when something went wrong.  Exit
+ * (query-vdpa-mgmt, brief), "dst-vpri" (query-vpri, with --vpri-host),
+ * "error" when something went wrong.  Exit
  * status 0 when the migration completed and the data verified.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -38,6 +48,9 @@
 #define BLK_T_IN 0
 #define BLK_T_OUT 1
 #define BLK_S_OK 0
+#define VDPA_MIG_POSTCOPY_CAP "{'execute': 'migrate-set-capabilities', " \
+    "'arguments': {'capabilities': [{'capability': 'postcopy-ram', " \
+    "'state': true}]}}"
 #define FEATURES_OK_STATUS (VDPA_ST_ACKNOWLEDGE | VDPA_ST_DRIVER | \
                             VDPA_ST_FEATURES_OK)
 #define RUNNING_STATUS (FEATURES_OK_STATUS | VDPA_ST_DRIVER_OK)
@@ -64,28 +77,50 @@ static long vdpa_mig_rss_kib(QTestState *qts)
 }
 
 static char *vdpa_mig_args(int memory, const char *image, uint32_t max,
-                           const char *incoming)
+                           bool vpri, const char *incoming)
 {
-    return g_strdup_printf("-M q35 -m %dM -nodefaults "
+    return g_strdup_printf("-M q35 -m %dM -nodefaults %s"
                            "-blockdev driver=file,node-name=d0,filename=%s,"
                            "locking=off "
                            "-device vdpa-mgmt,id=vm0,blk-nodes=d0,"
-                           "max-instances=%u%s%s", memory, image, max,
+                           "max-instances=%u%s%s%s", memory,
+                           vpri ? "-object vpri-host,id=vh0 " : "", image,
+                           max, vpri ? ",host=vh0" : "",
                            incoming ? " -incoming " : "",
                            incoming ? incoming : "");
 }
 
-/* The query-vdpa-mgmt reply of @qts as JSON text */
-static char *vdpa_mig_query_json(QTestState *qts)
+/* The "return" of QMP reply @rsp (or the reply) as JSON text; frees @rsp */
+static char *vdpa_mig_json(QDict *rsp)
 {
-    QDict *rsp = qtest_qmp(qts, "{'execute': 'query-vdpa-mgmt', "
-                           "'arguments': {'brief': true}}");
     GString *s;
     char *out;
 
     s = qobject_to_json(qdict_get(rsp, "return") ?
                         qdict_get(rsp, "return") : QOBJECT(rsp));
     out = g_string_free(s, false);
+    qobject_unref(rsp);
+    return out;
+}
+
+/* The query-vdpa-mgmt reply of @qts as JSON text */
+static char *vdpa_mig_query_json(QTestState *qts)
+{
+    return vdpa_mig_json(qtest_qmp(qts, "{'execute': 'query-vdpa-mgmt', "
+                                   "'arguments': {'brief': true}}"));
+}
+
+/* query-migrate's status of @qts, or NULL (g_free it) */
+static char *vdpa_mig_status(QTestState *qts, char **json)
+{
+    QDict *rsp = qtest_qmp(qts, "{'execute': 'query-migrate'}");
+    QDict *ret = qdict_get_qdict(rsp, "return");
+    const char *st = ret ? qdict_get_try_str(ret, "status") : NULL;
+    char *out = g_strdup(st);
+
+    if (json && ret) {
+        *json = g_string_free(qobject_to_json(QOBJECT(ret)), false);
+    }
     qobject_unref(rsp);
     return out;
 }
@@ -137,7 +172,7 @@ static void vdpa_mig_stamp(uint8_t *buf, size_t len)
 
 static void vdpa_mig_out(bool verified, uint32_t n, const char *migrate,
                          long rss[4], const char *qs, const char *qd,
-                         const char *error)
+                         const char *vpri, const char *error)
 {
     g_autoptr(GString) e = g_string_new("");
 
@@ -149,12 +184,52 @@ static void vdpa_mig_out(bool verified, uint32_t n, const char *migrate,
     }
     printf("{\"verified\": %s, \"instances\": %u, \"query-migrate\": %s, "
            "\"src-rss-kib\": [%ld, %ld], \"dst-rss-kib\": [%ld, %ld], "
-           "\"src-vdpa-mgmt\": %s, \"dst-vdpa-mgmt\": %s, \"error\": %s%s%s}\n",
+           "\"src-vdpa-mgmt\": %s, \"dst-vdpa-mgmt\": %s, \"dst-vpri\": %s, "
+           "\"error\": %s%s%s}\n",
            verified ? "true" : "false", n, migrate ? migrate : "null",
            rss[0], rss[1], rss[2], rss[3], qs ? qs : "null",
-           qd ? qd : "null", error ? "\"" : "", error ? e->str : "null",
-           error ? "\"" : "");
+           qd ? qd : "null", vpri ? vpri : "null", error ? "\"" : "",
+           error ? e->str : "null", error ? "\"" : "");
     fflush(stdout);
+}
+
+/*
+ * Wait until the source's migration is one of the ends, or (@until, if
+ * not NULL) that status; false with *@error set otherwise.  *@json gets
+ * the last query-migrate reply.
+ */
+static bool vdpa_mig_wait(QTestState *src, const char *until, int timeout,
+                          char **json, const char **error)
+{
+    gint64 deadline = g_get_monotonic_time() + timeout * G_USEC_PER_SEC;
+
+    for (;;) {
+        g_autofree char *st = NULL;
+
+        g_free(*json);
+        *json = NULL;
+        st = vdpa_mig_status(src, json);
+        if (st && until && !strcmp(st, until)) {
+            return true;
+        }
+        if (st && (!strcmp(st, "completed") || !strcmp(st, "failed") ||
+                   !strcmp(st, "cancelled"))) {
+            if (strcmp(st, "completed")) {
+                *error = "migration failed";
+                return false;
+            }
+            if (until) {
+                *error = "migration completed before postcopy started";
+                return false;
+            }
+            return true;
+        }
+        if (g_get_monotonic_time() > deadline) {
+            *error = "migration did not complete in time";
+            return false;
+        }
+        g_usleep(5000);
+    }
 }
 
 int main(int argc, char **argv)
@@ -162,19 +237,20 @@ int main(int argc, char **argv)
     const char *uri = NULL, *image = NULL;
     uint32_t n = 0;
     int memory = 256, timeout = 300;
-    long downtime_ms = -1, bandwidth = -1;
+    long downtime_ms = -1, bandwidth = -1, pc_bandwidth = -1;
+    bool postcopy = false, vpri = false;
     long rss[4] = { -1, -1, -1, -1 };
     g_autofree char *src_args = NULL, *dst_args = NULL;
     g_autofree char *qs = NULL, *qd = NULL, *mig_json = NULL;
+    g_autofree char *dst_vpri = NULL;
     const char *error = NULL;
     bool verified = false;
     uint8_t out[4096], in[4096];
     VdpaMig s = { 0 };
-    QTestState *dst;
+    QTestState *src, *dst;
     VMRing ring;
     uint32_t id;
     uint64_t data;
-    gint64 deadline;
     QDict *rsp;
     int devfn;
 
@@ -191,12 +267,21 @@ int main(int argc, char **argv)
             downtime_ms = atol(argv[++i]);
         } else if (!strcmp(argv[i], "--max-bandwidth") && i + 1 < argc) {
             bandwidth = atol(argv[++i]);
+        } else if (!strcmp(argv[i], "--max-postcopy-bandwidth") &&
+                   i + 1 < argc) {
+            pc_bandwidth = atol(argv[++i]);
         } else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
             timeout = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--postcopy")) {
+            postcopy = true;
+        } else if (!strcmp(argv[i], "--vpri-host")) {
+            vpri = true;
         } else {
             fprintf(stderr, "usage: %s --instances N --uri URI --image FILE "
                     "[--memory MIB] [--downtime-limit MS] "
-                    "[--max-bandwidth BYTES] [--timeout S]\n", argv[0]);
+                    "[--max-bandwidth BYTES] [--timeout S] [--postcopy "
+                    "[--max-postcopy-bandwidth BYTES]] [--vpri-host]\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -206,9 +291,11 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    src_args = vdpa_mig_args(memory, image, n + 1, NULL);
-    dst_args = vdpa_mig_args(memory, image, n + 1, uri);
-    s.qts = qtest_init(src_args);
+    src_args = vdpa_mig_args(memory, image, n + 1, vpri, NULL);
+    /* Postcopy: the capability is set before the destination listens */
+    dst_args = vdpa_mig_args(memory, image, n + 1, vpri,
+                             postcopy ? "defer" : uri);
+    src = s.qts = qtest_init(src_args);
     pc_alloc_init(&s.alloc, s.qts, 0);
     s.bus = qpci_new_pc(s.qts, &s.alloc);
     s.a = vm_open(s.qts, &s.alloc, s.bus, AQ);
@@ -227,6 +314,8 @@ int main(int argc, char **argv)
         error = "the write before migration failed";
         goto done;
     }
+    /* The destination's read must fetch the data, not find it there */
+    qtest_memset(s.qts, data, 0, sizeof(in));
     qs = vdpa_mig_query_json(s.qts);
     rss[0] = vdpa_mig_rss_kib(s.qts);
 
@@ -240,6 +329,31 @@ int main(int argc, char **argv)
                                   128 * 1024 * 1024));
         qobject_unref(rsp);
     }
+    if (postcopy) {
+        if (pc_bandwidth >= 0) {
+            rsp = qtest_qmp(s.qts, "{'execute': 'migrate-set-parameters', "
+                            "'arguments': {'max-postcopy-bandwidth': %"
+                            PRId64 "}}", (int64_t)pc_bandwidth);
+            qobject_unref(rsp);
+        }
+        rsp = qtest_qmp(s.qts, VDPA_MIG_POSTCOPY_CAP);
+        if (!qdict_haskey(rsp, "return")) {
+            error = "postcopy-ram was refused on the source";
+        }
+        qobject_unref(rsp);
+        rsp = qtest_qmp(dst, VDPA_MIG_POSTCOPY_CAP);
+        if (!error && !qdict_haskey(rsp, "return")) {
+            error = "postcopy-ram was refused on the destination";
+        }
+        qobject_unref(rsp);
+        rsp = qtest_qmp(dst, "{'execute': 'migrate-incoming', "
+                        "'arguments': {'uri': %s}}", uri);
+        qobject_unref(rsp);
+        if (error) {
+            qtest_quit(dst);
+            goto done;
+        }
+    }
     rsp = qtest_qmp(s.qts, "{'execute': 'migrate', 'arguments': "
                     "{'uri': %s}}", uri);
     if (!qdict_haskey(rsp, "return")) {
@@ -249,33 +363,12 @@ int main(int argc, char **argv)
         goto done;
     }
     qobject_unref(rsp);
-    deadline = g_get_monotonic_time() + timeout * G_USEC_PER_SEC;
-    for (;;) {
-        QDict *ret;
-        const char *st;
-
-        rsp = qtest_qmp(s.qts, "{'execute': 'query-migrate'}");
-        ret = qdict_get_qdict(rsp, "return");
-        st = ret ? qdict_get_try_str(ret, "status") : NULL;
-        if (st && (!strcmp(st, "completed") || !strcmp(st, "failed") ||
-                   !strcmp(st, "cancelled"))) {
-            GString *j = qobject_to_json(QOBJECT(ret));
-
-            mig_json = g_string_free(j, false);
-            if (strcmp(st, "completed")) {
-                error = "migration failed";
-            }
-            qobject_unref(rsp);
-            break;
-        }
+    if (postcopy) {
+        rsp = qtest_qmp(s.qts, "{'execute': 'migrate-start-postcopy'}");
         qobject_unref(rsp);
-        if (g_get_monotonic_time() > deadline) {
-            error = "migration did not complete in time";
-            break;
-        }
-        g_usleep(5000);
     }
-    if (error) {
+    if (!vdpa_mig_wait(src, postcopy ? "postcopy-active" : NULL, timeout,
+                       &mig_json, &error)) {
         qtest_quit(dst);
         goto done;
     }
@@ -283,8 +376,14 @@ int main(int argc, char **argv)
     rss[1] = vdpa_mig_rss_kib(s.qts);
     rss[2] = vdpa_mig_rss_kib(dst);
 
-    /* Continue as the same driver on the destination */
-    qtest_quit(s.qts);
+    /*
+     * Continue as the same driver on the destination (under postcopy
+     * while the source still sends the rest of RAM)
+     */
+    if (!postcopy) {
+        qtest_quit(src);
+        src = NULL;
+    }
     qpci_free_pc(s.bus);
     s.qts = dst;
     s.bus = qpci_new_pc(dst, &s.alloc);
@@ -297,26 +396,39 @@ int main(int argc, char **argv)
 
     if (vm_reg_read(s.a, VDPA_REG_NUM_INST) != n) {
         error = "NUM_INST on the destination differs from N";
+    } else if (vm_blk_io(s.a, &ring, id, 0, BLK_T_IN, 8, data,
+                         sizeof(in)) != BLK_S_OK) {
+        error = "the read on the destination failed";
     } else {
-        qtest_memset(dst, data, 0, sizeof(in));
-        if (vm_blk_io(s.a, &ring, id, 0, BLK_T_IN, 8, data, sizeof(in)) !=
-            BLK_S_OK) {
-            error = "the read on the destination failed";
-        } else {
-            qtest_memread(dst, data, in, sizeof(in));
-            verified = !memcmp(in, out, sizeof(in));
-            if (!verified) {
-                error = "the block read on the destination differs";
-            }
+        qtest_memread(dst, data, in, sizeof(in));
+        verified = !memcmp(in, out, sizeof(in));
+        if (!verified) {
+            error = "the block read on the destination differs";
         }
     }
+    if (src) {
+        /* Postcopy: the rest of RAM */
+        if (!vdpa_mig_wait(src, NULL, timeout, &mig_json, &error)) {
+            verified = false;
+        }
+        qtest_quit(src);
+        src = NULL;
+    }
     qd = vdpa_mig_query_json(dst);
+    if (vpri) {
+        dst_vpri = vdpa_mig_json(qtest_qmp(dst,
+                                           "{'execute': 'query-vpri'}"));
+    }
     rss[3] = vdpa_mig_rss_kib(dst);
 
 done:
-    vdpa_mig_out(verified && !error, n, mig_json, rss, qs, qd, error);
+    vdpa_mig_out(verified && !error, n, mig_json, rss, qs, qd, dst_vpri,
+                 error);
     qpci_free_pc(s.bus);
     alloc_destroy(&s.alloc);
+    if (src && src != s.qts) {
+        qtest_quit(src);
+    }
     qtest_quit(s.qts);
     return verified && !error ? 0 : 1;
 }

@@ -18,6 +18,7 @@
 #include "qobject/qlist.h"
 #include "qobject/qnum.h"
 #include "vpri-blk-harness.h"
+#include "vdpa-mgmt-aq.h"
 
 #define GUEST_MIB 64
 
@@ -303,6 +304,24 @@ static void assert_postcopy_state(QTestState *qts, const char *want)
     qobject_unref(h);
 }
 
+static void wait_postcopy_state(QTestState *qts, const char *want)
+{
+    gint64 deadline = g_get_monotonic_time() + WAIT_US;
+
+    for (;;) {
+        QDict *h = vpri_info(qts, "hosts");
+        bool done = !strcmp(qdict_get_str(qdict_get_qdict(h, "postcopy"),
+                                          "state"), want);
+
+        qobject_unref(h);
+        if (done) {
+            return;
+        }
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(1000);
+    }
+}
+
 static void fill(uint8_t *buf, size_t len, uint8_t seed)
 {
     for (size_t i = 0; i < len; i++) {
@@ -426,14 +445,12 @@ static void assert_reclaim_resumes(QTestState *qts)
 }
 
 /*
- * Migrate with the rest of guest RAM trickling (SLOW_BPS), switch to
- * postcopy at once, and point the driver at the destination.  The rings
- * and the MSI-X page come over now, pulled by the driver's reads as a
- * vCPU's would be: while faults are held, only the data pages the test
- * chooses are missing for the device.
+ * Migrate with the rest of guest RAM trickling (SLOW_BPS) and switch to
+ * postcopy at once: the destination runs, and a page the driver does not
+ * touch there stays missing until a device asks for it.
  */
-static void postcopy_switch_slow(Ctx *c, QTestState *src, QTestState *dst,
-                                 const char *uri)
+static void postcopy_start_slow(QTestState *src, QTestState *dst,
+                                const char *uri)
 {
     qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters', "
                              "'arguments': { 'max-bandwidth': %d, "
@@ -444,15 +461,34 @@ static void postcopy_switch_slow(Ctx *c, QTestState *src, QTestState *dst,
     qtest_qmp_assert_success(src, "{ 'execute': 'migrate-start-postcopy' }");
     qtest_qmp_eventwait(dst, "RESUME");
     migration_wait(src, "postcopy-active");
+}
+
+/* Bring [@addr, @addr + @len) over now, by a read as a vCPU's would */
+static void pull_pages(QTestState *dst, uint64_t addr, uint64_t len)
+{
+    for (uint64_t a = addr & ~(uint64_t)(PAGE - 1); a < addr + len;
+         a += PAGE) {
+        qtest_readb(dst, a);
+    }
+}
+
+/*
+ * postcopy_start_slow(), and point the driver at the destination.  The
+ * rings and the MSI-X page come over now, pulled by the driver's reads:
+ * while faults are held, only the data pages the test chooses are
+ * missing for the device.
+ */
+static void postcopy_switch_slow(Ctx *c, QTestState *src, QTestState *dst,
+                                 const char *uri)
+{
+    postcopy_start_slow(src, dst, uri);
     c->qts = dst;
     c->bus->qts = dst;
     c->d->qts = dst;
     for (int qi = 0; qi < 2; qi++) {
         VVQueue *q = queue(c, qi);
 
-        for (uint64_t a = q->ring_mem; a < q->used + PAGE; a += PAGE) {
-            qtest_readb(dst, a);
-        }
+        pull_pages(dst, q->ring_mem, q->used + PAGE - q->ring_mem);
     }
     qtest_readl(dst, c->msi_base);
 }
@@ -663,6 +699,110 @@ static void test_blk_connection_breaks(void)
     g_free(c);
 }
 
+/*
+ * Postcopy recovery (patches/0012): the connection breaks while queue 0's
+ * fault is held on the ring, so that the device faults only once the
+ * destination is paused: the host keeps the request (state "paused", the
+ * fault waiting, nothing failed) and queue 1 goes on.  migrate-recover on
+ * the destination with a new URI, migrate with resume on the source: the
+ * host asks again for the page queue 0 waits on, it comes, and queue 0's
+ * write carries the source's data.  Then the rest comes, nothing lost.
+ */
+static void test_blk_recover(void)
+{
+    Ctx *c = ctx_new("vpri-postcopy");
+    g_autofree char *uri = g_strdup_printf("unix:%s/vpri-pc-%d.sock",
+                                           g_get_tmp_dir(), getpid());
+    g_autofree char *uri2 = g_strdup_printf("unix:%s/vpri-pc-%d-2.sock",
+                                            g_get_tmp_dir(), getpid());
+    g_autofree char *args = g_strdup_printf(
+        "-M q35 -m %d -nodefaults -object vpri-host,id=vh0 "
+        "-blockdev driver=file,node-name=d0,filename=%s,locking=off "
+        "-device vpri-blk,drive=d0,host=vh0,id=vblk0,num-queues=2",
+        GUEST_MIB, c->img);
+    g_autofree char *dargs = g_strdup_printf(
+        "-M q35 -m %d -nodefaults -object vpri-host,id=vh0 "
+        "-blockdev driver=file,node-name=d0,filename=/proc/%d/fd/%d,"
+        "locking=off "
+        "-device vpri-blk,drive=d0,host=vh0,id=vblk0,num-queues=2 "
+        "-incoming defer", GUEST_MIB, getpid(), c->img_fd);
+    uint8_t far[PAGE], near[PAGE], got[PAGE];
+    QTestState *src, *dst;
+    BlkWrite w0, w1;
+    uint64_t near_buf, requests;
+    gint64 deadline;
+
+    ctx_connect(c, args);
+    ctx_msix(c, 3);
+    ctx_init_features(c, 2, FEATURES);
+    fill(far, PAGE, 0x5c);
+    qtest_memwrite(c->qts, FAR_GPA, far, PAGE);
+    src = c->qts;
+    dst = qtest_init(dargs);
+    qtest_qmp_assert_success(src, SET_POSTCOPY_CAP);
+    qtest_qmp_assert_success(dst, SET_POSTCOPY_CAP);
+    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
+                             "'arguments': { 'uri': %s } }", uri);
+    postcopy_switch_slow(c, src, dst, uri);
+    hold_queue0_fault(c, dst, &w0);
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-pause' }");
+    migration_wait(dst, "postcopy-paused");
+    migration_wait(src, "postcopy-paused");
+    /* QEMU tells the host just after it says postcopy-paused */
+    wait_postcopy_state(dst, "paused");
+
+    /* The device faults now, while paused: the fault waits, asks nothing */
+    requests = postcopy_u64(dst, "device-requests");
+    set_hold_faults(dst, false);
+    deadline = g_get_monotonic_time() + WAIT_US;
+    while (postcopy_u64(dst, "waiting") == 0) {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(1000);
+    }
+    g_assert_cmpuint(postcopy_u64(dst, "device-requests"), ==, requests);
+    g_assert_cmpuint(postcopy_u64(dst, "failed"), ==, 0);
+
+    /* Queue 1 goes on meanwhile */
+    fill(near, PAGE, 0x6d);
+    near_buf = guest_alloc(&c->alloc, PAGE);
+    qtest_memwrite(dst, near_buf, near, PAGE);
+    blk_write(c, &w1, queue(c, 1), 64, near_buf);
+    vv_queue_kick(queue(c, 1));
+    blk_write_done(c, &w1);
+    check_image(c, 64, near);
+    g_assert_cmpuint(vv_queue_used_idx(queue(c, 0)), ==,
+                     queue(c, 0)->last_used);
+
+    /* Recover on a new connection; the page queue 0 waits on comes */
+    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-recover', "
+                             "'arguments': { 'uri': %s } }", uri2);
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate', 'arguments': "
+                             "{ 'uri': %s, 'resume': true } }", uri2);
+    migration_wait(dst, "postcopy-active");
+    blk_write_done(c, &w0);
+    check_image(c, 0, far);
+    assert_postcopy_state(dst, "running");
+    g_assert_cmpuint(postcopy_u64(dst, "device-requests"), >, requests);
+    g_assert_cmpuint(postcopy_u64(dst, "waiting"), ==, 0);
+    g_assert_cmpuint(postcopy_u64(dst, "failed"), ==, 0);
+    g_assert_cmpuint(device_faults(dst, "failed"), ==, 0);
+    g_assert_cmpuint(device_faults(dst, "pending"), ==, 0);
+
+    /* The rest comes; the source's page is intact here, as is queue 1's */
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters', "
+                             "'arguments': { 'max-postcopy-bandwidth': 0 } }");
+    migration_wait(src, "completed");
+    qtest_quit(src);
+    migration_wait(dst, "completed");
+    assert_postcopy_state(dst, "done");
+    qtest_memread(dst, FAR_GPA, got, PAGE);
+    g_assert_cmpmem(got, PAGE, far, PAGE);
+    qtest_memread(dst, near_buf, got, PAGE);
+    g_assert_cmpmem(got, PAGE, near, PAGE);
+    assert_reclaim_resumes(dst);
+    ctx_stop(c);
+}
+
 static void test_blk_device_fault(void)
 {
     check_blk_device_fault(false);
@@ -739,6 +879,248 @@ static void test_blk_precopy_advised(void)
     ctx_stop(c);
 }
 
+/* ------------------------------------------------------------------ */
+/* vdpa-mgmt's blk instances                                           */
+
+#define VDPA_IMG_SIZE (1 * MiB)
+
+typedef struct VdpaPc {
+    char *img[2];               /* the backends of blk instances 0 and 1 */
+    char *uri;
+    QTestState *src, *dst;
+    QGuestAllocator alloc;
+    QPCIBus *bus;
+    VMAdmin *a;
+    VMRing r[2];
+    uint32_t id[2];
+} VdpaPc;
+
+static char *vdpa_pc_args(VdpaPc *v, const char *extra)
+{
+    return g_strdup_printf(
+        "-M q35 -m %d -nodefaults -object vpri-host,id=vh0 "
+        "-blockdev driver=file,node-name=d0,filename=%s,locking=off "
+        "-blockdev driver=file,node-name=d1,filename=%s,locking=off "
+        "-device vdpa-mgmt,id=vm0,blk-nodes=d0:d1,host=vh0 %s",
+        GUEST_MIB, v->img[0], v->img[1], extra);
+}
+
+/*
+ * The source: a vdpa-mgmt on vh0 with two running blk instances of one
+ * queue, one on each backend; and the destination, waiting for it, with
+ * postcopy-ram on both sides.
+ */
+static void vdpa_pc_start(VdpaPc *v)
+{
+    g_autofree char *args = NULL;
+
+    memset(v, 0, sizeof(*v));
+    for (int i = 0; i < 2; i++) {
+        GError *err = NULL;
+        int fd = g_file_open_tmp("vpri-postcopy-vdpa-XXXXXX.img", &v->img[i],
+                                 &err);
+
+        g_assert_no_error(err);
+        g_assert_cmpint(ftruncate(fd, VDPA_IMG_SIZE), ==, 0);
+        close(fd);
+    }
+    v->uri = g_strdup_printf("unix:%s/vpri-pc-vdpa-%d.sock",
+                             g_get_tmp_dir(), getpid());
+    args = vdpa_pc_args(v, "");
+    v->src = qtest_init(args);
+    pc_alloc_init(&v->alloc, v->src, 0);
+    v->bus = qpci_new_pc(v->src, &v->alloc);
+    v->a = vm_open(v->src, &v->alloc, v->bus, 16);
+    for (int i = 0; i < 2; i++) {
+        v->id[i] = vm_bring_up(v->a, &v->r[i], VDPA_TYPE_BLK, 1, i, NULL);
+    }
+    g_free(args);
+    args = vdpa_pc_args(v, "-incoming defer");
+    v->dst = qtest_init(args);
+    qtest_qmp_assert_success(v->src, SET_POSTCOPY_CAP);
+    qtest_qmp_assert_success(v->dst, SET_POSTCOPY_CAP);
+    qtest_qmp_assert_success(v->dst, "{ 'execute': 'migrate-incoming', "
+                             "'arguments': { 'uri': %s } }", v->uri);
+}
+
+/* The driver goes on on the destination; the source goes soon */
+static void vdpa_pc_switch(VdpaPc *v)
+{
+    postcopy_start_slow(v->src, v->dst, v->uri);
+    v->a->qts = v->dst;
+    v->bus->qts = v->dst;
+}
+
+/* Let the rest of RAM come, and stop both sides */
+static void vdpa_pc_finish(VdpaPc *v)
+{
+    qtest_qmp_assert_success(v->src, "{ 'execute': 'migrate-set-parameters', "
+                             "'arguments': { 'max-postcopy-bandwidth': 0 } }");
+    migration_wait(v->src, "completed");
+    qtest_quit(v->src);
+    /* The destination completes after the host has heard postcopy end */
+    migration_wait(v->dst, "completed");
+    assert_postcopy_state(v->dst, "done");
+    g_assert_cmpuint(postcopy_u64(v->dst, "failed"), ==, 0);
+    vm_close(v->a);
+    qpci_free_pc(v->bus);
+    alloc_destroy(&v->alloc);
+    qtest_quit(v->dst);
+    for (int i = 0; i < 2; i++) {
+        unlink(v->img[i]);
+        g_free(v->img[i]);
+    }
+    g_free(v->uri);
+}
+
+static void check_image_file(const char *img, uint64_t sector,
+                             const uint8_t *want)
+{
+    uint8_t got[PAGE];
+    int fd = open(img, O_RDONLY);
+
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(pread(fd, got, PAGE, sector * SECTOR), ==, PAGE);
+    close(fd);
+    g_assert_cmpmem(got, PAGE, want, PAGE);
+}
+
+static void wait_pending_fault(QTestState *qts)
+{
+    gint64 deadline = g_get_monotonic_time() + WAIT_US;
+
+    while (device_faults(qts, "pending") == 0) {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(1000);
+    }
+}
+
+/*
+ * A blk instance of vdpa-mgmt on the destination of a postcopy
+ * migration: instance 0 writes a page the source wrote and the
+ * destination has not received; its DMA faults (held on the ring by
+ * x-hold-faults), and while the fault waits instance 1 writes a page that
+ * is here and completes.  Released, the fault asks for the page, it
+ * arrives, and instance 0's write carries the source's data.  Before,
+ * postcopy was refused with any vdpa-mgmt on the host.
+ */
+static void test_vdpa_blk_device_fault(void)
+{
+    VdpaPc v;
+    VMAdmin *a;
+    uint8_t far[PAGE], near[PAGE];
+    uint64_t near_buf, requests;
+
+    vdpa_pc_start(&v);
+    a = v.a;
+    fill(far, PAGE, 0x46);
+    qtest_memwrite(v.src, FAR_GPA, far, PAGE);
+    vdpa_pc_switch(&v);
+    /* The admin queue and the rings come now; only FAR_GPA stays away */
+    pull_pages(v.dst, a->sq, a->size * VDPA_SQE_SIZE);
+    pull_pages(v.dst, a->cq, a->size * VDPA_CQE_SIZE);
+    pull_pages(v.dst, a->buf, VM_BUF_SIZE);
+    for (int i = 0; i < 2; i++) {
+        pull_pages(v.dst, v.r[i].mem, VM_RING_BYTES);
+    }
+
+    /* Instance 0's fault stays on the ring until we let the handlers go */
+    set_hold_faults(v.dst, true);
+    vm_blk_post(a, &v.r[0], v.id[0], 0, BLK_T_OUT, 0, FAR_GPA, PAGE);
+    wait_pending_fault(v.dst);
+
+    /* Instance 1 runs meanwhile: the driver writes its page here and now */
+    fill(near, PAGE, 0x57);
+    near_buf = guest_alloc(&v.alloc, PAGE);
+    qtest_memwrite(v.dst, near_buf, near, PAGE);
+    g_assert_cmpint(vm_blk_io(a, &v.r[1], v.id[1], 0, BLK_T_OUT, 64,
+                              near_buf, PAGE), ==, BLK_S_OK);
+    check_image_file(v.img[1], 64, near);
+    g_assert_cmpuint(qtest_readw(v.dst, v.r[0].used + 2), ==,
+                     v.r[0].last_used);
+    g_assert_cmpuint(device_faults(v.dst, "pending"), ==, 1);
+
+    /* Asked for by the device's fault, the page comes; the write goes out */
+    requests = postcopy_u64(v.dst, "device-requests");
+    set_hold_faults(v.dst, false);
+    g_assert_cmpint(vm_blk_wait(a, &v.r[0]), ==, BLK_S_OK);
+    check_image_file(v.img[0], 0, far);
+    g_assert_cmpuint(postcopy_u64(v.dst, "device-requests"), >, requests);
+    g_assert_cmpuint(postcopy_u64(v.dst, "waiting"), ==, 0);
+    g_assert_cmpuint(device_faults(v.dst, "failed"), ==, 0);
+    g_assert_cmpuint(device_faults(v.dst, "pending"), ==, 0);
+    assert_postcopy_state(v.dst, "running");
+    vdpa_pc_finish(&v);
+}
+
+/*
+ * A blk request held at the switch-over: on the source, instance 0 took
+ * it off its ring (the ring is pinned) and faulted on its data page,
+ * which the host evicted, and the fault stays unanswered.  The request
+ * travels as its head; the destination rebuilds it from its descriptors
+ * while devices load, before those pages have come: the rebuild reads
+ * them through QEMU's userfaultfd (before, it met the PA-BITMAP of
+ * pages not received, failed the load and lost the VM).  Then the
+ * request restarts, faults on its data page, which is asked for, and
+ * completes with the source's data.
+ */
+static void test_vdpa_blk_held_at_switch(void)
+{
+    VdpaPc v;
+    VMAdmin *a;
+    uint8_t far[PAGE];
+    QDict *rsp;
+
+    vdpa_pc_start(&v);
+    a = v.a;
+    fill(far, PAGE, 0x68);
+    qtest_memwrite(v.src, FAR_GPA, far, PAGE);
+    qtest_qmp_assert_success(v.src, "{ 'execute': 'vpri-pin', 'arguments': "
+                             "{ 'host': 'vh0', 'addr': %" PRIu64 ", "
+                             "'size': %d } }", v.r[0].mem, PAGE);
+    rsp = qtest_qmp(v.src, "{ 'execute': 'vpri-reclaim', 'arguments': "
+                    "{ 'host': 'vh0', 'percent': 100 } }");
+    g_assert_cmpuint(get_u64(qdict_get_qdict(rsp, "return"), "evicted"), >,
+                     0);
+    qobject_unref(rsp);
+    set_hold_faults(v.src, true);
+    vm_blk_post(a, &v.r[0], v.id[0], 0, BLK_T_OUT, 8, FAR_GPA, PAGE);
+    wait_pending_fault(v.src);
+
+    vdpa_pc_switch(&v);
+    g_assert_cmpint(vm_blk_wait(a, &v.r[0]), ==, BLK_S_OK);
+    check_image_file(v.img[0], 8, far);
+    g_assert_cmpuint(postcopy_u64(v.dst, "device-requests"), >=, 1);
+    g_assert_cmpuint(device_faults(v.dst, "failed"), ==, 0);
+    g_assert_cmpuint(device_faults(v.dst, "pending"), ==, 0);
+    vdpa_pc_finish(&v);
+}
+
+/* A vdpa-mgmt with a net backend: its net instances are not served yet */
+static void test_vdpa_net_refused(void)
+{
+    Files f;
+    QTestState *qts;
+    int sv[2];
+    g_autofree char *extra = NULL;
+
+    g_assert_cmpint(socketpair(PF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    extra = g_strdup_printf("-object vpri-host,id=vh0 "
+                            "-netdev socket,id=n0,fd=%d "
+                            "-device vdpa-mgmt,id=vm0,netdev=n0,host=vh0",
+                            sv[1]);
+    files_init(&f);
+    qts = start(&f, extra);
+    close(sv[1]);
+    assert_error(qts, "vpri-host 'vh0' does not support postcopy with "
+                 "device 'vm0' yet: its net instances", SET_POSTCOPY_CAP);
+    g_assert_false(postcopy_cap(qts));
+    assert_status(qts, "running");
+    qtest_quit(qts);
+    close(sv[0]);
+    files_free(&f);
+}
+
 int main(int argc, char **argv)
 {
     if (!vblk_tests_init(&argc, &argv, 90 * G_USEC_PER_SEC)) {
@@ -750,6 +1132,15 @@ int main(int argc, char **argv)
     add_test("/vpri-postcopy/blk/precopy-advised", test_blk_precopy_advised);
     add_test("/vpri-postcopy/blk/connection-breaks",
              test_blk_connection_breaks);
+    add_test("/vpri-postcopy/blk/recover", test_blk_recover);
+    if (qtest_has_device("vdpa-mgmt")) {
+        add_test("/vpri-postcopy/vdpa-blk/device-fault",
+                 test_vdpa_blk_device_fault);
+        add_test("/vpri-postcopy/vdpa-blk/held-at-switch",
+                 test_vdpa_blk_held_at_switch);
+        qtest_add_func("/vpri-postcopy/refused/vdpa-mgmt-net",
+                       test_vdpa_net_refused);
+    }
     qtest_add_func("/vpri-postcopy/refused/source-capability",
                    test_source_capability);
     qtest_add_func("/vpri-postcopy/refused/destination-capability",

@@ -118,8 +118,11 @@ void vpri_host_raise_fault(VpriHost *h, uint32_t dev_id, uint16_t queue,
 void vpri_host_account_stall(VpriHost *h, uint32_t dev_id, uint64_t ns);
 
 /*
- * Devices that add their own members to their query-vpri entry implement
- * this interface (vpri-nic: packet and drop counters).
+ * Devices of their own kind implement this interface: those that add
+ * their own members to their query-vpri entry (vpri-nic: packet and drop
+ * counters), and devices off the vpri virtio transport that take device
+ * faults on pages a postcopy destination has not received yet
+ * (vdpa-mgmt; docs/vpri-host.rst, "Postcopy").
  */
 #define TYPE_VPRI_HOST_CLIENT "vpri-host-client"
 typedef struct VpriHostClientClass VpriHostClientClass;
@@ -130,6 +133,14 @@ struct VpriHostClientClass {
     InterfaceClass parent_class;
     /* Fill the device's own members of its query-vpri entry. */
     void (*query_stats)(DeviceState *dev, VpriDeviceInfo *info);
+    /*
+     * Why the device cannot serve a postcopy destination (as it is now
+     * configured), or NULL if it can: its DMA to a page not received yet
+     * faults, and the queue waits for the fault's completion.  Without
+     * this member a device off the vpri virtio transport is refused.
+     * Under the BQL.
+     */
+    const char *(*postcopy_blocker)(DeviceState *dev);
 };
 
 /* Pin or unpin guest pages (never evicted while pinned). */
