@@ -110,12 +110,12 @@ struct VpriNic {
 };
 
 /* Queue layout: rx0, tx0, rx1, tx1, ..., then the control queue. */
-static inline uint16_t rxq(uint16_t pair)
+static inline uint16_t vpri_nic_rxq(uint16_t pair)
 {
     return 2 * pair;
 }
 
-static inline uint16_t txq(uint16_t pair)
+static inline uint16_t vpri_nic_txq(uint16_t pair)
 {
     return 2 * pair + 1;
 }
@@ -270,7 +270,7 @@ static bool vpri_nic_rx_ready(VpriNic *s, uint16_t pair)
     VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(s);
 
     return vpri_nic_running(s) && pair < s->curr_pairs &&
-           vp->queues[rxq(pair)].enabled;
+           vp->queues[vpri_nic_rxq(pair)].enabled;
 }
 
 static bool vpri_nic_can_receive(NetClientState *nc)
@@ -283,7 +283,7 @@ static bool vpri_nic_can_receive(NetClientState *nc)
         return false;
     }
     /* Under hold, packets wait in the net queue while the fault is served. */
-    return !(vp->queues[rxq(pair)].blocked &&
+    return !(vp->queues[vpri_nic_rxq(pair)].blocked &&
              s->rx_policy == VPRI_NIC_RX_HOLD);
 }
 
@@ -312,7 +312,7 @@ static ssize_t vpri_nic_rx_fault(VpriNic *s, uint16_t pair, size_t size)
 static bool vpri_nic_rx_prepare(VpriNic *s, uint16_t pair)
 {
     VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(s);
-    uint16_t index = rxq(pair);
+    uint16_t index = vpri_nic_rxq(pair);
     VpriQueue *q = &vp->queues[index];
     VpriNicSlot *slot = &s->rx[pair];
     struct virtio_net_hdr_v1 hdr = { 0 };
@@ -351,7 +351,7 @@ static bool vpri_nic_rx_prepare(VpriNic *s, uint16_t pair)
 static void vpri_nic_rx_arm(VpriNic *s, uint16_t pair)
 {
     VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(s);
-    VpriQueue *q = &vp->queues[rxq(pair)];
+    VpriQueue *q = &vp->queues[vpri_nic_rxq(pair)];
     VpriNicSlot *slot = &s->rx[pair];
     uint64_t fault;
 
@@ -383,7 +383,7 @@ static ssize_t vpri_nic_receive(NetClientState *nc, const uint8_t *buf,
     VpriNic *s = qemu_get_nic_opaque(nc);
     VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(s);
     uint16_t pair = nc->queue_index;
-    uint16_t index = rxq(pair);
+    uint16_t index = vpri_nic_rxq(pair);
     VpriQueue *q = &vp->queues[index];
     VpriNicSlot *slot = &s->rx[pair];
     /* No checksum or GSO information, one buffer */
@@ -476,7 +476,8 @@ static ssize_t vpri_nic_receive(NetClientState *nc, const uint8_t *buf,
 static void vpri_nic_rx_run(VpriNic *s, uint16_t pair)
 {
     vpri_nic_rx_arm(s, pair);
-    if (vpri_nic_fault_failed(s, rxq(pair)) || !vpri_nic_rx_prepare(s, pair)) {
+    if (vpri_nic_fault_failed(s, vpri_nic_rxq(pair)) ||
+        !vpri_nic_rx_prepare(s, pair)) {
         return;
     }
     if (pair < s->nic_queues) {
@@ -491,7 +492,7 @@ static void vpri_nic_tx_kick(VpriNic *s, uint16_t pair)
 {
     VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(s);
 
-    vp->kick_pending |= 1ULL << txq(pair);
+    vp->kick_pending |= 1ULL << vpri_nic_txq(pair);
     qemu_bh_schedule(vp->kick_bh);
 }
 
@@ -520,7 +521,7 @@ static NetClientState *vpri_nic_tx_client(VpriNic *s, uint16_t pair)
 static void vpri_nic_tx_run(VpriNic *s, uint16_t pair)
 {
     VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(s);
-    uint16_t index = txq(pair);
+    uint16_t index = vpri_nic_txq(pair);
     VpriQueue *q = &vp->queues[index];
     VpriNicTx *tx = &s->tx[pair];
     unsigned done = 0;
