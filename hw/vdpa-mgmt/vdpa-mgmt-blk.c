@@ -42,7 +42,6 @@
 #include "hw/iolab-virtio/iolab-blk.h"
 #include "hw/vdpa-mgmt/vdpa-mgmt.h"
 #include "vdpa-mgmt-internal.h"
-#include "hw/vpri/vpri-host.h"
 #include "trace.h"
 
 VdpaBlkBackend *vdpa_inst_blk(VdpaInst *inst)

@@ -28,7 +28,6 @@
 #include "standard-headers/linux/virtio_ring.h"
 #include "hw/vdpa-mgmt/vdpa-mgmt.h"
 #include "vdpa-mgmt-internal.h"
-#include "hw/vpri/vpri-host.h"
 #include "trace.h"
 
 /*
@@ -60,9 +59,9 @@ void vdpa_queue_fault(VdpaInst *inst, uint16_t qi, uint64_t addr,
     s->slot_owner[slot] = VDPA_DB_VALUE(inst->id, qi) + 1;
     q->fault_slot = slot;
     trace_vdpa_mgmt_fault(inst->id, qi, addr, write);
-    vpri_host_raise_fault(s->host, inst->pasid == VDPA_NO_PASID ?
+    vdpa_host_raise_fault(s, inst->pasid == VDPA_NO_PASID ?
                           s->fault_dev : s->gpa_fault_dev,
-                          slot, addr, write, -1);
+                          slot, addr, write);
 }
 
 uint32_t vdpa_queue_held(VdpaInst *inst, uint16_t qi)

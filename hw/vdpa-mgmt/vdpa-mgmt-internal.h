@@ -12,7 +12,6 @@
 #include "qemu/units.h"
 #include "migration/vmstate.h"
 #include "hw/vdpa-mgmt/vdpa-mgmt.h"
-#include "hw/vpri/vpri-host.h"
 #include "hw/iolab-virtio/iolab-blk.h"
 #include "standard-headers/linux/virtio_blk.h"
 #include "standard-headers/linux/virtio_net.h"
@@ -125,6 +124,38 @@ bool vdpa_queue_blocked(VdpaInst *inst, uint16_t qi);
 void vdpa_net_req_hold(VdpaNetReq *req, uint64_t addr, bool write);
 void vdpa_fault_done(void *opaque, uint16_t slot, bool resolved);
 void vdpa_queue_cancel_wait(VdpaInst *inst, uint16_t qi);
+
+/*
+ * vdpa-mgmt-host.c (with VPRI) or vdpa-mgmt-host-none.c (without): all
+ * that calls vpri-host.  Without VPRI the function has no "host"
+ * property, s->host is NULL, and the functions but the first are never
+ * called: every caller checks s->host.
+ */
+/* The function's properties but its vpri-host link ("host") */
+#define VDPA_MGMT_PROPERTIES \
+    DEFINE_PROP_UINT32("max-instances", VdpaMgmt, max_instances, 65536), \
+    DEFINE_PROP_STRING("blk-nodes", VdpaMgmt, blk_nodes), \
+    DEFINE_NIC_PROPERTIES(VdpaMgmt, nic_conf), \
+    DEFINE_PROP_UINT32("iotlb-entries", VdpaMgmt, iotlb_entries, 4096)
+/* Sets the device's properties: VDPA_MGMT_PROPERTIES, and "host" */
+void vdpa_host_class_init(DeviceClass *dc);
+/* Realize, before anything is set up: can s->host take the function? */
+bool vdpa_host_check(VdpaMgmt *s, Error **errp);
+/* Attach to s->host: fault_dev, and gpa_fault_dev for PASID DMA */
+void vdpa_host_attach(VdpaMgmt *s);
+void vdpa_host_detach(VdpaMgmt *s);
+/*
+ * DMA of slot @dev (fault_dev or gpa_fault_dev) in @as, checked against
+ * the host's PA-BITMAP and copied in its fence; @buf NULL only checks.
+ * Returns 0, VIRTQ_FAULT (*@fault_addr: the page not present) or
+ * VIRTQ_ERROR.
+ */
+int vdpa_host_dma(VdpaMgmt *s, uint32_t dev, AddressSpace *as,
+                  uint64_t addr, void *buf, uint64_t len, bool write,
+                  uint64_t *fault_addr);
+/* Ask the host for the page at @addr; it answers vdpa_fault_done(@slot) */
+void vdpa_host_raise_fault(VdpaMgmt *s, uint32_t dev, uint16_t slot,
+                           uint64_t addr, bool write);
 
 /* vdpa-mgmt-dma.c */
 MemTxAttrs vdpa_attrs(VdpaMgmt *s);
