@@ -175,7 +175,7 @@ static VdpaStatus vdpa_cmd_config(VdpaMgmt *s, VdpaInst *inst,
     if (!vdpa_ok(st)) {
         return st;
     }
-    vdpa_inst_types[inst->type]->get_config(inst, cfg);
+    vdpa_inst_ops(inst)->get_config(inst, cfg);
     if (cmd->opcode == VDPA_OP_CONFIG_READ) {
         if (!vdpa_fn_dma(s, cmd->buf_addr, cfg + off, len, true)) {
             return vdpa_status(VDPA_S_EINVAL, VDPA_Q_BUF_RANGE);

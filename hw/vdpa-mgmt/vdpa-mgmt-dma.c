@@ -30,11 +30,6 @@
 #include "vdpa-mgmt-internal.h"
 #include "trace.h"
 
-MemTxAttrs vdpa_attrs(VdpaMgmt *s)
-{
-    return (MemTxAttrs) { .requester_id = pci_requester_id(PCI_DEVICE(s)) };
-}
-
 /* Function-level DMA (admin rings and buffers, MSI writes) */
 bool vdpa_fn_dma(VdpaMgmt *s, uint64_t addr, void *buf, uint32_t len,
                  bool write)

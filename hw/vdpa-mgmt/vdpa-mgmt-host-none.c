@@ -29,7 +29,9 @@ bool vdpa_host_check(VdpaMgmt *s, Error **errp)
     g_assert_not_reached();
 }
 
-void vdpa_host_attach(VdpaMgmt *s)
+void vdpa_host_attach(VdpaMgmt *s,
+                      void (*fault_done)(void *opaque, uint16_t slot,
+                                         bool resolved))
 {
     g_assert_not_reached();
 }

@@ -54,7 +54,9 @@ bool vdpa_host_check(VdpaMgmt *s, Error **errp)
     return true;
 }
 
-void vdpa_host_attach(VdpaMgmt *s)
+void vdpa_host_attach(VdpaMgmt *s,
+                      void (*fault_done)(void *opaque, uint16_t slot,
+                                         bool resolved))
 {
     PCIDevice *pdev = PCI_DEVICE(s);
 
@@ -65,7 +67,7 @@ void vdpa_host_attach(VdpaMgmt *s)
      * function as it always did, with network devices.
      */
     s->fault_dev = vpri_host_attach(s->host, DEVICE(s), VPRI_DMA_NET,
-                                    VDPA_FAULT_SLOTS, vdpa_fault_done, s,
+                                    VDPA_FAULT_SLOTS, fault_done, s,
                                     &error_abort);
     s->gpa_fault_dev = s->fault_dev;
     /*
@@ -79,7 +81,7 @@ void vdpa_host_attach(VdpaMgmt *s)
         s->gpa_fault_dev = vpri_host_attach(s->host, DEVICE(s),
                                             VPRI_DMA_NET,
                                             VDPA_FAULT_SLOTS,
-                                            vdpa_fault_done, s,
+                                            fault_done, s,
                                             &error_abort);
     }
 }

@@ -119,14 +119,6 @@ QEMU_BUILD_BUG_ON(sizeof(VdpaMigQueueRec) != VIRTQ_SAVED_SIZE + 18);
 
 /* ---- Source ---- */
 
-void vdpa_mig_mark(VdpaMgmt *s, uint32_t id)
-{
-    if (s->mig_changed && id && id <= s->table.max &&
-        !test_and_set_bit(id, s->mig_changed)) {
-        qatomic_inc(&s->mig_nchanged);
-    }
-}
-
 /*
  * A blk request popped and not yet pushed, from the shared state
  * machine: its queue and head, in @opaque (a GArray of uint32_t).  They

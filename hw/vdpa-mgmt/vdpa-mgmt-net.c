@@ -30,16 +30,6 @@
 #include "vdpa-mgmt-internal.h"
 #include "trace.h"
 
-uint64_t vdpa_mac_key(const uint8_t *mac)
-{
-    uint64_t k = 0;
-
-    for (int i = 0; i < 6; i++) {
-        k = k << 8 | mac[i];
-    }
-    return k;
-}
-
 /*
  * Transmit one popped (or held) chain: read its frame, send it on the
  * shared netdev, push it.  False if the queue must stop: a VPRI fault

@@ -278,6 +278,8 @@ static void vdpa_mgmt_realize(PCIDevice *pdev, Error **errp)
     VdpaMgmt *s = VDPA_MGMT(pdev);
     VdpaLimits *lim = &s->limits;
 
+    s->inst_types[VDPA_TYPE_NET] = &vdpa_net_ops;
+    s->inst_types[VDPA_TYPE_BLK] = &vdpa_blk_ops;
     if (s->max_instances == 0 || s->max_instances > VDPA_TABLE_MAX) {
         error_setg(errp, "vdpa-mgmt: max-instances must be 1..%u",
                    VDPA_TABLE_MAX);
@@ -398,7 +400,7 @@ static void vdpa_mgmt_realize(PCIDevice *pdev, Error **errp)
         }
         s->nfree_slots = VDPA_FAULT_SLOTS;
         s->slot_waiters = g_queue_new();
-        vdpa_host_attach(s);
+        vdpa_host_attach(s, vdpa_fault_done);
     }
     vdpa_mig_register(s);
     return;
