@@ -3,6 +3,8 @@
 #   make             configure (when needed) and build everything
 #   make check       all test layers: unit, iolab qtests, upstream qtests, guest,
 #                    migrate (scripts/migrate-experiment)
+#   make check-novpri  vdpa-mgmt in an emulator built without VPRI
+#                    (scripts/check-novpri, build/novpri; not in make check)
 #   make check-vdpa-driver  the vdpa-mgmt Linux driver in a trixie guest
 #                    (scripts/build-vdpa-guest, tests/vdpa-driver/run; part
 #                    of make check)
@@ -65,7 +67,7 @@ NINJA_TARGETS := qemu-system-x86_64 qemu-img \
 	$(addprefix tests/qtest/,$(UPSTREAM_QTESTS)) \
 	$(addprefix tests/qtest/iolab/,$(IOLAB_QTEST_TARGETS))
 
-.PHONY: all build configure unit check check-build check-unit check-qtest \
+.PHONY: all build configure unit check check-build check-unit check-qtest check-novpri \
 	check-upstream check-upstream-qtests check-migration-smoke \
 	check-mutator fuzz-migration check-fuzz-cores fuzz-build fuzz check-asan \
 	check-guest check-migrate check-slow run bench bench-migrate bench-storage clean guest
@@ -115,6 +117,10 @@ check-build: build
 
 check-unit: unit
 	$(MESON) test -C $(UNIT) --no-rebuild --print-errorlogs $(T)
+
+# vdpa-mgmt in an emulator without VPRI (build/novpri; not in make check)
+check-novpri: build
+	BUILD_LOCK="$(BUILD_LOCK)" $(SRC)/scripts/check-novpri
 
 check-qtest: build
 	$(MESON) test -C $(OBJ) --no-rebuild --print-errorlogs \

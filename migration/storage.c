@@ -114,7 +114,7 @@ struct IolabStorageMig {
     uint64_t flushes;
 };
 
-static const char *const storage_mig_state_names[] = {
+static const char *const iolab_storage_mig_state_names[] = {
     [IOLAB_STORAGE_MIG_IDLE] = "idle",
     [IOLAB_STORAGE_MIG_BULK] = "bulk",
     [IOLAB_STORAGE_MIG_DRAINING] = "draining",
@@ -126,13 +126,13 @@ static const char *const storage_mig_state_names[] = {
 
 const char *iolab_storage_mig_state_name(IolabStorageMigState state)
 {
-    if ((unsigned)state >= ARRAY_SIZE(storage_mig_state_names)) {
+    if ((unsigned)state >= ARRAY_SIZE(iolab_storage_mig_state_names)) {
         return "unknown";
     }
-    return storage_mig_state_names[state];
+    return iolab_storage_mig_state_names[state];
 }
 
-static uint64_t storage_mig_chunk_blocks(IolabStorageMig *m)
+static uint64_t iolab_storage_mig_chunk_blocks(IolabStorageMig *m)
 {
     return STORAGE_MIG_CHUNK / m->block_size;
 }
@@ -140,9 +140,9 @@ static uint64_t storage_mig_chunk_blocks(IolabStorageMig *m)
 /* ------------------------------------------------------------------ */
 /* Source                                                              */
 
-static int storage_mig_block_status(void *opaque, uint64_t block,
-                                    uint64_t max, bool *allocated,
-                                    uint64_t *count)
+static int iolab_storage_mig_block_status(void *opaque, uint64_t block,
+                                          uint64_t max, bool *allocated,
+                                          uint64_t *count)
 {
     IolabStorageMig *m = opaque;
     BlockDriverState *bs = blk_bs(m->blk);
@@ -167,28 +167,29 @@ static int storage_mig_block_status(void *opaque, uint64_t block,
 }
 
 /* The full-copy ablation's walk: every block, never asking the image */
-static int storage_mig_block_all(void *opaque, uint64_t block, uint64_t max,
-                                 bool *allocated, uint64_t *count)
+static int iolab_storage_mig_block_all(void *opaque, uint64_t block,
+                                       uint64_t max, bool *allocated,
+                                       uint64_t *count)
 {
     *allocated = true;
     *count = max;
     return 0;
 }
 
-static uint64_t storage_mig_count_allocated(IolabStorageMig *m)
+static uint64_t iolab_storage_mig_count_allocated(IolabStorageMig *m)
 {
     IolabAllocWalk w;
     uint64_t start, count, blocks = 0;
 
-    iolab_alloc_walk_init(&w, m->nblocks, storage_mig_block_status, m);
+    iolab_alloc_walk_init(&w, m->nblocks, iolab_storage_mig_block_status, m);
     while (iolab_alloc_walk_next(&w, UINT64_MAX, &start, &count) == 1) {
         blocks += count;
     }
     return blocks * m->block_size;
 }
 
-static void storage_mig_set_throttle(IolabStorageMig *m, uint64_t bps,
-                                     uint64_t iops)
+static void iolab_storage_mig_set_throttle(IolabStorageMig *m, uint64_t bps,
+                                           uint64_t iops)
 {
     if (m->throttle_bps == bps && m->throttle_iops == iops) {
         return;
@@ -205,8 +206,8 @@ static void storage_mig_set_throttle(IolabStorageMig *m, uint64_t bps,
  * Sends blocks [block, block + count) as one record: zeros as a ZERO
  * record, anything else as DATA.  BQL held.
  */
-static int storage_mig_send_range(IolabStorageMig *m, QEMUFile *f,
-                                  uint64_t block, uint64_t count)
+static int iolab_storage_mig_send_range(IolabStorageMig *m, QEMUFile *f,
+                                        uint64_t block, uint64_t count)
 {
     size_t len = count * m->block_size;
     int64_t t0 = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
@@ -246,13 +247,13 @@ static int storage_mig_send_range(IolabStorageMig *m, QEMUFile *f,
  * Returns 1 when a range was sent, 0 when nothing is left, or an error.
  * BQL held.
  */
-static int storage_mig_send_next(IolabStorageMig *m, QEMUFile *f)
+static int iolab_storage_mig_send_next(IolabStorageMig *m, QEMUFile *f)
 {
     uint64_t start, count;
     int ret;
 
     if (m->state == IOLAB_STORAGE_MIG_BULK) {
-        ret = iolab_alloc_walk_next(&m->walk, storage_mig_chunk_blocks(m),
+        ret = iolab_alloc_walk_next(&m->walk, iolab_storage_mig_chunk_blocks(m),
                                     &start, &count);
         if (ret < 0) {
             error_report("storage migration of '%s': block status at block "
@@ -261,7 +262,7 @@ static int storage_mig_send_next(IolabStorageMig *m, QEMUFile *f)
             return ret;
         }
         if (ret == 1) {
-            ret = storage_mig_send_range(m, f, start, count);
+            ret = iolab_storage_mig_send_range(m, f, start, count);
             if (ret == 0) {
                 qemu_mutex_lock(&m->lock);
                 m->bulk_sent_bytes += count * m->block_size;
@@ -278,13 +279,13 @@ static int storage_mig_send_next(IolabStorageMig *m, QEMUFile *f)
     }
 
     qemu_mutex_lock(&m->lock);
-    ret = iolab_change_log_take(m->log, storage_mig_chunk_blocks(m),
+    ret = iolab_change_log_take(m->log, iolab_storage_mig_chunk_blocks(m),
                                 &start, &count);
     qemu_mutex_unlock(&m->lock);
     if (!ret) {
         return 0;
     }
-    ret = storage_mig_send_range(m, f, start, count);
+    ret = iolab_storage_mig_send_range(m, f, start, count);
     if (ret == 0 && iolab_change_log_pending(m->log) == 0) {
         qemu_mutex_lock(&m->lock);
         m->passes++;
@@ -302,7 +303,7 @@ static int storage_mig_send_next(IolabStorageMig *m, QEMUFile *f)
  * limit the guest's writes to half of the send rate, and halve the limit
  * again for every further such window.  BQL held.
  */
-static void storage_mig_converge(IolabStorageMig *m)
+static void iolab_storage_mig_converge(IolabStorageMig *m)
 {
     int64_t now = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
     uint64_t sent, changed, elapsed, rate, bps;
@@ -332,10 +333,10 @@ static void storage_mig_converge(IolabStorageMig *m)
     rate = sent * NANOSECONDS_PER_SECOND / MAX(elapsed, 1);
     bps = m->throttle_bps ? m->throttle_bps / 2 : rate / 2;
     bps = MAX(bps, STORAGE_MIG_MIN_BPS);
-    storage_mig_set_throttle(m, bps, MAX(bps / m->block_size, 1));
+    iolab_storage_mig_set_throttle(m, bps, MAX(bps / m->block_size, 1));
 }
 
-static int storage_mig_save_setup(QEMUFile *f, void *opaque, Error **errp)
+static int iolab_storage_mig_save_setup(QEMUFile *f, void *opaque, Error **errp)
 {
     IolabStorageMig *m = opaque;
     IolabChangeLog *log;
@@ -347,14 +348,14 @@ static int storage_mig_save_setup(QEMUFile *f, void *opaque, Error **errp)
                    "change log", m->idstr);
         return -ENOMEM;
     }
-    allocated = storage_mig_count_allocated(m);
+    allocated = iolab_storage_mig_count_allocated(m);
 
     qemu_mutex_lock(&m->lock);
     iolab_change_log_free(m->log);
     m->log = log;
     iolab_alloc_walk_init(&m->walk, m->nblocks,
-                          m->full_copy ? storage_mig_block_all
-                                       : storage_mig_block_status, m);
+                          m->full_copy ? iolab_storage_mig_block_all
+                                       : iolab_storage_mig_block_status, m);
     m->state = IOLAB_STORAGE_MIG_BULK;
     m->passes = 0;
     m->allocated_bytes = allocated;
@@ -384,7 +385,7 @@ static int storage_mig_save_setup(QEMUFile *f, void *opaque, Error **errp)
     return qemu_file_get_error(f);
 }
 
-static bool storage_mig_is_active_iterate(void *opaque)
+static bool iolab_storage_mig_is_active_iterate(void *opaque)
 {
     IolabStorageMig *m = opaque;
 
@@ -392,7 +393,7 @@ static bool storage_mig_is_active_iterate(void *opaque)
            m->state == IOLAB_STORAGE_MIG_DRAINING;
 }
 
-static uint64_t storage_mig_pending_locked(IolabStorageMig *m)
+static uint64_t iolab_storage_mig_pending_locked(IolabStorageMig *m)
 {
     uint64_t bulk = 0;
 
@@ -421,9 +422,9 @@ static uint64_t storage_mig_pending_locked(IolabStorageMig *m)
  * max-bandwidth (an upper bound of its estimate: we err towards a later
  * switch-over, not a longer downtime).
  */
-static uint64_t storage_mig_pending_cost_locked(IolabStorageMig *m)
+static uint64_t iolab_storage_mig_pending_cost_locked(IolabStorageMig *m)
 {
-    uint64_t pending = storage_mig_pending_locked(m);
+    uint64_t pending = iolab_storage_mig_pending_locked(m);
     uint64_t bw = migrate_avail_switchover_bandwidth();
     double rate;
 
@@ -452,27 +453,28 @@ static uint64_t storage_mig_pending_cost_locked(IolabStorageMig *m)
     return MIN((double)pending * bw / rate, (double)UINT64_MAX / 2);
 }
 
-static void storage_mig_state_pending(void *opaque, uint64_t *must_precopy,
-                                      uint64_t *can_postcopy)
+static void iolab_storage_mig_state_pending(void *opaque,
+                                            uint64_t *must_precopy,
+                                            uint64_t *can_postcopy)
 {
     IolabStorageMig *m = opaque;
 
     qemu_mutex_lock(&m->lock);
-    if (storage_mig_is_active_iterate(m)) {
-        *must_precopy += storage_mig_pending_cost_locked(m);
+    if (iolab_storage_mig_is_active_iterate(m)) {
+        *must_precopy += iolab_storage_mig_pending_cost_locked(m);
     }
     qemu_mutex_unlock(&m->lock);
 }
 
-static int storage_mig_save_iterate(QEMUFile *f, void *opaque)
+static int iolab_storage_mig_save_iterate(QEMUFile *f, void *opaque)
 {
     IolabStorageMig *m = opaque;
     int ret;
 
     bql_lock();
-    ret = storage_mig_send_next(m, f);
+    ret = iolab_storage_mig_send_next(m, f);
     if (ret >= 0) {
-        storage_mig_converge(m);
+        iolab_storage_mig_converge(m);
     }
     bql_unlock();
     qemu_put_be64(f, STO_EOS);
@@ -483,7 +485,7 @@ static int storage_mig_save_iterate(QEMUFile *f, void *opaque)
     return ret == 0;
 }
 
-static int storage_mig_save_complete(QEMUFile *f, void *opaque)
+static int iolab_storage_mig_save_complete(QEMUFile *f, void *opaque)
 {
     IolabStorageMig *m = opaque;
     int ret;
@@ -492,7 +494,7 @@ static int storage_mig_save_complete(QEMUFile *f, void *opaque)
     int64_t t0 = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
 
     /* The VM is stopped and its I/O drained: the log is final. */
-    while ((ret = storage_mig_send_next(m, f)) == 1) {
+    while ((ret = iolab_storage_mig_send_next(m, f)) == 1) {
     }
     if (ret < 0) {
         return ret;
@@ -507,12 +509,12 @@ static int storage_mig_save_complete(QEMUFile *f, void *opaque)
     qemu_mutex_lock(&m->lock);
     m->state = IOLAB_STORAGE_MIG_COMPLETED;
     qemu_mutex_unlock(&m->lock);
-    storage_mig_set_throttle(m, 0, 0);
+    iolab_storage_mig_set_throttle(m, 0, 0);
     trace_iolab_storage_mig_complete(m->idstr, m->passes, m->sent_bytes);
     return qemu_file_get_error(f);
 }
 
-static void storage_mig_save_cleanup(void *opaque)
+static void iolab_storage_mig_save_cleanup(void *opaque)
 {
     IolabStorageMig *m = opaque;
     IolabChangeLogStats st;
@@ -529,16 +531,16 @@ static void storage_mig_save_cleanup(void *opaque)
         m->log = NULL;
     }
     qemu_mutex_unlock(&m->lock);
-    storage_mig_set_throttle(m, 0, 0);
+    iolab_storage_mig_set_throttle(m, 0, 0);
 }
 
 /* ------------------------------------------------------------------ */
 /* Destination                                                         */
 
-static int storage_mig_fail(IolabStorageMig *m, const char *fmt, ...)
+static int iolab_storage_mig_fail(IolabStorageMig *m, const char *fmt, ...)
     G_GNUC_PRINTF(2, 3);
 
-static int storage_mig_fail(IolabStorageMig *m, const char *fmt, ...)
+static int iolab_storage_mig_fail(IolabStorageMig *m, const char *fmt, ...)
 {
     va_list ap;
     g_autofree char *msg = NULL;
@@ -552,7 +554,7 @@ static int storage_mig_fail(IolabStorageMig *m, const char *fmt, ...)
 }
 
 /* The image must take what the source has, and be writable now. */
-static int storage_mig_load_header(IolabStorageMig *m, QEMUFile *f)
+static int iolab_storage_mig_load_header(IolabStorageMig *m, QEMUFile *f)
 {
     uint32_t version = qemu_get_be32(f);
     uint32_t block_size = qemu_get_be32(f);
@@ -565,21 +567,22 @@ static int storage_mig_load_header(IolabStorageMig *m, QEMUFile *f)
         return qemu_file_get_error(f);
     }
     if (version != STORAGE_MIG_VERSION) {
-        return storage_mig_fail(m, "stream version %u, this QEMU reads %u",
-                                version, STORAGE_MIG_VERSION);
+        return iolab_storage_mig_fail(m,
+                                      "stream version %u, this QEMU reads %u",
+                                      version, STORAGE_MIG_VERSION);
     }
     if (block_size != m->block_size) {
-        return storage_mig_fail(m, "block-size is %u in the stream and %u "
-                                "here (another LBA format)", block_size,
-                                m->block_size);
+        return iolab_storage_mig_fail(m, "block-size is %u in the stream and "
+                                      "%u here (another LBA format)",
+                                      block_size, m->block_size);
     }
     if (nblocks > m->nblocks) {
-        return storage_mig_fail(m, "the image is too small: the stream has "
-                                "%" PRIu64 " blocks, the image here %" PRIu64,
-                                nblocks, m->nblocks);
+        return iolab_storage_mig_fail(m, "the image is too small: the stream "
+                                      "has %" PRIu64 " blocks, the image here "
+                                      "%" PRIu64, nblocks, m->nblocks);
     }
     if (!bs || bdrv_is_read_only(bs) || !blk_is_writable(m->blk)) {
-        return storage_mig_fail(m, "the image here is read-only");
+        return iolab_storage_mig_fail(m, "the image here is read-only");
     }
     if (qemu_in_coroutine()) {
         ret = bdrv_co_activate(bs, &err);
@@ -589,8 +592,8 @@ static int storage_mig_load_header(IolabStorageMig *m, QEMUFile *f)
     }
     if (ret < 0) {
         error_report_err(err);
-        return storage_mig_fail(m, "the image here cannot be written to "
-                                "before switch-over");
+        return iolab_storage_mig_fail(m, "the image here cannot be written to "
+                                      "before switch-over");
     }
     m->header_seen = true;
     m->state = IOLAB_STORAGE_MIG_RECEIVING;
@@ -601,7 +604,7 @@ static int storage_mig_load_header(IolabStorageMig *m, QEMUFile *f)
 }
 
 /* Destination: what was written so far goes to stable storage. */
-static int storage_mig_flush(IolabStorageMig *m)
+static int iolab_storage_mig_flush(IolabStorageMig *m)
 {
     int ret = blk_flush(m->blk);
 
@@ -617,8 +620,8 @@ static int storage_mig_flush(IolabStorageMig *m)
     return 0;
 }
 
-static int storage_mig_load_range(IolabStorageMig *m, QEMUFile *f,
-                                  bool data)
+static int iolab_storage_mig_load_range(IolabStorageMig *m, QEMUFile *f,
+                                        bool data)
 {
     uint64_t block = qemu_get_be64(f);
     uint32_t count = qemu_get_be32(f);
@@ -629,16 +632,17 @@ static int storage_mig_load_range(IolabStorageMig *m, QEMUFile *f,
         return qemu_file_get_error(f);
     }
     if (!m->header_seen) {
-        return storage_mig_fail(m, "a range arrived before the header");
+        return iolab_storage_mig_fail(m, "a range arrived before the header");
     }
-    if (count == 0 || count > storage_mig_chunk_blocks(m)) {
-        return storage_mig_fail(m, "range count %u is outside 1..%" PRIu64,
-                                count, storage_mig_chunk_blocks(m));
+    if (count == 0 || count > iolab_storage_mig_chunk_blocks(m)) {
+        return iolab_storage_mig_fail(m,
+                                      "range count %u is outside 1..%" PRIu64,
+                                      count, iolab_storage_mig_chunk_blocks(m));
     }
     if (block >= m->nblocks || count > m->nblocks - block) {
-        return storage_mig_fail(m, "range block %" PRIu64 " + count %u is "
-                                "past the end of the image (%" PRIu64
-                                " blocks)", block, count, m->nblocks);
+        return iolab_storage_mig_fail(m, "range block %" PRIu64 " + count %u "
+                                      "is past the end of the image (%" PRIu64
+                                      " blocks)", block, count, m->nblocks);
     }
     len = (size_t)count * m->block_size;
     if (data) {
@@ -661,19 +665,21 @@ static int storage_mig_load_range(IolabStorageMig *m, QEMUFile *f,
     }
     m->unflushed_bytes += len;
     if (m->unflushed_bytes >= STORAGE_MIG_FLUSH_BYTES) {
-        return storage_mig_flush(m);
+        return iolab_storage_mig_flush(m);
     }
     return 0;
 }
 
-static int storage_mig_load_state(QEMUFile *f, void *opaque, int version_id)
+static int iolab_storage_mig_load_state(QEMUFile *f, void *opaque,
+                                        int version_id)
 {
     IolabStorageMig *m = opaque;
     int ret = 0;
 
     if (version_id != STORAGE_MIG_VERSION) {
-        return storage_mig_fail(m, "section version %d, this QEMU reads %d",
-                                version_id, STORAGE_MIG_VERSION);
+        return iolab_storage_mig_fail(m,
+                                      "section version %d, this QEMU reads %d",
+                                      version_id, STORAGE_MIG_VERSION);
     }
     for (;;) {
         uint64_t tag = qemu_get_be64(f);
@@ -684,23 +690,23 @@ static int storage_mig_load_state(QEMUFile *f, void *opaque, int version_id)
         switch (tag) {
         case STO_HEADER:
             if (m->header_seen) {
-                return storage_mig_fail(m, "a second header");
+                return iolab_storage_mig_fail(m, "a second header");
             }
-            ret = storage_mig_load_header(m, f);
+            ret = iolab_storage_mig_load_header(m, f);
             break;
         case STO_DATA:
         case STO_ZERO:
-            ret = storage_mig_load_range(m, f, tag == STO_DATA);
+            ret = iolab_storage_mig_load_range(m, f, tag == STO_DATA);
             break;
         case STO_PASS:
             m->passes = qemu_get_be64(f);
             break;
         case STO_DONE:
             if (!m->header_seen) {
-                return storage_mig_fail(m, "the end arrived before the "
-                                        "header");
+                return iolab_storage_mig_fail(m, "the end arrived before the "
+                                              "header");
             }
-            ret = storage_mig_flush(m);
+            ret = iolab_storage_mig_flush(m);
             if (ret == 0) {
                 m->state = IOLAB_STORAGE_MIG_COMPLETED;
             }
@@ -708,7 +714,8 @@ static int storage_mig_load_state(QEMUFile *f, void *opaque, int version_id)
         case STO_EOS:
             return 0;
         default:
-            return storage_mig_fail(m, "unknown record tag 0x%" PRIx64, tag);
+            return iolab_storage_mig_fail(m, "unknown record tag 0x%" PRIx64,
+                                          tag);
         }
         if (ret < 0) {
             return ret;
@@ -716,7 +723,7 @@ static int storage_mig_load_state(QEMUFile *f, void *opaque, int version_id)
     }
 }
 
-static int storage_mig_load_setup(QEMUFile *f, void *opaque, Error **errp)
+static int iolab_storage_mig_load_setup(QEMUFile *f, void *opaque, Error **errp)
 {
     IolabStorageMig *m = opaque;
 
@@ -729,7 +736,7 @@ static int storage_mig_load_setup(QEMUFile *f, void *opaque, Error **errp)
     return 0;
 }
 
-static int storage_mig_load_cleanup(void *opaque)
+static int iolab_storage_mig_load_cleanup(void *opaque)
 {
     IolabStorageMig *m = opaque;
 
@@ -740,17 +747,17 @@ static int storage_mig_load_cleanup(void *opaque)
     return 0;
 }
 
-static const SaveVMHandlers storage_mig_handlers = {
-    .save_setup = storage_mig_save_setup,
-    .save_cleanup = storage_mig_save_cleanup,
-    .save_live_complete_precopy = storage_mig_save_complete,
-    .is_active_iterate = storage_mig_is_active_iterate,
-    .save_live_iterate = storage_mig_save_iterate,
-    .state_pending_estimate = storage_mig_state_pending,
-    .state_pending_exact = storage_mig_state_pending,
-    .load_setup = storage_mig_load_setup,
-    .load_state = storage_mig_load_state,
-    .load_cleanup = storage_mig_load_cleanup,
+static const SaveVMHandlers iolab_storage_mig_handlers = {
+    .save_setup = iolab_storage_mig_save_setup,
+    .save_cleanup = iolab_storage_mig_save_cleanup,
+    .save_live_complete_precopy = iolab_storage_mig_save_complete,
+    .is_active_iterate = iolab_storage_mig_is_active_iterate,
+    .save_live_iterate = iolab_storage_mig_save_iterate,
+    .state_pending_estimate = iolab_storage_mig_state_pending,
+    .state_pending_exact = iolab_storage_mig_state_pending,
+    .load_setup = iolab_storage_mig_load_setup,
+    .load_state = iolab_storage_mig_load_state,
+    .load_cleanup = iolab_storage_mig_load_cleanup,
 };
 
 /* ------------------------------------------------------------------ */
@@ -774,7 +781,7 @@ IolabStorageMig *iolab_storage_mig_register(const char *idstr,
     m->opaque = opaque;
     qemu_mutex_init(&m->lock);
     register_savevm_live(m->idstr, 0, STORAGE_MIG_VERSION,
-                         &storage_mig_handlers, m);
+                         &iolab_storage_mig_handlers, m);
     return m;
 }
 
@@ -840,8 +847,8 @@ void iolab_storage_mig_get_info(IolabStorageMig *m, IolabStorageMigInfo *info)
         .sent_bytes = m->sent_bytes,
         .zero_bytes = m->zero_bytes,
         .changed_bytes = m->changed_bytes,
-        .pending_bytes = storage_mig_is_active_iterate(m) ?
-                         storage_mig_pending_locked(m) : 0,
+        .pending_bytes = iolab_storage_mig_is_active_iterate(m) ?
+                         iolab_storage_mig_pending_locked(m) : 0,
         .log_overflows = m->log_overflows,
         .throttle_bps = m->throttle_bps,
         .throttle_iops = m->throttle_iops,

@@ -27,7 +27,6 @@
 #include "standard-headers/linux/virtio_ring.h"
 #include "hw/vdpa-mgmt/vdpa-mgmt.h"
 #include "vdpa-mgmt-internal.h"
-#include "hw/vpri/vpri-host.h"
 #include "trace.h"
 
 /* Ids one LIST returns at most; the driver goes on from the next id */
@@ -176,7 +175,7 @@ static VdpaStatus vdpa_cmd_config(VdpaMgmt *s, VdpaInst *inst,
     if (!vdpa_ok(st)) {
         return st;
     }
-    vdpa_inst_types[inst->type]->get_config(inst, cfg);
+    vdpa_inst_ops(inst)->get_config(inst, cfg);
     if (cmd->opcode == VDPA_OP_CONFIG_READ) {
         if (!vdpa_fn_dma(s, cmd->buf_addr, cfg + off, len, true)) {
             return vdpa_status(VDPA_S_EINVAL, VDPA_Q_BUF_RANGE);

@@ -42,7 +42,6 @@
 #include "hw/iolab-virtio/iolab-blk.h"
 #include "hw/vdpa-mgmt/vdpa-mgmt.h"
 #include "vdpa-mgmt-internal.h"
-#include "hw/vpri/vpri-host.h"
 #include "trace.h"
 
 VdpaBlkBackend *vdpa_inst_blk(VdpaInst *inst)
@@ -216,21 +215,21 @@ IolabBlk *vdpa_blk_state(VdpaInst *inst)
     return inst->blk_req;
 }
 
-void vdpa_blk_quiesce(VdpaInst *inst)
+static void vdpa_blk_quiesce(VdpaInst *inst)
 {
     if (inst->blk_req) {
         iolab_blk_drain(inst->blk_req);
     }
 }
 
-void vdpa_blk_drop(VdpaInst *inst)
+static void vdpa_blk_drop(VdpaInst *inst)
 {
     if (inst->blk_req) {
         iolab_blk_reset(inst->blk_req);
     }
 }
 
-void vdpa_blk_free(VdpaInst *inst)
+static void vdpa_blk_free(VdpaInst *inst)
 {
     if (inst->blk_req) {
         iolab_blk_cleanup(inst->blk_req);
@@ -239,7 +238,7 @@ void vdpa_blk_free(VdpaInst *inst)
     }
 }
 
-uint32_t vdpa_blk_held(VdpaInst *inst, uint16_t qi)
+static uint32_t vdpa_blk_held(VdpaInst *inst, uint16_t qi)
 {
     return inst->blk_req ? iolab_blk_queue_held(inst->blk_req, qi) : 0;
 }
@@ -281,6 +280,10 @@ static void vdpa_blk_config(VdpaInst *inst, uint8_t *cfg)
 const VdpaInstOps vdpa_blk_ops = {
     .run_queue = vdpa_run_queue,
     .get_config = vdpa_blk_config,
+    .quiesce = vdpa_blk_quiesce,
+    .drop = vdpa_blk_drop,
+    .free = vdpa_blk_free,
+    .held = vdpa_blk_held,
 };
 
 void vdpa_free_backends(VdpaMgmt *s)

@@ -28,13 +28,7 @@
 #include "standard-headers/linux/virtio_ring.h"
 #include "hw/vdpa-mgmt/vdpa-mgmt.h"
 #include "vdpa-mgmt-internal.h"
-#include "hw/vpri/vpri-host.h"
 #include "trace.h"
-
-MemTxAttrs vdpa_attrs(VdpaMgmt *s)
-{
-    return (MemTxAttrs) { .requester_id = pci_requester_id(PCI_DEVICE(s)) };
-}
 
 /* Function-level DMA (admin rings and buffers, MSI writes) */
 bool vdpa_fn_dma(VdpaMgmt *s, uint64_t addr, void *buf, uint32_t len,
@@ -105,22 +99,11 @@ static int vdpa_pasid_copy(VdpaInst *inst, uint64_t addr, void *buf,
             }
         }
         if (p && check && s->host && as == &address_space_memory) {
-            PabDmaToken token;
-            PabResult r = vpri_host_dma_begin(s->host, s->gpa_fault_dev, pa,
-                                              chunk, write, &token,
-                                              fault_addr);
-            MemTxResult res = MEMTX_OK;
+            int ret = vdpa_host_dma(s, s->gpa_fault_dev, as, pa, p, chunk,
+                                    write, fault_addr);
 
-            if (r == PAB_OK) {
-                res = address_space_rw(as, pa, vdpa_attrs(s), p, chunk,
-                                       write);
-            }
-            vpri_host_dma_end(s->host, s->gpa_fault_dev, token);
-            if (r == PAB_FAULT) {
-                return VIRTQ_FAULT;
-            }
-            if (r != PAB_OK || res != MEMTX_OK) {
-                return VIRTQ_ERROR;
+            if (ret) {
+                return ret;
             }
         } else if (p && address_space_rw(as, pa, vdpa_attrs(s), p, chunk,
                                          write)) {
@@ -173,17 +156,13 @@ static int vdpa_inst_dma(VdpaInst *inst, uint64_t addr, void *buf,
         }
         return ret;
     } else if (s->host && check) {
-        PabDmaToken token;
-        PabResult r = vpri_host_dma_begin(s->host, s->fault_dev, addr, len,
-                                          write, &token, fault_addr);
+        int ret = vdpa_host_dma(s, s->fault_dev, inst->as, addr, buf, len,
+                                write, fault_addr);
 
-        ok = r == PAB_OK &&
-             address_space_rw(inst->as, addr, vdpa_attrs(s), buf, len,
-                              write) == MEMTX_OK;
-        vpri_host_dma_end(s->host, s->fault_dev, token);
-        if (r == PAB_FAULT) {
+        if (ret == VIRTQ_FAULT) {
             return VIRTQ_FAULT;
         }
+        ok = ret == 0;
     } else {
         ok = address_space_rw(inst->as, addr, vdpa_attrs(inst->s), buf, len,
                               write) == MEMTX_OK;

@@ -1,7 +1,9 @@
 /*
  * vdpa-mgmt: managed instances and their queues: life cycle, the
  * request pool, popping chains, kicks through the shared doorbell,
- * interrupts, and the dispatch to the instance types (VdpaInstOps)
+ * interrupts, VPRI page faults of stalled queues (fault slots, held
+ * requests, resuming), and the dispatch to the instance types
+ * (VdpaInstOps, never by name: the types call down into this file)
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -30,14 +32,7 @@
 #include "standard-headers/linux/virtio_ring.h"
 #include "hw/vdpa-mgmt/vdpa-mgmt.h"
 #include "vdpa-mgmt-internal.h"
-#include "hw/vpri/vpri-host.h"
 #include "trace.h"
-
-/* The instance types, by VDPA_TYPE_* (the only types CREATE accepts) */
-const VdpaInstOps *const vdpa_inst_types[VDPA_TYPE_BLK + 1] = {
-    [VDPA_TYPE_NET] = &vdpa_net_ops,
-    [VDPA_TYPE_BLK] = &vdpa_blk_ops,
-};
 
 static const char *const vdpa_state_names[] = {
     [0] = "created", [1] = "configuring", [2] = "running",
@@ -209,7 +204,7 @@ void vdpa_inst_run(VdpaInst *inst, uint16_t qi)
         return;
     }
     vdpa_mig_mark(inst->s, inst->id);
-    vdpa_inst_types[inst->type]->run_queue(inst, qi);
+    vdpa_inst_ops(inst)->run_queue(inst, qi);
 }
 
 void vdpa_kick_bh(void *opaque)
@@ -309,7 +304,9 @@ static void vdpa_queue_drop_held(VdpaInst *inst, uint16_t qi)
  */
 void vdpa_inst_quiesce(VdpaInst *inst)
 {
-    vdpa_blk_quiesce(inst);
+    if (vdpa_inst_ops(inst)->quiesce) {
+        vdpa_inst_ops(inst)->quiesce(inst);
+    }
 }
 
 void vdpa_inst_reset(VdpaInst *inst)
@@ -319,7 +316,9 @@ void vdpa_inst_reset(VdpaInst *inst)
     inst->suspended = false;
     inst->drv_features = 0;
     inst->wce = 1;
-    vdpa_blk_drop(inst);
+    if (vdpa_inst_ops(inst)->drop) {
+        vdpa_inst_ops(inst)->drop(inst);
+    }
     for (uint16_t i = 0; i < inst->nqueues; i++) {
         vdpa_queue_drop_held(inst, i);
         iolab_virtq_init(&inst->q[i].vq);
@@ -329,7 +328,9 @@ void vdpa_inst_reset(VdpaInst *inst)
 
 void vdpa_inst_free(VdpaMgmt *s, VdpaInst *inst)
 {
-    vdpa_blk_free(inst);
+    if (vdpa_inst_ops(inst)->free) {
+        vdpa_inst_ops(inst)->free(inst);
+    }
     for (uint16_t i = 0; i < inst->nqueues; i++) {
         vdpa_queue_drop_held(inst, i);
     }
@@ -379,4 +380,163 @@ void vdpa_destroy_all(VdpaMgmt *s)
          id = vdpa_table_next(&s->table, id + 1)) {
         vdpa_inst_free(s, vdpa_table_get(&s->table, id));
     }
+}
+
+/* A MAC address as the key of s->macs */
+uint64_t vdpa_mac_key(const uint8_t *mac)
+{
+    uint64_t k = 0;
+
+    for (int i = 0; i < 6; i++) {
+        k = k << 8 | mac[i];
+    }
+    return k;
+}
+
+/* ------------------------------------------------------------------ */
+/* VPRI page faults of instance queues: fault slots, held requests, and */
+/* resuming a queue when its fault is resolved                          */
+
+/*
+ * Stop queue @qi of @inst until the host has paged in @addr.  One fault
+ * slot per stalled queue; the host calls back with the slot.
+ */
+void vdpa_queue_fault(VdpaInst *inst, uint16_t qi, uint64_t addr,
+                      bool write)
+{
+    VdpaMgmt *s = inst->s;
+    VdpaQueue *q = &inst->q[qi];
+    uint16_t slot;
+
+    if (q->fault_slot != VDPA_NO_FAULT_SLOT) {
+        return;
+    }
+    if (!s->nfree_slots) {
+        VdpaSlotWaiter *w = g_new(VdpaSlotWaiter, 1);
+
+        *w = (VdpaSlotWaiter) {
+            .owner = VDPA_DB_VALUE(inst->id, qi) + 1,
+            .addr = addr, .write = write,
+        };
+        g_queue_push_tail(s->slot_waiters, w);
+        q->fault_slot = VDPA_WAIT_SLOT;
+        return;
+    }
+    slot = s->free_slots[--s->nfree_slots];
+    s->slot_owner[slot] = VDPA_DB_VALUE(inst->id, qi) + 1;
+    q->fault_slot = slot;
+    trace_vdpa_mgmt_fault(inst->id, qi, addr, write);
+    vdpa_host_raise_fault(s, inst->pasid == VDPA_NO_PASID ?
+                          s->fault_dev : s->gpa_fault_dev,
+                          slot, addr, write);
+}
+
+uint32_t vdpa_queue_held(VdpaInst *inst, uint16_t qi)
+{
+    const VdpaInstOps *ops = vdpa_inst_ops(inst);
+    uint32_t n = ops->held ? ops->held(inst, qi) : 0;
+
+    for (const VdpaNetReq *r = inst->q[qi].held; r; r = r->next_held) {
+        n++;
+    }
+    return n;
+}
+
+bool vdpa_queue_blocked(VdpaInst *inst, uint16_t qi)
+{
+    return inst->q[qi].fault_slot != VDPA_NO_FAULT_SLOT;
+}
+
+/*
+ * A fault stopped net request @req after it was popped: keep it, in
+ * order, and restart it once the page is in.  A TX request keeps one bit
+ * (tx_sent); an RX buffer is simply reused.  (Blk requests are held by
+ * the shared state machine, at the stage they reached: vdpa-mgmt-blk.c.)
+ */
+void vdpa_net_req_hold(VdpaNetReq *req, uint64_t addr, bool write)
+{
+    VdpaInst *inst = req->inst;
+    VdpaQueue *q = &inst->q[req->queue];
+    VdpaNetReq **tail = &q->held;
+
+    vdpa_mig_mark(inst->s, inst->id);
+    while (*tail) {
+        tail = &(*tail)->next_held;
+    }
+    req->next_held = NULL;
+    *tail = req;
+    vdpa_queue_fault(inst, req->queue, addr, write);
+}
+
+static VdpaInst *vdpa_owner_inst(VdpaMgmt *s, uint32_t owner, uint16_t *qi)
+{
+    VdpaInst *inst = vdpa_table_get(&s->table,
+                                    (owner - 1) & VDPA_DB_INST_MASK);
+
+    *qi = (owner - 1) >> VDPA_DB_QUEUE_SHIFT;
+    return inst && *qi < inst->nqueues ? inst : NULL;
+}
+
+static gint vdpa_waiter_is(gconstpointer waiter, gconstpointer owner)
+{
+    return ((const VdpaSlotWaiter *)waiter)->owner != *(const uint32_t *)owner;
+}
+
+/* Queue @qi of @inst waits for a slot no more (reset, destroy) */
+void vdpa_queue_cancel_wait(VdpaInst *inst, uint16_t qi)
+{
+    VdpaMgmt *s = inst->s;
+    uint32_t owner = VDPA_DB_VALUE(inst->id, qi) + 1;
+    GList *link = g_queue_find_custom(s->slot_waiters, &owner,
+                                      vdpa_waiter_is);
+
+    if (link) {
+        g_free(link->data);
+        g_queue_delete_link(s->slot_waiters, link);
+    }
+}
+
+/* A slot is free: give it to the oldest queue still waiting for one */
+static void vdpa_slot_freed(VdpaMgmt *s)
+{
+    VdpaSlotWaiter *w;
+
+    while (s->nfree_slots && (w = g_queue_pop_head(s->slot_waiters))) {
+        uint16_t qi;
+        VdpaInst *inst = vdpa_owner_inst(s, w->owner, &qi);
+
+        if (inst && inst->q[qi].fault_slot == VDPA_WAIT_SLOT) {
+            inst->q[qi].fault_slot = VDPA_NO_FAULT_SLOT;
+            vdpa_queue_fault(inst, qi, w->addr, w->write);
+        }
+        g_free(w);
+    }
+}
+
+/* The host resolved (or failed) the fault of slot @slot */
+void vdpa_fault_done(void *opaque, uint16_t slot, bool resolved)
+{
+    VdpaMgmt *s = opaque;
+    uint32_t owner = slot < VDPA_FAULT_SLOTS ? s->slot_owner[slot] : 0;
+    VdpaInst *inst;
+    uint16_t qi;
+
+    if (!owner) {
+        return;
+    }
+    s->slot_owner[slot] = 0;
+    s->free_slots[s->nfree_slots++] = slot;
+    inst = vdpa_owner_inst(s, owner, &qi);
+    vdpa_slot_freed(s);
+    /* Destroyed or reset meanwhile: the slot was all that was left */
+    if (!inst || inst->q[qi].fault_slot != slot) {
+        return;
+    }
+    inst->q[qi].fault_slot = VDPA_NO_FAULT_SLOT;
+    if (!resolved) {
+        vdpa_inst_error(inst, "queue %u: page fault could not be resolved",
+                        qi);
+        return;
+    }
+    vdpa_inst_run(inst, qi);
 }

@@ -10,9 +10,10 @@
 
 #include "qemu/iov.h"
 #include "qemu/units.h"
+#include "qemu/bitops.h"
+#include "qemu/atomic.h"
 #include "migration/vmstate.h"
 #include "hw/vdpa-mgmt/vdpa-mgmt.h"
-#include "hw/vpri/vpri-host.h"
 #include "hw/iolab-virtio/iolab-blk.h"
 #include "standard-headers/linux/virtio_blk.h"
 #include "standard-headers/linux/virtio_net.h"
@@ -84,18 +85,52 @@ QEMU_BUILD_BUG_ON(sizeof(struct virtio_blk_config) > VDPA_CFG_MAX);
 
 /*
  * An instance type, as vdpa_sim's vdpasim_dev_attr: what differs between
- * block and net instances.  The table is indexed by VDPA_TYPE_*.
+ * block and net instances.  vdpa-mgmt.c puts them in s->inst_types[],
+ * indexed by VDPA_TYPE_*, at realize: the instance layer (-inst.c)
+ * reaches the types only through them, never by name, so that the types
+ * (-blk.c, -net.c) sit above it and call down into it.
  */
 typedef struct VdpaInstOps {
     /* Run queue @qi: kicked, resumed, or its fault was resolved */
     void (*run_queue)(VdpaInst *inst, uint16_t qi);
     /* Fill the device config space (VDPA_CFG_MAX bytes, zeroed) */
     void (*get_config)(VdpaInst *inst, uint8_t *cfg);
+    /* Optional.  Wait for the backend and post every completion now */
+    void (*quiesce)(VdpaInst *inst);
+    /* Optional.  Reset: wait for the backend, drop every request */
+    void (*drop)(VdpaInst *inst);
+    /* Optional.  Destroy: the same, and free what the type allocated */
+    void (*free)(VdpaInst *inst);
+    /* Optional.  Requests of queue @qi the type holds (fault, memory) */
+    uint32_t (*held)(VdpaInst *inst, uint16_t qi);
 } VdpaInstOps;
 
 extern const VdpaInstOps vdpa_blk_ops;
 extern const VdpaInstOps vdpa_net_ops;
-extern const VdpaInstOps *const vdpa_inst_types[VDPA_TYPE_BLK + 1];
+
+static inline const VdpaInstOps *vdpa_inst_ops(VdpaInst *inst)
+{
+    return inst->s->inst_types[inst->type];
+}
+
+/* Function-level DMA attributes: the function's requester id */
+static inline MemTxAttrs vdpa_attrs(VdpaMgmt *s)
+{
+    return (MemTxAttrs) { .requester_id = pci_requester_id(PCI_DEVICE(s)) };
+}
+
+/*
+ * Instance @id changed: send it again if a migration is under way
+ * (vdpa-mgmt-migration.c reads s->mig_changed).  Inline: every layer
+ * marks, and none of them calls up into the migration file for it.
+ */
+static inline void vdpa_mig_mark(VdpaMgmt *s, uint32_t id)
+{
+    if (s->mig_changed && id && id <= s->table.max &&
+        !test_and_set_bit(id, s->mig_changed)) {
+        qatomic_inc(&s->mig_nchanged);
+    }
+}
 
 /* vdpa-mgmt-admin.c */
 VdpaStatus vdpa_execute(VdpaMgmt *s, const VdpaCmd *cmd, uint64_t *result);
@@ -119,19 +154,59 @@ void vdpa_inst_free(VdpaMgmt *s, VdpaInst *inst);
 void vdpa_stats_save(const VdpaInstStats *st, uint8_t *out);
 void vdpa_stats_load(VdpaInstStats *st, const uint8_t *in);
 void vdpa_destroy_all(VdpaMgmt *s);
-
-/* vdpa-mgmt-fault.c */
+uint64_t vdpa_mac_key(const uint8_t *mac);
+/* Fault slots of stalled queues, and requests held on them */
 void vdpa_queue_fault(VdpaInst *inst, uint16_t qi, uint64_t addr,
                       bool write);
 bool vdpa_queue_blocked(VdpaInst *inst, uint16_t qi);
 void vdpa_net_req_hold(VdpaNetReq *req, uint64_t addr, bool write);
 void vdpa_fault_done(void *opaque, uint16_t slot, bool resolved);
 void vdpa_queue_cancel_wait(VdpaInst *inst, uint16_t qi);
-/* VpriHostClientClass.postcopy_blocker */
-const char *vdpa_postcopy_blocker(DeviceState *dev);
+
+/*
+ * vdpa-mgmt-host.c (with VPRI) or vdpa-mgmt-host-none.c (without): all
+ * that calls vpri-host.  Without VPRI the function has no "host"
+ * property, s->host is NULL, and the functions but the first are never
+ * called: every caller checks s->host.
+ */
+/* The function's properties but its vpri-host link ("host") */
+#define VDPA_MGMT_PROPERTIES \
+    DEFINE_PROP_UINT32("max-instances", VdpaMgmt, max_instances, 65536), \
+    DEFINE_PROP_STRING("blk-nodes", VdpaMgmt, blk_nodes), \
+    DEFINE_NIC_PROPERTIES(VdpaMgmt, nic_conf), \
+    DEFINE_PROP_UINT32("iotlb-entries", VdpaMgmt, iotlb_entries, 4096), \
+    DEFINE_PROP_SIZE("bounce-cap", VdpaMgmt, bounce_cap, 64 * MiB)
+/*
+ * Sets the device's properties: VDPA_MGMT_PROPERTIES, and "host"; with
+ * VPRI also what vpri-host asks its clients (VpriHostClientClass)
+ */
+void vdpa_host_class_init(DeviceClass *dc);
+/* The QOM interface of vpri-host's clients, or NULL without VPRI */
+const char *vdpa_host_interface(void);
+/* Realize, before anything is set up: can s->host take the function? */
+bool vdpa_host_check(VdpaMgmt *s, Error **errp);
+/*
+ * Attach to s->host: fault_dev, and gpa_fault_dev for PASID DMA; the host
+ * answers faults with @fault_done (vdpa_fault_done)
+ */
+void vdpa_host_attach(VdpaMgmt *s,
+                      void (*fault_done)(void *opaque, uint16_t slot,
+                                         bool resolved));
+void vdpa_host_detach(VdpaMgmt *s);
+/*
+ * DMA of slot @dev (fault_dev or gpa_fault_dev) in @as, checked against
+ * the host's PA-BITMAP and copied in its fence; @buf NULL only checks.
+ * Returns 0, VIRTQ_FAULT (*@fault_addr: the page not present) or
+ * VIRTQ_ERROR.
+ */
+int vdpa_host_dma(VdpaMgmt *s, uint32_t dev, AddressSpace *as,
+                  uint64_t addr, void *buf, uint64_t len, bool write,
+                  uint64_t *fault_addr);
+/* Ask the host for the page at @addr; it answers vdpa_fault_done(@slot) */
+void vdpa_host_raise_fault(VdpaMgmt *s, uint32_t dev, uint16_t slot,
+                           uint64_t addr, bool write);
 
 /* vdpa-mgmt-dma.c */
-MemTxAttrs vdpa_attrs(VdpaMgmt *s);
 bool vdpa_fn_dma(VdpaMgmt *s, uint64_t addr, void *buf, uint32_t len,
                  bool write);
 bool vdpa_pasid_enabled(VdpaMgmt *s);
@@ -147,28 +222,17 @@ extern const VirtqDmaOps vdpa_load_dma_ops;
 VdpaBlkBackend *vdpa_inst_blk(VdpaInst *inst);
 /* The instance's request state machine, created on first use */
 IolabBlk *vdpa_blk_state(VdpaInst *inst);
-/* Wait for the backend and post every completion now */
-void vdpa_blk_quiesce(VdpaInst *inst);
-/* Reset: wait for the backend, drop every request */
-void vdpa_blk_drop(VdpaInst *inst);
-/* Destroy: the same, and free the state machine */
-void vdpa_blk_free(VdpaInst *inst);
-/* Requests of queue @qi held (fault, bounce memory) */
-uint32_t vdpa_blk_held(VdpaInst *inst, uint16_t qi);
 uint64_t vdpa_blk_features(VdpaMgmt *s, uint32_t backend,
                            uint16_t nqueues);
 void vdpa_free_backends(VdpaMgmt *s);
 bool vdpa_open_backends(VdpaMgmt *s, Error **errp);
 
 /* vdpa-mgmt-net.c */
-uint64_t vdpa_mac_key(const uint8_t *mac);
 extern NetClientInfo vdpa_net_info;
 
 /* vdpa-mgmt-migration.c */
 extern const VMStateDescription vmstate_vdpa_mgmt;
 #define VDPA_MIG_SECTION "vdpa-mgmt-instances"
-/* Instance @id changed: send it again if a migration is under way */
-void vdpa_mig_mark(VdpaMgmt *s, uint32_t id);
 void vdpa_mig_register(VdpaMgmt *s);
 void vdpa_mig_unregister(VdpaMgmt *s);
 

@@ -30,7 +30,6 @@
 #include "standard-headers/linux/virtio_ring.h"
 #include "hw/vdpa-mgmt/vdpa-mgmt.h"
 #include "vdpa-mgmt-internal.h"
-#include "hw/vpri/vpri-host.h"
 #include "trace.h"
 
 /*
@@ -49,24 +48,61 @@
  *   vdpa_load_dma_ops): held requests are rebuilt from their heads, free
  *   ids are rebuilt, and enabled queues are kicked.
  *
- * A record (little-endian):
- *   0  le32 id
- *   4  u8   type (VDPA_MIG_GONE: the id has no instance any more)
- *   6  le16 queues
- *   8  le32 backend
- *  12  state: status, suspended, wce, 0, le32 pasid, le64 device and
- *      driver features, mac[6], 0, 0, the 8 STATS counters (96 bytes)
- * 108  per queue: the engine's record (40 bytes), MSI address, data and
- *      flags (16), le16 count of held heads, the heads
- * Records travel in chunks: "MDIG", le32 length, the records; a chunk of
- * length 0 ends a section's data.
+ * A record is a VdpaMigListRec, then for a live instance a
+ * VdpaMigStateRec and per queue a VdpaMigQueueRec followed by its held
+ * heads (le16 each).  Records travel in chunks: a VdpaMigChunkHdr
+ * ("MDIG", length), the records; a chunk of length 0 ends a section's
+ * data.  All fields are little-endian; the structs are the stream's
+ * layout byte for byte (sizes checked below), so a record is read by
+ * copying it into its struct, never by offsets.
  */
 #define VDPA_MIG_MAGIC       0x4749444d      /* "MDIG" */
 #define VDPA_MIG_VMSD_MAGIC  0x56445041      /* "VDPA" */
-#define VDPA_MIG_LIST_REC    12
-#define VDPA_MIG_STATE_REC   (4 + 4 + 8 + 8 + 8 + 8 * 8)
-/* virtq record, MSI message, le16 count of held heads (then the heads) */
-#define VDPA_MIG_QUEUE_REC   (VIRTQ_SAVED_SIZE + 16 + 2)
+
+typedef struct QEMU_PACKED VdpaMigChunkHdr {
+    uint32_t magic;             /* VDPA_MIG_MAGIC */
+    uint32_t len;               /* bytes of records that follow; 0: end */
+} VdpaMigChunkHdr;
+QEMU_BUILD_BUG_ON(sizeof(VdpaMigChunkHdr) != 8);
+
+/* Every record starts with this; a gone record is only this */
+typedef struct QEMU_PACKED VdpaMigListRec {
+    uint32_t id;
+    uint8_t type;               /* VDPA_MIG_GONE: no instance any more */
+    uint8_t reserved;
+    uint16_t queues;
+    uint32_t backend;
+} VdpaMigListRec;
+QEMU_BUILD_BUG_ON(sizeof(VdpaMigListRec) != 12);
+
+/* A live instance's state, after its VdpaMigListRec */
+typedef struct QEMU_PACKED VdpaMigStateRec {
+    uint8_t status;
+    uint8_t suspended;
+    uint8_t wce;
+    uint8_t reserved0;
+    uint32_t pasid;
+    uint64_t dev_features;
+    uint64_t drv_features;
+    uint8_t mac[6];
+    uint8_t reserved1[2];
+    uint8_t stats[VDPA_STATS_SIZE]; /* the STATS result (vdpa_stats_save) */
+} VdpaMigStateRec;
+QEMU_BUILD_BUG_ON(sizeof(VdpaMigStateRec) != 96);
+
+/* One per queue, after the VdpaMigStateRec; then nheld le16 heads */
+typedef struct QEMU_PACKED VdpaMigQueueRec {
+    uint8_t vq[VIRTQ_SAVED_SIZE];   /* iolab_virtq_save()'s record */
+    uint64_t msi_addr;
+    uint32_t msi_data;
+    uint32_t msi_flags;
+    uint16_t nheld;
+} VdpaMigQueueRec;
+QEMU_BUILD_BUG_ON(sizeof(VdpaMigQueueRec) != VIRTQ_SAVED_SIZE + 18);
+
+#define VDPA_MIG_LIST_REC    sizeof(VdpaMigListRec)
+#define VDPA_MIG_STATE_REC   sizeof(VdpaMigStateRec)
+#define VDPA_MIG_QUEUE_REC   sizeof(VdpaMigQueueRec)
 /* In a held head: a net TX frame already sent, only its push is left */
 #define VDPA_MIG_HELD_SENT   0x8000
 #define VDPA_MIG_GONE        0
@@ -84,14 +120,6 @@
 
 /* ---- Source ---- */
 
-void vdpa_mig_mark(VdpaMgmt *s, uint32_t id)
-{
-    if (s->mig_changed && id && id <= s->table.max &&
-        !test_and_set_bit(id, s->mig_changed)) {
-        qatomic_inc(&s->mig_nchanged);
-    }
-}
-
 /*
  * A blk request popped and not yet pushed, from the shared state
  * machine: its queue and head, in @opaque (a GArray of uint32_t).  They
@@ -107,38 +135,42 @@ static void vdpa_mig_blk_head(void *opaque, uint16_t queue,
 
 static void vdpa_mig_put_inst(GByteArray *b, VdpaInst *inst)
 {
-    uint8_t rec[VDPA_MIG_LIST_REC + VDPA_MIG_STATE_REC] = { 0 };
-    uint8_t *p = rec + VDPA_MIG_LIST_REC;
+    VdpaMigListRec rec = {
+        .id = cpu_to_le32(inst->id),
+        .type = inst->type,
+        .queues = cpu_to_le16(inst->nqueues),
+        .backend = cpu_to_le32(inst->backend),
+    };
+    VdpaMigStateRec st = {
+        .status = inst->status,
+        .suspended = inst->suspended,
+        .wce = inst->wce,
+        .pasid = cpu_to_le32(inst->pasid),
+        .dev_features = cpu_to_le64(inst->dev_features),
+        .drv_features = cpu_to_le64(inst->drv_features),
+    };
     g_autoptr(GArray) blk_heads = NULL;
     guint k = 0;
 
-    vdpa_st32(rec, inst->id);
-    rec[4] = inst->type;
-    vdpa_st16(rec + 6, inst->nqueues);
-    vdpa_st32(rec + 8, inst->backend);
-    p[0] = inst->status;
-    p[1] = inst->suspended;
-    p[2] = inst->wce;
-    vdpa_st32(p + 4, inst->pasid);
-    vdpa_st64(p + 8, inst->dev_features);
-    vdpa_st64(p + 16, inst->drv_features);
-    memcpy(p + 24, inst->mac, 6);
-    vdpa_stats_save(&inst->stats, p + 32);
-    g_byte_array_append(b, rec, sizeof(rec));
+    memcpy(st.mac, inst->mac, sizeof(st.mac));
+    vdpa_stats_save(&inst->stats, st.stats);
+    g_byte_array_append(b, (const uint8_t *)&rec, sizeof(rec));
+    g_byte_array_append(b, (const uint8_t *)&st, sizeof(st));
     if (inst->blk_req) {
         blk_heads = g_array_new(false, false, sizeof(uint32_t));
         iolab_blk_foreach_inflight(inst->blk_req, vdpa_mig_blk_head,
                                    blk_heads);
     }
     for (uint16_t q = 0; q < inst->nqueues; q++) {
-        uint8_t qr[VDPA_MIG_QUEUE_REC];
+        VdpaMigQueueRec qr = {
+            .msi_addr = cpu_to_le64(inst->q[q].msi.addr),
+            .msi_data = cpu_to_le32(inst->q[q].msi.data),
+            .msi_flags = cpu_to_le32(inst->q[q].msi.flags),
+        };
         uint16_t nheld = 0;
         guint first = k;
 
-        iolab_virtq_save(&inst->q[q].vq, qr);
-        vdpa_st64(qr + VIRTQ_SAVED_SIZE, inst->q[q].msi.addr);
-        vdpa_st32(qr + VIRTQ_SAVED_SIZE + 8, inst->q[q].msi.data);
-        vdpa_st32(qr + VIRTQ_SAVED_SIZE + 12, inst->q[q].msi.flags);
+        iolab_virtq_save(&inst->q[q].vq, qr.vq);
         for (VdpaNetReq *r = inst->q[q].held; r; r = r->next_held) {
             nheld++;
         }
@@ -147,41 +179,43 @@ static void vdpa_mig_put_inst(GByteArray *b, VdpaInst *inst)
             k++;
         }
         nheld += k - first;
-        vdpa_st16(qr + VDPA_MIG_QUEUE_REC - 2, nheld);
-        g_byte_array_append(b, qr, sizeof(qr));
+        qr.nheld = cpu_to_le16(nheld);
+        g_byte_array_append(b, (const uint8_t *)&qr, sizeof(qr));
         /* Popped, not pushed yet: the heads to rebuild */
         for (VdpaNetReq *r = inst->q[q].held; r; r = r->next_held) {
-            uint8_t h[2];
+            uint16_t h = cpu_to_le16(r->elem.head |
+                                     (r->tx_sent ? VDPA_MIG_HELD_SENT : 0));
 
-            vdpa_st16(h, r->elem.head | (r->tx_sent ? VDPA_MIG_HELD_SENT : 0));
-            g_byte_array_append(b, h, 2);
+            g_byte_array_append(b, (const uint8_t *)&h, sizeof(h));
         }
         for (guint i = first; i < k; i++) {
-            uint8_t h[2];
+            uint16_t h = cpu_to_le16(g_array_index(blk_heads, uint32_t, i) &
+                                     0xffff);
 
-            vdpa_st16(h, g_array_index(blk_heads, uint32_t, i) & 0xffff);
-            g_byte_array_append(b, h, 2);
+            g_byte_array_append(b, (const uint8_t *)&h, sizeof(h));
         }
     }
 }
 
 static void vdpa_mig_put_gone(GByteArray *b, uint32_t id)
 {
-    uint8_t rec[VDPA_MIG_LIST_REC] = { 0 };
+    VdpaMigListRec rec = {
+        .id = cpu_to_le32(id),
+        .type = VDPA_MIG_GONE,
+    };
 
-    vdpa_st32(rec, id);
-    rec[4] = VDPA_MIG_GONE;
-    g_byte_array_append(b, rec, sizeof(rec));
+    g_byte_array_append(b, (const uint8_t *)&rec, sizeof(rec));
 }
 
 /* Send what @b holds as one chunk (or the end mark if empty) */
 static void vdpa_mig_flush(QEMUFile *f, GByteArray *b)
 {
-    uint8_t hdr[8];
+    VdpaMigChunkHdr hdr = {
+        .magic = cpu_to_le32(VDPA_MIG_MAGIC),
+        .len = cpu_to_le32(b->len),
+    };
 
-    vdpa_st32(hdr, VDPA_MIG_MAGIC);
-    vdpa_st32(hdr + 4, b->len);
-    qemu_put_buffer(f, hdr, sizeof(hdr));
+    qemu_put_buffer(f, (const uint8_t *)&hdr, sizeof(hdr));
     if (b->len) {
         qemu_put_buffer(f, b->data, b->len);
         g_byte_array_set_size(b, 0);
@@ -433,18 +467,21 @@ static size_t vdpa_mig_load_rec(VdpaMgmt *s, const uint8_t *p, size_t len)
     const uint8_t *start = p, *end = p + len;
     g_autofree uint16_t *heads = NULL;
     uint32_t id, backend, nheads = 0;
+    VdpaMigListRec rec;
+    VdpaMigStateRec st;
     uint8_t type;
     uint16_t nq;
     VdpaInst *inst, *old;
 
-    if (len < VDPA_MIG_LIST_REC) {
+    if (len < sizeof(rec)) {
         error_report("vdpa-mgmt: migration: record truncated");
         return 0;
     }
-    id = vdpa_ld32(p);
-    type = p[4];
-    nq = vdpa_ld16(p + 6);
-    backend = vdpa_ld32(p + 8);
+    memcpy(&rec, p, sizeof(rec));
+    id = le32_to_cpu(rec.id);
+    type = rec.type;
+    nq = le16_to_cpu(rec.queues);
+    backend = le32_to_cpu(rec.backend);
     if (!id || id > s->table.max) {
         error_report("vdpa-mgmt: migration: field id = %u beyond "
                      "max-instances %u", id, s->table.max);
@@ -454,7 +491,7 @@ static size_t vdpa_mig_load_rec(VdpaMgmt *s, const uint8_t *p, size_t len)
     if (old) {
         vdpa_inst_free(s, old);
     }
-    p += VDPA_MIG_LIST_REC;
+    p += sizeof(rec);
     if (type == VDPA_MIG_GONE) {
         return p - start;
     }
@@ -471,6 +508,8 @@ static size_t vdpa_mig_load_rec(VdpaMgmt *s, const uint8_t *p, size_t len)
                      id);
         return 0;
     }
+    memcpy(&st, p, sizeof(st));
+    p += sizeof(st);
     inst = g_malloc0(sizeof(*inst) + nq * sizeof(VdpaQueue));
     inst->s = s;
     inst->id = id;
@@ -478,33 +517,39 @@ static size_t vdpa_mig_load_rec(VdpaMgmt *s, const uint8_t *p, size_t len)
     inst->nqueues = nq;
     inst->backend = backend;
     inst->as = pci_get_address_space(PCI_DEVICE(s));
-    inst->status = p[0];
-    inst->suspended = !!p[1];
-    inst->wce = !!p[2];
-    inst->pasid = vdpa_ld32(p + 4);
-    inst->dev_features = vdpa_ld64(p + 8);
-    inst->drv_features = vdpa_ld64(p + 16);
-    memcpy(inst->mac, p + 24, 6);
-    vdpa_stats_load(&inst->stats, p + 32);
-    p += VDPA_MIG_STATE_REC;
+    inst->status = st.status;
+    inst->suspended = !!st.suspended;
+    inst->wce = !!st.wce;
+    inst->pasid = le32_to_cpu(st.pasid);
+    inst->dev_features = le64_to_cpu(st.dev_features);
+    inst->drv_features = le64_to_cpu(st.drv_features);
+    memcpy(inst->mac, st.mac, sizeof(inst->mac));
+    vdpa_stats_load(&inst->stats, st.stats);
     if (!vdpa_inst_state_valid(s, inst)) {
         goto fail;
     }
     for (uint16_t q = 0; q < nq; q++) {
         VdpaQueue *vq = &inst->q[q];
+        VdpaMigQueueRec qr;
         uint16_t nheld;
 
         vq->fault_slot = VDPA_NO_FAULT_SLOT;
-        if (VDPA_MIG_QUEUE_REC > end - p || iolab_virtq_load(&vq->vq, p) < 0) {
+        if (sizeof(qr) > end - p) {
             error_report("vdpa-mgmt: migration: instance %u queue %u: bad "
                          "queue record", id, q);
             goto fail;
         }
-        vq->msi.addr = vdpa_ld64(p + VIRTQ_SAVED_SIZE);
-        vq->msi.data = vdpa_ld32(p + VIRTQ_SAVED_SIZE + 8);
-        vq->msi.flags = vdpa_ld32(p + VIRTQ_SAVED_SIZE + 12);
-        nheld = vdpa_ld16(p + VDPA_MIG_QUEUE_REC - 2);
-        p += VDPA_MIG_QUEUE_REC;
+        memcpy(&qr, p, sizeof(qr));
+        p += sizeof(qr);
+        if (iolab_virtq_load(&vq->vq, qr.vq) < 0) {
+            error_report("vdpa-mgmt: migration: instance %u queue %u: bad "
+                         "queue record", id, q);
+            goto fail;
+        }
+        vq->msi.addr = le64_to_cpu(qr.msi_addr);
+        vq->msi.data = le32_to_cpu(qr.msi_data);
+        vq->msi.flags = le32_to_cpu(qr.msi_flags);
+        nheld = le16_to_cpu(qr.nheld);
         if (!vdpa_queue_state_valid(s, inst, q, nheld)) {
             goto fail;
         }
@@ -516,8 +561,8 @@ static size_t vdpa_mig_load_rec(VdpaMgmt *s, const uint8_t *p, size_t len)
         vq->mig_nheld = nheld;
         if (nheld) {
             heads = g_renew(uint16_t, heads, nheads + nheld);
-            for (uint16_t k = 0; k < nheld; k++, p += 2) {
-                heads[nheads] = vdpa_ld16(p);
+            for (uint16_t k = 0; k < nheld; k++, p += sizeof(uint16_t)) {
+                heads[nheads] = lduw_le_p(p);
                 /* Only a net TX chain can have been sent already */
                 if (type == VDPA_TYPE_BLK &&
                     (heads[nheads] & VDPA_MIG_HELD_SENT)) {
@@ -560,16 +605,16 @@ static int vdpa_mig_load_state(QEMUFile *f, void *opaque, int version_id)
 
     for (;;) {
         g_autofree uint8_t *chunk = NULL;
-        uint8_t hdr[8];
+        VdpaMigChunkHdr hdr;
         uint32_t len;
         size_t off = 0;
 
-        if (qemu_get_buffer(f, hdr, sizeof(hdr)) != sizeof(hdr) ||
-            vdpa_ld32(hdr) != VDPA_MIG_MAGIC) {
+        if (qemu_get_buffer(f, (uint8_t *)&hdr, sizeof(hdr)) != sizeof(hdr) ||
+            le32_to_cpu(hdr.magic) != VDPA_MIG_MAGIC) {
             error_report("vdpa-mgmt: migration: bad instance chunk");
             return -EINVAL;
         }
-        len = vdpa_ld32(hdr + 4);
+        len = le32_to_cpu(hdr.len);
         if (!len) {
             return 0;
         }

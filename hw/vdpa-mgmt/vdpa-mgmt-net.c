@@ -28,18 +28,7 @@
 #include "standard-headers/linux/virtio_ring.h"
 #include "hw/vdpa-mgmt/vdpa-mgmt.h"
 #include "vdpa-mgmt-internal.h"
-#include "hw/vpri/vpri-host.h"
 #include "trace.h"
-
-uint64_t vdpa_mac_key(const uint8_t *mac)
-{
-    uint64_t k = 0;
-
-    for (int i = 0; i < 6; i++) {
-        k = k << 8 | mac[i];
-    }
-    return k;
-}
 
 /*
  * Transmit one popped (or held) chain: read its frame, send it on the
@@ -174,16 +163,12 @@ static void vdpa_net_rx_prepare(VdpaInst *inst)
     for (uint16_t i = 0; i < req->elem.nseg && left; i++) {
         const VirtqSeg *sg = &req->elem.seg[i];
         uint64_t len = MIN(sg->len, left);
-        PabDmaToken token;
-        PabResult r;
 
         if (!sg->write) {
             continue;
         }
-        r = vpri_host_dma_begin(s->host, s->fault_dev, sg->addr, len, true,
-                                &token, &fault);
-        vpri_host_dma_end(s->host, s->fault_dev, token);
-        if (r == PAB_FAULT) {
+        if (vdpa_host_dma(s, s->fault_dev, inst->as, sg->addr, NULL, len,
+                          true, &fault) == VIRTQ_FAULT) {
             vdpa_queue_fault(inst, 0, fault, true);
             break;
         }

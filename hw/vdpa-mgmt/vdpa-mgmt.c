@@ -30,7 +30,6 @@
 #include "standard-headers/linux/virtio_ring.h"
 #include "hw/vdpa-mgmt/vdpa-mgmt.h"
 #include "vdpa-mgmt-internal.h"
-#include "hw/vpri/vpri-host.h"
 #include "trace.h"
 
 /*
@@ -274,21 +273,13 @@ static void vdpa_mgmt_reset(DeviceState *dev)
     vdpa_admin_enable(s, false);
 }
 
-/*
- * vpri-host device slots the function takes: its own, and behind a
- * vIOMMU that translates PASIDs one more for PASID DMA (guest-physical).
- */
-static unsigned vdpa_host_slots_needed(PCIDevice *pdev)
-{
-    return pci_device_iommu_address_space(pdev) != &address_space_memory &&
-           pci_device_iommu_pasid_bits(pdev) ? 2 : 1;
-}
-
 static void vdpa_mgmt_realize(PCIDevice *pdev, Error **errp)
 {
     VdpaMgmt *s = VDPA_MGMT(pdev);
     VdpaLimits *lim = &s->limits;
 
+    s->inst_types[VDPA_TYPE_NET] = &vdpa_net_ops;
+    s->inst_types[VDPA_TYPE_BLK] = &vdpa_blk_ops;
     if (s->max_instances == 0 || s->max_instances > VDPA_TABLE_MAX) {
         error_setg(errp, "vdpa-mgmt: max-instances must be 1..%u",
                    VDPA_TABLE_MAX);
@@ -305,16 +296,8 @@ static void vdpa_mgmt_realize(PCIDevice *pdev, Error **errp)
                    VDPA_BOUNCE_CAP_MIN);
         return;
     }
-    if (s->host) {
-        if (!vpri_host_can_attach(s->host, errp)) {
-            return;
-        }
-        if (vdpa_host_slots_needed(pdev) > vpri_host_free_slots(s->host)) {
-            error_setg(errp, "vdpa-mgmt: vpri-host '%s' has no two free "
-                       "device slots (one for PASID DMA)",
-                       object_get_canonical_path_component(OBJECT(s->host)));
-            return;
-        }
+    if (s->host && !vdpa_host_check(s, errp)) {
+        return;
     }
     if (!vdpa_open_backends(s, errp)) {
         vdpa_free_backends(s);
@@ -423,30 +406,7 @@ static void vdpa_mgmt_realize(PCIDevice *pdev, Error **errp)
         }
         s->nfree_slots = VDPA_FAULT_SLOTS;
         s->slot_waiters = g_queue_new();
-        /*
-         * The slots were counted above and VDPA_FAULT_SLOTS is the host's
-         * queue limit: only running out of memory is left, which aborts
-         * as any allocation does.  The pinning policy ranks the function
-         * as it always did, with network devices.
-         */
-        s->fault_dev = vpri_host_attach(s->host, DEVICE(s), VPRI_DMA_NET,
-                                        VDPA_FAULT_SLOTS, vdpa_fault_done, s,
-                                        &error_abort);
-        s->gpa_fault_dev = s->fault_dev;
-        /*
-         * Behind a vIOMMU the function's slot is indexed by IOVA; PASID
-         * DMA is checked after translation, by guest-physical page, in a
-         * second slot.  Both answer into the same fault slots.
-         */
-        vpri_host_set_dma_space(s->host, s->fault_dev,
-                                pci_device_iommu_address_space(pdev));
-        if (vdpa_host_slots_needed(pdev) == 2) {
-            s->gpa_fault_dev = vpri_host_attach(s->host, DEVICE(s),
-                                                VPRI_DMA_NET,
-                                                VDPA_FAULT_SLOTS,
-                                                vdpa_fault_done, s,
-                                                &error_abort);
-        }
+        vdpa_host_attach(s, vdpa_fault_done);
     }
     vdpa_mig_register(s);
     return;
@@ -468,10 +428,7 @@ static void vdpa_mgmt_exit(PCIDevice *pdev)
     }
     vdpa_iotlb_destroy(&s->iotlb);
     if (s->host) {
-        if (s->gpa_fault_dev != s->fault_dev) {
-            vpri_host_detach(s->host, s->gpa_fault_dev);
-        }
-        vpri_host_detach(s->host, s->fault_dev);
+        vdpa_host_detach(s);
         g_free(s->slot_owner);
         g_free(s->free_slots);
         g_queue_free_full(s->slot_waiters, g_free);
@@ -497,15 +454,6 @@ static void vdpa_mgmt_exit(PCIDevice *pdev)
     vdpa_free_backends(s);
 }
 
-static const Property vdpa_mgmt_properties[] = {
-    DEFINE_PROP_UINT32("max-instances", VdpaMgmt, max_instances, 65536),
-    DEFINE_PROP_STRING("blk-nodes", VdpaMgmt, blk_nodes),
-    DEFINE_NIC_PROPERTIES(VdpaMgmt, nic_conf),
-    DEFINE_PROP_LINK("host", VdpaMgmt, host, TYPE_VPRI_HOST, VpriHost *),
-    DEFINE_PROP_UINT32("iotlb-entries", VdpaMgmt, iotlb_entries, 4096),
-    DEFINE_PROP_SIZE("bounce-cap", VdpaMgmt, bounce_cap, 64 * MiB),
-};
-
 static void vdpa_mgmt_class_init(ObjectClass *klass, void *data)
 {
     DeviceClass *dc = DEVICE_CLASS(klass);
@@ -524,7 +472,7 @@ static void vdpa_mgmt_class_init(ObjectClass *klass, void *data)
     device_class_set_legacy_reset(dc, vdpa_mgmt_reset);
     dc->vmsd = &vmstate_vdpa_mgmt;
     set_bit(DEVICE_CATEGORY_MISC, dc->categories);
-    device_class_set_props(dc, vdpa_mgmt_properties);
+    vdpa_host_class_init(dc);
 }
 
 static void vdpa_mgmt_instance_init(Object *obj)
@@ -539,21 +487,23 @@ static void vdpa_mgmt_instance_init(Object *obj)
                                    OBJ_PROP_FLAG_READ);
 }
 
-static const TypeInfo vdpa_mgmt_info = {
+/* PCIe, and vpri-host's client interface when the emulator has VPRI */
+static InterfaceInfo vdpa_mgmt_interfaces[3] = {
+    { INTERFACE_PCIE_DEVICE },
+};
+
+static TypeInfo vdpa_mgmt_info = {
     .name = TYPE_VDPA_MGMT,
     .parent = TYPE_PCI_DEVICE,
     .instance_size = sizeof(VdpaMgmt),
     .instance_init = vdpa_mgmt_instance_init,
     .class_init = vdpa_mgmt_class_init,
-    .interfaces = (InterfaceInfo[]) {
-        { INTERFACE_PCIE_DEVICE },
-        { TYPE_VPRI_HOST_CLIENT },
-        { }
-    },
+    .interfaces = vdpa_mgmt_interfaces,
 };
 
 static void vdpa_mgmt_register_types(void)
 {
+    vdpa_mgmt_interfaces[1].type = vdpa_host_interface();
     type_register_static(&vdpa_mgmt_info);
 }
 

@@ -22,7 +22,7 @@
  * The requests themselves run in the block-request state machine shared
  * with vdpa-mgmt (hw/iolab-virtio/iolab-blk.c); this file gives it the
  * transport's DMA, fault and interrupt paths, and is the device's
- * identity, configuration and migration.
+ * identity and configuration; its migration is vpri-blk-migration.c.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -40,41 +40,8 @@
 #include "standard-headers/linux/virtio_ring.h"
 #include "hw/iolab-virtio/iolab-blk.h"
 #include "hw/vpri/vpri-virtio-pci.h"
+#include "vpri-blk-internal.h"
 #include "trace.h"
-
-#define TYPE_VPRI_BLK "vpri-blk"
-OBJECT_DECLARE_SIMPLE_TYPE(VpriBlk, VPRI_BLK)
-
-#define VPRI_BLK_SEG_MAX     126
-/*
- * Largest data transfer of one request.  Linux never sends more than a few
- * MiB; the bound keeps a guest from making QEMU allocate huge bounce
- * buffers with chains that repeat the same memory.
- */
-#define VPRI_BLK_MAX_DATA    (32 * MiB)
-
-struct VpriBlk {
-    VpriVirtioPCI parent_obj;
-
-    BlockConf conf;
-    char *serial;
-    uint16_t num_queues;
-    uint16_t queue_size;
-    /* Bounce memory of the device at once (docs/virtq-engine.rst) */
-    uint64_t bounce_cap;
-
-    IolabBlk req;
-};
-
-static inline VpriVirtioPCI *vpri_blk_vp(VpriBlk *s)
-{
-    return &s->parent_obj;      /* no checked cast on the data path */
-}
-
-static inline VpriBlk *vpri_blk_of(VpriVirtioPCI *vp)
-{
-    return container_of(vp, VpriBlk, parent_obj);
-}
 
 /* ------------------------------------------------------------------ */
 /* The shared request state machine's view of the transport           */
@@ -215,82 +182,6 @@ static void vpri_blk_reset(VpriVirtioPCI *vp)
     trace_vpri_blk_reset();
     iolab_blk_reset(&vpri_blk_of(vp)->req);
 }
-
-/* ------------------------------------------------------------------ */
-/* Migration                                                          */
-
-/*
- * What is in flight when the VM stops for the switch-over: the backend
- * has been drained, so every request popped and not yet pushed is on its
- * queue's held list, at whatever stage a fault or a blocked queue left it.
- * Each goes to the destination as its descriptor chain, and starts there
- * again from its header once the VM runs, as virtio-blk restarts its
- * in-flight requests: reads and writes are idempotent until the driver
- * sees them complete.
- */
-static void vpri_blk_save_one(void *opaque, uint16_t queue,
-                              const VirtqElem *e)
-{
-    vpri_virtio_pci_save_elem(opaque, queue, e);
-}
-
-static int vpri_blk_pre_save(void *opaque)
-{
-    VpriBlk *s = opaque;
-
-    if (iolab_blk_backend_inflight(&s->req)) {
-        error_report("vpri-blk: %" PRIu64 " requests still in the backend "
-                     "at migration", iolab_blk_backend_inflight(&s->req));
-        return -EBUSY;
-    }
-    iolab_blk_foreach_inflight(&s->req, vpri_blk_save_one, vpri_blk_vp(s));
-    return 0;
-}
-
-static int vpri_blk_post_load(void *opaque, int version_id)
-{
-    VpriBlk *s = opaque;
-    VpriVirtioPCI *vp = vpri_blk_vp(s);
-    uint16_t queue;
-
-    for (uint32_t off = 0; off < vp->inflight_len;) {
-        if (!vpri_virtio_pci_load_elem(vp, &off, &queue, NULL)) {
-            error_report("vpri-blk: malformed in-flight requests in the "
-                         "migration stream");
-            return -EINVAL;
-        }
-    }
-    return 0;
-}
-
-/* The VM runs: requests migrated from the source start again, in order. */
-static void vpri_blk_restart(VpriVirtioPCI *vp)
-{
-    VpriBlk *s = vpri_blk_of(vp);
-    g_autofree VirtqElem *e = g_new(VirtqElem, 1);
-    uint16_t queue;
-
-    for (uint32_t off = 0; off < vp->inflight_len;) {
-        if (!vpri_virtio_pci_load_elem(vp, &off, &queue, e)) {
-            return;     /* checked on load: cannot happen */
-        }
-        iolab_blk_restore(&s->req, queue, e);
-    }
-}
-
-static const VMStateDescription vmstate_vpri_blk = {
-    .name = "vpri-blk",
-    .version_id = 1,
-    .minimum_version_id = 1,
-    .pre_save = vpri_blk_pre_save,
-    .post_load = vpri_blk_post_load,
-    .fields = (const VMStateField[]) {
-        VMSTATE_STRUCT(parent_obj, VpriBlk, 1, vmstate_vpri_virtio_pci,
-                       VpriVirtioPCI),
-        VMSTATE_UINT16_EQUAL(num_queues, VpriBlk, NULL),
-        VMSTATE_END_OF_LIST()
-    },
-};
 
 static void vpri_blk_realize(PCIDevice *pci, Error **errp)
 {

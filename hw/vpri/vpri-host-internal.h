@@ -118,18 +118,6 @@ struct VpriHost {
     uint64_t device_faults;     /* records served */
 };
 
-/*
- * For vpri-postcopy.c.  Complete a fault record it kept in service, and
- * wake its queues.  Raise (@present) or lower the entries of guest-physical
- * page @gpa in every device indexed by guest-physical address; after
- * lowering, fence those devices (under the BQL).  None of them may be
- * called with h->lock held.
- */
-void vpri_host_complete_later(VpriHost *h, uint32_t dev_id, uint16_t queue,
-                              uint64_t seq, uint64_t page, FaultStatus status);
-void vpri_host_set_gpa_entries(VpriHost *h, uint64_t gpa, bool present);
-void vpri_host_fence_devices(VpriHost *h);
-
 /* For QMP: the host named @id. */
 VpriHost *vpri_host_find(const char *id, Error **errp);
 

@@ -461,8 +461,10 @@ static FaultStatus vpri_host_serve(VpriHost *h, VpriHostDevice *d,
     return FAULT_STATUS_RESOLVED;
 }
 
-void vpri_host_complete_later(VpriHost *h, uint32_t dev_id, uint16_t queue,
-                              uint64_t seq, uint64_t page, FaultStatus status)
+/* For postcopy (VpriPostcopyHooks): see vpri-postcopy.h */
+static void vpri_host_complete_later(VpriHost *h, uint32_t dev_id,
+                                     uint16_t queue, uint64_t seq,
+                                     uint64_t page, FaultStatus status)
 {
     VpriHostDevice *d = vpri_host_dev(h, dev_id);
     uint64_t waiters[VPRI_HOST_QUEUE_WORDS] = { 0 };
@@ -631,7 +633,7 @@ static void vpri_host_evict_flush(void *opaque, void *ctx, uint64_t *fences,
  * Raise the page's entry in every device indexed by guest-physical page;
  * translated devices fault it back in through their ATC.
  */
-void vpri_host_set_gpa_entries(VpriHost *h, uint64_t gpa, bool present)
+static void vpri_host_set_gpa_entries(VpriHost *h, uint64_t gpa, bool present)
 {
     uint64_t pfn = gpa >> PAB_PAGE_SHIFT;
 
@@ -650,7 +652,7 @@ void vpri_host_set_gpa_entries(VpriHost *h, uint64_t gpa, bool present)
     qemu_mutex_unlock(&h->lock);
 }
 
-void vpri_host_fence_devices(VpriHost *h)
+static void vpri_host_fence_devices(VpriHost *h)
 {
     PaBitmap *pabs[VPRI_HOST_MAX_DEVICES];
     unsigned n = 0;
@@ -668,6 +670,13 @@ void vpri_host_fence_devices(VpriHost *h)
         vpri_pab_fence(pabs[i]);
     }
 }
+
+/* What postcopy asks of the host: vpri-postcopy.c calls it only so */
+static const VpriPostcopyHooks vpri_host_postcopy_hooks = {
+    .complete_later = vpri_host_complete_later,
+    .set_gpa_entries = vpri_host_set_gpa_entries,
+    .fence_devices = vpri_host_fence_devices,
+};
 
 static void vpri_host_page_resident(void *opaque, uint64_t page, uint64_t gpa)
 {
@@ -712,7 +721,7 @@ static void vpri_host_complete(UserCreatable *uc, Error **errp)
         return;
     }
     /* First: a refusal leaves nothing half-built. */
-    h->postcopy = vpri_postcopy_new(h, errp);
+    h->postcopy = vpri_postcopy_new(h, &vpri_host_postcopy_hooks, errp);
     if (!h->postcopy) {
         return;
     }

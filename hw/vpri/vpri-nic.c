@@ -36,98 +36,8 @@
 #include "hw/vpri/vpri-host.h"
 #include "hw/vpri/vpri-virtio-pci.h"
 #include "hw/vpri/vpri-nic.h"
-#include "hw/vpri/vpri-host.h"
+#include "vpri-nic-internal.h"
 #include "trace.h"
-
-OBJECT_DECLARE_SIMPLE_TYPE(VpriNic, VPRI_NIC)
-
-/* struct virtio_net_hdr_v1: the header of every packet with VERSION_1 */
-#define VPRI_NIC_HDR_LEN     sizeof(struct virtio_net_hdr_v1)
-QEMU_BUILD_BUG_ON(VPRI_NIC_HDR_LEN != 12);
-/* Largest frame either way: a 64 KiB IP datagram plus its Ethernet header */
-#define VPRI_NIC_MAX_FRAME   (64 * KiB + 14)
-/* TX packets handled per run before yielding to the main loop */
-#define VPRI_NIC_TX_BURST    256
-/* Config space up to and including max_virtqueue_pairs */
-#define VPRI_NIC_CONFIG_SIZE \
-    endof(struct virtio_net_config, max_virtqueue_pairs)
-
-typedef enum VpriNicRxPolicy {
-    VPRI_NIC_RX_HOLD,
-    VPRI_NIC_RX_DROP,
-} VpriNicRxPolicy;
-
-/* Packets between two looks at the receive buffers posted (rx_arm). */
-#define VPRI_NIC_LOOK_EVERY 16
-
-/*
- * One queue's current element: popped from the ring and not yet pushed
- * back.  A fault on its buffers leaves it here; the retry picks it up.
- */
-typedef struct VpriNicSlot {
-    bool busy;
-    VirtqElem *elem;
-    /* rx: the next avail position whose buffer was not reported yet */
-    uint16_t armed;
-    uint16_t packets_since_look;
-} VpriNicSlot;
-
-typedef struct VpriNicTx {
-    VpriNicSlot slot;
-    uint8_t *buf;
-    /* The peer's queue is full: wait for the sent callback. */
-    bool waiting;
-} VpriNicTx;
-
-struct VpriNic {
-    VpriVirtioPCI parent_obj;
-
-    NICConf conf;
-    NICState *nic;
-    uint16_t queues_prop;
-    uint16_t queue_size;
-    char *rx_policy_str;
-    VpriNicRxPolicy rx_policy;
-
-    uint16_t max_pairs;
-    uint16_t nic_queues;        /* net clients: the netdev's queues */
-    uint16_t curr_pairs;
-    uint16_t status;            /* config status: LINK_UP */
-    VpriNicSlot *rx;            /* per pair */
-    VpriNicTx *tx;              /* per pair */
-    VpriNicSlot ctrl;
-    VirtqElem *peek;            /* scratch for the receive look-ahead */
-
-    /* statistics (query-vpri) */
-    uint64_t rx_packets;
-    uint64_t tx_packets;
-    uint64_t rx_dropped_on_fault;
-    uint64_t rx_held;
-    uint64_t rx_dropped_other;  /* no room, oversize, device not ready */
-    uint64_t tx_stalls;
-    uint64_t tx_errors;
-    uint64_t *queue_faults;     /* per virtqueue */
-};
-
-/* Queue layout: rx0, tx0, rx1, tx1, ..., then the control queue. */
-static inline uint16_t rxq(uint16_t pair)
-{
-    return 2 * pair;
-}
-
-static inline uint16_t txq(uint16_t pair)
-{
-    return 2 * pair + 1;
-}
-
-static uint16_t vpri_nic_ctrl_index(VpriNic *s)
-{
-    VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(s);
-
-    /* Without MQ the driver knows one pair, so the control queue is 2. */
-    return vpri_virtio_pci_has_feature(vp, VIRTIO_NET_F_MQ) ?
-           2 * s->max_pairs : 2;
-}
 
 static bool vpri_nic_running(VpriNic *s)
 {
@@ -270,7 +180,7 @@ static bool vpri_nic_rx_ready(VpriNic *s, uint16_t pair)
     VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(s);
 
     return vpri_nic_running(s) && pair < s->curr_pairs &&
-           vp->queues[rxq(pair)].enabled;
+           vp->queues[vpri_nic_rxq(pair)].enabled;
 }
 
 static bool vpri_nic_can_receive(NetClientState *nc)
@@ -283,7 +193,7 @@ static bool vpri_nic_can_receive(NetClientState *nc)
         return false;
     }
     /* Under hold, packets wait in the net queue while the fault is served. */
-    return !(vp->queues[rxq(pair)].blocked &&
+    return !(vp->queues[vpri_nic_rxq(pair)].blocked &&
              s->rx_policy == VPRI_NIC_RX_HOLD);
 }
 
@@ -312,7 +222,7 @@ static ssize_t vpri_nic_rx_fault(VpriNic *s, uint16_t pair, size_t size)
 static bool vpri_nic_rx_prepare(VpriNic *s, uint16_t pair)
 {
     VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(s);
-    uint16_t index = rxq(pair);
+    uint16_t index = vpri_nic_rxq(pair);
     VpriQueue *q = &vp->queues[index];
     VpriNicSlot *slot = &s->rx[pair];
     struct virtio_net_hdr_v1 hdr = { 0 };
@@ -351,7 +261,7 @@ static bool vpri_nic_rx_prepare(VpriNic *s, uint16_t pair)
 static void vpri_nic_rx_arm(VpriNic *s, uint16_t pair)
 {
     VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(s);
-    VpriQueue *q = &vp->queues[rxq(pair)];
+    VpriQueue *q = &vp->queues[vpri_nic_rxq(pair)];
     VpriNicSlot *slot = &s->rx[pair];
     uint64_t fault;
 
@@ -383,7 +293,7 @@ static ssize_t vpri_nic_receive(NetClientState *nc, const uint8_t *buf,
     VpriNic *s = qemu_get_nic_opaque(nc);
     VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(s);
     uint16_t pair = nc->queue_index;
-    uint16_t index = rxq(pair);
+    uint16_t index = vpri_nic_rxq(pair);
     VpriQueue *q = &vp->queues[index];
     VpriNicSlot *slot = &s->rx[pair];
     /* No checksum or GSO information, one buffer */
@@ -476,7 +386,8 @@ static ssize_t vpri_nic_receive(NetClientState *nc, const uint8_t *buf,
 static void vpri_nic_rx_run(VpriNic *s, uint16_t pair)
 {
     vpri_nic_rx_arm(s, pair);
-    if (vpri_nic_fault_failed(s, rxq(pair)) || !vpri_nic_rx_prepare(s, pair)) {
+    if (vpri_nic_fault_failed(s, vpri_nic_rxq(pair)) ||
+        !vpri_nic_rx_prepare(s, pair)) {
         return;
     }
     if (pair < s->nic_queues) {
@@ -491,7 +402,7 @@ static void vpri_nic_tx_kick(VpriNic *s, uint16_t pair)
 {
     VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(s);
 
-    vp->kick_pending |= 1ULL << txq(pair);
+    vp->kick_pending |= 1ULL << vpri_nic_txq(pair);
     qemu_bh_schedule(vp->kick_bh);
 }
 
@@ -520,7 +431,7 @@ static NetClientState *vpri_nic_tx_client(VpriNic *s, uint16_t pair)
 static void vpri_nic_tx_run(VpriNic *s, uint16_t pair)
 {
     VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(s);
-    uint16_t index = txq(pair);
+    uint16_t index = vpri_nic_txq(pair);
     VpriQueue *q = &vp->queues[index];
     VpriNicTx *tx = &s->tx[pair];
     unsigned done = 0;
@@ -763,115 +674,6 @@ static void vpri_nic_reset(VpriVirtioPCI *vp)
     s->curr_pairs = 1;
 }
 
-/* ------------------------------------------------------------------ */
-/* Migration                                                          */
-
-/* The slot a queue's current element lives in, or NULL. */
-static VpriNicSlot *vpri_nic_slot(VpriNic *s, uint16_t index)
-{
-    if (index == vpri_nic_ctrl_index(s)) {
-        return &s->ctrl;
-    }
-    if (index >= 2 * s->max_pairs) {
-        return NULL;
-    }
-    return index & 1 ? &s->tx[index / 2].slot : &s->rx[index / 2];
-}
-
-/*
- * Each queue's current element goes as its chain, in the transport's
- * format.  On the destination it is the slot's element again, and the
- * queue picks it up from the start: a receive buffer is still empty (a
- * packet is written and pushed in one go), a transmit chain has not been
- * pushed, so not sent either, and control commands are idempotent.
- * Packets queued in the net layer, and a transmission waiting for the
- * peer, are lost like packets on a wire.
- */
-static int vpri_nic_pre_save(void *opaque)
-{
-    VpriNic *s = opaque;
-    VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(s);
-
-    for (uint16_t i = 0; i < vp->num_queues; i++) {
-        VpriNicSlot *slot = vpri_nic_slot(s, i);
-
-        if (slot && slot->busy) {
-            vpri_virtio_pci_save_elem(vp, i, slot->elem);
-        }
-    }
-    return 0;
-}
-
-/* Check the migrated slots: one element per queue that has a slot. */
-static bool vpri_nic_migrated_slots_ok(VpriNic *s)
-{
-    VpriVirtioPCI *vp = VPRI_VIRTIO_PCI(s);
-    g_autofree bool *seen = g_new0(bool, vp->num_queues);
-    uint16_t index;
-
-    for (uint32_t off = 0; off < vp->inflight_len;) {
-        if (!vpri_virtio_pci_load_elem(vp, &off, &index, NULL) ||
-            !vpri_nic_slot(s, index) || seen[index]) {
-            return false;
-        }
-        seen[index] = true;
-    }
-    return true;
-}
-
-static int vpri_nic_post_load(void *opaque, int version_id)
-{
-    VpriNic *s = opaque;
-
-    if (s->curr_pairs < 1 || s->curr_pairs > s->max_pairs ||
-        !vpri_nic_migrated_slots_ok(s)) {
-        error_report("vpri-nic: malformed state in the migration stream "
-                     "(%u queue pairs of %u, or bad slots)", s->curr_pairs,
-                     s->max_pairs);
-        return -EINVAL;
-    }
-    /* The link is the destination's own */
-    s->status = qemu_get_queue(s->nic)->link_down ? 0 : VIRTIO_NET_S_LINK_UP;
-    return 0;
-}
-
-/* The VM runs (again): migrated slots back, packets held meanwhile in. */
-static void vpri_nic_restart(VpriVirtioPCI *vp)
-{
-    VpriNic *s = VPRI_NIC(vp);
-    VirtqElem *elem = g_new(VirtqElem, 1);
-    uint16_t index;
-
-    for (uint32_t off = 0; off < vp->inflight_len;) {
-        VpriNicSlot *slot;
-
-        if (!vpri_virtio_pci_load_elem(vp, &off, &index, elem)) {
-            break;                      /* checked on load: cannot happen */
-        }
-        slot = vpri_nic_slot(s, index);
-        *slot->elem = *elem;
-        slot->busy = true;
-    }
-    g_free(elem);
-    for (uint16_t i = 0; i < s->nic_queues; i++) {
-        qemu_flush_queued_packets(qemu_get_subqueue(s->nic, i));
-    }
-}
-
-static const VMStateDescription vmstate_vpri_nic = {
-    .name = "vpri-nic",
-    .version_id = 1,
-    .minimum_version_id = 1,
-    .pre_save = vpri_nic_pre_save,
-    .post_load = vpri_nic_post_load,
-    .fields = (const VMStateField[]) {
-        VMSTATE_STRUCT(parent_obj, VpriNic, 1, vmstate_vpri_virtio_pci,
-                       VpriVirtioPCI),
-        VMSTATE_UINT16_EQUAL(max_pairs, VpriNic, NULL),
-        VMSTATE_UINT16(curr_pairs, VpriNic),
-        VMSTATE_END_OF_LIST()
-    },
-};
 
 static NetClientInfo vpri_nic_info = {
     .type = NET_CLIENT_DRIVER_NIC,

@@ -44,6 +44,7 @@
 
 struct VpriPostcopy {
     VpriHost *host;
+    const VpriPostcopyHooks *hooks;     /* the host, for what it owns */
     NotifierWithReturn notifier;
 
     /* From advise to end (destination) */
@@ -227,7 +228,7 @@ static void vpri_pc_arrived(VpriPostcopy *pc, uint64_t page)
     n = vpri_pcp_arrived(pc->pages, page, get_clock_realtime(), pc->scratch);
     /* Entries first: the queues resumed next must find the page present */
     if (vpri_residency_page_to_gpa(h->res, page, &gpa)) {
-        vpri_host_set_gpa_entries(h, gpa, true);
+        pc->hooks->set_gpa_entries(h, gpa, true);
     }
     if (n) {
         trace_vpri_postcopy_arrival(page, n);
@@ -235,9 +236,9 @@ static void vpri_pc_arrived(VpriPostcopy *pc, uint64_t page)
     for (size_t i = 0; i < n; i++) {
         const PcpWaiter *w = &pc->scratch[i];
 
-        vpri_host_complete_later(h, w->dev, w->queue, w->cookie,
-                                 page << PAB_PAGE_SHIFT,
-                                 FAULT_STATUS_RESOLVED);
+        pc->hooks->complete_later(h, w->dev, w->queue, w->cookie,
+                                  page << PAB_PAGE_SHIFT,
+                                  FAULT_STATUS_RESOLVED);
     }
 }
 
@@ -331,10 +332,10 @@ static int vpri_pc_listen(VpriPostcopy *pc, Error **errp)
                                                   page << PAB_PAGE_SHIFT)) {
             vpri_pcp_arrived(pc->pages, page, 0, pc->scratch);
         } else if (vpri_residency_page_to_gpa(h->res, page, &gpa)) {
-            vpri_host_set_gpa_entries(h, gpa, false);
+            pc->hooks->set_gpa_entries(h, gpa, false);
         }
     }
-    vpri_host_fence_devices(h);
+    pc->hooks->fence_devices(h);
     vpri_pcp_get_stats(pc->pages, &st);
     pc->received_before = st.received;
     qatomic_store_release(&pc->active, true);
@@ -390,8 +391,8 @@ static int vpri_pc_end(VpriPostcopy *pc)
         for (size_t i = 0; i < n; i++) {
             const PcpWaiter *w = &pc->scratch[i];
 
-            vpri_host_complete_later(h, w->dev, w->queue, w->cookie, 0,
-                                     FAULT_STATUS_FAILED);
+            pc->hooks->complete_later(h, w->dev, w->queue, w->cookie, 0,
+                                      FAULT_STATUS_FAILED);
         }
         qemu_mutex_unlock(&pc->wake_lock);
         if (n) {
@@ -513,7 +514,8 @@ bool vpri_postcopy_stats(VpriPostcopy *pc, PcpStats *st, uint64_t *received,
     return true;
 }
 
-VpriPostcopy *vpri_postcopy_new(VpriHost *h, Error **errp)
+VpriPostcopy *vpri_postcopy_new(VpriHost *h, const VpriPostcopyHooks *hooks,
+                                Error **errp)
 {
     VpriPostcopy *pc;
 
@@ -532,6 +534,7 @@ VpriPostcopy *vpri_postcopy_new(VpriHost *h, Error **errp)
     pc = g_new0(VpriPostcopy, 1);
 
     pc->host = h;
+    pc->hooks = hooks;
     pc->pipe[0] = pc->pipe[1] = -1;
     qemu_mutex_init(&pc->wake_lock);
     pc->take_timer = timer_new_ms(QEMU_CLOCK_REALTIME, vpri_pc_take_ram, pc);

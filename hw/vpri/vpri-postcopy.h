@@ -28,7 +28,9 @@
  * transport and not saying it takes postcopy faults through
  * VpriHostClientClass.postcopy_blocker: vdpa-mgmt does, unless it has a
  * net backend), or it manages no guest RAM; and a vpri-host cannot be
- * created while the postcopy-ram capability is on.  Part of the top layer (vpri-host-internal.h).
+ * created while the postcopy-ram capability is on.  Part of the top
+ * layer (vpri-host-internal.h): vpri-host.c calls it, and it calls the
+ * host back only through the VpriPostcopyHooks the host gave it.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -42,8 +44,28 @@
 
 typedef struct VpriPostcopy VpriPostcopy;
 
+/*
+ * What postcopy needs done by the host, registered by vpri-host.c when
+ * it creates its VpriPostcopy: vpri-postcopy.c reaches vpri-host.c only
+ * through these, so the two files of the top layer do not call each
+ * other in a circle.  None may be called with the host lock held.
+ */
+typedef struct VpriPostcopyHooks {
+    /* Complete a fault record kept in service, and wake its queues */
+    void (*complete_later)(VpriHost *h, uint32_t dev_id, uint16_t queue,
+                           uint64_t seq, uint64_t page, FaultStatus status);
+    /*
+     * Raise (@present) or lower the entries of guest-physical page @gpa
+     * in every device indexed by guest-physical address
+     */
+    void (*set_gpa_entries)(VpriHost *h, uint64_t gpa, bool present);
+    /* After lowering: fence those devices (under the BQL) */
+    void (*fence_devices)(VpriHost *h);
+} VpriPostcopyHooks;
+
 /* NULL, with @errp set, if the postcopy-ram capability is on already. */
-VpriPostcopy *vpri_postcopy_new(VpriHost *h, Error **errp);
+VpriPostcopy *vpri_postcopy_new(VpriHost *h, const VpriPostcopyHooks *hooks,
+                                Error **errp);
 void vpri_postcopy_free(VpriPostcopy *pc);
 
 typedef enum VpriPostcopyServe {

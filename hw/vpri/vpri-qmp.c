@@ -189,7 +189,7 @@ VpriReclaimResult *qmp_vpri_reclaim(const char *host, bool has_percent,
     return r;
 }
 
-static void hmp_info_vpri_pins(Monitor *mon, VpriInfo *info);
+static void vpri_hmp_info_pins(Monitor *mon, VpriInfo *info);
 
 void hmp_info_vpri(Monitor *mon, const QDict *qdict)
 {
@@ -260,7 +260,7 @@ void hmp_info_vpri(Monitor *mon, const QDict *qdict)
             monitor_printf(mon, "\n");
         }
     }
-    hmp_info_vpri_pins(mon, info);
+    vpri_hmp_info_pins(mon, info);
 }
 
 void qmp_vpri_pin(const char *host, uint64_t addr, uint64_t size,
@@ -286,7 +286,7 @@ void qmp_vpri_unpin(const char *host, uint64_t addr, uint64_t size,
 /* ------------------------------------------------------------------ */
 /* Pinning policy and DMA traces                                      */
 
-static void hmp_info_vpri_pins(Monitor *mon, VpriInfo *info)
+static void vpri_hmp_info_pins(Monitor *mon, VpriInfo *info)
 {
     for (VpriHostInfoList *l = info->hosts; l; l = l->next) {
         VpriPinInfo *p = l->value->pinning;

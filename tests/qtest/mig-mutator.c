@@ -28,6 +28,10 @@
  *   MUTATOR_OUT      where failures are kept (default ./mutator-failures)
  *   MUTATOR_ALLOW    allow-list file: "scenario field-group" per line
  *   MUTATOR_LOAD     load this stream file instead of drawing mutants
+ *   MUTATOR_SAVE     keep each scenario's source stream as
+ *                    <MUTATOR_SAVE><scenario>.mig and draw no mutants
+ *                    (the control still runs): a stream of one QEMU
+ *                    binary for another to load with MUTATOR_LOAD
  *   MUTATOR_VERBOSE  1: print every mutant's outcome
  *   MUTATOR_LIST     1: print the field map of each source stream
  * The last line is "mutator: N passed, M failed".
@@ -52,6 +56,7 @@ typedef struct MutOpts {
     int timeout_s;
     char *out;
     char *load;
+    char *save;             /* path prefix of the kept source streams */
     bool verbose;
     bool list;              /* print the field map of each stream */
     GPtrArray *allow;       /* "scenario field-group" */
@@ -107,6 +112,7 @@ static void mut_opts_init(MutOpts *o)
     o->timeout_s = mut_env_u64("MUTATOR_TIMEOUT", 30);
     o->out = g_strdup(g_getenv("MUTATOR_OUT") ?: "mutator-failures");
     o->load = g_strdup(g_getenv("MUTATOR_LOAD"));
+    o->save = g_strdup(g_getenv("MUTATOR_SAVE"));
     o->verbose = mut_env_u64("MUTATOR_VERBOSE", 0);
     o->list = mut_env_u64("MUTATOR_LIST", 0);
     o->allow = g_ptr_array_new_with_free_func(g_free);
@@ -600,6 +606,16 @@ static MutStats mut_run_scenario(const MutOpts *o, const MutScenario *sc)
     printf("mutator: %s: source stream %zu bytes, %u fields in %u groups, "
            "%u mutants a round\n", sc->name, s->len, s->fields->len,
            s->groups->len, s->slots->len);
+    if (o->save && *o->save) {
+        g_autofree char *kept = g_strdup_printf("%s%s.mig", o->save,
+                                                sc->name);
+
+        if (!g_file_set_contents(kept, (const char *)s->data, s->len,
+                                 &err)) {
+            g_error("%s: %s", sc->name, err->message);
+        }
+        printf("mutator: %s: source stream kept in %s\n", sc->name, kept);
+    }
     if (o->list) {
         for (guint i = 0; i < s->fields->len; i++) {
             MigField *f = g_ptr_array_index(s->fields, i);
@@ -616,7 +632,7 @@ static MutStats mut_run_scenario(const MutOpts *o, const MutScenario *sc)
      */
     mut_spawn(o, &r, s, &jobs[0], o->first, o->load ?: stream);
     next = o->first;
-    end = o->load ? o->first :
+    end = o->load || (o->save && *o->save) ? o->first :
           o->first + (o->count ? o->count : s->slots->len);
     while (done < end - o->first + 1) {
         bool idle = true;

@@ -63,7 +63,7 @@ uint64_t vpri_access_tracker_npages(const AccessTracker *at)
 }
 
 /* Bits @lo..@hi (inclusive) of a word */
-static uint64_t at_mask(unsigned int lo, unsigned int hi)
+static uint64_t vpri_access_tracker_mask(unsigned int lo, unsigned int hi)
 {
     return (~0ULL << lo) & (~0ULL >> (63 - hi));
 }
@@ -87,7 +87,7 @@ int vpri_access_tracker_mark(AccessTracker *at, uint64_t addr, uint64_t len)
     for (wi = first / 64; wi <= last / 64; wi++) {
         lo = wi == first / 64 ? first % 64 : 0;
         hi = wi == last / 64 ? last % 64 : 63;
-        m = at_mask(lo, hi);
+        m = vpri_access_tracker_mask(lo, hi);
         /*
          * Hot pages are marked over and over; a plain load keeps the
          * cache line shared instead of dirtying it on every DMA.
@@ -112,9 +112,11 @@ bool vpri_access_tracker_test(AccessTracker *at, uint64_t pfn)
  * The fetch_and both reads and clears, so a concurrent fetch_or lands
  * either before it (and is returned) or after it (and stays set).
  */
-static int64_t at_collect(AccessTracker *at, uint64_t pfn, uint64_t npages,
-                          uint64_t *bitmap, AccessTrackerFn *fn,
-                          void *opaque)
+static int64_t vpri_access_tracker_collect_range(AccessTracker *at,
+                                                 uint64_t pfn, uint64_t npages,
+                                                 uint64_t *bitmap,
+                                                 AccessTrackerFn *fn,
+                                                 void *opaque)
 {
     uint64_t last, wi, m, old, p, off;
     unsigned int lo, hi, b;
@@ -133,7 +135,7 @@ static int64_t at_collect(AccessTracker *at, uint64_t pfn, uint64_t npages,
     for (wi = pfn / 64; wi <= last / 64; wi++) {
         lo = wi == pfn / 64 ? pfn % 64 : 0;
         hi = wi == last / 64 ? last % 64 : 63;
-        m = at_mask(lo, hi);
+        m = vpri_access_tracker_mask(lo, hi);
         if (!(atomic_load_explicit(&at->words[wi], memory_order_relaxed) &
               m)) {
             continue;
@@ -159,12 +161,13 @@ static int64_t at_collect(AccessTracker *at, uint64_t pfn, uint64_t npages,
 int64_t vpri_access_tracker_collect(AccessTracker *at, uint64_t pfn,
                                uint64_t npages, uint64_t *bitmap)
 {
-    return at_collect(at, pfn, npages, bitmap, NULL, NULL);
+    return vpri_access_tracker_collect_range(at, pfn, npages, bitmap,
+                                             NULL, NULL);
 }
 
 int64_t vpri_access_tracker_collect_cb(AccessTracker *at, uint64_t pfn,
                                   uint64_t npages, AccessTrackerFn *fn,
                                   void *opaque)
 {
-    return at_collect(at, pfn, npages, NULL, fn, opaque);
+    return vpri_access_tracker_collect_range(at, pfn, npages, NULL, fn, opaque);
 }

@@ -31,7 +31,7 @@ int vpri_dma_trace_find_device(const DmaTraceHeader *hdr, unsigned id)
     return -1;
 }
 
-static bool header_ok(const DmaTraceHeader *hdr)
+static bool vpri_dma_trace_header_ok(const DmaTraceHeader *hdr)
 {
     if (!hdr->guest_pages || hdr->ndevs > DMA_TRACE_MAX_DEVICES) {
         return false;
@@ -51,7 +51,7 @@ static bool header_ok(const DmaTraceHeader *hdr)
 
 int vpri_dma_trace_write_header(FILE *f, const DmaTraceHeader *hdr)
 {
-    if (!header_ok(hdr)) {
+    if (!vpri_dma_trace_header_ok(hdr)) {
         return -EINVAL;
     }
     fprintf(f, "iolab-dma-trace %d\nguest-pages %" PRIu64 "\n",
@@ -111,8 +111,9 @@ int vpri_dma_trace_write(FILE *f, const DmaTrace *t)
 }
 
 /* Parse one record line; false if malformed. */
-static bool parse_record(const char *s, const DmaTraceHeader *hdr,
-                         uint64_t prev_time, DmaTraceRecord *r)
+static bool vpri_dma_trace_parse_record(const char *s,
+                                        const DmaTraceHeader *hdr,
+                                        uint64_t prev_time, DmaTraceRecord *r)
 {
     char kind, rw, extra;
     uint64_t t, page;
@@ -149,7 +150,7 @@ static bool parse_record(const char *s, const DmaTraceHeader *hdr,
     return true;
 }
 
-static bool parse_device(const char *s, DmaTraceHeader *hdr)
+static bool vpri_dma_trace_parse_device(const char *s, DmaTraceHeader *hdr)
 {
     char kind[16], name[DMA_TRACE_NAME_MAX] = "";
     DmaTraceDevice *d;
@@ -206,12 +207,12 @@ int vpri_dma_trace_read(FILE *f, DmaTrace *t, unsigned *line)
                 ok = pages && !t->hdr.guest_pages;
                 t->hdr.guest_pages = pages;
             } else {
-                ok = parse_device(buf, &t->hdr);
+                ok = vpri_dma_trace_parse_device(buf, &t->hdr);
             }
             break;
         default:
-            ok = parse_record(buf, &t->hdr,
-                              t->n ? t->recs[t->n - 1].time_ns : 0, &r);
+            ok = vpri_dma_trace_parse_record(
+                buf, &t->hdr, t->n ? t->recs[t->n - 1].time_ns : 0, &r);
             if (ok && vpri_dma_trace_append(t, &r)) {
                 vpri_dma_trace_clear(t);
                 return -ENOMEM;

@@ -155,19 +155,19 @@ LatencyHistogram *vpri_fault_ring_latency(FaultRing *ring)
     return ring->latency;
 }
 
-static uint64_t *fault_slot_waiters(FaultRing *ring, uint32_t idx)
+static uint64_t *vpri_fault_ring_slot_waiters(FaultRing *ring, uint32_t idx)
 {
     return ring->waiters + (size_t)idx * ring->wwords;
 }
 
-static void fault_set_bit(uint64_t *mask, uint16_t queue)
+static void vpri_fault_ring_set_bit(uint64_t *mask, uint16_t queue)
 {
     mask[queue / 64] |= 1ULL << (queue % 64);
 }
 
 /* The busy slot whose record has @page (by_seq false) or @seq (true). */
-static FaultSlot *fault_find(FaultRing *ring, bool by_seq, uint64_t key,
-                             uint32_t *idx)
+static FaultSlot *vpri_fault_ring_find(FaultRing *ring, bool by_seq,
+                                       uint64_t key, uint32_t *idx)
 {
     uint32_t i;
 
@@ -196,9 +196,9 @@ int vpri_fault_ring_raise(FaultRing *ring, uint16_t queue, FaultAccess access,
     }
 
     pthread_mutex_lock(&ring->lock);
-    slot = fault_find(ring, false, page, &idx);
+    slot = vpri_fault_ring_find(ring, false, page, &idx);
     if (slot) {
-        fault_set_bit(fault_slot_waiters(ring, idx), queue);
+        vpri_fault_ring_set_bit(vpri_fault_ring_slot_waiters(ring, idx), queue);
         if (access == FAULT_ACCESS_WRITE &&
             slot->rec.access == FAULT_ACCESS_READ) {
             if (slot->state == FAULT_SLOT_QUEUED) {
@@ -217,7 +217,7 @@ int vpri_fault_ring_raise(FaultRing *ring, uint16_t queue, FaultAccess access,
     }
 
     if (ring->nfree == 0) {
-        fault_set_bit(ring->full_waiters, queue);
+        vpri_fault_ring_set_bit(ring->full_waiters, queue);
         ring->stats.full_stalls++;
         pthread_mutex_unlock(&ring->lock);
         return FAULT_RING_FULL;
@@ -233,9 +233,9 @@ int vpri_fault_ring_raise(FaultRing *ring, uint16_t queue, FaultAccess access,
     slot->rec.queue = queue;
     slot->rec.access = (uint8_t)access;
     slot->state = FAULT_SLOT_QUEUED;
-    memset(fault_slot_waiters(ring, idx), 0,
+    memset(vpri_fault_ring_slot_waiters(ring, idx), 0,
            ring->wwords * sizeof(*ring->waiters));
-    fault_set_bit(fault_slot_waiters(ring, idx), queue);
+    vpri_fault_ring_set_bit(vpri_fault_ring_slot_waiters(ring, idx), queue);
     ring->fifo[(ring->fifo_head + ring->fifo_count) % ring->capacity] = idx;
     ring->fifo_count++;
     ring->stats.raised++;
@@ -248,7 +248,7 @@ int vpri_fault_ring_raise(FaultRing *ring, uint16_t queue, FaultAccess access,
 }
 
 /* Called with the lock held and fifo_count > 0 */
-static void fault_pop_locked(FaultRing *ring, FaultRecord *rec)
+static void vpri_fault_ring_pop_locked(FaultRing *ring, FaultRecord *rec)
 {
     uint32_t idx = ring->fifo[ring->fifo_head];
 
@@ -264,7 +264,7 @@ int vpri_fault_ring_pop(FaultRing *ring, FaultRecord *rec)
 
     pthread_mutex_lock(&ring->lock);
     if (ring->fifo_count) {
-        fault_pop_locked(ring, rec);
+        vpri_fault_ring_pop_locked(ring, rec);
         ret = 0;
     }
     pthread_mutex_unlock(&ring->lock);
@@ -291,7 +291,7 @@ int vpri_fault_ring_pop_wait(FaultRing *ring, FaultRecord *rec,
                                      &deadline);
     }
     if (ring->fifo_count) {
-        fault_pop_locked(ring, rec);
+        vpri_fault_ring_pop_locked(ring, rec);
         ret = 0;
     } else {
         ret = -ETIMEDOUT;
@@ -316,7 +316,7 @@ int vpri_fault_ring_complete(FaultRing *ring, const FaultCompletion *c,
     }
 
     pthread_mutex_lock(&ring->lock);
-    slot = fault_find(ring, true, c->seq, &idx);
+    slot = vpri_fault_ring_find(ring, true, c->seq, &idx);
     if (!slot) {
         pthread_mutex_unlock(&ring->lock);
         return -ENOENT;
@@ -331,7 +331,7 @@ int vpri_fault_ring_complete(FaultRing *ring, const FaultCompletion *c,
      * full are woken too; they retry and either find the page mapped or
      * take the free slot (or stall again, and are woken again later).
      */
-    w = fault_slot_waiters(ring, idx);
+    w = vpri_fault_ring_slot_waiters(ring, idx);
     if (waiters) {
         for (i = 0; i < ring->wwords; i++) {
             waiters[i] = w[i] | ring->full_waiters[i];

@@ -30,7 +30,7 @@ struct LatencyHistogram {
     _Atomic uint64_t buckets[LH_BUCKETS];
 };
 
-static unsigned int lh_index(uint64_t v)
+static unsigned int vpri_lh_index(uint64_t v)
 {
     unsigned int p, shift;
 
@@ -43,7 +43,7 @@ static unsigned int lh_index(uint64_t v)
 }
 
 /* The middle of the bucket, which halves the worst-case error. */
-static uint64_t lh_value(unsigned int idx)
+static uint64_t vpri_lh_value(unsigned int idx)
 {
     unsigned int shift;
     uint64_t low;
@@ -84,7 +84,7 @@ void vpri_latency_histogram_free(LatencyHistogram *h)
     free(h);
 }
 
-static void lh_update_min(LatencyHistogram *h, uint64_t v)
+static void vpri_lh_update_min(LatencyHistogram *h, uint64_t v)
 {
     uint64_t cur = atomic_load_explicit(&h->min, memory_order_relaxed);
 
@@ -96,7 +96,7 @@ static void lh_update_min(LatencyHistogram *h, uint64_t v)
     }
 }
 
-static void lh_update_max(LatencyHistogram *h, uint64_t v)
+static void vpri_lh_update_max(LatencyHistogram *h, uint64_t v)
 {
     uint64_t cur = atomic_load_explicit(&h->max, memory_order_relaxed);
 
@@ -115,15 +115,15 @@ static void lh_update_max(LatencyHistogram *h, uint64_t v)
  */
 void vpri_latency_histogram_record(LatencyHistogram *h, uint64_t ns)
 {
-    atomic_fetch_add_explicit(&h->buckets[lh_index(ns)], 1,
+    atomic_fetch_add_explicit(&h->buckets[vpri_lh_index(ns)], 1,
                               memory_order_relaxed);
     atomic_fetch_add_explicit(&h->sum, ns, memory_order_relaxed);
-    lh_update_min(h, ns);
-    lh_update_max(h, ns);
+    vpri_lh_update_min(h, ns);
+    vpri_lh_update_max(h, ns);
     atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
 }
 
-static uint64_t lh_load(const _Atomic uint64_t *p)
+static uint64_t vpri_lh_load(const _Atomic uint64_t *p)
 {
     return atomic_load_explicit((_Atomic uint64_t *)p, memory_order_relaxed);
 }
@@ -139,7 +139,7 @@ uint64_t vpri_latency_histogram_percentile(const LatencyHistogram *h, double pct
      * inside the buckets it has counted.
      */
     for (i = 0; i < LH_BUCKETS; i++) {
-        total += lh_load(&h->buckets[i]);
+        total += vpri_lh_load(&h->buckets[i]);
     }
     if (total == 0) {
         return 0;
@@ -162,19 +162,19 @@ uint64_t vpri_latency_histogram_percentile(const LatencyHistogram *h, double pct
     }
     if (rank >= total) {
         /* Asking for the top sample: max is known exactly */
-        return lh_load(&h->max);
+        return vpri_lh_load(&h->max);
     }
 
     v = 0;
     for (i = 0; i < LH_BUCKETS; i++) {
-        seen += lh_load(&h->buckets[i]);
+        seen += vpri_lh_load(&h->buckets[i]);
         if (seen >= rank) {
-            v = lh_value(i);
+            v = vpri_lh_value(i);
             break;
         }
     }
-    lo = lh_load(&h->min);
-    hi = lh_load(&h->max);
+    lo = vpri_lh_load(&h->min);
+    hi = vpri_lh_load(&h->max);
     if (v < lo) {
         v = lo;
     }
@@ -186,10 +186,10 @@ uint64_t vpri_latency_histogram_percentile(const LatencyHistogram *h, double pct
 
 void vpri_latency_histogram_summary(const LatencyHistogram *h, LatencySummary *s)
 {
-    s->count = lh_load(&h->count);
-    s->min = s->count ? lh_load(&h->min) : 0;
-    s->max = lh_load(&h->max);
-    s->mean = s->count ? lh_load(&h->sum) / s->count : 0;
+    s->count = vpri_lh_load(&h->count);
+    s->min = s->count ? vpri_lh_load(&h->min) : 0;
+    s->max = vpri_lh_load(&h->max);
+    s->mean = s->count ? vpri_lh_load(&h->sum) / s->count : 0;
     s->p50 = vpri_latency_histogram_percentile(h, 50.0);
     s->p99 = vpri_latency_histogram_percentile(h, 99.0);
     s->p999 = vpri_latency_histogram_percentile(h, 99.9);
@@ -201,17 +201,18 @@ void vpri_latency_histogram_merge(LatencyHistogram *dst,
     uint64_t n;
     unsigned int i;
 
-    n = lh_load(&src->count);
+    n = vpri_lh_load(&src->count);
     if (n == 0) {
         return;
     }
     for (i = 0; i < LH_BUCKETS; i++) {
-        atomic_fetch_add_explicit(&dst->buckets[i], lh_load(&src->buckets[i]),
+        atomic_fetch_add_explicit(&dst->buckets[i],
+                                  vpri_lh_load(&src->buckets[i]),
                                   memory_order_relaxed);
     }
-    atomic_fetch_add_explicit(&dst->sum, lh_load(&src->sum),
+    atomic_fetch_add_explicit(&dst->sum, vpri_lh_load(&src->sum),
                               memory_order_relaxed);
-    lh_update_min(dst, lh_load(&src->min));
-    lh_update_max(dst, lh_load(&src->max));
+    vpri_lh_update_min(dst, vpri_lh_load(&src->min));
+    vpri_lh_update_max(dst, vpri_lh_load(&src->max));
     atomic_fetch_add_explicit(&dst->count, n, memory_order_relaxed);
 }

@@ -127,7 +127,8 @@ const char *vpri_pin_dev_kind_name(PinDevKind kind)
     return (unsigned)kind < PIN_DEV_NR_KINDS ? dev_kind_names[kind] : NULL;
 }
 
-static int parse_name(const char *name, const char *const *names, int n)
+static int vpri_pin_parse_name(const char *name, const char *const *names,
+                               int n)
 {
     for (int i = 0; name && i < n; i++) {
         if (!strcmp(name, names[i])) {
@@ -139,7 +140,7 @@ static int parse_name(const char *name, const char *const *names, int n)
 
 int vpri_pin_policy_kind_parse(const char *name, PinPolicyKind *kind)
 {
-    int i = parse_name(name, kind_names, PIN_POLICY_NR_KINDS);
+    int i = vpri_pin_parse_name(name, kind_names, PIN_POLICY_NR_KINDS);
 
     if (i < 0) {
         return i;
@@ -150,7 +151,7 @@ int vpri_pin_policy_kind_parse(const char *name, PinPolicyKind *kind)
 
 int vpri_pin_dev_kind_parse(const char *name, PinDevKind *kind)
 {
-    int i = parse_name(name, dev_kind_names, PIN_DEV_NR_KINDS);
+    int i = vpri_pin_parse_name(name, dev_kind_names, PIN_DEV_NR_KINDS);
 
     if (i < 0) {
         return i;
@@ -162,7 +163,7 @@ int vpri_pin_dev_kind_parse(const char *name, PinDevKind *kind)
 /* ------------------------------------------------------------------ */
 /* Small helpers                                                      */
 
-static bool list_push(PageList *l, uint64_t page)
+static bool vpri_pin_list_push(PageList *l, uint64_t page)
 {
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 64;
@@ -178,7 +179,7 @@ static bool list_push(PageList *l, uint64_t page)
     return true;
 }
 
-static void list_free(PageList *l)
+static void vpri_pin_list_free(PageList *l)
 {
     free(l->v);
     memset(l, 0, sizeof(*l));
@@ -190,7 +191,7 @@ static void list_free(PageList *l)
  * Pivots are the median of three pseudo-random picks: the arrays arrive
  * partly ordered by the previous epoch, which defeats fixed picks.
  */
-static void select_smallest(Ranked *r, size_t n, size_t k)
+static void vpri_pin_select_smallest(Ranked *r, size_t n, size_t k)
 {
     uint64_t seed = 0x9e3779b97f4a7c15ULL ^ n ^ ((uint64_t)k << 32);
     size_t lo = 0, hi = n;
@@ -235,8 +236,8 @@ static void select_smallest(Ranked *r, size_t n, size_t k)
 /* ------------------------------------------------------------------ */
 /* Life cycle                                                         */
 
-static bool part_init(Part *pt, uint64_t npages, bool recency,
-                      PinDevKind kind)
+static bool vpri_pin_part_init(Part *pt, uint64_t npages, bool recency,
+                               PinDevKind kind)
 {
     memset(pt, 0, sizeof(*pt));
     pt->h = calloc(npages, sizeof(*pt->h));
@@ -249,14 +250,14 @@ static bool part_init(Part *pt, uint64_t npages, bool recency,
     return true;
 }
 
-static void part_destroy(Part *pt)
+static void vpri_pin_part_destroy(Part *pt)
 {
     free(pt->h);
-    list_free(&pt->cand);
-    list_free(&pt->touched);
-    list_free(&pt->sel);
-    list_free(&pt->ghost);
-    list_free(&pt->margin);
+    vpri_pin_list_free(&pt->cand);
+    vpri_pin_list_free(&pt->touched);
+    vpri_pin_list_free(&pt->sel);
+    vpri_pin_list_free(&pt->ghost);
+    vpri_pin_list_free(&pt->margin);
     memset(pt, 0, sizeof(*pt));
 }
 
@@ -281,7 +282,7 @@ PinPolicy *vpri_pin_policy_new(PinPolicyKind kind, uint64_t npages,
     p->last_dev = calloc(npages, 1);
     if (!p->pin_ref || !p->last_dev ||
         (kind == PIN_POLICY_LRU &&
-         !part_init(&p->shared, npages, true, PIN_DEV_NIC))) {
+         !vpri_pin_part_init(&p->shared, npages, true, PIN_DEV_NIC))) {
         vpri_pin_policy_free(p);
         return NULL;
     }
@@ -298,9 +299,9 @@ void vpri_pin_policy_free(PinPolicy *p)
         return;
     }
     for (unsigned i = 0; i < PIN_POLICY_MAX_DEVICES; i++) {
-        part_destroy(&p->parts[i]);
+        vpri_pin_part_destroy(&p->parts[i]);
     }
-    part_destroy(&p->shared);
+    vpri_pin_part_destroy(&p->shared);
     free(p->pin_ref);
     free(p->last_dev);
     free(p->rank);
@@ -318,7 +319,7 @@ uint64_t vpri_pin_policy_budget(const PinPolicy *p)
 }
 
 /* Give every adp part an equal share; the remainder stays in the pool. */
-static void adp_share_equally(PinPolicy *p)
+static void vpri_pin_adp_share_equally(PinPolicy *p)
 {
     unsigned n = 0;
 
@@ -340,7 +341,7 @@ void vpri_pin_policy_set_budget(PinPolicy *p, uint64_t budget)
     if (p->kind == PIN_POLICY_LRU) {
         p->shared.share = budget;
     } else if (p->kind == PIN_POLICY_ADP) {
-        adp_share_equally(p);
+        vpri_pin_adp_share_equally(p);
     }
 }
 
@@ -355,11 +356,11 @@ int vpri_pin_policy_add_device(PinPolicy *p, PinDevKind kind)
             continue;
         }
         if (p->kind == PIN_POLICY_ADP) {
-            if (!part_init(&p->parts[i], p->npages, kind == PIN_DEV_NIC,
-                           kind)) {
+            if (!vpri_pin_part_init(&p->parts[i], p->npages,
+                                    kind == PIN_DEV_NIC, kind)) {
                 return -ENOMEM;
             }
-            adp_share_equally(p);
+            vpri_pin_adp_share_equally(p);
         }
         p->dev_used[i] = true;
         p->dev_kind[i] = kind;
@@ -385,7 +386,7 @@ void vpri_pin_policy_remove_device(PinPolicy *p, unsigned dev)
 /* ------------------------------------------------------------------ */
 /* Feeding                                                            */
 
-static Part *part_of(PinPolicy *p, unsigned dev)
+static Part *vpri_pin_part_of(PinPolicy *p, unsigned dev)
 {
     if (dev >= PIN_POLICY_MAX_DEVICES || !p->dev_used[dev]) {
         return NULL;
@@ -402,7 +403,7 @@ static Part *part_of(PinPolicy *p, unsigned dev)
 
 void vpri_pin_policy_observe(PinPolicy *p, unsigned dev, uint64_t page)
 {
-    Part *pt = part_of(p, dev);
+    Part *pt = vpri_pin_part_of(p, dev);
     PageHist *h;
 
     if (!pt || page >= p->npages) {
@@ -413,7 +414,7 @@ void vpri_pin_policy_observe(PinPolicy *p, unsigned dev, uint64_t page)
     if (h->flags & PH_TOUCHED) {
         return;
     }
-    if (!list_push(&pt->touched, page)) {
+    if (!vpri_pin_list_push(&pt->touched, page)) {
         return;     /* out of memory: this touch is simply not seen */
     }
     h->flags |= PH_TOUCHED;
@@ -426,7 +427,7 @@ void vpri_pin_policy_observe(PinPolicy *p, unsigned dev, uint64_t page)
 
 void vpri_pin_policy_armed(PinPolicy *p, unsigned dev, uint64_t page)
 {
-    Part *pt = part_of(p, dev);
+    Part *pt = vpri_pin_part_of(p, dev);
 
     if (p->kind == PIN_POLICY_ADP && pt && pt->used && pt->recency) {
         vpri_pin_policy_observe(p, dev, page);
@@ -435,7 +436,7 @@ void vpri_pin_policy_armed(PinPolicy *p, unsigned dev, uint64_t page)
 
 void vpri_pin_policy_fault(PinPolicy *p, unsigned dev, uint64_t page)
 {
-    Part *pt = part_of(p, dev);
+    Part *pt = vpri_pin_part_of(p, dev);
 
     if (!pt || page >= p->npages) {
         return;
@@ -451,7 +452,7 @@ void vpri_pin_policy_fault(PinPolicy *p, unsigned dev, uint64_t page)
 /* Epoch end                                                          */
 
 /* Fold this epoch's touches into the histories and the candidates. */
-static void part_absorb(Part *pt)
+static void vpri_pin_part_absorb(Part *pt)
 {
     uint32_t epoch = pt->clock;
 
@@ -477,7 +478,7 @@ static void part_absorb(Part *pt)
         if (h->count < UINT16_MAX) {
             h->count++;
         }
-        if (!(h->flags & PH_CAND) && list_push(&pt->cand, page)) {
+        if (!(h->flags & PH_CAND) && vpri_pin_list_push(&pt->cand, page)) {
             h->flags |= PH_CAND;
         }
     }
@@ -504,7 +505,7 @@ static void part_absorb(Part *pt)
  * Predicted next use: epochs from last + gap, then more touches first; a
  * page overdue by more than two gaps is taken as dead.
  */
-static bool part_key(const Part *pt, uint64_t page, uint64_t *key)
+static bool vpri_pin_part_key(const Part *pt, uint64_t page, uint64_t *key)
 {
     const PageHist *h = &pt->h[page];
     uint64_t age = (uint64_t)pt->clock + 1 - h->last;
@@ -541,7 +542,7 @@ static bool part_key(const Part *pt, uint64_t page, uint64_t *key)
     return true;
 }
 
-static void clear_flag_list(Part *pt, PageList *l, uint8_t flag)
+static void vpri_pin_clear_flag_list(Part *pt, PageList *l, uint8_t flag)
 {
     for (size_t i = 0; i < l->n; i++) {
         pt->h[l->v[i]].flags &= ~flag;
@@ -550,13 +551,13 @@ static void clear_flag_list(Part *pt, PageList *l, uint8_t flag)
 }
 
 /* Rank the candidates; flag the new selection, the margin and the ghosts. */
-static void part_rank(PinPolicy *p, Part *pt, uint64_t step)
+static void vpri_pin_part_rank(PinPolicy *p, Part *pt, uint64_t step)
 {
     uint64_t ghost = p->budget / 4 > step ? p->budget / 4 : step;
     size_t n = 0, k, nsel;
 
-    clear_flag_list(pt, &pt->ghost, PH_GHOST);
-    clear_flag_list(pt, &pt->margin, PH_MARGIN);
+    vpri_pin_clear_flag_list(pt, &pt->ghost, PH_GHOST);
+    vpri_pin_clear_flag_list(pt, &pt->margin, PH_MARGIN);
     if (p->rank_cap < pt->cand.n) {
         Ranked *r = realloc(p->rank, pt->cand.n * sizeof(*r));
 
@@ -570,7 +571,7 @@ static void part_rank(PinPolicy *p, Part *pt, uint64_t step)
         uint64_t page = pt->cand.v[i], key;
 
         pt->h[page].flags &= ~PH_CAND;
-        if (part_key(pt, page, &key)) {
+        if (vpri_pin_part_key(pt, page, &key)) {
             p->rank[n].key = key;
             p->rank[n].page = page;
             n++;
@@ -585,9 +586,9 @@ static void part_rank(PinPolicy *p, Part *pt, uint64_t step)
      */
     nsel = pt->share < n ? pt->share : n;
     k = nsel + ghost < n ? nsel + ghost : n;
-    select_smallest(p->rank, n, k);
-    select_smallest(p->rank, k, nsel);
-    select_smallest(p->rank, nsel, nsel > step ? nsel - step : 0);
+    vpri_pin_select_smallest(p->rank, n, k);
+    vpri_pin_select_smallest(p->rank, k, nsel);
+    vpri_pin_select_smallest(p->rank, nsel, nsel > step ? nsel - step : 0);
     pt->ghost_size = k - nsel;
     pt->margin_size = nsel > step ? step : nsel;
 
@@ -605,11 +606,11 @@ static void part_rank(PinPolicy *p, Part *pt, uint64_t step)
             h->flags |= PH_NEWPIN;
             if (i + step >= nsel) {
                 h->flags |= PH_MARGIN;
-                list_push(&pt->margin, page);
+                vpri_pin_list_push(&pt->margin, page);
             }
         } else if (i < k) {
             h->flags |= PH_GHOST;
-            list_push(&pt->ghost, page);
+            vpri_pin_list_push(&pt->ghost, page);
         } else if (pt->recency) {
             continue;
         }
@@ -618,14 +619,14 @@ static void part_rank(PinPolicy *p, Part *pt, uint64_t step)
     }
 }
 
-static uint64_t part_quiet_limit(const Part *pt)
+static uint64_t vpri_pin_part_quiet_limit(const Part *pt)
 {
     return 2 * pt->longest_quiet > QUIET_MIN_EPOCHS ?
            2 * pt->longest_quiet : QUIET_MIN_EPOCHS;
 }
 
 /* Move budget between adp parts by measured benefit; decay quiet parts. */
-static void adp_rebalance(PinPolicy *p, uint64_t step)
+static void vpri_pin_adp_rebalance(PinPolicy *p, uint64_t step)
 {
     Part *want = NULL, *give = NULL;
 
@@ -645,7 +646,7 @@ static void adp_rebalance(PinPolicy *p, uint64_t step)
                            pt->margin_rate / RATE_DIV;
         pt->ghost_now = pt->margin_now = 0;
 
-        quiet_limit = part_quiet_limit(pt);
+        quiet_limit = vpri_pin_part_quiet_limit(pt);
         if (pt->quiet_epochs > quiet_limit &&
             (pt->quiet_epochs - quiet_limit) % QUIET_HALF_LIFE == 0) {
             uint64_t drop = (pt->share + 1) / 2;
@@ -713,7 +714,8 @@ static void adp_rebalance(PinPolicy *p, uint64_t step)
         /* A device in one of its usual pauses keeps its pins for when it
          * resumes; past that, its share decays (above). */
         if (pt->used && pt != want && pt->share &&
-            (pt->quiet_epochs == 0 || pt->quiet_epochs > part_quiet_limit(pt)) &&
+            (pt->quiet_epochs == 0 ||
+             pt->quiet_epochs > vpri_pin_part_quiet_limit(pt)) &&
             (!give || pt->margin_rate < give->margin_rate)) {
             give = pt;
         }
@@ -727,7 +729,8 @@ static void adp_rebalance(PinPolicy *p, uint64_t step)
 }
 
 /* Drop the pins that are not in the new selection. */
-static void part_unpin(PinPolicy *p, Part *pt, PinChangeFn *fn, void *opaque)
+static void vpri_pin_part_unpin(PinPolicy *p, Part *pt, PinChangeFn *fn,
+                                void *opaque)
 {
     size_t keep = 0;
 
@@ -751,7 +754,8 @@ static void part_unpin(PinPolicy *p, Part *pt, PinChangeFn *fn, void *opaque)
 }
 
 /* Every page flagged NEWPIN is a candidate: pin those not pinned yet. */
-static void part_pin(PinPolicy *p, Part *pt, PinChangeFn *fn, void *opaque)
+static void vpri_pin_part_pin(PinPolicy *p, Part *pt, PinChangeFn *fn,
+                              void *opaque)
 {
     for (size_t i = 0; i < pt->cand.n; i++) {
         uint64_t page = pt->cand.v[i];
@@ -761,7 +765,7 @@ static void part_pin(PinPolicy *p, Part *pt, PinChangeFn *fn, void *opaque)
             continue;
         }
         h->flags &= ~PH_NEWPIN;
-        if ((h->flags & PH_PINNED) || !list_push(&pt->sel, page)) {
+        if ((h->flags & PH_PINNED) || !vpri_pin_list_push(&pt->sel, page)) {
             continue;
         }
         h->flags |= PH_PINNED;
@@ -774,7 +778,7 @@ static void part_pin(PinPolicy *p, Part *pt, PinChangeFn *fn, void *opaque)
     }
 }
 
-static unsigned policy_parts(PinPolicy *p, Part **parts)
+static unsigned vpri_pin_policy_parts(PinPolicy *p, Part **parts)
 {
     unsigned n = 0;
 
@@ -794,29 +798,29 @@ static unsigned policy_parts(PinPolicy *p, Part **parts)
 void vpri_pin_policy_epoch(PinPolicy *p, PinChangeFn *fn, void *opaque)
 {
     Part *parts[PIN_POLICY_MAX_DEVICES + 1];
-    unsigned n = policy_parts(p, parts);
+    unsigned n = vpri_pin_policy_parts(p, parts);
     uint64_t step = p->budget / MOVE_DIV ? p->budget / MOVE_DIV : 1;
 
     for (unsigned i = 0; i < n; i++) {
-        part_absorb(parts[i]);
+        vpri_pin_part_absorb(parts[i]);
     }
     if (p->kind == PIN_POLICY_ADP) {
-        adp_rebalance(p, step);
+        vpri_pin_adp_rebalance(p, step);
     }
     for (unsigned i = 0; i < n; i++) {
-        part_rank(p, parts[i], step);
+        vpri_pin_part_rank(p, parts[i], step);
     }
     for (unsigned i = 0; i < n; i++) {
-        part_unpin(p, parts[i], fn, opaque);
+        vpri_pin_part_unpin(p, parts[i], fn, opaque);
     }
     for (unsigned i = 0; i < n; i++) {
-        part_pin(p, parts[i], fn, opaque);
+        vpri_pin_part_pin(p, parts[i], fn, opaque);
     }
     for (unsigned i = 0; i < PIN_POLICY_MAX_DEVICES; i++) {
         Part *pt = &p->parts[i];
 
         if (!pt->used && pt->h && !pt->sel.n) {
-            part_destroy(pt);
+            vpri_pin_part_destroy(pt);
         }
     }
     p->epoch++;

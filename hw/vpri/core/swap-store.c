@@ -32,7 +32,7 @@ struct SwapStore {
     SwapStoreStats stats;
 };
 
-static int ss_open_tmp(const char *dir)
+static int vpri_swap_store_open_tmp(const char *dir)
 {
     static const char name[] = "/iolab-swap-XXXXXX";
     size_t len = strlen(dir);
@@ -95,7 +95,7 @@ int vpri_swap_store_open(const char *path, const char *tmpdir, uint64_t npfns,
             fd = -errno;
         }
     } else {
-        fd = ss_open_tmp(tmpdir);
+        fd = vpri_swap_store_open_tmp(tmpdir);
     }
     if (fd < 0) {
         pthread_mutex_destroy(&ss->lock);
@@ -122,13 +122,13 @@ void vpri_swap_store_close(SwapStore *ss)
     free(ss);
 }
 
-static off_t ss_offset(uint32_t slot)
+static off_t vpri_swap_store_offset(uint32_t slot)
 {
     return (off_t)slot * SWAP_STORE_PAGE_SIZE;
 }
 
 /* Full-page transfers; a short count is retried, EOF is -EIO. */
-static int ss_transfer(int fd, void *buf, off_t off, bool write)
+static int vpri_swap_store_transfer(int fd, void *buf, off_t off, bool write)
 {
     char *p = buf;
     size_t done = 0;
@@ -154,7 +154,7 @@ static int ss_transfer(int fd, void *buf, off_t off, bool write)
 }
 
 /* Called with the lock held */
-static int ss_free_slot(SwapStore *ss, uint32_t slot)
+static int vpri_swap_store_free_slot(SwapStore *ss, uint32_t slot)
 {
     uint32_t *p;
     uint32_t cap;
@@ -176,13 +176,13 @@ static int ss_free_slot(SwapStore *ss, uint32_t slot)
  * Called with the lock held.  A slot that cannot be put on the free
  * list (out of memory) is leaked: a few KiB of file, not a wrong page.
  */
-static void ss_unmap(SwapStore *ss, uint64_t pfn)
+static void vpri_swap_store_unmap(SwapStore *ss, uint64_t pfn)
 {
     uint32_t slot = ss->slot_of[pfn] - 1;
 
     ss->slot_of[pfn] = 0;
     ss->stats.stored--;
-    ss_free_slot(ss, slot);
+    vpri_swap_store_free_slot(ss, slot);
 }
 
 int vpri_swap_store_put(SwapStore *ss, uint64_t pfn, const void *data)
@@ -209,9 +209,10 @@ int vpri_swap_store_put(SwapStore *ss, uint64_t pfn, const void *data)
         ss->slot_of[pfn] = slot + 1;
         ss->stats.stored++;
     }
-    ret = ss_transfer(ss->fd, (void *)data, ss_offset(slot), true);
+    ret = vpri_swap_store_transfer(ss->fd, (void *)data,
+                                   vpri_swap_store_offset(slot), true);
     if (ret < 0) {
-        ss_unmap(ss, pfn);
+        vpri_swap_store_unmap(ss, pfn);
         ss->stats.io_errors++;
     } else {
         ss->stats.puts++;
@@ -231,8 +232,10 @@ int vpri_swap_store_get(SwapStore *ss, uint64_t pfn, void *buf)
     if (!ss->slot_of[pfn]) {
         ret = -ENOENT;
     } else {
-        ret = ss_transfer(ss->fd, buf, ss_offset(ss->slot_of[pfn] - 1),
-                          false);
+        ret = vpri_swap_store_transfer(ss->fd, buf,
+                                       vpri_swap_store_offset(
+                                           ss->slot_of[pfn] - 1),
+                                       false);
         if (ret < 0) {
             ss->stats.io_errors++;
         } else {
@@ -254,7 +257,7 @@ int vpri_swap_store_drop(SwapStore *ss, uint64_t pfn)
     if (!ss->slot_of[pfn]) {
         ret = -ENOENT;
     } else {
-        ss_unmap(ss, pfn);
+        vpri_swap_store_unmap(ss, pfn);
         ss->stats.drops++;
     }
     pthread_mutex_unlock(&ss->lock);

@@ -86,6 +86,7 @@ typedef struct VdpaBlkBackend {
 } VdpaBlkBackend;
 
 typedef struct VpriHost VpriHost;
+typedef struct VdpaInstOps VdpaInstOps;
 
 struct VdpaMgmt {
     PCIDevice parent_obj;
@@ -93,6 +94,9 @@ struct VdpaMgmt {
     MemoryRegion bar;
     MemoryRegion regs;
     MemoryRegion doorbell;
+
+    /* The instance types by VDPA_TYPE_* (vdpa-mgmt-internal.h) */
+    const VdpaInstOps *inst_types[VDPA_TYPE_BLK + 1];
 
     /* Properties */
     uint32_t max_instances;
