@@ -458,10 +458,7 @@ static void vdpa_mgmt_class_init(ObjectClass *klass, void *data)
 {
     DeviceClass *dc = DEVICE_CLASS(klass);
     PCIDeviceClass *pc = PCI_DEVICE_CLASS(klass);
-    VpriHostClientClass *hc = VPRI_HOST_CLIENT_CLASS(klass);
 
-    /* vpri-host asks which instances take postcopy faults */
-    hc->postcopy_blocker = vdpa_postcopy_blocker;
     pc->realize = vdpa_mgmt_realize;
     pc->exit = vdpa_mgmt_exit;
     pc->vendor_id = VDPA_MGMT_PCI_VENDOR_ID;
