@@ -434,6 +434,25 @@ void vpri_evict_batches_finish(VpriEvictBatches *eb, uint64_t *fences,
     g_free(eb);
 }
 
+/*
+ * The end of the run of consecutive RAM pages that starts at @batch[@i]
+ * and whose @ok flags are all @ok[@i] (@ok NULL: any), at most @n.  The
+ * clock hand picks pages in order, so a batch is mostly a few long runs,
+ * and one protection change or discard per run spares a system call (and
+ * its TLB shoot-down) per page: an eviction holds the BQL throughout, and
+ * a migration beside it waits for the BQL at every dirty-bitmap sync.
+ */
+static unsigned vpri_res_run_end(const uint64_t *batch, const bool *ok,
+                                 unsigned i, unsigned n)
+{
+    unsigned j = i + 1;
+
+    while (j < n && batch[j] == batch[j - 1] + 1 && (!ok || ok[j] == ok[i])) {
+        j++;
+    }
+    return j;
+}
+
 /* Evict the pages in @batch (all marked EVICTING by the caller). */
 static uint64_t vpri_res_evict_batch(VpriResidency *r, const uint64_t *batch,
                                      const uint64_t *gpas, unsigned n)
@@ -456,14 +475,20 @@ static uint64_t vpri_res_evict_batch(VpriResidency *r, const uint64_t *batch,
         }
     }
 
-    for (unsigned i = 0; i < n; i++) {
-        void *hva = vpri_res_hva(r, batch[i]);
+    for (unsigned i = 0, end; i < n; i = end) {
+        bool protected;
 
-        /* 3. From here a CPU write waits for us. */
-        ok[i] = uffd_change_protection(r->uffd, hva, VPRI_PAGE_SIZE, true,
-                                       true) == 0;
+        /* 3. From here a CPU write waits for us (one run at a time). */
+        end = vpri_res_run_end(batch, NULL, i, n);
+        protected = uffd_change_protection(r->uffd, vpri_res_hva(r, batch[i]),
+                                           (end - i) * VPRI_PAGE_SIZE, true,
+                                           true) == 0;
         /* 4. The content is now stable: save it... */
-        ok[i] = ok[i] && vpri_swap_store_put(r->swap, batch[i], hva) == 0;
+        for (unsigned k = i; k < end; k++) {
+            ok[k] = protected &&
+                    vpri_swap_store_put(r->swap, batch[k],
+                                        vpri_res_hva(r, batch[k])) == 0;
+        }
     }
     /* ... and once no DMA can see the pages any more, drop them. */
     for (unsigned i = 0; i < r->nhooks; i++) {
@@ -473,12 +498,18 @@ static uint64_t vpri_res_evict_batch(VpriResidency *r, const uint64_t *batch,
         }
     }
 
+    for (unsigned i = 0, end; i < n; i = end) {
+        end = vpri_res_run_end(batch, ok, i, n);
+        if (ok[i] && qemu_madvise(vpri_res_hva(r, batch[i]),
+                                  (end - i) * VPRI_PAGE_SIZE,
+                                  QEMU_MADV_DONTNEED)) {
+            memset(&ok[i], 0, (end - i) * sizeof(ok[0]));
+        }
+    }
     for (unsigned i = 0; i < n; i++) {
         uint64_t page = batch[i];
         void *hva = vpri_res_hva(r, page);
 
-        ok[i] = ok[i] &&
-                qemu_madvise(hva, VPRI_PAGE_SIZE, QEMU_MADV_DONTNEED) == 0;
         qemu_mutex_lock(&r->lock);
         if (ok[i]) {
             qatomic_set(&r->page_state[page], VPRI_PAGE_EVICTED);
