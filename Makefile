@@ -174,9 +174,11 @@ check-nvme-lm: build vdpa-guest
 	@$(SRC)/tests/nvme-lm/run
 
 # scripts/migrate-experiment: --quick of one experiment per device family,
-# and its bad-input handling
+# and its bad-input handling; upstream's migration-test guest with a
+# source that evicts while it migrates
 check-migrate: build guest
 	@$(SRC)/tests/migrate/test-migrate-experiment.py
+	@$(SRC)/tests/migrate/test-evicting-source.py
 
 check-slow: all guest
 	$(NINJA) -C $(OBJ)

@@ -124,6 +124,7 @@ static int vpri_query_one(Object *obj, void *opaque)
         hi->pinned_pages = st.pinned_pages;
         hi->dma_holds = st.holds;
         hi->cpu_faults = st.cpu_faults;
+        hi->migration_supplied_pages = st.migration_supplied;
         hi->cpu_fault_latency_ns =
             vpri_latency(vpri_residency_cpu_fault_latency(h->res));
     } else {
@@ -205,6 +206,11 @@ void hmp_info_vpri(Monitor *mon, const QDict *qdict)
                        h->id, h->guest_pages, h->resident_pages,
                        h->evicted_pages, h->pinned_pages, h->cpu_faults,
                        h->cpu_fault_latency_ns->p50, h->device_faults);
+        if (h->migration_supplied_pages) {
+            monitor_printf(mon, "  migration: %" PRIu64 " evicted pages "
+                           "sent from the swap store\n",
+                           h->migration_supplied_pages);
+        }
         if (h->postcopy) {
             VpriPostcopyInfo *p = h->postcopy;
 

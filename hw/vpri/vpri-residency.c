@@ -37,6 +37,8 @@
 #include "exec/memory.h"
 #include "exec/cpu-common.h"
 #include "exec/address-spaces.h"
+#include "exec/target_page.h"
+#include "migration/misc.h"
 #include "hw/boards.h"
 #include "system/system.h"
 #include "hw/vpri/core/pa-bitmap.h"
@@ -88,6 +90,7 @@ struct VpriResidency {
     bool released;              /* RAM unregistered, with QEMU's postcopy */
     char *error;                /* why eviction is off, if it is */
     uint8_t *ram_host;
+    RAMBlock *ram_block;
     uint64_t ram_pages;
     VpriRamSegment *segs;       /* largest first: lookups hit early */
     unsigned nsegs;
@@ -109,6 +112,9 @@ struct VpriResidency {
     uint64_t evict_deferred;    /* read-only entries lowered lazily */
     uint64_t pageins;
     uint64_t cpu_faults;
+    uint64_t migration_supplied; /* evicted pages a migration sent */
+    RamPageProvider page_provider;  /* the migration's RAM save path */
+    bool page_provider_added;
     LatencyHistogram *cpu_fault_latency;
     LatencyHistogram *pagein_latency;
 };
@@ -262,6 +268,15 @@ static bool vpri_res_page_in(VpriResidency *r, uint64_t page)
     qemu_mutex_unlock(&r->lock);
     if (ret == 0) {
         uffd_wakeup(r->uffd, hva, VPRI_PAGE_SIZE);
+        /*
+         * A TCG store logs its page dirty before it writes; one that
+         * waited for this page-in lands only now, perhaps after a copy of
+         * the page (from the swap store) was sent and that log entry
+         * consumed.  Log the page again, after the wake-up, so that a
+         * migration sends it once more (docs/vpri-host.rst, "Sending an
+         * evicted page").
+         */
+        ram_page_provider_mark_dirty(r->ram_block, page << PAB_PAGE_SHIFT);
     }
     qemu_vfree(buf);
     vpri_latency_histogram_record(r->pagein_latency,
@@ -419,6 +434,25 @@ void vpri_evict_batches_finish(VpriEvictBatches *eb, uint64_t *fences,
     g_free(eb);
 }
 
+/*
+ * The end of the run of consecutive RAM pages that starts at @batch[@i]
+ * and whose @ok flags are all @ok[@i] (@ok NULL: any), at most @n.  The
+ * clock hand picks pages in order, so a batch is mostly a few long runs,
+ * and one protection change or discard per run spares a system call (and
+ * its TLB shoot-down) per page: an eviction holds the BQL throughout, and
+ * a migration beside it waits for the BQL at every dirty-bitmap sync.
+ */
+static unsigned vpri_res_run_end(const uint64_t *batch, const bool *ok,
+                                 unsigned i, unsigned n)
+{
+    unsigned j = i + 1;
+
+    while (j < n && batch[j] == batch[j - 1] + 1 && (!ok || ok[j] == ok[i])) {
+        j++;
+    }
+    return j;
+}
+
 /* Evict the pages in @batch (all marked EVICTING by the caller). */
 static uint64_t vpri_res_evict_batch(VpriResidency *r, const uint64_t *batch,
                                      const uint64_t *gpas, unsigned n)
@@ -441,14 +475,20 @@ static uint64_t vpri_res_evict_batch(VpriResidency *r, const uint64_t *batch,
         }
     }
 
-    for (unsigned i = 0; i < n; i++) {
-        void *hva = vpri_res_hva(r, batch[i]);
+    for (unsigned i = 0, end; i < n; i = end) {
+        bool protected;
 
-        /* 3. From here a CPU write waits for us. */
-        ok[i] = uffd_change_protection(r->uffd, hva, VPRI_PAGE_SIZE, true,
-                                       true) == 0;
+        /* 3. From here a CPU write waits for us (one run at a time). */
+        end = vpri_res_run_end(batch, NULL, i, n);
+        protected = uffd_change_protection(r->uffd, vpri_res_hva(r, batch[i]),
+                                           (end - i) * VPRI_PAGE_SIZE, true,
+                                           true) == 0;
         /* 4. The content is now stable: save it... */
-        ok[i] = ok[i] && vpri_swap_store_put(r->swap, batch[i], hva) == 0;
+        for (unsigned k = i; k < end; k++) {
+            ok[k] = protected &&
+                    vpri_swap_store_put(r->swap, batch[k],
+                                        vpri_res_hva(r, batch[k])) == 0;
+        }
     }
     /* ... and once no DMA can see the pages any more, drop them. */
     for (unsigned i = 0; i < r->nhooks; i++) {
@@ -458,12 +498,18 @@ static uint64_t vpri_res_evict_batch(VpriResidency *r, const uint64_t *batch,
         }
     }
 
+    for (unsigned i = 0, end; i < n; i = end) {
+        end = vpri_res_run_end(batch, ok, i, n);
+        if (ok[i] && qemu_madvise(vpri_res_hva(r, batch[i]),
+                                  (end - i) * VPRI_PAGE_SIZE,
+                                  QEMU_MADV_DONTNEED)) {
+            memset(&ok[i], 0, (end - i) * sizeof(ok[0]));
+        }
+    }
     for (unsigned i = 0; i < n; i++) {
         uint64_t page = batch[i];
         void *hva = vpri_res_hva(r, page);
 
-        ok[i] = ok[i] &&
-                qemu_madvise(hva, VPRI_PAGE_SIZE, QEMU_MADV_DONTNEED) == 0;
         qemu_mutex_lock(&r->lock);
         if (ok[i]) {
             qatomic_set(&r->page_state[page], VPRI_PAGE_EVICTED);
@@ -533,6 +579,64 @@ uint64_t vpri_residency_reclaim(VpriResidency *r, uint64_t npages,
     }
     qemu_mutex_unlock(&r->reclaim_lock);
     return evicted;
+}
+
+/* ------------------------------------------------------------------ */
+/* Migration: evicted pages are sent from the swap store              */
+
+/*
+ * The migration thread is about to send the page at byte @offset of
+ * @block (patches/0013): an evicted page's bytes come from the swap store,
+ * so that sending it does not page it back in, and the source's RSS stays
+ * where eviction put it.  Why each race is harmless: docs/vpri-host.rst,
+ * "Sending an evicted page".  In short: the swap slot is read under the
+ * residency lock, and a page-in frees it only under that lock, so the
+ * slot holds this page's content while it is read; a write after the
+ * read lands in host memory only once the page is back, and the dirty
+ * log sends the page again (vpri_res_page_in() logs it after its wake-up).
+ */
+static bool vpri_res_supply_page(RAMBlock *block, uint64_t offset,
+                                 void *buf, void *opaque)
+{
+    VpriResidency *r = opaque;
+    uint64_t page = offset >> PAB_PAGE_SHIFT;
+    bool supplied = false;
+    int ret = 0;
+
+    /* Resident pages are read in place, as without vpri-host. */
+    if (block != r->ram_block || page >= r->ram_pages ||
+        qatomic_read(&r->page_state[page]) == VPRI_PAGE_RESIDENT) {
+        return false;
+    }
+    qemu_mutex_lock(&r->lock);
+    /*
+     * Its copy is still being written: wait for it.  Evictions run under
+     * the BQL, so none is under way when this thread holds the BQL
+     * (completion), and an eviction never waits for this thread.
+     */
+    while (r->page_state[page] == VPRI_PAGE_EVICTING) {
+        qemu_cond_wait(&r->cond, &r->lock);
+    }
+    /*
+     * EVICTED, or PAGING_IN (the slot holds the same content as the page
+     * being installed, and is dropped only under this lock).
+     */
+    if (r->page_state[page] != VPRI_PAGE_RESIDENT) {
+        ret = vpri_swap_store_get(r->swap, page, buf);
+        supplied = ret == 0;
+        if (supplied) {
+            r->migration_supplied++;
+        }
+    }
+    qemu_mutex_unlock(&r->lock);
+    if (ret < 0) {
+        /* The save path reads the page instead, which pages it in. */
+        error_report_once("vpri-host '%s': cannot read RAM page 0x%" PRIx64
+                          " from the swap store for migration: %s",
+                          r->owner, page, strerror(-ret));
+    }
+    trace_vpri_migration_supply(page, supplied, ret);
+    return supplied;
 }
 
 /* ------------------------------------------------------------------ */
@@ -769,6 +873,7 @@ void vpri_residency_get_stats(VpriResidency *r, VpriResidencyStats *st)
     st->holds = r->holds;
     st->evictions = r->evictions;
     st->pageins = r->pageins;
+    st->migration_supplied = r->migration_supplied;
     qemu_mutex_unlock(&r->lock);
 }
 
@@ -827,6 +932,7 @@ static bool vpri_res_setup(VpriResidency *r, Error **errp)
         return false;
     }
     r->ram_host = memory_region_get_ram_ptr(ram);
+    r->ram_block = ram->ram_block;
     r->ram_pages = memory_region_size(ram) >> PAB_PAGE_SHIFT;
 
     /*
@@ -899,6 +1005,20 @@ static void vpri_res_machine_done(Notifier *n, void *data)
         return;
     }
     qatomic_set(&r->ready, true);
+    /*
+     * From now on a migration sends evicted pages from the swap store.
+     * Registered for as long as RAM is managed, not only while pages are
+     * evicted: the provider answers for a resident page with one atomic
+     * read, and a provider added and removed on the fly would race with
+     * evictions starting.  The save path asks for target pages, which
+     * must be the swap store's pages.
+     */
+    if (qemu_target_page_size() == VPRI_PAGE_SIZE) {
+        r->page_provider.supply = vpri_res_supply_page;
+        r->page_provider.opaque = r;
+        ram_page_provider_add(&r->page_provider);
+        r->page_provider_added = true;
+    }
     for (unsigned i = 0; i < r->nhooks; i++) {
         if (r->hooks[i]->ready) {
             r->hooks[i]->ready(r->hook_opaque[i]);
@@ -938,6 +1058,10 @@ void vpri_residency_free(VpriResidency *r)
     }
     if (r->machine_done.notify) {
         qemu_remove_machine_init_done_notifier(&r->machine_done);
+    }
+    if (r->page_provider_added) {
+        /* Waits for a call in the migration thread to return. */
+        ram_page_provider_remove(&r->page_provider);
     }
     if (r->uffd >= 0 && !r->released) {
         uffd_unregister_memory(r->uffd, r->ram_host,

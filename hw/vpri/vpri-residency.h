@@ -96,6 +96,7 @@ typedef struct VpriResidencyStats {
     uint64_t cpu_faults;        /* userfaultfd faults served */
     uint64_t evictions;
     uint64_t pageins;
+    uint64_t migration_supplied; /* evicted pages sent from the swap store */
 } VpriResidencyStats;
 
 /*

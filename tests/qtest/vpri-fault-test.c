@@ -571,7 +571,7 @@ static void test_query_initial(void)
     h = qobject_to(QDict, qlist_peek(hosts));
     g_assert(h);
     /* ... and the pinning policy, none by default (vpri-pin-test) */
-    g_assert_cmpint(qdict_size(h), ==, 10);
+    g_assert_cmpint(qdict_size(h), ==, 11);
     g_assert_cmpstr(qdict_get_str(qdict_get_qdict(h, "pinning"), "policy"),
                     ==, "none");
     g_assert_cmpstr(qdict_get_str(h, "id"), ==, "vh0");
@@ -582,6 +582,7 @@ static void test_query_initial(void)
     g_assert_cmpuint(get_u64(h, "dma-holds"), ==, 0);
     g_assert_cmpuint(get_u64(h, "cpu-faults"), ==, 0);
     g_assert_cmpuint(get_u64(h, "device-faults"), ==, 0);
+    g_assert_cmpuint(get_u64(h, "migration-supplied-pages"), ==, 0);
     sub = qdict_get_qdict(h, "cpu-fault-latency-ns");
     g_assert(sub);
     g_assert_cmpint(qdict_size(sub), ==, 4);

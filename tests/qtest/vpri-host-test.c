@@ -65,7 +65,9 @@ static uint8_t pattern(uint64_t a)
     return a * 7 + a / PAGE;
 }
 
-static void fill_pattern(QTestState *qts, uint64_t addr, size_t len)
+/* The pattern, each byte XORed with @flip (a second pattern). */
+static void fill_pattern_flip(QTestState *qts, uint64_t addr, size_t len,
+                              uint8_t flip)
 {
     g_autofree uint8_t *buf = g_malloc(CHUNK);
 
@@ -73,13 +75,19 @@ static void fill_pattern(QTestState *qts, uint64_t addr, size_t len)
         size_t n = MIN(CHUNK, len - off);
 
         for (size_t i = 0; i < n; i++) {
-            buf[i] = pattern(addr + off + i);
+            buf[i] = pattern(addr + off + i) ^ flip;
         }
         qtest_bufwrite(qts, addr + off, buf, n);
     }
 }
 
-static void check_pattern(QTestState *qts, uint64_t addr, size_t len)
+static void fill_pattern(QTestState *qts, uint64_t addr, size_t len)
+{
+    fill_pattern_flip(qts, addr, len, 0);
+}
+
+static void check_pattern_flip(QTestState *qts, uint64_t addr, size_t len,
+                               uint8_t flip)
 {
     g_autofree uint8_t *buf = g_malloc(CHUNK);
 
@@ -88,9 +96,14 @@ static void check_pattern(QTestState *qts, uint64_t addr, size_t len)
 
         qtest_bufread(qts, addr + off, buf, n);
         for (size_t i = 0; i < n; i++) {
-            g_assert_cmpuint(buf[i], ==, pattern(addr + off + i));
+            g_assert_cmpuint(buf[i], ==, pattern(addr + off + i) ^ flip);
         }
     }
+}
+
+static void check_pattern(QTestState *qts, uint64_t addr, size_t len)
+{
+    check_pattern_flip(qts, addr, len, 0);
 }
 
 /* Evicting all of RAM frees it from the process; touching it restores it. */
@@ -365,10 +378,124 @@ static void test_object_add(void)
     qtest_quit(qts);
 }
 
+/* The status of the outgoing migration, once it is @want. */
+static void migration_reaches(QTestState *qts, const char *want)
+{
+    gint64 deadline = g_get_monotonic_time() + 120 * G_USEC_PER_SEC;
+
+    for (;;) {
+        QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-migrate' }");
+        const char *st = qdict_get_try_str(qdict_get_qdict(rsp, "return"),
+                                           "status");
+        bool done = st && !strcmp(st, want);
+
+        g_assert_cmpstr(st ? st : "", !=, "failed");
+        qobject_unref(rsp);
+        if (done) {
+            return;
+        }
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(10000);
+    }
+}
+
+/*
+ * Issue 17, source side: a migration sends evicted pages from the swap
+ * store (patches/0013) instead of faulting them back in, so the source's
+ * RSS stays near where eviction put it; before, it climbed back to the
+ * whole guest.  Pages written after they were sent (paged in by the
+ * write) are sent again, and the destination has every page's content.
+ */
+static void test_migrate_evicted(void)
+{
+    g_autofree char *sock = g_strdup_printf("%s/vpri-host-mig-%d.sock",
+                                            g_get_tmp_dir(), getpid());
+    g_autofree char *uri = g_strdup_printf("unix:%s", sock);
+    const uint64_t base = 16 * MiB, len = 32 * MiB, rewrite = 4 * MiB;
+    QTestState *src, *dst;
+    long rss_evicted, rss_sent, rss_end;
+    int64_t evicted, supplied_sent;
+    static uint8_t zero_check[64 * PAGE];
+    QDict *h;
+
+    src = qtest_initf("-M q35 -m %d -nodefaults -object vpri-host,id=vh0",
+                      GUEST_MIB);
+    dst = qtest_initf("-M q35 -m %d -nodefaults -object vpri-host,id=vh0 "
+                      "-incoming defer", GUEST_MIB);
+    fill_pattern(src, base, len);
+    evicted = reclaim(src, true, 100);
+    g_assert_cmpint(evicted, ==, GUEST_MIB * MiB / PAGE);
+    rss_evicted = qemu_rss_kib(src);
+
+    /*
+     * Stop before the switch-over, with every page sent once: a 1 ms
+     * downtime limit leaves at most a few pages (the last of RAM, far
+     * above the pattern) for the final pass.
+     */
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-capabilities',"
+                             " 'arguments': { 'capabilities': [ {"
+                             " 'capability': 'pause-before-switchover',"
+                             " 'state': true } ] } }");
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters',"
+                             " 'arguments': { 'downtime-limit': 1 } }");
+    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming',"
+                             " 'arguments': { 'uri': %s } }", uri);
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate',"
+                             " 'arguments': { 'uri': %s } }", uri);
+    migration_reaches(src, "pre-switchover");
+
+    rss_sent = qemu_rss_kib(src);
+    h = host_info(src);
+    supplied_sent = qdict_get_int(h, "migration-supplied-pages");
+    g_test_message("evicted %" PRId64 " pages; RSS %ld KiB after eviction, "
+                   "%ld KiB once sent; %" PRId64 " pages from the swap "
+                   "store", evicted, rss_evicted, rss_sent, supplied_sent);
+    /* Nearly every page went from the store, and none came back in. */
+    g_assert_cmpint(supplied_sent, >=, evicted - 1024);
+    g_assert_cmpint(qdict_get_int(h, "evicted-pages"), ==, evicted);
+    g_assert_cmpint(qdict_get_int(h, "cpu-faults"), ==, 0);
+    qobject_unref(h);
+    /* Faulting them in would add the whole guest (128 MiB) */
+    g_assert_cmpint(rss_sent - rss_evicted, <, GUEST_MIB * 1024 / 8);
+
+    /*
+     * Write pages that were sent already: the writes page them in, the
+     * dirty log has them, and the final pass sends the new content.
+     */
+    fill_pattern_flip(src, base, rewrite, 0xff);
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-continue',"
+                             " 'arguments': { 'state': 'pre-switchover' } }");
+    migration_reaches(src, "completed");
+    qtest_qmp_eventwait(dst, "RESUME");
+
+    rss_end = qemu_rss_kib(src);
+    h = host_info(src);
+    g_test_message("RSS at the end %ld KiB, %" PRId64 " pages from the "
+                   "swap store", rss_end,
+                   qdict_get_int(h, "migration-supplied-pages"));
+    g_assert_cmpint(qdict_get_int(h, "evicted-pages"), ==,
+                    evicted - rewrite / PAGE);
+    g_assert_cmpint(rss_end - rss_evicted, <,
+                    GUEST_MIB * 1024 / 8 + rewrite / KiB);
+    qobject_unref(h);
+
+    check_pattern_flip(dst, base, rewrite, 0xff);
+    check_pattern(dst, base + rewrite, len - rewrite);
+    /* Zero pages stay zero (sent as such from their stored copies). */
+    qtest_bufread(dst, base + len, zero_check, sizeof(zero_check));
+    for (size_t i = 0; i < sizeof(zero_check); i++) {
+        g_assert_cmpuint(zero_check[i], ==, 0);
+    }
+    qtest_quit(src);
+    qtest_quit(dst);
+    unlink(sock);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     qtest_add_func("/iolab/vpri-host/evict-rss", test_evict_rss);
+    qtest_add_func("/iolab/vpri-host/migrate-evicted", test_migrate_evicted);
     qtest_add_func("/iolab/vpri-host/pin", test_pin);
     qtest_add_func("/iolab/vpri-host/errors", test_errors);
     qtest_add_func("/iolab/vpri-host/bad-properties", test_bad_properties);
