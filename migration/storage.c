@@ -73,6 +73,15 @@ enum {
  * do (as blockdev-mirror flushes its target before it is ready).
  */
 #define STORAGE_MIG_FLUSH_BYTES (64 * MiB)
+/*
+ * And at the end of a pass (the allocated blocks all sent, or the change
+ * log drained), when at least this much is not flushed yet: a pass that
+ * ends is the moment the copy has caught up, and the switch-over follows
+ * one, so the flush in the downtime is left with what came after it.
+ * Not at every pass: a log that drains many times a second would flush
+ * as often.
+ */
+#define STORAGE_MIG_FLUSH_PASS_BYTES (4 * MiB)
 
 struct IolabStorageMig {
     char *idstr;
@@ -700,6 +709,10 @@ static int iolab_storage_mig_load_state(QEMUFile *f, void *opaque,
             break;
         case STO_PASS:
             m->passes = qemu_get_be64(f);
+            if (m->header_seen &&
+                m->unflushed_bytes >= STORAGE_MIG_FLUSH_PASS_BYTES) {
+                ret = iolab_storage_mig_flush(m);
+            }
             break;
         case STO_DONE:
             if (!m->header_seen) {
