@@ -508,6 +508,40 @@ static void hold_queue0_fault(Ctx *c, QTestState *dst, BlkWrite *w0)
 }
 
 /*
+ * Two QEMUs with vpri-blk (two queues) on one image and postcopy-ram on
+ * both: the source with its driver set up and FAR_GPA filled with @far
+ * (the page the destination will lack), the destination started with
+ * "-incoming @incoming" (a URI, or "defer").  Returns the destination;
+ * c->qts stays the source.
+ */
+static QTestState *blk_pc_start(Ctx *c, const uint8_t far[PAGE],
+                                const char *incoming)
+{
+    g_autofree char *args = g_strdup_printf(
+        "-M q35 -m %d -nodefaults -object vpri-host,id=vh0 "
+        "-blockdev driver=file,node-name=d0,filename=%s,locking=off "
+        "-device vpri-blk,drive=d0,host=vh0,id=vblk0,num-queues=2",
+        GUEST_MIB, c->img);
+    /* The image as the source has it open: ctx_connect() unlinks it */
+    g_autofree char *dargs = g_strdup_printf(
+        "-M q35 -m %d -nodefaults -object vpri-host,id=vh0 "
+        "-blockdev driver=file,node-name=d0,filename=/proc/%d/fd/%d,"
+        "locking=off "
+        "-device vpri-blk,drive=d0,host=vh0,id=vblk0,num-queues=2 "
+        "-incoming %s", GUEST_MIB, getpid(), c->img_fd, incoming);
+    QTestState *dst;
+
+    ctx_connect(c, args);
+    ctx_msix(c, 3);
+    ctx_init_features(c, 2, FEATURES);
+    qtest_memwrite(c->qts, FAR_GPA, far, PAGE);
+    dst = qtest_init(dargs);
+    qtest_qmp_assert_success(c->qts, SET_POSTCOPY_CAP);
+    qtest_qmp_assert_success(dst, SET_POSTCOPY_CAP);
+    return dst;
+}
+
+/*
  * vpri-blk on the destination of a postcopy migration: queue 0 writes a
  * page the source wrote and the destination has not received; its DMA
  * faults, and while the fault waits queue 1 writes a page that is here and
@@ -521,33 +555,14 @@ static void check_blk_device_fault(bool preempt)
     Ctx *c = ctx_new("vpri-postcopy");
     g_autofree char *uri = g_strdup_printf("unix:%s/vpri-pc-%d.sock",
                                            g_get_tmp_dir(), getpid());
-    g_autofree char *args = g_strdup_printf(
-        "-M q35 -m %d -nodefaults -object vpri-host,id=vh0 "
-        "-blockdev driver=file,node-name=d0,filename=%s,locking=off "
-        "-device vpri-blk,drive=d0,host=vh0,id=vblk0,num-queues=2",
-        GUEST_MIB, c->img);
-    /* The image as the source has it open: ctx_connect() unlinks it */
-    g_autofree char *dargs = g_strdup_printf(
-        "-M q35 -m %d -nodefaults -object vpri-host,id=vh0 "
-        "-blockdev driver=file,node-name=d0,filename=/proc/%d/fd/%d,"
-        "locking=off "
-        "-device vpri-blk,drive=d0,host=vh0,id=vblk0,num-queues=2 "
-        "-incoming defer", GUEST_MIB, getpid(), c->img_fd);
     uint8_t far[PAGE], near[PAGE];
     QTestState *src, *dst;
     BlkWrite w0, w1;
     uint64_t near_buf, requests;
 
-    ctx_connect(c, args);
-    ctx_msix(c, 3);
-    ctx_init_features(c, 2, FEATURES);
     fill(far, PAGE, 0x31);
-    qtest_memwrite(c->qts, FAR_GPA, far, PAGE);
-
+    dst = blk_pc_start(c, far, "defer");
     src = c->qts;
-    dst = qtest_init(dargs);
-    qtest_qmp_assert_success(src, SET_POSTCOPY_CAP);
-    qtest_qmp_assert_success(dst, SET_POSTCOPY_CAP);
     if (preempt) {
         /* Requested pages come on a channel of their own */
         qtest_qmp_assert_success(src, SET_PREEMPT_CAP);
@@ -622,32 +637,15 @@ static void test_blk_connection_breaks(void)
     Ctx *c = ctx_new("vpri-postcopy");
     g_autofree char *uri = g_strdup_printf("unix:%s/vpri-pc-%d.sock",
                                            g_get_tmp_dir(), getpid());
-    g_autofree char *args = g_strdup_printf(
-        "-M q35 -m %d -nodefaults -object vpri-host,id=vh0 "
-        "-blockdev driver=file,node-name=d0,filename=%s,locking=off "
-        "-device vpri-blk,drive=d0,host=vh0,id=vblk0,num-queues=2",
-        GUEST_MIB, c->img);
-    g_autofree char *dargs = g_strdup_printf(
-        "-M q35 -m %d -nodefaults -object vpri-host,id=vh0 "
-        "-blockdev driver=file,node-name=d0,filename=/proc/%d/fd/%d,"
-        "locking=off "
-        "-device vpri-blk,drive=d0,host=vh0,id=vblk0,num-queues=2 "
-        "-incoming %s", GUEST_MIB, getpid(), c->img_fd, uri);
     uint8_t far[PAGE], near[PAGE];
     QTestState *src, *dst;
     BlkWrite w0, w1;
     uint64_t near_buf;
     gint64 deadline;
 
-    ctx_connect(c, args);
-    ctx_msix(c, 3);
-    ctx_init_features(c, 2, FEATURES);
     fill(far, PAGE, 0x13);
-    qtest_memwrite(c->qts, FAR_GPA, far, PAGE);
+    dst = blk_pc_start(c, far, uri);
     src = c->qts;
-    dst = qtest_init(dargs);
-    qtest_qmp_assert_success(src, SET_POSTCOPY_CAP);
-    qtest_qmp_assert_success(dst, SET_POSTCOPY_CAP);
     postcopy_switch_slow(c, src, dst, uri);
     /* Queue 0 waits for its page: it is asked for, never sent */
     hold_queue0_fault(c, dst, &w0);
@@ -715,32 +713,15 @@ static void test_blk_recover(void)
                                            g_get_tmp_dir(), getpid());
     g_autofree char *uri2 = g_strdup_printf("unix:%s/vpri-pc-%d-2.sock",
                                             g_get_tmp_dir(), getpid());
-    g_autofree char *args = g_strdup_printf(
-        "-M q35 -m %d -nodefaults -object vpri-host,id=vh0 "
-        "-blockdev driver=file,node-name=d0,filename=%s,locking=off "
-        "-device vpri-blk,drive=d0,host=vh0,id=vblk0,num-queues=2",
-        GUEST_MIB, c->img);
-    g_autofree char *dargs = g_strdup_printf(
-        "-M q35 -m %d -nodefaults -object vpri-host,id=vh0 "
-        "-blockdev driver=file,node-name=d0,filename=/proc/%d/fd/%d,"
-        "locking=off "
-        "-device vpri-blk,drive=d0,host=vh0,id=vblk0,num-queues=2 "
-        "-incoming defer", GUEST_MIB, getpid(), c->img_fd);
     uint8_t far[PAGE], near[PAGE], got[PAGE];
     QTestState *src, *dst;
     BlkWrite w0, w1;
     uint64_t near_buf, requests;
     gint64 deadline;
 
-    ctx_connect(c, args);
-    ctx_msix(c, 3);
-    ctx_init_features(c, 2, FEATURES);
     fill(far, PAGE, 0x5c);
-    qtest_memwrite(c->qts, FAR_GPA, far, PAGE);
+    dst = blk_pc_start(c, far, "defer");
     src = c->qts;
-    dst = qtest_init(dargs);
-    qtest_qmp_assert_success(src, SET_POSTCOPY_CAP);
-    qtest_qmp_assert_success(dst, SET_POSTCOPY_CAP);
     qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
                              "'arguments': { 'uri': %s } }", uri);
     postcopy_switch_slow(c, src, dst, uri);
