@@ -9,6 +9,8 @@
 #include "qemu/bswap.h"
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
+#include "qobject/qjson.h"
+#include "qapi/error.h"
 #include "libqos/pci-pc.h"
 #include "libqos/malloc-pc.h"
 #include "vdpa-mgmt-aq.h"
@@ -504,31 +506,32 @@ static void test_bad_input(void)
     t_stop(t);
 }
 
+/*
+ * device_add of a vdpa-mgmt with one property (@prop, JSON @value) is
+ * refused with an error that says @what
+ */
+static void expect_refused(QTestState *qts, const char *prop,
+                           const char *value, const char *what)
+{
+    g_autofree char *json = g_strdup_printf(
+        "{'driver': 'vdpa-mgmt', '%s': %s}", prop, value);
+    QDict *resp = qtest_qmp(qts, "{'execute': 'device_add', "
+                            "'arguments': %p}",
+                            qobject_from_json(json, &error_abort));
+
+    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(resp, "error"),
+                                          "desc"), what));
+    qobject_unref(resp);
+}
+
 static void test_bad_properties(void)
 {
     QTestState *qts = qtest_init("-M pc -nodefaults");
-    QDict *resp;
 
-    resp = qtest_qmp(qts, "{'execute': 'device_add', 'arguments': "
-                     "{'driver': 'vdpa-mgmt', 'blk-nodes': 'nope'}}");
-    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(resp, "error"),
-                                          "desc"), "'nope'"));
-    qobject_unref(resp);
-    resp = qtest_qmp(qts, "{'execute': 'device_add', 'arguments': "
-                     "{'driver': 'vdpa-mgmt', 'max-instances': 0}}");
-    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(resp, "error"),
-                                          "desc"), "max-instances"));
-    qobject_unref(resp);
-    resp = qtest_qmp(qts, "{'execute': 'device_add', 'arguments': "
-                     "{'driver': 'vdpa-mgmt', 'iotlb-entries': 2}}");
-    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(resp, "error"),
-                                          "desc"), "iotlb-entries"));
-    qobject_unref(resp);
-    resp = qtest_qmp(qts, "{'execute': 'device_add', 'arguments': "
-                     "{'driver': 'vdpa-mgmt', 'bounce-cap': 100}}");
-    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(resp, "error"),
-                                          "desc"), "bounce-cap"));
-    qobject_unref(resp);
+    expect_refused(qts, "blk-nodes", "'nope'", "'nope'");
+    expect_refused(qts, "max-instances", "0", "max-instances");
+    expect_refused(qts, "iotlb-entries", "2", "iotlb-entries");
+    expect_refused(qts, "bounce-cap", "100", "bounce-cap");
     qtest_quit(qts);
 }
 
@@ -2108,14 +2111,8 @@ static void test_migration_delta(void)
 static void test_no_vpri(void)
 {
     QTestState *qts = qtest_init("-M pc -nodefaults");
-    QDict *resp;
 
-    resp = qtest_qmp(qts, "{'execute': 'device_add', 'arguments': "
-                     "{'driver': 'vdpa-mgmt', 'host': 'vh0'}}");
-    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(resp, "error"),
-                                          "desc"),
-                            "'vdpa-mgmt.host' not found"));
-    qobject_unref(resp);
+    expect_refused(qts, "host", "'vh0'", "'vdpa-mgmt.host' not found");
     qtest_qmp_assert_success(qts, "{'execute': 'device_add', 'arguments': "
                              "{'driver': 'vdpa-mgmt', 'id': 'm0'}}");
     qtest_quit(qts);
