@@ -210,11 +210,17 @@ static void iolab_blk_pool_returned(IolabBlkPool *p)
     }
 }
 
+/*
+ * Bounce memory comes back: to the object and its pool, and whatever
+ * waited for either runs again.
+ */
 static void iolab_blk_bounce_give(IolabBlk *b, uint64_t len)
 {
     iolab_blk_budget_give(&b->bounce, len);
+    iolab_blk_bounce_returned(b);
     if (b->pool) {
         iolab_blk_budget_give(&b->pool->budget, len);
+        iolab_blk_pool_returned(b->pool);
     }
 }
 
@@ -229,10 +235,6 @@ static void iolab_blk_req_free(IolabBlkReq *req)
     if (req->bounce) {
         qemu_vfree(req->bounce);
         iolab_blk_bounce_give(b, req->data_len);
-        iolab_blk_bounce_returned(b);
-        if (b->pool) {
-            iolab_blk_pool_returned(b->pool);
-        }
     }
     b->q[req->queue].inflight--;
     iolab_blk_req_put(b, req);
