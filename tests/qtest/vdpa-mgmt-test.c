@@ -75,8 +75,10 @@ static void t_stop(T *t)
     alloc_destroy(&t->alloc);
     qtest_quit(t->qts);
     for (int i = 0; i < 2; i++) {
-        unlink(t->img[i]);
-        g_free(t->img[i]);
+        if (t->img[i]) {        /* none when the test used null-co */
+            unlink(t->img[i]);
+            g_free(t->img[i]);
+        }
     }
     g_free(t);
 }
