@@ -2,8 +2,9 @@
  * migio: checksummed I/O that runs across a live migration and reports
  * the longest stall the guest saw, for scripts/migrate-experiment.
  *
- *   migio blk DEV SPAN_MIB BS IOPS MAX_SECONDS [CTL]
- *   migio net HOST PORT BYTES RPS MAX_SECONDS [CTL]
+ *   migio [-d DIRTY_MIB [-r DIRTY_MIBPS]] blk DEV SPAN_MIB BS IOPS MAX_SECONDS [CTL]
+ *   migio [-d DIRTY_MIB [-r DIRTY_MIBPS]] net HOST PORT BYTES RPS MAX_SECONDS [CTL]
+ *   migio dirty-selftest
  *
  * blk: O_DIRECT writes of BS-byte blocks at pseudo-random offsets in the
  * first SPAN_MIB of DEV, each stamped with its block number and a
@@ -20,6 +21,19 @@
  * stops when a 'q' arrives on the control tty CTL (the host sends it
  * once the migration is over) or after MAX_SECONDS.
  *
+ * -d: beside the I/O, a second thread keeps rewriting a working set of
+ * DIRTY_MIB of its own memory, page after page, at DIRTY_MIBPS (0 or no
+ * -r: as fast as it goes), so that guest RAM stays dirty faster than a
+ * migration can send it (a write-heavy guest, where precopy does not
+ * converge).  Every page carries its index, the generation last written
+ * there and a check word, and a body fixed per page; before a page is
+ * rewritten its header is checked against the previous generation, and
+ * when the run stops every page is checked whole against the generation
+ * it must hold: a page the migration lost (an older generation), mixed up
+ * (another index) or damaged counts as a RAM mismatch.
+ * "migio dirty-selftest" shows that the check catches each of those on
+ * a small working set (exit 0 when it does).
+ *
  * The stall is the longest time between two successive completed
  * operations (a failed and retried request counts until it succeeds),
  * so a switch-over that freezes the guest's I/O shows as one long gap.
@@ -27,7 +41,9 @@
  * Prints one line of key=value words:
  *   ops= errors= retries= mismatches= verified=yes|no seconds=
  *   max_stall_us= p50_us= p99_us= [bytes=]
- * Exit status 0 when verified=yes.  Built static by scripts/build-guest.
+ *   [dirty_mib= dirty_passes= dirty_mibps= ram_mismatches=]
+ * Exit status 0 when verified=yes (with -d, that needs no RAM mismatch
+ * either).  Built static by scripts/build-guest.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -35,10 +51,12 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <termios.h>
@@ -161,6 +179,305 @@ static int migio_check(const uint64_t *got, uint64_t *want, size_t bs,
     return memcmp(got, want, bs) != 0;
 }
 
+/* ---- -d: a working set of guest RAM kept dirty, and its check ---- */
+
+#define MIGIO_PAGE 4096
+#define MIGIO_PAGE_WORDS (MIGIO_PAGE / 8)
+/* header words of a page: index, generation, check word; then the body */
+#define MIGIO_PAGE_HDR 3
+
+typedef struct MigioDirty {
+    uint64_t *mem;
+    uint64_t npages;
+    double mibps;           /* pace; 0: as fast as it goes */
+    uint64_t gen;           /* the generation being written */
+    uint64_t cursor;        /* pages below it hold gen, the others gen - 1 */
+    uint64_t touched;       /* pages rewritten so far */
+    uint64_t mismatches;    /* pages found not as they must be */
+    uint64_t first_bad;     /* index of the last bad page found */
+    double seconds;
+    int stop;               /* set by the I/O thread (atomic) */
+    pthread_t thread;
+} MigioDirty;
+
+static MigioDirty *migio_dirty;
+
+static uint64_t migio_mix(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static uint64_t migio_page_check(uint64_t idx, uint64_t gen)
+{
+    return migio_mix(idx * 0x9e3779b97f4a7c15ull ^ migio_mix(gen + 1));
+}
+
+/* Word @i of page @idx's body: fixed for the page, differs between pages */
+static uint64_t migio_page_body(uint64_t idx, unsigned i)
+{
+    return migio_mix(idx << 12 | i);
+}
+
+static uint64_t *migio_page(MigioDirty *d, uint64_t idx)
+{
+    return d->mem + idx * MIGIO_PAGE_WORDS;
+}
+
+static void migio_page_stamp(uint64_t *page, uint64_t idx, uint64_t gen)
+{
+    page[0] = idx;
+    page[1] = gen;
+    page[2] = migio_page_check(idx, gen);
+}
+
+static int migio_page_header_ok(const uint64_t *page, uint64_t idx,
+                                uint64_t gen)
+{
+    return page[0] == idx && page[1] == gen &&
+           page[2] == migio_page_check(idx, gen);
+}
+
+static int migio_page_ok(const uint64_t *page, uint64_t idx, uint64_t gen)
+{
+    if (!migio_page_header_ok(page, idx, gen)) {
+        return 0;
+    }
+    for (unsigned i = MIGIO_PAGE_HDR; i < MIGIO_PAGE_WORDS; i++) {
+        if (page[i] != migio_page_body(idx, i)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The generation page @idx must hold now. */
+static uint64_t migio_dirty_want(const MigioDirty *d, uint64_t idx)
+{
+    return idx < d->cursor ? d->gen : d->gen - 1;
+}
+
+static int migio_dirty_init(MigioDirty *d, uint64_t mib, double mibps)
+{
+    memset(d, 0, sizeof(*d));
+    d->npages = mib * 1048576 / MIGIO_PAGE;
+    d->mibps = mibps;
+    if (!d->npages) {
+        return -1;
+    }
+    d->mem = mmap(NULL, d->npages * MIGIO_PAGE, PROT_READ | PROT_WRITE,
+                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (d->mem == MAP_FAILED) {
+        return -1;
+    }
+    /* generation 0: every page written whole, which also allocates it */
+    for (uint64_t idx = 0; idx < d->npages; idx++) {
+        uint64_t *page = migio_page(d, idx);
+
+        for (unsigned i = MIGIO_PAGE_HDR; i < MIGIO_PAGE_WORDS; i++) {
+            page[i] = migio_page_body(idx, i);
+        }
+        migio_page_stamp(page, idx, 0);
+    }
+    d->gen = 1;
+    return 0;
+}
+
+/*
+ * Rewrite the next @n pages, each with the current generation, after
+ * checking that its header still holds the previous one.
+ */
+static void migio_dirty_step(MigioDirty *d, uint64_t n)
+{
+    while (n--) {
+        uint64_t *page = migio_page(d, d->cursor);
+
+        if (!migio_page_header_ok(page, d->cursor, d->gen - 1)) {
+            d->mismatches++;
+            d->first_bad = d->cursor;
+        }
+        migio_page_stamp(page, d->cursor, d->gen);
+        d->touched++;
+        if (++d->cursor == d->npages) {
+            d->cursor = 0;
+            d->gen++;
+        }
+    }
+}
+
+/* Every page, whole, against what it must hold; returns the bad ones. */
+static uint64_t migio_dirty_verify(MigioDirty *d)
+{
+    uint64_t bad = 0;
+
+    for (uint64_t idx = 0; idx < d->npages; idx++) {
+        if (!migio_page_ok(migio_page(d, idx), idx,
+                           migio_dirty_want(d, idx))) {
+            bad++;
+            d->first_bad = idx;
+        }
+    }
+    return bad;
+}
+
+static void *migio_dirty_run(void *opaque)
+{
+    MigioDirty *d = opaque;
+    double t0 = migio_now();
+
+    while (!__atomic_load_n(&d->stop, __ATOMIC_RELAXED)) {
+        /* 1 MiB at a time, then pace */
+        migio_dirty_step(d, 1048576 / MIGIO_PAGE);
+        if (d->mibps > 0) {
+            double ahead = t0 + d->touched * (double)MIGIO_PAGE / 1048576 /
+                           d->mibps - migio_now();
+
+            if (ahead > 0) {
+                usleep((useconds_t)(ahead * 1e6));
+            }
+        }
+    }
+    d->seconds = migio_now() - t0;
+    return NULL;
+}
+
+static int migio_dirty_start(uint64_t mib, double mibps)
+{
+    static MigioDirty d;
+
+    if (migio_dirty_init(&d, mib, mibps)) {
+        perror("migio: dirty working set");
+        return -1;
+    }
+    if (pthread_create(&d.thread, NULL, migio_dirty_run, &d)) {
+        fprintf(stderr, "migio: cannot start the dirtying thread\n");
+        return -1;
+    }
+    migio_dirty = &d;
+    return 0;
+}
+
+/* Stop rewriting and check every page (after the migration). */
+static void migio_dirty_finish(void)
+{
+    if (!migio_dirty) {
+        return;
+    }
+    __atomic_store_n(&migio_dirty->stop, 1, __ATOMIC_RELAXED);
+    pthread_join(migio_dirty->thread, NULL);
+    migio_dirty->mismatches += migio_dirty_verify(migio_dirty);
+}
+
+/* The dirtying did its part: it ran, and no page was wrong. */
+static int migio_dirty_ok(void)
+{
+    return !migio_dirty ||
+           (migio_dirty->touched && !migio_dirty->mismatches);
+}
+
+/* The result words of -d, or nothing without it. */
+static void migio_dirty_report(void)
+{
+    MigioDirty *d = migio_dirty;
+
+    if (!d) {
+        return;
+    }
+    printf(" dirty_mib=%llu dirty_passes=%.1f dirty_mibps=%.0f "
+           "ram_mismatches=%llu",
+           (unsigned long long)(d->npages * MIGIO_PAGE / 1048576),
+           (double)d->touched / d->npages,
+           d->seconds > 0 ? d->touched * (double)MIGIO_PAGE / 1048576 /
+           d->seconds : 0.0, (unsigned long long)d->mismatches);
+    if (d->mismatches) {
+        printf(" ram_bad_page=%llu", (unsigned long long)d->first_bad);
+    }
+}
+
+static int migio_selftest_fails;
+
+static void migio_expect(int ok, const char *what)
+{
+    printf("%s - %s\n", ok ? "ok" : "FAIL", what);
+    migio_selftest_fails += !ok;
+}
+
+/*
+ * The check catches what a migration can get wrong: a damaged page, a
+ * page whose last write was lost (an older generation, consistent in
+ * itself), another page's content, a damaged check word; both in the
+ * final pass and in the check before a rewrite.
+ */
+static int migio_dirty_selftest(void)
+{
+    MigioDirty d;
+    uint64_t save[MIGIO_PAGE_WORDS];
+    uint64_t *p;
+
+    if (migio_dirty_init(&d, 1, 0)) {
+        perror("migio: selftest");
+        return 1;
+    }
+    /* two passes and 100 pages: pages 0-99 at generation 3, the rest 2 */
+    migio_dirty_step(&d, d.npages * 2 + 100);
+    migio_expect(d.gen == 3 && d.cursor == 100 && !d.mismatches,
+                 "two and a bit passes rewrite without a mismatch");
+    migio_expect(migio_dirty_verify(&d) == 0, "an intact set verifies");
+
+    p = migio_page(&d, 5);
+    p[100] ^= 1;
+    migio_expect(migio_dirty_verify(&d) == 1 && d.first_bad == 5,
+                 "a flipped bit in a page's body is found");
+    p[100] ^= 1;
+
+    p = migio_page(&d, 7);
+    memcpy(save, p, MIGIO_PAGE);
+    migio_page_stamp(p, 7, 2);
+    migio_expect(migio_dirty_verify(&d) == 1 && d.first_bad == 7,
+                 "a page that missed its last write (generation 2, not 3) "
+                 "is found");
+    memcpy(p, save, MIGIO_PAGE);
+
+    p = migio_page(&d, 150);
+    memcpy(save, p, MIGIO_PAGE);
+    migio_page_stamp(p, 150, 1);
+    migio_expect(migio_dirty_verify(&d) == 1 && d.first_bad == 150,
+                 "a stale page past the cursor (generation 1, not 2) is "
+                 "found");
+    memcpy(p, save, MIGIO_PAGE);
+
+    p = migio_page(&d, 10);
+    memcpy(save, p, MIGIO_PAGE);
+    memcpy(p, migio_page(&d, 11), MIGIO_PAGE);
+    migio_expect(migio_dirty_verify(&d) == 1 && d.first_bad == 10,
+                 "another page's content in a page is found");
+    memcpy(p, save, MIGIO_PAGE);
+
+    p = migio_page(&d, 12);
+    p[2] ^= 1ull << 63;
+    migio_expect(migio_dirty_verify(&d) == 1 && d.first_bad == 12,
+                 "a damaged check word is found");
+    p[2] ^= 1ull << 63;
+
+    memset(migio_page(&d, 200), 0, MIGIO_PAGE);
+    migio_expect(migio_dirty_verify(&d) == 1 && d.first_bad == 200,
+                 "a zeroed page (never sent) is found");
+    migio_dirty_step(&d, 101);
+    migio_expect(d.mismatches == 1 && d.first_bad == 200,
+                 "the check before a rewrite finds it too");
+    migio_expect(migio_dirty_verify(&d) == 1,
+                 "its body stays wrong after the rewrite, and is found");
+    for (unsigned i = MIGIO_PAGE_HDR; i < MIGIO_PAGE_WORDS; i++) {
+        migio_page(&d, 200)[i] = migio_page_body(200, i);
+    }
+    migio_expect(migio_dirty_verify(&d) == 0, "repaired, the set verifies");
+    printf("selftest: %s\n", migio_selftest_fails ? "FAILED" : "passed");
+    return migio_selftest_fails ? 1 : 0;
+}
+
 static int migio_blk(int argc, char **argv)
 {
     uint64_t x = 0x2545f4914f6cdd1dull, ops = 0, errors = 0, mismatches = 0;
@@ -224,6 +541,7 @@ static int migio_blk(int argc, char **argv)
     }
     double secs = migio_now() - t0;
 
+    migio_dirty_finish();
     /* final pass: every block written holds its last generation */
     for (uint64_t b = 0; b < blocks; b++) {
         if (!gen[b]) {
@@ -235,16 +553,20 @@ static int migio_blk(int argc, char **argv)
             mismatches++;
         }
     }
+    int ok = !errors && !mismatches && written && migio_dirty_ok();
+
     qsort(migio_lat_us, migio_nlat, sizeof(*migio_lat_us), migio_cmp_u32);
     printf("ops=%llu errors=%llu retries=0 mismatches=%llu verified=%s "
            "seconds=%.3f max_stall_us=%llu p50_us=%u p99_us=%u "
-           "blocks_written=%llu\n",
+           "blocks_written=%llu",
            (unsigned long long)ops, (unsigned long long)errors,
            (unsigned long long)mismatches,
-           !errors && !mismatches && written ? "yes" : "no", secs,
+           ok ? "yes" : "no", secs,
            (unsigned long long)migio_max_stall_us, migio_percentile(0.5),
            migio_percentile(0.99), (unsigned long long)written);
-    return !errors && !mismatches && written ? 0 : 1;
+    migio_dirty_report();
+    printf("\n");
+    return ok ? 0 : 1;
 }
 
 /* Byte @i of the pattern the host's server sends (same formula there). */
@@ -366,21 +688,58 @@ static int migio_net(int argc, char **argv)
     }
     double secs = migio_now() - t0;
 
+    migio_dirty_finish();
+    int ok = !errors && !mismatches && ops && migio_dirty_ok();
+
     qsort(migio_lat_us, migio_nlat, sizeof(*migio_lat_us), migio_cmp_u32);
     printf("ops=%llu errors=%llu retries=%llu mismatches=%llu verified=%s "
-           "seconds=%.3f max_stall_us=%llu p50_us=%u p99_us=%u bytes=%llu\n",
+           "seconds=%.3f max_stall_us=%llu p50_us=%u p99_us=%u bytes=%llu",
            (unsigned long long)ops, (unsigned long long)errors,
            (unsigned long long)retries, (unsigned long long)mismatches,
-           !errors && !mismatches && ops ? "yes" : "no", secs,
+           ok ? "yes" : "no", secs,
            (unsigned long long)migio_max_stall_us, migio_percentile(0.5),
            migio_percentile(0.99), (unsigned long long)got);
-    return !errors && !mismatches && ops ? 0 : 1;
+    migio_dirty_report();
+    printf("\n");
+    return ok ? 0 : 1;
 }
 
 int main(int argc, char **argv)
 {
+    double dirty_mib = 0, dirty_mibps = 0;
+    int opt;
+
+    while ((opt = getopt(argc, argv, "+d:r:")) != -1) {
+        switch (opt) {
+        case 'd':
+            dirty_mib = atof(optarg);
+            break;
+        case 'r':
+            dirty_mibps = atof(optarg);
+            break;
+        default:
+            fprintf(stderr, "usage: migio [-d MIB [-r MIBPS]] blk|net ...\n");
+            return 2;
+        }
+    }
+    /* the mode is argv[1] from here on, as the modes expect */
+    argc -= optind - 1;
+    argv += optind - 1;
+    if (argc > 1 && !strcmp(argv[1], "dirty-selftest")) {
+        return migio_dirty_selftest();
+    }
+    if (dirty_mib < 0 || dirty_mibps < 0 ||
+        (dirty_mib > 0 && (uint64_t)dirty_mib * 1048576 < MIGIO_PAGE)) {
+        fprintf(stderr, "migio: bad -d or -r\n");
+        return 2;
+    }
     migio_lat_us = malloc(MIGIO_MAX_SAMPLES * sizeof(*migio_lat_us));
     if (!migio_lat_us) {
+        return 1;
+    }
+    /* the working set is filled before the I/O starts (and is timed) */
+    if (dirty_mib > 0 && migio_dirty_start((uint64_t)dirty_mib,
+                                           dirty_mibps)) {
         return 1;
     }
     if (argc > 1 && !strcmp(argv[1], "blk")) {

@@ -15,10 +15,15 @@
 #   iolab.mig_rate=N          operations per second, 0 = unpaced (default 200)
 #   iolab.mig_max_s=SEC       stop after this long at the latest (default 120)
 #   iolab.mig_ctl=PATH        control tty (default /dev/ttyS1; '-' for none)
+#   iolab.mig_dirty_mib=N     also keep N MiB of guest RAM dirty and check it
+#                             after the run (migio -d; default 0: off)
+#   iolab.mig_dirty_rate=N    ... rewriting it at N MiB/s (default 0: as
+#                             fast as it goes)
 #
 # Logs "IOLAB-LOG mig-blk started" when the I/O begins (the host times the
 # migration from it).  Results: ops errors retries mismatches verified
-# seconds max_stall_us p50_us p99_us blocks_written dev.
+# seconds max_stall_us p50_us p99_us blocks_written dev; with mig_dirty_mib also
+# dirty_mib dirty_passes dirty_mibps ram_mismatches.
 . /lib/iolab.sh
 
 dev=$(iolab_param blk_dev /dev/vda)
@@ -29,12 +34,16 @@ rate=$(iolab_param mig_rate 200)
 max_s=$(iolab_param mig_max_s 120)
 ctl=$(iolab_param mig_ctl /dev/ttyS1)
 [ "$ctl" = - ] && ctl=
+dirty_mib=$(iolab_param mig_dirty_mib 0)
+dirty_rate=$(iolab_param mig_dirty_rate 0)
+dirty=
+[ "$dirty_mib" != 0 ] && dirty="-d $dirty_mib -r $dirty_rate"
 
 iolab_wait_disk "$dev" "$wait_s" || exit 1
 iolab_need migio || exit 1
 
 iolab_log started
-out=$(migio blk "$dev" "$span" "$bs" "$rate" "$max_s" $ctl)
+out=$(migio $dirty blk "$dev" "$span" "$bs" "$rate" "$max_s" $ctl)
 rc=$?
 iolab_result $out dev="$dev"
 [ "$rc" = 0 ]

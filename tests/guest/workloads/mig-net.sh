@@ -15,10 +15,15 @@
 #   iolab.mig_rate=N          requests per second, 0 = unpaced (default 20)
 #   iolab.mig_max_s=SEC       stop after this long at the latest (default 120)
 #   iolab.mig_ctl=PATH        control tty (default /dev/ttyS1; '-' for none)
+#   iolab.mig_dirty_mib=N     also keep N MiB of guest RAM dirty and check it
+#                             after the run (migio -d; default 0: off)
+#   iolab.mig_dirty_rate=N    ... rewriting it at N MiB/s (default 0: as
+#                             fast as it goes)
 #
 # Logs "IOLAB-LOG mig-net started" when the requests begin.  Results: ops
 # errors retries mismatches verified seconds max_stall_us p50_us p99_us
-# bytes if.
+# bytes if; with mig_dirty_mib also dirty_mib dirty_passes dirty_mibps
+# ram_mismatches.
 . /lib/iolab.sh
 
 host=$(iolab_param http_host 10.0.2.2)
@@ -30,6 +35,10 @@ rate=$(iolab_param mig_rate 20)
 max_s=$(iolab_param mig_max_s 120)
 ctl=$(iolab_param mig_ctl /dev/ttyS1)
 [ "$ctl" = - ] && ctl=
+dirty_mib=$(iolab_param mig_dirty_mib 0)
+dirty_rate=$(iolab_param mig_dirty_rate 0)
+dirty=
+[ "$dirty_mib" != 0 ] && dirty="-d $dirty_mib -r $dirty_rate"
 if [ -z "$port" ]; then
     iolab_result error=no-http-port
     exit 2
@@ -44,7 +53,7 @@ ip addr add 10.0.2.15/24 dev "$ifc" 2>/dev/null
 ip route add default via 10.0.2.2 2>/dev/null
 
 iolab_log started
-out=$(migio net "$host" "$port" "$bytes" "$rate" "$max_s" $ctl)
+out=$(migio $dirty net "$host" "$port" "$bytes" "$rate" "$max_s" $ctl)
 rc=$?
 iolab_result $out if="$ifc"
 [ "$rc" = 0 ]
