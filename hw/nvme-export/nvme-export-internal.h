@@ -3,7 +3,9 @@
  *
  * The files, one concern each:
  *   nvme-export-ctrl.c       registers, doorbells, CC/CSTS, queues,
- *                            completions, interrupts; the PCI device
+ *                            fetching and dispatch; the PCI device
+ *   nvme-export-cq.c         requests, completions, interrupts, guest
+ *                            errors (below every command file)
  *   nvme-export-dma.c        command data pointers (PRP/SGL) to guest memory
  *   nvme-export-admin.c      admin commands and asynchronous events
  *   nvme-export-io.c         NVM command set I/O commands
@@ -236,7 +238,7 @@ typedef uint16_t (*NvmexCmdHandler)(NvmexReq *r);
 /* Not a status: the command went to the block layer and posts itself */
 #define NVMEX_ASYNC 0xffff
 
-/* nvme-export-ctrl.c */
+/* nvme-export-cq.c */
 void nvmex_guest_error(NvmeExport *c, const char *fmt, ...)
     G_GNUC_PRINTF(2, 3);
 /* Sets CSTS.CFS: the controller stops until it is reset */
@@ -253,6 +255,15 @@ void nvmex_park_done(NvmeExport *c);
 void nvmex_kick(NvmeExport *c);
 /* Wait for the commands in flight and post what can be posted */
 void nvmex_quiesce(NvmeExport *c);
+/* Wait for every namespace's backend requests to finish */
+void nvmex_drain_namespaces(NvmeExport *c);
+/* Post the completions parked on @cqid that now fit */
+void nvmex_cq_drain_waiters(NvmeExport *c, uint16_t cqid);
+/* INTx follows the CQs with entries (nothing to do under MSI-X) */
+void nvmex_update_intx(NvmeExport *c);
+/* Realize / unrealize: the request lists and the bottom halves */
+void nvmex_cq_init(NvmeExport *c);
+void nvmex_cq_exit(NvmeExport *c);
 
 /* nvme-export-dma.c */
 /* Map the command's data pointer for @len bytes into r->sg */
