@@ -7,7 +7,8 @@
  *   nvme-export-cq.c         requests, completions, interrupts, guest
  *                            errors (below every command file)
  *   nvme-export-dma.c        command data pointers (PRP/SGL) to guest memory
- *   nvme-export-admin.c      admin commands and asynchronous events
+ *   nvme-export-admin.c      admin commands
+ *   nvme-export-aen.c        asynchronous events
  *   nvme-export-io.c         NVM command set I/O commands
  *   nvme-export-ns.c         namespaces and the nvme-export-ns device
  *   nvme-export-migration.c  VMState
@@ -271,10 +272,15 @@ uint16_t nvmex_map_dptr(NvmexReq *r, uint64_t len);
 /* Copy a controller buffer to (@to_host) or from the command's data */
 uint16_t nvmex_xfer(NvmexReq *r, void *buf, uint32_t len, bool to_host);
 
+/* nvme-export-aen.c */
+/* Queue an event (unless masked or already queued) and deliver it */
+void nvmex_aen_raise(NvmeExport *c, uint8_t type, uint8_t info, uint8_t lid);
+/* Complete waiting Asynchronous Event Requests with queued events */
+void nvmex_aen_deliver(NvmeExport *c);
+
 /* nvme-export-admin.c */
 /* A status, or NVMEX_ASYNC when the request is no longer ours */
 uint16_t nvmex_admin_cmd(NvmexReq *r);
-void nvmex_aen_raise(NvmeExport *c, uint8_t type, uint8_t info, uint8_t lid);
 void nvmex_features_default(NvmeExport *c, NvmexFeatures *f);
 
 /* nvme-export-mgmt.c: the TP4159 commands (nvmex-cmds.h rows) */
