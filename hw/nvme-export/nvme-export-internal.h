@@ -301,18 +301,16 @@ void nvmex_mgmt_pre_save(NvmeExportMgmt *m);
 const char *nvmex_mgmt_post_load(NvmeExportMgmt *m, char *buf, size_t len);
 /* After loading @c's TP4159 state: reconnect it to its queue */
 const char *nvmex_mgmt_post_load_child(NvmeExport *c);
+/* Identify CNS 21h of a management controller */
+void nvmex_mgmt_id_underlying(NvmeExport *c, uint16_t from, uint8_t *buf);
+/* The managed controller @cntlid of @m, or NULL (no guest error) */
+NvmeExport *nvmex_mgmt_find_child(NvmeExportMgmt *m, uint16_t cntlid);
 
 /* nvme-export-esub.c: the TP4193 commands (nvmex-cmds.h rows) */
 uint16_t nvmex_adm_esub_recv(NvmexReq *r);
 uint16_t nvmex_adm_esub_send(NvmexReq *r);
 uint16_t nvmex_adm_exported_ns(NvmexReq *r);
 uint16_t nvmex_adm_exported_port(NvmexReq *r);
-/* Identify CNS 21h of a management controller */
-void nvmex_mgmt_id_underlying(NvmeExport *c, uint16_t from, uint8_t *buf);
-/* @cntlid leaves: its exported-subsystem associations go too */
-void nvmex_mgmt_esub_forget(NvmeExportMgmt *m, uint16_t cntlid);
-/* The managed controller @cntlid of @m, or NULL (no guest error) */
-NvmeExport *nvmex_mgmt_find_child(NvmeExportMgmt *m, uint16_t cntlid);
 
 /* nvme-export-lm.c: a managed controller's side */
 /* Its Controller State; the vendor part when @vendor */
