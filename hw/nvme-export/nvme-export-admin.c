@@ -1,9 +1,10 @@
 /*
- * nvme-export: admin commands and asynchronous events
+ * nvme-export: admin commands
  *
  * Written from the NVM Express Base Specification 2.0 (5 admin command
- * set, 5.2 asynchronous events, 5.27 features) and TP4165 / TP4176.
- * Identify and log data are encoded by core/nvmex-identify.c.
+ * set, 5.27 features) and TP4165 / TP4176.  Identify and log data are
+ * encoded by core/nvmex-identify.c; the events the commands raise wait
+ * in nvme-export-aen.c.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -19,49 +20,7 @@
 #include "nvme-export-internal.h"
 #include "trace.h"
 
-/* ------------------------------------------------------------------ */
-/* Asynchronous events                                                 */
-
-static void nvmex_aen_deliver(NvmeExport *c)
-{
-    NvmexCtrlState *s = &c->st;
-
-    while (s->aer_count && s->aen_count) {
-        NvmexReq *r = nvmex_req_get(c);
-        uint32_t dw0 = s->aen[0];
-
-        memmove(&s->aen[0], &s->aen[1], sizeof(s->aen[0]) * --s->aen_count);
-        r->sqid = 0;
-        r->sq_gen = s->sq[0].gen;
-        r->cid = s->aer_cid[--s->aer_count];
-        r->dw0 = dw0;
-        /* One-shot events are not masked until a log page is read */
-        if ((dw0 & 7) != NVMEX_AET_ONE_SHOT) {
-            s->aen_masked |= 1u << (dw0 & 7);
-        }
-        trace_nvmex_aen(dw0);
-        nvmex_post(r);
-    }
-}
-
-void nvmex_aen_raise(NvmeExport *c, uint8_t type, uint8_t info,
-                     uint8_t lid)
-{
-    NvmexCtrlState *s = &c->st;
-    uint32_t dw0 = type | info << 8 | (uint32_t)lid << 16;
-
-    if ((s->aen_masked & (1u << type)) || s->aen_count == NVMEX_MAX_AEN) {
-        return;
-    }
-    for (int i = 0; i < s->aen_count; i++) {
-        if (s->aen[i] == dw0) {
-            return;
-        }
-    }
-    s->aen[s->aen_count++] = dw0;
-    nvmex_aen_deliver(c);
-}
-
+/* A temperature threshold changed: the SMART warning and its event */
 static void nvmex_check_temperature(NvmeExport *c)
 {
     NvmexCtrlState *s = &c->st;

@@ -78,28 +78,6 @@ static bool nvmex_esub_len(NvmexReq *r, uint32_t *len)
     return true;
 }
 
-void nvmex_mgmt_esub_forget(NvmeExportMgmt *m, uint16_t cntlid)
-{
-    for (int i = 0; i < NVMEX_ESUB_MAX; i++) {
-        NvmexEsub *e = &m->esubs.esub[i];
-
-        for (int j = 0; e->valid && j < e->nctrl; j++) {
-            if (e->ctrl[j].cntlid == cntlid) {
-                memmove(&e->ctrl[j], &e->ctrl[j + 1],
-                        sizeof(e->ctrl[0]) * (e->nctrl - j - 1));
-                e->nctrl--;
-                j--;
-            }
-        }
-        for (int j = 0; e->valid && j < e->nns; j++) {
-            if (e->ns[j].uctrlid == cntlid) {
-                nvmex_esub_ns_remove(e, e->ns[j].ensid);
-                j--;
-            }
-        }
-    }
-}
-
 /* ------------------------------------------------------------------ */
 /* The Exported Configuration State                                    */
 

@@ -3,9 +3,12 @@
  *
  * The files, one concern each:
  *   nvme-export-ctrl.c       registers, doorbells, CC/CSTS, queues,
- *                            completions, interrupts; the PCI device
+ *                            fetching and dispatch; the PCI device
+ *   nvme-export-cq.c         requests, completions, interrupts, guest
+ *                            errors (below every command file)
  *   nvme-export-dma.c        command data pointers (PRP/SGL) to guest memory
- *   nvme-export-admin.c      admin commands and asynchronous events
+ *   nvme-export-admin.c      admin commands
+ *   nvme-export-aen.c        asynchronous events
  *   nvme-export-io.c         NVM command set I/O commands
  *   nvme-export-ns.c         namespaces and the nvme-export-ns device
  *   nvme-export-migration.c  VMState
@@ -236,7 +239,7 @@ typedef uint16_t (*NvmexCmdHandler)(NvmexReq *r);
 /* Not a status: the command went to the block layer and posts itself */
 #define NVMEX_ASYNC 0xffff
 
-/* nvme-export-ctrl.c */
+/* nvme-export-cq.c */
 void nvmex_guest_error(NvmeExport *c, const char *fmt, ...)
     G_GNUC_PRINTF(2, 3);
 /* Sets CSTS.CFS: the controller stops until it is reset */
@@ -253,6 +256,15 @@ void nvmex_park_done(NvmeExport *c);
 void nvmex_kick(NvmeExport *c);
 /* Wait for the commands in flight and post what can be posted */
 void nvmex_quiesce(NvmeExport *c);
+/* Wait for every namespace's backend requests to finish */
+void nvmex_drain_namespaces(NvmeExport *c);
+/* Post the completions parked on @cqid that now fit */
+void nvmex_cq_drain_waiters(NvmeExport *c, uint16_t cqid);
+/* INTx follows the CQs with entries (nothing to do under MSI-X) */
+void nvmex_update_intx(NvmeExport *c);
+/* Realize / unrealize: the request lists and the bottom halves */
+void nvmex_cq_init(NvmeExport *c);
+void nvmex_cq_exit(NvmeExport *c);
 
 /* nvme-export-dma.c */
 /* Map the command's data pointer for @len bytes into r->sg */
@@ -260,10 +272,15 @@ uint16_t nvmex_map_dptr(NvmexReq *r, uint64_t len);
 /* Copy a controller buffer to (@to_host) or from the command's data */
 uint16_t nvmex_xfer(NvmexReq *r, void *buf, uint32_t len, bool to_host);
 
+/* nvme-export-aen.c */
+/* Queue an event (unless masked or already queued) and deliver it */
+void nvmex_aen_raise(NvmeExport *c, uint8_t type, uint8_t info, uint8_t lid);
+/* Complete waiting Asynchronous Event Requests with queued events */
+void nvmex_aen_deliver(NvmeExport *c);
+
 /* nvme-export-admin.c */
 /* A status, or NVMEX_ASYNC when the request is no longer ours */
 uint16_t nvmex_admin_cmd(NvmexReq *r);
-void nvmex_aen_raise(NvmeExport *c, uint8_t type, uint8_t info, uint8_t lid);
 void nvmex_features_default(NvmeExport *c, NvmexFeatures *f);
 
 /* nvme-export-mgmt.c: the TP4159 commands (nvmex-cmds.h rows) */
@@ -284,18 +301,16 @@ void nvmex_mgmt_pre_save(NvmeExportMgmt *m);
 const char *nvmex_mgmt_post_load(NvmeExportMgmt *m, char *buf, size_t len);
 /* After loading @c's TP4159 state: reconnect it to its queue */
 const char *nvmex_mgmt_post_load_child(NvmeExport *c);
+/* Identify CNS 21h of a management controller */
+void nvmex_mgmt_id_underlying(NvmeExport *c, uint16_t from, uint8_t *buf);
+/* The managed controller @cntlid of @m, or NULL (no guest error) */
+NvmeExport *nvmex_mgmt_find_child(NvmeExportMgmt *m, uint16_t cntlid);
 
 /* nvme-export-esub.c: the TP4193 commands (nvmex-cmds.h rows) */
 uint16_t nvmex_adm_esub_recv(NvmexReq *r);
 uint16_t nvmex_adm_esub_send(NvmexReq *r);
 uint16_t nvmex_adm_exported_ns(NvmexReq *r);
 uint16_t nvmex_adm_exported_port(NvmexReq *r);
-/* Identify CNS 21h of a management controller */
-void nvmex_mgmt_id_underlying(NvmeExport *c, uint16_t from, uint8_t *buf);
-/* @cntlid leaves: its exported-subsystem associations go too */
-void nvmex_mgmt_esub_forget(NvmeExportMgmt *m, uint16_t cntlid);
-/* The managed controller @cntlid of @m, or NULL (no guest error) */
-NvmeExport *nvmex_mgmt_find_child(NvmeExportMgmt *m, uint16_t cntlid);
 
 /* nvme-export-lm.c: a managed controller's side */
 /* Its Controller State; the vendor part when @vendor */

@@ -90,7 +90,7 @@ void nvmex_mgmt_detach(NvmeExport *c)
             nvmex_mgmt_cdq_delete(m, &m->cdq[i]);
         }
     }
-    nvmex_mgmt_esub_forget(m, c->tmpl.cntlid);
+    nvmex_esub_forget_ctrl(&m->esubs, c->tmpl.cntlid);
     QLIST_REMOVE(c, mgmt_entry);
 }
 

@@ -67,6 +67,60 @@ static void test_table(void **state)
     free(t);
 }
 
+/* A controller that leaves takes its associations and namespaces along */
+static void test_forget_ctrl(void **state)
+{
+    NvmexEsubTable *t = calloc(1, sizeof(*t));
+    NvmexEsub *e, *f;
+    NvmexEsubCtrl ctrls[3] = { { 2, 1 }, { 3, 2 }, { 4, 3 } };
+    NvmexEsubCtrl other = { 5, 1 };
+    NvmexEsubNs ns[4] = {
+        { .ensid = 1, .unsid = 1, .uctrlid = 3 },
+        { .ensid = 2, .unsid = 1, .uctrlid = 2 },
+        { .ensid = 3, .unsid = 2, .uctrlid = 3 },
+        { .ensid = 4, .unsid = 1, .uctrlid = 4 },
+    };
+    NvmexEsubNs ns_other = { .ensid = 1, .unsid = 1, .uctrlid = 5 };
+
+    (void)state;
+    assert_int_equal(nvmex_esub_create(t, 1, &e), NVMEX_ESUB_OK);
+    assert_int_equal(nvmex_esub_create(t, 1, &f), NVMEX_ESUB_OK);
+    assert_int_equal(nvmex_esub_associate(t, e, ctrls, 3), NVMEX_ESUB_OK);
+    assert_int_equal(nvmex_esub_associate(t, f, &other, 1), NVMEX_ESUB_OK);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(nvmex_esub_ns_add(e, &ns[i]), NVMEX_ESUB_OK);
+    }
+    assert_int_equal(nvmex_esub_ns_add(f, &ns_other), NVMEX_ESUB_OK);
+
+    /* The middle controller, with two namespaces, the first and third */
+    nvmex_esub_forget_ctrl(t, 3);
+    assert_true(e->valid);
+    assert_int_equal(e->nctrl, 2);
+    assert_int_equal(e->ctrl[0].cntlid, 2);
+    assert_int_equal(e->ctrl[1].cntlid, 4);
+    assert_int_equal(e->nns, 2);
+    assert_int_equal(e->ns[0].ensid, 2);
+    assert_int_equal(e->ns[1].ensid, 4);
+    assert_null(nvmex_esub_of_ctrl(t, 3));
+    assert_int_equal(f->nctrl, 1);
+    assert_int_equal(f->nns, 1);
+
+    /* It may associate again; a controller never associated: no change */
+    assert_int_equal(nvmex_esub_associate(t, f, &ctrls[1], 1), NVMEX_ESUB_OK);
+    nvmex_esub_forget_ctrl(t, 9);
+    assert_int_equal(e->nctrl, 2);
+    assert_int_equal(f->nctrl, 2);
+
+    /* The last controller of a subsystem: the subsystem stays, empty */
+    nvmex_esub_forget_ctrl(t, 2);
+    nvmex_esub_forget_ctrl(t, 4);
+    assert_true(e->valid);
+    assert_int_equal(e->nctrl, 0);
+    assert_int_equal(e->nns, 0);
+    assert_ptr_equal(nvmex_esub_find(t, 1), e);
+    free(t);
+}
+
 static void test_state(void **state)
 {
     NvmexEsubTable *t = calloc(1, sizeof(*t));
@@ -121,6 +175,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),
+        cmocka_unit_test(test_forget_ctrl),
         cmocka_unit_test(test_state),
     };
 

@@ -67,6 +67,28 @@ NvmexEsub *nvmex_esub_of_ctrl(NvmexEsubTable *t, uint16_t cntlid)
     return NULL;
 }
 
+void nvmex_esub_forget_ctrl(NvmexEsubTable *t, uint16_t cntlid)
+{
+    for (int i = 0; i < NVMEX_ESUB_MAX; i++) {
+        NvmexEsub *e = &t->esub[i];
+
+        for (int j = 0; e->valid && j < e->nctrl; j++) {
+            if (e->ctrl[j].cntlid == cntlid) {
+                memmove(&e->ctrl[j], &e->ctrl[j + 1],
+                        sizeof(e->ctrl[0]) * (e->nctrl - j - 1));
+                e->nctrl--;
+                j--;
+            }
+        }
+        for (int j = 0; e->valid && j < e->nns; j++) {
+            if (e->ns[j].uctrlid == cntlid) {
+                nvmex_esub_ns_remove(e, e->ns[j].ensid);
+                j--;
+            }
+        }
+    }
+}
+
 NvmexEsubResult nvmex_esub_associate(NvmexEsubTable *t, NvmexEsub *e,
                                      const NvmexEsubCtrl *list, int n)
 {

@@ -93,6 +93,11 @@ NvmexEsub *nvmex_esub_find(NvmexEsubTable *t, uint16_t esubid);
 void nvmex_esub_delete(NvmexEsub *e);
 /* The subsystem a managed controller is associated with, or NULL */
 NvmexEsub *nvmex_esub_of_ctrl(NvmexEsubTable *t, uint16_t cntlid);
+/*
+ * Managed controller @cntlid left: it and the namespaces of it leave
+ * every subsystem (the subsystems themselves stay)
+ */
+void nvmex_esub_forget_ctrl(NvmexEsubTable *t, uint16_t cntlid);
 
 /* Associate Controllers: all of @list or none */
 NvmexEsubResult nvmex_esub_associate(NvmexEsubTable *t, NvmexEsub *e,
