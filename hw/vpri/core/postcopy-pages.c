@@ -150,6 +150,27 @@ PcpFaultResult vpri_pcp_fault(PostcopyPages *p, uint64_t page,
     return ret;
 }
 
+PcpPrefetchResult vpri_pcp_prefetch(PostcopyPages *p, uint64_t page,
+                                    uint64_t limit)
+{
+    PcpPrefetchResult ret = VPRI_PCP_PREFETCH_SKIP;
+
+    if (page >= p->npages) {
+        return VPRI_PCP_PREFETCH_SKIP;
+    }
+    pthread_mutex_lock(&p->lock);
+    if (p->stats.prefetched >= limit) {
+        ret = VPRI_PCP_PREFETCH_LIMIT;
+    } else if (p->run == VPRI_PCP_RUNNING &&
+               p->state[page] == VPRI_PCP_MISSING) {
+        p->state[page] = VPRI_PCP_REQUESTED;
+        p->stats.prefetched++;
+        ret = VPRI_PCP_PREFETCH_REQUEST;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return ret;
+}
+
 /*
  * Detach @page's waiters into @out, oldest first, and free them; returns
  * how many.  Lock held.

@@ -22,6 +22,13 @@
  * fault-to-arrival latency recorded.  Only the queues that faulted wait;
  * nothing here blocks.
  *
+ * Prefetch: a page the devices are known to need soon (their rings,
+ * the chains they carried over, the receive buffers posted to them) may
+ * be asked for before any device faults on it: it goes from MISSING to
+ * REQUESTED with no waiter, so a device that faults on it before it
+ * arrives waits without a second request.  At most a limit the caller
+ * gives, counted over the whole run (VPRI_PCP_PREFETCH_LIMIT).
+ *
  * Failure: while postcopy is paused (the connection broke) waiters keep
  * waiting, since the pages arrive after a recovery; faults go on being
  * accepted and requests are held (VPRI_PCP_WAIT) until resumed, when the
@@ -72,6 +79,13 @@ typedef enum PcpFaultResult {
     VPRI_PCP_OUT_OF_RANGE,      /* not a page of guest RAM */
 } PcpFaultResult;
 
+/* What a prefetch of one page must do next. */
+typedef enum PcpPrefetchResult {
+    VPRI_PCP_PREFETCH_REQUEST,  /* the caller sends the request */
+    VPRI_PCP_PREFETCH_SKIP,     /* received or asked for, or not running */
+    VPRI_PCP_PREFETCH_LIMIT,    /* the run's limit is reached: stop */
+} PcpPrefetchResult;
+
 typedef struct PcpWaiter {
     uint32_t dev;
     uint16_t queue;
@@ -89,6 +103,7 @@ typedef struct PcpStats {
     uint64_t failed;            /* waiters and faults failed */
     uint64_t waiting;           /* waiters now */
     uint64_t full;              /* faults refused with VPRI_PCP_FULL */
+    uint64_t prefetched;        /* pages asked for before any fault */
 } PcpStats;
 
 /*
@@ -110,6 +125,16 @@ PcpRunState vpri_pcp_run_state(PostcopyPages *p);
  */
 PcpFaultResult vpri_pcp_fault(PostcopyPages *p, uint64_t page,
                               const PcpWaiter *w);
+
+/*
+ * Devices will need @page soon: VPRI_PCP_PREFETCH_REQUEST if it was
+ * MISSING while running (now REQUESTED, counted in prefetched) and fewer
+ * than @limit pages were prefetched so far; VPRI_PCP_PREFETCH_LIMIT once
+ * @limit were (nothing changes); else VPRI_PCP_PREFETCH_SKIP.  While
+ * paused nothing is prefetched: its request could not go.
+ */
+PcpPrefetchResult vpri_pcp_prefetch(PostcopyPages *p, uint64_t page,
+                                    uint64_t limit);
 
 /*
  * @page arrived at @now_ns (placed in guest RAM): it is RECEIVED.  Its
