@@ -874,6 +874,46 @@ static const MemoryRegionOps vpri_vpci_notify_ops = {
 /* ------------------------------------------------------------------ */
 /* VM run state (migration: vpri-virtio-pci-migration.c)              */
 
+/*
+ * The VM starts: on a postcopy destination the host asks now for what
+ * this device will touch first, before it faults on it (the host does
+ * nothing otherwise): every enabled queue's rings, then the buffers of
+ * the chains carried over from the source.  Receive buffers posted to a
+ * NIC follow once it reads their descriptors (vpri_host_dma_arm()).
+ */
+static void vpri_vpci_prefetch(VpriVirtioPCI *vp)
+{
+    g_autofree VirtqElem *e = NULL;
+    uint16_t queue;
+
+    for (uint16_t i = 0; i < vp->num_queues; i++) {
+        VpriQueue *q = &vp->queues[i];
+
+        if (!q->enabled) {
+            continue;
+        }
+        vpri_host_prefetch(vp->host, vp->fault_device_id, q->desc,
+                           VIRTQ_DESC_BYTES(q->size));
+        vpri_host_prefetch(vp->host, vp->fault_device_id, q->driver,
+                           VIRTQ_AVAIL_BYTES(q->size));
+        vpri_host_prefetch(vp->host, vp->fault_device_id, q->device,
+                           VIRTQ_USED_BYTES(q->size));
+    }
+    if (!vp->inflight_len) {
+        return;
+    }
+    e = g_new(VirtqElem, 1);
+    for (uint32_t off = 0; off < vp->inflight_len;) {
+        if (!vpri_virtio_pci_load_elem(vp, &off, &queue, e)) {
+            return;     /* checked on load: cannot happen */
+        }
+        for (uint16_t seg = 0; seg < e->nseg; seg++) {
+            vpri_host_prefetch(vp->host, vp->fault_device_id,
+                               e->seg[seg].addr, e->seg[seg].len);
+        }
+    }
+}
+
 static void vpri_vpci_vm_state_change(void *opaque, bool running,
                                       RunState state)
 {
@@ -883,6 +923,9 @@ static void vpri_vpci_vm_state_change(void *opaque, bool running,
     vp->vm_stopped = !running;
     if (!running) {
         return;
+    }
+    if (vp->host) {
+        vpri_vpci_prefetch(vp);
     }
     if (k->restart) {
         k->restart(vp);
