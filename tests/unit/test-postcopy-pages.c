@@ -179,12 +179,13 @@ static void test_prefetch(void **state)
 
     (void)state;
     assert_int_equal(vpri_pcp_prefetch(p, 5, 3), VPRI_PCP_PREFETCH_REQUEST);
-    assert_int_equal(vpri_pcp_page_state(p, 5), VPRI_PCP_REQUESTED);
+    assert_int_equal(vpri_pcp_page_state(p, 5), VPRI_PCP_PREFETCHED);
     assert_int_equal(vpri_pcp_prefetch(p, 5, 3), VPRI_PCP_PREFETCH_SKIP);
     assert_int_equal(vpri_pcp_prefetch(p, NPAGES, 3),
                      VPRI_PCP_PREFETCH_SKIP);
     /* A device faults on it before it arrives: no second request */
     assert_int_equal(vpri_pcp_fault(p, 5, &w), VPRI_PCP_WAIT);
+    assert_int_equal(vpri_pcp_page_state(p, 5), VPRI_PCP_REQUESTED);
     assert_int_equal(vpri_pcp_arrived(p, 5, 10, out), 1);
     assert_int_equal(out[0].cookie, 3);
     assert_int_equal(vpri_pcp_prefetch(p, 5, 3), VPRI_PCP_PREFETCH_SKIP);
@@ -195,21 +196,24 @@ static void test_prefetch(void **state)
     assert_int_equal(vpri_pcp_fault(p, 6, &w), VPRI_PCP_PRESENT);
 
     /* Paused: not asked for, and it does not count */
+    assert_int_equal(vpri_pcp_prefetch(p, 7, 3), VPRI_PCP_PREFETCH_REQUEST);
     vpri_pcp_pause(p);
-    assert_int_equal(vpri_pcp_prefetch(p, 7, 3), VPRI_PCP_PREFETCH_SKIP);
-    assert_int_equal(vpri_pcp_page_state(p, 7), VPRI_PCP_MISSING);
+    assert_int_equal(vpri_pcp_prefetch(p, 9, 3), VPRI_PCP_PREFETCH_SKIP);
+    assert_int_equal(vpri_pcp_page_state(p, 9), VPRI_PCP_MISSING);
+    /* A recovery asks again for a prefetched page still missing */
     {
         uint64_t cursor = 0, pages[NPAGES];
 
-        vpri_pcp_resume(p, &cursor, pages, NPAGES);
+        assert_int_equal(vpri_pcp_resume(p, &cursor, pages, NPAGES), 1);
+        assert_int_equal(pages[0], 7);
     }
-    assert_int_equal(vpri_pcp_prefetch(p, 7, 3), VPRI_PCP_PREFETCH_REQUEST);
     /* Three prefetched: the limit stops the fourth, whatever its page */
     assert_int_equal(vpri_pcp_prefetch(p, 8, 3), VPRI_PCP_PREFETCH_LIMIT);
     assert_int_equal(vpri_pcp_page_state(p, 8), VPRI_PCP_MISSING);
 
     vpri_pcp_get_stats(p, &st);
     assert_int_equal(st.prefetched, 3);
+    assert_int_equal(st.prefetch_hits, 1);     /* page 6 */
     assert_int_equal(st.requested, 0);
     assert_int_equal(st.device_faults, 1);
     assert_int_equal(st.resolved, 1);

@@ -10,6 +10,8 @@
  *              PA-BITMAP entries are not present
  *   REQUESTED  IVY invalid, with a request to the owner (the source) in
  *              flight; device queues wait on it
+ *   PREFETCHED IVY invalid, asked for before any device faulted on it
+ *              (prefetch, below); a fault on it makes it REQUESTED
  *   RECEIVED   IVY owned (modified): the destination owns the only valid
  *              copy; entries may go read-write.  Final: a page never
  *              leaves it while postcopy runs.
@@ -25,8 +27,9 @@
  * Prefetch: a page the devices are known to need soon (their rings,
  * the chains they carried over, the receive buffers posted to them) may
  * be asked for before any device faults on it: it goes from MISSING to
- * REQUESTED with no waiter, so a device that faults on it before it
- * arrives waits without a second request.  At most a limit the caller
+ * PREFETCHED with no waiter, so a device that faults on it before it
+ * arrives waits without a second request (and it becomes REQUESTED); one
+ * that arrives still PREFETCHED counts as a prefetch hit.  At most a limit the caller
  * gives, counted over the whole run (VPRI_PCP_PREFETCH_LIMIT).
  *
  * Failure: while postcopy is paused (the connection broke) waiters keep
@@ -61,6 +64,7 @@ typedef enum PcpPageState {
     VPRI_PCP_MISSING = 0,
     VPRI_PCP_REQUESTED,
     VPRI_PCP_RECEIVED,
+    VPRI_PCP_PREFETCHED,
 } PcpPageState;
 
 typedef enum PcpRunState {
@@ -104,6 +108,7 @@ typedef struct PcpStats {
     uint64_t waiting;           /* waiters now */
     uint64_t full;              /* faults refused with VPRI_PCP_FULL */
     uint64_t prefetched;        /* pages asked for before any fault */
+    uint64_t prefetch_hits;     /* ... that arrived before any fault */
 } PcpStats;
 
 /*
@@ -128,7 +133,7 @@ PcpFaultResult vpri_pcp_fault(PostcopyPages *p, uint64_t page,
 
 /*
  * Devices will need @page soon: VPRI_PCP_PREFETCH_REQUEST if it was
- * MISSING while running (now REQUESTED, counted in prefetched) and fewer
+ * MISSING while running (now PREFETCHED, counted in prefetched) and fewer
  * than @limit pages were prefetched so far; VPRI_PCP_PREFETCH_LIMIT once
  * @limit were (nothing changes); else VPRI_PCP_PREFETCH_SKIP.  While
  * paused nothing is prefetched: its request could not go.
@@ -146,7 +151,8 @@ size_t vpri_pcp_arrived(PostcopyPages *p, uint64_t page, uint64_t now_ns,
 
 /*
  * The connection broke: waiters keep waiting, requests are held.  Then
- * either vpri_pcp_resume(), which puts up to @max REQUESTED pages from
+ * either vpri_pcp_resume(), which puts up to @max REQUESTED (or
+ * PREFETCHED) pages from
  * *@cursor (0 at first) in @out to be asked for again and returns how
  * many (call until it returns 0), or vpri_pcp_fail(), which hands every
  * waiter back in @out (room for vpri_pcp_max_waiters()) to be failed,
