@@ -795,6 +795,103 @@ static void test_blk_device_fault_preempt(void)
 }
 
 /*
+ * Prefetch (vpri-host's postcopy-prefetch, on by default): as the guest
+ * starts on the destination, the host asks for what its devices will
+ * touch first, their rings among it.  A write the driver published on
+ * the source and did not kick is kicked on the destination, with its
+ * header, data and status pages brought over by the driver's reads and
+ * its rings left alone.  With prefetch, once every prefetched page has
+ * arrived (each before any device faulted on it: query-vpri's
+ * prefetch-hits), the write completes without a single device fault.
+ * Without it, the device's first read of the driver area faults
+ * (nothing else touches that page here, and the rest of RAM trickles at
+ * SLOW_BPS), and the page is asked for by that fault.
+ */
+static void check_blk_prefetch(bool prefetch)
+{
+    Ctx *c = ctx_new("vpri-postcopy");
+    g_autofree char *uri = g_strdup_printf("unix:%s/vpri-pc-pf-%d.sock",
+                                           g_get_tmp_dir(), getpid());
+    uint8_t far[PAGE], data[PAGE];
+    QTestState *src, *dst;
+    BlkWrite w;
+    uint64_t buf, prefetched = 0;
+
+    fill(far, PAGE, 0x17);
+    fill(data, PAGE, 0x6b);
+    dst = blk_pc_start(c, far, "defer");
+    src = c->qts;
+    /* Published on the source, not kicked: it runs on the destination */
+    buf = guest_alloc(&c->alloc, PAGE);
+    qtest_memwrite(src, buf, data, PAGE);
+    blk_write(c, &w, queue(c, 0), 8, buf);
+
+    qtest_qmp_assert_success(dst, "{ 'execute': 'qom-set', 'arguments': "
+                             "{ 'path': '/objects/vh0', "
+                             "'property': 'postcopy-prefetch', "
+                             "'value': %i } }", prefetch);
+    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
+                             "'arguments': { 'uri': %s } }", uri);
+    postcopy_start_slow(src, dst, uri);
+    c->qts = dst;
+    c->bus->qts = dst;
+    c->d->qts = dst;
+    /* Each on pages of its own (the allocator rounds to pages) */
+    pull_pages(dst, w.hdr, 16);
+    pull_pages(dst, buf, PAGE);
+    pull_pages(dst, w.status, 1);
+    qtest_readl(dst, c->msi_base);
+
+    if (prefetch) {
+        gint64 deadline = g_get_monotonic_time() + WAIT_US;
+
+        /* Both queues' rings: at least one page each */
+        prefetched = postcopy_u64(dst, "prefetched");
+        g_assert_cmpuint(prefetched, >=, 2);
+        while (postcopy_u64(dst, "prefetch-hits") < prefetched) {
+            g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+            g_usleep(1000);
+        }
+    } else {
+        g_assert_cmpuint(postcopy_u64(dst, "prefetched"), ==, 0);
+    }
+
+    vv_queue_kick(queue(c, 0));
+    blk_write_done(c, &w);
+    check_image(c, 8, data);
+    g_assert_cmpuint(device_faults(dst, "failed"), ==, 0);
+    g_assert_cmpuint(device_faults(dst, "pending"), ==, 0);
+    if (prefetch) {
+        g_assert_cmpuint(device_faults(dst, "raised"), ==, 0);
+        g_assert_cmpuint(postcopy_u64(dst, "device-faults"), ==, 0);
+        g_assert_cmpuint(postcopy_u64(dst, "device-requests"), ==, 0);
+        g_assert_cmpuint(postcopy_u64(dst, "prefetch-hits"), ==, prefetched);
+    } else {
+        g_assert_cmpuint(device_faults(dst, "raised"), >=, 1);
+        g_assert_cmpuint(postcopy_u64(dst, "device-faults"), >=, 1);
+        g_assert_cmpuint(postcopy_u64(dst, "device-requests"), >=, 1);
+        g_assert_cmpuint(postcopy_u64(dst, "prefetch-hits"), ==, 0);
+    }
+
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters', "
+                             "'arguments': { 'max-postcopy-bandwidth': 0 } }");
+    migration_wait(src, "completed");
+    qtest_quit(src);
+    assert_postcopy_state(dst, "done");
+    ctx_stop(c);
+}
+
+static void test_blk_prefetch(void)
+{
+    check_blk_prefetch(true);
+}
+
+static void test_blk_prefetch_off(void)
+{
+    check_blk_prefetch(false);
+}
+
+/*
  * A migration with postcopy-ram on both sides that completes in precopy:
  * QEMU never says postcopy ended, yet the destination's host takes guest
  * RAM back when the guest starts.  Pages its host had evicted before the
@@ -1114,6 +1211,8 @@ int main(int argc, char **argv)
     add_test("/vpri-postcopy/blk/connection-breaks",
              test_blk_connection_breaks);
     add_test("/vpri-postcopy/blk/recover", test_blk_recover);
+    add_test("/vpri-postcopy/blk/prefetch", test_blk_prefetch);
+    add_test("/vpri-postcopy/blk/prefetch-off", test_blk_prefetch_off);
     if (qtest_has_device("vdpa-mgmt")) {
         add_test("/vpri-postcopy/vdpa-blk/device-fault",
                  test_vdpa_blk_device_fault);
