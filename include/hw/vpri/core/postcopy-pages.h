@@ -29,8 +29,8 @@
  * be asked for before any device faults on it: it goes from MISSING to
  * PREFETCHED with no waiter, so a device that faults on it before it
  * arrives waits without a second request (and it becomes REQUESTED); one
- * that arrives still PREFETCHED counts as a prefetch hit.  At most a limit the caller
- * gives, counted over the whole run (VPRI_PCP_PREFETCH_LIMIT).
+ * that arrives still PREFETCHED counts as a prefetch hit.  At most as
+ * many pages as the caller's limit, counted over the whole run.
  *
  * Failure: while postcopy is paused (the connection broke) waiters keep
  * waiting, since the pages arrive after a recovery; faults go on being
