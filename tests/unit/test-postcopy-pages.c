@@ -196,11 +196,17 @@ static void test_prefetch(void **state)
     assert_int_equal(vpri_pcp_fault(p, 6, &w), VPRI_PCP_PRESENT);
 
     /* Paused: not asked for, and it does not count */
-    assert_int_equal(vpri_pcp_prefetch(p, 7, 3), VPRI_PCP_PREFETCH_REQUEST);
     vpri_pcp_pause(p);
     assert_int_equal(vpri_pcp_prefetch(p, 9, 3), VPRI_PCP_PREFETCH_SKIP);
     assert_int_equal(vpri_pcp_page_state(p, 9), VPRI_PCP_MISSING);
+    {
+        uint64_t cursor = 0, pages[NPAGES];
+
+        assert_int_equal(vpri_pcp_resume(p, &cursor, pages, NPAGES), 0);
+    }
     /* A recovery asks again for a prefetched page still missing */
+    assert_int_equal(vpri_pcp_prefetch(p, 7, 3), VPRI_PCP_PREFETCH_REQUEST);
+    vpri_pcp_pause(p);
     {
         uint64_t cursor = 0, pages[NPAGES];
 
