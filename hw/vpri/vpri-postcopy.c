@@ -262,11 +262,15 @@ static void vpri_pc_arrived(VpriPostcopy *pc, uint64_t page)
     uint64_t gpa;
     size_t n;
 
-    n = vpri_pcp_arrived(pc->pages, page, get_clock_realtime(), pc->scratch);
-    /* Entries first: the queues resumed next must find the page present */
+    /*
+     * Entries first: the queues resumed next must find the page present,
+     * and so must a device that sees the page counted as received (a
+     * fault in between waits on the page and is handed back just below)
+     */
     if (vpri_residency_page_to_gpa(h->res, page, &gpa)) {
         pc->hooks->set_gpa_entries(h, gpa, true);
     }
+    n = vpri_pcp_arrived(pc->pages, page, get_clock_realtime(), pc->scratch);
     if (n) {
         trace_vpri_postcopy_arrival(page, n);
     }

@@ -220,6 +220,7 @@ static void test_prefetch(void **state)
     vpri_pcp_get_stats(p, &st);
     assert_int_equal(st.prefetched, 3);
     assert_int_equal(st.prefetch_hits, 1);     /* page 6 */
+    assert_int_equal(st.prefetch_late, 1);     /* page 5 */
     assert_int_equal(st.requested, 0);
     assert_int_equal(st.device_faults, 1);
     assert_int_equal(st.resolved, 1);

@@ -143,7 +143,10 @@ PcpFaultResult vpri_pcp_fault(PostcopyPages *p, uint64_t page,
                 ret = VPRI_PCP_WAIT;
             }
         } else {
-            /* Requested already, maybe by a prefetch: no longer a hit */
+            /* Requested already, maybe by a prefetch: then it was late */
+            if (p->state[page] == VPRI_PCP_PREFETCHED) {
+                p->stats.prefetch_late++;
+            }
             p->state[page] = VPRI_PCP_REQUESTED;
             ret = VPRI_PCP_WAIT;
         }

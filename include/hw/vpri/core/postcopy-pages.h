@@ -28,8 +28,8 @@
  * the chains they carried over, the receive buffers posted to them) may
  * be asked for before any device faults on it: it goes from MISSING to
  * PREFETCHED with no waiter, so a device that faults on it before it
- * arrives waits without a second request (and it becomes REQUESTED); one
- * that arrives still PREFETCHED counts as a prefetch hit.  At most as
+ * arrives waits without a second request (it becomes REQUESTED, and
+ * counts as late); one that arrives still PREFETCHED counts as a hit.  At most as
  * many pages as the caller's limit, counted over the whole run.
  *
  * Failure: while postcopy is paused (the connection broke) waiters keep
@@ -109,6 +109,7 @@ typedef struct PcpStats {
     uint64_t full;              /* faults refused with VPRI_PCP_FULL */
     uint64_t prefetched;        /* pages asked for before any fault */
     uint64_t prefetch_hits;     /* ... that arrived before any fault */
+    uint64_t prefetch_late;     /* ... a device faulted on before arrival */
 } PcpStats;
 
 /*
