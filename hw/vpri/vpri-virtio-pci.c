@@ -875,17 +875,15 @@ static const MemoryRegionOps vpri_vpci_notify_ops = {
 /* VM run state (migration: vpri-virtio-pci-migration.c)              */
 
 /*
- * The VM starts: on a postcopy destination the host asks now for what
- * this device will touch first, before it faults on it (the host does
- * nothing otherwise): every enabled queue's rings, then the buffers of
- * the chains carried over from the source.  Receive buffers posted to a
- * NIC follow once it reads their descriptors (vpri_host_dma_arm()).
+ * The VM starts: on a postcopy destination the host asks now for the
+ * rings of every enabled queue, which the device looks at first, before
+ * it faults on them (the host does nothing otherwise).  The subclasses'
+ * restart hooks then ask for the buffers of the chains carried over
+ * (vpri_virtio_pci_prefetch_inflight()); receive buffers posted to a NIC
+ * follow once it reads their descriptors (vpri_host_dma_arm()).
  */
-static void vpri_vpci_prefetch(VpriVirtioPCI *vp)
+static void vpri_vpci_prefetch_rings(VpriVirtioPCI *vp)
 {
-    g_autofree VirtqElem *e = NULL;
-    uint16_t queue;
-
     for (uint16_t i = 0; i < vp->num_queues; i++) {
         VpriQueue *q = &vp->queues[i];
 
@@ -898,19 +896,6 @@ static void vpri_vpci_prefetch(VpriVirtioPCI *vp)
                            VIRTQ_AVAIL_BYTES(q->size));
         vpri_host_prefetch(vp->host, vp->fault_device_id, q->device,
                            VIRTQ_USED_BYTES(q->size));
-    }
-    if (!vp->inflight_len) {
-        return;
-    }
-    e = g_new(VirtqElem, 1);
-    for (uint32_t off = 0; off < vp->inflight_len;) {
-        if (!vpri_virtio_pci_load_elem(vp, &off, &queue, e)) {
-            return;     /* checked on load: cannot happen */
-        }
-        for (uint16_t seg = 0; seg < e->nseg; seg++) {
-            vpri_host_prefetch(vp->host, vp->fault_device_id,
-                               e->seg[seg].addr, e->seg[seg].len);
-        }
     }
 }
 
@@ -925,7 +910,7 @@ static void vpri_vpci_vm_state_change(void *opaque, bool running,
         return;
     }
     if (vp->host) {
-        vpri_vpci_prefetch(vp);
+        vpri_vpci_prefetch_rings(vp);
     }
     if (k->restart) {
         k->restart(vp);
