@@ -63,6 +63,7 @@ void vpri_blk_restart(VpriVirtioPCI *vp)
     g_autofree VirtqElem *e = g_new(VirtqElem, 1);
     uint16_t queue;
 
+    vpri_virtio_pci_prefetch_inflight(vp);
     for (uint32_t off = 0; off < vp->inflight_len;) {
         if (!vpri_virtio_pci_load_elem(vp, &off, &queue, e)) {
             return;     /* checked on load: cannot happen */

@@ -100,6 +100,8 @@ struct VpriHost {
     uint32_t ring_size;
     bool fail_faults;           /* x-fail-faults: answer every fault FAILED */
     bool hold_faults;           /* x-hold-faults: leave device faults pending */
+    /* postcopy-prefetch: ask for pages devices will need (vpri-postcopy.h) */
+    bool postcopy_prefetch;
     bool created;               /* complete() succeeded */
 
     /* The layers below (NULL until created, but pin: it holds settings) */

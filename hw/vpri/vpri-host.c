@@ -349,6 +349,19 @@ void vpri_host_dma_arm(VpriHost *h, uint32_t dev_id, uint64_t addr,
         return;     /* IOVAs are not what the policy ranks; see above */
     }
     vpri_pin_note_armed(d->pin, addr, len);
+    /* A posted buffer is what a postcopy destination should fetch first */
+    vpri_postcopy_prefetch(h->postcopy, dev_id, addr, len);
+}
+
+void vpri_host_prefetch(VpriHost *h, uint32_t dev_id, uint64_t addr,
+                        uint64_t len)
+{
+    VpriHostDevice *d = vpri_host_dev(h, dev_id);
+
+    if (d->xlat) {
+        return;     /* postcopy is refused behind a vIOMMU anyway */
+    }
+    vpri_postcopy_prefetch(h->postcopy, dev_id, addr, len);
 }
 
 PabResult vpri_host_dma_hold(VpriHost *h, uint32_t dev_id, uint64_t addr,
@@ -784,12 +797,25 @@ static void vpri_host_set_u32(Object *obj, Visitor *v, const char *name,
     *field = value;
 }
 
+static bool vpri_host_get_postcopy_prefetch(Object *obj, Error **errp)
+{
+    return qatomic_read(&VPRI_HOST(obj)->postcopy_prefetch);
+}
+
+/* Settable at any time: it is read at each prefetch */
+static void vpri_host_set_postcopy_prefetch(Object *obj, bool value,
+                                            Error **errp)
+{
+    qatomic_set(&VPRI_HOST(obj)->postcopy_prefetch, value);
+}
+
 static void vpri_host_init(Object *obj)
 {
     VpriHost *h = VPRI_HOST(obj);
 
     qemu_mutex_init(&h->lock);
     h->nhandlers = 2;
+    h->postcopy_prefetch = true;
     h->ring_size = 64;
     h->pin = vpri_pin_new();
     object_property_add(obj, "handlers", "uint32", vpri_host_get_u32,
@@ -929,6 +955,13 @@ static void vpri_host_class_init(ObjectClass *oc, void *data)
                                   vpri_host_set_pin_budget);
     object_class_property_set_description(oc, "pin-budget",
         "most guest RAM the pinning policy pins, in percent (default 5.2)");
+    object_class_property_add_bool(oc, "postcopy-prefetch",
+                                   vpri_host_get_postcopy_prefetch,
+                                   vpri_host_set_postcopy_prefetch);
+    object_class_property_set_description(oc, "postcopy-prefetch",
+        "on a postcopy destination, ask for the pages the devices will "
+        "need (rings, carried requests, posted receive buffers) before "
+        "they fault on them (default on; docs/vpri-host.rst)");
     object_class_property_add_bool(oc, "x-fail-faults",
                                    vpri_host_get_fail_faults,
                                    vpri_host_set_fail_faults);

@@ -55,6 +55,7 @@ static bool vpri_nic_migrated_slots_ok(VpriNic *s)
     g_autofree bool *seen = g_new0(bool, vp->num_queues);
     uint16_t index;
 
+    vpri_virtio_pci_prefetch_inflight(vp);
     for (uint32_t off = 0; off < vp->inflight_len;) {
         if (!vpri_virtio_pci_load_elem(vp, &off, &index, NULL) ||
             !vpri_nic_slot(s, index) || seen[index]) {
@@ -88,6 +89,7 @@ void vpri_nic_restart(VpriVirtioPCI *vp)
     VirtqElem *elem = g_new(VirtqElem, 1);
     uint16_t index;
 
+    vpri_virtio_pci_prefetch_inflight(vp);
     for (uint32_t off = 0; off < vp->inflight_len;) {
         VpriNicSlot *slot;
 

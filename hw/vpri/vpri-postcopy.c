@@ -198,6 +198,43 @@ VpriPostcopyServe vpri_postcopy_serve(VpriPostcopy *pc, uint32_t dev_id,
     }
 }
 
+void vpri_postcopy_prefetch(VpriPostcopy *pc, uint32_t dev_id, uint64_t gpa,
+                            uint64_t len)
+{
+    VpriHost *h;
+    uint64_t first, last, npages;
+
+    if (!pc || !len || !qatomic_load_acquire(&pc->active) ||
+        !qatomic_read(&pc->host->postcopy_prefetch)) {
+        return;
+    }
+    h = pc->host;
+    first = gpa >> PAB_PAGE_SHIFT;
+    /* Pages the range touches; a range that wraps ends at 2^64 */
+    last = gpa + len - 1 < gpa ? UINT64_MAX : gpa + len - 1;
+    npages = (last >> PAB_PAGE_SHIFT) - first + 1;
+    for (uint64_t i = 0; i < MIN(npages, VPRI_PC_PREFETCH_MAX); i++) {
+        uint64_t page;
+
+        if (!vpri_residency_gpa_to_page(h->res, (first + i) << PAB_PAGE_SHIFT,
+                                        &page)) {
+            continue;   /* not guest RAM: nothing to receive */
+        }
+        switch (vpri_pcp_prefetch(pc->pages, page, VPRI_PC_PREFETCH_MAX)) {
+        case VPRI_PCP_PREFETCH_REQUEST:
+            trace_vpri_postcopy_prefetch(dev_id, page);
+            vpri_pc_send_request(pc, page);
+            break;
+        case VPRI_PCP_PREFETCH_LIMIT:
+            trace_vpri_postcopy_prefetch_limit(vpri_pc_owner(pc),
+                                               VPRI_PC_PREFETCH_MAX);
+            return;
+        default:
+            break;
+        }
+    }
+}
+
 /* QEMU's fault thread read one of our requests off the pipe. */
 static int vpri_pc_request(struct PostCopyFD *pcfd, void *ufd)
 {
@@ -225,11 +262,15 @@ static void vpri_pc_arrived(VpriPostcopy *pc, uint64_t page)
     uint64_t gpa;
     size_t n;
 
-    n = vpri_pcp_arrived(pc->pages, page, get_clock_realtime(), pc->scratch);
-    /* Entries first: the queues resumed next must find the page present */
+    /*
+     * Entries first: the queues resumed next must find the page present,
+     * and so must a device that sees the page counted as received (a
+     * fault in between waits on the page and is handed back just below)
+     */
     if (vpri_residency_page_to_gpa(h->res, page, &gpa)) {
         pc->hooks->set_gpa_entries(h, gpa, true);
     }
+    n = vpri_pcp_arrived(pc->pages, page, get_clock_realtime(), pc->scratch);
     if (n) {
         trace_vpri_postcopy_arrival(page, n);
     }

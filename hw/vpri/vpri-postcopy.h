@@ -14,6 +14,8 @@
  *            their PA-BITMAP entries not present: a device DMA to one
  *            faults on the sideband ring, its record waits in service
  *            while the page is asked for on the return path;
+ *   run      the devices ask for what they will need first (prefetch:
+ *            their rings, carried requests, posted receive buffers);
  *   placed   QEMU's waker: the page is RECEIVED, its entries read-write,
  *            the records waiting on it complete and their queues resume;
  *   end      the residency layer registers guest RAM again (once QEMU's
@@ -82,6 +84,19 @@ typedef enum VpriPostcopyServe {
  */
 bool vpri_postcopy_stats(VpriPostcopy *pc, PcpStats *st, uint64_t *received,
                          const char **state, const LatencyHistogram **lat);
+
+/*
+ * Prefetch: device @dev_id will DMA to guest-physical [@gpa, @gpa + @len)
+ * soon.  While postcopy runs here and the host's postcopy-prefetch is
+ * on, each page of it not received and not asked for yet is asked for
+ * now, through the same request path as a device fault, without waiting
+ * (@pc may be NULL).  At most VPRI_PC_PREFETCH_MAX pages per postcopy
+ * run, and as many per call: beyond it devices fault as without it.
+ * Under the BQL.
+ */
+#define VPRI_PC_PREFETCH_MAX 1024
+void vpri_postcopy_prefetch(VpriPostcopy *pc, uint32_t dev_id, uint64_t gpa,
+                            uint64_t len);
 
 /* A handler took @rec of device @dev_id off its ring (@pc may be NULL). */
 VpriPostcopyServe vpri_postcopy_serve(VpriPostcopy *pc, uint32_t dev_id,

@@ -90,6 +90,9 @@ static VpriPostcopyInfo *vpri_postcopy_info(VpriHost *h)
     pi->state = g_strdup(state);
     pi->device_requests = st.requested + st.rerequested;
     pi->device_faults = st.device_faults;
+    pi->prefetched = st.prefetched;
+    pi->prefetch_hits = st.prefetch_hits;
+    pi->prefetch_late = st.prefetch_late;
     pi->received = received;
     pi->waiting = st.waiting;
     pi->failed = st.failed;
@@ -216,10 +219,14 @@ void hmp_info_vpri(Monitor *mon, const QDict *qdict)
 
             monitor_printf(mon, "  postcopy %s: %" PRIu64 " device requests, "
                            "%" PRIu64 " device faults, %" PRIu64
+                           " prefetched (%" PRIu64 " hits, %" PRIu64
+                           " late), %" PRIu64
                            " received, %" PRIu64 " waiting, %" PRIu64
                            " failed; fault to page p50 %" PRIu64 " p99 %"
                            PRIu64 " ns\n", p->state, p->device_requests,
-                           p->device_faults, p->received, p->waiting,
+                           p->device_faults, p->prefetched,
+                           p->prefetch_hits, p->prefetch_late, p->received,
+                           p->waiting,
                            p->failed, p->fault_latency_ns->p50,
                            p->fault_latency_ns->p99);
         }

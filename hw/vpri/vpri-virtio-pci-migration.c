@@ -14,6 +14,7 @@
 #include "hw/pci/pci.h"
 #include "migration/vmstate.h"
 #include "hw/vpri/vpri-virtio-pci.h"
+#include "hw/vpri/vpri-host.h"
 #include "vpri-virtio-pci-internal.h"
 
 static bool vpri_vpci_vector_ok(PCIDevice *pci, uint16_t vector)
@@ -156,6 +157,26 @@ bool vpri_virtio_pci_load_elem(VpriVirtioPCI *vp, uint32_t *off,
                                uint16_t *queue, VirtqElem *e)
 {
     return vpri_vpci_parse_elem(vp, off, queue, e) == NULL;
+}
+
+void vpri_virtio_pci_prefetch_inflight(VpriVirtioPCI *vp)
+{
+    g_autofree VirtqElem *e = NULL;
+    uint16_t queue;
+
+    if (!vp->host || !vp->inflight_len) {
+        return;
+    }
+    e = g_new(VirtqElem, 1);
+    for (uint32_t off = 0; off < vp->inflight_len;) {
+        if (!vpri_virtio_pci_load_elem(vp, &off, &queue, e)) {
+            return;     /* checked on load: cannot happen */
+        }
+        for (uint16_t seg = 0; seg < e->nseg; seg++) {
+            vpri_host_prefetch(vp->host, vp->fault_device_id,
+                               e->seg[seg].addr, e->seg[seg].len);
+        }
+    }
 }
 
 /*

@@ -874,6 +874,31 @@ static const MemoryRegionOps vpri_vpci_notify_ops = {
 /* ------------------------------------------------------------------ */
 /* VM run state (migration: vpri-virtio-pci-migration.c)              */
 
+/*
+ * The VM starts: on a postcopy destination the host asks now for the
+ * rings of every enabled queue, which the device looks at first, before
+ * it faults on them (the host does nothing otherwise).  The subclasses'
+ * restart hooks then ask for the buffers of the chains carried over
+ * (vpri_virtio_pci_prefetch_inflight()); receive buffers posted to a NIC
+ * follow once it reads their descriptors (vpri_host_dma_arm()).
+ */
+static void vpri_vpci_prefetch_rings(VpriVirtioPCI *vp)
+{
+    for (uint16_t i = 0; i < vp->num_queues; i++) {
+        VpriQueue *q = &vp->queues[i];
+
+        if (!q->enabled) {
+            continue;
+        }
+        vpri_host_prefetch(vp->host, vp->fault_device_id, q->desc,
+                           VIRTQ_DESC_BYTES(q->size));
+        vpri_host_prefetch(vp->host, vp->fault_device_id, q->driver,
+                           VIRTQ_AVAIL_BYTES(q->size));
+        vpri_host_prefetch(vp->host, vp->fault_device_id, q->device,
+                           VIRTQ_USED_BYTES(q->size));
+    }
+}
+
 static void vpri_vpci_vm_state_change(void *opaque, bool running,
                                       RunState state)
 {
@@ -883,6 +908,9 @@ static void vpri_vpci_vm_state_change(void *opaque, bool running,
     vp->vm_stopped = !running;
     if (!running) {
         return;
+    }
+    if (vp->host) {
+        vpri_vpci_prefetch_rings(vp);
     }
     if (k->restart) {
         k->restart(vp);

@@ -514,8 +514,24 @@ static void hold_queue0_fault(Ctx *c, QTestState *dst, BlkWrite *w0)
  * "-incoming @incoming" (a URI, or "defer").  Returns the destination;
  * c->qts stays the source.
  */
+static QTestState *blk_pc_start_skip(Ctx *c, const uint8_t far[PAGE],
+                                     const char *incoming,
+                                     uint64_t ring_skip);
+
 static QTestState *blk_pc_start(Ctx *c, const uint8_t far[PAGE],
                                 const char *incoming)
+{
+    return blk_pc_start_skip(c, far, incoming, 0);
+}
+
+/*
+ * blk_pc_start(), with @ring_skip bytes of guest RAM left unallocated
+ * before the rings: rings that high do not come with the background
+ * stream while a test runs (see FAR_GPA).
+ */
+static QTestState *blk_pc_start_skip(Ctx *c, const uint8_t far[PAGE],
+                                     const char *incoming,
+                                     uint64_t ring_skip)
 {
     g_autofree char *args = g_strdup_printf(
         "-M q35 -m %d -nodefaults -object vpri-host,id=vh0 "
@@ -533,6 +549,9 @@ static QTestState *blk_pc_start(Ctx *c, const uint8_t far[PAGE],
 
     ctx_connect(c, args);
     ctx_msix(c, 3);
+    if (ring_skip) {
+        g_assert(guest_alloc(&c->alloc, ring_skip));
+    }
     ctx_init_features(c, 2, FEATURES);
     qtest_memwrite(c->qts, FAR_GPA, far, PAGE);
     dst = qtest_init(dargs);
@@ -792,6 +811,115 @@ static void test_blk_device_fault(void)
 static void test_blk_device_fault_preempt(void)
 {
     check_blk_device_fault(true);
+}
+
+/* The rings at about 41 MiB, below FAR_GPA */
+#define PREFETCH_RING_SKIP (40 * MiB)
+
+/*
+ * Prefetch (vpri-host's postcopy-prefetch, on by default): as the guest
+ * starts on the destination, the host asks for what its devices will
+ * touch first, their rings among it.  The rings lie high in guest RAM,
+ * out of the background stream's reach while the test runs, and the
+ * driver completes a write on queue 0 on the source.  When the guest
+ * starts, the device looks at each queue at once, reading its driver
+ * area (and writing queue 0's device area), before the test touches
+ * anything there:
+ *
+ * - with prefetch, those pages were asked for just before, so the
+ *   look's faults wait on the prefetch's requests (late) and no device
+ *   fault asks for a page (device-requests stays 0); once every
+ *   prefetched page has arrived, a write on queue 1, whose header, data
+ *   and status pages the driver writes on the destination, completes
+ *   without a single device fault (its used ring came by the prefetch);
+ * - without it, the look's faults ask for those pages themselves.
+ */
+static void check_blk_prefetch(bool prefetch)
+{
+    Ctx *c = ctx_new("vpri-postcopy");
+    g_autofree char *uri = g_strdup_printf("unix:%s/vpri-pc-pf-%d.sock",
+                                           g_get_tmp_dir(), getpid());
+    uint8_t far[PAGE], data[PAGE];
+    QTestState *src, *dst;
+    BlkWrite w;
+    uint64_t buf, raised;
+    gint64 deadline;
+
+    fill(far, PAGE, 0x17);
+    fill(data, PAGE, 0x6b);
+    dst = blk_pc_start_skip(c, far, "defer", PREFETCH_RING_SKIP);
+    src = c->qts;
+    buf = guest_alloc(&c->alloc, PAGE);
+    qtest_memwrite(src, buf, far, PAGE);
+    blk_write(c, &w, queue(c, 0), 16, buf);
+    vv_queue_kick(queue(c, 0));
+    blk_write_done(c, &w);
+
+    qtest_qmp_assert_success(dst, "{ 'execute': 'qom-set', 'arguments': "
+                             "{ 'path': '/objects/vh0', "
+                             "'property': 'postcopy-prefetch', "
+                             "'value': %i } }", prefetch);
+    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
+                             "'arguments': { 'uri': %s } }", uri);
+    postcopy_start_slow(src, dst, uri);
+    c->qts = dst;
+    c->bus->qts = dst;
+    c->d->qts = dst;
+    qtest_readl(dst, c->msi_base);
+
+    /*
+     * The first look: with prefetch, until every prefetched page has
+     * come; without, until both queues' faults have been served.
+     */
+    deadline = g_get_monotonic_time() + WAIT_US;
+    while (postcopy_u64(dst, "waiting") || device_faults(dst, "pending") ||
+           postcopy_u64(dst, "prefetch-hits") +
+           postcopy_u64(dst, "prefetch-late") <
+           postcopy_u64(dst, "prefetched") ||
+           (!prefetch && device_faults(dst, "raised") < 2)) {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(1000);
+    }
+    if (prefetch) {
+        /* Three areas of each queue, on two pages at least */
+        g_assert_cmpuint(postcopy_u64(dst, "prefetched"), >=, 4);
+        g_assert_cmpuint(postcopy_u64(dst, "device-requests"), ==, 0);
+    } else {
+        g_assert_cmpuint(postcopy_u64(dst, "prefetched"), ==, 0);
+        g_assert_cmpuint(postcopy_u64(dst, "device-requests"), >=, 2);
+    }
+
+    /* A write on the destination, its pages written here */
+    raised = device_faults(dst, "raised");
+    buf = guest_alloc(&c->alloc, PAGE);
+    qtest_memwrite(dst, buf, data, PAGE);
+    blk_write(c, &w, queue(c, 1), 8, buf);
+    vv_queue_kick(queue(c, 1));
+    blk_write_done(c, &w);
+    check_image(c, 8, data);
+    g_assert_cmpuint(device_faults(dst, "failed"), ==, 0);
+    g_assert_cmpuint(device_faults(dst, "pending"), ==, 0);
+    if (prefetch) {
+        g_assert_cmpuint(device_faults(dst, "raised"), ==, raised);
+        g_assert_cmpuint(postcopy_u64(dst, "device-requests"), ==, 0);
+    }
+
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters', "
+                             "'arguments': { 'max-postcopy-bandwidth': 0 } }");
+    migration_wait(src, "completed");
+    qtest_quit(src);
+    assert_postcopy_state(dst, "done");
+    ctx_stop(c);
+}
+
+static void test_blk_prefetch(void)
+{
+    check_blk_prefetch(true);
+}
+
+static void test_blk_prefetch_off(void)
+{
+    check_blk_prefetch(false);
 }
 
 /*
@@ -1114,6 +1242,8 @@ int main(int argc, char **argv)
     add_test("/vpri-postcopy/blk/connection-breaks",
              test_blk_connection_breaks);
     add_test("/vpri-postcopy/blk/recover", test_blk_recover);
+    add_test("/vpri-postcopy/blk/prefetch", test_blk_prefetch);
+    add_test("/vpri-postcopy/blk/prefetch-off", test_blk_prefetch_off);
     if (qtest_has_device("vdpa-mgmt")) {
         add_test("/vpri-postcopy/vdpa-blk/device-fault",
                  test_vdpa_blk_device_fault);

@@ -165,6 +165,69 @@ static void test_pause_resume(void **state)
 }
 
 /*
+ * A prefetched page is asked for once, before any fault: a fault on it
+ * waits without a second request and resolves on arrival.  Pages received
+ * or asked for already are skipped; the limit counts the whole run; while
+ * paused nothing is prefetched.
+ */
+static void test_prefetch(void **state)
+{
+    PostcopyPages *p = vpri_pcp_new(NPAGES, NWAITERS);
+    PcpWaiter w = waiter(1, 2, 3, 0);
+    PcpWaiter out[NWAITERS];
+    PcpStats st;
+
+    (void)state;
+    assert_int_equal(vpri_pcp_prefetch(p, 5, 3), VPRI_PCP_PREFETCH_REQUEST);
+    assert_int_equal(vpri_pcp_page_state(p, 5), VPRI_PCP_PREFETCHED);
+    assert_int_equal(vpri_pcp_prefetch(p, 5, 3), VPRI_PCP_PREFETCH_SKIP);
+    assert_int_equal(vpri_pcp_prefetch(p, NPAGES, 3),
+                     VPRI_PCP_PREFETCH_SKIP);
+    /* A device faults on it before it arrives: no second request */
+    assert_int_equal(vpri_pcp_fault(p, 5, &w), VPRI_PCP_WAIT);
+    assert_int_equal(vpri_pcp_page_state(p, 5), VPRI_PCP_REQUESTED);
+    assert_int_equal(vpri_pcp_arrived(p, 5, 10, out), 1);
+    assert_int_equal(out[0].cookie, 3);
+    assert_int_equal(vpri_pcp_prefetch(p, 5, 3), VPRI_PCP_PREFETCH_SKIP);
+
+    /* Arrived before any device needed it: no fault at all */
+    assert_int_equal(vpri_pcp_prefetch(p, 6, 3), VPRI_PCP_PREFETCH_REQUEST);
+    assert_int_equal(vpri_pcp_arrived(p, 6, 10, out), 0);
+    assert_int_equal(vpri_pcp_fault(p, 6, &w), VPRI_PCP_PRESENT);
+
+    /* Paused: not asked for, and it does not count */
+    vpri_pcp_pause(p);
+    assert_int_equal(vpri_pcp_prefetch(p, 9, 3), VPRI_PCP_PREFETCH_SKIP);
+    assert_int_equal(vpri_pcp_page_state(p, 9), VPRI_PCP_MISSING);
+    {
+        uint64_t cursor = 0, pages[NPAGES];
+
+        assert_int_equal(vpri_pcp_resume(p, &cursor, pages, NPAGES), 0);
+    }
+    /* A recovery asks again for a prefetched page still missing */
+    assert_int_equal(vpri_pcp_prefetch(p, 7, 3), VPRI_PCP_PREFETCH_REQUEST);
+    vpri_pcp_pause(p);
+    {
+        uint64_t cursor = 0, pages[NPAGES];
+
+        assert_int_equal(vpri_pcp_resume(p, &cursor, pages, NPAGES), 1);
+        assert_int_equal(pages[0], 7);
+    }
+    /* Three prefetched: the limit stops the fourth, whatever its page */
+    assert_int_equal(vpri_pcp_prefetch(p, 8, 3), VPRI_PCP_PREFETCH_LIMIT);
+    assert_int_equal(vpri_pcp_page_state(p, 8), VPRI_PCP_MISSING);
+
+    vpri_pcp_get_stats(p, &st);
+    assert_int_equal(st.prefetched, 3);
+    assert_int_equal(st.prefetch_hits, 1);     /* page 6 */
+    assert_int_equal(st.prefetch_late, 1);     /* page 5 */
+    assert_int_equal(st.requested, 0);
+    assert_int_equal(st.device_faults, 1);
+    assert_int_equal(st.resolved, 1);
+    vpri_pcp_free(p);
+}
+
+/*
  * Failing for good hands every waiter back once; later faults on pages
  * not received fail, on received ones still resolve.
  */
@@ -281,6 +344,7 @@ int main(void)
         cmocka_unit_test(test_one_request_per_page),
         cmocka_unit_test(test_full),
         cmocka_unit_test(test_pause_resume),
+        cmocka_unit_test(test_prefetch),
         cmocka_unit_test(test_fail),
         cmocka_unit_test(test_race),
     };

@@ -143,8 +143,34 @@ PcpFaultResult vpri_pcp_fault(PostcopyPages *p, uint64_t page,
                 ret = VPRI_PCP_WAIT;
             }
         } else {
+            /* Requested already, maybe by a prefetch: then it was late */
+            if (p->state[page] == VPRI_PCP_PREFETCHED) {
+                p->stats.prefetch_late++;
+            }
+            p->state[page] = VPRI_PCP_REQUESTED;
             ret = VPRI_PCP_WAIT;
         }
+    }
+    pthread_mutex_unlock(&p->lock);
+    return ret;
+}
+
+PcpPrefetchResult vpri_pcp_prefetch(PostcopyPages *p, uint64_t page,
+                                    uint64_t limit)
+{
+    PcpPrefetchResult ret = VPRI_PCP_PREFETCH_SKIP;
+
+    if (page >= p->npages) {
+        return VPRI_PCP_PREFETCH_SKIP;
+    }
+    pthread_mutex_lock(&p->lock);
+    if (p->stats.prefetched >= limit) {
+        ret = VPRI_PCP_PREFETCH_LIMIT;
+    } else if (p->run == VPRI_PCP_RUNNING &&
+               p->state[page] == VPRI_PCP_MISSING) {
+        p->state[page] = VPRI_PCP_PREFETCHED;
+        p->stats.prefetched++;
+        ret = VPRI_PCP_PREFETCH_REQUEST;
     }
     pthread_mutex_unlock(&p->lock);
     return ret;
@@ -193,6 +219,9 @@ size_t vpri_pcp_arrived(PostcopyPages *p, uint64_t page, uint64_t now_ns,
         pthread_mutex_unlock(&p->lock);
         return 0;
     }
+    if (p->state[page] == VPRI_PCP_PREFETCHED) {
+        p->stats.prefetch_hits++;
+    }
     p->state[page] = VPRI_PCP_RECEIVED;
     p->stats.received++;
     n = vpri_pcp_take_waiters(p, page, out);
@@ -229,7 +258,8 @@ size_t vpri_pcp_resume(PostcopyPages *p, uint64_t *cursor, uint64_t *out,
     while (*cursor < p->npages && n < max) {
         uint64_t page = (*cursor)++;
 
-        if (p->state[page] == VPRI_PCP_REQUESTED) {
+        if (p->state[page] == VPRI_PCP_REQUESTED ||
+            p->state[page] == VPRI_PCP_PREFETCHED) {
             out[n++] = page;
         }
     }

@@ -89,6 +89,18 @@ void vpri_host_dma_arm(VpriHost *h, uint32_t dev_id, uint64_t addr,
                        uint64_t len);
 
 /*
+ * The device will DMA to [@addr, @addr + @len) soon (its rings, a
+ * request it carried over from a migration's source).  On a postcopy
+ * destination, pages of it not received yet are asked for now, without
+ * waiting and without a fault (vpri-host's postcopy-prefetch property,
+ * docs/vpri-host.rst "Prefetch"); otherwise nothing happens.  Buffers
+ * given to vpri_host_dma_arm() are prefetched the same way.  Under the
+ * BQL; guest-physical devices only.
+ */
+void vpri_host_prefetch(VpriHost *h, uint32_t dev_id, uint64_t addr,
+                        uint64_t len);
+
+/*
  * A DMA that lasts longer than one call, such as block I/O straight into
  * guest memory, already mapped at host address @hva (what
  * address_space_map() returned for @addr): check the PA-BITMAP as

@@ -183,6 +183,13 @@ struct VpriVirtioPCIClass {
 extern const VMStateDescription vmstate_vpri_virtio_pci;
 
 /*
+ * In a subclass's restart hook, before it restarts them: on a postcopy
+ * destination, ask the host now for the pages of the chains carried over
+ * (vpri_host_prefetch()); nothing otherwise.
+ */
+void vpri_virtio_pci_prefetch_inflight(VpriVirtioPCI *vp);
+
+/*
  * In a subclass's pre_save: add the popped chain @e of queue @queue to
  * what the migration sends as in flight.
  */

@@ -10,6 +10,8 @@
  *              PA-BITMAP entries are not present
  *   REQUESTED  IVY invalid, with a request to the owner (the source) in
  *              flight; device queues wait on it
+ *   PREFETCHED IVY invalid, asked for before any device faulted on it
+ *              (prefetch, below); a fault on it makes it REQUESTED
  *   RECEIVED   IVY owned (modified): the destination owns the only valid
  *              copy; entries may go read-write.  Final: a page never
  *              leaves it while postcopy runs.
@@ -21,6 +23,14 @@
  * Arrival hands the page's waiters back to be resumed, each with its
  * fault-to-arrival latency recorded.  Only the queues that faulted wait;
  * nothing here blocks.
+ *
+ * Prefetch: a page the devices are known to need soon (their rings,
+ * the chains they carried over, the receive buffers posted to them) may
+ * be asked for before any device faults on it: it goes from MISSING to
+ * PREFETCHED with no waiter, so a device that faults on it before it
+ * arrives waits without a second request (it becomes REQUESTED, and
+ * counts as late); one that arrives still PREFETCHED counts as a hit.  At most as
+ * many pages as the caller's limit, counted over the whole run.
  *
  * Failure: while postcopy is paused (the connection broke) waiters keep
  * waiting, since the pages arrive after a recovery; faults go on being
@@ -54,6 +64,7 @@ typedef enum PcpPageState {
     VPRI_PCP_MISSING = 0,
     VPRI_PCP_REQUESTED,
     VPRI_PCP_RECEIVED,
+    VPRI_PCP_PREFETCHED,
 } PcpPageState;
 
 typedef enum PcpRunState {
@@ -72,6 +83,13 @@ typedef enum PcpFaultResult {
     VPRI_PCP_OUT_OF_RANGE,      /* not a page of guest RAM */
 } PcpFaultResult;
 
+/* What a prefetch of one page must do next. */
+typedef enum PcpPrefetchResult {
+    VPRI_PCP_PREFETCH_REQUEST,  /* the caller sends the request */
+    VPRI_PCP_PREFETCH_SKIP,     /* received or asked for, or not running */
+    VPRI_PCP_PREFETCH_LIMIT,    /* the run's limit is reached: stop */
+} PcpPrefetchResult;
+
 typedef struct PcpWaiter {
     uint32_t dev;
     uint16_t queue;
@@ -89,6 +107,9 @@ typedef struct PcpStats {
     uint64_t failed;            /* waiters and faults failed */
     uint64_t waiting;           /* waiters now */
     uint64_t full;              /* faults refused with VPRI_PCP_FULL */
+    uint64_t prefetched;        /* pages asked for before any fault */
+    uint64_t prefetch_hits;     /* ... that arrived before any fault */
+    uint64_t prefetch_late;     /* ... a device faulted on before arrival */
 } PcpStats;
 
 /*
@@ -112,6 +133,16 @@ PcpFaultResult vpri_pcp_fault(PostcopyPages *p, uint64_t page,
                               const PcpWaiter *w);
 
 /*
+ * Devices will need @page soon: VPRI_PCP_PREFETCH_REQUEST if it was
+ * MISSING while running (now PREFETCHED, counted in prefetched) and fewer
+ * than @limit pages were prefetched so far; VPRI_PCP_PREFETCH_LIMIT once
+ * @limit were (nothing changes); else VPRI_PCP_PREFETCH_SKIP.  While
+ * paused nothing is prefetched: its request could not go.
+ */
+PcpPrefetchResult vpri_pcp_prefetch(PostcopyPages *p, uint64_t page,
+                                    uint64_t limit);
+
+/*
  * @page arrived at @now_ns (placed in guest RAM): it is RECEIVED.  Its
  * waiters, oldest first, go to @out (room for vpri_pcp_max_waiters());
  * returns how many.  Arrival of a page received already returns 0.
@@ -121,7 +152,8 @@ size_t vpri_pcp_arrived(PostcopyPages *p, uint64_t page, uint64_t now_ns,
 
 /*
  * The connection broke: waiters keep waiting, requests are held.  Then
- * either vpri_pcp_resume(), which puts up to @max REQUESTED pages from
+ * either vpri_pcp_resume(), which puts up to @max REQUESTED (or
+ * PREFETCHED) pages from
  * *@cursor (0 at first) in @out to be asked for again and returns how
  * many (call until it returns 0), or vpri_pcp_fail(), which hands every
  * waiter back in @out (room for vpri_pcp_max_waiters()) to be failed,
