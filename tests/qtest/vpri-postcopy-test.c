@@ -697,6 +697,76 @@ static void test_blk_connection_breaks(void)
     g_free(c);
 }
 
+/* How a recovery test breaks and recovers the connection */
+typedef enum RecoverCase {
+    RECOVER_PLAIN,
+    RECOVER_PREEMPT,            /* requested pages on the preempt channel */
+    RECOVER_BREAKS_AGAIN,       /* a second break during the recovery */
+} RecoverCase;
+
+#define QEMU_VM_COMMAND_BYTE 0x08
+
+/*
+ * A recovery that breaks while both sides are in postcopy-recover, as
+ * upstream's migration-test does it (double-failures): each side gets an
+ * end of its own socket pair, so neither hears the other.  The
+ * destination's pair carries the first byte of a real recovery (a
+ * QEMU_VM_COMMAND), which takes it to postcopy-recover, where it waits
+ * for the rest.  Then queue 0's held fault is released: the device
+ * faults while the destination recovers, and its page is not asked for
+ * (QEMU's fault thread stays stopped until the source says it resumes).
+ * Both sides are paused again (migrate-pause), the second break.
+ */
+static void recover_breaks_again(QTestState *src, QTestState *dst,
+                                 uint64_t requests)
+{
+    int to_src[2], to_dst[2];
+    char cmd = QEMU_VM_COMMAND_BYTE;
+    gint64 deadline;
+
+    g_assert_cmpint(socketpair(PF_UNIX, SOCK_STREAM, 0, to_src), ==, 0);
+    g_assert_cmpint(socketpair(PF_UNIX, SOCK_STREAM, 0, to_dst), ==, 0);
+    qtest_qmp_fds_assert_success(src, &to_src[0], 1,
+                                 "{ 'execute': 'getfd', 'arguments': "
+                                 "{ 'fdname': 'fd-broken' } }");
+    qtest_qmp_fds_assert_success(dst, &to_dst[0], 1,
+                                 "{ 'execute': 'getfd', 'arguments': "
+                                 "{ 'fdname': 'fd-broken' } }");
+    g_assert_cmpint(send(to_dst[1], &cmd, 1, 0), ==, 1);
+    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-recover', "
+                             "'arguments': { 'uri': 'fd:fd-broken' } }");
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate', 'arguments': "
+                             "{ 'uri': 'fd:fd-broken', 'resume': true } }");
+    migration_wait(src, "postcopy-recover");
+    migration_wait(dst, "postcopy-recover");
+
+    /* The device faults while the destination recovers: it waits */
+    set_hold_faults(dst, false);
+    deadline = g_get_monotonic_time() + WAIT_US;
+    while (postcopy_u64(dst, "waiting") == 0) {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(1000);
+    }
+    assert_postcopy_state(dst, "paused");
+    g_assert_cmpuint(postcopy_u64(dst, "device-requests"), ==, requests);
+    g_assert_cmpuint(postcopy_u64(dst, "failed"), ==, 0);
+
+    /* The second break, on both sides */
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-pause' }");
+    migration_wait(src, "postcopy-paused");
+    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-pause' }");
+    migration_wait(dst, "postcopy-paused");
+    wait_postcopy_state(dst, "paused");
+    g_assert_cmpuint(postcopy_u64(dst, "waiting"), ==, 1);
+    g_assert_cmpuint(postcopy_u64(dst, "device-requests"), ==, requests);
+    g_assert_cmpuint(postcopy_u64(dst, "failed"), ==, 0);
+    g_assert_cmpuint(device_faults(dst, "failed"), ==, 0);
+    close(to_src[0]);
+    close(to_src[1]);
+    close(to_dst[0]);
+    close(to_dst[1]);
+}
+
 /*
  * Postcopy recovery (patches/0012): the connection breaks while queue 0's
  * fault is held on the ring, so that the device faults only once the
@@ -705,8 +775,13 @@ static void test_blk_connection_breaks(void)
  * the destination with a new URI, migrate with resume on the source: the
  * host asks again for the page queue 0 waits on, it comes, and queue 0's
  * write carries the source's data.  Then the rest comes, nothing lost.
+ * RECOVER_PREEMPT: the same with postcopy-preempt on both sides (the
+ * preempt channel is made again at the recovery, and the page asked for
+ * again comes on it).  RECOVER_BREAKS_AGAIN: the fault is made during a
+ * first recovery that breaks too (recover_breaks_again()), then the
+ * second recovery goes through.
  */
-static void test_blk_recover(void)
+static void check_blk_recover(RecoverCase how)
 {
     Ctx *c = ctx_new("vpri-postcopy");
     g_autofree char *uri = g_strdup_printf("unix:%s/vpri-pc-%d.sock",
@@ -722,6 +797,10 @@ static void test_blk_recover(void)
     fill(far, PAGE, 0x5c);
     dst = blk_pc_start(c, far, "defer");
     src = c->qts;
+    if (how == RECOVER_PREEMPT) {
+        qtest_qmp_assert_success(src, SET_PREEMPT_CAP);
+        qtest_qmp_assert_success(dst, SET_PREEMPT_CAP);
+    }
     qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
                              "'arguments': { 'uri': %s } }", uri);
     postcopy_switch_slow(c, src, dst, uri);
@@ -731,17 +810,21 @@ static void test_blk_recover(void)
     migration_wait(src, "postcopy-paused");
     /* QEMU tells the host just after it says postcopy-paused */
     wait_postcopy_state(dst, "paused");
-
-    /* The device faults now, while paused: the fault waits, asks nothing */
     requests = postcopy_u64(dst, "device-requests");
-    set_hold_faults(dst, false);
-    deadline = g_get_monotonic_time() + WAIT_US;
-    while (postcopy_u64(dst, "waiting") == 0) {
-        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
-        g_usleep(1000);
+
+    if (how == RECOVER_BREAKS_AGAIN) {
+        recover_breaks_again(src, dst, requests);
+    } else {
+        /* The device faults now, while paused: the fault waits, asks nothing */
+        set_hold_faults(dst, false);
+        deadline = g_get_monotonic_time() + WAIT_US;
+        while (postcopy_u64(dst, "waiting") == 0) {
+            g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+            g_usleep(1000);
+        }
+        g_assert_cmpuint(postcopy_u64(dst, "device-requests"), ==, requests);
+        g_assert_cmpuint(postcopy_u64(dst, "failed"), ==, 0);
     }
-    g_assert_cmpuint(postcopy_u64(dst, "device-requests"), ==, requests);
-    g_assert_cmpuint(postcopy_u64(dst, "failed"), ==, 0);
 
     /* Queue 1 goes on meanwhile */
     fill(near, PAGE, 0x6d);
@@ -782,6 +865,21 @@ static void test_blk_recover(void)
     g_assert_cmpmem(got, PAGE, near, PAGE);
     assert_reclaim_resumes(dst);
     ctx_stop(c);
+}
+
+static void test_blk_recover(void)
+{
+    check_blk_recover(RECOVER_PLAIN);
+}
+
+static void test_blk_recover_preempt(void)
+{
+    check_blk_recover(RECOVER_PREEMPT);
+}
+
+static void test_blk_recover_breaks_again(void)
+{
+    check_blk_recover(RECOVER_BREAKS_AGAIN);
 }
 
 static void test_blk_device_fault(void)
@@ -1114,6 +1212,9 @@ int main(int argc, char **argv)
     add_test("/vpri-postcopy/blk/connection-breaks",
              test_blk_connection_breaks);
     add_test("/vpri-postcopy/blk/recover", test_blk_recover);
+    add_test("/vpri-postcopy/blk/recover-preempt", test_blk_recover_preempt);
+    add_test("/vpri-postcopy/blk/recover-breaks-again",
+             test_blk_recover_breaks_again);
     if (qtest_has_device("vdpa-mgmt")) {
         add_test("/vpri-postcopy/vdpa-blk/device-fault",
                  test_vdpa_blk_device_fault);
