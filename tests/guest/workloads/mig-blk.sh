@@ -15,6 +15,9 @@
 #   iolab.mig_rate=N          operations per second, 0 = unpaced (default 200)
 #   iolab.mig_max_s=SEC       stop after this long at the latest (default 120)
 #   iolab.mig_ctl=PATH        control tty (default /dev/ttyS1; '-' for none)
+#   iolab.mig_pool_mib=N      reads land round robin in a pool of N MiB
+#                             written before the I/O starts (default 0:
+#                             one buffer); see migio -p
 #
 # Logs "IOLAB-LOG mig-blk started" when the I/O begins (the host times the
 # migration from it).  Results: ops errors retries mismatches verified
@@ -28,13 +31,16 @@ bs=$(iolab_param mig_bs 4096)
 rate=$(iolab_param mig_rate 200)
 max_s=$(iolab_param mig_max_s 120)
 ctl=$(iolab_param mig_ctl /dev/ttyS1)
+pool=$(iolab_param mig_pool_mib 0)
 [ "$ctl" = - ] && ctl=
 
 iolab_wait_disk "$dev" "$wait_s" || exit 1
 iolab_need migio || exit 1
 
 iolab_log started
-out=$(migio blk "$dev" "$span" "$bs" "$rate" "$max_s" $ctl)
+pool_opt=
+[ "$pool" != 0 ] && pool_opt="-p $pool"
+out=$(migio blk $pool_opt "$dev" "$span" "$bs" "$rate" "$max_s" $ctl)
 rc=$?
 iolab_result $out dev="$dev"
 [ "$rc" = 0 ]
