@@ -11,12 +11,16 @@
  * are checked against what was last written there.  At the end every
  * block written is read back and checked once more.
  *
- * -p POOL_MIB: each read lands in the next BS-byte slot of a pool of
- * POOL_MIB, written once (non-zero) before the I/O starts and not touched
- * by the CPU again until the read has completed into it (round robin).
- * On a postcopy destination the device then writes pages the vCPU has not
- * pulled over: a device fault on a page not received yet, per read, until
- * the pool has come over.
+ * -p POOL_MIB: each read lands in a BS-byte slot of a pool of POOL_MIB,
+ * written once (non-zero) before the I/O starts and not touched by the
+ * CPU again until the read has completed into it.  On a postcopy
+ * destination the device then writes pages the vCPU has not pulled over:
+ * a device fault on a page not received yet, per read, until the pool
+ * has come over.  The slots are taken in a scattered order (a stride of
+ * about 0.618 of the pool, coprime with it, so every slot comes once per
+ * round): QEMU's background stream goes on after the last page asked for
+ * (without postcopy-preempt), and would run ahead of reads in address
+ * order.
  *
  * net: HTTP/1.0 GETs of http://HOST:PORT/pattern?BYTES, whose body is the
  * deterministic pattern of pattern_byte() below (the host's server sends
@@ -168,6 +172,17 @@ static int migio_check(const uint64_t *got, uint64_t *want, size_t bs,
     return memcmp(got, want, bs) != 0;
 }
 
+static size_t migio_gcd(size_t a, size_t b)
+{
+    while (b) {
+        size_t t = a % b;
+
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
 static int migio_blk(int argc, char **argv)
 {
     uint64_t x = 0x2545f4914f6cdd1dull, ops = 0, errors = 0, mismatches = 0;
@@ -177,7 +192,7 @@ static int migio_blk(int argc, char **argv)
     uint32_t *gen;
     uint64_t *wbuf, *rbuf, *want;
     uint8_t *pool = NULL;
-    size_t pool_slots = 0, next_slot = 0;
+    size_t pool_slots = 0, next_slot = 0, stride = 1;
     int fd, ctl;
 
     if (argc > 3 && !strcmp(argv[2], "-p")) {
@@ -214,6 +229,10 @@ static int migio_blk(int argc, char **argv)
         }
         /* Present and not zero: sent as data, not as a zero page */
         memset(pool, 0x5a, pool_slots * bs);
+        stride = (size_t)(pool_slots * 0.618) | 1;
+        while (migio_gcd(stride, pool_slots) != 1) {
+            stride++;
+        }
     }
     ctl = migio_open_ctl(argc > 7 ? argv[7] : NULL);
     t0 = migio_last_done = migio_now();
@@ -239,7 +258,7 @@ static int migio_blk(int argc, char **argv)
             }
             if (pool) {
                 dst = (uint64_t *)(pool + next_slot * bs);
-                next_slot = (next_slot + 1) % pool_slots;
+                next_slot = (next_slot + stride) % pool_slots;
             }
             if (pread(fd, dst, bs, (off_t)(blk * bs)) != (ssize_t)bs) {
                 errors++;

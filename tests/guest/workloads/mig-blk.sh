@@ -15,7 +15,7 @@
 #   iolab.mig_rate=N          operations per second, 0 = unpaced (default 200)
 #   iolab.mig_max_s=SEC       stop after this long at the latest (default 120)
 #   iolab.mig_ctl=PATH        control tty (default /dev/ttyS1; '-' for none)
-#   iolab.mig_pool_mib=N      reads land round robin in a pool of N MiB
+#   iolab.mig_pool_mib=N      reads land in a pool of N MiB (scattered order)
 #                             written before the I/O starts (default 0:
 #                             one buffer); see migio -p
 #
