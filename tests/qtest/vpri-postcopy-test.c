@@ -335,9 +335,12 @@ typedef struct BlkWrite {
     uint16_t head;
 } BlkWrite;
 
-/* A one-page write of sector @sector from guest page @buf, published. */
-static void blk_write(Ctx *c, BlkWrite *w, VVQueue *q, uint64_t sector,
-                      uint64_t buf)
+/*
+ * A one-page write of sector @sector from guest page @buf, its header and
+ * status written and its chain added, not published yet.
+ */
+static void blk_write_prepare(Ctx *c, BlkWrite *w, VVQueue *q,
+                              uint64_t sector, uint64_t buf)
 {
     uint8_t hdr[16];
     VVBuf bufs[3];
@@ -354,6 +357,13 @@ static void blk_write(Ctx *c, BlkWrite *w, VVQueue *q, uint64_t sector,
     bufs[1] = (VVBuf){ buf, PAGE, false };
     bufs[2] = (VVBuf){ w->status, 1, true };
     w->head = vv_queue_add_chain(q, bufs, 3, false);
+}
+
+/* A one-page write of sector @sector from guest page @buf, published. */
+static void blk_write(Ctx *c, BlkWrite *w, VVQueue *q, uint64_t sector,
+                      uint64_t buf)
+{
+    blk_write_prepare(c, w, q, sector, buf);
     vv_queue_publish(q, w->head);
 }
 
@@ -804,6 +814,16 @@ static void check_blk_recover(RecoverCase how)
     qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
                              "'arguments': { 'uri': %s } }", uri);
     postcopy_switch_slow(c, src, dst, uri);
+    /*
+     * Queue 1's write is made ready now, while pages come: the test's
+     * own stores to guest memory (its header, status and data) would
+     * block QEMU's main loop on a missing page while paused, as a vCPU's
+     * would.  Its chain is published during the break.
+     */
+    fill(near, PAGE, 0x6d);
+    near_buf = guest_alloc(&c->alloc, PAGE);
+    qtest_memwrite(dst, near_buf, near, PAGE);
+    blk_write_prepare(c, &w1, queue(c, 1), 64, near_buf);
     hold_queue0_fault(c, dst, &w0);
     qtest_qmp_assert_success(src, "{ 'execute': 'migrate-pause' }");
     migration_wait(dst, "postcopy-paused");
@@ -827,10 +847,7 @@ static void check_blk_recover(RecoverCase how)
     }
 
     /* Queue 1 goes on meanwhile */
-    fill(near, PAGE, 0x6d);
-    near_buf = guest_alloc(&c->alloc, PAGE);
-    qtest_memwrite(dst, near_buf, near, PAGE);
-    blk_write(c, &w1, queue(c, 1), 64, near_buf);
+    vv_queue_publish(queue(c, 1), w1.head);
     vv_queue_kick(queue(c, 1));
     blk_write_done(c, &w1);
     check_image(c, 64, near);
