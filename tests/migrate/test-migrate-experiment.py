@@ -18,7 +18,8 @@
   vpri-nic with postcopy-preempt: the guest's data verified on the
   destination, the device faulted on pages not yet received (query-vpri's
   postcopy section, dst_pc_* columns) and every fault resolved, none
-  failed; the vCPUs' page requests were timed from QEMU's trace events.
+  failed; the vCPUs' page requests, and the device's over the same
+  span, were timed from the trace events.
 
 Prints 'migrate: N passed, N failed'.
 """
@@ -293,6 +294,11 @@ def check_postcopy_run(tmp, columns, exp, variant, extra, modes):
               "%s: the vCPUs' page requests timed (%s, p99 %s us)"
               % (name, r["dst_vcpu_requests"],
                  r["dst_vcpu_request_p99_us"]))
+        check(int(r["dst_dev_requests"] or 0) > 0 and
+              r["dst_dev_request_p99_us"] != "",
+              "%s: the device's page requests timed over the vCPUs' span "
+              "(%s, p99 %s us)" % (name, r["dst_dev_requests"],
+                                   r["dst_dev_request_p99_us"]))
         faults = int(r["dst_pc_device_faults"] or 0)
         check(faults > 0 and int(r["dst_pc_device_requests"] or 0) > 0,
               "%s: the device faulted on missing pages and requested them "
