@@ -70,7 +70,8 @@ NINJA_TARGETS := qemu-system-x86_64 qemu-img \
 .PHONY: all build configure unit check check-build check-unit check-qtest check-novpri \
 	check-upstream check-upstream-qtests check-migration-smoke \
 	check-mutator fuzz-migration check-fuzz-cores fuzz-build fuzz check-asan \
-	check-guest check-migrate check-slow run bench bench-migrate bench-storage clean guest
+	check-guest check-migrate check-slow run bench bench-migrate bench-storage \
+	bench-postcopy clean guest
 
 all: build unit vdpa-guest
 
@@ -213,6 +214,16 @@ bench: all guest
 MIGRATE_EXPERIMENTS := vpri-blk vpri-nic overcommit nvme-export storage vdpa-mgmt
 bench-migrate: all guest
 	@$(SRC)/scripts/migrate-experiment $(MIGRATE_ARGS) $(MIGRATE_EXPERIMENTS)
+
+# Issue 17: device-fault latency against the vCPUs' page-request latency
+# on a postcopy destination, without and with postcopy-preempt side by
+# side; the guest reads into fresh pages (docs/benchmarks.md)
+POSTCOPY_BENCH_ARGS := --quick --runs 3 --variant vpri-blk/evict0 \
+	--postcopy --postcopy-after 0.1 --max-postcopy-bandwidth 4 \
+	--postcopy-preempt-both --read-pool-mib 32
+bench-postcopy: all guest
+	@$(SRC)/scripts/migrate-experiment $(POSTCOPY_BENCH_ARGS) \
+		--out $(BUILD)/bench-postcopy vpri-blk
 
 # Issue 15's matrix: allocated 10/50/100% x guest writes 0/8/32 MiB/s
 bench-storage: all guest

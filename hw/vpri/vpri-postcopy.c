@@ -250,6 +250,15 @@ static int vpri_pc_request(struct PostCopyFD *pcfd, void *ufd)
     if (ramblock_recv_bitmap_test_byte_offset(pc->rb, offset)) {
         return 0;
     }
+    /*
+     * Where QEMU's own clock for a vCPU's page request starts (its fault
+     * thread read the fault): paired with mark_postcopy_blocktime_end of
+     * the host page, this times the device's request over the vCPU's
+     * span (scripts/migrate-experiment, dst_dev_request_* columns).
+     */
+    trace_vpri_postcopy_fault_thread_request(offset >> PAB_PAGE_SHIFT,
+        (uint64_t)(uintptr_t)pc->ram_host +
+        ROUND_DOWN(offset, qemu_ram_pagesize(pc->rb)));
     return postcopy_request_shared_page(pcfd, pc->rb, addr, offset);
 }
 

@@ -250,10 +250,20 @@ static void test_object_add(void)
 
 /*
  * QEMU sends RAM in address order, and the test holds both bandwidths at
- * 10 bytes/s (QEMU sends one page per 100 ms slot whatever its size): a
- * page this high never arrives unless somebody asks for it.
+ * 10 bytes/s.  QEMU counts the bytes it sent when it flushes its 32 KiB
+ * stream buffer, so that limit lets through a buffer per 100 ms slot:
+ * thousands of zero pages, or a few pages of data.  The 48 MiB below
+ * FAR_GPA are data on the source (FAR_FENCE): the background stream takes
+ * more than 30 s to come through them (16 MiB took 12 s on an idle
+ * machine), so FAR_GPA does not arrive within RESUMED_US unless somebody
+ * asks for it.  (Without the fence the stream brought FAR_GPA within
+ * about a second of a postcopy recovery, which starts the stream again
+ * from the first page, whether it was asked for or not.)
  */
 #define FAR_GPA (56 * MiB)
+#define FAR_FENCE (48 * MiB)
+/* A page asked for after a recovery comes within this */
+#define RESUMED_US (10 * G_USEC_PER_SEC)
 #define SLOW_BPS 10
 
 static uint64_t get_u64(QDict *d, const char *key)
@@ -335,9 +345,12 @@ typedef struct BlkWrite {
     uint16_t head;
 } BlkWrite;
 
-/* A one-page write of sector @sector from guest page @buf, published. */
-static void blk_write(Ctx *c, BlkWrite *w, VVQueue *q, uint64_t sector,
-                      uint64_t buf)
+/*
+ * A one-page write of sector @sector from guest page @buf, its header and
+ * status written and its chain added, not published yet.
+ */
+static void blk_write_prepare(Ctx *c, BlkWrite *w, VVQueue *q,
+                              uint64_t sector, uint64_t buf)
 {
     uint8_t hdr[16];
     VVBuf bufs[3];
@@ -354,16 +367,28 @@ static void blk_write(Ctx *c, BlkWrite *w, VVQueue *q, uint64_t sector,
     bufs[1] = (VVBuf){ buf, PAGE, false };
     bufs[2] = (VVBuf){ w->status, 1, true };
     w->head = vv_queue_add_chain(q, bufs, 3, false);
+}
+
+/* A one-page write of sector @sector from guest page @buf, published. */
+static void blk_write(Ctx *c, BlkWrite *w, VVQueue *q, uint64_t sector,
+                      uint64_t buf)
+{
+    blk_write_prepare(c, w, q, sector, buf);
     vv_queue_publish(q, w->head);
+}
+
+static void blk_write_done_within(Ctx *c, BlkWrite *w, gint64 us)
+{
+    uint32_t id, len;
+
+    g_assert_true(vv_queue_wait_used(w->q, &id, &len, us));
+    g_assert_cmpuint(id, ==, w->head);
+    g_assert_cmpuint(qtest_readb(c->qts, w->status), ==, BLK_S_OK);
 }
 
 static void blk_write_done(Ctx *c, BlkWrite *w)
 {
-    uint32_t id, len;
-
-    g_assert_true(vv_queue_wait_used(w->q, &id, &len, WAIT_US));
-    g_assert_cmpuint(id, ==, w->head);
-    g_assert_cmpuint(qtest_readb(c->qts, w->status), ==, BLK_S_OK);
+    blk_write_done_within(c, w, WAIT_US);
 }
 
 static void check_image(Ctx *c, uint64_t sector, const uint8_t *want)
@@ -553,6 +578,7 @@ static QTestState *blk_pc_start_skip(Ctx *c, const uint8_t far[PAGE],
         g_assert(guest_alloc(&c->alloc, ring_skip));
     }
     ctx_init_features(c, 2, FEATURES);
+    qtest_memset(c->qts, FAR_GPA - FAR_FENCE, 0xa5, FAR_FENCE);
     qtest_memwrite(c->qts, FAR_GPA, far, PAGE);
     dst = qtest_init(dargs);
     qtest_qmp_assert_success(c->qts, SET_POSTCOPY_CAP);
@@ -716,6 +742,76 @@ static void test_blk_connection_breaks(void)
     g_free(c);
 }
 
+/* How a recovery test breaks and recovers the connection */
+typedef enum RecoverCase {
+    RECOVER_PLAIN,
+    RECOVER_PREEMPT,            /* requested pages on the preempt channel */
+    RECOVER_BREAKS_AGAIN,       /* a second break during the recovery */
+} RecoverCase;
+
+#define QEMU_VM_COMMAND_BYTE 0x08
+
+/*
+ * A recovery that breaks while both sides are in postcopy-recover, as
+ * upstream's migration-test does it (double-failures): each side gets an
+ * end of its own socket pair, so neither hears the other.  The
+ * destination's pair carries the first byte of a real recovery (a
+ * QEMU_VM_COMMAND), which takes it to postcopy-recover, where it waits
+ * for the rest.  Then queue 0's held fault is released: the device
+ * faults while the destination recovers, and its page is not asked for
+ * (QEMU's fault thread stays stopped until the source says it resumes).
+ * Both sides are paused again (migrate-pause), the second break.
+ */
+static void recover_breaks_again(QTestState *src, QTestState *dst,
+                                 uint64_t requests)
+{
+    int to_src[2], to_dst[2];
+    char cmd = QEMU_VM_COMMAND_BYTE;
+    gint64 deadline;
+
+    g_assert_cmpint(socketpair(PF_UNIX, SOCK_STREAM, 0, to_src), ==, 0);
+    g_assert_cmpint(socketpair(PF_UNIX, SOCK_STREAM, 0, to_dst), ==, 0);
+    qtest_qmp_fds_assert_success(src, &to_src[0], 1,
+                                 "{ 'execute': 'getfd', 'arguments': "
+                                 "{ 'fdname': 'fd-broken' } }");
+    qtest_qmp_fds_assert_success(dst, &to_dst[0], 1,
+                                 "{ 'execute': 'getfd', 'arguments': "
+                                 "{ 'fdname': 'fd-broken' } }");
+    g_assert_cmpint(send(to_dst[1], &cmd, 1, 0), ==, 1);
+    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-recover', "
+                             "'arguments': { 'uri': 'fd:fd-broken' } }");
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate', 'arguments': "
+                             "{ 'uri': 'fd:fd-broken', 'resume': true } }");
+    migration_wait(src, "postcopy-recover");
+    migration_wait(dst, "postcopy-recover");
+
+    /* The device faults while the destination recovers: it waits */
+    set_hold_faults(dst, false);
+    deadline = g_get_monotonic_time() + WAIT_US;
+    while (postcopy_u64(dst, "waiting") == 0) {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(1000);
+    }
+    assert_postcopy_state(dst, "paused");
+    g_assert_cmpuint(postcopy_u64(dst, "device-requests"), ==, requests);
+    g_assert_cmpuint(postcopy_u64(dst, "failed"), ==, 0);
+
+    /* The second break, on both sides */
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-pause' }");
+    migration_wait(src, "postcopy-paused");
+    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-pause' }");
+    migration_wait(dst, "postcopy-paused");
+    wait_postcopy_state(dst, "paused");
+    g_assert_cmpuint(postcopy_u64(dst, "waiting"), ==, 1);
+    g_assert_cmpuint(postcopy_u64(dst, "device-requests"), ==, requests);
+    g_assert_cmpuint(postcopy_u64(dst, "failed"), ==, 0);
+    g_assert_cmpuint(device_faults(dst, "failed"), ==, 0);
+    close(to_src[0]);
+    close(to_src[1]);
+    close(to_dst[0]);
+    close(to_dst[1]);
+}
+
 /*
  * Postcopy recovery (patches/0012): the connection breaks while queue 0's
  * fault is held on the ring, so that the device faults only once the
@@ -724,8 +820,13 @@ static void test_blk_connection_breaks(void)
  * the destination with a new URI, migrate with resume on the source: the
  * host asks again for the page queue 0 waits on, it comes, and queue 0's
  * write carries the source's data.  Then the rest comes, nothing lost.
+ * RECOVER_PREEMPT: the same with postcopy-preempt on both sides (the
+ * preempt channel is made again at the recovery, and the page asked for
+ * again comes on it).  RECOVER_BREAKS_AGAIN: the fault is made during a
+ * first recovery that breaks too (recover_breaks_again()), then the
+ * second recovery goes through.
  */
-static void test_blk_recover(void)
+static void check_blk_recover(RecoverCase how)
 {
     Ctx *c = ctx_new("vpri-postcopy");
     g_autofree char *uri = g_strdup_printf("unix:%s/vpri-pc-%d.sock",
@@ -741,32 +842,47 @@ static void test_blk_recover(void)
     fill(far, PAGE, 0x5c);
     dst = blk_pc_start(c, far, "defer");
     src = c->qts;
+    if (how == RECOVER_PREEMPT) {
+        qtest_qmp_assert_success(src, SET_PREEMPT_CAP);
+        qtest_qmp_assert_success(dst, SET_PREEMPT_CAP);
+    }
     qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
                              "'arguments': { 'uri': %s } }", uri);
     postcopy_switch_slow(c, src, dst, uri);
+    /*
+     * Queue 1's write is made ready now, while pages come: the test's
+     * own stores to guest memory (its header, status and data) would
+     * block QEMU's main loop on a missing page while paused, as a vCPU's
+     * would.  Its chain is published during the break.
+     */
+    fill(near, PAGE, 0x6d);
+    near_buf = guest_alloc(&c->alloc, PAGE);
+    qtest_memwrite(dst, near_buf, near, PAGE);
+    blk_write_prepare(c, &w1, queue(c, 1), 64, near_buf);
     hold_queue0_fault(c, dst, &w0);
     qtest_qmp_assert_success(src, "{ 'execute': 'migrate-pause' }");
     migration_wait(dst, "postcopy-paused");
     migration_wait(src, "postcopy-paused");
     /* QEMU tells the host just after it says postcopy-paused */
     wait_postcopy_state(dst, "paused");
-
-    /* The device faults now, while paused: the fault waits, asks nothing */
     requests = postcopy_u64(dst, "device-requests");
-    set_hold_faults(dst, false);
-    deadline = g_get_monotonic_time() + WAIT_US;
-    while (postcopy_u64(dst, "waiting") == 0) {
-        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
-        g_usleep(1000);
+
+    if (how == RECOVER_BREAKS_AGAIN) {
+        recover_breaks_again(src, dst, requests);
+    } else {
+        /* The device faults now, while paused: the fault waits, asks nothing */
+        set_hold_faults(dst, false);
+        deadline = g_get_monotonic_time() + WAIT_US;
+        while (postcopy_u64(dst, "waiting") == 0) {
+            g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+            g_usleep(1000);
+        }
+        g_assert_cmpuint(postcopy_u64(dst, "device-requests"), ==, requests);
+        g_assert_cmpuint(postcopy_u64(dst, "failed"), ==, 0);
     }
-    g_assert_cmpuint(postcopy_u64(dst, "device-requests"), ==, requests);
-    g_assert_cmpuint(postcopy_u64(dst, "failed"), ==, 0);
 
     /* Queue 1 goes on meanwhile */
-    fill(near, PAGE, 0x6d);
-    near_buf = guest_alloc(&c->alloc, PAGE);
-    qtest_memwrite(dst, near_buf, near, PAGE);
-    blk_write(c, &w1, queue(c, 1), 64, near_buf);
+    vv_queue_publish(queue(c, 1), w1.head);
     vv_queue_kick(queue(c, 1));
     blk_write_done(c, &w1);
     check_image(c, 64, near);
@@ -779,7 +895,8 @@ static void test_blk_recover(void)
     qtest_qmp_assert_success(src, "{ 'execute': 'migrate', 'arguments': "
                              "{ 'uri': %s, 'resume': true } }", uri2);
     migration_wait(dst, "postcopy-active");
-    blk_write_done(c, &w0);
+    /* Asked for again, not brought by the background stream (FAR_FENCE) */
+    blk_write_done_within(c, &w0, RESUMED_US);
     check_image(c, 0, far);
     assert_postcopy_state(dst, "running");
     g_assert_cmpuint(postcopy_u64(dst, "device-requests"), >, requests);
@@ -801,6 +918,21 @@ static void test_blk_recover(void)
     g_assert_cmpmem(got, PAGE, near, PAGE);
     assert_reclaim_resumes(dst);
     ctx_stop(c);
+}
+
+static void test_blk_recover(void)
+{
+    check_blk_recover(RECOVER_PLAIN);
+}
+
+static void test_blk_recover_preempt(void)
+{
+    check_blk_recover(RECOVER_PREEMPT);
+}
+
+static void test_blk_recover_breaks_again(void)
+{
+    check_blk_recover(RECOVER_BREAKS_AGAIN);
 }
 
 static void test_blk_device_fault(void)
@@ -1244,6 +1376,9 @@ int main(int argc, char **argv)
     add_test("/vpri-postcopy/blk/recover", test_blk_recover);
     add_test("/vpri-postcopy/blk/prefetch", test_blk_prefetch);
     add_test("/vpri-postcopy/blk/prefetch-off", test_blk_prefetch_off);
+    add_test("/vpri-postcopy/blk/recover-preempt", test_blk_recover_preempt);
+    add_test("/vpri-postcopy/blk/recover-breaks-again",
+             test_blk_recover_breaks_again);
     if (qtest_has_device("vdpa-mgmt")) {
         add_test("/vpri-postcopy/vdpa-blk/device-fault",
                  test_vdpa_blk_device_fault);

@@ -2,7 +2,7 @@
  * migio: checksummed I/O that runs across a live migration and reports
  * the longest stall the guest saw, for scripts/migrate-experiment.
  *
- *   migio [-d DIRTY_MIB [-r DIRTY_MIBPS]] blk DEV SPAN_MIB BS IOPS MAX_SECONDS [CTL]
+ *   migio [-d DIRTY_MIB [-r DIRTY_MIBPS]] blk [-p POOL_MIB] DEV SPAN_MIB BS IOPS MAX_SECONDS [CTL]
  *   migio [-d DIRTY_MIB [-r DIRTY_MIBPS]] net HOST PORT BYTES RPS MAX_SECONDS [CTL]
  *   migio dirty-selftest
  *
@@ -11,6 +11,17 @@
  * generation, alternating with reads of a block already written that
  * are checked against what was last written there.  At the end every
  * block written is read back and checked once more.
+ *
+ * -p POOL_MIB: each read lands in a BS-byte slot of a pool of POOL_MIB,
+ * written once (non-zero) before the I/O starts and not touched by the
+ * CPU again until the read has completed into it.  On a postcopy
+ * destination the device then writes pages the vCPU has not pulled over:
+ * a device fault on a page not received yet, per read, until the pool
+ * has come over.  The slots are taken in a scattered order (a stride of
+ * about 0.618 of the pool, coprime with it, so every slot comes once per
+ * round): QEMU's background stream goes on after the last page asked for
+ * (without postcopy-preempt), and would run ahead of reads in address
+ * order.
  *
  * net: HTTP/1.0 GETs of http://HOST:PORT/pattern?BYTES, whose body is the
  * deterministic pattern of pattern_byte() below (the host's server sends
@@ -478,6 +489,17 @@ static int migio_dirty_selftest(void)
     return migio_selftest_fails ? 1 : 0;
 }
 
+static size_t migio_gcd(size_t a, size_t b)
+{
+    while (b) {
+        size_t t = a % b;
+
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
 static int migio_blk(int argc, char **argv)
 {
     uint64_t x = 0x2545f4914f6cdd1dull, ops = 0, errors = 0, mismatches = 0;
@@ -486,11 +508,18 @@ static int migio_blk(int argc, char **argv)
     double rate, maxs, t0;
     uint32_t *gen;
     uint64_t *wbuf, *rbuf, *want;
+    uint8_t *pool = NULL;
+    size_t pool_slots = 0, next_slot = 0, stride = 1;
     int fd, ctl;
 
+    if (argc > 3 && !strcmp(argv[2], "-p")) {
+        pool_slots = (size_t)atoi(argv[3]) * 1048576;
+        argc -= 2;
+        argv += 2;
+    }
     if (argc < 7) {
-        fprintf(stderr, "usage: migio blk DEV SPAN_MIB BS IOPS MAX_SECONDS "
-                "[CTL]\n");
+        fprintf(stderr, "usage: migio blk [-p POOL_MIB] DEV SPAN_MIB BS "
+                "IOPS MAX_SECONDS [CTL]\n");
         return 2;
     }
     bs = (size_t)atoi(argv[4]);
@@ -509,6 +538,19 @@ static int migio_blk(int argc, char **argv)
         perror("migio");
         return 1;
     }
+    pool_slots /= bs;
+    if (pool_slots) {
+        if (posix_memalign((void **)&pool, 4096, pool_slots * bs)) {
+            perror("migio: pool");
+            return 1;
+        }
+        /* Present and not zero: sent as data, not as a zero page */
+        memset(pool, 0x5a, pool_slots * bs);
+        stride = (size_t)(pool_slots * 0.618) | 1;
+        while (migio_gcd(stride, pool_slots) != 1) {
+            stride++;
+        }
+    }
     ctl = migio_open_ctl(argc > 7 ? argv[7] : NULL);
     t0 = migio_last_done = migio_now();
     while (!migio_stop_requested(ctl) && migio_now() - t0 < maxs) {
@@ -526,12 +568,18 @@ static int migio_blk(int argc, char **argv)
             }
         } else {
             /* read back a block that has been written */
+            uint64_t *dst = rbuf;
+
             while (!gen[blk]) {
                 blk = (blk + 1) % blocks;
             }
-            if (pread(fd, rbuf, bs, (off_t)(blk * bs)) != (ssize_t)bs) {
+            if (pool) {
+                dst = (uint64_t *)(pool + next_slot * bs);
+                next_slot = (next_slot + stride) % pool_slots;
+            }
+            if (pread(fd, dst, bs, (off_t)(blk * bs)) != (ssize_t)bs) {
                 errors++;
-            } else if (migio_check(rbuf, want, bs, blk, gen[blk])) {
+            } else if (migio_check(dst, want, bs, blk, gen[blk])) {
                 mismatches++;
             }
         }

@@ -19,6 +19,9 @@
 #                             after the run (migio -d; default 0: off)
 #   iolab.mig_dirty_rate=N    ... rewriting it at N MiB/s (default 0: as
 #                             fast as it goes)
+#   iolab.mig_pool_mib=N      reads land in a pool of N MiB (scattered order)
+#                             written before the I/O starts (default 0:
+#                             one buffer); see migio -p
 #
 # Logs "IOLAB-LOG mig-blk started" when the I/O begins (the host times the
 # migration from it).  Results: ops errors retries mismatches verified
@@ -33,6 +36,7 @@ bs=$(iolab_param mig_bs 4096)
 rate=$(iolab_param mig_rate 200)
 max_s=$(iolab_param mig_max_s 120)
 ctl=$(iolab_param mig_ctl /dev/ttyS1)
+pool=$(iolab_param mig_pool_mib 0)
 [ "$ctl" = - ] && ctl=
 dirty_mib=$(iolab_param mig_dirty_mib 0)
 dirty_rate=$(iolab_param mig_dirty_rate 0)
@@ -43,7 +47,9 @@ iolab_wait_disk "$dev" "$wait_s" || exit 1
 iolab_need migio || exit 1
 
 iolab_log started
-out=$(migio $dirty blk "$dev" "$span" "$bs" "$rate" "$max_s" $ctl)
+pool_opt=
+[ "$pool" != 0 ] && pool_opt="-p $pool"
+out=$(migio $dirty blk $pool_opt "$dev" "$span" "$bs" "$rate" "$max_s" $ctl)
 rc=$?
 iolab_result $out dev="$dev"
 [ "$rc" = 0 ]
