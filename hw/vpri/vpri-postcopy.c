@@ -71,7 +71,7 @@ struct VpriPostcopy {
      * (destination).  Under the BQL.
      */
     uint32_t pinned_count;
-    uint64_t pinned[VPRI_PC_PINNED_MAX];
+    uint64_t *pinned;           /* VPRI_PC_PINNED_MAX of them */
 };
 
 static const char *vpri_pc_owner(VpriPostcopy *pc)
@@ -299,7 +299,7 @@ static int vpri_pc_pins_pre_save(void *opaque)
     return 0;
 }
 
-/* Before the pages are loaded into the fixed array: the count fits. */
+/* Before the pages are loaded into pc->pinned: the count fits it. */
 static bool vpri_pc_pins_count_ok(void *opaque, int version_id)
 {
     VpriPostcopy *pc = opaque;
@@ -715,6 +715,7 @@ VpriPostcopy *vpri_postcopy_new(VpriHost *h, const VpriPostcopyHooks *hooks,
     pc->host = h;
     pc->hooks = hooks;
     pc->pipe[0] = pc->pipe[1] = -1;
+    pc->pinned = g_new0(uint64_t, VPRI_PC_PINNED_MAX);
     qemu_mutex_init(&pc->wake_lock);
     pc->take_timer = timer_new_ms(QEMU_CLOCK_REALTIME, vpri_pc_take_ram, pc);
     pc->vm_state = qemu_add_vm_change_state_handler(vpri_pc_vm_state, pc);
@@ -742,5 +743,6 @@ void vpri_postcopy_free(VpriPostcopy *pc)
     qemu_mutex_destroy(&pc->wake_lock);
     vpri_pcp_free(pc->pages);
     g_free(pc->scratch);
+    g_free(pc->pinned);
     g_free(pc);
 }

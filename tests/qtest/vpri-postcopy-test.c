@@ -539,6 +539,9 @@ static void hold_queue0_fault(Ctx *c, QTestState *dst, BlkWrite *w0)
  * "-incoming @incoming" (a URI, or "defer").  Returns the destination;
  * c->qts stays the source.
  */
+static QTestState *blk_pc_start_skip(Ctx *c, const uint8_t far[PAGE],
+                                     const char *incoming,
+                                     uint64_t ring_skip);
 static QTestState *blk_pc_start_opts(Ctx *c, const uint8_t far[PAGE],
                                      const char *incoming,
                                      uint64_t ring_skip,
