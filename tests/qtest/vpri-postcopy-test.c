@@ -588,11 +588,15 @@ static QTestState *blk_pc_start_opts(Ctx *c, const uint8_t far[PAGE],
 
     ctx_connect(c, args);
     ctx_msix(c, 3);
+    /*
+     * The fence first: rings @ring_skip up lie inside it, and their setup
+     * must come after it (it zeroes them)
+     */
+    qtest_memset(c->qts, FAR_GPA - FAR_FENCE, 0xa5, FAR_FENCE);
     if (ring_skip) {
         g_assert(guest_alloc(&c->alloc, ring_skip));
     }
     ctx_init_features(c, 2, FEATURES);
-    qtest_memset(c->qts, FAR_GPA - FAR_FENCE, 0xa5, FAR_FENCE);
     qtest_memwrite(c->qts, FAR_GPA, far, PAGE);
     dst = qtest_init(dargs);
     qtest_qmp_assert_success(c->qts, SET_POSTCOPY_CAP);
