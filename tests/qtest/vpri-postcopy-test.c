@@ -1077,6 +1077,8 @@ static void test_blk_prefetch_off(void)
 /* Of 64 MiB, 0.5%: 81 pages, the data pages and the rest of each write */
 #define PIN_OPTS ",pin-policy=lru,pin-budget=0.5"
 #define PIN_EPOCH_NS (50 * 1000 * 1000)
+/* Between the rings and the data pages: longer than a test takes to send */
+#define PINNED_GAP (8 * MiB)
 
 static void set_prefetch(QTestState *qts, bool on)
 {
@@ -1115,6 +1117,12 @@ static void check_blk_pins_prefetch(bool prefetch)
     fill(far, PAGE, 0x29);
     dst = blk_pc_start_opts(c, far, "defer", PREFETCH_RING_SKIP, PIN_OPTS);
     src = c->qts;
+    /*
+     * A gap after the rings: the background stream goes on from the last
+     * page asked for, and the first look's requests for the rings must
+     * not bring the data pages along
+     */
+    g_assert(guest_alloc(&c->alloc, PINNED_GAP));
     buf = guest_alloc(&c->alloc, PINNED_PAGES * PAGE);
     for (int i = 0; i < PINNED_PAGES; i++) {
         fill(data[i], PAGE, 0x40 + i);
@@ -1160,10 +1168,13 @@ static void check_blk_pins_prefetch(bool prefetch)
         g_assert_cmpuint(postcopy_u64(dst, "prefetched"), ==, 0);
     }
 
-    /* The device reads the pinned pages on the destination */
+    /*
+     * The device reads the pinned pages on the destination, highest
+     * first: the stream a request sets going does not reach the next one
+     */
     raised = device_faults(dst, "raised");
     requests = postcopy_u64(dst, "device-requests");
-    for (int i = 0; i < PINNED_PAGES; i++) {
+    for (int i = PINNED_PAGES - 1; i >= 0; i--) {
         blk_write(c, &w, queue(c, 1), 512 + i * 8, buf + i * PAGE);
         vv_queue_kick(queue(c, 1));
         blk_write_done(c, &w);
