@@ -687,7 +687,7 @@ static void vpri_host_fence_devices(VpriHost *h)
 static size_t vpri_host_pinned_pages(VpriHost *h, uint64_t *pages,
                                      size_t max)
 {
-    return vpri_pin_policy_pages(h->pin, pages, max);
+    return vpri_pin_pinned_pages(h->pin, pages, max);
 }
 
 /* What postcopy asks of the host: vpri-postcopy.c calls it only so */

@@ -343,10 +343,7 @@ void vpri_pin_note_fault(VpriPinDevice *pd, uint64_t gpa)
     qemu_mutex_unlock(&p->lock);
 }
 
-/* ------------------------------------------------------------------ */
-/* Trace recording                                                    */
-
-size_t vpri_pin_policy_pages(VpriPin *p, uint64_t *pages, size_t max)
+size_t vpri_pin_pinned_pages(VpriPin *p, uint64_t *pages, size_t max)
 {
     size_t n = 0;
 
@@ -360,6 +357,9 @@ size_t vpri_pin_policy_pages(VpriPin *p, uint64_t *pages, size_t max)
     qemu_mutex_unlock(&p->lock);
     return n;
 }
+
+/* ------------------------------------------------------------------ */
+/* Trace recording                                                    */
 
 static DmaTraceKind vpri_pin_trace_kind(PinDevKind kind)
 {

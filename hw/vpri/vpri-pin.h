@@ -65,7 +65,7 @@ void vpri_pin_note_fault(VpriPinDevice *pd, uint64_t gpa);
  * @pages; returns how many (0 until the policy runs).  For postcopy: the
  * pages a destination should ask for first (vpri-postcopy.c).
  */
-size_t vpri_pin_policy_pages(VpriPin *p, uint64_t *pages, size_t max);
+size_t vpri_pin_pinned_pages(VpriPin *p, uint64_t *pages, size_t max);
 
 bool vpri_pin_trace_start(VpriPin *p, const char *file, Error **errp);
 bool vpri_pin_trace_stop(VpriPin *p, uint64_t *records, Error **errp);
