@@ -684,11 +684,18 @@ static void vpri_host_fence_devices(VpriHost *h)
     }
 }
 
+static size_t vpri_host_pinned_pages(VpriHost *h, uint64_t *pages,
+                                     size_t max)
+{
+    return vpri_pin_pinned_pages(h->pin, pages, max);
+}
+
 /* What postcopy asks of the host: vpri-postcopy.c calls it only so */
 static const VpriPostcopyHooks vpri_host_postcopy_hooks = {
     .complete_later = vpri_host_complete_later,
     .set_gpa_entries = vpri_host_set_gpa_entries,
     .fence_devices = vpri_host_fence_devices,
+    .pinned_pages = vpri_host_pinned_pages,
 };
 
 static void vpri_host_page_resident(void *opaque, uint64_t page, uint64_t gpa)

@@ -343,6 +343,21 @@ void vpri_pin_note_fault(VpriPinDevice *pd, uint64_t gpa)
     qemu_mutex_unlock(&p->lock);
 }
 
+size_t vpri_pin_pinned_pages(VpriPin *p, uint64_t *pages, size_t max)
+{
+    size_t n = 0;
+
+    qemu_mutex_lock(&p->lock);
+    for (uint64_t page = 0; p->policy && page < p->ram_pages && n < max;
+         page++) {
+        if (vpri_pin_policy_is_pinned(p->policy, page)) {
+            pages[n++] = page;
+        }
+    }
+    qemu_mutex_unlock(&p->lock);
+    return n;
+}
+
 /* ------------------------------------------------------------------ */
 /* Trace recording                                                    */
 

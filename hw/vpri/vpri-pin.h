@@ -60,6 +60,13 @@ void vpri_pin_note_armed(VpriPinDevice *pd, uint64_t addr, uint64_t len);
 /* A handler serves a fault of the device at guest-physical @gpa. */
 void vpri_pin_note_fault(VpriPinDevice *pd, uint64_t gpa);
 
+/*
+ * Up to @max of the RAM pages the policy pins now, lowest first, into
+ * @pages; returns how many (0 until the policy runs).  For postcopy: the
+ * pages a destination should ask for first (vpri-postcopy.c).
+ */
+size_t vpri_pin_pinned_pages(VpriPin *p, uint64_t *pages, size_t max);
+
 bool vpri_pin_trace_start(VpriPin *p, const char *file, Error **errp);
 bool vpri_pin_trace_stop(VpriPin *p, uint64_t *records, Error **errp);
 

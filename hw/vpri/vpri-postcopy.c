@@ -25,6 +25,7 @@
 #include "migration/misc.h"
 #include "migration/postcopy-ram.h"
 #include "migration/ram.h"
+#include "migration/vmstate.h"
 #include "hw/vpri/vpri-virtio-pci.h"
 #include "vpri-host-internal.h"
 #include "trace.h"
@@ -63,6 +64,14 @@ struct VpriPostcopy {
 
     QEMUTimer *take_timer;      /* taking guest RAM back after the end */
     VMChangeStateEntry *vm_state;
+
+    /*
+     * The source's pinned pages, the "vpri-host/pins" section: filled
+     * before it is saved (source), checked after it is loaded
+     * (destination).  Under the BQL.
+     */
+    uint32_t pinned_count;
+    uint64_t *pinned;           /* VPRI_PC_PINNED_MAX of them */
 };
 
 static const char *vpri_pc_owner(VpriPostcopy *pc)
@@ -198,14 +207,41 @@ VpriPostcopyServe vpri_postcopy_serve(VpriPostcopy *pc, uint32_t dev_id,
     }
 }
 
+/*
+ * Ask for RAM page @page if it is neither received nor asked for yet;
+ * false once the run's prefetch limit is reached.
+ */
+static bool vpri_pc_prefetch_page(VpriPostcopy *pc, uint32_t dev_id,
+                                  uint64_t page, uint64_t *requested)
+{
+    switch (vpri_pcp_prefetch(pc->pages, page, VPRI_PC_PREFETCH_MAX)) {
+    case VPRI_PCP_PREFETCH_REQUEST:
+        trace_vpri_postcopy_prefetch(dev_id, page);
+        vpri_pc_send_request(pc, page);
+        (*requested)++;
+        return true;
+    case VPRI_PCP_PREFETCH_LIMIT:
+        trace_vpri_postcopy_prefetch_limit(vpri_pc_owner(pc),
+                                           VPRI_PC_PREFETCH_MAX);
+        return false;
+    default:
+        return true;
+    }
+}
+
+static bool vpri_pc_prefetching(VpriPostcopy *pc)
+{
+    return pc && qatomic_load_acquire(&pc->active) &&
+           qatomic_read(&pc->host->postcopy_prefetch);
+}
+
 void vpri_postcopy_prefetch(VpriPostcopy *pc, uint32_t dev_id, uint64_t gpa,
                             uint64_t len)
 {
     VpriHost *h;
-    uint64_t first, last, npages;
+    uint64_t first, last, npages, requested = 0;
 
-    if (!pc || !len || !qatomic_load_acquire(&pc->active) ||
-        !qatomic_read(&pc->host->postcopy_prefetch)) {
+    if (!len || !vpri_pc_prefetching(pc)) {
         return;
     }
     h = pc->host;
@@ -220,20 +256,113 @@ void vpri_postcopy_prefetch(VpriPostcopy *pc, uint32_t dev_id, uint64_t gpa,
                                         &page)) {
             continue;   /* not guest RAM: nothing to receive */
         }
-        switch (vpri_pcp_prefetch(pc->pages, page, VPRI_PC_PREFETCH_MAX)) {
-        case VPRI_PCP_PREFETCH_REQUEST:
-            trace_vpri_postcopy_prefetch(dev_id, page);
-            vpri_pc_send_request(pc, page);
-            break;
-        case VPRI_PCP_PREFETCH_LIMIT:
-            trace_vpri_postcopy_prefetch_limit(vpri_pc_owner(pc),
-                                               VPRI_PC_PREFETCH_MAX);
+        if (!vpri_pc_prefetch_page(pc, dev_id, page, &requested)) {
             return;
-        default:
-            break;
         }
     }
 }
+
+/* ------------------------------------------------------------------ */
+/* The source's pinned pages, carried for the prefetch                */
+
+/* Guest RAM pages here (RAM page numbers are below it), 0 without RAM */
+static uint64_t vpri_pc_ram_pages(void)
+{
+    MemoryRegion *ram = current_machine ? current_machine->ram : NULL;
+
+    return ram ? qemu_ram_get_used_length(ram->ram_block) >> PAB_PAGE_SHIFT
+               : 0;
+}
+
+/*
+ * Only while the postcopy-ram capability and the host's postcopy-prefetch
+ * are on: a precopy-only stream, and so a destination of an older iolab,
+ * does not see the section.  (A migration with the capability on that
+ * completes in precopy carries it too; the destination, which must have
+ * the capability on as well, checks it and does not prefetch.)
+ */
+static bool vpri_pc_pins_needed(void *opaque)
+{
+    VpriPostcopy *pc = opaque;
+
+    return migrate_postcopy_ram() &&
+           qatomic_read(&pc->host->postcopy_prefetch);
+}
+
+/* Source, the guest stopped: what the policy pins now. */
+static int vpri_pc_pins_pre_save(void *opaque)
+{
+    VpriPostcopy *pc = opaque;
+
+    pc->pinned_count = pc->hooks->pinned_pages(pc->host, pc->pinned,
+                                               VPRI_PC_PINNED_MAX);
+    return 0;
+}
+
+/* Before the pages are loaded into pc->pinned: the count fits it. */
+static bool vpri_pc_pins_count_ok(void *opaque, int version_id)
+{
+    VpriPostcopy *pc = opaque;
+
+    if (pc->pinned_count > VPRI_PC_PINNED_MAX) {
+        error_report("vpri-host '%s': migration stream: pinned_count %u is "
+                     "above %u", vpri_pc_owner(pc), pc->pinned_count,
+                     VPRI_PC_PINNED_MAX);
+        pc->pinned_count = 0;
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Destination, in the postcopy package: LISTEN came before it, so while
+ * postcopy runs here the pages are asked for now, before the guest runs
+ * and its devices name their rings.
+ */
+static int vpri_pc_pins_post_load(void *opaque, int version_id)
+{
+    VpriPostcopy *pc = opaque;
+    uint64_t ram_pages = vpri_pc_ram_pages(), requested = 0;
+
+    for (uint32_t i = 0; i < pc->pinned_count; i++) {
+        if (pc->pinned[i] >= ram_pages) {
+            error_report("vpri-host '%s': migration stream: pinned[%u] is "
+                         "page 0x%" PRIx64 ", beyond guest RAM (0x%" PRIx64
+                         " pages)", vpri_pc_owner(pc), i, pc->pinned[i],
+                         ram_pages);
+            pc->pinned_count = 0;
+            return -EINVAL;
+        }
+    }
+    if (vpri_pc_prefetching(pc)) {
+        for (uint32_t i = 0; i < pc->pinned_count; i++) {
+            if (!vpri_pc_prefetch_page(pc, UINT32_MAX, pc->pinned[i],
+                                       &requested)) {
+                break;
+            }
+        }
+    }
+    trace_vpri_postcopy_pins_loaded(vpri_pc_owner(pc), pc->pinned_count,
+                                    requested);
+    return 0;
+}
+
+static const VMStateDescription vpri_pc_pins_vmstate = {
+    .name = "vpri-host/pins",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .needed = vpri_pc_pins_needed,
+    .pre_save = vpri_pc_pins_pre_save,
+    .post_load = vpri_pc_pins_post_load,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT32(pinned_count, VpriPostcopy),
+        VMSTATE_VALIDATE("pinned_count within VPRI_PC_PINNED_MAX",
+                         vpri_pc_pins_count_ok),
+        VMSTATE_VARRAY_UINT32(pinned, VpriPostcopy, pinned_count, 0,
+                              vmstate_info_uint64, uint64_t),
+        VMSTATE_END_OF_LIST()
+    },
+};
 
 /* QEMU's fault thread read one of our requests off the pipe. */
 static int vpri_pc_request(struct PostCopyFD *pcfd, void *ufd)
@@ -588,11 +717,19 @@ VpriPostcopy *vpri_postcopy_new(VpriHost *h, const VpriPostcopyHooks *hooks,
     pc->host = h;
     pc->hooks = hooks;
     pc->pipe[0] = pc->pipe[1] = -1;
+    pc->pinned = g_new0(uint64_t, VPRI_PC_PINNED_MAX);
     qemu_mutex_init(&pc->wake_lock);
     pc->take_timer = timer_new_ms(QEMU_CLOCK_REALTIME, vpri_pc_take_ram, pc);
     pc->vm_state = qemu_add_vm_change_state_handler(vpri_pc_vm_state, pc);
     pc->notifier.notify = vpri_pc_notify;
     postcopy_add_notifier(&pc->notifier);
+    /*
+     * A section of its own (vpri-host is an -object, not a device):
+     * hosts are matched by name and creation order, as the command line
+     * creates them
+     */
+    vmstate_register(NULL, VMSTATE_INSTANCE_ID_ANY, &vpri_pc_pins_vmstate,
+                     pc);
     return pc;
 }
 
@@ -601,11 +738,13 @@ void vpri_postcopy_free(VpriPostcopy *pc)
     if (!pc) {
         return;
     }
+    vmstate_unregister(NULL, &vpri_pc_pins_vmstate, pc);
     postcopy_remove_notifier(&pc->notifier);
     qemu_del_vm_change_state_handler(pc->vm_state);
     timer_free(pc->take_timer);
     qemu_mutex_destroy(&pc->wake_lock);
     vpri_pcp_free(pc->pages);
     g_free(pc->scratch);
+    g_free(pc->pinned);
     g_free(pc);
 }

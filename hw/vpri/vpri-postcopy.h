@@ -14,6 +14,9 @@
  *            their PA-BITMAP entries not present: a device DMA to one
  *            faults on the sideband ring, its record waits in service
  *            while the page is asked for on the return path;
+ *   package  (postcopy-prefetch on) the pages the source's pin policy
+ *            held, carried in the "vpri-host/pins" section, are asked
+ *            for as soon as they are loaded (prefetch, before the rings);
  *   run      the devices ask for what they will need first (prefetch:
  *            their rings, carried requests, posted receive buffers);
  *   placed   QEMU's waker: the page is RECEIVED, its entries read-write,
@@ -63,6 +66,11 @@ typedef struct VpriPostcopyHooks {
     void (*set_gpa_entries)(VpriHost *h, uint64_t gpa, bool present);
     /* After lowering: fence those devices (under the BQL) */
     void (*fence_devices)(VpriHost *h);
+    /*
+     * Source: up to @max RAM pages the pin policy holds now, into @pages;
+     * returns how many
+     */
+    size_t (*pinned_pages)(VpriHost *h, uint64_t *pages, size_t max);
 } VpriPostcopyHooks;
 
 /* NULL, with @errp set, if the postcopy-ram capability is on already. */
@@ -95,6 +103,12 @@ bool vpri_postcopy_stats(VpriPostcopy *pc, PcpStats *st, uint64_t *received,
  * Under the BQL.
  */
 #define VPRI_PC_PREFETCH_MAX 1024
+/*
+ * Of those, at most this many are the source's pinned pages (the lowest
+ * page numbers beyond it stay behind), so the rings and buffers the
+ * devices name at run still get theirs.
+ */
+#define VPRI_PC_PINNED_MAX (VPRI_PC_PREFETCH_MAX / 2)
 void vpri_postcopy_prefetch(VpriPostcopy *pc, uint32_t dev_id, uint64_t gpa,
                             uint64_t len);
 

@@ -18,9 +18,9 @@
   vpri-nic with postcopy-preempt: the guest's data verified on the
   destination, the device faulted on pages not yet received (query-vpri's
   postcopy section, dst_pc_* columns), which were requested (by the
-  faults, or before them by the host's postcopy-prefetch), and every
-  fault resolved, none failed; the vCPUs' page requests, and the
-  device's over the same span, were timed from the trace events.
+  faults, or before them by the host's postcopy-prefetch), and every fault
+  resolved, none failed; the vCPUs' page requests, and the device's over
+  the same span, were timed from the trace events.
 * The write-heavy guest (issue 17): migio's RAM check finds stale,
   mixed-up and damaged pages (``migio dirty-selftest``, built for the
   host from the guest's source), and a quick postcopy run of the

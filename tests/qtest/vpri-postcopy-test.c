@@ -542,6 +542,10 @@ static void hold_queue0_fault(Ctx *c, QTestState *dst, BlkWrite *w0)
 static QTestState *blk_pc_start_skip(Ctx *c, const uint8_t far[PAGE],
                                      const char *incoming,
                                      uint64_t ring_skip);
+static QTestState *blk_pc_start_opts(Ctx *c, const uint8_t far[PAGE],
+                                     const char *incoming,
+                                     uint64_t ring_skip,
+                                     const char *host_opts);
 
 static QTestState *blk_pc_start(Ctx *c, const uint8_t far[PAGE],
                                 const char *incoming)
@@ -558,27 +562,41 @@ static QTestState *blk_pc_start_skip(Ctx *c, const uint8_t far[PAGE],
                                      const char *incoming,
                                      uint64_t ring_skip)
 {
+    return blk_pc_start_opts(c, far, incoming, ring_skip, "");
+}
+
+/* blk_pc_start_skip(), with @host_opts after both hosts' "id=vh0" */
+static QTestState *blk_pc_start_opts(Ctx *c, const uint8_t far[PAGE],
+                                     const char *incoming,
+                                     uint64_t ring_skip,
+                                     const char *host_opts)
+{
     g_autofree char *args = g_strdup_printf(
-        "-M q35 -m %d -nodefaults -object vpri-host,id=vh0 "
+        "-M q35 -m %d -nodefaults -object vpri-host,id=vh0%s "
         "-blockdev driver=file,node-name=d0,filename=%s,locking=off "
         "-device vpri-blk,drive=d0,host=vh0,id=vblk0,num-queues=2",
-        GUEST_MIB, c->img);
+        GUEST_MIB, host_opts, c->img);
     /* The image as the source has it open: ctx_connect() unlinks it */
     g_autofree char *dargs = g_strdup_printf(
-        "-M q35 -m %d -nodefaults -object vpri-host,id=vh0 "
+        "-M q35 -m %d -nodefaults -object vpri-host,id=vh0%s "
         "-blockdev driver=file,node-name=d0,filename=/proc/%d/fd/%d,"
         "locking=off "
         "-device vpri-blk,drive=d0,host=vh0,id=vblk0,num-queues=2 "
-        "-incoming %s", GUEST_MIB, getpid(), c->img_fd, incoming);
+        "-incoming %s", GUEST_MIB, host_opts, getpid(), c->img_fd,
+        incoming);
     QTestState *dst;
 
     ctx_connect(c, args);
     ctx_msix(c, 3);
+    /*
+     * The fence first: rings @ring_skip up lie inside it, and their setup
+     * must come after it (it zeroes them)
+     */
+    qtest_memset(c->qts, FAR_GPA - FAR_FENCE, 0xa5, FAR_FENCE);
     if (ring_skip) {
         g_assert(guest_alloc(&c->alloc, ring_skip));
     }
     ctx_init_features(c, 2, FEATURES);
-    qtest_memset(c->qts, FAR_GPA - FAR_FENCE, 0xa5, FAR_FENCE);
     qtest_memwrite(c->qts, FAR_GPA, far, PAGE);
     dst = qtest_init(dargs);
     qtest_qmp_assert_success(c->qts, SET_POSTCOPY_CAP);
@@ -1054,6 +1072,144 @@ static void test_blk_prefetch_off(void)
     check_blk_prefetch(false);
 }
 
+/* Data pages the source's device writes out, which its policy then pins */
+#define PINNED_PAGES 16
+/* Of 64 MiB, 0.5%: 81 pages, the data pages and the rest of each write */
+#define PIN_OPTS ",pin-policy=lru,pin-budget=0.5"
+#define PIN_EPOCH_NS (50 * 1000 * 1000)
+/* Between the rings and the data pages: longer than a test takes to send */
+#define PINNED_GAP (8 * MiB)
+
+static void set_prefetch(QTestState *qts, bool on)
+{
+    qtest_qmp_assert_success(qts, "{ 'execute': 'qom-set', 'arguments': "
+                             "{ 'path': '/objects/vh0', "
+                             "'property': 'postcopy-prefetch', "
+                             "'value': %i } }", on);
+}
+
+/*
+ * The source's pin set, carried (issue 17): the source's device writes
+ * out PINNED_PAGES data pages, high in guest RAM (out of the background
+ * stream's reach, see FAR_GPA), and its lru policy pins them.  On the
+ * destination, once the first look at the rings has settled, a write
+ * from those same pages (the driver never touches them there):
+ *
+ * - with postcopy-prefetch (both sides), the pages came in the
+ *   "vpri-host/pins" section and were asked for as it was loaded, so the
+ *   write completes without a single device fault;
+ * - without it, the device faults on them and asks for them itself.
+ *
+ * Either way the write carries the source's data.
+ */
+static void check_blk_pins_prefetch(bool prefetch)
+{
+    Ctx *c = ctx_new("vpri-postcopy");
+    g_autofree char *uri = g_strdup_printf("unix:%s/vpri-pc-pin-%d.sock",
+                                           g_get_tmp_dir(), getpid());
+    uint8_t far[PAGE], data[PINNED_PAGES][PAGE];
+    QTestState *src, *dst;
+    BlkWrite w;
+    uint64_t buf, raised, requests;
+    QDict *h;
+    gint64 deadline;
+
+    fill(far, PAGE, 0x29);
+    dst = blk_pc_start_opts(c, far, "defer", PREFETCH_RING_SKIP, PIN_OPTS);
+    src = c->qts;
+    /*
+     * A gap after the rings: the background stream goes on from the last
+     * page asked for, and the first look's requests for the rings must
+     * not bring the data pages along
+     */
+    g_assert(guest_alloc(&c->alloc, PINNED_GAP));
+    buf = guest_alloc(&c->alloc, PINNED_PAGES * PAGE);
+    for (int i = 0; i < PINNED_PAGES; i++) {
+        fill(data[i], PAGE, 0x40 + i);
+        qtest_memwrite(src, buf + i * PAGE, data[i], PAGE);
+        blk_write(c, &w, queue(c, 0), 32 + i * 8, buf + i * PAGE);
+        vv_queue_kick(queue(c, 0));
+        blk_write_done(c, &w);
+    }
+    /* An epoch ends: the policy pins what the device touched */
+    qtest_clock_step(src, 2 * PIN_EPOCH_NS);
+    h = vpri_info(src, "hosts");
+    g_assert_cmpuint(get_u64(qdict_get_qdict(h, "pinning"), "pinned-pages"),
+                     >=, PINNED_PAGES);
+    qobject_unref(h);
+
+    set_prefetch(src, prefetch);
+    set_prefetch(dst, prefetch);
+    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
+                             "'arguments': { 'uri': %s } }", uri);
+    postcopy_start_slow(src, dst, uri);
+    c->qts = dst;
+    c->bus->qts = dst;
+    c->d->qts = dst;
+    qtest_readl(dst, c->msi_base);
+
+    /*
+     * Settled: every prefetched page has come, no fault waits, and
+     * without prefetch the first look's faults (both queues) are served
+     */
+    deadline = g_get_monotonic_time() + WAIT_US;
+    while (postcopy_u64(dst, "waiting") || device_faults(dst, "pending") ||
+           postcopy_u64(dst, "prefetch-hits") +
+           postcopy_u64(dst, "prefetch-late") <
+           postcopy_u64(dst, "prefetched") ||
+           (!prefetch && device_faults(dst, "raised") < 2)) {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(1000);
+    }
+    if (prefetch) {
+        /* The pinned data pages at least (the rings may be pinned too) */
+        g_assert_cmpuint(postcopy_u64(dst, "prefetched"), >=, PINNED_PAGES);
+    } else {
+        g_assert_cmpuint(postcopy_u64(dst, "prefetched"), ==, 0);
+    }
+
+    /*
+     * The device reads the pinned pages on the destination, highest
+     * first: the stream a request sets going does not reach the next one
+     */
+    raised = device_faults(dst, "raised");
+    requests = postcopy_u64(dst, "device-requests");
+    for (int i = PINNED_PAGES - 1; i >= 0; i--) {
+        blk_write(c, &w, queue(c, 1), 512 + i * 8, buf + i * PAGE);
+        vv_queue_kick(queue(c, 1));
+        blk_write_done(c, &w);
+        check_image(c, 512 + i * 8, data[i]);
+    }
+    g_assert_cmpuint(device_faults(dst, "failed"), ==, 0);
+    g_assert_cmpuint(device_faults(dst, "pending"), ==, 0);
+    if (prefetch) {
+        g_assert_cmpuint(device_faults(dst, "raised"), ==, raised);
+        g_assert_cmpuint(postcopy_u64(dst, "device-requests"), ==, requests);
+    } else {
+        g_assert_cmpuint(device_faults(dst, "raised"), >=,
+                         raised + PINNED_PAGES);
+        g_assert_cmpuint(postcopy_u64(dst, "device-requests"), >=,
+                         requests + PINNED_PAGES);
+    }
+
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters', "
+                             "'arguments': { 'max-postcopy-bandwidth': 0 } }");
+    migration_wait(src, "completed");
+    qtest_quit(src);
+    assert_postcopy_state(dst, "done");
+    ctx_stop(c);
+}
+
+static void test_blk_pins_prefetch(void)
+{
+    check_blk_pins_prefetch(true);
+}
+
+static void test_blk_pins_prefetch_off(void)
+{
+    check_blk_pins_prefetch(false);
+}
+
 /*
  * A migration with postcopy-ram on both sides that completes in precopy:
  * QEMU never says postcopy ended, yet the destination's host takes guest
@@ -1376,6 +1532,9 @@ int main(int argc, char **argv)
     add_test("/vpri-postcopy/blk/recover", test_blk_recover);
     add_test("/vpri-postcopy/blk/prefetch", test_blk_prefetch);
     add_test("/vpri-postcopy/blk/prefetch-off", test_blk_prefetch_off);
+    add_test("/vpri-postcopy/blk/pins-prefetch", test_blk_pins_prefetch);
+    add_test("/vpri-postcopy/blk/pins-prefetch-off",
+             test_blk_pins_prefetch_off);
     add_test("/vpri-postcopy/blk/recover-preempt", test_blk_recover_preempt);
     add_test("/vpri-postcopy/blk/recover-breaks-again",
              test_blk_recover_breaks_again);

@@ -36,19 +36,19 @@ bs=$(iolab_param mig_bs 4096)
 rate=$(iolab_param mig_rate 200)
 max_s=$(iolab_param mig_max_s 120)
 ctl=$(iolab_param mig_ctl /dev/ttyS1)
+pool=$(iolab_param mig_pool_mib 0)
 [ "$ctl" = - ] && ctl=
 dirty_mib=$(iolab_param mig_dirty_mib 0)
 dirty_rate=$(iolab_param mig_dirty_rate 0)
 dirty=
 [ "$dirty_mib" != 0 ] && dirty="-d $dirty_mib -r $dirty_rate"
-pool=$(iolab_param mig_pool_mib 0)
-pool_opt=
-[ "$pool" != 0 ] && pool_opt="-p $pool"
 
 iolab_wait_disk "$dev" "$wait_s" || exit 1
 iolab_need migio || exit 1
 
 iolab_log started
+pool_opt=
+[ "$pool" != 0 ] && pool_opt="-p $pool"
 out=$(migio $dirty blk $pool_opt "$dev" "$span" "$bs" "$rate" "$max_s" $ctl)
 rc=$?
 iolab_result $out dev="$dev"
