@@ -966,6 +966,45 @@ static void test_blk_device_fault_preempt(void)
 /* The rings at about 41 MiB, below FAR_GPA */
 #define PREFETCH_RING_SKIP (40 * MiB)
 
+static void set_prefetch(QTestState *qts, bool on)
+{
+    qtest_qmp_assert_success(qts, "{ 'execute': 'qom-set', 'arguments': "
+                             "{ 'path': '/objects/vh0', "
+                             "'property': 'postcopy-prefetch', "
+                             "'value': %i } }", on);
+}
+
+/*
+ * Start postcopy into @dst (prefetch set on it as @prefetch), drive @dst
+ * from now on, and wait until the destination's first look has settled:
+ * with prefetch until every prefetched page has come, without until
+ * both queues' faults have been served; no fault left waiting.
+ */
+static void pc_switch_and_settle(Ctx *c, QTestState *src, QTestState *dst,
+                                 const char *uri, bool prefetch)
+{
+    gint64 deadline;
+
+    set_prefetch(dst, prefetch);
+    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
+                             "'arguments': { 'uri': %s } }", uri);
+    postcopy_start_slow(src, dst, uri);
+    c->qts = dst;
+    c->bus->qts = dst;
+    c->d->qts = dst;
+    qtest_readl(dst, c->msi_base);
+
+    deadline = g_get_monotonic_time() + WAIT_US;
+    while (postcopy_u64(dst, "waiting") || device_faults(dst, "pending") ||
+           postcopy_u64(dst, "prefetch-hits") +
+           postcopy_u64(dst, "prefetch-late") <
+           postcopy_u64(dst, "prefetched") ||
+           (!prefetch && device_faults(dst, "raised") < 2)) {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(1000);
+    }
+}
+
 /*
  * Prefetch (vpri-host's postcopy-prefetch, on by default): as the guest
  * starts on the destination, the host asks for what its devices will
@@ -993,7 +1032,6 @@ static void check_blk_prefetch(bool prefetch)
     QTestState *src, *dst;
     BlkWrite w;
     uint64_t buf, raised;
-    gint64 deadline;
 
     fill(far, PAGE, 0x17);
     fill(data, PAGE, 0x6b);
@@ -1005,31 +1043,7 @@ static void check_blk_prefetch(bool prefetch)
     vv_queue_kick(queue(c, 0));
     blk_write_done(c, &w);
 
-    qtest_qmp_assert_success(dst, "{ 'execute': 'qom-set', 'arguments': "
-                             "{ 'path': '/objects/vh0', "
-                             "'property': 'postcopy-prefetch', "
-                             "'value': %i } }", prefetch);
-    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
-                             "'arguments': { 'uri': %s } }", uri);
-    postcopy_start_slow(src, dst, uri);
-    c->qts = dst;
-    c->bus->qts = dst;
-    c->d->qts = dst;
-    qtest_readl(dst, c->msi_base);
-
-    /*
-     * The first look: with prefetch, until every prefetched page has
-     * come; without, until both queues' faults have been served.
-     */
-    deadline = g_get_monotonic_time() + WAIT_US;
-    while (postcopy_u64(dst, "waiting") || device_faults(dst, "pending") ||
-           postcopy_u64(dst, "prefetch-hits") +
-           postcopy_u64(dst, "prefetch-late") <
-           postcopy_u64(dst, "prefetched") ||
-           (!prefetch && device_faults(dst, "raised") < 2)) {
-        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
-        g_usleep(1000);
-    }
+    pc_switch_and_settle(c, src, dst, uri, prefetch);
     if (prefetch) {
         /* Three areas of each queue, on two pages at least */
         g_assert_cmpuint(postcopy_u64(dst, "prefetched"), >=, 4);
@@ -1080,14 +1094,6 @@ static void test_blk_prefetch_off(void)
 /* Between the rings and the data pages: longer than a test takes to send */
 #define PINNED_GAP (8 * MiB)
 
-static void set_prefetch(QTestState *qts, bool on)
-{
-    qtest_qmp_assert_success(qts, "{ 'execute': 'qom-set', 'arguments': "
-                             "{ 'path': '/objects/vh0', "
-                             "'property': 'postcopy-prefetch', "
-                             "'value': %i } }", on);
-}
-
 /*
  * The source's pin set, carried (issue 17): the source's device writes
  * out PINNED_PAGES data pages, high in guest RAM (out of the background
@@ -1112,7 +1118,6 @@ static void check_blk_pins_prefetch(bool prefetch)
     BlkWrite w;
     uint64_t buf, raised, requests;
     QDict *h;
-    gint64 deadline;
 
     fill(far, PAGE, 0x29);
     dst = blk_pc_start_opts(c, far, "defer", PREFETCH_RING_SKIP, PIN_OPTS);
@@ -1139,28 +1144,7 @@ static void check_blk_pins_prefetch(bool prefetch)
     qobject_unref(h);
 
     set_prefetch(src, prefetch);
-    set_prefetch(dst, prefetch);
-    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
-                             "'arguments': { 'uri': %s } }", uri);
-    postcopy_start_slow(src, dst, uri);
-    c->qts = dst;
-    c->bus->qts = dst;
-    c->d->qts = dst;
-    qtest_readl(dst, c->msi_base);
-
-    /*
-     * Settled: every prefetched page has come, no fault waits, and
-     * without prefetch the first look's faults (both queues) are served
-     */
-    deadline = g_get_monotonic_time() + WAIT_US;
-    while (postcopy_u64(dst, "waiting") || device_faults(dst, "pending") ||
-           postcopy_u64(dst, "prefetch-hits") +
-           postcopy_u64(dst, "prefetch-late") <
-           postcopy_u64(dst, "prefetched") ||
-           (!prefetch && device_faults(dst, "raised") < 2)) {
-        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
-        g_usleep(1000);
-    }
+    pc_switch_and_settle(c, src, dst, uri, prefetch);
     if (prefetch) {
         /* The pinned data pages at least (the rings may be pinned too) */
         g_assert_cmpuint(postcopy_u64(dst, "prefetched"), >=, PINNED_PAGES);
