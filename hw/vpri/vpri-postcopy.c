@@ -276,8 +276,8 @@ static uint64_t vpri_pc_ram_pages(void)
 
 /*
  * Only while the postcopy-ram capability and the host's postcopy-prefetch
- * are on: a precopy-only stream, and so a destination of an older iolab,
- * does not see the section.  (A migration with the capability on that
+ * are on, and something is pinned: a precopy-only stream, and so a
+ * destination of an older iolab, does not see the section.  (A migration with the capability on that
  * completes in precopy carries it too; the destination, which must have
  * the capability on as well, checks it and does not prefetch.)
  */
@@ -285,18 +285,19 @@ static bool vpri_pc_pins_needed(void *opaque)
 {
     VpriPostcopy *pc = opaque;
 
-    return migrate_postcopy_ram() &&
-           qatomic_read(&pc->host->postcopy_prefetch);
-}
-
-/* Source, the guest stopped: what the policy pins now. */
-static int vpri_pc_pins_pre_save(void *opaque)
-{
-    VpriPostcopy *pc = opaque;
-
+    if (!migrate_postcopy_ram() ||
+        !qatomic_read(&pc->host->postcopy_prefetch)) {
+        return false;
+    }
+    /*
+     * The guest is stopped: what the policy pins now is what pre_save
+     * sends.  Nothing pinned, no section: a host with no device DMA
+     * (one that only evicts, say) migrates to a destination without a
+     * vpri-host, as it did before the section existed.
+     */
     pc->pinned_count = pc->hooks->pinned_pages(pc->host, pc->pinned,
                                                VPRI_PC_PINNED_MAX);
-    return 0;
+    return pc->pinned_count > 0;
 }
 
 /* Before the pages are loaded into pc->pinned: the count fits it. */
@@ -352,7 +353,6 @@ static const VMStateDescription vpri_pc_pins_vmstate = {
     .version_id = 1,
     .minimum_version_id = 1,
     .needed = vpri_pc_pins_needed,
-    .pre_save = vpri_pc_pins_pre_save,
     .post_load = vpri_pc_pins_post_load,
     .fields = (const VMStateField[]) {
         VMSTATE_UINT32(pinned_count, VpriPostcopy),
