@@ -148,7 +148,14 @@ static MemTxResult vpri_dma_access(VpriVirtioPCI *vp, VpriQueue *q,
             VpriRingCache *rc = &caches->ring[i];
             uint64_t off = addr - rc->base;
 
-            if (!vpri_vpci_ring_covers(rc, addr, len)) {
+            /*
+             * Only the device ring's cache was set up for writing; a
+             * guest may lay the rings over each other, and a write the
+             * descriptor table's or driver ring's cache covers goes the
+             * general way below.
+             */
+            if (!vpri_vpci_ring_covers(rc, addr, len) ||
+                (write && i != VPRI_RING_DEVICE)) {
                 continue;
             }
             if (!write) {

@@ -1105,6 +1105,52 @@ static void test_bad_ring_cache_wrap(void)
     ctx_stop(c);
 }
 
+/*
+ * Rings that overlap: the used ring inside the descriptor table.  The
+ * device's writes to the used ring (here the notification flags it sets
+ * when the queue runs empty) must not go through the descriptor table's
+ * read-only cache (generic-fuzz found QEMU aborting in
+ * address_space_cache_invalidate); they go to guest memory as any DMA.
+ */
+static void test_bad_ring_overlap(void)
+{
+    Ctx *c = ctx_start(NULL, NULL, false);
+    VVDev *d = c->d;
+    uint64_t rings;
+
+    ctx_msix(c, 2);
+    c->nq = 1;
+    vv_reset(d);
+    vv_set_status(d, VV_S_ACKNOWLEDGE | VV_S_DRIVER);
+    g_assert(vv_negotiate(d, DRIVER_FEATURES & vv_get_device_features(d)));
+    g_assert_cmpint(vv_set_config_vector(d, 0), ==, 0);
+    rings = guest_alloc(&c->alloc, 4096);
+    qtest_memset(c->qts, rings, 0, 4096);
+    vv_common_writew(d, VV_COMMON_Q_SELECT, 0);
+    vv_common_writew(d, VV_COMMON_Q_SIZE, 16);
+    vv_common_writew(d, VV_COMMON_Q_MSIX, 1);
+    /*
+     * 16 descriptors: 256 bytes from rings; the used ring (136 bytes
+     * with its event field) at +16, inside them
+     */
+    vv_common_writel(d, VV_COMMON_Q_DESCLO, rings);
+    vv_common_writel(d, VV_COMMON_Q_DESCHI, rings >> 32);
+    vv_common_writel(d, VV_COMMON_Q_AVAILLO, rings + 1024);
+    vv_common_writel(d, VV_COMMON_Q_AVAILHI, (rings + 1024) >> 32);
+    vv_common_writel(d, VV_COMMON_Q_USEDLO, rings + 16);
+    vv_common_writel(d, VV_COMMON_Q_USEDHI, (rings + 16) >> 32);
+    vv_common_writew(d, VV_COMMON_Q_ENABLE, 1);
+    g_assert_cmpuint(vv_common_readw(d, VV_COMMON_Q_ENABLE), ==, 1);
+    vv_set_status(d, vv_get_status(d) | VV_S_DRIVER_OK);
+
+    /* Nothing published: the queue runs empty and re-arms at once */
+    vv_notify_raw(d, 0);
+    vv_notify_raw(d, 0);
+    assert_running(c);
+    g_assert_cmpuint(vv_common_readw(d, VV_COMMON_Q_ENABLE), ==, 1);
+    ctx_stop(c);
+}
+
 /* SEG_MAX is 126: a request with 127 data segments is an I/O error */
 static void test_bad_seg_max(void)
 {
@@ -1624,6 +1670,7 @@ int main(int argc, char **argv)
                    test_bad_config_isr);
     add_test("/iolab/vpri-blk/reset", test_reset);
     add_test("/iolab/vpri-blk/bad/ring-cache-wrap", test_bad_ring_cache_wrap);
+    add_test("/iolab/vpri-blk/bad/ring-overlap", test_bad_ring_overlap);
     add_test("/iolab/vpri-blk/bad/seg-max", test_bad_seg_max);
     add_test("/iolab/vpri-blk/bad/inflight-exceeded",
              test_bad_inflight_exceeded);
