@@ -1056,6 +1056,47 @@ static void test_reset(void)
 /* Bounds (issue 13): each of these failed before its fix             */
 
 /*
+ * A zeroed page of guest memory for rings the test lays out itself.
+ */
+static uint64_t ctx_rings_page(Ctx *c)
+{
+    uint64_t rings = guest_alloc(&c->alloc, 4096);
+
+    qtest_memset(c->qts, rings, 0, 4096);
+    return rings;
+}
+
+/*
+ * Bring the device up with one 16-entry queue whose rings are where the
+ * test says (which a well-behaved driver would never choose), MSI-X
+ * vector 1, and DRIVER_OK.
+ */
+static void ctx_one_queue_at(Ctx *c, uint64_t desc, uint64_t avail,
+                             uint64_t used)
+{
+    VVDev *d = c->d;
+
+    ctx_msix(c, 2);
+    c->nq = 1;
+    vv_reset(d);
+    vv_set_status(d, VV_S_ACKNOWLEDGE | VV_S_DRIVER);
+    g_assert(vv_negotiate(d, DRIVER_FEATURES & vv_get_device_features(d)));
+    g_assert_cmpint(vv_set_config_vector(d, 0), ==, 0);
+    vv_common_writew(d, VV_COMMON_Q_SELECT, 0);
+    vv_common_writew(d, VV_COMMON_Q_SIZE, 16);
+    vv_common_writew(d, VV_COMMON_Q_MSIX, 1);
+    vv_common_writel(d, VV_COMMON_Q_DESCLO, desc);
+    vv_common_writel(d, VV_COMMON_Q_DESCHI, desc >> 32);
+    vv_common_writel(d, VV_COMMON_Q_AVAILLO, avail);
+    vv_common_writel(d, VV_COMMON_Q_AVAILHI, avail >> 32);
+    vv_common_writel(d, VV_COMMON_Q_USEDLO, used);
+    vv_common_writel(d, VV_COMMON_Q_USEDHI, used >> 32);
+    vv_common_writew(d, VV_COMMON_Q_ENABLE, 1);
+    g_assert_cmpuint(vv_common_readw(d, VV_COMMON_Q_ENABLE), ==, 1);
+    vv_set_status(d, vv_get_status(d) | VV_S_DRIVER_OK);
+}
+
+/*
  * The descriptor table at bus address 0, and an indirect descriptor whose
  * table ends exactly at 2^64: the ring-cache bounds check must not wrap
  * (it once took the access for one inside the table at 0 and aborted in
@@ -1065,29 +1106,10 @@ static void test_bad_ring_cache_wrap(void)
 {
     Ctx *c = ctx_start(NULL, NULL, false);
     VVDev *d = c->d;
-    uint64_t rings;
+    uint64_t rings = ctx_rings_page(c);
     uint8_t desc[16];
 
-    ctx_msix(c, 2);
-    c->nq = 1;
-    vv_reset(d);
-    vv_set_status(d, VV_S_ACKNOWLEDGE | VV_S_DRIVER);
-    g_assert(vv_negotiate(d, DRIVER_FEATURES & vv_get_device_features(d)));
-    g_assert_cmpint(vv_set_config_vector(d, 0), ==, 0);
-    rings = guest_alloc(&c->alloc, 4096);
-    qtest_memset(c->qts, rings, 0, 4096);
-    vv_common_writew(d, VV_COMMON_Q_SELECT, 0);
-    vv_common_writew(d, VV_COMMON_Q_SIZE, 16);
-    vv_common_writew(d, VV_COMMON_Q_MSIX, 1);
-    vv_common_writel(d, VV_COMMON_Q_DESCLO, 0);
-    vv_common_writel(d, VV_COMMON_Q_DESCHI, 0);
-    vv_common_writel(d, VV_COMMON_Q_AVAILLO, rings);
-    vv_common_writel(d, VV_COMMON_Q_AVAILHI, rings >> 32);
-    vv_common_writel(d, VV_COMMON_Q_USEDLO, rings + 2048);
-    vv_common_writel(d, VV_COMMON_Q_USEDHI, (rings + 2048) >> 32);
-    vv_common_writew(d, VV_COMMON_Q_ENABLE, 1);
-    g_assert_cmpuint(vv_common_readw(d, VV_COMMON_Q_ENABLE), ==, 1);
-    vv_set_status(d, vv_get_status(d) | VV_S_DRIVER_OK);
+    ctx_one_queue_at(c, 0, rings, rings + 2048);
 
     /* desc[0], at guest address 0: a one-entry table at 2^64 - 16 */
     stq_le_p(desc, 0xfffffffffffffff0ULL);
@@ -1116,32 +1138,13 @@ static void test_bad_ring_overlap(void)
 {
     Ctx *c = ctx_start(NULL, NULL, false);
     VVDev *d = c->d;
-    uint64_t rings;
+    uint64_t rings = ctx_rings_page(c);
 
-    ctx_msix(c, 2);
-    c->nq = 1;
-    vv_reset(d);
-    vv_set_status(d, VV_S_ACKNOWLEDGE | VV_S_DRIVER);
-    g_assert(vv_negotiate(d, DRIVER_FEATURES & vv_get_device_features(d)));
-    g_assert_cmpint(vv_set_config_vector(d, 0), ==, 0);
-    rings = guest_alloc(&c->alloc, 4096);
-    qtest_memset(c->qts, rings, 0, 4096);
-    vv_common_writew(d, VV_COMMON_Q_SELECT, 0);
-    vv_common_writew(d, VV_COMMON_Q_SIZE, 16);
-    vv_common_writew(d, VV_COMMON_Q_MSIX, 1);
     /*
      * 16 descriptors: 256 bytes from rings; the used ring (136 bytes
      * with its event field) at +16, inside them
      */
-    vv_common_writel(d, VV_COMMON_Q_DESCLO, rings);
-    vv_common_writel(d, VV_COMMON_Q_DESCHI, rings >> 32);
-    vv_common_writel(d, VV_COMMON_Q_AVAILLO, rings + 1024);
-    vv_common_writel(d, VV_COMMON_Q_AVAILHI, (rings + 1024) >> 32);
-    vv_common_writel(d, VV_COMMON_Q_USEDLO, rings + 16);
-    vv_common_writel(d, VV_COMMON_Q_USEDHI, (rings + 16) >> 32);
-    vv_common_writew(d, VV_COMMON_Q_ENABLE, 1);
-    g_assert_cmpuint(vv_common_readw(d, VV_COMMON_Q_ENABLE), ==, 1);
-    vv_set_status(d, vv_get_status(d) | VV_S_DRIVER_OK);
+    ctx_one_queue_at(c, rings, rings + 1024, rings + 16);
 
     /* Nothing published: the queue runs empty and re-arms at once */
     vv_notify_raw(d, 0);
