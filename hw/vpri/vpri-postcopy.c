@@ -277,9 +277,10 @@ static uint64_t vpri_pc_ram_pages(void)
 /*
  * Only while the postcopy-ram capability and the host's postcopy-prefetch
  * are on, and something is pinned: a precopy-only stream, and so a
- * destination of an older iolab, does not see the section.  (A migration with the capability on that
- * completes in precopy carries it too; the destination, which must have
- * the capability on as well, checks it and does not prefetch.)
+ * destination of an older iolab, does not see the section.  (A migration
+ * with the capability on that completes in precopy carries it too; the
+ * destination, which must have the capability on as well, checks it and
+ * does not prefetch.)
  */
 static bool vpri_pc_pins_needed(void *opaque)
 {
@@ -290,8 +291,8 @@ static bool vpri_pc_pins_needed(void *opaque)
         return false;
     }
     /*
-     * The guest is stopped: what the policy pins now is what pre_save
-     * sends.  Nothing pinned, no section: a host with no device DMA
+     * The guest is stopped: what the policy pins now is what the
+     * section sends (pinned_count and pinned[] are filled here).  Nothing pinned, no section: a host with no device DMA
      * (one that only evicts, say) migrates to a destination without a
      * vpri-host, as it did before the section existed.
      */
