@@ -255,8 +255,14 @@ POSTCOPY_RUNS = [
      ["--postcopy-preempt-both", "--read-pool-mib", "16"],
      {"vpri-blk/evict0": "postcopy",
       "vpri-blk/evict0 +preempt": "postcopy-preempt"}),
-    ("vpri-nic", "vpri-nic/evict0", ["--postcopy-preempt"],
-     {"vpri-nic/evict0": "postcopy-preempt"}),
+    # vpri-nic with prefetch off: its faults are on ring pages, the very
+    # pages prefetch asks for as the destination starts, so with prefetch
+    # on whether the device faults at all is a race with the prefetch
+    # (a CI run saw 121 pages prefetched and no fault).  Prefetch on is
+    # tested by the vpri-blk runs above, whose reads meet pool pages that
+    # prefetch does not ask for, and by /vpri-postcopy/*/prefetch*.
+    ("postcopy-prefetch", "vpri-nic/prefetch-off", ["--postcopy-preempt"],
+     {"vpri-nic/prefetch-off": "postcopy-preempt"}),
 ]
 
 
