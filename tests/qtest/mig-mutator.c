@@ -909,9 +909,11 @@ static void mut_self_test(const MutOpts *o, MutRun *r, const MigStream *s,
 
         mut_spawn(o, r, s, &j, 0, o->first, stream, cases[i].kind);
         mut_reap(o, r, &j, true, &got);
-        right = cases[i].kind == SELFTEST_ABORT ?
-                got.failed == 1 && got.refused + got.works == 0 :
-                got.refused == 1 && got.failed == 0;
+        if (cases[i].kind == SELFTEST_ABORT) {
+            right = got.failed == 1 && got.refused + got.works == 0;
+        } else {
+            right = got.refused == 1 && got.failed == 0;
+        }
         if (!right) {
             printf("mutator: FAILURE %s self-test: %s counted as %u refused, "
                    "%u works, %u error-state, %u silent, %u failed\n",
