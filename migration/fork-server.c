@@ -10,7 +10,8 @@
  *
  * What the child lacks, being made of one thread: the qtest
  * accelerator's dummy vCPU threads (pause_all_vcpus() waits for them, on
- * any vm_stop() or quit), so they are started again here; the idle
+ * any vm_stop() or quit), so they are started again here, and the child
+ * can end through QEMU's ordinary quit; the idle
  * workers of the main AioContext's thread pool (a request submitted to
  * the pool would wait for a worker that is not there), so the child
  * gets a new pool; the call_rcu thread, which util/rcu.c's atfork
@@ -30,9 +31,11 @@
 #include "qemu/main-loop.h"
 #include "qemu/rcu.h"
 #include "qapi/error.h"
+#include "qapi/qapi-commands-control.h"
 #include "qapi/qapi-commands-iolab-test.h"
 #include "hw/core/cpu.h"
 #include "block/aio.h"
+#include "exec/cpu-common.h"
 #include "system/accel-ops.h"
 #include "system/cpus.h"
 #include "system/qtest.h"
@@ -117,6 +120,18 @@ static void iolab_fork_setup_child(const char *log, pid_t template)
  * replaces, once per mutant, and the reader is the test that waits for
  * this process anyway.
  */
+/* A shared RAM block (share=on): the child would write the template's */
+static int iolab_fork_shared_ram(RAMBlock *rb, void *opaque)
+{
+    const char **idstr = opaque;
+
+    if (qemu_ram_is_shared(rb)) {
+        *idstr = qemu_ram_get_idstr(rb);
+        return 1;
+    }
+    return 0;
+}
+
 static void iolab_fork_write_status(const char *path, const char *text)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -140,6 +155,7 @@ IolabForkResult *qmp_x_iolab_fork(const char *log, const char *status_file,
     char end_byte = 0;
     bool clean;
     pid_t template = getpid();
+    const char *shared = NULL;
     pid_t pid;
 
     if (!qtest_enabled()) {
@@ -159,6 +175,11 @@ IolabForkResult *qmp_x_iolab_fork(const char *log, const char *status_file,
     if (!runstate_check(RUN_STATE_INMIGRATE)) {
         error_setg(errp, "x-iolab-fork needs a destination waiting for "
                    "its migration (-incoming defer)");
+        return NULL;
+    }
+    if (qemu_ram_foreach_block(iolab_fork_shared_ram, &shared)) {
+        error_setg(errp, "x-iolab-fork: RAM block '%s' is shared: the "
+                   "child would load into the template's memory", shared);
         return NULL;
     }
     if (!g_unix_open_pipe(end_pipe, FD_CLOEXEC, NULL)) {
@@ -238,9 +259,20 @@ void qmp_x_iolab_fork_end(Error **errp)
         error_setg(errp, "x-iolab-fork-end: not a child of x-iolab-fork");
         return;
     }
-    /* No answer: the parent answers x-iolab-fork instead */
+    /*
+     * The parent counts the end as clean only with this byte and exit
+     * status 0: a crash or hang on the way out is still a crash or hang.
+     */
     if (write(iolab_fork_end_fd, &end_byte, 1) != 1) {
-        _exit(1);
+        error_setg_errno(errp, errno, "x-iolab-fork-end");
+        return;
     }
-    _exit(0);
+    /*
+     * QEMU's own quit, not _exit(): what devices do at shutdown
+     * (vm_shutdown(), net_cleanup() telling a NIC its link is down,
+     * bdrv_close_all(), -object teardown) must run in the child as in a
+     * QEMU of its own; the mutator found a NIC's config interrupt with a
+     * loaded, unchecked vector that asserts only there.
+     */
+    qmp_quit(errp);
 }
