@@ -116,6 +116,7 @@ struct VpriHost {
     EventNotifier *handler_wake;
     VpriHandlerArg *handler_args;
     bool stopping;
+    Notifier fork_child;        /* handlers again in an x-iolab-fork child */
     VpriHostDevice devs[VPRI_HOST_MAX_DEVICES];
     uint64_t device_faults;     /* records served */
 };

@@ -33,6 +33,7 @@
 #include "hw/qdev-core.h"
 #include "exec/address-spaces.h"
 #include "qemu/log.h"
+#include "migration/iolab/fork-server.h"
 #include "hw/vpri/vpri-host.h"
 #include "vpri-host-internal.h"
 #include "trace.h"
@@ -726,6 +727,35 @@ static const char *vpri_host_id(VpriHost *h)
     return id ? id : "(unnamed)";
 }
 
+static void vpri_host_start_handlers(VpriHost *h)
+{
+    for (uint32_t i = 0; i < h->nhandlers; i++) {
+        g_autofree char *name = g_strdup_printf("vpri-handler%u", i);
+
+        event_notifier_init(&h->handler_wake[i], false);
+        qemu_thread_create(&h->threads[i], name, vpri_host_handler_thread,
+                           &h->handler_args[i], QEMU_THREAD_JOINABLE);
+    }
+}
+
+/*
+ * In a child of x-iolab-fork: the handler threads stayed in the template.
+ * The child starts its own, with notifiers of its own (the template's
+ * would wake the template's handlers), after the residency layer has a
+ * userfaultfd of the child's memory for them to watch.  The template's
+ * handlers were idle in poll(), holding no lock, when it forked.
+ */
+static void vpri_host_fork_child(Notifier *n, void *data)
+{
+    VpriHost *h = container_of(n, VpriHost, fork_child);
+
+    vpri_residency_fork_child(h->res);
+    for (uint32_t i = 0; i < h->nhandlers; i++) {
+        event_notifier_cleanup(&h->handler_wake[i]);
+    }
+    vpri_host_start_handlers(h);
+}
+
 static void vpri_host_complete(UserCreatable *uc, Error **errp)
 {
     VpriHost *h = VPRI_HOST(uc);
@@ -755,13 +785,11 @@ static void vpri_host_complete(UserCreatable *uc, Error **errp)
     h->handler_wake = g_new0(EventNotifier, h->nhandlers);
     h->handler_args = g_new0(VpriHandlerArg, h->nhandlers);
     for (uint32_t i = 0; i < h->nhandlers; i++) {
-        g_autofree char *name = g_strdup_printf("vpri-handler%u", i);
-
-        event_notifier_init(&h->handler_wake[i], false);
         h->handler_args[i] = (VpriHandlerArg) { .host = h, .index = i };
-        qemu_thread_create(&h->threads[i], name, vpri_host_handler_thread,
-                           &h->handler_args[i], QEMU_THREAD_JOINABLE);
     }
+    vpri_host_start_handlers(h);
+    h->fork_child.notify = vpri_host_fork_child;
+    iolab_fork_add_child_notifier(&h->fork_child);
     h->created = true;
     /* Last: with object-add at run time, guest RAM is set up right here. */
     vpri_residency_start(h->res);
@@ -893,6 +921,9 @@ static void vpri_host_finalize(Object *obj)
 {
     VpriHost *h = VPRI_HOST(obj);
 
+    if (h->fork_child.notify) {
+        iolab_fork_remove_child_notifier(&h->fork_child);
+    }
     if (h->threads) {
         qatomic_set(&h->stopping, true);
         vpri_host_kick_handlers(h);

@@ -1051,6 +1051,30 @@ void vpri_residency_start(VpriResidency *r)
     qemu_add_machine_init_done_notifier(&r->machine_done);
 }
 
+void vpri_residency_fork_child(VpriResidency *r)
+{
+    if (!qatomic_read(&r->ready) || r->released) {
+        return;
+    }
+    /* Only the child's descriptor: the template keeps its own */
+    uffd_close_fd(r->uffd);
+    r->uffd = uffd_create_fd(UFFD_FEATURE_PAGEFAULT_FLAG_WP, true);
+    if (r->uffd >= 0 &&
+        !uffd_register_memory(r->uffd, r->ram_host,
+                              r->ram_pages << PAB_PAGE_SHIFT,
+                              UFFDIO_REGISTER_MODE_MISSING |
+                              UFFDIO_REGISTER_MODE_WP, NULL)) {
+        return;
+    }
+    warn_report("vpri-host '%s': eviction disabled in the forked child: "
+                "cannot register guest RAM with a new userfaultfd", r->owner);
+    if (r->uffd >= 0) {
+        uffd_close_fd(r->uffd);
+    }
+    r->uffd = -1;
+    qatomic_set(&r->ready, false);
+}
+
 void vpri_residency_free(VpriResidency *r)
 {
     if (!r) {

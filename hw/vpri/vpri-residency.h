@@ -113,6 +113,15 @@ void vpri_residency_add_hooks(VpriResidency *r,
 
 /* Guest RAM is set up and eviction possible (false for NULL). */
 bool vpri_residency_ready(VpriResidency *r);
+
+/*
+ * In a child of x-iolab-fork (include/migration/iolab/fork-server.h),
+ * before anything runs: the userfaultfd belongs to the template's
+ * memory, and the child's copy of guest RAM is registered with none, so
+ * the child gets a userfaultfd of its own.  Eviction stays off if that
+ * fails.
+ */
+void vpri_residency_fork_child(VpriResidency *r);
 /* Why eviction is off, or NULL. */
 const char *vpri_residency_error(VpriResidency *r);
 uint64_t vpri_residency_guest_pages(VpriResidency *r);

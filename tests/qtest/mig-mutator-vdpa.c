@@ -32,7 +32,7 @@ typedef struct VdpaDrv {
     unsigned ninst;
     VMRing ring[3][2];
     uint64_t data, msi;
-    int sock;               /* net: our end of the netdev */
+    int sock;               /* net: our end of the netdev (of r->slot) */
 } VdpaDrv;
 
 static void vdpa_start(MutRun *r)
@@ -55,6 +55,7 @@ static void vdpa_attach(MutRun *r, QTestState *dst)
     /* The BAR stays where the source put it: config space migrated */
     v->bus->qts = dst;
     v->a->qts = dst;
+    v->sock = mut_net_sock(r);
 }
 
 /*
@@ -256,13 +257,9 @@ static const uint8_t vdpa_mac[6] = { 0x52, 0x54, 0, 0, 0, 0x2a };
 static char *vdpa_net_args(MutRun *r)
 {
     VdpaDrv *v = r->priv;
-    int sv[2];
+    int peer = mut_net_pair(r);
 
-    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
-    if (v->sock > 0) {
-        close(v->sock);
-    }
-    v->sock = sv[0];
+    v->sock = mut_net_sock(r);
     return g_strdup_printf("-M q35 -m %d -nodefaults "
                            "-netdev socket,id=n0,fd=%d "
                            "-blockdev driver=file,node-name=d0,filename=%s,"
@@ -270,7 +267,7 @@ static char *vdpa_net_args(MutRun *r)
                            "-blockdev driver=file,node-name=d1,filename=%s,"
                            "locking=off "
                            "-device vdpa-mgmt,id=vm0,blk-nodes=d0:d1,"
-                           "netdev=n0,max-instances=16", VDPA_RAM_MB, sv[1],
+                           "netdev=n0,max-instances=16", VDPA_RAM_MB, peer,
                            r->img[0], r->img[1]);
 }
 

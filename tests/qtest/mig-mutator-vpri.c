@@ -35,7 +35,7 @@ typedef struct VpriDrv {
     VVDev *d;
     uint16_t nq;
     uint64_t msi;
-    int sock;               /* vpri-nic: our end of the netdev */
+    int sock;               /* vpri-nic: our end of the netdev (r->slot) */
     uint64_t scratch;       /* a page the touch builds its requests in */
 } VpriDrv;
 
@@ -169,6 +169,7 @@ static void vpri_attach_dst(MutRun *r, QTestState *dst)
 
     v->bus->qts = dst;
     v->d->qts = dst;
+    v->sock = mut_net_sock(r);
 }
 
 /* Did any queue put something in its used ring since the source saved? */
@@ -328,25 +329,22 @@ const MutScenario mut_vpri_blk = {
 /* vpri-nic                                                           */
 
 /*
- * The netdev is one end of a socketpair made here; the other end stays
- * in VpriDrv.  Source and every destination get their own pair.
+ * The netdev is one end of a socketpair made here; the other end is the
+ * driver's.  The source and every destination QEMU started get their own
+ * pair (in fork mode, a template's children share the template's).
  */
 static char *vpri_nic_args(MutRun *r)
 {
     VpriDrv *v = r->priv;
-    int sv[2];
+    int peer = mut_net_pair(r);
 
-    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
-    if (v->sock > 0) {
-        close(v->sock);
-    }
-    v->sock = sv[0];
-    /* QEMU inherits sv[1]; the child that starts it closes its copy */
+    v->sock = mut_net_sock(r);
+    /* QEMU inherits @peer */
     return g_strdup_printf("-M q35 -m %d -nodefaults "
                            "-object vpri-host,id=vh0 "
                            "-netdev socket,fd=%d,id=n0 "
                            "-device vpri-nic,netdev=n0,host=vh0,id=nic0,"
-                           "mac=52:54:00:12:34:56", VPRI_RAM_MB, sv[1]);
+                           "mac=52:54:00:12:34:56", VPRI_RAM_MB, peer);
 }
 
 static void vpri_nic_send(VpriDrv *v, uint32_t len, uint8_t seq)

@@ -4,11 +4,20 @@
  * For each device scenario (mig-mutator.h): start a source QEMU, drive
  * the device into live state, save one stream with 'migrate' to a file,
  * map the device sections' fields from the stream's vmdesc
- * (mig-stream.c), then for each mutant: change one field, start a fresh
- * destination with -incoming defer, 'migrate-incoming' the mutant with
- * exit-on-error off, and, if it loaded, touch the device.  Every mutant
- * runs in a forked child (at most MUTATOR_JOBS at once) that inherits
- * the driver state, with its output in a log of its own.
+ * (mig-stream.c), then for each mutant: change one field, get a fresh
+ * destination waiting with -incoming defer, 'migrate-incoming' the mutant
+ * with exit-on-error off, and, if it loaded, touch the device.  Every
+ * mutant runs in a forked child (at most MUTATOR_JOBS at once) that
+ * inherits the driver state, with its output in a log of its own.
+ *
+ * The fresh destination (docs/fuzzing.rst): in fork mode (the default),
+ * each job slot keeps a template destination, started once with the
+ * scenario's command line, -incoming defer and IOLAB_QMP_IN_MAIN_LOOP=1;
+ * the child asks it for x-iolab-fork (qapi/iolab-test.json) and talks to
+ * the forked QEMU on the template's own connections, ends it with
+ * x-iolab-fork-end and reads the template's answer.  A QEMU that did not
+ * end that way takes its template with it (the template exits), and the
+ * slot starts a new one.  MUTATOR_FORK=0 starts a QEMU per mutant.
  *
  * Outcomes: "refused" (the load failed and QEMU still answers), "works"
  * (the device answered or reports its error state), "silent" (QEMU
@@ -25,6 +34,11 @@
  *   MUTATOR_FIRST    index of the first mutant (default 0)
  *   MUTATOR_JOBS     children at once, 1 or 2 (default 2)
  *   MUTATOR_TIMEOUT  seconds per mutant before it counts as a hang (30)
+ *   MUTATOR_FORK     1 (default): fork a template per mutant; 0: start
+ *                    a QEMU per mutant
+ *   MUTATOR_SELFTEST 1 (default): per scenario, check that a QEMU killed
+ *                    by SIGABRT after loading the control stream counts
+ *                    as a failure and a truncated stream as refused
  *   MUTATOR_OUT      where failures are kept (default ./mutator-failures)
  *   MUTATOR_ALLOW    allow-list file: "scenario field-group" per line
  *   MUTATOR_LOAD     load this stream file instead of drawing mutants
@@ -54,6 +68,8 @@ typedef struct MutOpts {
     uint64_t seed, count, first;
     int jobs;
     int timeout_s;
+    bool fork;              /* fork templates, not start a QEMU per mutant */
+    bool self_test;         /* check that the verdicts can fail */
     char *out;
     char *load;
     char *save;             /* path prefix of the kept source streams */
@@ -70,14 +86,34 @@ typedef struct MutStats {
 } MutStats;
 
 /* One running child */
+/* How a self-test job must end (MUTATOR_SELFTEST) */
+typedef enum MutSelfTest {
+    SELFTEST_NONE,
+    SELFTEST_ABORT,         /* its QEMU gets SIGABRT once loaded: FAILURE */
+    SELFTEST_TRUNCATED,     /* the stream cut in half: refused */
+} MutSelfTest;
+
 typedef struct MutJob {
     pid_t pid;
+    int slot;
     uint64_t index;
     MigMutation m;
     char *mutant, *log, *res;
     gint64 deadline;
     bool control;           /* the unmutated stream: must load and work */
+    MutSelfTest self_test;
 } MutJob;
+
+/*
+ * A slot's template destination (fork mode).  The parent QEMU writes the
+ * child's pid to @status at once and how the child ended when it has.
+ */
+typedef struct MutTemplate {
+    QTestState *qts;
+    char *status;
+} MutTemplate;
+
+static MutTemplate mut_templates[MUT_SLOTS];
 
 bool mut_poll(QTestState *qts, gint64 timeout_us,
               bool (*cond)(void *opaque), void *opaque)
@@ -110,6 +146,8 @@ static void mut_opts_init(MutOpts *o)
     o->first = mut_env_u64("MUTATOR_FIRST", 0);
     o->jobs = CLAMP(mut_env_u64("MUTATOR_JOBS", 2), 1, 2);
     o->timeout_s = mut_env_u64("MUTATOR_TIMEOUT", 30);
+    o->fork = mut_env_u64("MUTATOR_FORK", 1);
+    o->self_test = mut_env_u64("MUTATOR_SELFTEST", 1);
     o->out = g_strdup(g_getenv("MUTATOR_OUT") ?: "mutator-failures");
     o->load = g_strdup(g_getenv("MUTATOR_LOAD"));
     o->save = g_strdup(g_getenv("MUTATOR_SAVE"));
@@ -228,35 +266,83 @@ static bool mut_running(QTestState *qts)
     return running;
 }
 
-static G_NORETURN void mut_child(MutRun *r, const char *mutant,
-                                 const char *res, int timeout_s)
+/* The netdev socketpairs of fork mode's templates (mig-mutator.h) */
+int mut_net_pair(MutRun *r)
 {
-    g_autofree char *args = r->sc->args(r);
-    g_autofree char *dargs = g_strdup_printf("%s -incoming defer", args);
+    int sv[2];
+
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    if (r->net_sock[r->slot] >= 0) {
+        close(r->net_sock[r->slot]);
+        close(r->net_peer[r->slot]);
+    }
+    r->net_sock[r->slot] = sv[0];
+    r->net_peer[r->slot] = sv[1];
+    return sv[1];
+}
+
+int mut_net_sock(MutRun *r)
+{
+    return r->net_sock[r->slot];
+}
+
+/*
+ * Before a fork: what the template's earlier children left in its netdev
+ * socketpair (frames their device sent that no driver read, frames a
+ * driver sent that their device never took) goes, so that a stale frame
+ * neither reaches this child nor fills the pair until a write blocks.
+ */
+static void mut_net_drain(MutRun *r)
+{
+    int fds[2] = { r->net_sock[r->slot], r->net_peer[r->slot] };
+    char buf[4096];
+
+    for (int i = 0; i < 2; i++) {
+        while (fds[i] >= 0 && recv(fds[i], buf, sizeof(buf),
+                                   MSG_DONTWAIT) > 0) {
+            /* drop it */
+        }
+    }
+}
+
+/*
+ * Load @mutant into @dst and, if it loaded, touch the device: the
+ * verdict.  A load that does not end is a hang: the child says so and
+ * exits 3.
+ */
+static char *mut_load_and_touch(MutRun *r, QTestState *dst,
+                                const char *mutant, const char *res,
+                                int timeout_s, MutSelfTest self_test,
+                                pid_t qemu_pid)
+{
     g_autofree char *uri = g_strdup_printf("file:%s", mutant);
     g_autofree char *st = NULL;
-    g_autofree char *desc = NULL;
-    QTestState *dst;
+    char *desc = NULL;
 
-    mut_result(res, "stage start");
-    dst = qtest_init(dargs);
     mut_result(res, "stage load");
     qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
                              "'arguments': { 'uri': %s, "
                              "'exit-on-error': false } }", uri);
     st = mut_wait_migration(dst, timeout_s * G_USEC_PER_SEC, &desc);
+    if (self_test == SELFTEST_ABORT) {
+        /* What a crash after the load looks like: it must not pass */
+        mut_result(res, "stage self-test abort");
+        kill(qemu_pid, SIGABRT);
+    }
     if (!strcmp(st, "failed")) {
-        /* Refused: QEMU must still answer, and quit cleanly below */
+        char *verdict = g_strdup_printf("refused %s",
+                                        desc ?: "(no error-desc)");
+
+        /* Refused: QEMU must still answer, and end cleanly after */
+        g_free(desc);
         mut_running(dst);
-        mut_result(res, "stage quit");
-        qtest_quit(dst);
-        mut_result(res, "refused %s", desc ?: "(no error-desc)");
-        exit(0);
+        return verdict;
     }
     if (strcmp(st, "completed")) {
         mut_result(res, "hang: the load did not end (status '%s')", st);
         exit(3);
     }
+    g_free(desc);
     /* The VM starts by itself after the load (no -S) */
     for (int i = 0; i < 1000 && !mut_running(dst); i++) {
         g_usleep(1000);
@@ -266,23 +352,94 @@ static G_NORETURN void mut_child(MutRun *r, const char *mutant,
     r->sc->attach(r, dst);
     switch (r->sc->touch(r)) {
     case TOUCH_ANSWERED:
-        g_free(desc);
         desc = g_strdup("works");
         break;
     case TOUCH_ERROR_STATE:
-        g_free(desc);
         desc = g_strdup("error-state");
         break;
     case TOUCH_SILENT:
-        g_free(desc);
+    default:
         desc = g_strdup("silent");
         break;
     }
     mut_running(dst);
+    return desc;
+}
+
+/* One mutant in a QEMU of its own (MUTATOR_FORK=0) */
+static G_NORETURN void mut_child_spawn(MutRun *r, const char *mutant,
+                                       const char *res, int timeout_s,
+                                       MutSelfTest self_test)
+{
+    g_autofree char *args = r->sc->args(r);
+    g_autofree char *dargs = g_strdup_printf("%s -incoming defer", args);
+    g_autofree char *verdict = NULL;
+    QTestState *dst;
+
+    mut_result(res, "stage start");
+    dst = qtest_init(dargs);
+    verdict = mut_load_and_touch(r, dst, mutant, res, timeout_s, self_test,
+                                 qtest_pid(dst));
     mut_result(res, "stage quit");
     qtest_quit(dst);
-    mut_result(res, "%s", desc);
+    mut_result(res, "%s", verdict);
     exit(0);
+}
+
+/*
+ * One mutant in a fork of the slot's template.  The child talks to the
+ * forked QEMU on the template's connections and never quits it: that
+ * would kill the template.
+ */
+static G_NORETURN void mut_child_fork(MutRun *r, const char *mutant,
+                                      const char *res, const char *log,
+                                      int timeout_s, MutSelfTest self_test)
+{
+    QTestState *dst = mut_templates[r->slot].qts;
+    g_autofree char *verdict = NULL;
+    QDict *rsp, *ret;
+    pid_t qemu_pid;
+
+    /*
+     * An assertion here must not have libqtest SIGTERM the templates
+     * (this process cannot even wait for them): the parent cleans up.
+     */
+    for (int k = 0; k < MUT_SLOTS; k++) {
+        if (mut_templates[k].qts) {
+            qtest_remove_abrt_handler(mut_templates[k].qts);
+        }
+    }
+    mut_net_drain(r);
+    mut_result(res, "stage fork");
+    rsp = qtest_qmp(dst, "{ 'execute': 'x-iolab-fork', 'arguments': "
+                    "{ 'log': %s, 'status-file': %s } }", log,
+                    mut_templates[r->slot].status);
+    ret = qdict_get_qdict(rsp, "return");
+    if (!ret || strcmp(qdict_get_try_str(ret, "role") ?: "", "child")) {
+        mut_result(res, "x-iolab-fork failed");
+        exit(4);
+    }
+    qemu_pid = qdict_get_int(ret, "pid");
+    qobject_unref(rsp);
+    mut_result(res, "stage forked %d", (int)qemu_pid);
+    verdict = mut_load_and_touch(r, dst, mutant, res, timeout_s, self_test,
+                                 qemu_pid);
+    mut_result(res, "stage end");
+    /*
+     * The child answers and quits as QEMU does (a crash on the way out
+     * counts); then the template answers x-iolab-fork.
+     */
+    qtest_qmp_assert_success(dst, "{ 'execute': 'x-iolab-fork-end' }");
+    rsp = qtest_qmp_receive(dst);
+    ret = qdict_get_qdict(rsp, "return");
+    if (!ret || strcmp(qdict_get_try_str(ret, "role") ?: "", "parent") ||
+        !qdict_get_try_bool(ret, "clean", false)) {
+        mut_result(res, "the template's answer is not a clean end");
+        exit(4);
+    }
+    qobject_unref(rsp);
+    mut_result(res, "%s", verdict);
+    _exit(0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -431,9 +588,12 @@ static const char *mut_leaf_name(const char *group)
     return cut ? cut + 1 : group;
 }
 
-/* Judge a finished (or killed) child and count it */
+/*
+ * Judge a finished (or killed) child and count it.  @qemu_end: in fork
+ * mode, how the forked QEMU ended if it did not end cleanly.
+ */
 static void mut_judge(const MutOpts *o, MutRun *r, MutJob *j, int wstatus,
-                      bool timed_out, MutStats *st)
+                      bool timed_out, const char *qemu_end, MutStats *st)
 {
     g_autofree char *verdict = mut_last_line(j->res);
     g_autofree char *what = mig_mutation_describe(&j->m);
@@ -479,7 +639,7 @@ static void mut_judge(const MutOpts *o, MutRun *r, MutJob *j, int wstatus,
         }
         if (ok && o->verbose) {
             printf("mutator: %s #%" PRIu64 " %s: %s\n", r->sc->name,
-                   j->index, what, verdict);
+                   j->index, j->self_test ? "self-test" : what, verdict);
         }
     }
     if (!ok) {
@@ -498,7 +658,19 @@ static void mut_judge(const MutOpts *o, MutRun *r, MutJob *j, int wstatus,
                                       WIFEXITED(wstatus) ?
                                       WEXITSTATUS(wstatus) : -1, verdict, s);
         }
-        if (mut_allowed(o, r->sc->name, j->m.field)) {
+        if (qemu_end) {
+            g_autofree char *s = g_steal_pointer(&symptom);
+
+            symptom = g_strdup_printf("%s (%s)", s, qemu_end);
+        }
+        if (j->self_test) {
+            /* Counted as a failure, as it must be: mut_self_test() checks */
+            st->failed++;
+            if (o->verbose) {
+                printf("mutator: %s self-test: counted as a failure: %s\n",
+                       r->sc->name, symptom);
+            }
+        } else if (mut_allowed(o, r->sc->name, j->m.field)) {
             st->allowed++;
             printf("mutator: %s #%" PRIu64 " known failure (allow-list): "
                    "%s: %s\n", r->sc->name, j->index, what, symptom);
@@ -507,7 +679,9 @@ static void mut_judge(const MutOpts *o, MutRun *r, MutJob *j, int wstatus,
             printf("mutator: FAILURE %s #%" PRIu64 ": %s: %s\n",
                    r->sc->name, j->index, what, symptom);
         }
-        mut_keep_failure(o, r, j, symptom);
+        if (!j->self_test) {
+            mut_keep_failure(o, r, j, symptom);
+        }
     }
     fflush(stdout);
     unlink(j->mutant);
@@ -519,14 +693,109 @@ static void mut_judge(const MutOpts *o, MutRun *r, MutJob *j, int wstatus,
     j->pid = 0;
 }
 
+/* Fork mode: the slot's template, started unless it runs */
+static void mut_template_start(MutRun *r, int slot)
+{
+    MutTemplate *t = &mut_templates[slot];
+    g_autofree char *args = NULL;
+    g_autofree char *dargs = NULL;
+
+    if (t->qts) {
+        return;
+    }
+    r->slot = slot;
+    args = r->sc->args(r);
+    dargs = g_strdup_printf("%s -incoming defer", args);
+    /* Its QMP must live in the main loop, the only thread a fork keeps */
+    g_setenv("IOLAB_QMP_IN_MAIN_LOOP", "1", true);
+    t->qts = qtest_init(dargs);
+    g_unsetenv("IOLAB_QMP_IN_MAIN_LOOP");
+    g_free(t->status);
+    t->status = g_strdup_printf("%s/template%d.status", r->dir, slot);
+}
+
+/*
+ * The template's status file: the forked QEMU's pid (0 if it did not
+ * fork) and, once it ended, how ("exited 0 clean", "signal 6", ...).
+ */
+static pid_t mut_template_read(MutTemplate *t, char **end)
+{
+    g_autofree char *text = NULL;
+    g_auto(GStrv) lines = NULL;
+    int pid = 0;
+
+    *end = NULL;
+    if (!g_file_get_contents(t->status, &text, NULL, NULL)) {
+        return 0;
+    }
+    lines = g_strsplit(text, "\n", -1);
+    if (!lines[0] || sscanf(lines[0], "pid %d", &pid) != 1) {
+        return 0;
+    }
+    if (lines[1] && *lines[1]) {
+        *end = g_strdup(lines[1]);
+    }
+    return pid;
+}
+
+static void mut_template_quit(MutTemplate *t, int expected_status)
+{
+    qtest_set_expected_status(t->qts, expected_status);
+    qtest_quit(t->qts);
+    t->qts = NULL;
+    unlink(t->status);
+}
+
+/*
+ * After a fork-mode job: keep the template if its child ended through
+ * x-iolab-fork-end; else end the child if it still runs (a hang, or a
+ * driver that died first), let the template exit (it does, status 3,
+ * once its child has ended otherwise) and start afresh next time.
+ * Returns how the forked QEMU ended, for the verdict, if not cleanly.
+ */
+static char *mut_template_after(MutJob *j)
+{
+    MutTemplate *t = &mut_templates[j->slot];
+    g_autofree char *end = NULL;
+    pid_t pid = mut_template_read(t, &end);
+
+    if (end && g_str_has_suffix(end, " clean")) {
+        return NULL;
+    }
+    if (!pid) {
+        /* The status may trail the child's answer: a moment more */
+        g_usleep(200 * 1000);
+        g_free(end);
+        pid = mut_template_read(t, &end);
+    }
+    if (!pid) {
+        /* No fork: the template is as it was, but the talk broke off */
+        mut_template_quit(t, 0);
+        return g_strdup("no QEMU forked");
+    }
+    if (!end) {
+        kill(pid, SIGKILL);
+        for (int i = 0; i < 1000 && !end; i++) {
+            g_usleep(10 * 1000);
+            pid = mut_template_read(t, &end);
+        }
+    }
+    mut_template_quit(t, 3);
+    return g_strdup_printf("forked QEMU %d: %s", (int)pid,
+                           end ?: "did not end");
+}
+
 static void mut_spawn(const MutOpts *o, MutRun *r, const MigStream *s,
-                      MutJob *j, uint64_t index, const char *whole_file)
+                      MutJob *j, int slot, uint64_t index,
+                      const char *whole_file, MutSelfTest self_test)
 {
     g_autoptr(GError) err = NULL;
     int fd;
 
+    j->slot = slot;
     j->index = index;
-    j->control = whole_file && !o->load;
+    j->self_test = self_test;
+    j->control = whole_file && !o->load && !self_test;
     if (whole_file) {
         j->mutant = g_strdup_printf("%s/whole.mig", r->dir);
         j->log = g_strdup_printf("%s/whole.log", r->dir);
@@ -547,7 +816,9 @@ static void mut_spawn(const MutOpts *o, MutRun *r, const MigStream *s,
         memset(&j->m, 0, sizeof(j->m));
         j->m.field = &whole;
         if (!g_file_get_contents(whole_file, &data, &len, &err) ||
-            !g_file_set_contents(j->mutant, data, len, &err)) {
+            !g_file_set_contents(j->mutant, data, self_test ==
+                                 SELFTEST_TRUNCATED ? len / 2 : len,
+                                 &err)) {
             g_error("%s", err->message);
         }
     } else {
@@ -556,28 +827,112 @@ static void mut_spawn(const MutOpts *o, MutRun *r, const MigStream *s,
             g_error("%s", err->message);
         }
     }
+    if (o->fork) {
+        mut_template_start(r, slot);
+        unlink(mut_templates[slot].status);
+    }
     fflush(stdout);
     fflush(stderr);
     j->pid = fork();
     g_assert(j->pid >= 0);
     if (j->pid == 0) {
         setpgid(0, 0);
-        fd = open(j->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        /* Appending: in fork mode the forked QEMU writes here too */
+        fd = open(j->log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
         if (fd >= 0) {
             dup2(fd, STDOUT_FILENO);
             dup2(fd, STDERR_FILENO);
             close(fd);
         }
-        mut_child(r, j->mutant, j->res, o->timeout_s);
+        r->slot = slot;
+        if (o->fork) {
+            mut_child_fork(r, j->mutant, j->res, j->log, o->timeout_s,
+                           self_test);
+        }
+        mut_child_spawn(r, j->mutant, j->res, o->timeout_s, self_test);
     }
     setpgid(j->pid, j->pid);
     j->deadline = g_get_monotonic_time() +
                   (gint64)o->timeout_s * G_USEC_PER_SEC;
 }
 
+/* Wait for @j, kill it at its deadline, judge it */
+static bool mut_reap(const MutOpts *o, MutRun *r, MutJob *j, bool block,
+                     MutStats *st)
+{
+    g_autofree char *qemu_end = NULL;
+    bool timed_out = false;
+    int wstatus = 0;
+    pid_t p;
+
+    for (;;) {
+        p = waitpid(j->pid, &wstatus, WNOHANG);
+        if (p == j->pid) {
+            break;
+        }
+        if (g_get_monotonic_time() > j->deadline) {
+            /* A hang: the child, its QEMU and all they started */
+            kill(-j->pid, SIGKILL);
+            waitpid(j->pid, &wstatus, 0);
+            timed_out = true;
+            break;
+        }
+        if (!block) {
+            return false;
+        }
+        g_usleep(2000);
+    }
+    if (o->fork) {
+        qemu_end = mut_template_after(j);
+    }
+    mut_judge(o, r, j, wstatus, timed_out, qemu_end, st);
+    return true;
+}
+
+/*
+ * The verdicts can fail: a QEMU that aborts after loading the control
+ * stream counts as a failure, not as refused or works, and a stream cut
+ * in half counts as refused.  Then the next mutant gets a fresh QEMU.
+ */
+static void mut_self_test(const MutOpts *o, MutRun *r, const MigStream *s,
+                          const char *stream, MutStats *st)
+{
+    static const struct {
+        MutSelfTest kind;
+        const char *name;
+    } cases[] = {
+        { SELFTEST_ABORT, "a QEMU killed by SIGABRT after the load" },
+        { SELFTEST_TRUNCATED, "a stream cut in half" },
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        MutStats got = { 0 };
+        MutJob j = { 0 };
+        bool right;
+
+        mut_spawn(o, r, s, &j, 0, o->first, stream, cases[i].kind);
+        mut_reap(o, r, &j, true, &got);
+        if (cases[i].kind == SELFTEST_ABORT) {
+            right = got.failed == 1 && got.refused + got.works == 0;
+        } else {
+            right = got.refused == 1 && got.failed == 0;
+        }
+        if (!right) {
+            printf("mutator: FAILURE %s self-test: %s counted as %u refused, "
+                   "%u works, %u error-state, %u silent, %u failed\n",
+                   r->sc->name, cases[i].name, got.refused, got.works,
+                   got.error_state, got.silent, got.failed);
+            st->failed++;
+        } else if (o->verbose) {
+            printf("mutator: %s self-test: %s: right\n", r->sc->name,
+                   cases[i].name);
+        }
+    }
+}
+
 static MutStats mut_run_scenario(const MutOpts *o, const MutScenario *sc)
 {
-    MutRun r = { .sc = sc };
+    MutRun r = { .sc = sc, .net_sock = { -1, -1 }, .net_peer = { -1, -1 } };
     g_autoptr(GError) err = NULL;
     g_autofree char *stream = NULL;
     MutJob jobs[2] = { 0 };
@@ -630,7 +985,8 @@ static MutStats mut_run_scenario(const MutOpts *o, const MutScenario *sc)
      * First the control, the unmutated stream (or the stream to replay),
      * then the mutants.
      */
-    mut_spawn(o, &r, s, &jobs[0], o->first, o->load ?: stream);
+    mut_spawn(o, &r, s, &jobs[0], 0, o->first, o->load ?: stream,
+              SELFTEST_NONE);
     next = o->first;
     end = o->load || (o->save && *o->save) ? o->first :
           o->first + (o->count ? o->count : s->slots->len);
@@ -639,26 +995,15 @@ static MutStats mut_run_scenario(const MutOpts *o, const MutScenario *sc)
 
         for (int k = 0; k < o->jobs; k++) {
             MutJob *j = &jobs[k];
-            int wstatus = 0;
-            pid_t p;
 
             if (!j->pid) {
                 if (next < end) {
-                    mut_spawn(o, &r, s, j, next++, NULL);
+                    mut_spawn(o, &r, s, j, k, next++, NULL, SELFTEST_NONE);
                     idle = false;
                 }
                 continue;
             }
-            p = waitpid(j->pid, &wstatus, WNOHANG);
-            if (p == j->pid) {
-                mut_judge(o, &r, j, wstatus, false, &st);
-                done++;
-                idle = false;
-            } else if (g_get_monotonic_time() > j->deadline) {
-                /* A hang: the child, its QEMU and all they started */
-                kill(-j->pid, SIGKILL);
-                waitpid(j->pid, &wstatus, 0);
-                mut_judge(o, &r, j, wstatus, true, &st);
+            if (mut_reap(o, &r, j, false, &st)) {
                 done++;
                 idle = false;
             }
@@ -668,6 +1013,18 @@ static MutStats mut_run_scenario(const MutOpts *o, const MutScenario *sc)
         }
     }
     st.seconds = (g_get_monotonic_time() - t0) / (double)G_USEC_PER_SEC;
+    if (o->self_test && !o->load && !(o->save && *o->save)) {
+        mut_self_test(o, &r, s, stream, &st);
+    }
+    for (int k = 0; k < MUT_SLOTS; k++) {
+        if (mut_templates[k].qts) {
+            mut_template_quit(&mut_templates[k], 0);
+        }
+        if (r.net_sock[k] >= 0) {
+            close(r.net_sock[k]);
+            close(r.net_peer[k]);
+        }
+    }
 
     mig_stream_free(s);
     unlink(stream);
@@ -705,8 +1062,10 @@ int main(int argc, char **argv)
         }
     }
     printf("mutator: seed %" PRIu64 ", %" PRIu64 " mutants per scenario "
-           "(0: one round) from #%" PRIu64 ", %d jobs, %d s timeout\n",
-           o.seed, o.count, o.first, o.jobs, o.timeout_s);
+           "(0: one round) from #%" PRIu64 ", %d jobs, %d s timeout, %s\n",
+           o.seed, o.count, o.first, o.jobs, o.timeout_s,
+           o.fork ? "fork mode (a template per job slot)" :
+                    "a QEMU per mutant (MUTATOR_FORK=0)");
     for (size_t k = 0; k < G_N_ELEMENTS(mut_scenarios); k++) {
         const MutScenario *sc = mut_scenarios[k];
         MutStats st;

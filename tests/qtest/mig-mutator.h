@@ -26,6 +26,9 @@ typedef enum MutTouch {
 
 typedef struct MutScenario MutScenario;
 
+/* Job slots: children at once, each with its template in fork mode */
+#define MUT_SLOTS 2
+
 /* One run of a scenario: its files, its source, its driver */
 typedef struct MutRun {
     const MutScenario *sc;
@@ -33,6 +36,13 @@ typedef struct MutRun {
     char *img[2];           /* backing images (shared by all QEMUs) */
     QTestState *qts;        /* the QEMU the driver talks to */
     void *priv;             /* the scenario's driver state */
+    /*
+     * The job slot whose QEMU args() is for and the driver talks to.  In
+     * fork mode each slot's template keeps its netdev socketpair for all
+     * its children: per slot, our end and QEMU's (-1: none).
+     */
+    int slot;
+    int net_sock[MUT_SLOTS], net_peer[MUT_SLOTS];
 } MutRun;
 
 struct MutScenario {
@@ -52,6 +62,14 @@ struct MutScenario {
 extern const MutScenario mut_vpri_blk, mut_vpri_nic, mut_vdpa_blk,
                          mut_vdpa_net, mut_nvme_export,
                          mut_nvme_export_mgmt;
+
+/*
+ * A new socketpair for a netdev of the QEMU that args() is building, in
+ * place of the slot's old one: returns QEMU's end (for fd=); the driver
+ * finds its end with mut_net_sock().
+ */
+int mut_net_pair(MutRun *r);
+int mut_net_sock(MutRun *r);
 
 /* Wait for @cond (polled every 1 ms of virtual + real time) */
 bool mut_poll(QTestState *qts, gint64 timeout_us,
