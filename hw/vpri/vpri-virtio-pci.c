@@ -293,7 +293,13 @@ static void vpri_vpci_raise(VpriVirtioPCI *vp, uint16_t vector, uint8_t isr)
         vp->isr_status |= VPRI_VPCI_ISR_CONFIG;
     }
     if (msix_enabled(pci)) {
-        if (vector != VIRTIO_NO_VECTOR) {
+        /*
+         * A guest cannot set a vector beyond the table (set_vector answers
+         * NO_VECTOR), but a migration refused in post_load leaves what it
+         * loaded in place, and the device still raises from it: the link
+         * going down at quit, say.  msix_notify() asserts on such a vector.
+         */
+        if (vector < pci->msix_entries_nr) {
             msix_notify(pci, vector);
         }
         return;
