@@ -140,15 +140,17 @@ check-migration-smoke: build
 
 # The migration-stream mutator (tests/qtest/mig-mutator.c).  make check
 # runs it on a fixed seed set; failures that a fix has not reached yet can
-# be listed, per device and field, in MUTATOR_ALLOW (empty by default).
+# be listed, per device and field, in MUTATOR_ALLOW (empty by default);
+# mutants that once failed are kept, by field name, in MUTATOR_REGRESSIONS.
 # Each failure's mutant, log and reproduction line land in the directory
 # given by MUTATOR_OUT.  MUTATOR_FORK=0 starts a QEMU per mutant instead
 # of forking a template destination (docs/fuzzing.rst).
 MUTATOR := $(OBJ)/tests/qtest/iolab/mig-mutator
 MUTATOR_ENV = QTEST_QEMU_BINARY=$(OBJ)/qemu-system-x86_64 \
 	MUTATOR_ALLOW=$(MUTATOR_ALLOW) MUTATOR_JOBS=$(MUTATOR_JOBS) \
-	MUTATOR_FORK=$(MUTATOR_FORK)
+	MUTATOR_FORK=$(MUTATOR_FORK) MUTATOR_REGRESSIONS=$(MUTATOR_REGRESSIONS)
 MUTATOR_ALLOW ?= $(SRC)/tests/qtest/mig-mutator-allow.txt
+MUTATOR_REGRESSIONS ?= $(SRC)/tests/qtest/mig-mutator-regressions.txt
 MUTATOR_JOBS ?= 2
 MUTATOR_FORK ?= 1
 MUTATOR_CHECK_SEED ?= 1

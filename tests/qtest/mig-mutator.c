@@ -41,6 +41,10 @@
  *                    as a failure and a truncated stream as refused
  *   MUTATOR_OUT      where failures are kept (default ./mutator-failures)
  *   MUTATOR_ALLOW    allow-list file: "scenario field-group" per line
+ *   MUTATOR_REGRESSIONS  file of mutants that once failed, run after the
+ *                    drawn ones: "scenario field-path-suffix value" per
+ *                    line (the field by name, so that a change of the
+ *                    stream's layout cannot make it test something else)
  *   MUTATOR_LOAD     load this stream file instead of drawing mutants
  *   MUTATOR_SAVE     keep each scenario's source stream as
  *                    <MUTATOR_SAVE><scenario>.mig and draw no mutants
@@ -73,6 +77,7 @@ typedef struct MutOpts {
     char *out;
     char *load;
     char *save;             /* path prefix of the kept source streams */
+    char *regressions;      /* MUTATOR_REGRESSIONS */
     bool verbose;
     bool list;              /* print the field map of each stream */
     GPtrArray *allow;       /* "scenario field-group" */
@@ -151,6 +156,7 @@ static void mut_opts_init(MutOpts *o)
     o->out = g_strdup(g_getenv("MUTATOR_OUT") ?: "mutator-failures");
     o->load = g_strdup(g_getenv("MUTATOR_LOAD"));
     o->save = g_strdup(g_getenv("MUTATOR_SAVE"));
+    o->regressions = g_strdup(g_getenv("MUTATOR_REGRESSIONS"));
     o->verbose = mut_env_u64("MUTATOR_VERBOSE", 0);
     o->list = mut_env_u64("MUTATOR_LIST", 0);
     o->allow = g_ptr_array_new_with_free_func(g_free);
@@ -787,7 +793,8 @@ static char *mut_template_after(MutJob *j)
 
 static void mut_spawn(const MutOpts *o, MutRun *r, const MigStream *s,
                       MutJob *j, int slot, uint64_t index,
-                      const char *whole_file, MutSelfTest self_test)
+                      const char *whole_file, MutSelfTest self_test,
+                      const MigMutation *fixed)
 {
     g_autoptr(GError) err = NULL;
     int fd;
@@ -822,7 +829,11 @@ static void mut_spawn(const MutOpts *o, MutRun *r, const MigStream *s,
             g_error("%s", err->message);
         }
     } else {
-        mig_mutation_draw(s, o->seed, index, &j->m);
+        if (fixed) {
+            j->m = *fixed;
+        } else {
+            mig_mutation_draw(s, o->seed, index, &j->m);
+        }
         if (!mig_mutation_write(s, &j->m, j->mutant, &err)) {
             g_error("%s", err->message);
         }
@@ -910,7 +921,7 @@ static void mut_self_test(const MutOpts *o, MutRun *r, const MigStream *s,
         MutJob j = { 0 };
         bool right;
 
-        mut_spawn(o, r, s, &j, 0, o->first, stream, cases[i].kind);
+        mut_spawn(o, r, s, &j, 0, o->first, stream, cases[i].kind, NULL);
         mut_reap(o, r, &j, true, &got);
         if (cases[i].kind == SELFTEST_ABORT) {
             right = got.failed == 1 && got.refused + got.works == 0;
@@ -927,6 +938,49 @@ static void mut_self_test(const MutOpts *o, MutRun *r, const MigStream *s,
             printf("mutator: %s self-test: %s: right\n", r->sc->name,
                    cases[i].name);
         }
+    }
+}
+
+/*
+ * The mutants of MUTATOR_REGRESSIONS for this scenario, one at a time: each
+ * once crashed or hung a QEMU, and is judged like any mutant.  A line whose
+ * field the stream no longer has is a failure too: the file needs fixing.
+ */
+static void mut_regressions(const MutOpts *o, MutRun *r, const MigStream *s,
+                            MutStats *st)
+{
+    g_autofree char *text = NULL;
+    g_auto(GStrv) lines = NULL;
+    g_autoptr(GError) err = NULL;
+    uint64_t index = 1000000000;    /* names the kept files apart */
+
+    if (!o->regressions || !*o->regressions) {
+        return;
+    }
+    if (!g_file_get_contents(o->regressions, &text, NULL, &err)) {
+        g_error("cannot read the regressions %s: %s", o->regressions,
+                err->message);
+    }
+    lines = g_strsplit(text, "\n", -1);
+    for (int i = 0; lines[i]; i++) {
+        g_auto(GStrv) w = g_strsplit_set(g_strstrip(lines[i]), " \t", -1);
+        MigMutation m;
+        MutJob j = { 0 };
+
+        if (!w[0] || !*w[0] || *w[0] == '#' || strcmp(w[0], r->sc->name)) {
+            continue;
+        }
+        if (g_strv_length(w) < 3 ||
+            !mig_mutation_set(s, w[1], g_ascii_strtoull(w[2], NULL, 0),
+                              &m)) {
+            printf("mutator: FAILURE %s regression '%s': no such integer "
+                   "field in the stream (%s, line %d)\n", r->sc->name,
+                   lines[i], o->regressions, i + 1);
+            st->failed++;
+            continue;
+        }
+        mut_spawn(o, r, s, &j, 0, index++, NULL, SELFTEST_NONE, &m);
+        mut_reap(o, r, &j, true, st);
     }
 }
 
@@ -986,7 +1040,7 @@ static MutStats mut_run_scenario(const MutOpts *o, const MutScenario *sc)
      * then the mutants.
      */
     mut_spawn(o, &r, s, &jobs[0], 0, o->first, o->load ?: stream,
-              SELFTEST_NONE);
+              SELFTEST_NONE, NULL);
     next = o->first;
     end = o->load || (o->save && *o->save) ? o->first :
           o->first + (o->count ? o->count : s->slots->len);
@@ -998,7 +1052,8 @@ static MutStats mut_run_scenario(const MutOpts *o, const MutScenario *sc)
 
             if (!j->pid) {
                 if (next < end) {
-                    mut_spawn(o, &r, s, j, k, next++, NULL, SELFTEST_NONE);
+                    mut_spawn(o, &r, s, j, k, next++, NULL, SELFTEST_NONE,
+                              NULL);
                     idle = false;
                 }
                 continue;
@@ -1011,6 +1066,9 @@ static MutStats mut_run_scenario(const MutOpts *o, const MutScenario *sc)
         if (idle) {
             g_usleep(2000);
         }
+    }
+    if (!o->load && !(o->save && *o->save)) {
+        mut_regressions(o, &r, s, &st);
     }
     st.seconds = (g_get_monotonic_time() - t0) / (double)G_USEC_PER_SEC;
     if (o->self_test && !o->load && !(o->save && *o->save)) {

@@ -380,7 +380,7 @@ static const char *const mig_kind_names[MUT__COUNT] = {
 
 const char *mig_mut_kind_name(MigMutKind k)
 {
-    return k < MUT__COUNT ? mig_kind_names[k] : "?";
+    return k < MUT__COUNT ? mig_kind_names[k] : k == MUT_SET ? "set" : "?";
 }
 
 static uint64_t mig_get_be(const uint8_t *p, size_t n)
@@ -520,6 +520,29 @@ void mig_mutation_draw(const MigStream *s, uint64_t seed, uint64_t index,
         m->kind = m->kind % (MUT__COUNT - 1) + 1;
         m->after = mig_apply_kind(m->kind, v, width, m->bit);
     }
+}
+
+bool mig_mutation_set(const MigStream *s, const char *path_suffix,
+                      uint64_t value, MigMutation *m)
+{
+    size_t n = strlen(path_suffix);
+
+    for (guint i = 0; i < s->fields->len; i++) {
+        const MigField *f = g_ptr_array_index(s->fields, i);
+        size_t len = strlen(f->path);
+
+        if (f->integer && len > n &&
+            !strcmp(f->path + len - n, path_suffix) &&
+            (f->path[len - n - 1] == ':' || f->path[len - n - 1] == '.')) {
+            memset(m, 0, sizeof(*m));
+            m->field = f;
+            m->kind = MUT_SET;
+            m->before = mig_get_be(s->data + f->offset, f->size);
+            m->after = value;
+            return true;
+        }
+    }
+    return false;
 }
 
 bool mig_mutation_write(const MigStream *s, MigMutation *m, const char *path,

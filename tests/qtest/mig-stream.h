@@ -61,7 +61,8 @@ typedef enum MigMutKind {
     MUT_SIGN_FLIP,          /* top bit toggled */
     MUT_PLUS_1,             /* value + 1 (off by one) */
     MUT_MINUS_1,            /* value - 1 */
-    MUT__COUNT
+    MUT__COUNT,             /* the kinds above are drawn */
+    MUT_SET = MUT__COUNT,   /* a given value (mig_mutation_set) */
 } MigMutKind;
 
 /* One mutation: field, kind and where (a bit, or a byte of a buffer) */
@@ -94,6 +95,14 @@ void mig_mutation_draw(const MigStream *s, uint64_t seed, uint64_t index,
  */
 bool mig_mutation_write(const MigStream *s, MigMutation *m, const char *path,
                         GError **err);
+
+/*
+ * The mutation that sets the integer field whose path ends with
+ * @path_suffix (after a ':' or a '.', the first such field in the
+ * stream) to @value.  Returns false if the stream has no such field.
+ */
+bool mig_mutation_set(const MigStream *s, const char *path_suffix,
+                      uint64_t value, MigMutation *m);
 
 const char *mig_mut_kind_name(MigMutKind k);
 
