@@ -115,11 +115,6 @@ static void iolab_fork_setup_child(const char *log, pid_t template)
     notifier_list_notify(&iolab_fork_child_notifiers, NULL);
 }
 
-/*
- * A plain write, not g_file_set_contents(): that may fsync() a file it
- * replaces, once per mutant, and the reader is the test that waits for
- * this process anyway.
- */
 /* A shared RAM block (share=on): the child would write the template's */
 static int iolab_fork_shared_ram(RAMBlock *rb, void *opaque)
 {
@@ -132,6 +127,11 @@ static int iolab_fork_shared_ram(RAMBlock *rb, void *opaque)
     return 0;
 }
 
+/*
+ * A plain write, not g_file_set_contents(): that may fsync() a file it
+ * replaces, once per mutant, and the reader is the test that waits for
+ * this process anyway.
+ */
 static void iolab_fork_write_status(const char *path, const char *text)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -271,8 +271,8 @@ void qmp_x_iolab_fork_end(Error **errp)
      * QEMU's own quit, not _exit(): what devices do at shutdown
      * (vm_shutdown(), net_cleanup() telling a NIC its link is down,
      * bdrv_close_all(), -object teardown) must run in the child as in a
-     * QEMU of its own; the mutator found a NIC's config interrupt with a
-     * loaded, unchecked vector that asserts only there.
+     * QEMU of its own; the mutator found a NIC's config interrupt through
+     * a vector a refused load left behind, which asserted only there.
      */
     qmp_quit(errp);
 }

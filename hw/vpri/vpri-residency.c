@@ -198,6 +198,19 @@ bool vpri_residency_hva_to_page(VpriResidency *r, const void *hva,
     return true;
 }
 
+/*
+ * All of guest RAM registered with r->uffd, for missing pages and write
+ * protection: at set-up, after a release, and in a forked child.  False
+ * with errno set when the kernel refuses.
+ */
+static bool vpri_res_register_ram(VpriResidency *r)
+{
+    return !uffd_register_memory(r->uffd, r->ram_host,
+                                 r->ram_pages << PAB_PAGE_SHIFT,
+                                 UFFDIO_REGISTER_MODE_MISSING |
+                                 UFFDIO_REGISTER_MODE_WP, NULL);
+}
+
 static void *vpri_res_hva(VpriResidency *r, uint64_t page)
 {
     return r->ram_host + (page << PAB_PAGE_SHIFT);
@@ -685,10 +698,7 @@ int vpri_residency_take_ram(VpriResidency *r)
     }
     qemu_mutex_lock(&r->reclaim_lock);
     if (r->released) {
-        if (uffd_register_memory(r->uffd, r->ram_host,
-                                 r->ram_pages << PAB_PAGE_SHIFT,
-                                 UFFDIO_REGISTER_MODE_MISSING |
-                                 UFFDIO_REGISTER_MODE_WP, NULL)) {
+        if (!vpri_res_register_ram(r)) {
             ret = -errno;
         } else {
             r->released = false;
@@ -977,10 +987,7 @@ static bool vpri_res_setup(VpriResidency *r, Error **errp)
         error_setg(errp, "cannot create a userfaultfd");
         return false;
     }
-    if (uffd_register_memory(r->uffd, r->ram_host,
-                             r->ram_pages << PAB_PAGE_SHIFT,
-                             UFFDIO_REGISTER_MODE_MISSING |
-                             UFFDIO_REGISTER_MODE_WP, NULL)) {
+    if (!vpri_res_register_ram(r)) {
         error_setg(errp, "cannot register guest RAM with userfaultfd");
         uffd_close_fd(r->uffd);
         r->uffd = -1;
@@ -1060,10 +1067,7 @@ void vpri_residency_fork_child(VpriResidency *r)
     uffd_close_fd(r->uffd);
     r->uffd = uffd_create_fd(UFFD_FEATURE_PAGEFAULT_FLAG_WP, true);
     if (r->uffd >= 0 &&
-        !uffd_register_memory(r->uffd, r->ram_host,
-                              r->ram_pages << PAB_PAGE_SHIFT,
-                              UFFDIO_REGISTER_MODE_MISSING |
-                              UFFDIO_REGISTER_MODE_WP, NULL)) {
+        vpri_res_register_ram(r)) {
         return;
     }
     warn_report("vpri-host '%s': eviction disabled in the forked child: "
