@@ -30,9 +30,13 @@
  *   MUTATOR_DEVICES  comma-separated scenarios (default: all)
  *   MUTATOR_SEED     seed of the mutations (default 1)
  *   MUTATOR_COUNT    mutants per scenario; 0 (the default): one round,
- *                    every field group once (buffers by their size)
+ *                    every field group once (buffers by their size);
+ *                    mutants past the first round stack up to
+ *                    MIG_MUTATION_MAX_EDITS edits (mig-stream.h)
  *   MUTATOR_FIRST    index of the first mutant (default 0)
- *   MUTATOR_JOBS     children at once, 1 or 2 (default 2)
+ *   MUTATOR_JOBS     children at once, 1 to MUT_SLOTS (default 2); a
+ *                    job mostly waits for its QEMU, so more jobs than
+ *                    cores pay (docs/fuzzing.rst)
  *   MUTATOR_TIMEOUT  seconds per mutant before it counts as a hang (30)
  *   MUTATOR_FORK     1 (default): fork a template per mutant; 0: start
  *                    a QEMU per mutant
@@ -43,7 +47,8 @@
  *   MUTATOR_ALLOW    allow-list file: "scenario field-group" per line
  *   MUTATOR_REGRESSIONS  file of mutants that once failed, run after the
  *                    drawn ones: "scenario field-path-suffix value" per
- *                    line (the field by name, so that a change of the
+ *                    line, more "field value" pairs for a stacked mutant
+ *                    (the field by name, so that a change of the
  *                    stream's layout cannot make it test something else)
  *   MUTATOR_LOAD     load this stream file instead of drawing mutants
  *   MUTATOR_SAVE     keep each scenario's source stream as
@@ -149,7 +154,7 @@ static void mut_opts_init(MutOpts *o)
     o->seed = mut_env_u64("MUTATOR_SEED", 1);
     o->count = mut_env_u64("MUTATOR_COUNT", 0);
     o->first = mut_env_u64("MUTATOR_FIRST", 0);
-    o->jobs = CLAMP(mut_env_u64("MUTATOR_JOBS", 2), 1, 2);
+    o->jobs = CLAMP(mut_env_u64("MUTATOR_JOBS", 2), 1, MUT_SLOTS);
     o->timeout_s = mut_env_u64("MUTATOR_TIMEOUT", 30);
     o->fork = mut_env_u64("MUTATOR_FORK", 1);
     o->self_test = mut_env_u64("MUTATOR_SELFTEST", 1);
@@ -178,18 +183,24 @@ static void mut_opts_init(MutOpts *o)
     }
 }
 
-/* "scenario group" on the allow-list? (group without the idstr) */
+/*
+ * "scenario group" on the allow-list for one of @m's fields?  (The group
+ * without the idstr.)
+ */
 static bool mut_allowed(const MutOpts *o, const char *scenario,
-                        const MigField *f)
+                        const MigMutation *m)
 {
-    /* The idstr ("0000:00:02.0/nvme-export") has colons of its own */
-    const char *g = strrchr(f->group, ':');
-    g_autofree char *key = g_strdup_printf("%s %s", scenario,
-                                           g ? g + 1 : f->group);
+    for (unsigned e = 0; e < m->nedits; e++) {
+        const MigField *f = m->edit[e].field;
+        /* The idstr ("0000:00:02.0/nvme-export") has colons of its own */
+        const char *g = strrchr(f->group, ':');
+        g_autofree char *key = g_strdup_printf("%s %s", scenario,
+                                               g ? g + 1 : f->group);
 
-    for (guint i = 0; i < o->allow->len; i++) {
-        if (!strcmp(g_ptr_array_index(o->allow, i), key)) {
-            return true;
+        for (guint i = 0; i < o->allow->len; i++) {
+            if (!strcmp(g_ptr_array_index(o->allow, i), key)) {
+                return true;
+            }
         }
     }
     return false;
@@ -594,6 +605,20 @@ static const char *mut_leaf_name(const char *group)
     return cut ? cut + 1 : group;
 }
 
+/* Does a refusal (@verdict, or QEMU's @errors) name one of @m's fields? */
+static bool mut_names_an_edit(const MigMutation *m, const char *verdict,
+                              const char *errors)
+{
+    for (unsigned e = 0; e < m->nedits; e++) {
+        const char *leaf = mut_leaf_name(m->edit[e].field->group);
+
+        if (strstr(verdict, leaf) || strstr(errors, leaf)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /*
  * Judge a finished (or killed) child and count it.  @qemu_end: in fork
  * mode, how the forked QEMU ended if it did not end cleanly.
@@ -620,11 +645,10 @@ static void mut_judge(const MutOpts *o, MutRun *r, MutJob *j, int wstatus,
         }
     } else if (ok) {
         if (g_str_has_prefix(verdict, "refused")) {
-            const char *leaf = mut_leaf_name(j->m.field->group);
             g_autofree char *why = mut_qemu_errors(j->log);
 
             st->refused++;
-            if (strstr(verdict, leaf) || strstr(why, leaf)) {
+            if (mut_names_an_edit(&j->m, verdict, why)) {
                 st->refused_named++;
             }
             if (*why) {
@@ -676,7 +700,7 @@ static void mut_judge(const MutOpts *o, MutRun *r, MutJob *j, int wstatus,
                 printf("mutator: %s self-test: counted as a failure: %s\n",
                        r->sc->name, symptom);
             }
-        } else if (mut_allowed(o, r->sc->name, j->m.field)) {
+        } else if (mut_allowed(o, r->sc->name, &j->m)) {
             st->allowed++;
             printf("mutator: %s #%" PRIu64 " known failure (allow-list): "
                    "%s: %s\n", r->sc->name, j->index, what, symptom);
@@ -821,7 +845,8 @@ static void mut_spawn(const MutOpts *o, MutRun *r, const MigStream *s,
         gsize len;
 
         memset(&j->m, 0, sizeof(j->m));
-        j->m.field = &whole;
+        j->m.nedits = 1;
+        j->m.edit[0].field = &whole;
         if (!g_file_get_contents(whole_file, &data, &len, &err) ||
             !g_file_set_contents(j->mutant, data, self_test ==
                                  SELFTEST_TRUNCATED ? len / 2 : len,
@@ -941,6 +966,29 @@ static void mut_self_test(const MutOpts *o, MutRun *r, const MigStream *s,
     }
 }
 
+/* "field value [field value ...]" of a MUTATOR_REGRESSIONS line into @m */
+static bool mut_regression_parse(const MigStream *s, char **words,
+                                 MigMutation *m)
+{
+    guint n = g_strv_length(words);
+
+    memset(m, 0, sizeof(*m));
+    if (!n || n % 2 || n / 2 > MIG_MUTATION_MAX_EDITS) {
+        return false;
+    }
+    for (guint i = 0; i < n; i += 2) {
+        MigMutation one;
+
+        if (!mig_mutation_set(s, words[i],
+                              g_ascii_strtoull(words[i + 1], NULL, 0),
+                              &one)) {
+            return false;
+        }
+        m->edit[m->nedits++] = one.edit[0];
+    }
+    return true;
+}
+
 /*
  * The mutants of MUTATOR_REGRESSIONS for this scenario, one at a time: each
  * once crashed or hung a QEMU, and is judged like any mutant.  A line whose
@@ -970,12 +1018,11 @@ static void mut_regressions(const MutOpts *o, MutRun *r, const MigStream *s,
         if (!w[0] || !*w[0] || *w[0] == '#' || strcmp(w[0], r->sc->name)) {
             continue;
         }
-        if (g_strv_length(w) < 3 ||
-            !mig_mutation_set(s, w[1], g_ascii_strtoull(w[2], NULL, 0),
-                              &m)) {
-            printf("mutator: FAILURE %s regression '%s': no such integer "
-                   "field in the stream (%s, line %d)\n", r->sc->name,
-                   lines[i], o->regressions, i + 1);
+        if (!mut_regression_parse(s, w + 1, &m)) {
+            printf("mutator: FAILURE %s regression '%s': not pairs of an "
+                   "integer field in the stream and a value, at most %d "
+                   "(%s, line %d)\n", r->sc->name, lines[i],
+                   MIG_MUTATION_MAX_EDITS, o->regressions, i + 1);
             st->failed++;
             continue;
         }
@@ -986,15 +1033,18 @@ static void mut_regressions(const MutOpts *o, MutRun *r, const MigStream *s,
 
 static MutStats mut_run_scenario(const MutOpts *o, const MutScenario *sc)
 {
-    MutRun r = { .sc = sc, .net_sock = { -1, -1 }, .net_peer = { -1, -1 } };
+    MutRun r = { .sc = sc };
     g_autoptr(GError) err = NULL;
     g_autofree char *stream = NULL;
-    MutJob jobs[2] = { 0 };
+    MutJob jobs[MUT_SLOTS] = { 0 };
     MutStats st = { 0 };
     uint64_t next, end, done = 0;
     gint64 t0 = g_get_monotonic_time();
     MigStream *s;
 
+    for (int k = 0; k < MUT_SLOTS; k++) {
+        r.net_sock[k] = r.net_peer[k] = -1;
+    }
     r.dir = g_dir_make_tmp("iolab-mutator-XXXXXX", &err);
     g_assert_no_error(err);
     for (int i = 0; i < 2; i++) {

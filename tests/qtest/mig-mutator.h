@@ -27,7 +27,7 @@ typedef enum MutTouch {
 typedef struct MutScenario MutScenario;
 
 /* Job slots: children at once, each with its template in fork mode */
-#define MUT_SLOTS 2
+#define MUT_SLOTS 8
 
 /* One run of a scenario: its files, its source, its driver */
 typedef struct MutRun {

@@ -462,13 +462,10 @@ static void mig_put_le(uint8_t *p, size_t n, uint64_t v)
     }
 }
 
-void mig_mutation_draw(const MigStream *s, uint64_t seed, uint64_t index,
-                       MigMutation *m)
+/* One edit of a field of @group, drawn from @r */
+static void mig_edit_draw(const MigStream *s, const char *group, uint64_t r,
+                          MigEdit *e)
 {
-    uint64_t r = mig_mix(seed * 0x100000001b3ull ^ mig_mix(index));
-    const char *group = g_ptr_array_index(s->slots,
-                                          (index + mig_mix(seed)) %
-                                          s->slots->len);
     g_autoptr(GPtrArray) members = g_ptr_array_new();
     g_autoptr(GPtrArray) live = g_ptr_array_new();
     const MigField *f;
@@ -491,11 +488,11 @@ void mig_mutation_draw(const MigStream *s, uint64_t seed, uint64_t index,
     } else {
         f = g_ptr_array_index(members, (r >> 1) % members->len);
     }
-    memset(m, 0, sizeof(*m));
-    m->field = f;
+    memset(e, 0, sizeof(*e));
+    e->field = f;
     r = mig_mix(r);
     /* Bit flips and boundary values about equally often */
-    m->kind = (r & 1) ? MUT_BITFLIP : 1 + (r >> 1) % (MUT__COUNT - 1);
+    e->kind = (r & 1) ? MUT_BITFLIP : 1 + (r >> 1) % (MUT__COUNT - 1);
     r = mig_mix(r);
     if (f->integer) {
         width = f->size * 8;
@@ -507,18 +504,63 @@ void mig_mutation_draw(const MigStream *s, uint64_t seed, uint64_t index,
             width /= 2;
         }
         r = mig_mix(r);
-        m->byte = (r % (f->size / (width / 8))) * (width / 8);
-        m->width = width;
+        e->byte = (r % (f->size / (width / 8))) * (width / 8);
+        e->width = width;
         r = mig_mix(r);
-        v = mig_get_le(s->data + f->offset + m->byte, width / 8);
+        v = mig_get_le(s->data + f->offset + e->byte, width / 8);
     }
-    m->bit = r % width;
-    m->before = v;
-    m->after = mig_apply_kind(m->kind, v, width, m->bit);
+    e->bit = r % width;
+    e->before = v;
+    e->after = mig_apply_kind(e->kind, v, width, e->bit);
     /* A boundary value equal to the value now is no mutation: go on */
-    for (int k = 0; m->after == m->before && k < MUT__COUNT; k++) {
-        m->kind = m->kind % (MUT__COUNT - 1) + 1;
-        m->after = mig_apply_kind(m->kind, v, width, m->bit);
+    for (int k = 0; e->after == e->before && k < MUT__COUNT; k++) {
+        e->kind = e->kind % (MUT__COUNT - 1) + 1;
+        e->after = mig_apply_kind(e->kind, v, width, e->bit);
+    }
+}
+
+/* Does @m edit @f already?  (Two edits of one field: the last would win) */
+static bool mig_mutation_edits(const MigMutation *m, const MigField *f)
+{
+    for (unsigned i = 0; i < m->nedits; i++) {
+        if (m->edit[i].field == f) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void mig_mutation_draw(const MigStream *s, uint64_t seed, uint64_t index,
+                       MigMutation *m)
+{
+    uint64_t r = mig_mix(seed * 0x100000001b3ull ^ mig_mix(index));
+    const char *group = g_ptr_array_index(s->slots,
+                                          (index + mig_mix(seed)) %
+                                          s->slots->len);
+    unsigned want = 1;
+
+    memset(m, 0, sizeof(*m));
+    mig_edit_draw(s, group, r, &m->edit[0]);
+    m->nedits = 1;
+    if (index < s->slots->len) {
+        return;
+    }
+    /* 1 edit half of the time, 2 a quarter, 3 or 4 an eighth each */
+    r = mig_mix(r ^ 0x5ca1ab1eull);
+    while (want < MIG_MUTATION_MAX_EDITS && (r & 1)) {
+        want++;
+        r >>= 1;
+    }
+    for (unsigned tries = 0; m->nedits < want && tries < 4 * want;
+         tries++) {
+        MigEdit e;
+
+        r = mig_mix(r + tries);
+        group = g_ptr_array_index(s->slots, r % s->slots->len);
+        mig_edit_draw(s, group, mig_mix(r), &e);
+        if (!mig_mutation_edits(m, e.field)) {
+            m->edit[m->nedits++] = e;
+        }
     }
 }
 
@@ -535,10 +577,11 @@ bool mig_mutation_set(const MigStream *s, const char *path_suffix,
             !strcmp(f->path + len - n, path_suffix) &&
             (f->path[len - n - 1] == ':' || f->path[len - n - 1] == '.')) {
             memset(m, 0, sizeof(*m));
-            m->field = f;
-            m->kind = MUT_SET;
-            m->before = mig_get_be(s->data + f->offset, f->size);
-            m->after = value;
+            m->nedits = 1;
+            m->edit[0].field = f;
+            m->edit[0].kind = MUT_SET;
+            m->edit[0].before = mig_get_be(s->data + f->offset, f->size);
+            m->edit[0].after = value;
             return true;
         }
     }
@@ -549,19 +592,23 @@ bool mig_mutation_write(const MigStream *s, MigMutation *m, const char *path,
                         GError **err)
 {
     g_autofree uint8_t *copy = g_memdup2(s->data, s->len);
-    const MigField *f = m->field;
 
-    if (f->integer) {
-        mig_put_be(copy + f->offset, f->size, m->after);
-    } else {
-        mig_put_le(copy + f->offset + m->byte, m->width / 8, m->after);
+    for (unsigned i = 0; i < m->nedits; i++) {
+        const MigEdit *e = &m->edit[i];
+        const MigField *f = e->field;
+
+        if (f->integer) {
+            mig_put_be(copy + f->offset, f->size, e->after);
+        } else {
+            mig_put_le(copy + f->offset + e->byte, e->width / 8, e->after);
+        }
     }
     return g_file_set_contents(path, (char *)copy, s->len, err);
 }
 
-char *mig_mutation_describe(const MigMutation *m)
+static char *mig_edit_describe(const MigEdit *e)
 {
-    const MigField *f = m->field;
+    const MigField *f = e->field;
     g_autofree char *where = NULL;
     g_autofree char *bit = NULL;
 
@@ -570,12 +617,24 @@ char *mig_mutation_describe(const MigMutation *m)
         return g_strdup(f->path);
     }
     where = f->integer ? g_strdup("") :
-        g_strdup_printf(" byte %zu (le%u)", m->byte, m->width);
-    bit = m->kind == MUT_BITFLIP ?
-        g_strdup_printf(" %u", m->bit) : g_strdup("");
+        g_strdup_printf(" byte %zu (le%u)", e->byte, e->width);
+    bit = e->kind == MUT_BITFLIP ?
+        g_strdup_printf(" %u", e->bit) : g_strdup("");
 
     return g_strdup_printf("%s (%s, %zu bytes)%s: 0x%" PRIx64 " -> 0x%"
                            PRIx64 " (%s%s)", f->path, f->type, f->size, where,
-                           m->before, m->after, mig_mut_kind_name(m->kind),
+                           e->before, e->after, mig_mut_kind_name(e->kind),
                            bit);
+}
+
+char *mig_mutation_describe(const MigMutation *m)
+{
+    GString *out = g_string_new("");
+
+    for (unsigned i = 0; i < m->nedits; i++) {
+        g_autofree char *one = mig_edit_describe(&m->edit[i]);
+
+        g_string_append_printf(out, "%s%s", i ? " + " : "", one);
+    }
+    return g_string_free(out, false);
 }

@@ -65,14 +65,28 @@ typedef enum MigMutKind {
     MUT_SET = MUT__COUNT,   /* a given value (mig_mutation_set) */
 } MigMutKind;
 
-/* One mutation: field, kind and where (a bit, or a byte of a buffer) */
-typedef struct MigMutation {
+/* One field's change: field, kind and where (a bit, or a byte of a buffer) */
+typedef struct MigEdit {
     const MigField *field;
     MigMutKind kind;
     size_t byte;            /* buffers: first byte of the word mutated */
     unsigned width;         /* buffers: that word's bits (8..64, LE) */
     unsigned bit;           /* MUT_BITFLIP: the bit of the value/byte */
     uint64_t before, after; /* the value (or byte) before and after */
+} MigEdit;
+
+/*
+ * The most edits one mutant stacks.  One field at a time reaches a few
+ * thousand distinct mutants per device; the bugs that need two fields
+ * wrong together (a count and the index it bounds, a queue's size and
+ * its head) need stacks.
+ */
+#define MIG_MUTATION_MAX_EDITS 4
+
+/* One mutant: edit[0] is its primary edit, applied in order */
+typedef struct MigMutation {
+    MigEdit edit[MIG_MUTATION_MAX_EDITS];
+    unsigned nedits;
 } MigMutation;
 
 /*
@@ -83,8 +97,11 @@ typedef struct MigMutation {
  * instances, little-endian inside) have up to 16 slots by their size and
  * are mutated as an aligned 8-, 16-, 32- or 64-bit word.  The element is
  * one with live (non-zero) state half of the time; the kind and position
- * are drawn from (seed, index).  Deterministic: the same (seed, index)
- * and stream give the same mutation.
+ * are drawn from (seed, index).  The first round (@index below
+ * s->slots->len) edits one field; later rounds stack 1 to
+ * MIG_MUTATION_MAX_EDITS edits of distinct fields (1 half of the time),
+ * the first still going round robin.  Deterministic: the same (seed,
+ * index) and stream give the same mutation.
  */
 void mig_mutation_draw(const MigStream *s, uint64_t seed, uint64_t index,
                        MigMutation *m);
@@ -97,7 +114,7 @@ bool mig_mutation_write(const MigStream *s, MigMutation *m, const char *path,
                         GError **err);
 
 /*
- * The mutation that sets the integer field whose path ends with
+ * The one-edit mutation that sets the integer field whose path ends with
  * @path_suffix (after a ':' or a '.', the first such field in the
  * stream) to @value.  Returns false if the stream has no such field.
  */
@@ -106,7 +123,10 @@ bool mig_mutation_set(const MigStream *s, const char *path_suffix,
 
 const char *mig_mut_kind_name(MigMutKind k);
 
-/* "idstr:st.aer_count uint8 = 0x3 -> 0xff (max)" */
+/*
+ * "idstr:st.aer_count (uint8, 1 bytes): 0x3 -> 0xff (max)", edits joined
+ * by " + "
+ */
 char *mig_mutation_describe(const MigMutation *m);
 
 #endif
