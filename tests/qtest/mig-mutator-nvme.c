@@ -30,7 +30,7 @@ typedef struct NvmeDrv {
 
 static char *nvmex_mut_args(MutRun *r)
 {
-    return g_strdup_printf("-machine pc -m 256 -nodefaults "
+    return g_strdup_printf("-machine pc -m 32 -nodefaults "
                            "-drive if=none,id=d0,file=%s,format=raw,"
                            "file.locking=off "
                            "-device nvme-export,id=nx0,drive=d0", r->img[0]);
@@ -151,7 +151,7 @@ typedef struct NvmeMgmtDrv {
 
 static char *nvmex_mgmt_mut_args(MutRun *r)
 {
-    return g_strdup_printf("-machine pc -m 256 -nodefaults "
+    return g_strdup_printf("-machine pc -m 32 -nodefaults "
                            "-drive if=none,id=d0,file=%s,format=raw,"
                            "file.locking=off "
                            "-device nvme-export-mgmt,id=m0,cntlid=1,addr=4 "

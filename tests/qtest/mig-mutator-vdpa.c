@@ -18,7 +18,7 @@
 #include "vdpa-mgmt-aq.h"
 #include "mig-mutator.h"
 
-#define VDPA_RAM_MB         256
+#define VDPA_RAM_MB         32
 #define VDPA_AQ_SIZE        16
 #define VDPA_TOUCH_US       (2 * G_USEC_PER_SEC)
 #define VDPA_BLK_T_IN       0

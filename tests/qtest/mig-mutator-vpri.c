@@ -16,7 +16,7 @@
 #include "vpri-blk-harness.h"
 #include "mig-mutator.h"
 
-#define VPRI_RAM_MB         256
+#define VPRI_RAM_MB         32
 #define VPRI_PAGE           4096
 #define VPRI_WAIT_US        (5 * G_USEC_PER_SEC)
 /* How long a touch waits for the device to show anything */
