@@ -164,11 +164,16 @@ check-mutator: build
 		MUTATOR_COUNT=$(MUTATOR_CHECK_COUNT) \
 		MUTATOR_OUT=$(BUILD)/mutator-failures/check $(MUTATOR)
 
+# The long run: scripts/fuzz-migration, in chunks written to a ledger as
+# they end, so that a stopped campaign resumes where it was
 fuzz-migration: build
-	$(MUTATOR_ENV) MUTATOR_SEED=$(FUZZ_MIGRATION_SEED) \
-		MUTATOR_COUNT=$(FUZZ_MIGRATION_COUNT) \
-		MUTATOR_DEVICES=$(FUZZ_MIGRATION_DEVICES) \
-		MUTATOR_OUT=$(BUILD)/mutator-failures/fuzz $(MUTATOR)
+	$(MUTATOR_ENV) MUTATOR=$(MUTATOR) \
+		FUZZ_MIGRATION_SEED=$(FUZZ_MIGRATION_SEED) \
+		FUZZ_MIGRATION_UNTIL=$(FUZZ_MIGRATION_COUNT) \
+		FUZZ_MIGRATION_JOBS=$(MUTATOR_JOBS) \
+		FUZZ_MIGRATION_DEVICES="$(FUZZ_MIGRATION_DEVICES)" \
+		FUZZ_MIGRATION_DIR=$(BUILD)/mutator-runs \
+		$(SRC)/scripts/fuzz-migration
 
 check-guest: build guest
 	@$(SRC)/tests/guest/run-all
