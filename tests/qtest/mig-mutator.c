@@ -67,6 +67,7 @@
 #include "qobject/qdict.h"
 #include "mig-mutator.h"
 #include "mig-stream.h"
+#include "iolab-migrate-wait.h"
 
 static const MutScenario *const mut_scenarios[] = {
     &mut_vpri_blk, &mut_vpri_nic, &mut_vdpa_blk, &mut_vdpa_net,
@@ -209,31 +210,6 @@ static bool mut_allowed(const MutOpts *o, const char *scenario,
 /* ------------------------------------------------------------------ */
 /* Source                                                             */
 
-static char *mut_wait_migration(QTestState *qts, gint64 timeout_us,
-                                char **error_desc)
-{
-    gint64 deadline = g_get_monotonic_time() + timeout_us;
-
-    for (;;) {
-        QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-migrate' }");
-        QDict *ret = qdict_get_qdict(rsp, "return");
-        const char *st = ret ? qdict_get_try_str(ret, "status") : NULL;
-        char *status = g_strdup(st ?: "none");
-
-        if (error_desc && ret && qdict_haskey(ret, "error-desc")) {
-            g_free(*error_desc);
-            *error_desc = g_strdup(qdict_get_str(ret, "error-desc"));
-        }
-        qobject_unref(rsp);
-        if (!strcmp(status, "completed") || !strcmp(status, "failed") ||
-            g_get_monotonic_time() > deadline) {
-            return status;
-        }
-        g_free(status);
-        g_usleep(2000);
-    }
-}
-
 /* Run the scenario's source and save its stream to @path */
 static void mut_save_source(MutRun *r, const char *path)
 {
@@ -243,7 +219,7 @@ static void mut_save_source(MutRun *r, const char *path)
     r->sc->source(r);
     qtest_qmp_assert_success(r->qts, "{ 'execute': 'migrate', "
                              "'arguments': { 'uri': %s } }", uri);
-    st = mut_wait_migration(r->qts, 60 * G_USEC_PER_SEC, NULL);
+    st = iolab_migrate_wait(r->qts, NULL, 60 * G_USEC_PER_SEC, NULL);
     if (strcmp(st, "completed")) {
         g_error("%s: saving the source stream ended '%s'", r->sc->name, st);
     }
@@ -334,13 +310,17 @@ static char *mut_load_and_touch(MutRun *r, QTestState *dst,
 {
     g_autofree char *uri = g_strdup_printf("file:%s", mutant);
     g_autofree char *st = NULL;
-    char *desc = NULL;
+    QDict *reply;
+    char *desc;
 
     mut_result(res, "stage load");
     qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
                              "'arguments': { 'uri': %s, "
                              "'exit-on-error': false } }", uri);
-    st = mut_wait_migration(dst, timeout_s * G_USEC_PER_SEC, &desc);
+    st = iolab_migrate_wait(dst, NULL, timeout_s * G_USEC_PER_SEC, &reply);
+    /* QEMU sets a load's error after "failed": only the last reply has it */
+    desc = g_strdup(reply ? qdict_get_try_str(reply, "error-desc") : NULL);
+    qobject_unref(reply);
     if (self_test == SELFTEST_ABORT) {
         /* What a crash after the load looks like: it must not pass */
         mut_result(res, "stage self-test abort");

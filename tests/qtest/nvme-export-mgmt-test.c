@@ -19,6 +19,7 @@
 #include "hw/pci/pci_regs.h"
 #include "qobject/qdict.h"
 #include "nvme-export-driver.h"
+#include "iolab-migrate-wait.h"
 
 #define IMG_SIZE    (16 * 1024 * 1024)
 #define BLK         4096            /* the default template's LBA size */
@@ -1461,25 +1462,20 @@ static void test_random_mgmt(void)
     t_stop(t);
 }
 
+/*
+ * Migrate @src to @uri; the status it ends in, or has after 30 s: no
+ * less than the 2000 polls 10 ms apart (and their QMP round trips) that
+ * this wait was before.
+ */
 static const char *migrate(QTestState *src, const char *uri)
 {
     static char status[32];
+    g_autofree char *st = NULL;
 
     qtest_qmp_assert_success(src, "{ 'execute': 'migrate',"
                              "  'arguments': { 'uri': %s } }", uri);
-    for (int i = 0; i < 2000; i++) {
-        QDict *rsp = qtest_qmp(src, "{ 'execute': 'query-migrate' }");
-        QDict *ret = qdict_get_qdict(rsp, "return");
-        const char *st = qdict_haskey(ret, "status")
-                         ? qdict_get_str(ret, "status") : "none";
-
-        g_strlcpy(status, st, sizeof(status));
-        qobject_unref(rsp);
-        if (!strcmp(status, "completed") || !strcmp(status, "failed")) {
-            break;
-        }
-        g_usleep(10 * 1000);
-    }
+    st = iolab_migrate_wait(src, NULL, 30 * G_USEC_PER_SEC, NULL);
+    g_strlcpy(status, st, sizeof(status));
     return status;
 }
 

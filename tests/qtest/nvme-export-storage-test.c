@@ -28,6 +28,7 @@
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
 #include "nvme-export-driver.h"
+#include "iolab-migrate-wait.h"
 
 #define IMG_SIZE    (32 * 1024 * 1024)
 #define BS          4096                /* the default template's LBA size */
@@ -269,16 +270,11 @@ static const char *mig_status(QTestState *qts)
     return status;
 }
 
-static bool mig_done(const char *st)
-{
-    return !strcmp(st, "completed") || !strcmp(st, "failed") ||
-           !strcmp(st, "cancelled");
-}
-
 /* The source stopped, before the switch-over: no more writes now. */
 static bool mig_paused(const char *st)
 {
-    return !strcmp(st, "pre-switchover") || mig_done(st);
+    return !strcmp(st, "pre-switchover") || !strcmp(st, "completed") ||
+           !strcmp(st, "failed") || !strcmp(st, "cancelled");
 }
 
 static void pause_before_switchover(QTestState *qts)
@@ -292,15 +288,10 @@ static void pause_before_switchover(QTestState *qts)
 /* Wait for the pause, let the migration finish, and return its end. */
 static const char *continue_migration(QTestState *qts, int seconds)
 {
-    const char *st = "none";
+    static const char *const paused[] = { "pre-switchover", NULL };
+    g_autofree char *st = iolab_migrate_wait(qts, paused,
+                                             seconds * G_USEC_PER_SEC, NULL);
 
-    for (int i = 0; i < seconds * 100; i++) {
-        st = mig_status(qts);
-        if (mig_paused(st)) {
-            break;
-        }
-        g_usleep(10 * 1000);
-    }
     if (!strcmp(st, "pre-switchover")) {
         qtest_qmp_assert_success(qts, "{ 'execute': 'migrate-continue',"
                                  "  'arguments': { 'state': "
@@ -309,18 +300,15 @@ static const char *continue_migration(QTestState *qts, int seconds)
     return wait_migration(qts, seconds);
 }
 
+/* The end the migration reaches within @seconds (or its status then) */
 static const char *wait_migration(QTestState *qts, int seconds)
 {
-    const char *st = "none";
+    static char status[32];
+    g_autofree char *st = iolab_migrate_wait(qts, NULL,
+                                             seconds * G_USEC_PER_SEC, NULL);
 
-    for (int i = 0; i < seconds * 100; i++) {
-        st = mig_status(qts);
-        if (mig_done(st)) {
-            break;
-        }
-        g_usleep(10 * 1000);
-    }
-    return st;
+    g_strlcpy(status, st, sizeof(status));
+    return status;
 }
 
 /* The storage-migration member of namespace 1 in query-nvme-export. */

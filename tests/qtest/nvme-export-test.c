@@ -17,6 +17,7 @@
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
 #include "nvme-export-driver.h"
+#include "iolab-migrate-wait.h"
 
 #define IMG_SIZE    (64 * 1024 * 1024)
 #define NSZE        (IMG_SIZE / 4096)   /* default template: 4 KiB */
@@ -1048,25 +1049,20 @@ static QTestState *start_dst(T *t, const char *devextra, const char *uri)
     return qtest_init(args);
 }
 
+/*
+ * Migrate @src to @uri; the status it ends in, or has after 30 s: no
+ * less than the 2000 polls 10 ms apart (and their QMP round trips) that
+ * this wait was before.
+ */
 static const char *migrate(QTestState *src, const char *uri)
 {
     static char status[32];
+    g_autofree char *st = NULL;
 
     qtest_qmp_assert_success(src, "{ 'execute': 'migrate',"
                              "  'arguments': { 'uri': %s } }", uri);
-    for (int i = 0; i < 2000; i++) {
-        QDict *rsp = qtest_qmp(src, "{ 'execute': 'query-migrate' }");
-        QDict *ret = qdict_get_qdict(rsp, "return");
-        const char *st = qdict_haskey(ret, "status")
-                         ? qdict_get_str(ret, "status") : "none";
-
-        g_strlcpy(status, st, sizeof(status));
-        qobject_unref(rsp);
-        if (!strcmp(status, "completed") || !strcmp(status, "failed")) {
-            break;
-        }
-        g_usleep(10 * 1000);
-    }
+    st = iolab_migrate_wait(src, NULL, 30 * G_USEC_PER_SEC, NULL);
+    g_strlcpy(status, st, sizeof(status));
     return status;
 }
 
@@ -1232,26 +1228,20 @@ static char *load_stream(T *t, const char *file, const char *errlog)
         t->img, errlog);
     g_autofree char *uri = g_strdup_printf("file:%s", file);
     QTestState *dst = qtest_init(args);
-    char *status = NULL;
+    char *status;
 
     qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming',"
                              "  'arguments': { 'uri': %s,"
                              "                 'exit-on-error': false } }",
                              uri);
-    for (int i = 0; i < 2000 && !status; i++) {
-        QDict *rsp = qtest_qmp(dst, "{ 'execute': 'query-migrate' }");
-        QDict *ret = qdict_get_qdict(rsp, "return");
-        const char *st = qdict_haskey(ret, "status")
-                         ? qdict_get_str(ret, "status") : "none";
-
-        if (!strcmp(st, "completed") || !strcmp(st, "failed")) {
-            status = g_strdup(st);
-        }
-        qobject_unref(rsp);
-        g_usleep(5 * 1000);
-    }
+    /* 15 s: no less than the 2000 polls 5 ms apart this wait was before */
+    status = iolab_migrate_wait(dst, NULL, 15 * G_USEC_PER_SEC, NULL);
     qtest_quit(dst);
-    return status ? status : g_strdup("timeout");
+    if (strcmp(status, "completed") && strcmp(status, "failed")) {
+        g_free(status);
+        return g_strdup("timeout");
+    }
+    return status;
 }
 
 static void test_migrate_bad_stream(void)
@@ -1273,17 +1263,8 @@ static void test_migrate_bad_stream(void)
     g_assert_cmpint(nx_identify(t->d, 1, 0, 0, NULL), ==, 0);
     qtest_qmp_assert_success(t->qts, "{ 'execute': 'migrate',"
                              "  'arguments': { 'uri': %s } }", uri);
-    for (int i = 0; i < 2000; i++) {
-        QDict *rsp = qtest_qmp(t->qts, "{ 'execute': 'query-migrate' }");
-        bool done = !strcmp(qdict_get_try_str(qdict_get_qdict(rsp, "return"),
-                                              "status") ?: "", "completed");
-
-        qobject_unref(rsp);
-        if (done) {
-            break;
-        }
-        g_usleep(5 * 1000);
-    }
+    /* What it ended in shows in the stream file, checked below */
+    g_free(iolab_migrate_wait(t->qts, NULL, 15 * G_USEC_PER_SEC, NULL));
     g_assert_true(g_file_get_contents(file, (char **)&stream, &len, NULL));
 
     be_put(key, 8, t->d->sq[0].base);               /* ASQ, then ACQ */

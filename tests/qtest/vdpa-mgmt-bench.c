@@ -45,6 +45,7 @@
 #include "vdpa-mgmt-aq.h"
 #include "vdpa-vtd.h"
 #include "vpri-blk-harness.h"
+#include "iolab-migrate-wait.h"
 
 #define NULL_BLK "-blockdev driver=null-co,node-name=d0,size=1073741824," \
                  "read-zeroes=on "
@@ -577,6 +578,7 @@ static double migrate_once(int n, double *total_ms, double *stop_ms)
     g_autofree uint32_t *ids = g_new0(uint32_t, n);
     const char *args = "-M q35 -m 256M -nodefaults " NULL_BLK
                        "-device vdpa-mgmt,id=vm0,blk-nodes=d0";
+    g_autofree char *st = NULL;
     QTestState *dst;
     VMAdmin *a;
     double downtime;
@@ -594,22 +596,12 @@ static double migrate_once(int n, double *total_ms, double *stop_ms)
                     "{'uri': %s}}", uri);
     g_assert(qdict_haskey(rsp, "return"));
     qobject_unref(rsp);
-    for (;;) {
-        const char *st;
-
-        rsp = qtest_qmp(q.qts, "{'execute': 'query-migrate'}");
-        ret = qdict_get_qdict(rsp, "return");
-        st = qdict_get_try_str(ret, "status");
-        g_assert(!st || strcmp(st, "failed"));
-        if (st && !strcmp(st, "completed")) {
-            downtime = qdict_get_int(ret, "downtime");
-            *total_ms = qdict_get_int(ret, "total-time");
-            qobject_unref(rsp);
-            break;
-        }
-        qobject_unref(rsp);
-        g_usleep(10000);
-    }
+    /* 600 s, meson's timeout for a benchmark: scripts/bench sets none */
+    st = iolab_migrate_wait(q.qts, NULL, 600 * G_USEC_PER_SEC, &ret);
+    g_assert_cmpstr(st, ==, "completed");
+    downtime = qdict_get_int(ret, "downtime");
+    *total_ms = qdict_get_int(ret, "total-time");
+    qobject_unref(ret);
     {
         QDict *resume = qtest_qmp_eventwait_ref(dst, "RESUME");
         QDict *stop = qtest_qmp_eventwait_ref(q.qts, "STOP");

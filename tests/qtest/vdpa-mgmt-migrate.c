@@ -43,6 +43,7 @@
 #include "libqos/pci-pc.h"
 #include "libqos/malloc-pc.h"
 #include "vdpa-mgmt-aq.h"
+#include "iolab-migrate-wait.h"
 
 #define AQ 4096
 #define BLK_T_IN 0
@@ -108,21 +109,6 @@ static char *vdpa_mig_query_json(QTestState *qts)
 {
     return vdpa_mig_json(qtest_qmp(qts, "{'execute': 'query-vdpa-mgmt', "
                                    "'arguments': {'brief': true}}"));
-}
-
-/* query-migrate's status of @qts, or NULL (g_free it) */
-static char *vdpa_mig_status(QTestState *qts, char **json)
-{
-    QDict *rsp = qtest_qmp(qts, "{'execute': 'query-migrate'}");
-    QDict *ret = qdict_get_qdict(rsp, "return");
-    const char *st = ret ? qdict_get_try_str(ret, "status") : NULL;
-    char *out = g_strdup(st);
-
-    if (json && ret) {
-        *json = g_string_free(qobject_to_json(QOBJECT(ret)), false);
-    }
-    qobject_unref(rsp);
-    return out;
 }
 
 /* Create @n idle blk instances in batches; false if one was refused */
@@ -201,35 +187,33 @@ static void vdpa_mig_out(bool verified, uint32_t n, const char *migrate,
 static bool vdpa_mig_wait(QTestState *src, const char *until, int timeout,
                           char **json, const char **error)
 {
-    gint64 deadline = g_get_monotonic_time() + timeout * G_USEC_PER_SEC;
+    const char *const want[] = { until, NULL };
+    QDict *reply;
+    g_autofree char *st = iolab_migrate_wait(src, want,
+                                             (gint64)timeout *
+                                             G_USEC_PER_SEC,
+                                             &reply);
 
-    for (;;) {
-        g_autofree char *st = NULL;
-
-        g_free(*json);
-        *json = NULL;
-        st = vdpa_mig_status(src, json);
-        if (st && until && !strcmp(st, until)) {
-            return true;
-        }
-        if (st && (!strcmp(st, "completed") || !strcmp(st, "failed") ||
-                   !strcmp(st, "cancelled"))) {
-            if (strcmp(st, "completed")) {
-                *error = "migration failed";
-                return false;
-            }
-            if (until) {
-                *error = "migration completed before postcopy started";
-                return false;
-            }
-            return true;
-        }
-        if (g_get_monotonic_time() > deadline) {
-            *error = "migration did not complete in time";
+    g_free(*json);
+    *json = reply ? g_string_free(qobject_to_json(QOBJECT(reply)), false)
+                  : NULL;
+    qobject_unref(reply);
+    if (until && !strcmp(st, until)) {
+        return true;
+    }
+    if (!strcmp(st, "failed") || !strcmp(st, "cancelled")) {
+        *error = "migration failed";
+        return false;
+    }
+    if (!strcmp(st, "completed")) {
+        if (until) {
+            *error = "migration completed before postcopy started";
             return false;
         }
-        g_usleep(5000);
+        return true;
     }
+    *error = "migration did not complete in time";
+    return false;
 }
 
 int main(int argc, char **argv)

@@ -14,6 +14,7 @@
 #include "libqos/pci-pc.h"
 #include "libqos/malloc-pc.h"
 #include "vdpa-mgmt-aq.h"
+#include "iolab-migrate-wait.h"
 
 #define IMG_SIZE (1 * 1024 * 1024)
 #define BLK_T_IN 0
@@ -660,7 +661,6 @@ static void migrate_to(T *t, const char *dst_args)
     g_autofree char *args = g_strdup_printf("%s -incoming %s", dst_args,
                                             uri);
     QTestState *dst = qtest_init(args);
-    gint64 deadline;
     QDict *rsp;
     int devfn;
 
@@ -668,21 +668,7 @@ static void migrate_to(T *t, const char *dst_args)
                     "{'uri': %s}}", uri);
     g_assert(qdict_haskey(rsp, "return"));
     qobject_unref(rsp);
-    deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
-    for (;;) {
-        const char *st;
-
-        rsp = qtest_qmp(t->qts, "{'execute': 'query-migrate'}");
-        st = qdict_get_try_str(qdict_get_qdict(rsp, "return"), "status");
-        if (st && !strcmp(st, "completed")) {
-            qobject_unref(rsp);
-            break;
-        }
-        g_assert(!st || strcmp(st, "failed"));
-        qobject_unref(rsp);
-        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
-        g_usleep(10000);
-    }
+    iolab_migrate_wait_for(t->qts, "completed", 60 * G_USEC_PER_SEC);
     qtest_qmp_eventwait(dst, "RESUME");
 
     qtest_quit(t->qts);
@@ -1661,9 +1647,8 @@ static bool bs_load(T *t, BadStream *b, const char *field)
     g_autofree char *args = NULL;
     g_autofree char *err = NULL;
     g_autoptr(GError) gerr = NULL;
+    g_autofree char *st = NULL;
     QTestState *dst;
-    const char *st = NULL;
-    gint64 deadline;
     QDict *rsp;
     bool loaded;
 
@@ -1682,19 +1667,9 @@ static bool bs_load(T *t, BadStream *b, const char *field)
                     "{'uri': %s, 'exit-on-error': false}}", uri);
     g_assert(qdict_haskey(rsp, "return"));
     qobject_unref(rsp);
-    deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
-    for (;;) {
-        rsp = qtest_qmp(dst, "{'execute': 'query-migrate'}");
-        st = qdict_get_try_str(qdict_get_qdict(rsp, "return"), "status");
-        loaded = st && !strcmp(st, "completed");
-        if (loaded || (st && !strcmp(st, "failed"))) {
-            qobject_unref(rsp);
-            break;
-        }
-        qobject_unref(rsp);
-        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
-        g_usleep(10000);
-    }
+    st = iolab_migrate_wait_end(dst, 60 * G_USEC_PER_SEC);
+    g_assert_cmpstr(st, !=, "cancelled");   /* a load ends in the other two */
+    loaded = !strcmp(st, "completed");
     /* Alive, and answering: after a refusal nothing ran on bad state */
     query(dst, true, &rsp);
     qobject_unref(rsp);
@@ -1719,7 +1694,6 @@ static void test_migration_bad_stream(void)
     g_autofree gchar *saved = NULL;
     gsize saved_len;
     uint64_t data = guest_alloc(&t->alloc, 512);
-    gint64 deadline;
     VMRing r;
     uint32_t id;
     QDict *rsp;
@@ -1733,21 +1707,7 @@ static void test_migration_bad_stream(void)
                     "{'uri': %s}}", uri);
     g_assert(qdict_haskey(rsp, "return"));
     qobject_unref(rsp);
-    deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
-    for (;;) {
-        const char *st;
-
-        rsp = qtest_qmp(t->qts, "{'execute': 'query-migrate'}");
-        st = qdict_get_try_str(qdict_get_qdict(rsp, "return"), "status");
-        if (st && !strcmp(st, "completed")) {
-            qobject_unref(rsp);
-            break;
-        }
-        g_assert(!st || strcmp(st, "failed"));
-        qobject_unref(rsp);
-        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
-        g_usleep(10000);
-    }
+    iolab_migrate_wait_for(t->qts, "completed", 60 * G_USEC_PER_SEC);
     g_assert(g_file_get_contents(file, &saved, &saved_len, NULL));
     unlink(file);
     /*
@@ -1959,28 +1919,6 @@ static void test_slot_waiters_bounded(void)
     t_stop(t);
 }
 
-/* query-migrate's status on @qts, polled until it is not @from */
-static char *migrate_status_after(QTestState *qts, const char *from)
-{
-    gint64 deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
-
-    for (;;) {
-        QDict *rsp = qtest_qmp(qts, "{'execute': 'query-migrate'}");
-        const char *st = qdict_get_try_str(qdict_get_qdict(rsp, "return"),
-                                           "status");
-        char *ret = g_strdup(st ? st : "none");
-
-        qobject_unref(rsp);
-        if (strcmp(ret, from) && strcmp(ret, "none") &&
-            strcmp(ret, "setup")) {
-            return ret;
-        }
-        g_free(ret);
-        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
-        g_usleep(5000);
-    }
-}
-
 static void set_max_bandwidth(QTestState *qts, uint64_t bytes_per_s)
 {
     QDict *rsp = qtest_qmp(qts, "{'execute': 'migrate-set-parameters', "
@@ -2006,7 +1944,6 @@ static void test_migration_delta(void)
     g_autofree char *uri = g_strdup_printf("unix:%s/vdpa-delta-%d.sock",
                                            g_get_tmp_dir(), getpid());
     g_autofree char *args = NULL;
-    g_autofree char *st = NULL;
     uint64_t d0 = guest_alloc(&t->alloc, 4096);
     uint64_t d1 = guest_alloc(&t->alloc, 4096);
     uint8_t out0[4096], out1[4096], in[4096];
@@ -2042,8 +1979,7 @@ static void test_migration_delta(void)
     g_assert(qdict_haskey(reply, "return"));
     qobject_unref(reply);
     /* Active: past save_setup, which sent every instance */
-    st = migrate_status_after(src, "setup");
-    g_assert_cmpstr(st, ==, "active");
+    iolab_migrate_wait_for(src, "active", 60 * G_USEC_PER_SEC);
     info = query(src, true, &reply);
     g_assert_cmpint(qdict_get_int(info, "migration-precopy-instances"), ==,
                     3);
@@ -2058,15 +1994,7 @@ static void test_migration_delta(void)
                     BLK_S_OK);
 
     set_max_bandwidth(src, 1ULL << 30);
-    for (;;) {
-        g_free(st);
-        st = migrate_status_after(src, "active");
-        if (strcmp(st, "device") && strcmp(st, "pre-switchover")) {
-            break;
-        }
-        g_usleep(5000);
-    }
-    g_assert_cmpstr(st, ==, "completed");
+    iolab_migrate_wait_for(src, "completed", 60 * G_USEC_PER_SEC);
     info = query(src, true, &reply);
     /* i1, i2 (gone) and i4 at most, whether in an iteration or not */
     g_assert_cmpint(qdict_get_int(info, "migration-downtime-instances"), <=,

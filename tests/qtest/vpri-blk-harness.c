@@ -7,6 +7,7 @@
 #include "qemu/osdep.h"
 #include "qobject/qdict.h"
 #include "vpri-blk-harness.h"
+#include "iolab-migrate-wait.h"
 
 /* The page of guest memory that MSI-X messages are written to */
 #define MSI_PAGE            4096
@@ -208,24 +209,9 @@ void add_test(const char *path, void (*fn)(void))
 
 void ctx_migrate(Ctx *c, QTestState *dst, const char *uri)
 {
-    gint64 deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
-
     qtest_qmp_assert_success(c->qts, "{ 'execute': 'migrate', "
                              "'arguments': { 'uri': %s } }", uri);
-    for (;;) {
-        QDict *rsp = qtest_qmp(c->qts, "{ 'execute': 'query-migrate' }");
-        const char *st = qdict_get_try_str(qdict_get_qdict(rsp, "return"),
-                                           "status");
-        bool done = st && !strcmp(st, "completed");
-
-        g_assert(!st || strcmp(st, "failed"));
-        qobject_unref(rsp);
-        if (done) {
-            break;
-        }
-        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
-        g_usleep(10000);
-    }
+    iolab_migrate_wait_for(c->qts, "completed", 60 * G_USEC_PER_SEC);
     qtest_qmp_eventwait(dst, "RESUME");
     qtest_quit(c->qts);
     c->qts = dst;

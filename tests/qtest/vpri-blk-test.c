@@ -16,6 +16,7 @@
 #include "qobject/qlist.h"
 #include "hw/pci/pci_regs.h"
 #include "vpri-blk-harness.h"
+#include "iolab-migrate-wait.h"
 
 #define SERIAL              "iolab-vpri-0001"
 
@@ -1439,25 +1440,11 @@ static GByteArray *save_stream(Ctx *c, const char *path, size_t *queue0)
     uint8_t key[24];
     gsize len;
     GByteArray *s;
-    gint64 deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
 
     qtest_qmp_assert_success(c->qts, "{ 'execute': 'stop' }");
     qtest_qmp_assert_success(c->qts, "{ 'execute': 'migrate', "
                              "'arguments': { 'uri': %s } }", uri);
-    for (;;) {
-        QDict *rsp = qtest_qmp(c->qts, "{ 'execute': 'query-migrate' }");
-        const char *st = qdict_get_try_str(qdict_get_qdict(rsp, "return"),
-                                           "status");
-        bool done = st && !strcmp(st, "completed");
-
-        g_assert(!st || strcmp(st, "failed"));
-        qobject_unref(rsp);
-        if (done) {
-            break;
-        }
-        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
-        g_usleep(10000);
-    }
+    iolab_migrate_wait_for(c->qts, "completed", 60 * G_USEC_PER_SEC);
     g_assert(g_file_get_contents(path, &data, &len, NULL));
     s = g_byte_array_new();
     g_byte_array_append(s, (guint8 *)data, len);
@@ -1492,8 +1479,8 @@ static void load_stream(Ctx *c, GByteArray *stream, const char *path,
     g_autofree char *args = NULL;
     g_autofree char *uri = g_strdup_printf("file:%s", path);
     g_autofree gchar *text = NULL;
+    g_autofree char *st = NULL;
     QTestState *dst;
-    gint64 deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
 
     g_assert(g_file_set_contents(path, (gchar *)stream->data, stream->len,
                                  NULL));
@@ -1506,21 +1493,8 @@ static void load_stream(Ctx *c, GByteArray *stream, const char *path,
     qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
                              "'arguments': { 'uri': %s, "
                              "'exit-on-error': false } }", uri);
-    for (;;) {
-        QDict *rsp = qtest_qmp(dst, "{ 'execute': 'query-migrate' }");
-        const char *st = qdict_get_try_str(qdict_get_qdict(rsp, "return"),
-                                           "status");
-        bool failed = st && !strcmp(st, "failed");
-        bool done = st && !strcmp(st, "completed");
-
-        qobject_unref(rsp);
-        if (failed || done) {
-            g_assert_true(field ? failed : done);
-            break;
-        }
-        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
-        g_usleep(10000);
-    }
+    st = iolab_migrate_wait_end(dst, 60 * G_USEC_PER_SEC);
+    g_assert_cmpstr(st, ==, field ? "failed" : "completed");
     qtest_quit(dst);
     g_assert(g_file_get_contents(err, &text, NULL, NULL));
     g_test_message("destination said: %s", text);

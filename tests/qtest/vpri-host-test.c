@@ -10,6 +10,7 @@
 #include "libqtest.h"
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
+#include "iolab-migrate-wait.h"
 
 #define GUEST_MIB 128
 #define PAGE 4096
@@ -378,27 +379,6 @@ static void test_object_add(void)
     qtest_quit(qts);
 }
 
-/* The status of the outgoing migration, once it is @want. */
-static void migration_reaches(QTestState *qts, const char *want)
-{
-    gint64 deadline = g_get_monotonic_time() + 120 * G_USEC_PER_SEC;
-
-    for (;;) {
-        QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-migrate' }");
-        const char *st = qdict_get_try_str(qdict_get_qdict(rsp, "return"),
-                                           "status");
-        bool done = st && !strcmp(st, want);
-
-        g_assert_cmpstr(st ? st : "", !=, "failed");
-        qobject_unref(rsp);
-        if (done) {
-            return;
-        }
-        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
-        g_usleep(10000);
-    }
-}
-
 /*
  * Issue 17, source side: a migration sends evicted pages from the swap
  * store (patches/0013) instead of faulting them back in, so the source's
@@ -448,7 +428,7 @@ static void test_migrate_evicted(void)
                              " 'arguments': { 'uri': %s } }", uri);
     qtest_qmp_assert_success(src, "{ 'execute': 'migrate',"
                              " 'arguments': { 'uri': %s } }", uri);
-    migration_reaches(src, "pre-switchover");
+    iolab_migrate_wait_for(src, "pre-switchover", 120 * G_USEC_PER_SEC);
 
     rss_sent = qemu_rss_kib(src);
     h = host_info(src);
@@ -472,7 +452,7 @@ static void test_migrate_evicted(void)
     fill_pattern_flip(src, base, rewrite, 0xff);
     qtest_qmp_assert_success(src, "{ 'execute': 'migrate-continue',"
                              " 'arguments': { 'state': 'pre-switchover' } }");
-    migration_reaches(src, "completed");
+    iolab_migrate_wait_for(src, "completed", 120 * G_USEC_PER_SEC);
     qtest_qmp_eventwait(dst, "RESUME");
 
     rss_end = qemu_rss_kib(src);

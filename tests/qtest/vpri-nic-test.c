@@ -30,6 +30,7 @@
 #include "qobject/qlist.h"
 #include "qobject/qnum.h"
 #include "vpri-blk-harness.h"
+#include "iolab-migrate-wait.h"
 
 #define VIRTIO_NET_MODERN   0x1041
 #define RAM_MB              256
@@ -957,26 +958,6 @@ static uint64_t postcopy_requests(Nic *n)
     return v;
 }
 
-static void wait_migration(QTestState *qts, const char *want)
-{
-    gint64 deadline = g_get_monotonic_time() + WAIT_US;
-
-    for (;;) {
-        QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-migrate' }");
-        const char *st = qdict_get_try_str(qdict_get_qdict(rsp, "return"),
-                                           "status");
-        bool done = st && !strcmp(st, want);
-
-        g_assert(!st || strcmp(st, "failed"));
-        qobject_unref(rsp);
-        if (done) {
-            return;
-        }
-        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
-        g_usleep(10000);
-    }
-}
-
 /*
  * vpri-nic on a postcopy destination: its receive buffers and a frame to
  * transmit are on pages only the source has.  Each DMA to one faults on
@@ -1035,7 +1016,7 @@ static void postcopy_case(bool drop)
                              "{ 'uri': %s } }", uri);
     qtest_qmp_assert_success(src, "{ 'execute': 'migrate-start-postcopy' }");
     qtest_qmp_eventwait(dst, "RESUME");
-    wait_migration(src, "postcopy-active");
+    iolab_migrate_wait_for(src, "postcopy-active", WAIT_US);
     /* The driver goes on with the destination and its wire */
     n->c->qts = dst;
     n->c->bus->qts = dst;
@@ -1097,7 +1078,7 @@ static void postcopy_case(bool drop)
 
     qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters', "
                              "'arguments': { 'max-postcopy-bandwidth': 0 } }");
-    wait_migration(src, "completed");
+    iolab_migrate_wait_for(src, "completed", WAIT_US);
     qtest_quit(src);
     assert_running(n->c);
     nic_stop(n);

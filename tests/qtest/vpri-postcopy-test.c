@@ -19,6 +19,7 @@
 #include "qobject/qnum.h"
 #include "vpri-blk-harness.h"
 #include "vdpa-mgmt-aq.h"
+#include "iolab-migrate-wait.h"
 
 #define GUEST_MIB 64
 
@@ -150,27 +151,6 @@ static void test_destination_capability(void)
     files_free(&f);
 }
 
-/* The migration's status, once it is one of @a or @b. */
-static char *migration_settles(QTestState *qts, const char *a, const char *b)
-{
-    gint64 deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
-
-    for (;;) {
-        QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-migrate' }");
-        const char *st = qdict_get_try_str(qdict_get_qdict(rsp, "return"),
-                                           "status");
-        char *ret = st && (!strcmp(st, a) || !strcmp(st, b)) ?
-                    g_strdup(st) : NULL;
-
-        qobject_unref(rsp);
-        if (ret) {
-            return ret;
-        }
-        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
-        g_usleep(10000);
-    }
-}
-
 /*
  * The capability set on the command line (-global) is checked before
  * devices exist, so it passes; the destination's host refuses the
@@ -196,11 +176,11 @@ static void test_destination_advice(void)
     g_assert_true(postcopy_cap(src));
     qtest_qmp_assert_success(src, "{ 'execute': 'migrate', 'arguments': "
                              "{ 'uri': %s } }", uri);
-    st = migration_settles(src, "failed", "completed");
+    st = iolab_migrate_wait_end(src, 60 * G_USEC_PER_SEC);
     g_assert_cmpstr(st, ==, "failed");
     assert_status(src, "running");
     g_free(st);
-    st = migration_settles(dst, "failed", "completed");
+    st = iolab_migrate_wait_end(dst, 60 * G_USEC_PER_SEC);
     g_assert_cmpstr(st, ==, "failed");
     qtest_quit(src);
     qtest_quit(dst);
@@ -407,26 +387,6 @@ static void set_hold_faults(QTestState *qts, bool on)
                              on);
 }
 
-static void migration_wait(QTestState *qts, const char *want)
-{
-    gint64 deadline = g_get_monotonic_time() + WAIT_US;
-
-    for (;;) {
-        QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-migrate' }");
-        const char *st = qdict_get_try_str(qdict_get_qdict(rsp, "return"),
-                                           "status");
-        bool done = st && !strcmp(st, want);
-
-        g_assert(!st || strcmp(st, "failed"));
-        qobject_unref(rsp);
-        if (done) {
-            return;
-        }
-        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
-        g_usleep(10000);
-    }
-}
-
 static uint64_t reclaim(QTestState *qts, uint64_t pages)
 {
     QDict *rsp = qtest_qmp(qts, "{ 'execute': 'vpri-reclaim', 'arguments': "
@@ -485,7 +445,7 @@ static void postcopy_start_slow(QTestState *src, QTestState *dst,
                              "{ 'uri': %s } }", uri);
     qtest_qmp_assert_success(src, "{ 'execute': 'migrate-start-postcopy' }");
     qtest_qmp_eventwait(dst, "RESUME");
-    migration_wait(src, "postcopy-active");
+    iolab_migrate_wait_for(src, "postcopy-active", WAIT_US);
 }
 
 /* Bring [@addr, @addr + @len) over now, by a read as a vCPU's would */
@@ -678,7 +638,7 @@ static void check_blk_device_fault(bool preempt)
     /* Let the rest come; then the host has guest RAM back */
     qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters', "
                              "'arguments': { 'max-postcopy-bandwidth': 0 } }");
-    migration_wait(src, "completed");
+    iolab_migrate_wait_for(src, "completed", WAIT_US);
     qtest_quit(src);
     assert_postcopy_state(dst, "done");
     g_assert_cmpuint(postcopy_u64(dst, "received"), >, 0);
@@ -713,7 +673,7 @@ static void test_blk_connection_breaks(void)
     /* Queue 0 waits for its page: it is asked for, never sent */
     hold_queue0_fault(c, dst, &w0);
     qtest_qmp_assert_success(src, "{ 'execute': 'migrate-pause' }");
-    migration_wait(dst, "postcopy-paused");
+    iolab_migrate_wait_for(dst, "postcopy-paused", WAIT_US);
     set_hold_faults(dst, false);
     deadline = g_get_monotonic_time() + WAIT_US;
     while (postcopy_u64(dst, "waiting") == 0) {
@@ -800,8 +760,8 @@ static void recover_breaks_again(QTestState *src, QTestState *dst,
                              "'arguments': { 'uri': 'fd:fd-broken' } }");
     qtest_qmp_assert_success(src, "{ 'execute': 'migrate', 'arguments': "
                              "{ 'uri': 'fd:fd-broken', 'resume': true } }");
-    migration_wait(src, "postcopy-recover");
-    migration_wait(dst, "postcopy-recover");
+    iolab_migrate_wait_for(src, "postcopy-recover", WAIT_US);
+    iolab_migrate_wait_for(dst, "postcopy-recover", WAIT_US);
 
     /* The device faults while the destination recovers: it waits */
     set_hold_faults(dst, false);
@@ -816,9 +776,9 @@ static void recover_breaks_again(QTestState *src, QTestState *dst,
 
     /* The second break, on both sides */
     qtest_qmp_assert_success(src, "{ 'execute': 'migrate-pause' }");
-    migration_wait(src, "postcopy-paused");
+    iolab_migrate_wait_for(src, "postcopy-paused", WAIT_US);
     qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-pause' }");
-    migration_wait(dst, "postcopy-paused");
+    iolab_migrate_wait_for(dst, "postcopy-paused", WAIT_US);
     wait_postcopy_state(dst, "paused");
     g_assert_cmpuint(postcopy_u64(dst, "waiting"), ==, 1);
     g_assert_cmpuint(postcopy_u64(dst, "device-requests"), ==, requests);
@@ -879,8 +839,8 @@ static void check_blk_recover(RecoverCase how)
     blk_write_prepare(c, &w1, queue(c, 1), 64, near_buf);
     hold_queue0_fault(c, dst, &w0);
     qtest_qmp_assert_success(src, "{ 'execute': 'migrate-pause' }");
-    migration_wait(dst, "postcopy-paused");
-    migration_wait(src, "postcopy-paused");
+    iolab_migrate_wait_for(dst, "postcopy-paused", WAIT_US);
+    iolab_migrate_wait_for(src, "postcopy-paused", WAIT_US);
     /* QEMU tells the host just after it says postcopy-paused */
     wait_postcopy_state(dst, "paused");
     requests = postcopy_u64(dst, "device-requests");
@@ -912,7 +872,7 @@ static void check_blk_recover(RecoverCase how)
                              "'arguments': { 'uri': %s } }", uri2);
     qtest_qmp_assert_success(src, "{ 'execute': 'migrate', 'arguments': "
                              "{ 'uri': %s, 'resume': true } }", uri2);
-    migration_wait(dst, "postcopy-active");
+    iolab_migrate_wait_for(dst, "postcopy-active", WAIT_US);
     /* Asked for again, not brought by the background stream (FAR_FENCE) */
     blk_write_done_within(c, &w0, RESUMED_US);
     check_image(c, 0, far);
@@ -926,9 +886,9 @@ static void check_blk_recover(RecoverCase how)
     /* The rest comes; the source's page is intact here, as is queue 1's */
     qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters', "
                              "'arguments': { 'max-postcopy-bandwidth': 0 } }");
-    migration_wait(src, "completed");
+    iolab_migrate_wait_for(src, "completed", WAIT_US);
     qtest_quit(src);
-    migration_wait(dst, "completed");
+    iolab_migrate_wait_for(dst, "completed", WAIT_US);
     assert_postcopy_state(dst, "done");
     qtest_memread(dst, FAR_GPA, got, PAGE);
     g_assert_cmpmem(got, PAGE, far, PAGE);
@@ -1070,7 +1030,7 @@ static void check_blk_prefetch(bool prefetch)
 
     qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters', "
                              "'arguments': { 'max-postcopy-bandwidth': 0 } }");
-    migration_wait(src, "completed");
+    iolab_migrate_wait_for(src, "completed", WAIT_US);
     qtest_quit(src);
     assert_postcopy_state(dst, "done");
     ctx_stop(c);
@@ -1178,7 +1138,7 @@ static void check_blk_pins_prefetch(bool prefetch)
 
     qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters', "
                              "'arguments': { 'max-postcopy-bandwidth': 0 } }");
-    migration_wait(src, "completed");
+    iolab_migrate_wait_for(src, "completed", WAIT_US);
     qtest_quit(src);
     assert_postcopy_state(dst, "done");
     ctx_stop(c);
@@ -1235,7 +1195,7 @@ static void test_blk_precopy_advised(void)
                              "'arguments': { 'uri': %s } }", uri);
     qtest_qmp_assert_success(src, "{ 'execute': 'migrate', 'arguments': "
                              "{ 'uri': %s } }", uri);
-    migration_wait(src, "completed");
+    iolab_migrate_wait_for(src, "completed", WAIT_US);
     qtest_qmp_eventwait(dst, "RESUME");
     qtest_quit(src);
     c->qts = dst;
@@ -1337,10 +1297,10 @@ static void vdpa_pc_finish(VdpaPc *v)
 {
     qtest_qmp_assert_success(v->src, "{ 'execute': 'migrate-set-parameters', "
                              "'arguments': { 'max-postcopy-bandwidth': 0 } }");
-    migration_wait(v->src, "completed");
+    iolab_migrate_wait_for(v->src, "completed", WAIT_US);
     qtest_quit(v->src);
     /* The destination completes after the host has heard postcopy end */
-    migration_wait(v->dst, "completed");
+    iolab_migrate_wait_for(v->dst, "completed", WAIT_US);
     assert_postcopy_state(v->dst, "done");
     g_assert_cmpuint(postcopy_u64(v->dst, "failed"), ==, 0);
     vm_close(v->a);

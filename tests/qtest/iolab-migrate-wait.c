@@ -1,0 +1,90 @@
+/*
+ * Waiting for a migration's status: see iolab-migrate-wait.h.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "iolab-migrate-wait.h"
+
+/*
+ * Poll every 2 ms for the first 100 ms, then every 10 ms.  mig-mutator
+ * loads thousands of streams that each end within milliseconds, so a
+ * coarse poll would be most of its run time; the qtests' migrations run
+ * for seconds, where polling at 500 Hz would only take the BQL from the
+ * vCPU and migration threads more often.
+ */
+#define IOLAB_MIGRATE_POLL_FAST_US      2000
+#define IOLAB_MIGRATE_POLL_SLOW_US      10000
+#define IOLAB_MIGRATE_FAST_FOR_US       (100 * 1000)
+
+static bool iolab_migrate_is_one_of(const char *status,
+                                    const char *const *list)
+{
+    for (; list && *list; list++) {
+        if (!strcmp(status, *list)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool iolab_migrate_is_end(const char *status)
+{
+    static const char *const ends[] = {
+        "completed", "failed", "cancelled", NULL
+    };
+
+    return iolab_migrate_is_one_of(status, ends);
+}
+
+char *iolab_migrate_wait(QTestState *qts, const char *const *until,
+                         gint64 timeout_us, QDict **reply)
+{
+    gint64 start = g_get_monotonic_time();
+
+    if (reply) {
+        *reply = NULL;
+    }
+    for (;;) {
+        QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-migrate' }");
+        QDict *ret = qdict_get_qdict(rsp, "return");
+        const char *st = ret ? qdict_get_try_str(ret, "status") : NULL;
+        char *status = g_strdup(st ?: "none");
+        gint64 waited = g_get_monotonic_time() - start;
+
+        if (reply) {
+            qobject_unref(*reply);
+            *reply = ret ? qobject_ref(ret) : NULL;
+        }
+        qobject_unref(rsp);
+        if (iolab_migrate_is_one_of(status, until) ||
+            iolab_migrate_is_end(status) || waited > timeout_us) {
+            return status;
+        }
+        g_free(status);
+        g_usleep(waited < IOLAB_MIGRATE_FAST_FOR_US
+                 ? IOLAB_MIGRATE_POLL_FAST_US : IOLAB_MIGRATE_POLL_SLOW_US);
+    }
+}
+
+void iolab_migrate_wait_for(QTestState *qts, const char *want,
+                            gint64 timeout_us)
+{
+    const char *const until[] = { want, NULL };
+    g_autofree char *status = iolab_migrate_wait(qts, until, timeout_us,
+                                                  NULL);
+
+    g_assert_cmpstr(status, ==, want);
+}
+
+char *iolab_migrate_wait_end(QTestState *qts, gint64 timeout_us)
+{
+    char *status = iolab_migrate_wait(qts, NULL, timeout_us, NULL);
+
+    if (!iolab_migrate_is_end(status)) {
+        g_error("the migration did not end within %" PRId64 " ms: it is '%s'",
+                timeout_us / 1000, status);
+    }
+    return status;
+}
