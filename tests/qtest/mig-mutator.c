@@ -33,6 +33,8 @@
  *                    every field group once (buffers by their size);
  *                    mutants past the first round stack up to
  *                    MIG_MUTATION_MAX_EDITS edits (mig-stream.h)
+ *   MUTATOR_STACKED  with MUTATOR_COUNT 0: this many mutants more, past
+ *                    the round, so stacked (default 0)
  *   MUTATOR_FIRST    index of the first mutant (default 0)
  *   MUTATOR_JOBS     children at once, 1 to MUT_SLOTS (default 2); a
  *                    job mostly waits for its QEMU, so more jobs than
@@ -76,6 +78,7 @@ static const MutScenario *const mut_scenarios[] = {
 
 typedef struct MutOpts {
     uint64_t seed, count, first;
+    uint64_t stacked;       /* with count 0: this many past the round */
     int jobs;
     int timeout_s;
     bool fork;              /* fork templates, not start a QEMU per mutant */
@@ -155,6 +158,7 @@ static void mut_opts_init(MutOpts *o)
     o->seed = mut_env_u64("MUTATOR_SEED", 1);
     o->count = mut_env_u64("MUTATOR_COUNT", 0);
     o->first = mut_env_u64("MUTATOR_FIRST", 0);
+    o->stacked = mut_env_u64("MUTATOR_STACKED", 0);
     o->jobs = CLAMP(mut_env_u64("MUTATOR_JOBS", 2), 1, MUT_SLOTS);
     o->timeout_s = mut_env_u64("MUTATOR_TIMEOUT", 30);
     o->fork = mut_env_u64("MUTATOR_FORK", 1);
@@ -1073,7 +1077,7 @@ static MutStats mut_run_scenario(const MutOpts *o, const MutScenario *sc)
               SELFTEST_NONE, NULL);
     next = o->first;
     end = o->load || (o->save && *o->save) ? o->first :
-          o->first + (o->count ? o->count : s->slots->len);
+          o->first + (o->count ? o->count : s->slots->len + o->stacked);
     while (done < end - o->first + 1) {
         bool idle = true;
 
@@ -1150,8 +1154,9 @@ int main(int argc, char **argv)
         }
     }
     printf("mutator: seed %" PRIu64 ", %" PRIu64 " mutants per scenario "
-           "(0: one round) from #%" PRIu64 ", %d jobs, %d s timeout, %s\n",
-           o.seed, o.count, o.first, o.jobs, o.timeout_s,
+           "(0: one round and %" PRIu64 " stacked) from #%" PRIu64
+           ", %d jobs, %d s timeout, %s\n",
+           o.seed, o.count, o.stacked, o.first, o.jobs, o.timeout_s,
            o.fork ? "fork mode (a template per job slot)" :
                     "a QEMU per mutant (MUTATOR_FORK=0)");
     for (size_t k = 0; k < G_N_ELEMENTS(mut_scenarios); k++) {
