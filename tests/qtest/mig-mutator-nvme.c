@@ -18,7 +18,6 @@
 
 #define NVME_VID            0x1b36
 #define NVME_DID            0x0115
-#define NVME_TOUCH_US       (2 * G_USEC_PER_SEC)
 #define NVME_CSTS_CFS       0x2
 
 typedef struct NvmeDrv {
@@ -112,7 +111,7 @@ static MutTouch nvmex_mut_touch(MutRun *r)
     nvmex_mut_read(v, 2, 0);
     nx_ring(v->d, 2);
     for (uint16_t q = 0; q < 3; q++) {
-        answered |= nx_reap(v->d, q, &e, NVME_TOUCH_US / 3);
+        answered |= nx_reap(v->d, q, &e, r->touch_us / 3);
     }
     if (nx_rd32(v->d, NX_CSTS) & NVME_CSTS_CFS) {
         return TOUCH_ERROR_STATE;
@@ -249,8 +248,8 @@ static MutTouch nvmex_mgmt_mut_touch(MutRun *r)
     nx_cmd_dw(&c, 10, 7);
     nx_queue(v->a, 1, &c);
     nx_ring(v->a, 1);
-    answered |= nx_reap(v->m, 0, &e, NVME_TOUCH_US / 2);
-    answered |= nx_reap(v->a, 1, &e, NVME_TOUCH_US / 2);
+    answered |= nx_reap(v->m, 0, &e, r->touch_us / 2);
+    answered |= nx_reap(v->a, 1, &e, r->touch_us / 2);
     if ((nx_rd32(v->m, NX_CSTS) | nx_rd32(v->a, NX_CSTS)) &
         NVME_CSTS_CFS) {
         return TOUCH_ERROR_STATE;

@@ -20,7 +20,6 @@
 
 #define VDPA_RAM_MB         32
 #define VDPA_AQ_SIZE        16
-#define VDPA_TOUCH_US       (2 * G_USEC_PER_SEC)
 #define VDPA_BLK_T_IN       0
 #define VDPA_BLK_T_OUT      1
 
@@ -62,10 +61,11 @@ static void vdpa_attach(MutRun *r, QTestState *dst)
  * One admin command, without assertions: write the entry at the
  * driver's tail, ring, wait for a completion.  Returns whether one came.
  */
-static bool vdpa_admin_try(VMAdmin *a, VdpaCmd *c, uint16_t *status)
+static bool vdpa_admin_try(VMAdmin *a, VdpaCmd *c, uint16_t *status,
+                           gint64 wait_us)
 {
     uint8_t sqe[VDPA_SQE_SIZE], cqe[VDPA_CQE_SIZE];
-    gint64 deadline = g_get_monotonic_time() + VDPA_TOUCH_US;
+    gint64 deadline = g_get_monotonic_time() + wait_us;
 
     c->cid = a->cid++;
     vdpa_cmd_encode(c, sqe);
@@ -154,15 +154,15 @@ static MutTouch vdpa_touch_common(MutRun *r, void (*kick)(VdpaDrv *v))
 
         c.buf_addr = v->a->buf;
         c.buf_len = VDPA_QUERY_SIZE;
-        aq_alive = vdpa_admin_try(v->a, &c, &status);
+        aq_alive = vdpa_admin_try(v->a, &c, &status, r->touch_us);
         if (aq_alive) {
             c = vm_cmd_new(v->a, VDPA_OP_RESUME, v->inst[i]);
-            aq_alive = vdpa_admin_try(v->a, &c, &status);
+            aq_alive = vdpa_admin_try(v->a, &c, &status, r->touch_us);
         }
         answered |= aq_alive;
     }
     kick(v);
-    answered |= mut_poll(r->qts, VDPA_TOUCH_US, vdpa_changed, &w);
+    answered |= mut_poll(r->qts, r->touch_us, vdpa_changed, &w);
     if (vm_reg_read(v->a, VDPA_REG_STATUS) & VDPA_STATUS_FATAL) {
         return TOUCH_ERROR_STATE;
     }

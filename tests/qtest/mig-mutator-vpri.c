@@ -20,7 +20,6 @@
 #define VPRI_PAGE           4096
 #define VPRI_WAIT_US        (5 * G_USEC_PER_SEC)
 /* How long a touch waits for the device to show anything */
-#define VPRI_TOUCH_US       (2 * G_USEC_PER_SEC)
 
 #define VIRTIO_NET_MODERN   0x1041
 #define NET_F_MAC           5
@@ -195,10 +194,10 @@ static bool vpri_changed(void *opaque)
     return false;
 }
 
-static MutTouch vpri_verdict(VpriWatch *w)
+static MutTouch vpri_verdict(MutRun *r, VpriWatch *w)
 {
     VpriDrv *v = w->v;
-    bool changed = mut_poll(v->d->qts, VPRI_TOUCH_US, vpri_changed, w);
+    bool changed = mut_poll(v->d->qts, r->touch_us, vpri_changed, w);
 
     if (vv_get_status(v->d) & (VV_S_NEEDS_RESET | VV_S_FAILED)) {
         return TOUCH_ERROR_STATE;
@@ -310,7 +309,7 @@ static MutTouch vpri_blk_touch(MutRun *r)
             vv_queue_kick(q);
         }
     }
-    return vpri_verdict(&w);
+    return vpri_verdict(r, &w);
 }
 
 static const char *const vpri_blk_sections[] = { "/vpri-blk", NULL };
@@ -442,7 +441,7 @@ static MutTouch vpri_nic_touch(MutRun *r)
         vpri_nic_tx(v, v->scratch, 60);
         vv_queue_kick(tx);
     }
-    return vpri_verdict(&w);
+    return vpri_verdict(r, &w);
 }
 
 static const char *const vpri_nic_sections[] = { "/vpri-nic", NULL };

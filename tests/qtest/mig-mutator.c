@@ -40,6 +40,9 @@
  *                    job mostly waits for its QEMU, so more jobs than
  *                    cores pay (docs/fuzzing.rst)
  *   MUTATOR_TIMEOUT  seconds per mutant before it counts as a hang (30)
+ *   MUTATOR_TOUCH_MS how long a mutant's touch waits for the device to
+ *                    answer before it counts as silent (500; the
+ *                    control always gets MUT_TOUCH_CONTROL_US)
  *   MUTATOR_FORK     1 (default): fork a template per mutant; 0: start
  *                    a QEMU per mutant
  *   MUTATOR_SELFTEST 1 (default): per scenario, check that a QEMU killed
@@ -81,6 +84,7 @@ typedef struct MutOpts {
     uint64_t stacked;       /* with count 0: this many past the round */
     int jobs;
     int timeout_s;
+    gint64 touch_us;        /* a mutant's touch wait (MutRun.touch_us) */
     bool fork;              /* fork templates, not start a QEMU per mutant */
     bool self_test;         /* check that the verdicts can fail */
     char *out;
@@ -161,6 +165,8 @@ static void mut_opts_init(MutOpts *o)
     o->stacked = mut_env_u64("MUTATOR_STACKED", 0);
     o->jobs = CLAMP(mut_env_u64("MUTATOR_JOBS", 2), 1, MUT_SLOTS);
     o->timeout_s = mut_env_u64("MUTATOR_TIMEOUT", 30);
+    o->touch_us = MIN(mut_env_u64("MUTATOR_TOUCH_MS", 500) * 1000,
+                      MUT_TOUCH_CONTROL_US);
     o->fork = mut_env_u64("MUTATOR_FORK", 1);
     o->self_test = mut_env_u64("MUTATOR_SELFTEST", 1);
     o->out = g_strdup(g_getenv("MUTATOR_OUT") ?: "mutator-failures");
@@ -811,6 +817,8 @@ static void mut_spawn(const MutOpts *o, MutRun *r, const MigStream *s,
     j->index = index;
     j->self_test = self_test;
     j->control = whole_file && !o->load && !self_test;
+    /* The child inherits it */
+    r->touch_us = j->control ? MUT_TOUCH_CONTROL_US : o->touch_us;
     if (whole_file) {
         j->mutant = g_strdup_printf("%s/whole.mig", r->dir);
         j->log = g_strdup_printf("%s/whole.log", r->dir);

@@ -43,7 +43,17 @@ typedef struct MutRun {
      */
     int slot;
     int net_sock[MUT_SLOTS], net_peer[MUT_SLOTS];
+    /*
+     * How long a touch waits for the device to answer: the control's
+     * full MUT_TOUCH_CONTROL_US (the unmutated stream must answer, even
+     * on a loaded machine), a mutant's MUTATOR_TOUCH_MS.  A device that
+     * does not answer is waited for with the qtest clock stepped in a
+     * busy loop, so this wait is the price of every silent mutant.
+     */
+    gint64 touch_us;
 } MutRun;
+
+#define MUT_TOUCH_CONTROL_US    (2 * G_USEC_PER_SEC)
 
 struct MutScenario {
     const char *name;           /* "vpri-blk", "vdpa-net", ... */
