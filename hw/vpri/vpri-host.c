@@ -984,7 +984,7 @@ static void vpri_host_class_init(ObjectClass *oc, void *data)
                                   vpri_host_set_swap_file);
     object_class_property_set_description(oc, "swap-file",
         "file that holds evicted guest pages (default: an unlinked file "
-        "in the run directory); fixed at creation");
+        "in the temporary directory, $TMPDIR or /tmp); fixed at creation");
     object_class_property_add_str(oc, "pin-policy", vpri_host_get_pin_policy,
                                   vpri_host_set_pin_policy);
     object_class_property_set_description(oc, "pin-policy",
