@@ -703,9 +703,10 @@ static void vpri_nic_realize(PCIDevice *pci, Error **errp)
      * Counted in unsigned int: 2 * 32768 + 1 queues would wrap a uint16_t
      * back to a small number and pass the check.
      */
-    pairs = MAX(MAX(s->queues_prop, s->conf.peers.queues), 1);
+    pairs = s->queues_prop ? MAX(s->queues_prop, s->conf.peers.queues) : 0;
     nq = 2 * pairs + 1;
-    if (nq > VPRI_VPCI_MAX_QUEUES) {
+    /* A NIC without a queue pair cannot work: 0 is no shorthand for 1. */
+    if (!pairs || nq > VPRI_VPCI_MAX_QUEUES) {
         error_setg(errp, "vpri-nic: queues must be 1..%u, not %u",
                    (VPRI_VPCI_MAX_QUEUES - 1) / 2, pairs);
         return;

@@ -1133,11 +1133,14 @@ static void armed_case(const char *policy)
 /*
  * Queue counts the transport cannot hold are refused at realize, with the
  * property named; 32768 pairs once wrapped to 1 queue in 16 bits
- * (2 * 32768 + 1) and passed the 64-queue check.
+ * (2 * 32768 + 1) and passed the 64-queue check, and 0 pairs was quietly
+ * taken as 1.
  */
 static void test_bad_queues(void)
 {
     const char *cases[][2] = {
+        /* 0 was taken as 1, silently */
+        { "queues=0", "queues must be 1..31, not 0" },
         { "queues=32", "queues must be 1..31, not 32" },
         { "queues=32768", "queues must be 1..31, not 32768" },
         { "queues=65535", "queues must be 1..31, not 65535" },
