@@ -741,6 +741,11 @@ bool vpri_residency_pin_page(VpriResidency *r, uint64_t page, bool pin)
     return ok;
 }
 
+/*
+ * The RAM pages of [@gpa, @gpa + @len) are those from the page of its
+ * first byte to the page of its last: both must be guest RAM, and a hole
+ * between them (the PCI hole) holds no RAM pages.
+ */
 int vpri_residency_pin_range(VpriResidency *r, uint64_t gpa, uint64_t len,
                              bool pin, Error **errp)
 {
@@ -750,8 +755,17 @@ int vpri_residency_pin_range(VpriResidency *r, uint64_t gpa, uint64_t len,
         error_setg(errp, "vpri-host '%s' has no guest RAM", r->owner);
         return -ENODEV;
     }
-    if (!len || !vpri_residency_gpa_to_page(r, gpa, &first) ||
-        !vpri_residency_gpa_to_page(r, gpa + len - 1, &last) ||
+    if (!len) {
+        error_setg(errp, "'size' must not be 0");
+        return -EINVAL;
+    }
+    if (len - 1 > UINT64_MAX - gpa) {
+        error_setg(errp, "'size' 0x%" PRIx64 " from 'addr' 0x%" PRIx64
+                   " runs past the end of the address space", len, gpa);
+        return -EINVAL;
+    }
+    if (!vpri_residency_gpa_to_page(r, gpa, &first) ||
+        !vpri_residency_gpa_to_page(r, gpa + (len - 1), &last) ||
         last < first) {
         error_setg(errp, "range 0x%" PRIx64 "+0x%" PRIx64
                    " is not guest RAM", gpa, len);

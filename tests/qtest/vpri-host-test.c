@@ -218,7 +218,7 @@ static void test_errors(void)
     assert_error(qts, "not guest RAM", "{ 'execute': 'vpri-pin',"
                  " 'arguments': { 'host': 'vh0', 'addr': %" PRIu64 ","
                  " 'size': 4096 } }", (uint64_t)1 << 40);
-    assert_error(qts, "not guest RAM", "{ 'execute': 'vpri-pin',"
+    assert_error(qts, "'size' must not be 0", "{ 'execute': 'vpri-pin',"
                  " 'arguments': { 'host': 'vh0', 'addr': 0, 'size': 0 } }");
     qtest_quit(qts);
 
@@ -226,6 +226,37 @@ static void test_errors(void)
     qts = qtest_init("-M none -object vpri-host,id=vh0");
     assert_error(qts, "has no guest RAM", "{ 'execute': 'vpri-reclaim',"
                  " 'arguments': { 'host': 'vh0', 'percent': 10 } }");
+    qtest_quit(qts);
+}
+
+/*
+ * Issue 13: the end of a range was computed as addr + size - 1 in 64
+ * bits, so a size that wraps around the address space landed back in
+ * RAM: addr 0x1800 with size 0xffffffffffffff00 ended at 0x16ff and
+ * pinned page 1 alone.  Refused now, naming the argument, and nothing is
+ * pinned; so is a range whose end is past guest RAM.
+ */
+static void test_pin_bad_range(void)
+{
+    QTestState *qts = qtest_initf("-M q35 -m %d -nodefaults "
+                                  "-object vpri-host,id=vh0", GUEST_MIB);
+    QDict *h;
+
+    assert_error(qts, "'size' 0xffffffffffffff00 from 'addr' 0x1800 runs "
+                 "past the end of the address space",
+                 "{ 'execute': 'vpri-pin', 'arguments': { 'host': 'vh0',"
+                 " 'addr': 6144, 'size': %" PRIu64 " } }",
+                 UINT64_C(0xffffffffffffff00));
+    assert_error(qts, "'size' 0xffffffffffffffff from 'addr' 0x1000 runs",
+                 "{ 'execute': 'vpri-unpin', 'arguments': { 'host': 'vh0',"
+                 " 'addr': 4096, 'size': %" PRIu64 " } }", UINT64_MAX);
+    assert_error(qts, "is not guest RAM",
+                 "{ 'execute': 'vpri-pin', 'arguments': { 'host': 'vh0',"
+                 " 'addr': %" PRIu64 ", 'size': %d } }",
+                 (uint64_t)GUEST_MIB * MiB - PAGE, 2 * PAGE);
+    h = host_info(qts);
+    g_assert_cmpint(qdict_get_int(h, "pinned-pages"), ==, 0);
+    qobject_unref(h);
     qtest_quit(qts);
 }
 
@@ -485,6 +516,7 @@ int main(int argc, char **argv)
     qtest_add_func("/iolab/vpri-host/migrate-evicted", test_migrate_evicted);
     qtest_add_func("/iolab/vpri-host/pin", test_pin);
     qtest_add_func("/iolab/vpri-host/errors", test_errors);
+    qtest_add_func("/iolab/vpri-host/pin-bad-range", test_pin_bad_range);
     qtest_add_func("/iolab/vpri-host/bad-properties", test_bad_properties);
     qtest_add_func("/iolab/vpri-host/fixed-after-creation",
                    test_fixed_after_creation);
