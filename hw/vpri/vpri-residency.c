@@ -741,6 +741,28 @@ bool vpri_residency_pin_page(VpriResidency *r, uint64_t page, bool pin)
     return ok;
 }
 
+/* Pin or unpin RAM page @page for vpri_residency_pin_range(). */
+static int vpri_res_pin_one(VpriResidency *r, uint64_t page, bool pin,
+                            Error **errp)
+{
+    bool ok;
+
+    /* A pinned page must be resident: bring it in first. */
+    if (pin && !vpri_res_page_in(r, page)) {
+        error_setg(errp, "cannot page in 0x%" PRIx64, page);
+        return -EIO;
+    }
+    qemu_mutex_lock(&r->lock);
+    ok = vpri_res_count_pin(r, page, pin);
+    qemu_mutex_unlock(&r->lock);
+    if (!ok) {
+        error_setg(errp, "RAM page 0x%" PRIx64 " is pinned %u times "
+                   "already", page, VPRI_RES_COUNT_MAX);
+        return -EBUSY;
+    }
+    return 0;
+}
+
 /*
  * The RAM pages of [@gpa, @gpa + @len) are those from the page of its
  * first byte to the page of its last: both must be guest RAM, and a hole
@@ -749,7 +771,8 @@ bool vpri_residency_pin_page(VpriResidency *r, uint64_t page, bool pin)
 int vpri_residency_pin_range(VpriResidency *r, uint64_t gpa, uint64_t len,
                              bool pin, Error **errp)
 {
-    uint64_t first, last;
+    uint64_t first, last, p;
+    int ret = 0;
 
     if (!qatomic_read(&r->ready)) {
         error_setg(errp, "vpri-host '%s' has no guest RAM", r->owner);
@@ -771,24 +794,23 @@ int vpri_residency_pin_range(VpriResidency *r, uint64_t gpa, uint64_t len,
                    " is not guest RAM", gpa, len);
         return -EINVAL;
     }
-    for (uint64_t p = first; p <= last; p++) {
-        bool ok;
-
-        /* A pinned page must be resident: bring it in first. */
-        if (pin && !vpri_res_page_in(r, p)) {
-            error_setg(errp, "cannot page in 0x%" PRIx64, p);
-            return -EIO;
-        }
-        qemu_mutex_lock(&r->lock);
-        ok = vpri_res_count_pin(r, p, pin);
-        qemu_mutex_unlock(&r->lock);
-        if (!ok) {
-            error_setg(errp, "RAM page 0x%" PRIx64 " is pinned %u times "
-                       "already", p, VPRI_RES_COUNT_MAX);
-            return -EBUSY;
+    for (p = first; p <= last; p++) {
+        ret = vpri_res_pin_one(r, p, pin, errp);
+        if (ret < 0) {
+            break;
         }
     }
-    return 0;
+    if (ret < 0) {
+        /*
+         * Only pinning fails part way (unpinning a page cannot fail): a
+         * failed command has no effect, so drop the pins this call took.
+         */
+        for (uint64_t q = first; q < p; q++) {
+            vpri_res_pin_one(r, q, false, NULL);
+        }
+    }
+    trace_vpri_pin_range(gpa, len, pin, p - first, ret);
+    return ret;
 }
 
 /* ------------------------------------------------------------------ */

@@ -260,6 +260,46 @@ static void test_pin_bad_range(void)
     qtest_quit(qts);
 }
 
+/*
+ * Issue 13: a vpri-pin that failed part way kept the pins it had taken.
+ * A failed command has no effect now.  Made to fail for certain: all of
+ * RAM is evicted, the first PIN_OK pages of the range are read back (the
+ * swap store gives them back), then the swap file is emptied, so the next
+ * page of the range cannot be paged in.
+ */
+#define PIN_OK 4
+
+static void test_pin_rollback(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("vpri-pin-XXXXXX", NULL);
+    g_autofree char *swap = g_build_filename(dir, "swap", NULL);
+    QTestState *qts;
+    const uint64_t addr = 8 * MiB;
+    QDict *h;
+
+    g_assert_nonnull(dir);
+    qts = qtest_initf("-M q35 -m %d -nodefaults "
+                      "-object vpri-host,id=vh0,swap-file=%s", GUEST_MIB,
+                      swap);
+    fill_pattern(qts, addr, 2 * PIN_OK * PAGE);
+    g_assert_cmpint(reclaim(qts, true, 100), ==, GUEST_MIB * MiB / PAGE);
+    check_pattern(qts, addr, PIN_OK * PAGE);
+    g_assert_cmpint(truncate(swap, 0), ==, 0);
+
+    assert_error(qts, "cannot page in", "{ 'execute': 'vpri-pin',"
+                 " 'arguments': { 'host': 'vh0', 'addr': %" PRIu64 ","
+                 " 'size': %d } }", addr, 2 * PIN_OK * PAGE);
+    h = host_info(qts);
+    g_assert_cmpint(qdict_get_int(h, "pinned-pages"), ==, 0);
+    qobject_unref(h);
+
+    /* The pages it had pinned can go again. */
+    g_assert_cmpint(reclaim(qts, true, 100), ==, PIN_OK);
+    qtest_quit(qts);
+    unlink(swap);
+    rmdir(dir);
+}
+
 static void test_bad_properties(void)
 {
     const char *cases[][2] = {
@@ -517,6 +557,7 @@ int main(int argc, char **argv)
     qtest_add_func("/iolab/vpri-host/pin", test_pin);
     qtest_add_func("/iolab/vpri-host/errors", test_errors);
     qtest_add_func("/iolab/vpri-host/pin-bad-range", test_pin_bad_range);
+    qtest_add_func("/iolab/vpri-host/pin-rollback", test_pin_rollback);
     qtest_add_func("/iolab/vpri-host/bad-properties", test_bad_properties);
     qtest_add_func("/iolab/vpri-host/fixed-after-creation",
                    test_fixed_after_creation);
