@@ -26,6 +26,8 @@ QEMU_BUILD_BUG_ON(VPRI_NIC_HDR_LEN != 12);
 #define VPRI_NIC_MAX_FRAME   (64 * KiB + 14)
 /* TX packets handled per run before yielding to the main loop */
 #define VPRI_NIC_TX_BURST    256
+/* Control commands handled per run before yielding to the main loop */
+#define VPRI_NIC_CTRL_BURST  64
 /* Config space up to and including max_virtqueue_pairs */
 #define VPRI_NIC_CONFIG_SIZE \
     endof(struct virtio_net_config, max_virtqueue_pairs)

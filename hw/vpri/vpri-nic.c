@@ -546,6 +546,7 @@ static void vpri_nic_ctrl_run(VpriNic *s)
     uint16_t index = vpri_nic_ctrl_index(s);
     VpriQueue *q = &vp->queues[index];
     VpriNicSlot *slot = &s->ctrl;
+    unsigned done = 0;
 
     if (vpri_nic_fault_failed(s, index)) {
         return;
@@ -558,6 +559,15 @@ static void vpri_nic_ctrl_run(VpriNic *s)
         uint32_t len;
         int ret;
 
+        /*
+         * A guest that keeps refilling the ring must not keep the main
+         * loop here: the rest runs from the transport's kick bottom half.
+         */
+        if (done == VPRI_NIC_CTRL_BURST) {
+            trace_vpri_nic_ctrl_yield(index, done);
+            vpri_virtio_pci_kick_later(vp, index);
+            return;
+        }
         if (vpri_nic_fill_slot(s, index, slot)) {
             return;
         }
@@ -586,6 +596,7 @@ static void vpri_nic_ctrl_run(VpriNic *s)
         if (vpri_nic_push(s, index, slot, 1)) {
             return;
         }
+        done++;
         vpri_virtio_pci_notify_queue(vp, index);
     }
 }
