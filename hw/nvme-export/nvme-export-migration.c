@@ -125,9 +125,13 @@ static const char *nvmex_check_queues(NvmeExport *c, char *buf, size_t len)
                                  sq->tail >= sq->size)) {
             bad = sq->head >= sq->size ? "head" : "tail";
         } else if (sq->valid &&
-                   (i ? sq->cqid == 0 || sq->cqid >= NVMEX_NQUEUES ||
-                        !s->cq[sq->cqid].valid
-                      : sq->cqid != 0)) {
+                   (sq->cqid >= NVMEX_NQUEUES || !s->cq[sq->cqid].valid ||
+                    (i ? sq->cqid == 0 : sq->cqid != 0))) {
+            /*
+             * The CQ a live SQ completes into must be live too, the admin
+             * one included: a CQ that is not valid had its size skipped
+             * below, and the first completion would divide by it.
+             */
             bad = "cqid";
         }
         if (bad) {
