@@ -125,9 +125,13 @@ static const char *nvmex_check_queues(NvmeExport *c, char *buf, size_t len)
                                  sq->tail >= sq->size)) {
             bad = sq->head >= sq->size ? "head" : "tail";
         } else if (sq->valid &&
-                   (i ? sq->cqid == 0 || sq->cqid >= NVMEX_NQUEUES ||
-                        !s->cq[sq->cqid].valid
-                      : sq->cqid != 0)) {
+                   (sq->cqid >= NVMEX_NQUEUES || !s->cq[sq->cqid].valid ||
+                    (i ? sq->cqid == 0 : sq->cqid != 0))) {
+            /*
+             * The CQ a live SQ completes into must be live too, the admin
+             * one included: a CQ that is not valid had its size skipped
+             * below, and the first completion would divide by it.
+             */
             bad = "cqid";
         }
         if (bad) {
@@ -506,6 +510,24 @@ static int nvmex_mgmt_vm_pre_save(void *opaque)
     return 0;
 }
 
+/*
+ * The destination decides which subsections a controller may take, not
+ * the stream: every controller shares this VMState, so a stream can send
+ * nvme-export/mgmt to a plain controller, whose object is smaller than
+ * the fields it would load (a heap overflow), and nvme-export/lm to a
+ * controller with no management controller (logging through a NULL one,
+ * or suspended with nobody to resume it).
+ */
+static int nvmex_mgmt_vm_pre_load(void *opaque)
+{
+    if (!object_dynamic_cast(OBJECT(opaque), TYPE_NVME_EXPORT_MGMT)) {
+        error_report("nvme-export: migration stream: nvme-export/mgmt sent "
+                     "to a controller that is not a management controller");
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static int nvmex_mgmt_vm_post_load(void *opaque, int version_id)
 {
     char name[64];
@@ -527,6 +549,7 @@ static const VMStateDescription vmstate_nvmex_mgmt = {
     .minimum_version_id = 1,
     .needed = nvmex_mgmt_needed,
     .pre_save = nvmex_mgmt_vm_pre_save,
+    .pre_load = nvmex_mgmt_vm_pre_load,
     .post_load = nvmex_mgmt_vm_post_load,
     .fields = (const VMStateField[]) {
         VMSTATE_STRUCT_ARRAY(cdq, NvmeExportMgmt, NVMEX_LM_MAX_CDQS, 1,
@@ -566,6 +589,16 @@ static int nvmex_lm_pre_save(void *opaque)
     return 0;
 }
 
+static int nvmex_lm_pre_load(void *opaque)
+{
+    if (!NVME_EXPORT(opaque)->mgmt) {
+        error_report("nvme-export: migration stream: nvme-export/lm sent "
+                     "to a controller with no mgmt=");
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static int nvmex_lm_post_load(void *opaque, int version_id)
 {
     const char *bad = nvmex_mgmt_post_load_child(opaque);
@@ -585,6 +618,7 @@ static const VMStateDescription vmstate_nvmex_lm = {
     .minimum_version_id = 1,
     .needed = nvmex_lm_needed,
     .pre_save = nvmex_lm_pre_save,
+    .pre_load = nvmex_lm_pre_load,
     .post_load = nvmex_lm_post_load,
     .fields = (const VMStateField[]) {
         VMSTATE_STRUCT(lm, NvmeExport, 1, vmstate_nvmex_lm_sm, NvmexLm),

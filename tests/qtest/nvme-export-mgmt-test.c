@@ -1567,6 +1567,125 @@ static void test_qemu_migration(void)
     t_stop(t);
 }
 
+/*
+ * Load the stream in @file into a destination QEMU started with the
+ * devices @devices; its migration status, stderr in @errlog.  A
+ * destination that dies in the load fails the test here.
+ */
+static char *load_into(const char *file, const char *devices,
+                       const char *errlog)
+{
+    g_autofree char *args = g_strdup_printf(
+        "-machine pc -m 256 -nodefaults %s -incoming defer 2>%s",
+        devices, errlog);
+    g_autofree char *uri = g_strdup_printf("file:%s", file);
+    QTestState *dst = qtest_init(args);
+    char *status;
+
+    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming',"
+                             "  'arguments': { 'uri': %s,"
+                             "                 'exit-on-error': false } }",
+                             uri);
+    status = iolab_migrate_wait(dst, NULL, 15 * G_USEC_PER_SEC, NULL);
+    /* The load is over: QEMU must still answer */
+    qtest_qmp_assert_success(dst, "{ 'execute': 'query-status' }");
+    qtest_quit(dst);
+    return status;
+}
+
+/*
+ * Every controller shares one VMState, so the stream, not the
+ * destination, says which subsections come: the TP4159 ones sent to
+ * controllers that cannot take them must be refused, by name.  A's
+ * nvme-export/lm (logging into CDQ 1) to an A with no mgmt= once logged
+ * through a NULL management controller (segmentation fault); m0's
+ * nvme-export/mgmt to a plain nvme-export once loaded its queues past
+ * the end of the smaller object (a heap overflow; the QOM cast in its
+ * post_load aborted).
+ */
+static void test_subsection_to_wrong_controller(void)
+{
+    T *t = t_start();
+    g_autofree char *file = g_strdup_printf("%s.stream", t->log);
+    g_autofree char *errlog = g_strdup_printf("%s.err", t->log);
+    g_autofree char *uri = g_strdup_printf("file:%s", file);
+    g_autofree char *img_m = tmp_file("m", NULL);
+    uint64_t buf = nx_alloc(t->a, BLK, 4096);
+    g_autofree char *same = NULL;
+    g_autofree char *unmanaged = NULL;
+    g_autofree char *plain_m0 = NULL;
+    Cdq q;
+
+    child_ready(t->a, 16);
+    g_assert_cmpint(cdq_create(t, &q, CNTLID_A, 4), ==, 0);
+    g_assert_cmpint(track(t, &q, true), ==, 0);
+    g_assert_cmpint(rw(t->a, 0x01, 5, 1, buf), ==, 0);
+    g_assert_cmpstr(migrate(t->qts, uri), ==, "completed");
+
+    same = g_strdup_printf(
+        "-drive if=none,id=da,file=%s,format=raw "
+        "-drive if=none,id=db,file=%s,format=raw "
+        "-device nvme-export-mgmt,id=m0,cntlid=%d,addr=%d "
+        "-device nvme-export,id=a,mgmt=m0,cntlid=%d,drive=da,addr=%d "
+        "-device nvme-export,id=b,mgmt=m0,cntlid=%d,drive=db,addr=%d "
+        "-device nvme-export,id=o,cntlid=%d,addr=%d",
+        t->img_a, t->img_b, CNTLID_MGMT, SLOT_MGMT, CNTLID_A, SLOT_A,
+        CNTLID_B, SLOT_B, CNTLID_OTHER, SLOT_OTHER);
+    /*
+     * A without mgmt=; m0 manages a CNTLID A in another slot, so that
+     * m0's queue for CNTLID A loads and A's own section is reached.
+     */
+    unmanaged = g_strdup_printf(
+        "-drive if=none,id=da,file=%s,format=raw "
+        "-drive if=none,id=db,file=%s,format=raw "
+        "-device nvme-export-mgmt,id=m0,cntlid=%d,addr=%d "
+        "-device nvme-export,id=a,cntlid=%d,drive=da,addr=%d "
+        "-device nvme-export,id=b,mgmt=m0,cntlid=%d,drive=db,addr=%d "
+        "-device nvme-export,id=o,cntlid=%d,addr=%d",
+        t->img_a, t->img_b, CNTLID_MGMT, SLOT_MGMT, CNTLID_A, SLOT_A,
+        CNTLID_A, SLOT_B, CNTLID_OTHER, SLOT_OTHER);
+    plain_m0 = g_strdup_printf(
+        "-drive if=none,id=dm,file=%s,format=raw "
+        "-drive if=none,id=da,file=%s,format=raw "
+        "-drive if=none,id=db,file=%s,format=raw "
+        "-device nvme-export,id=m0,cntlid=%d,drive=dm,addr=%d "
+        "-device nvme-export,id=a,cntlid=%d,drive=da,addr=%d "
+        "-device nvme-export,id=b,cntlid=%d,drive=db,addr=%d "
+        "-device nvme-export,id=o,cntlid=%d,addr=%d",
+        img_m, t->img_a, t->img_b, CNTLID_MGMT, SLOT_MGMT, CNTLID_A, SLOT_A,
+        CNTLID_B, SLOT_B, CNTLID_OTHER, SLOT_OTHER);
+    g_assert_cmpint(truncate(img_m, IMG_SIZE), ==, 0);
+
+    /* The same devices take the stream: the refusals are the devices' */
+    {
+        g_autofree char *st = load_into(file, same, errlog);
+
+        g_assert_cmpstr(st, ==, "completed");
+    }
+    {
+        g_autofree char *st = load_into(file, unmanaged, errlog);
+        g_autofree char *err = NULL;
+
+        g_assert_cmpstr(st, ==, "failed");
+        g_assert_true(g_file_get_contents(errlog, &err, NULL, NULL));
+        g_assert_nonnull(strstr(err, "nvme-export/lm sent to a controller "
+                                "with no mgmt="));
+    }
+    {
+        g_autofree char *st = load_into(file, plain_m0, errlog);
+        g_autofree char *err = NULL;
+
+        g_assert_cmpstr(st, ==, "failed");
+        g_assert_true(g_file_get_contents(errlog, &err, NULL, NULL));
+        g_assert_nonnull(strstr(err, "nvme-export/mgmt sent to a controller "
+                                "that is not a management controller"));
+    }
+    unlink(file);
+    unlink(errlog);
+    unlink(img_m);
+    t_stop(t);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -1590,6 +1709,8 @@ int main(int argc, char **argv)
     qtest_add_func("/iolab/nvme-export-mgmt/random", test_random_mgmt);
     qtest_add_func("/iolab/nvme-export-mgmt/qemu-migration",
                    test_qemu_migration);
+    qtest_add_func("/iolab/nvme-export-mgmt/subsection-to-wrong-controller",
+                   test_subsection_to_wrong_controller);
     qtest_add_func("/iolab/nvme-export-mgmt/bad-config", test_bad_config);
     return g_test_run();
 }
