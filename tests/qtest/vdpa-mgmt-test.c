@@ -278,6 +278,16 @@ static void test_blk_lifecycle(void)
     g_assert_nonnull(strstr(hmp, "vm0: 2/65536 instances"));
     g_assert_nonnull(strstr(hmp, "blk running queues 1/1"));
     g_assert_nonnull(strstr(hmp, "translation cache 0 entries"));
+    g_free(hmp);
+    /* -b, query-vdpa-mgmt's brief: the function without its instances */
+    hmp = qtest_hmp(t->qts, "info vdpa-mgmt -b");
+    g_assert_nonnull(strstr(hmp, "vm0: 2/65536 instances"));
+    g_assert_nonnull(strstr(hmp, "translation cache 0 entries"));
+    g_assert_null(strstr(hmp, "blk running"));
+    g_free(hmp);
+    hmp = qtest_hmp(t->qts, "info vdpa-mgmt -x");
+    g_assert_nonnull(strstr(hmp, "unsupported option -x"));
+    g_assert_null(strstr(hmp, "vm0:"));
 
     vm_destroy(a, id);
     vm_destroy(a, id1);
