@@ -2046,15 +2046,24 @@ static void test_migration_delta(void)
 
 /*
  * An emulator without VPRI: the function has no "host" property, so a
- * vdpa-mgmt with host= is refused naming it, and one without runs.
+ * vdpa-mgmt with host= is refused naming it, and one without runs.  VPRI's
+ * monitor commands are still there and say why they cannot act, over HMP
+ * too (hw/vpri/vpri-hmp.c on vpri-stubs.c).
  */
 static void test_no_vpri(void)
 {
     QTestState *qts = qtest_init("-M pc -nodefaults");
+    g_autofree char *hmp = NULL;
 
     expect_refused(qts, "host", "'vh0'", "'vdpa-mgmt.host' not found");
     qtest_qmp_assert_success(qts, "{'execute': 'device_add', 'arguments': "
                              "{'driver': 'vdpa-mgmt', 'id': 'm0'}}");
+    hmp = qtest_hmp(qts, "vpri-reclaim vh0 10");
+    g_assert_cmpstr(hmp, ==, "Error: no vpri-host 'vh0': this emulator is "
+                    "built without VPRI\r\n");
+    g_free(hmp);
+    hmp = qtest_hmp(qts, "info vpri");
+    g_assert_cmpstr(hmp, ==, "VPRI is not built into this emulator\r\n");
     qtest_quit(qts);
 }
 
