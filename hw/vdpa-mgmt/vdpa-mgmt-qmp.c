@@ -114,7 +114,8 @@ VdpaMgmtInfoList *qmp_query_vdpa_mgmt(bool has_brief, bool brief,
 
 void hmp_info_vdpa_mgmt(Monitor *mon, const QDict *qdict)
 {
-    g_autoptr(VdpaMgmtInfoList) list = qmp_query_vdpa_mgmt(false, false,
+    bool brief = qdict_get_try_bool(qdict, "brief", false);
+    g_autoptr(VdpaMgmtInfoList) list = qmp_query_vdpa_mgmt(true, brief,
                                                            NULL);
 
     if (!list) {

@@ -278,6 +278,16 @@ static void test_blk_lifecycle(void)
     g_assert_nonnull(strstr(hmp, "vm0: 2/65536 instances"));
     g_assert_nonnull(strstr(hmp, "blk running queues 1/1"));
     g_assert_nonnull(strstr(hmp, "translation cache 0 entries"));
+    g_free(hmp);
+    /* -b, query-vdpa-mgmt's brief: the function without its instances */
+    hmp = qtest_hmp(t->qts, "info vdpa-mgmt -b");
+    g_assert_nonnull(strstr(hmp, "vm0: 2/65536 instances"));
+    g_assert_nonnull(strstr(hmp, "translation cache 0 entries"));
+    g_assert_null(strstr(hmp, "blk running"));
+    g_free(hmp);
+    hmp = qtest_hmp(t->qts, "info vdpa-mgmt -x");
+    g_assert_nonnull(strstr(hmp, "unsupported option -x"));
+    g_assert_null(strstr(hmp, "vm0:"));
 
     vm_destroy(a, id);
     vm_destroy(a, id1);
@@ -2036,15 +2046,24 @@ static void test_migration_delta(void)
 
 /*
  * An emulator without VPRI: the function has no "host" property, so a
- * vdpa-mgmt with host= is refused naming it, and one without runs.
+ * vdpa-mgmt with host= is refused naming it, and one without runs.  VPRI's
+ * monitor commands are still there and say why they cannot act, over HMP
+ * too (hw/vpri/vpri-hmp.c on vpri-stubs.c).
  */
 static void test_no_vpri(void)
 {
     QTestState *qts = qtest_init("-M pc -nodefaults");
+    g_autofree char *hmp = NULL;
 
     expect_refused(qts, "host", "'vh0'", "'vdpa-mgmt.host' not found");
     qtest_qmp_assert_success(qts, "{'execute': 'device_add', 'arguments': "
                              "{'driver': 'vdpa-mgmt', 'id': 'm0'}}");
+    hmp = qtest_hmp(qts, "vpri-reclaim vh0 10");
+    g_assert_cmpstr(hmp, ==, "Error: no vpri-host 'vh0': this emulator is "
+                    "built without VPRI\r\n");
+    g_free(hmp);
+    hmp = qtest_hmp(qts, "info vpri");
+    g_assert_cmpstr(hmp, ==, "VPRI is not built into this emulator\r\n");
     qtest_quit(qts);
 }
 

@@ -300,6 +300,145 @@ static void test_pin_rollback(void)
     rmdir(dir);
 }
 
+/* An HMP command's whole output (HMP ends its lines with "\r\n"). */
+static void G_GNUC_PRINTF(3, 4)
+assert_hmp(QTestState *qts, const char *want, const char *fmt, ...)
+{
+    g_autofree char *cmd = NULL;
+    g_autofree char *out = NULL;
+    va_list ap;
+
+    va_start(ap, fmt);
+    cmd = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    out = qtest_hmp(qts, "%s", cmd);
+    g_test_message("(hmp) %s: %s", cmd, out);
+    g_assert_cmpstr(out, ==, want);
+}
+
+/* An error: one line, "Error: " and the message, which mentions @needle. */
+static void G_GNUC_PRINTF(3, 4)
+assert_hmp_error(QTestState *qts, const char *needle, const char *fmt, ...)
+{
+    g_autofree char *cmd = NULL;
+    g_autofree char *out = NULL;
+    va_list ap;
+
+    va_start(ap, fmt);
+    cmd = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    out = qtest_hmp(qts, "%s", cmd);
+    g_test_message("(hmp) %s: %s", cmd, out);
+    g_assert_true(g_str_has_prefix(out, "Error: "));
+    g_assert_true(g_str_has_suffix(out, "\r\n"));
+    g_assert_nonnull(strstr(out, needle));
+    g_assert_true(strchr(out, '\n') == out + strlen(out) - 1);
+}
+
+/*
+ * The HMP twins of vpri-reclaim, vpri-pin and vpri-unpin: what they print,
+ * what they do, and the QMP command's errors behind "Error: ".
+ */
+static void test_hmp(void)
+{
+    QTestState *qts = qtest_initf("-M q35 -m %d -nodefaults "
+                                  "-object vpri-host,id=vh0 "
+                                  "-object memory-backend-ram,id=m0,size=1M",
+                                  GUEST_MIB);
+    const uint64_t addr = 8 * MiB, size = 64 * PAGE;
+    const int64_t guest_pages = GUEST_MIB * MiB / PAGE;
+    g_autofree char *evicted = NULL;
+    QDict *h;
+
+    fill_pattern(qts, addr, size);
+    /* Pinned twice, unpinned once: still pinned (HMP prints nothing) */
+    assert_hmp(qts, "", "vpri-pin vh0 0x%" PRIx64 " 0x%" PRIx64, addr, size);
+    assert_hmp(qts, "", "vpri-pin vh0 %" PRIu64 " %" PRIu64, addr, size);
+    assert_hmp(qts, "", "vpri-unpin vh0 0x%" PRIx64 " %" PRIu64, addr, size);
+    h = host_info(qts);
+    g_assert_cmpint(qdict_get_int(h, "pinned-pages"), ==, size / PAGE);
+    qobject_unref(h);
+
+    /* A percentage by default: all of RAM but the pinned pages */
+    evicted = g_strdup_printf("evicted %" PRId64 " pages\r\n",
+                              guest_pages - (int64_t)(size / PAGE));
+    assert_hmp(qts, evicted, "vpri-reclaim vh0 100");
+    h = host_info(qts);
+    g_assert_cmpint(qdict_get_int(h, "resident-pages"), ==, size / PAGE);
+    qobject_unref(h);
+
+    /* Unpinned, they go too; -p counts pages (10 percent: 3276) */
+    assert_hmp(qts, "", "vpri-unpin vh0 %" PRIu64 " %" PRIu64, addr, size);
+    h = host_info(qts);
+    g_assert_cmpint(qdict_get_int(h, "pinned-pages"), ==, 0);
+    qobject_unref(h);
+    assert_hmp(qts, "evicted 10 pages\r\n", "vpri-reclaim -p vh0 10");
+    assert_hmp(qts, "evicted 54 pages\r\n", "vpri-reclaim vh0 100");
+    h = host_info(qts);
+    g_assert_cmpint(qdict_get_int(h, "evicted-pages"), ==, guest_pages);
+    qobject_unref(h);
+    check_pattern(qts, addr, size);
+
+    /* Errors: the QMP command's, after "Error: "; nothing evicted */
+    assert_hmp_error(qts, "'percent' must be 0..100, not 101",
+                     "vpri-reclaim vh0 101");
+    assert_hmp_error(qts, "'pages' must not be negative (-1)",
+                     "vpri-reclaim -p vh0 -1");
+    assert_hmp_error(qts, "vpri-host 'nope' not found",
+                     "vpri-reclaim nope 10");
+    assert_hmp_error(qts, "object 'm0' is not a vpri-host",
+                     "vpri-reclaim m0 10");
+    assert_hmp_error(qts, "vpri-host 'nope' not found",
+                     "vpri-pin nope 0 4096");
+    assert_hmp_error(qts, "not guest RAM", "vpri-pin vh0 0x10000000000 4096");
+    assert_hmp_error(qts, "vpri-host 'nope' not found",
+                     "vpri-unpin nope 0 4096");
+    assert_hmp_error(qts, "not guest RAM",
+                     "vpri-unpin vh0 0x10000000000 4096");
+    /* HMP's own: a missing argument */
+    assert_hmp(qts, "unexpected end of expression\r\n"
+               "Try \"help vpri-pin\" for more information\r\n",
+               "vpri-pin vh0 0");
+    h = host_info(qts);
+    g_assert_cmpint(qdict_get_int(h, "pinned-pages"), ==, 0);
+    qobject_unref(h);
+    qtest_quit(qts);
+}
+
+/*
+ * The HMP twins of vpri-trace-start and vpri-trace-stop on a host without
+ * devices: the trace holds its header and no records (vpri-pin-test
+ * records a device's DMA through them).
+ */
+static void test_hmp_trace(void)
+{
+    QTestState *qts = qtest_initf("-M q35 -m %d -nodefaults "
+                                  "-object vpri-host,id=vh0", GUEST_MIB);
+    g_autofree char *path = g_strdup_printf("%s/vpri-host-hmp-%d.trace",
+                                            g_get_tmp_dir(), getpid());
+    g_autofree char *text = NULL;
+    g_autofree char *busy = g_strdup_printf(
+        "vpri-host 'vh0' is already tracing to %s", path);
+
+    assert_hmp_error(qts, "vpri-host 'vh0' is not tracing",
+                     "vpri-trace-stop vh0");
+    assert_hmp(qts, "", "vpri-trace-start vh0 %s", path);
+    assert_hmp_error(qts, busy, "vpri-trace-start vh0 %s", path);
+    assert_hmp(qts, "0 access records written\r\n", "vpri-trace-stop vh0");
+    assert_hmp_error(qts, "vpri-host 'vh0' is not tracing",
+                     "vpri-trace-stop vh0");
+    assert_hmp_error(qts, "vpri-host 'nope' not found",
+                     "vpri-trace-start nope %s", path);
+    assert_hmp_error(qts, "vpri-host 'nope' not found",
+                     "vpri-trace-stop nope");
+
+    g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    g_assert_true(g_str_has_prefix(text, "# recorded by vpri-host"));
+    g_assert_true(g_str_has_suffix(text, "\nrecords\n"));
+    unlink(path);
+    qtest_quit(qts);
+}
+
 static void test_bad_properties(void)
 {
     const char *cases[][2] = {
@@ -558,6 +697,8 @@ int main(int argc, char **argv)
     qtest_add_func("/iolab/vpri-host/errors", test_errors);
     qtest_add_func("/iolab/vpri-host/pin-bad-range", test_pin_bad_range);
     qtest_add_func("/iolab/vpri-host/pin-rollback", test_pin_rollback);
+    qtest_add_func("/iolab/vpri-host/hmp", test_hmp);
+    qtest_add_func("/iolab/vpri-host/hmp-trace", test_hmp_trace);
     qtest_add_func("/iolab/vpri-host/bad-properties", test_bad_properties);
     qtest_add_func("/iolab/vpri-host/fixed-after-creation",
                    test_fixed_after_creation);

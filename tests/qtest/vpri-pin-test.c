@@ -272,6 +272,66 @@ static void test_trace(void)
     ctx_stop(c);
 }
 
+/* HMP output of @cmd: one line, which starts with "Error: " when @error. */
+static char *hmp_line(Ctx *c, const char *cmd, bool error)
+{
+    char *out = qtest_hmp(c->qts, "%s", cmd);
+
+    g_test_message("(hmp) %s: %s", cmd, out);
+    g_assert(g_str_has_suffix(out, "\r\n"));
+    g_assert(strchr(out, '\n') == out + strlen(out) - 1);
+    g_assert_cmpint(g_str_has_prefix(out, "Error: "), ==, error);
+    return out;
+}
+
+/*
+ * The HMP twins vpri-trace-start and vpri-trace-stop record the device's
+ * DMA like the QMP commands, and vpri-trace-stop prints the record count.
+ */
+static void test_hmp_trace(void)
+{
+    Ctx *c = pin_start(",pin-policy=adp");
+    g_autofree char *path = g_strdup_printf("%s.hmp-trace", c->log);
+    g_autofree char *start = g_strdup_printf("vpri-trace-start vh0 %s", path);
+    g_autofree char *text = NULL;
+    g_autofree char *out = NULL;
+    g_auto(GStrv) lines = NULL;
+    uint64_t a = data_buffer(c, 0x55), records;
+    unsigned body = 0;
+    char *recs;
+    int used = 0;
+
+    out = qtest_hmp(c->qts, "%s", start);
+    g_assert_cmpstr(out, ==, "");
+    g_free(out);
+    write_from(c, a);
+    out = hmp_line(c, "vpri-trace-stop vh0", false);
+    g_assert_cmpint(sscanf(out, "%" SCNu64 " access records written\r\n%n",
+                           &records, &used), ==, 1);
+    g_assert_cmpint(used, ==, strlen(out));
+    g_free(out);
+    /* header, 16 data pages, status, descriptor/avail/used ring reads */
+    g_assert_cmpuint(records, >=, DATA_PAGES + 2);
+
+    g_assert(g_file_get_contents(path, &text, NULL, NULL));
+    recs = strstr(text, "\nrecords\n");
+    g_assert(recs);
+    lines = g_strsplit(recs + strlen("\nrecords\n"), "\n", -1);
+    for (int i = 0; lines[i]; i++) {
+        body += lines[i][0] != '\0';
+    }
+    g_assert_cmpuint(body, ==, records);
+    unlink(path);
+
+    /* Errors: the QMP command's, after "Error: " */
+    out = hmp_line(c, "vpri-trace-stop vh0", true);
+    g_assert(strstr(out, "vpri-host 'vh0' is not tracing"));
+    g_free(out);
+    out = hmp_line(c, "vpri-trace-start vh0 /nonexistent/dir/trace", true);
+    g_assert(strstr(out, "cannot create trace file '/nonexistent/dir/trace'"));
+    ctx_stop(c);
+}
+
 static void test_bad_properties(void)
 {
     QTestState *qts = qtest_init("-M q35 -nodefaults");
@@ -296,6 +356,7 @@ int main(int argc, char **argv)
     add_test("/iolab/vpri-pin/pins-follow-dma", test_pins_follow_dma);
     add_test("/iolab/vpri-pin/none-pins-nothing", test_none_pins_nothing);
     add_test("/iolab/vpri-pin/trace", test_trace);
+    add_test("/iolab/vpri-pin/hmp-trace", test_hmp_trace);
     add_test("/iolab/vpri-pin/bad-properties", test_bad_properties);
     return g_test_run();
 }
