@@ -599,10 +599,8 @@ static int vdpa_mig_load_setup(QEMUFile *f, void *opaque, Error **errp)
 }
 
 /* Chunks of records up to the end mark (setup, iterations, downtime) */
-static int vdpa_mig_load_state(QEMUFile *f, void *opaque, int version_id)
+static int vdpa_mig_load_chunks(QEMUFile *f, VdpaMgmt *s)
 {
-    VdpaMgmt *s = opaque;
-
     for (;;) {
         g_autofree uint8_t *chunk = NULL;
         VdpaMigChunkHdr hdr;
@@ -637,6 +635,23 @@ static int vdpa_mig_load_state(QEMUFile *f, void *opaque, int version_id)
             off += n;
         }
     }
+}
+
+/*
+ * Records place instances at their ids (vdpa_table_insert_at()), which
+ * leaves the table's free ids stale, and a gone or replaced record's
+ * removal adds to them.  They are rebuilt here, after every part of the
+ * section, loaded or refused, and not only in vdpa_post_load(): a stream
+ * may end without the device's VMState, and the next CREATE would then
+ * take the id of a loaded instance, whose slot it overwrote.
+ */
+static int vdpa_mig_load_state(QEMUFile *f, void *opaque, int version_id)
+{
+    VdpaMgmt *s = opaque;
+    int ret = vdpa_mig_load_chunks(f, s);
+
+    vdpa_table_rebuild_free(&s->table);
+    return ret;
 }
 
 /*

@@ -1684,6 +1684,97 @@ static bool bs_load(T *t, BadStream *b, const char *field)
     return loaded;
 }
 
+/*
+ * Cut the device's VMState section out of @b: from its header (type
+ * QEMU_VM_SECTION_FULL, section id, idstr "<pci path>/vdpa-mgmt",
+ * instance 0, version 2) to its footer, 93 bytes of fields after the
+ * "VDPA" magic.  QEMU loads a stream that lacks a device's section.
+ */
+static void bs_drop_vmstate(BadStream *b)
+{
+    static const uint8_t sec[] = "/vdpa-mgmt\0\0\0\0\0\0\0\2";
+    uint8_t *d = b->s->data;
+    uint8_t *v = memmem(d, b->s->len, sec, sizeof(sec) - 1);
+    size_t idend, start = 0, end = b->regs + 4 + 93;
+
+    g_assert(v);
+    idend = v - d + strlen("/vdpa-mgmt");
+    for (size_t p = idend - 1; p > idend - 64; p--) {
+        if (d[p] == idend - p - 1 && d[p - 5] == 0x04) {
+            start = p - 5;
+            break;
+        }
+    }
+    g_assert(start);
+    g_assert_cmphex(d[end], ==, 0x7e);                 /* the footer */
+    g_assert_cmphex(ldl_be_p(d + end + 1), ==, ldl_be_p(d + start + 1));
+    end += 5;
+    memmove(d + start, d + end, b->s->len - end);
+    g_byte_array_set_size(b->s, b->s->len - (end - start));
+}
+
+/*
+ * Load @b (the instances section, no VMState), and have the guest create
+ * an instance: it must get a free id, not the migrated instance's 1.
+ * The table's free ids were rebuilt only in the VMState's post_load, so
+ * CREATE took id 1 and overwrote the loaded instance's slot.
+ */
+static void bs_load_create(T *t, BadStream *b)
+{
+    g_autofree char *file = g_strdup_printf("%s/vdpa-bad-%d.mig",
+                                            g_get_tmp_dir(), getpid());
+    g_autofree char *uri = g_strdup_printf("file:%s", file);
+    g_autofree char *args = NULL;
+    g_autofree char *st = NULL;
+    g_autoptr(GError) gerr = NULL;
+    QGuestAllocator alloc;
+    QDict *rsp, *info;
+    QListEntry *e;
+    QPCIBus *bus;
+    QTestState *dst;
+    VMAdmin *a;
+    uint32_t id, n = 0;
+
+    g_assert(g_file_set_contents(file, (const char *)b->s->data, b->s->len,
+                                 &gerr));
+    args = g_strdup_printf("-M q35 -m 512M -nodefaults "
+                           "-blockdev driver=file,node-name=d0,filename=%s,"
+                           "locking=off "
+                           "-blockdev driver=file,node-name=d1,filename=%s,"
+                           "locking=off "
+                           "-device vdpa-mgmt,id=vm0,blk-nodes=d0:d1,"
+                           "max-instances=64 -incoming defer",
+                           t->img[0], t->img[1]);
+    dst = qtest_init(args);
+    qtest_qmp_assert_success(dst, "{'execute': 'migrate-incoming', "
+                             "'arguments': {'uri': %s, "
+                             "'exit-on-error': false}}", uri);
+    st = iolab_migrate_wait_end(dst, 60 * G_USEC_PER_SEC);
+    g_assert_cmpstr(st, ==, "completed");
+    unlink(file);
+    rsp = qtest_qmp(dst, "{'execute': 'cont'}");
+    qobject_unref(rsp);
+    /* The admin rings past the source's allocations (its instance's) */
+    pc_alloc_init(&alloc, dst, 0);
+    guest_alloc(&alloc, 8 * 1024 * 1024);
+    bus = qpci_new_pc(dst, &alloc);
+    a = vm_open(dst, &alloc, bus, 16);
+    id = vm_create_blk(a, 1, 0);
+    g_assert_cmpuint(id, ==, 2);
+    info = query(dst, false, &rsp);
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(info, "instances"), e) {
+        QDict *inst = qobject_to(QDict, qlist_entry_obj(e));
+
+        g_assert_cmpint(qdict_get_int(inst, "id"), ==, ++n);
+    }
+    g_assert_cmpuint(n, ==, 2);
+    qobject_unref(rsp);
+    vm_close(a);
+    qpci_free_pc(bus);
+    alloc_destroy(&alloc);
+    qtest_quit(dst);
+}
+
 static void test_migration_bad_stream(void)
 {
     T *t = t_start(",max-instances=64", 16);
@@ -1781,6 +1872,12 @@ static void test_migration_bad_stream(void)
         v[sizeof(sec) - 2] = 1;
     }
     g_assert(!bs_load(t, &b, "too old"));
+    BS_END();
+
+    /* Without the device's VMState: ids stay consistent (see below) */
+    BS_START();
+    bs_drop_vmstate(&b);
+    bs_load_create(t, &b);
     BS_END();
 #undef BS_START
 #undef BS_END
