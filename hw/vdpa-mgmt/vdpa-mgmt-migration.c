@@ -594,7 +594,10 @@ fail:
 
 static int vdpa_mig_load_setup(QEMUFile *f, void *opaque, Error **errp)
 {
-    vdpa_destroy_all(opaque);
+    VdpaMgmt *s = opaque;
+
+    vdpa_destroy_all(s);
+    s->mig_unfinished = true;
     return 0;
 }
 
@@ -745,6 +748,7 @@ static int vdpa_post_load(void *opaque, int version_id)
 {
     VdpaMgmt *s = opaque;
 
+    s->mig_unfinished = false;
     if (!vdpa_admin_state_valid(s)) {
         goto fail;
     }
@@ -763,6 +767,26 @@ static int vdpa_post_load(void *opaque, int version_id)
 fail:
     vdpa_destroy_all(s);
     return -EINVAL;
+}
+
+/*
+ * The VM starts after a load whose stream had the instances section but
+ * not the device's VMState (QEMU loads such a stream): the function is
+ * as reset (PCI state, admin queue), so the loaded instances, which
+ * post_load never checked nor finished, are not kept.
+ */
+void vdpa_mig_drop_unfinished(VdpaMgmt *s)
+{
+    if (!s->mig_unfinished) {
+        return;
+    }
+    s->mig_unfinished = false;
+    if (!s->table.count) {
+        return;     /* a stream without either section, say */
+    }
+    error_report("vdpa-mgmt: migration: the stream had instances but no "
+                 "device state: the instances are dropped");
+    vdpa_destroy_all(s);
 }
 
 static const SaveVMHandlers vdpa_mig_handlers = {

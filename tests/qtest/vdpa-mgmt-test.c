@@ -1713,11 +1713,33 @@ static void bs_drop_vmstate(BadStream *b)
     g_byte_array_set_size(b->s, b->s->len - (end - start));
 }
 
+/* The ids of the instances query-vdpa-mgmt lists, in a string */
+static char *inst_ids(QTestState *qts)
+{
+    QDict *reply, *info = query(qts, false, &reply);
+    GString *ids = g_string_new("");
+    QList *list = qdict_get_qlist(info, "instances");
+    QListEntry *e;
+
+    if (list) {
+        QLIST_FOREACH_ENTRY(list, e) {
+            QDict *inst = qobject_to(QDict, qlist_entry_obj(e));
+
+            g_string_append_printf(ids, " %" PRId64,
+                                   qdict_get_int(inst, "id"));
+        }
+    }
+    qobject_unref(reply);
+    return g_string_free(ids, false);
+}
+
 /*
- * Load @b (the instances section, no VMState), and have the guest create
- * an instance: it must get a free id, not the migrated instance's 1.
- * The table's free ids were rebuilt only in the VMState's post_load, so
- * CREATE took id 1 and overwrote the loaded instance's slot.
+ * Load @b (the instances section, no VMState, its instance as id 5): the
+ * function is as reset, so as the VM starts the migrated instance is
+ * dropped, and the guest's CREATEs get ids 1, 2, 3, 4, 6 (5 went back to
+ * the end of the free ids).  Before, the instance stayed, unchecked by
+ * post_load, and the table's free ids, rebuilt only in post_load, were
+ * stale: CREATE took id 5 twice, the second time over a live instance.
  */
 static void bs_load_create(T *t, BadStream *b)
 {
@@ -1726,14 +1748,14 @@ static void bs_load_create(T *t, BadStream *b)
     g_autofree char *uri = g_strdup_printf("file:%s", file);
     g_autofree char *args = NULL;
     g_autofree char *st = NULL;
+    g_autofree char *before = NULL;
+    g_autofree char *after = NULL;
     g_autoptr(GError) gerr = NULL;
     QGuestAllocator alloc;
-    QDict *rsp, *info;
-    QListEntry *e;
+    QDict *rsp;
     QPCIBus *bus;
     QTestState *dst;
     VMAdmin *a;
-    uint32_t id, n = 0;
 
     g_assert(g_file_set_contents(file, (const char *)b->s->data, b->s->len,
                                  &gerr));
@@ -1754,21 +1776,18 @@ static void bs_load_create(T *t, BadStream *b)
     unlink(file);
     rsp = qtest_qmp(dst, "{'execute': 'cont'}");
     qobject_unref(rsp);
+    before = inst_ids(dst);
+    g_assert_cmpstr(before, ==, "");
     /* The admin rings past the source's allocations (its instance's) */
     pc_alloc_init(&alloc, dst, 0);
     guest_alloc(&alloc, 8 * 1024 * 1024);
     bus = qpci_new_pc(dst, &alloc);
     a = vm_open(dst, &alloc, bus, 16);
-    id = vm_create_blk(a, 1, 0);
-    g_assert_cmpuint(id, ==, 2);
-    info = query(dst, false, &rsp);
-    QLIST_FOREACH_ENTRY(qdict_get_qlist(info, "instances"), e) {
-        QDict *inst = qobject_to(QDict, qlist_entry_obj(e));
-
-        g_assert_cmpint(qdict_get_int(inst, "id"), ==, ++n);
+    for (int i = 0; i < 5; i++) {
+        vm_create_blk(a, 1, 0);
     }
-    g_assert_cmpuint(n, ==, 2);
-    qobject_unref(rsp);
+    after = inst_ids(dst);
+    g_assert_cmpstr(after, ==, " 1 2 3 4 6");
     vm_close(a);
     qpci_free_pc(bus);
     alloc_destroy(&alloc);
@@ -1874,8 +1893,9 @@ static void test_migration_bad_stream(void)
     g_assert(!bs_load(t, &b, "too old"));
     BS_END();
 
-    /* Without the device's VMState: ids stay consistent (see below) */
+    /* Without the device's VMState, the instance as id 5 (see below) */
     BS_START();
+    stl_le_p(b.s->data + b.chunk + 8, 5);
     bs_drop_vmstate(&b);
     bs_load_create(t, &b);
     BS_END();
