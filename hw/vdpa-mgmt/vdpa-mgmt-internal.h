@@ -235,5 +235,6 @@ extern const VMStateDescription vmstate_vdpa_mgmt;
 #define VDPA_MIG_SECTION "vdpa-mgmt-instances"
 void vdpa_mig_register(VdpaMgmt *s);
 void vdpa_mig_unregister(VdpaMgmt *s);
+void vdpa_mig_drop_unfinished(VdpaMgmt *s);
 
 #endif

@@ -594,15 +594,16 @@ fail:
 
 static int vdpa_mig_load_setup(QEMUFile *f, void *opaque, Error **errp)
 {
-    vdpa_destroy_all(opaque);
+    VdpaMgmt *s = opaque;
+
+    vdpa_destroy_all(s);
+    s->mig_unfinished = true;
     return 0;
 }
 
 /* Chunks of records up to the end mark (setup, iterations, downtime) */
-static int vdpa_mig_load_state(QEMUFile *f, void *opaque, int version_id)
+static int vdpa_mig_load_chunks(QEMUFile *f, VdpaMgmt *s)
 {
-    VdpaMgmt *s = opaque;
-
     for (;;) {
         g_autofree uint8_t *chunk = NULL;
         VdpaMigChunkHdr hdr;
@@ -637,6 +638,23 @@ static int vdpa_mig_load_state(QEMUFile *f, void *opaque, int version_id)
             off += n;
         }
     }
+}
+
+/*
+ * Records place instances at their ids (vdpa_table_insert_at()), which
+ * leaves the table's free ids stale, and a gone or replaced record's
+ * removal adds to them.  They are rebuilt here, after every part of the
+ * section, loaded or refused, and not only in vdpa_post_load(): a stream
+ * may end without the device's VMState, and the next CREATE would then
+ * take the id of a loaded instance, whose slot it overwrote.
+ */
+static int vdpa_mig_load_state(QEMUFile *f, void *opaque, int version_id)
+{
+    VdpaMgmt *s = opaque;
+    int ret = vdpa_mig_load_chunks(f, s);
+
+    vdpa_table_rebuild_free(&s->table);
+    return ret;
 }
 
 /*
@@ -730,6 +748,7 @@ static int vdpa_post_load(void *opaque, int version_id)
 {
     VdpaMgmt *s = opaque;
 
+    s->mig_unfinished = false;
     if (!vdpa_admin_state_valid(s)) {
         goto fail;
     }
@@ -748,6 +767,26 @@ static int vdpa_post_load(void *opaque, int version_id)
 fail:
     vdpa_destroy_all(s);
     return -EINVAL;
+}
+
+/*
+ * The VM starts after a load whose stream had the instances section but
+ * not the device's VMState (QEMU loads such a stream): the function is
+ * as reset (PCI state, admin queue), so the loaded instances, which
+ * post_load never checked nor finished, are not kept.
+ */
+void vdpa_mig_drop_unfinished(VdpaMgmt *s)
+{
+    if (!s->mig_unfinished) {
+        return;
+    }
+    s->mig_unfinished = false;
+    if (!s->table.count) {
+        return;     /* a stream without either section, say */
+    }
+    error_report("vdpa-mgmt: migration: the stream had instances but no "
+                 "device state: the instances are dropped");
+    vdpa_destroy_all(s);
 }
 
 static const SaveVMHandlers vdpa_mig_handlers = {

@@ -121,6 +121,7 @@ static void vdpa_vm_state_change(void *opaque, bool running, RunState state)
     if (!running) {
         return;
     }
+    vdpa_mig_drop_unfinished(s);
     if (s->kicks->len) {
         qemu_bh_schedule(s->kick_bh);
     }

@@ -40,16 +40,29 @@ static int vpri_blk_pre_save(void *opaque)
     return 0;
 }
 
+/*
+ * The transport checked each chain's layout; a request must also have
+ * the header and status byte that the source's pop required
+ * (iolab_blk_chain_ok()), since vpri_blk_restart() hands the chains to
+ * the request state machine past that check.
+ */
 static int vpri_blk_post_load(void *opaque, int version_id)
 {
     VpriBlk *s = opaque;
     VpriVirtioPCI *vp = vpri_blk_vp(s);
+    g_autofree VirtqElem *e = g_new(VirtqElem, 1);
     uint16_t queue;
 
-    for (uint32_t off = 0; off < vp->inflight_len;) {
-        if (!vpri_virtio_pci_load_elem(vp, &off, &queue, NULL)) {
+    for (uint32_t off = 0, n = 0; off < vp->inflight_len; n++) {
+        if (!vpri_virtio_pci_load_elem(vp, &off, &queue, e)) {
             error_report("vpri-blk: malformed in-flight requests in the "
                          "migration stream");
+            return -EINVAL;
+        }
+        if (!iolab_blk_chain_ok(e)) {
+            error_report("vpri-blk: migrated inflight chain %u: out_len %u "
+                         "/ in_len %u leave no request header or status "
+                         "byte", n, e->out_len, e->in_len);
             return -EINVAL;
         }
     }

@@ -55,7 +55,6 @@ static bool vpri_nic_migrated_slots_ok(VpriNic *s)
     g_autofree bool *seen = g_new0(bool, vp->num_queues);
     uint16_t index;
 
-    vpri_virtio_pci_prefetch_inflight(vp);
     for (uint32_t off = 0; off < vp->inflight_len;) {
         if (!vpri_virtio_pci_load_elem(vp, &off, &index, NULL) ||
             !vpri_nic_slot(s, index) || seen[index]) {
@@ -89,6 +88,10 @@ void vpri_nic_restart(VpriVirtioPCI *vp)
     VirtqElem *elem = g_new(VirtqElem, 1);
     uint16_t index;
 
+    /*
+     * Here only, as vpri-blk: after the rings (vpri_vpci_vm_state_change),
+     * and not from post_load, which checks a stream it may still refuse.
+     */
     vpri_virtio_pci_prefetch_inflight(vp);
     for (uint32_t off = 0; off < vp->inflight_len;) {
         VpriNicSlot *slot;

@@ -286,20 +286,28 @@ static int vpri_vpci_post_load(void *opaque, int version_id)
     }
     /*
      * Every in-flight chain: well formed, on an enabled queue, and no
-     * more of them per queue than it has entries.
+     * more of them per queue than it has popped and not pushed
+     * (last_avail_idx - used_idx, at most its size, checked above): each
+     * is pushed once it completes, and a push beyond that would let
+     * used->idx overtake avail->idx.
      */
     for (uint32_t off = 0; off < vp->inflight_len; n++) {
         const char *bad = vpri_virtio_pci_check_elem(vp, &off, &queue);
+        VpriQueue *q;
 
         if (bad) {
             error_report("vpri-virtio-pci: migrated inflight chain %u: %s",
                          n, bad);
             return -EINVAL;
         }
-        if (++per_queue[queue] > vp->queues[queue].size) {
+        q = &vp->queues[queue];
+        if (++per_queue[queue] >
+            (uint16_t)(q->vq.last_avail_idx - q->vq.used_idx)) {
             error_report("vpri-virtio-pci: migrated inflight: more chains "
-                         "on queue %u than its size %u", queue,
-                         vp->queues[queue].size);
+                         "on queue %u than it has popped and not pushed "
+                         "(queues[%u].vq.last_avail_idx %u, used_idx %u)",
+                         queue, queue, q->vq.last_avail_idx,
+                         q->vq.used_idx);
             return -EINVAL;
         }
     }

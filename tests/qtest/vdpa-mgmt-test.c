@@ -1694,6 +1694,116 @@ static bool bs_load(T *t, BadStream *b, const char *field)
     return loaded;
 }
 
+/*
+ * Cut the device's VMState section out of @b: from its header (type
+ * QEMU_VM_SECTION_FULL, section id, idstr "<pci path>/vdpa-mgmt",
+ * instance 0, version 2) to its footer, 93 bytes of fields after the
+ * "VDPA" magic.  QEMU loads a stream that lacks a device's section.
+ */
+static void bs_drop_vmstate(BadStream *b)
+{
+    static const uint8_t sec[] = "/vdpa-mgmt\0\0\0\0\0\0\0\2";
+    uint8_t *d = b->s->data;
+    uint8_t *v = memmem(d, b->s->len, sec, sizeof(sec) - 1);
+    size_t idend, start = 0, end = b->regs + 4 + 93;
+
+    g_assert(v);
+    idend = v - d + strlen("/vdpa-mgmt");
+    for (size_t p = idend - 1; p > idend - 64; p--) {
+        if (d[p] == idend - p - 1 && d[p - 5] == 0x04) {
+            start = p - 5;
+            break;
+        }
+    }
+    g_assert(start);
+    g_assert_cmphex(d[end], ==, 0x7e);                 /* the footer */
+    g_assert_cmphex(ldl_be_p(d + end + 1), ==, ldl_be_p(d + start + 1));
+    end += 5;
+    memmove(d + start, d + end, b->s->len - end);
+    g_byte_array_set_size(b->s, b->s->len - (end - start));
+}
+
+/* The ids of the instances query-vdpa-mgmt lists, in a string */
+static char *inst_ids(QTestState *qts)
+{
+    QDict *reply, *info = query(qts, false, &reply);
+    GString *ids = g_string_new("");
+    QList *list = qdict_get_qlist(info, "instances");
+    QListEntry *e;
+
+    if (list) {
+        QLIST_FOREACH_ENTRY(list, e) {
+            QDict *inst = qobject_to(QDict, qlist_entry_obj(e));
+
+            g_string_append_printf(ids, " %" PRId64,
+                                   qdict_get_int(inst, "id"));
+        }
+    }
+    qobject_unref(reply);
+    return g_string_free(ids, false);
+}
+
+/*
+ * Load @b (the instances section, no VMState, its instance as id 5): the
+ * function is as reset, so as the VM starts the migrated instance is
+ * dropped, and the guest's CREATEs get ids 1, 2, 3, 4, 6 (5 went back to
+ * the end of the free ids).  Before, the instance stayed, unchecked by
+ * post_load, and the table's free ids, rebuilt only in post_load, were
+ * stale: CREATE took id 5 twice, the second time over a live instance.
+ */
+static void bs_load_create(T *t, BadStream *b)
+{
+    g_autofree char *file = g_strdup_printf("%s/vdpa-bad-%d.mig",
+                                            g_get_tmp_dir(), getpid());
+    g_autofree char *uri = g_strdup_printf("file:%s", file);
+    g_autofree char *args = NULL;
+    g_autofree char *st = NULL;
+    g_autofree char *before = NULL;
+    g_autofree char *after = NULL;
+    g_autoptr(GError) gerr = NULL;
+    QGuestAllocator alloc;
+    QDict *rsp;
+    QPCIBus *bus;
+    QTestState *dst;
+    VMAdmin *a;
+
+    g_assert(g_file_set_contents(file, (const char *)b->s->data, b->s->len,
+                                 &gerr));
+    args = g_strdup_printf("-M q35 -m 512M -nodefaults "
+                           "-blockdev driver=file,node-name=d0,filename=%s,"
+                           "locking=off "
+                           "-blockdev driver=file,node-name=d1,filename=%s,"
+                           "locking=off "
+                           "-device vdpa-mgmt,id=vm0,blk-nodes=d0:d1,"
+                           "max-instances=64 -incoming defer",
+                           t->img[0], t->img[1]);
+    dst = qtest_init(args);
+    qtest_qmp_assert_success(dst, "{'execute': 'migrate-incoming', "
+                             "'arguments': {'uri': %s, "
+                             "'exit-on-error': false}}", uri);
+    st = iolab_migrate_wait_end(dst, 60 * G_USEC_PER_SEC);
+    g_assert_cmpstr(st, ==, "completed");
+    unlink(file);
+    rsp = qtest_qmp(dst, "{'execute': 'cont'}");
+    qobject_unref(rsp);
+    before = inst_ids(dst);
+    g_assert_cmpstr(before, ==, "");
+    /* The admin rings past the source's allocations (its instance's) */
+    pc_alloc_init(&alloc, dst, 0);
+    guest_alloc(&alloc, 8 * 1024 * 1024);
+    bus = qpci_new_pc(dst, &alloc);
+    a = vm_open(dst, &alloc, bus, 16);
+    for (int i = 0; i < 5; i++) {
+        vm_create_blk(a, 1, 0);
+    }
+    after = inst_ids(dst);
+    g_assert_cmpstr(after, ==, " 1 2 3 4 6");
+    vm_close(a);
+    qpci_free_pc(bus);
+    alloc_destroy(&alloc);
+    qtest_quit(dst);
+}
+
 static void test_migration_bad_stream(void)
 {
     T *t = t_start(",max-instances=64", 16);
@@ -1791,6 +1901,13 @@ static void test_migration_bad_stream(void)
         v[sizeof(sec) - 2] = 1;
     }
     g_assert(!bs_load(t, &b, "too old"));
+    BS_END();
+
+    /* Without the device's VMState, the instance as id 5 (see below) */
+    BS_START();
+    stl_le_p(b.s->data + b.chunk + 8, 5);
+    bs_drop_vmstate(&b);
+    bs_load_create(t, &b);
     BS_END();
 #undef BS_START
 #undef BS_END

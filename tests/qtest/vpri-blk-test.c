@@ -1421,6 +1421,8 @@ static void test_work_per_run(void)
 
 /* Offsets in vmstate_vpri_queue's record, and around it */
 #define QREC_VQ_SIZE        24
+#define QREC_LAST_AVAIL     26
+#define QREC_USED_IDX       30
 #define QREC_DESC           43
 #define QREC_SIZE           39
 #define QREC_LEN            68
@@ -1556,20 +1558,21 @@ static void test_migration_bad_queue_size(void)
 }
 
 /*
- * One in-flight chain whose in_len does not add up to its segments (and,
- * as the control, the same chain with the right total loads).
+ * @s (saved with nothing in flight) with one chain in flight on queue 0:
+ * a GET_ID-shaped chain, header then status byte, as the source's
+ * inflight buffer carries it, and queue 0 one chain popped and not
+ * pushed (if @popped).  The chain is at the returned offset.
  */
-static void test_migration_bad_chain_total(void)
+static GByteArray *stream_with_chain(GByteArray *s, size_t q0, bool popped,
+                                     size_t *chain_at)
 {
-    g_autofree char *path = NULL;
-    Ctx *c;
-    size_t q0;
-    g_autoptr(GByteArray) s = good_stream(&c, &path, &q0);
     size_t at = q0 + QREC_LEN;
     uint8_t chain[16 + 2 * 16] = { 0 };
-    g_autoptr(GByteArray) ok = NULL;
+    GByteArray *ok;
 
     g_assert_cmpuint(ldl_be_p(s->data + at), ==, 0);   /* inflight_len */
+    g_assert_cmpuint(lduw_be_p(s->data + q0 + QREC_LAST_AVAIL), ==,
+                     lduw_be_p(s->data + q0 + QREC_USED_IDX));
     stw_le_p(chain, 0);                 /* queue */
     stw_le_p(chain + 2, 3);             /* head */
     stw_le_p(chain + 4, 2);             /* nseg */
@@ -1580,16 +1583,72 @@ static void test_migration_bad_chain_total(void)
     stq_le_p(chain + 32, 0x101000);     /* status byte, device-writable */
     stl_le_p(chain + 40, 1);
     chain[44] = 1;
-    stl_be_p(s->data + at, sizeof(chain));
-    /* The stream with the chain after inflight_len */
     ok = g_byte_array_new();
-    g_byte_array_append(ok, s->data, at + 4);
+    g_byte_array_append(ok, s->data, at);
+    g_byte_array_append(ok, (guint8 *)&(uint32_t) {
+                            cpu_to_be32(sizeof(chain)) }, 4);
     g_byte_array_append(ok, chain, sizeof(chain));
     g_byte_array_append(ok, s->data + at + 4, s->len - (at + 4));
-    load_stream(c, ok, path, NULL);
+    if (popped) {
+        stw_be_p(ok->data + q0 + QREC_LAST_AVAIL,
+                 lduw_be_p(ok->data + q0 + QREC_USED_IDX) + 1);
+    }
+    *chain_at = at + 4;
+    return ok;
+}
 
-    stl_le_p(ok->data + at + 4 + 8, 4097);  /* in_len */
+/*
+ * One in-flight chain whose in_len does not add up to its segments (and,
+ * as the control, the same chain with the right total loads).
+ */
+static void test_migration_bad_chain_total(void)
+{
+    g_autofree char *path = NULL;
+    Ctx *c;
+    size_t q0, chain;
+    g_autoptr(GByteArray) s = good_stream(&c, &path, &q0);
+    g_autoptr(GByteArray) ok = stream_with_chain(s, q0, true, &chain);
+
+    load_stream(c, ok, path, NULL);
+    stl_le_p(ok->data + chain + 8, 4097);  /* in_len */
     load_stream(c, ok, path, "in_len/out_len do not match");
+    unlink(path);
+    ctx_stop(c);
+}
+
+/*
+ * A chain in flight on a queue that has popped none (last_avail_idx ==
+ * used_idx): restarted, it would be pushed beyond what the driver made
+ * available.
+ */
+static void test_migration_bad_chain_not_popped(void)
+{
+    g_autofree char *path = NULL;
+    Ctx *c;
+    size_t q0, chain;
+    g_autoptr(GByteArray) s = good_stream(&c, &path, &q0);
+    g_autoptr(GByteArray) bad = stream_with_chain(s, q0, false, &chain);
+
+    load_stream(c, bad, path, "queues[0].vq.last_avail_idx");
+    unlink(path);
+    ctx_stop(c);
+}
+
+/*
+ * A chain in flight whose device-readable part (8 bytes) cannot hold a
+ * request header: the source's pop never lets such a chain through.
+ */
+static void test_migration_bad_chain_no_header(void)
+{
+    g_autofree char *path = NULL;
+    Ctx *c;
+    size_t q0, chain;
+    g_autoptr(GByteArray) s = good_stream(&c, &path, &q0);
+    g_autoptr(GByteArray) bad = stream_with_chain(s, q0, true, &chain);
+
+    stl_le_p(bad->data + chain + 12, 8);    /* out_len */
+    stl_le_p(bad->data + chain + 24, 8);    /* the header segment's len */
+    load_stream(c, bad, path, "no request header or status byte");
     unlink(path);
     ctx_stop(c);
 }
@@ -1661,6 +1720,10 @@ int main(int argc, char **argv)
              test_migration_bad_queue_size);
     add_test("/iolab/vpri-blk/migration/bad-chain-total",
              test_migration_bad_chain_total);
+    add_test("/iolab/vpri-blk/migration/bad-chain-not-popped",
+             test_migration_bad_chain_not_popped);
+    add_test("/iolab/vpri-blk/migration/bad-chain-no-header",
+             test_migration_bad_chain_no_header);
     add_test("/iolab/vpri-blk/migration/bad-inflight-len",
              test_migration_bad_inflight_len);
     /* Last (suites run in creation order): a crash here stops no other */

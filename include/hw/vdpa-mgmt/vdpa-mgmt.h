@@ -187,6 +187,8 @@ struct VdpaMgmt {
     uint64_t mig_precopy_sent;
     uint64_t mig_downtime_sent;
     uint32_t mig_magic;
+    /* Destination: instances loaded, the VMState's post_load not run yet */
+    bool mig_unfinished;
 
     /* Function-wide counters */
     uint64_t admin_cmds;
