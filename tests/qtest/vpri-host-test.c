@@ -300,19 +300,27 @@ static void test_pin_rollback(void)
     rmdir(dir);
 }
 
+/* Run an HMP command, log it with its output, return the output */
+static char *G_GNUC_PRINTF(2, 0)
+hmp_vrun(QTestState *qts, const char *fmt, va_list ap)
+{
+    g_autofree char *cmd = g_strdup_vprintf(fmt, ap);
+    char *out = qtest_hmp(qts, "%s", cmd);
+
+    g_test_message("(hmp) %s: %s", cmd, out);
+    return out;
+}
+
 /* An HMP command's whole output (HMP ends its lines with "\r\n"). */
 static void G_GNUC_PRINTF(3, 4)
 assert_hmp(QTestState *qts, const char *want, const char *fmt, ...)
 {
-    g_autofree char *cmd = NULL;
     g_autofree char *out = NULL;
     va_list ap;
 
     va_start(ap, fmt);
-    cmd = g_strdup_vprintf(fmt, ap);
+    out = hmp_vrun(qts, fmt, ap);
     va_end(ap);
-    out = qtest_hmp(qts, "%s", cmd);
-    g_test_message("(hmp) %s: %s", cmd, out);
     g_assert_cmpstr(out, ==, want);
 }
 
@@ -320,15 +328,12 @@ assert_hmp(QTestState *qts, const char *want, const char *fmt, ...)
 static void G_GNUC_PRINTF(3, 4)
 assert_hmp_error(QTestState *qts, const char *needle, const char *fmt, ...)
 {
-    g_autofree char *cmd = NULL;
     g_autofree char *out = NULL;
     va_list ap;
 
     va_start(ap, fmt);
-    cmd = g_strdup_vprintf(fmt, ap);
+    out = hmp_vrun(qts, fmt, ap);
     va_end(ap);
-    out = qtest_hmp(qts, "%s", cmd);
-    g_test_message("(hmp) %s: %s", cmd, out);
     g_assert_true(g_str_has_prefix(out, "Error: "));
     g_assert_true(g_str_has_suffix(out, "\r\n"));
     g_assert_nonnull(strstr(out, needle));
