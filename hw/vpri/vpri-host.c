@@ -413,6 +413,32 @@ void vpri_host_account_stall(VpriHost *h, uint32_t dev_id, uint64_t ns)
     qatomic_add(&vpri_host_dev(h, dev_id)->stall_ns, ns);
 }
 
+/*
+ * Whether the access that faulted on @page would now pass: its PA-BITMAP
+ * entry grants it and the page is resident.  Called under h->lock.  A
+ * handler raises the entry before it completes the record, under that
+ * lock, so a raise that comes after the completion sees the entry raised
+ * and a raise that comes before it finds the record and joins it.
+ * Not behind a vIOMMU: there the fault has already queued its translation
+ * (vpri_xlat_translate_fault), which only a record's service consumes.
+ */
+static bool vpri_host_fault_answered(VpriHost *h, VpriHostDevice *d,
+                                     uint64_t page, bool write)
+{
+    uint64_t pfn = page >> PAB_PAGE_SHIFT, rpage;
+    PabState st;
+
+    if (pfn >= vpri_pab_npages(d->pab)) {
+        return false;
+    }
+    st = vpri_pab_get(d->pab, pfn);
+    if (st != PAB_READ_WRITE && (write || st != PAB_READ_ONLY)) {
+        return false;
+    }
+    return !vpri_residency_gpa_to_page(h->res, page, &rpage) ||
+           vpri_residency_page_resident(h->res, rpage);
+}
+
 void vpri_host_raise_fault(VpriHost *h, uint32_t dev_id, uint16_t queue,
                            uint64_t page, bool write, int cpu)
 {
@@ -429,6 +455,21 @@ void vpri_host_raise_fault(VpriHost *h, uint32_t dev_id, uint16_t queue,
         vpri_xlat_translate_fault(d->xlat, page, write);
     }
     qemu_mutex_lock(&h->lock);
+    if (!d->xlat && vpri_host_fault_answered(h, d, page, write)) {
+        /*
+         * The queue saw the page absent, but a handler paged it in and
+         * retired its record before this raise took the lock.  A new
+         * record would be a duplicate that the handler answers at once:
+         * resume the queue instead.
+         */
+        uint64_t waiters[VPRI_HOST_QUEUE_WORDS] = { 0 };
+
+        waiters[queue / 64] = 1ULL << (queue % 64);
+        vpri_host_wake(d, waiters, true);
+        qemu_mutex_unlock(&h->lock);
+        trace_vpri_fault_answered(dev_id, queue, page, write);
+        return;
+    }
     r = vpri_fault_ring_raise(d->ring, queue,
                          write ? FAULT_ACCESS_WRITE : FAULT_ACCESS_READ,
                          page, get_clock_realtime(), &seq);
