@@ -160,9 +160,7 @@ static void test_child_loads_and_ends(void)
         g_autofree char *st = NULL;
 
         fork_child(tpl, &d);
-        qtest_qmp_assert_success(tpl, "{ 'execute': 'migrate-incoming', "
-                                 "'arguments': { 'uri': %s, "
-                                 "'exit-on-error': false } }", uri);
+        iolab_migrate_incoming(tpl, uri);
         do {
             g_free(st);
             g_usleep(10 * 1000);

@@ -78,13 +78,44 @@ void iolab_migrate_wait_for(QTestState *qts, const char *want,
     g_assert_cmpstr(status, ==, want);
 }
 
-char *iolab_migrate_wait_end(QTestState *qts, gint64 timeout_us)
+/* Fail the test unless @status, a wait's result, is an end */
+static void iolab_migrate_assert_ended(const char *status, gint64 timeout_us)
 {
-    char *status = iolab_migrate_wait(qts, NULL, timeout_us, NULL);
-
     if (!iolab_migrate_is_end(status)) {
         g_error("the migration did not end within %" PRId64 " ms: it is '%s'",
                 timeout_us / 1000, status);
     }
+}
+
+char *iolab_migrate_wait_end(QTestState *qts, gint64 timeout_us)
+{
+    char *status = iolab_migrate_wait(qts, NULL, timeout_us, NULL);
+
+    iolab_migrate_assert_ended(status, timeout_us);
+    return status;
+}
+
+void iolab_migrate_incoming(QTestState *qts, const char *uri)
+{
+    qtest_qmp_assert_success(qts, "{ 'execute': 'migrate-incoming', "
+                             "'arguments': { 'uri': %s, "
+                             "'exit-on-error': false } }", uri);
+}
+
+char *iolab_migrate_load_file(QTestState *qts, const char *path,
+                              gint64 timeout_us, QDict **reply)
+{
+    g_autofree char *uri = g_strdup_printf("file:%s", path);
+
+    iolab_migrate_incoming(qts, uri);
+    return iolab_migrate_wait(qts, NULL, timeout_us, reply);
+}
+
+char *iolab_migrate_load_file_end(QTestState *qts, const char *path,
+                                  gint64 timeout_us)
+{
+    char *status = iolab_migrate_load_file(qts, path, timeout_us, NULL);
+
+    iolab_migrate_assert_ended(status, timeout_us);
     return status;
 }

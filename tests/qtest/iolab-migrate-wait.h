@@ -6,7 +6,9 @@
  * reaches some status; the waits differ only in the status they wait
  * for, how long they give it, and what they do with the result.  They
  * share this one loop so that how a status is read, when the wait stops
- * and how often it polls are decided once.
+ * and how often it polls are decided once.  The destinations that load
+ * a stream to see whether it is refused start that load here too, so
+ * that they all ask for it in the same way.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -45,5 +47,31 @@ void iolab_migrate_wait_for(QTestState *qts, const char *want,
  * (g_free it).
  */
 char *iolab_migrate_wait_end(QTestState *qts, gint64 timeout_us);
+
+/*
+ * Start an incoming migration from @uri on @qts (started with -incoming
+ * defer), with exit-on-error off: a stream the destination refuses then
+ * ends as a "failed" migration, with its reason in query-migrate's
+ * error-desc, and leaves QEMU running for the test to question, instead
+ * of making QEMU exit.  Asserts that QEMU accepts the command.
+ */
+void iolab_migrate_incoming(QTestState *qts, const char *uri);
+
+/*
+ * Load the stream saved in the file @path into @qts (started with
+ * -incoming defer): iolab_migrate_incoming() from "file:@path", then
+ * iolab_migrate_wait() for its end.  Returns "completed" or "failed",
+ * or, if the load has not ended within @timeout_us, the status then
+ * (g_free it); *@reply as iolab_migrate_wait() sets it, if not NULL.
+ */
+char *iolab_migrate_load_file(QTestState *qts, const char *path,
+                              gint64 timeout_us, QDict **reply);
+
+/*
+ * The same, for a test that a load which does not end must fail: assert,
+ * as iolab_migrate_wait_end() does, that it ends within @timeout_us.
+ */
+char *iolab_migrate_load_file_end(QTestState *qts, const char *path,
+                                  gint64 timeout_us);
 
 #endif

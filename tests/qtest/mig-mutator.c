@@ -318,16 +318,13 @@ static char *mut_load_and_touch(MutRun *r, QTestState *dst,
                                 int timeout_s, MutSelfTest self_test,
                                 pid_t qemu_pid)
 {
-    g_autofree char *uri = g_strdup_printf("file:%s", mutant);
     g_autofree char *st = NULL;
     QDict *reply;
     char *desc;
 
     mut_result(res, "stage load");
-    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
-                             "'arguments': { 'uri': %s, "
-                             "'exit-on-error': false } }", uri);
-    st = iolab_migrate_wait(dst, NULL, timeout_s * G_USEC_PER_SEC, &reply);
+    st = iolab_migrate_load_file(dst, mutant, timeout_s * G_USEC_PER_SEC,
+                                 &reply);
     /* QEMU sets a load's error after "failed": only the last reply has it */
     desc = g_strdup(reply ? qdict_get_try_str(reply, "error-desc") : NULL);
     qobject_unref(reply);

@@ -102,6 +102,36 @@ static char *tmp_file(const char *tag, int *fd_out)
 }
 
 /*
+ * The command-line options of the four controllers, each in its slot: m0,
+ * A and B on the images @img_a and @img_b, and o, which nobody manages.
+ * m0 is the management controller, or, if @img_m is set, a plain
+ * nvme-export on that image.  A and B are managed by m0 if @a_managed,
+ * @b_managed; B's CNTLID is @cntlid_b.
+ */
+static char *controllers(const char *img_a, const char *img_b,
+                         const char *img_m, bool a_managed, bool b_managed,
+                         int cntlid_b)
+{
+    g_autofree char *m0 = img_m
+        ? g_strdup_printf("-drive if=none,id=dm,file=%s,format=raw "
+                          "-device nvme-export,id=m0,cntlid=%d,drive=dm,"
+                          "addr=%d", img_m, CNTLID_MGMT, SLOT_MGMT)
+        : g_strdup_printf("-device nvme-export-mgmt,id=m0,cntlid=%d,addr=%d",
+                          CNTLID_MGMT, SLOT_MGMT);
+
+    return g_strdup_printf(
+        "-drive if=none,id=da,file=%s,format=raw "
+        "-drive if=none,id=db,file=%s,format=raw "
+        "%s "
+        "-device nvme-export,id=a,%scntlid=%d,drive=da,addr=%d "
+        "-device nvme-export,id=b,%scntlid=%d,drive=db,addr=%d "
+        "-device nvme-export,id=o,cntlid=%d,addr=%d",
+        img_a, img_b, m0, a_managed ? "mgmt=m0," : "", CNTLID_A, SLOT_A,
+        b_managed ? "mgmt=m0," : "", cntlid_b, SLOT_B,
+        CNTLID_OTHER, SLOT_OTHER);
+}
+
+/*
  * Start QEMU: m0, A and B (managed by m0) and one unmanaged controller;
  * @extra goes at the end of the command line (-incoming ...)
  */
@@ -109,6 +139,7 @@ static T *t_start_full(const char *img_a, const char *img_b,
                        int cntlid_b, const char *extra)
 {
     T *t = g_new0(T, 1);
+    g_autofree char *devices = NULL;
     g_autofree char *args = NULL;
 
     if (img_a) {
@@ -128,17 +159,10 @@ static T *t_start_full(const char *img_a, const char *img_b,
     g_assert_cmpint(t->fd_a, >=, 0);
     g_assert_cmpint(t->fd_b, >=, 0);
     t->log = tmp_file("log", NULL);
+    devices = controllers(t->img_a, t->img_b, NULL, true, true, cntlid_b);
     args = g_strdup_printf(
-        "-machine pc -m 256 -nodefaults -d guest_errors -D %s "
-        "-drive if=none,id=da,file=%s,format=raw "
-        "-drive if=none,id=db,file=%s,format=raw "
-        "-device nvme-export-mgmt,id=m0,cntlid=%d,addr=%d "
-        "-device nvme-export,id=a,mgmt=m0,cntlid=%d,drive=da,addr=%d "
-        "-device nvme-export,id=b,mgmt=m0,cntlid=%d,drive=db,addr=%d "
-        "-device nvme-export,id=o,cntlid=%d,addr=%d %s",
-        t->log, t->img_a, t->img_b, CNTLID_MGMT, SLOT_MGMT,
-        CNTLID_A, SLOT_A, cntlid_b, SLOT_B, CNTLID_OTHER, SLOT_OTHER,
-        extra ? extra : "");
+        "-machine pc -m 256 -nodefaults -d guest_errors -D %s %s %s",
+        t->log, devices, extra ? extra : "");
     t->qts = qtest_init(args);
     if (extra) {
         return t;               /* a migration destination: not yet */
@@ -1578,19 +1602,32 @@ static char *load_into(const char *file, const char *devices,
     g_autofree char *args = g_strdup_printf(
         "-machine pc -m 256 -nodefaults %s -incoming defer 2>%s",
         devices, errlog);
-    g_autofree char *uri = g_strdup_printf("file:%s", file);
     QTestState *dst = qtest_init(args);
     char *status;
 
-    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming',"
-                             "  'arguments': { 'uri': %s,"
-                             "                 'exit-on-error': false } }",
-                             uri);
-    status = iolab_migrate_wait(dst, NULL, 15 * G_USEC_PER_SEC, NULL);
+    status = iolab_migrate_load_file(dst, file, 15 * G_USEC_PER_SEC, NULL);
     /* The load is over: QEMU must still answer */
     qtest_qmp_assert_success(dst, "{ 'execute': 'query-status' }");
     qtest_quit(dst);
     return status;
+}
+
+/*
+ * Load the stream in @file into a destination with the devices
+ * @devices: it must load, or, if @refusal is set, be refused with
+ * @refusal in its stderr (in @errlog).
+ */
+static void assert_load_into(const char *file, const char *devices,
+                             const char *errlog, const char *refusal)
+{
+    g_autofree char *st = load_into(file, devices, errlog);
+    g_autofree char *err = NULL;
+
+    g_assert_cmpstr(st, ==, refusal ? "failed" : "completed");
+    if (refusal) {
+        g_assert_true(g_file_get_contents(errlog, &err, NULL, NULL));
+        g_assert_nonnull(strstr(err, refusal));
+    }
 }
 
 /*
@@ -1622,64 +1659,22 @@ static void test_subsection_to_wrong_controller(void)
     g_assert_cmpint(rw(t->a, 0x01, 5, 1, buf), ==, 0);
     g_assert_cmpstr(migrate(t->qts, uri), ==, "completed");
 
-    same = g_strdup_printf(
-        "-drive if=none,id=da,file=%s,format=raw "
-        "-drive if=none,id=db,file=%s,format=raw "
-        "-device nvme-export-mgmt,id=m0,cntlid=%d,addr=%d "
-        "-device nvme-export,id=a,mgmt=m0,cntlid=%d,drive=da,addr=%d "
-        "-device nvme-export,id=b,mgmt=m0,cntlid=%d,drive=db,addr=%d "
-        "-device nvme-export,id=o,cntlid=%d,addr=%d",
-        t->img_a, t->img_b, CNTLID_MGMT, SLOT_MGMT, CNTLID_A, SLOT_A,
-        CNTLID_B, SLOT_B, CNTLID_OTHER, SLOT_OTHER);
+    same = controllers(t->img_a, t->img_b, NULL, true, true, CNTLID_B);
     /*
      * A without mgmt=; m0 manages a CNTLID A in another slot, so that
      * m0's queue for CNTLID A loads and A's own section is reached.
      */
-    unmanaged = g_strdup_printf(
-        "-drive if=none,id=da,file=%s,format=raw "
-        "-drive if=none,id=db,file=%s,format=raw "
-        "-device nvme-export-mgmt,id=m0,cntlid=%d,addr=%d "
-        "-device nvme-export,id=a,cntlid=%d,drive=da,addr=%d "
-        "-device nvme-export,id=b,mgmt=m0,cntlid=%d,drive=db,addr=%d "
-        "-device nvme-export,id=o,cntlid=%d,addr=%d",
-        t->img_a, t->img_b, CNTLID_MGMT, SLOT_MGMT, CNTLID_A, SLOT_A,
-        CNTLID_A, SLOT_B, CNTLID_OTHER, SLOT_OTHER);
-    plain_m0 = g_strdup_printf(
-        "-drive if=none,id=dm,file=%s,format=raw "
-        "-drive if=none,id=da,file=%s,format=raw "
-        "-drive if=none,id=db,file=%s,format=raw "
-        "-device nvme-export,id=m0,cntlid=%d,drive=dm,addr=%d "
-        "-device nvme-export,id=a,cntlid=%d,drive=da,addr=%d "
-        "-device nvme-export,id=b,cntlid=%d,drive=db,addr=%d "
-        "-device nvme-export,id=o,cntlid=%d,addr=%d",
-        img_m, t->img_a, t->img_b, CNTLID_MGMT, SLOT_MGMT, CNTLID_A, SLOT_A,
-        CNTLID_B, SLOT_B, CNTLID_OTHER, SLOT_OTHER);
+    unmanaged = controllers(t->img_a, t->img_b, NULL, false, true, CNTLID_A);
+    plain_m0 = controllers(t->img_a, t->img_b, img_m, false, false, CNTLID_B);
     g_assert_cmpint(truncate(img_m, IMG_SIZE), ==, 0);
 
     /* The same devices take the stream: the refusals are the devices' */
-    {
-        g_autofree char *st = load_into(file, same, errlog);
-
-        g_assert_cmpstr(st, ==, "completed");
-    }
-    {
-        g_autofree char *st = load_into(file, unmanaged, errlog);
-        g_autofree char *err = NULL;
-
-        g_assert_cmpstr(st, ==, "failed");
-        g_assert_true(g_file_get_contents(errlog, &err, NULL, NULL));
-        g_assert_nonnull(strstr(err, "nvme-export/lm sent to a controller "
-                                "with no mgmt="));
-    }
-    {
-        g_autofree char *st = load_into(file, plain_m0, errlog);
-        g_autofree char *err = NULL;
-
-        g_assert_cmpstr(st, ==, "failed");
-        g_assert_true(g_file_get_contents(errlog, &err, NULL, NULL));
-        g_assert_nonnull(strstr(err, "nvme-export/mgmt sent to a controller "
-                                "that is not a management controller"));
-    }
+    assert_load_into(file, same, errlog, NULL);
+    assert_load_into(file, unmanaged, errlog,
+                     "nvme-export/lm sent to a controller with no mgmt=");
+    assert_load_into(file, plain_m0, errlog,
+                     "nvme-export/mgmt sent to a controller "
+                     "that is not a management controller");
     unlink(file);
     unlink(errlog);
     unlink(img_m);

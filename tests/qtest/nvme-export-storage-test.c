@@ -682,10 +682,7 @@ static void test_destination_dies(void)
      * that is a failed migration, not an exit status that depends on
      * which came first.
      */
-    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming',"
-                             "  'arguments': { 'uri': %s,"
-                             "                 'exit-on-error': false } }",
-                             uri);
+    iolab_migrate_incoming(dst, uri);
     set_bandwidth(t->qts, 256 * 1024);      /* slow: seconds to copy */
     start_migration(t->qts, uri);
     wait_copying(t);

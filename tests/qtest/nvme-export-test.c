@@ -1265,16 +1265,11 @@ static char *load_stream(T *t, const char *file, const char *errlog,
         "-drive if=none,id=d0,file=%s,format=raw,discard=unmap "
         "-device nvme-export,id=nx0,drive=d0 -incoming defer 2>%s",
         t->img, errlog);
-    g_autofree char *uri = g_strdup_printf("file:%s", file);
     QTestState *dst = qtest_init(args);
     char *status;
 
-    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming',"
-                             "  'arguments': { 'uri': %s,"
-                             "                 'exit-on-error': false } }",
-                             uri);
     /* 15 s: no less than the 2000 polls 5 ms apart this wait was before */
-    status = iolab_migrate_wait(dst, NULL, 15 * G_USEC_PER_SEC, NULL);
+    status = iolab_migrate_load_file(dst, file, 15 * G_USEC_PER_SEC, NULL);
     *answered = !strcmp(status, "completed") && poke_admin(t, dst);
     qtest_quit(dst);
     if (strcmp(status, "completed") && strcmp(status, "failed")) {

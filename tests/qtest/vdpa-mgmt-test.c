@@ -1625,6 +1625,16 @@ static void bs_set_be32(BadStream *b, long off, uint32_t v)
     stl_be_p(b->s->data + b->regs + off, v);
 }
 
+/* A copy of @saved for one case to change */
+static BadStream bs_copy(const BadStream *saved)
+{
+    BadStream b = *saved;
+
+    b.s = g_byte_array_new();
+    g_byte_array_append(b.s, saved->s->data, saved->s->len);
+    return b;
+}
+
 /* Insert @n held heads (all 0, the request's chain) after the queue */
 static void bs_add_heads(BadStream *b, uint16_t n)
 {
@@ -1644,23 +1654,21 @@ static void bs_add_heads(BadStream *b, uint16_t n)
 }
 
 /*
- * Load @b into a new destination; returns true if it loaded.  On a
- * refusal the destination's stderr must name @field.
+ * Load @b into a new destination, with the source's images and
+ * vdpa-mgmt; its stderr goes to @log if not NULL.  The load must end:
+ * *@status is how (g_free it).  Returns the destination, for the caller
+ * to question and quit.
  */
-static bool bs_load(T *t, BadStream *b, const char *field)
+static QTestState *bs_load_dest(T *t, BadStream *b, const char *log,
+                                char **status)
 {
     g_autofree char *file = g_strdup_printf("%s/vdpa-bad-%d.mig",
                                             g_get_tmp_dir(), getpid());
-    g_autofree char *log = g_strdup_printf("%s/vdpa-bad-%d.log",
-                                           g_get_tmp_dir(), getpid());
-    g_autofree char *uri = g_strdup_printf("file:%s", file);
+    g_autofree char *to_log = log ? g_strdup_printf(" 2>%s", log)
+                                  : g_strdup("");
     g_autofree char *args = NULL;
-    g_autofree char *err = NULL;
     g_autoptr(GError) gerr = NULL;
-    g_autofree char *st = NULL;
     QTestState *dst;
-    QDict *rsp;
-    bool loaded;
 
     g_assert(g_file_set_contents(file, (const char *)b->s->data, b->s->len,
                                  &gerr));
@@ -1670,14 +1678,28 @@ static bool bs_load(T *t, BadStream *b, const char *field)
                            "-blockdev driver=file,node-name=d1,filename=%s,"
                            "locking=off "
                            "-device vdpa-mgmt,id=vm0,blk-nodes=d0:d1,"
-                           "max-instances=64 -incoming defer 2>%s",
-                           t->img[0], t->img[1], log);
+                           "max-instances=64 -incoming defer%s",
+                           t->img[0], t->img[1], to_log);
     dst = qtest_init(args);
-    rsp = qtest_qmp(dst, "{'execute': 'migrate-incoming', 'arguments': "
-                    "{'uri': %s, 'exit-on-error': false}}", uri);
-    g_assert(qdict_haskey(rsp, "return"));
-    qobject_unref(rsp);
-    st = iolab_migrate_wait_end(dst, 60 * G_USEC_PER_SEC);
+    *status = iolab_migrate_load_file_end(dst, file, 60 * G_USEC_PER_SEC);
+    unlink(file);
+    return dst;
+}
+
+/*
+ * Load @b into a new destination; returns true if it loaded.  On a
+ * refusal the destination's stderr must name @field.
+ */
+static bool bs_load(T *t, BadStream *b, const char *field)
+{
+    g_autofree char *log = g_strdup_printf("%s/vdpa-bad-%d.log",
+                                           g_get_tmp_dir(), getpid());
+    g_autofree char *err = NULL;
+    g_autofree char *st = NULL;
+    QTestState *dst = bs_load_dest(t, b, log, &st);
+    QDict *rsp;
+    bool loaded;
+
     g_assert_cmpstr(st, !=, "cancelled");   /* a load ends in the other two */
     loaded = !strcmp(st, "completed");
     /* Alive, and answering: after a refusal nothing ran on bad state */
@@ -1689,7 +1711,6 @@ static bool bs_load(T *t, BadStream *b, const char *field)
         g_test_message("refused: %s", err);
         g_assert(field && strstr(err, field));
     }
-    unlink(file);
     unlink(log);
     return loaded;
 }
@@ -1753,37 +1774,16 @@ static char *inst_ids(QTestState *qts)
  */
 static void bs_load_create(T *t, BadStream *b)
 {
-    g_autofree char *file = g_strdup_printf("%s/vdpa-bad-%d.mig",
-                                            g_get_tmp_dir(), getpid());
-    g_autofree char *uri = g_strdup_printf("file:%s", file);
-    g_autofree char *args = NULL;
     g_autofree char *st = NULL;
     g_autofree char *before = NULL;
     g_autofree char *after = NULL;
-    g_autoptr(GError) gerr = NULL;
     QGuestAllocator alloc;
     QDict *rsp;
     QPCIBus *bus;
-    QTestState *dst;
+    QTestState *dst = bs_load_dest(t, b, NULL, &st);
     VMAdmin *a;
 
-    g_assert(g_file_set_contents(file, (const char *)b->s->data, b->s->len,
-                                 &gerr));
-    args = g_strdup_printf("-M q35 -m 512M -nodefaults "
-                           "-blockdev driver=file,node-name=d0,filename=%s,"
-                           "locking=off "
-                           "-blockdev driver=file,node-name=d1,filename=%s,"
-                           "locking=off "
-                           "-device vdpa-mgmt,id=vm0,blk-nodes=d0:d1,"
-                           "max-instances=64 -incoming defer",
-                           t->img[0], t->img[1]);
-    dst = qtest_init(args);
-    qtest_qmp_assert_success(dst, "{'execute': 'migrate-incoming', "
-                             "'arguments': {'uri': %s, "
-                             "'exit-on-error': false}}", uri);
-    st = iolab_migrate_wait_end(dst, 60 * G_USEC_PER_SEC);
     g_assert_cmpstr(st, ==, "completed");
-    unlink(file);
     rsp = qtest_qmp(dst, "{'execute': 'cont'}");
     qobject_unref(rsp);
     before = inst_ids(dst);
@@ -1811,13 +1811,13 @@ static void test_migration_bad_stream(void)
     g_autofree char *file = g_strdup_printf("%s/vdpa-src-%d.mig",
                                             g_get_tmp_dir(), getpid());
     g_autofree char *uri = g_strdup_printf("file:%s", file);
-    g_autofree gchar *saved = NULL;
-    gsize saved_len;
+    gchar *stream;
+    gsize stream_len;
     uint64_t data = guest_alloc(&t->alloc, 512);
     VMRing r;
     uint32_t id;
     QDict *rsp;
-    BadStream b;
+    BadStream saved, b;
     size_t regs = 0, chunk = 0;
 
     id = bring_up(a, &r, 1, 0);
@@ -1828,71 +1828,67 @@ static void test_migration_bad_stream(void)
     g_assert(qdict_haskey(rsp, "return"));
     qobject_unref(rsp);
     iolab_migrate_wait_for(t->qts, "completed", 60 * G_USEC_PER_SEC);
-    g_assert(g_file_get_contents(file, &saved, &saved_len, NULL));
+    g_assert(g_file_get_contents(file, &stream, &stream_len, NULL));
     unlink(file);
     /*
      * The instances section's setup chunk comes before RAM pages: the
      * first "MDIG"; the VMState follows RAM: the last "VDPA".
      */
-    for (gsize i = 0; i + 4 <= saved_len; i++) {
-        if (!chunk && !memcmp(saved + i, "MDIG", 4)) {
+    for (gsize i = 0; i + 4 <= stream_len; i++) {
+        if (!chunk && !memcmp(stream + i, "MDIG", 4)) {
             chunk = i;
         }
-        if (!memcmp(saved + i, "VDPA", 4)) {
+        if (!memcmp(stream + i, "VDPA", 4)) {
             regs = i;
         }
     }
     g_assert(chunk && regs > chunk);
 
-#define BS_START() do { \
-        b.s = g_byte_array_new(); \
-        g_byte_array_append(b.s, (const guint8 *)saved, saved_len); \
-        b.regs = regs; \
-        b.chunk = chunk; \
-    } while (0)
-#define BS_END() g_byte_array_unref(b.s)
+    saved.s = g_byte_array_new_take((guint8 *)stream, stream_len);
+    saved.regs = regs;
+    saved.chunk = chunk;
 
     /* The layout is the one assumed above, and the stream loads as is */
-    BS_START();
+    b = bs_copy(&saved);
     g_assert_cmpuint(ldl_le_p(b.s->data + chunk + MC_LEN), ==, MB_END - 8);
     g_assert_cmpuint(bs_be32(&b, MS_AQ_SIZE), ==, 16);
     g_assert(bs_load(t, &b, NULL));
-    BS_END();
+    g_byte_array_unref(b.s);
 
     /* No admin queue ring, yet a command pending (divides by zero) */
-    BS_START();
+    b = bs_copy(&saved);
     bs_set_be32(&b, MS_AQ_SIZE, 0);
     bs_set_be32(&b, MS_SQ_TAIL, bs_be32(&b, MS_SQ_HEAD) + 1);
     g_assert(!bs_load(t, &b, "field aq_size"));
-    BS_END();
+    g_byte_array_unref(b.s);
 
     /* A ring index beyond the ring */
-    BS_START();
+    b = bs_copy(&saved);
     bs_set_be32(&b, MS_SQ_HEAD, 4096);
     g_assert(!bs_load(t, &b, "field sq_head"));
-    BS_END();
+    g_byte_array_unref(b.s);
 
     /* More held requests than chains in flight (one) */
-    BS_START();
+    b = bs_copy(&saved);
     bs_add_heads(&b, 2);
     g_assert(!bs_load(t, &b, "field nheld"));
-    BS_END();
+    g_byte_array_unref(b.s);
 
     /* A PASID this function cannot translate, checked before its chains */
-    BS_START();
+    b = bs_copy(&saved);
     bs_add_heads(&b, 1);
     stl_le_p(b.s->data + b.chunk + MB_PASID, 5);
     g_assert(!bs_load(t, &b, "field pasid"));
-    BS_END();
+    g_byte_array_unref(b.s);
 
     /* A chunk longer than any the source cuts */
-    BS_START();
+    b = bs_copy(&saved);
     stl_le_p(b.s->data + b.chunk + MC_LEN, 0x7fffffff);
     g_assert(!bs_load(t, &b, "field chunk length"));
-    BS_END();
+    g_byte_array_unref(b.s);
 
     /* A version 1 stream (one buffer in the downtime) is refused */
-    BS_START();
+    b = bs_copy(&saved);
     {
         static const uint8_t sec[] = "/vdpa-mgmt\0\0\0\0\0\0\0\2";
         uint8_t *v = memmem(b.s->data, b.s->len, sec, sizeof(sec) - 1);
@@ -1901,16 +1897,15 @@ static void test_migration_bad_stream(void)
         v[sizeof(sec) - 2] = 1;
     }
     g_assert(!bs_load(t, &b, "too old"));
-    BS_END();
+    g_byte_array_unref(b.s);
 
     /* Without the device's VMState, the instance as id 5 (see below) */
-    BS_START();
+    b = bs_copy(&saved);
     stl_le_p(b.s->data + b.chunk + 8, 5);
     bs_drop_vmstate(&b);
     bs_load_create(t, &b);
-    BS_END();
-#undef BS_START
-#undef BS_END
+    g_byte_array_unref(b.s);
+    g_byte_array_unref(saved.s);
     t_stop(t);
 }
 

@@ -1429,27 +1429,43 @@ static void test_work_per_run(void)
 #define STREAM_KICK_PENDING (-(8 + 2))  /* then num_queues, then queue 0 */
 
 /*
- * Save a running vpri-blk (one queue, some I/O done) to a file, stopped,
- * and return the stream.  *@queue0 is the offset of queue 0's record in
- * vmstate_vpri_queue, found by its three ring addresses (big-endian, as
- * VMState writes them).
+ * A stream for a case to change and load: saved from a running vpri-blk
+ * (one queue, some I/O done), stopped.  The source stays up while the
+ * case runs: its destinations open the source's image.
  */
-static GByteArray *save_stream(Ctx *c, const char *path, size_t *queue0)
+typedef struct SavedStream {
+    Ctx *c;                 /* the source */
+    char *path;             /* the file a destination loads */
+    GByteArray *s;          /* the stream, as the case has changed it */
+    size_t q0;              /* queue 0's record in vmstate_vpri_queue */
+} SavedStream;
+
+/* Where @off of queue 0's record is in the stream */
+static uint8_t *queue0_at(SavedStream *ss, long off)
 {
-    g_autofree char *uri = g_strdup_printf("file:%s", path);
+    return ss->s->data + ss->q0 + off;
+}
+
+/*
+ * Save @ss->c to @ss->path and keep the stream in @ss.  Queue 0's record
+ * in vmstate_vpri_queue is found by its three ring addresses (big-endian,
+ * as VMState writes them).
+ */
+static void save_stream(SavedStream *ss)
+{
+    g_autofree char *uri = g_strdup_printf("file:%s", ss->path);
     g_autofree gchar *data = NULL;
-    VVQueue *q = queue(c, 0);
+    VVQueue *q = queue(ss->c, 0);
     uint8_t key[24];
     gsize len;
-    GByteArray *s;
 
-    qtest_qmp_assert_success(c->qts, "{ 'execute': 'stop' }");
-    qtest_qmp_assert_success(c->qts, "{ 'execute': 'migrate', "
+    qtest_qmp_assert_success(ss->c->qts, "{ 'execute': 'stop' }");
+    qtest_qmp_assert_success(ss->c->qts, "{ 'execute': 'migrate', "
                              "'arguments': { 'uri': %s } }", uri);
-    iolab_migrate_wait_for(c->qts, "completed", 60 * G_USEC_PER_SEC);
-    g_assert(g_file_get_contents(path, &data, &len, NULL));
-    s = g_byte_array_new();
-    g_byte_array_append(s, (guint8 *)data, len);
+    iolab_migrate_wait_for(ss->c->qts, "completed", 60 * G_USEC_PER_SEC);
+    g_assert(g_file_get_contents(ss->path, &data, &len, NULL));
+    ss->s = g_byte_array_new();
+    g_byte_array_append(ss->s, (guint8 *)data, len);
     stq_be_p(key, q->desc);
     stq_be_p(key + 8, q->avail);
     stq_be_p(key + 16, q->used);
@@ -1457,45 +1473,56 @@ static GByteArray *save_stream(Ctx *c, const char *path, size_t *queue0)
      * The three addresses appear twice in the record: as vq.desc/avail/
      * used at its start and as desc/driver/device 43 bytes on.
      */
-    *queue0 = 0;
-    for (size_t i = 0; i + sizeof(key) <= s->len; i++) {
-        if (!memcmp(s->data + i, key, sizeof(key))) {
-            *queue0 = i;
+    ss->q0 = 0;
+    for (size_t i = 0; i + sizeof(key) <= ss->s->len; i++) {
+        if (!memcmp(ss->s->data + i, key, sizeof(key))) {
+            ss->q0 = i;
             break;
         }
     }
-    g_assert_cmpuint(*queue0, !=, 0);
-    g_assert(!memcmp(s->data + *queue0 + QREC_DESC, key, sizeof(key)));
-    return s;
+    g_assert_cmpuint(ss->q0, !=, 0);
+    g_assert(!memcmp(queue0_at(ss, QREC_DESC), key, sizeof(key)));
+}
+
+/* Start a source and save it: see SavedStream */
+static void saved_stream_init(SavedStream *ss)
+{
+    ss->c = bad_start();
+    ss->path = g_strdup_printf("%s.mig", ss->c->img);
+    save_stream(ss);
+}
+
+static void saved_stream_destroy(SavedStream *ss)
+{
+    unlink(ss->path);
+    ctx_stop(ss->c);
+    g_free(ss->path);
+    g_byte_array_unref(ss->s);
 }
 
 /*
- * Load @stream into a fresh destination: it must be refused, and QEMU's
- * message must name @field.  (@field NULL: it must load.)
+ * Load the stream into a fresh destination: it must be refused, and
+ * QEMU's message must name @field.  (@field NULL: it must load.)
  */
-static void load_stream(Ctx *c, GByteArray *stream, const char *path,
-                        const char *field)
+static void load_stream(SavedStream *ss, const char *field)
 {
-    g_autofree char *err = g_strdup_printf("%s.stderr", path);
+    g_autofree char *err = g_strdup_printf("%s.stderr", ss->path);
     /* (the image itself is unlinked: the destination opens our fd) */
     g_autofree char *args = NULL;
-    g_autofree char *uri = g_strdup_printf("file:%s", path);
     g_autofree gchar *text = NULL;
     g_autofree char *st = NULL;
     QTestState *dst;
 
-    g_assert(g_file_set_contents(path, (gchar *)stream->data, stream->len,
+    g_assert(g_file_set_contents(ss->path, (gchar *)ss->s->data, ss->s->len,
                                  NULL));
     args = g_strdup_printf("-M q35 -nodefaults "
                            "-blockdev driver=file,node-name=d0,"
                            "filename=/proc/%d/fd/%d,locking=off "
                            "-device vpri-blk,drive=d0,serial=" SERIAL " "
-                           "-incoming defer 2>%s", getpid(), c->img_fd, err);
+                           "-incoming defer 2>%s", getpid(), ss->c->img_fd,
+                           err);
     dst = qtest_init(args);
-    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
-                             "'arguments': { 'uri': %s, "
-                             "'exit-on-error': false } }", uri);
-    st = iolab_migrate_wait_end(dst, 60 * G_USEC_PER_SEC);
+    st = iolab_migrate_load_file_end(dst, ss->path, 60 * G_USEC_PER_SEC);
     g_assert_cmpstr(st, ==, field ? "failed" : "completed");
     qtest_quit(dst);
     g_assert(g_file_get_contents(err, &text, NULL, NULL));
@@ -1506,73 +1533,56 @@ static void load_stream(Ctx *c, GByteArray *stream, const char *path,
     unlink(err);
 }
 
-static GByteArray *good_stream(Ctx **cp, char **path, size_t *q0)
-{
-    Ctx *c = bad_start();
-
-    *cp = c;
-    *path = g_strdup_printf("%s.mig", c->img);
-    return save_stream(c, *path, q0);
-}
-
 /* The stream as saved loads: the checks below refuse only what is bad */
 static void test_migration_good(void)
 {
-    g_autofree char *path = NULL;
-    Ctx *c;
-    size_t q0;
-    g_autoptr(GByteArray) s = good_stream(&c, &path, &q0);
+    SavedStream ss;
 
-    load_stream(c, s, path, NULL);
-    unlink(path);
-    ctx_stop(c);
+    saved_stream_init(&ss);
+    load_stream(&ss, NULL);
+    saved_stream_destroy(&ss);
 }
 
 /* A kick pending on queue 5 of a one-queue device */
 static void test_migration_bad_kick_pending(void)
 {
-    g_autofree char *path = NULL;
-    Ctx *c;
-    size_t q0;
-    g_autoptr(GByteArray) s = good_stream(&c, &path, &q0);
+    SavedStream ss;
 
-    stq_be_p(s->data + q0 + STREAM_KICK_PENDING, 1ULL << 5);
-    load_stream(c, s, path, "kick_pending");
-    unlink(path);
-    ctx_stop(c);
+    saved_stream_init(&ss);
+    stq_be_p(queue0_at(&ss, STREAM_KICK_PENDING), 1ULL << 5);
+    load_stream(&ss, "kick_pending");
+    saved_stream_destroy(&ss);
 }
 
 /* An enabled queue of size 0 */
 static void test_migration_bad_queue_size(void)
 {
-    g_autofree char *path = NULL;
-    Ctx *c;
-    size_t q0;
-    g_autoptr(GByteArray) s = good_stream(&c, &path, &q0);
+    SavedStream ss;
 
-    stw_be_p(s->data + q0 + QREC_VQ_SIZE, 0);
-    stw_be_p(s->data + q0 + QREC_SIZE, 0);
-    load_stream(c, s, path, "queues[0].size");
-    unlink(path);
-    ctx_stop(c);
+    saved_stream_init(&ss);
+    stw_be_p(queue0_at(&ss, QREC_VQ_SIZE), 0);
+    stw_be_p(queue0_at(&ss, QREC_SIZE), 0);
+    load_stream(&ss, "queues[0].size");
+    saved_stream_destroy(&ss);
 }
 
 /*
- * @s (saved with nothing in flight) with one chain in flight on queue 0:
- * a GET_ID-shaped chain, header then status byte, as the source's
- * inflight buffer carries it, and queue 0 one chain popped and not
- * pushed (if @popped).  The chain is at the returned offset.
+ * Put one chain in flight on queue 0 of @ss (saved with nothing in
+ * flight): a GET_ID-shaped chain, header then status byte, as the
+ * source's inflight buffer carries it, and queue 0 one chain popped and
+ * not pushed (if @popped).  Returns where the chain is in the stream
+ * (until the stream changes size).
  */
-static GByteArray *stream_with_chain(GByteArray *s, size_t q0, bool popped,
-                                     size_t *chain_at)
+static uint8_t *add_chain(SavedStream *ss, bool popped)
 {
-    size_t at = q0 + QREC_LEN;
+    size_t at = ss->q0 + QREC_LEN;
     uint8_t chain[16 + 2 * 16] = { 0 };
-    GByteArray *ok;
+    GByteArray *s = ss->s;
 
-    g_assert_cmpuint(ldl_be_p(s->data + at), ==, 0);   /* inflight_len */
-    g_assert_cmpuint(lduw_be_p(s->data + q0 + QREC_LAST_AVAIL), ==,
-                     lduw_be_p(s->data + q0 + QREC_USED_IDX));
+    /* inflight_len */
+    g_assert_cmpuint(ldl_be_p(queue0_at(ss, QREC_LEN)), ==, 0);
+    g_assert_cmpuint(lduw_be_p(queue0_at(ss, QREC_LAST_AVAIL)), ==,
+                     lduw_be_p(queue0_at(ss, QREC_USED_IDX)));
     stw_le_p(chain, 0);                 /* queue */
     stw_le_p(chain + 2, 3);             /* head */
     stw_le_p(chain + 4, 2);             /* nseg */
@@ -1583,18 +1593,18 @@ static GByteArray *stream_with_chain(GByteArray *s, size_t q0, bool popped,
     stq_le_p(chain + 32, 0x101000);     /* status byte, device-writable */
     stl_le_p(chain + 40, 1);
     chain[44] = 1;
-    ok = g_byte_array_new();
-    g_byte_array_append(ok, s->data, at);
-    g_byte_array_append(ok, (guint8 *)&(uint32_t) {
+    ss->s = g_byte_array_new();
+    g_byte_array_append(ss->s, s->data, at);
+    g_byte_array_append(ss->s, (guint8 *)&(uint32_t) {
                             cpu_to_be32(sizeof(chain)) }, 4);
-    g_byte_array_append(ok, chain, sizeof(chain));
-    g_byte_array_append(ok, s->data + at + 4, s->len - (at + 4));
+    g_byte_array_append(ss->s, chain, sizeof(chain));
+    g_byte_array_append(ss->s, s->data + at + 4, s->len - (at + 4));
+    g_byte_array_unref(s);
     if (popped) {
-        stw_be_p(ok->data + q0 + QREC_LAST_AVAIL,
-                 lduw_be_p(ok->data + q0 + QREC_USED_IDX) + 1);
+        stw_be_p(queue0_at(ss, QREC_LAST_AVAIL),
+                 lduw_be_p(queue0_at(ss, QREC_USED_IDX)) + 1);
     }
-    *chain_at = at + 4;
-    return ok;
+    return ss->s->data + at + 4;
 }
 
 /*
@@ -1603,17 +1613,15 @@ static GByteArray *stream_with_chain(GByteArray *s, size_t q0, bool popped,
  */
 static void test_migration_bad_chain_total(void)
 {
-    g_autofree char *path = NULL;
-    Ctx *c;
-    size_t q0, chain;
-    g_autoptr(GByteArray) s = good_stream(&c, &path, &q0);
-    g_autoptr(GByteArray) ok = stream_with_chain(s, q0, true, &chain);
+    SavedStream ss;
+    uint8_t *chain;
 
-    load_stream(c, ok, path, NULL);
-    stl_le_p(ok->data + chain + 8, 4097);  /* in_len */
-    load_stream(c, ok, path, "in_len/out_len do not match");
-    unlink(path);
-    ctx_stop(c);
+    saved_stream_init(&ss);
+    chain = add_chain(&ss, true);
+    load_stream(&ss, NULL);
+    stl_le_p(chain + 8, 4097);              /* in_len */
+    load_stream(&ss, "in_len/out_len do not match");
+    saved_stream_destroy(&ss);
 }
 
 /*
@@ -1623,15 +1631,12 @@ static void test_migration_bad_chain_total(void)
  */
 static void test_migration_bad_chain_not_popped(void)
 {
-    g_autofree char *path = NULL;
-    Ctx *c;
-    size_t q0, chain;
-    g_autoptr(GByteArray) s = good_stream(&c, &path, &q0);
-    g_autoptr(GByteArray) bad = stream_with_chain(s, q0, false, &chain);
+    SavedStream ss;
 
-    load_stream(c, bad, path, "queues[0].vq.last_avail_idx");
-    unlink(path);
-    ctx_stop(c);
+    saved_stream_init(&ss);
+    add_chain(&ss, false);
+    load_stream(&ss, "queues[0].vq.last_avail_idx");
+    saved_stream_destroy(&ss);
 }
 
 /*
@@ -1640,31 +1645,26 @@ static void test_migration_bad_chain_not_popped(void)
  */
 static void test_migration_bad_chain_no_header(void)
 {
-    g_autofree char *path = NULL;
-    Ctx *c;
-    size_t q0, chain;
-    g_autoptr(GByteArray) s = good_stream(&c, &path, &q0);
-    g_autoptr(GByteArray) bad = stream_with_chain(s, q0, true, &chain);
+    SavedStream ss;
+    uint8_t *chain;
 
-    stl_le_p(bad->data + chain + 12, 8);    /* out_len */
-    stl_le_p(bad->data + chain + 24, 8);    /* the header segment's len */
-    load_stream(c, bad, path, "no request header or status byte");
-    unlink(path);
-    ctx_stop(c);
+    saved_stream_init(&ss);
+    chain = add_chain(&ss, true);
+    stl_le_p(chain + 12, 8);                /* out_len */
+    stl_le_p(chain + 24, 8);                /* the header segment's len */
+    load_stream(&ss, "no request header or status byte");
+    saved_stream_destroy(&ss);
 }
 
 /* inflight_len far beyond what the device can have in flight */
 static void test_migration_bad_inflight_len(void)
 {
-    g_autofree char *path = NULL;
-    Ctx *c;
-    size_t q0;
-    g_autoptr(GByteArray) s = good_stream(&c, &path, &q0);
+    SavedStream ss;
 
-    stl_be_p(s->data + q0 + QREC_LEN, 0x10000000);
-    load_stream(c, s, path, "inflight_len");
-    unlink(path);
-    ctx_stop(c);
+    saved_stream_init(&ss);
+    stl_be_p(queue0_at(&ss, QREC_LEN), 0x10000000);
+    load_stream(&ss, "inflight_len");
+    saved_stream_destroy(&ss);
 }
 
 /* Each case runs in a child process with this bound */

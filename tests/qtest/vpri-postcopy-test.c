@@ -169,9 +169,7 @@ static void test_destination_advice(void)
     files_init(&f);
     dst = start(&f, HOST_AND_DEVICE "-incoming defer "
                 "-global migration.x-postcopy-ram=on");
-    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
-                             "'arguments': { 'uri': %s, "
-                             "'exit-on-error': false } }", uri);
+    iolab_migrate_incoming(dst, uri);
     src = start(&f, HOST_AND_DEVICE "-global migration.x-postcopy-ram=on");
     g_assert_true(postcopy_cap(src));
     qtest_qmp_assert_success(src, "{ 'execute': 'migrate', 'arguments': "
