@@ -400,6 +400,17 @@ static void test_identify(void)
     g_assert_cmphex(ldl_le_p(log + 4 * OPC_MIG_RECV) & 1, ==, 1);
     g_assert_cmphex(ldl_le_p(log + 4 * OPC_CDQ) & 1, ==, 1);
 
+    /* Feature 21h's supported capabilities (SEL 011b): changeable only */
+    {
+        NxCmd c;
+        NxCqe e;
+
+        nx_cmd(&c, 0x0a, 0);
+        nx_cmd_dw(&c, 10, FID_CDQ | 3 << 8);
+        g_assert_cmpint(nx_exec(t->m, 0, &c, &e), ==, 0);
+        g_assert_cmphex(e.dw0, ==, 4);
+    }
+
     /* A managed controller is a plain one */
     g_assert_true(nx_enable(t->a, 16));
     g_assert_cmpint(nx_identify(t->a, 0x01, 0, 0, id), ==, 0);
