@@ -738,6 +738,12 @@ uint16_t nvmex_adm_migration_recv(NvmexReq *r)
     }
     img = g_new(NvmexCsImage, 1);
     nvmex_lm_capture(c, csuuidi == 1, img);
+    /*
+     * CSVI and CSUUIDI are 1's based indexes into the CNS 20h lists; 0
+     * asks for no part of that kind, and its size field is 0 (Base 2.1,
+     * Figure 345 and 346)
+     */
+    img->no_nvme_state = csvi == 0;
     size = nvmex_cs_size(img);
     if (off > size || (off & 3)) {
         nvmex_guest_error(r->c, "migration receive: offset %" PRIu64 " past "

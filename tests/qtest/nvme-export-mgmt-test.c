@@ -925,21 +925,34 @@ static void test_nvme_cli_fields(void)
                          NULL), ==, 0);
     expect_entry(t, &q, 0, 0, ESA_SUSPENDED, LBACIR_NONE);
 
-    /* nvme lm migration-recv -s 0 -c 2 -n 11: the 48-byte header */
+    /*
+     * nvme lm migration-recv -s 0 -c 2 -n 11, without -V: CSVI 0 asks
+     * for no NVMe-defined state (Base 2.1, Figure 345), so NVMECSS is 0
+     * and VSS 0 (no CSUUIDI either)
+     */
+    qtest_memset(t->qts, fbuf, 0xee, 4096);
     g_assert_cmpint(mcmd(t, OPC_MIG_RECV, 0, CNTLID_A, 0, 0, 11, fbuf, &e),
                     ==, 0);
+    g_assert_cmpint(e.dw0 & 1, ==, 1);
+    qtest_memread(t->qts, fbuf, st, 48);
+    g_assert_cmpint(st[2], ==, 1);                      /* CSATTR */
+    g_assert_cmpint(state_len(st), ==, 48);
+    /* nvme lm migration-recv -s 0 -c 2 -V 1 -n 11: the 48-byte header */
+    g_assert_cmpint(mcmd(t, OPC_MIG_RECV, 1u << 16, CNTLID_A, 0, 0, 11, fbuf,
+                         &e), ==, 0);
     g_assert_cmpint(e.dw0 & 1, ==, 1);
     qtest_memread(t->qts, fbuf, st, 48);
     len = state_len(st);
     g_assert_cmpint(len, >, 48);
     g_assert_cmpint(len, <, 4096 - 8);
     /*
-     * nvme lm migration-recv -s 0 -c 2 -n LEN/4 -f FILE: the controller
-     * sends LEN + 4 bytes (NUMD 0's based), the tool writes LEN of them
+     * nvme lm migration-recv -s 0 -c 2 -V 1 -n LEN/4 -f FILE: the
+     * controller sends LEN + 4 bytes (NUMD 0's based), the tool writes
+     * LEN of them
      */
     qtest_memset(t->qts, fbuf, 0xee, 4096);
-    g_assert_cmpint(mcmd(t, OPC_MIG_RECV, 0, CNTLID_A, 0, 0, len / 4, fbuf,
-                         &e), ==, 0);
+    g_assert_cmpint(mcmd(t, OPC_MIG_RECV, 1u << 16, CNTLID_A, 0, 0, len / 4,
+                         fbuf, &e), ==, 0);
     qtest_memread(t->qts, fbuf, st, len + 8);
     g_assert_cmpint(ldl_le_p(st + len), ==, 0);         /* zero-filled */
     g_assert_cmphex((uint32_t)ldl_le_p(st + len + 4), ==, 0xeeeeeeee);
@@ -953,8 +966,8 @@ static void test_nvme_cli_fields(void)
     qtest_memwrite(t->qts, fbuf, st, len);
     g_assert_cmpint(mcmd(t, OPC_MIG_SEND, 2 | 3u << 16, 4, 0, 0, len / 4,
                          fbuf, &e), ==, 0);
-    g_assert_cmpint(mcmd(t, OPC_MIG_RECV, 0, 4, 0, 0, len / 4, fbuf, &e),
-                    ==, 0);
+    g_assert_cmpint(mcmd(t, OPC_MIG_RECV, 1u << 16, 4, 0, 0, len / 4, fbuf,
+                         &e), ==, 0);
     qtest_memread(t->qts, fbuf, st_b, len);
     g_assert_cmpmem(st_b, len, st, len);
     /* nvme lm migration-send -s 1 -c 4; nvme lm delete-cdq -C 1 */

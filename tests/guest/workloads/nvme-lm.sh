@@ -202,11 +202,14 @@ case $last in
 *) iolab_result suspended=no last_entry="$(echo "$last" | tr ' ' ,)"; exit 1 ;;
 esac
 
-# get_state CNTLID ARGS...: Migration Receive, Get Controller State
+# get_state CNTLID ARGS...: Migration Receive, Get Controller State of
+# the first (only) NVMe-defined format: CSVI is a 1's based index into
+# Identify CNS 20h's version list, and CSVI 0 asks for no NVMe-defined
+# state at all (NVMe Base 2.1, Figure 345), hence -V 1
 get_state() {
     _c=$1
     shift
-    nvme lm migration-recv "$md" -s 0 -c "$_c" "$@"
+    nvme lm migration-recv "$md" -s 0 -c "$_c" -V 1 "$@"
 }
 
 # The state's size from its header: 48 + 4 * (NVMECSS + VSS)
