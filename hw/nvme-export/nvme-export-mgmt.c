@@ -94,6 +94,25 @@ void nvmex_mgmt_detach(NvmeExport *c)
     QLIST_REMOVE(c, mgmt_entry);
 }
 
+void nvmex_mgmt_ctrl_reset(NvmeExport *c)
+{
+    if (c->tmpl.hmlms) {
+        NvmeExportMgmt *m = NVME_EXPORT_MGMT(c);
+
+        /* Its queues go with the host memory the reset driver gave them */
+        for (int i = 0; i < NVMEX_LM_MAX_CDQS; i++) {
+            if (m->cdq[i].valid) {
+                nvmex_mgmt_cdq_delete(m, &m->cdq[i]);
+            }
+        }
+    }
+    if (c->mgmt && c->lm.suspended) {
+        nvmex_lm_controller_reset(&c->lm);
+        trace_nvmex_mgmt_lm(c->tmpl.cntlid, "reset",
+                            nvmex_lm_state_name(&c->lm));
+    }
+}
+
 NvmeExport *nvmex_mgmt_find_child(NvmeExportMgmt *m, uint16_t cntlid)
 {
     NvmeExport *o;

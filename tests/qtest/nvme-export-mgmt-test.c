@@ -430,6 +430,48 @@ static void test_identify(void)
     t_stop(t);
 }
 
+/*
+ * A Controller Level Reset (NVMe Base 2.1, Host Managed Live Migration):
+ * on m0 it deletes every User Data Migration Queue, so nothing more is
+ * written into their memory; on a suspended A it removes the suspended
+ * state, so A's driver, resetting A, gets its commands fetched again
+ */
+static void test_controller_reset(void)
+{
+    T *t = t_start();
+    uint64_t buf = nx_alloc(t->a, BLK, 4096);
+    g_autofree uint8_t *id = g_malloc(4096);
+    Cdq q;
+
+    child_ready(t->a, 16);
+    g_assert_cmpint(cdq_create(t, &q, CNTLID_A, 16), ==, 0);
+    g_assert_cmpint(track(t, &q, true), ==, 0);
+    g_assert_cmpint(rw(t->a, 0x01, 3, 1, buf), ==, 0);
+    expect_entry(t, &q, 3, 1, ESA_FIRST, LBACIR_CHANGE);
+
+    /* m0 reset: A's writes are no longer logged into q's memory */
+    nx_disable(t->m);
+    g_assert_true(nx_enable(t->m, 16));
+    g_assert_cmpint(rw(t->a, 0x01, 4, 1, buf), ==, 0);
+    expect_no_entry(t, &q);
+    g_assert_cmpint(track(t, &q, false), ==, ST_INVALID_CDQ);
+    g_assert_cmpint(mcmd(t, OPC_CDQ, 1, q.id, 0, 0, 0, 0, NULL), ==,
+                    ST_INVALID_CDQ);
+
+    /* A suspended, then reset by its own driver: no longer suspended */
+    g_assert_cmpint(suspend(t, CNTLID_A, false), ==, 0);
+    nx_disable(t->a);
+    g_assert_cmpint(resume(t, CNTLID_B), ==, ST_NOT_SUSPENDED);
+    g_assert_cmpint(suspend(t, CNTLID_B, false), ==, 0);
+    g_assert_cmpint(resume(t, CNTLID_A), ==, ST_NOT_SUSPENDED);
+    g_assert_true(nx_enable(t->a, 16));
+    g_assert_cmpint(nx_identify(t->a, 0x01, 0, 0, id), ==, 0);
+    g_assert_cmpint(lduw_le_p(id + 78), ==, CNTLID_A);
+    /* B, not reset, stays suspended */
+    g_assert_cmpint(resume(t, CNTLID_B), ==, 0);
+    t_stop(t);
+}
+
 /* Entries in order, with phase tags, across two wraps of the ring */
 static void test_cdq_wrap_phase(void)
 {
@@ -692,8 +734,14 @@ static void test_errors(void)
                     ==, ST_INVALID_FIELD);
     g_assert_cmpint(mcmd(t, OPC_MIG_RECV, 1, CNTLID_A, 0, 0, 0, 0, NULL),
                     ==, ST_INVALID_FIELD);
-    /* A destination not enabled */
+    /*
+     * A destination not enabled.  Disabling B is a Controller Level
+     * Reset, which ends its suspension (controller-reset): suspend it
+     * again, disabled
+     */
     nx_disable(t->b);
+    g_assert_cmpint(resume(t, CNTLID_B), ==, ST_NOT_SUSPENDED);
+    g_assert_cmpint(suspend(t, CNTLID_B, false), ==, 0);
     g_assert_cmpint(set_state(t, CNTLID_B, true, st, len, &e), ==,
                     ST_CMD_SEQ);
     g_assert_cmpint(resume(t, CNTLID_A), ==, 0);
@@ -1720,6 +1768,8 @@ int main(int argc, char **argv)
     qtest_add_func("/iolab/nvme-export-mgmt/suspend-resume",
                    test_suspend_resume);
     qtest_add_func("/iolab/nvme-export-mgmt/errors", test_errors);
+    qtest_add_func("/iolab/nvme-export-mgmt/controller-reset",
+                   test_controller_reset);
     qtest_add_func("/iolab/nvme-export-mgmt/migrate-a-to-b",
                    test_migrate_a_to_b);
     qtest_add_func("/iolab/nvme-export-mgmt/nvme-cli-fields",

@@ -167,6 +167,27 @@ static void test_queue_full_ends_logging(void **state)
     assert_string_equal(nvmex_lm_state_name(&lm), "running");
 }
 
+/* A Controller Level Reset removes the suspended state (Base 2.1) */
+static void test_controller_reset(void **state)
+{
+    NvmexLm lm;
+    NvmexLmEffects fx;
+
+    (void)state;
+    nvmex_lm_init(&lm);
+    assert_int_equal(step(&lm, NVMEX_LM_SUSPEND, &fx), NVMEX_SUCCESS);
+    assert_int_equal(step(&lm, NVMEX_LM_GET_STATE, &fx), NVMEX_SUCCESS);
+    nvmex_lm_controller_reset(&lm);
+    assert_string_equal(nvmex_lm_state_name(&lm), "running");
+    assert_true(nvmex_lm_valid(&lm));
+    assert_int_equal(step(&lm, NVMEX_LM_RESUME, &fx),
+                     NVMEX_LM_CTRL_NOT_SUSPENDED);
+    /* Logging (the management controller's queue) is not touched */
+    assert_int_equal(step(&lm, NVMEX_LM_START_LOGGING, &fx), NVMEX_SUCCESS);
+    nvmex_lm_controller_reset(&lm);
+    assert_string_equal(nvmex_lm_state_name(&lm), "logging");
+}
+
 static void test_bad_event_and_invalid_loaded_state(void **state)
 {
     NvmexLm lm;
@@ -195,6 +216,7 @@ int main(void)
         cmocka_unit_test(test_second_pass),
         cmocka_unit_test(test_queue_full_ends_logging),
         cmocka_unit_test(test_bad_event_and_invalid_loaded_state),
+        cmocka_unit_test(test_controller_reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

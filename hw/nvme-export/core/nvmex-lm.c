@@ -40,6 +40,13 @@ void nvmex_lm_init(NvmexLm *lm)
     memset(lm, 0, sizeof(*lm));
 }
 
+void nvmex_lm_controller_reset(NvmexLm *lm)
+{
+    lm->suspended = false;
+    lm->captured = false;
+    lm->applied = false;
+}
+
 static uint16_t nvmex_lm_refuse(NvmexLm *lm, uint16_t status)
 {
     lm->refused++;

@@ -86,6 +86,14 @@ typedef struct NvmexLmEffects {
 void nvmex_lm_init(NvmexLm *lm);
 
 /*
+ * A Controller Level Reset of the managed controller: it is no longer
+ * suspended (NVMe Base 2.1, Host Managed Live Migration; a state set on
+ * it stays).  Logging, which its management controller's queue owns,
+ * goes on.
+ */
+void nvmex_lm_controller_reset(NvmexLm *lm);
+
+/*
  * Apply @ev.  Returns NVMEX_SUCCESS and fills @fx, or returns the NVMe
  * status that refuses it and leaves @lm as it was (@fx cleared).
  */
