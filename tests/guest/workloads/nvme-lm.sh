@@ -14,7 +14,8 @@
 #  2. the queue's entries are read (see below), the LBAs they name copied
 #     from A's namespace to B's with dd, the head pointer given back with
 #     `lm set-cdq` and read with `lm get-cdq`; both namespaces' sha256 agree;
-#  3. `lm migration-send` suspends A (the queue's last entry says so), a
+#  3. `lm migration-send` suspends A (the queue gets its "last - suspended"
+#     entry; logging into it goes on until the queue is deleted), a
 #     read is then submitted on A and stays in A's SQ (checked in A's
 #     state, not waited for by luck), `lm migration-recv` gets A's state
 #     into a file, B is suspended, `lm migration-send -s 2` sets the file
