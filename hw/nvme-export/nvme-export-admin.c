@@ -495,20 +495,31 @@ static uint16_t nvmex_adm_get_features(NvmexReq *r)
     if (sel == 1 || sel == 2) {
         f = &def;
     } else if (sel == 3) {
+        /*
+         * Supported capabilities: bit 0 saveable, bit 1 namespace
+         * specific, bit 2 changeable.  Nothing is saveable, every
+         * feature here is controller-wide and changeable.
+         */
         switch (fid) {
         case NVMEX_FEAT_ARBITRATION: case NVMEX_FEAT_POWER_MGMT:
         case NVMEX_FEAT_TEMP_THRESHOLD: case NVMEX_FEAT_ERROR_RECOVERY:
         case NVMEX_FEAT_NUM_QUEUES: case NVMEX_FEAT_IRQ_COALESCING:
         case NVMEX_FEAT_IRQ_VECTOR: case NVMEX_FEAT_WRITE_ATOMIC:
         case NVMEX_FEAT_ASYNC_EVENT:
-            r->dw0 = 2;                         /* changeable */
+            r->dw0 = NVME_FEAT_CAP_CHANGE;
             return NVMEX_SUCCESS;
         case NVMEX_FEAT_VWC:
-            r->dw0 = c->tmpl.vwc ? 2 : 0;
+            r->dw0 = c->tmpl.vwc ? NVME_FEAT_CAP_CHANGE : 0;
             return NVMEX_SUCCESS;
         case NVMEX_FEAT_RATE_LIMIT:
             if (c->tmpl.rate_limit) {
-                r->dw0 = 2;
+                r->dw0 = NVME_FEAT_CAP_CHANGE;
+                return NVMEX_SUCCESS;
+            }
+            break;
+        case NVMEX_FEAT_CDQ:
+            if (c->tmpl.hmlms) {
+                r->dw0 = NVME_FEAT_CAP_CHANGE;
                 return NVMEX_SUCCESS;
             }
             break;

@@ -218,6 +218,7 @@ static void nvmex_ctrl_reset(NvmeExport *c)
     s->csts &= ~(NVMEX_CSTS_RDY | NVMEX_CSTS_CFS);
     s->intms = 0;
     timer_del(c->rl_timer);
+    nvmex_mgmt_ctrl_reset(c);
     nvmex_update_intx(c);
 }
 

@@ -293,6 +293,12 @@ uint16_t nvmex_mgmt_get_cdq_feature(NvmexReq *r);
 /* A managed controller joins / leaves its management controller */
 bool nvmex_mgmt_attach(NvmeExport *c, Error **errp);
 void nvmex_mgmt_detach(NvmeExport *c);
+/*
+ * A Controller Level Reset of @c (NVMe Base 2.1, Host Managed Live
+ * Migration): a management controller deletes its User Data Migration
+ * Queues, a managed controller is no longer suspended
+ */
+void nvmex_mgmt_ctrl_reset(NvmeExport *c);
 /* @r of a logged controller completed: log what it may have changed */
 void nvmex_mgmt_written(NvmexReq *r);
 /* Migration: before saving / after loading the management state */

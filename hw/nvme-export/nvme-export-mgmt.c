@@ -77,6 +77,7 @@ bool nvmex_mgmt_attach(NvmeExport *c, Error **errp)
 }
 
 static void nvmex_mgmt_cdq_delete(NvmeExportMgmt *m, NvmexMgmtCdq *q);
+static void nvmex_mgmt_log_resume(NvmeExport *c);
 
 void nvmex_mgmt_detach(NvmeExport *c)
 {
@@ -92,6 +93,27 @@ void nvmex_mgmt_detach(NvmeExport *c)
     }
     nvmex_esub_forget_ctrl(&m->esubs, c->tmpl.cntlid);
     QLIST_REMOVE(c, mgmt_entry);
+}
+
+void nvmex_mgmt_ctrl_reset(NvmeExport *c)
+{
+    if (c->tmpl.hmlms) {
+        NvmeExportMgmt *m = NVME_EXPORT_MGMT(c);
+
+        /* Its queues go with the host memory the reset driver gave them */
+        for (int i = 0; i < NVMEX_LM_MAX_CDQS; i++) {
+            if (m->cdq[i].valid) {
+                nvmex_mgmt_cdq_delete(m, &m->cdq[i]);
+            }
+        }
+    }
+    if (c->mgmt && c->lm.suspended) {
+        if (nvmex_lm_controller_reset(&c->lm)) {
+            nvmex_mgmt_log_resume(c);
+        }
+        trace_nvmex_mgmt_lm(c->tmpl.cntlid, "reset",
+                            nvmex_lm_state_name(&c->lm));
+    }
 }
 
 NvmeExport *nvmex_mgmt_find_child(NvmeExportMgmt *m, uint16_t cntlid)
@@ -200,9 +222,29 @@ static void nvmex_mgmt_log_end(NvmeExportMgmt *m, NvmexMgmtCdq *q,
 }
 
 /*
+ * The queue has no room for one more entry: logging ends with "last -
+ * queue full" (every LBA must be taken as changed) and the host is told
+ * by an event.
+ */
+static void nvmex_mgmt_log_full(NvmeExportMgmt *m, NvmexMgmtCdq *q)
+{
+    nvmex_lm_queue_full(&q->child->lm);
+    nvmex_mgmt_log_end(m, q, NVMEX_LM_ESA_LAST_QUEUE_FULL);
+    nvmex_aen_raise(NVME_EXPORT(m), NVMEX_AET_ONE_SHOT, NVMEX_AEI_CDQ_FULL,
+                    0);
+}
+
+/* The queue's memory went away: logging cannot go on */
+static void nvmex_mgmt_log_lost(NvmexMgmtCdq *q)
+{
+    nvmex_lm_queue_full(&q->child->lm);
+    nvmex_mgmt_logs_free(q);
+    q->child->udmq = NULL;
+}
+
+/*
  * Move what the change logs hold into the queue.  When the queue has no
- * room for a change, logging ends with "last - queue full" (every LBA
- * must be taken as changed) and the host is told by an event.
+ * room for a change, logging ends (nvmex_mgmt_log_full()).
  */
 static void nvmex_mgmt_log_flush(NvmeExportMgmt *m, NvmexMgmtCdq *q)
 {
@@ -213,23 +255,54 @@ static void nvmex_mgmt_log_flush(NvmeExportMgmt *m, NvmexMgmtCdq *q)
             NvmexCdqEntry e = { .nsid = q->log_nsid[i] };
 
             if (!nvmex_cdq_room(&q->ring)) {
-                nvmex_lm_queue_full(&q->child->lm);
-                nvmex_mgmt_log_end(m, q, NVMEX_LM_ESA_LAST_QUEUE_FULL);
-                nvmex_aen_raise(NVME_EXPORT(m), NVMEX_AET_ONE_SHOT,
-                                NVMEX_AEI_CDQ_FULL, 0);
+                nvmex_mgmt_log_full(m, q);
                 return;
             }
             iolab_change_log_take(q->log[i], 1ull << 32, &start, &count);
             e.slba = start;
             e.nlb = count - 1;
             if (!nvmex_mgmt_cdq_put(m, q, &e)) {
-                /* The queue's memory went away: logging cannot go on */
-                nvmex_lm_queue_full(&q->child->lm);
-                nvmex_mgmt_logs_free(q);
-                q->child->udmq = NULL;
+                nvmex_mgmt_log_lost(q);
                 return;
             }
         }
+    }
+}
+
+/*
+ * @q's controller is suspended while it logs: what finished while
+ * quiescing goes in first, then the "last - suspended" entry (@esa);
+ * logging goes on (NVM Command Set, LBA Migration Queue, Figure 177).
+ * That entry takes a slot as a change does, so one stays for whatever
+ * ends logging later; without that room logging ends as on a full queue.
+ */
+static void nvmex_mgmt_log_suspend(NvmeExportMgmt *m, NvmexMgmtCdq *q,
+                                   NvmexLmEsa esa)
+{
+    NvmexCdqEntry e = { .esa = esa, .lbacir = NVMEX_LBACIR_NO_CHANGE };
+
+    nvmex_mgmt_log_flush(m, q);
+    if (q->child->udmq != q) {
+        return;                     /* the flush ended logging */
+    }
+    if (!nvmex_cdq_room(&q->ring)) {
+        nvmex_mgmt_log_full(m, q);
+        return;
+    }
+    if (!nvmex_mgmt_cdq_put(m, q, &e)) {
+        nvmex_mgmt_log_lost(q);
+    }
+}
+
+/*
+ * @c, which logs, runs again (Resume, or a Controller Level Reset that
+ * removed its suspended state): its queue's next entry is the first
+ * since it resumed (ESA 001b)
+ */
+static void nvmex_mgmt_log_resume(NvmeExport *c)
+{
+    if (c->udmq) {
+        c->udmq->ring.first_pending = true;
     }
 }
 
@@ -552,15 +625,10 @@ static uint16_t nvmex_mgmt_suspend(NvmexReq *r, NvmeExport *c)
     if (fx.stop_fetching) {
         nvmex_lm_stop_fetching(c);
     }
-    if (fx.logging_ended && c->udmq) {
-        NvmexMgmtCdq *q = c->udmq;
-
-        /* What finished while quiescing is logged before the last entry */
-        nvmex_mgmt_log_flush(m, q);
-        if (c->udmq == q) {
-            nvmex_mgmt_log_end(m, q, fx.esa);
-        }
+    if (fx.logging_suspended && c->udmq) {
+        nvmex_mgmt_log_suspend(m, c->udmq, fx.esa);
     }
+    /* Deleting the queues ends logging, as Delete CDQ does */
     if (stype && dudmq) {
         for (int i = 0; i < NVMEX_LM_MAX_CDQS; i++) {
             if (m->cdq[i].valid && m->cdq[i].child == c) {
@@ -686,6 +754,9 @@ uint16_t nvmex_adm_migration_send(NvmexReq *r)
                               "%u, which is not suspended", c->tmpl.cntlid);
             st |= NVMEX_DNR;
         } else {
+            if (fx.logging_resumed) {
+                nvmex_mgmt_log_resume(c);
+            }
             nvmex_lm_start_fetching(c);
         }
         break;
@@ -738,6 +809,12 @@ uint16_t nvmex_adm_migration_recv(NvmexReq *r)
     }
     img = g_new(NvmexCsImage, 1);
     nvmex_lm_capture(c, csuuidi == 1, img);
+    /*
+     * CSVI and CSUUIDI are 1's based indexes into the CNS 20h lists; 0
+     * asks for no part of that kind, and its size field is 0 (Base 2.1,
+     * Figure 345 and 346)
+     */
+    img->no_nvme_state = csvi == 0;
     size = nvmex_cs_size(img);
     if (off > size || (off & 3)) {
         nvmex_guest_error(r->c, "migration receive: offset %" PRIu64 " past "

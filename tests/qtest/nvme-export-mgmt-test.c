@@ -424,6 +424,17 @@ static void test_identify(void)
     g_assert_cmphex(ldl_le_p(log + 4 * OPC_MIG_RECV) & 1, ==, 1);
     g_assert_cmphex(ldl_le_p(log + 4 * OPC_CDQ) & 1, ==, 1);
 
+    /* Feature 21h's supported capabilities (SEL 011b): changeable only */
+    {
+        NxCmd c;
+        NxCqe e;
+
+        nx_cmd(&c, 0x0a, 0);
+        nx_cmd_dw(&c, 10, FID_CDQ | 3 << 8);
+        g_assert_cmpint(nx_exec(t->m, 0, &c, &e), ==, 0);
+        g_assert_cmphex(e.dw0, ==, 4);
+    }
+
     /* A managed controller is a plain one */
     g_assert_true(nx_enable(t->a, 16));
     g_assert_cmpint(nx_identify(t->a, 0x01, 0, 0, id), ==, 0);
@@ -440,6 +451,48 @@ static void test_identify(void)
         nx_cmd_dw(&c, 11, CNTLID_B);
         g_assert_cmpint(nx_exec(t->a, 0, &c, NULL), ==, ST_INVALID_OPCODE);
     }
+    t_stop(t);
+}
+
+/*
+ * A Controller Level Reset (NVMe Base 2.1, Host Managed Live Migration):
+ * on m0 it deletes every User Data Migration Queue, so nothing more is
+ * written into their memory; on a suspended A it removes the suspended
+ * state, so A's driver, resetting A, gets its commands fetched again
+ */
+static void test_controller_reset(void)
+{
+    T *t = t_start();
+    uint64_t buf = nx_alloc(t->a, BLK, 4096);
+    g_autofree uint8_t *id = g_malloc(4096);
+    Cdq q;
+
+    child_ready(t->a, 16);
+    g_assert_cmpint(cdq_create(t, &q, CNTLID_A, 16), ==, 0);
+    g_assert_cmpint(track(t, &q, true), ==, 0);
+    g_assert_cmpint(rw(t->a, 0x01, 3, 1, buf), ==, 0);
+    expect_entry(t, &q, 3, 1, ESA_FIRST, LBACIR_CHANGE);
+
+    /* m0 reset: A's writes are no longer logged into q's memory */
+    nx_disable(t->m);
+    g_assert_true(nx_enable(t->m, 16));
+    g_assert_cmpint(rw(t->a, 0x01, 4, 1, buf), ==, 0);
+    expect_no_entry(t, &q);
+    g_assert_cmpint(track(t, &q, false), ==, ST_INVALID_CDQ);
+    g_assert_cmpint(mcmd(t, OPC_CDQ, 1, q.id, 0, 0, 0, 0, NULL), ==,
+                    ST_INVALID_CDQ);
+
+    /* A suspended, then reset by its own driver: no longer suspended */
+    g_assert_cmpint(suspend(t, CNTLID_A, false), ==, 0);
+    nx_disable(t->a);
+    g_assert_cmpint(resume(t, CNTLID_B), ==, ST_NOT_SUSPENDED);
+    g_assert_cmpint(suspend(t, CNTLID_B, false), ==, 0);
+    g_assert_cmpint(resume(t, CNTLID_A), ==, ST_NOT_SUSPENDED);
+    g_assert_true(nx_enable(t->a, 16));
+    g_assert_cmpint(nx_identify(t->a, 0x01, 0, 0, id), ==, 0);
+    g_assert_cmpint(lduw_le_p(id + 78), ==, CNTLID_A);
+    /* B, not reset, stays suspended */
+    g_assert_cmpint(resume(t, CNTLID_B), ==, 0);
     t_stop(t);
 }
 
@@ -550,7 +603,7 @@ static void test_cdq_full(void)
     t_stop(t);
 }
 
-/* Suspend: nothing new is fetched, logging ends, resume picks it up */
+/* Suspend: nothing new is fetched, resume picks it up */
 static void test_suspend_resume(void)
 {
     T *t = t_start();
@@ -594,8 +647,8 @@ static void test_suspend_resume(void)
                     t->a->sq[1].tail);
     g_assert_cmpint(lduw_le_p(st + 56 + 16), ==,        /* SQ 1 head */
                     (t->a->sq[1].tail + 15) % 16);
-    /* Logging, stopped by the suspend, is off: no change is logged */
-    g_assert_cmpint(track(t, &q, false), ==, ST_INVALID_FIELD);
+    /* Logging survives the suspend (test_logging_across_suspend) */
+    g_assert_cmpint(track(t, &q, true), ==, ST_INVALID_FIELD);
 
     g_assert_cmpint(resume(t, CNTLID_A), ==, 0);
     g_assert_true(nx_reap(t->a, 1, &e, NX_TIMEOUT_US));
@@ -612,6 +665,91 @@ static void test_suspend_resume(void)
     g_assert_cmpint(suspend(t, CNTLID_A, true), ==, 0);
     g_assert_cmpint(track(t, &q, true), ==, ST_INVALID_CDQ);
     g_assert_cmpint(resume(t, CNTLID_A), ==, 0);
+    t_stop(t);
+}
+
+/*
+ * NVM Command Set, LBA Migration Queue (section 5.6, Figure 177):
+ * logging survives a suspend.  The suspend's entry is "last - suspended"
+ * (ESA 011b); after an abandoned migration (Resume on the source) the
+ * next change is logged as "first since the controller resumed" (001b);
+ * Track Send stop ends logging with 010b, suspended or not.  A
+ * Controller Level Reset that ends A's suspension resumes logging alike.
+ */
+static void test_logging_across_suspend(void)
+{
+    T *t = t_start();
+    uint64_t buf = nx_alloc(t->a, BLK, 4096);
+    Cdq q, small;
+
+    child_ready(t->a, 16);
+    g_assert_cmpint(cdq_create(t, &q, CNTLID_A, 16), ==, 0);
+    g_assert_cmpint(track(t, &q, true), ==, 0);
+    g_assert_cmpint(rw(t->a, 0x01, 3, 1, buf), ==, 0);
+    expect_entry(t, &q, 3, 1, ESA_FIRST, LBACIR_CHANGE);
+    g_assert_cmpint(suspend(t, CNTLID_A, false), ==, 0);
+    expect_entry(t, &q, 0, 0, ESA_SUSPENDED, LBACIR_NONE);
+    expect_no_entry(t, &q);
+    /* Still logging while suspended: a second start is refused */
+    g_assert_cmpint(track(t, &q, true), ==, ST_INVALID_FIELD);
+
+    /* Resumed: logging goes on, its next entry marked first */
+    g_assert_cmpint(resume(t, CNTLID_A), ==, 0);
+    g_assert_cmpint(rw(t->a, 0x01, 7, 1, buf), ==, 0);
+    expect_entry(t, &q, 7, 1, ESA_FIRST, LBACIR_CHANGE);
+    g_assert_cmpint(rw(t->a, 0x01, 8, 1, buf), ==, 0);
+    expect_entry(t, &q, 8, 1, ESA_NONE, LBACIR_CHANGE);
+    g_assert_cmpint(track(t, &q, false), ==, 0);
+    expect_entry(t, &q, 0, 0, ESA_STOPPED, LBACIR_NONE);
+    g_assert_cmpint(rw(t->a, 0x01, 9, 1, buf), ==, 0);
+    expect_no_entry(t, &q);
+    g_assert_cmpint(cdq_set_head(t, &q), ==, 0);
+
+    /* Stopped while suspended: 010b after 011b, nothing after resume */
+    g_assert_cmpint(track(t, &q, true), ==, 0);
+    g_assert_cmpint(rw(t->a, 0x01, 10, 1, buf), ==, 0);
+    g_assert_cmpint(suspend(t, CNTLID_A, false), ==, 0);
+    g_assert_cmpint(track(t, &q, false), ==, 0);
+    expect_entry(t, &q, 10, 1, ESA_FIRST, LBACIR_CHANGE);
+    expect_entry(t, &q, 0, 0, ESA_SUSPENDED, LBACIR_NONE);
+    expect_entry(t, &q, 0, 0, ESA_STOPPED, LBACIR_NONE);
+    g_assert_cmpint(resume(t, CNTLID_A), ==, 0);
+    g_assert_cmpint(rw(t->a, 0x01, 11, 1, buf), ==, 0);
+    expect_no_entry(t, &q);
+    g_assert_cmpint(track(t, &q, false), ==, ST_INVALID_FIELD);
+    g_assert_cmpint(cdq_set_head(t, &q), ==, 0);
+
+    /* A's own reset ends its suspension: the next entry is first */
+    g_assert_cmpint(track(t, &q, true), ==, 0);
+    g_assert_cmpint(suspend(t, CNTLID_A, false), ==, 0);
+    expect_entry(t, &q, 0, 0, ESA_SUSPENDED, LBACIR_NONE);
+    nx_disable(t->a);
+    child_ready(t->a, 16);
+    g_assert_cmpint(rw(t->a, 0x01, 12, 1, buf), ==, 0);
+    expect_entry(t, &q, 12, 1, ESA_FIRST, LBACIR_CHANGE);
+    g_assert_cmpint(track(t, &q, false), ==, 0);
+    expect_entry(t, &q, 0, 0, ESA_STOPPED, LBACIR_NONE);
+    expect_no_entry(t, &q);
+
+    /*
+     * The suspend's entry takes a slot as a change does: on a 4-entry
+     * queue with two changes in it, no slot would stay for what ends
+     * logging later, so logging ends as on a full queue
+     */
+    g_assert_cmpint(mcmd(t, OPC_CDQ, 1, q.id, 0, 0, 0, 0, NULL), ==, 0);
+    g_assert_cmpint(cdq_create(t, &small, CNTLID_A, 4), ==, 0);
+    g_assert_cmpint(track(t, &small, true), ==, 0);
+    g_assert_cmpint(rw(t->a, 0x01, 20, 1, buf), ==, 0);
+    g_assert_cmpint(rw(t->a, 0x01, 21, 1, buf), ==, 0);
+    g_assert_cmpint(suspend(t, CNTLID_A, false), ==, 0);
+    expect_entry(t, &small, 20, 1, ESA_FIRST, LBACIR_CHANGE);
+    expect_entry(t, &small, 21, 1, ESA_NONE, LBACIR_CHANGE);
+    expect_entry(t, &small, 0, 0, ESA_FULL, LBACIR_ALL);
+    expect_no_entry(t, &small);
+    g_assert_cmpint(resume(t, CNTLID_A), ==, 0);
+    g_assert_cmpint(rw(t->a, 0x01, 22, 1, buf), ==, 0);
+    expect_no_entry(t, &small);
+    g_assert_cmpint(track(t, &small, false), ==, ST_INVALID_FIELD);
     t_stop(t);
 }
 
@@ -705,8 +843,14 @@ static void test_errors(void)
                     ==, ST_INVALID_FIELD);
     g_assert_cmpint(mcmd(t, OPC_MIG_RECV, 1, CNTLID_A, 0, 0, 0, 0, NULL),
                     ==, ST_INVALID_FIELD);
-    /* A destination not enabled */
+    /*
+     * A destination not enabled.  Disabling B is a Controller Level
+     * Reset, which ends its suspension (controller-reset): suspend it
+     * again, disabled
+     */
     nx_disable(t->b);
+    g_assert_cmpint(resume(t, CNTLID_B), ==, ST_NOT_SUSPENDED);
+    g_assert_cmpint(suspend(t, CNTLID_B, false), ==, 0);
     g_assert_cmpint(set_state(t, CNTLID_B, true, st, len, &e), ==,
                     ST_CMD_SEQ);
     g_assert_cmpint(resume(t, CNTLID_A), ==, 0);
@@ -938,21 +1082,34 @@ static void test_nvme_cli_fields(void)
                          NULL), ==, 0);
     expect_entry(t, &q, 0, 0, ESA_SUSPENDED, LBACIR_NONE);
 
-    /* nvme lm migration-recv -s 0 -c 2 -n 11: the 48-byte header */
+    /*
+     * nvme lm migration-recv -s 0 -c 2 -n 11, without -V: CSVI 0 asks
+     * for no NVMe-defined state (Base 2.1, Figure 345), so NVMECSS is 0
+     * and VSS 0 (no CSUUIDI either)
+     */
+    qtest_memset(t->qts, fbuf, 0xee, 4096);
     g_assert_cmpint(mcmd(t, OPC_MIG_RECV, 0, CNTLID_A, 0, 0, 11, fbuf, &e),
                     ==, 0);
+    g_assert_cmpint(e.dw0 & 1, ==, 1);
+    qtest_memread(t->qts, fbuf, st, 48);
+    g_assert_cmpint(st[2], ==, 1);                      /* CSATTR */
+    g_assert_cmpint(state_len(st), ==, 48);
+    /* nvme lm migration-recv -s 0 -c 2 -V 1 -n 11: the 48-byte header */
+    g_assert_cmpint(mcmd(t, OPC_MIG_RECV, 1u << 16, CNTLID_A, 0, 0, 11, fbuf,
+                         &e), ==, 0);
     g_assert_cmpint(e.dw0 & 1, ==, 1);
     qtest_memread(t->qts, fbuf, st, 48);
     len = state_len(st);
     g_assert_cmpint(len, >, 48);
     g_assert_cmpint(len, <, 4096 - 8);
     /*
-     * nvme lm migration-recv -s 0 -c 2 -n LEN/4 -f FILE: the controller
-     * sends LEN + 4 bytes (NUMD 0's based), the tool writes LEN of them
+     * nvme lm migration-recv -s 0 -c 2 -V 1 -n LEN/4 -f FILE: the
+     * controller sends LEN + 4 bytes (NUMD 0's based), the tool writes
+     * LEN of them
      */
     qtest_memset(t->qts, fbuf, 0xee, 4096);
-    g_assert_cmpint(mcmd(t, OPC_MIG_RECV, 0, CNTLID_A, 0, 0, len / 4, fbuf,
-                         &e), ==, 0);
+    g_assert_cmpint(mcmd(t, OPC_MIG_RECV, 1u << 16, CNTLID_A, 0, 0, len / 4,
+                         fbuf, &e), ==, 0);
     qtest_memread(t->qts, fbuf, st, len + 8);
     g_assert_cmpint(ldl_le_p(st + len), ==, 0);         /* zero-filled */
     g_assert_cmphex((uint32_t)ldl_le_p(st + len + 4), ==, 0xeeeeeeee);
@@ -966,8 +1123,8 @@ static void test_nvme_cli_fields(void)
     qtest_memwrite(t->qts, fbuf, st, len);
     g_assert_cmpint(mcmd(t, OPC_MIG_SEND, 2 | 3u << 16, 4, 0, 0, len / 4,
                          fbuf, &e), ==, 0);
-    g_assert_cmpint(mcmd(t, OPC_MIG_RECV, 0, 4, 0, 0, len / 4, fbuf, &e),
-                    ==, 0);
+    g_assert_cmpint(mcmd(t, OPC_MIG_RECV, 1u << 16, 4, 0, 0, len / 4, fbuf,
+                         &e), ==, 0);
     qtest_memread(t->qts, fbuf, st_b, len);
     g_assert_cmpmem(st_b, len, st, len);
     /* nvme lm migration-send -s 1 -c 4; nvme lm delete-cdq -C 1 */
@@ -1543,6 +1700,9 @@ static void test_qemu_migration(void)
     g_assert_cmpint(track(t, &q, true), ==, 0);
     g_assert_cmpint(rw(t->a, 0x01, 5, 1, buf), ==, 0);
     expect_entry(t, &q, 5, 1, ESA_FIRST, LBACIR_CHANGE);
+    /* A migrates suspended and logging, B suspended */
+    g_assert_cmpint(suspend(t, CNTLID_A, false), ==, 0);
+    expect_entry(t, &q, 0, 0, ESA_SUSPENDED, LBACIR_NONE);
     g_assert_cmpint(cdq_set_head(t, &q), ==, 0);
     g_assert_cmpint(suspend(t, CNTLID_B, false), ==, 0);
     g_assert_cmpint(ecmd(t, OPC_ESUB_RECV, 0, 1, 0, 256, mem, NULL), ==, 0);
@@ -1563,19 +1723,26 @@ static void test_qemu_migration(void)
     /* dst started no driver state: only its process and files count */
     unlink(dst->log);
 
-    /* Logging continues in the next slots, wrapping with the phase */
+    /*
+     * Resumed, A logs on in the next slots, wrapping with the phase, its
+     * first change since the resume marked first
+     */
+    g_assert_cmpint(resume(t, CNTLID_A), ==, 0);
     for (int i = 0; i < 3; i++) {
         g_assert_cmpint(rw(t->a, 0x01, 6 + i, 1, buf), ==, 0);
-        expect_entry(t, &q, 6 + i, 1, ESA_NONE, LBACIR_CHANGE);
+        expect_entry(t, &q, 6 + i, 1, i ? ESA_NONE : ESA_FIRST,
+                     LBACIR_CHANGE);
         g_assert_cmpint(cdq_set_head(t, &q), ==, 0);
     }
     g_assert_cmpint(q.phase, ==, 0);
-    /* B is still suspended; A suspends with the queue's last entry */
+    /* B is still suspended; A suspends again, then logging stops */
     g_assert_cmpint(suspend(t, CNTLID_B, false), ==, ST_SUSPENDED);
     g_assert_cmpint(resume(t, CNTLID_B), ==, 0);
     g_assert_cmpint(suspend(t, CNTLID_A, false), ==, 0);
     expect_entry(t, &q, 0, 0, ESA_SUSPENDED, LBACIR_NONE);
     g_assert_cmpint(resume(t, CNTLID_A), ==, 0);
+    g_assert_cmpint(track(t, &q, false), ==, 0);
+    expect_entry(t, &q, 0, 0, ESA_STOPPED, LBACIR_NONE);
     /* The subsystem and its association */
     g_assert_cmpint(ecmd(t, OPC_ESUB_RECV, 1, 0, 0, 4096, mem, NULL), ==, 0);
     qtest_memread(t->qts, mem, list, sizeof(list));
@@ -1690,7 +1857,11 @@ int main(int argc, char **argv)
     qtest_add_func("/iolab/nvme-export-mgmt/cdq-full", test_cdq_full);
     qtest_add_func("/iolab/nvme-export-mgmt/suspend-resume",
                    test_suspend_resume);
+    qtest_add_func("/iolab/nvme-export-mgmt/logging-across-suspend",
+                   test_logging_across_suspend);
     qtest_add_func("/iolab/nvme-export-mgmt/errors", test_errors);
+    qtest_add_func("/iolab/nvme-export-mgmt/controller-reset",
+                   test_controller_reset);
     qtest_add_func("/iolab/nvme-export-mgmt/migrate-a-to-b",
                    test_migrate_a_to_b);
     qtest_add_func("/iolab/nvme-export-mgmt/nvme-cli-fields",

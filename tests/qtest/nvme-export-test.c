@@ -319,10 +319,19 @@ static void test_features(void)
                         ==, 0);
         g_assert_cmpint(nx_get_features(t->d, rw[i].fid, 0, &dw0), ==, 0);
         g_assert_cmphex(dw0, ==, rw[i].val);
-        /* Supported capabilities: changeable, not saveable */
+        /*
+         * Supported capabilities (Base 2.0, Get Features SEL 011b: bit 0
+         * saveable, bit 1 namespace specific, bit 2 changeable):
+         * changeable only
+         */
         g_assert_cmpint(get_feature_sel(t->d, rw[i].fid, 3, 0, &dw0), ==, 0);
-        g_assert_cmphex(dw0 & 3, ==, 2);
+        g_assert_cmphex(dw0, ==, 4);
     }
+    /* The same for Number of Queues and, with rate-limit=on, 28h */
+    g_assert_cmpint(get_feature_sel(t->d, 0x07, 3, 0, &dw0), ==, 0);
+    g_assert_cmphex(dw0, ==, 4);
+    g_assert_cmpint(get_feature_sel(t->d, 0x28, 3, 0, &dw0), ==, 0);
+    g_assert_cmphex(dw0, ==, 4);
     /* Default values: the write cache is on in the template */
     g_assert_cmpint(get_feature_sel(t->d, 0x06, 1, 0, &dw0), ==, 0);
     g_assert_cmphex(dw0, ==, 1);

@@ -109,6 +109,35 @@ static void test_round_trip(void **state)
     free(out);
 }
 
+/*
+ * Get Controller State with CSVI 0 (Base 2.1, Figure 345): NVMECSS 0 and
+ * no NVMe-defined part; the vendor part follows the header at once
+ */
+static void test_no_nvme_state(void **state)
+{
+    NvmexCsImage *img = image_two_pairs(true);
+    size_t len;
+    uint8_t *b;
+
+    (void)state;
+    img->no_nvme_state = true;
+    b = encode(img, &len);
+    assert_int_equal(len, 48 + 72 + 16);
+    assert_int_equal(b[2], 1);                     /* CSATTR suspended */
+    assert_int_equal(nvmex_ld64(b + 16), 0);       /* NVMECSS */
+    assert_int_equal(nvmex_ld64(b + 32), (72 + 16) / 4);
+    assert_memory_equal(b + 48, nvmex_cs_vendor_uuid, 16);
+    assert_int_equal(nvmex_ld32(b + 48 + 20), 72 + 16);
+    free(b);
+    img->has_vendor = false;
+    b = encode(img, &len);
+    assert_int_equal(len, 48);
+    assert_int_equal(nvmex_ld64(b + 16), 0);
+    assert_int_equal(nvmex_ld64(b + 32), 0);
+    free(b);
+    free(img);
+}
+
 /* Corrupt one field; the decoder must refuse it and name its offset */
 static void expect_refused(uint8_t *b, size_t len, uint32_t offset)
 {
@@ -200,6 +229,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layout),
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_no_nvme_state),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_every_truncation),
     };

@@ -38,22 +38,31 @@ static void test_whole_migration(void **state)
 
     assert_int_equal(step(&src, NVMEX_LM_SUSPEND, &fx), NVMEX_SUCCESS);
     assert_true(fx.stop_fetching);
-    assert_true(fx.logging_ended);
+    assert_true(fx.logging_suspended);
+    assert_false(fx.logging_ended);     /* logging survives a suspend */
     assert_int_equal(fx.esa, NVMEX_LM_ESA_LAST_SUSPENDED);
-    assert_false(src.logging);
-    assert_string_equal(nvmex_lm_state_name(&src), "suspended");
+    assert_true(src.logging);
+    assert_string_equal(nvmex_lm_state_name(&src), "suspended+logging");
 
     assert_int_equal(step(&src, NVMEX_LM_GET_STATE, &fx), NVMEX_SUCCESS);
     assert_true(fx.csup);
+    assert_string_equal(nvmex_lm_state_name(&src), "captured+logging");
+
+    /* The host stops logging on the suspended source */
+    assert_int_equal(step(&src, NVMEX_LM_STOP_LOGGING, &fx), NVMEX_SUCCESS);
+    assert_true(fx.logging_ended);
+    assert_int_equal(fx.esa, NVMEX_LM_ESA_LAST_LOGGING_STOPPED);
     assert_string_equal(nvmex_lm_state_name(&src), "captured");
 
     nvmex_lm_init(&dst);
     assert_int_equal(step(&dst, NVMEX_LM_SUSPEND, &fx), NVMEX_SUCCESS);
     assert_false(fx.logging_ended);     /* it was not logging */
+    assert_false(fx.logging_suspended);
     assert_int_equal(step(&dst, NVMEX_LM_SET_STATE, &fx), NVMEX_SUCCESS);
     assert_string_equal(nvmex_lm_state_name(&dst), "applied");
     assert_int_equal(step(&dst, NVMEX_LM_RESUME, &fx), NVMEX_SUCCESS);
     assert_true(fx.start_fetching);
+    assert_false(fx.logging_resumed);
     assert_string_equal(nvmex_lm_state_name(&dst), "running");
     assert_int_equal(dst.suspends, 1);
     assert_int_equal(dst.resumes, 1);
@@ -147,10 +156,64 @@ static void test_second_pass(void **state)
     assert_int_equal(step(&lm, NVMEX_LM_GET_STATE, &fx), NVMEX_SUCCESS);
     assert_false(fx.csup);
     assert_false(lm.captured);          /* a running state is no capture */
+    /* Logging went on across the first pass; stopped, it starts again */
+    assert_int_equal(step(&lm, NVMEX_LM_START_LOGGING, &fx),
+                     NVMEX_INVALID_FIELD);
+    assert_int_equal(step(&lm, NVMEX_LM_STOP_LOGGING, &fx), NVMEX_SUCCESS);
     assert_int_equal(step(&lm, NVMEX_LM_START_LOGGING, &fx), NVMEX_SUCCESS);
     assert_int_equal(step(&lm, NVMEX_LM_SUSPEND, &fx), NVMEX_SUCCESS);
     assert_int_equal(fx.esa, NVMEX_LM_ESA_LAST_SUSPENDED);
     assert_int_equal(lm.suspends, 2);
+}
+
+/*
+ * NVM Command Set, LBA Migration Queue (Figure 177): a suspend writes
+ * the "last - suspended" entry and logging goes on; after Resume the next
+ * entry is the first (ESA 001b); stop while suspended ends it (010b).
+ */
+static void test_logging_survives_suspend(void **state)
+{
+    NvmexLm lm;
+    NvmexLmEffects fx;
+
+    (void)state;
+    nvmex_lm_init(&lm);
+    assert_int_equal(step(&lm, NVMEX_LM_START_LOGGING, &fx), NVMEX_SUCCESS);
+    assert_int_equal(step(&lm, NVMEX_LM_SUSPEND, &fx), NVMEX_SUCCESS);
+    assert_true(fx.logging_suspended);
+    assert_false(fx.logging_ended);
+    assert_int_equal(fx.esa, NVMEX_LM_ESA_LAST_SUSPENDED);
+    assert_true(lm.logging);
+    assert_true(nvmex_lm_valid(&lm));
+    /* Starting it again while it still logs is refused, as when running */
+    assert_int_equal(step(&lm, NVMEX_LM_START_LOGGING, &fx),
+                     NVMEX_INVALID_FIELD);
+
+    assert_int_equal(step(&lm, NVMEX_LM_RESUME, &fx), NVMEX_SUCCESS);
+    assert_true(fx.logging_resumed);
+    assert_false(fx.logging_ended);
+    assert_string_equal(nvmex_lm_state_name(&lm), "logging");
+
+    /* Suspended again, then stopped: the stop entry ends logging */
+    assert_int_equal(step(&lm, NVMEX_LM_SUSPEND, &fx), NVMEX_SUCCESS);
+    assert_true(fx.logging_suspended);
+    assert_string_equal(nvmex_lm_state_name(&lm), "suspended+logging");
+    assert_int_equal(step(&lm, NVMEX_LM_STOP_LOGGING, &fx), NVMEX_SUCCESS);
+    assert_true(fx.logging_ended);
+    assert_int_equal(fx.esa, NVMEX_LM_ESA_LAST_LOGGING_STOPPED);
+    assert_false(lm.logging);
+    assert_string_equal(nvmex_lm_state_name(&lm), "suspended");
+    assert_int_equal(step(&lm, NVMEX_LM_RESUME, &fx), NVMEX_SUCCESS);
+    assert_false(fx.logging_resumed);   /* nothing logs any more */
+
+    /* A full queue while suspended ends it too */
+    step(&lm, NVMEX_LM_START_LOGGING, &fx);
+    step(&lm, NVMEX_LM_SUSPEND, &fx);
+    assert_true(nvmex_lm_queue_full(&lm));
+    assert_string_equal(nvmex_lm_state_name(&lm), "suspended");
+    assert_int_equal(step(&lm, NVMEX_LM_RESUME, &fx), NVMEX_SUCCESS);
+    assert_false(fx.logging_resumed);
+    assert_int_equal(lm.refused, 1);
 }
 
 static void test_queue_full_ends_logging(void **state)
@@ -165,6 +228,31 @@ static void test_queue_full_ends_logging(void **state)
     assert_true(nvmex_lm_queue_full(&lm));
     assert_false(lm.logging);
     assert_string_equal(nvmex_lm_state_name(&lm), "running");
+}
+
+/* A Controller Level Reset removes the suspended state (Base 2.1) */
+static void test_controller_reset(void **state)
+{
+    NvmexLm lm;
+    NvmexLmEffects fx;
+
+    (void)state;
+    nvmex_lm_init(&lm);
+    assert_int_equal(step(&lm, NVMEX_LM_SUSPEND, &fx), NVMEX_SUCCESS);
+    assert_int_equal(step(&lm, NVMEX_LM_GET_STATE, &fx), NVMEX_SUCCESS);
+    assert_false(nvmex_lm_controller_reset(&lm));   /* it did not log */
+    assert_string_equal(nvmex_lm_state_name(&lm), "running");
+    assert_true(nvmex_lm_valid(&lm));
+    assert_int_equal(step(&lm, NVMEX_LM_RESUME, &fx),
+                     NVMEX_LM_CTRL_NOT_SUSPENDED);
+    /* Logging (the management controller's queue) is not touched */
+    assert_int_equal(step(&lm, NVMEX_LM_START_LOGGING, &fx), NVMEX_SUCCESS);
+    assert_false(nvmex_lm_controller_reset(&lm));   /* not suspended */
+    assert_string_equal(nvmex_lm_state_name(&lm), "logging");
+    /* A suspended controller that logs: its reset acts as a Resume */
+    assert_int_equal(step(&lm, NVMEX_LM_SUSPEND, &fx), NVMEX_SUCCESS);
+    assert_true(nvmex_lm_controller_reset(&lm));
+    assert_string_equal(nvmex_lm_state_name(&lm), "logging");
 }
 
 static void test_bad_event_and_invalid_loaded_state(void **state)
@@ -193,8 +281,10 @@ int main(void)
         cmocka_unit_test(test_status_codes_are_tp4159s),
         cmocka_unit_test(test_logging_twice_and_stop),
         cmocka_unit_test(test_second_pass),
+        cmocka_unit_test(test_logging_survives_suspend),
         cmocka_unit_test(test_queue_full_ends_logging),
         cmocka_unit_test(test_bad_event_and_invalid_loaded_state),
+        cmocka_unit_test(test_controller_reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

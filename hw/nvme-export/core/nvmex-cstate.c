@@ -17,6 +17,9 @@ const uint8_t nvmex_cs_vendor_uuid[16] = {
 
 static size_t nvmex_cs_nvme_size(const NvmexCsImage *img)
 {
+    if (img->no_nvme_state) {
+        return 0;
+    }
     return NVMEX_CS_NVME_HDR_SIZE +
            ((size_t)img->nsq + img->ncq) * NVMEX_CS_QUEUE_SIZE;
 }
@@ -67,19 +70,9 @@ static void nvmex_cs_encode_vendor(const NvmexCsVendor *v, uint8_t *p,
     }
 }
 
-size_t nvmex_cs_encode(const NvmexCsImage *img, uint8_t *buf)
+/* The NVMe-defined part (version 0) at @p */
+static void nvmex_cs_encode_nvme(const NvmexCsImage *img, uint8_t *p)
 {
-    size_t size = nvmex_cs_size(img);
-    size_t nvme = nvmex_cs_nvme_size(img);
-    uint8_t *p;
-
-    memset(buf, 0, size);
-    nvmex_st16(buf + 0, 0);
-    buf[2] = img->suspended ? 1 : 0;
-    nvmex_st64(buf + 16, nvme / 4);
-    nvmex_st64(buf + 32, nvmex_cs_vendor_size(img) / 4);
-
-    p = buf + NVMEX_CS_HDR_SIZE;
     nvmex_st16(p + 0, 0);
     nvmex_st16(p + 2, img->nsq);
     nvmex_st16(p + 4, img->ncq);
@@ -105,8 +98,24 @@ size_t nvmex_cs_encode(const NvmexCsImage *img, uint8_t *buf)
         nvmex_st16(p + 14, q->tail);
         nvmex_st32(p + 16, q->attr);
     }
+}
+
+size_t nvmex_cs_encode(const NvmexCsImage *img, uint8_t *buf)
+{
+    size_t size = nvmex_cs_size(img);
+    size_t nvme = nvmex_cs_nvme_size(img);
+
+    memset(buf, 0, size);
+    nvmex_st16(buf + 0, 0);
+    buf[2] = img->suspended ? 1 : 0;
+    nvmex_st64(buf + 16, nvme / 4);
+    nvmex_st64(buf + 32, nvmex_cs_vendor_size(img) / 4);
+    if (nvme) {
+        nvmex_cs_encode_nvme(img, buf + NVMEX_CS_HDR_SIZE);
+    }
     if (img->has_vendor) {
-        nvmex_cs_encode_vendor(&img->vendor, p, nvmex_cs_vendor_size(img));
+        nvmex_cs_encode_vendor(&img->vendor, buf + NVMEX_CS_HDR_SIZE + nvme,
+                               nvmex_cs_vendor_size(img));
     }
     return size;
 }

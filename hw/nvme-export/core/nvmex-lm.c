@@ -40,6 +40,16 @@ void nvmex_lm_init(NvmexLm *lm)
     memset(lm, 0, sizeof(*lm));
 }
 
+bool nvmex_lm_controller_reset(NvmexLm *lm)
+{
+    bool resumed_logging = lm->suspended && lm->logging;
+
+    lm->suspended = false;
+    lm->captured = false;
+    lm->applied = false;
+    return resumed_logging;
+}
+
 static uint16_t nvmex_lm_refuse(NvmexLm *lm, uint16_t status)
 {
     lm->refused++;
@@ -85,8 +95,8 @@ uint16_t nvmex_lm_step(NvmexLm *lm, NvmexLmEvent ev, NvmexLmEffects *fx)
         lm->suspends++;
         fx->stop_fetching = true;
         if (lm->logging) {
-            lm->logging = false;
-            fx->logging_ended = true;
+            /* Logging goes on: the entry ends the running period only */
+            fx->logging_suspended = true;
             fx->esa = NVMEX_LM_ESA_LAST_SUSPENDED;
         }
         break;
@@ -96,6 +106,7 @@ uint16_t nvmex_lm_step(NvmexLm *lm, NvmexLmEvent ev, NvmexLmEffects *fx)
         lm->applied = false;
         lm->resumes++;
         fx->start_fetching = true;
+        fx->logging_resumed = lm->logging;
         break;
     case NVMEX_LM_SET_STATE:
         lm->applied = true;
@@ -126,9 +137,12 @@ const char *nvmex_lm_state_name(const NvmexLm *lm)
         return lm->logging ? "logging" : "running";
     }
     if (lm->applied) {
-        return "applied";
+        return lm->logging ? "applied+logging" : "applied";
     }
-    return lm->captured ? "captured" : "suspended";
+    if (lm->captured) {
+        return lm->logging ? "captured+logging" : "captured";
+    }
+    return lm->logging ? "suspended+logging" : "suspended";
 }
 
 const char *nvmex_lm_event_name(NvmexLmEvent ev)

@@ -14,7 +14,8 @@
 #  2. the queue's entries are read (see below), the LBAs they name copied
 #     from A's namespace to B's with dd, the head pointer given back with
 #     `lm set-cdq` and read with `lm get-cdq`; both namespaces' sha256 agree;
-#  3. `lm migration-send` suspends A (the queue's last entry says so), a
+#  3. `lm migration-send` suspends A (the queue gets its "last - suspended"
+#     entry; logging into it goes on until the queue is deleted), a
 #     read is then submitted on A and stays in A's SQ (checked in A's
 #     state, not waited for by luck), `lm migration-recv` gets A's state
 #     into a file, B is suspended, `lm migration-send -s 2` sets the file
@@ -202,11 +203,14 @@ case $last in
 *) iolab_result suspended=no last_entry="$(echo "$last" | tr ' ' ,)"; exit 1 ;;
 esac
 
-# get_state CNTLID ARGS...: Migration Receive, Get Controller State
+# get_state CNTLID ARGS...: Migration Receive, Get Controller State of
+# the first (only) NVMe-defined format: CSVI is a 1's based index into
+# Identify CNS 20h's version list, and CSVI 0 asks for no NVMe-defined
+# state at all (NVMe Base 2.1, Figure 345), hence -V 1
 get_state() {
     _c=$1
     shift
-    nvme lm migration-recv "$md" -s 0 -c "$_c" "$@"
+    nvme lm migration-recv "$md" -s 0 -c "$_c" -V 1 "$@"
 }
 
 # The state's size from its header: 48 + 4 * (NVMECSS + VSS)

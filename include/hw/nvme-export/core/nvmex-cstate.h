@@ -113,6 +113,11 @@ typedef struct NvmexCsVendor {
 
 typedef struct NvmexCsImage {
     bool suspended;             /* CSATTR bit 0 */
+    /*
+     * Encode no NVMe-defined part (NVMECSS 0): a Get Controller State
+     * with CSVI 0 (Base 2.1, Figure 345).  Decoding always wants it.
+     */
+    bool no_nvme_state;
     uint16_t nsq, ncq;
     NvmexCsSq sq[NVMEX_CS_MAX_QUEUES];
     NvmexCsCq cq[NVMEX_CS_MAX_QUEUES];

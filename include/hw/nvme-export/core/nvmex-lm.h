@@ -11,9 +11,13 @@
  *      |  |                  +-- get state (captured), set state (applied)
  *      start/stop logging
  *
- * - Logging (user-data change logging) runs beside either run state.
- *   Suspending ends it: the controller writes nothing more, and the
- *   migration queue gets its "last - suspended" entry.
+ * - Logging (user-data change logging) runs beside either run state
+ *   (NVM Command Set, LBA Migration Queue, Figure 177).  Suspending does
+ *   not end it: the queue gets a "last - suspended" entry (ESA 011b),
+ *   the suspended controller changes nothing (it fetches nothing), and
+ *   after Resume the next entry is marked "first" (ESA 001b).  Only
+ *   Track Send stop (ESA 010b, in either run state), a full queue
+ *   (111b) or the queue's deletion end it.
  * - Get Controller State is allowed in both run states (its CQE says
  *   whether the controller was suspended: CSUP); Set Controller State
  *   only on a suspended controller.
@@ -78,12 +82,23 @@ typedef struct NvmexLmEffects {
     bool start_fetching;    /* fetch again from where it stopped */
     bool logging_started;   /* the queue's next entry is the first */
     bool logging_ended;     /* append the queue's last entry, with esa */
+    bool logging_suspended; /* append the entry with esa; logging goes on */
+    bool logging_resumed;   /* the queue's next entry is the first */
     NvmexLmEsa esa;
     bool csup;              /* Migration Receive: CQE DW0 bit 0 */
 } NvmexLmEffects;
 
 /* A controller that runs and does not log. */
 void nvmex_lm_init(NvmexLm *lm);
+
+/*
+ * A Controller Level Reset of the managed controller: it is no longer
+ * suspended (NVMe Base 2.1, Host Managed Live Migration; a state set on
+ * it stays).  Logging, which its management controller's queue owns,
+ * goes on.  Returns true when that ended the suspension of a logging
+ * controller: like a Resume, the queue's next entry is the first.
+ */
+bool nvmex_lm_controller_reset(NvmexLm *lm);
 
 /*
  * Apply @ev.  Returns NVMEX_SUCCESS and fills @fx, or returns the NVMe
@@ -98,7 +113,10 @@ uint16_t nvmex_lm_step(NvmexLm *lm, NvmexLmEvent ev, NvmexLmEffects *fx);
  */
 bool nvmex_lm_queue_full(NvmexLm *lm);
 
-/* "running", "logging", "suspended", "captured" or "applied". */
+/*
+ * "running", "logging", "suspended", "captured" or "applied"; the last
+ * three with "+logging" when the suspended controller logs.
+ */
 const char *nvmex_lm_state_name(const NvmexLm *lm);
 const char *nvmex_lm_event_name(NvmexLmEvent ev);
 
