@@ -1160,7 +1160,6 @@ static void test_qemu_to_qemu(void)
     g_autofree uint8_t *back = g_malloc(BLK);
     g_autofree uint8_t *st = g_malloc(4096);
     g_autofree uint8_t *mem = g_malloc(16 * 64);
-    g_autofree char *img = NULL;
     g_autofree char *dst_img = NULL;
     NxCqe e;
     NxCmd c;
