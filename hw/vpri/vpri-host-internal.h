@@ -100,6 +100,12 @@ struct VpriHost {
     uint32_t ring_size;
     bool fail_faults;           /* x-fail-faults: answer every fault FAILED */
     bool hold_faults;           /* x-hold-faults: leave device faults pending */
+    /*
+     * x-postcopy-waker-delay-ms: our postcopy waker sleeps this long
+     * before it raises a placed page's entries (tests: the window in
+     * which vCPUs see a page and devices' entries do not yet)
+     */
+    uint32_t postcopy_waker_delay_ms;
     /* postcopy-prefetch: ask for pages devices will need (vpri-postcopy.h) */
     bool postcopy_prefetch;
     bool created;               /* complete() succeeded */

@@ -413,6 +413,22 @@ void vpri_host_account_stall(VpriHost *h, uint32_t dev_id, uint64_t ns)
     qatomic_add(&vpri_host_dev(h, dev_id)->stall_ns, ns);
 }
 
+static void vpri_host_set_gpa_entries_locked(VpriHost *h, uint64_t pfn,
+                                             bool present)
+{
+    for (unsigned id = 0; id < VPRI_HOST_MAX_DEVICES; id++) {
+        VpriHostDevice *d = &h->devs[id];
+
+        if (d->dev && !d->xlat && pfn < vpri_pab_npages(d->pab)) {
+            if (present) {
+                vpri_pab_raise_range(d->pab, pfn, 1, PAB_READ_WRITE);
+            } else {
+                vpri_pab_lower_range(d->pab, pfn, 1, PAB_NOT_PRESENT);
+            }
+        }
+    }
+}
+
 /*
  * Whether the access that faulted on @page would now pass: its PA-BITMAP
  * entry grants it and the page is resident.  Called under h->lock.  A
@@ -432,6 +448,18 @@ static bool vpri_host_fault_answered(VpriHost *h, VpriHostDevice *d,
         return false;
     }
     st = vpri_pab_get(d->pab, pfn);
+    if (st == PAB_NOT_PRESENT && vpri_postcopy_placed(h->postcopy, page)) {
+        /*
+         * A postcopy destination: QEMU placed the page, and the vCPUs
+         * see it, but our waker has not raised its entries yet.  Raise
+         * them now, as the waker will: the device sees what the driver
+         * that just wrote the page sees, and the queue does not wait
+         * for a page that is here.
+         */
+        vpri_host_set_gpa_entries_locked(h, pfn, true);
+        trace_vpri_fault_placed(page);
+        return true;
+    }
     if (st != PAB_READ_WRITE && (write || st != PAB_READ_ONLY)) {
         return false;
     }
@@ -690,20 +718,8 @@ static void vpri_host_evict_flush(void *opaque, void *ctx, uint64_t *fences,
  */
 static void vpri_host_set_gpa_entries(VpriHost *h, uint64_t gpa, bool present)
 {
-    uint64_t pfn = gpa >> PAB_PAGE_SHIFT;
-
     qemu_mutex_lock(&h->lock);
-    for (unsigned id = 0; id < VPRI_HOST_MAX_DEVICES; id++) {
-        VpriHostDevice *d = &h->devs[id];
-
-        if (d->dev && !d->xlat && pfn < vpri_pab_npages(d->pab)) {
-            if (present) {
-                vpri_pab_raise_range(d->pab, pfn, 1, PAB_READ_WRITE);
-            } else {
-                vpri_pab_lower_range(d->pab, pfn, 1, PAB_NOT_PRESENT);
-            }
-        }
-    }
+    vpri_host_set_gpa_entries_locked(h, gpa >> PAB_PAGE_SHIFT, present);
     qemu_mutex_unlock(&h->lock);
 }
 
@@ -894,6 +910,10 @@ static void vpri_host_init(Object *obj)
     h->postcopy_prefetch = true;
     h->ring_size = 64;
     h->pin = vpri_pin_new();
+    /* For tests, settable at any time: see vpri_postcopy_placed() */
+    object_property_add_uint32_ptr(obj, "x-postcopy-waker-delay-ms",
+                                   &h->postcopy_waker_delay_ms,
+                                   OBJ_PROP_FLAG_READWRITE);
     object_property_add(obj, "handlers", "uint32", vpri_host_get_u32,
                         vpri_host_set_u32, NULL, &h->nhandlers);
     object_property_set_description(obj, "handlers",

@@ -429,9 +429,14 @@ static int vpri_pc_waker(struct PostCopyFD *pcfd, RAMBlock *rb,
 {
     VpriPostcopy *pc = pcfd->data;
     uint64_t len = qemu_ram_pagesize(rb);
+    uint32_t delay_ms = qatomic_read(&pc->host->postcopy_waker_delay_ms);
 
     if (rb != pc->rb || !qatomic_load_acquire(&pc->active)) {
         return 0;
+    }
+    if (delay_ms) {
+        /* x-postcopy-waker-delay-ms: the page is placed, entries not yet */
+        g_usleep(delay_ms * 1000ULL);
     }
     qemu_mutex_lock(&pc->wake_lock);
     for (uint64_t off = offset; off < offset + len; off += 1 << PAB_PAGE_SHIFT) {
@@ -675,6 +680,18 @@ static int vpri_pc_notify(NotifierWithReturn *n, void *data, Error **errp)
 }
 
 /* ------------------------------------------------------------------ */
+
+bool vpri_postcopy_placed(VpriPostcopy *pc, uint64_t gpa)
+{
+    uint64_t page;
+
+    if (!pc || !qatomic_load_acquire(&pc->active) ||
+        !vpri_residency_gpa_to_page(pc->host->res, gpa, &page)) {
+        return false;
+    }
+    return ramblock_recv_bitmap_test_byte_offset(pc->rb,
+                                                 page << PAB_PAGE_SHIFT);
+}
 
 bool vpri_postcopy_stats(VpriPostcopy *pc, PcpStats *st, uint64_t *received,
                          const char **state, const LatencyHistogram **lat)

@@ -644,6 +644,78 @@ static void check_blk_device_fault(bool preempt)
     ctx_stop(c);
 }
 
+/* Long enough that the test's next steps surely fall inside it */
+#define WAKER_DELAY_MS 3000
+
+static void set_waker_delay(QTestState *qts, uint32_t ms)
+{
+    qtest_qmp_assert_success(qts, "{ 'execute': 'qom-set', 'arguments': "
+                             "{ 'path': '/objects/vh0', "
+                             "'property': 'x-postcopy-waker-delay-ms', "
+                             "'value': %u } }", ms);
+}
+
+/*
+ * A page the driver writes on the destination is placed by QEMU, and
+ * vCPUs see it at once; vpri-host's waker raises its PA-BITMAP entries
+ * just after.  A device that looks in between takes the page as placed
+ * (vpri_postcopy_placed) and raises no record for it.  The window is held
+ * open: the destination's waker sleeps WAKER_DELAY_MS, and device faults
+ * are held, so a record raised for a page already here would never be
+ * served and the write would never complete.  (CI on 2026-12-06 lost
+ * this race in device-fault-preempt: a write hung on its own header.)
+ */
+static void test_blk_placed_before_waker(void)
+{
+    Ctx *c = ctx_new("vpri-postcopy");
+    g_autofree char *uri = g_strdup_printf("unix:%s/vpri-pc-pl-%d.sock",
+                                           g_get_tmp_dir(), getpid());
+    uint8_t far[PAGE], near[PAGE];
+    QTestState *src, *dst;
+    BlkWrite w;
+    uint64_t buf, raised;
+    gint64 deadline = g_get_monotonic_time() + WAIT_US;
+
+    fill(far, PAGE, 0x3c);
+    dst = blk_pc_start(c, far, "defer");
+    src = c->qts;
+    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
+                             "'arguments': { 'uri': %s } }", uri);
+    postcopy_switch_slow(c, src, dst, uri);
+    while (device_faults(dst, "pending")) {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(1000);
+    }
+    set_hold_faults(dst, true);
+    set_waker_delay(dst, WAKER_DELAY_MS);
+    raised = device_faults(dst, "raised");
+
+    /*
+     * A page past FAR_GPA, which the background stream has not brought:
+     * the driver's write here has it placed, and its entries then wait
+     * WAKER_DELAY_MS; the device reads it within that window.
+     */
+    fill(near, PAGE, 0x5e);
+    buf = FAR_GPA + 4 * PAGE;
+    qtest_memwrite(dst, buf, near, PAGE);
+    blk_write(c, &w, queue(c, 1), 96, buf);
+    vv_queue_kick(queue(c, 1));
+    blk_write_done(c, &w);
+    check_image(c, 96, near);
+    g_assert_cmpuint(device_faults(dst, "raised"), ==, raised);
+    g_assert_cmpuint(device_faults(dst, "pending"), ==, 0);
+    g_assert_cmpuint(device_faults(dst, "failed"), ==, 0);
+
+    set_waker_delay(dst, 0);
+    set_hold_faults(dst, false);
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters', "
+                             "'arguments': { 'max-postcopy-bandwidth': 0 } }");
+    iolab_migrate_wait_for(src, "completed", WAIT_US);
+    qtest_quit(src);
+    assert_postcopy_state(dst, "done");
+    ctx_stop(c);
+}
+
 /*
  * The connection breaks during postcopy (migrate-pause on the source: the
  * destination sees what it sees when the source dies, and the source
@@ -1468,6 +1540,8 @@ int main(int argc, char **argv)
     add_test("/vpri-postcopy/blk/device-fault", test_blk_device_fault);
     add_test("/vpri-postcopy/blk/device-fault-preempt",
              test_blk_device_fault_preempt);
+    add_test("/vpri-postcopy/blk/placed-before-waker",
+             test_blk_placed_before_waker);
     add_test("/vpri-postcopy/blk/precopy-advised", test_blk_precopy_advised);
     add_test("/vpri-postcopy/blk/connection-breaks",
              test_blk_connection_breaks);
