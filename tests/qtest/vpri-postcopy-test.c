@@ -446,6 +446,18 @@ static void postcopy_start_slow(QTestState *src, QTestState *dst,
     iolab_migrate_wait_for(src, "postcopy-active", WAIT_US);
 }
 
+/*
+ * Lift the source's postcopy bandwidth limit, let the rest of guest RAM
+ * come, and end the source once it says the migration completed.
+ */
+static void postcopy_run_out(QTestState *src)
+{
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters', "
+                             "'arguments': { 'max-postcopy-bandwidth': 0 } }");
+    iolab_migrate_wait_for(src, "completed", WAIT_US);
+    qtest_quit(src);
+}
+
 /* Bring [@addr, @addr + @len) over now, by a read as a vCPU's would */
 static void pull_pages(QTestState *dst, uint64_t addr, uint64_t len)
 {
@@ -634,10 +646,7 @@ static void check_blk_device_fault(bool preempt)
     }
 
     /* Let the rest come; then the host has guest RAM back */
-    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters', "
-                             "'arguments': { 'max-postcopy-bandwidth': 0 } }");
-    iolab_migrate_wait_for(src, "completed", WAIT_US);
-    qtest_quit(src);
+    postcopy_run_out(src);
     assert_postcopy_state(dst, "done");
     g_assert_cmpuint(postcopy_u64(dst, "received"), >, 0);
     assert_reclaim_resumes(dst);
@@ -708,10 +717,7 @@ static void test_blk_placed_before_waker(void)
 
     set_waker_delay(dst, 0);
     set_hold_faults(dst, false);
-    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters', "
-                             "'arguments': { 'max-postcopy-bandwidth': 0 } }");
-    iolab_migrate_wait_for(src, "completed", WAIT_US);
-    qtest_quit(src);
+    postcopy_run_out(src);
     assert_postcopy_state(dst, "done");
     ctx_stop(c);
 }
@@ -954,10 +960,7 @@ static void check_blk_recover(RecoverCase how)
     g_assert_cmpuint(device_faults(dst, "pending"), ==, 0);
 
     /* The rest comes; the source's page is intact here, as is queue 1's */
-    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters', "
-                             "'arguments': { 'max-postcopy-bandwidth': 0 } }");
-    iolab_migrate_wait_for(src, "completed", WAIT_US);
-    qtest_quit(src);
+    postcopy_run_out(src);
     iolab_migrate_wait_for(dst, "completed", WAIT_US);
     assert_postcopy_state(dst, "done");
     qtest_memread(dst, FAR_GPA, got, PAGE);
@@ -1098,10 +1101,7 @@ static void check_blk_prefetch(bool prefetch)
         g_assert_cmpuint(postcopy_u64(dst, "device-requests"), ==, 0);
     }
 
-    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters', "
-                             "'arguments': { 'max-postcopy-bandwidth': 0 } }");
-    iolab_migrate_wait_for(src, "completed", WAIT_US);
-    qtest_quit(src);
+    postcopy_run_out(src);
     assert_postcopy_state(dst, "done");
     ctx_stop(c);
 }
@@ -1206,10 +1206,7 @@ static void check_blk_pins_prefetch(bool prefetch)
                          requests + PINNED_PAGES);
     }
 
-    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters', "
-                             "'arguments': { 'max-postcopy-bandwidth': 0 } }");
-    iolab_migrate_wait_for(src, "completed", WAIT_US);
-    qtest_quit(src);
+    postcopy_run_out(src);
     assert_postcopy_state(dst, "done");
     ctx_stop(c);
 }
@@ -1365,10 +1362,7 @@ static void vdpa_pc_switch(VdpaPc *v)
 /* Let the rest of RAM come, and stop both sides */
 static void vdpa_pc_finish(VdpaPc *v)
 {
-    qtest_qmp_assert_success(v->src, "{ 'execute': 'migrate-set-parameters', "
-                             "'arguments': { 'max-postcopy-bandwidth': 0 } }");
-    iolab_migrate_wait_for(v->src, "completed", WAIT_US);
-    qtest_quit(v->src);
+    postcopy_run_out(v->src);
     /* The destination completes after the host has heard postcopy end */
     iolab_migrate_wait_for(v->dst, "completed", WAIT_US);
     assert_postcopy_state(v->dst, "done");
