@@ -684,13 +684,30 @@ static int vpri_pc_notify(NotifierWithReturn *n, void *data, Error **errp)
 bool vpri_postcopy_placed(VpriPostcopy *pc, uint64_t gpa)
 {
     uint64_t page;
+    unsigned char resident = 0;
 
     if (!pc || !qatomic_load_acquire(&pc->active) ||
         !vpri_residency_gpa_to_page(pc->host->res, gpa, &page)) {
         return false;
     }
-    return ramblock_recv_bitmap_test_byte_offset(pc->rb,
-                                                 page << PAB_PAGE_SHIFT);
+    if (ramblock_recv_bitmap_test_byte_offset(pc->rb,
+                                              page << PAB_PAGE_SHIFT)) {
+        return true;
+    }
+    /*
+     * QEMU sets its received bit only after UFFDIO_COPY has returned, and
+     * the copy has already woken the threads that waited on the page: a
+     * driver's write can land, and the device look, in between.  The page
+     * tables know first.  A page not placed yet is not mapped (QEMU
+     * discarded guest RAM at advise, and a thread that touches a missing
+     * page waits in the fault until it is placed); one placed is mapped
+     * in full (the copy maps it once it is filled).
+     */
+    if (mincore(pc->ram_host + (page << PAB_PAGE_SHIFT), 1 << PAB_PAGE_SHIFT,
+                &resident) < 0) {
+        return false;
+    }
+    return resident & 1;
 }
 
 bool vpri_postcopy_stats(VpriPostcopy *pc, PcpStats *st, uint64_t *received,

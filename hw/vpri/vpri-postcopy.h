@@ -113,8 +113,9 @@ void vpri_postcopy_prefetch(VpriPostcopy *pc, uint32_t dev_id, uint64_t gpa,
                             uint64_t len);
 
 /*
- * Whether QEMU has placed guest-physical page @gpa (its received bitmap)
- * while postcopy listens here (@pc may be NULL).  A vCPU sees a page as
+ * Whether QEMU has placed guest-physical page @gpa (its received bitmap,
+ * or the page mapped already) while postcopy listens here (@pc may be
+ * NULL).  A vCPU sees a page as
  * soon as it is placed; our waker raises its entries just after.  A
  * device that looks in between (a driver that wrote a fresh page and
  * kicked at once) asks this before it raises a record for a page that is
