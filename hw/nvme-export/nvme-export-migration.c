@@ -223,6 +223,17 @@ static int nvmex_post_load(void *opaque, int version_id)
     const char *bad;
     int ret = 0;
 
+    /*
+     * QEMU's PCI config check leaves the Interrupt Pin to the device, and
+     * pci_set_irq() aborts on any pin but INTA..INTD: ours is INTA.
+     */
+    if (PCI_DEVICE(c)->config[PCI_INTERRUPT_PIN] != 1) {
+        error_report("nvme-export: migration stream: config "
+                     "PCI_INTERRUPT_PIN is %u, not 1 (INTA)",
+                     PCI_DEVICE(c)->config[PCI_INTERRUPT_PIN]);
+        ret = -EINVAL;
+        goto out;
+    }
     if (c->identity_hash != nvmex_identity_hash(c)) {
         error_report("nvme-export: the destination's template or namespaces "
                      "differ from the source's: the guest would see another "

@@ -256,6 +256,16 @@ static int vpri_vpci_post_load(void *opaque, int version_id)
     uint16_t queue;
     uint32_t n = 0;
 
+    /*
+     * QEMU's PCI config check leaves the Interrupt Pin to the device, and
+     * pci_set_irq() aborts on any pin but INTA..INTD: ours is INTA.
+     */
+    if (pci->config[PCI_INTERRUPT_PIN] != 1) {
+        error_report("vpri-virtio-pci: migration stream: config "
+                     "PCI_INTERRUPT_PIN is %u, not 1 (INTA)",
+                     pci->config[PCI_INTERRUPT_PIN]);
+        return -EINVAL;
+    }
     if (!vpri_vpci_vector_ok(pci, vp->config_vector)) {
         error_report("vpri-virtio-pci: migrated config_vector %u out of "
                      "range", vp->config_vector);

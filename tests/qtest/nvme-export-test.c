@@ -1354,6 +1354,40 @@ static void test_migrate_bad_stream(void)
         g_assert_true(g_file_get_contents(errlog, &err, NULL, NULL));
         g_assert_nonnull(strstr(err, p->field));
     }
+
+    /*
+     * The PCI config the stream carries, found by its first 64 bytes as
+     * the guest reads them: an Interrupt Pin other than INTA is refused,
+     * where it loaded before and the next INTx aborted QEMU in
+     * pci_set_irq() (the mutator's nvme-export-mgmt #79337, seed 1).
+     */
+    {
+        g_autofree uint8_t *copy = g_memdup2(stream, len);
+        g_autofree char *status = NULL;
+        g_autofree char *err = NULL;
+        uint8_t cfg[64];
+        size_t at = 0;
+        int n = 0;
+        bool answered;
+
+        for (int i = 0; i < sizeof(cfg); i++) {
+            cfg[i] = qpci_config_readb(t->d->pdev, i);
+        }
+        for (size_t i = 0; i + sizeof(cfg) <= len; i++) {
+            if (!memcmp(stream + i, cfg, sizeof(cfg))) {
+                at = i;
+                n++;
+            }
+        }
+        g_assert_cmpint(n, ==, 1);
+        g_assert_cmphex(copy[at + PCI_INTERRUPT_PIN], ==, 1);
+        copy[at + PCI_INTERRUPT_PIN] = 0x41;
+        g_assert_true(g_file_set_contents(bad, (char *)copy, len, NULL));
+        status = load_stream(t, bad, errlog, &answered);
+        g_assert_cmpstr(status, ==, "failed");
+        g_assert_true(g_file_get_contents(errlog, &err, NULL, NULL));
+        g_assert_nonnull(strstr(err, "PCI_INTERRUPT_PIN"));
+    }
     unlink(file);
     unlink(bad);
     unlink(errlog);
