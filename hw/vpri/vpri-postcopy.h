@@ -115,11 +115,10 @@ void vpri_postcopy_prefetch(VpriPostcopy *pc, uint32_t dev_id, uint64_t gpa,
 /*
  * Whether QEMU has placed guest-physical page @gpa (its received bitmap,
  * or the page mapped already) while postcopy listens here (@pc may be
- * NULL).  A vCPU sees a page as
- * soon as it is placed; our waker raises its entries just after.  A
- * device that looks in between (a driver that wrote a fresh page and
- * kicked at once) asks this before it raises a record for a page that is
- * already here.  Any thread, no lock.
+ * NULL).  A vCPU sees a page as soon as it is placed; our waker raises
+ * its entries just after.  A device that looks in between (a driver that
+ * wrote a fresh page and kicked at once) asks this before it raises a
+ * record for a page that is already here.  Any thread, no lock.
  */
 bool vpri_postcopy_placed(VpriPostcopy *pc, uint64_t gpa);
 
