@@ -21,6 +21,7 @@
 #include "qapi/error.h"
 #include "hw/pci/msix.h"
 #include "hw/pci/pcie.h"
+#include "hw/iolab/pci-stream.h"
 #include "hw/qdev-properties.h"
 #include "hw/qdev-properties-system.h"
 #include "system/runstate.h"
@@ -474,7 +475,7 @@ static void nvmex_realize(PCIDevice *pci, Error **errp)
     pci_config_set_class(cfg, PCI_CLASS_STORAGE_EXPRESS);
     pci_config_set_prog_interface(cfg, 0x02);
     pci_config_set_revision(cfg, 2);
-    cfg[PCI_INTERRUPT_PIN] = 1;
+    cfg[PCI_INTERRUPT_PIN] = IOLAB_PCI_INTX_PIN;
 
     memory_region_init_io(&c->iomem, OBJECT(c), &nvmex_mmio_ops, c,
                           "nvme-export", NVMEX_BAR0_SIZE);

@@ -12,6 +12,7 @@
 #include "qemu/error-report.h"
 #include "qemu/timer.h"
 #include "hw/pci/msix.h"
+#include "hw/iolab/pci-stream.h"
 #include "migration/vmstate.h"
 #include "system/block-backend.h"
 #include "nvme-export-internal.h"
@@ -223,14 +224,7 @@ static int nvmex_post_load(void *opaque, int version_id)
     const char *bad;
     int ret = 0;
 
-    /*
-     * QEMU's PCI config check leaves the Interrupt Pin to the device, and
-     * pci_set_irq() aborts on any pin but INTA..INTD: ours is INTA.
-     */
-    if (PCI_DEVICE(c)->config[PCI_INTERRUPT_PIN] != 1) {
-        error_report("nvme-export: migration stream: config "
-                     "PCI_INTERRUPT_PIN is %u, not 1 (INTA)",
-                     PCI_DEVICE(c)->config[PCI_INTERRUPT_PIN]);
+    if (!iolab_pci_stream_intx_pin_ok(PCI_DEVICE(c), "nvme-export")) {
         ret = -EINVAL;
         goto out;
     }

@@ -12,6 +12,7 @@
 #include "qemu/error-report.h"
 #include "hw/pci/msix.h"
 #include "hw/pci/pci.h"
+#include "hw/iolab/pci-stream.h"
 #include "migration/vmstate.h"
 #include "hw/vpri/vpri-virtio-pci.h"
 #include "hw/vpri/vpri-host.h"
@@ -256,14 +257,7 @@ static int vpri_vpci_post_load(void *opaque, int version_id)
     uint16_t queue;
     uint32_t n = 0;
 
-    /*
-     * QEMU's PCI config check leaves the Interrupt Pin to the device, and
-     * pci_set_irq() aborts on any pin but INTA..INTD: ours is INTA.
-     */
-    if (pci->config[PCI_INTERRUPT_PIN] != 1) {
-        error_report("vpri-virtio-pci: migration stream: config "
-                     "PCI_INTERRUPT_PIN is %u, not 1 (INTA)",
-                     pci->config[PCI_INTERRUPT_PIN]);
+    if (!iolab_pci_stream_intx_pin_ok(pci, "vpri-virtio-pci")) {
         return -EINVAL;
     }
     if (!vpri_vpci_vector_ok(pci, vp->config_vector)) {

@@ -16,6 +16,7 @@
 #include "hw/pci/msi.h"
 #include "hw/pci/msix.h"
 #include "hw/pci/pci.h"
+#include "hw/iolab/pci-stream.h"
 #include "hw/qdev-properties.h"
 #include "hw/core/cpu.h"
 #include "qemu/error-report.h"
@@ -1010,7 +1011,7 @@ bool vpri_virtio_pci_realize(VpriVirtioPCI *vp, uint16_t num_queues,
     pci_set_word(pci->config + PCI_SUBSYSTEM_VENDOR_ID,
                  PCI_VENDOR_ID_REDHAT_QUMRANET);
     pci_set_word(pci->config + PCI_SUBSYSTEM_ID, 0x40);
-    pci->config[PCI_INTERRUPT_PIN] = 1;
+    pci->config[PCI_INTERRUPT_PIN] = IOLAB_PCI_INTX_PIN;
 
     vp->num_queues = num_queues;
     vp->queues = g_new0(VpriQueue, num_queues);

@@ -1667,6 +1667,36 @@ static void test_migration_bad_inflight_len(void)
     saved_stream_destroy(&ss);
 }
 
+/*
+ * The transport's PCI config, found in the stream by its first 64 bytes
+ * as the guest reads them, with an Interrupt Pin other than INTA.  It
+ * loaded before, and the next INTx aborted QEMU in pci_set_irq() (as
+ * nvme-export's did: the mutator's nvme-export-mgmt #79337).
+ */
+static void test_migration_bad_intx_pin(void)
+{
+    SavedStream ss;
+    uint8_t cfg[64];
+    size_t at = 0;
+    int n = 0;
+
+    saved_stream_init(&ss);
+    for (int i = 0; i < sizeof(cfg); i++) {
+        cfg[i] = qpci_config_readb(ss.c->d->pdev, i);
+    }
+    for (size_t i = 0; i + sizeof(cfg) <= ss.s->len; i++) {
+        if (!memcmp(ss.s->data + i, cfg, sizeof(cfg))) {
+            at = i;
+            n++;
+        }
+    }
+    g_assert_cmpint(n, ==, 1);
+    g_assert_cmphex(ss.s->data[at + PCI_INTERRUPT_PIN], ==, 1);
+    ss.s->data[at + PCI_INTERRUPT_PIN] = 0x41;
+    load_stream(&ss, "PCI_INTERRUPT_PIN");
+    saved_stream_destroy(&ss);
+}
+
 /* Each case runs in a child process with this bound */
 #define CASE_TIMEOUT_US     (60 * G_USEC_PER_SEC)
 
@@ -1726,6 +1756,8 @@ int main(int argc, char **argv)
              test_migration_bad_chain_no_header);
     add_test("/iolab/vpri-blk/migration/bad-inflight-len",
              test_migration_bad_inflight_len);
+    add_test("/iolab/vpri-blk/migration/bad-intx-pin",
+             test_migration_bad_intx_pin);
     /* Last (suites run in creation order): a crash here stops no other */
     add_test("/iolab/vpri-blk/backend/write-error", test_backend_error);
 
