@@ -154,16 +154,10 @@ VdpaPop vdpa_net_queue_pop(VdpaInst *inst, uint16_t qi, VdpaNetReq *req)
     st = iolab_virtq_pop(&q->vq, &vdpa_dma_ops, inst, &req->elem, &fault, &fw,
                    &err);
     /*
-     * A driver has at most size chains outstanding: one more popped than
-     * returned (held ones included) is a guest error, and would let one
-     * queue take unbounded memory.
+     * A chain popped beyond size in flight (held ones included) is a
+     * guest error the engine reports itself as VIRTQ_ERROR, "virtqueue
+     * size exceeded", so one queue cannot take unbounded memory.
      */
-    if (st == VIRTQ_OK &&
-        (uint16_t)(q->vq.last_avail_idx - q->vq.used_idx) > q->vq.size) {
-        vdpa_net_req_put(inst->s, req);
-        vdpa_inst_error(inst, "queue %u: virtqueue size exceeded", qi);
-        return VDPA_POP_STOP;
-    }
     if (st == VIRTQ_OK) {
         return VDPA_POP_OK;
     }

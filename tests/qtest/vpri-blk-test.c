@@ -1240,6 +1240,42 @@ static void test_bad_inflight_exceeded(void)
     assert_logged(c, "virtqueue size exceeded");
     assert_running(c);
     /*
+     * The broken device still migrates.  The pop that found the queue
+     * over its size used to go through first, leaving 17 chains in
+     * flight on a 16-entry queue, and the destination refused the
+     * stream: a guest could make itself unmigratable.  The engine now
+     * breaks the queue before that pop.
+     */
+    {
+        g_autofree char *path = g_strdup_printf("%s.mig", c->img);
+        g_autofree char *uri = g_strdup_printf("file:%s", path);
+        g_autofree char *errf = g_strdup_printf("%s.stderr", path);
+        g_autofree char *args = NULL;
+        g_autofree char *st = NULL;
+        g_autofree gchar *text = NULL;
+        QTestState *dst;
+
+        qtest_qmp_assert_success(c->qts, "{ 'execute': 'stop' }");
+        qtest_qmp_assert_success(c->qts, "{ 'execute': 'migrate', "
+                                 "'arguments': { 'uri': %s } }", uri);
+        iolab_migrate_wait_for(c->qts, "completed", 60 * G_USEC_PER_SEC);
+        args = g_strdup_printf("-M q35 -nodefaults "
+                               "-blockdev driver=file,node-name=d0,"
+                               "filename=/proc/%d/fd/%d,locking=off "
+                               "-device vpri-blk,drive=d0,serial=" SERIAL
+                               ",queue-size=16 -incoming defer 2>%s",
+                               getpid(), c->img_fd, errf);
+        dst = qtest_init(args);
+        st = iolab_migrate_load_file_end(dst, path, 60 * G_USEC_PER_SEC);
+        qtest_quit(dst);
+        g_assert(g_file_get_contents(errf, &text, NULL, NULL));
+        g_test_message("destination said: %s", text);
+        g_assert_cmpstr(st, ==, "completed");
+        unlink(errf);
+        unlink(path);
+        qtest_qmp_assert_success(c->qts, "{ 'execute': 'cont' }");
+    }
+    /*
      * A reset drains the backend and the queue works again (a request
      * that needs no backend: the throttle's bucket is deep in debt).
      */

@@ -436,6 +436,49 @@ static void test_pop_push_basic(void **state)
     free(e);
 }
 
+/*
+ * A driver has at most size chains outstanding.  With size in flight, a
+ * republished head is not popped: the queue breaks ("virtqueue size
+ * exceeded") and still saves a record that loads.  Before, the pop went
+ * through and left size + 1 in flight, which iolab_virtq_load refuses:
+ * found by fuzz-virtq (tests/fuzz/crashes/fuzz-virtq).
+ */
+static void test_pop_size_exceeded(void **state)
+{
+    VirtqElem *e = new_elem();
+    uint8_t rec[VIRTQ_SAVED_SIZE];
+    const char *err = NULL;
+    uint64_t fa;
+    Virtq vq, loaded;
+
+    (void)state;
+    default_queue(&vq, false, false);
+    put_desc(DESC, 0, BUF, 16, 0, 0);
+    for (int i = 0; i < QS; i++) {
+        drv_add(0);
+        pop_ok(&vq, e);
+    }
+    push_ok(&vq, 0, 0);
+    drv_add(0);
+    pop_ok(&vq, e);                     /* size in flight again */
+    assert_int_equal((uint16_t)(vq.last_avail_idx - vq.used_idx), QS);
+
+    drv_add(0);
+    assert_int_equal(iolab_virtq_pop(&vq, &ops, fm, e, &fa, NULL, &err),
+                     VIRTQ_ERROR);
+    assert_non_null(strstr(err, "virtqueue size exceeded"));
+    assert_non_null(strstr(iolab_virtq_error_reason(&vq),
+                           "virtqueue size exceeded"));
+    assert_int_equal(vq.last_avail_idx, QS + 1);
+    assert_int_equal(vq.used_idx, 1);
+
+    iolab_virtq_save(&vq, rec);
+    assert_int_equal(iolab_virtq_load(&loaded, rec), 0);
+    assert_int_equal(loaded.error, vq.error);
+    assert_int_equal(loaded.last_avail_idx, QS + 1);
+    free(e);
+}
+
 static void test_zero_length(void **state)
 {
     VirtqElem *e = new_elem();
@@ -1556,6 +1599,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_config_validation, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pop_push_basic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pop_size_exceeded, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_zero_length, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_length_chain, setup,
                                         teardown),

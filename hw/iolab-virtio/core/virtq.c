@@ -43,6 +43,7 @@ typedef enum VirtqErr {
     VIRTQ_ERR_DMA_REFUSED,
     VIRTQ_ERR_PUSH_HEAD,
     VIRTQ_ERR_PUSH_NONE_INFLIGHT,
+    VIRTQ_ERR_SIZE_EXCEEDED,
     VIRTQ_ERR_COUNT,
 } VirtqErr;
 
@@ -71,6 +72,8 @@ static const char *const iolab_virtq_err_str[VIRTQ_ERR_COUNT] = {
     [VIRTQ_ERR_DMA_REFUSED] = "DMA access refused by the platform",
     [VIRTQ_ERR_PUSH_HEAD] = "pushed head index out of range",
     [VIRTQ_ERR_PUSH_NONE_INFLIGHT] = "push with no element in flight",
+    [VIRTQ_ERR_SIZE_EXCEEDED] =
+        "virtqueue size exceeded (a pop with size chains in flight)",
 };
 
 /*
@@ -541,6 +544,15 @@ VirtqStatus iolab_virtq_pop(Virtq *vq, const VirtqDmaOps *ops, void *opaque,
         if (vq->shadow_avail_idx == vq->last_avail_idx) {
             return VIRTQ_EMPTY;
         }
+    }
+    /*
+     * A driver has at most size chains outstanding.  One more means it
+     * republished a head the device still holds; popping it would leave
+     * more in flight than size, a state no saved record may hold
+     * (iolab_virtq_load refuses it), so the queue breaks here instead.
+     */
+    if ((uint16_t)(vq->last_avail_idx - vq->used_idx) >= vq->size) {
+        return iolab_virtq_fail(vq, VIRTQ_ERR_SIZE_EXCEEDED, err);
     }
     slot = vq->avail + VIRTQ_AVAIL_RING_OFF +
            (uint64_t)(vq->last_avail_idx & (vq->size - 1)) * 2;
