@@ -119,3 +119,23 @@ char *iolab_migrate_load_file_end(QTestState *qts, const char *path,
     iolab_migrate_assert_ended(status, timeout_us);
     return status;
 }
+
+size_t iolab_stream_find_pci_config(QPCIDevice *dev, const uint8_t *stream,
+                                    size_t len)
+{
+    uint8_t cfg[64];
+    size_t at = 0;
+    int n = 0;
+
+    for (int i = 0; i < sizeof(cfg); i++) {
+        cfg[i] = qpci_config_readb(dev, i);
+    }
+    for (size_t i = 0; i + sizeof(cfg) <= len; i++) {
+        if (!memcmp(stream + i, cfg, sizeof(cfg))) {
+            at = i;
+            n++;
+        }
+    }
+    g_assert_cmpint(n, ==, 1);
+    return at;
+}

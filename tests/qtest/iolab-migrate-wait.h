@@ -18,6 +18,7 @@
 
 #include "libqtest.h"
 #include "qobject/qdict.h"
+#include "libqos/pci.h"
 
 /*
  * Poll query-migrate on @qts until its status is one of @until (a
@@ -73,5 +74,13 @@ char *iolab_migrate_load_file(QTestState *qts, const char *path,
  */
 char *iolab_migrate_load_file_end(QTestState *qts, const char *path,
                                   gint64 timeout_us);
+
+/*
+ * Where in the saved stream @stream (@len bytes) the PCI config of @dev
+ * is: found by its first 64 bytes as the guest reads them now, which
+ * must occur exactly once (asserted).
+ */
+size_t iolab_stream_find_pci_config(QPCIDevice *dev, const uint8_t *stream,
+                                    size_t len);
 
 #endif

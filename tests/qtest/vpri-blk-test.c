@@ -1712,21 +1712,10 @@ static void test_migration_bad_inflight_len(void)
 static void test_migration_bad_intx_pin(void)
 {
     SavedStream ss;
-    uint8_t cfg[64];
-    size_t at = 0;
-    int n = 0;
+    size_t at;
 
     saved_stream_init(&ss);
-    for (int i = 0; i < sizeof(cfg); i++) {
-        cfg[i] = qpci_config_readb(ss.c->d->pdev, i);
-    }
-    for (size_t i = 0; i + sizeof(cfg) <= ss.s->len; i++) {
-        if (!memcmp(ss.s->data + i, cfg, sizeof(cfg))) {
-            at = i;
-            n++;
-        }
-    }
-    g_assert_cmpint(n, ==, 1);
+    at = iolab_stream_find_pci_config(ss.c->d->pdev, ss.s->data, ss.s->len);
     g_assert_cmphex(ss.s->data[at + PCI_INTERRUPT_PIN], ==, 1);
     ss.s->data[at + PCI_INTERRUPT_PIN] = 0x41;
     load_stream(&ss, "PCI_INTERRUPT_PIN");
