@@ -1054,6 +1054,125 @@ static void test_reset(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* Saving and loading streams                                         */
+
+/* Offsets in vmstate_vpri_queue's record, and around it */
+#define QREC_VQ_SIZE        24
+#define QREC_LAST_AVAIL     26
+#define QREC_USED_IDX       30
+#define QREC_DESC           43
+#define QREC_SIZE           39
+#define QREC_LEN            68
+#define STREAM_KICK_PENDING (-(8 + 2))  /* then num_queues, then queue 0 */
+
+/*
+ * A stream for a case to change and load: saved from a running vpri-blk
+ * (one queue, some I/O done), stopped.  The source stays up while the
+ * case runs: its destinations open the source's image.
+ */
+typedef struct SavedStream {
+    Ctx *c;                 /* the source */
+    char *path;             /* the file a destination loads */
+    GByteArray *s;          /* the stream, as the case has changed it */
+    size_t q0;              /* queue 0's record in vmstate_vpri_queue */
+    const char *dev_opts;   /* the destination's extra -device options */
+} SavedStream;
+
+/* Where @off of queue 0's record is in the stream */
+static uint8_t *queue0_at(SavedStream *ss, long off)
+{
+    return ss->s->data + ss->q0 + off;
+}
+
+/*
+ * Save @ss->c to @ss->path and keep the stream in @ss.  Queue 0's record
+ * in vmstate_vpri_queue is found by its three ring addresses (big-endian,
+ * as VMState writes them).
+ */
+static void save_stream(SavedStream *ss)
+{
+    g_autofree char *uri = g_strdup_printf("file:%s", ss->path);
+    g_autofree gchar *data = NULL;
+    VVQueue *q = queue(ss->c, 0);
+    uint8_t key[24];
+    gsize len;
+
+    qtest_qmp_assert_success(ss->c->qts, "{ 'execute': 'stop' }");
+    qtest_qmp_assert_success(ss->c->qts, "{ 'execute': 'migrate', "
+                             "'arguments': { 'uri': %s } }", uri);
+    iolab_migrate_wait_for(ss->c->qts, "completed", 60 * G_USEC_PER_SEC);
+    g_assert(g_file_get_contents(ss->path, &data, &len, NULL));
+    ss->s = g_byte_array_new();
+    g_byte_array_append(ss->s, (guint8 *)data, len);
+    stq_be_p(key, q->desc);
+    stq_be_p(key + 8, q->avail);
+    stq_be_p(key + 16, q->used);
+    /*
+     * The three addresses appear twice in the record: as vq.desc/avail/
+     * used at its start and as desc/driver/device 43 bytes on.
+     */
+    ss->q0 = 0;
+    for (size_t i = 0; i + sizeof(key) <= ss->s->len; i++) {
+        if (!memcmp(ss->s->data + i, key, sizeof(key))) {
+            ss->q0 = i;
+            break;
+        }
+    }
+    g_assert_cmpuint(ss->q0, !=, 0);
+    g_assert(!memcmp(queue0_at(ss, QREC_DESC), key, sizeof(key)));
+}
+
+/* Start a source and save it: see SavedStream */
+static void saved_stream_init(SavedStream *ss)
+{
+    ss->c = bad_start();
+    ss->dev_opts = NULL;
+    ss->path = g_strdup_printf("%s.mig", ss->c->img);
+    save_stream(ss);
+}
+
+static void saved_stream_destroy(SavedStream *ss)
+{
+    unlink(ss->path);
+    ctx_stop(ss->c);
+    g_free(ss->path);
+    g_byte_array_unref(ss->s);
+}
+
+/*
+ * Load the stream into a fresh destination: it must be refused, and
+ * QEMU's message must name @field.  (@field NULL: it must load.)
+ */
+static void load_stream(SavedStream *ss, const char *field)
+{
+    g_autofree char *err = g_strdup_printf("%s.stderr", ss->path);
+    /* (the image itself is unlinked: the destination opens our fd) */
+    g_autofree char *args = NULL;
+    g_autofree gchar *text = NULL;
+    g_autofree char *st = NULL;
+    QTestState *dst;
+
+    g_assert(g_file_set_contents(ss->path, (gchar *)ss->s->data, ss->s->len,
+                                 NULL));
+    args = g_strdup_printf("-M q35 -nodefaults "
+                           "-blockdev driver=file,node-name=d0,"
+                           "filename=/proc/%d/fd/%d,locking=off "
+                           "-device vpri-blk,drive=d0,serial=" SERIAL "%s "
+                           "-incoming defer 2>%s", getpid(), ss->c->img_fd,
+                           ss->dev_opts ? ss->dev_opts : "", err);
+    dst = qtest_init(args);
+    st = iolab_migrate_load_file_end(dst, ss->path, 60 * G_USEC_PER_SEC);
+    g_assert_cmpstr(st, ==, field ? "failed" : "completed");
+    qtest_quit(dst);
+    g_assert(g_file_get_contents(err, &text, NULL, NULL));
+    g_test_message("destination said: %s", text);
+    if (field) {
+        g_assert_nonnull(strstr(text, field));
+    }
+    unlink(err);
+}
+
+/* ------------------------------------------------------------------ */
 /* Bounds (issue 13): each of these failed before its fix             */
 
 /*
@@ -1247,32 +1366,14 @@ static void test_bad_inflight_exceeded(void)
      * breaks the queue before that pop.
      */
     {
-        g_autofree char *path = g_strdup_printf("%s.mig", c->img);
-        g_autofree char *uri = g_strdup_printf("file:%s", path);
-        g_autofree char *errf = g_strdup_printf("%s.stderr", path);
-        g_autofree char *args = NULL;
-        g_autofree char *st = NULL;
-        g_autofree gchar *text = NULL;
-        QTestState *dst;
+        SavedStream ss = { .c = c, .dev_opts = ",queue-size=16" };
 
-        qtest_qmp_assert_success(c->qts, "{ 'execute': 'stop' }");
-        qtest_qmp_assert_success(c->qts, "{ 'execute': 'migrate', "
-                                 "'arguments': { 'uri': %s } }", uri);
-        iolab_migrate_wait_for(c->qts, "completed", 60 * G_USEC_PER_SEC);
-        args = g_strdup_printf("-M q35 -nodefaults "
-                               "-blockdev driver=file,node-name=d0,"
-                               "filename=/proc/%d/fd/%d,locking=off "
-                               "-device vpri-blk,drive=d0,serial=" SERIAL
-                               ",queue-size=16 -incoming defer 2>%s",
-                               getpid(), c->img_fd, errf);
-        dst = qtest_init(args);
-        st = iolab_migrate_load_file_end(dst, path, 60 * G_USEC_PER_SEC);
-        qtest_quit(dst);
-        g_assert(g_file_get_contents(errf, &text, NULL, NULL));
-        g_test_message("destination said: %s", text);
-        g_assert_cmpstr(st, ==, "completed");
-        unlink(errf);
-        unlink(path);
+        ss.path = g_strdup_printf("%s.mig", c->img);
+        save_stream(&ss);
+        load_stream(&ss, NULL);
+        unlink(ss.path);
+        g_free(ss.path);
+        g_byte_array_unref(ss.s);
         qtest_qmp_assert_success(c->qts, "{ 'execute': 'cont' }");
     }
     /*
@@ -1454,120 +1555,6 @@ static void test_work_per_run(void)
 
 /* ------------------------------------------------------------------ */
 /* Migration streams the transport refuses                            */
-
-/* Offsets in vmstate_vpri_queue's record, and around it */
-#define QREC_VQ_SIZE        24
-#define QREC_LAST_AVAIL     26
-#define QREC_USED_IDX       30
-#define QREC_DESC           43
-#define QREC_SIZE           39
-#define QREC_LEN            68
-#define STREAM_KICK_PENDING (-(8 + 2))  /* then num_queues, then queue 0 */
-
-/*
- * A stream for a case to change and load: saved from a running vpri-blk
- * (one queue, some I/O done), stopped.  The source stays up while the
- * case runs: its destinations open the source's image.
- */
-typedef struct SavedStream {
-    Ctx *c;                 /* the source */
-    char *path;             /* the file a destination loads */
-    GByteArray *s;          /* the stream, as the case has changed it */
-    size_t q0;              /* queue 0's record in vmstate_vpri_queue */
-} SavedStream;
-
-/* Where @off of queue 0's record is in the stream */
-static uint8_t *queue0_at(SavedStream *ss, long off)
-{
-    return ss->s->data + ss->q0 + off;
-}
-
-/*
- * Save @ss->c to @ss->path and keep the stream in @ss.  Queue 0's record
- * in vmstate_vpri_queue is found by its three ring addresses (big-endian,
- * as VMState writes them).
- */
-static void save_stream(SavedStream *ss)
-{
-    g_autofree char *uri = g_strdup_printf("file:%s", ss->path);
-    g_autofree gchar *data = NULL;
-    VVQueue *q = queue(ss->c, 0);
-    uint8_t key[24];
-    gsize len;
-
-    qtest_qmp_assert_success(ss->c->qts, "{ 'execute': 'stop' }");
-    qtest_qmp_assert_success(ss->c->qts, "{ 'execute': 'migrate', "
-                             "'arguments': { 'uri': %s } }", uri);
-    iolab_migrate_wait_for(ss->c->qts, "completed", 60 * G_USEC_PER_SEC);
-    g_assert(g_file_get_contents(ss->path, &data, &len, NULL));
-    ss->s = g_byte_array_new();
-    g_byte_array_append(ss->s, (guint8 *)data, len);
-    stq_be_p(key, q->desc);
-    stq_be_p(key + 8, q->avail);
-    stq_be_p(key + 16, q->used);
-    /*
-     * The three addresses appear twice in the record: as vq.desc/avail/
-     * used at its start and as desc/driver/device 43 bytes on.
-     */
-    ss->q0 = 0;
-    for (size_t i = 0; i + sizeof(key) <= ss->s->len; i++) {
-        if (!memcmp(ss->s->data + i, key, sizeof(key))) {
-            ss->q0 = i;
-            break;
-        }
-    }
-    g_assert_cmpuint(ss->q0, !=, 0);
-    g_assert(!memcmp(queue0_at(ss, QREC_DESC), key, sizeof(key)));
-}
-
-/* Start a source and save it: see SavedStream */
-static void saved_stream_init(SavedStream *ss)
-{
-    ss->c = bad_start();
-    ss->path = g_strdup_printf("%s.mig", ss->c->img);
-    save_stream(ss);
-}
-
-static void saved_stream_destroy(SavedStream *ss)
-{
-    unlink(ss->path);
-    ctx_stop(ss->c);
-    g_free(ss->path);
-    g_byte_array_unref(ss->s);
-}
-
-/*
- * Load the stream into a fresh destination: it must be refused, and
- * QEMU's message must name @field.  (@field NULL: it must load.)
- */
-static void load_stream(SavedStream *ss, const char *field)
-{
-    g_autofree char *err = g_strdup_printf("%s.stderr", ss->path);
-    /* (the image itself is unlinked: the destination opens our fd) */
-    g_autofree char *args = NULL;
-    g_autofree gchar *text = NULL;
-    g_autofree char *st = NULL;
-    QTestState *dst;
-
-    g_assert(g_file_set_contents(ss->path, (gchar *)ss->s->data, ss->s->len,
-                                 NULL));
-    args = g_strdup_printf("-M q35 -nodefaults "
-                           "-blockdev driver=file,node-name=d0,"
-                           "filename=/proc/%d/fd/%d,locking=off "
-                           "-device vpri-blk,drive=d0,serial=" SERIAL " "
-                           "-incoming defer 2>%s", getpid(), ss->c->img_fd,
-                           err);
-    dst = qtest_init(args);
-    st = iolab_migrate_load_file_end(dst, ss->path, 60 * G_USEC_PER_SEC);
-    g_assert_cmpstr(st, ==, field ? "failed" : "completed");
-    qtest_quit(dst);
-    g_assert(g_file_get_contents(err, &text, NULL, NULL));
-    g_test_message("destination said: %s", text);
-    if (field) {
-        g_assert_nonnull(strstr(text, field));
-    }
-    unlink(err);
-}
 
 /* The stream as saved loads: the checks below refuse only what is bad */
 static void test_migration_good(void)
