@@ -1122,21 +1122,36 @@ static void save_stream(SavedStream *ss)
     g_assert(!memcmp(queue0_at(ss, QREC_DESC), key, sizeof(key)));
 }
 
+/*
+ * Save source @c, whose destinations take the extra -device options
+ * @dev_opts (NULL: none), to a file next to its image.
+ */
+static void saved_stream_save(SavedStream *ss, Ctx *c, const char *dev_opts)
+{
+    ss->c = c;
+    ss->dev_opts = dev_opts;
+    ss->path = g_strdup_printf("%s.mig", c->img);
+    save_stream(ss);
+}
+
+/* Drop the stream and its file; the source stays up */
+static void saved_stream_release(SavedStream *ss)
+{
+    unlink(ss->path);
+    g_free(ss->path);
+    g_byte_array_unref(ss->s);
+}
+
 /* Start a source and save it: see SavedStream */
 static void saved_stream_init(SavedStream *ss)
 {
-    ss->c = bad_start();
-    ss->dev_opts = NULL;
-    ss->path = g_strdup_printf("%s.mig", ss->c->img);
-    save_stream(ss);
+    saved_stream_save(ss, bad_start(), NULL);
 }
 
 static void saved_stream_destroy(SavedStream *ss)
 {
-    unlink(ss->path);
+    saved_stream_release(ss);
     ctx_stop(ss->c);
-    g_free(ss->path);
-    g_byte_array_unref(ss->s);
 }
 
 /*
@@ -1366,14 +1381,11 @@ static void test_bad_inflight_exceeded(void)
      * breaks the queue before that pop.
      */
     {
-        SavedStream ss = { .c = c, .dev_opts = ",queue-size=16" };
+        SavedStream ss;
 
-        ss.path = g_strdup_printf("%s.mig", c->img);
-        save_stream(&ss);
+        saved_stream_save(&ss, c, ",queue-size=16");
         load_stream(&ss, NULL);
-        unlink(ss.path);
-        g_free(ss.path);
-        g_byte_array_unref(ss.s);
+        saved_stream_release(&ss);
         qtest_qmp_assert_success(c->qts, "{ 'execute': 'cont' }");
     }
     /*
